@@ -1,0 +1,5 @@
+// Umbrella header for embedding fastinv in C++.
+#pragma once
+#include "fastinv/error.hpp"
+#include "fastinv/model.hpp"
+#include "fastinv/runtime.hpp"

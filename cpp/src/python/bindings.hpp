@@ -1,0 +1,9 @@
+// One binding function per component of fastinv._core.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace fastinv::python {
+
+void bind_engine(pybind11::module_& m);  // runtime info + Model (bind_engine.cpp)
+
+}  // namespace fastinv::python

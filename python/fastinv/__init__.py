@@ -1,0 +1,45 @@
+"""fastinv: fast per-pixel inversions of solar observations.
+
+Small trained networks (DeepEM, 1D Stokes CNNs) and classical solvers (Basis
+Pursuit DEMs, Milne-Eddington and LTE Stokes synthesis) run by fastinv's own
+C++/CUDA kernels, with a thin Python layer for I/O, training and the CLI.
+
+Examples
+--------
+>>> import fastinv
+>>> fastinv.info()["isa"] in ("generic", "avx2", "avx512")
+True
+"""
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+from . import _core
+
+try:
+    __version__ = _version("fastinv")
+except PackageNotFoundError:  # running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = ["info", "__version__"]
+
+
+def info() -> dict:
+    """Describe the compiled engine and the machine it runs on.
+
+    Returns
+    -------
+    dict
+        ``version``, ``isa`` (SIMD kernels in use), ``available_isas``,
+        ``threads`` (default OpenMP threads), ``openmp``, ``cuda_compiled`` and
+        ``cuda_devices``.
+    """
+    return {
+        "version": __version__,
+        "isa": _core.active_isa(),
+        "available_isas": list(_core.available_isas()),
+        "threads": _core.default_threads(),
+        "openmp": _core.openmp_enabled(),
+        "cuda_compiled": _core.cuda_compiled(),
+        "cuda_devices": _core.cuda_device_count(),
+    }
