@@ -15,13 +15,21 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
+from .model import Model, load
 
 try:
     __version__ = _version("fastinv")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["info", "__version__"]
+__all__ = ["info", "load", "Model", "export", "__version__"]
+
+
+def export(module, path, example_input, metadata=None):
+    """Write a PyTorch module to one fastinv model file (see :mod:`fastinv.export`)."""
+    from .export import export as _export  # imports torch only when exporting
+
+    return _export(module, path, example_input, metadata=metadata)
 
 
 def info() -> dict:
