@@ -21,7 +21,21 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["info", "__version__"]
+__all__ = ["info", "export", "load", "__version__"]
+
+
+# fastinv.export imports torch only when called, so importing it here is cheap; importing
+# the function (not leaving the submodule) keeps `fastinv.export(...)` callable.
+from .export import export  # noqa: E402
+
+
+def __getattr__(name: str):
+    # load is imported on first use (it needs the compiled engine's model binding).
+    if name == "load":
+        from .model import load
+
+        return load
+    raise AttributeError(f"module 'fastinv' has no attribute {name!r}")
 
 
 def info() -> dict:
