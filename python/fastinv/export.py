@@ -616,7 +616,7 @@ class _Exporter:
             args = _bind(what, n.args, n.kwargs, [("self", _REQUIRED), ("start_dim", 0), ("end_dim", -1)])
             return self._fn_flatten(n, vals, what, (args["self"], args["start_dim"], args["end_dim"]), {})
         if m in ("view", "reshape"):
-            return self._fn_view(n, vals, what, n.args[0], spec, n.kwargs)
+            return self._fn_view(n, vals, what, n.args[0], n.args[1:], n.kwargs)
         if m == "contiguous":
             return self._drop(n, self._tensor(n, vals, n.args[0], what))
         if m == "size":
