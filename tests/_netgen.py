@@ -375,4 +375,6 @@ def describe(net: nn.Module) -> str:
             return getattr(a[0], "__name__", str(a[0])) + str(list(a[1:]))
         return str(a)
 
+    if not hasattr(net, "plan"):
+        return type(net).__name__
     return " ".join(f"{k}:{name(a)}{s}" for k, a, s in net.plan)
