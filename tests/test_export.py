@@ -384,3 +384,33 @@ def test_untraceable_module_is_a_value_error(tmp_path):
 
     with pytest.raises(ValueError, match="torch.fx could not trace Net"):
         fastinv.export(Net(), tmp_path / "bad.safetensors", torch.randn(2, 3))
+
+
+def test_example_input_that_does_not_fit_is_a_value_error(tmp_path):
+    with pytest.raises(ValueError, match=r"does not run through Sequential.*mat1 and mat2"):
+        fastinv.export(nn.Sequential(nn.Linear(3, 2)), tmp_path / "m.safetensors", torch.zeros(2, 4))
+
+
+def test_method_and_functional_forms(tmp_path):
+    """x.relu(), x.sigmoid(), x.tanh(), x.add(y), torch.max_pool1d, x.size()[0] flatten, torch.reshape."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 3, 3, padding="valid", dilation=2)
+            self.fc = nn.Linear(3 * 4, 4)
+
+        def forward(self, x):
+            y = torch.max_pool1d(self.conv(x).relu(), 3, 2, 1)
+            y = y.sigmoid().add(y.tanh())
+            y = torch.reshape(y, (y.size()[0], -1)).contiguous()
+            return self.fc(F.relu(y, inplace=False))
+
+    torch.manual_seed(8)
+    net = Net().eval()
+    x = torch.randn(5, 2, 12)
+    graph, tensors, _ = read_model(fastinv.export(net, tmp_path / "m.safetensors", x))
+    assert [nd["op"] for nd in graph["nodes"]] == ["conv1d", "act", "maxpool1d", "act", "act", "add", "flatten",
+                                                    "act", "linear"]
+    assert graph["nodes"][0]["dilation"] == 2 and graph["nodes"][0]["padding"] == [0, 0]
+    with torch.no_grad():
+        assert _rel_err(run_graph(graph, tensors, x.numpy()), net(x)) <= 1e-5

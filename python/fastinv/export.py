@@ -12,6 +12,8 @@ numpy alone.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import operator
@@ -312,11 +314,14 @@ class _Exporter:
             )
         dtype = next((p.dtype for p in self.module.parameters() if p.is_floating_point()), self.torch.float32)
         try:
-            ShapeProp(gm).propagate(self.x.to(dtype))
+            # ShapeProp prints a traceback to stderr before re-raising; the error below says it all
+            with contextlib.redirect_stderr(io.StringIO()):
+                ShapeProp(gm).propagate(self.x.to(dtype))
         except Exception as exc:
+            root = exc.__cause__ or exc
             raise ValueError(
                 f"example_input of shape {tuple(self.x.shape)} does not run through "
-                f"{type(self.module).__name__}: {exc}"
+                f"{type(self.module).__name__}: {type(root).__name__}: {root}"
             ) from exc
         return gm
 
