@@ -15,27 +15,20 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
+from .model import Model, load
 
 try:
     __version__ = _version("fastinv")
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["info", "export", "load", "__version__"]
+__all__ = ["info", "load", "Model", "export", "__version__"]
 
-
-# fastinv.export imports torch only when called, so importing it here is cheap; importing
-# the function (not leaving the submodule) keeps `fastinv.export(...)` callable.
+# fastinv.export imports torch only when called, so importing it here is cheap. Importing
+# the FUNCTION at import time matters: a wrapper that imports the submodule lazily gets
+# replaced by the submodule object (Python binds `fastinv.export` to the submodule on its
+# first import), and the second call fails with "'module' object is not callable".
 from .export import export  # noqa: E402
-
-
-def __getattr__(name: str):
-    # load is imported on first use (it needs the compiled engine's model binding).
-    if name == "load":
-        from .model import load
-
-        return load
-    raise AttributeError(f"module 'fastinv' has no attribute {name!r}")
 
 
 def info() -> dict:

@@ -45,7 +45,7 @@ struct OutputView {
 
 struct LayerInfo {
   std::string name;
-  std::string op;                      // e.g. "conv1d+leaky_relu" after fusion
+  std::string op;                      // "conv1d", "linear", "act:<kind>", "maxpool1d", ...
   std::vector<int64_t> output_shape;   // per sample
   int64_t parameters = 0;
   int64_t flops = 0;                   // per sample, multiply-add counted as 2
@@ -94,9 +94,10 @@ class Model {
   // Contiguous convenience form: n samples of input_size() floats each.
   void run(const float* input, float* output, int64_t n, int threads = 0) const;
 
- private:
-  struct Impl;
+  struct Impl;  // opaque: defined in model.cpp
   explicit Model(std::unique_ptr<Impl> impl);
+
+ private:
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,6 +1,9 @@
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "fastinv/error.hpp"
+#include "fastinv/model.hpp"
 #include "fastinv/runtime.hpp"
 #include "python/bindings.hpp"
 #ifdef FASTINV_HAVE_CUDA
@@ -10,6 +13,85 @@
 namespace py = pybind11;
 
 namespace fastinv::python {
+namespace {
+
+// Describe the axes of `shape`/`strides` (bytes) as a Strided view without copying.
+Strided make_view(const std::vector<int64_t>& shape, const std::vector<int64_t>& byte_strides, int64_t itemsize,
+                  const std::vector<int>& sample_axes, const std::vector<int>& feature_axes, const char* what) {
+  const int ndim = int(shape.size());
+  if (sample_axes.empty() || sample_axes.size() > 3 || feature_axes.empty() || feature_axes.size() > 2 ||
+      int(sample_axes.size() + feature_axes.size()) != ndim)
+    throw InvalidArgument(std::string(what) + ": axes do not describe a " + std::to_string(ndim) + "-d array");
+  std::vector<bool> seen(size_t(ndim), false);
+  auto stride_of = [&](int axis) {
+    if (axis < 0 || axis >= ndim || seen[size_t(axis)]) throw InvalidArgument(std::string(what) + ": bad axis list");
+    seen[size_t(axis)] = true;
+    if (byte_strides[size_t(axis)] % itemsize != 0)
+      throw InvalidArgument(std::string(what) + " is not aligned to its dtype; pass numpy.ascontiguousarray(x)");
+    return byte_strides[size_t(axis)] / itemsize;
+  };
+  Strided v;
+  v.sample_ndim = int(sample_axes.size());
+  for (size_t i = 0; i < sample_axes.size(); ++i) {
+    v.sample_shape[i] = shape[size_t(sample_axes[i])];
+    v.sample_strides[i] = stride_of(sample_axes[i]);
+  }
+  v.feature_ndim = int(feature_axes.size());
+  for (size_t i = 0; i < feature_axes.size(); ++i) {
+    v.feature_shape[i] = shape[size_t(feature_axes[i])];
+    v.feature_strides[i] = stride_of(feature_axes[i]);
+  }
+  return v;
+}
+
+py::dict info_dict(const ModelInfo& info) {
+  py::list layers;
+  for (const LayerInfo& l : info.layers) {
+    py::dict d;
+    d["name"] = l.name;
+    d["op"] = l.op;
+    d["output_shape"] = py::tuple(py::cast(l.output_shape));
+    d["parameters"] = l.parameters;
+    d["flops"] = l.flops;
+    layers.append(d);
+  }
+  py::dict d;
+  d["layers"] = layers;
+  d["parameters"] = info.parameters;
+  d["flops_per_sample"] = info.flops_per_sample;
+  d["input_shape"] = py::tuple(py::cast(info.input_shape));
+  d["output_shape"] = py::tuple(py::cast(info.output_shape));
+  d["input_layout"] = info.input_layout;
+  d["device"] = info.device;
+  d["isa"] = info.isa;
+  return d;
+}
+
+py::array_t<float> run(const Model& model, const py::array& x, const std::vector<int>& sample_axes,
+                       const std::vector<int>& feature_axes, const std::vector<int64_t>& out_shape,
+                       const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes,
+                       int threads) {
+  InputView in;
+  if (x.dtype().is(py::dtype::of<float>()))
+    in.dtype = DType::f32;
+  else if (x.dtype().is(py::dtype::of<double>()))
+    in.dtype = DType::f64;
+  else
+    throw TypeMismatch("input must be float32 or float64, got " + std::string(py::str(x.dtype())));
+  std::vector<int64_t> shape(x.shape(), x.shape() + x.ndim()), strides(x.strides(), x.strides() + x.ndim());
+  in.data = x.data();
+  in.layout = make_view(shape, strides, int64_t(x.itemsize()), sample_axes, feature_axes, "input");
+  py::array_t<float> y(out_shape);
+  std::vector<int64_t> yshape(y.shape(), y.shape() + y.ndim()), ystrides(y.strides(), y.strides() + y.ndim());
+  OutputView out{y.mutable_data(), make_view(yshape, ystrides, 4, out_sample_axes, out_feature_axes, "output")};
+  {
+    py::gil_scoped_release release;
+    model.run(in, out, threads);
+  }
+  return y;
+}
+
+}  // namespace
 
 void bind_engine(py::module_& m) {
   m.def("active_isa", [] { return std::string(isa_name(active_isa())); },
@@ -31,6 +113,29 @@ void bind_engine(py::module_& m) {
     return 0;
 #endif
   });
+
+  py::class_<Model>(m, "Model", "A network loaded from a fastinv model file (see fastinv.load).")
+      .def_static(
+          "load",
+          [](const std::string& path, const std::string& device) {
+            py::gil_scoped_release release;
+            return Model::load(path, LoadOptions{device});
+          },
+          py::arg("path"), py::arg("device") = "cpu")
+      .def_static(
+          "from_bytes",
+          [](const py::bytes& data, const std::string& device) {
+            std::string s = data;
+            return Model::from_memory(reinterpret_cast<const uint8_t*>(s.data()), s.size(), LoadOptions{device});
+          },
+          py::arg("data"), py::arg("device") = "cpu")
+      .def_property_readonly("input_shape", [](const Model& m) { return py::tuple(py::cast(m.input_shape())); })
+      .def_property_readonly("output_shape", [](const Model& m) { return py::tuple(py::cast(m.output_shape())); })
+      .def_property_readonly("input_layout", &Model::input_layout)
+      .def_property_readonly("metadata", &Model::metadata)
+      .def("info", [](const Model& m) { return info_dict(m.info()); })
+      .def("run", &run, py::arg("x"), py::arg("sample_axes"), py::arg("feature_axes"), py::arg("out_shape"),
+           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0);
 }
 
 }  // namespace fastinv::python

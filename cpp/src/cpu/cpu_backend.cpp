@@ -1,0 +1,132 @@
+// CPU backend: samples are cut into tiles of kTileWidth; each OpenMP thread gathers a
+// tile from the caller's strided array into its own arena, runs the whole network on
+// it, and scatters the result. No full-size intermediate ever exists, and a tile's
+// result does not depend on which thread ran it (bitwise identical for any count).
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+
+#include "backend.hpp"
+#include "cpu/cpu_plan.hpp"
+#include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
+#ifdef FASTINV_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastinv {
+namespace {
+
+using cpu::kTileWidth;
+
+struct AlignedFree {
+  void operator()(float* p) const { std::free(p); }
+};
+using Arena = std::unique_ptr<float[], AlignedFree>;
+
+Arena make_arena(int64_t floats) {
+  const size_t bytes = (size_t(floats) * sizeof(float) + 63) / 64 * 64;
+  float* p = static_cast<float*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64));
+  if (!p) throw Error("out of memory allocating a " + std::to_string(bytes) + "-byte tile arena");
+  std::fill(p, p + floats, 0.f);
+  return Arena(p);
+}
+
+// Element offset of sample s in a strided batch.
+inline int64_t sample_offset(const Strided& v, int64_t s) {
+  const int64_t i2 = s % v.sample_shape[2];
+  const int64_t rest = s / v.sample_shape[2];
+  const int64_t i1 = rest % v.sample_shape[1];
+  const int64_t i0 = rest / v.sample_shape[1];
+  return i0 * v.sample_strides[0] + i1 * v.sample_strides[1] + i2 * v.sample_strides[2];
+}
+
+template <typename T>
+void gather(const T* data, const Strided& v, const Shape& shape, int64_t first, int lanes, float* tile) {
+  const int64_t fs0 = v.feature_strides[0], fs1 = v.feature_ndim == 2 ? v.feature_strides[1] : 0;
+  for (int j = 0; j < lanes; ++j) {
+    const T* base = data + sample_offset(v, first + j);
+    for (int64_t c = 0; c < shape.c; ++c)
+      for (int64_t l = 0; l < shape.l; ++l) tile[(c * shape.l + l) * kTileWidth + j] = float(base[c * fs0 + l * fs1]);
+  }
+  for (int j = lanes; j < kTileWidth; ++j)
+    for (int64_t r = 0; r < shape.size(); ++r) tile[r * kTileWidth + j] = 0.f;
+}
+
+void scatter(const float* tile, const Shape& shape, int64_t first, int lanes, float* data, const Strided& v) {
+  const int64_t fs0 = v.feature_strides[0], fs1 = v.feature_ndim == 2 ? v.feature_strides[1] : 0;
+  for (int j = 0; j < lanes; ++j) {
+    float* base = data + sample_offset(v, first + j);
+    for (int64_t c = 0; c < shape.c; ++c)
+      for (int64_t l = 0; l < shape.l; ++l) base[c * fs0 + l * fs1] = tile[(c * shape.l + l) * kTileWidth + j];
+  }
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) { plan_for(active_isa()); }
+
+  std::string device() const override { return "cpu"; }
+  std::string isa() const override { return isa_name(active_isa()); }
+
+  void run(const InputView& input, const OutputView& output, int threads) const override {
+    std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa());
+    const int64_t n = input.layout.samples();
+    const int64_t tiles = (n + kTileWidth - 1) / kTileWidth;
+    if (threads <= 0) threads = default_threads();
+    if (int64_t(threads) > tiles) threads = int(tiles > 0 ? tiles : 1);
+    auto work = [&](int64_t t, float* arena) {
+      const int64_t first = t * kTileWidth;
+      const int lanes = int(std::min<int64_t>(kTileWidth, n - first));
+      float* in_tile = arena + plan->slot_offset[size_t(plan->input_slot)];
+      if (input.dtype == DType::f32)
+        gather(static_cast<const float*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
+      else
+        gather(static_cast<const double*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
+      cpu::execute_tile(*plan, arena);
+      scatter(arena + plan->slot_offset[size_t(plan->output_slot)], plan->output_shape, first, lanes, output.data,
+              output.layout);
+    };
+#ifdef FASTINV_HAVE_OPENMP
+    if (threads > 1) {
+      // Arenas are allocated before the parallel region so no exception can escape it.
+      std::vector<Arena> arenas;
+      for (int i = 0; i < threads; ++i) arenas.push_back(make_arena(plan->arena_floats));
+#pragma omp parallel num_threads(threads)
+      {
+        float* arena = arenas[size_t(omp_get_thread_num())].get();
+#pragma omp for schedule(dynamic, 8)
+        for (int64_t t = 0; t < tiles; ++t) work(t, arena);
+      }
+      return;
+    }
+#endif
+    Arena arena = make_arena(plan->arena_floats);
+    for (int64_t t = 0; t < tiles; ++t) work(t, arena.get());
+  }
+
+ private:
+  // Weights are packed for one ISA's microkernel; a change of ISA repacks once.
+  std::shared_ptr<const cpu::Plan> plan_for(Isa isa) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!plan_ || plan_isa_ != isa) {
+      plan_ = std::make_shared<const cpu::Plan>(cpu::compile_plan(*graph_, isa));
+      plan_isa_ = isa;
+    }
+    return plan_;
+  }
+
+  std::shared_ptr<const Graph> graph_;
+  mutable std::mutex mutex_;
+  mutable std::shared_ptr<const cpu::Plan> plan_;
+  mutable Isa plan_isa_ = Isa::generic;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph) {
+  return std::make_unique<CpuBackend>(std::move(graph));
+}
+
+}  // namespace fastinv

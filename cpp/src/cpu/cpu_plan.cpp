@@ -1,0 +1,285 @@
+#include "cpu/cpu_plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace fastinv::cpu {
+namespace {
+
+constexpr int NR = kTileWidth;
+
+int64_t slot_floats(const Shape& s) { return (s.size() + 1) * NR; }  // + the zero row
+
+// Which value each value's storage really is: flatten and a fused activation reuse
+// their input's buffer.
+struct Storage {
+  std::vector<int> root;       // per node: the value id that owns the buffer
+  std::vector<bool> fused;     // per node: act folded into its producing conv
+};
+
+Storage plan_storage(const Graph& g) {
+  const size_t n = g.nodes.size();
+  std::vector<int> consumers(n, 0);
+  for (const Node& node : g.nodes)
+    for (int in : node.inputs)
+      if (in >= 0) ++consumers[size_t(in)];
+  Storage st{std::vector<int>(n), std::vector<bool>(n, false)};
+  for (size_t i = 0; i < n; ++i) {
+    const Node& node = g.nodes[i];
+    st.root[i] = int(i);
+    const int src = node.inputs[0];
+    if (node.op == OpKind::flatten) {
+      st.root[i] = src < 0 ? -1 : st.root[size_t(src)];
+    } else if (node.op == OpKind::act && src >= 0 && g.nodes[size_t(src)].op == OpKind::conv &&
+               consumers[size_t(src)] == 1 && src != g.output && !st.fused[size_t(src)]) {
+      // the conv's only consumer: apply it in the conv's epilogue
+      st.fused[i] = true;
+      st.root[i] = st.root[size_t(src)];
+    }
+  }
+  return st;
+}
+
+float activate(const Activation& act, float x) {
+  switch (act.kind) {
+    case ActKind::identity: return x;
+    case ActKind::relu: return x < 0.f ? 0.f : x;
+    case ActKind::leaky_relu: return x < 0.f ? act.alpha * x : x;
+    case ActKind::elu: return x > 0.f ? x : act.alpha * std::expm1(x);
+    case ActKind::silu: return x / (1.f + std::exp(-x));
+    case ActKind::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case ActKind::gelu_tanh: {
+      const float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.f + std::tanh(inner));
+    }
+    case ActKind::tanh: return std::tanh(x);
+    case ActKind::sigmoid: return 1.f / (1.f + std::exp(-x));
+    case ActKind::softplus: {
+      const float bx = act.beta * x;
+      return bx > act.threshold ? x : std::log1p(std::exp(bx)) / act.beta;
+    }
+  }
+  return x;
+}
+
+void activate_rows(const Activation& act, float* rows, int64_t nrows, int64_t stride) {
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int j = 0; j < NR; ++j) rows[r * stride + j] = activate(act, rows[r * stride + j]);
+}
+
+void run_conv(const Plan& plan, const Step& s, float* arena) {
+  float* in = arena + plan.slot_offset[size_t(s.in[0])];
+  float* out = arena + plan.slot_offset[size_t(s.out)];
+  // The zero row that padding taps read; the slot may hold stale data there.
+  std::memset(in + s.in_shape[0].size() * NR, 0, NR * sizeof(float));
+  const int64_t lout = s.out_shape.l;
+  GemmArgs g;
+  g.m = s.m;
+  g.k = s.k;
+  g.a = s.a.data();
+  g.bias = s.bias.data();
+  g.in = in;
+  g.out_stride = lout * NR;
+  g.leaky = s.leaky;
+  g.slope = s.slope;
+  for (int64_t lo = 0; lo < lout; ++lo) {
+    g.offsets = s.offsets.empty() ? nullptr : s.offsets.data() + lo * s.k;
+    g.out = out + lo * NR;
+    plan.kernels->gemm(g);
+    if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
+  }
+}
+
+void run_pool(const Plan& plan, const Step& s, float* arena) {
+  const float* in = arena + plan.slot_offset[size_t(s.in[0])];
+  float* out = arena + plan.slot_offset[size_t(s.out)];
+  const int64_t lin = s.in_shape[0].l, lout = s.out_shape.l;
+  for (int64_t c = 0; c < s.out_shape.c; ++c) {
+    for (int64_t lo = 0; lo < lout; ++lo) {
+      const int64_t start = lo * s.stride - s.pad;
+      const int64_t lo_valid = std::max<int64_t>(start, 0);
+      const int64_t hi_valid = std::min<int64_t>(start + s.kernel, lin);
+      float* o = out + (c * lout + lo) * NR;
+      float acc[NR];
+      if (s.op == OpKind::maxpool) {
+        for (int j = 0; j < NR; ++j) acc[j] = -std::numeric_limits<float>::infinity();
+        for (int64_t p = lo_valid; p < hi_valid; ++p) {
+          const float* row = in + (c * lin + p) * NR;
+          for (int j = 0; j < NR; ++j)
+            if (row[j] > acc[j] || std::isnan(row[j])) acc[j] = row[j];  // NaN wins, as in torch
+        }
+        std::memcpy(o, acc, sizeof(acc));
+      } else {
+        for (int j = 0; j < NR; ++j) acc[j] = 0.f;
+        for (int64_t p = lo_valid; p < hi_valid; ++p) {
+          const float* row = in + (c * lin + p) * NR;
+          for (int j = 0; j < NR; ++j) acc[j] += row[j];
+        }
+        const int64_t padded_end = std::min<int64_t>(start + s.kernel, lin + s.pad);
+        const float divisor = float(s.count_include_pad ? padded_end - start : hi_valid - lo_valid);
+        for (int j = 0; j < NR; ++j) o[j] = acc[j] / divisor;
+      }
+    }
+  }
+}
+
+}  // namespace
+
+Plan compile_plan(const Graph& g, Isa isa) {
+  Plan plan;
+  plan.kernels = &kernels_for(isa);
+  plan.input_shape = g.input;
+  plan.output_shape = g.shape_of(g.output);
+  const Storage st = plan_storage(g);
+  const int n = int(g.nodes.size());
+  auto root_of = [&](int v) { return v < 0 ? -1 : st.root[size_t(v)]; };
+
+  // Last step that reads each root buffer (the output's buffer lives to the end).
+  std::vector<int> last_use(size_t(n) + 1, -1);  // index root+1 (input is -1)
+  for (int i = 0; i < n; ++i)
+    for (int in : g.nodes[size_t(i)].inputs) last_use[size_t(root_of(in) + 1)] = i;
+  last_use[size_t(root_of(g.output) + 1)] = n;
+
+  // Greedy slot assignment: a freed slot is reused by the next value that fits.
+  std::vector<int64_t> slot_size;
+  std::vector<bool> slot_free;
+  std::vector<int> slot_of_root(size_t(n) + 1, -1);
+  auto allocate = [&](int root, int64_t floats) {
+    int best = -1;
+    for (size_t s = 0; s < slot_size.size(); ++s)
+      if (slot_free[s] && slot_size[s] >= floats && (best < 0 || slot_size[s] < slot_size[size_t(best)])) best = int(s);
+    if (best < 0) {
+      best = int(slot_size.size());
+      slot_size.push_back(floats);
+      slot_free.push_back(false);
+    }
+    slot_free[size_t(best)] = false;
+    slot_of_root[size_t(root + 1)] = best;
+  };
+  allocate(-1, slot_floats(g.input));
+  plan.input_slot = slot_of_root[0];
+
+  std::vector<size_t> step_of_node(size_t(n), 0);
+  for (int i = 0; i < n; ++i) {
+    const Node& node = g.nodes[size_t(i)];
+    if (st.root[size_t(i)] == i) allocate(i, slot_floats(node.shape));
+    const int out_slot = slot_of_root[size_t(st.root[size_t(i)] + 1)];
+    if (node.op == OpKind::flatten) {
+      // a view: nothing to run
+    } else if (st.fused[size_t(i)]) {
+      Step& conv = plan.steps[step_of_node[size_t(node.inputs[0])]];
+      if (node.act.kind == ActKind::relu || node.act.kind == ActKind::leaky_relu) {
+        conv.leaky = true;
+        conv.slope = node.act.kind == ActKind::relu ? 0.f : node.act.alpha;
+      } else {
+        conv.act = node.act;
+      }
+    } else {
+      Step s;
+      s.op = node.op;
+      for (int in : node.inputs) {
+        s.in.push_back(slot_of_root[size_t(root_of(in) + 1)]);
+        s.in_shape.push_back(g.shape_of(in));
+      }
+      s.out = out_slot;
+      s.out_shape = node.shape;
+      if (node.op == OpKind::conv) {
+        s.m = node.cout;
+        s.k = node.cin * node.kernel;
+        pack_weights(node.weight.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
+        const Shape& in = s.in_shape[0];
+        if (!node.linear) {
+          s.offsets.resize(size_t(node.shape.l * s.k));
+          for (int64_t lo = 0; lo < node.shape.l; ++lo)
+            for (int64_t ci = 0; ci < node.cin; ++ci)
+              for (int64_t t = 0; t < node.kernel; ++t) {
+                const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
+                const int64_t row = (pos >= 0 && pos < in.l) ? ci * in.l + pos : in.size();
+                s.offsets[size_t((lo * node.cin + ci) * node.kernel + t)] = int32_t(row * NR);
+              }
+        }
+      } else if (node.op == OpKind::maxpool || node.op == OpKind::avgpool) {
+        s.kernel = node.kernel;
+        s.stride = node.stride;
+        s.pad = node.pad_left;
+        s.count_include_pad = node.count_include_pad;
+      } else if (node.op == OpKind::act) {
+        s.act = node.act;
+      } else if (node.op == OpKind::affine) {
+        s.scale = node.scale;
+        s.shift = node.shift;
+      }
+      step_of_node[size_t(i)] = plan.steps.size();
+      plan.steps.push_back(std::move(s));
+    }
+    // Free the buffers whose last reader was this node.
+    for (int in : node.inputs) {
+      const int r = root_of(in);
+      if (last_use[size_t(r + 1)] == i) slot_free[size_t(slot_of_root[size_t(r + 1)])] = true;
+    }
+  }
+  plan.output_slot = slot_of_root[size_t(root_of(g.output) + 1)];
+
+  int64_t offset = 0;
+  for (int64_t size : slot_size) {
+    plan.slot_offset.push_back(offset);
+    offset += (size + 15) / 16 * 16;  // 64-byte aligned slots
+  }
+  plan.arena_floats = offset;
+  return plan;
+}
+
+void execute_tile(const Plan& plan, float* arena) {
+  for (const Step& s : plan.steps) {
+    float* out = arena + plan.slot_offset[size_t(s.out)];
+    const int64_t rows = s.out_shape.size();
+    switch (s.op) {
+      case OpKind::conv:
+        run_conv(plan, s, arena);
+        break;
+      case OpKind::maxpool:
+      case OpKind::avgpool:
+        run_pool(plan, s, arena);
+        break;
+      case OpKind::act: {
+        const float* in = arena + plan.slot_offset[size_t(s.in[0])];
+        if (in != out) std::memcpy(out, in, size_t(rows * NR) * sizeof(float));
+        activate_rows(s.act, out, rows, NR);
+        break;
+      }
+      case OpKind::affine: {
+        const float* in = arena + plan.slot_offset[size_t(s.in[0])];
+        const int64_t l = s.out_shape.l;
+        for (int64_t r = 0; r < rows; ++r) {
+          const float a = s.scale[size_t(r / l)], b = s.shift[size_t(r / l)];
+          for (int j = 0; j < NR; ++j) out[r * NR + j] = in[r * NR + j] * a + b;
+        }
+        break;
+      }
+      case OpKind::concat: {
+        float* dst = out;
+        for (size_t i = 0; i < s.in.size(); ++i) {
+          const size_t n = size_t(s.in_shape[i].size() * NR);
+          std::memcpy(dst, arena + plan.slot_offset[size_t(s.in[i])], n * sizeof(float));
+          dst += n;
+        }
+        break;
+      }
+      case OpKind::add: {
+        const float* first = arena + plan.slot_offset[size_t(s.in[0])];
+        for (int64_t e = 0; e < rows * NR; ++e) out[e] = first[e];
+        for (size_t i = 1; i < s.in.size(); ++i) {
+          const float* other = arena + plan.slot_offset[size_t(s.in[i])];
+          for (int64_t e = 0; e < rows * NR; ++e) out[e] += other[e];
+        }
+        break;
+      }
+      case OpKind::flatten:
+        break;
+    }
+  }
+}
+
+}  // namespace fastinv::cpu

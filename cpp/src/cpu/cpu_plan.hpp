@@ -1,0 +1,49 @@
+// A graph compiled for the CPU: weights packed for one ISA's microkernel, conv +
+// activation fused, and per-tile buffers assigned by liveness so the whole network
+// runs on one tile of samples held in cache.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpu/kernels.hpp"
+#include "graph.hpp"
+
+namespace fastinv::cpu {
+
+struct Step {
+  OpKind op = OpKind::act;
+  std::vector<int> in;              // buffer slots of the inputs
+  std::vector<Shape> in_shape;
+  int out = -1;                     // buffer slot of the output
+  Shape out_shape;
+
+  // conv
+  int64_t m = 0, k = 0;
+  std::vector<float> a, bias;       // packed for the plan's ISA
+  std::vector<int32_t> offsets;     // [out_shape.l][k] row offsets, empty when contiguous
+  bool leaky = false;
+  float slope = 0.f;
+  Activation act;                   // act step, or a conv's activation the microkernel cannot fuse
+
+  // pools (node's kernel / stride / pad_left / count_include_pad)
+  int64_t kernel = 1, stride = 1, pad = 0;
+  bool count_include_pad = true;
+
+  std::vector<float> scale, shift;  // affine
+};
+
+struct Plan {
+  const Kernels* kernels = nullptr;
+  Shape input_shape, output_shape;
+  int input_slot = -1, output_slot = -1;
+  std::vector<Step> steps;
+  std::vector<int64_t> slot_offset;  // floats from the arena start
+  int64_t arena_floats = 0;
+};
+
+Plan compile_plan(const Graph& graph, Isa isa);
+
+// Run every step on the tile whose input is already in the input slot.
+void execute_tile(const Plan& plan, float* arena);
+
+}  // namespace fastinv::cpu

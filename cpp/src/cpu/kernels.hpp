@@ -1,0 +1,56 @@
+// The CPU microkernel interface. Activations live in "tiles": kTileWidth samples
+// side by side, one row of kTileWidth floats per (channel, position), so SIMD lanes
+// run over samples and every layer is the same register-blocked GEMM:
+//
+//   out[m][lane] = act(bias[m] + sum_k A[m][k] * row_k[lane])
+//
+// where row_k is an input row found through a table of offsets (the im2col of a 1D
+// convolution costs nothing: padding rows point at a zero row). Each ISA has its own
+// translation unit compiled for that ISA only, chosen at run time.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "fastinv/runtime.hpp"
+
+namespace fastinv::cpu {
+
+constexpr int kTileWidth = 16;  // samples per tile (lanes)
+
+struct GemmArgs {
+  int64_t m = 0;                 // output rows (channels)
+  int64_t k = 0;                 // reduction length (cin * kernel)
+  const float* a = nullptr;      // packed weights [ceil(m/mr)][k][mr]
+  const float* bias = nullptr;   // [ceil(m/mr) * mr]
+  const float* in = nullptr;     // tile buffer the offsets index into
+  const int32_t* offsets = nullptr;  // k row offsets (floats) into `in`; nullptr = rows 0..k-1 contiguous
+  float* out = nullptr;          // output row 0
+  int64_t out_stride = 0;        // floats between consecutive output rows
+  // Fused epilogue: v < 0 ? slope * v : v, with slope 0 giving exactly 0 (ReLU, also
+  // for -inf). NaN is never < 0, so it passes through untouched.
+  bool leaky = false;
+  float slope = 0.f;
+};
+
+struct Kernels {
+  Isa isa;
+  int mr;                                // rows per register block
+  void (*gemm)(const GemmArgs& args);
+};
+
+const Kernels& kernels_for(Isa isa);
+
+// Pack a [m][k] row-major weight matrix (and bias) into the [m/mr][k][mr] panel
+// order the microkernel streams, zero-padding m up to a multiple of mr.
+void pack_weights(const float* w, const float* bias, int64_t m, int64_t k, int mr, std::vector<float>& a,
+                  std::vector<float>& b);
+
+// Per-ISA entry points (defined in kernels_<isa>.cpp).
+void gemm_generic(const GemmArgs& args);
+void gemm_avx2(const GemmArgs& args);
+void gemm_avx512(const GemmArgs& args);
+constexpr int kMrGeneric = 2;
+constexpr int kMrAvx2 = 6;
+constexpr int kMrAvx512 = 12;
+
+}  // namespace fastinv::cpu

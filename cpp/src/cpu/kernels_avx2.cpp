@@ -1,0 +1,77 @@
+// AVX2 + FMA microkernel: 6 output rows x 16 samples = 12 ymm accumulators, two
+// loads and six broadcasts per k (measured ~95 % of FMA peak on Zen 3 in this shape;
+// wider or taller blocks spilled or starved the FMA ports).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "cpu/kernels.hpp"
+
+namespace fastinv::cpu {
+namespace {
+
+constexpr int MR = kMrAvx2;
+
+// All loops over rows have constant bounds so the accumulators stay in registers;
+// a run-time row count anywhere makes GCC keep them in memory.
+template <bool Contiguous>
+inline void block(const GemmArgs& g, int64_t blk) {
+  const int64_t k = g.k;
+  const float* bias = g.bias + blk * MR;
+  const float* a = g.a + blk * k * MR;
+  const float* in = g.in;
+  const int32_t* offsets = g.offsets;
+  __m256 c0[MR], c1[MR];
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_broadcast_ss(bias + r);
+  for (int64_t kk = 0; kk < k; ++kk, a += MR) {
+    const float* row = in + (Contiguous ? kk * kTileWidth : offsets[kk]);
+    const __m256 b0 = _mm256_loadu_ps(row), b1 = _mm256_loadu_ps(row + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 w = _mm256_broadcast_ss(a + r);
+      c0[r] = _mm256_fmadd_ps(w, b0, c0[r]);
+      c1[r] = _mm256_fmadd_ps(w, b1, c1[r]);
+    }
+  }
+  if (g.leaky) {
+    const __m256 slope = _mm256_set1_ps(g.slope), zero = _mm256_setzero_ps();
+    const bool relu = g.slope == 0.f;
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 n0 = _mm256_cmp_ps(c0[r], zero, _CMP_LT_OQ), n1 = _mm256_cmp_ps(c1[r], zero, _CMP_LT_OQ);
+      c0[r] = _mm256_blendv_ps(c0[r], relu ? zero : _mm256_mul_ps(c0[r], slope), n0);
+      c1[r] = _mm256_blendv_ps(c1[r], relu ? zero : _mm256_mul_ps(c1[r], slope), n1);
+    }
+  }
+  const int64_t rows = g.m - blk * MR;
+  float* out = g.out + blk * MR * g.out_stride;
+  if (rows >= MR) {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      _mm256_storeu_ps(out + r * g.out_stride, c0[r]);
+      _mm256_storeu_ps(out + r * g.out_stride + 8, c1[r]);
+    }
+  } else {
+    alignas(32) float tmp[MR][kTileWidth];
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      _mm256_store_ps(tmp[r], c0[r]);
+      _mm256_store_ps(tmp[r] + 8, c1[r]);
+    }
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * g.out_stride, tmp[r], sizeof(tmp[r]));
+  }
+}
+
+}  // namespace
+
+void gemm_avx2(const GemmArgs& g) {
+  for (int64_t blk = 0; blk * MR < g.m; ++blk) {
+    if (g.offsets)
+      block<false>(g, blk);
+    else
+      block<true>(g, blk);
+  }
+}
+
+}  // namespace fastinv::cpu

@@ -1,0 +1,32 @@
+// Portable microkernel: plain loops the compiler vectorises for the baseline ISA.
+// Row loops have constant bounds so the accumulator block stays in registers.
+#include <cstring>
+
+#include "cpu/kernels.hpp"
+
+namespace fastinv::cpu {
+
+void gemm_generic(const GemmArgs& g) {
+  constexpr int MR = kMrGeneric, NR = kTileWidth;
+  const int64_t k = g.k;
+  for (int64_t blk = 0; blk * MR < g.m; ++blk) {
+    float acc[MR][NR];
+    const float* bias = g.bias + blk * MR;
+    for (int r = 0; r < MR; ++r)
+      for (int j = 0; j < NR; ++j) acc[r][j] = bias[r];
+    const float* a = g.a + blk * k * MR;
+    for (int64_t kk = 0; kk < k; ++kk, a += MR) {
+      const float* row = g.in + (g.offsets ? g.offsets[kk] : kk * NR);
+      for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NR; ++j) acc[r][j] += a[r] * row[j];
+    }
+    if (g.leaky)
+      for (int r = 0; r < MR; ++r)
+        for (int j = 0; j < NR; ++j)
+          if (acc[r][j] < 0.f) acc[r][j] = g.slope == 0.f ? 0.f : g.slope * acc[r][j];
+    const int64_t rows = g.m - blk * MR < MR ? g.m - blk * MR : MR;
+    for (int64_t r = 0; r < rows; ++r) std::memcpy(g.out + (blk * MR + r) * g.out_stride, acc[r], sizeof(acc[r]));
+  }
+}
+
+}  // namespace fastinv::cpu

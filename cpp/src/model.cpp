@@ -1,0 +1,164 @@
+#include "fastinv/model.hpp"
+
+#include "backend.hpp"
+#include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
+#include "graph.hpp"
+#include "safetensors.hpp"
+
+namespace fastinv {
+
+struct Model::Impl {
+  std::map<std::string, std::string> metadata;
+  std::shared_ptr<const Graph> graph;
+  std::unique_ptr<Backend> backend;
+  std::vector<int64_t> input_shape, output_shape;
+};
+
+namespace {
+
+std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& options);
+
+std::string dims_str(const std::vector<int64_t>& d) {
+  std::string s = "(";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + (d.size() == 1 ? ",)" : ")");
+}
+
+void check_view(const Strided& v, const std::vector<int64_t>& features, const char* what) {
+  if (v.sample_ndim < 1 || v.sample_ndim > 3) throw InvalidArgument(std::string(what) + ": 1 to 3 sample dimensions");
+  for (int i = 0; i < 3; ++i)
+    if (v.sample_shape[size_t(i)] < 0 || (i >= v.sample_ndim && v.sample_shape[size_t(i)] != 1))
+      throw InvalidArgument(std::string(what) + ": bad sample shape");
+  std::vector<int64_t> got(v.feature_shape.begin(), v.feature_shape.begin() + v.feature_ndim);
+  if (v.feature_ndim < 1 || v.feature_ndim > 2 || got != features)
+    throw InvalidArgument(std::string(what) + " has per-sample shape " + dims_str(got) + " but the model expects " +
+                          dims_str(features));
+}
+
+}  // namespace
+
+Strided Strided::contiguous(int64_t n, const std::vector<int64_t>& feature_shape) {
+  if (feature_shape.empty() || feature_shape.size() > 2) throw InvalidArgument("feature shape must have rank 1 or 2");
+  Strided v;
+  v.sample_shape = {n, 1, 1};
+  v.feature_ndim = int(feature_shape.size());
+  v.feature_shape = {feature_shape[0], feature_shape.size() == 2 ? feature_shape[1] : 1};
+  v.feature_strides = {v.feature_ndim == 2 ? feature_shape[1] : 1, 1};
+  v.sample_strides = {v.feature_shape[0] * v.feature_shape[1], 0, 0};
+  return v;
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::Model(Model&&) noexcept = default;
+Model& Model::operator=(Model&&) noexcept = default;
+Model::~Model() = default;
+
+Model Model::load(const std::string& path, const LoadOptions& options) {
+  return Model(build(SafeTensors::read_file(path), options));
+}
+
+Model Model::from_memory(const uint8_t* data, size_t size, const LoadOptions& options) {
+  if (!data && size) throw InvalidArgument("model bytes: null pointer");
+  return Model(build(SafeTensors::parse(std::vector<uint8_t>(data, data + size)), options));
+}
+
+namespace {
+
+std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& options) {
+  auto impl = std::make_unique<Model::Impl>();
+  impl->metadata = file.metadata();
+  auto graph = std::make_shared<const Graph>(parse_graph(file));
+  impl->input_shape = graph->input.dims();
+  impl->output_shape = graph->shape_of(graph->output).dims();
+  if (options.device == "cpu") {
+    impl->backend = make_cpu_backend(graph);
+  } else if (options.device == "cuda") {
+    throw InvalidArgument(cuda_compiled()
+                              ? "device='cuda': the CUDA network backend is not available yet in this version; use device='cpu'"
+                              : "device='cuda': this fastinv was built without CUDA; use device='cpu'");
+  } else {
+    throw InvalidArgument("unknown device '" + options.device + "'; expected 'cpu' or 'cuda'");
+  }
+  impl->graph = std::move(graph);
+  return impl;
+}
+
+}  // namespace
+
+const std::vector<int64_t>& Model::input_shape() const { return impl_->input_shape; }
+const std::vector<int64_t>& Model::output_shape() const { return impl_->output_shape; }
+int64_t Model::input_size() const { return impl_->graph->input.size(); }
+int64_t Model::output_size() const { return impl_->graph->shape_of(impl_->graph->output).size(); }
+const std::string& Model::input_layout() const { return impl_->graph->layout; }
+const std::map<std::string, std::string>& Model::metadata() const { return impl_->metadata; }
+
+ModelInfo Model::info() const {
+  const Graph& g = *impl_->graph;
+  ModelInfo info;
+  info.input_shape = impl_->input_shape;
+  info.output_shape = impl_->output_shape;
+  info.input_layout = g.layout;
+  info.device = impl_->backend->device();
+  info.isa = impl_->backend->isa();
+  for (const Node& n : g.nodes) {
+    LayerInfo layer;
+    layer.name = n.name;
+    layer.output_shape = n.shape.dims();
+    const int64_t out = n.shape.size();
+    switch (n.op) {
+      case OpKind::conv:
+        layer.op = n.linear ? "linear" : "conv1d";
+        layer.parameters = int64_t(n.weight.size() + n.bias.size());
+        layer.flops = 2 * n.cin * n.kernel * out;
+        break;
+      case OpKind::act:
+        layer.op = std::string("act:") + act_name(n.act.kind);
+        layer.flops = out;
+        break;
+      case OpKind::maxpool:
+      case OpKind::avgpool:
+        layer.op = n.op == OpKind::maxpool ? "maxpool1d" : "avgpool1d";
+        layer.flops = out * n.kernel;
+        break;
+      case OpKind::flatten:
+        layer.op = "flatten";
+        break;
+      case OpKind::concat:
+        layer.op = "concat";
+        break;
+      case OpKind::add:
+        layer.op = "add";
+        layer.flops = out * int64_t(n.inputs.size() - 1);
+        break;
+      case OpKind::affine:
+        layer.op = "affine";
+        layer.parameters = int64_t(n.scale.size() + n.shift.size());
+        layer.flops = 2 * out;
+        break;
+    }
+    info.parameters += layer.parameters;
+    info.flops_per_sample += layer.flops;
+    info.layers.push_back(std::move(layer));
+  }
+  return info;
+}
+
+void Model::run(const InputView& input, const OutputView& output, int threads) const {
+  check_view(input.layout, impl_->input_shape, "input");
+  check_view(output.layout, impl_->output_shape, "output");
+  if (input.layout.samples() != output.layout.samples())
+    throw InvalidArgument("input has " + std::to_string(input.layout.samples()) + " samples but output has room for " +
+                          std::to_string(output.layout.samples()));
+  if (input.layout.samples() == 0) return;
+  if (!input.data || !output.data) throw InvalidArgument("null data pointer");
+  impl_->backend->run(input, output, threads);
+}
+
+void Model::run(const float* input, float* output, int64_t n, int threads) const {
+  if (n < 0) throw InvalidArgument("negative sample count");
+  run(InputView{input, DType::f32, Strided::contiguous(n, impl_->input_shape)},
+      OutputView{output, Strided::contiguous(n, impl_->output_shape)}, threads);
+}
+
+}  // namespace fastinv
