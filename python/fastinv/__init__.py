@@ -24,12 +24,11 @@ except PackageNotFoundError:  # running from a source tree
 
 __all__ = ["info", "load", "Model", "export", "__version__"]
 
-
-def export(module, path, example_input, metadata=None):
-    """Write a PyTorch module to one fastinv model file (see :mod:`fastinv.export`)."""
-    from .export import export as _export  # imports torch only when exporting
-
-    return _export(module, path, example_input, metadata=metadata)
+# fastinv.export imports torch only when called, so importing it here is cheap. Importing
+# the FUNCTION at import time matters: a wrapper that imports the submodule lazily gets
+# replaced by the submodule object (Python binds `fastinv.export` to the submodule on its
+# first import), and the second call fails with "'module' object is not callable".
+from .export import export  # noqa: E402
 
 
 def info() -> dict:

@@ -1,0 +1,265 @@
+"""fastinv's CPU engine against PyTorch CPU float32 (the reference) on random
+architectures from the supported set, DeepEM and Agudelo's MUISCA:
+max|fastinv - torch| <= 1e-5 * max|torch|.
+
+Random cases are fresh each run; the seed is printed and in every test id, and
+FASTINV_TEST_SEED=<seed> reproduces a run.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import fastinv  # noqa: E402
+from _netgen import DEEPEM_PARAMETERS, MUISCA, base_seed, deepem, describe, random_net  # noqa: E402
+
+warnings.filterwarnings("ignore", message=".*padding='same'.*")
+
+SEED = base_seed()
+print(f"test_parity: FASTINV_TEST_SEED={SEED}")
+RTOL = 1e-5
+
+
+def _torch(net, x) -> np.ndarray:
+    with torch.no_grad():
+        return net(torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)).numpy()
+
+
+def _check(got, ref, what: str = "") -> None:
+    assert isinstance(got, np.ndarray) and got.dtype == np.float32, type(got)
+    assert got.shape == ref.shape, f"{what}: shape {got.shape} != torch {ref.shape}"
+    err = float(np.abs(got.astype(np.float64) - ref).max())
+    scale = float(np.abs(ref).max())
+    assert err <= RTOL * scale, f"{what}: max|fastinv - torch| = {err:.3e} > {RTOL} * {scale:.3e}"
+
+
+def _export_load(net, x, tmp_path, name="m.safetensors", **kw):
+    path = fastinv.export(net, tmp_path / name, x)
+    return fastinv.load(path, **kw)
+
+
+@contextlib.contextmanager
+def _isa(name: str):
+    before = fastinv.info()["isa"]
+    fastinv._core.set_active_isa(name)
+    try:
+        yield
+    finally:
+        fastinv._core.set_active_isa(before)
+
+
+RANDOM_CASES = [(layout, SEED + 1000 * i + j) for i, layout in enumerate(("nc", "ncl", "nchw")) for j in range(12)]
+
+
+@pytest.mark.parametrize("layout,seed", RANDOM_CASES, ids=[f"{lay}-seed{s}" for lay, s in RANDOM_CASES])
+def test_random_architecture_matches_torch(tmp_path, layout, seed):
+    net, x = random_net(layout, seed)
+    model = _export_load(net, x, tmp_path)
+    _check(model(x.numpy()), _torch(net, x), f"seed {seed} ({layout}) net: {describe(net)}")
+
+
+def test_random_architectures_under_every_isa(tmp_path):
+    isas = fastinv.info()["available_isas"]
+    cases = [random_net(layout, SEED + 77 + k) for k, layout in enumerate(("nc", "ncl", "nchw", "ncl", "ncl"))]
+    torch.manual_seed(SEED)
+    cases.append((deepem().eval(), torch.randn(1, 6, 9, 31)))
+    for isa in isas:
+        with _isa(isa):
+            assert fastinv.info()["isa"] == isa
+            for k, (net, x) in enumerate(cases):
+                model = _export_load(net, x, tmp_path)  # loaded under this ISA: weights packed for its kernels
+                _check(model(x.numpy()), _torch(net, x), f"isa {isa}, seed {SEED + 77 + k}: {describe(net)}")
+
+
+# --------------------------------------------------------------------------------------
+# named networks
+
+
+def test_deepem_batched_and_single_image(tmp_path):
+    torch.manual_seed(SEED)
+    net = deepem().eval()
+    model = _export_load(net, torch.zeros(1, 6, 2, 2), tmp_path)
+    rng = np.random.default_rng(SEED)
+    x = np.sqrt(np.abs(rng.normal(0, 30, size=(2, 6, 37, 29)))).astype(np.float32)  # sqrt(DN/s) as DeepEM's input
+    _check(model(x), _torch(net, x), "DeepEM (N, 6, H, W)")
+    x3 = x[1]
+    with torch.no_grad():
+        ref3 = net(torch.from_numpy(x3)).numpy()  # torch's unbatched Conv2d: (6, H, W) -> (18, H, W)
+    _check(model(x3), ref3, "DeepEM (6, H, W)")
+    info = model.info()
+    assert info["input_layout"] == "nchw"
+    assert list(info["input_shape"]) == [6] and list(info["output_shape"]) == [18]
+    assert info["parameters"] == DEEPEM_PARAMETERS
+    macs = 6 * 300 + 300 * 300 + 300 * 18
+    assert 2 * macs <= info["flops_per_sample"] <= 2 * macs * 1.02  # multiply-add = 2 flops, + bias/activation
+    assert sum(layer["flops"] for layer in info["layers"]) == info["flops_per_sample"]
+    assert sum(layer["parameters"] for layer in info["layers"]) == info["parameters"]
+    for layer in info["layers"]:
+        assert {"name", "op", "output_shape", "parameters", "flops"} <= set(layer)
+
+
+def test_muisca(tmp_path):
+    torch.manual_seed(SEED)
+    net = MUISCA().eval()
+    rng = np.random.default_rng(SEED)
+    # I/Ic ~ 1 with absorption lines, V/Ic ~ 1e-2: Stokes-like magnitudes
+    lam = np.linspace(-1, 1, 112)
+    i = 1 - 0.5 * np.exp(-((lam[None] - rng.uniform(-.2, .2, (9, 1))) / 0.1) ** 2) + rng.normal(0, 1e-3, (9, 112))
+    v = 0.01 * np.gradient(i, axis=1) / np.gradient(lam) * rng.uniform(-1, 1, (9, 1))
+    x = np.stack([i, v], axis=1).astype(np.float32)
+    model = _export_load(net, torch.from_numpy(x), tmp_path)
+    ref = _torch(net, x)
+    _check(model(x), ref, "MUISCA")
+    assert ref.shape == (9, 63)
+    info = model.info()
+    assert info["input_layout"] == "ncl" and list(info["input_shape"]) == [2, 112]
+    assert list(info["output_shape"]) == [63]
+    assert info["parameters"] == sum(p.numel() for p in net.parameters())  # 7 318 223: shared block counted once
+    # dense layers dominate: 5 matrix products of 1344 columns
+    dense = 2 * (4 * 1344 * 1344 + 1344 * 63)
+    assert dense <= info["flops_per_sample"] <= 1.1 * dense
+
+
+# --------------------------------------------------------------------------------------
+# inputs: dtype, NaN, threads, strides
+
+
+def _ncl_net(seed):
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv1d(4, 16, 9, padding=4), nn.Tanh(), nn.AvgPool1d(2), nn.Conv1d(16, 8, 5), nn.ELU(),
+        nn.Flatten(), nn.Linear(8 * 24, 32), nn.SiLU(), nn.Linear(32, 5),
+    ).eval()
+
+
+def test_float64_input(tmp_path):
+    net = _ncl_net(SEED)
+    x64 = np.random.default_rng(SEED).normal(size=(33, 4, 56))
+    model = _export_load(net, torch.zeros(1, 4, 56), tmp_path)
+    got = model(x64)
+    assert got.dtype == np.float32
+    _check(got, _torch(net, x64.astype(np.float32)), "float64 input")
+    np.testing.assert_array_equal(got, model(x64.astype(np.float32)))
+
+
+@pytest.mark.parametrize("case", ["ncl", "nchw"])
+def test_nan_stays_in_its_sample(tmp_path, case):
+    rng = np.random.default_rng(SEED)
+    if case == "ncl":
+        net = _ncl_net(SEED)
+        x = rng.normal(size=(40, 4, 56)).astype(np.float32)
+        x[17, 2, 30] = np.nan
+        bad = (17,)
+    else:
+        torch.manual_seed(SEED)
+        net = deepem().eval()
+        x = rng.normal(size=(2, 6, 19, 23)).astype(np.float32)
+        x[1, 3, 7, 11] = np.nan
+        bad = (1, slice(None), 7, 11)
+    model = _export_load(net, torch.zeros((1,) + x.shape[1:]), tmp_path)
+    got, ref = model(x), _torch(net, x)
+    assert np.isnan(ref[bad]).all()  # torch: NaN spreads to that sample's outputs only
+    assert np.isnan(got[bad]).all(), "the NaN sample's outputs must be NaN"
+    mask = np.ones(got.shape, bool)
+    mask[bad] = False
+    assert np.isfinite(got[mask]).all(), "a NaN leaked into other samples"
+    err = np.abs(got[mask].astype(np.float64) - ref[mask]).max()
+    assert err <= RTOL * np.abs(ref[mask]).max()
+
+
+def test_threads_give_bitwise_identical_results(tmp_path):
+    net = _ncl_net(SEED)
+    x = np.random.default_rng(SEED).normal(size=(1001, 4, 56)).astype(np.float32)
+    path = fastinv.export(net, tmp_path / "m.safetensors", torch.zeros(1, 4, 56))
+    one = fastinv.load(path, threads=1)(x)
+    two = fastinv.load(path, threads=2)(x)
+    np.testing.assert_array_equal(one, two)
+    _check(two, _torch(net, x), "threads=2")
+    torch.manual_seed(SEED)
+    dem = deepem().eval()
+    xi = np.random.default_rng(SEED).normal(size=(1, 6, 67, 71)).astype(np.float32)
+    path = fastinv.export(dem, tmp_path / "d.safetensors", torch.zeros(1, 6, 1, 1))
+    np.testing.assert_array_equal(fastinv.load(path, threads=1)(xi), fastinv.load(path, threads=2)(xi))
+
+
+def test_non_contiguous_inputs(tmp_path):
+    rng = np.random.default_rng(SEED)
+    # ncl: (N, L, C) memory seen as (N, C, L); every other sample of a bigger batch; reversed wavelengths
+    net = _ncl_net(SEED)
+    model = _export_load(net, torch.zeros(1, 4, 56), tmp_path, "ncl.safetensors")
+    base = rng.normal(size=(30, 56, 4)).astype(np.float32)
+    views = [base.transpose(0, 2, 1), rng.normal(size=(60, 4, 56)).astype(np.float32)[::2],
+             rng.normal(size=(30, 4, 56)).astype(np.float32)[:, :, ::-1], np.asfortranarray(base.transpose(0, 2, 1))]
+    for v in views:
+        got = model(v)
+        _check(got, _torch(net, v), f"strides {v.strides}")
+        np.testing.assert_allclose(got, model(np.ascontiguousarray(v)), rtol=0, atol=1e-6 * np.abs(got).max())
+    # nchw: channels-last memory, a cropped window, a float64 channels-last image
+    torch.manual_seed(SEED)
+    dem = deepem().eval()
+    model = _export_load(dem, torch.zeros(1, 6, 1, 1), tmp_path, "dem.safetensors")
+    img = rng.normal(size=(2, 40, 50, 6)).astype(np.float32)
+    for v in (img.transpose(0, 3, 1, 2), img.transpose(0, 3, 1, 2)[:, :, 3:31, 5:44:2],
+              img[0].transpose(2, 0, 1), img.astype(np.float64).transpose(0, 3, 1, 2)[:, :, ::-1]):
+        got = model(v)
+        _check(got, _torch(dem, v.astype(np.float32)) if v.ndim == 4 else _torch(dem, v[None])[0], f"strides {v.strides}")
+    # nc: a column slice of a wider array
+    torch.manual_seed(SEED)
+    mlp = nn.Sequential(nn.Linear(7, 20), nn.GELU(), nn.Linear(20, 3)).eval()
+    model = _export_load(mlp, torch.zeros(1, 7), tmp_path, "nc.safetensors")
+    wide = rng.normal(size=(25, 15)).astype(np.float32)
+    for v in (wide[:, 3:10], wide[:, ::2][:, :7], wide.T.copy().T[:, 1:8]):
+        _check(model(v), _torch(mlp, v), f"strides {v.strides}")
+
+
+# --------------------------------------------------------------------------------------
+# the model object
+
+
+def test_wrong_input_shape_is_a_value_error(tmp_path):
+    model = _export_load(_ncl_net(SEED), torch.zeros(1, 4, 56), tmp_path)
+    for bad in (np.zeros((3, 5, 56), np.float32), np.zeros((3, 4, 55), np.float32), np.zeros((4, 56), np.float32)):
+        with pytest.raises(ValueError):
+            model(bad)
+
+
+def test_bad_files_are_value_errors(tmp_path):
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    path = fastinv.export(net, tmp_path / "m.safetensors", torch.zeros(1, 3))
+    raw = path.read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    bad = tmp_path / "bad.safetensors"
+    cases = {
+        "truncated data": raw[:-5],
+        "truncated header": raw[: 8 + n // 2],
+        "header length past the end": (len(raw) * 2).to_bytes(8, "little") + raw[8:],
+        "unknown op": raw.replace(b'\\"op\\":\\"act\\"', b'\\"op\\":\\"xyz\\"'),
+        "bad JSON": raw[:8] + b"[" + raw[9:],
+    }
+    assert cases["unknown op"] != raw
+    for what, data in cases.items():
+        bad.write_bytes(data)
+        with pytest.raises(ValueError):
+            fastinv.load(bad)
+            pytest.fail(f"{what}: accepted")
+
+
+def test_loaded_model_reports_the_file_graph(tmp_path):
+    net = _ncl_net(SEED)
+    path = fastinv.export(net, tmp_path / "m.safetensors", torch.zeros(1, 4, 56))
+    info = fastinv.load(path).info()
+    assert info["input_layout"] == "ncl" and list(info["input_shape"]) == [4, 56] and list(info["output_shape"]) == [5]
+    assert info["parameters"] == sum(p.numel() for p in net.parameters())
+    from _graph_reference import read_model
+
+    graph, _, _ = read_model(path)
+    assert len(info["layers"]) <= len(graph["nodes"])  # the engine may fuse activations into layers
+    assert list(info["layers"][-1]["output_shape"]) == [5]
+    assert json.dumps(info)  # plain Python types
