@@ -51,7 +51,7 @@ def test_fuzz_model_loader(tmp_path):
     seconds = int(os.environ.get("FASTINV_FUZZ_SECONDS", "60"))
     out = subprocess.run(
         [sys.executable, str(HERE / "fuzz" / "fuzz_loader.py"), str(corpus), f"-max_total_time={seconds}",
-         "-max_len=4096", "-rss_limit_mb=4096"],
+         "-max_len=65536", "-rss_limit_mb=4096"],
         capture_output=True, text=True, timeout=seconds + 120, env=dict(os.environ, OMP_NUM_THREADS="1"))
     tail = (out.stdout + out.stderr)[-4000:]
     print(tail)
