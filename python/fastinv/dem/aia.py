@@ -286,7 +286,7 @@ def quicklook_png(path: Union[str, Path], result: BPResult,
     for ax, t in zip(axes, temperatures):
         j = int(np.argmin(np.abs(result.logt - t)))
         img = np.log10(np.maximum(result.em[j], 1e20))
-        cmap = plt.get_cmap("inferno").copy()
+        cmap = plt.get_cmap("viridis").copy()  # dark end is not black
         cmap.set_bad("black")
         im = ax.imshow(np.ma.masked_where(failed, img), origin="lower", cmap=cmap,
                        vmin=25, vmax=30)
