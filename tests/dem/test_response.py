@@ -62,7 +62,7 @@ def test_user_csv(tmp_path):
     t = load_response()
     p = tmp_path / "mine.csv"
     lines = ["# my table", "logt," + ",".join(t.channels)]
-    lines += [f"{lt!r}," + ",".join(repr(float(v)) for v in t.values[:, j] * 2)
+    lines += [f"{float(lt)!r}," + ",".join(repr(float(v)) for v in t.values[:, j] * 2)
               for j, lt in enumerate(t.logt)]
     p.write_text("\n".join(lines))
     u = load_response(p)

@@ -73,10 +73,19 @@ def _load_one(item) -> tuple:
     path = Path(item)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file")
-    with fits.open(path, memmap=False) as hdul:
-        for hdu in hdul:  # first image HDU with data (RICE-compressed data live in HDU 1)
-            if hdu.data is not None and getattr(hdu.data, "ndim", 0) == 2:
-                return np.asarray(hdu.data, dtype=np.float64), hdu.header.copy(), str(path)
+    import warnings
+
+    with warnings.catch_warnings():
+        # AIA level-1 float images carry a BLANK keyword astropy warns about; harmless.
+        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
+        with fits.open(path, memmap=False) as hdul:
+            return _first_image(hdul, path)
+
+
+def _first_image(hdul, path: Path) -> tuple:
+    for hdu in hdul:  # first image HDU with data (RICE-compressed data live in HDU 1)
+        if hdu.data is not None and getattr(hdu.data, "ndim", 0) == 2:
+            return np.asarray(hdu.data, dtype=np.float64), hdu.header.copy(), str(path)
     raise ValueError(f"{path}: no 2-d image in this FITS file")
 
 
@@ -220,14 +229,14 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: BasisPursuit,
     prim["CRVAL3"] = float(lt[0])
     step = np.diff(lt)
     prim["CDELT3"] = (float(step.mean()), "uniform grid" if np.allclose(step, step[0])
-                      else "NON-uniform grid: see the LOGT HDU")
+                      else "NON-uniform: see the LOGT HDU")
     prim["BUNIT"] = ("cm-5", "emission measure per log T bin")
     prim["CONTENT"] = "DEM: Basis Pursuit (Cheung et al. 2015)"
     prim["FI_VERS"] = (__version__, "fastinv version")
-    prim["FI_METH"] = ("basis pursuit", "LP: min sum x, |Dx - y| <= tolfac*sigma, x >= 0")
+    prim["FI_METH"] = ("basis pursuit", "min sum x: |Dx-y| <= tolfac*sigma, x >= 0")
     prim["FI_RESP"] = (bp.response_name, "temperature response table")
     if bp.response_table is not None:
-        prim["FI_RSHA"] = (bp.response_table.sha256[:64], "SHA-256 of the response table")
+        prim["FI_RSHA"] = bp.response_table.sha256  # SHA-256 of the response table file
     prim["FI_NT"] = (int(lt.size), "number of log T bins")
     prim["FI_TMIN"] = float(lt[0])
     prim["FI_TMAX"] = float(lt[-1])
@@ -286,8 +295,7 @@ def quicklook_png(path: Union[str, Path], result: BPResult,
     for ax, t in zip(axes, temperatures):
         j = int(np.argmin(np.abs(result.logt - t)))
         img = np.log10(np.maximum(result.em[j], 1e20))
-        cmap = plt.get_cmap("viridis").copy()  # dark end is not black
-        cmap.set_bad("black")
+        cmap = plt.get_cmap("viridis").with_extremes(bad="black")  # dark end is not black
         im = ax.imshow(np.ma.masked_where(failed, img), origin="lower", cmap=cmap,
                        vmin=25, vmax=30)
         ax.set_title(f"log T = {result.logt[j]:.1f}")
