@@ -33,6 +33,12 @@ void DualSimplex::reset() {
     head_[i] = n_ + i;
     state_[n_ + i] = kBasic;
   }
+  // B = -I exactly, y = 0, d = c: the state a fresh factorisation would give.
+  std::fill(binv_.begin(), binv_.end(), 0.0);
+  for (int i = 0; i < m_; ++i) binv_[i * m_ + i] = -1.0;
+  for (int j = 0; j < n_; ++j) d_[j] = c_[j];
+  for (int i = 0; i < m_; ++i) d_[n_ + i] = 0.0;
+  pristine_ = true;
 }
 
 double DualSimplex::objective() const {
@@ -137,12 +143,17 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     if (state_[n + i] == kUpper) val_[n + i] = up[i];
   }
   iterations_ = 0;
-  if (!refactor()) {
-    reset();
-    if (!refactor()) return LpResult::not_converged;
+  if (pristine_) {
+    for (int i = 0; i < m; ++i) val_[n + i] = 0.0;  // r = A x = 0
+  } else {
+    if (!refactor()) {
+      reset();
+      if (!refactor()) return LpResult::not_converged;
+    }
+    compute_duals();
+    compute_primal();
   }
-  compute_duals();
-  compute_primal();
+  pristine_ = false;
   bool fresh = true;  // values were just recomputed from a fresh factorisation
   int since_refactor = 0, degenerate = 0;
   bool bland = false;

@@ -55,6 +55,7 @@ class DualSimplex {
   std::vector<int> head_;
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
+  bool pristine_ = false;  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
 };
 
 }  // namespace fastinv::dem
