@@ -111,3 +111,23 @@ def test_invalid_arguments(bp):
         s.solve(np.ones((5, 2)), np.ones((5, 2)))
     with pytest.raises(TypeError):
         s.solve(np.ones(6), np.ones(6))
+
+
+def test_warm_start_same_optima_and_thread_independent():
+    """Warm starts (default) reach the same verdicts and optimal objectives as cold starts on
+    real image pixels, and the result does not depend on the thread count."""
+    from fastinv import datasets
+    from fastinv.dem.aia import read_aia
+
+    obs = read_aia(datasets.aia_flare_files())
+    warm = BasisPursuit(warm_start=True)
+    cold = BasisPursuit(warm_start=False)
+    rw1 = warm.solve(obs.data, exptime=obs.exptime, threads=1)
+    rw2 = warm.solve(obs.data, exptime=obs.exptime, threads=2)
+    rc = cold.solve(obs.data, exptime=obs.exptime, threads=2)
+    np.testing.assert_array_equal(rw1.status, rc.status)
+    np.testing.assert_array_equal(rw1.tolfac, rc.tolfac)
+    np.testing.assert_allclose(rw1.objective, rc.objective, rtol=1e-9)
+    for name in ("coeffs", "status", "objective", "iterations"):
+        np.testing.assert_array_equal(getattr(rw1, name), getattr(rw2, name))
+    assert rw1.iterations.sum() < rc.iterations.sum()

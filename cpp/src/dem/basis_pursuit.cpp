@@ -18,6 +18,10 @@ namespace {
 // Primal feasibility tolerance on the scaled problem (every row of D peaks at 1 and the
 // largest upper bound is 1), i.e. relative to the pixel's brightest band edge.
 constexpr double kFeasTol = 1e-10;
+// Warm-start from the previous pixel only if every channel differs by less than this
+// fraction of the pair's sum (i.e. a ratio within ~2): measured on the flare cutouts and on
+// random synthetic pixels, it keeps the gain on images and avoids the loss on unrelated data.
+constexpr double kSimilar = 0.35;
 }  // namespace
 
 BasisPursuit::BasisPursuit(std::vector<double> dictionary, std::size_t nchan, std::size_t ncoef,
@@ -57,6 +61,8 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
     for (int k = 0; k < n; ++k) A[c * n + k] = dict_[c * n + k] / row_scale_[c];
   const std::vector<double> cost(n, 1.0);
   const long long np = static_cast<long long>(npix);
+  const long long kChunk = 64;
+  const long long nchunks = (np + kChunk - 1) / kChunk;
   int threads = opts_.threads;
 #ifdef FASTINV_HAVE_OPENMP
   if (threads <= 0) threads = omp_get_max_threads();
@@ -64,11 +70,16 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
 #endif
   {
     DualSimplex lp(A.data(), m, n, cost.data());
-    double yc[16], sc[16], lo[16], up[16];
+    double yc[16], sc[16], lo[16], up[16], yprev[16];
 #ifdef FASTINV_HAVE_OPENMP
-#pragma omp for schedule(dynamic, 128)
+#pragma omp for schedule(dynamic, 1)
 #endif
-    for (long long i = 0; i < np; ++i) {
+    for (long long chunk = 0; chunk < nchunks; ++chunk) {
+     // Each chunk starts from the all-logical basis, so results do not depend on threads.
+     lp.reset();
+     bool have_prev = false;
+     const long long i_end = std::min(np, (chunk + 1) * kChunk);
+     for (long long i = chunk * kChunk; i < i_end; ++i) {
       auto set_zero = [&]() {
         for (int k = 0; k < n; ++k) out.coeffs[static_cast<std::size_t>(k) * npix + i] = 0.0;
         out.objective[i] = 0.0;
@@ -95,7 +106,15 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
         set_zero();
         continue;
       }
-      lp.reset();
+      // Warm start: the previous pixel's final basis is dual feasible for this pixel too
+      // (only the bounds differ). It pays when the two pixels look alike (neighbours in an
+      // image usually share their support); from an unrelated pixel a cold start is faster.
+      bool similar = opts_.warm_start && have_prev;
+      for (int c = 0; c < m && similar; ++c)
+        similar = std::fabs(yc[c] - yprev[c]) <= kSimilar * (yc[c] + yprev[c]);
+      if (!similar) lp.reset();
+      have_prev = true;
+      std::copy(yc, yc + m, yprev);
       std::int8_t st = kBpNotConverged;
       int iters = 0;
       double g = 1.0;
@@ -140,6 +159,7 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
         obj += v;
       }
       out.objective[i] = obj;
+     }
     }
   }
 }

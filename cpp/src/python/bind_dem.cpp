@@ -76,18 +76,20 @@ void bind_dem(py::module_& m) {
 
   py::class_<BasisPursuit>(m, "BasisPursuitSolver")
       .def(py::init([](Array dictionary, std::vector<double> tolfacs, double min_total,
-                       int max_iterations) {
+                       int max_iterations, bool warm_start) {
              require_ndim(dictionary, 2, "dictionary");
              BpOptions o;
              o.tolfacs = std::move(tolfacs);
              o.min_total = min_total;
              o.max_iterations = max_iterations;
+             o.warm_start = warm_start;
              std::vector<double> D(dictionary.data(), dictionary.data() + dictionary.size());
              return BasisPursuit(std::move(D), static_cast<std::size_t>(dictionary.shape(0)),
                                  static_cast<std::size_t>(dictionary.shape(1)), o);
            }),
            py::arg("dictionary"), py::arg("tolfacs") = std::vector<double>{1.4, 2.1, 3.15},
-           py::arg("min_total") = 0.01, py::arg("max_iterations") = 400)
+           py::arg("min_total") = 0.01, py::arg("max_iterations") = 400,
+           py::arg("warm_start") = true)
       .def_property_readonly("nchan", &BasisPursuit::nchan)
       .def_property_readonly("ncoef", &BasisPursuit::ncoef)
       .def(

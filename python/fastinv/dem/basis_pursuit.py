@@ -158,6 +158,10 @@ class BasisPursuit:
         Retry failed pixels with tolfac x1.5 and x2.25 (SSW ``adaptive_tolfac``). Default on.
     max_iterations : int
         Simplex iterations per LP before "not converged".
+    warm_start : bool
+        Start each pixel from the previous pixel's optimal basis (in blocks of 64 pixels, so
+        results do not depend on the thread count). Optima are the same; with degenerate
+        optima the coefficients may differ from a cold start.
 
     Examples
     --------
@@ -176,7 +180,8 @@ class BasisPursuit:
     def __init__(self, response: Union[str, "TemperatureResponse", np.ndarray, None] = None,
                  logt: Optional[Sequence[float]] = None,
                  widths: Sequence[float] = (0.1, 0.2, 0.6), tolfac: float = 1.4,
-                 adaptive: bool = True, max_iterations: int = 400) -> None:
+                 adaptive: bool = True, max_iterations: int = 400,
+                 warm_start: bool = True) -> None:
         grid = DEFAULT_LOGT if logt is None else np.asarray(logt, dtype=np.float64)
         if grid.ndim != 1 or grid.size < 2:
             raise ValueError("logt must be a 1-d grid with at least 2 bins")
@@ -209,7 +214,7 @@ class BasisPursuit:
         #: Dictionary D (nchan, ncoef) in DN s^-1 per 1e26 cm^-5.
         self.dictionary = np.asarray(_core.bp_dictionary(k, self.basis, DICTFAC))
         self._solver = _core.BasisPursuitSolver(self.dictionary, list(self.tolfacs), 0.01,
-                                                int(max_iterations))
+                                                int(max_iterations), bool(warm_start))
 
     @property
     def nchan(self) -> int:
