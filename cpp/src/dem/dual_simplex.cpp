@@ -20,18 +20,19 @@ DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
     : A_(A), m_(m), n_(n), c_(c),
       lb_(n + m, 0.0), ub_(n + m, kInf), val_(n + m, 0.0), d_(n + m, 0.0),
       binv_(static_cast<size_t>(m) * m, 0.0), alpha_row_(n + m, 0.0), alpha_col_(m, 0.0),
-      work_(static_cast<size_t>(m) * 2 * m, 0.0), head_(m, 0), state_(n + m, kLower) {
+      work_(static_cast<size_t>(m) * 2 * m, 0.0), dir_(n + m, 0.0), head_(m, 0), cand_(n + m, 0),
+      state_(n + m, kLower) {
   reset();
 }
 
 void DualSimplex::reset() {
   for (int j = 0; j < n_; ++j) {
-    state_[j] = kLower;
+    set_state(j, kLower);
     val_[j] = 0.0;
   }
   for (int i = 0; i < m_; ++i) {
     head_[i] = n_ + i;
-    state_[n_ + i] = kBasic;
+    set_state(n_ + i, kBasic);
   }
   // B = -I exactly, y = 0, d = c: the state a fresh factorisation would give.
   std::fill(binv_.begin(), binv_.end(), 0.0);
@@ -39,6 +40,11 @@ void DualSimplex::reset() {
   for (int j = 0; j < n_; ++j) d_[j] = c_[j];
   for (int i = 0; i < m_; ++i) d_[n_ + i] = 0.0;
   pristine_ = true;
+}
+
+void DualSimplex::set_state(int j, std::int8_t st) {
+  state_[j] = st;
+  dir_[j] = (st == kBasic || lb_[j] == ub_[j]) ? 0.0 : (st == kLower ? 1.0 : -1.0);
 }
 
 double DualSimplex::objective() const {
@@ -112,10 +118,10 @@ void DualSimplex::compute_duals() {
   for (int i = 0; i < m_; ++i) {
     const int j = n_ + i;
     if (state_[j] == kLower && d_[j] < 0.0) {
-      state_[j] = kUpper;
+      set_state(j, kUpper);
       val_[j] = ub_[j];
     } else if (state_[j] == kUpper && d_[j] > 0.0) {
-      state_[j] = kLower;
+      set_state(j, kLower);
       val_[j] = lb_[j];
     }
   }
@@ -141,6 +147,7 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     ub_[n + i] = up[i];
     if (state_[n + i] == kLower) val_[n + i] = lo[i];
     if (state_[n + i] == kUpper) val_[n + i] = up[i];
+    set_state(n + i, state_[n + i]);  // a logical may have become fixed (lo = up) or free
   }
   iterations_ = 0;
   if (pristine_) {
@@ -210,30 +217,33 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
       for (int j = 0; j < n; ++j) arow[j] += ri * Ai[j];
     }
     for (int i = 0; i < m; ++i) arow[n + i] = -rho[i];
-    double amax = 0.0;
-    for (int j = 0; j < nt; ++j)
-      if (state_[j] != kBasic) amax = std::max(amax, std::fabs(arow[j]));
-    const double ptol = std::max(1e-11, 1e-9 * amax);
-
-    const int leave = head_[p];
-    const bool below = val_[leave] < lb_[leave];
+    // --- ratio test ----------------------------------------------------------------------
     // Entering candidates move x_leave towards its violated bound without breaking dual
     // feasibility: (at lower, alpha < 0) or (at upper, alpha > 0) when below, mirrored above.
-    auto eligible = [&](int j) -> bool {
-      if (state_[j] == kBasic || lb_[j] == ub_[j]) return false;
-      const double a = arow[j];
-      const bool up_move = (state_[j] == kLower);
-      if (below) return up_move ? (a < -ptol) : (a > ptol);
-      return up_move ? (a > ptol) : (a < -ptol);
-    };
-    auto dual_slack = [&](int j) -> double {
-      return state_[j] == kLower ? std::max(d_[j], 0.0) : std::max(-d_[j], 0.0);
-    };
+    // With dir_j = +1 at lower, -1 at upper, 0 basic/fixed and sgn = -1 below, +1 above,
+    // that is t_j = sgn * dir_j * alpha_j > ptol, and the dual slack is max(dir_j d_j, 0).
+    const int leave = head_[p];
+    const bool below = val_[leave] < lb_[leave];
+    const double sgn = below ? -1.0 : 1.0;
+    double amax = 0.0;
+    int ncand = 0;
+    for (int j = 0; j < nt; ++j) {
+      const double a = dir_[j] * arow[j];
+      amax = std::max(amax, std::fabs(a));
+      if (sgn * a > 1e-11) cand_[ncand++] = j;
+    }
+    const double ptol = std::max(1e-11, 1e-9 * amax);
     // Pass 1 (Harris): the largest step that keeps every d within kDualTol.
     double theta_max = kInf;
-    for (int j = 0; j < nt; ++j)
-      if (eligible(j)) theta_max = std::min(theta_max, (dual_slack(j) + kDualTol) / std::fabs(arow[j]));
-    if (theta_max == kInf) {
+    int nkeep = 0;
+    for (int c = 0; c < ncand; ++c) {
+      const int j = cand_[c];
+      const double t = sgn * dir_[j] * arow[j];
+      if (t <= ptol) continue;
+      cand_[nkeep++] = j;
+      theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + kDualTol) / t);
+    }
+    if (nkeep == 0) {
       // No entering candidate: x_leave cannot reach its bound, i.e. the LP is infeasible.
       // Only believe it on freshly factorised values.
       if (!fresh) {
@@ -245,14 +255,14 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     // Pass 2: within that step, the largest pivot (or the smallest index under Bland).
     int q = -1;
     double qa = 0.0;
-    for (int j = 0; j < nt; ++j) {
-      if (!eligible(j)) continue;
-      const double a = std::fabs(arow[j]);
-      if (dual_slack(j) / a > theta_max) continue;
+    for (int c = 0; c < nkeep; ++c) {
+      const int j = cand_[c];
+      const double t = sgn * dir_[j] * arow[j];
+      if (std::max(dir_[j] * d_[j], 0.0) / t > theta_max) continue;
       if (bland) {
-        if (q < 0) q = j;  // ascending j: the first one is the smallest index
-      } else if (a > qa) {
-        qa = a;
+        if (q < 0) q = j;  // candidates are in ascending j: the first is the smallest index
+      } else if (t > qa) {
+        qa = t;
         q = j;
       }
     }
@@ -273,9 +283,9 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     double dq = d_[q];
     if (state_[q] == kLower ? dq < 0.0 : dq > 0.0) dq = 0.0;  // Harris slack: clamp to 0
     const double theta_d = dq / arow[q];
+    // Basic d_j are never read (dir_ = 0) and are reset on refactorisation: update all.
     if (theta_d != 0.0)
-      for (int j = 0; j < nt; ++j)
-        if (state_[j] != kBasic) d_[j] -= theta_d * arow[j];
+      for (int j = 0; j < nt; ++j) d_[j] -= theta_d * arow[j];
     d_[q] = 0.0;
     d_[leave] = -theta_d;
     degenerate = (std::fabs(theta_d) <= 1e-12) ? degenerate + 1 : 0;
@@ -287,8 +297,8 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     for (int r = 0; r < m; ++r) val_[head_[r]] -= theta_p * acol[r];
     val_[q] += theta_p;
     val_[leave] = bound;
-    state_[leave] = below ? kLower : kUpper;
-    state_[q] = kBasic;
+    set_state(leave, below ? kLower : kUpper);
+    set_state(q, kBasic);
     head_[p] = q;
 
     // --- B^-1 update (one Gauss-Jordan step on the entering column) ------------------------

@@ -47,12 +47,15 @@ class DualSimplex {
   void compute_primal();        // basic values from nonbasic ones
   void compute_duals();         // reduced costs from B^-1 and c
   void column(int j, double* out) const;  // B^-1 a_j
+  void set_state(int j, std::int8_t st);  // keeps dir_ in step with state_
 
   const double* A_;
   int m_, n_;
   const double* c_;
   std::vector<double> lb_, ub_, val_, d_, binv_, alpha_row_, alpha_col_, work_;
-  std::vector<int> head_;
+  // Ratio-test direction of each variable: +1 nonbasic at lower, -1 at upper, 0 basic/fixed.
+  std::vector<double> dir_;
+  std::vector<int> head_, cand_;
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
   bool pristine_ = false;  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
