@@ -14,6 +14,7 @@ BP call it).
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -142,7 +143,9 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         "# Basis Pursuit DEM benchmark (fastinv vs SciPy HiGHS)", "",
         f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
         f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), "
-        f"Python {mi['python_version']}, {data['datetime']}",
+        f"Python {mi['python_version']}, {data['datetime']}; load average at the end of the "
+        f"run {os.getloadavg()[0]:.1f} (other jobs share the CPUs: absolute LP/s are low, "
+        "the ratios are what this run measures)",
         f"- LP: 6 x 84 dictionary (V10 EVE responses, log T 5.5-7.5, widths 0/0.1/0.2/0.6), "
         "eta = 1.4 sigma (AIA error model), fastinv with adaptive tolfac (1.4, 2.1, 3.15), "
         "HiGHS at 1.4 only.", "",
