@@ -103,6 +103,20 @@ def test_rice_compressed_and_nan_pixels(files, tmp_path):
     assert np.sum(r.status == 12) == 1
 
 
+def test_map_like_inputs(files):
+    """sunpy Maps (anything with .data and .meta) are read like files."""
+    class FakeMap:
+        def __init__(self, path):
+            self.data, hdr = _raw(path)
+            self.meta = dict(hdr)
+            self.name = str(path)
+
+    obs_maps = read_aia([FakeMap(f) for f in files])
+    obs_files = read_aia(files)
+    np.testing.assert_array_equal(obs_maps.data, obs_files.data)
+    np.testing.assert_array_equal(obs_maps.exptime, obs_files.exptime)
+
+
 def test_pipeline_fits_png_and_cli(files, tmp_path):
     out = tmp_path / "dem.fits"
     png = tmp_path / "dem.png"
