@@ -31,6 +31,56 @@ def _cmd_dem_bp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_dem_deepem(args: argparse.Namespace) -> int:
+    from .dem.aia import run_deepem
+
+    try:
+        res, _ = run_deepem(args.files, args.output, png=args.png, compare_png=args.compare_bp, bin=args.bin,
+                            threads=args.threads, model=args.model)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"fastinv dem deepem: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} with finite input)")
+    return 0
+
+
+def _cmd_train_deepem(args: argparse.Namespace) -> int:
+    try:
+        from .train.deepem import train
+    except ImportError as exc:
+        print(f"fastinv train: needs PyTorch (pip install 'fastinv[train]'): {exc}", file=sys.stderr)
+        return 1
+    card = train(args.output, epochs=args.epochs, batch=args.batch, seed=args.seed, keep_failed=args.keep_failed,
+                 threads=args.threads, progress=not args.quiet)
+    m = card["metrics"]
+    print(f"wrote {args.output} (+ .json card): validation MSE {m['final_val_mse']:.4f} after {args.epochs} epochs")
+    return 0
+
+
+def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
+    from .dem.deepem import DeepEM
+    from .dem.evaluate import evaluate_deepem
+
+    metrics = evaluate_deepem(DeepEM.load(args.model), threads=args.threads)
+    text = json.dumps(metrics, indent=2)
+    if args.output:
+        from pathlib import Path
+        import os
+
+        tmp = Path(args.output).with_suffix(".tmp")
+        tmp.write_text(text)
+        os.replace(tmp, args.output)
+    print(json.dumps(metrics["overall"], indent=2))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    run_demo(args.out, threads=args.threads)
+    return 0
+
+
 def _add_dem_parser(sub) -> None:
     dem = sub.add_parser("dem", help="differential emission measures of SDO/AIA data")
     dsub = dem.add_subparsers(dest="dem_command", metavar="METHOD")
@@ -45,7 +95,44 @@ def _add_dem_parser(sub) -> None:
                         "aia_v9_eve, or a CSV file")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_dem_bp)
+    p = dsub.add_parser("deepem", help="DeepEM DEMs (a per-pixel network, Wright et al. 2018) of six AIA images")
+    p.add_argument("files", nargs="+", help="six AIA FITS files (94, 131, 171, 193, 211, 335 A)")
+    p.add_argument("-o", "--output", required=True, help="output FITS file (same layout as 'dem bp')")
+    p.add_argument("--png", default=None, help="also write a quicklook PNG at log T 5.9, 6.3, 7.0")
+    p.add_argument("--compare-bp", default=None, metavar="PNG",
+                   help="also run Basis Pursuit and write BP and DeepEM side by side into PNG")
+    p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
+    p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.set_defaults(func=_cmd_dem_deepem)
     dem.set_defaults(func=lambda a: (dem.print_help(), 2)[1])
+
+
+def _add_deepem_tools(sub) -> None:
+    train = sub.add_parser("train", help="train fastinv's networks (needs PyTorch: pip install 'fastinv[train]')")
+    tsub = train.add_subparsers(dest="train_command", metavar="MODEL")
+    p = tsub.add_parser("deepem", help="DeepEM on Basis Pursuit solutions of the 2014-01-01 AIA synoptic set")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card in .json)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
+    p.add_argument("--keep-failed", action="store_true", help="keep pixels where BP failed (as the original)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_train_deepem)
+    train.set_defaults(func=lambda a: (train.print_help(), 2)[1])
+    ev = sub.add_parser("evaluate", help="agreement metrics of a trained network")
+    esub = ev.add_subparsers(dest="evaluate_command", metavar="MODEL")
+    p = esub.add_parser("deepem", help="DeepEM vs Basis Pursuit on the held-out 2011-02-15 flare series")
+    p.add_argument("--model", default=None, help="model file (default: the shipped one)")
+    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_cmd_evaluate_deepem)
+    ev.set_defaults(func=lambda a: (ev.print_help(), 2)[1])
+    p = sub.add_parser("demo", help="invert the bundled AIA flare data with Basis Pursuit and DeepEM")
+    p.add_argument("--out", default="fastinv-demo", help="folder for the FITS and PNG files (default: fastinv-demo)")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=_cmd_demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show the compiled engine, SIMD kernels and threads in use")
     p.set_defaults(func=_cmd_info)
     _add_dem_parser(sub)
+    _add_deepem_tools(sub)
     return parser
 
 

@@ -22,7 +22,8 @@ import numpy as np
 from .basis_pursuit import STATUS, BasisPursuit, BPResult
 from .response import AIA_CHANNELS
 
-__all__ = ["AIAObservation", "read_aia", "write_dem_fits", "quicklook_png", "run_bp",
+__all__ = ["AIAObservation", "read_aia", "write_dem_fits", "quicklook_png", "comparison_png", "run_bp",
+           "run_deepem",
            "ProgressBar"]
 
 # Header keywords of the celestial WCS and the observer that the output keeps.
@@ -172,8 +173,9 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1) -> AIAObs
 class ProgressBar:
     """A minimal text progress bar on stderr (silent when ``enabled`` is False)."""
 
-    def __init__(self, total: int, enabled: bool = True, width: int = 40, stream=None) -> None:
-        self.total, self.enabled, self.width = max(int(total), 1), enabled, width
+    def __init__(self, total: int, enabled: bool = True, width: int = 40, stream=None,
+                 unit: str = "px") -> None:
+        self.total, self.enabled, self.width, self.unit = max(int(total), 1), enabled, width, unit
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
 
@@ -183,7 +185,7 @@ class ProgressBar:
             f = self.done / self.total
             bar = "#" * int(f * self.width)
             self.stream.write(f"\r[{bar:<{self.width}}] {100 * f:5.1f}% "
-                              f"({self.done}/{self.total} px)")
+                              f"({self.done}/{self.total} {self.unit})")
             if self.done == self.total:
                 self.stream.write("\n")
             self.stream.flush()
@@ -203,14 +205,16 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
-def write_dem_fits(path: Union[str, Path], result: BPResult, bp: BasisPursuit,
-                   obs: Optional[AIAObservation] = None) -> None:
-    """Write a BP result as FITS (atomically: temp file in the same directory, then rename).
+def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisPursuit] = None,
+                   obs: Optional[AIAObservation] = None, method_cards: Optional[dict] = None) -> None:
+    """Write a DEM result as FITS (atomically: temp file in the same directory, then rename).
 
     HDUs: primary = EM cube (nT, ny, nx) in cm^-5 with a log T axis (axis 3) plus the input's
     celestial WCS; ``STATUS``, ``TOLFAC``, ``CHI2``, ``LOGT_EM`` (EM-weighted log T) and
-    ``EM_TOTAL`` maps; ``LOGT`` (the grid). The header records the response table (name and
-    SHA-256), grid, basis widths, tolerances and fastinv version.
+    ``EM_TOTAL`` maps; ``LOGT`` (the grid). For a Basis Pursuit result (``bp`` given) the
+    header records the response table (name and SHA-256), grid, basis widths and tolerances;
+    other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
+    (value, comment)).
     """
     from astropy.io import fits
 
@@ -218,11 +222,13 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: BasisPursuit,
 
     if result.em.ndim != 3:
         raise ValueError("write_dem_fits needs a map result (em of shape (nT, ny, nx))")
+    if bp is None and not method_cards:
+        raise ValueError("write_dem_fits needs either the BasisPursuit solver or method_cards")
     base = fits.Header()
     if obs is not None:
         base.update(obs.header)
     prim = base.copy()
-    lt = bp.logt
+    lt = result.logt
     prim["CTYPE3"] = ("LOG10T", "log10(T / K), bin centre")
     prim["CUNIT3"] = ""
     prim["CRPIX3"] = 1.0
@@ -231,22 +237,25 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: BasisPursuit,
     prim["CDELT3"] = (float(step.mean()), "uniform grid" if np.allclose(step, step[0])
                       else "NON-uniform: see the LOGT HDU")
     prim["BUNIT"] = ("cm-5", "emission measure per log T bin")
-    prim["CONTENT"] = "DEM: Basis Pursuit (Cheung et al. 2015)"
     prim["FI_VERS"] = (__version__, "fastinv version")
-    prim["FI_METH"] = ("basis pursuit", "min sum x: |Dx-y| <= tolfac*sigma, x >= 0")
-    prim["FI_RESP"] = (bp.response_name, "temperature response table")
-    if bp.response_table is not None:
-        prim["FI_RSHA"] = bp.response_table.sha256  # SHA-256 of the response table file
     prim["FI_NT"] = (int(lt.size), "number of log T bins")
     prim["FI_TMIN"] = float(lt[0])
     prim["FI_TMAX"] = float(lt[-1])
-    prim["FI_WIDTH"] = (",".join(f"{w:g}" for w in bp.widths), "Gaussian basis widths (+Dirac)")
-    prim["FI_BCUT"] = (0.04, "basis values below this set to 0")
-    prim["FI_NCOEF"] = (bp.ncoef, "dictionary columns")
-    prim["FI_DICTF"] = (1e26, "coefficient unit, cm-5")
-    prim["FI_TOLF"] = (bp.tolfac, "eta = tolfac * sigma")
-    prim["FI_TOLFS"] = (",".join(f"{t:g}" for t in bp.tolfacs), "tolfacs tried (adaptive)")
-    prim["FI_ERR"] = ("aia_bp_estimate_error V3", "sigma model (unless user sigma)")
+    if bp is not None:
+        prim["CONTENT"] = "DEM: Basis Pursuit (Cheung et al. 2015)"
+        prim["FI_METH"] = ("basis pursuit", "min sum x: |Dx-y| <= tolfac*sigma, x >= 0")
+        prim["FI_RESP"] = (bp.response_name, "temperature response table")
+        if bp.response_table is not None:
+            prim["FI_RSHA"] = bp.response_table.sha256  # SHA-256 of the response table file
+        prim["FI_WIDTH"] = (",".join(f"{w:g}" for w in bp.widths), "Gaussian basis widths (+Dirac)")
+        prim["FI_BCUT"] = (0.04, "basis values below this set to 0")
+        prim["FI_NCOEF"] = (bp.ncoef, "dictionary columns")
+        prim["FI_DICTF"] = (1e26, "coefficient unit, cm-5")
+        prim["FI_TOLF"] = (bp.tolfac, "eta = tolfac * sigma")
+        prim["FI_TOLFS"] = (",".join(f"{t:g}" for t in bp.tolfacs), "tolfacs tried (adaptive)")
+        prim["FI_ERR"] = ("aia_bp_estimate_error V3", "sigma model (unless user sigma)")
+    for key, value in (method_cards or {}).items():
+        prim[key] = value
     if obs is not None:
         prim["FI_NSAMP"] = (obs.n_sample, "pixels averaged per pixel (binning)")
         for c, t, f in zip(AIA_CHANNELS, obs.exptime, obs.files):
@@ -273,12 +282,7 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: BasisPursuit,
     _atomic_write(Path(path), lambda tmp: hdul.writeto(tmp, overwrite=True))
 
 
-def quicklook_png(path: Union[str, Path], result: BPResult,
-                  temperatures: Sequence[float] = (5.9, 6.3, 7.0)) -> None:
-    """EM maps at the bins nearest ``temperatures`` (log T), failed pixels in black.
-
-    As DeepEM's Figure 1. Needs matplotlib (``pip install matplotlib``).
-    """
+def _pyplot():
     try:
         import matplotlib
 
@@ -286,22 +290,50 @@ def quicklook_png(path: Union[str, Path], result: BPResult,
         import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError("quicklook PNGs need matplotlib: pip install matplotlib") from None
+    return plt
+
+
+def _em_row(plt, axes, result: BPResult, failed: np.ndarray, temperatures: Sequence[float], label: str = ""):
+    """EM maps at the bins nearest ``temperatures`` (log10 EM 25..30), failed pixels black."""
+    cmap = plt.get_cmap("viridis").with_extremes(bad="black")  # the dark end is not black
+    for ax, t in zip(axes, temperatures):
+        j = int(np.argmin(np.abs(result.logt - t)))
+        img = np.log10(np.maximum(result.em[j], 1e20))
+        im = ax.imshow(np.ma.masked_where(failed, img), origin="lower", cmap=cmap, vmin=25, vmax=30)
+        ax.set_title(f"{label}log T = {result.logt[j]:.1f}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return im
+
+
+def quicklook_png(path: Union[str, Path], result: BPResult,
+                  temperatures: Sequence[float] = (5.9, 6.3, 7.0)) -> None:
+    """EM maps at the bins nearest ``temperatures`` (log T), failed pixels in black.
+
+    As DeepEM's Figure 1. Needs matplotlib (``pip install matplotlib``).
+    """
+    plt = _pyplot()
     if result.em.ndim != 3:
         raise ValueError("quicklook_png needs a map result (em of shape (nT, ny, nx))")
     fig, axes = plt.subplots(1, len(temperatures), figsize=(4 * len(temperatures), 4),
                              constrained_layout=True)
     axes = np.atleast_1d(axes)
-    failed = result.status != 0
-    for ax, t in zip(axes, temperatures):
-        j = int(np.argmin(np.abs(result.logt - t)))
-        img = np.log10(np.maximum(result.em[j], 1e20))
-        cmap = plt.get_cmap("viridis").with_extremes(bad="black")  # dark end is not black
-        im = ax.imshow(np.ma.masked_where(failed, img), origin="lower", cmap=cmap,
-                       vmin=25, vmax=30)
-        ax.set_title(f"log T = {result.logt[j]:.1f}")
-        ax.set_xticks([])
-        ax.set_yticks([])
+    im = _em_row(plt, axes, result, result.status != 0, temperatures)
     fig.colorbar(im, ax=list(axes), label="log10 EM [cm$^{-5}$]", shrink=0.8)
+    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
+    plt.close(fig)
+
+
+def comparison_png(path: Union[str, Path], bp_result: BPResult, deepem_result: BPResult,
+                   temperatures: Sequence[float] = (5.9, 6.3, 7.0)) -> None:
+    """Basis Pursuit (top) and DeepEM (bottom) EM maps side by side, as DeepEM's Figure 1:
+    pixels where BP failed are black in the BP row."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(2, len(temperatures), figsize=(4 * len(temperatures), 8),
+                             constrained_layout=True, squeeze=False)
+    _em_row(plt, axes[0], bp_result, bp_result.status != 0, temperatures, "BP, ")
+    im = _em_row(plt, axes[1], deepem_result, deepem_result.status != 0, temperatures, "DeepEM, ")
+    fig.colorbar(im, ax=list(axes.ravel()), label="log10 EM [cm$^{-5}$]", shrink=0.6)
     _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
     plt.close(fig)
 
@@ -351,3 +383,47 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     if png is not None:
         quicklook_png(png, res)
     return res
+
+
+def run_deepem(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
+               compare_png: Optional[Union[str, Path]] = None, bin: int = 1, threads: Optional[int] = None,
+               model: Optional[Union[str, Path]] = None):
+    """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
+
+    Parameters
+    ----------
+    inputs : sequence of paths or sunpy Maps
+    output : path
+        FITS file (same layout as :func:`run_bp`), replaced atomically.
+    png : path, optional
+        Quicklook PNG at log T 5.9, 6.3, 7.0.
+    compare_png : path, optional
+        Also run Basis Pursuit on the same 18-bin grid and write BP and DeepEM side by side
+        (BP failures black).
+    bin : int
+        N x N binning.
+    threads : int, optional
+        Threads.
+    model : path, optional
+        A DeepEM model file (default: the shipped one).
+
+    Returns
+    -------
+    (BPResult, BPResult or None)
+        DeepEM's result, and BP's when ``compare_png`` was asked for.
+    """
+    from .basis_pursuit import DEEPEM_LOGT
+    from .deepem import DeepEM
+
+    obs = read_aia(inputs, bin=bin)
+    net = DeepEM.load(model, threads=threads)
+    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample)
+    write_dem_fits(output, res, obs=obs, method_cards=net.fits_cards())
+    if png is not None:
+        quicklook_png(png, res)
+    bp_res = None
+    if compare_png is not None:
+        bp_res = BasisPursuit(logt=DEEPEM_LOGT).solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample,
+                                                     threads=threads)
+        comparison_png(compare_png, bp_res, res)
+    return res, bp_res

@@ -1,0 +1,129 @@
+"""DeepEM (Wright et al. 2018): AIA DEMs from a per-pixel network, run by fastinv's engine.
+
+The shipped model (``fastinv/data/deepem.safetensors``, card beside it) was trained by
+:mod:`fastinv.train.deepem` on fastinv's Basis Pursuit solutions of the 2014-01-01 AIA
+synoptic set. Inference needs only numpy: the network runs in fastinv's C++ kernels.
+
+Examples
+--------
+>>> from fastinv.dem import DeepEM
+>>> from fastinv.dem.aia import read_aia
+>>> from fastinv import datasets
+>>> obs = read_aia(datasets.aia_flare_files())
+>>> res = DeepEM.load().invert(obs.data, exptime=obs.exptime)
+>>> res.em.shape
+(18, 67, 67)
+"""
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Optional, Union
+
+import numpy as np
+
+from ..model import Model
+from .basis_pursuit import DEEPEM_LOGT, BPResult, _as_value, aia_error
+from .response import load_response
+
+STATUS_OK = 0
+STATUS_BAD_INPUT = 12  # as BasisPursuit
+
+
+def shipped_model_path() -> Path:
+    """Path of the DeepEM model that ships with fastinv."""
+    return Path(str(resources.files("fastinv") / "data" / "deepem.safetensors"))
+
+
+class DeepEM:
+    """A trained DeepEM network (6 AIA channels -> EM in 18 log T bins, 5.5..7.2).
+
+    Parameters
+    ----------
+    model : fastinv.Model
+        The loaded network; its metadata must hold the model card (``fastinv.card``).
+    """
+
+    def __init__(self, model: Model):
+        card_text = model.metadata.get("fastinv.card")
+        if card_text is None:
+            raise ValueError(f"{model.path}: not a DeepEM model (no fastinv.card metadata)")
+        self.card = json.loads(card_text)
+        if (self.card.get("input", {}).get("transform") != "sqrt(max(I, 0))"
+                or self.card.get("output", {}).get("transform") != "EM = 1e25 * y**2"):
+            raise ValueError(f"{model.path}: the model card does not describe DeepEM's normalisation")
+        if model.layout != "nchw" or model.input_shape != (6,) or model.output_shape != (len(DEEPEM_LOGT),):
+            raise ValueError(f"{model.path}: expected a per-pixel 6 -> {len(DEEPEM_LOGT)} network")
+        self.model = model
+        self.logt = np.asarray(self.card["output"]["logt"], dtype=np.float64)
+        self._response = load_response(self.card.get("labels", {}).get("response"))
+        self._kernel = self._response.at(self.logt)  # (6, nT), DN cm^5 s^-1 px^-1
+
+    @classmethod
+    def load(cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None) -> "DeepEM":
+        """Load a DeepEM model file (default: the one shipped with fastinv)."""
+        return cls(Model(shipped_model_path() if path is None else path, threads=threads))
+
+    @property
+    def response_name(self) -> str:
+        return self._response.name
+
+    def invert(self, y, exptime=None, sigma=None, n_sample: float = 1.0,
+               threads: Optional[int] = None) -> BPResult:
+        """DEMs of every pixel.
+
+        Parameters
+        ----------
+        y : array_like or Quantity, shape (6, ...)
+            DN s^-1 pixel^-1 in the channel order 94, 131, 171, 193, 211, 335.
+        exptime, sigma, n_sample :
+            Only for ``chi2``: errors from the AIA error model (as :class:`BasisPursuit`)
+            or given directly. Without either, ``chi2`` is NaN.
+        threads : int, optional
+            Threads for the network.
+
+        Returns
+        -------
+        BPResult
+            ``em`` (18, ...) in cm^-5 per bin, ``model`` = K @ em (re-synthesised DN s^-1),
+            ``chi2``, ``status`` 0 wherever all six inputs are finite (12 elsewhere, EM 0).
+            ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
+            ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
+        """
+        yv = _as_value(y, "DN/s", "y")
+        if yv.ndim < 1 or yv.shape[0] != 6:
+            raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {yv.shape}")
+        shape = yv.shape[1:]
+        flat = yv.reshape(6, -1)
+        finite = np.all(np.isfinite(flat), axis=0)
+        x = np.sqrt(np.maximum(np.where(finite, flat, 0.0), 0.0)).astype(np.float32)
+        out = self.model(x[:, None, :], threads=threads)[:, 0, :].astype(np.float64)  # (18, npix)
+        em = 1e25 * out * out
+        em[:, ~finite] = 0.0
+        model = self._kernel @ em
+        status = np.where(finite, STATUS_OK, STATUS_BAD_INPUT).astype(np.int8)
+        chi2 = np.full(flat.shape[1], np.nan)
+        if sigma is not None or exptime is not None:
+            if sigma is not None:
+                sig = _as_value(sigma, "DN/s", "sigma").reshape(6, -1)
+            else:
+                t = np.broadcast_to(np.asarray(_as_value(exptime, "s", "exptime"), float).reshape(-1, 1), (6, 1))
+                sig = aia_error(np.maximum(np.where(finite, flat, 0.0), 0.0) * t, n_sample) / t
+            with np.errstate(invalid="ignore", divide="ignore"):
+                chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)
+        n = flat.shape[1]
+        return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
+                        status=status.reshape(shape), tolfac=np.full(shape, np.nan),
+                        objective=(em.sum(axis=0) / 1e26).reshape(shape), model=model.reshape((6, *shape)),
+                        chi2=chi2.reshape(shape), iterations=np.zeros(shape, np.int32), logt=self.logt.copy())
+
+    def fits_cards(self) -> dict:
+        """Provenance keywords for FITS headers of DeepEM results."""
+        return {"CONTENT": "DEM: DeepEM (Wright et al. 2018), fastinv engine",
+                "FI_METH": ("deepem", "per-pixel network 6-300-300-18"),
+                "FI_MODEL": (Path(self.model.path).name, "model file"),
+                "FI_MVERS": (self.card.get("fastinv_version", "?"), "fastinv version that trained it"),
+                "FI_RESP": (self.response_name, "response for re-synthesis / labels"),
+                "FI_LABEL": ("basis pursuit", "training labels")}
