@@ -332,3 +332,20 @@ def test_edge_architectures(tmp_path, name, make, shape):
         x = -5 - np.abs(x)  # padding must act as -inf, not 0
     model = _export_load(net, torch.from_numpy(x), tmp_path)
     _check(model(x), _torch(net, x), name)
+
+
+def test_parameter_count_is_what_the_file_stores(tmp_path):
+    """info()["parameters"] = torch's count: a bias-free layer has no bias parameters and a
+    layer applied twice (shared weights) is counted once."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 3, 3, bias=False)
+            self.shared = nn.Conv1d(3, 3, 1)
+
+        def forward(self, x):
+            return self.shared(self.shared(self.conv(x)))
+
+    net = Net().eval()
+    model = _export_load(net, torch.zeros(1, 2, 8), tmp_path)
+    assert model.info()["parameters"] == sum(p.numel() for p in net.parameters()) == 2 * 3 * 3 + 3 * 3 + 3
