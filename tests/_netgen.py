@@ -373,7 +373,8 @@ def _draw(layout: str, seed: list[int]):
             cur = b.module(nn.Flatten(), cur, b.shapes[cur])  # a no-op on (N, C)
     def dropped(step):
         kind, arg, _ = step
-        return (kind == "mod" and isinstance(b.layers[arg], (nn.Identity, nn.Dropout))) or (
+        noop = (nn.Identity, nn.Dropout, nn.Flatten) if layout == "nc" else (nn.Identity, nn.Dropout)
+        return (kind == "mod" and isinstance(b.layers[arg], noop)) or (
             kind == "fn" and arg[0] is F.dropout)
 
     if all(dropped(step) for step in b.plan):
