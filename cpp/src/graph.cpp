@@ -113,9 +113,11 @@ void parse_conv(NodeReader& r, Node& n, const Shape& in, const SafeTensors& file
   if (n.cin != in.c)
     fail(n.name, "weight expects " + std::to_string(n.cin) + " input channels but receives " + std::to_string(in.c));
   n.weight = file.f32(wname, {}, "node \"" + n.name + "\" weight");
-  if (const std::string* bname = r.string("bias", false))
+  n.tensors.emplace_back(wname, int64_t(n.weight.size()));
+  if (const std::string* bname = r.string("bias", false)) {
     n.bias = file.f32(*bname, {n.cout}, "node \"" + n.name + "\" bias");
-  else
+    n.tensors.emplace_back(*bname, n.cout);
+  } else
     n.bias.assign(size_t(n.cout), 0.f);
   if (linear) {
     n.shape = {1, n.cout, 1};
@@ -268,8 +270,11 @@ Graph parse_graph(const SafeTensors& file) {
       }
     } else if (o == "affine") {
       n.op = OpKind::affine;
-      n.scale = file.f32(*r.string("scale", true), {in0.c}, "node \"" + n.name + "\" scale");
-      n.shift = file.f32(*r.string("shift", true), {in0.c}, "node \"" + n.name + "\" shift");
+      const std::string& scale = *r.string("scale", true);
+      const std::string& shift = *r.string("shift", true);
+      n.scale = file.f32(scale, {in0.c}, "node \"" + n.name + "\" scale");
+      n.shift = file.f32(shift, {in0.c}, "node \"" + n.name + "\" shift");
+      n.tensors = {{scale, in0.c}, {shift, in0.c}};
       n.shape = in0;
     } else {
       fail(n.name, "unknown op \"" + o + "\"");

@@ -48,6 +48,10 @@ struct Node {
   bool count_include_pad = true;  // avgpool; maxpool/avgpool use kernel, stride, pad_left
 
   std::vector<float> scale, shift;  // affine, [c]
+
+  // Names and sizes of the file tensors this node uses: a block shared by several
+  // nodes (MUISCA's multi-scale branches) counts its parameters once.
+  std::vector<std::pair<std::string, int64_t>> tensors;
 };
 
 struct Graph {

@@ -1,5 +1,7 @@
 #include "fastinv/model.hpp"
 
+#include <set>
+
 #include "backend.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
@@ -101,15 +103,17 @@ ModelInfo Model::info() const {
   info.input_layout = g.layout;
   info.device = impl_->backend->device();
   info.isa = impl_->backend->isa();
+  std::set<std::string> counted;
   for (const Node& n : g.nodes) {
     LayerInfo layer;
     layer.name = n.name;
+    for (const auto& [tensor, size] : n.tensors)
+      if (counted.insert(tensor).second) layer.parameters += size;
     layer.output_shape = n.shape.dims();
     const int64_t out = n.shape.size();
     switch (n.op) {
       case OpKind::conv:
         layer.op = n.linear ? "linear" : "conv1d";
-        layer.parameters = int64_t(n.weight.size() + n.bias.size());
         layer.flops = 2 * n.cin * n.kernel * out;
         break;
       case OpKind::act:
@@ -133,7 +137,6 @@ ModelInfo Model::info() const {
         break;
       case OpKind::affine:
         layer.op = "affine";
-        layer.parameters = int64_t(n.scale.size() + n.shift.size());
         layer.flops = 2 * out;
         break;
     }

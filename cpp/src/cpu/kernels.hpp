@@ -36,7 +36,15 @@ struct Kernels {
   Isa isa;
   int mr;                                // rows per register block
   void (*gemm)(const GemmArgs& args);
+  // Independent FMA chains, enough to fill every FMA pipe: the hardware limit the
+  // benchmarks report against. Returns the FLOPs performed (sink defeats dead-code
+  // elimination).
+  double (*fma_loop)(int64_t iterations, float* sink);
 };
+
+// Measured single-precision FMA peak of this machine with the given ISA's
+// instructions, in GFLOP/s summed over `threads` threads.
+double measure_fma_peak(Isa isa, int threads, double seconds);
 
 const Kernels& kernels_for(Isa isa);
 
@@ -49,6 +57,9 @@ void pack_weights(const float* w, const float* bias, int64_t m, int64_t k, int m
 void gemm_generic(const GemmArgs& args);
 void gemm_avx2(const GemmArgs& args);
 void gemm_avx512(const GemmArgs& args);
+double fma_loop_generic(int64_t iterations, float* sink);
+double fma_loop_avx2(int64_t iterations, float* sink);
+double fma_loop_avx512(int64_t iterations, float* sink);
 constexpr int kMrGeneric = 2;
 constexpr int kMrAvx2 = 6;
 constexpr int kMrAvx512 = 12;

@@ -74,4 +74,21 @@ void gemm_avx2(const GemmArgs& g) {
   }
 }
 
+double fma_loop_avx2(int64_t iterations, float* sink) {
+  constexpr int kChains = 12;  // FMA latency 4 x 2 pipes, with margin
+  __m256 acc[kChains];
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+#pragma GCC unroll 12
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm256_set1_ps(float(c));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 12
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm256_fmadd_ps(acc[c], a, b);
+  }
+  __m256 sum = acc[0];
+#pragma GCC unroll 12
+  for (int c = 1; c < kChains; ++c) sum = _mm256_add_ps(sum, acc[c]);
+  sink[0] += _mm256_cvtss_f32(sum);
+  return 2.0 * 8 * kChains * double(iterations);
+}
+
 }  // namespace fastinv::cpu

@@ -61,4 +61,21 @@ void gemm_avx512(const GemmArgs& g) {
   }
 }
 
+double fma_loop_avx512(int64_t iterations, float* sink) {
+  constexpr int kChains = 16;
+  __m512 acc[kChains];
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+#pragma GCC unroll 16
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(float(c));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_fmadd_ps(acc[c], a, b);
+  }
+  __m512 sum = acc[0];
+#pragma GCC unroll 16
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  sink[0] += _mm512_reduce_add_ps(sum);
+  return 2.0 * 16 * kChains * double(iterations);
+}
+
 }  // namespace fastinv::cpu

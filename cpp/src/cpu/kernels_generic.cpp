@@ -29,4 +29,14 @@ void gemm_generic(const GemmArgs& g) {
   }
 }
 
+double fma_loop_generic(int64_t iterations, float* sink) {
+  constexpr int kChains = 8, kWidth = 4;
+  float acc[kChains][kWidth] = {};
+  for (int64_t i = 0; i < iterations; ++i)
+    for (int c = 0; c < kChains; ++c)
+      for (int j = 0; j < kWidth; ++j) acc[c][j] = acc[c][j] * 0.999999f + 1e-7f;
+  for (int c = 0; c < kChains; ++c) sink[0] += acc[c][0];
+  return 2.0 * double(iterations) * kChains * kWidth;
+}
+
 }  // namespace fastinv::cpu

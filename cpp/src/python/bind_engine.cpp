@@ -5,6 +5,7 @@
 #include "fastinv/error.hpp"
 #include "fastinv/model.hpp"
 #include "fastinv/runtime.hpp"
+#include "cpu/kernels.hpp"
 #include "python/bindings.hpp"
 #ifdef FASTINV_HAVE_CUDA
 #include "cuda_device.hpp"
@@ -103,6 +104,14 @@ void bind_engine(py::module_& m) {
     for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
     return names;
   });
+  m.def(
+      "measure_fma_peak",
+      [](const std::string& isa, int threads, double seconds) {
+        py::gil_scoped_release release;
+        return cpu::measure_fma_peak(isa_from_name(isa), threads, seconds);
+      },
+      py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.5,
+      "Measured float32 FMA peak in GFLOP/s with the given ISA's instructions (the benchmarks' hardware limit).");
   m.def("default_threads", &default_threads);
   m.def("openmp_enabled", &openmp_enabled);
   m.def("cuda_compiled", &cuda_compiled);

@@ -5,5 +5,6 @@
 namespace fastinv::python {
 
 void bind_engine(pybind11::module_& m);  // runtime info + Model (bind_engine.cpp)
+void bind_dem(pybind11::module_& m);     // Basis Pursuit DEM solver (bind_dem.cpp)
 
 }  // namespace fastinv::python

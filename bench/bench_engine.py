@@ -1,0 +1,110 @@
+"""CPU engine against PyTorch and ONNX Runtime with the same weights, same threads.
+
+Cases (issue 'Foundation'):
+  (a) DeepEM 6->300->300->18 on one 1024x1024 six-channel image;
+  (b) a Hinode-like 1D CNN (4x112; conv 64 k9/k5/k3 with max-pool 2; dense 256; 30 out)
+      on 100 000 profiles;
+  (c) the same CNN shape on one DKIST ViSP slit frame (2 555 profiles x 4 x 980).
+Each benchmark records samples/s, GFLOP/s and the fraction of the measured FMA peak
+in extra_info; bench/summarize.py turns the JSON into ratios.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime")
+
+import fastinv  # noqa: E402
+
+from conftest import THREADS  # noqa: E402
+
+torch.set_num_threads(THREADS)
+
+
+def deepem() -> torch.nn.Module:
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(6, 300, 1), torch.nn.LeakyReLU(0.01),
+        torch.nn.Conv2d(300, 300, 1), torch.nn.LeakyReLU(0.01),
+        torch.nn.Conv2d(300, 18, 1)).eval()
+
+
+def stokes_cnn(nlambda: int) -> torch.nn.Module:
+    conv = [torch.nn.Conv1d(4, 64, 9, padding=4), torch.nn.ReLU(), torch.nn.MaxPool1d(2),
+            torch.nn.Conv1d(64, 64, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool1d(2),
+            torch.nn.Conv1d(64, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool1d(2)]
+    length = nlambda // 2 // 2 // 2
+    return torch.nn.Sequential(*conv, torch.nn.Flatten(), torch.nn.Linear(64 * length, 256), torch.nn.ReLU(),
+                               torch.nn.Linear(256, 30)).eval()
+
+
+CASES = {
+    "deepem-1024x1024": (deepem, lambda: np.random.default_rng(0).random((1, 6, 1024, 1024), np.float32)),
+    "cnn-hinode-100k": (lambda: stokes_cnn(112), lambda: np.random.default_rng(0).random((100_000, 4, 112), np.float32)),
+    "cnn-visp-frame": (lambda: stokes_cnn(980), lambda: np.random.default_rng(0).random((2555, 4, 980), np.float32)),
+}
+
+
+@pytest.fixture(scope="module", params=list(CASES))
+def case(request, tmp_path_factory):
+    torch.manual_seed(0)
+    make_net, make_x = CASES[request.param]
+    net = make_net()
+    x = make_x()
+    d = tmp_path_factory.mktemp(request.param)
+    path = d / "model.safetensors"
+    fastinv.export(net, path, torch.from_numpy(x[:2]))
+    onnx_path = d / "model.onnx"
+    torch.onnx.export(net, torch.from_numpy(x[:2]), str(onnx_path), input_names=["x"], output_names=["y"],
+                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    model = fastinv.load(path, threads=THREADS)
+    samples = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
+    return {"name": request.param, "net": net, "x": x, "model": model, "onnx": str(onnx_path),
+            "samples": samples, "flops": model.info()["flops_per_sample"]}
+
+
+def _record(benchmark, case, machine, impl):
+    t = benchmark.stats.stats.median
+    gflops = case["flops"] * case["samples"] / t * 1e-9
+    benchmark.extra_info.update({
+        "case": case["name"], "impl": impl, "threads": THREADS, "samples": case["samples"],
+        "samples_per_s": case["samples"] / t, "gflops": gflops,
+        "fraction_of_fma_peak": gflops / machine["fma_peak_gflops"],
+        "fma_peak_gflops": machine["fma_peak_gflops"], "isa": machine["isa"], "cpu": machine["cpu"]})
+
+
+def _rounds(case):
+    return 3 if case["samples"] > 50_000 else 20
+
+
+def test_fastinv(benchmark, case, machine):
+    benchmark.group = case["name"]
+    y = benchmark.pedantic(case["model"], args=(case["x"],), rounds=_rounds(case), warmup_rounds=1)
+    ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
+    np.testing.assert_allclose(y[:64], ref, atol=1e-5 * np.abs(ref).max(), rtol=0)
+    _record(benchmark, case, machine, "fastinv")
+
+
+def test_torch(benchmark, case, machine):
+    benchmark.group = case["name"]
+    xt = torch.from_numpy(case["x"])
+
+    def run():
+        with torch.inference_mode():
+            return case["net"](xt)
+
+    benchmark.pedantic(run, rounds=_rounds(case), warmup_rounds=1)
+    _record(benchmark, case, machine, "torch")
+
+
+def test_onnxruntime(benchmark, case, machine):
+    benchmark.group = case["name"]
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = THREADS
+    opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(case["onnx"], opts, providers=["CPUExecutionProvider"])
+    benchmark.pedantic(sess.run, args=(None, {"x": case["x"]}), rounds=_rounds(case), warmup_rounds=1)
+    _record(benchmark, case, machine, "onnxruntime")

@@ -1,0 +1,52 @@
+"""Shared fixtures for fastinv's benchmarks: machine facts and the measured FMA peak.
+
+Run everything (results JSON lands in bench/results/):
+
+    python -m pytest bench -o python_files='bench_*.py' \
+        --benchmark-json=bench/results/<name>.json
+    python bench/summarize.py bench/results/<name>.json
+"""
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+
+import fastinv
+from fastinv import _core
+
+THREADS = int(os.environ.get("FASTINV_BENCH_THREADS", str(os.cpu_count() or 1)))
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+@pytest.fixture(scope="session")
+def machine() -> dict:
+    """Machine facts and the measured float32 FMA peak (GFLOP/s) at THREADS threads."""
+    isa = _core.active_isa()
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "threads": THREADS,
+        "isa": isa,
+        "fma_peak_gflops": _core.measure_fma_peak(isa, THREADS, 1.0),
+        "fma_peak_gflops_1thread": _core.measure_fma_peak(isa, 1, 1.0),
+        "fastinv": fastinv.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    machine_info["fastinv_cpu_model"] = _cpu_model()
+    machine_info["fastinv_isa"] = _core.active_isa()
+    machine_info["fastinv_threads"] = THREADS

@@ -1,0 +1,322 @@
+#include "dem/dual_simplex.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace fastinv::dem {
+
+namespace {
+constexpr double kInf = std::numeric_limits<double>::infinity();
+// Dual feasibility slack of the Harris ratio test, and what we still accept as optimal
+// after the final refactorisation (costs are O(1): the objective error is ~ this * sum x).
+constexpr double kDualTol = 1e-9;
+constexpr double kDualAccept = 1e-7;
+constexpr int kRefactorEvery = 24;   // bound the drift of the product-form B^-1 updates
+constexpr int kDegenerateRun = 16;   // degenerate pivots in a row before Bland's rule
+}  // namespace
+
+DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
+    : A_(A), m_(m), n_(n), c_(c),
+      lb_(n + m, 0.0), ub_(n + m, kInf), val_(n + m, 0.0), d_(n + m, 0.0),
+      binv_(static_cast<size_t>(m) * m, 0.0), alpha_row_(n + m, 0.0), alpha_col_(m, 0.0),
+      work_(static_cast<size_t>(m) * 2 * m, 0.0), dir_(n + m, 0.0), head_(m, 0), cand_(n + m, 0),
+      state_(n + m, kLower) {
+  reset();
+}
+
+void DualSimplex::reset() {
+  for (int j = 0; j < n_; ++j) {
+    set_state(j, kLower);
+    val_[j] = 0.0;
+  }
+  for (int i = 0; i < m_; ++i) {
+    head_[i] = n_ + i;
+    set_state(n_ + i, kBasic);
+  }
+  // B = -I exactly, y = 0, d = c: the state a fresh factorisation would give.
+  std::fill(binv_.begin(), binv_.end(), 0.0);
+  for (int i = 0; i < m_; ++i) binv_[i * m_ + i] = -1.0;
+  for (int j = 0; j < n_; ++j) d_[j] = c_[j];
+  for (int i = 0; i < m_; ++i) d_[n_ + i] = 0.0;
+  pristine_ = true;
+}
+
+void DualSimplex::set_state(int j, std::int8_t st) {
+  state_[j] = st;
+  dir_[j] = (st == kBasic || lb_[j] == ub_[j]) ? 0.0 : (st == kLower ? 1.0 : -1.0);
+}
+
+double DualSimplex::objective() const {
+  double s = 0.0;
+  for (int j = 0; j < n_; ++j) s += c_[j] * val_[j];
+  return s;
+}
+
+bool DualSimplex::refactor() {
+  // Gauss-Jordan on [B | I] with partial pivoting; m is tiny, so this is cheap and exact
+  // enough to be the ground truth every verdict is checked against.
+  const int m = m_, w = 2 * m;
+  double* T = work_.data();
+  std::fill(work_.begin(), work_.end(), 0.0);
+  for (int p = 0; p < m; ++p) {
+    const int j = head_[p];
+    for (int i = 0; i < m; ++i) T[i * w + p] = (j < n_) ? A_[i * n_ + j] : (j - n_ == i ? -1.0 : 0.0);
+  }
+  for (int i = 0; i < m; ++i) T[i * w + m + i] = 1.0;
+  for (int k = 0; k < m; ++k) {
+    int piv = k;
+    for (int i = k + 1; i < m; ++i)
+      if (std::fabs(T[i * w + k]) > std::fabs(T[piv * w + k])) piv = i;
+    const double pv = T[piv * w + k];
+    if (!(std::fabs(pv) > 1e-13)) return false;
+    if (piv != k)
+      for (int c = 0; c < w; ++c) std::swap(T[k * w + c], T[piv * w + c]);
+    const double inv = 1.0 / pv;
+    for (int c = 0; c < w; ++c) T[k * w + c] *= inv;
+    for (int i = 0; i < m; ++i) {
+      if (i == k) continue;
+      const double f = T[i * w + k];
+      if (f == 0.0) continue;
+      for (int c = 0; c < w; ++c) T[i * w + c] -= f * T[k * w + c];
+    }
+  }
+  for (int i = 0; i < m; ++i)
+    for (int c = 0; c < m; ++c) binv_[i * m + c] = T[i * w + m + c];
+  return true;
+}
+
+void DualSimplex::compute_primal() {
+  // A x - r = 0 with nonbasic structurals at 0  =>  B x_B = v, v_i = r_i if r_i nonbasic.
+  for (int i = 0; i < m_; ++i) alpha_col_[i] = (state_[n_ + i] != kBasic) ? val_[n_ + i] : 0.0;
+  for (int p = 0; p < m_; ++p) {
+    double s = 0.0;
+    for (int i = 0; i < m_; ++i) s += binv_[p * m_ + i] * alpha_col_[i];
+    val_[head_[p]] = s;
+  }
+}
+
+void DualSimplex::compute_duals() {
+  double y[16];
+  double* yv = (m_ <= 16) ? y : work_.data();  // m <= 16 in practice; work_ has 2m*m >= m
+  for (int i = 0; i < m_; ++i) {
+    double s = 0.0;
+    for (int p = 0; p < m_; ++p) {
+      const int j = head_[p];
+      if (j < n_) s += c_[j] * binv_[p * m_ + i];
+    }
+    yv[i] = s;
+  }
+  for (int j = 0; j < n_; ++j) {
+    double s = c_[j];
+    for (int i = 0; i < m_; ++i) s -= yv[i] * A_[i * n_ + j];
+    d_[j] = s;
+  }
+  for (int i = 0; i < m_; ++i) d_[n_ + i] = yv[i];
+  for (int p = 0; p < m_; ++p) d_[head_[p]] = 0.0;
+  // A boxed logical stays dual feasible by sitting at the bound its reduced cost asks for.
+  for (int i = 0; i < m_; ++i) {
+    const int j = n_ + i;
+    if (state_[j] == kLower && d_[j] < 0.0) {
+      set_state(j, kUpper);
+      val_[j] = ub_[j];
+    } else if (state_[j] == kUpper && d_[j] > 0.0) {
+      set_state(j, kLower);
+      val_[j] = lb_[j];
+    }
+  }
+}
+
+void DualSimplex::column(int j, double* out) const {
+  if (j < n_) {
+    for (int p = 0; p < m_; ++p) {
+      double s = 0.0;
+      for (int i = 0; i < m_; ++i) s += binv_[p * m_ + i] * A_[i * n_ + j];
+      out[p] = s;
+    }
+  } else {
+    const int i = j - n_;
+    for (int p = 0; p < m_; ++p) out[p] = -binv_[p * m_ + i];
+  }
+}
+
+LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, double feas_tol) {
+  const int m = m_, n = n_, nt = n_ + m_;
+  for (int i = 0; i < m; ++i) {
+    lb_[n + i] = lo[i];
+    ub_[n + i] = up[i];
+    if (state_[n + i] == kLower) val_[n + i] = lo[i];
+    if (state_[n + i] == kUpper) val_[n + i] = up[i];
+    set_state(n + i, state_[n + i]);  // a logical may have become fixed (lo = up) or free
+  }
+  iterations_ = 0;
+  if (pristine_) {
+    for (int i = 0; i < m; ++i) val_[n + i] = 0.0;  // r = A x = 0
+  } else {
+    if (!refactor()) {
+      reset();
+      if (!refactor()) return LpResult::not_converged;
+    }
+    compute_duals();
+    compute_primal();
+  }
+  pristine_ = false;
+  bool fresh = true;  // values were just recomputed from a fresh factorisation
+  int since_refactor = 0, degenerate = 0;
+  bool bland = false;
+
+  auto refresh = [&]() -> bool {
+    if (!refactor()) return false;
+    compute_duals();
+    compute_primal();
+    fresh = true;
+    since_refactor = 0;
+    return true;
+  };
+
+  while (true) {
+    // --- pricing: the most infeasible basic variable by dual steepest edge ---------------
+    int p = -1;
+    double best = 0.0;
+    for (int r = 0; r < m; ++r) {
+      const int j = head_[r];
+      double delta = 0.0;
+      if (val_[j] < lb_[j] - feas_tol) delta = lb_[j] - val_[j];
+      else if (val_[j] > ub_[j] + feas_tol) delta = val_[j] - ub_[j];
+      if (delta == 0.0) continue;
+      if (bland) {
+        if (p < 0 || j < head_[p]) p = r;
+        continue;
+      }
+      double w = 0.0;
+      for (int i = 0; i < m; ++i) w += binv_[r * m + i] * binv_[r * m + i];
+      const double score = delta * delta / w;
+      if (score > best) {
+        best = score;
+        p = r;
+      }
+    }
+    if (p < 0) {
+      if (!fresh) {
+        if (!refresh()) return LpResult::not_converged;
+        continue;
+      }
+      for (int j = 0; j < n; ++j)
+        if (state_[j] != kBasic && d_[j] < -kDualAccept) return LpResult::not_converged;
+      return LpResult::optimal;
+    }
+    if (iterations_ >= max_iter) return LpResult::not_converged;
+
+    // --- pivot row alpha_j = (e_p^T B^-1) a_j ----------------------------------------------
+    const double* rho = &binv_[p * m];
+    double* arow = alpha_row_.data();
+    std::fill(arow, arow + n, 0.0);
+    for (int i = 0; i < m; ++i) {
+      const double ri = rho[i];
+      const double* Ai = A_ + static_cast<size_t>(i) * n;
+      for (int j = 0; j < n; ++j) arow[j] += ri * Ai[j];
+    }
+    for (int i = 0; i < m; ++i) arow[n + i] = -rho[i];
+    // --- ratio test ----------------------------------------------------------------------
+    // Entering candidates move x_leave towards its violated bound without breaking dual
+    // feasibility: (at lower, alpha < 0) or (at upper, alpha > 0) when below, mirrored above.
+    // With dir_j = +1 at lower, -1 at upper, 0 basic/fixed and sgn = -1 below, +1 above,
+    // that is t_j = sgn * dir_j * alpha_j > ptol, and the dual slack is max(dir_j d_j, 0).
+    const int leave = head_[p];
+    const bool below = val_[leave] < lb_[leave];
+    const double sgn = below ? -1.0 : 1.0;
+    double amax = 0.0;
+    int ncand = 0;
+    for (int j = 0; j < nt; ++j) {
+      const double a = dir_[j] * arow[j];
+      amax = std::max(amax, std::fabs(a));
+      if (sgn * a > 1e-11) cand_[ncand++] = j;
+    }
+    const double ptol = std::max(1e-11, 1e-9 * amax);
+    // Pass 1 (Harris): the largest step that keeps every d within kDualTol.
+    double theta_max = kInf;
+    int nkeep = 0;
+    for (int c = 0; c < ncand; ++c) {
+      const int j = cand_[c];
+      const double t = sgn * dir_[j] * arow[j];
+      if (t <= ptol) continue;
+      cand_[nkeep++] = j;
+      theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + kDualTol) / t);
+    }
+    if (nkeep == 0) {
+      // No entering candidate: x_leave cannot reach its bound, i.e. the LP is infeasible.
+      // Only believe it on freshly factorised values.
+      if (!fresh) {
+        if (!refresh()) return LpResult::not_converged;
+        continue;
+      }
+      return LpResult::infeasible;
+    }
+    // Pass 2: within that step, the largest pivot (or the smallest index under Bland).
+    int q = -1;
+    double qa = 0.0;
+    for (int c = 0; c < nkeep; ++c) {
+      const int j = cand_[c];
+      const double t = sgn * dir_[j] * arow[j];
+      if (std::max(dir_[j] * d_[j], 0.0) / t > theta_max) continue;
+      if (bland) {
+        if (q < 0) q = j;  // candidates are in ascending j: the first is the smallest index
+      } else if (t > qa) {
+        qa = t;
+        q = j;
+      }
+    }
+
+    // --- pivot column and consistency check ------------------------------------------------
+    double* acol = alpha_col_.data();
+    column(q, acol);
+    const double apq = acol[p];
+    if (std::fabs(apq - arow[q]) > 1e-8 * (1.0 + std::fabs(apq)) || std::fabs(apq) <= ptol * 0.5) {
+      if (!fresh) {
+        if (!refresh()) return LpResult::not_converged;
+        continue;
+      }
+      return LpResult::not_converged;
+    }
+
+    // --- dual update: d_j -= theta_d * alpha_j; the leaving variable gets -theta_d ----------
+    double dq = d_[q];
+    if (state_[q] == kLower ? dq < 0.0 : dq > 0.0) dq = 0.0;  // Harris slack: clamp to 0
+    const double theta_d = dq / arow[q];
+    // Basic d_j are never read (dir_ = 0) and are reset on refactorisation: update all.
+    if (theta_d != 0.0)
+      for (int j = 0; j < nt; ++j) d_[j] -= theta_d * arow[j];
+    d_[q] = 0.0;
+    d_[leave] = -theta_d;
+    degenerate = (std::fabs(theta_d) <= 1e-12) ? degenerate + 1 : 0;
+    if (degenerate > kDegenerateRun) bland = true;
+
+    // --- primal update: x_leave goes to its violated bound ---------------------------------
+    const double bound = below ? lb_[leave] : ub_[leave];
+    const double theta_p = (val_[leave] - bound) / apq;
+    for (int r = 0; r < m; ++r) val_[head_[r]] -= theta_p * acol[r];
+    val_[q] += theta_p;
+    val_[leave] = bound;
+    set_state(leave, below ? kLower : kUpper);
+    set_state(q, kBasic);
+    head_[p] = q;
+
+    // --- B^-1 update (one Gauss-Jordan step on the entering column) ------------------------
+    double* bp = &binv_[p * m];
+    const double inv = 1.0 / apq;
+    for (int i = 0; i < m; ++i) bp[i] *= inv;
+    for (int r = 0; r < m; ++r) {
+      if (r == p) continue;
+      const double f = acol[r];
+      if (f == 0.0) continue;
+      double* br = &binv_[r * m];
+      for (int i = 0; i < m; ++i) br[i] -= f * bp[i];
+    }
+
+    ++iterations_;
+    fresh = false;
+    if (++since_refactor >= kRefactorEvery && !refresh()) return LpResult::not_converged;
+  }
+}
+
+}  // namespace fastinv::dem

@@ -1,0 +1,64 @@
+// A dense bounded dual simplex for small LPs of the form
+//
+//     minimise c^T x   subject to   lo <= A x <= up,   x >= 0,   with c >= 0,
+//
+// with few rows (m, here the 6 AIA channels) and a few dozen to hundreds of columns.
+// It works on A x - r = 0 with the row activities r as boxed logical variables. Because
+// c >= 0, the all-logical basis (x = 0) is dual feasible from the start, so no phase 1 is
+// needed, and a pixel's retry with a wider band (adaptive tolfac) restarts from the last
+// basis, which stays dual feasible because only the bounds change.
+//
+// The basis inverse (m x m) is kept explicitly and refactorised from scratch (Gauss-Jordan,
+// partial pivoting) every few iterations and before any verdict, so verdicts never rest on
+// drifted values. Pricing is exact dual steepest edge (the weights are the squared row
+// norms of B^-1, which we have), the ratio test is a two-pass (tie window + largest pivot),
+// and after a run of degenerate pivots the solver switches to Bland's smallest-index rule,
+// which cannot cycle.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace fastinv::dem {
+
+enum class LpResult { optimal, infeasible, not_converged };
+
+class DualSimplex {
+ public:
+  // A: row-major m x n, referenced (must outlive this object). c: n costs, all >= 0.
+  DualSimplex(const double* A, int m, int n, const double* c);
+
+  // Forget any previous basis (start from the all-logical basis).
+  void reset();
+
+  // Solve with row bounds lo <= A x <= up (lo <= up, finite). Starts from the current
+  // basis (the last solve's, or the all-logical one after reset()). Tolerances are absolute
+  // and meant for a problem scaled so that max(up) ~ 1.
+  LpResult solve(const double* lo, const double* up, int max_iter, double feas_tol);
+
+  // Structural solution x (n values) and objective c^T x of the last solve.
+  const double* x() const { return val_.data(); }
+  double objective() const;
+  int iterations() const { return iterations_; }
+
+ private:
+  enum : std::int8_t { kLower = 0, kUpper = 1, kBasic = 2 };
+
+  bool refactor();              // B^-1 from the basis columns; false if singular
+  void compute_primal();        // basic values from nonbasic ones
+  void compute_duals();         // reduced costs from B^-1 and c
+  void column(int j, double* out) const;  // B^-1 a_j
+  void set_state(int j, std::int8_t st);  // keeps dir_ in step with state_
+
+  const double* A_;
+  int m_, n_;
+  const double* c_;
+  std::vector<double> lb_, ub_, val_, d_, binv_, alpha_row_, alpha_col_, work_;
+  // Ratio-test direction of each variable: +1 nonbasic at lower, -1 at upper, 0 basic/fixed.
+  std::vector<double> dir_;
+  std::vector<int> head_, cand_;
+  std::vector<std::int8_t> state_;
+  int iterations_ = 0;
+  bool pristine_ = false;  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
+};
+
+}  // namespace fastinv::dem
