@@ -42,7 +42,8 @@ def _random_bn(bn: nn.Module, seed: int = 0) -> nn.Module:
 
 def _rel_err(a, b) -> float:
     a, b = (v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v) for v in (a, b))
-    return float(np.abs(a.astype(np.float64) - b).max() / np.abs(b).max())
+    err, scale = float(np.abs(a.astype(np.float64) - b).max()), float(np.abs(b).max())
+    return err / scale if scale > 0 else (0.0 if err == 0 else np.inf)
 
 
 # --------------------------------------------------------------------------------------

@@ -263,3 +263,89 @@ def test_loaded_model_reports_the_file_graph(tmp_path):
     assert len(info["layers"]) <= len(graph["nodes"])  # the engine may fuse activations into layers
     assert list(info["layers"][-1]["output_shape"]) == [5]
     assert json.dumps(info)  # plain Python types
+
+
+# --------------------------------------------------------------------------------------
+# edges the random generator rarely reaches
+
+
+ACTIVATIONS = [nn.ReLU(), nn.LeakyReLU(0.2), nn.ELU(), nn.ELU(0.5), nn.SiLU(), nn.GELU(), nn.GELU("tanh"), nn.Tanh(),
+               nn.Sigmoid(), nn.Softplus(), nn.Softplus(2.0, 10.0), nn.Softplus(0.5, 5.0)]
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=repr)
+def test_activation_over_the_whole_float_range(tmp_path, act):
+    """Element-wise against torch from -1e30 to 1e30: no overflow/NaN in SIMD exp/tanh/erf, thresholds right.
+
+    Tolerance 1e-5 relative + 1e-6 absolute: in GELU's far negative tail torch's own float32
+    1 + erf(x/sqrt(2)) cancels (torch's gelu(-5) is 17 % off the exact -1.43e-6).
+    """
+    x = np.concatenate([np.linspace(-120, 120, 2401), [-1e30, 1e30, -88.7, 88.7, -87.3, 87.3, 1e-30, -1e-30, 0.0,
+                                                      20.0, 20.000002, 19.99999, 10.0, 5.0, 2.5, 9.99999]])
+    x = x.astype(np.float32)[:, None]
+    model = _export_load(nn.Sequential(act), torch.from_numpy(x), tmp_path)
+    ref = _torch(nn.Sequential(act), x)
+    for isa in fastinv.info()["available_isas"]:
+        with _isa(isa):
+            got = fastinv.load(model.path)(x)
+        assert np.isfinite(got).all(), f"{isa}: non-finite output for finite input {x[~np.isfinite(got)][:5]}"
+        bad = np.abs(got.astype(np.float64) - ref) > 1e-5 * np.abs(ref) + 1e-6
+        assert not bad.any(), f"{isa}: x={x[bad][:5]} fastinv={got[bad][:5]} torch={ref[bad][:5]}"
+
+
+def _visp_cnn():
+    return nn.Sequential(nn.Conv1d(4, 64, 9, padding=4), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(64, 64, 5, padding=2),
+                         nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
+                         nn.Flatten(), nn.Linear(64 * 122, 256), nn.ReLU(), nn.Linear(256, 30))
+
+
+class _SelfAdd(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.lin(x)
+        return torch.cat([y + y, y, x], 1)
+
+
+EDGES = [
+    ("visp_cnn_980", _visp_cnn, (7, 4, 980)),
+    ("conv_L1", lambda: nn.Sequential(nn.Conv1d(3, 70, 1)), (5, 3, 1)),
+    ("stride_gt_kernel", lambda: nn.Sequential(nn.Conv1d(3, 5, 2, stride=5, dilation=3, padding=7)), (5, 3, 40)),
+    ("padding_gt_length", lambda: nn.Sequential(nn.Conv1d(3, 5, 3, padding=20), nn.Tanh()), (5, 3, 4)),
+    ("maxpool_negative_padded", lambda: nn.Sequential(nn.MaxPool1d(3, 2, 1)), (3, 2, 11)),
+    ("avgpool_exclude_pad", lambda: nn.Sequential(nn.AvgPool1d(3, 2, 1, count_include_pad=False)), (3, 2, 11)),
+    ("many_samples", lambda: nn.Sequential(nn.Linear(3, 200), nn.ReLU(), nn.Linear(200, 1)), (100_003, 3)),
+    ("one_pixel", lambda: nn.Sequential(nn.Conv2d(1, 1, 1)), (1, 1, 1, 1)),
+    ("wide_pixels", lambda: nn.Sequential(nn.Conv2d(500, 97, 1), nn.GELU(), nn.Conv2d(97, 3, 1)), (1, 500, 17, 3)),
+    ("self_add_cat_input", _SelfAdd, (9, 4)),
+]
+
+
+@pytest.mark.parametrize("name,make,shape", EDGES, ids=[e[0] for e in EDGES])
+def test_edge_architectures(tmp_path, name, make, shape):
+    torch.manual_seed(SEED)
+    net = make().eval()
+    x = np.random.default_rng(SEED).normal(size=shape).astype(np.float32)
+    if name == "maxpool_negative_padded":
+        x = -5 - np.abs(x)  # padding must act as -inf, not 0
+    model = _export_load(net, torch.from_numpy(x), tmp_path)
+    _check(model(x), _torch(net, x), name)
+
+
+def test_parameter_count_is_what_the_file_stores(tmp_path):
+    """info()["parameters"] = torch's count: a bias-free layer has no bias parameters and a
+    layer applied twice (shared weights) is counted once."""
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv1d(2, 3, 3, bias=False)
+            self.shared = nn.Conv1d(3, 3, 1)
+
+        def forward(self, x):
+            return self.shared(self.shared(self.conv(x)))
+
+    net = Net().eval()
+    model = _export_load(net, torch.zeros(1, 2, 8), tmp_path)
+    assert model.info()["parameters"] == sum(p.numel() for p in net.parameters()) == 2 * 3 * 3 + 3 * 3 + 3
