@@ -123,9 +123,10 @@ def _as_pixel_mlp(net):
     return torch.nn.Sequential(*layers)
 
 
-def train(output: str | os.PathLike, epochs: int = 40, batch: int = 1024, lr: float = 1e-4,
+def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: float = 1e-4,
           weight_decay: float = 1e-9, seed: int = 0, keep_failed: bool = False,
-          threads: Optional[int] = None, progress: bool = True) -> dict:
+          threads: Optional[int] = None, progress: bool = True, data: Optional[TrainingSet] = None,
+          max_pixels: Optional[int] = None) -> dict:
     """Train DeepEM and write it with :func:`fastinv.export` plus a JSON model card.
 
     Parameters
@@ -140,6 +141,10 @@ def train(output: str | os.PathLike, epochs: int = 40, batch: int = 1024, lr: fl
         Keep pixels whose BP status is not ok (as the original DeepEM did).
     threads : int, optional
         Threads for BP and PyTorch.
+    data : TrainingSet, optional
+        Precomputed :func:`synoptic_training_set` (it takes ~20 s of BP to make).
+    max_pixels : int, optional
+        Train on a seeded random subset of this many training pixels (quick runs, tests).
 
     Returns
     -------
@@ -155,9 +160,13 @@ def train(output: str | os.PathLike, epochs: int = 40, batch: int = 1024, lr: fl
     rng = np.random.default_rng(seed)
     if threads:
         torch.set_num_threads(threads)
-    data = synoptic_training_set(keep_failed=keep_failed, threads=threads, progress=progress)
+    if data is None:
+        data = synoptic_training_set(keep_failed=keep_failed, threads=threads, progress=progress)
     t_labels = time.time() - t0
-    xtr, ttr = torch.from_numpy(data.x[~data.validation]), torch.from_numpy(data.t[~data.validation])
+    train_idx = np.flatnonzero(~data.validation)
+    if max_pixels is not None and max_pixels < train_idx.size:
+        train_idx = np.sort(rng.choice(train_idx, size=max_pixels, replace=False))
+    xtr, ttr = torch.from_numpy(data.x[train_idx]), torch.from_numpy(data.t[train_idx])
     xva, tva = torch.from_numpy(data.x[data.validation]), torch.from_numpy(data.t[data.validation])
     net = deepem_network()
     mlp = _as_pixel_mlp(net)
