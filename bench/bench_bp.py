@@ -119,12 +119,12 @@ def test_flare_highs_1core(benchmark, bp, flare):
 def test_synoptic_full_disk_2threads(benchmark, bp):
     """The 1024^2 six-channel synoptic set of 2014-01-01 (values are 4x4 means: n = 16)."""
     try:
-        obs = read_aia(datasets.aia_synoptic_files())
+        obs = read_aia(datasets.aia_synoptic_files(), presummed=16)
     except OSError as exc:
         pytest.skip(f"synoptic data not obtainable: {exc}")
     y = obs.data
     res = benchmark.pedantic(bp.solve, args=(y,), kwargs=dict(exptime=obs.exptime, threads=2,
-                                                              n_sample=16.0),
+                                                              n_sample=obs.n_sample),
                              rounds=1, iterations=1)
     benchmark.extra_info["pixels"] = int(y[0].size)
     benchmark.extra_info["wall_s"] = benchmark.stats.stats.mean

@@ -45,6 +45,7 @@ def test_binning(files):
     obs = read_aia(files, bin=4)
     full = read_aia(files)
     assert obs.data.shape == (6, 16, 16) and obs.n_sample == 16.0
+    assert read_aia(files, bin=2, presummed=16).n_sample == 64.0
     np.testing.assert_allclose(obs.data[2, 1, 2], full.data[2, 4:8, 8:12].mean(), rtol=1e-14)
     assert obs.header["CDELT1"] == pytest.approx(4 * full.header["CDELT1"])
     # the world coordinate of a binned pixel centre is that of its 4x4 block's centre

@@ -117,11 +117,12 @@ def test_synoptic_full_disk_sample_vs_highs():
         files = datasets.aia_synoptic_files()
     except OSError as exc:
         pytest.skip(f"synoptic data not obtainable: {exc}")
-    obs = read_aia(files)
+    obs = read_aia(files, presummed=16)
+    assert obs.n_sample == 16
     bp = BasisPursuit()
     idx = np.random.default_rng(1).choice(obs.data[0].size, 600, replace=False)
     y = obs.data.reshape(6, -1)[:, idx]
-    sigma = bp.sigma(y, obs.exptime, n_sample=16.0)
+    sigma = bp.sigma(y, obs.exptime, n_sample=obs.n_sample)
     r = bp.solve(y, sigma=sigma)
     assert np.mean(r.status == 0) > 0.9
     for i in np.flatnonzero(r.status != 11):
