@@ -33,7 +33,7 @@ N_HIGHS = 400
 
 
 def synthetic(bp: BasisPursuit, n: int, seed: int = 0):
-    """Log-normal / Gaussian-in-T DEMs with Poisson noise (as tests/dem/conftest.py)."""
+    """Log-normal / Gaussian-in-T DEMs with Poisson noise (as tests/dem/dem_helpers.py)."""
     rng = np.random.default_rng(seed)
     lt = bp.logt[:, None]
     tc, w = rng.uniform(5.8, 6.8, n), rng.uniform(0.05, 0.5, n)

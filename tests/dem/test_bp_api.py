@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import EXPTIME, synthetic_pixels
+from dem_helpers import EXPTIME, synthetic_pixels
 from fastinv import _core
 from fastinv.dem import DEEPEM_LOGT, BasisPursuit, load_response
 

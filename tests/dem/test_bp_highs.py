@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import EXPTIME, highs, synthetic_pixels
+from dem_helpers import EXPTIME, highs, synthetic_pixels
 from fastinv import datasets
 from fastinv.dem import BasisPursuit
 from fastinv.dem.aia import read_aia

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import highs
+from dem_helpers import highs
 from fastinv import _core
 
 
