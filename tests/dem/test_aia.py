@@ -162,3 +162,21 @@ def test_datasets_verify(tmp_path, monkeypatch):
     good = path.read_bytes()
     path.write_bytes(b"corrupt")
     assert datasets.demregpy_file("demregpy/data/aia_tresp_en.dat").read_bytes() == good
+
+
+def test_datasets_download_fallback_to_pip(tmp_path, monkeypatch):
+    """With direct HTTPS blocked, the wheel comes through `pip download`, then is verified."""
+    import urllib.request
+
+    def blocked(*args, **kwargs):
+        raise OSError("blocked for this test")
+
+    monkeypatch.setenv("FASTINV_DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(urllib.request, "urlopen", blocked)
+    try:
+        wheel = datasets.demregpy_wheel()
+    except OSError as exc:
+        pytest.skip(f"no network: {exc}")
+    assert wheel.parent == tmp_path
+    assert datasets._sha256(wheel) == datasets.DEMREGPY_WHEEL_SHA256
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".part")]
