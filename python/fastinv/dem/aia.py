@@ -315,7 +315,7 @@ def quicklook_png(path: Union[str, Path], result: BPResult,
 def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
            bin: int = 1, threads: Optional[int] = None, response=None,
            progress: bool = True, chunk_rows: Optional[int] = None,
-           presummed: float = 1.0) -> BPResult:
+           presummed: float = 1.0, keep_coeffs: bool = False) -> BPResult:
     """Read six AIA images, solve BP for every pixel, write FITS (and a PNG).
 
     Parameters
@@ -335,6 +335,9 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
         Show a progress bar on stderr.
     presummed : float
         Original pixels averaged into each input pixel (16 for AIA synoptic images).
+    keep_coeffs : bool
+        Keep the basis coefficients in the returned result (84 float64 per pixel: 11 GB for
+        a 4096^2 image); by default ``coeffs`` is None and ``em`` is float32.
 
     Returns
     -------
@@ -349,10 +352,17 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     for r0 in range(0, ny, rows):
         part = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, threads=threads,
                         n_sample=obs.n_sample)
+        # Keep memory bounded on 4096^2 images: EM in float32 (as written to the FITS file),
+        # coefficients (84 per pixel) only on request.
+        part.em = part.em.astype(np.float32)
+        if not keep_coeffs:
+            part.coeffs = None
         parts.append(part)
         bar.update(part.status.size)
     cat = {name: np.concatenate([getattr(p, name) for p in parts], axis=-2)
-           for name in ("em", "coeffs", "model")}
+           for name in ("em", "model")}
+    cat["coeffs"] = (np.concatenate([p.coeffs for p in parts], axis=-2) if keep_coeffs
+                     else None)
     cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
                 for name in ("status", "tolfac", "objective", "chi2", "iterations")})
     res = BPResult(logt=bp.logt.copy(), **cat)

@@ -90,8 +90,8 @@ class BPResult:
     ----------
     em : ndarray (nT, ...)
         Emission measure per log T bin, cm^-5 (0 where status != 0).
-    coeffs : ndarray (ncoef, ...)
-        Basis coefficients in units of 1e26 cm^-5.
+    coeffs : ndarray (ncoef, ...) or None
+        Basis coefficients in units of 1e26 cm^-5 (None from ``run_bp`` unless asked for).
     status : ndarray of int8
         0 ok, 2 infeasible, 3 not converged, 10 rejected, 11 no counts, 12 bad input.
     tolfac : ndarray
@@ -109,7 +109,7 @@ class BPResult:
     """
 
     em: np.ndarray
-    coeffs: np.ndarray
+    coeffs: Optional[np.ndarray]
     status: np.ndarray
     tolfac: np.ndarray
     objective: np.ndarray
