@@ -21,7 +21,8 @@ def _cmd_dem_bp(args: argparse.Namespace) -> int:
 
     try:
         res = run_bp(args.files, args.output, png=args.png, bin=args.bin, threads=args.threads,
-                     response=args.response, progress=not args.quiet)
+                     response=args.response, progress=not args.quiet,
+                     presummed=args.presummed)
     except (ValueError, OSError, ImportError) as exc:
         print(f"fastinv dem bp: error: {exc}", file=sys.stderr)
         return 1
@@ -93,6 +94,9 @@ def _add_dem_parser(sub) -> None:
     p.add_argument("--response", default=None,
                    help="response table: aia_v10_eve (default), aia_v10_eve_noblend, "
                         "aia_v9_eve, or a CSV file")
+    p.add_argument("--presummed", type=float, default=1.0,
+                   help="original pixels averaged into each input pixel, for the error model "
+                        "(16 for the 1024x1024 AIA synoptic images)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_dem_bp)
     p = dsub.add_parser("deepem", help="DeepEM DEMs (a per-pixel network, Wright et al. 2018) of six AIA images")

@@ -96,6 +96,7 @@ def _download(url: str, dest: Path) -> None:
                 shutil.move(os.path.join(tmpdir, DEMREGPY_WHEEL_NAME), tmp)
             finally:
                 shutil.rmtree(tmpdir, ignore_errors=True)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache may be shared
         os.replace(tmp, dest)
     except BaseException:
         if os.path.exists(tmp):
@@ -156,6 +157,7 @@ def demregpy_file(member: str, download: bool = True) -> Path:
             shutil.copyfileobj(zf.open(member), out)
         if _sha256(Path(tmp)) != pins[member]:
             raise OSError(f"SHA-256 mismatch for {member} in {wheel}")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import EXPTIME, synthetic_pixels
+from dem_helpers import EXPTIME, synthetic_pixels
 from fastinv import _core
 from fastinv.dem import DEEPEM_LOGT, BasisPursuit, load_response
 
@@ -111,6 +111,11 @@ def test_invalid_arguments(bp):
         s.solve(np.ones((5, 2)), np.ones((5, 2)))
     with pytest.raises(TypeError):
         s.solve(np.ones(6), np.ones(6))
+    assert s.solve(np.ones((6, 2)), np.ones((6, 2)))[6].shape == (0, 2)  # no basis: no em
+    with pytest.raises(ValueError, match="ncoef"):
+        s.set_basis(np.ones((4, 5)), 1.0)
+    with pytest.raises(ValueError, match="em_unit"):
+        s.set_basis(np.ones((3, 5)), 0.0)
 
 
 def test_warm_start_same_optima_and_thread_independent():

@@ -64,6 +64,8 @@ struct BpOutput {
   double* tolfac = nullptr;        // (npix) tolfac of the last attempt (the successful one if ok)
   double* objective = nullptr;     // (npix) sum of coeffs (0 unless ok)
   std::int32_t* iterations = nullptr;  // (npix) simplex iterations over all attempts
+  double* model = nullptr;         // optional (nchan, npix): D coeffs, the re-synthesised data
+  double* em = nullptr;            // optional (nT, npix): basis^T coeffs * em_unit (set_basis)
 };
 
 class BasisPursuit {
@@ -77,6 +79,14 @@ class BasisPursuit {
   const std::vector<double>& dictionary() const { return dict_; }
   const BpOptions& options() const { return opts_; }
 
+  // Basis (ncoef x nT, row-major, nT <= kMaxBins) and unit (e.g. 1e26 cm^-5) so that solve()
+  // can also write the EM per bin (BpOutput::em) from the few nonzero coefficients.
+  static constexpr int kMaxBins = 256;
+  void set_basis(std::vector<double> basis, std::size_t nt, double em_unit);
+  const std::vector<double>& basis() const { return basis_; }
+  std::size_t nt() const { return nt_; }
+  double em_unit() const { return em_unit_; }
+
   // y, sigma: (nchan, npix) row-major in DN s^-1 (sigma is the 1-sigma error, eta =
   // tolfac*sigma). Negative y are set to 0; non-finite y/sigma or negative sigma give
   // kBpBadInput for that pixel only. Thread-safe; parallel over pixels with OpenMP.
@@ -87,6 +97,9 @@ class BasisPursuit {
   std::size_t nchan_, ncoef_;
   BpOptions opts_;
   std::vector<double> row_scale_;  // per-channel scale so that every row of D peaks at 1
+  std::vector<double> basis_;      // optional, for BpOutput::em
+  std::size_t nt_ = 0;
+  double em_unit_ = 1.0;
 };
 
 }  // namespace fastinv::dem

@@ -48,11 +48,27 @@ BasisPursuit::BasisPursuit(std::vector<double> dictionary, std::size_t nchan, st
   }
 }
 
+void BasisPursuit::set_basis(std::vector<double> basis, std::size_t nt, double em_unit) {
+  if (nt == 0 || nt > static_cast<std::size_t>(kMaxBins))
+    throw InvalidArgument("BasisPursuit::set_basis: nT must be 1.." + std::to_string(kMaxBins));
+  if (basis.size() != ncoef_ * nt)
+    throw InvalidArgument("BasisPursuit::set_basis: basis is not ncoef x nT");
+  for (double v : basis)
+    if (!std::isfinite(v)) throw InvalidArgument("BasisPursuit::set_basis: NaN/inf in the basis");
+  if (!std::isfinite(em_unit) || !(em_unit > 0.0))
+    throw InvalidArgument("BasisPursuit::set_basis: em_unit must be finite and > 0");
+  basis_ = std::move(basis);
+  nt_ = nt;
+  em_unit_ = em_unit;
+}
+
 void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
                          const BpOutput& out) const {
   if (npix == 0) return;
   if (!y || !sigma || !out.coeffs || !out.status || !out.tolfac || !out.objective)
     throw InvalidArgument("BasisPursuit::solve: null input or output array");
+  if (out.em && basis_.empty())
+    throw InvalidArgument("BasisPursuit::solve: EM output requested but no basis set (set_basis)");
   const int m = static_cast<int>(nchan_), n = static_cast<int>(ncoef_);
 
   // The scaled dictionary every thread shares: row c divided by its peak.
@@ -82,6 +98,10 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
      for (long long i = chunk * kChunk; i < i_end; ++i) {
       auto set_zero = [&]() {
         for (int k = 0; k < n; ++k) out.coeffs[static_cast<std::size_t>(k) * npix + i] = 0.0;
+        if (out.em)
+          for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = 0.0;
+        if (out.model)
+          for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = 0.0;
         out.objective[i] = 0.0;
       };
       bool bad = false;
@@ -152,13 +172,25 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
         continue;
       }
       const double* x = lp.x();
-      double obj = 0.0;
+      double obj = 0.0, model[16] = {0.0}, em[kMaxBins];
+      const bool want_em = out.em != nullptr;
+      if (want_em) std::fill(em, em + nt_, 0.0);
       for (int k = 0; k < n; ++k) {
         const double v = std::max(x[k], 0.0) * g;  // clip round-off negatives (> -10 tol)
         out.coeffs[static_cast<std::size_t>(k) * npix + i] = v;
+        if (v == 0.0) continue;  // at most nchan coefficients are nonzero (basic)
         obj += v;
+        for (int c = 0; c < m; ++c) model[c] += dict_[c * n + k] * v;
+        if (want_em) {
+          const double* b = &basis_[static_cast<std::size_t>(k) * nt_];
+          for (std::size_t j = 0; j < nt_; ++j) em[j] += b[j] * v;
+        }
       }
       out.objective[i] = obj;
+      if (out.model)
+        for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = model[c];
+      if (want_em)
+        for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = em[j] * em_unit_;
      }
     }
   }

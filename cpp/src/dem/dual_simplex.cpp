@@ -233,7 +233,9 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
       if (sgn * a > 1e-11) cand_[ncand++] = j;
     }
     const double ptol = std::max(1e-11, 1e-9 * amax);
-    // Pass 1 (Harris): the largest step that keeps every d within kDualTol.
+    // Pass 1 (Harris): the largest step that keeps every d within kDualTol. Under Bland's
+    // rule the exact minimum ratio instead (ties only), so its no-cycling argument holds.
+    const double slack_tol = bland ? 0.0 : kDualTol;
     double theta_max = kInf;
     int nkeep = 0;
     for (int c = 0; c < ncand; ++c) {
@@ -241,8 +243,9 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
       const double t = sgn * dir_[j] * arow[j];
       if (t <= ptol) continue;
       cand_[nkeep++] = j;
-      theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + kDualTol) / t);
+      theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + slack_tol) / t);
     }
+    if (bland) theta_max = theta_max * (1.0 + 1e-12) + 1e-300;
     if (nkeep == 0) {
       // No entering candidate: x_leave cannot reach its bound, i.e. the LP is infeasible.
       // Only believe it on freshly factorised values.

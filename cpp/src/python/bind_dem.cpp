@@ -90,6 +90,17 @@ void bind_dem(py::module_& m) {
            py::arg("dictionary"), py::arg("tolfacs") = std::vector<double>{1.4, 2.1, 3.15},
            py::arg("min_total") = 0.01, py::arg("max_iterations") = 400,
            py::arg("warm_start") = true)
+      .def(
+          "set_basis",
+          [](BasisPursuit& self, Array basis, double em_unit) {
+            require_ndim(basis, 2, "basis");
+            if (static_cast<std::size_t>(basis.shape(0)) != self.ncoef())
+              throw InvalidArgument("set_basis: basis must be (ncoef, nT)");
+            self.set_basis(std::vector<double>(basis.data(), basis.data() + basis.size()),
+                           static_cast<std::size_t>(basis.shape(1)), em_unit);
+          },
+          py::arg("basis"), py::arg("em_unit"),
+          "Basis (ncoef, nT) and EM unit so that solve() also returns em (nT, npix).")
       .def_property_readonly("nchan", &BasisPursuit::nchan)
       .def_property_readonly("ncoef", &BasisPursuit::ncoef)
       .def(
@@ -102,7 +113,9 @@ void bind_dem(py::module_& m) {
               throw InvalidArgument("solve: y and sigma must both be (nchan, npix) with nchan = " +
                                     std::to_string(self.nchan()));
             const py::ssize_t np = y.shape(1), nc = static_cast<py::ssize_t>(self.ncoef());
+            const py::ssize_t ntb = static_cast<py::ssize_t>(self.nt());
             Array coeffs({nc, np}), tolfac(np), objective(np);
+            Array model({static_cast<py::ssize_t>(self.nchan()), np}), em({ntb, np});
             py::array_t<std::int8_t> status(np);
             py::array_t<std::int32_t> iterations(np);
             BpOutput out;
@@ -111,6 +124,8 @@ void bind_dem(py::module_& m) {
             out.tolfac = tolfac.mutable_data();
             out.objective = objective.mutable_data();
             out.iterations = iterations.mutable_data();
+            out.model = model.mutable_data();
+            out.em = ntb > 0 ? em.mutable_data() : nullptr;
             const double* yp = y.data();
             const double* sp = sigma.data();
             {
@@ -118,17 +133,18 @@ void bind_dem(py::module_& m) {
               if (threads > 0) {
                 BpOptions o = self.options();
                 o.threads = threads;
-                BasisPursuit(self.dictionary(), self.nchan(), self.ncoef(), o)
-                    .solve(yp, sp, static_cast<std::size_t>(np), out);
+                BasisPursuit other(self.dictionary(), self.nchan(), self.ncoef(), o);
+                if (ntb > 0) other.set_basis(self.basis(), self.nt(), self.em_unit());
+                other.solve(yp, sp, static_cast<std::size_t>(np), out);
               } else {
                 self.solve(yp, sp, static_cast<std::size_t>(np), out);
               }
             }
-            return py::make_tuple(coeffs, status, tolfac, objective, iterations);
+            return py::make_tuple(coeffs, status, tolfac, objective, iterations, model, em);
           },
           py::arg("y"), py::arg("sigma"), py::arg("threads") = 0,
           "Solve every pixel: y, sigma (nchan, npix) in DN/s -> (coeffs, status, tolfac, "
-          "objective, iterations).");
+          "objective, iterations, model, em); em is (0, npix) unless set_basis was called.");
 }
 
 }  // namespace fastinv::python

@@ -96,7 +96,8 @@ def _bin(a: np.ndarray, n: int) -> np.ndarray:
     return a.reshape(a.shape[:-2] + (ny // n, n, nx // n, n)).mean(axis=(-3, -1))
 
 
-def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1) -> AIAObservation:
+def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
+             presummed: float = 1.0) -> AIAObservation:
     """Read six AIA level-1/1.5 images (FITS paths or sunpy Maps) in any order.
 
     Parameters
@@ -106,6 +107,9 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1) -> AIAObs
     bin : int
         N x N block averaging (edges that do not fill a block are dropped); the error model
         then uses n_sample = N*N.
+    presummed : float
+        Original pixels already averaged into each input pixel (e.g. 16 for the 1024^2 AIA
+        synoptic images, which are 4x4 means); multiplies n_sample.
 
     Returns
     -------
@@ -118,6 +122,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1) -> AIAObs
     """
     if int(bin) != bin or bin < 1:
         raise ValueError("bin must be an integer >= 1")
+    if not (np.isfinite(presummed) and presummed >= 1):
+        raise ValueError("presummed must be >= 1 (original pixels per input pixel)")
     bin = int(bin)
     by_chan: dict[int, tuple] = {}
     for item in inputs:
@@ -166,7 +172,7 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1) -> AIAObs
                 hdr["CDELT" + ax] = hdr["CDELT" + ax] * bin
             if "CRPIX" + ax in hdr:
                 hdr["CRPIX" + ax] = (hdr["CRPIX" + ax] - 0.5) / bin + 0.5
-    return AIAObservation(data=y, exptime=np.array(expt), n_sample=float(bin * bin),
+    return AIAObservation(data=y, exptime=np.array(expt), n_sample=float(bin * bin * presummed),
                           header=hdr, files=[by_chan[c][2] for c in AIA_CHANNELS])
 
 
@@ -340,7 +346,8 @@ def comparison_png(path: Union[str, Path], bp_result: BPResult, deepem_result: B
 
 def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
            bin: int = 1, threads: Optional[int] = None, response=None,
-           progress: bool = True, chunk_rows: Optional[int] = None) -> BPResult:
+           progress: bool = True, chunk_rows: Optional[int] = None,
+           presummed: float = 1.0, keep_coeffs: bool = False) -> BPResult:
     """Read six AIA images, solve BP for every pixel, write FITS (and a PNG).
 
     Parameters
@@ -358,12 +365,17 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
         Response table name or CSV (default ``aia_v10_eve``).
     progress : bool
         Show a progress bar on stderr.
+    presummed : float
+        Original pixels averaged into each input pixel (16 for AIA synoptic images).
+    keep_coeffs : bool
+        Keep the basis coefficients in the returned result (84 float64 per pixel: 11 GB for
+        a 4096^2 image); by default ``coeffs`` is None and ``em`` is float32.
 
     Returns
     -------
     BPResult
     """
-    obs = read_aia(inputs, bin=bin)
+    obs = read_aia(inputs, bin=bin, presummed=presummed)
     bp = BasisPursuit(response=response)
     ny, nx = obs.data.shape[1:]
     rows = chunk_rows or max(1, 16384 // max(nx, 1))
@@ -372,10 +384,17 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     for r0 in range(0, ny, rows):
         part = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, threads=threads,
                         n_sample=obs.n_sample)
+        # Keep memory bounded on 4096^2 images: EM in float32 (as written to the FITS file),
+        # coefficients (84 per pixel) only on request.
+        part.em = part.em.astype(np.float32)
+        if not keep_coeffs:
+            part.coeffs = None
         parts.append(part)
         bar.update(part.status.size)
     cat = {name: np.concatenate([getattr(p, name) for p in parts], axis=-2)
-           for name in ("em", "coeffs", "model")}
+           for name in ("em", "model")}
+    cat["coeffs"] = (np.concatenate([p.coeffs for p in parts], axis=-2) if keep_coeffs
+                     else None)
     cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
                 for name in ("status", "tolfac", "objective", "chi2", "iterations")})
     res = BPResult(logt=bp.logt.copy(), **cat)

@@ -90,8 +90,8 @@ class BPResult:
     ----------
     em : ndarray (nT, ...)
         Emission measure per log T bin, cm^-5 (0 where status != 0).
-    coeffs : ndarray (ncoef, ...)
-        Basis coefficients in units of 1e26 cm^-5.
+    coeffs : ndarray (ncoef, ...) or None
+        Basis coefficients in units of 1e26 cm^-5 (None from ``run_bp`` unless asked for).
     status : ndarray of int8
         0 ok, 2 infeasible, 3 not converged, 10 rejected, 11 no counts, 12 bad input.
     tolfac : ndarray
@@ -109,7 +109,7 @@ class BPResult:
     """
 
     em: np.ndarray
-    coeffs: np.ndarray
+    coeffs: Optional[np.ndarray]
     status: np.ndarray
     tolfac: np.ndarray
     objective: np.ndarray
@@ -215,6 +215,7 @@ class BasisPursuit:
         self.dictionary = np.asarray(_core.bp_dictionary(k, self.basis, DICTFAC))
         self._solver = _core.BasisPursuitSolver(self.dictionary, list(self.tolfacs), 0.01,
                                                 int(max_iterations), bool(warm_start))
+        self._solver.set_basis(self.basis, DICTFAC)
 
     @property
     def nchan(self) -> int:
@@ -279,13 +280,13 @@ class BasisPursuit:
         shape = yv.shape[1:]
         y2 = np.ascontiguousarray(yv.reshape(self.nchan, -1))
         s2 = np.ascontiguousarray(sv.reshape(self.nchan, -1))
-        coeffs, status, tolfac, objective, iters = self._solver.solve(
+        # model = D coeffs and em = B^T coeffs * 1e26 come from C++ (from the <= nchan
+        # nonzero coefficients of each pixel)
+        coeffs, status, tolfac, objective, iters, model, em = self._solver.solve(
             y2, s2, int(threads) if threads else 0)
-        model = self.dictionary @ coeffs
         with np.errstate(invalid="ignore", divide="ignore"):
             r = (model - np.maximum(y2, 0.0)) / s2
             chi2 = np.where(status == 0, np.sum(r * r, axis=0), np.nan)
-        em = (self.basis.T @ coeffs) * DICTFAC
         return BPResult(
             em=em.reshape((-1,) + shape), coeffs=coeffs.reshape((-1,) + shape),
             status=status.reshape(shape), tolfac=tolfac.reshape(shape),
