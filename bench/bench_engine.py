@@ -67,6 +67,8 @@ def case(request, tmp_path_factory):
 
 
 def _record(benchmark, case, machine, impl):
+    if benchmark.stats is None:  # --benchmark-disable: a smoke run, nothing timed
+        return
     t = benchmark.stats.stats.median
     gflops = case["flops"] * case["samples"] / t * 1e-9
     benchmark.extra_info.update({

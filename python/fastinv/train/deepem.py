@@ -72,8 +72,8 @@ def region_split(shape: tuple[int, int]) -> np.ndarray:
 def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = None,
                           progress: bool = True) -> TrainingSet:
     """BP labels on the 18-bin grid for the 2014-01-01 synoptic set, normalised for DeepEM."""
-    obs = read_aia(datasets.aia_synoptic_files())
     # The synoptic files are means of 4x4 original pixels: n = 16 in the error model.
+    obs = read_aia(datasets.aia_synoptic_files(), presummed=SYNOPTIC_N_SAMPLE)
     bp = BasisPursuit(logt=DEEPEM_LOGT)
     ny, nx = obs.data.shape[1:]
     bar = ProgressBar(ny * nx, enabled=progress)
@@ -81,8 +81,7 @@ def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = No
     em = np.empty((len(DEEPEM_LOGT), ny, nx))
     status = np.empty((ny, nx), np.int8)
     for r0 in range(0, ny, rows):
-        res = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, n_sample=SYNOPTIC_N_SAMPLE,
-                       threads=threads)
+        res = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
         em[:, r0:r0 + rows] = res.em
         status[r0:r0 + rows] = res.status
         bar.update(res.status.size)
