@@ -68,6 +68,14 @@ def test_shapes_threads_and_quantities(bp):
         bp.solve(cube * u.m, exptime=EXPTIME)
 
 
+def test_single_pixel_shapes(bp):
+    em = np.zeros(21)
+    em[8] = 1e27
+    r = bp.solve(bp.response_on_grid @ em, exptime=[2.9, 2.9, 2.0, 2.0, 2.9, 2.9])
+    assert r.em.shape == (21,) and r.status.shape == () and int(r.status) == 0
+    assert abs(float(r.logt_mean) - 6.3) < 0.05
+
+
 def test_per_pixel_status_codes(bp):
     y, _ = synthetic_pixels(bp, 8, seed=6)
     y[:, 1] = 0.001                     # sum < 0.01 DN/s -> no counts
