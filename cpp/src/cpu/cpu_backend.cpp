@@ -48,7 +48,7 @@ void gather(const T* data, const Strided& v, const Shape& shape, int64_t first, 
   for (int j = 0; j < lanes; ++j) {
     const T* base = data + sample_offset(v, first + j);
     for (int64_t c = 0; c < shape.c; ++c)
-      for (int64_t l = 0; l < shape.l; ++l) tile[(c * shape.l + l) * kTileWidth + j] = float(base[c * fs0 + l * fs1]);
+      for (int64_t l = 0; l < shape.l; ++l) tile[(l * shape.c + c) * kTileWidth + j] = float(base[c * fs0 + l * fs1]);
   }
   for (int j = lanes; j < kTileWidth; ++j)
     for (int64_t r = 0; r < shape.size(); ++r) tile[r * kTileWidth + j] = 0.f;
@@ -59,7 +59,7 @@ void scatter(const float* tile, const Shape& shape, int64_t first, int lanes, fl
   for (int j = 0; j < lanes; ++j) {
     float* base = data + sample_offset(v, first + j);
     for (int64_t c = 0; c < shape.c; ++c)
-      for (int64_t l = 0; l < shape.l; ++l) base[c * fs0 + l * fs1] = tile[(c * shape.l + l) * kTileWidth + j];
+      for (int64_t l = 0; l < shape.l; ++l) base[c * fs0 + l * fs1] = tile[(l * shape.c + c) * kTileWidth + j];
   }
 }
 

@@ -12,8 +12,8 @@ constexpr int NR = kTileWidth;
 
 int64_t slot_floats(const Shape& s) { return (s.size() + 1) * NR; }  // + the zero row
 
-// Which value each value's storage really is: flatten and a fused activation reuse
-// their input's buffer.
+// Which value each value's storage really is: a flatten that keeps the row order and
+// a fused activation reuse their input's buffer.
 struct Storage {
   std::vector<int> root;       // per node: the value id that owns the buffer
   std::vector<bool> fused;     // per node: act folded into its producing conv
@@ -30,7 +30,9 @@ Storage plan_storage(const Graph& g) {
     const Node& node = g.nodes[i];
     st.root[i] = int(i);
     const int src = node.inputs[0];
-    if (node.op == OpKind::flatten) {
+    const Shape& in = g.shape_of(src);
+    if (node.op == OpKind::flatten && (in.l == 1 || in.c == 1)) {
+      // position-major and channel-major orders coincide: a view
       st.root[i] = src < 0 ? -1 : st.root[size_t(src)];
     } else if (node.op == OpKind::act && src >= 0 && g.nodes[size_t(src)].op == OpKind::conv &&
                consumers[size_t(src)] == 1 && src != g.output && !st.fused[size_t(src)]) {
@@ -81,12 +83,12 @@ void run_conv(const Plan& plan, const Step& s, float* arena) {
   g.a = s.a.data();
   g.bias = s.bias.data();
   g.in = in;
-  g.out_stride = lout * NR;
+  g.out_stride = NR;  // the m outputs of one position are consecutive rows
   g.leaky = s.leaky;
   g.slope = s.slope;
   for (int64_t lo = 0; lo < lout; ++lo) {
     g.offsets = s.offsets.empty() ? nullptr : s.offsets.data() + lo * s.k;
-    g.out = out + lo * NR;
+    g.out = out + lo * s.m * NR;
     plan.kernels->gemm(g);
     if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
   }
@@ -95,18 +97,18 @@ void run_conv(const Plan& plan, const Step& s, float* arena) {
 void run_pool(const Plan& plan, const Step& s, float* arena) {
   const float* in = arena + plan.slot_offset[size_t(s.in[0])];
   float* out = arena + plan.slot_offset[size_t(s.out)];
-  const int64_t lin = s.in_shape[0].l, lout = s.out_shape.l;
-  for (int64_t c = 0; c < s.out_shape.c; ++c) {
-    for (int64_t lo = 0; lo < lout; ++lo) {
-      const int64_t start = lo * s.stride - s.pad;
-      const int64_t lo_valid = std::max<int64_t>(start, 0);
-      const int64_t hi_valid = std::min<int64_t>(start + s.kernel, lin);
-      float* o = out + (c * lout + lo) * NR;
+  const int64_t lin = s.in_shape[0].l, lout = s.out_shape.l, nc = s.out_shape.c;
+  for (int64_t lo = 0; lo < lout; ++lo) {
+    const int64_t start = lo * s.stride - s.pad;
+    const int64_t lo_valid = std::max<int64_t>(start, 0);
+    const int64_t hi_valid = std::min<int64_t>(start + s.kernel, lin);
+    for (int64_t c = 0; c < nc; ++c) {
+      float* o = out + (lo * nc + c) * NR;
       float acc[NR];
       if (s.op == OpKind::maxpool) {
         for (int j = 0; j < NR; ++j) acc[j] = -std::numeric_limits<float>::infinity();
         for (int64_t p = lo_valid; p < hi_valid; ++p) {
-          const float* row = in + (c * lin + p) * NR;
+          const float* row = in + (p * nc + c) * NR;
           for (int j = 0; j < NR; ++j)
             if (row[j] > acc[j] || std::isnan(row[j])) acc[j] = row[j];  // NaN wins, as in torch
         }
@@ -114,7 +116,7 @@ void run_pool(const Plan& plan, const Step& s, float* arena) {
       } else {
         for (int j = 0; j < NR; ++j) acc[j] = 0.f;
         for (int64_t p = lo_valid; p < hi_valid; ++p) {
-          const float* row = in + (c * lin + p) * NR;
+          const float* row = in + (p * nc + c) * NR;
           for (int j = 0; j < NR; ++j) acc[j] += row[j];
         }
         const int64_t padded_end = std::min<int64_t>(start + s.kernel, lin + s.pad);
@@ -166,7 +168,7 @@ Plan compile_plan(const Graph& g, Isa isa) {
     const Node& node = g.nodes[size_t(i)];
     if (st.root[size_t(i)] == i) allocate(i, slot_floats(node.shape));
     const int out_slot = slot_of_root[size_t(st.root[size_t(i)] + 1)];
-    if (node.op == OpKind::flatten) {
+    if (node.op == OpKind::flatten && st.root[size_t(i)] != i) {
       // a view: nothing to run
     } else if (st.fused[size_t(i)]) {
       Step& conv = plan.steps[step_of_node[size_t(node.inputs[0])]];
@@ -188,17 +190,24 @@ Plan compile_plan(const Graph& g, Isa isa) {
       if (node.op == OpKind::conv) {
         s.m = node.cout;
         s.k = node.cin * node.kernel;
-        pack_weights(node.weight.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
+        // Reduction order tap-major (t, ci), so each tap reads Cin consecutive rows.
+        std::vector<float> w(node.weight.size());
+        for (int64_t co = 0; co < node.cout; ++co)
+          for (int64_t ci = 0; ci < node.cin; ++ci)
+            for (int64_t t = 0; t < node.kernel; ++t)
+              w[size_t((co * node.kernel + t) * node.cin + ci)] = node.weight[size_t((co * node.cin + ci) * node.kernel + t)];
+        pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
         const Shape& in = s.in_shape[0];
         if (!node.linear) {
           s.offsets.resize(size_t(node.shape.l * s.k));
           for (int64_t lo = 0; lo < node.shape.l; ++lo)
-            for (int64_t ci = 0; ci < node.cin; ++ci)
-              for (int64_t t = 0; t < node.kernel; ++t) {
-                const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
-                const int64_t row = (pos >= 0 && pos < in.l) ? ci * in.l + pos : in.size();
-                s.offsets[size_t((lo * node.cin + ci) * node.kernel + t)] = int32_t(row * NR);
+            for (int64_t t = 0; t < node.kernel; ++t) {
+              const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
+              for (int64_t ci = 0; ci < node.cin; ++ci) {
+                const int64_t row = (pos >= 0 && pos < in.l) ? pos * node.cin + ci : in.size();
+                s.offsets[size_t((lo * node.kernel + t) * node.cin + ci)] = int32_t(row * NR);
               }
+            }
         }
       } else if (node.op == OpKind::maxpool || node.op == OpKind::avgpool) {
         s.kernel = node.kernel;
@@ -251,20 +260,29 @@ void execute_tile(const Plan& plan, float* arena) {
       }
       case OpKind::affine: {
         const float* in = arena + plan.slot_offset[size_t(s.in[0])];
-        const int64_t l = s.out_shape.l;
+        const int64_t nc = s.out_shape.c;
         for (int64_t r = 0; r < rows; ++r) {
-          const float a = s.scale[size_t(r / l)], b = s.shift[size_t(r / l)];
+          const float a = s.scale[size_t(r % nc)], b = s.shift[size_t(r % nc)];
           for (int j = 0; j < NR; ++j) out[r * NR + j] = in[r * NR + j] * a + b;
         }
         break;
       }
-      case OpKind::concat: {
+      case OpKind::concat: {  // per position: the inputs' channel blocks one after another
         float* dst = out;
-        for (size_t i = 0; i < s.in.size(); ++i) {
-          const size_t n = size_t(s.in_shape[i].size() * NR);
-          std::memcpy(dst, arena + plan.slot_offset[size_t(s.in[i])], n * sizeof(float));
-          dst += n;
-        }
+        for (int64_t l = 0; l < s.out_shape.l; ++l)
+          for (size_t i = 0; i < s.in.size(); ++i) {
+            const size_t n = size_t(s.in_shape[i].c * NR);
+            std::memcpy(dst, arena + plan.slot_offset[size_t(s.in[i])] + l * s.in_shape[i].c * NR, n * sizeof(float));
+            dst += n;
+          }
+        break;
+      }
+      case OpKind::flatten: {  // position-major (l, c) rows to torch's channel-major c*L + l
+        const float* in = arena + plan.slot_offset[size_t(s.in[0])];
+        const int64_t nc = s.in_shape[0].c, nl = s.in_shape[0].l;
+        for (int64_t c = 0; c < nc; ++c)
+          for (int64_t l = 0; l < nl; ++l)
+            std::memcpy(out + (c * nl + l) * NR, in + (l * nc + c) * NR, NR * sizeof(float));
         break;
       }
       case OpKind::add: {
@@ -276,8 +294,6 @@ void execute_tile(const Plan& plan, float* arena) {
         }
         break;
       }
-      case OpKind::flatten:
-        break;
     }
   }
 }

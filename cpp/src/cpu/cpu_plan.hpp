@@ -1,6 +1,7 @@
 // A graph compiled for the CPU: weights packed for one ISA's microkernel, conv +
 // activation fused, and per-tile buffers assigned by liveness so the whole network
-// runs on one tile of samples held in cache.
+// runs on one tile of samples held in cache. Tiles are position-major (row l*C + c);
+// flatten permutes to torch's channel-major order.
 #pragma once
 #include <cstdint>
 #include <vector>

@@ -1,6 +1,8 @@
 // The CPU microkernel interface. Activations live in "tiles": kTileWidth samples
-// side by side, one row of kTileWidth floats per (channel, position), so SIMD lanes
-// run over samples and every layer is the same register-blocked GEMM:
+// side by side, one row of kTileWidth floats per (position, channel) -- row l*C + c,
+// position-major, so a convolution window and a convolution output are contiguous
+// blocks of rows -- so SIMD lanes run over samples and every layer is the same
+// register-blocked GEMM:
 //
 //   out[m][lane] = act(bias[m] + sum_k A[m][k] * row_k[lane])
 //
