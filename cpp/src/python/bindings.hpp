@@ -5,5 +5,6 @@
 namespace fastinv::python {
 
 void bind_engine(pybind11::module_& m);  // runtime info + Model (bind_engine.cpp)
+void bind_stokes(pybind11::module_& m);  // Faddeeva, lines, Zeeman (bind_stokes.cpp)
 
 }  // namespace fastinv::python

@@ -23,4 +23,5 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   fastinv::python::bind_engine(m);
+  fastinv::python::bind_stokes(m);
 }
