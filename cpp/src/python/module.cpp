@@ -23,5 +23,6 @@ PYBIND11_MODULE(_core, m) {
     }
   });
   fastinv::python::bind_engine(m);
+  fastinv::python::bind_stokes(m);
   fastinv::python::bind_stokes_lte(m);
 }

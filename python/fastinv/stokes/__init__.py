@@ -1,0 +1,34 @@
+"""Stokes forward models: Milne-Eddington and depth-stratified LTE synthesis.
+
+Shared building blocks (used by both models):
+
+- :mod:`fastinv.stokes.voigt` -- Faddeeva, Voigt and Faraday-Voigt functions.
+- :mod:`fastinv.stokes.lines` -- spectral-line registry and Zeeman patterns.
+
+Examples
+--------
+>>> from fastinv import stokes
+>>> stokes.lines.get_line("FeI_6302").g_eff
+2.5
+"""
+from __future__ import annotations
+
+from . import lines, voigt
+from .lines import SpectralLine, ZeemanComponent, get_line, line_names, register_line, zeeman_pattern
+from .voigt import faddeeva, voigt_faraday
+
+__all__ = [
+    "lines",
+    "voigt",
+    "SpectralLine",
+    "ZeemanComponent",
+    "get_line",
+    "line_names",
+    "register_line",
+    "zeeman_pattern",
+    "faddeeva",
+    "voigt_faraday",
+]
+
+# Each model adds itself below (one try-block per module keeps merges of parallel
+# branches trivial and a missing optional piece from breaking the package).
