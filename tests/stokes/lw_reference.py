@@ -20,11 +20,19 @@ import warnings
 import numpy as np
 
 _A0_CM2 = 0.529177210903e-8 ** 2  # Bohr radius squared [cm^2]: lightweaver wants sigma in a0^2
-# NIST ASD level energies [cm^-1] (Fe I): z5P°2, z5P°1, e5D2, e5D0.
-_E_Z5P2, _E_Z5P1, _E_E5D2, _E_E5D0 = 29469.024, 29732.736, 45333.875, 45595.081
+# NIST ASD level energies [cm^-1] (Fe I) of the lower levels z5P°2, z5P°1 (the upper e5D2,
+# e5D0 are 45333.875, 45595.081; we place them from the line wavelengths instead, see below).
+_E_Z5P2, _E_Z5P1 = 29469.024, 29732.736
 
 
-def _fe_atom_with_630(loggf=(-0.718, -1.165), gamma_rad=(10 ** 8.24, 10 ** 8.24),
+def _classical_gamma(lambda_air_A: float) -> float:
+    # 8 pi^2 e^2 / (3 m_e c lambda^2) in s^-1 (CGS), as fastinv uses.
+    e2, me, c = 2.307077552e-19, 9.1093837015e-28, 2.99792458e10
+    lam = lambda_air_A * 1e-8
+    return 8 * np.pi ** 2 * e2 / (3 * me * c * lam ** 2)
+
+
+def _fe_atom_with_630(centers_air_A=(6301.5012, 6302.4936), loggf=(-0.718, -1.165),
                       abo=((2.352e-14, 0.243), (2.398e-14, 0.240))):
     import lightweaver as lw
     from fractions import Fraction
@@ -34,14 +42,21 @@ def _fe_atom_with_630(loggf=(-0.718, -1.165), gamma_rad=(10 ** 8.24, 10 ** 8.24)
                                         QuadraticStarkBroadening)
     from lightweaver.rh_atoms import Fe_atom
 
+    from lightweaver.utils import air_to_vac
+
+    # Upper-level energies put the line centres exactly at fastinv's air wavelengths (NIST's
+    # energies alone give 6301.4995 / 6302.4951 A: -1.7 / +1.5 mA from VALD's).
+    vac_A = air_to_vac(np.asarray(centers_air_A) / 10.0) * 10.0
+    e_up = (_E_Z5P2 + 1e8 / vac_A[0], _E_Z5P1 + 1e8 / vac_A[1])
+    gamma_rad = (_classical_gamma(centers_air_A[0]), _classical_gamma(centers_air_A[1]))
     fe = Fe_atom()
     levels = list(fe.levels)
     n_fe1 = sum(1 for lev in levels if lev.stage == 0)
     new = [
         AtomicLevel(E=_E_Z5P2, g=5, label="FE I Z5P2", stage=0, J=Fraction(2), L=1, S=Fraction(2)),
         AtomicLevel(E=_E_Z5P1, g=3, label="FE I Z5P1", stage=0, J=Fraction(1), L=1, S=Fraction(2)),
-        AtomicLevel(E=_E_E5D2, g=5, label="FE I E5D2", stage=0, J=Fraction(2), L=2, S=Fraction(2)),
-        AtomicLevel(E=_E_E5D0, g=1, label="FE I E5D0", stage=0, J=Fraction(0), L=2, S=Fraction(2)),
+        AtomicLevel(E=e_up[0], g=5, label="FE I E5D2", stage=0, J=Fraction(2), L=2, S=Fraction(2)),
+        AtomicLevel(E=e_up[1], g=1, label="FE I E5D0", stage=0, J=Fraction(0), L=2, S=Fraction(2)),
     ]
     levels = levels[:n_fe1] + new + levels[n_fe1:]
     shift = lambda k: k + 4 if k >= n_fe1 else k  # noqa: E731

@@ -2,12 +2,14 @@
 // synthesis). The public Python API lives in fastinv/stokes/lte.py and atmospheres.py.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "fastinv/error.hpp"
+#include "fastinv/stokes/lte.hpp"
 #include "fastinv/stokes/lte_eos.hpp"
 #include "python/bindings.hpp"
 
@@ -26,6 +28,23 @@ py::dict state_dict(const EosState& s) {
 }
 
 using DArr = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+void require_2d(const DArr& a, py::ssize_t n, py::ssize_t nd, const char* name) {
+  if (a.ndim() != 2 || a.shape(0) != n || a.shape(1) != nd)
+    throw InvalidArgument(std::string(name) + " must have shape (n_atmospheres, n_depth) = (" +
+                          std::to_string(n) + ", " + std::to_string(nd) + ")");
+}
+
+std::vector<stokes::SpectralLine> lines_from_names(const std::vector<std::string>& names) {
+  std::vector<stokes::SpectralLine> lines;
+  for (const auto& n : names) lines.push_back(stokes::get_line(n));
+  return lines;
+}
+
+std::vector<double> to_vector(const DArr& a, const char* name) {
+  if (a.ndim() != 1) throw InvalidArgument(std::string(name) + " must be 1-D");
+  return std::vector<double>(a.data(), a.data() + a.shape(0));
+}
 
 }  // namespace
 
@@ -78,6 +97,94 @@ void bind_stokes_lte(py::module_& m) {
     return d;
   }, py::arg("log_tau"), py::arg("T"), py::arg("gravity") = stokes::kSolarGravity,
      py::arg("pg_top") = -1.0, "Hydrostatic equilibrium on a log tau_500 grid (top first).");
+
+  py::class_<stokes::LteSynthesizer>(m, "_LteSynthesizer")
+      .def(py::init([](const std::vector<std::string>& names, const DArr& wavelength) {
+             return std::make_unique<stokes::LteSynthesizer>(lines_from_names(names),
+                                                             to_vector(wavelength, "wavelength"));
+           }),
+           py::arg("lines"), py::arg("wavelength"))
+      .def("synthesize",
+           [](const stokes::LteSynthesizer& self, const DArr& log_tau, const DArr& T,
+              const DArr& vmic, const DArr& B, const DArr& inc, const DArr& azi, const DArr& vlos,
+              double mu, int threads) {
+             if (log_tau.ndim() != 1) throw InvalidArgument("log_tau must be 1-D");
+             if (T.ndim() != 2) throw InvalidArgument("T must have shape (n_atmospheres, n_depth)");
+             const py::ssize_t n = T.shape(0), nd = log_tau.shape(0);
+             require_2d(T, n, nd, "T");
+             require_2d(vmic, n, nd, "vmic");
+             require_2d(B, n, nd, "B");
+             require_2d(inc, n, nd, "inclination");
+             require_2d(azi, n, nd, "azimuth");
+             require_2d(vlos, n, nd, "vlos");
+             const py::ssize_t nw = static_cast<py::ssize_t>(self.n_wavelength());
+             DArr out({n, py::ssize_t(4), nw});
+             py::array_t<std::int8_t> status(n);
+             {
+               py::gil_scoped_release release;
+               self.synthesize_batch(static_cast<int>(n), static_cast<int>(nd), log_tau.data(),
+                                     T.data(), vmic.data(), B.data(), inc.data(), azi.data(),
+                                     vlos.data(), mu, out.mutable_data(), status.mutable_data(),
+                                     threads);
+             }
+             return py::make_tuple(out, status);
+           },
+           py::arg("log_tau"), py::arg("T"), py::arg("vmic"), py::arg("B"),
+           py::arg("inclination"), py::arg("azimuth"), py::arg("vlos"), py::arg("mu") = 1.0,
+           py::arg("threads") = 0);
+
+  // The formal solver on a prescribed Milne-Eddington-like atmosphere: continuum opacity 1
+  // per unit tau_c, constant line-to-continuum ratio eta0, Doppler width, damping, field and
+  // velocity, source function S(tau_c) given per depth. For checks against the analytic
+  // Unno-Rachkovsky solution (the same propagation-matrix and solver code as the synthesis).
+  m.def("_lte_formal_prescribed",
+        [](const std::string& line_name, const DArr& wavelength, const DArr& log_tau_c,
+           const DArr& S, double eta0, double doppler_A, double damping, double B_G,
+           double inc_deg, double azi_deg, double vlos_kms, double mu) {
+          const auto line = stokes::get_line(line_name);
+          const auto pattern = stokes::zeeman_pattern(line);
+          auto w = to_vector(wavelength, "wavelength");
+          auto lt = to_vector(log_tau_c, "log_tau_c");
+          auto src = to_vector(S, "S");
+          const int nd = static_cast<int>(lt.size());
+          if (nd < 3 || src.size() != lt.size())
+            throw InvalidArgument("log_tau_c and S must be 1-D of the same length >= 3");
+          if (!(doppler_A > 0) || !(damping >= 0) || !(mu > 0 && mu <= 1))
+            throw InvalidArgument("need doppler_A > 0, damping >= 0, 0 < mu <= 1");
+          const std::size_t nw = w.size();
+          stokes::PropagationRows rows;
+          rows.resize(nw);
+          std::vector<double> x(nw), scratch;
+          const double center = line.wavelength * (1.0 + vlos_kms / 299792.458);
+          for (std::size_t i = 0; i < nw; ++i) {
+            x[i] = (w[i] - center) / doppler_A;
+            rows.etaI[i] = 1.0;
+          }
+          const double deg = 3.14159265358979323846 / 180.0;
+          const double larmor = stokes::kLarmorAngstromPerGaussA2 * line.wavelength *
+                                line.wavelength * B_G / doppler_A;
+          stokes::add_line_propagation(pattern, eta0, damping, x.data(), nw, larmor,
+                                       inc_deg * deg, azi_deg * deg, rows, scratch);
+          DArr out({py::ssize_t(4), py::ssize_t(nw)});
+          std::vector<double> dtau(nd), cI(nd), cQ(nd), cU(nd), cV(nd), rQ(nd), rU(nd), rV(nd);
+          for (std::size_t i = 0; i < nw; ++i) {
+            for (int k = 0; k < nd; ++k) {
+              cI[k] = rows.etaI[i]; cQ[k] = rows.etaQ[i]; cU[k] = rows.etaU[i];
+              cV[k] = rows.etaV[i]; rQ[k] = rows.rhoQ[i]; rU[k] = rows.rhoU[i];
+              rV[k] = rows.rhoV[i];
+            }
+            for (int k = 0; k + 1 < nd; ++k)
+              dtau[k] = (std::pow(10.0, lt[k + 1]) - std::pow(10.0, lt[k])) * cI[k] / mu;
+            double res[4];
+            stokes::delo_linear(nd, dtau.data(), cI.data(), cQ.data(), cU.data(), cV.data(),
+                                rQ.data(), rU.data(), rV.data(), src.data(), res);
+            for (int r = 0; r < 4; ++r) out.mutable_data()[r * nw + i] = res[r];
+          }
+          return out;
+        },
+        py::arg("line"), py::arg("wavelength"), py::arg("log_tau_c"), py::arg("S"),
+        py::arg("eta0"), py::arg("doppler_width"), py::arg("damping"), py::arg("B"),
+        py::arg("inclination"), py::arg("azimuth"), py::arg("vlos"), py::arg("mu") = 1.0);
 }
 
 }  // namespace fastinv::python
