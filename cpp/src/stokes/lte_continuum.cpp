@@ -34,9 +34,8 @@ double hminus_ff(double lam_um, double T) {
   constexpr double F[6] = {0.0, 208.9520, -812.9390, 1132.7380, -655.0200, 132.9850};
   if (lam_um <= 0.3645) return 0.0;  // the short-wavelength branch is not needed here
   double theta = 5040.0 / T, l = lam_um, il = 1.0 / l;
-  double sum = 0.0, tp = theta;  // theta^{(n+1)/2}, n = 1..6
-  for (int n = 0; n < 6; ++n) {
-    tp = std::pow(theta, 0.5 * (n + 2));
+  double sum = 0.0, tp = theta, sq = std::sqrt(theta);  // theta^{(n+1)/2}, n = 1..6
+  for (int n = 0; n < 6; ++n, tp *= sq) {
     sum += tp * (l * l * A[n] + B[n] + il * (C[n] + il * (D[n] + il * (E[n] + il * F[n]))));
   }
   return 1e-29 * sum;
@@ -51,14 +50,14 @@ double planck_lambda(double lambda_A, double T) {
   return 2.0 * cgs::h * cgs::c * cgs::c / std::pow(lam, 5) / std::expm1(x) * 1e-8;
 }
 
-ContinuumParts continuum_opacity(const EosState& s, double lambda_A) {
-  ContinuumParts p;
-  const double T = s.T, lam_um = lambda_A * 1e-4;
+ContinuumCoeffs continuum_coeffs(double T, double lambda_A) {
+  ContinuumCoeffs c;
+  const double lam_um = lambda_A * 1e-4;
   const double nu = cgs::c / (lambda_A * 1e-8);
   const double hnu_kT = cgs::h * nu / (cgs::kB * T);
   const double stim = -std::expm1(-hnu_kT);
-  p.hminus_bf = s.nHI * s.Pe * hminus_bf(lam_um, T);
-  p.hminus_ff = s.nHI * s.Pe * hminus_ff(lam_um, T);
+  c.hm_bf = hminus_bf(lam_um, T);
+  c.hm_ff = hminus_ff(lam_um, T);
   // H I bound-free from levels n whose threshold lies beyond lambda (Kramers cross-section
   // sigma_n = 2.815e29 / (n^5 nu^3) cm^2, Gaunt factor 1; Gray 2005 eq. 8.4), LTE level
   // populations n_n = n(H I) 2 n^2 / U(H I) exp(-chi_n / kT), U(H I) = 2.
@@ -67,20 +66,34 @@ ContinuumParts continuum_opacity(const EosState& s, double lambda_A) {
   const double hnu_eV = cgs::h * nu / cgs::eV;
   double hbf = 0.0;
   for (int n = 1; n <= 20; ++n) {
-    double ion_n = kRydEV / (n * n);  // binding energy of level n
-    if (ion_n > hnu_eV) continue;     // photon cannot ionise this level
-    double excit = kRydEV - ion_n;
-    double pop = s.nHI * n * n * std::exp(-excit / kT_eV);  // 2 n^2 / U, U = 2
-    hbf += pop * 2.815e29 / (std::pow(n, 5) * nu * nu * nu);
+    const double ion_n = kRydEV / (n * n);  // binding energy of level n
+    if (ion_n > hnu_eV) continue;           // photon cannot ionise this level
+    const double n2 = double(n) * n;
+    hbf += n2 * std::exp(-(kRydEV - ion_n) / kT_eV) * 2.815e29 / (n2 * n2 * n * nu * nu * nu);
   }
-  p.h_bf = hbf * stim;
+  c.h_bf = hbf * stim;
   // H I free-free (Gray 2005 eq. 8.6 with g_ff = 1): 3.69e8 / (nu^3 sqrt T) n_e n_p.
-  p.h_ff = 3.69e8 / (nu * nu * nu * std::sqrt(T)) * s.ne * s.nHII * stim;
-  p.thomson = 6.6524587e-25 * s.ne;
+  c.h_ff = 3.69e8 / (nu * nu * nu * std::sqrt(T)) * stim;
+  c.thomson = 6.6524587e-25;
   // Rayleigh scattering on H I (Dalgarno; Gray 2005 eq. 8.20), lambda in Angstrom.
-  double l2 = 1.0 / (lambda_A * lambda_A);
-  p.rayleigh = s.nHI * (5.799e-13 * l2 * l2 + 1.422e-6 * l2 * l2 * l2 + 2.784 * l2 * l2 * l2 * l2);
+  const double l2 = 1.0 / (lambda_A * lambda_A);
+  c.rayleigh = 5.799e-13 * l2 * l2 + 1.422e-6 * l2 * l2 * l2 + 2.784 * l2 * l2 * l2 * l2;
+  return c;
+}
+
+ContinuumParts continuum_opacity(const EosState& s, const ContinuumCoeffs& c) {
+  ContinuumParts p;
+  p.hminus_bf = s.nHI * s.Pe * c.hm_bf;
+  p.hminus_ff = s.nHI * s.Pe * c.hm_ff;
+  p.h_bf = s.nHI * c.h_bf;
+  p.h_ff = s.ne * s.nHII * c.h_ff;
+  p.thomson = s.ne * c.thomson;
+  p.rayleigh = s.nHI * c.rayleigh;
   return p;
+}
+
+ContinuumParts continuum_opacity(const EosState& s, double lambda_A) {
+  return continuum_opacity(s, continuum_coeffs(s.T, lambda_A));
 }
 
 }  // namespace fastinv::stokes

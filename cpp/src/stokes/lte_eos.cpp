@@ -25,12 +25,21 @@ constexpr ElementData kElements[] = {
 };
 constexpr int kMaxDonors = 16;
 
+// Index of the partition table by (Z, stage), built once (thread-safe static init).
+constexpr int kMaxZ = 30, kMaxStage = 3;
 const detail::PartitionEntry* find_entry(int Z, int stage) {
-  for (int i = 0; i < detail::kPartitionTableSize; ++i) {
-    const auto& e = detail::kPartitionTable[i];
-    if (e.Z == Z && e.stage == stage) return &e;
-  }
-  return nullptr;
+  struct Index {
+    const detail::PartitionEntry* e[kMaxZ + 1][kMaxStage] = {};
+    Index() {
+      for (int i = 0; i < detail::kPartitionTableSize; ++i) {
+        const auto& t = detail::kPartitionTable[i];
+        if (t.Z <= kMaxZ && t.stage < kMaxStage) e[t.Z][t.stage] = &t;
+      }
+    }
+  };
+  static const Index index;
+  if (Z < 0 || Z > kMaxZ || stage < 0 || stage >= kMaxStage) return nullptr;
+  return index.e[Z][stage];
 }
 
 }  // namespace
@@ -143,25 +152,38 @@ double solve_increasing(F f, double lo, double hi) {
 }
 }  // namespace
 
-EosState LteEos::from_pg(double T, double Pg) const {
+SahaCache LteEos::saha_cache(double T) const {
   check_T(T);
+  SahaCache c;
+  c.T = T;
+  for (size_t i = 0; i < donors_.size(); ++i) c.phi[i] = saha_phi(donors_[i].Z, 0, T);
+  c.phiH = saha_phi(1, 0, T);
+  c.hmf = hminus_factor(T);
+  return c;
+}
+
+EosState LteEos::from_pg(double T, double Pg) const { return from_pg(saha_cache(T), Pg); }
+
+EosState LteEos::from_pg(const SahaCache& c, double Pg) const {
+  const double T = c.T;
   if (!(Pg > 0) || !std::isfinite(Pg))
     throw InvalidArgument("gas pressure must be positive and finite");
-  double phi[kMaxDonors];
-  for (size_t i = 0; i < donors_.size(); ++i) phi[i] = saha_phi(donors_[i].Z, 0, T);
-  double phiH = saha_phi(1, 0, T), hmf = hminus_factor(T);
+  double ne = solve_ne_from_pg(T, Pg, c);
+  double N = Pg / (cgs::kB * T);
+  return finish(T, (N - ne) / nuclei_per_h_, ne, c.phiH, c.hmf);
+}
+
+double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c) const {
   double N = Pg / (cgs::kB * T);  // all particles
   // f(y) = ln ne - ln(nH(ne) X(ne)), with nH = (N - ne)/nuclei_per_h: increasing in y.
   auto f = [&](double y) {
     double ne = std::exp(y);
     double nH = (N - ne) / nuclei_per_h_;
-    double x = electrons_per_h(ne, phiH, hmf, phi);
+    double x = electrons_per_h(ne, c.phiH, c.hmf, c.phi);
     if (nH <= 0 || x <= 0) return 1.0;
     return y - std::log(nH * x);
   };
-  double y = solve_increasing(f, std::log(N) - 40.0, std::log(N * (1 - 1e-12)));
-  double ne = std::exp(y);
-  return finish(T, (N - ne) / nuclei_per_h_, ne, phiH, hmf);
+  return std::exp(solve_increasing(f, std::log(N) - 40.0, std::log(N * (1 - 1e-12))));
 }
 
 EosState LteEos::from_nh(double T, double nH) const {

@@ -138,4 +138,85 @@ void delo_linear(int nd, const double* dtau, const double* etaI, const double* e
   for (int r = 0; r < 4; ++r) out[r] = I[r];
 }
 
+void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI,
+                       const double* etaQ, const double* etaU, const double* etaV,
+                       const double* rhoQ, const double* rhoU, const double* rhoV, const double* S,
+                       double* out) {
+  // Same scheme as delo_linear(), vectorised over wavelength. The 4x4 system
+  // (1 + alpha K'_c) I_c = b is solved by Gaussian elimination WITHOUT pivoting: its symmetric
+  // part 1 + alpha [[0,q,u,v],[q,0,0,0],[u,0,0,0],[v,0,0,0]] has eigenvalues
+  // 1 +- alpha sqrt(q^2+u^2+v^2) >= 1 - alpha > 0 (eta_I >= |eta_QUV|, alpha < 1), so the
+  // matrix is positive definite in the x^T A x sense and the pivots stay positive.
+  const int N = nd - 1;
+  double* I0 = out;
+  double* I1 = out + nw;
+  double* I2 = out + 2 * nw;
+  double* I3 = out + 3 * nw;
+  {
+    const double* SN = S + N * nw;
+    const double* SN1 = S + (N - 1) * nw;
+    const double* dN = dtau + (N - 1) * nw;
+    for (std::size_t i = 0; i < nw; ++i) {
+      I0[i] = SN[i] + (SN[i] - SN1[i]) / dN[i];
+      I1[i] = I2[i] = I3[i] = 0.0;
+    }
+  }
+  for (int k = N - 1; k >= 0; --k) {
+    const std::size_t c = static_cast<std::size_t>(k) * nw, u = c + nw;
+#pragma omp simd
+    for (std::size_t i = 0; i < nw; ++i) {
+      // upwind point (k+1)
+      const double iu = 1.0 / etaI[u + i];
+      const double qu = etaQ[u + i] * iu, uu = etaU[u + i] * iu, vu = etaV[u + i] * iu;
+      const double rqu = rhoQ[u + i] * iu, ruu = rhoU[u + i] * iu, rvu = rhoV[u + i] * iu;
+      const double su = S[u + i];
+      // current point (k)
+      const double ic = 1.0 / etaI[c + i];
+      const double q = etaQ[c + i] * ic, uc = etaU[c + i] * ic, v = etaV[c + i] * ic;
+      const double rq = rhoQ[c + i] * ic, ru = rhoU[c + i] * ic, rv = rhoV[c + i] * ic;
+      const double sc = S[c + i];
+      const double d = dtau[c + i];
+      double e, w;
+      if (d < 1e-4) {
+        e = 1.0 - d + 0.5 * d * d;
+        w = 1.0 - 0.5 * d + d * d / 6.0;
+      } else {
+        e = std::exp(-d);
+        w = (1.0 - e) / d;
+      }
+      const double al = 1.0 - w, be = w - e;
+      const double x0 = I0[i], x1 = I1[i], x2 = I2[i], x3 = I3[i];
+      // b = e I_u + alpha S~_c + beta (S~_u - K'_u I_u)
+      double b0 = e * x0 + al * sc + be * (su - (qu * x1 + uu * x2 + vu * x3));
+      double b1 = e * x1 + al * sc * q + be * (su * qu - (qu * x0 + rvu * x2 - ruu * x3));
+      double b2 = e * x2 + al * sc * uc + be * (su * uu - (uu * x0 - rvu * x1 + rqu * x3));
+      double b3 = e * x3 + al * sc * v + be * (su * vu - (vu * x0 + ruu * x1 - rqu * x2));
+      // A = 1 + alpha K'_c
+      const double aq = al * q, au = al * uc, av = al * v;
+      const double arq = al * rq, aru = al * ru, arv = al * rv;
+      double a00 = 1, a01 = aq, a02 = au, a03 = av;
+      double a10 = aq, a11 = 1, a12 = arv, a13 = -aru;
+      double a20 = au, a21 = -arv, a22 = 1, a23 = arq;
+      double a30 = av, a31 = aru, a32 = -arq, a33 = 1;
+      // eliminate column 0 (a00 = 1)
+      a11 -= a10 * a01; a12 -= a10 * a02; a13 -= a10 * a03; b1 -= a10 * b0;
+      a21 -= a20 * a01; a22 -= a20 * a02; a23 -= a20 * a03; b2 -= a20 * b0;
+      a31 -= a30 * a01; a32 -= a30 * a02; a33 -= a30 * a03; b3 -= a30 * b0;
+      // column 1
+      const double f2 = a21 / a11, f3 = a31 / a11;
+      a22 -= f2 * a12; a23 -= f2 * a13; b2 -= f2 * b1;
+      a32 -= f3 * a12; a33 -= f3 * a13; b3 -= f3 * b1;
+      // column 2
+      const double g3 = a32 / a22;
+      a33 -= g3 * a23; b3 -= g3 * b2;
+      // back substitution
+      const double y3 = b3 / a33;
+      const double y2 = (b2 - a23 * y3) / a22;
+      const double y1 = (b1 - a12 * y2 - a13 * y3) / a11;
+      const double y0 = b0 - a01 * y1 - a02 * y2 - a03 * y3;
+      I0[i] = y0; I1[i] = y1; I2[i] = y2; I3[i] = y3;
+    }
+  }
+}
+
 }  // namespace fastinv::stokes

@@ -124,8 +124,8 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
   for (int k = 0; k < nd; ++k) {
     const EosState& s = st[k];
     rows.resize(nw);
-    const double kc0 = continuum_opacity(s, lam0).total();
-    const double kc1 = continuum_opacity(s, lam1).total();
+    const double kc0 = continuum_opacity(s, continuum_coeffs(s.T, lam0)).total();
+    const double kc1 = continuum_opacity(s, continuum_coeffs(s.T, lam1)).total();
     for (std::size_t i = 0; i < nw; ++i) {
       const double f = (wavelength_[i] - lam0) / (lam1 - lam0);
       rows.etaI[i] = kc0 + f * (kc1 - kc0);
@@ -174,29 +174,18 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
   // constant r).
   std::vector<double> tau(nd);
   for (int k = 0; k < nd; ++k) tau[k] = std::pow(10.0, atm.log_tau[k]);
-  std::vector<double> dtau(nd), col(8 * nd);
-  double* cI = col.data();
-  double* cQ = cI + nd;
-  double* cU = cQ + nd;
-  double* cV = cU + nd;
-  double* rQ = cV + nd;
-  double* rU = rQ + nd;
-  double* rV = rU + nd;
-  double* cS = rV + nd;
-  for (std::size_t i = 0; i < nw; ++i) {
-    for (int k = 0; k < nd; ++k) {
-      const std::size_t j = k * nw + i;
-      cI[k] = etaI[j]; cQ[k] = etaQ[j]; cU[k] = etaU[j]; cV[k] = etaV[j];
-      rQ[k] = rhoQ[j]; rU[k] = rhoU[j]; rV[k] = rhoV[j]; cS[k] = S[j];
-    }
-    for (int k = 0; k + 1 < nd; ++k) {
-      const double a = cI[k] / k500[k] * tau[k], b = cI[k + 1] / k500[k + 1] * tau[k + 1];
-      dtau[k] = (tau[k + 1] - tau[k]) * (a + b) / (tau[k] + tau[k + 1]) / mu;
-    }
-    double res[4];
-    delo_linear(nd, dtau.data(), cI, cQ, cU, cV, rQ, rU, rV, cS, res);
-    for (int r = 0; r < 4; ++r) out[r * nw + i] = res[r];
+  std::vector<double> dtau((nd - 1) * nw), res(4 * nw);
+  for (int k = 0; k + 1 < nd; ++k) {
+    const double tk = tau[k], tk1 = tau[k + 1];
+    const double fa = tk / k500[k], fb = tk1 / k500[k + 1];
+    const double scale = (tk1 - tk) / (tk + tk1) / mu;
+    const double* ea = etaI.data() + k * nw;
+    const double* eb = ea + nw;
+    double* dt = dtau.data() + k * nw;
+    for (std::size_t i = 0; i < nw; ++i) dt[i] = (ea[i] * fa + eb[i] * fb) * scale;
   }
+  delo_linear_batch(nd, nw, dtau.data(), etaI.data(), etaQ.data(), etaU.data(), etaV.data(),
+                    rhoQ.data(), rhoU.data(), rhoV.data(), S.data(), out);
   return LteStatus::ok;
 }
 

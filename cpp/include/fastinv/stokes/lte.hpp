@@ -78,6 +78,13 @@ void delo_linear(int nd, const double* dtau, const double* etaI, const double* e
                  const double* etaU, const double* etaV, const double* rhoQ, const double* rhoU,
                  const double* rhoV, const double* S, double* out);
 
+// The same for nw wavelengths at once (SIMD over wavelength): every depth array is laid out
+// [k * nw + i] (k = depth, top first), dtau [k * nw + i] between depths k and k+1, out [r * nw + i].
+void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI,
+                       const double* etaQ, const double* etaU, const double* etaV,
+                       const double* rhoQ, const double* rhoU, const double* rhoV, const double* S,
+                       double* out);
+
 class LteSynthesizer {
  public:
   // Throws InvalidArgument for an empty line list / wavelength grid, non-finite or

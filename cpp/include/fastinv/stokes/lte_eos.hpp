@@ -33,6 +33,23 @@ struct ContinuumParts {
   double total() const { return hminus_bf + hminus_ff + h_bf + h_ff + thomson + rayleigh; }
 };
 
+// Temperature-dependent Saha factors at one T, reused while the pressure varies.
+struct SahaCache {
+  double T = 0;
+  double phiH = 0;      // n(H II) n_e / n(H I)
+  double hmf = 0;       // n(H-) / (n(H I) n_e)
+  double phi[16] = {};  // n(II) n_e / n(I) of each electron donor (LteEos order)
+};
+
+// Continuum coefficients at one (T, lambda): multiply by the densities to get cm^-1.
+struct ContinuumCoeffs {
+  double hm_bf = 0, hm_ff = 0;  // per n(H I) per P_e
+  double h_bf = 0;              // per n(H I)
+  double h_ff = 0;              // per n_e n(H II)
+  double thomson = 0;           // per n_e
+  double rayleigh = 0;          // per n(H I)
+};
+
 class LteEos {
  public:
   LteEos();  // Asplund et al. (2009) abundances
@@ -56,6 +73,8 @@ class LteEos {
   // Solve the ionisation balance for given T and gas pressure. Throws InvalidArgument for
   // non-positive or non-finite inputs.
   EosState from_pg(double T, double Pg) const;
+  SahaCache saha_cache(double T) const;
+  EosState from_pg(const SahaCache& cache, double Pg) const;
   // Same for a given total hydrogen density (used by tests and the Pe-given path).
   EosState from_nh(double T, double nH) const;
 
@@ -69,12 +88,15 @@ class LteEos {
   double nuclei_per_h_ = 0;
   // Electrons per H nucleus for given T-dependent Saha factors and n_e.
   double electrons_per_h(double ne, double phiH, double hmf, const double* phi) const;
+  double solve_ne_from_pg(double T, double Pg, const SahaCache& c) const;
   EosState finish(double T, double nH, double ne, double phiH, double hmf) const;
 };
 
 // Continuum extinction [cm^-1] at air wavelength lambda_A [Angstrom] (absorption with
 // stimulated emission, plus scattering).
 ContinuumParts continuum_opacity(const EosState& s, double lambda_A);
+ContinuumCoeffs continuum_coeffs(double T, double lambda_A);
+ContinuumParts continuum_opacity(const EosState& s, const ContinuumCoeffs& c);
 
 // Planck function B_lambda(T) [erg s^-1 cm^-2 sr^-1 A^-1] at lambda_A [Angstrom].
 double planck_lambda(double lambda_A, double T);
