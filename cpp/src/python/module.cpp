@@ -24,4 +24,5 @@ PYBIND11_MODULE(_core, m) {
   });
   fastinv::python::bind_engine(m);
   fastinv::python::bind_stokes(m);
+  fastinv::python::bind_stokes_me(m);
 }
