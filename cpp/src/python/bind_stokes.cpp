@@ -113,6 +113,8 @@ void bind_stokes(py::module_& m) {
       },
       py::arg("a"), py::arg("v"), "(H, F) with H + iF = w(v + ia), a >= 0.");
 
+  m.def("stokes_faddeeva_isa", [] { return std::string(stokes::faddeeva_isa()); },
+        "Instruction set of the Faddeeva kernel in use (lower it with FASTINV_ISA).");
   m.def("stokes_line_names", &stokes::line_names);
   m.def("stokes_get_line", [](const std::string& name) { return line_to_dict(stokes::get_line(name)); },
         py::arg("name"));

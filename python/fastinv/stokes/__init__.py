@@ -4,6 +4,9 @@ Shared building blocks (used by both models):
 
 - :mod:`fastinv.stokes.voigt` -- Faddeeva, Voigt and Faraday-Voigt functions.
 - :mod:`fastinv.stokes.lines` -- spectral-line registry and Zeeman patterns.
+- :class:`fastinv.stokes.Instrument` -- LSF, resampling, noise (Hinode SP, DKIST ViSP).
+
+Models: :class:`fastinv.stokes.MilneEddington`.
 
 Examples
 --------
@@ -16,6 +19,8 @@ from __future__ import annotations
 from . import lines, voigt
 from .lines import SpectralLine, ZeemanComponent, get_line, line_names, register_line, zeeman_pattern
 from .voigt import faddeeva, voigt_faraday
+from .instrument import Instrument
+from .milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
 
 __all__ = [
     "lines",
@@ -28,6 +33,10 @@ __all__ = [
     "zeeman_pattern",
     "faddeeva",
     "voigt_faraday",
+    "Instrument",
+    "MilneEddington",
+    "ME_PARAMETERS",
+    "ME_UNITS",
 ]
 
 # Each model adds itself below (one try-block per module keeps merges of parallel

@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Zeeman splitting per unit Lande factor: dlambda_B [A] = LARMOR * lambda0[A]**2 * B[G].
-LARMOR_A_PER_G_A2 = 4.668644e-13
+LARMOR_A_PER_G_A2 = 4.6686448e-13
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ ZeemanPattern zeeman_pattern(double j_low, double g_low, double j_up, double g_u
 ZeemanPattern zeeman_pattern(const SpectralLine& line);
 
 // Zeeman splitting per unit Lande factor [Angstrom] for lambda0 [Angstrom] and B [gauss]:
-// e lambda0^2 B / (4 pi m_e c^2) in CGS = 4.6686e-13 lambda0^2 B.
-constexpr double kLarmorAngstromPerGaussA2 = 4.668644e-13;
+// e lambda0^2 B / (4 pi m_e c^2) in CGS (CODATA 2018 e, m_e, c) = 4.6686448e-13 lambda0^2 B.
+constexpr double kLarmorAngstromPerGaussA2 = 4.6686448e-13;
 
 }  // namespace fastinv::stokes

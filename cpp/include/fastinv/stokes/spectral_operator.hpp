@@ -1,0 +1,40 @@
+// Linear operators on spectra: instrument degradation (LSF convolution + resampling onto
+// the instrument's wavelength grid, as one banded matrix) and macroturbulent smoothing.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace fastinv::stokes {
+
+// out[k] = sum_{m < width} weights[k * width + m] * in[start[k] + m]. Built by the Python
+// Instrument (fastinv.stokes.Instrument) from its line-spread function; applied in C++.
+struct BandedOperator {
+  int64_t n_in = 0, n_out = 0, width = 0;
+  std::vector<int64_t> start;    // n_out
+  std::vector<double> weights;   // n_out * width
+  // Throws InvalidArgument unless sizes agree, 0 <= start[k], start[k] + width <= n_in and
+  // every weight is finite.
+  void validate() const;
+  void apply(const double* in, double* out) const;  // in: n_in, out: n_out
+  // `rows` spectra back to back (OpenMP over rows; threads <= 0: default_threads()).
+  void apply_rows(const double* in, double* out, int64_t rows, int threads = 0) const;
+};
+
+// Gaussian smoothing exp(-(dlambda / width)^2) (normalised over the part of the kernel that
+// falls inside the grid, so edges are not darkened) of `n_spectra` spectra of length n laid
+// out back to back, on a wavelength grid (Angstrom, strictly increasing). Used for
+// macroturbulence: width = lambda0 * v_mac / c (the 1/e half-width, as in SIR). A width
+// below 1e-3 of the grid step leaves the spectra unchanged. `scratch` needs n doubles.
+class GaussianSmoother {
+ public:
+  explicit GaussianSmoother(std::vector<double> wavelength);
+  void smooth(double width, double* spectra, int n_spectra, std::vector<double>& scratch,
+              std::vector<double>& kernel) const;
+
+ private:
+  std::vector<double> wl_;
+  bool uniform_ = false;
+  double step_ = 0.0;
+};
+
+}  // namespace fastinv::stokes

@@ -1,0 +1,105 @@
+// Banded degradation operator and Gaussian (macroturbulence) smoothing.
+#include "fastinv/stokes/spectral_operator.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
+
+namespace fastinv::stokes {
+
+void BandedOperator::validate() const {
+  if (n_in <= 0 || n_out <= 0 || width <= 0)
+    throw InvalidArgument("instrument operator: n_in, n_out and width must be positive");
+  if (static_cast<int64_t>(start.size()) != n_out ||
+      static_cast<int64_t>(weights.size()) != n_out * width)
+    throw InvalidArgument("instrument operator: start must have n_out entries and weights n_out*width");
+  for (int64_t k = 0; k < n_out; ++k)
+    if (start[k] < 0 || start[k] + width > n_in)
+      throw InvalidArgument("instrument operator: row " + std::to_string(k) +
+                            " reaches outside the synthesis grid");
+  for (double w : weights)
+    if (!std::isfinite(w)) throw InvalidArgument("instrument operator: non-finite weight");
+}
+
+void BandedOperator::apply(const double* in, double* out) const {
+  for (int64_t k = 0; k < n_out; ++k) {
+    const double* w = &weights[k * width];
+    const double* x = in + start[k];
+    double acc = 0.0;
+#pragma omp simd reduction(+ : acc)
+    for (int64_t m = 0; m < width; ++m) acc += w[m] * x[m];
+    out[k] = acc;
+  }
+}
+
+void BandedOperator::apply_rows(const double* in, double* out, int64_t rows, int threads) const {
+  const int nthreads = threads > 0 ? threads : default_threads();
+  (void)nthreads;
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp parallel for schedule(static) num_threads(nthreads)
+#endif
+  for (int64_t r = 0; r < rows; ++r) apply(in + r * n_in, out + r * n_out);
+}
+
+GaussianSmoother::GaussianSmoother(std::vector<double> wavelength) : wl_(std::move(wavelength)) {
+  const size_t n = wl_.size();
+  if (n < 2) return;
+  step_ = (wl_[n - 1] - wl_[0]) / static_cast<double>(n - 1);
+  uniform_ = true;
+  for (size_t i = 1; i < n; ++i)
+    if (std::fabs((wl_[i] - wl_[i - 1]) - step_) > 1e-6 * step_) uniform_ = false;
+}
+
+void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
+                              std::vector<double>& scratch, std::vector<double>& kernel) const {
+  const int64_t n = static_cast<int64_t>(wl_.size());
+  if (n < 2 || !(width > 1e-3 * step_)) return;
+  scratch.resize(n);
+  const double inv_w2 = 1.0 / (width * width);
+  const double reach = 5.0 * width;  // exp(-25): negligible
+  if (uniform_) {
+    // Same kernel for every point: tabulate exp(-(j h / width)^2) once.
+    const int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(reach / step_));
+    kernel.resize(2 * J + 1);
+    for (int64_t j = -J; j <= J; ++j) kernel[j + J] = std::exp(-(j * step_) * (j * step_) * inv_w2);
+    for (int s = 0; s < n_spectra; ++s) {
+      double* y = spectra + s * n;
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t lo = std::max<int64_t>(0, i - J), hi = std::min<int64_t>(n - 1, i + J);
+        double acc = 0.0, norm = 0.0;
+        for (int64_t j = lo; j <= hi; ++j) {
+          const double w = kernel[j - i + J];
+          acc += w * y[j];
+          norm += w;
+        }
+        scratch[i] = acc / norm;
+      }
+      std::copy(scratch.begin(), scratch.end(), y);
+    }
+    return;
+  }
+  // Non-uniform grid: trapezoid weights times the Gaussian at the actual offsets.
+  for (int s = 0; s < n_spectra; ++s) {
+    double* y = spectra + s * n;
+    int64_t lo = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      while (wl_[lo] < wl_[i] - reach) ++lo;
+      double acc = 0.0, norm = 0.0;
+      for (int64_t j = lo; j < n && wl_[j] <= wl_[i] + reach; ++j) {
+        const double dl = wl_[j] - wl_[i];
+        const double left = j > 0 ? wl_[j] - wl_[j - 1] : 0.0;
+        const double right = j + 1 < n ? wl_[j + 1] - wl_[j] : 0.0;
+        const double w = std::exp(-dl * dl * inv_w2) * 0.5 * (left + right);
+        acc += w * y[j];
+        norm += w;
+      }
+      scratch[i] = acc / norm;
+    }
+    std::copy(scratch.begin(), scratch.end(), y);
+  }
+}
+
+}  // namespace fastinv::stokes
