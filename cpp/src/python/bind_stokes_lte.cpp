@@ -107,7 +107,7 @@ void bind_stokes_lte(py::module_& m) {
       .def("synthesize",
            [](const stokes::LteSynthesizer& self, const DArr& log_tau, const DArr& T,
               const DArr& vmic, const DArr& B, const DArr& inc, const DArr& azi, const DArr& vlos,
-              double mu, int threads) {
+              double mu, int threads, bool with_lines) {
              if (log_tau.ndim() != 1) throw InvalidArgument("log_tau must be 1-D");
              if (T.ndim() != 2) throw InvalidArgument("T must have shape (n_atmospheres, n_depth)");
              const py::ssize_t n = T.shape(0), nd = log_tau.shape(0);
@@ -125,13 +125,13 @@ void bind_stokes_lte(py::module_& m) {
                self.synthesize_batch(static_cast<int>(n), static_cast<int>(nd), log_tau.data(),
                                      T.data(), vmic.data(), B.data(), inc.data(), azi.data(),
                                      vlos.data(), mu, out.mutable_data(), status.mutable_data(),
-                                     threads);
+                                     threads, with_lines);
              }
              return py::make_tuple(out, status);
            },
            py::arg("log_tau"), py::arg("T"), py::arg("vmic"), py::arg("B"),
            py::arg("inclination"), py::arg("azimuth"), py::arg("vlos"), py::arg("mu") = 1.0,
-           py::arg("threads") = 0);
+           py::arg("threads") = 0, py::arg("with_lines") = true);
 
   // The formal solver on a prescribed Milne-Eddington-like atmosphere: continuum opacity 1
   // per unit tau_c, constant line-to-continuum ratio eta0, Doppler width, damping, field and

@@ -90,7 +90,8 @@ LteSynthesizer::LteSynthesizer(const std::vector<SpectralLine>& lines,
   for (const auto& l : lines) lines_.emplace_back(l);
 }
 
-LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, double* out) const {
+LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, double* out,
+                                     bool with_lines) const {
   const int nd = atm.nd;
   const std::size_t nw = wavelength_.size();
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -133,6 +134,7 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
     }
     const double T = s.T;
     for (const LteLine& L : lines_) {
+      if (!with_lines) break;
       const SpectralLine& l = L.line;
       const double phi = LteEos::saha_phi(L.Z, 0, T) / s.ne;  // n(II)/n(I)
       const double frac = L.stage == 0 ? 1.0 / (1.0 + phi) : phi / (1.0 + phi);
@@ -193,7 +195,7 @@ void LteSynthesizer::synthesize_batch(int n, int nd, const double* log_tau, cons
                                       const double* vmic, const double* B,
                                       const double* inclination, const double* azimuth,
                                       const double* vlos, double mu, double* out,
-                                      std::int8_t* status, int threads) const {
+                                      std::int8_t* status, int threads, bool with_lines) const {
   if (n < 0) throw InvalidArgument("number of atmospheres must be >= 0");
   if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("mu must be in (0, 1]");
   if (nd < 3) throw InvalidArgument("an atmosphere needs at least 3 depth points");
@@ -212,7 +214,7 @@ void LteSynthesizer::synthesize_batch(int n, int nd, const double* log_tau, cons
     AtmosphereView v{log_tau, nd, T + o, vmic + o, B + o, inclination + o, azimuth + o, vlos + o};
     LteStatus s;
     try {
-      s = synthesize(v, mu, out + static_cast<std::size_t>(i) * 4 * nw);
+      s = synthesize(v, mu, out + static_cast<std::size_t>(i) * 4 * nw, with_lines);
     } catch (const std::exception&) {
       s = LteStatus::invalid_input;  // never let an exception escape an OpenMP region
     }

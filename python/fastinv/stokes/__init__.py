@@ -6,7 +6,8 @@ Shared building blocks (used by both models):
 - :mod:`fastinv.stokes.lines` -- spectral-line registry and Zeeman patterns.
 - :class:`fastinv.stokes.Instrument` -- LSF, resampling, noise (Hinode SP, DKIST ViSP).
 
-Models: :class:`fastinv.stokes.MilneEddington`.
+Models: :class:`fastinv.stokes.MilneEddington`, :class:`fastinv.stokes.LTE` (with
+:mod:`fastinv.stokes.atmospheres`).
 
 Examples
 --------
@@ -41,3 +42,9 @@ __all__ = [
 
 # Each model adds itself below (one try-block per module keeps merges of parallel
 # branches trivial and a missing optional piece from breaking the package).
+
+# Depth-stratified LTE synthesis and model atmospheres (stokes-lte).
+from . import atmospheres  # noqa: E402
+from .lte import LTE, LTE_STATUS  # noqa: E402
+
+__all__ += ["LTE", "LTE_STATUS", "atmospheres"]

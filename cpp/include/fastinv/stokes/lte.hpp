@@ -95,14 +95,16 @@ class LteSynthesizer {
 
   // One atmosphere -> out[4 * n_wavelength] (I, Q, U, V rows). Never throws for bad
   // atmosphere values: returns a status and fills NaN.
-  LteStatus synthesize(const AtmosphereView& atm, double mu, double* out) const;
+  // with_lines = false gives the continuum alone (for normalisation).
+  LteStatus synthesize(const AtmosphereView& atm, double mu, double* out,
+                       bool with_lines = true) const;
 
   // n atmospheres sharing log_tau (length nd); arrays (n, nd) row-major; out (n, 4, nλ);
   // status (n). OpenMP over atmospheres (threads <= 0: default).
   void synthesize_batch(int n, int nd, const double* log_tau, const double* T, const double* vmic,
                         const double* B, const double* inclination, const double* azimuth,
                         const double* vlos, double mu, double* out, std::int8_t* status,
-                        int threads) const;
+                        int threads, bool with_lines = true) const;
 
  private:
   std::vector<LteLine> lines_;

@@ -2,8 +2,10 @@
 
 lightweaver (Osborne & Milic 2021, ApJ 917, 14; PyPI ``lightweaver``, MIT) has no Fe I 6301/6302
 in its model atoms, so we add them to a copy of its RH ``Fe_atom``: the four fine-structure
-levels (NIST energies) at the end of the Fe I block, before Fe II, and two Voigt lines with the
-same log gf, radiative damping and ABO (Barklem) van der Waals parameters fastinv uses. Its
+levels at the end of the Fe I block, before Fe II (lower levels at their NIST energies, upper
+levels placed so that the line centres fall on fastinv's air wavelengths), and two Voigt
+lines with the same log gf, classical radiative damping, quadratic Stark and ABO (Barklem)
+van der Waals parameters fastinv uses. Its
 LTE populations come from the atom's own level list, its EOS / hydrostatic equilibrium from its
 Wittmann (NICOLE/SIR) port, its background opacities from its own tables, its formal solver is
 DELO-Bezier. We make the run strictly LTE by setting J to the Planck function before the
