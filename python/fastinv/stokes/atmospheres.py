@@ -136,7 +136,7 @@ class Atmospheres:
                 a = np.broadcast_to(a[:, ::-1] if flip else a, (n, nd))
             else:
                 raise ValueError(f"Atmospheres: {k} must be at most 2-D")
-            arrays[k] = np.ascontiguousarray(a, dtype=np.float64)
+            arrays[k] = np.array(a, dtype=np.float64, order="C")  # own, writable copy
         self.log_tau = np.ascontiguousarray(lt)
         for k, a in arrays.items():
             setattr(self, k, a)
