@@ -164,16 +164,17 @@ SahaCache LteEos::saha_cache(double T) const {
 
 EosState LteEos::from_pg(double T, double Pg) const { return from_pg(saha_cache(T), Pg); }
 
-EosState LteEos::from_pg(const SahaCache& c, double Pg) const {
+EosState LteEos::from_pg(const SahaCache& c, double Pg, double ne_guess) const {
   const double T = c.T;
   if (!(Pg > 0) || !std::isfinite(Pg))
     throw InvalidArgument("gas pressure must be positive and finite");
-  double ne = solve_ne_from_pg(T, Pg, c);
+  double ne = solve_ne_from_pg(T, Pg, c, ne_guess);
   double N = Pg / (cgs::kB * T);
   return finish(T, (N - ne) / nuclei_per_h_, ne, c.phiH, c.hmf);
 }
 
-double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c) const {
+double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c,
+                                 double ne_guess) const {
   double N = Pg / (cgs::kB * T);  // all particles
   // f(y) = ln ne - ln(nH(ne) X(ne)), with nH = (N - ne)/nuclei_per_h: increasing in y.
   auto f = [&](double y) {
@@ -183,7 +184,13 @@ double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c) const {
     if (nH <= 0 || x <= 0) return 1.0;
     return y - std::log(nH * x);
   };
-  return std::exp(solve_increasing(f, std::log(N) - 40.0, std::log(N * (1 - 1e-12))));
+  const double ymax = std::log(N * (1 - 1e-12));
+  if (ne_guess > 0 && ne_guess < N) {
+    // Warm start (hydrostatic iterations change P_g a little): a narrow bracket if it holds.
+    const double y = std::log(ne_guess), lo = y - 0.5, hi = std::min(y + 0.5, ymax);
+    if (lo < hi && f(lo) < 0 && f(hi) > 0) return std::exp(solve_increasing(f, lo, hi));
+  }
+  return std::exp(solve_increasing(f, std::log(N) - 40.0, ymax));
 }
 
 EosState LteEos::from_nh(double T, double nH) const {

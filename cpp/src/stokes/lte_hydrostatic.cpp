@@ -47,7 +47,7 @@ bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const dou
         double next = std::sqrt(pg * target);
         bool done = std::fabs(next / pg - 1.0) < 1e-10;
         pg = next;
-        s = eos.from_pg(cache, pg);
+        s = eos.from_pg(cache, pg, s.ne);
         if (done) break;
       }
     }
@@ -63,8 +63,10 @@ bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const dou
       const double base = std::log(states[k - 1].Pg);
       cache = eos.saha_cache(T[k]);
       cc = continuum_coeffs(T[k], kLambda500);
+      double ne_guess = states[k - 1].ne;
       auto G = [&](double x) {
-        EosState st = eos.from_pg(cache, std::exp(x));
+        EosState st = eos.from_pg(cache, std::exp(x), ne_guess);
+        ne_guess = st.ne;
         return x - base - 0.5 * dlnt * (F_prev + gravity * tau / (mass_kappa(st, cc) * st.Pg));
       };
       double x0 = base + dlnt * F_prev;  // explicit Euler predictor
@@ -81,7 +83,7 @@ bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const dou
         converged = std::fabs(g1) < 1e-10 || std::fabs(x1 - x0) < 1e-10;
       }
       if (!converged && !(std::fabs(g1) < 1e-7)) return fail();
-      const EosState sk = eos.from_pg(cache, std::exp(lnpg));
+      const EosState sk = eos.from_pg(cache, std::exp(lnpg), ne_guess);
       F_prev = gravity * tau / (mass_kappa(sk, cc) * sk.Pg);
       states[k] = sk;
       kappa500[k] = continuum_opacity(sk, cc).total();

@@ -24,6 +24,7 @@ int atomic_number(const std::string& symbol) {
 }
 
 constexpr double kBohrCm = 0.529177210903e-8;
+constexpr double kPlanckInterpSpan = 30.0;  // A: wider grids get B_lambda exactly per point
 constexpr double kHydrogenMass = 1.008;  // u
 
 }  // namespace
@@ -130,7 +131,21 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
     for (std::size_t i = 0; i < nw; ++i) {
       const double f = (wavelength_[i] - lam0) / (lam1 - lam0);
       rows.etaI[i] = kc0 + f * (kc1 - kc0);
-      S[k * nw + i] = planck_lambda(wavelength_[i], s.T);
+    }
+    double* Sk = S.data() + k * nw;
+    if (lam1 - lam0 <= kPlanckInterpSpan) {
+      // B_lambda(T) through three exact values, quadratic in lambda: the cubic term is
+      // ~ (span/lambda)^3 x^3 / 6 < 1e-7 relative for spans <= 30 A (x = hc/lambda kT < 7).
+      const double lm = 0.5 * (lam0 + lam1), h = 0.5 * (lam1 - lam0);
+      const double b0 = planck_lambda(lam0, s.T), bm = planck_lambda(lm, s.T),
+                   b1 = planck_lambda(lam1, s.T);
+      const double c1 = 0.5 * (b1 - b0) / h, c2 = 0.5 * (b1 - 2.0 * bm + b0) / (h * h);
+      for (std::size_t i = 0; i < nw; ++i) {
+        const double t = wavelength_[i] - lm;
+        Sk[i] = bm + t * (c1 + t * c2);
+      }
+    } else {
+      for (std::size_t i = 0; i < nw; ++i) Sk[i] = planck_lambda(wavelength_[i], s.T);
     }
     const double T = s.T;
     for (const LteLine& L : lines_) {

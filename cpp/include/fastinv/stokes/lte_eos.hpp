@@ -74,7 +74,8 @@ class LteEos {
   // non-positive or non-finite inputs.
   EosState from_pg(double T, double Pg) const;
   SahaCache saha_cache(double T) const;
-  EosState from_pg(const SahaCache& cache, double Pg) const;
+  // ne_guess > 0: a nearby electron density to start from (faster; same result).
+  EosState from_pg(const SahaCache& cache, double Pg, double ne_guess = -1.0) const;
   // Same for a given total hydrogen density (used by tests and the Pe-given path).
   EosState from_nh(double T, double nH) const;
 
@@ -88,7 +89,7 @@ class LteEos {
   double nuclei_per_h_ = 0;
   // Electrons per H nucleus for given T-dependent Saha factors and n_e.
   double electrons_per_h(double ne, double phiH, double hmf, const double* phi) const;
-  double solve_ne_from_pg(double T, double Pg, const SahaCache& c) const;
+  double solve_ne_from_pg(double T, double Pg, const SahaCache& c, double ne_guess) const;
   EosState finish(double T, double nH, double ne, double phiH, double hmf) const;
 };
 
