@@ -166,20 +166,23 @@ void bind_stokes_lte(py::module_& m) {
           stokes::add_line_propagation(pattern, eta0, damping, x.data(), nw, larmor,
                                        inc_deg * deg, azi_deg * deg, rows, scratch);
           DArr out({py::ssize_t(4), py::ssize_t(nw)});
-          std::vector<double> dtau(nd), cI(nd), cQ(nd), cU(nd), cV(nd), rQ(nd), rU(nd), rV(nd);
-          for (std::size_t i = 0; i < nw; ++i) {
-            for (int k = 0; k < nd; ++k) {
-              cI[k] = rows.etaI[i]; cQ[k] = rows.etaQ[i]; cU[k] = rows.etaU[i];
-              cV[k] = rows.etaV[i]; rQ[k] = rows.rhoQ[i]; rU[k] = rows.rhoU[i];
-              rV[k] = rows.rhoV[i];
+          // Depth-independent K; the production solver (vectorised over wavelength).
+          const std::size_t n = static_cast<std::size_t>(nd) * nw;
+          std::vector<double> eI(n), eQ(n), eU(n), eV(n), rQ(n), rU(n), rV(n), Sd(n),
+              dtau(n);
+          for (int k = 0; k < nd; ++k) {
+            for (std::size_t i = 0; i < nw; ++i) {
+              const std::size_t j = static_cast<std::size_t>(k) * nw + i;
+              eI[j] = rows.etaI[i]; eQ[j] = rows.etaQ[i]; eU[j] = rows.etaU[i];
+              eV[j] = rows.etaV[i]; rQ[j] = rows.rhoQ[i]; rU[j] = rows.rhoU[i];
+              rV[j] = rows.rhoV[i]; Sd[j] = src[k];
+              if (k + 1 < nd)
+                dtau[j] = (std::pow(10.0, lt[k + 1]) - std::pow(10.0, lt[k])) * rows.etaI[i] / mu;
             }
-            for (int k = 0; k + 1 < nd; ++k)
-              dtau[k] = (std::pow(10.0, lt[k + 1]) - std::pow(10.0, lt[k])) * cI[k] / mu;
-            double res[4];
-            stokes::delo_linear(nd, dtau.data(), cI.data(), cQ.data(), cU.data(), cV.data(),
-                                rQ.data(), rU.data(), rV.data(), src.data(), res);
-            for (int r = 0; r < 4; ++r) out.mutable_data()[r * nw + i] = res[r];
           }
+          stokes::delo_linear_batch(nd, nw, dtau.data(), eI.data(), eQ.data(), eU.data(),
+                                    eV.data(), rQ.data(), rU.data(), rV.data(), Sd.data(),
+                                    out.mutable_data());
           return out;
         },
         py::arg("line"), py::arg("wavelength"), py::arg("log_tau_c"), py::arg("S"),

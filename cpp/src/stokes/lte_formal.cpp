@@ -54,95 +54,13 @@ void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a
   }
 }
 
-namespace {
-
-// Solve the 4x4 system A x = b in place (Gaussian elimination, partial pivoting).
-void solve4(double A[4][4], double b[4]) {
-  for (int c = 0; c < 4; ++c) {
-    int p = c;
-    for (int r = c + 1; r < 4; ++r)
-      if (std::fabs(A[r][c]) > std::fabs(A[p][c])) p = r;
-    if (p != c) {
-      for (int k = 0; k < 4; ++k) std::swap(A[c][k], A[p][k]);
-      std::swap(b[c], b[p]);
-    }
-    const double inv = 1.0 / A[c][c];
-    for (int r = c + 1; r < 4; ++r) {
-      const double f = A[r][c] * inv;
-      for (int k = c; k < 4; ++k) A[r][k] -= f * A[c][k];
-      b[r] -= f * b[c];
-    }
-  }
-  for (int r = 3; r >= 0; --r) {
-    double s = b[r];
-    for (int k = r + 1; k < 4; ++k) s -= A[r][k] * b[k];
-    b[r] = s / A[r][r];
-  }
-}
-
-// K' = K / eta_I - 1 (zero diagonal), LL04 eq. 8.14 sign conventions.
-void kprime(double q, double u, double v, double rq, double ru, double rv, double M[4][4]) {
-  M[0][0] = 0; M[0][1] = q;   M[0][2] = u;   M[0][3] = v;
-  M[1][0] = q; M[1][1] = 0;   M[1][2] = rv;  M[1][3] = -ru;
-  M[2][0] = u; M[2][1] = -rv; M[2][2] = 0;   M[2][3] = rq;
-  M[3][0] = v; M[3][1] = ru;  M[3][2] = -rq; M[3][3] = 0;
-}
-
-}  // namespace
-
-void delo_linear(int nd, const double* dtau, const double* etaI, const double* etaQ,
-                 const double* etaU, const double* etaV, const double* rhoQ, const double* rhoU,
-                 const double* rhoV, const double* S, double* out) {
-  // Lower boundary: diffusion approximation I = S + dS/dtau (ray optical depth), unpolarised.
-  const int N = nd - 1;
-  double I[4] = {S[N] + (S[N] - S[N - 1]) / dtau[N - 1], 0.0, 0.0, 0.0};
-  double Mu[4][4], Mc[4][4];
-  auto load = [&](int k, double M[4][4], double St[4]) {
-    const double inv = 1.0 / etaI[k];
-    const double q = etaQ[k] * inv, u = etaU[k] * inv, v = etaV[k] * inv;
-    kprime(q, u, v, rhoQ[k] * inv, rhoU[k] * inv, rhoV[k] * inv, M);
-    St[0] = S[k]; St[1] = S[k] * q; St[2] = S[k] * u; St[3] = S[k] * v;
-  };
-  double Su[4], Sc[4];
-  load(N, Mu, Su);
-  for (int k = N - 1; k >= 0; --k) {
-    load(k, Mc, Sc);
-    // Effective source S_eff = S~ - K' I assumed linear in tau between k+1 (upwind) and k:
-    // I_k = e^{-d} I_{k+1} + alpha S_eff,k + beta S_eff,k+1  (Rees et al. 1989).
-    const double d = dtau[k];
-    double e, w;  // e = exp(-d), w = (1 - e)/d; series for small d avoids cancellation
-    if (d < 1e-4) {
-      e = 1.0 - d + 0.5 * d * d;
-      w = 1.0 - 0.5 * d + d * d / 6.0;
-    } else {
-      e = std::exp(-d);
-      w = -std::expm1(-d) / d;
-    }
-    const double alpha = 1.0 - w, beta = w - e;
-    double A[4][4], b[4];
-    for (int r = 0; r < 4; ++r) {
-      double acc = e * I[r] + alpha * Sc[r] + beta * Su[r];
-      for (int c = 0; c < 4; ++c) {
-        acc -= beta * Mu[r][c] * I[c];
-        A[r][c] = (r == c ? 1.0 : 0.0) + alpha * Mc[r][c];
-      }
-      b[r] = acc;
-    }
-    solve4(A, b);
-    for (int r = 0; r < 4; ++r) I[r] = b[r];
-    for (int r = 0; r < 4; ++r) {
-      Su[r] = Sc[r];
-      for (int c = 0; c < 4; ++c) Mu[r][c] = Mc[r][c];
-    }
-  }
-  for (int r = 0; r < 4; ++r) out[r] = I[r];
-}
-
 void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI,
                        const double* etaQ, const double* etaU, const double* etaV,
                        const double* rhoQ, const double* rhoU, const double* rhoV, const double* S,
                        double* out) {
-  // Same scheme as delo_linear(), vectorised over wavelength. The 4x4 system
+  // Between depth k+1 (upwind) and k, with S_eff = S~ - K' I linear in tau (Rees et al.
+  // 1989): I_k = e^{-d} I_{k+1} + alpha S_eff,k + beta S_eff,k+1, alpha = 1 - (1-e^{-d})/d,
+  // beta = (1-e^{-d})/d - e^{-d}; K' = K / eta_I - 1, S~ = S (1, q, u, v). The 4x4 system
   // (1 + alpha K'_c) I_c = b is solved by Gaussian elimination WITHOUT pivoting: its symmetric
   // part 1 + alpha [[0,q,u,v],[q,0,0,0],[u,0,0,0],[v,0,0,0]] has eigenvalues
   // 1 +- alpha sqrt(q^2+u^2+v^2) >= 1 - alpha > 0 (eta_I >= |eta_QUV|, alpha < 1), so the
@@ -194,7 +112,7 @@ void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double*
       // A = 1 + alpha K'_c
       const double aq = al * q, au = al * uc, av = al * v;
       const double arq = al * rq, aru = al * ru, arv = al * rv;
-      double a00 = 1, a01 = aq, a02 = au, a03 = av;
+      const double a01 = aq, a02 = au, a03 = av;  // a00 = 1
       double a10 = aq, a11 = 1, a12 = arv, a13 = -aru;
       double a20 = au, a21 = -arv, a22 = 1, a23 = arq;
       double a30 = av, a31 = aru, a32 = -arq, a33 = 1;

@@ -71,15 +71,12 @@ void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a
                           std::size_t n, double larmor, double gamma, double chi,
                           PropagationRows& rows, std::vector<double>& scratch);
 
-// DELO-linear formal solution for one wavelength: depth arrays ordered top first,
-// dtau[k] = optical depth (eta_I scale, along the ray) between points k and k+1, K elements
-// and Planck source S. Returns the emergent (I, Q, U, V) in out[0..3].
-void delo_linear(int nd, const double* dtau, const double* etaI, const double* etaQ,
-                 const double* etaU, const double* etaV, const double* rhoQ, const double* rhoU,
-                 const double* rhoV, const double* S, double* out);
-
-// The same for nw wavelengths at once (SIMD over wavelength): every depth array is laid out
-// [k * nw + i] (k = depth, top first), dtau [k * nw + i] between depths k and k+1, out [r * nw + i].
+// DELO-linear formal solution (Rees, Durrant & Murphy 1989) for nw wavelengths at once
+// (SIMD over wavelength): the effective source S~ - K' I is taken linear in tau between
+// depth points; diffusion approximation I = S + dS/dtau at the bottom. Every depth array is
+// laid out [k * nw + i] (k = depth, top first); dtau[k * nw + i] is the ray optical depth
+// (eta_I scale) between depths k and k+1; S the source function; out[r * nw + i] the
+// emergent I, Q, U, V.
 void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI,
                        const double* etaQ, const double* etaU, const double* etaV,
                        const double* rhoQ, const double* rhoU, const double* rhoV, const double* S,
