@@ -186,3 +186,22 @@ def test_atmosphere_models_and_random_generator():
           for base in (h, f)]
     assert np.all(np.minimum(*d2) < 30.0)
     assert r1.temperature.std(axis=0).max() > 100.0  # and it does perturb
+
+
+def test_random_atmospheres_give_physical_stokes():
+    # Polarisation degree <= 1 and positive intensity for every random atmosphere, including
+    # strong fields and large velocities (a property of any correct polarised solution).
+    atm = atmospheres.random(200, seed=21, ranges=dict(B=(0.0, 5000.0), vlos=(-10.0, 10.0)))
+    out, status = LTE().synthesize(atm, return_status=True)
+    assert np.all(status == 0)
+    assert np.all(out[:, 0] > 0)
+    assert np.all(np.sqrt(np.sum(out[:, 1:] ** 2, axis=1)) <= out[:, 0] * (1 + 1e-9))
+
+
+def test_umbra_model():
+    u = atmospheres.maltby_m(B=2500, inclination=20)
+    assert u.log_tau[-1] == pytest.approx(1.2) and u.temperature_at(0.0)[0] == pytest.approx(4040)
+    out = LTE().synthesize(u)[0]
+    # an umbra is much darker than the quiet Sun at 630 nm (observed contrast ~0.1-0.3)
+    assert 0.05 < out[0].max() < 0.35
+    assert np.max(np.abs(out[3])) > 0.01

@@ -22,6 +22,9 @@ Data (``fastinv/stokes/data``, provenance in each file's header and in the READM
   Solar Phys. 18, 347), SIR-format table as distributed with Hazel2 (MIT licence).
 - :func:`falc`: FAL-C (Fontenla, Avrett & Loeser 1993, ApJ 406, 319) from lightweaver's
   ``fal.py`` (MIT licence), put on the tau_500 scale by lightweaver itself.
+- :func:`maltby_m`: sunspot umbra model M (Maltby et al. 1986, ApJ 306, 284), SIR-format
+  table from Hazel2 (MIT licence); log tau_500 = -4.0 ... +1.2. fastinv's EOS has no
+  molecules, so its pressures in this cool (3400 K) model are approximate.
 
 Examples
 --------
@@ -41,7 +44,7 @@ from importlib import resources
 
 import numpy as np
 
-__all__ = ["Atmospheres", "hsra", "falc", "random", "RANDOM_RANGES", "ATMOSPHERE_UNITS",
+__all__ = ["Atmospheres", "hsra", "falc", "maltby_m", "random", "RANDOM_RANGES", "ATMOSPHERE_UNITS",
            "DEFAULT_NODES"]
 
 #: Per-depth quantities and their units (astropy unit strings).
@@ -248,6 +251,21 @@ def hsra_table() -> dict[str, np.ndarray]:
     t = _load("hsra.txt")[::-1]
     keys = ("log_tau", "temperature", "vmic", "Pe", "Pg", "rho", "z")
     return {k: np.ascontiguousarray(t[:, i]) for i, k in enumerate(keys)}
+
+
+def maltby_m(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, vmic=None) -> Atmospheres:
+    """Sunspot umbra model M of Maltby et al. (1986) on log tau_500 = -4.0 ... +1.2.
+
+    Parameters as for :func:`hsra` (default micro-turbulence: the table's 1 km/s). Note
+    fastinv's equation of state neglects molecules (H2 forms in the upper umbra).
+
+    Examples
+    --------
+    >>> from fastinv.stokes.atmospheres import maltby_m
+    >>> round(float(maltby_m(B=2500).temperature_at(0.0)[0]))
+    4040
+    """
+    return _model(_load("maltby_m.txt"), "Maltby-M", B, inclination, azimuth, vlos, vmic)
 
 
 def falc(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, vmic=None) -> Atmospheres:
