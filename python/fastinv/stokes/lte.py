@@ -17,7 +17,8 @@ with constant line properties and a source function linear in tau.
 Conventions are those of :class:`fastinv.stokes.MilneEddington` (and lightweaver's, with
 its velocity sign flipped): v_LOS > 0 is a red shift; a field toward the observer
 (inclination < 90 deg) gives V > 0 in the blue lobe; azimuth 0 gives Q < 0 at the core of
-a transverse-field line.
+a transverse-field line. Inclination, azimuth and v_LOS are in the line-of-sight frame
+(as in SIR), also for mu < 1, where mu only changes the optical path (dtau / mu).
 
 Output Stokes are normalised, wavelength by wavelength, to the continuum intensity of the
 HSRA quiet-Sun model at the same mu (the usual I/I_c of observations normalised to the local
