@@ -205,3 +205,21 @@ def test_umbra_model():
     # an umbra is much darker than the quiet Sun at 630 nm (observed contrast ~0.1-0.3)
     assert 0.05 < out[0].max() < 0.35
     assert np.max(np.abs(out[3])) > 0.01
+
+
+def test_astropy_units_and_sir_order():
+    import astropy.units as u
+
+    h = atmospheres.hsra()
+    # SIR files list the bottom first: the same atmosphere given bottom-first, in other units
+    flipped = atmospheres.Atmospheres(h.log_tau[::-1], temperature=h.temperature[0, ::-1] * u.K,
+                                      vmic=(h.vmic[0, ::-1] * u.km / u.s).to(u.m / u.s),
+                                      B=0.1 * u.T, inclination=(np.pi / 4) * u.rad,
+                                      azimuth=0 * u.deg, vlos=500 * u.m / u.s)
+    ref = atmospheres.hsra(B=1000, inclination=45, vlos=0.5)
+    for k in ("temperature", "vmic", "B", "inclination", "vlos"):
+        np.testing.assert_allclose(getattr(flipped, k), getattr(ref, k), rtol=1e-12)
+    lte = LTE(wavelength=np.linspace(630.1, 630.3, 50) * u.nm)
+    np.testing.assert_allclose(lte.synthesize(flipped), lte.synthesize(ref), rtol=1e-12)
+    with pytest.raises(ValueError):
+        atmospheres.hsra(B=3 * u.km)
