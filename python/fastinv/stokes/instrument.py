@@ -73,7 +73,7 @@ class Instrument:
     oversample : int, optional
         Synthesis grid step = smallest output step / oversample. Default: the smallest
         integer giving a step <= 5.5 mA (4 for Hinode SP, 3 for ViSP), which keeps ME
-        profiles within 1e-5 I_c of a 20x oversampled synthesis
+        profiles within 2e-5 I_c of a 16x oversampled synthesis
         (tests/test_stokes_instrument.py).
     name : str
 
