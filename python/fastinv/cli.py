@@ -21,9 +21,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     p = sub.add_parser("info", help="show the compiled engine, SIMD kernels and threads in use")
     p.set_defaults(func=_cmd_info)
-    from .stokes.cli import add_stokes_parser
-
-    add_stokes_parser(sub)
     return parser
 
 
