@@ -67,13 +67,35 @@ def strength_ratios(names, t_ex=5000.0):
 
 
 def _gauss_smooth(spec, wl, width):
-    """Gaussian exp(-(d/width)^2) smoothing, weights renormalised inside the grid."""
-    d = wl[None, :] - wl[:, None]
-    h = np.gradient(wl)  # trapezoid-like weights (uniform grid: constant)
-    w = np.exp(-(d / width) ** 2) * h[None, :]
-    w[np.abs(d) > 5 * width] = 0.0
-    w /= w.sum(axis=1, keepdims=True)
-    return spec @ w.T
+    """Gaussian smoothing on a uniform grid: discrete kernel exp(-(j/w)^2), |j| <= 5w + 1,
+    with w (in steps) solved (brentq) so that its variance is width^2 / 2; the spectrum
+    is continued beyond the ends by point reflection."""
+    from scipy.optimize import brentq
+
+    h = (wl[-1] - wl[0]) / (wl.size - 1)
+    target = 0.5 * (width / h) ** 2
+
+    def kern(w):
+        J = min(wl.size - 1, max(1, int(5 * w) + 1))
+        j = np.arange(-J, J + 1)
+        return j, np.exp(-(j / w) ** 2)
+
+    def excess(w):
+        j, k = kern(w)
+        return (k * j**2).sum() / k.sum() - target
+
+    w = brentq(excess, 1e-3, max(10.0, 10 * width / h), xtol=1e-14, rtol=1e-14)
+    j, k = kern(w)
+    k = k / k.sum()
+    J, n = j[-1], wl.size
+    # continue the spectrum beyond the ends by point reflection: y(-m) = 2 y(0) - y(m)
+    left = 2 * spec[..., :1] - spec[..., J:0:-1]
+    right = 2 * spec[..., -1:] - spec[..., -2:-J - 2:-1]
+    ext = np.concatenate([left, spec, right], axis=-1)
+    out = np.zeros_like(spec)
+    for m, km in zip(j, k):
+        out += km * ext[..., J + m:J + m + n]
+    return out
 
 
 def synthesize(params, wavelength, mu=1.0, lines=("FeI_6301", "FeI_6302"), method="closed",

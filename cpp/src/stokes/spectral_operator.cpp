@@ -56,26 +56,69 @@ GaussianSmoother::GaussianSmoother(std::vector<double> wavelength) : wl_(std::mo
 void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
                               std::vector<double>& scratch, std::vector<double>& kernel) const {
   const int64_t n = static_cast<int64_t>(wl_.size());
-  if (n < 2 || !(width > 1e-3 * step_)) return;
+  if (n < 2 || !(width > 1e-3 * step_)) return;  // negligible: identity
   scratch.resize(n);
   const double inv_w2 = 1.0 / (width * width);
   const double reach = 5.0 * width;  // exp(-25): negligible
   if (uniform_) {
-    // Same kernel for every point: tabulate exp(-(j h / width)^2) once.
-    const int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(reach / step_));
+    // Same kernel for every point: exp(-(j h / w_eff)^2), j = -J..J, with w_eff chosen so
+    // that the DISCRETE kernel has the continuous kernel's variance width^2 / 2. For
+    // width >= 1.2 steps w_eff = width; for narrower kernels (small vmac on a coarse grid)
+    // the plain sampled Gaussian would smooth far too little, while the variance-matched
+    // one reproduces the leading (width^2/4) I'' effect.
+    const double target = 0.5 * width * width / (step_ * step_);  // variance in steps^2
+    double weff = width / step_;                                    // in steps
+    int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(5.0 * weff) + 1);
+    if (weff < 1.2) {
+      // Sampled Gaussians are variance-exact to < 1e-4 for w_eff >= 1 step (Poisson
+      // summation: error ~ exp(-pi^2 w^2)); below, bisect w_eff on a 13-point kernel.
+      J = std::min<int64_t>(n - 1, 6);
+      auto variance = [J](double w) {
+        double num = 0.0, den = 1.0;
+        for (int64_t j = 1; j <= J; ++j) {
+          const double e = std::exp(-static_cast<double>(j * j) / (w * w));
+          num += 2.0 * e * static_cast<double>(j * j);
+          den += 2.0 * e;
+        }
+        return num / den;
+      };
+      double lo = 1e-3, hi = 2.0;
+      for (int it = 0; it < 45; ++it) {
+        const double mid = 0.5 * (lo + hi);
+        (variance(mid) < target ? lo : hi) = mid;
+      }
+      weff = 0.5 * (lo + hi);
+    }
     kernel.resize(2 * J + 1);
-    for (int64_t j = -J; j <= J; ++j) kernel[j + J] = std::exp(-(j * step_) * (j * step_) * inv_w2);
+    for (int64_t j = -J; j <= J; ++j) kernel[j + J] = std::exp(-(j * j) / (weff * weff));
+    double norm = 0.0;
+    for (double w : kernel) norm += w;
+    for (double& w : kernel) w /= norm;
     for (int s = 0; s < n_spectra; ++s) {
       double* y = spectra + s * n;
       for (int64_t i = 0; i < n; ++i) {
-        const int64_t lo = std::max<int64_t>(0, i - J), hi = std::min<int64_t>(n - 1, i + J);
-        double acc = 0.0, norm = 0.0;
-        for (int64_t j = lo; j <= hi; ++j) {
-          const double w = kernel[j - i + J];
-          acc += w * y[j];
-          norm += w;
+        double acc = 0.0;
+        if (i >= J && i + J < n) {
+          const double* yy = y + i - J;
+#pragma omp simd reduction(+ : acc)
+          for (int64_t j = 0; j <= 2 * J; ++j) acc += kernel[j] * yy[j];
+        } else {
+          // Beyond the ends the spectrum is continued by point reflection about the end
+          // sample (y(-j) = 2 y(0) - y(j)): exact for a linear trend, so a sloping line
+          // wing at the edge of the window is not biased.
+          for (int64_t j = -J; j <= J; ++j) {
+            const int64_t k = i + j;
+            double v;
+            if (k < 0)
+              v = 2.0 * y[0] - y[-k];
+            else if (k >= n)
+              v = 2.0 * y[n - 1] - y[2 * (n - 1) - k];
+            else
+              v = y[k];
+            acc += kernel[j + J] * v;
+          }
         }
-        scratch[i] = acc / norm;
+        scratch[i] = acc;
       }
       std::copy(scratch.begin(), scratch.end(), y);
     }

@@ -72,8 +72,8 @@ class Instrument:
         (default 1e-3; Hinode normal maps have ~1e-3, Agudelo et al. used 5.9e-4).
     oversample : int, optional
         Synthesis grid step = smallest output step / oversample. Default: the smallest
-        integer giving a step <= 5.5 mA (4 for Hinode SP, 3 for ViSP), which keeps the
-        degraded profiles within ~1e-4 I_c of a 20x oversampled synthesis
+        integer giving a step <= 5.5 mA (4 for Hinode SP, 3 for ViSP), which keeps ME
+        profiles within 2e-5 I_c of a 16x oversampled synthesis
         (tests/test_stokes_instrument.py).
     name : str
 

@@ -20,11 +20,16 @@ struct BandedOperator {
   void apply_rows(const double* in, double* out, int64_t rows, int threads = 0) const;
 };
 
-// Gaussian smoothing exp(-(dlambda / width)^2) (normalised over the part of the kernel that
-// falls inside the grid, so edges are not darkened) of `n_spectra` spectra of length n laid
+// Gaussian smoothing exp(-(dlambda / width)^2) of `n_spectra` spectra of length n laid
 // out back to back, on a wavelength grid (Angstrom, strictly increasing). Used for
 // macroturbulence: width = lambda0 * v_mac / c (the 1/e half-width, as in SIR). A width
-// below 1e-3 of the grid step leaves the spectra unchanged. `scratch` needs n doubles.
+// below 1e-3 of the grid step leaves the spectra unchanged.
+// Uniform grids: the discrete kernel exp(-(j h / w_eff)^2) has w_eff set so that its
+// variance equals the continuous width^2 / 2 (matters when width < ~1 step); beyond the
+// grid ends spectra are continued by point reflection (2 y_end - y_mirror, exact for a
+// linear trend). Needs J = 5 width / step + 1 < n.
+// Non-uniform grids: trapezoid weights times the Gaussian, renormalised inside the grid
+// (needs width >~ 2 steps).
 class GaussianSmoother {
  public:
   explicit GaussianSmoother(std::vector<double> wavelength);
