@@ -51,7 +51,8 @@ def test_me_fits(tmp_path):
     with fits.open(out) as h:
         assert h[0].header["MODEL"] == "me" and h[0].data.shape == (20, 4, 980)
         names = {n.upper(): n for n in ("B", "inclination", "azimuth", "vlos",
-                                         "doppler_width", "damping", "eta0", "S0", "S1")}
+                                         "doppler_width", "damping", "eta0", "S0", "S1",
+                                         "filling_factor", "vmac")}
         p = {names[hdu.name[len("PARAMETERS_"):]]: hdu.data.astype(np.float64)
              for hdu in h if hdu.name.startswith("PARAMETERS_")}
         stokes = h[0].data

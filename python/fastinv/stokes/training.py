@@ -40,15 +40,8 @@ from . import atmospheres as _atm
 from .instrument import Instrument
 
 __all__ = ["lte_training_set", "me_training_set", "write_training_set", "instrument_by_name",
-           "TextProgress", "ME_RANDOM_RANGES", "register_cli"]
+           "TextProgress", "register_cli"]
 
-#: Uniform ranges of the Milne-Eddington parameters drawn by :func:`me_training_set`
-#: (inclination: uniform in cos, i.e. isotropic).
-ME_RANDOM_RANGES = {
-    "B": (0.0, 3000.0), "cos_inclination": (-1.0, 1.0), "azimuth": (0.0, 180.0),
-    "vlos": (-6.0, 6.0), "doppler_width": (20.0, 50.0), "damping": (0.0, 0.6),
-    "eta0": (1.0, 40.0), "S0": (0.0, 0.4), "S1": (0.4, 1.0),
-}
 
 
 def instrument_by_name(name: str, noise: float | None = None) -> Instrument:
@@ -255,7 +248,8 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
                     mu: float = 1.0, noise: float | None = None, chunk: int = 10000,
                     threads: int | None = None, lines=("FeI_6301", "FeI_6302"),
                     progress: Callable[[int], None] | None = None) -> dict:
-    """Random Milne-Eddington parameters (:data:`ME_RANDOM_RANGES`) and their profiles.
+    """Random Milne-Eddington parameters (:func:`fastinv.stokes.sampling.sample_me_parameters`,
+    default ranges ``ME_RANGES`` there) and their profiles.
 
     Same conventions and return layout as :func:`lte_training_set`, with ``parameters``
     (name -> (N,)) instead of atmospheres. Profiles are divided by I_c = S0 + mu S1.
@@ -272,10 +266,10 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
     if n < 1:
         raise ValueError("n must be >= 1")
     inst = instrument_by_name(instrument, noise) if isinstance(instrument, str) else instrument
+    from .sampling import ME_RANGES, sample_me_parameters
+
     rng = np.random.default_rng(seed)
-    R = ME_RANDOM_RANGES
-    p = {k: rng.uniform(*R[k], n) for k in R if k != "cos_inclination"}
-    p["inclination"] = np.rad2deg(np.arccos(rng.uniform(*R["cos_inclination"], n)))
+    p = sample_me_parameters(n, seed=rng)
     me = MilneEddington(lines=lines, instrument=inst)
     nw = me.wavelength.size
     stokes = np.empty((n, 4, nw), dtype=np.float32)
@@ -294,7 +288,7 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
             "instrument": getattr(inst, "name", "none"),
             "noise": float(getattr(inst, "noise", 0.0)), "mu": float(mu), "seed": int(seed),
             "n": n, "normalisation": "I_c = S0 + mu S1 of each profile",
-            "random_ranges": json.dumps(R)}
+            "random_ranges": json.dumps(ME_RANGES)}
     return {"stokes": stokes, "wavelength": me.wavelength.astype(np.float64),
             "status": status, "parameters": {k: v.astype(np.float32) for k, v in p.items()},
             "metadata": meta}
