@@ -1,6 +1,8 @@
 // Propagation matrix assembly and the DELO-linear polarised formal solver.
 #include <cmath>
 #include <cstddef>
+#include <utility>
+#include <vector>
 
 #include "fastinv/stokes/faddeeva.hpp"
 #include "fastinv/stokes/lte.hpp"
@@ -79,29 +81,62 @@ void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double*
       I1[i] = I2[i] = I3[i] = 0.0;
     }
   }
-  for (int k = N - 1; k >= 0; --k) {
-    const std::size_t c = static_cast<std::size_t>(k) * nw, u = c + nw;
+  // Rolling buffers: K'/S~ of the upwind and current depth (each depth is normalised once),
+  // and the exponential weights (exp is kept out of the main loop so that it vectorises).
+  std::vector<double> buf(16 * nw);
+  double* nu_ = buf.data();       // upwind: q u v rq ru rv s (7 rows)
+  double* nc_ = nu_ + 7 * nw;     // current
+  double* ew = nc_ + 7 * nw;      // e, w
+  auto normalise = [&](int k, double* dst) {
+    const std::size_t o = static_cast<std::size_t>(k) * nw;
 #pragma omp simd
     for (std::size_t i = 0; i < nw; ++i) {
-      // upwind point (k+1)
-      const double iu = 1.0 / etaI[u + i];
-      const double qu = etaQ[u + i] * iu, uu = etaU[u + i] * iu, vu = etaV[u + i] * iu;
-      const double rqu = rhoQ[u + i] * iu, ruu = rhoU[u + i] * iu, rvu = rhoV[u + i] * iu;
-      const double su = S[u + i];
-      // current point (k)
-      const double ic = 1.0 / etaI[c + i];
-      const double q = etaQ[c + i] * ic, uc = etaU[c + i] * ic, v = etaV[c + i] * ic;
-      const double rq = rhoQ[c + i] * ic, ru = rhoU[c + i] * ic, rv = rhoV[c + i] * ic;
-      const double sc = S[c + i];
+      const double inv = 1.0 / etaI[o + i];
+      dst[i] = etaQ[o + i] * inv;
+      dst[nw + i] = etaU[o + i] * inv;
+      dst[2 * nw + i] = etaV[o + i] * inv;
+      dst[3 * nw + i] = rhoQ[o + i] * inv;
+      dst[4 * nw + i] = rhoU[o + i] * inv;
+      dst[5 * nw + i] = rhoV[o + i] * inv;
+      dst[6 * nw + i] = S[o + i];
+    }
+  };
+  normalise(N, nu_);
+  for (int k = N - 1; k >= 0; --k) {
+    const std::size_t c = static_cast<std::size_t>(k) * nw;
+    normalise(k, nc_);
+    for (std::size_t i = 0; i < nw; ++i) {
       const double d = dtau[c + i];
-      double e, w;
-      if (d < 1e-4) {
-        e = 1.0 - d + 0.5 * d * d;
-        w = 1.0 - 0.5 * d + d * d / 6.0;
+      if (d < 1e-4) {  // series: avoids the cancellation in (1 - e^{-d}) / d
+        ew[i] = 1.0 - d + 0.5 * d * d;
+        ew[nw + i] = 1.0 - 0.5 * d + d * d / 6.0;
       } else {
-        e = std::exp(-d);
-        w = (1.0 - e) / d;
+        const double e = std::exp(-d);
+        ew[i] = e;
+        ew[nw + i] = (1.0 - e) / d;
       }
+    }
+    const double* qU = nu_;
+    const double* uU = nu_ + nw;
+    const double* vU = nu_ + 2 * nw;
+    const double* rqU = nu_ + 3 * nw;
+    const double* ruU = nu_ + 4 * nw;
+    const double* rvU = nu_ + 5 * nw;
+    const double* sU = nu_ + 6 * nw;
+    const double* qC = nc_;
+    const double* uC = nc_ + nw;
+    const double* vC = nc_ + 2 * nw;
+    const double* rqC = nc_ + 3 * nw;
+    const double* ruC = nc_ + 4 * nw;
+    const double* rvC = nc_ + 5 * nw;
+    const double* sC = nc_ + 6 * nw;
+#pragma omp simd
+    for (std::size_t i = 0; i < nw; ++i) {
+      const double qu = qU[i], uu = uU[i], vu = vU[i];
+      const double rqu = rqU[i], ruu = ruU[i], rvu = rvU[i], su = sU[i];
+      const double q = qC[i], uc = uC[i], v = vC[i];
+      const double rq = rqC[i], ru = ruC[i], rv = rvC[i], sc = sC[i];
+      const double e = ew[i], w = ew[nw + i];
       const double al = 1.0 - w, be = w - e;
       const double x0 = I0[i], x1 = I1[i], x2 = I2[i], x3 = I3[i];
       // b = e I_u + alpha S~_c + beta (S~_u - K'_u I_u)
@@ -134,6 +169,7 @@ void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double*
       const double y0 = b0 - a01 * y1 - a02 * y2 - a03 * y3;
       I0[i] = y0; I1[i] = y1; I2[i] = y2; I3[i] = y3;
     }
+    std::swap(nu_, nc_);  // the current depth is the next step's upwind depth
   }
 }
 
