@@ -44,19 +44,33 @@ const detail::PartitionEntry* find_entry(int Z, int stage) {
 
 }  // namespace
 
-double LteEos::partition(int Z, int stage, double T) {
+namespace {
+// Position of log10 T in the partition table: index and fraction (clamped to 3.3 ... 4.3).
+struct TablePos { int i; double f; };
+TablePos table_pos(double T) {
+  const double x = (std::log10(T) - detail::kPfLogT0) / detail::kPfDLogT;
+  if (!(x > 0)) return {0, 0.0};
+  if (x >= detail::kPfNT - 1) return {detail::kPfNT - 2, 1.0};
+  const int i = static_cast<int>(x);
+  return {i, x - i};
+}
+
+const detail::PartitionEntry& entry_or_throw(int Z, int stage) {
   const auto* e = find_entry(Z, stage);
-  if (!e) {
-    throw InvalidArgument("no partition function for Z=" + std::to_string(Z) +
-                          " stage " + std::to_string(stage));
-  }
-  // Linear interpolation of log U in log T; clamp outside the table (3.3 ... 4.3).
-  double x = (std::log10(T) - detail::kPfLogT0) / detail::kPfDLogT;
-  if (!(x > 0)) return std::pow(10.0, e->log10U[0]);
-  if (x >= detail::kPfNT - 1) return std::pow(10.0, e->log10U[detail::kPfNT - 1]);
-  int i = static_cast<int>(x);
-  double f = x - i;
-  return std::pow(10.0, (1 - f) * e->log10U[i] + f * e->log10U[i + 1]);
+  if (!e)
+    throw InvalidArgument("no partition function for Z=" + std::to_string(Z) + " stage " +
+                          std::to_string(stage));
+  return *e;
+}
+
+double log10_u(const detail::PartitionEntry& e, TablePos p) {
+  return (1 - p.f) * e.log10U[p.i] + p.f * e.log10U[p.i + 1];
+}
+}  // namespace
+
+double LteEos::partition(int Z, int stage, double T) {
+  // Linear interpolation of log U in log T; clamped outside the table (3.3 ... 4.3).
+  return std::pow(10.0, log10_u(entry_or_throw(Z, stage), table_pos(T)));
 }
 
 double LteEos::ionisation_eV(int Z, int stage) {
@@ -66,9 +80,13 @@ double LteEos::ionisation_eV(int Z, int stage) {
 }
 
 double LteEos::saha_phi(int Z, int stage, double T) {
-  double u0 = partition(Z, stage, T), u1 = partition(Z, stage + 1, T);
-  double chi = ionisation_eV(Z, stage) * cgs::eV;
-  return 2.0 * u1 / u0 * cgs::kSahaC * T * std::sqrt(T) * std::exp(-chi / (cgs::kB * T));
+  const auto& e0 = entry_or_throw(Z, stage);
+  const auto& e1 = entry_or_throw(Z, stage + 1);
+  const TablePos p = table_pos(T);
+  const double chi = e0.ion_eV * cgs::eV;
+  // 2 U1/U0 (2 pi m k T/h^2)^{3/2} exp(-chi/kT), with the U ratio folded into one exp
+  const double ln_ratio = (log10_u(e1, p) - log10_u(e0, p)) * 2.302585092994046;
+  return 2.0 * cgs::kSahaC * T * std::sqrt(T) * std::exp(ln_ratio - chi / (cgs::kB * T));
 }
 
 double LteEos::hminus_factor(double T) {
