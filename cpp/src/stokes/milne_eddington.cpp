@@ -85,9 +85,27 @@ void MilneEddington::set_instrument(BandedOperator op) {
                           std::to_string(synthesis_size()));
   instrument_ = std::move(op);
   has_instrument_ = true;
+  gaussian_ = false;
+}
+
+void MilneEddington::set_gaussian_instrument(double sigma, int64_t first, int64_t stride,
+                                             int64_t n_out) {
+  if (!smoother_.uniform())
+    throw InvalidArgument("MilneEddington: a Gaussian instrument needs a uniform synthesis grid");
+  if (!(sigma > 0.0) || !std::isfinite(sigma))
+    throw InvalidArgument("MilneEddington: the LSF sigma must be positive");
+  if (first < 0 || stride < 1 || n_out < 1 || first + (n_out - 1) * stride >= synthesis_size())
+    throw InvalidArgument("MilneEddington: the instrument samples must lie on the synthesis grid");
+  gaussian_ = true;
+  has_instrument_ = false;
+  g_sigma_ = sigma;
+  g_first_ = first;
+  g_stride_ = stride;
+  g_n_out_ = n_out;
 }
 
 int64_t MilneEddington::output_size() const {
+  if (gaussian_) return g_n_out_;
   return has_instrument_ ? instrument_.n_out : synthesis_size();
 }
 
@@ -112,7 +130,7 @@ void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, doubl
   in.mu = mu;
   fn(lines_, wl_.data(), synthesis_size(), in, work, prof);
   const double vmac = p.vmac ? p.vmac[i] : 0.0;
-  if (vmac > 0.0) {
+  if (vmac > 0.0 && !gaussian_) {  // (the Gaussian instrument folds vmac into its LSF)
     // Same velocity width for all lines: use the first line's wavelength.
     const double width = lines_.front().lambda0 * vmac / kCkms;
     smoother_.smooth(width, prof, 4, scratch, kernel);
@@ -158,7 +176,14 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
         continue;
       }
       synthesize_one(p, i, mu, work, prof.data(), scratch, kernel);
-      if (has_instrument_) {
+      if (gaussian_) {
+        const double vmac = p.vmac ? p.vmac[i] : 0.0;
+        const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
+        const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * w * w);
+        for (int s = 0; s < 4; ++s)
+          gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_,
+                            g_n_out_, o + s * nout, kernel);
+      } else if (has_instrument_) {
         for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
       } else {
         std::copy(prof.begin(), prof.end(), o);

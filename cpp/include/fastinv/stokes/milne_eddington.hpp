@@ -68,6 +68,10 @@ class MilneEddington {
   // Degrade every synthesised profile with `op` (n_in must equal the synthesis grid size);
   // output profiles then have op.n_out points.
   void set_instrument(BandedOperator op);
+  // Faster alternative for a Gaussian LSF (sigma [A]) whose output samples are synthesis
+  // grid points first + k * stride (k < n_out) of a uniform grid: the LSF and the
+  // per-profile macroturbulence become one Gaussian (gaussian_resample), no smoothing pass.
+  void set_gaussian_instrument(double sigma, int64_t first, int64_t stride, int64_t n_out);
 
   int64_t synthesis_size() const { return static_cast<int64_t>(wl_.size()); }
   int64_t output_size() const;
@@ -92,6 +96,9 @@ class MilneEddington {
   GaussianSmoother smoother_;
   bool has_instrument_ = false;
   BandedOperator instrument_;
+  bool gaussian_ = false;
+  double g_sigma_ = 0.0;
+  int64_t g_first_ = 0, g_stride_ = 1, g_n_out_ = 0;
 };
 
 // eta0 of each line relative to the first: (gf lambda)_k / (gf lambda)_0 *
