@@ -188,3 +188,31 @@ def test_continuum_and_mu():
     for mu in (1.0, 0.5, 0.1):
         s = me.synthesize(dict(BASE, S0=0.25, S1=0.75), mu=mu)[0]
         np.testing.assert_allclose(s[0], 0.25 + mu * 0.75, atol=1e-5)
+
+
+def test_isa_kernels_agree():
+    """The generic, AVX2 and AVX-512 builds of the kernels give the same profiles."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from fastinv import _core
+
+    code = ("import json, numpy as np; from fastinv.stokes import MilneEddington; "
+            "from fastinv import _core; import sys; sys.path.insert(0, %r); "
+            "from test_stokes_me import random_params; "
+            "s = MilneEddington().synthesize(random_params(40, seed=9)); "
+            "print(json.dumps([_core.stokes_faddeeva_isa(), s.ravel().tolist()]))"
+            % os.path.dirname(os.path.abspath(__file__)))
+    results = {}
+    for isa in ("generic", "avx2", "avx512"):
+        env = dict(os.environ, FASTINV_ISA=isa)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                             text=True, check=True)
+        used, data = json.loads(out.stdout)
+        results[used] = np.array(data)
+    assert "generic" in results and _core.stokes_faddeeva_isa() in results
+    ref = results["generic"]
+    for isa, s in results.items():
+        assert np.abs(s - ref).max() <= 1e-12, isa

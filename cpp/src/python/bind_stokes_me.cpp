@@ -53,6 +53,8 @@ void bind_stokes_me(py::module_& m) {
              me.set_instrument(make_operator(n_in, start, weights));
            },
            py::arg("n_in"), py::arg("start"), py::arg("weights"))
+      .def("set_gaussian_instrument", &stokes::MilneEddington::set_gaussian_instrument,
+           py::arg("sigma"), py::arg("first"), py::arg("stride"), py::arg("n_out"))
       .def_property_readonly("synthesis_size", &stokes::MilneEddington::synthesis_size)
       .def_property_readonly("output_size", &stokes::MilneEddington::output_size)
       .def_property_readonly("strength_ratios", &stokes::MilneEddington::strength_ratios)

@@ -12,6 +12,7 @@
 
 #include "fastinv/error.hpp"
 #include "stokes/faddeeva_tables.hpp"
+#include "stokes/me_types.hpp"
 
 namespace fastinv::stokes {
 namespace detail {
@@ -87,6 +88,19 @@ FaddeevaChunkFn select_kernel() {
 }
 
 }  // namespace
+
+MEProfileFn select_me_kernel() {
+  // the same choice as the Faddeeva kernel (CPU features, FASTINV_ISA)
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return &me_profile_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return &me_profile_avx2;
+#endif
+  (void)fn;
+  return &me_profile_generic;
+}
 
 const FaddeevaTables& faddeeva_tables() {
   static const FaddeevaTables T = make_tables();  // thread-safe one-time init

@@ -8,12 +8,12 @@ namespace fastinv::stokes::detail {
 constexpr double kInvPi = 0.31830988618379067154;
 constexpr double kInvSqrtPi = 0.56418958354775628695;
 
-// |z|^2 below which Weideman's expansion is used (the 6-node rational is accurate to
-// ~1e-8 relative from |z| = 7 on).
-constexpr double kFaddeevaInnerR2 = 49.0;
-// Terms of Weideman's expansion: N = 40 keeps H within 1e-7 relative down to H = 1e-9
-// near the real axis (N = 32 only reaches 3e-5 there).
-constexpr int kWeidemanN = 40;
+// |z|^2 below which Weideman's expansion is used. From |z| = 6 on the 6-node rational is
+// accurate to 1e-8 (complex), 3e-7 (H where H > 1e-9) relative to scipy's wofz.
+constexpr double kFaddeevaInnerR2 = 36.0;
+// Terms of Weideman's expansion: N = 38 keeps H within 2.4e-7 relative down to H = 1e-9
+// near the real axis for |z| < 6 (N = 32: 4e-5, N = 36: 8e-7).
+constexpr int kWeidemanN = 38;
 constexpr std::size_t kFaddeevaChunk = 128;
 
 struct FaddeevaTables {

@@ -9,6 +9,7 @@
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
 #include "fastinv/stokes/faddeeva.hpp"
+#include "stokes/me_types.hpp"
 #ifdef FASTINV_HAVE_OPENMP
 #include <omp.h>
 #endif
@@ -61,15 +62,20 @@ MilneEddington::MilneEddington(std::vector<SpectralLine> lines, std::vector<doub
     if (!std::isfinite(r) || r < 0.0)
       throw InvalidArgument("MilneEddington: strength ratios must be finite and >= 0");
   for (size_t k = 0; k < lines.size(); ++k) {
-    Line L;
+    detail::MELineData L;
     L.lambda0 = lines[k].wavelength;
     L.scale = lines[k].wavelength / lines[0].wavelength;
     L.ratio = ratios_[k];
     for (const ZeemanComponent& c : zeeman_pattern(lines[k]).components)
       L.comps.push_back({static_cast<int>(c.type) + 1, c.shift, L.ratio * c.strength * kInvSqrtPi});
+    max_components_ = std::max(max_components_, L.comps.size() + 1);  // + unmagnetised part
     lines_.push_back(std::move(L));
   }
 }
+
+MilneEddington::MilneEddington(MilneEddington&&) noexcept = default;
+MilneEddington& MilneEddington::operator=(MilneEddington&&) noexcept = default;
+MilneEddington::~MilneEddington() = default;
 
 void MilneEddington::set_instrument(BandedOperator op) {
   op.validate();
@@ -79,92 +85,52 @@ void MilneEddington::set_instrument(BandedOperator op) {
                           std::to_string(synthesis_size()));
   instrument_ = std::move(op);
   has_instrument_ = true;
+  gaussian_ = false;
+}
+
+void MilneEddington::set_gaussian_instrument(double sigma, int64_t first, int64_t stride,
+                                             int64_t n_out) {
+  if (!smoother_.uniform())
+    throw InvalidArgument("MilneEddington: a Gaussian instrument needs a uniform synthesis grid");
+  if (!(sigma > 0.0) || !std::isfinite(sigma))
+    throw InvalidArgument("MilneEddington: the LSF sigma must be positive");
+  if (first < 0 || stride < 1 || n_out < 1 || first + (n_out - 1) * stride >= synthesis_size())
+    throw InvalidArgument("MilneEddington: the instrument samples must lie on the synthesis grid");
+  gaussian_ = true;
+  has_instrument_ = false;
+  g_sigma_ = sigma;
+  g_first_ = first;
+  g_stride_ = stride;
+  g_n_out_ = n_out;
 }
 
 int64_t MilneEddington::output_size() const {
+  if (gaussian_) return g_n_out_;
   return has_instrument_ ? instrument_.n_out : synthesis_size();
 }
 
-// One profile on the synthesis grid into prof (4 x n). work: 9 x n doubles.
-void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, double mu, double* work,
-                                    double* prof, std::vector<double>& scratch,
+// One profile on the synthesis grid into prof (4 x n): the per-ISA kernel (me_kernel.hpp),
+// then macroturbulence.
+void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, double mu,
+                                    detail::MEWork& work, double* prof,
+                                    std::vector<double>& scratch,
                                     std::vector<double>& kernel) const {
-  const int64_t n = synthesis_size();
-  const double B = p.B[i], gam = p.inclination[i] * kDeg, chi = p.azimuth[i] * kDeg;
-  const double vlos = p.vlos[i], dw = p.doppler_width[i] * 1e-3, a = p.damping[i];
-  const double eta0 = p.eta0[i], S0 = p.S0[i], S1 = p.S1[i];
-  const double f = p.filling_factor ? p.filling_factor[i] : 1.0;
+  static const detail::MEProfileFn fn = detail::select_me_kernel();
+  detail::MEProfileInput in;
+  in.B = p.B[i];
+  in.inclination = p.inclination[i] * kDeg;
+  in.azimuth = p.azimuth[i] * kDeg;
+  in.vlos = p.vlos[i];
+  in.doppler_width = p.doppler_width[i] * 1e-3;
+  in.damping = p.damping[i];
+  in.eta0 = p.eta0[i];
+  in.S0 = p.S0[i];
+  in.S1 = p.S1[i];
+  in.filling_factor = p.filling_factor ? p.filling_factor[i] : 1.0;
+  in.mu = mu;
+  fn(lines_, wl_.data(), synthesis_size(), in, work, prof);
   const double vmac = p.vmac ? p.vmac[i] : 0.0;
-
-  double* x = work;              // reduced wavelength of the current line
-  double* phi = work + n;        // phi_b, phi_p, phi_r  (3n)
-  double* psi = work + 4 * n;    // psi_b, psi_p, psi_r  (3n)
-  double* phi0 = work + 7 * n;   // B = 0 profile (filling factor < 1)
-  double* psi0 = work + 8 * n;   // (unused F of the B = 0 profile)
-  std::fill(phi, phi + 6 * n, 0.0);
-  const bool stray = f < 1.0;
-  if (stray) std::fill(phi0, phi0 + 2 * n, 0.0);
-
-  for (const Line& L : lines_) {
-    const double dld = dw * L.scale;                         // Doppler width [A]
-    const double centre = L.lambda0 * (1.0 + vlos / kCkms);  // positive vlos = redshift
-    const double inv = 1.0 / dld;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) x[j] = (wl_[j] - centre) * inv;
-    const double vB = kLarmorAngstromPerGaussA2 * L.lambda0 * L.lambda0 * B * inv;
-    for (const Component& c : L.comps)
-      voigt_faraday_add(a, x, c.shift * vB, c.weight, static_cast<size_t>(n), phi + c.group * n,
-                        psi + c.group * n);
-    if (stray) voigt_faraday_add(a, x, 0.0, L.ratio * kInvSqrtPi, static_cast<size_t>(n), phi0, psi0);
-  }
-
-  const double sg = std::sin(gam), cg = std::cos(gam);
-  const double s2 = sg * sg, c2p1 = 0.5 * (1.0 + cg * cg);
-  const double c2x = std::cos(2.0 * chi), s2x = std::sin(2.0 * chi);
-  const double h = 0.5 * eta0;
-  const double* pb = phi;
-  const double* pp = phi + n;
-  const double* pr = phi + 2 * n;
-  const double* qb = psi;
-  const double* qp = psi + n;
-  const double* qr = psi + 2 * n;
-  double* I = prof;
-  double* Q = prof + n;
-  double* U = prof + 2 * n;
-  double* V = prof + 3 * n;
-  const double muS1 = mu * S1;
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const double sb = pb[j] + pr[j], sr = qb[j] + qr[j];
-    const double kI = 1.0 + h * (pp[j] * s2 + sb * c2p1);
-    const double lin = h * (pp[j] - 0.5 * sb) * s2;
-    const double kQ = lin * c2x, kU = lin * s2x, kV = h * (pr[j] - pb[j]) * cg;
-    const double rlin = h * (qp[j] - 0.5 * sr) * s2;
-    const double fQ = rlin * c2x, fU = rlin * s2x, fV = h * (qr[j] - qb[j]) * cg;
-    // Unno-Rachkovsky solution (LL04 eq. 9.110; pyMilne's arrangement of the terms).
-    const double ki2 = kI * kI;
-    const double gp3 = ki2 + fQ * fQ + fU * fU + fV * fV;
-    const double gp1 = gp3 - (kQ * kQ + kU * kU + kV * kV);
-    const double gp2 = kQ * fQ + kU * fU + kV * fV;
-    const double del = ki2 * gp1 - gp2 * gp2;
-    const double s = muS1 / del;
-    I[j] = S0 + s * kI * gp3;
-    Q[j] = -s * (ki2 * kQ + kI * (kV * fU - kU * fV) + fQ * gp2);
-    U[j] = -s * (ki2 * kU + kI * (kQ * fV - kV * fQ) + fU * gp2);
-    V[j] = -s * (ki2 * kV + kI * (kU * fQ - kQ * fU) + fV * gp2);
-  }
-  if (stray) {
-    const double e0 = eta0;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) {
-      const double inm = S0 + muS1 / (1.0 + e0 * phi0[j]);
-      I[j] = f * I[j] + (1.0 - f) * inm;
-      Q[j] *= f;
-      U[j] *= f;
-      V[j] *= f;
-    }
-  }
-  if (vmac > 0.0) {
+  if (vmac > 0.0 && !gaussian_) {  // (the Gaussian instrument folds vmac into its LSF)
     // Same velocity width for all lines: use the first line's wavelength.
     const double width = lines_.front().lambda0 * vmac / kCkms;
     smoother_.smooth(width, prof, 4, scratch, kernel);
@@ -188,7 +154,9 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
 #pragma omp parallel num_threads(nthreads)
 #endif
   {
-    std::vector<double> work(9 * n), prof(4 * n), scratch, kernel;
+    detail::MEWork work;
+    work.resize(n, max_components_);
+    std::vector<double> prof(4 * n), scratch, kernel;
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 64)
 #endif
@@ -207,8 +175,15 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
         status[i] = me_invalid_parameters;
         continue;
       }
-      synthesize_one(p, i, mu, work.data(), prof.data(), scratch, kernel);
-      if (has_instrument_) {
+      synthesize_one(p, i, mu, work, prof.data(), scratch, kernel);
+      if (gaussian_) {
+        const double vmac = p.vmac ? p.vmac[i] : 0.0;
+        const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
+        const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * w * w);
+        for (int s = 0; s < 4; ++s)
+          gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_,
+                            g_n_out_, o + s * nout, kernel);
+      } else if (has_instrument_) {
         for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
       } else {
         std::copy(prof.begin(), prof.end(), o);

@@ -70,6 +70,10 @@ class Instrument:
     noise : float
         Standard deviation of the Gaussian noise in units of the continuum intensity
         (default 1e-3; Hinode normal maps have ~1e-3, Agudelo et al. used 5.9e-4).
+    vmac_max : float
+        Largest macroturbulence [km/s] the synthesis grid is padded for (Gaussian LSF:
+        the macroturbulence is folded into the LSF, whose reach grows with it; rows of
+        larger ones use the part of the kernel inside the grid). Default 3.
     oversample : int, optional
         Synthesis grid step = smallest output step / oversample. Default: the smallest
         integer giving a step <= 5.5 mA (4 for Hinode SP, 3 for ViSP), which keeps ME
@@ -87,7 +91,8 @@ class Instrument:
 
     def __init__(self, wavelength, lsf_fwhm=None, *, lsf: Callable | None = None,
                  lsf_halfwidth: float | None = None, noise: float = 1e-3,
-                 oversample: int | None = None, name: str = "custom") -> None:
+                 oversample: int | None = None, vmac_max: float = 3.0,
+                 name: str = "custom") -> None:
         wl = _to_angstrom(wavelength, "wavelength").ravel()
         if wl.size < 1 or not np.all(np.isfinite(wl)) or np.any(wl <= 0):
             raise ValueError("Instrument: wavelength must be positive finite Angstrom values")
@@ -103,14 +108,20 @@ class Instrument:
             self._lsf = lambda d: np.exp(-0.5 * (d / sigma) ** 2)
             self._reach = 5.0 * sigma
             self.lsf_fwhm = fwhm * 1e3
+            self._sigma = sigma
         else:
             if lsf_halfwidth is None or not lsf_halfwidth > 0:
                 raise ValueError("Instrument: a callable lsf needs lsf_halfwidth > 0 [A]")
             self._lsf = lsf
             self._reach = float(lsf_halfwidth)
             self.lsf_fwhm = None
+            sigma = None
         if not (noise >= 0 and math.isfinite(noise)):
             raise ValueError("Instrument: noise must be finite and >= 0")
+        if not (vmac_max >= 0 and math.isfinite(vmac_max)):
+            raise ValueError("Instrument: vmac_max must be finite and >= 0")
+        self.vmac_max = float(vmac_max)
+        self._sigma = sigma if lsf_fwhm is not None else None
         self.wavelength = wl
         self.noise = float(noise)
         step = float(np.min(np.diff(wl))) if wl.size > 1 else self._reach
@@ -121,7 +132,7 @@ class Instrument:
         self.oversample = int(oversample)
         self.name = name
         self._step = step / self.oversample
-        self._cache: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._cache: tuple | None = None
 
     # ------------------------------------------------------------------ presets
     @classmethod
@@ -142,16 +153,30 @@ class Instrument:
     def synthesis_grid(self) -> np.ndarray:
         """Uniform fine grid [A] on which to synthesise before :meth:`degrade`.
 
-        It covers the output grid plus the LSF's reach on both sides.
+        It covers the output grid plus the LSF's reach on both sides (for a Gaussian LSF
+        the reach of the LSF folded with a macroturbulence of ``vmac_max``).
         """
         return self._operator()[0]
 
+    def _padding(self) -> float:
+        """Half-width [A] of the LSF (with vmac_max folded in, for a Gaussian LSF)."""
+        if self._sigma is None:
+            return self._reach
+        w = float(self.wavelength.mean()) * self.vmac_max / 299792.458
+        return max(self._reach, 5.0 * math.sqrt(self._sigma**2 + 0.5 * w * w))
+
+    def _uniform_output(self) -> bool:
+        d = np.diff(self.wavelength)
+        return d.size > 0 and float(np.max(np.abs(d - d.mean()))) <= 1e-9 * float(d.mean())
+
     def _operator(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         if self._cache is None:
-            lo = self.wavelength[0] - self._reach - self._step
-            hi = self.wavelength[-1] + self._reach + self._step
-            n = int(math.ceil((hi - lo) / self._step)) + 1
-            grid = lo + self._step * np.arange(n)
+            # Fine grid aligned with the first output sample (uniform outputs then fall on
+            # grid points pad + k * oversample), padded by the kernel's reach.
+            pad = int(math.ceil(self._padding() / self._step)) + 1
+            span = int(math.ceil((self.wavelength[-1] - self.wavelength[0]) / self._step - 1e-9))
+            n = span + 2 * pad + 1
+            grid = self.wavelength[0] + self._step * (np.arange(n) - pad)
             # trapezoid weights of the fine grid
             tw = np.full(n, self._step)
             tw[0] = tw[-1] = 0.5 * self._step
@@ -173,8 +198,17 @@ class Instrument:
                 off = rows[k][0] - j0
                 start[k] = j0
                 weights[k, off:off + len(w)] = w
-            self._cache = (grid, start, weights)
-        return self._cache
+            self._cache = (grid, start, weights, pad)
+        return self._cache[:3]
+
+    def gaussian_sampling(self) -> tuple[float, int, int, int] | None:
+        """``(sigma [A], first, stride, n_out)`` when the LSF is Gaussian and the output
+        samples are points ``first + k * stride`` of :meth:`synthesis_grid` (uniform output
+        grid), else None. Models use it to fold macroturbulence into the LSF."""
+        if self._sigma is None or not self._uniform_output():
+            return None
+        self._operator()
+        return self._sigma, self._cache[3], self.oversample, self.wavelength.size
 
     def operator(self) -> tuple[int, np.ndarray, np.ndarray]:
         """``(n_in, start, weights)`` of the banded LSF + resampling operator."""

@@ -152,10 +152,11 @@ class MilneEddington:
             wl = _to_angstrom(wavelength, "wavelength").ravel()
             inst = instrument
             instrument = Instrument(wl, inst.lsf_fwhm, noise=inst.noise,
-                                    oversample=inst.oversample, name=inst.name) \
+                                    oversample=inst.oversample, vmac_max=inst.vmac_max,
+                                    name=inst.name) \
                 if inst.lsf_fwhm else Instrument(wl, lsf=inst._lsf, lsf_halfwidth=inst._reach,
                                                  noise=inst.noise, oversample=inst.oversample,
-                                                 name=inst.name)
+                                                 vmac_max=inst.vmac_max, name=inst.name)
         self.instrument = instrument
         if instrument is not None:
             self.wavelength = instrument.wavelength.copy()
@@ -168,7 +169,11 @@ class MilneEddington:
         self._me = _core.StokesME(list(names), self.synthesis_wavelength,
                                   [] if strength_ratios is None else list(map(float, strength_ratios)))
         if instrument is not None:
-            self._me.set_instrument(*instrument.operator())
+            gs = instrument.gaussian_sampling()
+            if gs is not None:  # Gaussian LSF: macroturbulence folds into it (faster)
+                self._me.set_gaussian_instrument(*gs)
+            else:
+                self._me.set_instrument(*instrument.operator())
 
     @property
     def strength_ratios(self) -> list[float]:

@@ -9,13 +9,13 @@
 //   w = H + 2 i F' with F' = F / 2 and a dispersion profile 2 F' / sqrt(pi): the same numbers.
 //
 // Algorithm (why: cheap, vectorisable, accurate to ~1e-9):
-//   |z| >= 7: the 6-node Gauss-Hermite quadrature of w(z) = (i/pi) Int exp(-t^2)/(z - t) dt,
+//   |z| >= 6: the 6-node Gauss-Hermite quadrature of w(z) = (i/pi) Int exp(-t^2)/(z - t) dt,
 //             folded into one rational function of u = z^2 (3 poles).
-//   |z| <  7: Weideman's rational expansion (SIAM J. Numer. Anal. 31, 1497, 1994) with
-//             N = 40 terms; its coefficients are computed here at first use by a DFT.
+//   |z| <  6: Weideman's rational expansion (SIAM J. Numer. Anal. 31, 1497, 1994) with
+//             N = 38 terms; its coefficients are computed here at first use by a DFT.
 // Accuracy (tests/test_stokes_faddeeva.py, vs scipy.special.wofz, on x in [-1e4, 1e4],
 // y in {0} U [1e-8, 1e3]): |w - w_ref| / |w_ref| <= 1e-6 everywhere, and H and F each to
-// <= 1e-6 relative wherever they exceed 1e-9 (measured ~1e-7 and ~1e-10); below 1e-9
+// <= 1e-6 relative wherever they exceed 1e-9 (measured ~3e-7 and ~1e-8); below 1e-9
 // the absolute error is <= 1e-12 (line profiles peak at 1).
 // Lower half-plane: w(z) = 2 exp(-z^2) - w(-z) (faddeeva() only; the profile routines
 // need a >= 0). Non-finite input gives NaN (never a crash).

@@ -31,6 +31,11 @@
 
 namespace fastinv::stokes {
 
+namespace detail {
+struct MELineData;
+struct MEWork;
+}  // namespace detail
+
 // Per-profile parameter arrays (length n each). filling_factor and vmac may be null
 // (then 1 and 0).
 struct MEParameterArrays {
@@ -56,10 +61,17 @@ class MilneEddington {
   // each line relative to the first; empty = default_strength_ratios(lines).
   MilneEddington(std::vector<SpectralLine> lines, std::vector<double> wavelength,
                  std::vector<double> strength_ratios = {});
+  MilneEddington(MilneEddington&&) noexcept;
+  MilneEddington& operator=(MilneEddington&&) noexcept;
+  ~MilneEddington();
 
   // Degrade every synthesised profile with `op` (n_in must equal the synthesis grid size);
   // output profiles then have op.n_out points.
   void set_instrument(BandedOperator op);
+  // Faster alternative for a Gaussian LSF (sigma [A]) whose output samples are synthesis
+  // grid points first + k * stride (k < n_out) of a uniform grid: the LSF and the
+  // per-profile macroturbulence become one Gaussian (gaussian_resample), no smoothing pass.
+  void set_gaussian_instrument(double sigma, int64_t first, int64_t stride, int64_t n_out);
 
   int64_t synthesis_size() const { return static_cast<int64_t>(wl_.size()); }
   int64_t output_size() const;
@@ -74,26 +86,19 @@ class MilneEddington {
                   int threads = 0) const;
 
  private:
-  struct Component {
-    int group;        // 0 sigma_b, 1 pi, 2 sigma_r
-    double shift;     // in units of dlambda_B
-    double weight;    // strength_ratio * strength / sqrt(pi)
-  };
-  struct Line {
-    double lambda0;
-    double scale;     // lambda0 / lambda0 of the first line
-    double ratio;
-    std::vector<Component> comps;
-  };
-  void synthesize_one(const MEParameterArrays& p, int64_t i, double mu, double* work,
+  void synthesize_one(const MEParameterArrays& p, int64_t i, double mu, detail::MEWork& work,
                       double* prof, std::vector<double>& scratch, std::vector<double>& kernel) const;
 
-  std::vector<Line> lines_;
+  std::vector<detail::MELineData> lines_;  // Zeeman components, weights (me_types.hpp)
+  std::size_t max_components_ = 0;
   std::vector<double> wl_;
   std::vector<double> ratios_;
   GaussianSmoother smoother_;
   bool has_instrument_ = false;
   BandedOperator instrument_;
+  bool gaussian_ = false;
+  double g_sigma_ = 0.0;
+  int64_t g_first_ = 0, g_stride_ = 1, g_n_out_ = 0;
 };
 
 // eta0 of each line relative to the first: (gf lambda)_k / (gf lambda)_0 *

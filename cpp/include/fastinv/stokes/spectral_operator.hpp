@@ -33,6 +33,8 @@ struct BandedOperator {
 class GaussianSmoother {
  public:
   explicit GaussianSmoother(std::vector<double> wavelength);
+  bool uniform() const { return uniform_; }
+  double step() const { return step_; }
   void smooth(double width, double* spectra, int n_spectra, std::vector<double>& scratch,
               std::vector<double>& kernel) const;
 
@@ -41,5 +43,14 @@ class GaussianSmoother {
   bool uniform_ = false;
   double step_ = 0.0;
 };
+
+// Gaussian LSF convolution + resampling in one step, for a uniform input grid of step h:
+// out[k] = sum_m g_m in[first + k*stride + m] / sum_m g_m, g_m = exp(-(m h)^2 / (2 sigma^2)),
+// |m h| <= 5 sigma (rows near the grid ends use the part of the kernel inside the grid).
+// A Gaussian macroturbulence of 1/e half-width w folds in exactly as
+// sigma^2 = sigma_lsf^2 + w^2 / 2 -- which is why this exists: no separate smoothing pass.
+// `kernel` is scratch.
+void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first,
+                       int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
 
 }  // namespace fastinv::stokes
