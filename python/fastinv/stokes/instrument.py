@@ -72,8 +72,9 @@ class Instrument:
         (default 1e-3; Hinode normal maps have ~1e-3, Agudelo et al. used 5.9e-4).
     vmac_max : float
         Largest macroturbulence [km/s] the synthesis grid is padded for (Gaussian LSF:
-        the macroturbulence is folded into the LSF, whose reach grows with it; rows of
-        larger ones use the part of the kernel inside the grid). Default 3.
+        models that fold the macroturbulence into the LSF need the longer reach; rows of
+        larger ones use the part of the kernel inside the grid). Default 0;
+        :class:`MilneEddington` asks for its own padded copy (:meth:`padded_for`).
     oversample : int, optional
         Synthesis grid step = smallest output step / oversample. Default: the smallest
         integer giving a step <= 5.5 mA (4 for Hinode SP, 3 for ViSP), which keeps ME
@@ -91,7 +92,7 @@ class Instrument:
 
     def __init__(self, wavelength, lsf_fwhm=None, *, lsf: Callable | None = None,
                  lsf_halfwidth: float | None = None, noise: float = 1e-3,
-                 oversample: int | None = None, vmac_max: float = 3.0,
+                 oversample: int | None = None, vmac_max: float = 0.0,
                  name: str = "custom") -> None:
         wl = _to_angstrom(wavelength, "wavelength").ravel()
         if wl.size < 1 or not np.all(np.isfinite(wl)) or np.any(wl <= 0):
@@ -200,6 +201,15 @@ class Instrument:
                 weights[k, off:off + len(w)] = w
             self._cache = (grid, start, weights, pad)
         return self._cache[:3]
+
+    def padded_for(self, vmac_max: float) -> "Instrument":
+        """A copy whose synthesis grid is padded for macroturbulence up to ``vmac_max``."""
+        if self._sigma is not None:
+            return Instrument(self.wavelength, self.lsf_fwhm, noise=self.noise,
+                              oversample=self.oversample, vmac_max=vmac_max, name=self.name)
+        return Instrument(self.wavelength, lsf=self._lsf, lsf_halfwidth=self._reach,
+                          noise=self.noise, oversample=self.oversample, vmac_max=vmac_max,
+                          name=self.name)
 
     def gaussian_sampling(self) -> tuple[float, int, int, int] | None:
         """``(sigma [A], first, stride, n_out)`` when the LSF is Gaussian and the output

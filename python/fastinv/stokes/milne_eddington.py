@@ -118,6 +118,10 @@ class MilneEddington:
     strength_ratios : sequence of float, optional
         ``eta0`` of each line relative to the first (default
         ``(gf lambda)_k / (gf lambda)_0 * exp(-(chi_k - chi_0) / k 5000 K)``).
+    vmac_max : float
+        With a Gaussian-LSF instrument the macroturbulence is folded into the LSF; the
+        synthesis grid is padded for macroturbulences up to this value [km/s] (default 3;
+        larger ones are still handled, with the kernel cut at the grid ends).
 
     Examples
     --------
@@ -132,7 +136,7 @@ class MilneEddington:
 
     def __init__(self, lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
                  wavelength=None, instrument: Instrument | None = None,
-                 strength_ratios: Sequence[float] | None = None) -> None:
+                 strength_ratios: Sequence[float] | None = None, vmac_max: float = 3.0) -> None:
         if isinstance(lines, (str, SpectralLine)):
             lines = (lines,)
         names = []
@@ -152,15 +156,16 @@ class MilneEddington:
             wl = _to_angstrom(wavelength, "wavelength").ravel()
             inst = instrument
             instrument = Instrument(wl, inst.lsf_fwhm, noise=inst.noise,
-                                    oversample=inst.oversample, vmac_max=inst.vmac_max,
-                                    name=inst.name) \
+                                    oversample=inst.oversample, name=inst.name) \
                 if inst.lsf_fwhm else Instrument(wl, lsf=inst._lsf, lsf_halfwidth=inst._reach,
                                                  noise=inst.noise, oversample=inst.oversample,
-                                                 vmac_max=inst.vmac_max, name=inst.name)
+                                                 name=inst.name)
         self.instrument = instrument
         if instrument is not None:
             self.wavelength = instrument.wavelength.copy()
-            synth = instrument.synthesis_grid()
+            self._inst = instrument.padded_for(vmac_max) \
+                if instrument.gaussian_sampling() is not None else instrument
+            synth = self._inst.synthesis_grid()
         else:
             self.wavelength = (hinode_sp_wavelength() if wavelength is None
                                else _to_angstrom(wavelength, "wavelength").ravel().astype(np.float64))
@@ -169,11 +174,11 @@ class MilneEddington:
         self._me = _core.StokesME(list(names), self.synthesis_wavelength,
                                   [] if strength_ratios is None else list(map(float, strength_ratios)))
         if instrument is not None:
-            gs = instrument.gaussian_sampling()
+            gs = self._inst.gaussian_sampling()
             if gs is not None:  # Gaussian LSF: macroturbulence folds into it (faster)
                 self._me.set_gaussian_instrument(*gs)
             else:
-                self._me.set_instrument(*instrument.operator())
+                self._me.set_instrument(*self._inst.operator())
 
     @property
     def strength_ratios(self) -> list[float]:
