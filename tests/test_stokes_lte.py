@@ -223,3 +223,13 @@ def test_astropy_units_and_sir_order():
     np.testing.assert_allclose(lte.synthesize(flipped), lte.synthesize(ref), rtol=1e-12)
     with pytest.raises(ValueError):
         atmospheres.hsra(B=3 * u.km)
+
+
+def test_continuum_and_planck_interpolation_is_exact_enough():
+    # Grids up to 30 A interpolate kappa_c and B_lambda across the grid; adding a far point
+    # (span > 30 A) switches to exact per-wavelength values: the shared wavelengths agree.
+    w = np.arange(6300.8, 6303.2, 0.02)
+    atm = atmospheres.falc(B=700, inclination=50, azimuth=15, vlos=0.8)
+    a = LTE(wavelength=w).synthesize(atm, normalize=False)[0]
+    b = LTE(wavelength=np.append(w, 6340.0)).synthesize(atm, normalize=False)[0][:, :-1]
+    np.testing.assert_allclose(a, b, rtol=0, atol=2e-6 * a[0].max())

@@ -24,7 +24,7 @@ int atomic_number(const std::string& symbol) {
 }
 
 constexpr double kBohrCm = 0.529177210903e-8;
-constexpr double kPlanckInterpSpan = 30.0;  // A: wider grids get B_lambda exactly per point
+constexpr double kInterpSpan = 30.0;  // A: wider grids get B_lambda, kappa_c at every point
 constexpr double kHydrogenMass = 1.008;  // u
 
 }  // namespace
@@ -114,8 +114,9 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
                                k500.data()))
     return LteStatus::hydrostatic_failed;
 
-  // 2.-3. Opacities per depth on the wavelength grid. The continuum varies by < 1e-3 over a
-  // few Angstrom: evaluated at the grid ends and interpolated linearly in lambda.
+  // 2.-3. Opacities per depth on the wavelength grid. On grids spanning <= 30 A the continuum
+  // (smooth, ~lambda^1.5 for H-) is evaluated at the grid ends and interpolated linearly in
+  // lambda (curvature error < 1e-6 relative); wider grids get it at every wavelength.
   const double lam0 = wavelength_.front(), lam1 = wavelength_.back();
   std::vector<double> etaI(nd * nw), etaQ(nd * nw), etaU(nd * nw), etaV(nd * nw),
       rhoQ(nd * nw), rhoU(nd * nw), rhoV(nd * nw), S(nd * nw);
@@ -126,14 +127,19 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
   for (int k = 0; k < nd; ++k) {
     const EosState& s = st[k];
     rows.resize(nw);
-    const double kc0 = continuum_opacity(s, continuum_coeffs(s.T, lam0)).total();
-    const double kc1 = continuum_opacity(s, continuum_coeffs(s.T, lam1)).total();
-    for (std::size_t i = 0; i < nw; ++i) {
-      const double f = (wavelength_[i] - lam0) / (lam1 - lam0);
-      rows.etaI[i] = kc0 + f * (kc1 - kc0);
+    if (lam1 - lam0 <= kInterpSpan) {
+      const double kc0 = continuum_opacity(s, continuum_coeffs(s.T, lam0)).total();
+      const double kc1 = continuum_opacity(s, continuum_coeffs(s.T, lam1)).total();
+      for (std::size_t i = 0; i < nw; ++i) {
+        const double f = (wavelength_[i] - lam0) / (lam1 - lam0);
+        rows.etaI[i] = kc0 + f * (kc1 - kc0);
+      }
+    } else {
+      for (std::size_t i = 0; i < nw; ++i)
+        rows.etaI[i] = continuum_opacity(s, continuum_coeffs(s.T, wavelength_[i])).total();
     }
     double* Sk = S.data() + k * nw;
-    if (lam1 - lam0 <= kPlanckInterpSpan) {
+    if (lam1 - lam0 <= kInterpSpan) {
       // B_lambda(T) through three exact values, quadratic in lambda: the cubic term is
       // ~ (span/lambda)^3 x^3 / 6 < 1e-7 relative for spans <= 30 A (x = hc/lambda kT < 7).
       const double lm = 0.5 * (lam0 + lam1), h = 0.5 * (lam1 - lam0);
@@ -191,7 +197,7 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
   // constant r).
   std::vector<double> tau(nd);
   for (int k = 0; k < nd; ++k) tau[k] = std::pow(10.0, atm.log_tau[k]);
-  std::vector<double> dtau((nd - 1) * nw), res(4 * nw);
+  std::vector<double> dtau((nd - 1) * nw);
   for (int k = 0; k + 1 < nd; ++k) {
     const double tk = tau[k], tk1 = tau[k + 1];
     const double fa = tk / k500[k], fb = tk1 / k500[k + 1];
