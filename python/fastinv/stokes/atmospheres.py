@@ -367,15 +367,15 @@ def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None)
     basis = np.stack([np.polynomial.legendre.Legendre.basis(j)(x) for j in range(amp.size)])
     T = np.clip(T0 + coef @ basis, r["T_min"], r["T_max"])
 
-    def nodes(key, lo_hi, node_key):
-        k = len(r[node_key])
-        vals = rng.uniform(lo_hi[0], lo_hi[1], (n, k))
+    def at_nodes(lo_hi, node_key):
+        vals = rng.uniform(lo_hi[0], lo_hi[1], (n, len(r[node_key])))
         return _node_profile(lt, r[node_key], vals)
 
-    vlos = nodes("vlos", r["vlos"], "nodes_vlos")
-    B = nodes("B", r["B"], "nodes_B")
-    cosg = np.clip(nodes("cos", r["cos_inclination"], "nodes_inclination"), -1.0, 1.0)
-    azi = nodes("azimuth", r["azimuth"], "nodes_azimuth")
-    vmic = nodes("vmic", r["vmic"], "nodes_vmic")
+    # fixed draw order: reproducible by seed
+    vlos = at_nodes(r["vlos"], "nodes_vlos")
+    B = at_nodes(r["B"], "nodes_B")
+    cosg = np.clip(at_nodes(r["cos_inclination"], "nodes_inclination"), -1.0, 1.0)
+    azi = at_nodes(r["azimuth"], "nodes_azimuth")
+    vmic = at_nodes(r["vmic"], "nodes_vmic")
     return Atmospheres(lt, temperature=T, vmic=vmic, B=B, inclination=np.rad2deg(np.arccos(cosg)),
                        azimuth=azi, vlos=vlos, name=f"random(base={base})")
