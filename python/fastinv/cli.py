@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_info)
     _add_dem_parser(sub)
     _add_deepem_tools(sub)
+    from .stokes.training import register_cli as _register_stokes  # stokes synth (me|lte)
+
+    _register_stokes(sub)
     return parser
 
 

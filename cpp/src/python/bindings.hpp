@@ -6,5 +6,8 @@ namespace fastinv::python {
 
 void bind_engine(pybind11::module_& m);  // runtime info + Model (bind_engine.cpp)
 void bind_dem(pybind11::module_& m);     // Basis Pursuit DEM solver (bind_dem.cpp)
+void bind_stokes(pybind11::module_& m);  // Faddeeva, lines, Zeeman (bind_stokes.cpp)
+void bind_stokes_me(pybind11::module_& m);  // Milne-Eddington, instrument operator (bind_stokes_me.cpp)
+void bind_stokes_lte(pybind11::module_& m);  // LTE Stokes synthesis (bind_stokes_lte.cpp)
 
 }  // namespace fastinv::python

@@ -24,4 +24,7 @@ PYBIND11_MODULE(_core, m) {
   });
   fastinv::python::bind_engine(m);
   fastinv::python::bind_dem(m);
+  fastinv::python::bind_stokes(m);
+  fastinv::python::bind_stokes_me(m);
+  fastinv::python::bind_stokes_lte(m);
 }

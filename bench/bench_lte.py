@@ -1,0 +1,149 @@
+"""LTE Stokes synthesis throughput: fastinv's C++ vs lightweaver, same atmospheres, one run.
+
+Run (writes JSON with machine info and a markdown summary into bench/results/)::
+
+    python bench/bench_lte.py
+
+or as plain pytest-benchmark: ``pytest bench/bench_lte.py --benchmark-json out.json``.
+
+Case: the Fe I 6301.5 + 6302.5 pair, full Stokes, at Hinode SP's 112 wavelengths, on random
+atmospheres (fastinv.stokes.atmospheres.random, seed 0: perturbed HSRA / FAL-C, 55 depth
+points, B up to 3 kG at nodes). Both codes do the whole job per profile: hydrostatic
+equilibrium + EOS from T(log tau_500), opacities, LTE populations, polarised formal solution.
+lightweaver: strictly LTE (J = Planck) as in tests/reference/lightweaver_fe630.py, one
+thread, after a warm-up (numba compilation excluded); its wavelength grid also holds its own
+line quadrature points (how it is run). Profiles/s are per core: fastinv with threads=1.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastinv.stokes import LTE, atmospheres
+
+N_FAST = 2000
+N_LW = 6
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+
+@pytest.fixture(scope="module")
+def atmos():
+    return atmospheres.random(N_FAST, seed=0)
+
+
+@pytest.fixture(scope="module")
+def lte():
+    return LTE()  # Hinode SP grid, 112 wavelengths, no instrument
+
+
+class CpuTimed:
+    """Wraps a call and accumulates its process CPU time: profiles per CPU-second do not
+    depend on how busy the shared machine is (wall-clock figures do)."""
+
+    def __init__(self, fn):
+        self.fn, self.cpu, self.calls = fn, 0.0, 0
+
+    def __call__(self, *args, **kwargs):
+        t = time.process_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.cpu += time.process_time() - t
+            self.calls += 1
+
+
+def _record(benchmark, n, timed=None):
+    benchmark.extra_info["loadavg_1min"] = os.getloadavg()[0]
+    benchmark.extra_info["profiles"] = n
+    benchmark.extra_info["profiles_per_s"] = n / benchmark.stats.stats.mean
+    if timed is not None and timed.calls:
+        benchmark.extra_info["profiles_per_cpu_s"] = n * timed.calls / timed.cpu
+
+
+@pytest.mark.benchmark(group="lte-fe630-112")
+def test_fastinv_1core(benchmark, lte, atmos):
+    timed = CpuTimed(lte.synthesize)
+    out, status = benchmark(timed, atmos, threads=1, return_status=True)
+    _record(benchmark, len(atmos), timed)
+    benchmark.extra_info["ok_fraction"] = float(np.mean(status == 0))
+
+
+@pytest.mark.benchmark(group="lte-fe630-112")
+def test_fastinv_all_threads(benchmark, lte, atmos):
+    benchmark(lte.synthesize, atmos)
+    _record(benchmark, len(atmos))
+    benchmark.extra_info["threads"] = os.cpu_count()
+
+
+@pytest.mark.benchmark(group="lte-fe630-112")
+def test_lightweaver_1core(benchmark, lte, atmos):
+    pytest.importorskip("lightweaver")
+    from reference.lightweaver_fe630 import lightweaver_stokes
+
+    sub = atmos[:N_LW]
+
+    def run():
+        for i in range(N_LW):
+            lightweaver_stokes(sub.log_tau, sub.temperature[i], sub.vmic[i], sub.B[i],
+                               sub.inclination[i], sub.azimuth[i], sub.vlos[i],
+                               lte.wavelength)
+
+    run()  # warm-up: numba compilation of lightweaver's Python parts
+    timed = CpuTimed(run)
+    benchmark.pedantic(timed, rounds=2, iterations=1)
+    _record(benchmark, N_LW, timed)
+
+
+def write_summary(json_path: Path, md_path: Path) -> str:
+    data = json.loads(json_path.read_text())
+    by = {b["name"]: b for b in data["benchmarks"]}
+    mi = data["machine_info"]
+
+    def pps(name, key="profiles_per_s"):
+        return by[name]["extra_info"].get(key, float("nan")) if name in by else float("nan")
+
+    ours, lw, allt = pps("test_fastinv_1core"), pps("test_lightweaver_1core"), \
+        pps("test_fastinv_all_threads")
+    ours_cpu = pps("test_fastinv_1core", "profiles_per_cpu_s")
+    lw_cpu = pps("test_lightweaver_1core", "profiles_per_cpu_s")
+    load = max(b["extra_info"].get("loadavg_1min", 0) for b in data["benchmarks"])
+    text = "\n".join([
+        "# LTE Stokes synthesis benchmark (fastinv vs lightweaver)", "",
+        f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
+        f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), Python "
+        f"{mi['python_version']}, {data['datetime']}; 1-min load average during the run up "
+        f"to {load:.1f} (other jobs share the CPUs: the ratio, measured side by side in one "
+        "run, is the figure to quote)",
+        "- case: Fe I 6301.5 + 6302.5, full Stokes, 112 wavelengths (Hinode SP grid), random "
+        "atmospheres on 55 log tau_500 points (hydrostatic equilibrium included in both codes)",
+        "",
+        "| implementation | profiles/s (wall) | profiles per CPU-second | ratio wall / CPU |",
+        "| --- | --- | --- | --- |",
+        f"| fastinv, 1 thread | {ours:,.0f} | {ours_cpu:,.0f} | {ours / lw:,.0f}x / "
+        f"{ours_cpu / lw_cpu:,.0f}x lightweaver |",
+        f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
+        f"| lightweaver 0.17 (strict LTE), 1 thread | {lw:,.2f} | {lw_cpu:,.2f} | 1 |",
+        "",
+    ])
+    md_path.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    js = out / f"lte_{platform.node() or 'host'}_{stamp}.json"
+    rc = pytest.main([str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+                      f"--benchmark-json={js}", "--benchmark-min-rounds=3"])
+    if rc == 0:
+        print(write_summary(js, out / "lte_summary.md"))
+    sys.exit(rc)

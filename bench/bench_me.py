@@ -1,0 +1,175 @@
+"""Milne-Eddington synthesis throughput: fastinv's C++ vs the NumPy/SciPy ME reference
+(tests/reference/me_numpy.py, closed-form Unno-Rachkovsky with scipy.special.wofz), same
+parameter sets, one run.
+
+Run (writes JSON with machine info and a markdown summary into bench/results/)::
+
+    python bench/bench_me.py
+
+or as plain pytest-benchmark: ``pytest bench/bench_me.py --benchmark-json out.json``.
+
+Cases (Fe I 6301.5 + 6302.5, full Stokes, both lines' full Zeeman patterns: 12 + 3
+components):
+
+- ``me-112``: 112 wavelengths (Hinode SP grid), no instrument, pure ME (f = 1, no vmac) --
+  the issue's target case. Parameters: B 0-4 kG, isotropic inclination, random azimuth,
+  vlos +-5 km/s, Doppler width 20-60 mA, damping 0-0.8, eta0 1-60.
+- ``me-hinode-full``: the training-set path: random parameters of
+  fastinv.stokes.sampling (filling factor and macroturbulence included), synthesised on the
+  Hinode instrument's fine grid, LSF-convolved and resampled to 112 samples (no noise).
+
+Profiles/s are per core (threads=1); profiles per CPU-second are also recorded because the
+benchmark machine is shared (wall-clock figures then depend on the load, the ratio much less).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastinv import _core
+from fastinv.stokes import Instrument, MilneEddington
+from fastinv.stokes.sampling import sample_me_parameters
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+N_FAST = 20000
+N_NUMPY = 500
+
+
+def pure_me_params(n: int, seed: int = 0) -> dict:
+    p = sample_me_parameters(n, seed=seed)
+    p.pop("filling_factor")
+    p.pop("vmac")
+    return p
+
+
+@pytest.fixture(scope="module")
+def params():
+    return pure_me_params(N_FAST)
+
+
+class CpuTimed:
+    """Wraps a call and accumulates its process CPU time (robust on a shared machine)."""
+
+    def __init__(self, fn):
+        self.fn, self.cpu, self.calls = fn, 0.0, 0
+
+    def __call__(self, *args, **kwargs):
+        t = time.process_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.cpu += time.process_time() - t
+            self.calls += 1
+
+
+def _record(benchmark, n, timed=None):
+    benchmark.extra_info["loadavg_1min"] = os.getloadavg()[0]
+    benchmark.extra_info["profiles"] = n
+    benchmark.extra_info["profiles_per_s"] = n / benchmark.stats.stats.mean
+    benchmark.extra_info["faddeeva_isa"] = _core.stokes_faddeeva_isa()
+    if timed is not None and timed.calls:
+        benchmark.extra_info["profiles_per_cpu_s"] = n * timed.calls / timed.cpu
+
+
+@pytest.mark.benchmark(group="me-112")
+def test_fastinv_1core(benchmark, params):
+    me = MilneEddington()
+    timed = CpuTimed(me.synthesize)
+    out = benchmark(timed, params, threads=1)
+    assert np.isfinite(out).all()
+    _record(benchmark, N_FAST, timed)
+
+
+@pytest.mark.benchmark(group="me-112")
+def test_fastinv_all_threads(benchmark, params):
+    me = MilneEddington()
+    benchmark(me.synthesize, params)
+    _record(benchmark, N_FAST)
+    benchmark.extra_info["threads"] = os.cpu_count()
+
+
+@pytest.mark.benchmark(group="me-112")
+def test_numpy_1core(benchmark, params):
+    pytest.importorskip("scipy")
+    pytest.importorskip("sympy")
+    from reference import me_numpy
+
+    wl = MilneEddington().wavelength
+    sub = {k: v[:N_NUMPY] for k, v in params.items()}
+    timed = CpuTimed(me_numpy.synthesize)
+    benchmark.pedantic(timed, args=(sub, wl), rounds=3, iterations=1, warmup_rounds=1)
+    _record(benchmark, N_NUMPY, timed)
+
+
+@pytest.mark.benchmark(group="me-hinode-full")
+def test_fastinv_hinode_training_path(benchmark):
+    me = MilneEddington(instrument=Instrument.hinode_sp())
+    p = sample_me_parameters(N_FAST // 4, seed=1)
+    timed = CpuTimed(me.synthesize)
+    benchmark(timed, p, threads=1, add_noise=False)
+    _record(benchmark, N_FAST // 4, timed)
+    benchmark.extra_info["synthesis_points"] = int(me.synthesis_wavelength.size)
+
+
+def write_summary(json_path: Path, md_path: Path) -> str:
+    data = json.loads(json_path.read_text())
+    by = {b["name"]: b for b in data["benchmarks"]}
+    mi = data["machine_info"]
+
+    def get(name, key="profiles_per_s"):
+        return by[name]["extra_info"].get(key, float("nan")) if name in by else float("nan")
+
+    ours, npy = get("test_fastinv_1core"), get("test_numpy_1core")
+    ours_cpu, npy_cpu = get("test_fastinv_1core", "profiles_per_cpu_s"), \
+        get("test_numpy_1core", "profiles_per_cpu_s")
+    allt = get("test_fastinv_all_threads")
+    hin, hin_cpu = get("test_fastinv_hinode_training_path"), \
+        get("test_fastinv_hinode_training_path", "profiles_per_cpu_s")
+    load = max(b["extra_info"].get("loadavg_1min", 0) for b in data["benchmarks"])
+    isa = get("test_fastinv_1core", "faddeeva_isa")
+    text = "\n".join([
+        "# Milne-Eddington synthesis benchmark (fastinv vs NumPy/SciPy reference)", "",
+        f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
+        f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), Python "
+        f"{mi['python_version']}, {data['datetime']}; Faddeeva kernel ISA {isa}; 1-min load "
+        f"average during the run up to {load:.1f} (other jobs share the CPUs: the ratio, "
+        "measured side by side in one run, and the per-CPU-second figures are the ones to "
+        "quote)",
+        "- case me-112: Fe I 6301.5 + 6302.5, full Stokes, 12 + 3 Zeeman components, 112 "
+        "wavelengths (Hinode SP grid), random parameters, no instrument",
+        "",
+        "| implementation | profiles/s (wall) | profiles per CPU-second | ratio (CPU) |",
+        "| --- | --- | --- | --- |",
+        f"| fastinv, 1 thread | {ours:,.0f} | {ours_cpu:,.0f} | {ours_cpu / npy_cpu:,.0f}x NumPy |",
+        f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
+        f"| NumPy/SciPy reference (closed form, wofz), 1 thread | {npy:,.0f} | {npy_cpu:,.0f} | 1 |",
+        "",
+        f"- training-set path (sampler with filling factor + vmac, Hinode instrument: "
+        f"{get('test_fastinv_hinode_training_path', 'synthesis_points')} synthesis points, "
+        f"LSF, resampling to 112): {hin:,.0f} profiles/s wall, {hin_cpu:,.0f} per CPU-second, "
+        "1 thread",
+        "",
+    ])
+    md_path.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    out = HERE / "results"
+    out.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    js = out / f"me_{platform.node() or 'host'}_{stamp}.json"
+    rc = pytest.main([str(Path(__file__)), "-q", "-p", "no:cacheprovider",
+                      f"--benchmark-json={js}", "--benchmark-min-rounds=3"])
+    if rc == 0:
+        print(write_summary(js, out / "me_summary.md"))
+    sys.exit(rc)

@@ -1,0 +1,181 @@
+// Faddeeva function: Gauss-Hermite rational far from the origin, Weideman (1994) near it.
+// See fastinv/stokes/faddeeva.hpp for conventions and the tested accuracy. The hot loop
+// lives in faddeeva_kernel.hpp, compiled per ISA; this file builds the tables, picks the
+// kernel at run time and handles the scalar / lower-half-plane cases.
+#include "fastinv/stokes/faddeeva.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "fastinv/error.hpp"
+#include "stokes/faddeeva_tables.hpp"
+#include "stokes/me_types.hpp"
+
+namespace fastinv::stokes {
+namespace detail {
+
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+
+FaddeevaTables make_tables() {
+  FaddeevaTables T;
+  // Weideman's coefficients: the DFT of f(t) = exp(-t^2) (L^2 + t^2) sampled at
+  // t = L tan(theta/2), theta = k pi / M (his MATLAB listing, done with a direct DFT).
+  const int N = kWeidemanN, M = 2 * N, M2 = 2 * M;
+  T.L = std::sqrt(N / std::sqrt(2.0));
+  std::array<double, 4 * kWeidemanN> f{};  // length 2M; f[0] = 0
+  for (int k = -M + 1; k <= M - 1; ++k) {
+    const double t = T.L * std::tan(0.5 * k * kPi / M);
+    f[1 + (k + M - 1)] = std::exp(-t * t) * (T.L * T.L + t * t);
+  }
+  // fftshift (even length 2M): g[j] = f[(j + M) mod 2M]; a_m = Re sum_j g[j] e^{-2 pi i jm/2M} / M2
+  for (int n = 0; n < N; ++n) {
+    const int m = n + 1;
+    long double acc = 0.0L;
+    for (int j = 0; j < 2 * M; ++j)
+      acc += static_cast<long double>(f[(j + M) % (2 * M)]) *
+             std::cos(2.0L * 3.14159265358979323846264338L * j * m / (2 * M));
+    T.c[n] = static_cast<double>(acc / M2);
+  }
+  // 6-node Gauss-Hermite quadrature, positive nodes and weights (Abramowitz & Stegun
+  // Table 25.10): w(z) ~ (i/pi) sum_k w_k 2z/(z^2 - t_k^2) = (2iz/pi) P(u)/Q(u).
+  const double t[3] = {0.436077411927616508679, 1.335849074013696949715, 2.350604973674492222834};
+  const double wt[3] = {0.724629595224392524092, 0.157067320322856643916,
+                        0.00453000990550884564086};
+  const double tau[3] = {t[0] * t[0], t[1] * t[1], t[2] * t[2]};
+  T.q[2] = -(tau[0] + tau[1] + tau[2]);
+  T.q[1] = tau[0] * tau[1] + tau[0] * tau[2] + tau[1] * tau[2];
+  T.q[0] = -tau[0] * tau[1] * tau[2];
+  for (int k = 0; k < 3; ++k) {
+    const double a = tau[(k + 1) % 3], b = tau[(k + 2) % 3];
+    T.p[2] += wt[k];
+    T.p[1] += -wt[k] * (a + b);
+    T.p[0] += wt[k] * a * b;
+  }
+  return T;
+}
+
+bool cpu_has(const char* isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+  __builtin_cpu_init();
+  if (std::strcmp(isa, "avx2") == 0)
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (std::strcmp(isa, "avx512") == 0)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
+           __builtin_cpu_supports("fma");
+#endif
+  (void)isa;
+  return false;
+}
+
+// Best kernel this build and CPU have, lowered by FASTINV_ISA=generic|avx2 (the same
+// variable the NN kernels honour) -- chosen once.
+FaddeevaChunkFn select_kernel() {
+  const char* env = std::getenv("FASTINV_ISA");
+  const std::string cap = env ? env : "avx512";
+#ifdef FASTINV_STOKES_AVX512
+  if (cap == "avx512" && cpu_has("avx512")) return &faddeeva_chunk_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if ((cap == "avx512" || cap == "avx2") && cpu_has("avx2")) return &faddeeva_chunk_avx2;
+#endif
+  return &faddeeva_chunk_generic;
+}
+
+}  // namespace
+
+MEProfileFn select_me_kernel() {
+  // the same choice as the Faddeeva kernel (CPU features, FASTINV_ISA)
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return &me_profile_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return &me_profile_avx2;
+#endif
+  (void)fn;
+  return &me_profile_generic;
+}
+
+const FaddeevaTables& faddeeva_tables() {
+  static const FaddeevaTables T = make_tables();  // thread-safe one-time init
+  return T;
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::FaddeevaChunkFn;
+using detail::kFaddeevaChunk;
+
+FaddeevaChunkFn kernel() {
+  static const FaddeevaChunkFn fn = detail::select_kernel();
+  return fn;
+}
+
+void check_damping(double a) {
+  if (!(a >= 0.0) || !std::isfinite(a))
+    throw InvalidArgument("Voigt damping a must be finite and >= 0, got " + std::to_string(a));
+}
+
+}  // namespace
+
+std::complex<double> faddeeva(std::complex<double> z) {
+  double x = z.real(), y = z.imag();
+  if (!std::isfinite(x) || !std::isfinite(y)) return {std::nan(""), std::nan("")};
+  const bool lower = y < 0.0;
+  if (lower) {
+    x = -x;
+    y = -y;
+  }
+  double re, im;
+  detail::faddeeva_chunk_generic(detail::faddeeva_tables(), y, &x, 0.0, 1, &re, &im);
+  const std::complex<double> w(re, im);
+  if (lower) return 2.0 * std::exp(-z * z) - w;  // w(z) = 2 exp(-z^2) - w(-z)
+  return w;
+}
+
+void voigt_faraday(double a, const double* v, std::size_t n, double* H, double* F) {
+  check_damping(a);
+  const auto& T = detail::faddeeva_tables();
+  const FaddeevaChunkFn fn = kernel();
+  for (std::size_t s = 0; s < n; s += kFaddeevaChunk)
+    fn(T, a, v + s, 0.0, std::min(kFaddeevaChunk, n - s), H + s, F + s);
+}
+
+void voigt_faraday_add(double a, const double* x, double shift, double weight, std::size_t n,
+                       double* Hsum, double* Fsum) {
+  check_damping(a);
+  const auto& T = detail::faddeeva_tables();
+  const FaddeevaChunkFn fn = kernel();
+  alignas(64) double h[kFaddeevaChunk], f[kFaddeevaChunk];
+  for (std::size_t s = 0; s < n; s += kFaddeevaChunk) {
+    const std::size_t m = std::min(kFaddeevaChunk, n - s);
+    fn(T, a, x + s, shift, m, h, f);
+#pragma omp simd
+    for (std::size_t i = 0; i < m; ++i) {
+      Hsum[s + i] += weight * h[i];
+      Fsum[s + i] += weight * f[i];
+    }
+  }
+}
+
+const char* faddeeva_isa() {
+  const FaddeevaChunkFn fn = kernel();
+  if (fn == &detail::faddeeva_chunk_generic) return "generic";
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &detail::faddeeva_chunk_avx2) return "avx2";
+#endif
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &detail::faddeeva_chunk_avx512) return "avx512";
+#endif
+  return "unknown";
+}
+
+}  // namespace fastinv::stokes

@@ -1,0 +1,12 @@
+// Milne-Eddington per-profile kernel compiled for the generic instruction set (me_kernel.hpp).
+#define FASTINV_FADDEEVA_NS me_isa_generic
+#include "stokes/me_kernel.hpp"
+
+namespace fastinv::stokes::detail {
+
+void me_profile_generic(const std::vector<MELineData>& lines, const double* wl, int64_t n,
+                     const MEProfileInput& p, MEWork& w, double* prof) {
+  me_isa_generic::me_profile(lines, wl, n, p, w, prof);
+}
+
+}  // namespace fastinv::stokes::detail

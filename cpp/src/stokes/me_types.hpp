@@ -1,0 +1,62 @@
+// Data shared by milne_eddington.cpp and the per-ISA ME kernels (internal header).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace fastinv::stokes::detail {
+
+constexpr double kInvCkms = 1.0 / 299792.458;  // 1 / c [s/km]
+constexpr double kLarmor = 4.6686448e-13;       // dlambda_B per unit g [A] / (lambda0^2 [A^2] B [G])
+
+struct MEComponent {
+  int group;      // 0 sigma_b, 1 pi, 2 sigma_r
+  double shift;   // in units of dlambda_B
+  double weight;  // strength_ratio * strength / sqrt(pi)
+};
+
+struct MELineData {
+  double lambda0;
+  double scale;   // lambda0 / lambda0 of the first line
+  double ratio;   // eta0 of this line / eta0
+  std::vector<MEComponent> comps;
+};
+
+// One profile's parameters, angles in radians, Doppler width in Angstrom.
+struct MEProfileInput {
+  double B, inclination, azimuth, vlos, doppler_width, damping, eta0, S0, S1, filling_factor, mu;
+};
+
+struct MESegment {
+  int group;
+  double weight;
+  int64_t lo, hi;
+  std::size_t offset;
+};
+
+// Per-thread scratch, sized by resize().
+struct MEWork {
+  std::vector<double> x, sums, near_v, near_h, near_f;
+  std::vector<MESegment> segments;
+  void resize(int64_t n, std::size_t max_components) {
+    x.resize(n);
+    sums.resize(8 * n);
+    near_v.resize(n * max_components);
+    near_h.resize(n * max_components);
+    near_f.resize(n * max_components);
+    segments.reserve(max_components);
+  }
+};
+
+using MEProfileFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n,
+                             const MEProfileInput&, MEWork&, double* prof);
+void me_profile_generic(const std::vector<MELineData>&, const double*, int64_t,
+                        const MEProfileInput&, MEWork&, double*);
+void me_profile_avx2(const std::vector<MELineData>&, const double*, int64_t,
+                     const MEProfileInput&, MEWork&, double*);
+void me_profile_avx512(const std::vector<MELineData>&, const double*, int64_t,
+                       const MEProfileInput&, MEWork&, double*);
+// The kernel matching the Faddeeva ISA in use (faddeeva_isa()).
+MEProfileFn select_me_kernel();
+
+}  // namespace fastinv::stokes::detail

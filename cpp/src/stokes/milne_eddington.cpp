@@ -1,0 +1,196 @@
+// Milne-Eddington synthesis (see fastinv/stokes/milne_eddington.hpp for the conventions).
+#include "fastinv/stokes/milne_eddington.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
+#include "fastinv/stokes/faddeeva.hpp"
+#include "stokes/me_types.hpp"
+#ifdef FASTINV_HAVE_OPENMP
+#include <omp.h>
+#endif
+
+namespace fastinv::stokes {
+namespace {
+
+constexpr double kPi = 3.14159265358979323846;
+constexpr double kInvSqrtPi = 0.56418958354775628695;
+constexpr double kDeg = kPi / 180.0;
+constexpr double kCkms = 299792.458;          // speed of light [km/s]
+constexpr double kBoltzmannEv = 8.617333262e-5;  // [eV/K]
+constexpr double kExcitationT = 5000.0;       // [K], for default_strength_ratios
+
+bool finite_all(std::initializer_list<double> xs) {
+  for (double x : xs)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<double> default_strength_ratios(const std::vector<SpectralLine>& lines) {
+  std::vector<double> r;
+  if (lines.empty()) return r;
+  const SpectralLine& l0 = lines.front();
+  for (const SpectralLine& l : lines)
+    r.push_back(std::pow(10.0, l.log_gf - l0.log_gf) * (l.wavelength / l0.wavelength) *
+                std::exp(-(l.chi_low - l0.chi_low) / (kBoltzmannEv * kExcitationT)));
+  return r;
+}
+
+MilneEddington::MilneEddington(std::vector<SpectralLine> lines, std::vector<double> wavelength,
+                               std::vector<double> strength_ratios)
+    : wl_(std::move(wavelength)), smoother_(wl_) {
+  if (lines.empty()) throw InvalidArgument("MilneEddington: give at least one spectral line");
+  if (wl_.empty()) throw InvalidArgument("MilneEddington: the wavelength grid is empty");
+  for (size_t i = 0; i < wl_.size(); ++i) {
+    if (!std::isfinite(wl_[i]) || wl_[i] <= 0.0)
+      throw InvalidArgument("MilneEddington: wavelengths must be positive finite Angstrom");
+    if (i > 0 && !(wl_[i] > wl_[i - 1]))
+      throw InvalidArgument("MilneEddington: the wavelength grid must be strictly increasing");
+  }
+  for (const SpectralLine& l : lines) validate_line(l);
+  ratios_ = strength_ratios.empty() ? default_strength_ratios(lines) : std::move(strength_ratios);
+  if (ratios_.size() != lines.size())
+    throw InvalidArgument("MilneEddington: need one strength ratio per line (" +
+                          std::to_string(lines.size()) + "), got " + std::to_string(ratios_.size()));
+  for (double r : ratios_)
+    if (!std::isfinite(r) || r < 0.0)
+      throw InvalidArgument("MilneEddington: strength ratios must be finite and >= 0");
+  for (size_t k = 0; k < lines.size(); ++k) {
+    detail::MELineData L;
+    L.lambda0 = lines[k].wavelength;
+    L.scale = lines[k].wavelength / lines[0].wavelength;
+    L.ratio = ratios_[k];
+    for (const ZeemanComponent& c : zeeman_pattern(lines[k]).components)
+      L.comps.push_back({static_cast<int>(c.type) + 1, c.shift, L.ratio * c.strength * kInvSqrtPi});
+    max_components_ = std::max(max_components_, L.comps.size() + 1);  // + unmagnetised part
+    lines_.push_back(std::move(L));
+  }
+}
+
+MilneEddington::MilneEddington(MilneEddington&&) noexcept = default;
+MilneEddington& MilneEddington::operator=(MilneEddington&&) noexcept = default;
+MilneEddington::~MilneEddington() = default;
+
+void MilneEddington::set_instrument(BandedOperator op) {
+  op.validate();
+  if (op.n_in != synthesis_size())
+    throw InvalidArgument("MilneEddington: the instrument operator expects " +
+                          std::to_string(op.n_in) + " synthesis wavelengths, the grid has " +
+                          std::to_string(synthesis_size()));
+  instrument_ = std::move(op);
+  has_instrument_ = true;
+  gaussian_ = false;
+}
+
+void MilneEddington::set_gaussian_instrument(double sigma, int64_t first, int64_t stride,
+                                             int64_t n_out) {
+  if (!smoother_.uniform())
+    throw InvalidArgument("MilneEddington: a Gaussian instrument needs a uniform synthesis grid");
+  if (!(sigma > 0.0) || !std::isfinite(sigma))
+    throw InvalidArgument("MilneEddington: the LSF sigma must be positive");
+  if (first < 0 || stride < 1 || n_out < 1 || first + (n_out - 1) * stride >= synthesis_size())
+    throw InvalidArgument("MilneEddington: the instrument samples must lie on the synthesis grid");
+  gaussian_ = true;
+  has_instrument_ = false;
+  g_sigma_ = sigma;
+  g_first_ = first;
+  g_stride_ = stride;
+  g_n_out_ = n_out;
+}
+
+int64_t MilneEddington::output_size() const {
+  if (gaussian_) return g_n_out_;
+  return has_instrument_ ? instrument_.n_out : synthesis_size();
+}
+
+// One profile on the synthesis grid into prof (4 x n): the per-ISA kernel (me_kernel.hpp),
+// then macroturbulence.
+void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, double mu,
+                                    detail::MEWork& work, double* prof,
+                                    std::vector<double>& scratch,
+                                    std::vector<double>& kernel) const {
+  static const detail::MEProfileFn fn = detail::select_me_kernel();
+  detail::MEProfileInput in;
+  in.B = p.B[i];
+  in.inclination = p.inclination[i] * kDeg;
+  in.azimuth = p.azimuth[i] * kDeg;
+  in.vlos = p.vlos[i];
+  in.doppler_width = p.doppler_width[i] * 1e-3;
+  in.damping = p.damping[i];
+  in.eta0 = p.eta0[i];
+  in.S0 = p.S0[i];
+  in.S1 = p.S1[i];
+  in.filling_factor = p.filling_factor ? p.filling_factor[i] : 1.0;
+  in.mu = mu;
+  fn(lines_, wl_.data(), synthesis_size(), in, work, prof);
+  const double vmac = p.vmac ? p.vmac[i] : 0.0;
+  if (vmac > 0.0 && !gaussian_) {  // (the Gaussian instrument folds vmac into its LSF)
+    // Same velocity width for all lines: use the first line's wavelength.
+    const double width = lines_.front().lambda0 * vmac / kCkms;
+    smoother_.smooth(width, prof, 4, scratch, kernel);
+  }
+}
+
+void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* out,
+                                uint8_t* status, int threads) const {
+  if (!(mu > 0.0 && mu <= 1.0))
+    throw InvalidArgument("MilneEddington: mu = cos(theta) must be in (0, 1], got " + std::to_string(mu));
+  if (p.n < 0) throw InvalidArgument("MilneEddington: negative number of profiles");
+  if (p.n > 0 && (!p.B || !p.inclination || !p.azimuth || !p.vlos || !p.doppler_width ||
+                  !p.damping || !p.eta0 || !p.S0 || !p.S1 || !out || !status))
+    throw InvalidArgument("MilneEddington: a required parameter array is missing");
+  const int64_t n = synthesis_size();
+  const int64_t nout = output_size();
+  const int nthreads = threads > 0 ? threads : default_threads();
+  (void)nthreads;
+
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp parallel num_threads(nthreads)
+#endif
+  {
+    detail::MEWork work;
+    work.resize(n, max_components_);
+    std::vector<double> prof(4 * n), scratch, kernel;
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 64)
+#endif
+    for (int64_t i = 0; i < p.n; ++i) {
+      double* o = out + i * 4 * nout;
+      const double f = p.filling_factor ? p.filling_factor[i] : 1.0;
+      const double vmac = p.vmac ? p.vmac[i] : 0.0;
+      const bool ok = finite_all({p.B[i], p.inclination[i], p.azimuth[i], p.vlos[i],
+                                  p.doppler_width[i], p.damping[i], p.eta0[i], p.S0[i], p.S1[i],
+                                  f, vmac}) &&
+                      p.B[i] >= 0.0 && p.doppler_width[i] > 0.0 && p.damping[i] >= 0.0 &&
+                      p.eta0[i] >= 0.0 && f >= 0.0 && f <= 1.0 && vmac >= 0.0 &&
+                      std::fabs(p.vlos[i]) < kCkms;
+      if (!ok) {
+        std::fill(o, o + 4 * nout, std::numeric_limits<double>::quiet_NaN());
+        status[i] = me_invalid_parameters;
+        continue;
+      }
+      synthesize_one(p, i, mu, work, prof.data(), scratch, kernel);
+      if (gaussian_) {
+        const double vmac = p.vmac ? p.vmac[i] : 0.0;
+        const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
+        const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * w * w);
+        for (int s = 0; s < 4; ++s)
+          gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_,
+                            g_n_out_, o + s * nout, kernel);
+      } else if (has_instrument_) {
+        for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
+      } else {
+        std::copy(prof.begin(), prof.end(), o);
+      }
+      status[i] = me_ok;
+    }
+  }
+}
+
+}  // namespace fastinv::stokes

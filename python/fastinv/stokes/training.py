@@ -1,0 +1,336 @@
+"""Training sets of synthetic Stokes profiles: generation in chunks and HDF5 / FITS output.
+
+:func:`lte_training_set` draws random atmospheres (:func:`fastinv.stokes.atmospheres.random`),
+synthesises them with :class:`fastinv.stokes.LTE` through an instrument (LSF, resampling,
+noise) and returns the arrays; :func:`write_training_set` writes any such dictionary
+atomically to HDF5 (``.h5`` / ``.hdf5``, needs h5py) or FITS (``.fits``, astropy).
+
+File layout (HDF5 paths; FITS uses one image HDU per array, named with ``/`` -> ``_``):
+
+==============================  ===========  =========================================
+name                            shape        content
+==============================  ===========  =========================================
+``stokes``                      (N, 4, Nλ)   I, Q, U, V / I_c (quiet Sun), float32
+``wavelength``                  (Nλ,)        air wavelengths [A]
+``status``                      (N,)         0 = ok (see fastinv.stokes.LTE_STATUS)
+``atmosphere/log_tau``          (nd,)        log tau_500 grid, top first
+``atmosphere/<quantity>``       (N, nd)      temperature [K], vmic [km/s], B [G],
+                                             inclination [deg], azimuth [deg],
+                                             vlos [km/s] (positive = red shift)
+``nodes/log_tau``               (7,)         0, -0.5, ..., -3
+``nodes/<quantity>``            (N, 7)       the same quantities at the nodes
+==============================  ===========  =========================================
+
+Metadata (HDF5 root attributes / FITS primary header): model, lines, instrument, noise,
+mu, seed, n, normalisation, units, random-atmosphere ranges (JSON), fastinv version, date.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+
+import numpy as np
+
+from . import atmospheres as _atm
+from .instrument import Instrument
+
+__all__ = ["lte_training_set", "me_training_set", "write_training_set", "instrument_by_name",
+           "TextProgress", "register_cli"]
+
+
+
+def instrument_by_name(name: str, noise: float | None = None) -> Instrument:
+    """``"hinode"`` (Hinode SOT/SP) or ``"visp"`` (DKIST ViSP), with optional noise level."""
+    kw = {} if noise is None else {"noise": float(noise)}
+    key = name.lower()
+    if key in ("hinode", "hinode_sp", "sp"):
+        return Instrument.hinode_sp(**kw)
+    if key in ("visp", "dkist", "dkist_visp"):
+        return Instrument.visp(**kw)
+    raise ValueError(f"unknown instrument {name!r}: use 'hinode' or 'visp'")
+
+
+class TextProgress:
+    """A dependency-free progress bar on a stream (stderr by default)."""
+
+    def __init__(self, total: int, label: str = "", stream=None, width: int = 30) -> None:
+        self.total, self.label, self.width = max(int(total), 1), label, width
+        self.stream = sys.stderr if stream is None else stream
+        self.t0 = time.perf_counter()
+
+    def __call__(self, done: int) -> None:
+        frac = min(done / self.total, 1.0)
+        bar = "#" * int(round(frac * self.width))
+        rate = done / max(time.perf_counter() - self.t0, 1e-9)
+        self.stream.write(f"\r{self.label}[{bar:<{self.width}}] {frac:6.1%} {done}/{self.total} "
+                          f"({rate:,.0f}/s)")
+        if done >= self.total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
+                     mu: float = 1.0, noise: float | None = None, base: str = "both",
+                     ranges: Mapping | None = None, chunk: int = 1000, threads: int | None = None,
+                     lines=("FeI_6301", "FeI_6302"),
+                     progress: Callable[[int], None] | None = None) -> dict:
+    """Random atmospheres and their LTE Stokes profiles, reproducible by ``seed``.
+
+    Parameters
+    ----------
+    n : int
+        Number of profiles.
+    instrument : {"hinode", "visp"}, Instrument or None
+        Output sampling, LSF and noise (None: Hinode SP's grid, no LSF, no noise).
+    seed : int
+        Seeds both the atmospheres and the noise.
+    mu : float
+        cos(theta) of the line of sight.
+    noise : float, optional
+        Override the instrument's noise level (in units of I_c).
+    base, ranges :
+        Passed to :func:`fastinv.stokes.atmospheres.random`.
+    chunk : int
+        Profiles per synthesis call (bounds memory; the progress callback runs per chunk).
+    progress : callable, optional
+        Called with the number of profiles done.
+
+    Returns
+    -------
+    dict
+        Arrays named as in the module docstring plus ``metadata`` (a dict).
+
+    Examples
+    --------
+    >>> from fastinv.stokes.training import lte_training_set
+    >>> d = lte_training_set(3, seed=1)
+    >>> d["stokes"].shape, d["nodes"]["temperature"].shape
+    ((3, 4, 112), (3, 7))
+    """
+    from .lte import LTE
+
+    n = int(n)
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    if chunk < 1:
+        raise ValueError("chunk must be >= 1")
+    inst = instrument_by_name(instrument, noise) if isinstance(instrument, str) else instrument
+    if isinstance(inst, Instrument) and noise is not None and not isinstance(instrument, str):
+        inst = Instrument(inst.wavelength, inst.lsf_fwhm, noise=float(noise),
+                          oversample=inst.oversample, name=inst.name)
+    rng = np.random.default_rng(seed)
+    atm = _atm.random(n, seed=rng, base=base, ranges=ranges)
+    lte = LTE(lines=lines, instrument=inst)
+    nw = lte.wavelength.size
+    stokes = np.empty((n, 4, nw), dtype=np.float32)
+    status = np.empty(n, dtype=np.int8)
+    noise_rng = np.random.default_rng(rng.integers(2**63))
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        prof, st = lte.synthesize(atm[start:stop], mu=mu, seed=noise_rng, threads=threads,
+                                  return_status=True)
+        stokes[start:stop] = prof
+        status[start:stop] = st
+        if progress is not None:
+            progress(stop)
+    nodes = atm.at_nodes()
+    meta = {
+        "model": "lte",
+        "lines": [line.name for line in lte.lines],
+        "instrument": getattr(inst, "name", "none"),
+        "noise": float(getattr(inst, "noise", 0.0)),
+        "mu": float(mu),
+        "seed": int(seed),
+        "n": n,
+        "normalisation": "I_c of the HSRA quiet-Sun model at the same mu, per wavelength",
+        "units": json.dumps(_atm.ATMOSPHERE_UNITS),
+        "random_ranges": json.dumps({k: v for k, v in {**_atm.RANDOM_RANGES,
+                                                       **(ranges or {})}.items()}),
+        "random_base": base,
+        "conventions": "vlos > 0 = red shift; inclination < 90 deg = field toward the "
+                       "observer (V > 0 in the blue lobe); azimuth from +Q, Q < 0 at the "
+                       "core of a transverse-field line at azimuth 0",
+    }
+    return {
+        "stokes": stokes,
+        "wavelength": lte.wavelength.astype(np.float64),
+        "status": status,
+        "atmosphere": {"log_tau": atm.log_tau, **{k: getattr(atm, k).astype(np.float32)
+                                                   for k in _atm.ATMOSPHERE_UNITS}},
+        "nodes": {"log_tau": nodes["log_tau"], **{k: nodes[k].astype(np.float32)
+                                                   for k in _atm.ATMOSPHERE_UNITS}},
+        "metadata": meta,
+    }
+
+
+def _flatten(data: Mapping, prefix: str = "") -> dict[str, np.ndarray]:
+    out = {}
+    for k, v in data.items():
+        if k == "metadata":
+            continue
+        name = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, name + "/"))
+        else:
+            out[name] = np.asarray(v)
+    return out
+
+
+def _metadata(data: Mapping) -> dict:
+    import fastinv
+
+    meta = dict(data.get("metadata", {}))
+    meta.setdefault("fastinv_version", fastinv.__version__)
+    meta.setdefault("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    return meta
+
+
+def write_training_set(path: str | os.PathLike, data: Mapping) -> str:
+    """Write ``data`` (as returned by :func:`lte_training_set`) to HDF5 or FITS, atomically.
+
+    The format follows the extension: ``.h5`` / ``.hdf5`` (h5py) or ``.fits`` / ``.fit``
+    (astropy). The file is written to a temporary name in the same directory and renamed.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    path = os.fspath(path)
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in (".h5", ".hdf5", ".fits", ".fit"):
+        raise ValueError(f"output {path!r}: use a .h5/.hdf5 (HDF5) or .fits file name")
+    arrays, meta = _flatten(data), _metadata(data)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=directory)
+    os.close(fd)
+    try:
+        if ext in (".h5", ".hdf5"):
+            try:
+                import h5py
+            except ImportError as exc:  # pragma: no cover
+                raise ImportError("writing HDF5 needs h5py (pip install h5py), or use .fits") \
+                    from exc
+            with h5py.File(tmp, "w") as f:
+                for name, arr in arrays.items():
+                    f.create_dataset(name, data=arr, compression="gzip" if arr.size > 1024
+                                     else None)
+                for k, v in meta.items():
+                    f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+        else:
+            from astropy.io import fits
+
+            primary = fits.PrimaryHDU(arrays.pop("stokes"))
+            hdr = primary.header
+            hdr["EXTNAME"] = "STOKES"
+            for k, v in meta.items():
+                # 8-character keys (distinct for these names); long strings use CONTINUE
+                value = json.dumps(v) if isinstance(v, (list, dict)) else v
+                hdr[k.upper()[:8]] = (value, k)
+            hdus = [primary]
+            for name, arr in arrays.items():
+                hdus.append(fits.ImageHDU(arr, name=name.replace("/", "_").upper()))
+            fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
+                    mu: float = 1.0, noise: float | None = None, chunk: int = 10000,
+                    threads: int | None = None, lines=("FeI_6301", "FeI_6302"),
+                    progress: Callable[[int], None] | None = None) -> dict:
+    """Random Milne-Eddington parameters (:func:`fastinv.stokes.sampling.sample_me_parameters`,
+    default ranges ``ME_RANGES`` there) and their profiles.
+
+    Same conventions and return layout as :func:`lte_training_set`, with ``parameters``
+    (name -> (N,)) instead of atmospheres. Profiles are divided by I_c = S0 + mu S1.
+
+    Examples
+    --------
+    >>> from fastinv.stokes.training import me_training_set
+    >>> me_training_set(2, seed=0)["stokes"].shape
+    (2, 4, 112)
+    """
+    from .milne_eddington import MilneEddington
+
+    n = int(n)
+    if n < 1:
+        raise ValueError("n must be >= 1")
+    inst = instrument_by_name(instrument, noise) if isinstance(instrument, str) else instrument
+    from .sampling import ME_RANGES, sample_me_parameters
+
+    rng = np.random.default_rng(seed)
+    p = sample_me_parameters(n, seed=rng)
+    me = MilneEddington(lines=lines, instrument=inst)
+    nw = me.wavelength.size
+    stokes = np.empty((n, 4, nw), dtype=np.float32)
+    status = np.empty(n, dtype=np.int8)
+    noise_rng = np.random.default_rng(rng.integers(2**63))
+    ic = p["S0"] + mu * p["S1"]
+    for start in range(0, n, chunk):
+        stop = min(start + chunk, n)
+        sub = {k: v[start:stop] for k, v in p.items()}
+        prof, st = me.synthesize(sub, mu=mu, seed=noise_rng, threads=threads, return_status=True)
+        stokes[start:stop] = prof / ic[start:stop, None, None]
+        status[start:stop] = st
+        if progress is not None:
+            progress(stop)
+    meta = {"model": "me", "lines": [line.name for line in me.lines],
+            "instrument": getattr(inst, "name", "none"),
+            "noise": float(getattr(inst, "noise", 0.0)), "mu": float(mu), "seed": int(seed),
+            "n": n, "normalisation": "I_c = S0 + mu S1 of each profile",
+            "random_ranges": json.dumps(ME_RANGES)}
+    return {"stokes": stokes, "wavelength": me.wavelength.astype(np.float64),
+            "status": status, "parameters": {k: v.astype(np.float32) for k, v in p.items()},
+            "metadata": meta}
+
+
+def _cmd_synth(args) -> int:
+    progress = None if args.quiet else TextProgress(args.n, label=f"stokes synth {args.model} ")
+    common = dict(instrument=None if args.instrument == "none" else args.instrument,
+                  seed=args.seed, mu=args.mu, noise=args.noise, threads=args.threads,
+                  progress=progress)
+    if args.model == "lte":
+        data = lte_training_set(args.n, base=args.base, chunk=args.chunk, **common)
+    else:
+        data = me_training_set(args.n, **common)
+    write_training_set(args.output, data)
+    bad = int(np.count_nonzero(data["status"]))
+    print(f"wrote {args.n} {args.model.upper()} profiles ({data['wavelength'].size} wavelengths)"
+          f" to {args.output}" + (f"; {bad} flagged (status != 0)" if bad else ""))
+    return 0
+
+
+def register_cli(subparsers) -> None:
+    """Add ``stokes synth`` to the ``fastinv`` command line (called from fastinv.cli)."""
+    p = subparsers.add_parser("stokes", help="Stokes forward models: synthetic training sets")
+    sub = p.add_subparsers(dest="stokes_command", metavar="COMMAND")
+    s = sub.add_parser("synth", help="write a training set of synthetic Stokes profiles",
+                       description="Random atmospheres (LTE) or Milne-Eddington parameters, "
+                                   "their Stokes profiles through an instrument, to HDF5 or "
+                                   "FITS (chosen by the output file's extension).")
+    s.add_argument("--model", choices=("me", "lte"), default="lte")
+    s.add_argument("--n", type=int, required=True, help="number of profiles")
+    s.add_argument("--instrument", choices=("hinode", "visp", "none"), default="hinode")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--mu", type=float, default=1.0, help="cos(theta) (default 1)")
+    s.add_argument("--noise", type=float, default=None,
+                   help="noise in units of I_c (default: the instrument's, 1e-3)")
+    s.add_argument("--base", choices=("both", "hsra", "falc"), default="both",
+                   help="LTE: base model(s) of the random atmospheres")
+    s.add_argument("--chunk", type=int, default=1000, help="profiles per synthesis call")
+    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("-o", "--output", required=True, help="output file (.h5/.hdf5 or .fits)")
+    s.set_defaults(func=_cmd_synth)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
