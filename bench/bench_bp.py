@@ -148,7 +148,7 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         f"run up to {max(b['extra_info'].get('loadavg_1min', 0) for b in data['benchmarks']):.1f}"
         " (other jobs share the CPUs: absolute LP/s are then low; the ratios, measured side "
         "by side in one run, are the figure to quote)",
-        f"- LP: 6 x 84 dictionary (V10 EVE responses, log T 5.5-7.5, widths 0/0.1/0.2/0.6), "
+        "- LP: 6 x 84 dictionary (V10 EVE responses, log T 5.5-7.5, widths 0/0.1/0.2/0.6), "
         "eta = 1.4 sigma (AIA error model), fastinv with adaptive tolfac (1.4, 2.1, 3.15), "
         "HiGHS at 1.4 only.", "",
         "fastinv's figure is pixels (DEMs) per second: each pixel is 1-3 LPs (adaptive "

@@ -10,7 +10,6 @@ in extra_info; bench/summarize.py turns the JSON into ratios.
 """
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest

@@ -65,12 +65,9 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
     metrics = evaluate_deepem(DeepEM.load(args.model), threads=args.threads)
     text = json.dumps(metrics, indent=2)
     if args.output:
-        from pathlib import Path
-        import os
+        from ._atomic import write_text
 
-        tmp = Path(args.output).with_suffix(".tmp")
-        tmp.write_text(text)
-        os.replace(tmp, args.output)
+        write_text(args.output, text)
     print(json.dumps(metrics["overall"], indent=2))
     return 0
 

@@ -31,6 +31,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Optional
 
+from ._atomic import atomic_output
+
 __all__ = ["cache_dir", "demregpy_wheel", "demregpy_file", "aia_flare_files",
            "aia_flare_slots", "aia_synoptic_files", "BUNDLED_FLARE_SLOT"]
 
@@ -79,10 +81,9 @@ def _pinned() -> dict[str, str]:
 
 def _download(url: str, dest: Path) -> None:
     """HTTPS download to a temp file beside ``dest``; falls back to ``pip download``."""
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-    try:
+    with atomic_output(dest) as tmp:
         try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=120) as resp:
+            with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=120) as resp:
                 shutil.copyfileobj(resp, out)
         except OSError:
             # Networks that only reach PyPI through pip's configuration (index mirror, proxy
@@ -96,12 +97,6 @@ def _download(url: str, dest: Path) -> None:
                 shutil.move(os.path.join(tmpdir, DEMREGPY_WHEEL_NAME), tmp)
             finally:
                 shutil.rmtree(tmpdir, ignore_errors=True)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; the cache may be shared
-        os.replace(tmp, dest)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def demregpy_wheel(download: bool = True) -> Path:
@@ -151,17 +146,11 @@ def demregpy_file(member: str, download: bool = True) -> Path:
         return dest
     wheel = demregpy_wheel(download=download)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".part-")
-    try:
-        with zipfile.ZipFile(wheel) as zf, os.fdopen(fd, "wb") as out:
+    with atomic_output(dest) as tmp:
+        with zipfile.ZipFile(wheel) as zf, open(tmp, "wb") as out:
             shutil.copyfileobj(zf.open(member), out)
-        if _sha256(Path(tmp)) != pins[member]:
+        if _sha256(tmp) != pins[member]:
             raise OSError(f"SHA-256 mismatch for {member} in {wheel}")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

@@ -10,15 +10,14 @@ Examples
 """
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
 import numpy as np
 
+from .._atomic import atomic_output
 from .basis_pursuit import STATUS, BasisPursuit, BPResult
 from .response import AIA_CHANNELS
 
@@ -198,17 +197,8 @@ class ProgressBar:
 
 
 def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
-                               prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_output(path) as tmp:
+        write(str(tmp))
 
 
 def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisPursuit] = None,

@@ -113,7 +113,6 @@ class DeepEM:
                 sig = aia_error(np.maximum(np.where(finite, flat, 0.0), 0.0) * t, n_sample) / t
             with np.errstate(invalid="ignore", divide="ignore"):
                 chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)
-        n = flat.shape[1]
         return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
                         status=status.reshape(shape), tolfac=np.full(shape, np.nan),
                         objective=(em.sum(axis=0) / 1e26).reshape(shape), model=model.reshape((6, *shape)),

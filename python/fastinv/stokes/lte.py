@@ -31,7 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import _core
-from .atmospheres import Atmospheres, as_atmospheres, hsra
+from .atmospheres import as_atmospheres, hsra
 from .instrument import Instrument, _to_angstrom
 from .lines import SpectralLine, get_line, register_line
 from .milne_eddington import hinode_sp_wavelength

@@ -30,12 +30,12 @@ import datetime as _dt
 import json
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from .._atomic import atomic_output
 from . import atmospheres as _atm
 from .instrument import Instrument
 
@@ -206,10 +206,8 @@ def write_training_set(path: str | os.PathLike, data: Mapping) -> str:
     if ext not in (".h5", ".hdf5", ".fits", ".fit"):
         raise ValueError(f"output {path!r}: use a .h5/.hdf5 (HDF5) or .fits file name")
     arrays, meta = _flatten(data), _metadata(data)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=ext, dir=directory)
-    os.close(fd)
-    try:
+    with atomic_output(path) as tmp_path:
+        tmp = str(tmp_path)
         if ext in (".h5", ".hdf5"):
             try:
                 import h5py
@@ -236,11 +234,6 @@ def write_training_set(path: str | os.PathLike, data: Mapping) -> str:
             for name, arr in arrays.items():
                 hdus.append(fits.ImageHDU(arr, name=name.replace("/", "_").upper()))
             fits.HDUList(hdus).writeto(tmp, overwrite=True)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
     return path
 
 

@@ -28,6 +28,7 @@ from typing import Optional
 import numpy as np
 
 from .. import __version__, datasets
+from .._atomic import write_text
 from ..dem.aia import ProgressBar, read_aia
 from ..dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
 
@@ -214,7 +215,5 @@ def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: fl
     }
     output = Path(output)
     export(net, output, torch.zeros(1, 6, 4, 4), metadata={"fastinv.card": json.dumps(card)})
-    tmp = output.with_suffix(output.suffix + ".json.tmp")
-    tmp.write_text(json.dumps(card, indent=2))
-    os.replace(tmp, output.with_suffix(output.suffix + ".json"))
+    write_text(output.with_suffix(output.suffix + ".json"), json.dumps(card, indent=2))
     return card
