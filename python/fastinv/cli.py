@@ -52,7 +52,7 @@ def _cmd_train_deepem(args: argparse.Namespace) -> int:
         print(f"fastinv train: needs PyTorch (pip install 'fastinv[train]'): {exc}", file=sys.stderr)
         return 1
     card = train(args.output, epochs=args.epochs, batch=args.batch, seed=args.seed, keep_failed=args.keep_failed,
-                 threads=args.threads, progress=not args.quiet)
+                 threads=args.threads, progress=not args.quiet, physics_weight=args.physics_weight)
     m = card["metrics"]
     print(f"wrote {args.output} (+ .json card): validation MSE {m['final_val_mse']:.4f} after {args.epochs} epochs")
     return 0
@@ -118,6 +118,9 @@ def _add_deepem_tools(sub) -> None:
     p.add_argument("--batch", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.add_argument("--keep-failed", action="store_true", help="keep pixels where BP failed (as the original)")
+    p.add_argument("--physics-weight", type=float, default=0.0,
+                   help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
+                        "AIA responses against the data; 0 = plain DeepEM)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train_deepem)

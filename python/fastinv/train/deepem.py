@@ -43,6 +43,8 @@ class TrainingSet:
 
     x: np.ndarray          # (npix, 6) sqrt(DN/s)
     t: np.ndarray          # (npix, 18) sqrt(EM / 1e25)
+    y: np.ndarray          # (npix, 6) max(I, 0), DN/s: the data the physics term re-synthesises
+    sigma: np.ndarray      # (npix, 6) DN/s, the AIA error model used for the BP labels
     validation: np.ndarray  # (npix,) bool: pixel lies in a validation block
     counts: dict
 
@@ -89,11 +91,14 @@ def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = No
     disk = on_disk_mask(obs.header, (ny, nx))
     finite = np.all(np.isfinite(obs.data), axis=0)
     use = disk & finite & ((status == 0) | keep_failed)
-    x = np.sqrt(np.maximum(obs.data[:, use], 0.0)).T.astype(np.float32)
+    y = np.maximum(obs.data[:, use], 0.0)
+    x = np.sqrt(y).T.astype(np.float32)
     t = np.sqrt(np.maximum(em[:, use], 0.0) / 1e25).T.astype(np.float32)
+    sigma = bp.sigma(obs.data[:, use], obs.exptime, obs.n_sample).T.astype(np.float32)
     counts = {"pixels": int(ny * nx), "on_disk": int(disk.sum()), "bp_ok_on_disk": int((disk & (status == 0)).sum()),
               "used": int(use.sum())}
-    return TrainingSet(x=x, t=t, validation=region_split((ny, nx))[use], counts=counts)
+    return TrainingSet(x=x, t=t, y=y.T.astype(np.float32), sigma=sigma, validation=region_split((ny, nx))[use],
+                       counts=counts)
 
 
 def deepem_network():
@@ -126,7 +131,7 @@ def _as_pixel_mlp(net):
 def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: float = 1e-4,
           weight_decay: float = 1e-9, seed: int = 0, keep_failed: bool = False,
           threads: Optional[int] = None, progress: bool = True, data: Optional[TrainingSet] = None,
-          max_pixels: Optional[int] = None) -> dict:
+          max_pixels: Optional[int] = None, physics_weight: float = 0.0) -> dict:
     """Train DeepEM and write it with :func:`fastinv.export` plus a JSON model card.
 
     Parameters
@@ -145,6 +150,10 @@ def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: fl
         Precomputed :func:`synoptic_training_set` (it takes ~20 s of BP to make).
     max_pixels : int, optional
         Train on a seeded random subset of this many training pixels (quick runs, tests).
+    physics_weight : float
+        Weight of a physics term added to the loss: the mean over channels of
+        ((K @ EM - I) / sigma)^2, the network's EM re-synthesised through the AIA responses
+        against the observed DN s^-1 in units of the error model (0: plain DeepEM).
 
     Returns
     -------
@@ -167,7 +176,10 @@ def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: fl
     if max_pixels is not None and max_pixels < train_idx.size:
         train_idx = np.sort(rng.choice(train_idx, size=max_pixels, replace=False))
     xtr, ttr = torch.from_numpy(data.x[train_idx]), torch.from_numpy(data.t[train_idx])
+    ytr, str_ = torch.from_numpy(data.y[train_idx]), torch.from_numpy(data.sigma[train_idx])
     xva, tva = torch.from_numpy(data.x[data.validation]), torch.from_numpy(data.t[data.validation])
+    # K^T in DN s^-1 per 1e25 cm^-5, so the re-synthesis is (net output)^2 @ kt
+    kt = torch.from_numpy((BasisPursuit(logt=DEEPEM_LOGT).response_table.at(DEEPEM_LOGT) * 1e25).T.astype(np.float32))
     net = deepem_network()
     mlp = _as_pixel_mlp(net)
     opt = torch.optim.Adam(mlp.parameters(), lr=lr, weight_decay=weight_decay)
@@ -181,7 +193,11 @@ def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: fl
         for i in range(0, len(order), batch):
             idx = order[i:i + batch]
             opt.zero_grad()
-            loss = loss_fn(mlp(xtr[idx]), ttr[idx])
+            pred = mlp(xtr[idx])
+            loss = loss_fn(pred, ttr[idx])
+            if physics_weight:
+                resyn = (pred * pred) @ kt
+                loss = loss + physics_weight * torch.mean(((resyn - ytr[idx]) / str_[idx]) ** 2)
             loss.backward()
             opt.step()
             total += loss.item() * len(idx)
@@ -202,6 +218,7 @@ def train(output: str | os.PathLike, epochs: int = 30, batch: int = 2048, lr: fl
         "labels": {"method": "fastinv Basis Pursuit (Cheung et al. 2015), 18-bin grid, widths 0.1/0.2/0.6, "
                              "tolfac 1.4 adaptive", "response": BasisPursuit(logt=DEEPEM_LOGT).response_name,
                    "error_model_n_sample": SYNOPTIC_N_SAMPLE, "keep_failed": keep_failed},
+        "physics_weight": physics_weight,
         "data": {"training": "AIA synoptic 1024x1024, 2014-01-01T00:00 (demregpy 1.0.0 wheel)",
                  "split": f"by region: {BLOCK}x{BLOCK} blocks, (bx + 2 by) % {VAL_EVERY} == 0 -> validation",
                  "test": "2011-02-15 X2.2 flare series (10 time steps), never used in training",
