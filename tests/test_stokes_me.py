@@ -175,6 +175,14 @@ def test_bad_input_is_flagged_per_profile():
         MilneEddington(wavelength=[6302.0, 6301.0])
     with pytest.raises(ValueError, match="unknown spectral line"):
         MilneEddington(lines=("FeI_9999",))
+    with pytest.raises(ValueError, match="Angstrom"):
+        MilneEddington(wavelength=[630.1, 630.2])  # nm by mistake
+    # nm work through astropy, and an empty batch is fine
+    u = pytest.importorskip("astropy.units")
+    a = MilneEddington(wavelength=[630.14, 630.16] * u.nm).synthesize(dict(BASE, B=100.0))
+    b = MilneEddington(wavelength=[6301.4, 6301.6]).synthesize(dict(BASE, B=100.0))
+    np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert me.synthesize(dict(BASE, B=np.zeros(0))).shape == (0, 4, 112)
 
 
 def test_threads_do_not_change_results():
