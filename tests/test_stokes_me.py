@@ -36,7 +36,7 @@ def test_matches_numpy_closed_form(mu):
     ours = me.synthesize(p, mu=mu)
     ref = me_numpy.synthesize(p, me.wavelength, mu=mu, method="closed")
     assert ours.shape == (300, 4, 112)
-    assert np.abs(ours - ref).max() <= 1e-6
+    assert np.abs(ours - ref).max() <= 1e-7  # (issue: 1e-6; measured ~1e-8)
 
 
 def test_matches_direct_4x4_solution():
@@ -46,7 +46,7 @@ def test_matches_direct_4x4_solution():
     p = random_params(60, seed=2, extras=False)
     ours = me.synthesize(p, mu=0.8)
     ref = me_numpy.synthesize(p, wl, mu=0.8, method="solve")
-    assert np.abs(ours - ref).max() <= 1e-6
+    assert np.abs(ours - ref).max() <= 1e-7  # (issue: 1e-6; measured ~1e-8)
 
 
 def test_zero_field_is_unpolarised():
