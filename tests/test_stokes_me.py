@@ -36,7 +36,7 @@ def test_matches_numpy_closed_form(mu):
     ours = me.synthesize(p, mu=mu)
     ref = me_numpy.synthesize(p, me.wavelength, mu=mu, method="closed")
     assert ours.shape == (300, 4, 112)
-    assert np.abs(ours - ref).max() <= 1e-6
+    assert np.abs(ours - ref).max() <= 1e-7  # (issue: 1e-6; measured ~1e-8)
 
 
 def test_matches_direct_4x4_solution():
@@ -46,7 +46,7 @@ def test_matches_direct_4x4_solution():
     p = random_params(60, seed=2, extras=False)
     ours = me.synthesize(p, mu=0.8)
     ref = me_numpy.synthesize(p, wl, mu=0.8, method="solve")
-    assert np.abs(ours - ref).max() <= 1e-6
+    assert np.abs(ours - ref).max() <= 1e-7  # (issue: 1e-6; measured ~1e-8)
 
 
 def test_zero_field_is_unpolarised():
@@ -175,6 +175,14 @@ def test_bad_input_is_flagged_per_profile():
         MilneEddington(wavelength=[6302.0, 6301.0])
     with pytest.raises(ValueError, match="unknown spectral line"):
         MilneEddington(lines=("FeI_9999",))
+    with pytest.raises(ValueError, match="Angstrom"):
+        MilneEddington(wavelength=[630.1, 630.2])  # nm by mistake
+    # nm work through astropy, and an empty batch is fine
+    u = pytest.importorskip("astropy.units")
+    a = MilneEddington(wavelength=[630.14, 630.16] * u.nm).synthesize(dict(BASE, B=100.0))
+    b = MilneEddington(wavelength=[6301.4, 6301.6]).synthesize(dict(BASE, B=100.0))
+    np.testing.assert_allclose(a, b, atol=1e-9)  # (nm -> A conversion rounding)
+    assert me.synthesize(dict(BASE, B=np.zeros(0))).shape == (0, 4, 112)
 
 
 def test_threads_do_not_change_results():

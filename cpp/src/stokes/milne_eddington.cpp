@@ -175,7 +175,9 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
         status[i] = me_invalid_parameters;
         continue;
       }
-      synthesize_one(p, i, mu, work, prof.data(), scratch, kernel);
+      // Without an instrument the profile is synthesised straight into the output.
+      const bool direct = !gaussian_ && !has_instrument_;
+      synthesize_one(p, i, mu, work, direct ? o : prof.data(), scratch, kernel);
       if (gaussian_) {
         const double vmac = p.vmac ? p.vmac[i] : 0.0;
         const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
@@ -185,8 +187,6 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
                             g_n_out_, o + s * nout, kernel);
       } else if (has_instrument_) {
         for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
-      } else {
-        std::copy(prof.begin(), prof.end(), o);
       }
       status[i] = me_ok;
     }

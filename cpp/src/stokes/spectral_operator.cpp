@@ -63,16 +63,16 @@ void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
   if (uniform_) {
     // Same kernel for every point: exp(-(j h / w_eff)^2), j = -J..J, with w_eff chosen so
     // that the DISCRETE kernel has the continuous kernel's variance width^2 / 2. For
-    // width >= 1.2 steps w_eff = width; for narrower kernels (small vmac on a coarse grid)
+    // width >= 2 steps w_eff = width; for narrower kernels (small vmac on a coarse grid)
     // the plain sampled Gaussian would smooth far too little, while the variance-matched
     // one reproduces the leading (width^2/4) I'' effect.
     const double target = 0.5 * width * width / (step_ * step_);  // variance in steps^2
     double weff = width / step_;                                    // in steps
     int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(5.0 * weff) + 1);
-    if (weff < 1.2) {
-      // Sampled Gaussians are variance-exact to < 1e-4 for w_eff >= 1 step (Poisson
-      // summation: error ~ exp(-pi^2 w^2)); below, bisect w_eff on a 13-point kernel.
-      J = std::min<int64_t>(n - 1, 6);
+    if (weff < 2.0) {
+      // A sampled Gaussian's variance is exact up to ~30 exp(-pi^2 w^2) relative (Poisson
+      // summation): below 2 steps bisect w_eff (on a 25-point kernel) to match it.
+      J = std::min<int64_t>(n - 1, 12);
       auto variance = [J](double w) {
         double num = 0.0, den = 1.0;
         for (int64_t j = 1; j <= J; ++j) {
@@ -82,7 +82,7 @@ void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
         }
         return num / den;
       };
-      double lo = 1e-3, hi = 2.0;
+      double lo = 1e-3, hi = 3.0;
       for (int it = 0; it < 45; ++it) {
         const double mid = 0.5 * (lo + hi);
         (variance(mid) < target ? lo : hi) = mid;

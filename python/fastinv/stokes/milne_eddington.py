@@ -171,6 +171,12 @@ class MilneEddington:
                                else _to_angstrom(wavelength, "wavelength").ravel().astype(np.float64))
             synth = self.wavelength
         self.synthesis_wavelength = np.asarray(synth, dtype=np.float64)
+        wl = self.synthesis_wavelength
+        if wl.size and not any(np.min(np.abs(wl - line.wavelength)) < 100.0 for line in self.lines):
+            raise ValueError(
+                f"the wavelength grid ({wl.min():g}-{wl.max():g}) is nowhere within 100 A of the "
+                f"lines ({', '.join(f'{line.wavelength:g}' for line in self.lines)} A): "
+                "wavelengths are air Angstrom (pass an astropy Quantity to use other units)")
         self._me = _core.StokesME(list(names), self.synthesis_wavelength,
                                   [] if strength_ratios is None else list(map(float, strength_ratios)))
         if instrument is not None:

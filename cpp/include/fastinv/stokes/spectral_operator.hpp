@@ -25,7 +25,7 @@ struct BandedOperator {
 // macroturbulence: width = lambda0 * v_mac / c (the 1/e half-width, as in SIR). A width
 // below 1e-3 of the grid step leaves the spectra unchanged.
 // Uniform grids: the discrete kernel exp(-(j h / w_eff)^2) has w_eff set so that its
-// variance equals the continuous width^2 / 2 (matters when width < ~1 step); beyond the
+// variance equals the continuous width^2 / 2 (matters when width < ~2 steps); beyond the
 // grid ends spectra are continued by point reflection (2 y_end - y_mirror, exact for a
 // linear trend). Needs J = 5 width / step + 1 < n.
 // Non-uniform grids: trapezoid weights times the Gaussian, renormalised inside the grid
