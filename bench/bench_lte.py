@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from profiles import CpuTimed, record_profiles
 
 from fastinv.stokes import LTE, atmospheres
 
@@ -44,42 +45,18 @@ def lte():
     return LTE()  # Hinode SP grid, 112 wavelengths, no instrument
 
 
-class CpuTimed:
-    """Wraps a call and accumulates its process CPU time: profiles per CPU-second do not
-    depend on how busy the shared machine is (wall-clock figures do)."""
-
-    def __init__(self, fn):
-        self.fn, self.cpu, self.calls = fn, 0.0, 0
-
-    def __call__(self, *args, **kwargs):
-        t = time.process_time()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.cpu += time.process_time() - t
-            self.calls += 1
-
-
-def _record(benchmark, n, timed=None):
-    benchmark.extra_info["loadavg_1min"] = os.getloadavg()[0]
-    benchmark.extra_info["profiles"] = n
-    benchmark.extra_info["profiles_per_s"] = n / benchmark.stats.stats.mean
-    if timed is not None and timed.calls:
-        benchmark.extra_info["profiles_per_cpu_s"] = n * timed.calls / timed.cpu
-
-
 @pytest.mark.benchmark(group="lte-fe630-112")
 def test_fastinv_1core(benchmark, lte, atmos):
     timed = CpuTimed(lte.synthesize)
     out, status = benchmark(timed, atmos, threads=1, return_status=True)
-    _record(benchmark, len(atmos), timed)
+    record_profiles(benchmark, len(atmos), timed)
     benchmark.extra_info["ok_fraction"] = float(np.mean(status == 0))
 
 
 @pytest.mark.benchmark(group="lte-fe630-112")
 def test_fastinv_all_threads(benchmark, lte, atmos):
     benchmark(lte.synthesize, atmos)
-    _record(benchmark, len(atmos))
+    record_profiles(benchmark, len(atmos))
     benchmark.extra_info["threads"] = os.cpu_count()
 
 
@@ -99,7 +76,7 @@ def test_lightweaver_1core(benchmark, lte, atmos):
     run()  # warm-up: numba compilation of lightweaver's Python parts
     timed = CpuTimed(run)
     benchmark.pedantic(timed, rounds=2, iterations=1)
-    _record(benchmark, N_LW, timed)
+    record_profiles(benchmark, N_LW, timed)
 
 
 def write_summary(json_path: Path, md_path: Path) -> str:

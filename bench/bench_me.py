@@ -37,6 +37,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from profiles import CpuTimed, record_profiles  # noqa: E402
 
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import Instrument, MilneEddington  # noqa: E402
@@ -61,44 +62,20 @@ def params():
     return pure_me_params(N_FAST)
 
 
-class CpuTimed:
-    """Wraps a call and accumulates its process CPU time (robust on a shared machine)."""
-
-    def __init__(self, fn):
-        self.fn, self.cpu, self.calls = fn, 0.0, 0
-
-    def __call__(self, *args, **kwargs):
-        t = time.process_time()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.cpu += time.process_time() - t
-            self.calls += 1
-
-
-def _record(benchmark, n, timed=None):
-    benchmark.extra_info["loadavg_1min"] = os.getloadavg()[0]
-    benchmark.extra_info["profiles"] = n
-    benchmark.extra_info["profiles_per_s"] = n / benchmark.stats.stats.mean
-    benchmark.extra_info["faddeeva_isa"] = _core.stokes_faddeeva_isa()
-    if timed is not None and timed.calls:
-        benchmark.extra_info["profiles_per_cpu_s"] = n * timed.calls / timed.cpu
-
-
 @pytest.mark.benchmark(group="me-112")
 def test_fastinv_1core(benchmark, params):
     me = MilneEddington()
     timed = CpuTimed(me.synthesize)
     out = benchmark(timed, params, threads=1)
     assert np.isfinite(out).all()
-    _record(benchmark, N_FAST, timed)
+    record_profiles(benchmark, N_FAST, timed, faddeeva_isa=_core.stokes_faddeeva_isa())
 
 
 @pytest.mark.benchmark(group="me-112")
 def test_fastinv_all_threads(benchmark, params):
     me = MilneEddington()
     benchmark(me.synthesize, params)
-    _record(benchmark, N_FAST)
+    record_profiles(benchmark, N_FAST, faddeeva_isa=_core.stokes_faddeeva_isa())
     benchmark.extra_info["threads"] = os.cpu_count()
 
 
@@ -112,7 +89,7 @@ def test_numpy_1core(benchmark, params):
     sub = {k: v[:N_NUMPY] for k, v in params.items()}
     timed = CpuTimed(me_numpy.synthesize)
     benchmark.pedantic(timed, args=(sub, wl), rounds=3, iterations=1, warmup_rounds=1)
-    _record(benchmark, N_NUMPY, timed)
+    record_profiles(benchmark, N_NUMPY, timed, faddeeva_isa=_core.stokes_faddeeva_isa())
 
 
 @pytest.mark.benchmark(group="me-hinode-full")
@@ -121,7 +98,7 @@ def test_fastinv_hinode_training_path(benchmark):
     p = sample_me_parameters(N_FAST // 4, seed=1)
     timed = CpuTimed(me.synthesize)
     benchmark(timed, p, threads=1, add_noise=False)
-    _record(benchmark, N_FAST // 4, timed)
+    record_profiles(benchmark, N_FAST // 4, timed, faddeeva_isa=_core.stokes_faddeeva_isa())
     benchmark.extra_info["synthesis_points"] = int(me.synthesis_wavelength.size)
 
 

@@ -8,11 +8,14 @@ import sys
 from collections import defaultdict
 
 
-def summarize(path: str) -> str:
-    with open(path) as f:
-        data = json.load(f)
+def summarize(*paths: str) -> str:
+    benchmarks = []
+    for path in paths:
+        with open(path) as f:
+            data = json.load(f)
+        benchmarks += data["benchmarks"]
     cases: dict[str, dict[str, dict]] = defaultdict(dict)
-    for b in data["benchmarks"]:
+    for b in benchmarks:
         info = b["extra_info"]
         if "case" in info and "impl" in info:
             cases[info["case"]][info["impl"]] = {"median": b["stats"]["median"], **info}
@@ -26,12 +29,14 @@ def summarize(path: str) -> str:
         ours = impls.get("fastinv")
         for impl, r in sorted(impls.items(), key=lambda kv: kv[1]["median"]):
             speedup = f"{r['median'] / ours['median']:.2f}x" if ours and impl != "fastinv" else "—"
+            gflops = f"{r['gflops']:.1f}" if "gflops" in r else "—"
+            frac = f"{r['fraction_of_fma_peak']:.0%}" if "fraction_of_fma_peak" in r else "—"
             lines.append(f"| {case} | {impl} | {r['median'] * 1e3:.1f} ms | {r['samples_per_s']:.3g} | "
-                         f"{r['gflops']:.1f} | {r['fraction_of_fma_peak']:.0%} | {speedup} |")
+                         f"{gflops} | {frac} | {speedup} |")
     peak = next(iter(next(iter(cases.values())).values()))["fma_peak_gflops"] if cases else float("nan")
     lines += ["", f"Measured FMA peak: {peak:.1f} GFLOP/s (fastinv._core.measure_fma_peak)."]
     return "\n".join(lines)
 
 
 if __name__ == "__main__":
-    print(summarize(sys.argv[1]))
+    print(summarize(*sys.argv[1:]))

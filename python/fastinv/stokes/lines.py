@@ -106,6 +106,23 @@ def register_line(line: SpectralLine | dict) -> None:
     _core.stokes_register_line(d)
 
 
+def resolve_lines(lines, who: str) -> tuple[SpectralLine, ...]:
+    """Lines given by name or as :class:`SpectralLine` (registered on the way) -> the
+    registry's entries; ``who`` names the caller in the error for an empty list."""
+    if isinstance(lines, (str, SpectralLine)):
+        lines = (lines,)
+    names = []
+    for line in lines:
+        if isinstance(line, SpectralLine):
+            register_line(line)
+            names.append(line.name)
+        else:
+            names.append(str(line))
+    if not names:
+        raise ValueError(f"{who}: give at least one line")
+    return tuple(get_line(n) for n in names)
+
+
 def lande_g_ls(L: float, S: float, J: float) -> float:
     """Lande factor of an LS-coupled level (0 for J = 0)."""
     return float(_core.stokes_lande_g_ls(L, S, J))

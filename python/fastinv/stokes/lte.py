@@ -33,7 +33,7 @@ import numpy as np
 from .. import _core
 from .atmospheres import as_atmospheres, hsra
 from .instrument import Instrument, _to_angstrom
-from .lines import SpectralLine, get_line, register_line
+from .lines import SpectralLine, resolve_lines
 from .milne_eddington import hinode_sp_wavelength
 
 __all__ = ["LTE", "LTE_STATUS"]
@@ -70,18 +70,7 @@ class LTE:
 
     def __init__(self, lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
                  wavelength=None, instrument: Instrument | None = None) -> None:
-        if isinstance(lines, (str, SpectralLine)):
-            lines = (lines,)
-        names = []
-        for line in lines:
-            if isinstance(line, SpectralLine):
-                register_line(line)
-                names.append(line.name)
-            else:
-                names.append(str(line))
-        if not names:
-            raise ValueError("LTE: give at least one line")
-        self.lines = tuple(get_line(n) for n in names)
+        self.lines = resolve_lines(lines, "LTE")
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
         if wavelength is not None and instrument is not None:
@@ -102,7 +91,7 @@ class LTE:
                                .astype(np.float64))
             synth = self.wavelength
         self.synthesis_wavelength = np.ascontiguousarray(synth, dtype=np.float64)
-        self._lte = _core._LteSynthesizer(list(names), self.synthesis_wavelength)
+        self._lte = _core._LteSynthesizer([line.name for line in self.lines], self.synthesis_wavelength)
         self._ic_cache: dict[float, np.ndarray] = {}
 
     def quiet_sun_continuum(self, mu: float = 1.0) -> np.ndarray:

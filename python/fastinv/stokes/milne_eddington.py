@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import _core
 from .instrument import Instrument, _to_angstrom
-from .lines import SpectralLine, get_line, register_line
+from .lines import SpectralLine, resolve_lines
 
 __all__ = ["MilneEddington", "ME_PARAMETERS", "ME_UNITS", "hinode_sp_wavelength"]
 
@@ -137,18 +137,7 @@ class MilneEddington:
     def __init__(self, lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
                  wavelength=None, instrument: Instrument | None = None,
                  strength_ratios: Sequence[float] | None = None, vmac_max: float = 3.0) -> None:
-        if isinstance(lines, (str, SpectralLine)):
-            lines = (lines,)
-        names = []
-        for line in lines:
-            if isinstance(line, SpectralLine):
-                register_line(line)
-                names.append(line.name)
-            else:
-                names.append(str(line))
-        if not names:
-            raise ValueError("MilneEddington: give at least one line")
-        self.lines = tuple(get_line(n) for n in names)
+        self.lines = resolve_lines(lines, "MilneEddington")
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
         if wavelength is not None and instrument is not None:
@@ -177,7 +166,7 @@ class MilneEddington:
                 f"the wavelength grid ({wl.min():g}-{wl.max():g}) is nowhere within 100 A of the "
                 f"lines ({', '.join(f'{line.wavelength:g}' for line in self.lines)} A): "
                 "wavelengths are air Angstrom (pass an astropy Quantity to use other units)")
-        self._me = _core.StokesME(list(names), self.synthesis_wavelength,
+        self._me = _core.StokesME([line.name for line in self.lines], self.synthesis_wavelength,
                                   [] if strength_ratios is None else list(map(float, strength_ratios)))
         if instrument is not None:
             gs = self._inst.gaussian_sampling()

@@ -1,0 +1,89 @@
+"""DeepEM on a 4096x4096 six-channel AIA frame (the 2014-01-01 synoptic set tiled 4x4):
+fastinv's engine against PyTorch (same weights, same threads, the Conv2d path users run,
+in 512-row stripes so its 300-channel intermediates fit in memory) and against fastinv's
+Basis Pursuit on the same frame, in one run. Records pixels/s and, for the networks,
+GFLOP/s and the fraction of the measured FMA peak."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
+
+from fastinv import datasets  # noqa: E402
+from fastinv.dem import DeepEM  # noqa: E402
+from fastinv.dem.aia import read_aia  # noqa: E402
+from fastinv.dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit  # noqa: E402
+from fastinv.dem.deepem import shipped_model_path  # noqa: E402
+from fastinv.train.deepem import deepem_network  # noqa: E402
+
+from conftest import THREADS  # noqa: E402
+
+torch.set_num_threads(THREADS)
+STRIPE = 512
+
+
+@pytest.fixture(scope="module")
+def frame():
+    obs = read_aia(datasets.aia_synoptic_files(), presummed=16)
+    y = np.nan_to_num(np.tile(obs.data, (1, 4, 4)))  # (6, 4096, 4096) DN/s
+    return {"y": y, "exptime": obs.exptime, "n_sample": obs.n_sample, "pixels": y.shape[1] * y.shape[2]}
+
+
+@pytest.fixture(scope="module")
+def torch_deepem():
+    net = deepem_network().eval()
+    weights = safetensors_numpy.load_file(shipped_model_path())
+    with torch.no_grad():
+        for i in (0, 2, 4):
+            net[i].weight.copy_(torch.from_numpy(weights[f"{i}.weight"])[:, :, None, None])
+            net[i].bias.copy_(torch.from_numpy(weights[f"{i}.bias"]))
+    return net
+
+
+def _record(benchmark, frame, machine, impl, flops_per_px=None):
+    if benchmark.stats is None:
+        return
+    t = benchmark.stats.stats.median
+    info = {"case": "deepem-4096x4096", "impl": impl, "threads": THREADS, "samples": frame["pixels"],
+            "samples_per_s": frame["pixels"] / t, "isa": machine["isa"], "cpu": machine["cpu"],
+            "fma_peak_gflops": machine["fma_peak_gflops"]}
+    if flops_per_px:
+        gflops = flops_per_px * frame["pixels"] / t * 1e-9
+        info.update(gflops=gflops, fraction_of_fma_peak=gflops / machine["fma_peak_gflops"])
+    benchmark.extra_info.update(info)
+
+
+def test_fastinv_deepem(benchmark, frame, machine, torch_deepem):
+    benchmark.group = "deepem-4096x4096"
+    net = DeepEM.load(threads=THREADS)
+    res = benchmark.pedantic(net.invert, args=(frame["y"],), rounds=2, warmup_rounds=0)
+    with torch.no_grad():  # same numbers as torch on a corner of the frame
+        x = torch.from_numpy(np.sqrt(np.maximum(frame["y"][:, :64, :64], 0)).astype(np.float32))[None]
+        ref = 1e25 * torch_deepem(x)[0].double().numpy() ** 2
+    np.testing.assert_allclose(res.em[:, :64, :64], ref, rtol=0, atol=2e-5 * ref.max())
+    _record(benchmark, frame, machine, "fastinv", net.model.info()["flops_per_sample"])
+
+
+def test_torch_deepem(benchmark, frame, machine, torch_deepem):
+    benchmark.group = "deepem-4096x4096"
+    x = np.sqrt(np.maximum(frame["y"], 0)).astype(np.float32)
+
+    def run():
+        out = np.empty((18, *x.shape[1:]), np.float32)
+        with torch.inference_mode():
+            for r in range(0, x.shape[1], STRIPE):
+                out[:, r:r + STRIPE] = torch_deepem(torch.from_numpy(x[None, :, r:r + STRIPE]))[0].numpy()
+        return 1e25 * out.astype(np.float64) ** 2
+
+    benchmark.pedantic(run, rounds=1, warmup_rounds=0)
+    _record(benchmark, frame, machine, "torch", DeepEM.load().model.info()["flops_per_sample"])
+
+
+def test_fastinv_bp(benchmark, frame, machine):
+    benchmark.group = "deepem-4096x4096"
+    bp = BasisPursuit(logt=DEEPEM_LOGT)
+    benchmark.pedantic(bp.solve, args=(frame["y"],), kwargs={"exptime": frame["exptime"], "n_sample": frame["n_sample"],
+                                                             "threads": THREADS}, rounds=1, warmup_rounds=0)
+    _record(benchmark, frame, machine, "fastinv-bp")

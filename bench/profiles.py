@@ -1,0 +1,33 @@
+"""Timing helpers shared by the Stokes synthesis benchmarks (profiles per second)."""
+from __future__ import annotations
+
+import os
+import time
+
+
+class CpuTimed:
+    """Wraps a call and accumulates its process CPU time: profiles per CPU-second do not
+    depend on how busy a shared machine is (wall-clock figures do)."""
+
+    def __init__(self, fn):
+        self.fn, self.cpu, self.calls = fn, 0.0, 0
+
+    def __call__(self, *args, **kwargs):
+        t = time.process_time()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            self.cpu += time.process_time() - t
+            self.calls += 1
+
+
+def record_profiles(benchmark, n: int, timed: CpuTimed | None = None, **extra) -> None:
+    """Profiles/s (wall), profiles per CPU-second and the load average into extra_info."""
+    if benchmark.stats is None:  # --benchmark-disable
+        return
+    benchmark.extra_info["loadavg_1min"] = os.getloadavg()[0]
+    benchmark.extra_info["profiles"] = n
+    benchmark.extra_info["profiles_per_s"] = n / benchmark.stats.stats.mean
+    benchmark.extra_info.update(extra)
+    if timed is not None and timed.calls:
+        benchmark.extra_info["profiles_per_cpu_s"] = n * timed.calls / timed.cpu
