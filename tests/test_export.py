@@ -415,3 +415,25 @@ def test_method_and_functional_forms(tmp_path):
     assert graph["nodes"][0]["dilation"] == 2 and graph["nodes"][0]["padding"] == [0, 0]
     with torch.no_grad():
         assert _rel_err(run_graph(graph, tensors, x.numpy()), net(x)) <= 1e-5
+
+
+def test_update_card_keeps_tensors_and_merges(tmp_path):
+    """update_card rewrites only the card: tensors read back by the safetensors package
+    are unchanged, the engine still loads the file, and the .json copy follows."""
+    import json
+
+    from safetensors.numpy import load_file
+
+    from fastinv.export import update_card
+
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
+    path = tmp_path / "m.safetensors"
+    fastinv.export(net, path, torch.zeros(2, 3), metadata={"fastinv.card": json.dumps({"a": 1})})
+    (tmp_path / "m.safetensors.json").write_text("{}")
+    before = load_file(path)
+    card = update_card(path, {"b": [1, 2]})
+    assert card == {"a": 1, "b": [1, 2]}
+    after = load_file(path)
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    assert json.loads(fastinv.load(path).metadata["fastinv.card"]) == card
+    assert json.loads((tmp_path / "m.safetensors.json").read_text()) == card

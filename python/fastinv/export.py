@@ -128,6 +128,45 @@ def _write_safetensors(path: Path, tensors: Mapping[str, np.ndarray], metadata: 
         os.fsync(f.fileno())
 
 
+def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Tensors and metadata of a float32 safetensors file (what :func:`export` writes)."""
+    raw = Path(path).read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    metadata = header.pop("__metadata__", {})
+    data = memoryview(raw)[8 + n:]
+    tensors = {}
+    for name, entry in header.items():
+        if entry["dtype"] != "F32":
+            raise ValueError(f"{path}: tensor {name!r} is {entry['dtype']}, not F32")
+        begin, end = entry["data_offsets"]
+        tensors[name] = np.frombuffer(data[begin:end], dtype="<f4").reshape(entry["shape"])
+    return tensors, metadata
+
+
+def update_card(path: str | os.PathLike, updates: Mapping[str, Any]) -> dict:
+    """Merge ``updates`` into a model file's card (``fastinv.card``) and rewrite the file
+    atomically; the ``<path>.json`` copy of the card is rewritten too when it exists.
+
+    Returns
+    -------
+    dict
+        The new card.
+    """
+    from ._atomic import write_text
+
+    path = Path(path)
+    tensors, metadata = _read_safetensors(path)
+    card = json.loads(metadata.get("fastinv.card", "{}"))
+    card.update(updates)
+    metadata["fastinv.card"] = json.dumps(card)
+    _write_safetensors(path, tensors, metadata)
+    sidecar = path.with_suffix(path.suffix + ".json")
+    if sidecar.exists():
+        write_text(sidecar, json.dumps(card, indent=2))
+    return card
+
+
 def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     if metadata is None:
         return {}
