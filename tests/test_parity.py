@@ -349,3 +349,16 @@ def test_parameter_count_is_what_the_file_stores(tmp_path):
     net = Net().eval()
     model = _export_load(net, torch.zeros(1, 2, 8), tmp_path)
     assert model.info()["parameters"] == sum(p.numel() for p in net.parameters()) == 2 * 3 * 3 + 3 * 3 + 3
+
+
+@pytest.mark.parametrize("layer,shape", [
+    (torch.nn.Conv1d(3, 5, 3, padding=1), (4, 3, 10)),
+    (torch.nn.Linear(7, 2), (4, 7)),
+    (torch.nn.Conv2d(6, 4, 1), (2, 6, 3, 5)),
+])
+def test_single_layer_root_module(layer, shape, tmp_path):
+    """A bare built-in layer (not wrapped in a container) exports and matches torch."""
+    torch.manual_seed(SEED)
+    x = np.random.default_rng(SEED).standard_normal(shape).astype(np.float32)
+    model = _export_load(layer.eval(), torch.from_numpy(x), tmp_path)
+    _check(model(x), _torch(layer, x), type(layer).__name__)

@@ -329,8 +329,13 @@ class _Exporter:
         from torch import fx
         from torch.fx.passes.shape_prop import ShapeProp
 
+        root = self.module
+        if type(root).__module__.startswith("torch.nn.") and not any(True for _ in root.children()):
+            # A single built-in layer: fx traces into the root's forward (down to raw
+            # parameters) but keeps built-in submodules whole, so make it a submodule.
+            root = self.torch.nn.Sequential(root)
         try:
-            gm = fx.symbolic_trace(self.module)
+            gm = fx.symbolic_trace(root)
         except Exception as exc:  # fx raises many kinds (TraceError, TypeError, ...)
             raise ValueError(
                 f"torch.fx could not trace {type(self.module).__name__}: {exc}. fastinv needs a network "

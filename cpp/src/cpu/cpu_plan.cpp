@@ -87,7 +87,10 @@ void run_conv(const Plan& plan, const Step& s, float* arena) {
   g.leaky = s.leaky;
   g.slope = s.slope;
   for (int64_t lo = 0; lo < lout; ++lo) {
-    g.offsets = s.offsets.empty() ? nullptr : s.offsets.data() + lo * s.k;
+    // Windows away from the padding are one block of rows: the direct-load kernel path.
+    const bool direct = s.offsets.empty() || s.window[size_t(lo)] >= 0;
+    g.in = direct && !s.offsets.empty() ? in + s.window[size_t(lo)] : in;
+    g.offsets = direct ? nullptr : s.offsets.data() + lo * s.k;
     g.out = out + lo * s.m * NR;
     plan.kernels->gemm(g);
     if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
@@ -208,6 +211,13 @@ Plan compile_plan(const Graph& g, Isa isa) {
                 s.offsets[size_t((lo * node.kernel + t) * node.cin + ci)] = int32_t(row * NR);
               }
             }
+          s.window.assign(size_t(node.shape.l), -1);
+          for (int64_t lo = 0; lo < node.shape.l; ++lo) {
+            const int32_t* off = s.offsets.data() + lo * s.k;
+            bool contiguous = true;
+            for (int64_t kk = 1; kk < s.k && contiguous; ++kk) contiguous = off[kk] == off[0] + kk * NR;
+            if (contiguous && off[0] != int32_t(in.size() * NR)) s.window[size_t(lo)] = off[0];
+          }
         }
       } else if (node.op == OpKind::maxpool || node.op == OpKind::avgpool) {
         s.kernel = node.kernel;

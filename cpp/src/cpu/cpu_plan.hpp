@@ -22,6 +22,7 @@ struct Step {
   int64_t m = 0, k = 0;
   std::vector<float> a, bias;       // packed for the plan's ISA
   std::vector<int32_t> offsets;     // [out_shape.l][k] row offsets, empty when contiguous
+  std::vector<int32_t> window;      // [out_shape.l]: first row (floats) of a contiguous window, -1 if not
   bool leaky = false;
   float slope = 0.f;
   Activation act;                   // act step, or a conv's activation the microkernel cannot fuse

@@ -64,6 +64,6 @@ double fma_loop_avx2(int64_t iterations, float* sink);
 double fma_loop_avx512(int64_t iterations, float* sink);
 constexpr int kMrGeneric = 2;
 constexpr int kMrAvx2 = 6;
-constexpr int kMrAvx512 = 12;
+constexpr int kMrAvx512 = 16;
 
 }  // namespace fastinv::cpu

@@ -1,6 +1,6 @@
-// AVX-512 microkernel: 12 output rows x 16 samples, one zmm accumulator per row;
-// 32 zmm registers let the block grow to 12 rows, halving input loads per FMA
-// against the AVX2 shape.
+// AVX-512 microkernel: 16 output rows x 16 samples, one zmm accumulator per row;
+// 32 zmm registers let the block grow to 16 rows (channel counts of 64 and 256 divide
+// evenly): one input load per 16 FMAs, against two per 12 in the AVX2 shape.
 #include <immintrin.h>
 
 #include <cstring>
@@ -21,17 +21,17 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const float* in = g.in;
   const int32_t* offsets = g.offsets;
   __m512 c[MR];
-#pragma GCC unroll 12
+#pragma GCC unroll 16
   for (int r = 0; r < MR; ++r) c[r] = _mm512_set1_ps(bias[r]);
   for (int64_t kk = 0; kk < k; ++kk, a += MR) {
     const __m512 b = _mm512_loadu_ps(in + (Contiguous ? kk * kTileWidth : offsets[kk]));
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b, c[r]);
   }
   if (g.leaky) {
     const __m512 slope = _mm512_set1_ps(g.slope), zero = _mm512_setzero_ps();
     const bool relu = g.slope == 0.f;
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const __mmask16 neg = _mm512_cmp_ps_mask(c[r], zero, _CMP_LT_OQ);
       c[r] = relu ? _mm512_mask_mov_ps(c[r], neg, zero) : _mm512_mask_mul_ps(c[r], neg, c[r], slope);
@@ -40,11 +40,11 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const int64_t rows = g.m - blk * MR;
   float* out = g.out + blk * MR * g.out_stride;
   if (rows >= MR) {
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) _mm512_storeu_ps(out + r * g.out_stride, c[r]);
   } else {
     alignas(64) float tmp[MR][kTileWidth];
-#pragma GCC unroll 12
+#pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) _mm512_store_ps(tmp[r], c[r]);
     for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * g.out_stride, tmp[r], sizeof(tmp[r]));
   }
