@@ -61,12 +61,12 @@ def test_invert_matches_torch_and_physics(random_deepem, flare):
     # re-synthesis with the response table on the same grid, chi2 with the AIA error model
     k = load_response("aia_v10_eve").at(DEEPEM_LOGT)
     model = np.einsum("ct,tyx->cyx", k, res.em)
-    np.testing.assert_allclose(res.model, model, rtol=1e-12)
+    np.testing.assert_allclose(res.model, model, rtol=1e-5)  # float32 sums of 18 terms
     t = flare.exptime.reshape(6, 1, 1)
     sigma = aia_error(np.maximum(np.nan_to_num(y), 0) * t, flare.n_sample) / t
     chi2 = np.sum(((model - np.maximum(y, 0)) / sigma) ** 2, axis=0)
     ok = res.status == 0
-    np.testing.assert_allclose(res.chi2[ok], chi2[ok], rtol=1e-10)
+    np.testing.assert_allclose(res.chi2[ok], chi2[ok], rtol=1e-4)
 
 
 def test_invert_rejects_bad_shapes(random_deepem):

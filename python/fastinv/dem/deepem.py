@@ -59,7 +59,7 @@ class DeepEM:
         self.model = model
         self.logt = np.asarray(self.card["output"]["logt"], dtype=np.float64)
         self._response = load_response(self.card.get("labels", {}).get("response"))
-        self._kernel = self._response.at(self.logt)  # (6, nT), DN cm^5 s^-1 px^-1
+        self._kernel32 = self._response.at(self.logt).astype(np.float32)  # (6, nT), DN cm^5 s^-1 px^-1
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None) -> "DeepEM":
@@ -87,7 +87,7 @@ class DeepEM:
         Returns
         -------
         BPResult
-            ``em`` (18, ...) in cm^-5 per bin, ``model`` = K @ em (re-synthesised DN s^-1),
+            ``em`` (18, ...) in cm^-5 per bin (float32), ``model`` = K @ em (re-synthesised DN s^-1),
             ``chi2``, ``status`` 0 wherever all six inputs are finite (12 elsewhere, EM 0).
             ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
@@ -98,11 +98,16 @@ class DeepEM:
         shape = yv.shape[1:]
         flat = yv.reshape(6, -1)
         finite = np.all(np.isfinite(flat), axis=0)
-        x = np.sqrt(np.maximum(np.where(finite, flat, 0.0), 0.0)).astype(np.float32)
-        out = self.model(x[:, None, :], threads=threads)[:, 0, :].astype(np.float64)  # (18, npix)
-        em = 1e25 * out * out
-        em[:, ~finite] = 0.0
-        model = self._kernel @ em
+        # float32 in place: the network's own precision, and 16.8 M-pixel frames stay cheap
+        x = flat.astype(np.float32)
+        np.maximum(x, 0.0, out=x)
+        np.sqrt(x, out=x)
+        em = self.model(x[:, None, :], threads=threads)[:, 0, :]  # (18, npix) float32
+        np.square(em, out=em)
+        em *= np.float32(1e25)
+        if not finite.all():
+            em[:, ~finite] = 0.0
+        model = self._kernel32 @ em
         status = np.where(finite, STATUS_OK, STATUS_BAD_INPUT).astype(np.int8)
         chi2 = np.full(flat.shape[1], np.nan)
         if sigma is not None or exptime is not None:
@@ -115,7 +120,8 @@ class DeepEM:
                 chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)
         return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
                         status=status.reshape(shape), tolfac=np.full(shape, np.nan),
-                        objective=(em.sum(axis=0) / 1e26).reshape(shape), model=model.reshape((6, *shape)),
+                        objective=(em.sum(axis=0, dtype=np.float64) / 1e26).reshape(shape),
+                        model=model.reshape((6, *shape)),
                         chi2=chi2.reshape(shape), iterations=np.zeros(shape, np.int32), logt=self.logt.copy())
 
     def fits_cards(self) -> dict:
