@@ -92,14 +92,16 @@ class DeepEM:
             ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
         """
-        yv = _as_value(y, "DN/s", "y")
+        if hasattr(y, "unit"):
+            y = _as_value(y, "DN/s", "y")
+        yv = np.asarray(y)
         if yv.ndim < 1 or yv.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {yv.shape}")
         shape = yv.shape[1:]
-        flat = yv.reshape(6, -1)
-        finite = np.all(np.isfinite(flat), axis=0)
-        # float32 in place: the network's own precision, and 16.8 M-pixel frames stay cheap
-        x = flat.astype(np.float32)
+        # float32 in place, no float64 copy: the network's own precision, and a 16.8 M-pixel
+        # frame's pre/post-processing stays small next to the network
+        x = yv.reshape(6, -1).astype(np.float32)
+        finite = np.isfinite(x).all(axis=0)
         np.maximum(x, 0.0, out=x)
         np.sqrt(x, out=x)
         em = self.model(x[:, None, :], threads=threads)[:, 0, :]  # (18, npix) float32
@@ -109,8 +111,9 @@ class DeepEM:
             em[:, ~finite] = 0.0
         model = self._kernel32 @ em
         status = np.where(finite, STATUS_OK, STATUS_BAD_INPUT).astype(np.int8)
-        chi2 = np.full(flat.shape[1], np.nan)
+        chi2 = np.full(x.shape[1], np.nan)
         if sigma is not None or exptime is not None:
+            flat = yv.reshape(6, -1).astype(np.float64)
             if sigma is not None:
                 sig = _as_value(sigma, "DN/s", "sigma").reshape(6, -1)
             else:
@@ -120,7 +123,7 @@ class DeepEM:
                 chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)
         return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
                         status=status.reshape(shape), tolfac=np.full(shape, np.nan),
-                        objective=(em.sum(axis=0, dtype=np.float64) / 1e26).reshape(shape),
+                        objective=(em.sum(axis=0) / np.float32(1e26)).reshape(shape),
                         model=model.reshape((6, *shape)),
                         chi2=chi2.reshape(shape), iterations=np.zeros(shape, np.int32), logt=self.logt.copy())
 
