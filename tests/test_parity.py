@@ -362,3 +362,10 @@ def test_single_layer_root_module(layer, shape, tmp_path):
     x = np.random.default_rng(SEED).standard_normal(shape).astype(np.float32)
     model = _export_load(layer.eval(), torch.from_numpy(x), tmp_path)
     _check(model(x), _torch(layer, x), type(layer).__name__)
+
+
+def test_unreadable_paths_raise_oserror(tmp_path):
+    with pytest.raises(OSError, match="not a regular file"):
+        fastinv.load(tmp_path)
+    with pytest.raises(OSError, match="no such file"):
+        fastinv.load(tmp_path / "missing.safetensors")

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "fastinv/error.hpp"
@@ -102,6 +103,11 @@ SafeTensors SafeTensors::parse(std::vector<uint8_t> bytes) {
 }
 
 SafeTensors SafeTensors::read_file(const std::string& path) {
+  // A directory "opens" as a stream on Linux and reports a garbage size.
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec))
+    throw IoError("cannot open model file '" + path + "': " +
+                  (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
   const std::streamoff size = f.tellg();
