@@ -74,7 +74,9 @@ double fma_loop_avx512(int64_t iterations, float* sink) {
   __m512 sum = acc[0];
 #pragma GCC unroll 16
   for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
-  sink[0] += _mm512_reduce_add_ps(sum);
+  alignas(64) float lanes[16];  // (GCC 12 warns falsely inside _mm512_reduce_add_ps)
+  _mm512_store_ps(lanes, sum);
+  sink[0] += lanes[0];
   return 2.0 * 16 * kChains * double(iterations);
 }
 
