@@ -3,7 +3,7 @@
 # build runs on any x86-64 machine.
 include(CheckCXXCompilerFlag)
 
-set(FASTINV_AVX2_FLAGS -mavx2 -mfma -mf16c)
+set(FASTINV_AVX2_FLAGS -mavx2 -mfma)
 set(FASTINV_AVX512_FLAGS -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma)
 
 check_cxx_compiler_flag("-mavx2 -mfma" FASTINV_COMPILER_HAS_AVX2)
