@@ -44,6 +44,8 @@ from importlib import resources
 
 import numpy as np
 
+from .._units import to_float_array
+
 __all__ = ["Atmospheres", "hsra", "falc", "maltby_m", "random", "RANDOM_RANGES", "ATMOSPHERE_UNITS",
            "DEFAULT_NODES"]
 
@@ -57,22 +59,7 @@ DEFAULT_NODES = (0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0)
 
 
 def _convert(name: str, value) -> np.ndarray:
-    unit = ATMOSPHERE_UNITS.get(name)
-    try:
-        import astropy.units as u
-
-        if isinstance(value, u.Quantity):
-            try:
-                return np.asarray(value.to_value(u.Unit(unit)), dtype=np.float64)
-            except u.UnitConversionError as exc:
-                raise ValueError(f"atmosphere quantity {name!r}: cannot convert {value.unit} "
-                                 f"to {unit}") from exc
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"atmosphere quantity {name!r} must be numeric") from exc
+    return to_float_array(value, ATMOSPHERE_UNITS.get(name), f"atmosphere quantity {name!r}")
 
 
 @dataclasses.dataclass

@@ -36,6 +36,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .. import _core
+from .._units import to_float_array
 from .instrument import Instrument, _to_angstrom
 from .lines import SpectralLine, resolve_lines
 
@@ -57,23 +58,7 @@ def hinode_sp_wavelength() -> np.ndarray:
 
 
 def _convert(name: str, value) -> np.ndarray:
-    unit = ME_UNITS[name]
-    try:
-        import astropy.units as u
-
-        if isinstance(value, u.Quantity):
-            target = u.Unit(unit) if unit else u.dimensionless_unscaled
-            try:
-                return np.asarray(value.to_value(target), dtype=np.float64)
-            except u.UnitConversionError as exc:
-                raise ValueError(f"ME parameter {name!r}: cannot convert {value.unit} to "
-                                 f"{target or 'dimensionless'}") from exc
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(f"ME parameter {name!r} must be numeric") from exc
+    return to_float_array(value, ME_UNITS[name], f"ME parameter {name!r}")
 
 
 def _params_to_arrays(params) -> dict[str, np.ndarray]:
