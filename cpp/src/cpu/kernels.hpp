@@ -62,7 +62,7 @@ void gemm_avx512(const GemmArgs& args);
 double fma_loop_generic(int64_t iterations, float* sink);
 double fma_loop_avx2(int64_t iterations, float* sink);
 double fma_loop_avx512(int64_t iterations, float* sink);
-constexpr int kMrGeneric = 2;
+constexpr int kMrGeneric = 3;
 constexpr int kMrAvx2 = 6;
 constexpr int kMrAvx512 = 16;
 
