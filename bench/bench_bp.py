@@ -15,9 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -173,13 +170,6 @@ def write_summary(json_path: Path, md_path: Path) -> str:
 
 
 if __name__ == "__main__":
-    here = Path(__file__).resolve().parent
-    out = here / "results"
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    js = out / f"bp_{platform.node() or 'host'}_{stamp}.json"
-    rc = pytest.main([str(Path(__file__)), "-q", "-p", "no:cacheprovider",
-                      f"--benchmark-json={js}", "--benchmark-min-rounds=3"])
-    if rc == 0:
-        print(write_summary(js, out / "bp_summary.md"))
-    sys.exit(rc)
+    from run_script import run_and_summarize
+
+    run_and_summarize(__file__, "bp", write_summary)

@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -115,12 +113,6 @@ def write_summary(json_path: Path, md_path: Path) -> str:
 
 
 if __name__ == "__main__":
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    js = out / f"lte_{platform.node() or 'host'}_{stamp}.json"
-    rc = pytest.main([str(Path(__file__)), "-q", "-p", "no:cacheprovider",
-                      f"--benchmark-json={js}", "--benchmark-min-rounds=3"])
-    if rc == 0:
-        print(write_summary(js, out / "lte_summary.md"))
-    sys.exit(rc)
+    from run_script import run_and_summarize
+
+    run_and_summarize(__file__, "lte", write_summary)

@@ -30,9 +30,7 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
 import json  # noqa: E402
-import platform  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -147,12 +145,6 @@ def write_summary(json_path: Path, md_path: Path) -> str:
 
 
 if __name__ == "__main__":
-    out = HERE / "results"
-    out.mkdir(exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    js = out / f"me_{platform.node() or 'host'}_{stamp}.json"
-    rc = pytest.main([str(Path(__file__)), "-q", "-p", "no:cacheprovider",
-                      f"--benchmark-json={js}", "--benchmark-min-rounds=3"])
-    if rc == 0:
-        print(write_summary(js, out / "me_summary.md"))
-    sys.exit(rc)
+    from run_script import run_and_summarize
+
+    run_and_summarize(__file__, "me", write_summary)
