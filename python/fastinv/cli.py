@@ -114,13 +114,13 @@ def _add_deepem_tools(sub) -> None:
     tsub = train.add_subparsers(dest="train_command", metavar="MODEL")
     p = tsub.add_parser("deepem", help="DeepEM on Basis Pursuit solutions of the 2014-01-01 AIA synoptic set")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card in .json)")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=200, help="training epochs (default 200, as the shipped model)")
     p.add_argument("--batch", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.add_argument("--keep-failed", action="store_true", help="keep pixels where BP failed (as the original)")
-    p.add_argument("--physics-weight", type=float, default=0.0,
+    p.add_argument("--physics-weight", type=float, default=1e-3,
                    help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
-                        "AIA responses against the data; 0 = plain DeepEM)")
+                        "AIA responses against the data; default 1e-3, as the shipped model; 0 = plain DeepEM)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train_deepem)
