@@ -9,18 +9,12 @@ from astropy.io import fits
 from fastinv.stokes.io_hinode import read_hinode_slit, sort_slits
 from fastinv.stokes.io_visp import group_visp_files, read_visp_header, read_visp_step
 
-from _stokes_files import (copy_files, fill_visp, hinode_true_counts, simulate_visp, visp_true_counts,
-                           visp_wavelength, write_hinode_map)
-
 pytest.importorskip("dkist_data_simulator")
 
+from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_raw, visp_true_counts,  # noqa: E402,F401
+                           visp_wavelength, write_hinode_map)
+
 N_STEPS, N_SLIT = 3, 12
-
-
-@pytest.fixture(scope="module")
-def visp_raw(tmp_path_factory):
-    """Simulator files (random data) of a 3-step raster, generated once."""
-    return simulate_visp(tmp_path_factory.mktemp("visp_raw"), N_STEPS, N_SLIT)
 
 
 @pytest.fixture(scope="module")

@@ -481,7 +481,7 @@ class StokesNet:
                  "INVARCH": (str(c.get("architecture", "")), "network architecture"),
                  "INVINST": (self.instrument, "instrument the model was trained for"),
                  "INVSTOKS": (",".join(self.input_stokes), "Stokes parameters fed to the network"),
-                 "INVNODES": (",".join(f"{v:g}" for v in self._nodes), "log tau_500 of the output nodes"),
+                 "INVNODES": (",".join(f"{v:g}" for v in self._nodes), "log tau_500 nodes"),
                  "INVWLMIN": (float(self._wl[0]), "[Angstrom] model grid start (air)"),
                  "INVWLMAX": (float(self._wl[-1]), "[Angstrom] model grid end (air)"),
                  "INVMU": (float(c.get("mu", 1.0)), "mu of the training profiles"),

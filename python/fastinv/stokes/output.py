@@ -68,7 +68,7 @@ def write_inversion_fits(path: str | os.PathLike, results: Mapping[str, np.ndarr
     primary = fits.PrimaryHDU()
     ph = primary.header
     ph["ORIGIN"] = ("fastinv", "fastinv Stokes inversion (1D CNN)")
-    ph["VLOSCONV"] = ("positive = red shift", "velocity: line of sight, away from observer > 0")
+    ph["VLOSCONV"] = ("positive = red shift", "velocity along the line of sight")
     ph["AZIMCONV"] = ("from +Q, 180 deg ambiguous", "mag_azimuth in [0, 180) deg")
     for key, (value, comment) in dict(cards or {}).items():
         ph[key] = (value, comment)
