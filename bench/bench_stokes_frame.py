@@ -1,0 +1,227 @@
+"""Per-frame latency of Stokes inversion: fastinv's FrameInverter against PyTorch with the
+same weights, side by side in one run.
+
+Run (writes JSON with machine info and a markdown summary into bench/results/)::
+
+    python bench/bench_stokes_frame.py
+
+Cases:
+
+- ``visp-frame``: one DKIST ViSP raster step, 4 Stokes x 976 wavelengths x 2555 slit pixels
+  (float32 counts, LTE profiles of random atmospheres x 12 000 counts), inverted by the
+  compact CNN the project ships (Conv1d 4->64 k5 'same' + ReLU + MaxPool 2, twice more
+  64->64, Flatten, Linear -> 256 + ReLU, Linear -> 42 = 6 quantities x 7 nodes) on the ViSP
+  model grid (172 wavelengths, 6300.6-6303.4 A). Random weights: the cost does not depend
+  on them. With the shipped ``stokes_visp.safetensors`` present, it is timed too
+  (fastinv only: its PyTorch class lives in the training code).
+- ``hinode-slit``: one Hinode SP slit, 4 x 1024 x 112, the same architecture on 112
+  wavelengths.
+
+Implementations (same threads):
+
+- ``fastinv``: ``FrameInverter.invert_frame`` -- resampling, quiet-Sun continuum of the
+  frame, normalisation, network (fastinv engine, preallocated output), decoding.
+- ``torch``: the same NumPy preprocessing and decoding (fastinv's code), the network in
+  PyTorch (``torch.inference_mode``) -- what a user gets swapping only the engine.
+- ``fastinv-net`` / ``torch-net``: the network alone on the prepared input.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import fastinv  # noqa: E402
+from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
+from fastinv.stokes.network import default_model_path  # noqa: E402
+
+from conftest import THREADS  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+from _stokes_models import make_card  # noqa: E402
+
+torch.set_num_threads(THREADS)
+warnings.filterwarnings("ignore", message=".*padding='same'.*")
+N_SLIT_VISP, N_WL_VISP, N_SLIT_SP = 2555, 976, 1024
+
+
+def compact_cnn(n_wl: int, n_out: int = 42, seed: int = 0):
+    from torch import nn
+
+    torch.manual_seed(seed)
+    layers, c = [], 4
+    for _ in range(3):
+        layers += [nn.Conv1d(c, 64, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2)]
+        c = 64
+    length = n_wl // 2 // 2 // 2
+    layers += [nn.Flatten(), nn.Linear(64 * length, 256), nn.ReLU(), nn.Linear(256, n_out)]
+    return nn.Sequential(*layers).eval()
+
+
+def _case(tmp_path_factory, instrument: str):
+    from fastinv.stokes import Instrument
+    from fastinv.stokes.training import lte_training_set
+
+    card = make_card(instrument="visp" if instrument == "visp" else "hinode_sp")
+    n_wl = len(card["wavelength"])
+    net = compact_cnn(n_wl)
+    path = tmp_path_factory.mktemp("bench") / f"{instrument}.safetensors"
+    fastinv.export(net, path, torch.zeros(1, 4, n_wl), metadata={"fastinv.card": json.dumps(card)})
+    if instrument == "visp":
+        inst = Instrument.visp(n=N_WL_VISP)
+        n_slit = N_SLIT_VISP
+    else:
+        inst = Instrument.hinode_sp()
+        n_slit = N_SLIT_SP
+    d = lte_training_set(256, instrument=inst, seed=1)
+    rng = np.random.default_rng(0)
+    prof = d["stokes"][rng.integers(0, 256, n_slit)] * 12000.0  # (n_slit, 4, nλ)
+    frame = prof.transpose(1, 2, 0) if instrument == "visp" else prof.transpose(1, 0, 2)
+    frame = np.ascontiguousarray(frame, dtype=np.float32)
+    return {"path": path, "torch": net, "frame": frame, "wavelength": d["wavelength"], "n": n_slit,
+            "flops": fastinv.load(path).info()["flops_per_sample"]}
+
+
+@pytest.fixture(scope="module")
+def visp(tmp_path_factory):
+    return _case(tmp_path_factory, "visp")
+
+
+@pytest.fixture(scope="module")
+def hinode(tmp_path_factory):
+    return _case(tmp_path_factory, "hinode")
+
+
+def _record(benchmark, case, machine, impl, name):
+    if benchmark.stats is None:
+        return
+    t = benchmark.stats.stats.median
+    benchmark.extra_info.update({"case": name, "impl": impl, "threads": THREADS, "pixels": case["n"],
+                                 "latency_ms_median": t * 1e3, "latency_ms_min": benchmark.stats.stats.min * 1e3,
+                                 "pixels_per_s": case["n"] / t, "flops_per_pixel": case["flops"],
+                                 "loadavg_1min": os.getloadavg()[0], "isa": machine["isa"], "cpu": machine["cpu"],
+                                 "fma_peak_gflops": machine["fma_peak_gflops"]})
+
+
+def _torch_frame(case, inv: FrameInverter):
+    """Same preprocessing/decoding as FrameInverter, network in PyTorch."""
+    net = inv.net
+    res = inv._resampler_for(case["wavelength"])
+
+    def run():
+        frame = case["frame"]
+        ic = inv.frame_continuum(frame)
+        r = res(frame, axis=inv.wl_axis)
+        prof = r.transpose(2, 0, 1) if inv.wl_axis == 1 else r.transpose(1, 0, 2)
+        x = net.prepare(prof / np.float32(ic))
+        with torch.inference_mode():
+            y = case["torch"](torch.from_numpy(x)).numpy()
+        return net.decode(y)
+
+    return run
+
+
+def _frame_pair(benchmark, case, machine, impl, name):
+    inv = FrameInverter(case["path"], "visp" if name == "visp-frame" else "hinode", threads=THREADS)
+    if impl == "fastinv":
+        out = benchmark.pedantic(inv.invert_frame, args=(case["frame"], case["wavelength"]), rounds=10,
+                                 warmup_rounds=2)
+        ref = _torch_frame(case, inv)()
+        for q in ("temperature", "vlos", "B"):
+            np.testing.assert_allclose(out.results[q], ref[q].T, rtol=1e-3, atol=1e-3 * np.abs(ref[q]).max())
+    else:
+        benchmark.pedantic(_torch_frame(case, inv), rounds=10, warmup_rounds=2)
+    _record(benchmark, case, machine, impl, name)
+
+
+def _net_pair(benchmark, case, machine, impl, name):
+    inv = FrameInverter(case["path"], "visp" if name == "visp-frame" else "hinode", threads=THREADS)
+    x = np.ascontiguousarray(np.random.default_rng(0).normal(size=(case["n"], 4, inv.net._wl.size)), np.float32)
+    if impl == "fastinv-net":
+        y = np.empty((case["n"], 42), np.float32)
+        benchmark.pedantic(lambda: inv.net.run(x, out=y, threads=THREADS), rounds=10, warmup_rounds=2)
+    else:
+        xt = torch.from_numpy(x)
+
+        def run():
+            with torch.inference_mode():
+                return case["torch"](xt).numpy()
+
+        benchmark.pedantic(run, rounds=10, warmup_rounds=2)
+    _record(benchmark, case, machine, impl, name)
+
+
+@pytest.mark.parametrize("impl", ["fastinv", "torch"])
+def test_visp_frame(benchmark, visp, machine, impl):
+    benchmark.group = "visp-frame"
+    _frame_pair(benchmark, visp, machine, impl, "visp-frame")
+
+
+@pytest.mark.parametrize("impl", ["fastinv-net", "torch-net"])
+def test_visp_network(benchmark, visp, machine, impl):
+    benchmark.group = "visp-frame"
+    _net_pair(benchmark, visp, machine, impl, "visp-frame")
+
+
+@pytest.mark.parametrize("impl", ["fastinv", "torch"])
+def test_hinode_slit(benchmark, hinode, machine, impl):
+    benchmark.group = "hinode-slit"
+    _frame_pair(benchmark, hinode, machine, impl, "hinode-slit")
+
+
+@pytest.mark.skipif(not default_model_path("visp").is_file(), reason="no shipped ViSP model yet")
+def test_visp_frame_shipped_model(benchmark, visp, machine):
+    benchmark.group = "visp-frame"
+    inv = FrameInverter(StokesNet.load(instrument="visp", threads=THREADS), "visp", threads=THREADS)
+    benchmark.pedantic(inv.invert_frame, args=(visp["frame"], visp["wavelength"]), rounds=10, warmup_rounds=2)
+    case = dict(visp, flops=inv.net.model.info()["flops_per_sample"])
+    _record(benchmark, case, machine, "fastinv-shipped", "visp-frame")
+
+
+def write_summary(json_path: Path, md_path: Path) -> str:
+    data = json.loads(json_path.read_text())
+    mi = data["machine_info"]
+    rows = {}
+    for b in data["benchmarks"]:
+        e = b["extra_info"]
+        if e:
+            rows[(e["case"], e["impl"])] = e
+    load = max((e.get("loadavg_1min", 0) for e in rows.values()), default=0)
+    lines = ["# Stokes frame inversion latency (fastinv FrameInverter vs PyTorch, same weights)", "",
+             f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
+             f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), {THREADS} threads, Python "
+             f"{mi['python_version']}, torch {torch.__version__}, {data['datetime']}; 1-min load average up to "
+             f"{load:.1f} (shared machine: quote the ratios, measured side by side in one run)",
+             "- network: compact CNN (3 x Conv1d 64 k5 + pool 2, Linear 256, 42 outputs), random weights", ""]
+    for case, what in (("visp-frame", f"ViSP raster step 4 x {N_WL_VISP} x {N_SLIT_VISP} -> 172 model wavelengths"),
+                       ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112")):
+        lines += [f"## {case}: {what}", "", "| implementation | latency median [ms] | min [ms] | pixels/s | "
+                  "torch / fastinv |", "| --- | --- | --- | --- | --- |"]
+        for a, b in (("fastinv", "torch"), ("fastinv-net", "torch-net"), ("fastinv-shipped", None)):
+            for impl in (a, b):
+                e = rows.get((case, impl))
+                if e is None:
+                    continue
+                ratio = ""
+                if impl == a and (case, b) in rows:
+                    ratio = f"{rows[(case, b)]['latency_ms_median'] / e['latency_ms_median']:.2f}x"
+                lines.append(f"| {impl} | {e['latency_ms_median']:.1f} | {e['latency_ms_min']:.1f} | "
+                             f"{e['pixels_per_s']:,.0f} | {ratio} |")
+        lines.append("")
+    text = "\n".join(lines)
+    md_path.write_text(text)
+    return text
+
+
+if __name__ == "__main__":
+    from run_script import run_and_summarize
+
+    run_and_summarize(__file__, "stokes_frame", write_summary)
