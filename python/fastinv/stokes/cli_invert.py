@@ -19,7 +19,8 @@ Inputs (all files of ONE map; directories are expanded to their *.fits):
   hinode  Hinode SOT/SP level-1 slit files (SP3D*.fits), one per slit position,
           (4, N_y, 112) integers; wrap-around and SPBSHFT are corrected.
   visp    DKIST ViSP level-1 frames, one file per raster step and Stokes parameter;
-          grouped by DINDEX3 (step) and DINDEX4 (Stokes) from the headers.
+          grouped by DINDEX3 (step) and DINDEX4 (Stokes) from the headers; or the
+          dataset's .asdf file (needs the dkist package; its FITS files downloaded).
 
 Profiles are divided by the map's quiet-Sun continuum (median continuum of the pixels
 brighter than 0.8 of it, iterated; override with --continuum) and linearly resampled to

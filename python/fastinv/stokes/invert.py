@@ -350,7 +350,11 @@ def _expand(paths: Sequence) -> list[str]:
     out = []
     for p in paths:
         p = os.fspath(p)
-        if os.path.isdir(p):
+        if p.lower().endswith(".asdf"):  # a DKIST dataset: its FITS files (needs dkist)
+            from .io_visp import visp_dataset_files
+
+            out += visp_dataset_files(p)
+        elif os.path.isdir(p):
             found = sorted(glob.glob(os.path.join(p, "*.fits")) + glob.glob(os.path.join(p, "*.fits.gz")))
             if not found:
                 raise FileNotFoundError(f"{p}: no *.fits files in this directory")
@@ -376,7 +380,8 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
     Parameters
     ----------
     paths : sequence of paths
-        Files (or directories of ``*.fits``) of ONE map.
+        Files (or directories of ``*.fits``, or for ViSP a DKIST dataset's ``.asdf`` file,
+        read with the optional ``dkist`` package) of ONE map.
     instrument : {"hinode", "visp"}
     model : StokesNet, path or None (shipped model)
     continuum : float, optional

@@ -11,6 +11,10 @@ agree). Wavelength = ``CRVAL2 + (i + 1 - CRPIX2) * CDELT2`` in ``CUNIT2`` (nm in
 m in the simulator; both accepted). Data are read from the first HDU that has data (real
 files put a compressed image in HDU 1).
 
+A DKIST dataset's ASDF file (``dkist.load_dataset``, needs the optional ``dkist`` package)
+is accepted in place of its FITS files: :func:`visp_dataset_files` takes the dataset's file
+list from it, and the frames are then read and checked as above.
+
 Examples
 --------
 >>> from fastinv.stokes.io_visp import group_visp_files, read_visp_step   # doctest: +SKIP
@@ -30,7 +34,7 @@ import numpy as np
 from .io_hinode import wavelength_from_header
 
 __all__ = ["VispStep", "read_visp_header", "group_visp_files", "read_visp_step", "visp_map_wcs",
-           "STOKES_NAMES"]
+           "visp_dataset_files", "STOKES_NAMES"]
 
 STOKES_NAMES = ("I", "Q", "U", "V")
 
@@ -184,3 +188,39 @@ def visp_map_wcs(header):
         warnings.simplefilter("ignore", FITSFixedWarning)
         w = WCS(h, naxis=3)
     return w.sub([3, 1])
+
+
+def visp_dataset_files(asdf: str | os.PathLike) -> list[str]:
+    """The level-1 FITS files of a DKIST ViSP dataset, from its ASDF file (needs ``dkist``).
+
+    Raises
+    ------
+    ImportError
+        The ``dkist`` package is not installed.
+    ValueError
+        Not a ViSP dataset.
+    FileNotFoundError
+        Some of the dataset's FITS files have not been downloaded next to the ASDF file.
+    """
+    try:
+        import dkist
+    except ImportError:
+        raise ImportError("reading a DKIST dataset's ASDF file needs the dkist package (pip install dkist); "
+                          "or pass its level-1 FITS files instead") from None
+    import warnings
+    from pathlib import Path
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # dkist/gwcs version chatter on old ASDF files
+        ds = dkist.load_dataset(os.fspath(asdf))
+    inst = str((getattr(ds, "inventory", None) or {}).get("instrumentName", "")).strip().upper()
+    if inst and inst != "VISP":
+        raise ValueError(f"{asdf}: a {inst} dataset, not ViSP")
+    fm = ds.files
+    base = Path(fm.basepath) if fm.basepath is not None else Path(os.fspath(asdf)).parent
+    paths = [base / name for name in fm.filenames]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{len(missing)} of the dataset's {len(paths)} FITS files are not in {base} "
+                                f"(e.g. {missing[0].name}): download them first (dkist: dataset.files.download())")
+    return [str(p) for p in paths]

@@ -1,0 +1,95 @@
+"""ViSP datasets through the optional dkist package: the ASDF file of dkist's own ViSP test
+dataset (4 Stokes x 20 raster steps x 50 wavelengths x 128 slit pixels, 80 files), its FITS
+files written here from the headers the ASDF carries, filled with known data."""
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+from astropy.io import fits
+
+dkist = pytest.importorskip("dkist")
+torch = pytest.importorskip("torch")
+
+from fastinv.cli import main  # noqa: E402
+from fastinv.stokes.io_visp import group_visp_files, read_visp_step, visp_dataset_files  # noqa: E402
+
+from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
+
+WL = 5000.0 + (np.arange(50) + 1 - 25) * 0.1
+_SKIP = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT",
+         "COMMENT", "HISTORY", ""}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    d = tmp_path_factory.mktemp("dkist")
+    src = os.path.join(os.path.dirname(dkist.__file__), "data", "test", "large_visp.asdf.gz")
+    if not os.path.exists(src):
+        pytest.skip("dkist's large_visp test dataset is not in this dkist version")
+    asdf = d / "large_visp.asdf"
+    with gzip.open(src) as g, open(asdf, "wb") as o:
+        shutil.copyfileobj(g, o)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = dkist.load_dataset(str(asdf))
+    rng = np.random.default_rng(0)
+    data = {}
+    for name, row in zip(ds.files.filenames, ds.headers):
+        h = fits.Header()
+        for col in ds.headers.colnames:
+            v = row[col]
+            if col in _SKIP or np.ma.is_masked(v) or len(col) > 8:
+                continue
+            h[col] = v.item() if hasattr(v, "item") else v
+        n_wl, n_slit = int(row["NAXIS2"]), int(row["NAXIS1"])
+        st = int(row["DINDEX4"])
+        arr = (rng.normal(1000.0, 20.0, (1, n_wl, n_slit)) if st == 0 else
+               rng.normal(0.0, 30.0, (1, n_wl, n_slit))).astype(np.float32)
+        fits.PrimaryHDU(arr, header=h).writeto(d / name)
+        data[(int(row["DINDEX3"]), st)] = arr[0]
+    return asdf, ds, data
+
+
+def test_dataset_files_come_from_the_asdf(dataset):
+    asdf, ds, data = dataset
+    paths = visp_dataset_files(asdf)
+    assert [os.path.basename(p) for p in paths] == list(ds.files.filenames) and len(paths) == 80
+    steps = group_visp_files(paths)
+    assert [s.step for s in steps] == list(range(20))
+    for s in (steps[0], steps[13]):
+        read_visp_step(s)
+        assert s.stokes.shape == (4, 50, 128)
+        for k in range(4):
+            np.testing.assert_array_equal(s.stokes[k], data[(s.step, k)])
+        # CRVAL2 = 5e-7 m at CRPIX2 = 25, CDELT2 = 1e-11 m (CUNIT2 = m in this dataset)
+        np.testing.assert_allclose(s.wavelength, WL, atol=1e-6)
+
+
+def test_cli_inverts_an_asdf_dataset(dataset, tmp_path):
+    asdf, ds, data = dataset
+    wl = WL
+    card = make_card(instrument="visp", wavelength=wl[5:45] + 0.03)  # inside the window, between samples
+    net, card = write_model(tmp_path / "m.safetensors", card=card, seed=3)
+    out = tmp_path / "ds.fits"
+    rc = main(["stokes", "invert", str(asdf), "--instrument", "visp", "-o", str(out), "--model",
+               str(tmp_path / "m.safetensors"), "--continuum", "1000", "-q"])
+    assert rc == 0
+    t = fits.getdata(out, "temperature")
+    assert t.shape == (7, 128, 20)
+    k = 7
+    prof = np.stack([data[(k, s)] for s in range(4)]).astype(np.float64).transpose(2, 0, 1) / 1000.0
+    prof = np.stack([[np.interp(card["wavelength"], wl, s) for s in p] for p in prof])
+    ref = reference_predict(net, card, prof)["temperature"].T
+    np.testing.assert_allclose(t[:, :, k], ref, rtol=1e-4, atol=0.2)
+
+
+def test_missing_dataset_files(dataset, tmp_path):
+    asdf = tmp_path / "copy.asdf"
+    shutil.copy(dataset[0], asdf)
+    with pytest.raises(FileNotFoundError, match="80 of the dataset's 80 FITS files are not in .*download"):
+        visp_dataset_files(asdf)
