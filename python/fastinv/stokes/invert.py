@@ -124,9 +124,12 @@ class FrameInverter:
         shape = [4, 0, 0]
         shape[self.wl_axis], shape[self.slit_axis] = nm, n
         self._resampled = np.empty(shape, dtype=np.float32)
-        self._x = np.empty((n, nc, nm), dtype=np.float32)
-        # (C, Nλ, N) or (C, N, Nλ) view of the network input matching the frame layout
-        self._x_frame = self._x.transpose(1, 2, 0) if self.wl_axis == 1 else self._x.transpose(1, 0, 2)
+        # The network input is kept in the frame's layout, (C, Nλ, N) or (C, N, Nλ), so that
+        # normalisation runs over contiguous memory; the engine reads the (N, C, Nλ) view
+        # through its strides (it packs its own blocks, so this costs it nothing).
+        shape[0] = nc
+        self._x_frame = np.empty(shape, dtype=np.float32)
+        self._x = self._x_frame.transpose(2, 0, 1) if self.wl_axis == 1 else self._x_frame.transpose(1, 0, 2)
         self._y = np.empty((n, k), dtype=np.float32)
         self._n = n
 
@@ -201,7 +204,8 @@ class FrameInverter:
             np.multiply(r[s], net._scale[c] / np.float32(ic), out=self._x_frame[c])
             self._x_frame[c] -= net._offset[c] * net._scale[c]
         x = self._x
-        bad = ~np.isfinite(x.sum(axis=(1, 2)))
+        # one sum per pixel finds NaN/inf anywhere in its network input
+        bad = ~np.isfinite(self._x_frame.sum(axis=(0, self.wl_axis)))
         mean_i = r[0].mean(axis=self.wl_axis - 1)
         nosignal = ~(mean_i > 0) & ~bad
         flagged = bad | nosignal
