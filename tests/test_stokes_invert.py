@@ -24,6 +24,8 @@ from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_raw, 
                            visp_wavelength, write_hinode_map)
 from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
+
 STD = {"temperature": 800.0, "vlos": 2.0, "B": 500.0, "inclination": 40.0, "azimuth": 90.0}
 L2 = {"temperature": "temperature", "vlos": "velocity", "B": "mag_strength", "inclination": "mag_inclination",
       "azimuth": "mag_azimuth"}
@@ -238,3 +240,21 @@ def test_watch_stops_on_timeout_and_stop(tmp_path, models):
         list(inv.watch(tmp_path / "missing"))
     with pytest.raises(ValueError, match="use instrument='visp'"):
         list(FrameInverter(models["hinode"][0], "hinode").watch(tmp_path))
+
+
+def test_cli_watch_writes_each_step(tmp_path, models, visp_files, capsys):
+    paths, which = visp_files
+    out = tmp_path / "watched"
+    rc = main(["stokes", "watch", str(tmp_path / "in"), "-o", str(out), "--model", str(models["visp"][0]),
+               "--timeout", "0.5", "--poll", "0.02", "--continuum", str(IC_VISP)])
+    text = capsys.readouterr().out
+    assert rc == 0 and "3 steps written" in text and "step 5:" in text
+    assert sorted(os.listdir(out)) == ["step_00004.fits", "step_00005.fits", "step_00006.fits"]
+    # the same numbers as the map inversion of the same files
+    m = tmp_path / "map.fits"
+    assert main(["stokes", "invert", *paths, "--instrument", "visp", "-o", str(m), "--model", str(models["visp"][0]),
+                 "--continuum", str(IC_VISP), "-q"]) == 0
+    np.testing.assert_array_equal(fits.getdata(out / "step_00005.fits", "velocity")[:, :, 0],
+                                  fits.getdata(m, "velocity")[:, :, 1])
+    assert main(["stokes", "watch", str(tmp_path / "nowhere"), "-o", str(out), "--model",
+                 str(models["visp"][0]), "--timeout", "0.1"]) == 1

@@ -77,6 +77,33 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_watch(args: argparse.Namespace) -> int:
+    from .invert import FrameInverter
+
+    n, lat = 0, []
+    try:
+        Path(args.output).mkdir(parents=True, exist_ok=True)
+        inv = FrameInverter(args.model, "visp", continuum=args.continuum, threads=args.threads)
+        print(f"watching {args.directory} for ViSP frames (stop: {args.timeout:g} s without new files"
+              + (f" or {args.max_frames} steps" if args.max_frames else "") + ")", file=sys.stderr)
+        for res in inv.watch(args.directory, pattern=args.pattern, timeout=args.timeout, max_frames=args.max_frames,
+                             poll=args.poll, output_dir=args.output):
+            n += 1
+            lat.append(res.latency)
+            bad = int((res.status != 0).sum())
+            print(f"step {res.step}: {res.latency * 1e3:.1f} ms from last file to result "
+                  f"(inversion {res.compute * 1e3:.1f} ms){f', {bad} flagged pixels' if bad else ''}", flush=True)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"fastinv stokes watch: error: {exc}", file=sys.stderr)
+        return 1
+    if n:
+        print(f"{n} steps written to {args.output}; latency median {np.median(lat) * 1e3:.1f} ms, "
+              f"max {np.max(lat) * 1e3:.1f} ms")
+    else:
+        print("no complete raster step appeared")
+    return 0
+
+
 def _stokes_subparsers(subparsers) -> argparse._SubParsersAction:
     """The sub-command action of the existing ``stokes`` group (created by stokes.training)."""
     parser = subparsers.choices.get("stokes")
@@ -108,3 +135,23 @@ def register_cli(subparsers) -> None:
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_invert)
+
+    w = sub.add_parser("watch", help="invert DKIST ViSP raster steps as their files appear in a directory",
+                       description="Poll DIRECTORY for ViSP level-1 frames; as soon as the four Stokes files of a "
+                                   "raster step (same DINDEX3) are there, invert the step (preallocated buffers) "
+                                   "and write OUTDIR/step_<DINDEX3>.fits, printing the latency from the step's "
+                                   "last file to its result. Stops after --timeout seconds without new files or "
+                                   "--max-frames steps.",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w.add_argument("directory", help="directory the ViSP frames arrive in")
+    w.add_argument("-o", "--output", required=True, help="directory for the per-step FITS results")
+    w.add_argument("--instrument", choices=("visp",), default="visp", help="only DKIST ViSP (default)")
+    w.add_argument("--model", default=None, help="Stokes model file (default: the shipped ViSP model)")
+    w.add_argument("--pattern", default="*.fits", help="glob of the frame files (default *.fits)")
+    w.add_argument("--timeout", type=float, default=60.0, help="seconds without a new file before stopping (60)")
+    w.add_argument("--max-frames", type=int, default=None, help="stop after this many steps")
+    w.add_argument("--poll", type=float, default=0.1, help="seconds between directory scans (0.1)")
+    w.add_argument("--continuum", type=float, default=None,
+                   help="quiet-Sun I_c in counts (default: found in each step)")
+    w.add_argument("--threads", type=int, default=None)
+    w.set_defaults(func=_cmd_watch)
