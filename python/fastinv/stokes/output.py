@@ -157,6 +157,9 @@ def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], no
             lo, hi = -m, m
         if name == "azimuth":
             lo, hi = 0, 180
+        if name == "inclination":  # diverging around a transverse field
+            m = max(abs(lo - 90), abs(hi - 90))
+            lo, hi = 90 - m, 90 + m
         for c, k in enumerate(cols):
             ax = axes[r, c]
             im = ax.imshow(arr[k], origin="lower", cmap=_CMAPS.get(name, "viridis"), vmin=lo, vmax=hi,
@@ -167,7 +170,7 @@ def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], no
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
     if title:
         fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if title else None)
     path = Path(path)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")
