@@ -258,3 +258,14 @@ def test_cli_watch_writes_each_step(tmp_path, models, visp_files, capsys):
                                   fits.getdata(m, "velocity")[:, :, 1])
     assert main(["stokes", "watch", str(tmp_path / "nowhere"), "-o", str(out), "--model",
                  str(models["visp"][0]), "--timeout", "0.1"]) == 1
+
+
+def test_png_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
+    import sys
+
+    from fastinv.stokes.output import quicklook_png
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ImportError, match="pip install matplotlib"):
+        quicklook_png(tmp_path / "q.png", {"temperature": np.zeros((7, 2, 2))}, np.arange(7) * -0.5)
+    assert not (tmp_path / "q.png").exists()

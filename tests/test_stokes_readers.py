@@ -66,6 +66,10 @@ def test_hinode_errors(tmp_path, visp_raw):
         read_hinode_slit(p)
     with pytest.raises(ValueError, match="not Hinode SOT/SP.*--instrument visp"):
         read_hinode_slit(visp_raw[0])
+    fits.PrimaryHDU(np.zeros((4, 5, 112), np.int16), header=fits.Header({"INSTRUME": "SOT/SP", "CTYPE1": "Solar-Y",
+                    "CRVAL1": 0.0, "CDELT1": 0.16, "CRPIX1": 1.0})).writeto(p, overwrite=True)
+    with pytest.raises(ValueError, match="axis 1 is 'SOLAR-Y', expected the wavelength"):
+        read_hinode_slit(p)
 
 
 # --------------------------------------------------------------------------------------

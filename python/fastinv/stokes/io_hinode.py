@@ -12,7 +12,9 @@ in this order (as the SolarSoft reader does):
 
 Wavelength [A] = ``CRVAL1 + (i + 1 - CRPIX1) * CDELT1`` (``CUNIT1`` Angstrom unless it says
 nm or m). The map's celestial WCS is built from the slits' ``XCEN``/``YCEN`` (arcsec, solar
-x/y of each slit centre), ``XSCALE``/``YSCALE`` (arcsec per pixel) and ``CROTA2``.
+x/y of each slit centre), ``XSCALE``/``YSCALE`` (arcsec per pixel) and ``CROTA2``; slits are
+ordered by ``SLITINDX`` (0 ... NSLITPOS - 1). Keywords as in the SOT data analysis guide's
+SP keyword table (sot.lmsal.com/data/sot/sotguide, "SOT-SP FITS Keywords").
 
 Examples
 --------
@@ -91,6 +93,10 @@ def read_hinode_slit(path: str | os.PathLike) -> HinodeSlit:
                          f"wavelength), got {raw.shape}")
     if not np.issubdtype(raw.dtype, np.number):
         raise ValueError(f"{path}: data are not numbers")
+    ctype1 = str(header.get("CTYPE1", "WAVELENGTH")).strip().upper()
+    if not ctype1.startswith(("WAVE", "AWAV")):
+        raise ValueError(f"{path}: FITS axis 1 is {ctype1!r}, expected the wavelength (level-1 SP data are "
+                         "(4, N_y, N_lambda) in numpy order); is this a level-0 or a derived file?")
     stokes = raw.astype(np.float32)
     i = stokes[0]
     i[i < 0] += 65536.0  # 16-bit wrap-around of bright Stokes I
