@@ -202,19 +202,29 @@ def test_watch_inverts_steps_as_their_files_appear(tmp_path, models, visp_files,
     incoming.mkdir()
     results_dir.mkdir()
 
-    def writer():  # the four Stokes files of each step arrive one by one, atomically
+    def writer():  # the four Stokes files of each step arrive one by one
         for k in range(N_STEPS):
             for st in (3, 1, 0, 2):
                 src = which[(k, st)]
-                tmp = incoming / (os.path.basename(src) + ".part")
-                shutil.copy(src, tmp)
-                os.replace(tmp, incoming / os.path.basename(src))
+                if (k, st) == (1, 0):  # written in place, slowly: first the header block only
+                    raw = open(src, "rb").read()
+                    with open(incoming / os.path.basename(src), "wb") as f:
+                        f.write(raw[:2880])
+                        f.flush()
+                        time.sleep(0.15)
+                        f.write(raw[2880:])
+                else:  # atomically
+                    tmp = incoming / (os.path.basename(src) + ".part")
+                    shutil.copy(src, tmp)
+                    os.replace(tmp, incoming / os.path.basename(src))
                 time.sleep(0.02)
 
+    (incoming / "garbage.fits").write_bytes(b"not a FITS file" * 10)
     inv = FrameInverter(path, "visp")
     t = threading.Thread(target=writer)
     t.start()
-    got = list(inv.watch(incoming, timeout=10, max_frames=N_STEPS, poll=0.01, output_dir=results_dir))
+    with pytest.warns(UserWarning, match="garbage.fits: not a readable FITS file.*ignored"):
+        got = list(inv.watch(incoming, timeout=10, max_frames=N_STEPS, poll=0.01, output_dir=results_dir))
     t.join()
     assert [r.step for r in got] == [4, 5, 6]  # DINDEX3 values (base 4 here)
     steps = group_visp_files(paths)

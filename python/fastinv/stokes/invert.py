@@ -28,6 +28,7 @@ import glob
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -41,6 +42,8 @@ __all__ = ["FrameInverter", "FrameResult", "invert_files", "MapResult"]
 
 # spectral axis of a frame and the axis along the slit, per instrument
 _AXES = {"visp": (1, 2), "hinode_sp": (2, 1)}
+# watch(): scans a file may stay unreadable at the same size before it is ignored
+_STABLE_SCANS = 5
 
 
 @dataclass
@@ -234,7 +237,9 @@ class FrameInverter:
         never by name), and a step is inverted as soon as its fourth Stokes file is readable;
         files present at the start are processed first. A generator: each complete step
         yields a :class:`FrameResult` whose ``latency`` runs from the moment the step's last
-        file was seen to the results.
+        file was seen (at most ``poll`` s after it landed) to the results. Files still being
+        written are retried at the next scans; one that stays unreadable at a constant size
+        is ignored with a warning.
 
         Parameters
         ----------
@@ -266,9 +271,10 @@ class FrameInverter:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory")
-        seen: dict[str, tuple[int, int]] = {}
+        seen: dict[str, float] = {}  # path -> when its header was first readable
+        unreadable: dict[str, tuple[int, int]] = {}  # path -> (size, scans with that size)
         pending: dict[int, dict[int, str]] = {}
-        values: set[int] = set()
+        retries: dict[int, int] = {}
         done = 0
         last_new = time.monotonic()
         frame_buf = None
@@ -279,27 +285,43 @@ class FrameInverter:
                     continue
                 try:
                     h = read_visp_header(p)
-                except (OSError, EOFError, TypeError, IndexError):
-                    continue  # still being written: try again at the next scan
+                except ValueError:
+                    raise
+                except Exception:  # noqa: BLE001 - a file still being written fails in many ways
+                    size = os.path.getsize(p) if os.path.exists(p) else -1
+                    old = unreadable.get(p, (size, 0))
+                    unreadable[p] = (size, old[1] + 1 if old[0] == size else 1)
+                    if unreadable[p][1] == _STABLE_SCANS:
+                        warnings.warn(f"{p}: not a readable FITS file (size unchanged for {_STABLE_SCANS} scans); "
+                                      "ignored", stacklevel=2)
+                    continue
+                unreadable.pop(p, None)
                 key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
-                seen[p] = key
+                seen[p] = time.monotonic()
                 new = True
                 slot = pending.setdefault(key[0], {})
                 if key[1] in slot:
                     raise ValueError(f"{slot[key[1]]} and {p}: same raster step and Stokes (DINDEX3={key[0]}, "
                                      f"DINDEX4={key[1]})")
                 slot[key[1]] = p
-                values.add(key[1])
             if new:
                 last_new = time.monotonic()
             for stepno in sorted(pending):
                 slot = pending[stepno]
                 if len(slot) < 4:
                     continue
-                t_seen = time.monotonic()
-                del pending[stepno]
                 order = sorted(slot)
-                step = read_visp_step(VispStep(stepno, [slot[k] for k in order]), out=frame_buf)
+                files = [slot[k] for k in order]
+                t_seen = max(seen[f] for f in files)
+                try:
+                    step = read_visp_step(VispStep(stepno, files), out=frame_buf)
+                except (OSError, ValueError, TypeError, EOFError):
+                    # data still arriving after a complete header: retry at the next scans
+                    retries[stepno] = retries.get(stepno, 0) + 1
+                    if retries[stepno] < _STABLE_SCANS * 4:
+                        continue
+                    raise
+                del pending[stepno]
                 frame_buf = step.stokes
                 result = self.invert_frame(step)
                 result.latency = time.monotonic() - t_seen
