@@ -7,6 +7,7 @@ import os
 import shutil
 import threading
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -206,12 +207,15 @@ def test_watch_inverts_steps_as_their_files_appear(tmp_path, models, visp_files,
         for k in range(N_STEPS):
             for st in (3, 1, 0, 2):
                 src = which[(k, st)]
+                if (k, st) == (2, 2):
+                    time.sleep(0.5)  # long enough for the junk file to be reported
                 if (k, st) == (1, 0):  # written in place, slowly: first the header block only
-                    raw = open(src, "rb").read()
+                    with open(src, "rb") as f:
+                        raw = f.read()
                     with open(incoming / os.path.basename(src), "wb") as f:
                         f.write(raw[:2880])
                         f.flush()
-                        time.sleep(0.15)
+                        time.sleep(0.05)
                         f.write(raw[2880:])
                 else:  # atomically
                     tmp = incoming / (os.path.basename(src) + ".part")
@@ -223,9 +227,13 @@ def test_watch_inverts_steps_as_their_files_appear(tmp_path, models, visp_files,
     inv = FrameInverter(path, "visp")
     t = threading.Thread(target=writer)
     t.start()
-    with pytest.warns(UserWarning, match="garbage.fits: not a readable FITS file.*ignored"):
-        got = list(inv.watch(incoming, timeout=10, max_frames=N_STEPS, poll=0.01, output_dir=results_dir))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = list(inv.watch(incoming, timeout=10, max_frames=N_STEPS, poll=0.01, output_dir=results_dir,
+                             settle=0.3))
     t.join()
+    reported = [str(w.message) for w in caught if "not a readable FITS file" in str(w.message)]
+    assert len(reported) == 1 and "garbage.fits" in reported[0]  # the slowly written frame is not
     assert [r.step for r in got] == [4, 5, 6]  # DINDEX3 values (base 4 here)
     steps = group_visp_files(paths)
     for k, r in enumerate(got):

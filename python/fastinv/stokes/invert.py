@@ -42,8 +42,6 @@ __all__ = ["FrameInverter", "FrameResult", "invert_files", "MapResult"]
 
 # spectral axis of a frame and the axis along the slit, per instrument
 _AXES = {"visp": (1, 2), "hinode_sp": (2, 1)}
-# watch(): scans a file may stay unreadable at the same size before it is ignored
-_STABLE_SCANS = 5
 
 
 @dataclass
@@ -230,7 +228,8 @@ class FrameInverter:
     # ------------------------------------------------------------------ watch mode
     def watch(self, directory: str | os.PathLike, pattern: str = "*.fits", timeout: float | None = 60.0,
               max_frames: int | None = None, poll: float = 0.1, stop: Callable[[], bool] | None = None,
-              output_dir: str | os.PathLike | None = None, report: bool = False) -> Iterable[FrameResult]:
+              output_dir: str | os.PathLike | None = None, report: bool = False,
+              settle: float = 2.0) -> Iterable[FrameResult]:
         """Invert ViSP raster steps as their four Stokes files appear in ``directory``.
 
         Files are polled every ``poll`` s, identified by their headers (DINDEX3/DINDEX4,
@@ -238,8 +237,7 @@ class FrameInverter:
         files present at the start are processed first. A generator: each complete step
         yields a :class:`FrameResult` whose ``latency`` runs from the moment the step's last
         file was seen (at most ``poll`` s after it landed) to the results. Files still being
-        written are retried at the next scans; one that stays unreadable at a constant size
-        is ignored with a warning.
+        written are retried at the next scans (see ``settle``).
 
         Parameters
         ----------
@@ -258,6 +256,10 @@ class FrameInverter:
             Also write each step's result as FITS there (``step_<DINDEX3>.fits``).
         report : bool
             Print each step's latency to stderr.
+        settle : float
+            A matching file unreadable at a constant size for this many seconds is reported
+            (warning) and skipped until it changes; a step whose data stay unreadable for
+            5 x ``settle`` s raises.
 
         Raises
         ------
@@ -272,9 +274,9 @@ class FrameInverter:
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory")
         seen: dict[str, float] = {}  # path -> when its header was first readable
-        unreadable: dict[str, tuple[int, int]] = {}  # path -> (size, scans with that size)
+        unreadable: dict[str, tuple[int, float, bool]] = {}  # path -> (size, since, warned)
         pending: dict[int, dict[int, str]] = {}
-        retries: dict[int, int] = {}
+        failing: dict[int, float] = {}  # step -> since when its data cannot be read
         done = 0
         last_new = time.monotonic()
         frame_buf = None
@@ -289,11 +291,14 @@ class FrameInverter:
                     raise
                 except Exception:  # noqa: BLE001 - a file still being written fails in many ways
                     size = os.path.getsize(p) if os.path.exists(p) else -1
-                    old = unreadable.get(p, (size, 0))
-                    unreadable[p] = (size, old[1] + 1 if old[0] == size else 1)
-                    if unreadable[p][1] == _STABLE_SCANS:
-                        warnings.warn(f"{p}: not a readable FITS file (size unchanged for {_STABLE_SCANS} scans); "
-                                      "ignored", stacklevel=2)
+                    now = time.monotonic()
+                    old = unreadable.get(p)
+                    if old is None or old[0] != size:
+                        unreadable[p] = (size, now, False)
+                    elif not old[2] and now - old[1] > settle:
+                        warnings.warn(f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped "
+                                      "until it changes", stacklevel=2)
+                        unreadable[p] = (size, old[1], True)
                     continue
                 unreadable.pop(p, None)
                 key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
@@ -317,10 +322,11 @@ class FrameInverter:
                     step = read_visp_step(VispStep(stepno, files), out=frame_buf)
                 except (OSError, ValueError, TypeError, EOFError):
                     # data still arriving after a complete header: retry at the next scans
-                    retries[stepno] = retries.get(stepno, 0) + 1
-                    if retries[stepno] < _STABLE_SCANS * 4:
+                    since = failing.setdefault(stepno, time.monotonic())
+                    if time.monotonic() - since < 5 * settle:
                         continue
                     raise
+                failing.pop(stepno, None)
                 del pending[stepno]
                 frame_buf = step.stokes
                 result = self.invert_frame(step)
