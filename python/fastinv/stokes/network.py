@@ -162,7 +162,7 @@ class Resampler:
             self._scratch = np.empty(shape, dtype=np.float32)
         for idx, dst in ((self.lo, out), (self.hi, self._scratch)):
             if spectra.dtype == np.float32 and out.flags.c_contiguous:
-                np.take(spectra, idx, axis=axis, out=dst)
+                np.take(spectra, idx, axis=axis, out=dst, mode="clip")  # valid indices; "clip" avoids a buffer
             else:
                 np.copyto(dst, np.take(spectra, idx, axis=axis), casting="unsafe")
         out *= self.w_lo.reshape(bshape)
