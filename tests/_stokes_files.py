@@ -140,13 +140,3 @@ def copy_files(paths, directory) -> list[str]:
         out.append(str(q))
     return out
 
-
-# shared by the reader and inversion tests (the simulator's first run costs seconds)
-import pytest  # noqa: E402
-
-
-@pytest.fixture(scope="session")
-def visp_raw(tmp_path_factory):
-    """Simulator files (random data) of a 3-step, 12-pixel raster, generated once."""
-    pytest.importorskip("dkist_data_simulator")
-    return simulate_visp(tmp_path_factory.mktemp("visp_raw"), 3, 12)

@@ -21,7 +21,9 @@ from fastinv.cli import main  # noqa: E402
 from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
 from fastinv.stokes.io_visp import group_visp_files, read_visp_step  # noqa: E402
 
-from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_raw, visp_true_counts,  # noqa: E402,F401
+pytest_plugins = ["_stokes_fixtures"]  # session fixture visp_raw
+
+from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_true_counts,  # noqa: E402
                            visp_wavelength, write_hinode_map)
 from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 

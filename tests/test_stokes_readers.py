@@ -11,7 +11,9 @@ from fastinv.stokes.io_visp import group_visp_files, read_visp_header, read_visp
 
 pytest.importorskip("dkist_data_simulator")
 
-from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_raw, visp_true_counts,  # noqa: E402,F401
+pytest_plugins = ["_stokes_fixtures"]  # session fixture visp_raw
+
+from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_true_counts,  # noqa: E402
                            visp_wavelength, write_hinode_map)
 
 N_STEPS, N_SLIT = 3, 12

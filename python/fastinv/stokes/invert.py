@@ -266,7 +266,7 @@ class FrameInverter:
         ValueError
             A file that is not a ViSP frame, or two files for the same step and Stokes.
         """
-        from .io_visp import VispStep, read_visp_header, read_visp_step, STOKES_NAMES
+        from .io_visp import VispStep, read_visp_header, read_visp_step
 
         if self.instrument != "visp":
             raise ValueError("watch() inverts DKIST ViSP raster steps; use instrument='visp'")
