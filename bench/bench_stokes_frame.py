@@ -14,7 +14,9 @@ Cases:
   model grid (172 wavelengths, 6300.6-6303.4 A). Random weights: the cost does not depend
   on them. With the shipped ``stokes_visp.safetensors`` present, it is timed too
   (fastinv only: its PyTorch class lives in the training code).
-- ``hinode-slit``: one Hinode SP slit, 4 x 1024 x 112, the same architecture on 112
+- ``visp-frame-small``: the same step with a smaller CNN (3 x Conv1d 32 channels, kernels
+  5/5/3, pool 2; Linear 128), to size a model for the issue's 50 ms per ViSP frame.
+- ``hinode-slit``: one Hinode SP slit, 4 x 1024 x 112, the compact CNN on 112
   wavelengths.
 
 Implementations (same threads):
@@ -53,26 +55,31 @@ warnings.filterwarnings("ignore", message=".*padding='same'.*")
 N_SLIT_VISP, N_WL_VISP, N_SLIT_SP = 2555, 976, 1024
 
 
-def compact_cnn(n_wl: int, n_out: int = 42, seed: int = 0):
+#: the compact CNN of the issue (default) and a smaller one, to size a model for <= 50 ms
+SIZES = {"compact": dict(width=64, kernels=(5, 5, 5), hidden=256),
+         "small": dict(width=32, kernels=(5, 5, 3), hidden=128)}
+
+
+def compact_cnn(n_wl: int, n_out: int = 42, seed: int = 0, width: int = 64, kernels=(5, 5, 5), hidden: int = 256):
     from torch import nn
 
     torch.manual_seed(seed)
     layers, c = [], 4
-    for _ in range(3):
-        layers += [nn.Conv1d(c, 64, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2)]
-        c = 64
+    for k in kernels:
+        layers += [nn.Conv1d(c, width, k, padding=k // 2), nn.ReLU(), nn.MaxPool1d(2)]
+        c = width
     length = n_wl // 2 // 2 // 2
-    layers += [nn.Flatten(), nn.Linear(64 * length, 256), nn.ReLU(), nn.Linear(256, n_out)]
+    layers += [nn.Flatten(), nn.Linear(width * length, hidden), nn.ReLU(), nn.Linear(hidden, n_out)]
     return nn.Sequential(*layers).eval()
 
 
-def _case(tmp_path_factory, instrument: str):
+def _case(tmp_path_factory, instrument: str, size: str = "compact"):
     from fastinv.stokes import Instrument
     from fastinv.stokes.training import lte_training_set
 
     card = make_card(instrument="visp" if instrument == "visp" else "hinode_sp")
     n_wl = len(card["wavelength"])
-    net = compact_cnn(n_wl)
+    net = compact_cnn(n_wl, **SIZES[size])
     path = tmp_path_factory.mktemp("bench") / f"{instrument}.safetensors"
     fastinv.export(net, path, torch.zeros(1, 4, n_wl), metadata={"fastinv.card": json.dumps(card)})
     if instrument == "visp":
@@ -93,6 +100,11 @@ def _case(tmp_path_factory, instrument: str):
 @pytest.fixture(scope="module")
 def visp(tmp_path_factory):
     return _case(tmp_path_factory, "visp")
+
+
+@pytest.fixture(scope="module")
+def visp_small(tmp_path_factory):
+    return _case(tmp_path_factory, "visp", "small")
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +142,7 @@ def _torch_frame(case, inv: FrameInverter):
 
 
 def _frame_pair(benchmark, case, machine, impl, name):
-    inv = FrameInverter(case["path"], "visp" if name == "visp-frame" else "hinode", threads=THREADS)
+    inv = FrameInverter(case["path"], "hinode" if name == "hinode-slit" else "visp", threads=THREADS)
     if impl == "fastinv":
         out = benchmark.pedantic(inv.invert_frame, args=(case["frame"], case["wavelength"]), rounds=10,
                                  warmup_rounds=2)
@@ -143,7 +155,7 @@ def _frame_pair(benchmark, case, machine, impl, name):
 
 
 def _net_pair(benchmark, case, machine, impl, name):
-    inv = FrameInverter(case["path"], "visp" if name == "visp-frame" else "hinode", threads=THREADS)
+    inv = FrameInverter(case["path"], "hinode" if name == "hinode-slit" else "visp", threads=THREADS)
     x = np.ascontiguousarray(np.random.default_rng(0).normal(size=(case["n"], 4, inv.net._wl.size)), np.float32)
     if impl == "fastinv-net":
         y = np.empty((case["n"], 42), np.float32)
@@ -169,6 +181,12 @@ def test_visp_frame(benchmark, visp, machine, impl):
 def test_visp_network(benchmark, visp, machine, impl):
     benchmark.group = "visp-frame"
     _net_pair(benchmark, visp, machine, impl, "visp-frame")
+
+
+@pytest.mark.parametrize("impl", ["fastinv", "torch"])
+def test_visp_frame_small_cnn(benchmark, visp_small, machine, impl):
+    benchmark.group = "visp-frame-small"
+    _frame_pair(benchmark, visp_small, machine, impl, "visp-frame-small")
 
 
 @pytest.mark.parametrize("impl", ["fastinv", "torch"])
@@ -202,6 +220,8 @@ def write_summary(json_path: Path, md_path: Path) -> str:
              f"{load:.1f} (shared machine: quote the ratios, measured side by side in one run)",
              "- network: compact CNN (3 x Conv1d 64 k5 + pool 2, Linear 256, 42 outputs), random weights", ""]
     for case, what in (("visp-frame", f"ViSP raster step 4 x {N_WL_VISP} x {N_SLIT_VISP} -> 172 model wavelengths"),
+                       ("visp-frame-small", "the same step, smaller CNN (3 x Conv1d 32, k 5/5/3, pool 2; "
+                                            "Linear 128)"),
                        ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112")):
         lines += [f"## {case}: {what}", "", "| implementation | latency median [ms] | min [ms] | pixels/s | "
                   "torch / fastinv |", "| --- | --- | --- | --- | --- |"]
@@ -215,6 +235,9 @@ def write_summary(json_path: Path, md_path: Path) -> str:
                     ratio = f"{rows[(case, b)]['latency_ms_median'] / e['latency_ms_median']:.2f}x"
                 lines.append(f"| {impl} | {e['latency_ms_median']:.1f} | {e['latency_ms_min']:.1f} | "
                              f"{e['pixels_per_s']:,.0f} | {ratio} |")
+        e = rows.get((case, "fastinv"))
+        if e:
+            lines.append(f"\nnetwork: {e['flops_per_pixel'] / 1e6:.2f} MFLOP/pixel")
         lines.append("")
     text = "\n".join(lines)
     md_path.write_text(text)
