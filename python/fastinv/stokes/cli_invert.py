@@ -48,9 +48,9 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
         bar = {}
 
-        def total(n):
+        def total(n, stage):
             if not args.quiet:
-                bar["p"] = TextProgress(n, label=f"stokes invert {args.instrument} ")
+                bar["p"] = TextProgress(n, label=f"{args.instrument} {stage:9s} ")
 
         def progress(k):
             if "p" in bar:

@@ -419,9 +419,10 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
     continuum : float, optional
         I_c in counts.
     progress : callable, optional
-        Called with the number of frames done.
+        Called with the number of frames done in the current pass.
     total : callable, optional
-        Called once with the number of frames.
+        Called with (number of frames, pass name) at the start of each pass: "continuum"
+        (only when ``continuum`` is not given; reads Stokes I) and "invert".
 
     Returns
     -------
@@ -459,15 +460,19 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
 
         paths = steps
         wl_axis_i = 0
-    if total is not None:
-        total(len(paths))
     if continuum is None:
+        if total is not None:
+            total(len(paths), "continuum")
         levels = []
-        for p in paths:
+        for k, p in enumerate(paths):
             i = intensity(p)
             idx = continuum_wavelengths(i, axis=wl_axis_i)
             levels.append(continuum_levels(i, idx, axis=wl_axis_i))
+            if progress is not None:
+                progress(k + 1)
         continuum = quiet_sun_level(np.concatenate(levels))
+    if total is not None:
+        total(len(paths), "invert")
     results: dict[str, np.ndarray] = {}
     status = None
     first_header = None
