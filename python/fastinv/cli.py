@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .stokes.training import register_cli as _register_stokes  # stokes synth (me|lte)
 
     _register_stokes(sub)
+    from .stokes.cli_invert import register_cli as _register_stokes_invert  # stokes invert
+
+    _register_stokes_invert(sub)
     return parser
 
 

@@ -71,7 +71,7 @@ class Model:
         """Layers, parameter count and FLOPs per sample (multiply-add = 2 FLOPs)."""
         return self._core.info()
 
-    def __call__(self, x: np.ndarray, threads: int | None = None) -> np.ndarray:
+    def __call__(self, x: np.ndarray, threads: int | None = None, out: np.ndarray | None = None) -> np.ndarray:
         """Run the network.
 
         Parameters
@@ -82,11 +82,20 @@ class Model:
             copy of the whole array is made.
         threads : int, optional
             Overrides the model's thread count for this call.
+        out : numpy.ndarray, float32, optional
+            Write the result here instead of a new array (any strides; shape exactly that of
+            the result; must not overlap ``x``). Lets frame-by-frame callers reuse one buffer.
 
         Returns
         -------
         numpy.ndarray, float32
-            Shaped like the PyTorch module's output.
+            Shaped like the PyTorch module's output (``out`` itself when given).
+
+        Examples
+        --------
+        >>> y = np.empty((len(x), *model.output_shape), np.float32)   # doctest: +SKIP
+        >>> model(x, out=y) is y                                      # doctest: +SKIP
+        True
         """
         if not isinstance(x, np.ndarray):
             x = np.asarray(x)
@@ -113,6 +122,13 @@ class Model:
         feature_shape = tuple(x.shape[a] for a in axes[1])
         if feature_shape != self.input_shape:
             raise ValueError(f"input has per-sample shape {feature_shape} but the model expects {self.input_shape}")
+        if out is not None:
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"out must be a numpy.ndarray, got {type(out).__name__}")
+            if out.shape != tuple(out_full):
+                raise ValueError(f"out has shape {out.shape}, the result has shape {tuple(out_full)}")
+            self._core.run(x, axes[0], axes[1], list(out_full), out_axes[0], out_axes[1], nthreads, out)
+            return out
         return self._core.run(x, axes[0], axes[1], list(out_full), out_axes[0], out_axes[1], nthreads)
 
     def __repr__(self) -> str:

@@ -2,6 +2,9 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
+#include <utility>
+
 #include "fastinv/error.hpp"
 #include "fastinv/model.hpp"
 #include "fastinv/runtime.hpp"
@@ -45,6 +48,22 @@ Strided make_view(const std::vector<int64_t>& shape, const std::vector<int64_t>&
   return v;
 }
 
+// [lowest, highest) byte address an array touches (any strides, negative ones included).
+std::pair<uintptr_t, uintptr_t> byte_extent(const py::array& a) {
+  auto lo = reinterpret_cast<uintptr_t>(a.data()), hi = lo;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) return {lo, lo};
+    const auto reach = static_cast<intptr_t>(a.strides(d)) * static_cast<intptr_t>(a.shape(d) - 1);
+    if (reach < 0) lo -= uintptr_t(-reach); else hi += uintptr_t(reach);
+  }
+  return {lo, hi + uintptr_t(a.itemsize())};
+}
+
+bool byte_extents_overlap(const py::array& a, const py::array& b) {
+  const auto ea = byte_extent(a), eb = byte_extent(b);
+  return ea.first < ea.second && eb.first < eb.second && ea.first < eb.second && eb.first < ea.second;
+}
+
 py::dict info_dict(const ModelInfo& info) {
   py::list layers;
   for (const LayerInfo& l : info.layers) {
@@ -71,7 +90,7 @@ py::dict info_dict(const ModelInfo& info) {
 py::array_t<float> run(const Model& model, const py::array& x, const std::vector<int>& sample_axes,
                        const std::vector<int>& feature_axes, const std::vector<int64_t>& out_shape,
                        const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes,
-                       int threads) {
+                       int threads, const py::object& out_obj) {
   InputView in;
   if (x.dtype().is(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -82,7 +101,23 @@ py::array_t<float> run(const Model& model, const py::array& x, const std::vector
   std::vector<int64_t> shape(x.shape(), x.shape() + x.ndim()), strides(x.strides(), x.strides() + x.ndim());
   in.data = x.data();
   in.layout = make_view(shape, strides, int64_t(x.itemsize()), sample_axes, feature_axes, "input");
-  py::array_t<float> y(out_shape);
+  // A caller-supplied output (out=) lets frame-by-frame callers reuse one buffer: it must be
+  // float32, writeable, shaped exactly as the result and not overlap the input (the kernels
+  // read the input while writing the output).
+  py::array_t<float> y;
+  if (out_obj.is_none()) {
+    y = py::array_t<float>(out_shape);
+  } else {
+    if (!py::isinstance<py::array>(out_obj)) throw TypeMismatch("out must be a numpy.ndarray");
+    py::array o = py::reinterpret_borrow<py::array>(out_obj);
+    if (!o.dtype().is(py::dtype::of<float>()))
+      throw TypeMismatch("out must be float32, got " + std::string(py::str(o.dtype())));
+    if (!o.writeable()) throw InvalidArgument("out is read-only");
+    if (std::vector<int64_t>(o.shape(), o.shape() + o.ndim()) != out_shape)
+      throw InvalidArgument("out has the wrong shape for this input");
+    if (byte_extents_overlap(o, x)) throw InvalidArgument("out must not share memory with the input");
+    y = py::reinterpret_borrow<py::array_t<float>>(o);
+  }
   std::vector<int64_t> yshape(y.shape(), y.shape() + y.ndim()), ystrides(y.strides(), y.strides() + y.ndim());
   OutputView out{y.mutable_data(), make_view(yshape, ystrides, 4, out_sample_axes, out_feature_axes, "output")};
   {
@@ -144,7 +179,8 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("metadata", &Model::metadata)
       .def("info", [](const Model& m) { return info_dict(m.info()); })
       .def("run", &run, py::arg("x"), py::arg("sample_axes"), py::arg("feature_axes"), py::arg("out_shape"),
-           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0);
+           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0,
+           py::arg("out") = py::none());
 }
 
 }  // namespace fastinv::python

@@ -48,3 +48,9 @@ from . import atmospheres  # noqa: E402
 from .lte import LTE, LTE_STATUS  # noqa: E402
 
 __all__ += ["LTE", "LTE_STATUS", "atmospheres"]
+
+# Stokes inversion with trained networks: model loader, readers, frame inverter (stokesio).
+from .network import StokesNet, resample_to, STOKES_STATUS  # noqa: E402
+from .invert import FrameInverter, FrameResult, invert_files  # noqa: E402
+
+__all__ += ["StokesNet", "resample_to", "STOKES_STATUS", "FrameInverter", "FrameResult", "invert_files"]

@@ -1,0 +1,109 @@
+"""``fastinv stokes invert``: invert Hinode SP / DKIST ViSP files with a trained network."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["register_cli"]
+
+_DESCRIPTION = """\
+Invert the Stokes profiles of one map with a 1D CNN (fastinv's engine) and write the
+atmosphere at the model's log tau_500 nodes to FITS, with DKIST level-2 names
+(temperature, velocity, mag_strength, mag_inclination, mag_azimuth; optical_depth holds the
+nodes, status the per-pixel flags), the input's celestial WCS and the model card summary.
+
+Inputs (all files of ONE map; directories are expanded to their *.fits):
+  hinode  Hinode SOT/SP level-1 slit files (SP3D*.fits), one per slit position,
+          (4, N_y, 112) integers; wrap-around and SPBSHFT are corrected.
+  visp    DKIST ViSP level-1 frames, one file per raster step and Stokes parameter;
+          grouped by DINDEX3 (step) and DINDEX4 (Stokes) from the headers.
+
+Profiles are divided by the map's quiet-Sun continuum (median continuum of the pixels
+brighter than 0.8 of it, iterated; override with --continuum) and linearly resampled to
+the model's wavelength grid, which the observation must cover.
+"""
+
+_EPILOG = """\
+examples:
+  fastinv stokes invert SP3D20070105_*.fits --instrument hinode -o map.fits --png
+  fastinv stokes invert visp_l1/ --instrument visp -o visp_map.fits --model my_visp.safetensors
+"""
+
+
+def _cmd_invert(args: argparse.Namespace) -> int:
+    from ..stokes.training import TextProgress
+    from .invert import invert_files
+    from .network import STOKES_STATUS, StokesNet
+    from .output import quicklook_png, write_inversion_fits
+
+    out = Path(args.output)
+    if out.suffix.lower() not in (".fits", ".fit", ".fts"):
+        print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
+        return 2
+    try:
+        net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
+        bar = {}
+
+        def total(n):
+            if not args.quiet:
+                bar["p"] = TextProgress(n, label=f"stokes invert {args.instrument} ")
+
+        def progress(k):
+            if "p" in bar:
+                bar["p"](k)
+
+        res = invert_files(args.files, args.instrument, model=net, continuum=args.continuum,
+                           threads=args.threads, progress=progress, total=total)
+        cards = net.summary_cards()
+        cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
+        cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument], "instrument of the input")
+        cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
+        write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards)
+        if args.png:
+            quicklook_png(out.with_suffix(".png"), res.results, net.nodes,
+                          title=f"fastinv {net.card.get('architecture', '')} {net.instrument}: {out.name}")
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"fastinv stokes invert: error: {exc}", file=sys.stderr)
+        return 1
+    codes, counts = np.unique(res.status, return_counts=True)
+    summary = ", ".join(f"{STOKES_STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
+    ny, nx = res.status.shape
+    print(f"wrote {out}{' and ' + str(out.with_suffix('.png')) if args.png else ''} "
+          f"({nx} x {ny} pixels in {res.seconds:.1f} s; {summary})")
+    return 0
+
+
+def _stokes_subparsers(subparsers) -> argparse._SubParsersAction:
+    """The sub-command action of the existing ``stokes`` group (created by stokes.training)."""
+    parser = subparsers.choices.get("stokes")
+    if parser is None:
+        parser = subparsers.add_parser("stokes", help="Stokes profiles: synthesis and inversion")
+        parser.set_defaults(func=lambda a: (parser.print_help(), 2)[1])
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return parser.add_subparsers(dest="stokes_command", metavar="COMMAND")
+
+
+def register_cli(subparsers) -> None:
+    """Add ``stokes invert`` to the ``fastinv`` command line (called from fastinv.cli)."""
+    sub = _stokes_subparsers(subparsers)
+    p = sub.add_parser("invert", help="invert Hinode SP / DKIST ViSP files with a trained network",
+                       description=_DESCRIPTION, epilog=_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("files", nargs="+", metavar="FILE", help="input FITS files (or directories) of one map")
+    p.add_argument("--instrument", choices=("hinode", "visp"), required=True,
+                   help="hinode: Hinode SOT/SP level-1; visp: DKIST ViSP level-1")
+    p.add_argument("-o", "--output", required=True, help="output FITS file (replaced atomically)")
+    p.add_argument("--png", action="store_true",
+                   help="also write quicklook maps at log tau 0, -1, -2 next to it (.png; needs matplotlib)")
+    p.add_argument("--model", default=None,
+                   help="Stokes model file (.safetensors; default: the one shipped for the instrument)")
+    p.add_argument("--continuum", type=float, default=None,
+                   help="quiet-Sun continuum I_c in counts (default: found in the map)")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_invert)

@@ -1,0 +1,458 @@
+"""Invert observed Stokes files: frame by frame with preallocated buffers, whole maps, and a
+watch mode that inverts ViSP raster steps as their four Stokes files appear.
+
+A *frame* is one slit position: for DKIST ViSP one raster step, ``(4, Nλ, N_slit)`` as in the
+level-1 files; for Hinode SP one slit file, ``(4, N_y, Nλ)``. :class:`FrameInverter` turns a
+frame in counts into the atmosphere at the model's nodes along the slit:
+
+1. resample to the model's wavelength grid (linear, with a coverage check);
+2. divide by the quiet-Sun continuum I_c (fixed, or found in the frame by the rule of
+   :mod:`fastinv.stokes.continuum`);
+3. scale as the model card says, run the network with fastinv's engine into a reused
+   output buffer, decode (azimuth from sin/cos 2φ, clipping).
+
+Pixels with NaN/inf anywhere in their profile get NaN results and status 1, pixels with no
+signal (mean I <= 0) status 2; the rest of the frame is unaffected.
+
+Examples
+--------
+>>> from fastinv.stokes import FrameInverter                              # doctest: +SKIP
+>>> inv = FrameInverter("stokes_visp.safetensors", instrument="visp")     # doctest: +SKIP
+>>> res = inv.invert_frame(frame, wavelength=wl)   # frame (4, 976, 2555)  # doctest: +SKIP
+>>> res.results["temperature"].shape, f"{res.latency * 1e3:.0f} ms"        # doctest: +SKIP
+((7, 2555), '41 ms')
+"""
+from __future__ import annotations
+
+import glob
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from .continuum import continuum_levels, continuum_wavelengths, quiet_sun_level
+from .network import Resampler, StokesNet, instrument_key
+
+__all__ = ["FrameInverter", "FrameResult", "invert_files", "MapResult"]
+
+# spectral axis of a frame and the axis along the slit, per instrument
+_AXES = {"visp": (1, 2), "hinode_sp": (2, 1)}
+
+
+@dataclass
+class FrameResult:
+    """Inversion of one frame.
+
+    Attributes
+    ----------
+    results : dict of str -> numpy.ndarray (n_nodes, N_slit), float32
+        Decoded quantities (units: :attr:`StokesNet.units`), NaN where status != 0.
+    status : numpy.ndarray (N_slit,), uint8
+    continuum : float
+        I_c used [counts].
+    latency : float
+        Seconds from the call (or, in watch mode, from the moment the frame's last file
+        was seen) to the results.
+    compute : float
+        Seconds spent in resampling, normalisation, network and decoding.
+    step : int or None
+        ViSP raster step (DINDEX3) in watch mode.
+    """
+
+    results: dict
+    status: np.ndarray
+    continuum: float
+    latency: float
+    compute: float
+    step: int | None = None
+    header: object = field(default=None, repr=False)
+
+
+def _as_net(model, instrument: str, threads, device) -> StokesNet:
+    if isinstance(model, StokesNet):
+        if model.instrument != instrument:
+            raise ValueError(f"the model is for {model.instrument}, not {instrument}")
+        return model
+    return StokesNet.load(model, instrument=instrument, device=device, threads=threads)
+
+
+class FrameInverter:
+    """Invert frame after frame with buffers allocated once (see the module docstring).
+
+    Parameters
+    ----------
+    model : StokesNet, str, os.PathLike or None
+        The network, a model file, or None for the shipped model of ``instrument``.
+    instrument : {"visp", "hinode"}
+        Sets the frame layout: ViSP ``(4, Nλ, N_slit)``, Hinode SP ``(4, N_y, Nλ)``.
+    continuum : float, optional
+        Fixed quiet-Sun continuum I_c [counts]; default: found in each frame.
+    threads : int, optional
+    device : {"cpu", "cuda"}
+
+    Examples
+    --------
+    >>> inv = FrameInverter(None, "visp")                                 # doctest: +SKIP
+    >>> for res in inv.watch("/data/visp/incoming", timeout=60):          # doctest: +SKIP
+    ...     print(res.step, f"{res.latency * 1e3:.0f} ms")
+    """
+
+    def __init__(self, model=None, instrument: str = "visp", continuum: float | None = None,
+                 threads: int | None = None, device: str = "cpu") -> None:
+        self.instrument = instrument_key(instrument)
+        self.net = _as_net(model, self.instrument, threads, device)
+        self.threads = threads
+        self.wl_axis, self.slit_axis = _AXES[self.instrument]
+        if continuum is not None and not (np.isfinite(continuum) and continuum > 0):
+            raise ValueError(f"continuum must be a positive number of counts, got {continuum!r}")
+        self.continuum = None if continuum is None else float(continuum)
+        self._resampler: Resampler | None = None
+        self._wl_key: tuple | None = None
+        self._n = -1
+
+    # ------------------------------------------------------------------ buffers
+    def _buffers(self, n: int) -> None:
+        if n == self._n:
+            return
+        net = self.net
+        nm, nc = net._wl.size, net._channels.size
+        k = net.model.output_shape[0]
+        shape = [4, 0, 0]
+        shape[self.wl_axis], shape[self.slit_axis] = nm, n
+        self._resampled = np.empty(shape, dtype=np.float32)
+        self._x = np.empty((n, nc, nm), dtype=np.float32)
+        # (C, Nλ, N) or (C, N, Nλ) view of the network input matching the frame layout
+        self._x_frame = self._x.transpose(1, 2, 0) if self.wl_axis == 1 else self._x.transpose(1, 0, 2)
+        self._y = np.empty((n, k), dtype=np.float32)
+        self._n = n
+
+    def _resampler_for(self, wavelength) -> Resampler:
+        from .._units import to_float_array
+
+        wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
+        key = (wl.size, float(wl[0]), float(wl[-1]), float(wl.sum()))
+        if key != self._wl_key:
+            self._resampler = Resampler(wl, self.net._wl)
+            self._wl_key = key
+        return self._resampler
+
+    def frame_continuum(self, frame: np.ndarray) -> float:
+        """Quiet-Sun I_c of one frame by the rule of :mod:`fastinv.stokes.continuum`."""
+        i = frame[0]
+        wl_axis = self.wl_axis - 1
+        idx = continuum_wavelengths(i, axis=wl_axis)
+        return quiet_sun_level(continuum_levels(i, idx, axis=wl_axis))
+
+    # ------------------------------------------------------------------ one frame
+    def invert_frame(self, frame, wavelength=None, continuum: float | None = None) -> FrameResult:
+        """Invert one frame.
+
+        Parameters
+        ----------
+        frame : numpy.ndarray or VispStep
+            ViSP ``(4, Nλ, N_slit)`` / Hinode ``(4, N_y, Nλ)`` counts (a read
+            :class:`~fastinv.stokes.io_visp.VispStep` carries its wavelengths).
+        wavelength : array_like or Quantity
+            The frame's wavelengths (Angstrom if unitless).
+        continuum : float, optional
+            I_c [counts] for this frame (default: the inverter's, else found in the frame).
+
+        Returns
+        -------
+        FrameResult
+            Arrays are new (not the reused buffers).
+
+        Raises
+        ------
+        ValueError
+            Wrong shape, wavelengths that do not cover the model's grid, or a frame without
+            any usable continuum.
+        """
+        t0 = time.perf_counter()
+        step = getattr(frame, "step", None)
+        header = getattr(frame, "header", None)
+        if hasattr(frame, "stokes"):
+            wavelength = frame.wavelength if wavelength is None else wavelength
+            frame = frame.stokes
+        if wavelength is None:
+            raise ValueError("invert_frame needs the frame's wavelengths (wavelength=...)")
+        frame = np.asarray(frame)
+        layout = "(4, N_lambda, N_slit)" if self.wl_axis == 1 else "(4, N_y, N_lambda)"
+        if frame.ndim != 3 or frame.shape[0] != 4:
+            raise ValueError(f"a {self.instrument} frame has shape {layout} (I, Q, U, V), got {frame.shape}")
+        if not np.issubdtype(frame.dtype, np.number):
+            raise TypeError(f"frame must be numeric, got {frame.dtype}")
+        res = self._resampler_for(wavelength)
+        if frame.shape[self.wl_axis] != res.n_in:
+            raise ValueError(f"frame has {frame.shape[self.wl_axis]} wavelengths on axis {self.wl_axis} "
+                             f"({layout}) but {res.n_in} were given")
+        n = frame.shape[self.slit_axis]
+        self._buffers(n)
+        ic = continuum if continuum is not None else self.continuum
+        if ic is None:
+            ic = self.frame_continuum(frame)
+        r = res(frame, axis=self.wl_axis, out=self._resampled)
+        net = self.net
+        for c, s in enumerate(net._channels):
+            np.multiply(r[s], net._scale[c] / np.float32(ic), out=self._x_frame[c])
+            self._x_frame[c] -= net._offset[c] * net._scale[c]
+        x = self._x
+        bad = ~np.isfinite(x.sum(axis=(1, 2)))
+        mean_i = r[0].mean(axis=self.wl_axis - 1)
+        nosignal = ~(mean_i > 0) & ~bad
+        flagged = bad | nosignal
+        if flagged.any():
+            x[flagged] = 0.0
+        y = net.run(x, out=self._y, threads=self.threads)
+        dec = net.decode(y)
+        out = {}
+        for name, v in dec.items():
+            a = np.ascontiguousarray(v.T)
+            a[:, flagged] = np.nan
+            out[name] = a
+        status = np.zeros(n, dtype=np.uint8)
+        status[bad] = 1
+        status[nosignal] = 2
+        t = time.perf_counter() - t0
+        return FrameResult(out, status, float(ic), t, t, step, header)
+
+    # ------------------------------------------------------------------ watch mode
+    def watch(self, directory: str | os.PathLike, pattern: str = "*.fits", timeout: float | None = 60.0,
+              max_frames: int | None = None, poll: float = 0.1, stop: Callable[[], bool] | None = None,
+              output_dir: str | os.PathLike | None = None, report: bool = False) -> Iterable[FrameResult]:
+        """Invert ViSP raster steps as their four Stokes files appear in ``directory``.
+
+        Files are polled every ``poll`` s, identified by their headers (DINDEX3/DINDEX4,
+        never by name), and a step is inverted as soon as its fourth Stokes file is readable;
+        files present at the start are processed first. A generator: each complete step
+        yields a :class:`FrameResult` whose ``latency`` runs from the moment the step's last
+        file was seen to the results.
+
+        Parameters
+        ----------
+        directory : path
+        pattern : str
+            Glob of the frame files.
+        timeout : float or None
+            Stop after this many seconds without a new file (None: never).
+        max_frames : int, optional
+            Stop after this many steps.
+        poll : float
+            Seconds between directory scans.
+        stop : callable, optional
+            Polled between scans; return True to stop.
+        output_dir : path, optional
+            Also write each step's result as FITS there (``step_<DINDEX3>.fits``).
+        report : bool
+            Print each step's latency to stderr.
+
+        Raises
+        ------
+        ValueError
+            A file that is not a ViSP frame, or two files for the same step and Stokes.
+        """
+        from .io_visp import VispStep, read_visp_header, read_visp_step, STOKES_NAMES
+
+        if self.instrument != "visp":
+            raise ValueError("watch() inverts DKIST ViSP raster steps; use instrument='visp'")
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"{directory} is not a directory")
+        seen: dict[str, tuple[int, int]] = {}
+        pending: dict[int, dict[int, str]] = {}
+        values: set[int] = set()
+        done = 0
+        last_new = time.monotonic()
+        frame_buf = None
+        while True:
+            new = False
+            for p in sorted(glob.glob(str(directory / pattern))):
+                if p in seen:
+                    continue
+                try:
+                    h = read_visp_header(p)
+                except (OSError, EOFError, TypeError, IndexError):
+                    continue  # still being written: try again at the next scan
+                key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
+                seen[p] = key
+                new = True
+                slot = pending.setdefault(key[0], {})
+                if key[1] in slot:
+                    raise ValueError(f"{slot[key[1]]} and {p}: same raster step and Stokes (DINDEX3={key[0]}, "
+                                     f"DINDEX4={key[1]})")
+                slot[key[1]] = p
+                values.add(key[1])
+            if new:
+                last_new = time.monotonic()
+            for stepno in sorted(pending):
+                slot = pending[stepno]
+                if len(slot) < 4:
+                    continue
+                t_seen = time.monotonic()
+                del pending[stepno]
+                order = sorted(slot)
+                step = read_visp_step(VispStep(stepno, [slot[k] for k in order]), out=frame_buf)
+                frame_buf = step.stokes
+                result = self.invert_frame(step)
+                result.latency = time.monotonic() - t_seen
+                result.step = stepno
+                if output_dir is not None:
+                    self.write_frame(Path(output_dir) / f"step_{stepno:05d}.fits", result)
+                if report:
+                    print(f"step {stepno}: {result.latency * 1e3:.1f} ms (inversion {result.compute * 1e3:.1f} ms)",
+                          file=sys.stderr)
+                done += 1
+                yield result
+                if max_frames is not None and done >= max_frames:
+                    return
+            if stop is not None and stop():
+                return
+            if timeout is not None and time.monotonic() - last_new > timeout:
+                return
+            time.sleep(poll)
+
+    def write_frame(self, path, result: FrameResult) -> Path:
+        """Write one frame's result as FITS (an nx = 1 map; celestial WCS from a ViSP header)."""
+        from .output import write_inversion_fits
+
+        wcs = None
+        if result.header is not None and self.instrument == "visp":
+            from .io_visp import visp_map_wcs
+
+            wcs = visp_map_wcs(result.header)
+        maps = {k: v[:, :, None] for k, v in result.results.items()}
+        cards = self.net.summary_cards()
+        cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
+        return write_inversion_fits(path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards)
+
+
+# --------------------------------------------------------------------------------------
+# whole maps (the CLI)
+
+
+@dataclass
+class MapResult:
+    """A map: quantity -> (nodes, ny, nx), status (ny, nx), the continuum, the WCS."""
+
+    results: dict
+    status: np.ndarray
+    continuum: float
+    wcs: object
+    frames: int
+    seconds: float
+
+
+def _expand(paths: Sequence) -> list[str]:
+    out = []
+    for p in paths:
+        p = os.fspath(p)
+        if os.path.isdir(p):
+            found = sorted(glob.glob(os.path.join(p, "*.fits")) + glob.glob(os.path.join(p, "*.fits.gz")))
+            if not found:
+                raise FileNotFoundError(f"{p}: no *.fits files in this directory")
+            out += found
+        elif not os.path.exists(p):
+            raise FileNotFoundError(f"{p}: no such file")
+        else:
+            out.append(p)
+    if not out:
+        raise ValueError("no input files")
+    return out
+
+
+def invert_files(paths: Sequence, instrument: str, model=None, continuum: float | None = None,
+                 threads: int | None = None, progress: Callable[[int], None] | None = None,
+                 total: Callable[[int], None] | None = None) -> MapResult:
+    """Invert one map: Hinode SP slit files, or the per-Stokes files of a ViSP raster.
+
+    The map's quiet-Sun continuum is found first over all its frames (a first pass that reads
+    only Stokes I; rule in :mod:`fastinv.stokes.continuum`) unless ``continuum`` is given, so
+    all frames share one I_c.
+
+    Parameters
+    ----------
+    paths : sequence of paths
+        Files (or directories of ``*.fits``) of ONE map.
+    instrument : {"hinode", "visp"}
+    model : StokesNet, path or None (shipped model)
+    continuum : float, optional
+        I_c in counts.
+    progress : callable, optional
+        Called with the number of frames done.
+    total : callable, optional
+        Called once with the number of frames.
+
+    Returns
+    -------
+    MapResult
+    """
+    t0 = time.perf_counter()
+    key = instrument_key(instrument)
+    paths = _expand(paths)
+    inv = FrameInverter(model, key, threads=threads)
+    if key == "hinode_sp":
+        from .io_hinode import hinode_map_wcs, read_hinode_slit, sort_slits
+        from astropy.io import fits
+
+        headers = []
+        for p in paths:
+            with fits.open(p, memmap=False) as hdul:
+                headers.append(next((h for h in hdul if h.data is not None), hdul[0]).header.copy())
+        order = sort_slits(headers, paths)
+        paths = [paths[k] for k in order]
+        headers = [headers[k] for k in order]
+        read = lambda p: read_hinode_slit(p)  # noqa: E731
+        intensity = lambda p: read_hinode_slit(p).stokes[0]  # noqa: E731  (N_y, Nλ)
+        wl_axis_i = 1
+    else:
+        from .io_visp import group_visp_files, read_visp_step, visp_map_wcs
+        from astropy.io import fits
+
+        steps = group_visp_files(paths)
+        read = lambda s: read_visp_step(s)  # noqa: E731
+
+        def intensity(s):
+            with fits.open(s.paths[0], memmap=False) as hdul:
+                d = np.asarray(next(h for h in hdul if h.data is not None).data, dtype=np.float32)
+            return d[0] if d.ndim == 3 else d  # (Nλ, N_slit)
+
+        paths = steps
+        wl_axis_i = 0
+    if total is not None:
+        total(len(paths))
+    if continuum is None:
+        levels = []
+        for p in paths:
+            i = intensity(p)
+            idx = continuum_wavelengths(i, axis=wl_axis_i)
+            levels.append(continuum_levels(i, idx, axis=wl_axis_i))
+        continuum = quiet_sun_level(np.concatenate(levels))
+    results: dict[str, np.ndarray] = {}
+    status = None
+    first_header = None
+    for x, p in enumerate(paths):
+        frame = read(p)
+        if first_header is None:
+            first_header = frame.header
+        r = inv.invert_frame(frame, continuum=continuum)
+        if status is None:
+            ny = r.status.size
+            status = np.zeros((ny, len(paths)), dtype=np.uint8)
+            results = {k: np.empty((v.shape[0], ny, len(paths)), dtype=np.float32) for k, v in r.results.items()}
+        if r.status.size != status.shape[0]:
+            raise ValueError(f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
+                             f"first frame has {status.shape[0]}")
+        for k, v in r.results.items():
+            results[k][:, :, x] = v
+        status[:, x] = r.status
+        if progress is not None:
+            progress(x + 1)
+    if key == "hinode_sp":
+        wcs = hinode_map_wcs(headers, status.shape[0])
+    else:
+        wcs = visp_map_wcs(first_header)
+    return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0)
