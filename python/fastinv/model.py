@@ -102,14 +102,14 @@ class Model:
         if x.dtype not in (np.float32, np.float64):
             raise TypeError(f"input must be float32 or float64, got {x.dtype}; convert with x.astype(np.float32)")
         nthreads = self.threads if threads is None else int(threads)
-        out = self.output_shape
+        shape = self.output_shape
         if self.layout == "nchw":
             if x.ndim == 4:
                 axes = ([0, 2, 3], [1])
-                out_full, out_axes = (x.shape[0], out[0], x.shape[2], x.shape[3]), ([0, 2, 3], [1])
+                out_full, out_axes = (x.shape[0], shape[0], x.shape[2], x.shape[3]), ([0, 2, 3], [1])
             elif x.ndim == 3:
                 axes = ([1, 2], [0])
-                out_full, out_axes = (out[0], x.shape[1], x.shape[2]), ([1, 2], [0])
+                out_full, out_axes = (shape[0], x.shape[1], x.shape[2]), ([1, 2], [0])
             else:
                 raise ValueError(f"a per-pixel network takes (N, C, H, W) or (C, H, W) input, got shape {x.shape}")
         else:
@@ -118,7 +118,7 @@ class Model:
                 raise ValueError(f"this network takes input of shape (N, {', '.join(map(str, self.input_shape))}), "
                                  f"got {x.shape}")
             axes = ([0], list(range(1, x.ndim)))
-            out_full, out_axes = (x.shape[0], *out), ([0], list(range(1, 1 + len(out))))
+            out_full, out_axes = (x.shape[0], *shape), ([0], list(range(1, 1 + len(shape))))
         feature_shape = tuple(x.shape[a] for a in axes[1])
         if feature_shape != self.input_shape:
             raise ValueError(f"input has per-sample shape {feature_shape} but the model expects {self.input_shape}")

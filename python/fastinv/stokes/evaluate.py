@@ -146,17 +146,19 @@ def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 202611
     atm, population = atm_mod.random_mixture(n, seed=rng)
     reference = atm_mod.hsra()
 
-    def synth(a, i):
+    def synth(a, i, wave):
         ptop = float(_core._lte_hydrostatic(a.log_tau, a.temperature[i])["Pg"][0])
         return lwref.lightweaver_stokes(a.log_tau, a.temperature[i], a.vmic[i], a.B[i],
-                                        a.inclination[i], a.azimuth[i], a.vlos[i], grid,
+                                        a.inclination[i], a.azimuth[i], a.vlos[i], wave,
                                         ptop_dyn=ptop)
 
-    ic = synth(reference, 0)[0]
+    # HSRA continuum: lightweaver at line-free points 3 A outside the grid, linear between
+    ends = np.array([grid[0] - 3.0, grid[-1] + 3.0])
+    ic = np.interp(grid, ends, synth(reference, 0, ends)[0])
     raw = np.empty((n, 4, grid.size))
     bar = ProgressBar(n, enabled=progress, unit="atmospheres")
     for i in range(n):
-        raw[i] = synth(atm, i)
+        raw[i] = synth(atm, i, grid)
         bar.update(1)
     stokes = inst.add_noise(inst.degrade(raw / ic[None, None, :]), seed=rng, continuum=1.0)
     return {"stokes": stokes.astype(np.float32), "wavelength": inst.wavelength.copy(),

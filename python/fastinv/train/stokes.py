@@ -129,7 +129,13 @@ def weak_field_blos(stokes: np.ndarray, wavelength: np.ndarray, half_width: floa
     blue lobe for inclination < 90 deg).
     """
     wl = np.asarray(wavelength, dtype=np.float64)
-    didl = np.gradient(stokes[:, 0, :].astype(np.float64), wl, axis=1)
+    intensity = stokes[:, 0, :].astype(np.float64)
+    didl = np.gradient(intensity, wl, axis=1)
+    # fourth-order central differences inside (grids are uniform): 2nd order underestimates
+    # the slope of a 0.1 A line on Hinode's 21.5 mA grid by ~2 %
+    h = np.gradient(wl)[2:-2]
+    didl[:, 2:-2] = (intensity[:, :-4] - 8 * intensity[:, 1:-3] + 8 * intensity[:, 3:-1]
+                     - intensity[:, 4:]) / (12 * h)
     m = np.abs(wl - _WFA_LINE) <= half_width
     d, v = didl[:, m], stokes[:, 3, m].astype(np.float64)
     return -(d * v).sum(1) / (_WFA_C * _WFA_G * _WFA_LINE**2 * np.maximum((d * d).sum(1), 1e-30))
@@ -141,6 +147,20 @@ def _network_input(stokes: np.ndarray, channels: Sequence[int], offset: np.ndarr
     x -= offset[:, None]
     x *= scale[:, None]
     return x
+
+
+def _export_error(net, path: str | os.PathLike, x) -> float:
+    """max |engine - PyTorch| / max |PyTorch| of the exported file on ``x``; raises if > 1e-4."""
+    import torch
+
+    from ..model import load
+
+    with torch.no_grad():
+        ref = net(x).numpy()
+    err = float(np.max(np.abs(load(path)(x.numpy()) - ref)) / np.max(np.abs(ref)))
+    if not err <= 1e-4:
+        raise RuntimeError(f"exported model {path} disagrees with PyTorch (relative error {err:.2e})")
+    return err
 
 
 def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: str = "compact-cnn",
@@ -261,7 +281,7 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
             bar.update(1)
         net.eval()
         with torch.no_grad():
@@ -302,9 +322,10 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
     net.eval()
     export(net, output, torch.zeros(1, len(channels), wavelength.size),
            metadata={"fastinv.card": json.dumps(card)})
+    card["training"]["export_max_rel_error"] = _export_error(net, output, x_val[:512])
     card["metrics"] = evaluate(output, data, threads=threads)
     from ..export import update_card
     from .._atomic import write_text
 
     write_text(os.fspath(output) + ".json", json.dumps(card, indent=2))
-    return update_card(output, {"metrics": card["metrics"]})
+    return update_card(output, {"metrics": card["metrics"], "training": card["training"]})
