@@ -10,7 +10,7 @@ Case: the Fe I 6301.5 + 6302.5 pair, full Stokes, at Hinode SP's 112 wavelengths
 atmospheres (fastinv.stokes.atmospheres.random, seed 0: perturbed HSRA / FAL-C, 55 depth
 points, B up to 3 kG at nodes). Both codes do the whole job per profile: hydrostatic
 equilibrium + EOS from T(log tau_500), opacities, LTE populations, polarised formal solution.
-lightweaver: strictly LTE (J = Planck) as in tests/reference/lightweaver_fe630.py, one
+lightweaver: strictly LTE (J = Planck) as in fastinv/stokes/lightweaver_reference.py, one
 thread, after a warm-up (numba compilation excluded); its wavelength grid also holds its own
 line quadrature points (how it is run). Profiles/s are per core: fastinv with threads=1.
 """
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +28,6 @@ from fastinv.stokes import LTE, atmospheres
 
 N_FAST = 2000
 N_LW = 6
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +58,7 @@ def test_fastinv_all_threads(benchmark, lte, atmos):
 @pytest.mark.benchmark(group="lte-fe630-112")
 def test_lightweaver_1core(benchmark, lte, atmos):
     pytest.importorskip("lightweaver")
-    from reference.lightweaver_fe630 import lightweaver_stokes
+    from fastinv.stokes.lightweaver_reference import lightweaver_stokes
 
     sub = atmos[:N_LW]
 

@@ -64,3 +64,18 @@ def test_me_fits(tmp_path):
 def test_bad_output_name(tmp_path):
     with pytest.raises(ValueError):
         main(["stokes", "synth", "--n", "2", "--quiet", "-o", str(tmp_path / "x.txt")])
+
+
+def test_mu_range_draws_one_mu_per_chunk():
+    from fastinv.stokes import LTE, atmospheres
+    from fastinv.stokes.training import instrument_by_name, lte_training_set
+
+    d = lte_training_set(10, instrument="hinode", noise=0.0, seed=3, mu_range=(0.5, 0.6), chunk=5)
+    mus = d["mu"]
+    assert np.all((mus >= 0.5) & (mus <= 0.6)) and len(set(mus[:5])) == 1 and mus[0] != mus[5]
+    # reference: the same atmospheres synthesised directly at each chunk's mu
+    atm, _ = atmospheres.random_mixture(10, seed=np.random.default_rng(3))
+    lte = LTE(instrument=instrument_by_name("hinode", noise=0.0))
+    for sl in (slice(0, 5), slice(5, 10)):
+        ref = lte.synthesize(atm[sl], mu=float(mus[sl][0]))
+        np.testing.assert_allclose(d["stokes"][sl], ref, atol=2e-6)

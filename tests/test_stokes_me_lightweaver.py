@@ -1,13 +1,13 @@
 """The ME sign conventions against lightweaver (an independent code), run on a grey
 atmosphere: field toward the observer -> V > 0 in the blue lobe; a transverse field at
 azimuth chi gives Q ~ -cos 2chi and U ~ -sin 2chi at line centre; positive vlos is a
-redshift. Uses tests/reference/lightweaver_fe630.py (the LTE branch's strictly-LTE
+redshift. Uses fastinv/stokes/lightweaver_reference.py (the LTE branch's strictly-LTE
 lightweaver recipe, with fastinv's conventions on its inputs); skipped without lightweaver."""
 import numpy as np
 import pytest
 
 pytest.importorskip("lightweaver")
-lw_ref = pytest.importorskip("reference.lightweaver_fe630")
+from fastinv.stokes import lightweaver_reference as lw_ref  # noqa: E402
 
 from fastinv.stokes import MilneEddington  # noqa: E402
 

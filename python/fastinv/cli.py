@@ -72,6 +72,51 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train_stokes(args: argparse.Namespace) -> int:
+    try:
+        from .train.stokes import train
+    except ImportError as exc:
+        print(f"fastinv train: needs PyTorch (pip install 'fastinv[train]'): {exc}", file=sys.stderr)
+        return 1
+    try:
+        card = train(args.data, args.output, architecture=args.architecture, nodes=args.nodes,
+                     epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
+                     max_profiles=args.max_profiles, physics_weight=args.physics_weight,
+                     threads=args.threads, progress=not args.quiet)
+    except (ValueError, OSError) as exc:
+        print(f"fastinv train stokes: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.output} (+ .json card) in {card['training']['seconds']:.0f} s; held-out metrics:")
+    print(json.dumps(card["metrics"]["summary"], indent=2))
+    return 0
+
+
+def _cmd_evaluate_stokes(args: argparse.Namespace) -> int:
+    from .stokes.evaluate import evaluate, evaluate_lightweaver
+    from .stokes.network import StokesNet
+
+    try:
+        net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
+        result = {}
+        if args.data:
+            result["synthetic"] = evaluate(net, args.data, threads=args.threads)
+        if args.lightweaver:
+            result["lightweaver"] = evaluate_lightweaver(net, n=args.lightweaver, threads=args.threads,
+                                                         progress=not args.quiet)
+    except (ValueError, OSError, ImportError) as exc:
+        print(f"fastinv evaluate stokes: error: {exc}", file=sys.stderr)
+        return 1
+    if not result:
+        print("fastinv evaluate stokes: give --data SET.h5 and/or --lightweaver N", file=sys.stderr)
+        return 2
+    if args.output:
+        from ._atomic import write_text
+
+        write_text(args.output, json.dumps(result, indent=2))
+    print(json.dumps({k: v["summary"] for k, v in result.items()}, indent=2))
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -124,6 +169,7 @@ def _add_deepem_tools(sub) -> None:
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train_deepem)
+    _add_stokes_training(tsub)
     train.set_defaults(func=lambda a: (train.print_help(), 2)[1])
     ev = sub.add_parser("evaluate", help="agreement metrics of a trained network")
     esub = ev.add_subparsers(dest="evaluate_command", metavar="MODEL")
@@ -132,11 +178,51 @@ def _add_deepem_tools(sub) -> None:
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=_cmd_evaluate_deepem)
+    p = esub.add_parser("stokes", help="a Stokes network against held-out synthetic profiles and lightweaver",
+                        description="Pearson r, RMSE and bias per quantity and log tau node "
+                                    "(fastinv.stokes.evaluate) on the held-out last 5 %% of a training "
+                                    "set and/or on profiles of random atmospheres computed by "
+                                    "lightweaver (an independent code; pip install lightweaver).")
+    p.add_argument("--model", default=None, help="model file (default: the shipped one of --instrument)")
+    p.add_argument("--instrument", choices=("hinode", "visp"), default=None)
+    p.add_argument("--data", default=None, help="HDF5 training set whose held-out rows to use")
+    p.add_argument("--lightweaver", type=int, default=0, metavar="N",
+                   help="also synthesise N random atmospheres with lightweaver (about 0.5 s each)")
+    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate_stokes)
     ev.set_defaults(func=lambda a: (ev.print_help(), 2)[1])
     p = sub.add_parser("demo", help="invert the bundled AIA flare data with Basis Pursuit and DeepEM")
     p.add_argument("--out", default="fastinv-demo", help="folder for the FITS and PNG files (default: fastinv-demo)")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=_cmd_demo)
+
+
+def _add_stokes_training(tsub) -> None:
+    p = tsub.add_parser("stokes", help="a Stokes inversion network on a synthetic training set",
+                        description="Train the compact 1D CNN (default) or Agudelo's MUISCA on a set "
+                                    "written by 'fastinv stokes synth --model lte' (HDF5): first 90 %% "
+                                    "of the rows train, next 5 %% validate, last 5 %% are held out for "
+                                    "'fastinv evaluate stokes'. Writes the model (.safetensors, scalings "
+                                    "and metrics in its card) and the card as .json beside it.")
+    p.add_argument("data", help="training set (.h5) from 'fastinv stokes synth --model lte'")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("--architecture", choices=("compact-cnn", "muisca"), default="compact-cnn",
+                   help="compact-cnn: I, Q, U, V -> T, v_LOS, |B|, inclination, azimuth (default); "
+                        "muisca: I, V -> T, v_LOS, B_LOS (Agudelo et al.)")
+    p.add_argument("--nodes", choices=("7", "21"), default="7",
+                   help="output nodes: 7 = log tau 0 ... -3 step 0.5 (default), 21 = -2.0 ... 0.0 step 0.1")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (cosine decay to lr/100)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
+    p.add_argument("--max-profiles", type=int, default=None, help="use only this many training rows")
+    p.add_argument("--physics-weight", type=float, default=0.0,
+                   help="weight of the weak-field B_LOS term (Fe I 6302.5) in the loss (0 = off)")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_train_stokes)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,8 +46,8 @@ import numpy as np
 
 from .._units import to_float_array
 
-__all__ = ["Atmospheres", "hsra", "falc", "maltby_m", "random", "RANDOM_RANGES", "ATMOSPHERE_UNITS",
-           "DEFAULT_NODES"]
+__all__ = ["Atmospheres", "hsra", "falc", "maltby_m", "random", "random_mixture", "RANDOM_RANGES",
+           "POPULATIONS", "ATMOSPHERE_UNITS", "DEFAULT_NODES"]
 
 #: Per-depth quantities and their units (astropy unit strings).
 ATMOSPHERE_UNITS = {"temperature": "K", "vmic": "km/s", "B": "G", "inclination": "deg",
@@ -305,20 +305,40 @@ def _node_profile(log_tau: np.ndarray, nodes: Sequence[float], values: np.ndarra
     return np.stack([np.interp(log_tau, nodes, v) for v in values])
 
 
+def _base_temperatures(log_tau: np.ndarray) -> dict[str, np.ndarray]:
+    """Base temperature stratifications of :func:`random` on the HSRA grid ``log_tau``."""
+    h, f, m = hsra(), falc(), maltby_m()
+    # Maltby M stops at log tau = 1.2: extend it linearly (deeper layers barely touch 630 nm)
+    slope = (m.temperature[0, -1] - m.temperature[0, -2]) / (m.log_tau[-1] - m.log_tau[-2])
+    t_umbra = np.where(log_tau <= m.log_tau[-1], np.interp(log_tau, m.log_tau, m.temperature[0]),
+                       m.temperature[0, -1] + slope * (log_tau - m.log_tau[-1]))
+    t_hsra = np.interp(log_tau, h.log_tau, h.temperature[0])
+    return {"hsra": t_hsra,
+            "falc": np.interp(log_tau, f.log_tau, f.temperature[0]),
+            "maltby_m": t_umbra,
+            # ~5800 K at log tau = 0, as penumbral models (del Toro Iniesta et al. 1994)
+            "penumbra": 0.75 * t_hsra + 0.25 * t_umbra}
+
+
+_BASES = ("hsra", "falc", "maltby_m", "penumbra")
+
+
 def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None) -> Atmospheres:
     """Random atmospheres for training sets, reproducible by ``seed``.
 
-    Temperature: a base model (HSRA, FAL-C, or each at random with ``base="both"``) plus a
-    smooth perturbation, a Legendre series of degree 4 in log tau with uniform random
-    coefficients (``RANDOM_RANGES["T_amplitude"]``). v_LOS, B, inclination, azimuth and
-    v_mic: uniform values at log tau nodes, linear in between (see :data:`RANDOM_RANGES`).
+    Temperature: a base model plus a smooth perturbation, a Legendre series of degree 4 in
+    log tau with uniform random coefficients (``RANDOM_RANGES["T_amplitude"]``). Bases:
+    ``"hsra"``, ``"falc"``, ``"both"`` (each at random), ``"maltby_m"`` (umbra) and
+    ``"penumbra"`` (0.75 HSRA + 0.25 Maltby M in T, ~5800 K at log tau 0). v_LOS, B,
+    inclination, azimuth and v_mic: uniform values at log tau nodes, linear in between
+    (see :data:`RANDOM_RANGES`).
 
     Parameters
     ----------
     n : int
         Number of atmospheres.
     seed : int or numpy.random.Generator, optional
-    base : {"both", "hsra", "falc"}
+    base : {"both", "hsra", "falc", "maltby_m", "penumbra"}
     ranges : mapping, optional
         Entries overriding :data:`RANDOM_RANGES`.
 
@@ -339,15 +359,15 @@ def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None)
             raise ValueError(f"random: unknown range(s) {sorted(unknown)}")
         r.update(ranges)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    models = {"hsra": hsra(), "falc": falc()}
+    lt = hsra().log_tau
+    bases = _base_temperatures(lt)
     if base == "both":
         pick = rng.integers(0, 2, n)
-    elif base in models:
-        pick = np.full(n, 0 if base == "hsra" else 1)
+        T0 = np.where(pick[:, None] == 0, bases["hsra"], bases["falc"])
+    elif base in bases:
+        T0 = np.broadcast_to(bases[base], (n, lt.size))
     else:
-        raise ValueError("random: base must be 'both', 'hsra' or 'falc'")
-    lt = models["hsra"].log_tau
-    T0 = np.where(pick[:, None] == 0, models["hsra"].temperature[0], models["falc"].temperature[0])
+        raise ValueError(f"random: base must be 'both' or one of {_BASES}, got {base!r}")
     x = 2.0 * (lt - lt[0]) / (lt[-1] - lt[0]) - 1.0
     amp = np.asarray(r["T_amplitude"], dtype=np.float64)
     coef = rng.uniform(-1.0, 1.0, (n, amp.size)) * amp
@@ -366,3 +386,76 @@ def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None)
     vmic = at_nodes(r["vmic"], "nodes_vmic")
     return Atmospheres(lt, temperature=T, vmic=vmic, B=B, inclination=np.rad2deg(np.arccos(cosg)),
                        azimuth=azi, vlos=vlos, name=f"random(base={base})")
+
+
+#: Solar populations of :func:`random_mixture`: each is a :func:`random` base, a weight
+#: (fraction of the set) and ranges overriding :data:`RANDOM_RANGES`; ``both_polarities``
+#: draws |cos(inclination)| from the range and gives half the atmospheres the opposite
+#: polarity (nearly vertical fields of either sign). Typical values: quiet Sun weak and
+#: isotropic; plage kG, nearly vertical (Buehler et al. 2015); penumbra 1-2.5 kG, inclined,
+#: Evershed flows; umbra 2-4 kG, nearly vertical (Solanki 2003, A&ARv 11, 153).
+POPULATIONS = {
+    "quiet": {"base": "both", "weight": 0.4,
+              "ranges": {"B": (0.0, 500.0), "vlos": (-4.0, 4.0)}},
+    "plage": {"base": "both", "weight": 0.2, "both_polarities": True,
+              "ranges": {"B": (500.0, 2000.0), "cos_inclination": (0.7, 1.0),
+                         "vlos": (-3.0, 3.0)}},
+    "penumbra": {"base": "penumbra", "weight": 0.2,
+                 "ranges": {"B": (800.0, 2500.0), "cos_inclination": (-0.8, 0.8),
+                            "vlos": (-3.0, 7.0)}},
+    "umbra": {"base": "maltby_m", "weight": 0.2, "both_polarities": True,
+              "ranges": {"B": (1800.0, 4000.0), "cos_inclination": (0.8, 1.0),
+                         "vlos": (-2.0, 2.0)}},
+}
+
+
+def random_mixture(n: int, seed=None, populations: Mapping | None = None,
+                   ) -> tuple[Atmospheres, np.ndarray]:
+    """Random atmospheres drawn from solar populations, shuffled, reproducible by ``seed``.
+
+    Parameters
+    ----------
+    n : int
+        Number of atmospheres.
+    seed : int or numpy.random.Generator, optional
+    populations : mapping, optional
+        As :data:`POPULATIONS` (the default): name -> {"base", "weight", "ranges",
+        optional "both_polarities"}. Counts are ``n * weight / sum(weights)``, rounded.
+
+    Returns
+    -------
+    atmospheres : Atmospheres
+    population : numpy.ndarray of int8, shape (n,)
+        Index into ``list(populations)`` of each atmosphere.
+
+    Examples
+    --------
+    >>> from fastinv.stokes.atmospheres import random_mixture
+    >>> atm, pop = random_mixture(10, seed=1)
+    >>> len(atm), sorted(set(pop.tolist()))
+    (10, [0, 1, 2, 3])
+    """
+    n = int(n)
+    pops = dict(POPULATIONS if populations is None else populations)
+    if n < 1 or not pops:
+        raise ValueError("random_mixture: need n >= 1 and at least one population")
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    weights = np.array([float(p["weight"]) for p in pops.values()])
+    if np.any(weights < 0) or weights.sum() <= 0:
+        raise ValueError("random_mixture: weights must be >= 0 with a positive sum")
+    counts = np.floor(n * weights / weights.sum()).astype(int)
+    counts[: n - counts.sum()] += 1  # the remainder, one each to the first populations
+    parts, labels = [], []
+    for index, (spec, count) in enumerate(zip(pops.values(), counts)):
+        if count == 0:
+            continue
+        atm = random(count, seed=rng, base=spec["base"], ranges=spec.get("ranges"))
+        if spec.get("both_polarities"):
+            flip = rng.random(count) < 0.5
+            atm.inclination[flip] = 180.0 - atm.inclination[flip]
+        parts.append(atm)
+        labels.append(np.full(count, index, dtype=np.int8))
+    order = rng.permutation(n)
+    atm = Atmospheres.concatenate(parts)[order]
+    atm.name = "random_mixture(" + ", ".join(f"{k}={w:g}" for k, w in zip(pops, weights)) + ")"
+    return atm, np.concatenate(labels)[order]

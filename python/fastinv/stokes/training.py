@@ -13,6 +13,9 @@ name                            shape        content
 ``stokes``                      (N, 4, Nλ)   I, Q, U, V / I_c (quiet Sun), float32
 ``wavelength``                  (Nλ,)        air wavelengths [A]
 ``status``                      (N,)         0 = ok (see fastinv.stokes.LTE_STATUS)
+``mu``                          (N,)         cos(theta) of each profile
+``population``                  (N,)         index into metadata ``populations`` (LTE
+                                             mixture) or -1
 ``atmosphere/log_tau``          (nd,)        log tau_500 grid, top first
 ``atmosphere/<quantity>``       (N, nd)      temperature [K], vmic [km/s], B [G],
                                              inclination [deg], azimuth [deg],
@@ -22,7 +25,8 @@ name                            shape        content
 ==============================  ===========  =========================================
 
 Metadata (HDF5 root attributes / FITS primary header): model, lines, instrument, noise,
-mu, seed, n, normalisation, units, random-atmosphere ranges (JSON), fastinv version, date.
+mu, seed, n, normalisation, units, random-atmosphere ranges or populations (JSON),
+generation time and threads, fastinv version, date.
 """
 from __future__ import annotations
 
@@ -75,9 +79,11 @@ class TextProgress:
 
 
 def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
-                     mu: float = 1.0, noise: float | None = None, base: str = "both",
-                     ranges: Mapping | None = None, chunk: int = 1000, threads: int | None = None,
-                     lines=("FeI_6301", "FeI_6302"),
+                     mu: float = 1.0, mu_range: tuple[float, float] | None = None,
+                     noise: float | None = None, base: str = "mixture",
+                     ranges: Mapping | None = None, populations: Mapping | None = None,
+                     chunk: int = 1000, threads: int | None = None,
+                     lines=("FeI_6301", "FeI_6302"), line_window: float | None = 1.5,
                      progress: Callable[[int], None] | None = None) -> dict:
     """Random atmospheres and their LTE Stokes profiles, reproducible by ``seed``.
 
@@ -91,12 +97,19 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         Seeds both the atmospheres and the noise.
     mu : float
         cos(theta) of the line of sight.
+    mu_range : (float, float), optional
+        Instead of one ``mu``: each chunk of profiles gets its own mu, uniform in this range.
     noise : float, optional
         Override the instrument's noise level (in units of I_c).
-    base, ranges :
-        Passed to :func:`fastinv.stokes.atmospheres.random`.
+    base : {"mixture", "both", "hsra", "falc", "maltby_m", "penumbra"}
+        ``"mixture"`` (default): quiet Sun, plage, penumbra and umbra from
+        :func:`fastinv.stokes.atmospheres.random_mixture` (``populations`` overrides
+        :data:`~fastinv.stokes.atmospheres.POPULATIONS`); otherwise one base of
+        :func:`fastinv.stokes.atmospheres.random` with ``ranges``.
     chunk : int
         Profiles per synthesis call (bounds memory; the progress callback runs per chunk).
+    line_window : float or None
+        See :class:`fastinv.stokes.LTE` (1.5 A: < 1e-5 I_c from full synthesis).
     progress : callable, optional
         Called with the number of profiles done.
 
@@ -119,39 +132,59 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         raise ValueError("n must be >= 1")
     if chunk < 1:
         raise ValueError("chunk must be >= 1")
+    if mu_range is not None:
+        lo, hi = (float(v) for v in mu_range)
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(f"mu_range must satisfy 0 < low <= high <= 1, got {mu_range}")
     inst = instrument_by_name(instrument, noise) if isinstance(instrument, str) else instrument
     if isinstance(inst, Instrument) and noise is not None and not isinstance(instrument, str):
         inst = Instrument(inst.wavelength, inst.lsf_fwhm, noise=float(noise),
                           oversample=inst.oversample, name=inst.name)
     rng = np.random.default_rng(seed)
-    atm = _atm.random(n, seed=rng, base=base, ranges=ranges)
-    lte = LTE(lines=lines, instrument=inst)
+    if base == "mixture":
+        pops = dict(_atm.POPULATIONS if populations is None else populations)
+        atm, population = _atm.random_mixture(n, seed=rng, populations=pops)
+    else:
+        pops = None
+        atm, population = _atm.random(n, seed=rng, base=base, ranges=ranges), np.full(n, -1)
+    lte = LTE(lines=lines, instrument=inst, line_window=line_window)
     nw = lte.wavelength.size
     stokes = np.empty((n, 4, nw), dtype=np.float32)
     status = np.empty(n, dtype=np.int8)
+    mus = np.full(n, float(mu))
     noise_rng = np.random.default_rng(rng.integers(2**63))
+    t0 = time.perf_counter()
     for start in range(0, n, chunk):
         stop = min(start + chunk, n)
-        prof, st = lte.synthesize(atm[start:stop], mu=mu, seed=noise_rng, threads=threads,
-                                  return_status=True)
+        if mu_range is not None:
+            mus[start:stop] = rng.uniform(lo, hi)
+            lte._ic_cache.clear()  # one reference continuum per chunk's mu
+        prof, st = lte.synthesize(atm[start:stop], mu=float(mus[start]), seed=noise_rng,
+                                  threads=threads, return_status=True)
         stokes[start:stop] = prof
         status[start:stop] = st
         if progress is not None:
             progress(stop)
+    seconds = time.perf_counter() - t0
     nodes = atm.at_nodes()
     meta = {
         "model": "lte",
         "lines": [line.name for line in lte.lines],
         "instrument": getattr(inst, "name", "none"),
         "noise": float(getattr(inst, "noise", 0.0)),
-        "mu": float(mu),
+        "mu": float(mu) if mu_range is None else json.dumps([lo, hi]),
         "seed": int(seed),
         "n": n,
+        "generation_seconds": round(seconds, 2),
+        "threads": int(threads) if threads else os.cpu_count(),
+        "line_window_A": line_window if line_window is None else float(line_window),
         "normalisation": "I_c of the HSRA quiet-Sun model at the same mu, per wavelength",
         "units": json.dumps(_atm.ATMOSPHERE_UNITS),
         "random_ranges": json.dumps({k: v for k, v in {**_atm.RANDOM_RANGES,
                                                        **(ranges or {})}.items()}),
         "random_base": base,
+        "populations": json.dumps(list(pops) if pops else []),
+        "population_specs": json.dumps(pops or {}),
         "conventions": "vlos > 0 = red shift; inclination < 90 deg = field toward the "
                        "observer (V > 0 in the blue lobe); azimuth from +Q, Q < 0 at the "
                        "core of a transverse-field line at azimuth 0",
@@ -160,6 +193,8 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         "stokes": stokes,
         "wavelength": lte.wavelength.astype(np.float64),
         "status": status,
+        "mu": mus.astype(np.float32),
+        "population": population.astype(np.int8),
         "atmosphere": {"log_tau": atm.log_tau, **{k: getattr(atm, k).astype(np.float32)
                                                    for k in _atm.ATMOSPHERE_UNITS}},
         "nodes": {"log_tau": nodes["log_tau"], **{k: nodes[k].astype(np.float32)
@@ -293,13 +328,16 @@ def _cmd_synth(args) -> int:
                   seed=args.seed, mu=args.mu, noise=args.noise, threads=args.threads,
                   progress=progress)
     if args.model == "lte":
-        data = lte_training_set(args.n, base=args.base, chunk=args.chunk, **common)
+        data = lte_training_set(args.n, base=args.base, chunk=args.chunk,
+                                mu_range=args.mu_range, **common)
     else:
         data = me_training_set(args.n, **common)
     write_training_set(args.output, data)
     bad = int(np.count_nonzero(data["status"]))
+    seconds = data["metadata"].get("generation_seconds")
     print(f"wrote {args.n} {args.model.upper()} profiles ({data['wavelength'].size} wavelengths)"
-          f" to {args.output}" + (f"; {bad} flagged (status != 0)" if bad else ""))
+          f" to {args.output}" + (f" in {seconds:.0f} s" if seconds else "")
+          + (f"; {bad} flagged (status != 0)" if bad else ""))
     return 0
 
 
@@ -318,8 +356,13 @@ def register_cli(subparsers) -> None:
     s.add_argument("--mu", type=float, default=1.0, help="cos(theta) (default 1)")
     s.add_argument("--noise", type=float, default=None,
                    help="noise in units of I_c (default: the instrument's, 1e-3)")
-    s.add_argument("--base", choices=("both", "hsra", "falc"), default="both",
-                   help="LTE: base model(s) of the random atmospheres")
+    s.add_argument("--mu-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
+                   help="LTE: draw mu per chunk uniformly in [LOW, HIGH] instead of --mu")
+    s.add_argument("--base", choices=("mixture", "both", "hsra", "falc", "maltby_m", "penumbra"),
+                   default="mixture",
+                   help="LTE: 'mixture' (default) = quiet Sun 40%%, plage, penumbra and umbra "
+                        "20%% each (fastinv.stokes.atmospheres.POPULATIONS); otherwise one "
+                        "base model with the full random ranges")
     s.add_argument("--chunk", type=int, default=1000, help="profiles per synthesis call")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")

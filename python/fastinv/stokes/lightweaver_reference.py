@@ -1,4 +1,5 @@
-"""Reference Stokes profiles of the Fe I 630 nm pair from lightweaver (independent code).
+"""Reference Stokes profiles of the Fe I 630 nm pair from lightweaver (independent code;
+needs `pip install lightweaver`, used by tests and by fastinv.stokes.evaluate).
 
 lightweaver (Osborne & Milic 2021, ApJ 917, 14; PyPI ``lightweaver``, MIT) has no Fe I 6301/6302
 in its model atoms, so we add them to a copy of its RH ``Fe_atom``: the four fine-structure
