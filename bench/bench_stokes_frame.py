@@ -5,19 +5,18 @@ Run (writes JSON with machine info and a markdown summary into bench/results/)::
 
     python bench/bench_stokes_frame.py
 
-Cases:
+Cases (each timed with fastinv and with PyTorch on the same weights, read from the same file):
 
 - ``visp-frame``: one DKIST ViSP raster step, 4 Stokes x 976 wavelengths x 2555 slit pixels
-  (float32 counts, LTE profiles of random atmospheres x 12 000 counts), inverted by the
-  compact CNN the project ships (Conv1d 4->64 k5 'same' + ReLU + MaxPool 2, twice more
-  64->64, Flatten, Linear -> 256 + ReLU, Linear -> 42 = 6 quantities x 7 nodes) on the ViSP
-  model grid (172 wavelengths, 6300.6-6303.4 A). Random weights: the cost does not depend
-  on them. With the shipped ``stokes_visp.safetensors`` present, it is timed too
-  (fastinv only: its PyTorch class lives in the training code).
-- ``visp-frame-small``: the same step with a smaller CNN (3 x Conv1d 32 channels, kernels
-  5/5/3, pool 2; Linear 128), to size a model for the issue's 50 ms per ViSP frame.
-- ``hinode-slit``: one Hinode SP slit, 4 x 1024 x 112, the compact CNN on 112
-  wavelengths.
+  (float32 counts: LTE profiles of random atmospheres x 12 000 counts) with the ViSP model:
+  the shipped ``stokes_visp.safetensors`` when present, else the same architecture
+  (``fastinv.train.stokes_nets.compact_cnn``: Conv1d 4->32 k5 stride 2, 32->32 k5 + pool,
+  32->64 k5 + pool, dense 128) with random weights (the cost does not depend on them) on
+  the model grid (172 wavelengths, 6300.6-6303.4 A).
+- ``visp-frame-64``: the same step with the 64-channel CNN the issue sketches (3 x Conv1d
+  64 k5 'same' + pool 2, Linear 256), random weights.
+- ``hinode-slit``: one Hinode SP slit, 4 x 1024 x 112, the Hinode model (shipped or the same
+  architecture, random weights); ``hinode-slit-muisca``: Agudelo's MUISCA (I, V; 21 nodes).
 
 Implementations (same threads):
 
@@ -25,7 +24,7 @@ Implementations (same threads):
   frame, normalisation, network (fastinv engine, preallocated output), decoding.
 - ``torch``: the same NumPy preprocessing and decoding (fastinv's code), the network in
   PyTorch (``torch.inference_mode``) -- what a user gets swapping only the engine.
-- ``fastinv-net`` / ``torch-net``: the network alone on the prepared input.
+- ``fastinv-net`` / ``torch-net``: the network alone on the prepared input (ViSP step).
 """
 from __future__ import annotations
 
@@ -55,12 +54,8 @@ warnings.filterwarnings("ignore", message=".*padding='same'.*")
 N_SLIT_VISP, N_WL_VISP, N_SLIT_SP = 2555, 976, 1024
 
 
-#: the compact CNN of the issue (default) and a smaller one, to size a model for <= 50 ms
-SIZES = {"compact": dict(width=64, kernels=(5, 5, 5), hidden=256),
-         "small": dict(width=32, kernels=(5, 5, 3), hidden=128)}
-
-
-def compact_cnn(n_wl: int, n_out: int = 42, seed: int = 0, width: int = 64, kernels=(5, 5, 5), hidden: int = 256):
+def issue_cnn(n_wl: int, n_out: int = 42, seed: int = 0, width: int = 64, kernels=(5, 5, 5), hidden: int = 256):
+    """The CNN sketched in the issue/brief: 3 x (Conv1d width k 'same', ReLU, MaxPool 2), dense."""
     from torch import nn
 
     torch.manual_seed(seed)
@@ -73,28 +68,55 @@ def compact_cnn(n_wl: int, n_out: int = 42, seed: int = 0, width: int = 64, kern
     return nn.Sequential(*layers).eval()
 
 
-def _case(tmp_path_factory, instrument: str, size: str = "compact"):
+def _torch_from_file(path, card, module):
+    """``module`` with the weights stored in the fastinv model file (same tensor names; valid
+    for the sequential compact CNN, whose tensors the exporter stores as PyTorch has them)."""
+    from fastinv.export import _read_safetensors
+
+    tensors, _ = _read_safetensors(path)
+    module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()})
+    return module.eval()
+
+
+def _case(tmp_path_factory, instrument: str, arch: str = "shipped"):
     from fastinv.stokes import Instrument
     from fastinv.stokes.training import lte_training_set
+    from fastinv.train.stokes_nets import build
 
-    card = make_card(instrument="visp" if instrument == "visp" else "hinode_sp")
-    n_wl = len(card["wavelength"])
-    net = compact_cnn(n_wl, **SIZES[size])
-    path = tmp_path_factory.mktemp("bench") / f"{instrument}.safetensors"
-    fastinv.export(net, path, torch.zeros(1, 4, n_wl), metadata={"fastinv.card": json.dumps(card)})
-    if instrument == "visp":
-        inst = Instrument.visp(n=N_WL_VISP)
-        n_slit = N_SLIT_VISP
+    key = "visp" if instrument == "visp" else "hinode_sp"
+    shipped = default_model_path(instrument)
+    if arch == "shipped" and shipped.is_file():
+        path, card = shipped, StokesNet.load(shipped).card
+        label = "shipped model"
     else:
-        inst = Instrument.hinode_sp()
-        n_slit = N_SLIT_SP
+        if arch == "muisca":
+            card = make_card(instrument=key, stokes=("I", "V"), outputs=["temperature", "vlos", "B_los"],
+                             architecture="muisca", nodes=[round(-2.0 + 0.1 * i, 1) for i in range(21)])
+        else:
+            card = make_card(instrument=key, architecture="compact-cnn")
+        c, n, k = len(card["input"]["stokes"]), len(card["wavelength"]), len(card["output_mean"])
+        torch.manual_seed(0)
+        net = issue_cnn(n, k) if arch == "issue-64" else build(card["architecture"], c, n, k).eval()
+        path = tmp_path_factory.mktemp("bench") / f"{instrument}_{arch}.safetensors"
+        fastinv.export(net, path, torch.zeros(1, c, n), metadata={"fastinv.card": json.dumps(card)})
+        label = {"issue-64": "64-channel CNN of the issue", "muisca": "MUISCA"}.get(arch, "compact-cnn architecture")
+        label += ", random weights"
+        tnet = net
+    if path == shipped:  # PyTorch with the shipped weights (the fastinv case checks they agree)
+        c, n, k = len(card["input"]["stokes"]), len(card["wavelength"]), len(card["output_mean"])
+        tnet = _torch_from_file(path, card, build(card["architecture"], c, n, k))
+    c, n, k = len(card["input"]["stokes"]), len(card["wavelength"]), len(card["output_mean"])
+    if instrument == "visp":
+        inst, n_slit = Instrument.visp(n=N_WL_VISP), N_SLIT_VISP
+    else:
+        inst, n_slit = Instrument.hinode_sp(), N_SLIT_SP
     d = lte_training_set(256, instrument=inst, seed=1)
     rng = np.random.default_rng(0)
     prof = d["stokes"][rng.integers(0, 256, n_slit)] * 12000.0  # (n_slit, 4, nλ)
     frame = prof.transpose(1, 2, 0) if instrument == "visp" else prof.transpose(1, 0, 2)
     frame = np.ascontiguousarray(frame, dtype=np.float32)
-    return {"path": path, "torch": net, "frame": frame, "wavelength": d["wavelength"], "n": n_slit,
-            "flops": fastinv.load(path).info()["flops_per_sample"]}
+    return {"path": path, "torch": tnet, "frame": frame, "wavelength": d["wavelength"], "n": n_slit,
+            "flops": fastinv.load(path).info()["flops_per_sample"], "label": label, "outputs": k}
 
 
 @pytest.fixture(scope="module")
@@ -103,13 +125,18 @@ def visp(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def visp_small(tmp_path_factory):
-    return _case(tmp_path_factory, "visp", "small")
+def visp64(tmp_path_factory):
+    return _case(tmp_path_factory, "visp", "issue-64")
 
 
 @pytest.fixture(scope="module")
 def hinode(tmp_path_factory):
     return _case(tmp_path_factory, "hinode")
+
+
+@pytest.fixture(scope="module")
+def hinode_muisca(tmp_path_factory):
+    return _case(tmp_path_factory, "hinode", "muisca")
 
 
 def _record(benchmark, case, machine, impl, name):
@@ -119,6 +146,7 @@ def _record(benchmark, case, machine, impl, name):
     benchmark.extra_info.update({"case": name, "impl": impl, "threads": THREADS, "pixels": case["n"],
                                  "latency_ms_median": t * 1e3, "latency_ms_min": benchmark.stats.stats.min * 1e3,
                                  "pixels_per_s": case["n"] / t, "flops_per_pixel": case["flops"],
+                                 "model": case["label"],
                                  "loadavg_1min": os.getloadavg()[0], "isa": machine["isa"], "cpu": machine["cpu"],
                                  "fma_peak_gflops": machine["fma_peak_gflops"]})
 
@@ -142,12 +170,12 @@ def _torch_frame(case, inv: FrameInverter):
 
 
 def _frame_pair(benchmark, case, machine, impl, name):
-    inv = FrameInverter(case["path"], "hinode" if name == "hinode-slit" else "visp", threads=THREADS)
+    inv = FrameInverter(case["path"], "hinode" if name.startswith("hinode") else "visp", threads=THREADS)
     if impl == "fastinv":
         out = benchmark.pedantic(inv.invert_frame, args=(case["frame"], case["wavelength"]), rounds=10,
                                  warmup_rounds=2)
         ref = _torch_frame(case, inv)()
-        for q in ("temperature", "vlos", "B"):
+        for q in ("temperature", "vlos"):
             np.testing.assert_allclose(out.results[q], ref[q].T, rtol=1e-3, atol=1e-3 * np.abs(ref[q]).max())
     else:
         benchmark.pedantic(_torch_frame(case, inv), rounds=10, warmup_rounds=2)
@@ -155,10 +183,11 @@ def _frame_pair(benchmark, case, machine, impl, name):
 
 
 def _net_pair(benchmark, case, machine, impl, name):
-    inv = FrameInverter(case["path"], "hinode" if name == "hinode-slit" else "visp", threads=THREADS)
-    x = np.ascontiguousarray(np.random.default_rng(0).normal(size=(case["n"], 4, inv.net._wl.size)), np.float32)
+    inv = FrameInverter(case["path"], "hinode" if name.startswith("hinode") else "visp", threads=THREADS)
+    x = np.ascontiguousarray(np.random.default_rng(0).normal(size=(case["n"], inv.net._channels.size,
+                                                                    inv.net._wl.size)), np.float32)
     if impl == "fastinv-net":
-        y = np.empty((case["n"], 42), np.float32)
+        y = np.empty((case["n"], case["outputs"]), np.float32)
         benchmark.pedantic(lambda: inv.net.run(x, out=y, threads=THREADS), rounds=10, warmup_rounds=2)
     else:
         xt = torch.from_numpy(x)
@@ -184,9 +213,9 @@ def test_visp_network(benchmark, visp, machine, impl):
 
 
 @pytest.mark.parametrize("impl", ["fastinv", "torch"])
-def test_visp_frame_small_cnn(benchmark, visp_small, machine, impl):
-    benchmark.group = "visp-frame-small"
-    _frame_pair(benchmark, visp_small, machine, impl, "visp-frame-small")
+def test_visp_frame_64(benchmark, visp64, machine, impl):
+    benchmark.group = "visp-frame-64"
+    _frame_pair(benchmark, visp64, machine, impl, "visp-frame-64")
 
 
 @pytest.mark.parametrize("impl", ["fastinv", "torch"])
@@ -195,13 +224,10 @@ def test_hinode_slit(benchmark, hinode, machine, impl):
     _frame_pair(benchmark, hinode, machine, impl, "hinode-slit")
 
 
-@pytest.mark.skipif(not default_model_path("visp").is_file(), reason="no shipped ViSP model yet")
-def test_visp_frame_shipped_model(benchmark, visp, machine):
-    benchmark.group = "visp-frame"
-    inv = FrameInverter(StokesNet.load(instrument="visp", threads=THREADS), "visp", threads=THREADS)
-    benchmark.pedantic(inv.invert_frame, args=(visp["frame"], visp["wavelength"]), rounds=10, warmup_rounds=2)
-    case = dict(visp, flops=inv.net.model.info()["flops_per_sample"])
-    _record(benchmark, case, machine, "fastinv-shipped", "visp-frame")
+@pytest.mark.parametrize("impl", ["fastinv", "torch"])
+def test_hinode_slit_muisca(benchmark, hinode_muisca, machine, impl):
+    benchmark.group = "hinode-slit-muisca"
+    _frame_pair(benchmark, hinode_muisca, machine, impl, "hinode-slit-muisca")
 
 
 def write_summary(json_path: Path, md_path: Path) -> str:
@@ -218,14 +244,14 @@ def write_summary(json_path: Path, md_path: Path) -> str:
              f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), {THREADS} threads, Python "
              f"{mi['python_version']}, torch {torch.__version__}, {data['datetime']}; 1-min load average up to "
              f"{load:.1f} (shared machine: quote the ratios, measured side by side in one run)",
-             "- network: compact CNN (3 x Conv1d 64 k5 + pool 2, Linear 256, 42 outputs), random weights", ""]
+             ""]
     for case, what in (("visp-frame", f"ViSP raster step 4 x {N_WL_VISP} x {N_SLIT_VISP} -> 172 model wavelengths"),
-                       ("visp-frame-small", "the same step, smaller CNN (3 x Conv1d 32, k 5/5/3, pool 2; "
-                                            "Linear 128)"),
-                       ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112")):
+                       ("visp-frame-64", "the same step, the 64-channel CNN of the issue"),
+                       ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112"),
+                       ("hinode-slit-muisca", "Hinode SP slit, MUISCA (I, V; 21 nodes)")):
         lines += [f"## {case}: {what}", "", "| implementation | latency median [ms] | min [ms] | pixels/s | "
                   "torch / fastinv |", "| --- | --- | --- | --- | --- |"]
-        for a, b in (("fastinv", "torch"), ("fastinv-net", "torch-net"), ("fastinv-shipped", None)):
+        for a, b in (("fastinv", "torch"), ("fastinv-net", "torch-net")):
             for impl in (a, b):
                 e = rows.get((case, impl))
                 if e is None:
@@ -237,7 +263,7 @@ def write_summary(json_path: Path, md_path: Path) -> str:
                              f"{e['pixels_per_s']:,.0f} | {ratio} |")
         e = rows.get((case, "fastinv"))
         if e:
-            lines.append(f"\nnetwork: {e['flops_per_pixel'] / 1e6:.2f} MFLOP/pixel")
+            lines.append(f"\nmodel: {e['model']}, {e['flops_per_pixel'] / 1e6:.2f} MFLOP/pixel")
         lines.append("")
     text = "\n".join(lines)
     md_path.write_text(text)
