@@ -161,7 +161,7 @@ def test_cli_errors(tmp_path, models, visp_files, capsys):
     rc = main(["stokes", "invert", *paths, "--instrument", "visp", "-o", str(tmp_path / "x.fits"),
                "--model", str(models["visp"][0]), "-q"])
     err = capsys.readouterr().err
-    assert rc == 1 and "covers 6306.758-6313.242 A" in err and "model needs 6300.6" in err
+    assert rc == 1 and "covers 6306.758-6313.242 A" in err and "model needs at least 6301.101" in err
     assert not (tmp_path / "x.fits").exists()
     with pytest.raises(SystemExit):
         main(["stokes", "invert", "--help"])
@@ -289,3 +289,24 @@ def test_png_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
     with pytest.raises(ImportError, match="pip install matplotlib"):
         quicklook_png(tmp_path / "q.png", {"temperature": np.zeros((7, 2, 2))}, np.arange(7) * -0.5)
     assert not (tmp_path / "q.png").exists()
+
+
+def test_hinode_grid_offset_from_the_model_is_inverted_with_a_warning(tmp_path, models):
+    """Level-1 grids differ between data sets by a few pixels; the model's continuum edge
+    beyond the observation takes the last observed value, the lines are covered."""
+    path, net, card = models["hinode"]
+    true = hinode_true_counts(2, 6, 40000.0, seed=8)
+    paths, expected = write_hinode_map(tmp_path / "sp", true)
+    for p in paths:  # 4 pixels to the blue: 6300.796-6303.183 A instead of 6300.887-6303.273 A
+        with fits.open(p, mode="update") as hdul:
+            hdul[0].header["CRVAL1"], hdul[0].header["CRPIX1"] = 6302.0, 57.0
+    out = tmp_path / "o.fits"
+    with pytest.warns(UserWarning, match=r"misses 0.000 A at the blue and 0\.0[89]\d A at the red end"):
+        assert main(["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--model", str(path),
+                     "--continuum", "40000", "-q"]) == 0
+    wl = 6302.0 + (np.arange(112) + 1 - 57) * 0.0215
+    got = {q: fits.getdata(out, L2[q]) for q in L2}
+    for x in range(2):
+        prof = expected[x].transpose(1, 0, 2) / 40000.0
+        prof = np.stack([[np.interp(card["wavelength"], wl, s) for s in p] for p in prof])
+        _compare({q: v[:, :, x].T for q, v in got.items()}, reference_predict(net, card, prof), f"slit {x}")

@@ -204,7 +204,23 @@ def test_resampler_coverage_check():
     # half a step of slack at the ends is accepted (edge value used)
     wl = np.arange(6300.0, 6305.0, 0.1)
     r = Resampler(wl, [wl[0] - 0.04, wl[-1] + 0.04])
-    assert np.allclose(r(wl), [wl[0], wl[-1]])
+    assert np.allclose(r(wl), [wl[0], wl[-1]]) and r.extrapolated == (0.0, 0.0)
+
+
+def test_resampler_required_window_and_edge_extrapolation(hinode_model):
+    sn = StokesNet.load(hinode_model[0])
+    lo, hi = sn.required_window  # the Fe I lines +- 0.4 A
+    assert abs(lo - (6301.5012 - 0.4)) < 1e-9 and abs(hi - (6302.4936 + 0.4)) < 1e-9
+    # an observed grid 4 pixels bluer than the model's (e.g. CRVAL1 = 6302.0 at CRPIX1 = 57)
+    wl = 6302.0 + (np.arange(112) + 1 - 57) * 0.0215
+    r = sn.resampler(wl)
+    assert r.extrapolated[0] == 0.0 and abs(r.extrapolated[1] - (HINODE_WL[-1] - wl[-1] - 0.01075)) < 1e-9
+    spectra = np.random.default_rng(2).normal(size=(3, 4, 112))
+    ref = np.stack([[np.interp(HINODE_WL, wl, s) for s in p] for p in spectra])  # clamps at the edges
+    np.testing.assert_allclose(r(spectra), ref, atol=2e-6)
+    # but the lines themselves must be observed
+    with pytest.raises(ValueError, match="needs at least 6301.101-6302.894 A"):
+        sn.resampler(wl[wl < 6302.7])
 
 
 # --------------------------------------------------------------------------------------

@@ -24,7 +24,8 @@ Inputs (all files of ONE map; directories are expanded to their *.fits):
 
 Profiles are divided by the map's quiet-Sun continuum (median continuum of the pixels
 brighter than 0.8 of it, iterated; override with --continuum) and linearly resampled to
-the model's wavelength grid, which the observation must cover.
+the model's wavelength grid; the observation must cover the model's lines +- 0.4 A (model
+points beyond the observed window take the nearest observed value, with a warning).
 """
 
 _EPILOG = """\

@@ -140,8 +140,14 @@ class FrameInverter:
         wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
         key = (wl.size, float(wl[0]), float(wl[-1]), float(wl.sum()))
         if key != self._wl_key:
-            self._resampler = Resampler(wl, self.net._wl)
+            self._resampler = self.net.resampler(wl)
             self._wl_key = key
+            blue, red = self._resampler.extrapolated
+            if blue > 0 or red > 0:
+                warnings.warn(f"the observed window ({wl.min():.3f}-{wl.max():.3f} A) misses {blue:.3f} A at the blue "
+                              f"and {red:.3f} A at the red end of the model grid "
+                              f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
+                              "observed (continuum) value", stacklevel=3)
         return self._resampler
 
     def frame_continuum(self, frame: np.ndarray) -> float:

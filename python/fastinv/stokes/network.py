@@ -38,7 +38,7 @@ from ..model import Model
 from .._units import to_float_array
 
 __all__ = ["StokesNet", "Resampler", "resample_to", "default_model_path", "STOKES_STATUS",
-           "LEVEL2_NAMES", "CARD_KEY"]
+           "LEVEL2_NAMES", "CARD_KEY", "DEFAULT_LINES", "LINE_MARGIN"]
 
 #: Metadata key of the model card in the model file.
 CARD_KEY = "fastinv.card"
@@ -53,6 +53,13 @@ LEVEL2_NAMES = {"temperature": "temperature", "vlos": "velocity", "B": "mag_stre
                 "inclination": "mag_inclination", "azimuth": "mag_azimuth",
                 "B_los": "mag_strength_los", "vmic": "microturbulence",
                 "log_pe": "log_electron_pressure"}
+
+#: The Fe I 6301.5 / 6302.5 lines the shipped models are trained on (air, A; cards may list
+#: others under ``line_wavelengths``), and the margin [A] around them an observation must
+#: cover: Zeeman sigma components of 3 kG (0.14 A for g = 2.5) plus Doppler shifts of
+#: 10 km/s (0.21 A) stay inside it.
+DEFAULT_LINES = (6301.5012, 6302.4936)
+LINE_MARGIN = 0.4
 
 _DEFAULT_UNITS = {"temperature": "K", "vlos": "km/s", "B": "G", "B_los": "G", "inclination": "deg",
                   "azimuth": "deg", "vmic": "km/s", "log_pe": ""}
@@ -90,9 +97,12 @@ class Resampler:
     """Linear interpolation from an observed wavelength grid onto a model grid.
 
     The indices and weights are computed once, so applying it to frame after frame costs two
-    gathers and a blend. The observed grid must be strictly monotonic and cover the model
-    grid (half an observed step of slack at each end, where the edge value is used): a model
-    cannot invert lines it does not see.
+    gathers and a blend. The observed grid must be strictly monotonic and cover the
+    ``required`` part of the model grid (default: all of it; :class:`StokesNet` requires its
+    spectral lines ± :data:`LINE_MARGIN`), with half an observed step of slack: a model cannot
+    invert lines it does not see. Model points beyond the observed window (continuum at the
+    grid's edges, e.g. an observed grid offset by a few pixels) take the nearest observed
+    value; :attr:`extrapolated` says by how much [A] at each end.
 
     Parameters
     ----------
@@ -100,11 +110,13 @@ class Resampler:
         Observed wavelengths (Angstrom if unitless), increasing or decreasing.
     model_wavelength : array_like or Quantity
         The model's grid (Angstrom if unitless).
+    required : (float, float), optional
+        Wavelength range [A] the observation must cover (default: the whole model grid).
 
     Raises
     ------
     ValueError
-        Grids not monotonic, or the observation does not cover the model's grid.
+        Grids not monotonic, or the observation does not cover the required range.
 
     Examples
     --------
@@ -113,7 +125,7 @@ class Resampler:
     array([0.5 , 2.25])
     """
 
-    def __init__(self, wavelength, model_wavelength) -> None:
+    def __init__(self, wavelength, model_wavelength, required: tuple[float, float] | None = None) -> None:
         wl = _angstrom(wavelength, "observed wavelength")
         mw = _angstrom(model_wavelength, "model wavelength")
         d = np.diff(wl)
@@ -124,11 +136,15 @@ class Resampler:
         order = np.arange(wl.size) if d[0] > 0 else np.arange(wl.size)[::-1]
         ws = wl[order]
         slack = 0.5 * float(np.median(np.abs(d)))
-        if mw[0] < ws[0] - slack or mw[-1] > ws[-1] + slack:
+        lo, hi = (float(mw[0]), float(mw[-1])) if required is None else (float(required[0]), float(required[1]))
+        if lo < ws[0] - slack or hi > ws[-1] + slack:
+            what = "" if required is None else " at least"
             raise ValueError(
-                f"the observation covers {ws[0]:.3f}-{ws[-1]:.3f} A but the model needs "
-                f"{mw[0]:.3f}-{mw[-1]:.3f} A (its spectral lines must be inside the observed window): "
+                f"the observation covers {ws[0]:.3f}-{ws[-1]:.3f} A but the model needs{what} "
+                f"{lo:.3f}-{hi:.3f} A (its spectral lines must be inside the observed window): "
                 "use a model trained for this spectral window, or data from the right camera/line")
+        #: model-grid extent [A] beyond the observed window (blue end, red end), edge values used
+        self.extrapolated = (max(0.0, float(ws[0] - mw[0]) - slack), max(0.0, float(mw[-1] - ws[-1]) - slack))
         self.n_in, self.n_out = wl.size, mw.size
         self.identity = wl.size == mw.size and bool(np.allclose(wl, mw, rtol=0, atol=1e-6))
         j = np.clip(np.searchsorted(ws, mw, side="right") - 1, 0, ws.size - 2)
@@ -171,7 +187,8 @@ class Resampler:
         return out
 
 
-def resample_to(stokes, wavelength, model_wavelength, axis: int = -1) -> np.ndarray:
+def resample_to(stokes, wavelength, model_wavelength, axis: int = -1,
+                required: tuple[float, float] | None = None) -> np.ndarray:
     """Linearly interpolate ``stokes`` from ``wavelength`` onto ``model_wavelength``.
 
     Parameters
@@ -180,6 +197,9 @@ def resample_to(stokes, wavelength, model_wavelength, axis: int = -1) -> np.ndar
         Spectra; the wavelength runs along ``axis``.
     wavelength, model_wavelength : array_like or Quantity
         Observed and model grids (Angstrom if unitless).
+    required : (float, float), optional
+        Range [A] the observation must cover (default: all of the model grid); model
+        points outside the observation take the nearest observed value.
 
     Returns
     -------
@@ -195,7 +215,7 @@ def resample_to(stokes, wavelength, model_wavelength, axis: int = -1) -> np.ndar
     >>> resample_to([[1.0, 3.0, 5.0]], [6301.0, 6302.0, 6303.0], [6301.5, 6302.5])
     array([[2., 4.]], dtype=float32)
     """
-    return Resampler(wavelength, model_wavelength)(np.asarray(stokes), axis=axis)
+    return Resampler(wavelength, model_wavelength, required)(np.asarray(stokes), axis=axis)
 
 
 # --------------------------------------------------------------------------------------
@@ -358,6 +378,20 @@ class StokesNet:
     def units(self) -> dict[str, str]:
         """Unit (astropy string) of each decoded quantity."""
         return dict(self._units)
+
+    @property
+    def required_window(self) -> tuple[float, float]:
+        """Wavelength range [A] an observation must cover: the model's lines (card
+        ``line_wavelengths``, default Fe I 6301.5 and 6302.5) ± :data:`LINE_MARGIN`, within
+        the model grid."""
+        lines = [float(v) for v in self.card.get("line_wavelengths", DEFAULT_LINES)]
+        inside = [v for v in lines if self._wl[0] <= v <= self._wl[-1]] or [float(self._wl[0]), float(self._wl[-1])]
+        return (max(float(self._wl[0]), min(inside) - LINE_MARGIN), min(float(self._wl[-1]), max(inside) + LINE_MARGIN))
+
+    def resampler(self, wavelength) -> "Resampler":
+        """A :class:`Resampler` from an observed grid to this model's, requiring
+        :attr:`required_window`."""
+        return Resampler(wavelength, self._wl, self.required_window)
 
     @property
     def input_stokes(self) -> tuple[str, ...]:
