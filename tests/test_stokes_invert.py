@@ -194,6 +194,13 @@ def test_frame_inverter_reuses_buffers_and_flags_nan(models, visp_true):
     _compare({q: v[:, ok] for q, v in r.results.items()}, {q: v[:, ok] for q, v in ref.items()}, "frame 2")
     with pytest.raises(ValueError, match=r"\(4, N_lambda, N_slit\)"):
         inv.invert_frame(frame[:3], wavelength=wl)
+    # a frame without any usable continuum (found per frame) is flagged, not an exception
+    auto = FrameInverter(path, "visp")
+    dead = np.zeros_like(visp_true[0])
+    dead[:, :, :3] = np.nan
+    r = auto.invert_frame(dead, wavelength=wl)
+    assert np.isnan(r.continuum) and list(r.status) == [1, 1, 1] + [2] * (N_SLIT - 3)
+    assert np.isnan(r.results["temperature"]).all()
     with pytest.raises(ValueError, match="400 were given"):
         inv.invert_frame(frame[:, :300], wavelength=wl)
 

@@ -179,8 +179,9 @@ class FrameInverter:
         Raises
         ------
         ValueError
-            Wrong shape, wavelengths that do not cover the model's grid, or a frame without
-            any usable continuum.
+            Wrong shape or wavelengths that do not cover the model's lines. (A frame without
+            any usable continuum is not an error: all its pixels are flagged, status 1 where
+            the profile has NaN/inf, else 2, and ``continuum`` is NaN.)
         """
         t0 = time.perf_counter()
         step = getattr(frame, "step", None)
@@ -203,8 +204,12 @@ class FrameInverter:
         n = frame.shape[self.slit_axis]
         self._buffers(n)
         ic = continuum if continuum is not None else self.continuum
+        ic_found = True
         if ic is None:
-            ic = self.frame_continuum(frame)
+            try:
+                ic = self.frame_continuum(frame)
+            except ValueError:  # no pixel with a usable continuum: flag them all, keep going
+                ic, ic_found = float("nan"), False
         r = res(frame, axis=self.wl_axis, out=self._resampled)
         net = self.net
         for c, s in enumerate(net._channels):
@@ -214,6 +219,9 @@ class FrameInverter:
         # one sum per pixel finds NaN/inf anywhere in its network input
         bad = ~np.isfinite(self._x_frame.sum(axis=(0, self.wl_axis)))
         mean_i = r[0].mean(axis=self.wl_axis - 1)
+        if not ic_found:
+            bad = ~np.isfinite(r.sum(axis=(0, self.wl_axis)))
+            mean_i = np.zeros_like(mean_i)
         nosignal = ~(mean_i > 0) & ~bad
         flagged = bad | nosignal
         if flagged.any():
