@@ -19,6 +19,7 @@
 #include "cuda_device.hpp"
 #include "fastinv/error.hpp"
 #include "gpu/gpu_pack.hpp"
+#include "gpu/gpu_plan.hpp"
 #include "gpu_kernels.hpp"
 #include "gpu_runtime.hpp"
 #ifdef FASTINV_HAVE_OPENMP
@@ -77,174 +78,52 @@ int64_t planar_ld(const Strided& v, int64_t rows) {
 }
 
 // ---------------------------------------------------------------------------------
-// General graphs: one step per op on planar [rows][ld] slots of a per-lane arena.
-struct Step {
-  OpKind op = OpKind::act;
-  std::vector<int> in;  // slots
-  std::vector<Shape> in_shape;
-  int out = -1;
-  Shape out_shape;
-  int m = 0, kdim = 0;
-  DeviceMemory w, bias, rows;  // conv (rows empty for a plain linear layer)
-  bool has_rows = false;
-  DevAct act;
-  int kernel = 1, stride = 1, pad = 0;
-  bool count_include_pad = true;
-  DeviceMemory scale, shift;
-  std::vector<DeviceMemory> maps;  // flatten / concat: destination rows of each input
+// General graphs: gpu::compile_general's steps with their tables uploaded.
+struct DevStep {  // device copies of plan.steps[i]'s tables
+  DeviceMemory w, bias, rows, scale, shift;
+  std::vector<DeviceMemory> maps;
 };
 
-struct GeneralPlan {
-  std::vector<Step> steps;
-  std::vector<int64_t> slot_row;  // first row of each slot in the arena
-  int64_t arena_rows = 0;
-  int input_slot = -1, output_slot = -1;
+struct DevGeneral {
+  gpu::GeneralPlan plan;
+  std::vector<DevStep> steps;
 };
 
-GeneralPlan compile_general(const Graph& g) {
-  const size_t n = g.nodes.size();
-  std::vector<int> consumers(n, 0);
-  for (const Node& node : g.nodes)
-    for (int in : node.inputs)
-      if (in >= 0) ++consumers[size_t(in)];
-  std::vector<int> root(n);
-  std::vector<bool> fused(n, false);
-  for (size_t i = 0; i < n; ++i) {
-    const Node& node = g.nodes[i];
-    root[i] = int(i);
-    const int src = node.inputs[0];
-    const Shape& in = g.shape_of(src);
-    if (node.op == OpKind::flatten && (in.l == 1 || in.c == 1)) {
-      root[i] = src < 0 ? -1 : root[size_t(src)];
-    } else if (node.op == OpKind::act && src >= 0 && g.nodes[size_t(src)].op == OpKind::conv &&
-               consumers[size_t(src)] == 1 && src != g.output && !fused[size_t(src)]) {
-      fused[i] = true;
-      root[i] = root[size_t(src)];
+DevGeneral upload_general(const Graph& g) {
+  DevGeneral d;
+  d.plan = gpu::compile_general(g);
+  for (const gpu::Step& st : d.plan.steps) {
+    DevStep s;
+    if (st.op == OpKind::conv) {
+      s.w = upload(st.w);
+      s.bias = upload(st.bias);
+      if (!st.rows.empty()) s.rows = upload(st.rows);
+    } else if (st.op == OpKind::affine) {
+      s.scale = upload(st.scale);
+      s.shift = upload(st.shift);
     }
+    for (const auto& m : st.maps) s.maps.push_back(upload(m));
+    d.steps.push_back(std::move(s));
   }
-  auto root_of = [&](int v) { return v < 0 ? -1 : root[size_t(v)]; };
-  std::vector<int> last_use(n + 1, -1);
-  for (size_t i = 0; i < n; ++i)
-    for (int in : g.nodes[i].inputs) last_use[size_t(root_of(in) + 1)] = int(i);
-  last_use[size_t(root_of(g.output) + 1)] = int(n);
-
-  GeneralPlan plan;
-  std::vector<int64_t> slot_rows;
-  std::vector<bool> slot_free;
-  std::vector<int> slot_of_root(n + 1, -1);
-  auto allocate = [&](int r, int64_t rows) {
-    int best = -1;
-    for (size_t s = 0; s < slot_rows.size(); ++s)
-      if (slot_free[s] && slot_rows[s] >= rows && (best < 0 || slot_rows[s] < slot_rows[size_t(best)])) best = int(s);
-    if (best < 0) {
-      best = int(slot_rows.size());
-      slot_rows.push_back(rows);
-      slot_free.push_back(false);
-    }
-    slot_free[size_t(best)] = false;
-    slot_of_root[size_t(r + 1)] = best;
-  };
-  allocate(-1, g.input.size());
-  plan.input_slot = slot_of_root[0];
-  std::vector<size_t> step_of_node(n, 0);
-  for (size_t i = 0; i < n; ++i) {
-    const Node& node = g.nodes[i];
-    if (root[i] == int(i)) allocate(int(i), node.shape.size());
-    const int out_slot = slot_of_root[size_t(root[i] + 1)];
-    if (node.op == OpKind::flatten && root[i] != int(i)) {
-      // a view
-    } else if (fused[i]) {
-      plan.steps[step_of_node[size_t(node.inputs[0])]].act = dev_act(node.act);
-    } else {
-      Step s;
-      s.op = node.op;
-      for (int in : node.inputs) {
-        s.in.push_back(slot_of_root[size_t(root_of(in) + 1)]);
-        s.in_shape.push_back(g.shape_of(in));
-      }
-      s.out = out_slot;
-      s.out_shape = node.shape;
-      if (node.op == OpKind::conv) {
-        s.m = int(node.cout);
-        s.kdim = int(node.cin * node.kernel);
-        // Reduction index j = t * cin + ci (tap-major): each tap reads cin consecutive rows.
-        std::vector<float> w(node.weight.size());
-        for (int64_t co = 0; co < node.cout; ++co)
-          for (int64_t ci = 0; ci < node.cin; ++ci)
-            for (int64_t t = 0; t < node.kernel; ++t)
-              w[size_t((co * node.kernel + t) * node.cin + ci)] =
-                  node.weight[size_t((co * node.cin + ci) * node.kernel + t)];
-        s.w = upload(w);
-        s.bias = upload(node.bias);
-        const Shape& in = s.in_shape[0];
-        if (!node.linear) {
-          std::vector<int32_t> rows(size_t(node.shape.l * s.kdim));
-          for (int64_t lo = 0; lo < node.shape.l; ++lo)
-            for (int64_t t = 0; t < node.kernel; ++t) {
-              const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
-              for (int64_t ci = 0; ci < node.cin; ++ci)
-                rows[size_t((lo * node.kernel + t) * node.cin + ci)] =
-                    (pos >= 0 && pos < in.l) ? int32_t(pos * node.cin + ci) : -1;
-            }
-          s.rows = upload(rows);
-          s.has_rows = true;
-        }
-      } else if (node.op == OpKind::maxpool || node.op == OpKind::avgpool) {
-        s.kernel = int(node.kernel);
-        s.stride = int(node.stride);
-        s.pad = int(node.pad_left);
-        s.count_include_pad = node.count_include_pad;
-      } else if (node.op == OpKind::act) {
-        s.act = dev_act(node.act);
-      } else if (node.op == OpKind::affine) {
-        s.scale = upload(node.scale);
-        s.shift = upload(node.shift);
-      } else if (node.op == OpKind::flatten) {  // rows (l, c) -> torch's channel-major c * L + l
-        const int64_t nc = s.in_shape[0].c, nl = s.in_shape[0].l;
-        std::vector<int32_t> map(size_t(nc * nl));
-        for (int64_t l = 0; l < nl; ++l)
-          for (int64_t c = 0; c < nc; ++c) map[size_t(l * nc + c)] = int32_t(c * nl + l);
-        s.maps.push_back(upload(map));
-      } else if (node.op == OpKind::concat) {  // per position, the inputs' channel blocks in turn
-        const int64_t nl = s.out_shape.l, ctot = s.out_shape.c;
-        int64_t c0 = 0;
-        for (const Shape& in : s.in_shape) {
-          std::vector<int32_t> map(size_t(in.size()));
-          for (int64_t l = 0; l < nl; ++l)
-            for (int64_t c = 0; c < in.c; ++c) map[size_t(l * in.c + c)] = int32_t(l * ctot + c0 + c);
-          s.maps.push_back(upload(map));
-          c0 += in.c;
-        }
-      }
-      step_of_node[i] = plan.steps.size();
-      plan.steps.push_back(std::move(s));
-    }
-    for (int in : node.inputs) {
-      const int r = root_of(in);
-      if (last_use[size_t(r + 1)] == int(i)) slot_free[size_t(slot_of_root[size_t(r + 1)])] = true;
-    }
-  }
-  plan.output_slot = slot_of_root[size_t(root_of(g.output) + 1)];
-  for (int64_t rows : slot_rows) {
-    plan.slot_row.push_back(plan.arena_rows);
-    plan.arena_rows += rows;
-  }
-  return plan;
+  return d;
 }
 
-void run_general(const GeneralPlan& plan, float* arena, int64_t ld, int64_t n, cuda::StreamHandle s) {
-  auto slot = [&](int k) { return arena + plan.slot_row[size_t(k)] * ld; };
-  for (const Step& st : plan.steps) {
+void run_general(const DevGeneral& d, float* arena, int64_t ld, int64_t n, cuda::StreamHandle s) {
+  auto slot = [&](int k) { return arena + d.plan.slot_row[size_t(k)] * ld; };
+  for (size_t i = 0; i < d.steps.size(); ++i) {
+    const DevStep& ds = d.steps[i];
+    const gpu::Step& st = d.plan.steps[i];
     float* out = slot(st.out);
     const int64_t rows = st.out_shape.size();
+    const DevAct act = dev_act(st.act);
     switch (st.op) {
       case OpKind::conv:
-        cuda::launch_conv(static_cast<const float*>(st.w.get()), static_cast<const float*>(st.bias.get()),
-                          st.has_rows ? static_cast<const int32_t*>(st.rows.get()) : nullptr, st.m, st.kdim,
-                          int(st.out_shape.l), slot(st.in[0]), out, ld, n, st.act, s);
+        cuda::launch_conv(static_cast<const float*>(ds.w.get()), static_cast<const float*>(ds.bias.get()),
+                          st.rows.empty() ? nullptr : static_cast<const int32_t*>(ds.rows.get()), st.m, st.kdim,
+                          int(st.out_shape.l), slot(st.in[0]), out, ld, n, act, s);
         break;
       case OpKind::act:
-        cuda::launch_act(slot(st.in[0]), out, rows, ld, n, st.act, s);
+        cuda::launch_act(slot(st.in[0]), out, rows, ld, n, act, s);
         break;
       case OpKind::maxpool:
       case OpKind::avgpool:
@@ -252,25 +131,25 @@ void run_general(const GeneralPlan& plan, float* arena, int64_t ld, int64_t n, c
                           int(st.out_shape.l), st.kernel, st.stride, st.pad, st.count_include_pad, ld, n, s);
         break;
       case OpKind::affine:
-        cuda::launch_affine(slot(st.in[0]), out, static_cast<const float*>(st.scale.get()),
-                            static_cast<const float*>(st.shift.get()), int(st.out_shape.c), rows, ld, n, s);
+        cuda::launch_affine(slot(st.in[0]), out, static_cast<const float*>(ds.scale.get()),
+                            static_cast<const float*>(ds.shift.get()), int(st.out_shape.c), rows, ld, n, s);
         break;
       case OpKind::add:
         cuda::launch_add(slot(st.in[0]), slot(st.in[1]), out, rows, ld, n, s);
-        for (size_t i = 2; i < st.in.size(); ++i) cuda::launch_add(out, slot(st.in[i]), out, rows, ld, n, s);
+        for (size_t k = 2; k < st.in.size(); ++k) cuda::launch_add(out, slot(st.in[k]), out, rows, ld, n, s);
         break;
       case OpKind::flatten:
       case OpKind::concat:
-        for (size_t i = 0; i < st.in.size(); ++i)
-          cuda::launch_copy_rows(slot(st.in[i]), out, static_cast<const int32_t*>(st.maps[i].get()),
-                                 st.in_shape[i].size(), ld, n, s);
+        for (size_t k = 0; k < st.in.size(); ++k)
+          cuda::launch_copy_rows(slot(st.in[k]), out, static_cast<const int32_t*>(ds.maps[k].get()),
+                                 st.in_shape[k].size(), ld, n, s);
         break;
     }
   }
 }
 
 // ---------------------------------------------------------------------------------
-// Per-pixel chains: conv(k=1 on rank-1 values) [+ act], widths <= kMaxFusedWidth.
+// Per-pixel chains: gpu::compile_fused's packed weights uploaded, tile fitted to the device.
 struct FusedPlan {
   bool ok = false;
   DeviceMemory weights, biases;
@@ -281,67 +160,26 @@ struct FusedPlan {
 
 FusedPlan compile_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev) {
   FusedPlan f;
-  if (g.input.l != 1 || g.input.rank != 1) return f;
-  struct Layer {
-    const Node* conv;
-    Activation act;
-  };
-  std::vector<Layer> layers;
-  int prev = -1;
-  for (size_t i = 0; i < g.nodes.size(); ++i) {
-    const Node& node = g.nodes[i];
-    if (node.inputs.size() != 1 || node.inputs[0] != prev) return f;  // not a chain
-    if (node.op == OpKind::conv) {
-      if (node.kernel != 1 || node.shape.l != 1 || node.cin > gpu::kMaxFusedWidth || node.cout > gpu::kMaxFusedWidth)
-        return f;
-      layers.push_back({&node, Activation{}});
-    } else if (node.op == OpKind::act) {
-      if (layers.empty() || prev < 0 || g.nodes[size_t(prev)].op != OpKind::conv) return f;
-      layers.back().act = node.act;
-    } else if (node.op == OpKind::flatten && node.shape.l == 1 && g.shape_of(prev).l == 1) {
-      // a no-op on rank-1 values
-    } else {
-      return f;
-    }
-    prev = int(i);
-  }
-  if (layers.empty() || int(layers.size()) > gpu::kMaxFusedLayers || prev != g.output) return f;
-
-  std::vector<uint32_t> words;
-  std::vector<float> biases;
-  std::vector<std::pair<size_t, size_t>> offsets;  // (weight word, bias float) offsets per layer
-  int rows = 0;
-  for (const Layer& l : layers) {
-    const Node& n = *l.conv;
-    const std::vector<uint32_t> packed = gpu::pack_fused_weights(n.weight.data(), n.cout, n.cin, p);
-    offsets.emplace_back(words.size(), biases.size());
-    words.insert(words.end(), packed.begin(), packed.end());
-    words.resize(size_t(gpu::round_up(int64_t(words.size()), 64)), 0u);  // 256-byte aligned layers
-    const int64_t mpad = gpu::round_up(n.cout, gpu::kChunkRows);
-    std::vector<float> b(size_t(mpad), 0.f);
-    std::copy(n.bias.begin(), n.bias.end(), b.begin());
-    biases.insert(biases.end(), b.begin(), b.end());
-    rows = std::max<int>(rows, int(mpad));
-  }
-  rows = std::max<int>(rows, int(gpu::round_up(layers[0].conv->cin, gpu::kChunkDepth)));
-  f.tile = cuda::fused_pick_tile(p, rows, dev.shared_per_block_optin);
+  const gpu::FusedPlan host = gpu::compile_fused(g, p);
+  if (!host.ok) return f;
+  f.tile = cuda::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
   if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
-  f.smem = cuda::fused_smem_bytes(p, f.tile, rows);
+  f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows);
   f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors);
-  f.weights = upload(words);
-  f.biases = upload(biases);
-  f.args.nlayers = int(layers.size());
-  f.args.rows = rows;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    const Node& n = *layers[i].conv;
+  f.weights = upload(host.words);
+  f.biases = upload(host.biases);
+  f.args.nlayers = int(host.layers.size());
+  f.args.rows = host.rows;
+  for (size_t i = 0; i < host.layers.size(); ++i) {
+    const gpu::FusedLayer& h = host.layers[i];
     cuda::FusedLayer& L = f.args.layers[i];
-    L.m = int(n.cout);
-    L.k = int(n.cin);
-    L.mpad = int(gpu::round_up(n.cout, gpu::kChunkRows));
-    L.kpad = int(gpu::round_up(n.cin, gpu::kChunkDepth));
-    L.w = static_cast<const uint32_t*>(f.weights.get()) + offsets[i].first;
-    L.bias = static_cast<const float*>(f.biases.get()) + offsets[i].second;
-    L.act = dev_act(layers[i].act);
+    L.m = h.m;
+    L.k = h.k;
+    L.mpad = h.mpad;
+    L.kpad = h.kpad;
+    L.w = static_cast<const uint32_t*>(f.weights.get()) + h.w_offset;
+    L.bias = static_cast<const float*>(f.biases.get()) + h.bias_offset;
+    L.act = dev_act(h.act);
   }
   f.ok = true;
   return f;
@@ -398,8 +236,8 @@ class CudaBackend final : public Backend {
     in_shape_ = graph_->input;
     out_shape_ = graph_->shape_of(graph_->output);
     fused_ = compile_fused(*graph_, precision_, dev_);
-    if (!fused_.ok) general_ = compile_general(*graph_);
-    const int64_t rows = fused_.ok ? in_shape_.size() + out_shape_.size() : general_.arena_rows;
+    if (!fused_.ok) general_ = upload_general(*graph_);
+    const int64_t rows = fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows;
     chunk_ = std::clamp<int64_t>(kLaneBudget / (4 * std::max<int64_t>(rows, 1)) / 256 * 256, 256, kMaxChunk);
   }
 
@@ -447,8 +285,8 @@ class CudaBackend final : public Backend {
           gather_host(static_cast<const double*>(input.data), input.layout, in_shape_, first, cnt, stage, threads);
         float* arena = static_cast<float*>(lane.arena.get());
         const cuda::StreamHandle s = lane.stream.get();
-        float* d_in = fused_.ok ? arena : arena + general_.slot_row[size_t(general_.input_slot)] * cnt;
-        float* d_out = fused_.ok ? arena + in_rows * cnt : arena + general_.slot_row[size_t(general_.output_slot)] * cnt;
+        float* d_in = fused_.ok ? arena : arena + general_.plan.slot_row[size_t(general_.plan.input_slot)] * cnt;
+        float* d_out = fused_.ok ? arena + in_rows * cnt : arena + general_.plan.slot_row[size_t(general_.plan.output_slot)] * cnt;
         cuda::copy_to_device_async(d_in, stage, size_t(in_rows * cnt * 4), s);
         compute(arena, d_in, cnt, d_out, cnt, cnt, cnt, s);
         cuda::copy_to_host_async(lane.out_host.get(), d_out, size_t(out_rows * cnt * 4), s);
@@ -482,8 +320,8 @@ class CudaBackend final : public Backend {
     float* arena = static_cast<float*>(scratch.get());
     for (int64_t first = 0; first < n; first += cap) {
       const int64_t cnt = std::min<int64_t>(cap, n - first);
-      float* d_in = fused_.ok ? arena : arena + general_.slot_row[size_t(general_.input_slot)] * cnt;
-      float* d_out = fused_.ok ? arena + in_rows * cnt : arena + general_.slot_row[size_t(general_.output_slot)] * cnt;
+      float* d_in = fused_.ok ? arena : arena + general_.plan.slot_row[size_t(general_.plan.input_slot)] * cnt;
+      float* d_out = fused_.ok ? arena + in_rows * cnt : arena + general_.plan.slot_row[size_t(general_.plan.output_slot)] * cnt;
       int64_t ld_in = cnt, ld_out = cnt;
       if (fused_.ok && in_ld > 0) {  // read the caller's planes directly
         d_in = const_cast<float*>(static_cast<const float*>(input.data)) + first;
@@ -506,7 +344,7 @@ class CudaBackend final : public Backend {
 
  private:
   int64_t arena_rows() const {
-    return fused_.ok ? in_shape_.size() + out_shape_.size() : general_.arena_rows;
+    return fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows;
   }
 
   // The network on n samples: fused from (d_in, ld_in) to (d_out, ld_out); the general
@@ -531,7 +369,7 @@ class CudaBackend final : public Backend {
   cuda::DeviceProps dev_;
   Shape in_shape_, out_shape_;
   FusedPlan fused_;
-  GeneralPlan general_;
+  DevGeneral general_;
   int64_t chunk_ = 0;
   mutable std::mutex mutex_;
   mutable std::vector<std::unique_ptr<Lane>> lanes_;

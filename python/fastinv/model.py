@@ -86,7 +86,7 @@ class Model:
         """Layers, parameter count and FLOPs per sample (multiply-add = 2 FLOPs)."""
         return self._core.info()
 
-    def __call__(self, x: Any, threads: int | None = None, stream: Any = None) -> Any:
+    def __call__(self, x: Any, threads: int | None = None, stream: Any = None, out: Any = None) -> Any:
         """Run the network.
 
         Parameters
@@ -104,6 +104,9 @@ class Model:
             ``cupy.cuda.Stream`` or a raw ``cudaStream_t`` integer). Default: the array
             library's current stream. The call returns without waiting; the result is
             ready in stream order, as for the library's own operations.
+        out : array, optional
+            Where to write the result (float32, the output's shape; a NumPy array for
+            NumPy input, a CUDA array for CUDA input). Returned.
 
         Returns
         -------
@@ -112,7 +115,7 @@ class Model:
         """
         cai = _cuda_interface(x)
         if cai is not None:
-            return self._call_device(x, cai, stream)
+            return self._call_device(x, cai, stream, out)
         if stream is not None:
             raise ValueError("stream= applies to CUDA arrays only; this input is a host array")
         if not isinstance(x, np.ndarray):
@@ -121,7 +124,9 @@ class Model:
             raise TypeError(f"input must be float32 or float64, got {x.dtype}; convert with x.astype(np.float32)")
         nthreads = self.threads if threads is None else int(threads)
         axes, out_full, out_axes = self._axes(tuple(x.shape))
-        return self._core.run(x, axes[0], axes[1], list(out_full), out_axes[0], out_axes[1], nthreads)
+        if out is not None and not isinstance(out, np.ndarray):
+            raise TypeError("out must be a float32 numpy array for NumPy input")
+        return self._core.run(x, axes[0], axes[1], list(out_full), out_axes[0], out_axes[1], nthreads, out)
 
     def _axes(self, shape: tuple[int, ...]):
         """(sample axes, feature axes), output shape, output axes for an input shape."""
@@ -148,7 +153,7 @@ class Model:
             raise ValueError(f"input has per-sample shape {feature_shape} but the model expects {self.input_shape}")
         return axes, out_full, out_axes
 
-    def _call_device(self, x: Any, cai: dict, stream: Any) -> Any:
+    def _call_device(self, x: Any, cai: dict, stream: Any, out: Any = None) -> Any:
         if not self.device.startswith("cuda"):
             raise ValueError(f"a CUDA array was passed to a model loaded with device={self.device!r}; load it with "
                              "device='cuda' or pass a NumPy array")
@@ -160,8 +165,13 @@ class Model:
         itemsize = 4 if dtype == "float32" else 8
         strides = cai.get("strides") or _c_strides(shape, itemsize)
         axes, out_full, out_axes = self._axes(shape)
-        y = _empty_like_kind(x, out_full)
-        ycai = _cuda_interface(y)
+        if out is None:
+            y = _empty_like_kind(x, out_full)
+            ycai = _cuda_interface(y)
+        else:
+            y, ycai = out, _cuda_interface(out)
+            if ycai is None or ycai["typestr"] != "<f4" or tuple(ycai["shape"]) != tuple(out_full):
+                raise ValueError(f"out must be a float32 CUDA array of shape {tuple(out_full)}")
         ystrides = ycai.get("strides") or _c_strides(tuple(out_full), 4)
         handle = _stream_handle(x, cai, stream)
         self._core.run_device(int(cai["data"][0]), dtype, list(shape), [int(s) for s in strides], axes[0], axes[1],

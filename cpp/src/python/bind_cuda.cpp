@@ -9,7 +9,10 @@
 
 #include "fastinv/error.hpp"
 #include "gpu/gpu_pack.hpp"
+#include "gpu/gpu_plan.hpp"
+#include "graph.hpp"
 #include "python/bindings.hpp"
+#include "safetensors.hpp"
 #ifdef FASTINV_HAVE_CUDA
 #include "gpu_runtime.hpp"
 #endif
@@ -47,6 +50,33 @@ void bind_cuda(py::module_& m) {
         return out;
       },
       py::arg("x"), "Test hook: float32 rounded to tf32 (nearest, ties away), as cvt.rna.tf32.f32.");
+  m.def(
+      "_cuda_emulate",
+      [](const std::string& path, const std::string& precision, const std::string& path_kind,
+         py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        const gpu::Precision p = gpu::precision_from_name(precision);
+        const Graph g = parse_graph(SafeTensors::read_file(path));
+        const int64_t in_rows = g.input.size(), out_rows = g.shape_of(g.output).size();
+        if (x.ndim() != 2 || x.shape(0) != in_rows)
+          throw InvalidArgument("x must be planar (" + std::to_string(in_rows) + ", n)");
+        const int64_t n = x.shape(1);
+        py::array_t<float> y({py::ssize_t(out_rows), py::ssize_t(n)});
+        std::string used;
+        gpu::FusedPlan fused;
+        if (path_kind != "general") fused = gpu::compile_fused(g, p);
+        if (path_kind == "fused" && !fused.ok) throw InvalidArgument("this graph has no fused plan");
+        if (fused.ok) {
+          gpu::emulate_fused(fused, p, x.data(), y.mutable_data(), n);
+          used = "fused";
+        } else {
+          gpu::emulate_general(gpu::compile_general(g), x.data(), in_rows, y.mutable_data(), out_rows, n);
+          used = "general";
+        }
+        return py::make_tuple(y, used);
+      },
+      py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"),
+      "Test hook: run a model file's CUDA plan (fused if it has one and path_kind != 'general', else per-op) "
+      "through the CPU emulation of the kernels' definitions, on planar x (rows, n); returns (y, path used).");
   m.def(
       "cuda_device_info",
       [](int ordinal) {

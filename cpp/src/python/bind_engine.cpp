@@ -71,7 +71,7 @@ py::dict info_dict(const ModelInfo& info) {
 py::array_t<float> run(const Model& model, const py::array& x, const std::vector<int>& sample_axes,
                        const std::vector<int>& feature_axes, const std::vector<int64_t>& out_shape,
                        const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes,
-                       int threads) {
+                       int threads, const py::object& out_obj) {
   InputView in;
   if (x.dtype().is(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -82,7 +82,17 @@ py::array_t<float> run(const Model& model, const py::array& x, const std::vector
   std::vector<int64_t> shape(x.shape(), x.shape() + x.ndim()), strides(x.strides(), x.strides() + x.ndim());
   in.data = x.data();
   in.layout = make_view(shape, strides, int64_t(x.itemsize()), sample_axes, feature_axes, "input");
-  py::array_t<float> y(out_shape);
+  py::array_t<float> y;
+  if (out_obj.is_none()) {
+    y = py::array_t<float>(out_shape);
+  } else {  // the caller's output array (e.g. preallocated, or poisoned by a test)
+    if (!py::isinstance<py::array_t<float>>(out_obj) || !py::array(out_obj).dtype().is(py::dtype::of<float>()))
+      throw TypeMismatch("out must be a float32 numpy array");
+    y = py::reinterpret_borrow<py::array_t<float>>(out_obj);
+    if (std::vector<int64_t>(y.shape(), y.shape() + y.ndim()) != out_shape)
+      throw InvalidArgument("out has the wrong shape for this input");
+    if (!y.writeable()) throw InvalidArgument("out is read-only");
+  }
   std::vector<int64_t> yshape(y.shape(), y.shape() + y.ndim()), ystrides(y.strides(), y.strides() + y.ndim());
   OutputView out{y.mutable_data(), make_view(yshape, ystrides, 4, out_sample_axes, out_feature_axes, "output")};
   {
@@ -172,7 +182,8 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("metadata", &Model::metadata)
       .def("info", [](const Model& m) { return info_dict(m.info()); })
       .def("run", &run, py::arg("x"), py::arg("sample_axes"), py::arg("feature_axes"), py::arg("out_shape"),
-           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0)
+           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0,
+           py::arg("out") = py::none())
       .def("run_device", &run_device, py::arg("x_ptr"), py::arg("x_dtype"), py::arg("x_shape"), py::arg("x_strides"),
            py::arg("sample_axes"), py::arg("feature_axes"), py::arg("y_ptr"), py::arg("y_shape"),
            py::arg("y_strides"), py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("stream") = 0);
