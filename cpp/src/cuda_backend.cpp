@@ -256,14 +256,17 @@ class CudaBackend final : public Backend {
     cuda::set_device(dev_.ordinal);
     if (threads <= 0) threads = 1;
     const int64_t in_rows = in_shape_.size(), out_rows = out_shape_.size();
-    if (lanes_.empty())
+    if (lanes_.empty()) {  // all lanes or none (an allocation may fail half way)
+      std::vector<std::unique_ptr<Lane>> lanes;
       for (int i = 0; i < kLanes; ++i) {
         auto lane = std::make_unique<Lane>();
         lane->arena = DeviceMemory(size_t(arena_rows() * chunk_ * 4));
         lane->in_host = cuda::PinnedMemory(size_t(in_rows * chunk_ * 4));
         lane->out_host = cuda::PinnedMemory(size_t(out_rows * chunk_ * 4));
-        lanes_.push_back(std::move(lane));
+        lanes.push_back(std::move(lane));
       }
+      lanes_ = std::move(lanes);
+    }
     const int64_t n = input.layout.samples();
     auto finish = [&](Lane& lane) {
       if (lane.pending_first < 0) return;
