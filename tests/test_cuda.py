@@ -21,6 +21,7 @@ FASTINV_TEST_SEED=<seed> reproduces a run.
 from __future__ import annotations
 
 import ctypes
+import os
 import warnings
 
 import numpy as np
@@ -43,6 +44,9 @@ HAVE_GPU = INFO["cuda_compiled"] and INFO["cuda_devices"] > 0
 GPU_REASON = ("fastinv was built without CUDA" if not INFO["cuda_compiled"] else
               "no usable CUDA device (fastinv.info()['cuda_devices'] == 0)")
 gpu = pytest.mark.skipif(not HAVE_GPU, reason=GPU_REASON)
+# Under compute-sanitizer (bench/gpu_check.sh sanitize) kernels run 10-100x slower: fewer
+# random nets, smaller frames.
+SANITIZE = bool(os.environ.get("FASTINV_CUDA_SANITIZE"))
 
 
 def _driver_loadable() -> bool:
@@ -360,7 +364,8 @@ def _run_poisoned(model, x, shape):
     return out
 
 
-GPU_CASES = [(layout, SEED + 7000 + 100 * i + j) for i, layout in enumerate(("nc", "ncl", "nchw")) for j in range(8)]
+GPU_CASES = [(layout, SEED + 7000 + 100 * i + j) for i, layout in enumerate(("nc", "ncl", "nchw"))
+             for j in range(2 if SANITIZE else 8)]
 
 
 @gpu
@@ -399,7 +404,7 @@ def test_gpu_shipped_deepem(precision):
     model = fastinv.load(path, device="cuda", precision=precision)
     assert "fused" in model.info()["isa"]
     rng = np.random.default_rng(SEED + 11)
-    for shape in [(6, 512, 512), (1, 6, 77, 131), (6, 1, 1)]:
+    for shape in [(6, 64, 64) if SANITIZE else (6, 512, 512), (1, 6, 77, 131), (6, 1, 1)]:
         x = _deepem_input(rng, shape)
         ref = cpu(x).astype(np.float64)  # the CPU engine: 1e-5 from torch (test_parity)
         err = _rel_l2(_run_poisoned(model, x, ref.shape), ref)
@@ -437,7 +442,7 @@ def test_gpu_deepem_matches_float64_and_torch_cuda(tmp_path, precision):
 def test_gpu_muisca_on_a_visp_frame(tmp_path):
     torch.manual_seed(SEED)
     net = MUISCA().eval()
-    x = np.random.default_rng(SEED + 4).standard_normal((2555, 2, 112)).astype(np.float32)
+    x = np.random.default_rng(SEED + 4).standard_normal((100 if SANITIZE else 2555, 2, 112)).astype(np.float32)
     path = _export(net, x, tmp_path)
     ref = _ref64(net, x)
     for precision in ("fp32", "bf16"):  # MUISCA runs op by op in fp32 in every mode
