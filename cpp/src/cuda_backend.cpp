@@ -14,10 +14,12 @@
 #include <algorithm>
 #include <cstring>
 #include <mutex>
+#include <type_traits>
 
 #include "backend.hpp"
 #include "cuda_device.hpp"
 #include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
 #include "gpu/gpu_pack.hpp"
 #include "gpu/gpu_plan.hpp"
 #include "gpu_kernels.hpp"
@@ -195,6 +197,16 @@ struct Lane {
 
 template <typename T>
 void gather_host(const T* data, const Strided& v, const Shape& shape, int64_t first, int64_t n, float* dst, int threads) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (const int64_t ld = planar_ld(v, shape.size()); ld > 0) {  // (C, H, W)-like planes: a copy per row
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n * shape.size() >= 65536)
+#endif
+      for (int64_t r = 0; r < shape.size(); ++r)
+        std::memcpy(dst + r * n, data + r * ld + first, size_t(n) * sizeof(float));
+      return;
+    }
+  }
   const int64_t fs0 = v.feature_strides[0], fs1 = v.feature_ndim == 2 ? v.feature_strides[1] : 0;
   const int64_t nblocks = (n + 63) / 64;
 #ifdef FASTINV_HAVE_OPENMP
@@ -213,6 +225,14 @@ void gather_host(const T* data, const Strided& v, const Shape& shape, int64_t fi
 
 void scatter_host(const float* src, const Shape& shape, int64_t first, int64_t n, float* data, const Strided& v,
                   int threads) {
+  if (const int64_t ld = planar_ld(v, shape.size()); ld > 0) {
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp parallel for num_threads(threads) schedule(static) if (threads > 1 && n * shape.size() >= 65536)
+#endif
+    for (int64_t r = 0; r < shape.size(); ++r)
+      std::memcpy(data + r * ld + first, src + r * n, size_t(n) * sizeof(float));
+    return;
+  }
   const int64_t fs0 = v.feature_strides[0], fs1 = v.feature_ndim == 2 ? v.feature_strides[1] : 0;
   const int64_t nblocks = (n + 63) / 64;
 #ifdef FASTINV_HAVE_OPENMP
@@ -254,7 +274,7 @@ class CudaBackend final : public Backend {
   void run(const InputView& input, const OutputView& output, int threads) const override {
     std::lock_guard<std::mutex> lock(mutex_);
     cuda::set_device(dev_.ordinal);
-    if (threads <= 0) threads = 1;
+    if (threads <= 0) threads = default_threads();
     const int64_t in_rows = in_shape_.size(), out_rows = out_shape_.size();
     if (lanes_.empty()) {  // all lanes or none (an allocation may fail half way)
       std::vector<std::unique_ptr<Lane>> lanes;
