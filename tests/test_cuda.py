@@ -166,6 +166,60 @@ def test_cuda_array_on_a_cpu_model_is_refused(tmp_path):
         model(np.zeros((4, 6), np.float32) + 1, stream=0)
 
 
+class _DeviceArray:
+    """A stand-in CUDA array (only its __cuda_array_interface__), for the Python glue."""
+
+    def __init__(self, shape, typestr="<f4", strides=None, ptr=0x7F0000000000, stream=None):
+        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": typestr, "data": (ptr, False),
+                                         "strides": strides, "version": 3}
+        if stream is not None:
+            self.__cuda_array_interface__["stream"] = stream
+
+
+class _RecordingCore:
+    """Wraps the compiled model; records run_device calls instead of touching a GPU."""
+
+    def __init__(self, real):
+        self.real, self.calls = real, []
+
+    def __getattr__(self, name):
+        return getattr(self.real, name)
+
+    def run_device(self, *args):
+        self.calls.append(args)
+
+
+def test_device_array_glue_passes_pointers_strides_axes_and_stream(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Conv2d(6, 8, 1), torch.nn.Tanh(), torch.nn.Conv2d(8, 3, 1))
+    model = fastinv.load(_export(net, np.ones((1, 6, 2, 2)), tmp_path))
+    model.device = "cuda"  # exercise the CUDA glue without a GPU
+    model._core = core = _RecordingCore(model._core)
+    x = _DeviceArray((2, 6, 5, 7), ptr=0x1000, stream=7)                      # C-contiguous (strides None)
+    out = _DeviceArray((2, 3, 5, 7), ptr=0x2000)
+    assert model(x, out=out) is out
+    (xp, dt, shape, strides, sa, fa, yp, yshape, ystrides, osa, ofa, stream), = core.calls
+    assert (xp, dt, shape, strides) == (0x1000, "float32", [2, 6, 5, 7], [840, 140, 28, 4])
+    assert (sa, fa, osa, ofa) == ([0, 2, 3], [1], [0, 2, 3], [1])
+    assert (yp, yshape, ystrides) == (0x2000, [2, 3, 5, 7], [420, 140, 28, 4])
+    assert stream == 7  # the producer's stream from the interface (v3)
+
+    class TorchLikeStream:
+        cuda_stream = 99
+
+    x64 = _DeviceArray((6, 5, 7), typestr="<f8", strides=(8, 48, 240), ptr=0x3000)  # Fortran-ordered float64
+    model(x64, out=_DeviceArray((3, 5, 7), ptr=0x4000), stream=TorchLikeStream())
+    (xp, dt, shape, strides, sa, fa, *_, stream) = core.calls[-1]
+    assert (dt, strides, sa, fa, stream) == ("float64", [8, 48, 240], [1, 2], [0], 99)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        model(_DeviceArray((2, 6, 5, 7), typestr="<f2"), out=out)
+    with pytest.raises(ValueError, match="float32 CUDA array of shape"):
+        model(x, out=_DeviceArray((2, 3, 5, 6)))
+    with pytest.raises(ValueError, match="per-sample shape"):
+        model(_DeviceArray((2, 5, 5, 7)), out=out)
+    with pytest.raises(TypeError, match="stream must be"):
+        model(x, out=out, stream="fast")
+
+
 def test_out_argument_is_written_in_full(tmp_path):
     path = _model_file(tmp_path)
     model = fastinv.load(path)
