@@ -442,6 +442,18 @@ def test_gpu_random_architectures(tmp_path, layout, seed, precision):
         xd = torch.as_tensor(x, device="cuda")
         err = _rel_l2(_run_poisoned(model, xd, ref.shape), ref)
         assert err <= TOL[precision], f"device arrays: {precision} rel L2 {err:.2e}; seed {seed}"
+    if precision == "fp32":  # parity with the peers: fastinv CPU and PyTorch CUDA in true fp32
+        cpu = fastinv.load(path)(x).astype(np.float64)
+        assert _rel_l2(got, cpu) <= 2 * TOL["fp32"]
+        prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        try:
+            with torch.no_grad():
+                peer = net.cuda()(torch.as_tensor(x, device="cuda")).cpu().numpy().astype(np.float64)
+        finally:
+            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
+            net.cpu()
+        assert _rel_l2(got, peer) <= 2 * TOL["fp32"]
 
 
 def _deepem_input(rng, shape):
