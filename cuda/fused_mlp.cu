@@ -182,7 +182,7 @@ __device__ __forceinline__ void epilogue(const Acc<P, TILE>& acc, const FusedLay
 }
 
 template <Precision P, int TILE>
-__global__ void __launch_bounds__(kThreads) fused_mlp_kernel(const __grid_constant__ FusedArgs args) {
+__global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_constant__ FusedArgs args) {
   constexpr int LD = TILE + 8;
   constexpr int CW = chunk_words<P>();
   extern __shared__ uint4 smem_raw[];
