@@ -517,6 +517,18 @@ def test_gpu_muisca_on_a_visp_frame(tmp_path):
         assert err <= TOL["fp32"], f"MUISCA host arrays: rel L2 {err:.2e}"
         err = _rel_l2(_run_poisoned(model, torch.as_tensor(x, device="cuda"), ref.shape), ref)
         assert err <= TOL["fp32"], f"MUISCA device arrays: rel L2 {err:.2e}"
+    # parity with the peers: fastinv CPU and PyTorch CUDA in true fp32
+    got = _run_poisoned(fastinv.load(path, device="cuda"), x, ref.shape)
+    assert _rel_l2(got, fastinv.load(path)(x).astype(np.float64)) <= 2 * TOL["fp32"]
+    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            peer = net.cuda()(torch.as_tensor(x, device="cuda")).cpu().numpy().astype(np.float64)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
+        net.cpu()
+    assert _rel_l2(got, peer) <= 2 * TOL["fp32"]
 
 
 @gpu
