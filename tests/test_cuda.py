@@ -418,6 +418,18 @@ def _run_poisoned(model, x, shape):
     return out
 
 
+def _torch_cuda_fp32(net, x) -> np.ndarray:
+    """PyTorch CUDA in true float32 (TF32 off): the GPU peer."""
+    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        with torch.no_grad():
+            return net.cuda()(torch.as_tensor(x, device="cuda")).cpu().numpy().astype(np.float64)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
+        net.cpu()
+
+
 GPU_CASES = [(layout, SEED + 7000 + 100 * i + j) for i, layout in enumerate(("nc", "ncl", "nchw"))
              for j in range(2 if SANITIZE else 8)]
 
@@ -445,15 +457,7 @@ def test_gpu_random_architectures(tmp_path, layout, seed, precision):
     if precision == "fp32":  # parity with the peers: fastinv CPU and PyTorch CUDA in true fp32
         cpu = fastinv.load(path)(x).astype(np.float64)
         assert _rel_l2(got, cpu) <= 2 * TOL["fp32"]
-        prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            with torch.no_grad():
-                peer = net.cuda()(torch.as_tensor(x, device="cuda")).cpu().numpy().astype(np.float64)
-        finally:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
-            net.cpu()
-        assert _rel_l2(got, peer) <= 2 * TOL["fp32"]
+        assert _rel_l2(got, _torch_cuda_fp32(net, x)) <= 2 * TOL["fp32"]
 
 
 def _deepem_input(rng, shape):
@@ -492,16 +496,9 @@ def test_gpu_deepem_matches_float64_and_torch_cuda(tmp_path, precision):
     err = _rel_l2(got, ref)
     assert err <= TOL[precision], f"{precision}: rel L2 {err:.2e}"
     if precision == "fp32":  # PyTorch CUDA in true fp32 (TF32 off) is the peer
-        prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-        try:
-            with torch.no_grad():
-                peer = net.cuda()(torch.as_tensor(x, device="cuda")).cpu().numpy()
-        finally:
-            torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
-            net.cpu()
+        peer = _torch_cuda_fp32(net, x)
         assert _rel_l2(peer, ref) <= TOL["fp32"]
-        assert _rel_l2(got, peer.astype(np.float64)) <= 2 * TOL["fp32"]
+        assert _rel_l2(got, peer) <= 2 * TOL["fp32"]
 
 
 @gpu
@@ -520,15 +517,7 @@ def test_gpu_muisca_on_a_visp_frame(tmp_path):
     # parity with the peers: fastinv CPU and PyTorch CUDA in true fp32
     got = _run_poisoned(fastinv.load(path, device="cuda"), x, ref.shape)
     assert _rel_l2(got, fastinv.load(path)(x).astype(np.float64)) <= 2 * TOL["fp32"]
-    prev = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.no_grad():
-            peer = net.cuda()(torch.as_tensor(x, device="cuda")).cpu().numpy().astype(np.float64)
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
-        net.cpu()
-    assert _rel_l2(got, peer) <= 2 * TOL["fp32"]
+    assert _rel_l2(got, _torch_cuda_fp32(net, x)) <= 2 * TOL["fp32"]
 
 
 @gpu
