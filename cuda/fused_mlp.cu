@@ -266,17 +266,6 @@ const void* kernel_for(Precision p, int tile) {
 
 }  // namespace
 
-int64_t fused_smem_bytes(gpu::Precision p, int tile, int rows) {
-  const int64_t buf_words = int64_t(p == Precision::bf16 ? rows / 2 : rows) * (tile + 8);
-  return 4 * (2 * buf_words + 2 * gpu::chunk_words(p));
-}
-
-int fused_pick_tile(gpu::Precision p, int rows, int64_t smem_optin) {
-  for (int tile : {128, 64, 32})
-    if (fused_smem_bytes(p, tile, rows) <= smem_optin) return tile;
-  return 0;
-}
-
 int fused_prepare(gpu::Precision p, int tile, int64_t smem, int sms) {
   const void* k = kernel_for(p, tile);
   FASTINV_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));

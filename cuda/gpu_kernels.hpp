@@ -37,10 +37,7 @@ struct FusedArgs {
   int64_t npix = 0;
 };
 
-// Dynamic shared memory of the fused kernel for a tile of `tile` pixels.
-int64_t fused_smem_bytes(gpu::Precision p, int tile, int rows);
-// Largest tile (128, 64 or 32) whose shared memory fits `smem_optin`; 0 if none.
-int fused_pick_tile(gpu::Precision p, int rows, int64_t smem_optin);
+// (shared memory size and tile choice: gpu::fused_smem_bytes / gpu::fused_pick_tile)
 // Raise the kernel's dynamic shared memory limit (once per device and variant) and
 // return the persistent grid size for `sms` multiprocessors.
 int fused_prepare(gpu::Precision p, int tile, int64_t smem, int sms);

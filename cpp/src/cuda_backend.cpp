@@ -12,6 +12,7 @@
 // frame size. Device arrays (__cuda_array_interface__) are processed on the caller's
 // stream with stream-ordered scratch, read and written in place when already planar.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <type_traits>
@@ -164,9 +165,9 @@ FusedPlan compile_fused(const Graph& g, Precision p, const cuda::DeviceProps& de
   FusedPlan f;
   const gpu::FusedPlan host = gpu::compile_fused(g, p);
   if (!host.ok) return f;
-  f.tile = cuda::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
+  f.tile = gpu::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
   if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
-  f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows);
+  f.smem = gpu::fused_smem_bytes(p, f.tile, host.rows);
   f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors);
   f.weights = upload(host.words);
   f.biases = upload(host.biases);
@@ -259,6 +260,13 @@ class CudaBackend final : public Backend {
     if (!fused_.ok) general_ = upload_general(*graph_);
     const int64_t rows = fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows;
     chunk_ = std::clamp<int64_t>(kLaneBudget / (4 * std::max<int64_t>(rows, 1)) / 256 * 256, 256, kMaxChunk);
+    // FASTINV_CUDA_CHUNK=<samples> caps the chunk (tests force many chunks; tuning)
+    if (const char* env = std::getenv("FASTINV_CUDA_CHUNK"); env && *env) {
+      char* end = nullptr;
+      const long long v = std::strtoll(env, &end, 10);
+      if (*end != '\0' || v < 1) throw InvalidArgument(std::string("FASTINV_CUDA_CHUNK=") + env + ": expected a positive integer");
+      chunk_ = std::min<int64_t>(chunk_, v);
+    }
   }
 
   std::string device() const override { return "cuda:" + std::to_string(dev_.ordinal); }

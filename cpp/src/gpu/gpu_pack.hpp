@@ -52,4 +52,11 @@ constexpr int64_t chunk_words(Precision p) {
   return p == Precision::bf16 ? kChunkRows * kChunkDepth / 2 : kChunkRows * kChunkDepth;
 }
 
+// Dynamic shared memory of the fused kernel for a tile of `tile` pixels and `rows`
+// activation rows: two ping-pong buffers of rows x (tile + 8) words (bf16: rows / 2)
+// and two weight-chunk stages.
+int64_t fused_smem_bytes(Precision p, int tile, int rows);
+// Largest tile (128, 64 or 32 pixels) whose shared memory fits `smem_optin`; 0 if none.
+int fused_pick_tile(Precision p, int rows, int64_t smem_optin);
+
 }  // namespace fastinv::gpu

@@ -66,5 +66,12 @@ FusedPlan compile_fused(const Graph& g, Precision p);
 void emulate_general(const GeneralPlan& plan, const float* in, int64_t in_rows, float* out, int64_t out_rows,
                      int64_t n);
 void emulate_fused(const FusedPlan& plan, Precision p, const float* in, float* out, int64_t n);
+// The (mpad x kpad) weight matrix held by packed chunks, decoded by the fragment layouts
+// (throws if a position is not covered).
+std::vector<float> decode_fused_weights(const uint32_t* words, int mpad, int kpad, Precision p);
+// float value of bfloat16 bits
+float bf16_value(uint16_t bits);
+// activation on the host, the kernels' formulas
+float activate_host(const Activation& a, float x);
 
 }  // namespace fastinv::gpu
