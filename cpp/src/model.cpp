@@ -94,6 +94,8 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
                   "on PATH and FASTINV_CUDA=ON, or use device='cpu'");
 #ifdef FASTINV_HAVE_CUDA
     impl->backend = make_cuda_backend(graph, precision, ordinal);
+#else
+    (void)ordinal;
 #endif
   } else {
     throw InvalidArgument("unknown device '" + options.device + "'; expected 'cpu', 'cuda' or 'cuda:N'");
