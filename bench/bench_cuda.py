@@ -21,6 +21,7 @@ device timer; the JSON (bench/results/cuda_<host>_<time>.json) keeps the same ro
 
 Run on a GPU machine:  python bench/bench_cuda.py          (all cases, writes results)
                        FASTINV_BENCH_QUICK=1 python bench/bench_cuda.py   (smaller sizes)
+                       FASTINV_BENCH_QUICK=2 ...   (tiny sizes: checks the script, times nothing useful)
 Without a usable CUDA device every case skips.
 """
 from __future__ import annotations
@@ -43,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import deepem, stokes_cnn  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
-QUICK = bool(os.environ.get("FASTINV_BENCH_QUICK"))
+QUICK = int(os.environ.get("FASTINV_BENCH_QUICK", "0") or 0)  # 1: smaller sizes; 2: tiny (a dry run of the logic)
 HAVE_GPU = fastinv.info()["cuda_devices"] > 0 and torch.cuda.is_available()
 pytestmark = pytest.mark.skipif(not HAVE_GPU, reason="no usable CUDA device (fastinv.info()['cuda_devices'] == 0 "
                                                       "or torch without CUDA)")
@@ -128,7 +129,7 @@ def _write_results():
 
 # ---- ceilings (measured first: rows use them)
 def test_ceilings():
-    n = 4096 if QUICK else 8192
+    n = {0: 8192, 1: 4096}.get(QUICK, 256)
     g = torch.Generator(device="cuda").manual_seed(0)
     for name, dtype, tf32 in (("bf16", torch.bfloat16, False), ("tf32", torch.float32, True)):
         a = torch.randn(n, n, device="cuda", generator=g).to(dtype)
@@ -140,7 +141,7 @@ def test_ceilings():
         finally:
             torch.backends.cuda.matmul.allow_tf32 = prev
         CEILING[f"{name}_matmul_tflops"] = 2 * n**3 / (np.median(t) * 1e-3) * 1e-12
-    src = torch.rand(1 << 28, device="cuda", generator=g)  # 1 GiB
+    src = torch.rand(1 << (28 if QUICK < 2 else 16), device="cuda", generator=g)  # 1 GiB
     dst = torch.empty_like(src)
     t = cuda_times_ms(lambda: dst.copy_(src), warmup=3, reps=20)
     CEILING["copy_gbps"] = 2 * src.numel() * 4 / (np.median(t) * 1e-3) * 1e-9  # read + write
@@ -237,7 +238,7 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
 
 def test_deepem_4096(tmp_path):
     torch.manual_seed(0)
-    side = 1024 if QUICK else 4096
+    side = {0: 4096, 1: 1024}.get(QUICK, 64)
     rng = np.random.default_rng(1)
     make = lambda i: np.sqrt(rng.gamma(1.5, 80.0, (1, 6, side, side))).astype(np.float32)  # noqa: E731
     _bench_case(f"deepem-{side}x{side}", deepem(), make, 1, tmp_path, stripe=1024, reps=10)
@@ -246,13 +247,13 @@ def test_deepem_4096(tmp_path):
 def test_cnn_visp_frame(tmp_path):
     torch.manual_seed(0)
     rng = np.random.default_rng(2)
-    make = lambda i: rng.random((2555, 4, 980), np.float32)  # noqa: E731
+    make = lambda i: rng.random((2555 if QUICK < 2 else 50, 4, 980), np.float32)  # noqa: E731
     _bench_case("cnn-visp-frame", stokes_cnn(980), make, 3, tmp_path, reps=30)
 
 
 def test_cnn_hinode_1e6(tmp_path):
     torch.manual_seed(0)
-    n = 100_000 if QUICK else 1_000_000
+    n = {0: 1_000_000, 1: 100_000}.get(QUICK, 1000)
     rng = np.random.default_rng(3)
     make = lambda i: rng.random((n, 4, 112), np.float32)  # noqa: E731
     _bench_case(f"cnn-hinode-{n}", stokes_cnn(112), make, 1, tmp_path, stripe=100_000, reps=5)
