@@ -44,7 +44,10 @@ float tf32_round(float x);
 //   bf16: [4 row tiles of 16][2 depth tiles of 16][32 lanes][4 words], each word two
 //         bf16 (lower k in the low half): the mma.m16n8k16 A fragment
 //         a0 = W[g][2t..2t+1], a1 = W[g+8][2t..2t+1], a2 = W[g][2t+8..2t+9], a3 = W[g+8][2t+8..2t+9].
-// Row/column indices are relative to the tile; padding is zero.
+// Row/column indices are relative to the tile; padding is zero. Layouts: PTX ISA,
+// "Matrix Fragments for mma.m16n8k8" (.tf32) and "Matrix Fragments for mma.m16n8k16
+// with floating point type" (.bf16: row g for a0,a1,a4,a5 else g+8; column 2t + (i & 1),
+// + 8 for i >= 4; the lower-indexed element in the low half of each register).
 std::vector<uint32_t> pack_fused_weights(const float* w, int64_t m, int64_t k, Precision p);
 
 // Words per chunk for a precision (fp32/tf32: 2048, bf16: 1024).
