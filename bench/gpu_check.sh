@@ -6,10 +6,10 @@
 #      subset: the sanitizers slow kernels down 10-100x);
 #   4. the benchmarks (bench/bench_cuda.py), which write bench/results/cuda_*.{json,md}.
 # Usage: bench/gpu_check.sh [build|test|sanitize|bench|all]   (default all)
-# Logs go to $OUT (the device tool's output folder) when set, else to ./gpu_check_logs.
+# Logs go to $OUT (the device tool's output folder) when set, else to /tmp/fastinv_gpu_check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-LOG="${OUT:-$PWD/gpu_check_logs}"
+LOG="${OUT:-${TMPDIR:-/tmp}/fastinv_gpu_check}"
 mkdir -p "$LOG"
 what="${1:-all}"
 export FASTINV_TEST_SEED="${FASTINV_TEST_SEED:-12345}"
