@@ -15,13 +15,19 @@ endif()
 
 if(FASTINV_WITH_CUDA)
   if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-    # Ampere, Ada and Hopper; 'native' would need a GPU at configure time.
-    set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    # Ampere (A100, consumer), Ada and Hopper; 'native' would need a GPU at configure time.
+    # Machine code for each; PTX only for the newest (JIT-compiled on later GPUs), which
+    # keeps the CI compile short.
+    set(CMAKE_CUDA_ARCHITECTURES 80-real 86-real 89-real 90)
   endif()
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
   add_subdirectory(cuda)
   target_link_libraries(fastinv PUBLIC fastinv_cuda)
+  # The backend's host side (plan compilation, scheduling, data movement) is plain C++
+  # in the core library; it reaches the GPU only through cuda/gpu_runtime.hpp and
+  # cuda/gpu_kernels.hpp.
+  target_sources(fastinv PRIVATE ${PROJECT_SOURCE_DIR}/cpp/src/cuda_backend.cpp)
   target_compile_definitions(fastinv PUBLIC FASTINV_HAVE_CUDA=1)
   message(STATUS "fastinv: CUDA backend enabled for architectures ${CMAKE_CUDA_ARCHITECTURES}")
 endif()

@@ -59,3 +59,30 @@ def test_cpp_embedding_example_matches_torch(asan_build, tmp_path):
     bad = subprocess.run([str(asan_build / "run_model"), str(tmp_path / "missing.safetensors"), "1"],
                          capture_output=True, text=True, env=ENV)
     assert bad.returncode == 1 and "cannot open model file" in bad.stderr
+
+
+@pytest.mark.slow
+def test_cuda_backend_host_code_on_a_cpu_mock(asan_build, tmp_path):
+    """The CUDA backend's host code (cpp/src/cuda_backend.cpp: plan upload, chunks over
+    three lanes, staging, strided / float64 / planar zero-copy paths) run against a CPU
+    mock of the CUDA runtime and kernels (cpp/tests/cuda_mock.cpp, NaN-poisoned "device"
+    memory) and compared with the CPU backend, under ASan + UBSan. Hopper-sized and
+    sm_86-sized shared memory (DeepEM fp32/tf32 then falls back to per-op kernels)."""
+    torch = pytest.importorskip("torch")
+    import fastinv
+    from _netgen import base_seed, deepem, random_net
+
+    seed = base_seed()
+    print(f"FASTINV_TEST_SEED={seed}")
+    paths = []
+    for i, layout in enumerate(("nc", "ncl", "nchw") * 2):
+        net, x = random_net(layout, seed + i)
+        paths.append(str(fastinv.export(net, tmp_path / f"r{i}.safetensors", x)))
+    torch.manual_seed(seed)
+    paths.append(str(fastinv.export(deepem().eval(), tmp_path / "deepem.safetensors", torch.randn(1, 6, 2, 2))))
+    for smem in ("232448", "101376"):
+        env = dict(ENV, FASTINV_CUDA_CHUNK="64", FASTINV_MOCK_SMEM=smem)
+        out = subprocess.run([str(asan_build / "test_cuda_backend"), *paths], capture_output=True, text=True, env=env)
+        print(out.stdout, out.stderr)
+        assert out.returncode == 0, out.stdout + out.stderr
+        assert ", 0 failed" in out.stdout

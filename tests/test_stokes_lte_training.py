@@ -79,3 +79,16 @@ def test_mu_range_draws_one_mu_per_chunk():
     for sl in (slice(0, 5), slice(5, 10)):
         ref = lte.synthesize(atm[sl], mu=float(mus[sl][0]))
         np.testing.assert_allclose(d["stokes"][sl], ref, atol=2e-6)
+
+
+def test_streamed_set_equals_in_memory_set(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    from fastinv.stokes.training import lte_training_set, write_lte_training_set
+
+    kw = dict(instrument="visp_lines", seed=8, chunk=7)
+    meta = write_lte_training_set(tmp_path / "s.h5", 20, **kw)
+    ref = lte_training_set(20, **kw)
+    with h5py.File(tmp_path / "s.h5", "r") as f:
+        assert np.array_equal(f["stokes"][()], ref["stokes"])
+        assert np.array_equal(f["atmosphere/B"][()], ref["atmosphere"]["B"])
+        assert f["wavelength"].shape == (173,) and f.attrs["n"] == 20 == meta["n"]

@@ -5,6 +5,7 @@
 #include "backend.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
+#include "gpu/gpu_pack.hpp"
 #include "graph.hpp"
 #include "safetensors.hpp"
 
@@ -73,14 +74,31 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
   auto graph = std::make_shared<const Graph>(parse_graph(file));
   impl->input_shape = graph->input.dims();
   impl->output_shape = graph->shape_of(graph->output).dims();
+  const gpu::Precision precision = gpu::precision_from_name(options.precision);
   if (options.device == "cpu") {
+    if (precision != gpu::Precision::fp32)
+      throw InvalidArgument("precision='" + options.precision +
+                            "' needs device='cuda'; the CPU backend computes in fp32 only");
     impl->backend = make_cpu_backend(graph);
-  } else if (options.device == "cuda") {
-    throw InvalidArgument(cuda_compiled()
-                              ? "device='cuda': the CUDA network backend is not available yet in this version; use device='cpu'"
-                              : "device='cuda': this fastinv was built without CUDA; use device='cpu'");
+  } else if (options.device == "cuda" || options.device.rfind("cuda:", 0) == 0) {
+    int ordinal = 0;
+    if (options.device != "cuda") {
+      const std::string num = options.device.substr(5);
+      if (num.empty() || num.size() > 4 || num.find_first_not_of("0123456789") != std::string::npos)
+        throw InvalidArgument("bad device '" + options.device + "'; expected 'cuda' or 'cuda:N'");
+      ordinal = std::stoi(num);
+    }
+    if (!cuda_compiled())
+      throw Error("device='" + options.device +
+                  "': this fastinv was built without CUDA (no nvcc at build time); reinstall with the CUDA toolkit "
+                  "on PATH and FASTINV_CUDA=ON, or use device='cpu'");
+#ifdef FASTINV_HAVE_CUDA
+    impl->backend = make_cuda_backend(graph, precision, ordinal);
+#else
+    (void)ordinal;
+#endif
   } else {
-    throw InvalidArgument("unknown device '" + options.device + "'; expected 'cpu' or 'cuda'");
+    throw InvalidArgument("unknown device '" + options.device + "'; expected 'cpu', 'cuda' or 'cuda:N'");
   }
   impl->graph = std::move(graph);
   return impl;
@@ -156,6 +174,21 @@ void Model::run(const InputView& input, const OutputView& output, int threads) c
   if (input.layout.samples() == 0) return;
   if (!input.data || !output.data) throw InvalidArgument("null data pointer");
   impl_->backend->run(input, output, threads);
+}
+
+void Model::run_device(const InputView& input, const OutputView& output, std::uintptr_t stream) const {
+  check_view(input.layout, impl_->input_shape, "input");
+  check_view(output.layout, impl_->output_shape, "output");
+  if (input.layout.samples() != output.layout.samples())
+    throw InvalidArgument("input has " + std::to_string(input.layout.samples()) + " samples but output has room for " +
+                          std::to_string(output.layout.samples()));
+  if (input.layout.samples() == 0) return;
+  if (!input.data || !output.data) throw InvalidArgument("null data pointer");
+  impl_->backend->run_device(input, output, stream);
+}
+
+void Backend::run_device(const InputView&, const OutputView&, std::uintptr_t) const {
+  throw InvalidArgument("device (GPU) arrays need a model loaded with device='cuda'; pass a NumPy array instead");
 }
 
 void Model::run(const float* input, float* output, int64_t n, int threads) const {

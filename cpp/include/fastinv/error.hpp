@@ -1,5 +1,6 @@
 // Exceptions thrown by the fastinv C++ API. The Python bindings translate them:
-// InvalidArgument -> ValueError, TypeMismatch -> TypeError, IoError -> OSError.
+// InvalidArgument -> ValueError, TypeMismatch -> TypeError, IoError -> OSError,
+// OutOfMemory -> MemoryError, any other Error -> RuntimeError.
 #pragma once
 #include <stdexcept>
 #include <string>
@@ -25,6 +26,13 @@ class TypeMismatch : public Error {
 
 // A file could not be opened, read or written.
 class IoError : public Error {
+ public:
+  using Error::Error;
+};
+
+// A device (GPU) or pinned-host allocation failed; the message says how much and
+// what to do (smaller batches, free memory held by other processes).
+class OutOfMemory : public Error {
  public:
   using Error::Error;
 };

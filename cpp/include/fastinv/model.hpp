@@ -63,7 +63,8 @@ struct ModelInfo {
 };
 
 struct LoadOptions {
-  std::string device = "cpu";
+  std::string device = "cpu";      // "cpu", "cuda" or "cuda:N"
+  std::string precision = "fp32";  // CUDA: "fp32" (exact), "tf32" or "bf16" (tensor cores); CPU: "fp32" only
 };
 
 class Backend;
@@ -93,6 +94,10 @@ class Model {
   void run(const InputView& input, const OutputView& output, int threads = 0) const;
   // Contiguous convenience form: n samples of input_size() floats each.
   void run(const float* input, float* output, int64_t n, int threads = 0) const;
+  // CUDA models only: input and output are DEVICE memory of the model's device; the
+  // work is enqueued on `stream` (a cudaStream_t, 0 = the legacy default stream) and
+  // this returns without waiting for it.
+  void run_device(const InputView& input, const OutputView& output, std::uintptr_t stream = 0) const;
 
   struct Impl;  // opaque: defined in model.cpp
   explicit Model(std::unique_ptr<Impl> impl);

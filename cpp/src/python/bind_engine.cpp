@@ -127,6 +127,33 @@ py::array_t<float> run(const Model& model, const py::array& x, const std::vector
   return y;
 }
 
+// Device arrays (__cuda_array_interface__): pointers, shapes and byte strides come from
+// the Python layer, which also allocates the output with the caller's array library.
+void run_device(const Model& model, std::uintptr_t x_ptr, const std::string& x_dtype, const std::vector<int64_t>& x_shape,
+                const std::vector<int64_t>& x_strides, const std::vector<int>& sample_axes,
+                const std::vector<int>& feature_axes, std::uintptr_t y_ptr, const std::vector<int64_t>& y_shape,
+                const std::vector<int64_t>& y_strides, const std::vector<int>& out_sample_axes,
+                const std::vector<int>& out_feature_axes, std::uintptr_t stream) {
+  InputView in;
+  int64_t itemsize = 4;
+  if (x_dtype == "float32") {
+    in.dtype = DType::f32;
+  } else if (x_dtype == "float64") {
+    in.dtype = DType::f64;
+    itemsize = 8;
+  } else {
+    throw TypeMismatch("input must be float32 or float64, got " + x_dtype);
+  }
+  if (x_shape.size() != x_strides.size() || y_shape.size() != y_strides.size())
+    throw InvalidArgument("shape and strides differ in length");
+  in.data = reinterpret_cast<const void*>(x_ptr);
+  in.layout = make_view(x_shape, x_strides, itemsize, sample_axes, feature_axes, "input");
+  OutputView out{reinterpret_cast<float*>(y_ptr), make_view(y_shape, y_strides, 4, out_sample_axes, out_feature_axes,
+                                                            "output")};
+  py::gil_scoped_release release;
+  model.run_device(in, out, stream);
+}
+
 }  // namespace
 
 void bind_engine(py::module_& m) {
@@ -161,18 +188,19 @@ void bind_engine(py::module_& m) {
   py::class_<Model>(m, "Model", "A network loaded from a fastinv model file (see fastinv.load).")
       .def_static(
           "load",
-          [](const std::string& path, const std::string& device) {
+          [](const std::string& path, const std::string& device, const std::string& precision) {
             py::gil_scoped_release release;
-            return Model::load(path, LoadOptions{device});
+            return Model::load(path, LoadOptions{device, precision});
           },
-          py::arg("path"), py::arg("device") = "cpu")
+          py::arg("path"), py::arg("device") = "cpu", py::arg("precision") = "fp32")
       .def_static(
           "from_bytes",
-          [](const py::bytes& data, const std::string& device) {
+          [](const py::bytes& data, const std::string& device, const std::string& precision) {
             std::string s = data;
-            return Model::from_memory(reinterpret_cast<const uint8_t*>(s.data()), s.size(), LoadOptions{device});
+            return Model::from_memory(reinterpret_cast<const uint8_t*>(s.data()), s.size(),
+                                      LoadOptions{device, precision});
           },
-          py::arg("data"), py::arg("device") = "cpu")
+          py::arg("data"), py::arg("device") = "cpu", py::arg("precision") = "fp32")
       .def_property_readonly("input_shape", [](const Model& m) { return py::tuple(py::cast(m.input_shape())); })
       .def_property_readonly("output_shape", [](const Model& m) { return py::tuple(py::cast(m.output_shape())); })
       .def_property_readonly("input_layout", &Model::input_layout)
@@ -180,7 +208,10 @@ void bind_engine(py::module_& m) {
       .def("info", [](const Model& m) { return info_dict(m.info()); })
       .def("run", &run, py::arg("x"), py::arg("sample_axes"), py::arg("feature_axes"), py::arg("out_shape"),
            py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0,
-           py::arg("out") = py::none());
+           py::arg("out") = py::none())
+      .def("run_device", &run_device, py::arg("x_ptr"), py::arg("x_dtype"), py::arg("x_shape"), py::arg("x_strides"),
+           py::arg("sample_axes"), py::arg("feature_axes"), py::arg("y_ptr"), py::arg("y_shape"),
+           py::arg("y_strides"), py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("stream") = 0);
 }
 
 }  // namespace fastinv::python

@@ -9,5 +9,6 @@ void bind_dem(pybind11::module_& m);     // Basis Pursuit DEM solver (bind_dem.c
 void bind_stokes(pybind11::module_& m);  // Faddeeva, lines, Zeeman (bind_stokes.cpp)
 void bind_stokes_me(pybind11::module_& m);  // Milne-Eddington, instrument operator (bind_stokes_me.cpp)
 void bind_stokes_lte(pybind11::module_& m);  // LTE Stokes synthesis (bind_stokes_lte.cpp)
+void bind_cuda(pybind11::module_& m);  // CUDA backend test hooks: weight packing, device facts (bind_cuda.cpp)
 
 }  // namespace fastinv::python

@@ -16,6 +16,8 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_TypeError, e.what());
     } catch (const fastinv::IoError& e) {
       PyErr_SetString(PyExc_OSError, e.what());
+    } catch (const fastinv::OutOfMemory& e) {
+      PyErr_SetString(PyExc_MemoryError, e.what());
     } catch (const fastinv::InvalidArgument& e) {
       PyErr_SetString(PyExc_ValueError, e.what());
     } catch (const fastinv::Error& e) {
@@ -27,4 +29,5 @@ PYBIND11_MODULE(_core, m) {
   fastinv::python::bind_stokes(m);
   fastinv::python::bind_stokes_me(m);
   fastinv::python::bind_stokes_lte(m);
+  fastinv::python::bind_cuda(m);
 }

@@ -43,20 +43,30 @@ from .._atomic import atomic_output
 from . import atmospheres as _atm
 from .instrument import Instrument
 
-__all__ = ["lte_training_set", "me_training_set", "write_training_set", "instrument_by_name",
+__all__ = ["lte_training_set", "write_lte_training_set", "me_training_set", "write_training_set",
+           "instrument_by_name",
            "TextProgress", "register_cli"]
 
 
 
+#: ViSP samples (16.25 mA) of ``"visp_lines"``: 6300.60-6303.40 A, the two lines and their
+#: surroundings, i.e. the window the ViSP network reads (the full ~980-point ViSP grid is
+#: mostly continuum and costs 2.3x more to synthesise).
+VISP_LINES_POINTS = 173
+
+
 def instrument_by_name(name: str, noise: float | None = None) -> Instrument:
-    """``"hinode"`` (Hinode SOT/SP) or ``"visp"`` (DKIST ViSP), with optional noise level."""
+    """``"hinode"`` (Hinode SOT/SP), ``"visp"`` (DKIST ViSP, 980 points) or ``"visp_lines"``
+    (ViSP's sampling on the 173 points around the lines), with optional noise level."""
     kw = {} if noise is None else {"noise": float(noise)}
     key = name.lower()
     if key in ("hinode", "hinode_sp", "sp"):
         return Instrument.hinode_sp(**kw)
     if key in ("visp", "dkist", "dkist_visp"):
         return Instrument.visp(**kw)
-    raise ValueError(f"unknown instrument {name!r}: use 'hinode' or 'visp'")
+    if key == "visp_lines":
+        return Instrument.visp(n=VISP_LINES_POINTS, **kw)
+    raise ValueError(f"unknown instrument {name!r}: use 'hinode', 'visp' or 'visp_lines'")
 
 
 class TextProgress:
@@ -84,7 +94,8 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
                      ranges: Mapping | None = None, populations: Mapping | None = None,
                      chunk: int = 1000, threads: int | None = None,
                      lines=("FeI_6301", "FeI_6302"), line_window: float | None = 1.5,
-                     progress: Callable[[int], None] | None = None) -> dict:
+                     progress: Callable[[int], None] | None = None,
+                     allocate: Callable[[tuple], object] | None = None) -> dict:
     """Random atmospheres and their LTE Stokes profiles, reproducible by ``seed``.
 
     Parameters
@@ -112,6 +123,10 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         See :class:`fastinv.stokes.LTE` (1.5 A: < 1e-5 I_c from full synthesis).
     progress : callable, optional
         Called with the number of profiles done.
+    allocate : callable, optional
+        ``allocate(shape)`` returns the float32 array (or anything sliceable, e.g. an h5py
+        dataset) the profiles are written into chunk by chunk; default ``numpy.empty``.
+        :func:`write_lte_training_set` uses it to stream a set larger than memory to disk.
 
     Returns
     -------
@@ -149,7 +164,7 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         atm, population = _atm.random(n, seed=rng, base=base, ranges=ranges), np.full(n, -1)
     lte = LTE(lines=lines, instrument=inst, line_window=line_window)
     nw = lte.wavelength.size
-    stokes = np.empty((n, 4, nw), dtype=np.float32)
+    stokes = (allocate or (lambda shape: np.empty(shape, dtype=np.float32)))((n, 4, nw))
     status = np.empty(n, dtype=np.int8)
     mus = np.full(n, float(mu))
     noise_rng = np.random.default_rng(rng.integers(2**63))
@@ -161,7 +176,7 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
             lte._ic_cache.clear()  # one reference continuum per chunk's mu
         prof, st = lte.synthesize(atm[start:stop], mu=float(mus[start]), seed=noise_rng,
                                   threads=threads, return_status=True)
-        stokes[start:stop] = prof
+        stokes[start:stop] = prof.astype(np.float32)
         status[start:stop] = st
         if progress is not None:
             progress(stop)
@@ -244,17 +259,8 @@ def write_training_set(path: str | os.PathLike, data: Mapping) -> str:
     with atomic_output(path) as tmp_path:
         tmp = str(tmp_path)
         if ext in (".h5", ".hdf5"):
-            try:
-                import h5py
-            except ImportError as exc:  # pragma: no cover
-                raise ImportError("writing HDF5 needs h5py (pip install h5py), or use .fits") \
-                    from exc
-            with h5py.File(tmp, "w") as f:
-                for name, arr in arrays.items():
-                    f.create_dataset(name, data=arr, compression="gzip" if arr.size > 1024
-                                     else None)
-                for k, v in meta.items():
-                    f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+            with _h5py().File(tmp, "w") as f:
+                _write_hdf5(f, arrays, meta)
         else:
             from astropy.io import fits
 
@@ -270,6 +276,49 @@ def write_training_set(path: str | os.PathLike, data: Mapping) -> str:
                 hdus.append(fits.ImageHDU(arr, name=name.replace("/", "_").upper()))
             fits.HDUList(hdus).writeto(tmp, overwrite=True)
     return path
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as exc:  # pragma: no cover
+        raise ImportError("writing HDF5 needs h5py (pip install h5py), or use .fits") from exc
+    return h5py
+
+
+def _write_hdf5(f, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:
+    for name, arr in arrays.items():
+        if name not in f:
+            f.create_dataset(name, data=arr, compression="gzip" if arr.size > 1024 else None)
+    for k, v in meta.items():
+        f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def write_lte_training_set(path: str | os.PathLike, n: int, *, chunk: int = 1000, **kwargs) -> dict:
+    """:func:`lte_training_set` streamed to an HDF5 file chunk by chunk, atomically.
+
+    Memory stays at the atmospheres plus one chunk of profiles, whatever ``n`` (a million
+    ViSP profiles are 16 GB as float32). Same file layout as :func:`write_training_set`.
+
+    Returns
+    -------
+    dict
+        The set's metadata.
+    """
+    path = os.fspath(path)
+    if os.path.splitext(path)[1].lower() not in (".h5", ".hdf5"):
+        raise ValueError(f"output {path!r}: streaming needs an .h5/.hdf5 file name")
+    n = int(n)
+    with atomic_output(path) as tmp_path, _h5py().File(str(tmp_path), "w") as f:
+        def allocate(shape):
+            return f.create_dataset("stokes", shape, dtype="float32", compression="lzf",
+                                    chunks=(max(1, min(int(chunk), shape[0], 4096)), 4, shape[2]))
+
+        data = lte_training_set(n, chunk=chunk, allocate=allocate, **kwargs)
+        del data["stokes"]  # already in the file
+        data["metadata"] = _metadata(data)
+        _write_hdf5(f, _flatten(data), data["metadata"])
+    return data["metadata"]
 
 
 def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
@@ -327,12 +376,17 @@ def _cmd_synth(args) -> int:
     common = dict(instrument=None if args.instrument == "none" else args.instrument,
                   seed=args.seed, mu=args.mu, noise=args.noise, threads=args.threads,
                   progress=progress)
-    if args.model == "lte":
-        data = lte_training_set(args.n, base=args.base, chunk=args.chunk,
-                                mu_range=args.mu_range, **common)
+    lte_kw = dict(base=args.base, chunk=args.chunk, mu_range=args.mu_range,
+                  line_window=args.line_window, **common)
+    if args.model == "lte" and os.path.splitext(args.output)[1].lower() in (".h5", ".hdf5"):
+        meta = write_lte_training_set(args.output, args.n, **lte_kw)
+        with _h5py().File(args.output, "r") as f:
+            data = {"status": f["status"][()], "wavelength": f["wavelength"][()],
+                    "metadata": meta}
     else:
-        data = me_training_set(args.n, **common)
-    write_training_set(args.output, data)
+        data = (lte_training_set(args.n, **lte_kw) if args.model == "lte"
+                else me_training_set(args.n, **common))
+        write_training_set(args.output, data)
     bad = int(np.count_nonzero(data["status"]))
     seconds = data["metadata"].get("generation_seconds")
     print(f"wrote {args.n} {args.model.upper()} profiles ({data['wavelength'].size} wavelengths)"
@@ -351,7 +405,11 @@ def register_cli(subparsers) -> None:
                                    "FITS (chosen by the output file's extension).")
     s.add_argument("--model", choices=("me", "lte"), default="lte")
     s.add_argument("--n", type=int, required=True, help="number of profiles")
-    s.add_argument("--instrument", choices=("hinode", "visp", "none"), default="hinode")
+    s.add_argument("--instrument", choices=("hinode", "visp", "visp_lines", "none"),
+                   default="hinode",
+                   help="hinode: Hinode SP, 112 x 21.5 mA; visp: DKIST ViSP, 980 x 16.25 mA; "
+                        "visp_lines: ViSP sampling on the 173 points 6300.6-6303.4 A that the "
+                        "ViSP network reads (default: hinode)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--mu", type=float, default=1.0, help="cos(theta) (default 1)")
     s.add_argument("--noise", type=float, default=None,
@@ -364,6 +422,10 @@ def register_cli(subparsers) -> None:
                         "20%% each (fastinv.stokes.atmospheres.POPULATIONS); otherwise one "
                         "base model with the full random ranges")
     s.add_argument("--chunk", type=int, default=1000, help="profiles per synthesis call")
+    s.add_argument("--line-window", type=float, default=1.5, metavar="A",
+                   help="LTE: synthesise every fine-grid point only within this many Angstrom "
+                        "of a line, continuum points elsewhere (default 1.5: < 1e-5 I_c from "
+                        "full synthesis; 1.0: < 3e-5)")
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", required=True, help="output file (.h5/.hdf5 or .fits)")

@@ -1,0 +1,102 @@
+// CUDA backend hooks in fastinv._core: the weight packing and the bf16/tf32 rounding
+// (plain C++, available in every build so tests check them against the PTX fragment
+// layouts and torch's rounding on any machine), and the device check that
+// fastinv.load(device="cuda") performs.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstring>
+
+#include "fastinv/error.hpp"
+#include "gpu/gpu_pack.hpp"
+#include "gpu/gpu_plan.hpp"
+#include "graph.hpp"
+#include "python/bindings.hpp"
+#include "safetensors.hpp"
+#ifdef FASTINV_HAVE_CUDA
+#include "gpu_runtime.hpp"
+#endif
+
+namespace py = pybind11;
+
+namespace fastinv::python {
+
+void bind_cuda(py::module_& m) {
+  m.def(
+      "_cuda_pack_weights",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> w, const std::string& precision) {
+        if (w.ndim() != 2) throw InvalidArgument("weights must be a 2-d (out, in) array");
+        const gpu::Precision p = gpu::precision_from_name(precision);
+        std::vector<uint32_t> packed = gpu::pack_fused_weights(w.data(), w.shape(0), w.shape(1), p);
+        py::array_t<uint32_t> out(py::ssize_t(packed.size()));
+        std::memcpy(out.mutable_data(), packed.data(), packed.size() * 4);
+        return out;
+      },
+      py::arg("w"), py::arg("precision"),
+      "Test hook: W (m, k) packed for the fused CUDA kernel, as uint32 words (see cpp/src/gpu/gpu_pack.hpp).");
+  m.def(
+      "_bf16_bits",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        py::array_t<uint16_t> out(x.size());
+        for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = gpu::bf16_bits(x.data()[i]);
+        return out;
+      },
+      py::arg("x"), "Test hook: float32 -> bfloat16 bits as the CUDA backend's host packing rounds them.");
+  m.def(
+      "_tf32_round",
+      [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        py::array_t<float> out(x.size());
+        for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = gpu::tf32_round(x.data()[i]);
+        return out;
+      },
+      py::arg("x"), "Test hook: float32 rounded to tf32 (nearest, ties away), as cvt.rna.tf32.f32.");
+  m.def(
+      "_cuda_emulate",
+      [](const std::string& path, const std::string& precision, const std::string& path_kind,
+         py::array_t<float, py::array::c_style | py::array::forcecast> x) {
+        const gpu::Precision p = gpu::precision_from_name(precision);
+        const Graph g = parse_graph(SafeTensors::read_file(path));
+        const int64_t in_rows = g.input.size(), out_rows = g.shape_of(g.output).size();
+        if (x.ndim() != 2 || x.shape(0) != in_rows)
+          throw InvalidArgument("x must be planar (" + std::to_string(in_rows) + ", n)");
+        const int64_t n = x.shape(1);
+        py::array_t<float> y({py::ssize_t(out_rows), py::ssize_t(n)});
+        std::string used;
+        gpu::FusedPlan fused;
+        if (path_kind != "general") fused = gpu::compile_fused(g, p);
+        if (path_kind == "fused" && !fused.ok) throw InvalidArgument("this graph has no fused plan");
+        if (fused.ok) {
+          gpu::emulate_fused(fused, p, x.data(), y.mutable_data(), n);
+          used = "fused";
+        } else {
+          gpu::emulate_general(gpu::compile_general(g), x.data(), in_rows, y.mutable_data(), out_rows, n);
+          used = "general";
+        }
+        return py::make_tuple(y, used);
+      },
+      py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"),
+      "Test hook: run a model file's CUDA plan (fused if it has one and path_kind != 'general', else per-op) "
+      "through the CPU emulation of the kernels' definitions, on planar x (rows, n); returns (y, path used).");
+  m.def(
+      "cuda_device_info",
+      [](int ordinal) {
+#ifdef FASTINV_HAVE_CUDA
+        const cuda::DeviceProps p = cuda::open_device(ordinal);
+        py::dict d;
+        d["ordinal"] = p.ordinal;
+        d["name"] = p.name;
+        d["compute_capability"] = py::make_tuple(p.major, p.minor);
+        d["multiprocessors"] = p.multiprocessors;
+        d["shared_memory_per_block_optin"] = p.shared_per_block_optin;
+        d["total_memory"] = p.total_memory;
+        return d;
+#else
+        (void)ordinal;
+        throw Error("this fastinv was built without CUDA (no nvcc at build time); use device='cpu'");
+#endif
+      },
+      py::arg("ordinal") = 0,
+      "Facts about a usable CUDA device; raises RuntimeError saying why a device cannot be used.");
+}
+
+}  // namespace fastinv::python

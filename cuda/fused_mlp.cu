@@ -1,0 +1,289 @@
+// The fused per-pixel network kernel (DeepEM-style 1x1 / Linear chains): ONE
+// persistent launch runs every layer. Each CTA (8 warps) loops over tiles of TILE
+// pixels; a tile's activations stay in shared memory between layers (two ping-pong
+// buffers of `rows` x (TILE + 8): the +8 padding makes the tensor-core B-fragment
+// reads and the SIMT float4 reads bank-conflict free), so device memory sees only
+// the input planes, the output planes and the (L2-resident) weights. Weights arrive
+// pre-packed by gpu::pack_fused_weights in 64-row x 32-deep chunks that cp.async
+// double-buffers from L2 while the previous chunk is multiplied. Bias and activation
+// are applied in the epilogue; the last layer's epilogue writes the planar output.
+//
+// Precisions: fp32 -- register-tiled SIMT FMA (4 rows x TILE/16 pixels per thread),
+// exact float32; tf32 -- mma.sync.m16n8k8 (weights rounded to tf32 on the host,
+// activations by cvt.rna), fp32 accumulation; bf16 -- mma.sync.m16n8k16 with the
+// activations stored as bf16 (k-pairs interleaved so a B fragment register is one
+// 32-bit shared load), fp32 accumulation. Warps tile a chunk 4 (16 rows) x 2 (TILE/2 px).
+#include <cuda_bf16.h>
+
+#include <algorithm>
+
+#include "activation.cuh"
+#include "cuda_check.cuh"
+#include "gpu_kernels.hpp"
+
+namespace fastinv::cuda {
+namespace {
+
+using gpu::Precision;
+constexpr int kThreads = 256;
+constexpr int kRows = gpu::kChunkRows, kDepth = gpu::kChunkDepth;
+
+template <Precision P>
+constexpr int chunk_words() {
+  return P == Precision::bf16 ? kRows * kDepth / 2 : kRows * kDepth;
+}
+
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_prev() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
+
+__device__ __forceinline__ uint32_t to_tf32(float x) {
+  uint32_t u;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(x));
+  return u;
+}
+
+__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint4& a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint4& a, uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
+}
+
+// Activation storage: fp32/tf32 keep floats [row][LD]; bf16 keeps 16-bit values with
+// rows 2j and 2j+1 of one pixel in one 32-bit word: word (j, p) at j * LD + p.
+template <Precision P, int LD>
+__device__ __forceinline__ void store_act(uint32_t* buf, int row, int col, float v) {
+  if constexpr (P == Precision::bf16) {
+    reinterpret_cast<unsigned short*>(buf)[((row >> 1) * LD + col) * 2 + (row & 1)] =
+        __bfloat16_as_ushort(__float2bfloat16_rn(v));
+  } else {
+    reinterpret_cast<float*>(buf)[row * LD + col] = v;
+  }
+}
+
+// Accumulators of one thread for one 64-row chunk x TILE pixels.
+template <Precision P, int TILE>
+struct Acc {
+  static constexpr int kN = 4 * (TILE / 16);  // SIMT: 4 rows x TILE/16 px; mma: TILE/16 n8 tiles x 4
+  float v[kN];
+};
+
+// One 32-deep chunk: acc += W[chunk rows][kc*32 .. +32] * X[kc*32 .. +32][tile].
+template <Precision P, int TILE, int LD>
+__device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch, const uint32_t* x, int kc) {
+  const int tid = threadIdx.x;
+  if constexpr (P == Precision::fp32) {
+    constexpr int NC = TILE / 16;  // pixels per thread, contiguous
+    const int tm = tid / 16, tn = tid % 16;
+    const float* w = reinterpret_cast<const float*>(wch);
+    const float* xs = reinterpret_cast<const float*>(x) + (kc * kDepth) * LD + tn * NC;
+#pragma unroll 8
+    for (int d = 0; d < kDepth; ++d) {
+      const float4 a = *reinterpret_cast<const float4*>(w + d * kRows + tm * 4);
+      float b[NC];
+      if constexpr (NC % 4 == 0) {
+#pragma unroll
+        for (int q = 0; q < NC; q += 4) {
+          const float4 t = *reinterpret_cast<const float4*>(xs + d * LD + q);
+          b[q] = t.x, b[q + 1] = t.y, b[q + 2] = t.z, b[q + 3] = t.w;
+        }
+      } else {
+        const float2 t = *reinterpret_cast<const float2*>(xs + d * LD);
+        b[0] = t.x, b[1] = t.y;
+      }
+      const float av[4] = {a.x, a.y, a.z, a.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i)
+#pragma unroll
+        for (int q = 0; q < NC; ++q) acc.v[i * NC + q] = fmaf(av[i], b[q], acc.v[i * NC + q]);
+    }
+  } else {
+    constexpr int NT = TILE / 16;  // n8 tiles per warp (a warp covers TILE/2 pixels)
+    const int lane = tid & 31, warp = tid >> 5, wm = warp & 3, wn = warp >> 2;
+    const int g = lane >> 2, t = lane & 3;
+    const int nb = wn * (TILE / 2) + g;
+    const uint4* wf = reinterpret_cast<const uint4*>(wch);
+    if constexpr (P == Precision::tf32) {
+      const float* xs = reinterpret_cast<const float*>(x);
+#pragma unroll
+      for (int kt = 0; kt < kDepth / 8; ++kt) {
+        const uint4 a = wf[(wm * 4 + kt) * 32 + lane];
+        const int k0 = kc * kDepth + kt * 8;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const int n = nb + j * 8;
+          const uint32_t b0 = to_tf32(xs[(k0 + t) * LD + n]);
+          const uint32_t b1 = to_tf32(xs[(k0 + t + 4) * LD + n]);
+          mma_tf32(*reinterpret_cast<float(*)[4]>(&acc.v[j * 4]), a, b0, b1);
+        }
+      }
+    } else {
+#pragma unroll
+      for (int kt = 0; kt < kDepth / 16; ++kt) {
+        const uint4 a = wf[(wm * 2 + kt) * 32 + lane];
+        const int kp0 = (kc * kDepth + kt * 16) / 2;
+#pragma unroll
+        for (int j = 0; j < NT; ++j) {
+          const int n = nb + j * 8;
+          const uint32_t b0 = x[(kp0 + t) * LD + n];
+          const uint32_t b1 = x[(kp0 + t + 4) * LD + n];
+          mma_bf16(*reinterpret_cast<float(*)[4]>(&acc.v[j * 4]), a, b0, b1);
+        }
+      }
+    }
+  }
+}
+
+// Bias + activation on one chunk's accumulators; rows >= m become 0 (the next layer's
+// zero-padded depth must read zeros). The last layer writes the planar output.
+template <Precision P, int TILE, int LD>
+__device__ __forceinline__ void epilogue(const Acc<P, TILE>& acc, const FusedLayer& L, int mc, uint32_t* dst,
+                                         bool last, float* out, int64_t out_ld, int64_t p0, int valid) {
+  const int tid = threadIdx.x;
+  auto put = [&](int row, int col, float a) {
+    const bool real = row < L.m;
+    const float v = real ? activate(L.act, a + L.bias[row]) : 0.f;
+    if (last) {
+      if (real && col < valid) out[int64_t(row) * out_ld + p0 + col] = v;
+    } else {
+      store_act<P, LD>(dst, row, col, v);
+    }
+  };
+  if constexpr (P == Precision::fp32) {
+    constexpr int NC = TILE / 16;
+    const int tm = tid / 16, tn = tid % 16;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+#pragma unroll
+      for (int q = 0; q < NC; ++q) put(mc * kRows + tm * 4 + i, tn * NC + q, acc.v[i * NC + q]);
+  } else {
+    constexpr int NT = TILE / 16;
+    const int lane = tid & 31, warp = tid >> 5, wm = warp & 3, wn = warp >> 2;
+    const int g = lane >> 2, t = lane & 3;
+#pragma unroll
+    for (int j = 0; j < NT; ++j)
+#pragma unroll
+      for (int q = 0; q < 4; ++q)
+        put(mc * kRows + wm * 16 + g + (q >> 1) * 8, wn * (TILE / 2) + j * 8 + 2 * t + (q & 1), acc.v[j * 4 + q]);
+  }
+}
+
+template <Precision P, int TILE>
+__global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_constant__ FusedArgs args) {
+  constexpr int LD = TILE + 8;
+  constexpr int CW = chunk_words<P>();
+  extern __shared__ uint4 smem_raw[];
+  uint32_t* smem = reinterpret_cast<uint32_t*>(smem_raw);
+  const int buf_words = (P == Precision::bf16 ? args.rows / 2 : args.rows) * LD;
+  uint32_t* stage = smem + 2 * buf_words;
+  const int tid = threadIdx.x;
+  const int64_t ntiles = (args.npix + TILE - 1) / TILE;
+
+  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
+    const int64_t p0 = tile * TILE;
+    const int valid = args.npix - p0 < TILE ? int(args.npix - p0) : TILE;
+    {  // input planes -> buffer 0, zero beyond k and beyond the frame
+      const FusedLayer& L0 = args.layers[0];
+      for (int e = tid; e < L0.kpad * TILE; e += kThreads) {
+        const int r = e / TILE, p = e % TILE;
+        const float v = (r < L0.k && p < valid) ? args.in[int64_t(r) * args.in_ld + p0 + p] : 0.f;
+        store_act<P, LD>(smem, r, p, v);
+      }
+    }
+    __syncthreads();
+    for (int l = 0; l < args.nlayers; ++l) {
+      const FusedLayer& L = args.layers[l];
+      // ping-pong by arithmetic (a run-time-indexed pointer array would go to local memory)
+      const uint32_t* src = smem + (l & 1) * buf_words;
+      uint32_t* dst = smem + ((l + 1) & 1) * buf_words;
+      const bool last = l == args.nlayers - 1;
+      const int nkc = L.kpad / kDepth, nchunks = (L.mpad / kRows) * nkc;
+      auto issue = [&](int c) {
+        const uint4* g = reinterpret_cast<const uint4*>(L.w + int64_t(c) * CW);
+        uint32_t* s = stage + (c & 1) * CW;
+        for (int i = tid; i < CW / 4; i += kThreads) cp_async16(s + i * 4, g + i);
+        cp_async_commit();
+      };
+      issue(0);
+      for (int mc = 0; mc < L.mpad / kRows; ++mc) {
+        Acc<P, TILE> acc;
+#pragma unroll
+        for (int i = 0; i < Acc<P, TILE>::kN; ++i) acc.v[i] = 0.f;
+        for (int kc = 0; kc < nkc; ++kc) {
+          const int c = mc * nkc + kc;
+          if (c + 1 < nchunks)
+            issue(c + 1);
+          else
+            cp_async_commit();  // an empty group keeps "all but the newest" meaning chunk c
+          cp_async_wait_prev();
+          __syncthreads();
+          mma_chunk<P, TILE, LD>(acc, stage + (c & 1) * CW, src, kc);
+          __syncthreads();
+        }
+        epilogue<P, TILE, LD>(acc, L, mc, dst, last, args.out, args.out_ld, p0, valid);
+      }
+      __syncthreads();
+    }
+  }
+}
+
+template <Precision P, int TILE>
+const void* kernel_ptr() {
+  return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE>);
+}
+
+template <Precision P>
+const void* pick(int tile) {
+  switch (tile) {
+    case 32: return kernel_ptr<P, 32>();
+    case 64: return kernel_ptr<P, 64>();
+    case 128: return kernel_ptr<P, 128>();
+  }
+  throw InvalidArgument("fused kernel: tile must be 32, 64 or 128");
+}
+
+const void* kernel_for(Precision p, int tile) {
+  switch (p) {
+    case Precision::fp32: return pick<Precision::fp32>(tile);
+    case Precision::tf32: return pick<Precision::tf32>(tile);
+    case Precision::bf16: return pick<Precision::bf16>(tile);
+  }
+  throw InvalidArgument("fused kernel: bad precision");
+}
+
+}  // namespace
+
+int fused_prepare(gpu::Precision p, int tile, int64_t smem, int sms) {
+  const void* k = kernel_for(p, tile);
+  FASTINV_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  int per_sm = 0;
+  FASTINV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kThreads, size_t(smem)));
+  if (per_sm < 1) throw Error("fused kernel: no block fits on a multiprocessor with " + std::to_string(smem) +
+                              " bytes of shared memory");
+  return per_sm * sms;
+}
+
+void launch_fused(const FusedArgs& args, gpu::Precision p, int tile, int grid, int64_t smem, StreamHandle stream) {
+  if (args.npix <= 0) return;
+  const int64_t ntiles = (args.npix + tile - 1) / tile;
+  const unsigned blocks = unsigned(std::min<int64_t>(grid, ntiles));
+  void* params[] = {const_cast<FusedArgs*>(&args)};
+  FASTINV_CUDA_CHECK(cudaLaunchKernel(kernel_for(p, tile), dim3(blocks), dim3(kThreads), params, size_t(smem),
+                                      static_cast<cudaStream_t>(stream)));
+  check_launch("fused per-pixel network");
+}
+
+}  // namespace fastinv::cuda
