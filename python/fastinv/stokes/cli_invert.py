@@ -46,7 +46,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
         return 2
     try:
-        net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
+        net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads, device=args.device)
         bar = {}
 
         def total(n, stage):
@@ -67,7 +67,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
         if args.png:
             quicklook_png(out.with_suffix(".png"), res.results, net.nodes,
                           title=f"fastinv {net.card.get('architecture', '')} {net.instrument}: {out.name}")
-    except (ValueError, OSError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: no CUDA device
         print(f"fastinv stokes invert: error: {exc}", file=sys.stderr)
         return 1
     codes, counts = np.unique(res.status, return_counts=True)
@@ -84,7 +84,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     n, lat = 0, []
     try:
         Path(args.output).mkdir(parents=True, exist_ok=True)
-        inv = FrameInverter(args.model, "visp", continuum=args.continuum, threads=args.threads)
+        inv = FrameInverter(args.model, "visp", continuum=args.continuum, threads=args.threads, device=args.device)
         print(f"watching {args.directory} for ViSP frames (stop: {args.timeout:g} s without new files"
               + (f" or {args.max_frames} steps" if args.max_frames else "") + ")", file=sys.stderr)
         for res in inv.watch(args.directory, pattern=args.pattern, timeout=args.timeout, max_frames=args.max_frames,
@@ -94,7 +94,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             bad = int((res.status != 0).sum())
             print(f"step {res.step}: {res.latency * 1e3:.1f} ms from last file to result "
                   f"(inversion {res.compute * 1e3:.1f} ms){f', {bad} flagged pixels' if bad else ''}", flush=True)
-    except (ValueError, OSError, ImportError) as exc:
+    except (ValueError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: no CUDA device
         print(f"fastinv stokes watch: error: {exc}", file=sys.stderr)
         return 1
     if n:
@@ -134,6 +134,7 @@ def register_cli(subparsers) -> None:
     p.add_argument("--continuum", type=float, default=None,
                    help="quiet-Sun continuum I_c in counts (default: found in the map)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_invert)
 
@@ -155,4 +156,5 @@ def register_cli(subparsers) -> None:
     w.add_argument("--continuum", type=float, default=None,
                    help="quiet-Sun I_c in counts (default: found in each step)")
     w.add_argument("--threads", type=int, default=None)
+    w.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     w.set_defaults(func=_cmd_watch)
