@@ -317,3 +317,15 @@ def test_hinode_grid_offset_from_the_model_is_inverted_with_a_warning(tmp_path, 
         prof = expected[x].transpose(1, 0, 2) / 40000.0
         prof = np.stack([[np.interp(card["wavelength"], wl, s) for s in p] for p in prof])
         _compare({q: v[:, :, x].T for q, v in got.items()}, reference_predict(net, card, prof), f"slit {x}")
+
+
+def test_cli_device_cuda_without_a_gpu_is_a_clean_error(tmp_path, models, capsys):
+    import fastinv
+
+    if fastinv.info().get("cuda_devices", 0):
+        pytest.skip("a CUDA device is present")
+    hp, _ = write_hinode_map(tmp_path / "sp", hinode_true_counts(1, 2, 30000.0))
+    rc = main(["stokes", "invert", *hp, "--instrument", "hinode", "-o", str(tmp_path / "x.fits"),
+               "--model", str(models["hinode"][0]), "--device", "cuda", "-q"])
+    assert rc == 1 and "cuda" in capsys.readouterr().err.lower()
+    assert not (tmp_path / "x.fits").exists()
