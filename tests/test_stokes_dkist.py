@@ -21,6 +21,8 @@ from fastinv.stokes.io_visp import group_visp_files, read_visp_step, visp_datase
 from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 
 WL = 5000.0 + (np.arange(50) + 1 - 25) * 0.1
+pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
+
 _SKIP = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT",
          "COMMENT", "HISTORY", ""}
 
@@ -93,3 +95,48 @@ def test_missing_dataset_files(dataset, tmp_path):
     shutil.copy(dataset[0], asdf)
     with pytest.raises(FileNotFoundError, match="80 of the dataset's 80 FITS files are not in .*download"):
         visp_dataset_files(asdf)
+
+
+def test_real_visp_header_is_read_and_its_window_checked(tmp_path, capsys):
+    """dkist ships a real ViSP level-1 header (VISP_HEADER.hdr): DINDEX3 = 7, DINDEX4 from 1,
+    no STOKES key, CUNIT2 nm, CRPIX2 = -23, rotated PC matrix. Its window (630.244-631.829 nm)
+    does not contain Fe I 630.15 nm, so a model of the two lines must refuse it -- unless the
+    user corrects the calibration with --wavelength-shift."""
+    src = os.path.join(os.path.dirname(dkist.__file__), "data", "VISP_HEADER.hdr")
+    if not os.path.exists(src):
+        pytest.skip("this dkist version has no VISP_HEADER.hdr")
+    base = fits.Header.fromfile(src, sep="\n", endcard=False, padding=False)
+    assert base["DINDEX3"] == 7 and "STOKES" not in base and base["CUNIT2"] == "nm"
+    rng = np.random.default_rng(1)
+    paths = []
+    for st in range(4):
+        h = base.copy()
+        h["DINDEX4"] = st + 1
+        for k in ("XTENSION", "PCOUNT", "GCOUNT"):
+            h.remove(k, ignore_missing=True)
+        data = (rng.normal(1000.0, 5.0, (1, 976, 6)) if st == 0 else rng.normal(0, 3.0, (1, 976, 6))).astype(np.float32)
+        p = tmp_path / "in" / f"frame_{st}.fits"
+        p.parent.mkdir(exist_ok=True)
+        fits.PrimaryHDU(data, header=h).writeto(p)
+        paths.append(str(p))
+    steps = group_visp_files(paths[::-1])
+    assert len(steps) == 1 and steps[0].step == 7
+    read_visp_step(steps[0])
+    wl = (630.2051 + (np.arange(976) + 1 + 23) * base["CDELT2"]) * 10
+    np.testing.assert_allclose(steps[0].wavelength, wl, rtol=0, atol=1e-6)
+    _, card = write_model(tmp_path / "v.safetensors", card=make_card(instrument="visp"), seed=4)
+    out = tmp_path / "o.fits"
+    args = ["stokes", "invert", *paths, "--instrument", "visp", "-o", str(out), "--model",
+            str(tmp_path / "v.safetensors"), "-q"]
+    assert main(args) == 1 and not out.exists()
+    assert "covers 6302.441-6318.286 A but the model needs at least 6301.101-6302.894 A" in capsys.readouterr().err
+    assert main(args + ["--wavelength-shift", "-10.0"]) == 0  # 6292.4-6308.3 A: the lines are inside
+    with fits.open(out) as hdul:
+        assert hdul["temperature"].data.shape == (7, 6, 1)
+        from astropy.wcs import WCS
+
+        w = WCS(hdul["temperature"].header).celestial  # the real header's rotated celestial WCS
+        lon, lat = w.pixel_to_world_values(0, 0)
+        fw = WCS(base, naxis=3)
+        lat_f, _, lon_f = fw.pixel_to_world_values(0, 0, 0)
+        assert abs(lon - lon_f) * 3600 < 1e-6 and abs(lat - lat_f) * 3600 < 1e-6

@@ -58,7 +58,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
                 bar["p"](k)
 
         res = invert_files(args.files, args.instrument, model=net, continuum=args.continuum,
-                           threads=args.threads, progress=progress, total=total)
+                           threads=args.threads, progress=progress, total=total,
+                           wavelength_shift=args.wavelength_shift)
         cards = net.summary_cards()
         cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
         cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument], "instrument of the input")
@@ -84,7 +85,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     n, lat = 0, []
     try:
         Path(args.output).mkdir(parents=True, exist_ok=True)
-        inv = FrameInverter(args.model, "visp", continuum=args.continuum, threads=args.threads, device=args.device)
+        inv = FrameInverter(args.model, "visp", continuum=args.continuum, threads=args.threads, device=args.device,
+                            wavelength_shift=args.wavelength_shift)
         print(f"watching {args.directory} for ViSP frames (stop: {args.timeout:g} s without new files"
               + (f" or {args.max_frames} steps" if args.max_frames else "") + ")", file=sys.stderr)
         for res in inv.watch(args.directory, pattern=args.pattern, timeout=args.timeout, max_frames=args.max_frames,
@@ -133,6 +135,8 @@ def register_cli(subparsers) -> None:
                    help="Stokes model file (.safetensors; default: the one shipped for the instrument)")
     p.add_argument("--continuum", type=float, default=None,
                    help="quiet-Sun continuum I_c in counts (default: found in the map)")
+    p.add_argument("--wavelength-shift", type=float, default=0.0, metavar="DELTA",
+                   help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -155,6 +159,8 @@ def register_cli(subparsers) -> None:
     w.add_argument("--poll", type=float, default=0.1, help="seconds between directory scans (0.1)")
     w.add_argument("--continuum", type=float, default=None,
                    help="quiet-Sun I_c in counts (default: found in each step)")
+    w.add_argument("--wavelength-shift", type=float, default=0.0, metavar="DELTA",
+                   help="add DELTA [A] to the frames' wavelengths")
     w.add_argument("--threads", type=int, default=None)
     w.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     w.set_defaults(func=_cmd_watch)

@@ -94,6 +94,9 @@ class FrameInverter:
         Fixed quiet-Sun continuum I_c [counts]; default: found in each frame.
     threads : int, optional
     device : {"cpu", "cuda"}
+    wavelength_shift : float
+        Added to the frames' wavelengths [A] (a correction for a header calibration that is
+        off, e.g. checked against the line positions of the mean spectrum).
 
     Examples
     --------
@@ -103,7 +106,7 @@ class FrameInverter:
     """
 
     def __init__(self, model=None, instrument: str = "visp", continuum: float | None = None,
-                 threads: int | None = None, device: str = "cpu") -> None:
+                 threads: int | None = None, device: str = "cpu", wavelength_shift: float = 0.0) -> None:
         self.instrument = instrument_key(instrument)
         self.net = _as_net(model, self.instrument, threads, device)
         self.threads = threads
@@ -111,6 +114,9 @@ class FrameInverter:
         if continuum is not None and not (np.isfinite(continuum) and continuum > 0):
             raise ValueError(f"continuum must be a positive number of counts, got {continuum!r}")
         self.continuum = None if continuum is None else float(continuum)
+        if not np.isfinite(wavelength_shift):
+            raise ValueError("wavelength_shift must be finite")
+        self.wavelength_shift = float(wavelength_shift)
         self._resampler: Resampler | None = None
         self._wl_key: tuple | None = None
         self._n = -1
@@ -137,7 +143,7 @@ class FrameInverter:
     def _resampler_for(self, wavelength) -> Resampler:
         from .._units import to_float_array
 
-        wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
+        wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel() + self.wavelength_shift
         key = (wl.size, float(wl[0]), float(wl[-1]), float(wl.sum()))
         if key != self._wl_key:
             self._resampler = self.net.resampler(wl)
@@ -416,7 +422,7 @@ def _expand(paths: Sequence) -> list[str]:
 
 def invert_files(paths: Sequence, instrument: str, model=None, continuum: float | None = None,
                  threads: int | None = None, progress: Callable[[int], None] | None = None,
-                 total: Callable[[int], None] | None = None) -> MapResult:
+                 total: Callable[[int], None] | None = None, wavelength_shift: float = 0.0) -> MapResult:
     """Invert one map: Hinode SP slit files, or the per-Stokes files of a ViSP raster.
 
     The map's quiet-Sun continuum is found first over all its frames (a first pass that reads
@@ -432,6 +438,8 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
     model : StokesNet, path or None (shipped model)
     continuum : float, optional
         I_c in counts.
+    wavelength_shift : float
+        Added to the files' wavelengths [A] (see :class:`FrameInverter`).
     progress : callable, optional
         Called with the number of frames done in the current pass.
     total : callable, optional
@@ -445,7 +453,7 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
     t0 = time.perf_counter()
     key = instrument_key(instrument)
     paths = _expand(paths)
-    inv = FrameInverter(model, key, threads=threads)
+    inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
     if key == "hinode_sp":
         from .io_hinode import hinode_map_wcs, read_hinode_slit, sort_slits
         from astropy.io import fits
