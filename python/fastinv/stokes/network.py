@@ -122,7 +122,7 @@ class Resampler:
     --------
     >>> r = Resampler([6300.0, 6301.0, 6302.0, 6303.0], [6300.5, 6302.25])
     >>> r(np.array([0.0, 1.0, 2.0, 3.0]))
-    array([0.5 , 2.25])
+    array([0.5 , 2.25], dtype=float32)
     """
 
     def __init__(self, wavelength, model_wavelength, required: tuple[float, float] | None = None) -> None:
