@@ -208,45 +208,56 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
     rng = np.random.default_rng(seed)
     t_start = time.perf_counter()
 
-    full = read_set(data)
-    meta = full["metadata"]
-    instrument = "visp" if str(meta.get("instrument", "")).startswith("visp") else "hinode"
-    n_all = full["stokes"].shape[0]
+    import h5py
+
+    with h5py.File(data, "r") as f:
+        if "status" not in f:
+            raise ValueError(f"{data}: not an LTE training set (no 'status')")
+        n_all = f["status"].shape[0]
     a, b = int(SPLIT[0] * n_all), int(SPLIT[1] * n_all)
-    ok = full["status"] == 0
-    train_rows = np.flatnonzero(ok[:a])
+    # read only what is used: a quick run on max_profiles rows must not load a 3 GB set
+    n_read = a if not max_profiles else min(a, int(1.05 * max_profiles) + 1000)
+    part, val = read_set(data, slice(0, n_read)), read_set(data, slice(a, b))
+    meta = part["metadata"]
+    instrument = "visp" if str(meta.get("instrument", "")).startswith("visp") else "hinode"
+    train_rows = np.flatnonzero(part["status"] == 0)
     if max_profiles:
         train_rows = train_rows[: int(max_profiles)]
-    val_rows = np.flatnonzero(ok[a:b]) + a
+    val_rows = np.flatnonzero(val["status"] == 0)
 
-    window = model_window(instrument, full["wavelength"])
-    wavelength = full["wavelength"][window]
-    stokes = full["stokes"][:, :, window]
+    window = model_window(instrument, part["wavelength"])
+    wavelength = part["wavelength"][window]
     muisca = architecture == "muisca"
     channels = (0, 3) if muisca else (0, 1, 2, 3)
     quantities = TARGETS["muisca" if muisca else "default"]
     node_values = NODE_SETS[nodes]
-    y_all = targets(full["atmosphere"], full["log_tau"], node_values, quantities)
+    stokes = part["stokes"][train_rows][:, :, window]
+    y_rows = targets({k: v[train_rows] for k, v in part["atmosphere"].items()}, part["log_tau"],
+                     node_values, quantities)
+    y_val_phys = targets({k: v[val_rows] for k, v in val["atmosphere"].items()}, val["log_tau"],
+                         node_values, quantities)
 
     offset = np.array([1.0 if c == 0 else 0.0 for c in channels], dtype=np.float32)
-    sample = stokes[train_rows[:200_000]][:, list(channels)] - offset[None, :, None]
+    sample = stokes[:200_000][:, list(channels)] - offset[None, :, None]
     scale = (1.0 / sample.std(axis=(0, 2))).astype(np.float32)
-    y_mean = y_all[train_rows].mean(0)
-    y_std = np.maximum(y_all[train_rows].std(0), 1e-6).astype(np.float32)
+    y_mean = y_rows.mean(0)
+    y_std = np.maximum(y_rows.std(0), 1e-6).astype(np.float32)
 
-    x_train = torch.from_numpy(_network_input(stokes[train_rows], channels, offset, scale))
-    y_train = torch.from_numpy((y_all[train_rows] - y_mean) / y_std)
-    x_val = torch.from_numpy(_network_input(stokes[val_rows], channels, offset, scale))
-    y_val = torch.from_numpy((y_all[val_rows] - y_mean) / y_std)
+    x_train = torch.from_numpy(_network_input(stokes, channels, offset, scale))
+    y_train = torch.from_numpy((y_rows - y_mean) / y_std)
+    x_val = torch.from_numpy(_network_input(val["stokes"][val_rows][:, :, window], channels,
+                                            offset, scale))
+    y_val = torch.from_numpy((y_val_phys - y_mean) / y_std)
+    del part, val
 
     physics = None
     if physics_weight > 0:
         if muisca:
             raise ValueError("the weak-field term needs the default targets (B, inclination)")
-        blos = weak_field_blos(stokes[train_rows], wavelength)
+        blos = weak_field_blos(stokes, wavelength)
         physics = torch.from_numpy(np.where(np.abs(blos) < 1000.0, blos, np.nan).astype(np.float32))
 
-    net = build(architecture, len(channels), wavelength.size, y_all.shape[1])
+    net = build(architecture, len(channels), wavelength.size, y_rows.shape[1])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(train_rows) / batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch,
