@@ -180,7 +180,7 @@ def _add_deepem_tools(sub) -> None:
     p.set_defaults(func=_cmd_evaluate_deepem)
     p = esub.add_parser("stokes", help="a Stokes network against held-out synthetic profiles and lightweaver",
                         description="Pearson r, RMSE and bias per quantity and log tau node "
-                                    "(fastinv.stokes.evaluate) on the held-out last 5 %% of a training "
+                                    "(fastinv.stokes.evaluate) on the held-out last 5 % of a training "
                                     "set and/or on profiles of random atmospheres computed by "
                                     "lightweaver (an independent code; pip install lightweaver).")
     p.add_argument("--model", default=None, help="model file (default: the shipped one of --instrument)")
@@ -202,8 +202,8 @@ def _add_deepem_tools(sub) -> None:
 def _add_stokes_training(tsub) -> None:
     p = tsub.add_parser("stokes", help="a Stokes inversion network on a synthetic training set",
                         description="Train the compact 1D CNN (default) or Agudelo's MUISCA on a set "
-                                    "written by 'fastinv stokes synth --model lte' (HDF5): first 90 %% "
-                                    "of the rows train, next 5 %% validate, last 5 %% are held out for "
+                                    "written by 'fastinv stokes synth --model lte' (HDF5): first 90 % "
+                                    "of the rows train, next 5 % validate, last 5 % are held out for "
                                     "'fastinv evaluate stokes'. Writes the model (.safetensors, scalings "
                                     "and metrics in its card) and the card as .json beside it.")
     p.add_argument("data", help="training set (.h5) from 'fastinv stokes synth --model lte'")
