@@ -153,3 +153,21 @@ def test_lightweaver_set_agrees_with_fastinv_lte():
     # each normalised to its own HSRA continuum; the LTE-vs-lightweaver test allows 2 % in
     # I/I_c, plus 2 x 1e-3 noise here
     assert np.max(np.abs(ours[:, 0] - ref["stokes"][:, 0])) < 0.03
+
+
+def test_cli_train_and_evaluate(small_set, tmp_path, capsys):
+    from fastinv.cli import main
+
+    model = tmp_path / "cli.safetensors"
+    assert main(["train", "stokes", str(small_set), "-o", str(model), "--epochs", "1",
+                 "--max-profiles", "1500", "--threads", "1", "-q"]) == 0
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "stokes", "--model", str(model), "--data", str(small_set),
+                 "-o", str(out)]) == 0
+    metrics = json.loads(out.read_text())["synthetic"]
+    # the same held-out rows as the card's own metrics: identical numbers
+    card = json.loads((tmp_path / "cli.safetensors.json").read_text())
+    assert metrics["per_node"]["temperature"]["r"] == card["metrics"]["per_node"]["temperature"]["r"]
+    assert main(["evaluate", "stokes", "--model", str(model)]) == 2  # nothing to evaluate on
+    assert main(["train", "stokes", str(tmp_path / "missing.h5"), "-o", str(model)]) == 1
+    assert "error" in capsys.readouterr().err
