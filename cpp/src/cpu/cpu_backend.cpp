@@ -71,6 +71,17 @@ class CpuBackend final : public Backend {
   std::string isa() const override { return isa_name(active_isa()); }
 
   void run(const InputView& input, const OutputView& output, int threads) const override {
+    run_tiles(input, &output, nullptr, threads);
+  }
+
+  void run_fused(const InputView& input, const TileHooks& hooks, int threads) const override {
+    run_tiles(input, nullptr, &hooks, threads);
+  }
+
+ private:
+  // One pass over the tiles: gather, [hooks->before], network, then scatter into `output`
+  // or hand the output tile to hooks->after.
+  void run_tiles(const InputView& input, const OutputView* output, const TileHooks* hooks, int threads) const {
     std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa());
     const int64_t n = input.layout.samples();
     const int64_t tiles = (n + kTileWidth - 1) / kTileWidth;
@@ -84,9 +95,13 @@ class CpuBackend final : public Backend {
         gather(static_cast<const float*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
       else
         gather(static_cast<const double*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
+      if (hooks) hooks->before(in_tile, first, lanes);
       cpu::execute_tile(*plan, arena);
-      scatter(arena + plan->slot_offset[size_t(plan->output_slot)], plan->output_shape, first, lanes, output.data,
-              output.layout);
+      const float* out_tile = arena + plan->slot_offset[size_t(plan->output_slot)];
+      if (hooks)
+        hooks->after(out_tile, first, lanes);
+      else
+        scatter(out_tile, plan->output_shape, first, lanes, output->data, output->layout);
     };
 #ifdef FASTINV_HAVE_OPENMP
     if (threads > 1) {
@@ -106,7 +121,6 @@ class CpuBackend final : public Backend {
     for (int64_t t = 0; t < tiles; ++t) work(t, arena.get());
   }
 
- private:
   // Weights are packed for one ISA's microkernel; a change of ISA repacks once.
   std::shared_ptr<const cpu::Plan> plan_for(Isa isa) const {
     std::lock_guard<std::mutex> lock(mutex_);
