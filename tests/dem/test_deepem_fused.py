@@ -114,3 +114,21 @@ def test_fused_validates(deepem, frame):
         deepem.invert(y, exptime=np.ones(5))
     empty = deepem.invert(np.zeros((6, 0)))
     assert empty.em.shape == (18, 0) and empty.status.shape == (0,)
+
+
+def test_fused_out_reuses_buffers(deepem, frame):
+    y, exptime, n_sample = frame
+    first = deepem.invert(y, exptime=exptime, n_sample=n_sample)
+    keep = {k: getattr(first, k).copy() for k in ("em", "model", "status", "chi2", "objective", "tolfac")}
+    other = deepem.invert(np.nan_to_num(y)[:, ::-1], exptime=exptime, n_sample=n_sample)
+    again = deepem.invert(y, exptime=exptime, n_sample=n_sample, out=other)
+    for k, ref in keep.items():
+        got = getattr(again, k)
+        assert np.shares_memory(got, getattr(other, k))
+        np.testing.assert_array_equal(got, ref)
+    assert np.all(np.isnan(again.tolfac))
+    with pytest.raises(ValueError, match="wrong shape"):
+        deepem.invert(y[:, :10], out=first)
+    first.em = first.em[:, ::2]  # a strided array cannot be reused
+    with pytest.raises(ValueError, match="without a copy"):
+        deepem.invert(y, out=first)

@@ -62,6 +62,7 @@ class DeepEmHooks final : public TileHooks {
         out_.model[c * npix + p] = model[c];
       }
       out_.chi2[p] = finite ? chi2(y, model, p) : std::numeric_limits<double>::quiet_NaN();
+      out_.tolfac[p] = std::numeric_limits<double>::quiet_NaN();
     }
   }
 
@@ -113,7 +114,8 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
   if (!kernel) throw InvalidArgument("DeepEM: null response");
   if (input.npix < 0) throw InvalidArgument("DeepEM: negative pixel count");
   if (input.npix == 0) return;
-  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective)
+  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective ||
+      !output.tolfac)
     throw InvalidArgument("DeepEM: null array");
   if (chi2.mode == DeepEmErrors::sigma && !chi2.sigma) throw InvalidArgument("DeepEM: null sigma");
   if (chi2.mode == DeepEmErrors::aia) {

@@ -35,6 +35,7 @@ struct DeepEmOutput {  // all C-contiguous, npix innermost
   int8_t* status = nullptr;     // (npix) 0 ok, 12 non-finite input
   double* chi2 = nullptr;       // (npix)
   float* objective = nullptr;   // (npix) total EM / 1e26
+  double* tolfac = nullptr;     // (npix) NaN (DeepEM has no tolerance; BPResult's field)
 };
 
 constexpr int8_t kDeepEmOk = 0;

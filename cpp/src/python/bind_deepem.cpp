@@ -5,6 +5,8 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dem/deepem_fused.hpp"
 #include "fastinv/error.hpp"
@@ -22,8 +24,45 @@ int64_t element_stride(const py::array& a, int axis, const char* what) {
   return int64_t(a.strides(axis) / a.itemsize());
 }
 
+// [lowest, highest) byte address an array touches (any strides).
+std::pair<uintptr_t, uintptr_t> byte_extent(const py::array& a) {
+  auto lo = reinterpret_cast<uintptr_t>(a.data()), hi = lo;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) return {lo, lo};
+    const auto reach = static_cast<intptr_t>(a.strides(d)) * static_cast<intptr_t>(a.shape(d) - 1);
+    if (reach < 0) lo -= uintptr_t(-reach); else hi += uintptr_t(reach);
+  }
+  return {lo, hi + uintptr_t(a.itemsize())};
+}
+
+bool overlap(const py::array& a, const py::array& b) {
+  const auto ea = byte_extent(a), eb = byte_extent(b);
+  return ea.first < ea.second && eb.first < eb.second && ea.first < eb.second && eb.first < ea.second;
+}
+
+// A fresh output array, or the caller's (out=): exactly this dtype and shape, C-contiguous,
+// writeable, not overlapping the inputs (they are read while outputs are written).
+template <typename T>
+py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, const char* name,
+                      const std::vector<py::array>& inputs) {
+  if (given.is_none()) return py::array_t<T>(shape);
+  if (!py::isinstance<py::array>(given)) throw TypeMismatch(std::string("out.") + name + " must be a numpy.ndarray");
+  py::array a = py::reinterpret_borrow<py::array>(given);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw TypeMismatch(std::string("out.") + name + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
+                       ", got " + std::string(py::str(a.dtype())));
+  if (std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()) != shape)
+    throw InvalidArgument(std::string("out.") + name + " has the wrong shape for this input");
+  if (!(a.flags() & py::array::c_style)) throw InvalidArgument(std::string("out.") + name + " must be C-contiguous");
+  if (!a.writeable()) throw InvalidArgument(std::string("out.") + name + " is read-only");
+  for (const py::array& in : inputs)
+    if (overlap(a, in)) throw InvalidArgument(std::string("out.") + name + " must not share memory with the input");
+  return py::reinterpret_borrow<py::array_t<T>>(a);
+}
+
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
-                        const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads) {
+                        const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
+                        const py::object& out_obj) {
   dem::DeepEmInput in;
   if (y.dtype().is(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -59,16 +98,31 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   }
 
   const py::ssize_t npix = y.shape(1);
-  py::array_t<float> em({py::ssize_t(n_t), npix}), resynth({py::ssize_t(6), npix}), objective(npix);
-  py::array_t<int8_t> status(npix);
-  py::array_t<double> chi2_out(npix);
+  std::vector<py::object> given(6, py::none());
+  if (!out_obj.is_none()) {
+    auto t = py::reinterpret_borrow<py::tuple>(out_obj);
+    if (t.size() != 6) throw InvalidArgument("out must be (em, model, status, chi2, objective, tolfac)");
+    for (size_t i = 0; i < 6; ++i) given[i] = t[i];
+  }
+  std::vector<py::array> inputs{y};
+  if (sigma) inputs.push_back(sigma);
+  auto em = output<float>(given[0], {py::ssize_t(n_t), npix}, "em", inputs);
+  auto resynth = output<float>(given[1], {6, npix}, "model", inputs);
+  auto status = output<int8_t>(given[2], {npix}, "status", inputs);
+  auto chi2_out = output<double>(given[3], {npix}, "chi2", inputs);
+  auto objective = output<float>(given[4], {npix}, "objective", inputs);
+  auto tolfac = output<double>(given[5], {npix}, "tolfac", inputs);
+  const std::vector<py::array> outs{em, resynth, status, chi2_out, objective, tolfac};
+  for (size_t i = 0; i < outs.size(); ++i)
+    for (size_t j = i + 1; j < outs.size(); ++j)
+      if (overlap(outs[i], outs[j])) throw InvalidArgument("out arrays must not share memory with each other");
   dem::DeepEmOutput out{em.mutable_data(), resynth.mutable_data(), status.mutable_data(), chi2_out.mutable_data(),
-                        objective.mutable_data()};
+                        objective.mutable_data(), tolfac.mutable_data()};
   {
     py::gil_scoped_release release;
     dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads);
   }
-  return py::make_tuple(em, resynth, status, chi2_out, objective);
+  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
 }
 
 }  // namespace
@@ -76,8 +130,10 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
 void bind_deepem(py::module_& m) {
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0,
+        py::arg("out") = py::none(),
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
-        "into the network's tile loop. Returns (em, model, status, chi2, objective).");
+        "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
+        "such a tuple of arrays.");
 }
 
 }  // namespace fastinv::python
