@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -31,38 +32,58 @@ class DeepEmHooks final : public TileHooks {
     }
   }
 
+  // Lane-parallel loops (SIMD over the tile's 16 pixels; each pixel's arithmetic is in
+  // the same order as the scalar formula, so results do not depend on the vector width).
   void after(const float* tile, int64_t first, int lanes) const noexcept override {
     const int64_t npix = in_.npix;
-    for (int j = 0; j < lanes; ++j) {
-      const int64_t p = first + j;
-      double y[kChannels];
-      bool finite = true;
-      for (int c = 0; c < kChannels; ++c) {
-        y[c] = raw(c, p);
+    double y[kChannels][kW] = {};
+    bool finite[kW];
+    for (int j = 0; j < kW; ++j) finite[j] = j < lanes;
+    for (int c = 0; c < kChannels; ++c)
+      for (int j = 0; j < lanes; ++j) {
+        y[c][j] = raw(c, first + j);
         // finiteness of the float32 value the network saw (a float64 1e39 overflows)
-        finite = finite && std::isfinite(float(y[c]));
+        finite[j] = finite[j] && std::isfinite(float(y[c][j]));
       }
-      float em[64];  // n_t <= 64 is validated
-      float total = 0.f;
-      for (int64_t t = 0; t < n_t_; ++t) {
+    alignas(64) float em[64][kW];  // n_t <= 64 is validated
+    alignas(64) float total[kW];
+    for (int64_t t = 0; t < n_t_; ++t) {
+      for (int j = 0; j < kW; ++j) {
         const float o = tile[t * kW + j];
-        float v = o * o;       // np.square, then *= float32(1e25): two roundings as there
+        float v = o * o;  // np.square, then *= float32(1e25): two roundings as there
         v *= 1e25f;
-        em[t] = finite ? v : 0.f;
-        total = t == 0 ? em[t] : total + em[t];  // em.sum(axis=0): sequential over bins
-        out_.em[t * npix + p] = em[t];
+        em[t][j] = finite[j] ? v : 0.f;
+        total[j] = t == 0 ? em[t][j] : total[j] + em[t][j];  // em.sum(axis=0): sequential over bins
       }
-      out_.objective[p] = total / 1e26f;
-      out_.status[p] = finite ? kDeepEmOk : kDeepEmBadInput;
-      float model[kChannels];
+      std::memcpy(out_.em + t * npix + first, em[t], size_t(lanes) * sizeof(float));
+    }
+    for (int j = 0; j < lanes; ++j) {
+      out_.objective[first + j] = total[j] / 1e26f;
+      out_.status[first + j] = finite[j] ? kDeepEmOk : kDeepEmBadInput;
+      out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
+    }
+    alignas(64) float model[kChannels][kW];
+    for (int c = 0; c < kChannels; ++c) {
+      double s[kW] = {};
+      for (int64_t t = 0; t < n_t_; ++t) {
+        const double k = kernel_[c * n_t_ + t];
+        for (int j = 0; j < kW; ++j) s[j] += k * double(em[t][j]);
+      }
+      for (int j = 0; j < kW; ++j) model[c][j] = float(s[j]);
+      std::memcpy(out_.model + c * npix + first, model[c], size_t(lanes) * sizeof(float));
+    }
+    if (chi2_.mode == DeepEmErrors::none) {
+      for (int j = 0; j < lanes; ++j) out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    for (int j = 0; j < lanes; ++j) {
+      double yj[kChannels];
+      float mj[kChannels];
       for (int c = 0; c < kChannels; ++c) {
-        double s = 0.0;
-        for (int64_t t = 0; t < n_t_; ++t) s += double(kernel_[c * n_t_ + t]) * double(em[t]);
-        model[c] = float(s);
-        out_.model[c * npix + p] = model[c];
+        yj[c] = y[c][j];
+        mj[c] = model[c][j];
       }
-      out_.chi2[p] = finite ? chi2(y, model, p) : std::numeric_limits<double>::quiet_NaN();
-      out_.tolfac[p] = std::numeric_limits<double>::quiet_NaN();
+      out_.chi2[first + j] = finite[j] ? chi2(yj, mj, first + j) : std::numeric_limits<double>::quiet_NaN();
     }
   }
 
@@ -75,7 +96,6 @@ class DeepEmHooks final : public TileHooks {
 
   // sum over channels of ((model - max(y, 0)) / sigma)^2, the NumPy path's float64 formula.
   double chi2(const double* y, const float* model, int64_t p) const {
-    if (chi2_.mode == DeepEmErrors::none) return std::numeric_limits<double>::quiet_NaN();
     double sig[kChannels];
     if (chi2_.mode == DeepEmErrors::sigma) {
       for (int c = 0; c < kChannels; ++c)
