@@ -18,6 +18,25 @@ namespace {
 constexpr int kChannels = 6;
 constexpr int kW = cpu::kTileWidth;
 
+// model[c][j] = sum_t K[c][t] * em[t][j] in float64 over the tile's lanes: the one part of
+// the post-processing with real arithmetic (6 x nT MACs per pixel), so it gets SIMD clones.
+// The file is compiled with -ffp-contract=off: the same sums on every clone.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void resynthesize(const float* kernel, int64_t n_t,
+                                                                              const float (*em)[kW],
+                                                                              float (*model)[kW]) {
+  double emd[64][kW];
+  for (int64_t t = 0; t < n_t; ++t)
+    for (int j = 0; j < kW; ++j) emd[t][j] = double(em[t][j]);
+  for (int c = 0; c < kChannels; ++c) {
+    double s[kW] = {};
+    for (int64_t t = 0; t < n_t; ++t) {
+      const double k = kernel[c * n_t + t];
+      for (int j = 0; j < kW; ++j) s[j] += k * emd[t][j];
+    }
+    for (int j = 0; j < kW; ++j) model[c][j] = float(s[j]);
+  }
+}
+
 class DeepEmHooks final : public TileHooks {
  public:
   DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2,
@@ -63,15 +82,9 @@ class DeepEmHooks final : public TileHooks {
       out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
     }
     alignas(64) float model[kChannels][kW];
-    for (int c = 0; c < kChannels; ++c) {
-      double s[kW] = {};
-      for (int64_t t = 0; t < n_t_; ++t) {
-        const double k = kernel_[c * n_t_ + t];
-        for (int j = 0; j < kW; ++j) s[j] += k * double(em[t][j]);
-      }
-      for (int j = 0; j < kW; ++j) model[c][j] = float(s[j]);
+    resynthesize(kernel_, n_t_, em, model);
+    for (int c = 0; c < kChannels; ++c)
       std::memcpy(out_.model + c * npix + first, model[c], size_t(lanes) * sizeof(float));
-    }
     if (chi2_.mode == DeepEmErrors::none) {
       for (int j = 0; j < lanes; ++j) out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
       return;
