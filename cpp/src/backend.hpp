@@ -10,14 +10,35 @@
 
 namespace fastinv {
 
+// Per-tile transforms fused into a CPU run, so an application's pre- and post-processing
+// (DeepEM's input normalisation, EM scaling, re-synthesis) happens while the tile is in
+// cache instead of in extra passes over full-frame arrays. Tiles are the backend's
+// position-major rows of cpu::kTileWidth lanes; `first` is the tile's first sample and
+// only `lanes` lanes are real. Both are called on the thread that runs the tile, so
+// they must be thread-safe and must not throw (validate everything beforehand).
+struct TileHooks {
+  virtual ~TileHooks() = default;
+  virtual void before(float* input_tile, int64_t first, int lanes) const noexcept = 0;
+  // Replaces the scatter into an output array.
+  virtual void after(const float* output_tile, int64_t first, int lanes) const noexcept = 0;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
   virtual void run(const InputView& input, const OutputView& output, int threads) const = 0;
+  // CPU only (the default throws): run with fused per-tile transforms and no output array.
+  virtual void run_fused(const InputView& input, const TileHooks& hooks, int threads) const;
   // Input and output in device memory, work enqueued on `stream` (a cudaStream_t).
   virtual void run_device(const InputView& input, const OutputView& output, std::uintptr_t stream) const;
   virtual std::string device() const = 0;
   virtual std::string isa() const = 0;
+};
+
+// Internal access to a Model's backend and graph-checked fused runs (model.cpp).
+struct ModelAccess {
+  // Validates `input` against the model and runs it with `hooks` (CPU models only).
+  static void run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads);
 };
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph);

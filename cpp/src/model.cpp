@@ -187,6 +187,17 @@ void Model::run_device(const InputView& input, const OutputView& output, std::ui
   impl_->backend->run_device(input, output, stream);
 }
 
+void ModelAccess::run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads) {
+  check_view(input.layout, model.impl_->input_shape, "input");
+  if (input.layout.samples() == 0) return;
+  if (!input.data) throw InvalidArgument("null data pointer");
+  model.impl_->backend->run_fused(input, hooks, threads);
+}
+
+void Backend::run_fused(const InputView&, const TileHooks&, int) const {
+  throw InvalidArgument("fused per-tile transforms run on the CPU backend only; load the model with device='cpu'");
+}
+
 void Backend::run_device(const InputView&, const OutputView&, std::uintptr_t) const {
   throw InvalidArgument("device (GPU) arrays need a model loaded with device='cuda'; pass a NumPy array instead");
 }

@@ -103,6 +103,7 @@ class Model {
   explicit Model(std::unique_ptr<Impl> impl);
 
  private:
+  friend struct ModelAccess;  // fused per-tile transforms for built-in applications (backend.hpp)
   std::unique_ptr<Impl> impl_;
 };
 

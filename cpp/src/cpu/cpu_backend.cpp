@@ -42,11 +42,37 @@ inline int64_t sample_offset(const Strided& v, int64_t s) {
   return i0 * v.sample_strides[0] + i1 * v.sample_strides[1] + i2 * v.sample_strides[2];
 }
 
+// The innermost sample dimension that is not of size 1: consecutive samples step along it.
+inline int inner_dim(const Strided& v) {
+  int d = 2;
+  while (d > 0 && v.sample_shape[size_t(d)] == 1) --d;
+  return d;
+}
+
+// Offset of sample first + j, for j < lanes: when the tile's samples lie in one run of the
+// innermost dimension they are one stride apart (one index decomposition per tile).
+struct TileOffsets {
+  TileOffsets(const Strided& v, int64_t first, int lanes) : v_(v), first_(first) {
+    const int d = inner_dim(v);
+    const int64_t n = v.sample_shape[size_t(d)];
+    one_run_ = first % n + lanes <= n;
+    step_ = v.sample_strides[size_t(d)];
+    off0_ = sample_offset(v, first);
+  }
+  int64_t operator()(int j) const { return one_run_ ? off0_ + j * step_ : sample_offset(v_, first_ + j); }
+
+ private:
+  const Strided& v_;
+  int64_t first_, off0_, step_;
+  bool one_run_;
+};
+
 template <typename T>
 void gather(const T* data, const Strided& v, const Shape& shape, int64_t first, int lanes, float* tile) {
   const int64_t fs0 = v.feature_strides[0], fs1 = v.feature_ndim == 2 ? v.feature_strides[1] : 0;
+  const TileOffsets offset(v, first, lanes);
   for (int j = 0; j < lanes; ++j) {
-    const T* base = data + sample_offset(v, first + j);
+    const T* base = data + offset(j);
     for (int64_t c = 0; c < shape.c; ++c)
       for (int64_t l = 0; l < shape.l; ++l) tile[(l * shape.c + c) * kTileWidth + j] = float(base[c * fs0 + l * fs1]);
   }
@@ -56,8 +82,9 @@ void gather(const T* data, const Strided& v, const Shape& shape, int64_t first, 
 
 void scatter(const float* tile, const Shape& shape, int64_t first, int lanes, float* data, const Strided& v) {
   const int64_t fs0 = v.feature_strides[0], fs1 = v.feature_ndim == 2 ? v.feature_strides[1] : 0;
+  const TileOffsets offset(v, first, lanes);
   for (int j = 0; j < lanes; ++j) {
-    float* base = data + sample_offset(v, first + j);
+    float* base = data + offset(j);
     for (int64_t c = 0; c < shape.c; ++c)
       for (int64_t l = 0; l < shape.l; ++l) base[c * fs0 + l * fs1] = tile[(l * shape.c + c) * kTileWidth + j];
   }
@@ -71,6 +98,17 @@ class CpuBackend final : public Backend {
   std::string isa() const override { return isa_name(active_isa()); }
 
   void run(const InputView& input, const OutputView& output, int threads) const override {
+    run_tiles(input, &output, nullptr, threads);
+  }
+
+  void run_fused(const InputView& input, const TileHooks& hooks, int threads) const override {
+    run_tiles(input, nullptr, &hooks, threads);
+  }
+
+ private:
+  // One pass over the tiles: gather, [hooks->before], network, then scatter into `output`
+  // or hand the output tile to hooks->after.
+  void run_tiles(const InputView& input, const OutputView* output, const TileHooks* hooks, int threads) const {
     std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa());
     const int64_t n = input.layout.samples();
     const int64_t tiles = (n + kTileWidth - 1) / kTileWidth;
@@ -84,9 +122,13 @@ class CpuBackend final : public Backend {
         gather(static_cast<const float*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
       else
         gather(static_cast<const double*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
+      if (hooks) hooks->before(in_tile, first, lanes);
       cpu::execute_tile(*plan, arena);
-      scatter(arena + plan->slot_offset[size_t(plan->output_slot)], plan->output_shape, first, lanes, output.data,
-              output.layout);
+      const float* out_tile = arena + plan->slot_offset[size_t(plan->output_slot)];
+      if (hooks)
+        hooks->after(out_tile, first, lanes);
+      else
+        scatter(out_tile, plan->output_shape, first, lanes, output->data, output->layout);
     };
 #ifdef FASTINV_HAVE_OPENMP
     if (threads > 1) {
@@ -106,7 +148,6 @@ class CpuBackend final : public Backend {
     for (int64_t t = 0; t < tiles; ++t) work(t, arena.get());
   }
 
- private:
   // Weights are packed for one ISA's microkernel; a change of ISA repacks once.
   std::shared_ptr<const cpu::Plan> plan_for(Isa isa) const {
     std::lock_guard<std::mutex> lock(mutex_);

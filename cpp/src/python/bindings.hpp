@@ -10,5 +10,6 @@ void bind_stokes(pybind11::module_& m);  // Faddeeva, lines, Zeeman (bind_stokes
 void bind_stokes_me(pybind11::module_& m);  // Milne-Eddington, instrument operator (bind_stokes_me.cpp)
 void bind_stokes_lte(pybind11::module_& m);  // LTE Stokes synthesis (bind_stokes_lte.cpp)
 void bind_cuda(pybind11::module_& m);  // CUDA backend test hooks: weight packing, device facts (bind_cuda.cpp)
+void bind_deepem(pybind11::module_& m);  // DeepEM with fused pre/post-processing (bind_deepem.cpp)
 
 }  // namespace fastinv::python

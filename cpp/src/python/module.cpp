@@ -30,4 +30,5 @@ PYBIND11_MODULE(_core, m) {
   fastinv::python::bind_stokes_me(m);
   fastinv::python::bind_stokes_lte(m);
   fastinv::python::bind_cuda(m);
+  fastinv::python::bind_deepem(m);
 }

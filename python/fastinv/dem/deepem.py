@@ -24,6 +24,7 @@ from typing import Optional, Union
 
 import numpy as np
 
+from .. import _core
 from ..model import Model
 from .basis_pursuit import DEEPEM_LOGT, BPResult, _as_value, aia_error
 from .response import load_response
@@ -59,7 +60,10 @@ class DeepEM:
         self.model = model
         self.logt = np.asarray(self.card["output"]["logt"], dtype=np.float64)
         self._response = load_response(self.card.get("labels", {}).get("response"))
-        self._kernel32 = self._response.at(self.logt).astype(np.float32)  # (6, nT), DN cm^5 s^-1 px^-1
+        self._kernel32 = np.ascontiguousarray(self._response.at(self.logt).astype(np.float32))  # (6, nT)
+        # CPU models run the pre/post-processing fused into the engine's tile loop (C++);
+        # other devices use the NumPy path, which is also the fused path's test reference.
+        self._fused = model.info()["device"] == "cpu"
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None) -> "DeepEM":
@@ -71,7 +75,7 @@ class DeepEM:
         return self._response.name
 
     def invert(self, y, exptime=None, sigma=None, n_sample: float = 1.0,
-               threads: Optional[int] = None) -> BPResult:
+               threads: Optional[int] = None, out: Optional[BPResult] = None) -> BPResult:
         """DEMs of every pixel.
 
         Parameters
@@ -83,6 +87,10 @@ class DeepEM:
             or given directly. Without either, ``chi2`` is NaN.
         threads : int, optional
             Threads for the network.
+        out : BPResult, optional
+            A previous result of this method for a frame of the same shape: its arrays are
+            overwritten and returned (CPU models), so a series of frames reuses one set of
+            buffers instead of faulting in ~110 bytes of fresh memory per pixel each time.
 
         Returns
         -------
@@ -97,6 +105,51 @@ class DeepEM:
         yv = np.asarray(y)
         if yv.ndim < 1 or yv.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {yv.shape}")
+        if not self._fused:
+            if out is not None:
+                raise ValueError("out= needs a model loaded on the CPU")
+            return self._invert_numpy(yv, exptime, sigma, n_sample, threads)
+        shape = yv.shape[1:]
+        flat = yv.reshape(6, -1)  # a view whenever the pixel axes can be flattened
+        if flat.dtype not in (np.float32, np.float64):
+            flat = flat.astype(np.float64)
+        sig = t = None
+        if sigma is not None:
+            sig = np.asarray(_as_value(sigma, "DN/s", "sigma"), dtype=np.float64).reshape(6, -1)
+            if sig.shape[1] not in (1, flat.shape[1]):
+                raise ValueError(f"sigma must have shape (6, ...) like y {yv.shape} or (6, 1), got {np.shape(sigma)}")
+            sig = np.broadcast_to(sig, flat.shape)
+        elif exptime is not None:
+            t = np.asarray(_as_value(exptime, "s", "exptime"), float).reshape(-1)
+            if t.size not in (1, 6):
+                raise ValueError(f"exptime must be one value or six (one per channel), got {t.size}")
+            t = np.broadcast_to(t, (6,)).copy()
+        bufs = None
+        if out is not None:
+            bufs = []
+            for name, rows in (("em", len(self.logt)), ("model", 6), ("status", 0), ("chi2", 0),
+                               ("objective", 0), ("tolfac", 0)):
+                a = getattr(out, name, None)
+                if not isinstance(a, np.ndarray):
+                    raise ValueError(f"out must be a DeepEM.invert result; out.{name} is not an array")
+                v = a.view()
+                try:  # flat views of the previous result's arrays; never a silent copy
+                    v.shape = (rows, -1) if rows else (-1,)
+                except (AttributeError, ValueError) as exc:
+                    raise ValueError(f"out.{name} cannot be viewed as ({rows or ''}npix) without a copy; pass a "
+                                     f"previous DeepEM.invert result for a frame of the same shape") from exc
+                bufs.append(v)
+            bufs = tuple(bufs)
+        em, model, status, chi2, objective, tolfac = _core.deepem_invert(
+            self.model._core, flat, self._kernel32, sig, t, float(n_sample),
+            self.model.threads if threads is None else int(threads), bufs)
+        return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
+                        status=status.reshape(shape), tolfac=tolfac.reshape(shape),
+                        objective=objective.reshape(shape), model=model.reshape((6, *shape)),
+                        chi2=chi2.reshape(shape), iterations=np.zeros(shape, np.int32), logt=self.logt.copy())
+
+    def _invert_numpy(self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+        """The NumPy pre/post-processing around the network (non-CPU models; test reference)."""
         shape = yv.shape[1:]
         # float32 in place, no float64 copy: the network's own precision, and a 16.8 M-pixel
         # frame's pre/post-processing stays small next to the network

@@ -1,0 +1,173 @@
+#include "dem/deepem_fused.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "backend.hpp"
+#include "cpu/kernels.hpp"
+#include "fastinv/basis_pursuit.hpp"
+#include "fastinv/error.hpp"
+
+namespace fastinv::dem {
+namespace {
+
+constexpr int kChannels = 6;
+constexpr int kW = cpu::kTileWidth;
+
+// model[c][j] = sum_t K[c][t] * em[t][j] in float64 over the tile's lanes: the one part of
+// the post-processing with real arithmetic (6 x nT MACs per pixel), so it gets SIMD clones.
+// The file is compiled with -ffp-contract=off: the same sums on every clone.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void resynthesize(const float* kernel, int64_t n_t,
+                                                                              const float (*em)[kW],
+                                                                              float (*model)[kW]) {
+  double emd[64][kW];
+  for (int64_t t = 0; t < n_t; ++t)
+    for (int j = 0; j < kW; ++j) emd[t][j] = double(em[t][j]);
+  for (int c = 0; c < kChannels; ++c) {
+    double s[kW] = {};
+    for (int64_t t = 0; t < n_t; ++t) {
+      const double k = kernel[c * n_t + t];
+      for (int j = 0; j < kW; ++j) s[j] += k * emd[t][j];
+    }
+    for (int j = 0; j < kW; ++j) model[c][j] = float(s[j]);
+  }
+}
+
+class DeepEmHooks final : public TileHooks {
+ public:
+  DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2,
+              const DeepEmOutput& out)
+      : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out) {}
+
+  // sqrt(max(I, 0)) in float32, as NumPy's maximum + sqrt (NaN stays NaN, -0 stays -0).
+  void before(float* tile, int64_t, int) const noexcept override {
+    for (int e = 0; e < kChannels * kW; ++e) {
+      const float v = tile[e];
+      tile[e] = std::sqrt(v < 0.f ? 0.f : v);
+    }
+  }
+
+  // Lane-parallel loops (SIMD over the tile's 16 pixels; each pixel's arithmetic is in
+  // the same order as the scalar formula, so results do not depend on the vector width).
+  void after(const float* tile, int64_t first, int lanes) const noexcept override {
+    const int64_t npix = in_.npix;
+    double y[kChannels][kW] = {};
+    bool finite[kW];
+    for (int j = 0; j < kW; ++j) finite[j] = j < lanes;
+    for (int c = 0; c < kChannels; ++c)
+      for (int j = 0; j < lanes; ++j) {
+        y[c][j] = raw(c, first + j);
+        // finiteness of the float32 value the network saw (a float64 1e39 overflows)
+        finite[j] = finite[j] && std::isfinite(float(y[c][j]));
+      }
+    alignas(64) float em[64][kW];  // n_t <= 64 is validated
+    alignas(64) float total[kW];
+    for (int64_t t = 0; t < n_t_; ++t) {
+      for (int j = 0; j < kW; ++j) {
+        const float o = tile[t * kW + j];
+        float v = o * o;  // np.square, then *= float32(1e25): two roundings as there
+        v *= 1e25f;
+        em[t][j] = finite[j] ? v : 0.f;
+        total[j] = t == 0 ? em[t][j] : total[j] + em[t][j];  // em.sum(axis=0): sequential over bins
+      }
+      std::memcpy(out_.em + t * npix + first, em[t], size_t(lanes) * sizeof(float));
+    }
+    for (int j = 0; j < lanes; ++j) {
+      out_.objective[first + j] = total[j] / 1e26f;
+      out_.status[first + j] = finite[j] ? kDeepEmOk : kDeepEmBadInput;
+      out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
+    }
+    alignas(64) float model[kChannels][kW];
+    resynthesize(kernel_, n_t_, em, model);
+    for (int c = 0; c < kChannels; ++c)
+      std::memcpy(out_.model + c * npix + first, model[c], size_t(lanes) * sizeof(float));
+    if (chi2_.mode == DeepEmErrors::none) {
+      for (int j = 0; j < lanes; ++j) out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
+    for (int j = 0; j < lanes; ++j) {
+      double yj[kChannels];
+      float mj[kChannels];
+      for (int c = 0; c < kChannels; ++c) {
+        yj[c] = y[c][j];
+        mj[c] = model[c][j];
+      }
+      out_.chi2[first + j] = finite[j] ? chi2(yj, mj, first + j) : std::numeric_limits<double>::quiet_NaN();
+    }
+  }
+
+ private:
+  double raw(int c, int64_t p) const {
+    const int64_t off = c * in_.stride_channel + p * in_.stride_pixel;
+    return in_.dtype == DType::f32 ? double(static_cast<const float*>(in_.data)[off])
+                                   : static_cast<const double*>(in_.data)[off];
+  }
+
+  // sum over channels of ((model - max(y, 0)) / sigma)^2, the NumPy path's float64 formula.
+  double chi2(const double* y, const float* model, int64_t p) const {
+    double sig[kChannels];
+    if (chi2_.mode == DeepEmErrors::sigma) {
+      for (int c = 0; c < kChannels; ++c)
+        sig[c] = chi2_.sigma[c * chi2_.sigma_stride_channel + p * chi2_.sigma_stride_pixel];
+    } else {
+      double counts[kChannels];
+      for (int c = 0; c < kChannels; ++c) counts[c] = std::max(y[c], 0.0) * chi2_.exptime[c];
+      aia_bp_error(counts, 1, chi2_.n_sample, sig);  // n_sample validated: cannot throw
+      for (int c = 0; c < kChannels; ++c) sig[c] /= chi2_.exptime[c];
+    }
+    double s = 0.0;
+    for (int c = 0; c < kChannels; ++c) {
+      const double r = (double(model[c]) - std::max(y[c], 0.0)) / sig[c];
+      s = c == 0 ? r * r : s + r * r;
+    }
+    return s;
+  }
+
+  const float* kernel_;
+  int64_t n_t_;
+  DeepEmInput in_;
+  DeepEmChi2 chi2_;
+  DeepEmOutput out_;
+};
+
+}  // namespace
+
+void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
+                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads) {
+  if (model.input_layout() != "nchw" || model.input_shape() != std::vector<int64_t>{kChannels})
+    throw InvalidArgument("DeepEM needs a per-pixel network with 6 inputs (the AIA channels 94..335)");
+  if (model.output_shape() != std::vector<int64_t>{n_t})
+    throw InvalidArgument("DeepEM: the network has " + std::to_string(model.output_size()) +
+                          " outputs but the response has " + std::to_string(n_t) + " temperature bins");
+  if (n_t < 1 || n_t > 64) throw InvalidArgument("DeepEM: 1 to 64 temperature bins");
+  if (!kernel) throw InvalidArgument("DeepEM: null response");
+  if (input.npix < 0) throw InvalidArgument("DeepEM: negative pixel count");
+  if (input.npix == 0) return;
+  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective ||
+      !output.tolfac)
+    throw InvalidArgument("DeepEM: null array");
+  if (chi2.mode == DeepEmErrors::sigma && !chi2.sigma) throw InvalidArgument("DeepEM: null sigma");
+  if (chi2.mode == DeepEmErrors::aia) {
+    if (!std::isfinite(chi2.n_sample) || chi2.n_sample < 1.0)
+      throw InvalidArgument("n_sample must be >= 1 (number of summed pixels)");
+    for (double t : chi2.exptime)
+      if (!std::isfinite(t) || t <= 0.0) throw InvalidArgument("exptime must be finite and > 0 s in every channel");
+  }
+  InputView view;
+  view.data = input.data;
+  view.dtype = input.dtype;
+  view.layout.sample_ndim = 1;
+  view.layout.sample_shape = {input.npix, 1, 1};
+  view.layout.sample_strides = {input.stride_pixel, 0, 0};
+  view.layout.feature_ndim = 1;
+  view.layout.feature_shape = {kChannels, 1};
+  view.layout.feature_strides = {input.stride_channel, 0};
+  const DeepEmHooks hooks(kernel, n_t, input, chi2, output);
+  ModelAccess::run_fused(model, view, hooks, threads);
+}
+
+}  // namespace fastinv::dem

@@ -1,0 +1,49 @@
+// DeepEM inference with its pre/post-processing fused into the engine's tile loop:
+// input transform sqrt(max(I, 0)), EM = 1e25 y^2 (0 where an input is not finite),
+// re-synthesis K.EM, total EM, status and chi2 are computed per 16-pixel tile while the
+// tile is in cache, instead of in several NumPy passes over 18 x npix arrays. The
+// arithmetic is that of the NumPy path in python/fastinv/dem/deepem.py (float32 EM, float64
+// chi2), so the EM, status and total EM are bitwise equal to it.
+#pragma once
+#include <cstdint>
+
+#include "fastinv/model.hpp"
+
+namespace fastinv::dem {
+
+struct DeepEmInput {
+  const void* data = nullptr;  // (6, npix) DN/s, channels 94..335
+  DType dtype = DType::f32;
+  int64_t npix = 0;
+  int64_t stride_channel = 0, stride_pixel = 0;  // elements
+};
+
+// How chi2 is formed: not at all (NaN), from given sigma, or from the AIA error model.
+enum class DeepEmErrors { none, sigma, aia };
+
+struct DeepEmChi2 {
+  DeepEmErrors mode = DeepEmErrors::none;
+  const double* sigma = nullptr;                 // (6, npix) DN/s, any strides (0 broadcasts)
+  int64_t sigma_stride_channel = 0, sigma_stride_pixel = 0;
+  double exptime[6] = {0, 0, 0, 0, 0, 0};        // s, for the AIA error model
+  double n_sample = 1.0;                         // summed pixels, for the AIA error model
+};
+
+struct DeepEmOutput {  // all C-contiguous, npix innermost
+  float* em = nullptr;          // (nT, npix) cm^-5
+  float* model = nullptr;       // (6, npix) DN/s
+  int8_t* status = nullptr;     // (npix) 0 ok, 12 non-finite input
+  double* chi2 = nullptr;       // (npix)
+  float* objective = nullptr;   // (npix) total EM / 1e26
+  double* tolfac = nullptr;     // (npix) NaN (DeepEM has no tolerance; BPResult's field)
+};
+
+constexpr int8_t kDeepEmOk = 0;
+constexpr int8_t kDeepEmBadInput = 12;  // as Basis Pursuit
+
+// kernel: (6, nT) float32 response, row-major. Validates everything (InvalidArgument) before
+// any work; the run itself cannot throw. Bitwise identical for any thread count.
+void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
+                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads);
+
+}  // namespace fastinv::dem

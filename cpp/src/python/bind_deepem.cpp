@@ -1,0 +1,139 @@
+// fastinv._core.deepem_invert: DeepEM with its pre/post-processing fused into the engine
+// (cpp/src/dem/deepem_fused.hpp). Python (fastinv.dem.DeepEM.invert) handles units and shapes.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dem/deepem_fused.hpp"
+#include "fastinv/error.hpp"
+#include "fastinv/model.hpp"
+#include "python/bindings.hpp"
+
+namespace py = pybind11;
+
+namespace fastinv::python {
+namespace {
+
+int64_t element_stride(const py::array& a, int axis, const char* what) {
+  if (a.strides(axis) % a.itemsize() != 0)
+    throw InvalidArgument(std::string(what) + " is not aligned to its dtype; pass numpy.ascontiguousarray(...)");
+  return int64_t(a.strides(axis) / a.itemsize());
+}
+
+// [lowest, highest) byte address an array touches (any strides).
+std::pair<uintptr_t, uintptr_t> byte_extent(const py::array& a) {
+  auto lo = reinterpret_cast<uintptr_t>(a.data()), hi = lo;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) == 0) return {lo, lo};
+    const auto reach = static_cast<intptr_t>(a.strides(d)) * static_cast<intptr_t>(a.shape(d) - 1);
+    if (reach < 0) lo -= uintptr_t(-reach); else hi += uintptr_t(reach);
+  }
+  return {lo, hi + uintptr_t(a.itemsize())};
+}
+
+bool overlap(const py::array& a, const py::array& b) {
+  const auto ea = byte_extent(a), eb = byte_extent(b);
+  return ea.first < ea.second && eb.first < eb.second && ea.first < eb.second && eb.first < ea.second;
+}
+
+// A fresh output array, or the caller's (out=): exactly this dtype and shape, C-contiguous,
+// writeable, not overlapping the inputs (they are read while outputs are written).
+template <typename T>
+py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, const char* name,
+                      const std::vector<py::array>& inputs) {
+  if (given.is_none()) return py::array_t<T>(shape);
+  if (!py::isinstance<py::array>(given)) throw TypeMismatch(std::string("out.") + name + " must be a numpy.ndarray");
+  py::array a = py::reinterpret_borrow<py::array>(given);
+  if (!a.dtype().is(py::dtype::of<T>()))
+    throw TypeMismatch(std::string("out.") + name + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
+                       ", got " + std::string(py::str(a.dtype())));
+  if (std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()) != shape)
+    throw InvalidArgument(std::string("out.") + name + " has the wrong shape for this input");
+  if (!(a.flags() & py::array::c_style)) throw InvalidArgument(std::string("out.") + name + " must be C-contiguous");
+  if (!a.writeable()) throw InvalidArgument(std::string("out.") + name + " is read-only");
+  for (const py::array& in : inputs)
+    if (overlap(a, in)) throw InvalidArgument(std::string("out.") + name + " must not share memory with the input");
+  return py::reinterpret_borrow<py::array_t<T>>(a);
+}
+
+py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
+                        const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
+                        const py::object& out_obj) {
+  dem::DeepEmInput in;
+  if (y.dtype().is(py::dtype::of<float>()))
+    in.dtype = DType::f32;
+  else if (y.dtype().is(py::dtype::of<double>()))
+    in.dtype = DType::f64;
+  else
+    throw TypeMismatch("y must be float32 or float64, got " + std::string(py::str(y.dtype())));
+  if (y.ndim() != 2 || y.shape(0) != 6) throw InvalidArgument("y must have shape (6, npix) in channel order 94..335");
+  in.data = y.data();
+  in.npix = int64_t(y.shape(1));
+  in.stride_channel = element_stride(y, 0, "y");
+  in.stride_pixel = element_stride(y, 1, "y");
+  if (kernel.ndim() != 2 || kernel.shape(0) != 6) throw InvalidArgument("kernel must have shape (6, nT)");
+  const int64_t n_t = int64_t(kernel.shape(1));
+
+  dem::DeepEmChi2 chi2;
+  py::array_t<double> sigma;
+  if (!sigma_obj.is_none()) {
+    sigma = py::array_t<double>::ensure(sigma_obj);
+    if (!sigma) throw TypeMismatch("sigma must be a float array");
+    if (sigma.ndim() != 2 || sigma.shape(0) != 6 || sigma.shape(1) != y.shape(1))
+      throw InvalidArgument("sigma must have shape (6, npix) like y (numpy.broadcast_to it)");
+    chi2.mode = dem::DeepEmErrors::sigma;
+    chi2.sigma = sigma.data();
+    chi2.sigma_stride_channel = element_stride(sigma, 0, "sigma");
+    chi2.sigma_stride_pixel = element_stride(sigma, 1, "sigma");
+  } else if (!exptime_obj.is_none()) {
+    auto t = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(exptime_obj);
+    if (!t || t.size() != 6) throw InvalidArgument("exptime must hold 6 values (one per channel)");
+    chi2.mode = dem::DeepEmErrors::aia;
+    for (int c = 0; c < 6; ++c) chi2.exptime[c] = t.data()[c];
+    chi2.n_sample = n_sample;
+  }
+
+  const py::ssize_t npix = y.shape(1);
+  std::vector<py::object> given(6, py::none());
+  if (!out_obj.is_none()) {
+    auto t = py::reinterpret_borrow<py::tuple>(out_obj);
+    if (t.size() != 6) throw InvalidArgument("out must be (em, model, status, chi2, objective, tolfac)");
+    for (size_t i = 0; i < 6; ++i) given[i] = t[i];
+  }
+  std::vector<py::array> inputs{y};
+  if (sigma) inputs.push_back(sigma);
+  auto em = output<float>(given[0], {py::ssize_t(n_t), npix}, "em", inputs);
+  auto resynth = output<float>(given[1], {6, npix}, "model", inputs);
+  auto status = output<int8_t>(given[2], {npix}, "status", inputs);
+  auto chi2_out = output<double>(given[3], {npix}, "chi2", inputs);
+  auto objective = output<float>(given[4], {npix}, "objective", inputs);
+  auto tolfac = output<double>(given[5], {npix}, "tolfac", inputs);
+  const std::vector<py::array> outs{em, resynth, status, chi2_out, objective, tolfac};
+  for (size_t i = 0; i < outs.size(); ++i)
+    for (size_t j = i + 1; j < outs.size(); ++j)
+      if (overlap(outs[i], outs[j])) throw InvalidArgument("out arrays must not share memory with each other");
+  dem::DeepEmOutput out{em.mutable_data(), resynth.mutable_data(), status.mutable_data(), chi2_out.mutable_data(),
+                        objective.mutable_data(), tolfac.mutable_data()};
+  {
+    py::gil_scoped_release release;
+    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads);
+  }
+  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
+}
+
+}  // namespace
+
+void bind_deepem(py::module_& m) {
+  m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
+        py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0,
+        py::arg("out") = py::none(),
+        "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
+        "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
+        "such a tuple of arrays.");
+}
+
+}  // namespace fastinv::python
