@@ -4,12 +4,12 @@
 // solution are all vectorised for the CPU at hand; milne_eddington.cpp picks one.
 //
 // Structure (why): for a sorted wavelength grid the points of one Zeeman component that
-// need Weideman's expansion (|v|^2 + a^2 < 49) form one contiguous range. The far points
-// of every component are evaluated with the cheap rational and added straight into the
-// profile sums; the near points of ALL components of a line are gathered into one long
-// buffer and evaluated together (long, full SIMD loops instead of ~20-point remnants per
-// component), evaluated by Taylor series from a per-profile node table (near_taylor), then
-// added back range by range.
+// need the near-region method (|v|^2 + a^2 < 36) form one contiguous range. The far points
+// of every component are evaluated with the cheap rational (as real polynomials in v^2
+// with per-profile coefficients, far_poly) and added straight into the profile sums; the
+// near points of ALL components of a line are gathered into one long buffer and evaluated
+// together (long, full SIMD loops instead of ~20-point remnants per component), by Taylor
+// series from a per-profile node table (near_taylor), then added back range by range.
 #pragma once
 #include <cmath>
 #include <complex>
