@@ -4,14 +4,15 @@
 // solution are all vectorised for the CPU at hand; milne_eddington.cpp picks one.
 //
 // Structure (why): for a sorted wavelength grid the points of one Zeeman component that
-// need Weideman's expansion (|v|^2 + a^2 < 49) form one contiguous range. The far points
-// of every component are evaluated with the cheap rational and added straight into the
-// profile sums; the near points of ALL components of a line are gathered into one long
-// buffer and evaluated together (long, full SIMD loops instead of ~20-point remnants per
-// component), evaluated by Taylor series from a per-profile node table (near_taylor), then
-// added back range by range.
+// need the near-region method (|v|^2 + a^2 < 36) form one contiguous range. The far points
+// of every component are evaluated with the cheap rational (as real polynomials in v^2
+// with per-profile coefficients, far_poly) and added straight into the profile sums; the
+// near points of ALL components of a line are gathered into one long buffer and evaluated
+// together (long, full SIMD loops instead of ~20-point remnants per component), by Taylor
+// series from a per-profile node table (near_taylor), then added back range by range.
 #pragma once
 #include <cmath>
+#include <complex>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -26,17 +27,30 @@ namespace FASTINV_FADDEEVA_NS {
 // per-profile table of w(x_k + i a) (|k| <= 24, from Weideman's expansion), with the
 // coefficients from w's differential equation w' = -2 z w + 2i/sqrt(pi):
 //   c_0 = w(z_k), c_1 = -2 z_k c_0 + 2i/sqrt(pi), c_{n+1} = -2 (z_k c_n + c_{n-1}) / (n+1).
-// 10 terms, |delta| <= 1/8: 4e-13 complex, 1.3e-8 in H (H > 1e-9) relative to wofz on
-// |z| < 6 -- a third of the work of Weideman's 38-term expansion at every point.
+// 9 terms, |delta| <= 1/8: 7.6e-12 complex (absolute), 2.3e-7 in H (H > 1e-9) relative
+// to wofz on |z| < 6 (10 terms: 4e-13, 1.3e-8; the far-wing rational beyond |z| = 6 is
+// 1e-8 complex relative, ~1e-9 absolute, so the 10th term bought nothing in the profiles)
+// -- under a third of the work of Weideman's 38-term expansion at every point.
 constexpr double kTaylorStep = 0.25;
 constexpr int kTaylorHalf = 24;                 // nodes k = -24 .. 24 (|x_k| <= 6)
 constexpr int kTaylorNodes = 2 * kTaylorHalf + 1;
-constexpr int kTaylorTerms = 10;
+constexpr int kTaylorTerms = 9;
+
+// Only x_k >= 0 is evaluated: w(-x + i a) = conj(w(x + i a)). The count is padded to a
+// multiple of 8 (nodes beyond |x| = 6 are valid, just unused) so that the Horner loops of
+// w_near_block have no scalar remainder.
+constexpr int kTaylorHalfPadded = (kTaylorHalf + 1 + 7) / 8 * 8;
 
 inline void taylor_table(const FaddeevaTables& T, double a, double* tre, double* tim) {
-  alignas(64) double nodes[kTaylorNodes];
-  for (int k = 0; k < kTaylorNodes; ++k) nodes[k] = kTaylorStep * (k - kTaylorHalf);
-  w_near_block(T, a, nodes, kTaylorNodes, tre, tim);
+  alignas(64) double nodes[kTaylorHalfPadded], re[kTaylorHalfPadded], im[kTaylorHalfPadded];
+  for (int k = 0; k < kTaylorHalfPadded; ++k) nodes[k] = kTaylorStep * k;
+  w_near_block(T, a, nodes, kTaylorHalfPadded, re, im);
+  for (int k = 0; k <= kTaylorHalf; ++k) {
+    tre[kTaylorHalf + k] = re[k];
+    tim[kTaylorHalf + k] = im[k];
+    tre[kTaylorHalf - k] = re[k];
+    tim[kTaylorHalf - k] = -im[k];
+  }
 }
 
 inline void near_taylor(const double* tre, const double* tim, double a, const double* v,
@@ -70,6 +84,90 @@ inline void near_taylor(const double* tre, const double* tim, double a, const do
   }
 }
 
+// Far wing, |z| >= 6: the same 6-node Gauss-Hermite rational as w_far, rewritten for the
+// profile's fixed damping a as real polynomials in t = v^2 (v = x - shift):
+//   w(v + i a) = (A(t) + i v B(t)) / D(t),
+// D = |Q(u)|^2 (degree 6, monic), A + i v B = (2 i z / pi) P(u) conj(Q(u)), u = z^2
+// (H even and F odd in v: the other powers vanish). The coefficients cost a few hundred
+// flops per profile; per point this is 17 FMAs and one division instead of the complex
+// products and division of w_far (the far wing is most of the points of most components).
+// Same values as w_far to 4e-15 relative over |z| >= 6, 0 <= a <= 12: no cancellation
+// there, as t - tau_k >= 30 for the Gauss-Hermite nodes tau_k = t_k^2 <= 5.6.
+struct FarPoly {
+  double D[7], A[6], B[6];
+};
+
+inline void far_poly(const FaddeevaTables& T, double a, FarPoly& fp) {
+  using C = std::complex<double>;
+  // polynomials in x, lowest power first
+  auto mul = [](const C* p, int np, const C* q, int nq, C* out) {
+    for (int k = 0; k < np + nq - 1; ++k) out[k] = 0.0;
+    for (int i = 0; i < np; ++i)
+      for (int j = 0; j < nq; ++j) out[i + j] += p[i] * q[j];
+  };
+  // r(u(x)) for r(u) = sum_k c_k u^k (real c_k, degree deg), u(x) quadratic in x
+  auto compose = [&](const double* c, int deg, const C* u, C* out) {
+    C acc[7], tmp[7];
+    int na = 1;
+    acc[0] = c[deg];
+    for (int k = deg - 1; k >= 0; --k) {
+      mul(acc, na, u, 3, tmp);
+      na += 2;
+      for (int i = 0; i < na; ++i) acc[i] = tmp[i];
+      acc[0] += c[k];
+    }
+    for (int i = 0; i < na; ++i) out[i] = acc[i];
+  };
+  const C u[3] = {C(-a * a, 0.0), C(0.0, 2.0 * a), C(1.0, 0.0)};   // (x + i a)^2
+  const C uc[3] = {C(-a * a, 0.0), C(0.0, -2.0 * a), C(1.0, 0.0)};  // (x - i a)^2
+  const double q[4] = {T.q[0], T.q[1], T.q[2], 1.0};
+  C pu[5], qu[7], qc[7], zp[6], n[12], d[13];
+  compose(T.p.data(), 2, u, pu);
+  compose(q, 3, u, qu);
+  compose(q, 3, uc, qc);
+  const C z2[2] = {C(-2.0 * a * kInvPi, 0.0), C(0.0, 2.0 * kInvPi)};  // 2 i z / pi
+  mul(z2, 2, pu, 5, zp);
+  mul(zp, 6, qc, 7, n);
+  mul(qu, 7, qc, 7, d);
+  for (int k = 0; k < 7; ++k) fp.D[k] = d[2 * k].real();
+  for (int k = 0; k < 6; ++k) {
+    fp.A[k] = n[2 * k].real();
+    fp.B[k] = n[2 * k + 1].imag();
+  }
+}
+
+// ph += wt H, ps += wt F at v = x_j - shift, j in [j0, j1), by FarPoly.
+inline void far_add(const FarPoly& fp, const double* x, double shift, double wt, int64_t j0,
+                    int64_t j1, double* ph, double* ps) {
+  const double d0 = fp.D[0], d1 = fp.D[1], d2 = fp.D[2], d3 = fp.D[3], d4 = fp.D[4],
+               d5 = fp.D[5];
+  const double a0 = fp.A[0], a1 = fp.A[1], a2 = fp.A[2], a3 = fp.A[3], a4 = fp.A[4],
+               a5 = fp.A[5];
+  const double b0 = fp.B[0], b1 = fp.B[1], b2 = fp.B[2], b3 = fp.B[3], b4 = fp.B[4],
+               b5 = fp.B[5];
+#pragma omp simd
+  for (int64_t j = j0; j < j1; ++j) {
+    const double v = x[j] - shift, t = v * v;
+    const double dd = (((((t + d5) * t + d4) * t + d3) * t + d2) * t + d1) * t + d0;
+    const double aa = ((((a5 * t + a4) * t + a3) * t + a2) * t + a1) * t + a0;
+    const double bb = ((((b5 * t + b4) * t + b3) * t + b2) * t + b1) * t + b0;
+    const double sc = wt / dd;
+    ph[j] += aa * sc;
+    ps[j] += bb * v * sc;
+  }
+}
+
+// rows * n zeros from p on. Kept a plain vector loop: GCC otherwise turns it into memset
+// calls (rep stos), whose start-up cost per ~1 kB row was ~2.5% of a profile.
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+inline void zero_rows(double* p, int64_t n, int rows) {
+  const int64_t m = n * rows;
+#pragma omp simd
+  for (int64_t j = 0; j < m; ++j) p[j] = 0.0;
+}
+
 inline void me_profile(const std::vector<MELineData>& lines, const double* wl, int64_t n,
                        const MEProfileInput& p, MEWork& w, double* prof) {
   const FaddeevaTables& T = faddeeva_tables();
@@ -78,19 +176,14 @@ inline void me_profile(const std::vector<MELineData>& lines, const double* wl, i
   double* sums = w.sums.data();  // phi_b, phi_p, phi_r, phi_0, psi_b, psi_p, psi_r, psi_0
   const bool stray = p.filling_factor < 1.0;
   const int ngroups = stray ? 4 : 3;
-  for (int g = 0; g < ngroups; ++g) {
-    double* s1 = sums + g * n;
-    double* s2 = sums + (4 + g) * n;
-#pragma omp simd
-    for (int64_t j = 0; j < n; ++j) {
-      s1[j] = 0.0;
-      s2[j] = 0.0;
-    }
-  }
+  zero_rows(sums, n, ngroups);
+  zero_rows(sums + 4 * n, n, ngroups);
   const double lim = kFaddeevaInnerR2 - a * a;
   const double r = lim > 0.0 ? std::sqrt(lim) : 0.0;
   alignas(64) double tre[kTaylorNodes], tim[kTaylorNodes];
   if (lim > 0.0) taylor_table(T, a, tre, tim);
+  FarPoly fp;
+  far_poly(T, a, fp);
 
   for (const MELineData& L : lines) {
     const double dld = p.doppler_width * L.scale;
@@ -121,20 +214,8 @@ inline void me_profile(const std::vector<MELineData>& lines, const double* wl, i
         }
       }
       // far points straight into the sums
-#pragma omp simd
-      for (int64_t j = 0; j < lo; ++j) {
-        double h, f;
-        w_far(x[j] - shift, a, T, h, f);
-        ph[j] += wt * h;
-        ps[j] += wt * f;
-      }
-#pragma omp simd
-      for (int64_t j = hi; j < n; ++j) {
-        double h, f;
-        w_far(x[j] - shift, a, T, h, f);
-        ph[j] += wt * h;
-        ps[j] += wt * f;
-      }
+      far_add(fp, x, shift, wt, 0, lo, ph, ps);
+      far_add(fp, x, shift, wt, hi, n, ph, ps);
       if (hi > lo) {
         double* v = w.near_v.data() + nnear;
 #pragma omp simd
