@@ -296,4 +296,26 @@ Graph parse_graph(const SafeTensors& file) {
   return g;
 }
 
+float apply_activation(const Activation& act, float x) {
+  switch (act.kind) {
+    case ActKind::identity: return x;
+    case ActKind::relu: return x < 0.f ? 0.f : x;
+    case ActKind::leaky_relu: return x < 0.f ? act.alpha * x : x;
+    case ActKind::elu: return x > 0.f ? x : act.alpha * std::expm1(x);
+    case ActKind::silu: return x / (1.f + std::exp(-x));
+    case ActKind::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case ActKind::gelu_tanh: {
+      const float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
+      return 0.5f * x * (1.f + std::tanh(inner));
+    }
+    case ActKind::tanh: return std::tanh(x);
+    case ActKind::sigmoid: return 1.f / (1.f + std::exp(-x));
+    case ActKind::softplus: {
+      const float bx = act.beta * x;
+      return bx > act.threshold ? x : std::log1p(std::exp(bx)) / act.beta;
+    }
+  }
+  return x;
+}
+
 }  // namespace fastinv

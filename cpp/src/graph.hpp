@@ -28,6 +28,8 @@ struct Activation {
 };
 
 const char* act_name(ActKind kind);
+// The activation as PyTorch defines it (float32); every backend and emulator uses this formula.
+float apply_activation(const Activation& act, float x);
 
 enum class OpKind { conv, act, maxpool, avgpool, flatten, concat, add, affine };
 

@@ -165,26 +165,26 @@ ModelInfo Model::info() const {
   return info;
 }
 
-void Model::run(const InputView& input, const OutputView& output, int threads) const {
-  check_view(input.layout, impl_->input_shape, "input");
-  check_view(output.layout, impl_->output_shape, "output");
+namespace {
+// Validates a call's views against the model; false when there is nothing to compute.
+bool check_run_views(const Model::Impl& impl, const InputView& input, const OutputView& output) {
+  check_view(input.layout, impl.input_shape, "input");
+  check_view(output.layout, impl.output_shape, "output");
   if (input.layout.samples() != output.layout.samples())
     throw InvalidArgument("input has " + std::to_string(input.layout.samples()) + " samples but output has room for " +
                           std::to_string(output.layout.samples()));
-  if (input.layout.samples() == 0) return;
+  if (input.layout.samples() == 0) return false;
   if (!input.data || !output.data) throw InvalidArgument("null data pointer");
-  impl_->backend->run(input, output, threads);
+  return true;
+}
+}  // namespace
+
+void Model::run(const InputView& input, const OutputView& output, int threads) const {
+  if (check_run_views(*impl_, input, output)) impl_->backend->run(input, output, threads);
 }
 
 void Model::run_device(const InputView& input, const OutputView& output, std::uintptr_t stream) const {
-  check_view(input.layout, impl_->input_shape, "input");
-  check_view(output.layout, impl_->output_shape, "output");
-  if (input.layout.samples() != output.layout.samples())
-    throw InvalidArgument("input has " + std::to_string(input.layout.samples()) + " samples but output has room for " +
-                          std::to_string(output.layout.samples()));
-  if (input.layout.samples() == 0) return;
-  if (!input.data || !output.data) throw InvalidArgument("null data pointer");
-  impl_->backend->run_device(input, output, stream);
+  if (check_run_views(*impl_, input, output)) impl_->backend->run_device(input, output, stream);
 }
 
 void ModelAccess::run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads) {

@@ -142,7 +142,7 @@ void launch_fused(const FusedArgs& a, gpu::Precision p, int tile, int grid, int6
           const float x = cur[size_t(k * n + q)];
           acc = std::fma(w[size_t(o) * L.kpad + k], p == gpu::Precision::tf32 ? gpu::tf32_round(x) : x, acc);
         }
-        const float v = o < L.m ? gpu::activate_host(act, acc + L.bias[o]) : 0.f;
+        const float v = o < L.m ? apply_activation(act, acc + L.bias[o]) : 0.f;
         if (l == a.nlayers - 1) {
           if (o < L.m) a.out[o * a.out_ld + q] = v;
         } else {
@@ -166,7 +166,7 @@ void launch_conv(const float* w, const float* bias, const int32_t* rows, int m, 
           const int64_t r = rows ? rows[int64_t(lo) * kdim + j] : j;
           if (r >= 0) acc = std::fma(w[int64_t(o) * kdim + j], in[r * ld + p], acc);
         }
-        out[(int64_t(lo) * m + o) * ld + p] = gpu::activate_host(h, acc + bias[o]);
+        out[(int64_t(lo) * m + o) * ld + p] = apply_activation(h, acc + bias[o]);
       }
   check_launch("conv");
 }
@@ -174,7 +174,7 @@ void launch_conv(const float* w, const float* bias, const int32_t* rows, int m, 
 void launch_act(const float* in, float* out, int64_t nrows, int64_t ld, int64_t n, DevAct act, StreamHandle) {
   const Activation h = host_act(act);
   for (int64_t r = 0; r < nrows; ++r)
-    for (int64_t p = 0; p < n; ++p) out[r * ld + p] = gpu::activate_host(h, in[r * ld + p]);
+    for (int64_t p = 0; p < n; ++p) out[r * ld + p] = apply_activation(h, in[r * ld + p]);
   check_launch("act");
 }
 

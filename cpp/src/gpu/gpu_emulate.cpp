@@ -10,27 +10,6 @@
 
 namespace fastinv::gpu {
 
-float activate_host(const Activation& a, float x) {
-  switch (a.kind) {
-    case ActKind::identity: return x;
-    case ActKind::relu: return x < 0.f ? 0.f : x;
-    case ActKind::leaky_relu: return x < 0.f ? a.alpha * x : x;
-    case ActKind::elu: return x > 0.f ? x : a.alpha * std::expm1(x);
-    case ActKind::silu: return x / (1.f + std::exp(-x));
-    case ActKind::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
-    case ActKind::gelu_tanh: {
-      const float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
-      return 0.5f * x * (1.f + std::tanh(inner));
-    }
-    case ActKind::tanh: return std::tanh(x);
-    case ActKind::sigmoid: return 1.f / (1.f + std::exp(-x));
-    case ActKind::softplus: {
-      const float bx = a.beta * x;
-      return bx > a.threshold ? x : std::log1p(std::exp(bx)) / a.beta;
-    }
-  }
-  return x;
-}
 
 namespace {
 
@@ -65,13 +44,13 @@ void emulate_general(const GeneralPlan& plan, const float* in, int64_t in_rows, 
                 const int64_t r = st.rows.empty() ? j : st.rows[size_t(lo * st.kdim + j)];
                 if (r >= 0) acc = std::fma(st.w[size_t(oc) * st.kdim + j], x[r * n + p], acc);
               }
-              result[size_t((lo * st.m + oc) * n + p)] = activate_host(st.act, acc + st.bias[size_t(oc)]);
+              result[size_t((lo * st.m + oc) * n + p)] = apply_activation(st.act, acc + st.bias[size_t(oc)]);
             }
         break;
       }
       case OpKind::act: {
         const float* x = slot(st.in[0]);
-        for (int64_t e = 0; e < rows * n; ++e) result[size_t(e)] = activate_host(st.act, x[e]);
+        for (int64_t e = 0; e < rows * n; ++e) result[size_t(e)] = apply_activation(st.act, x[e]);
         break;
       }
       case OpKind::maxpool:
@@ -197,7 +176,7 @@ void emulate_fused(const FusedPlan& plan, Precision p, const float* in, float* o
           const float x = cur[size_t(k * n + q)];
           acc = std::fma(w[size_t(o) * L.kpad + k], p == Precision::tf32 ? tf32_round(x) : x, acc);
         }
-        const float v = o < L.m ? activate_host(L.act, acc + bias[o]) : 0.f;
+        const float v = o < L.m ? apply_activation(L.act, acc + bias[o]) : 0.f;
         if (last) {
           if (o < L.m) out[o * n + q] = v;
         } else {

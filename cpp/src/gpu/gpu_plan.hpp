@@ -71,7 +71,5 @@ void emulate_fused(const FusedPlan& plan, Precision p, const float* in, float* o
 std::vector<float> decode_fused_weights(const uint32_t* words, int mpad, int kpad, Precision p);
 // float value of bfloat16 bits
 float bf16_value(uint16_t bits);
-// activation on the host, the kernels' formulas
-float activate_host(const Activation& a, float x);
 
 }  // namespace fastinv::gpu

@@ -11,6 +11,7 @@
 #include "dem/deepem_fused.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/model.hpp"
+#include "python/array_overlap.hpp"
 #include "python/bindings.hpp"
 
 namespace py = pybind11;
@@ -22,22 +23,6 @@ int64_t element_stride(const py::array& a, int axis, const char* what) {
   if (a.strides(axis) % a.itemsize() != 0)
     throw InvalidArgument(std::string(what) + " is not aligned to its dtype; pass numpy.ascontiguousarray(...)");
   return int64_t(a.strides(axis) / a.itemsize());
-}
-
-// [lowest, highest) byte address an array touches (any strides).
-std::pair<uintptr_t, uintptr_t> byte_extent(const py::array& a) {
-  auto lo = reinterpret_cast<uintptr_t>(a.data()), hi = lo;
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    if (a.shape(d) == 0) return {lo, lo};
-    const auto reach = static_cast<intptr_t>(a.strides(d)) * static_cast<intptr_t>(a.shape(d) - 1);
-    if (reach < 0) lo -= uintptr_t(-reach); else hi += uintptr_t(reach);
-  }
-  return {lo, hi + uintptr_t(a.itemsize())};
-}
-
-bool overlap(const py::array& a, const py::array& b) {
-  const auto ea = byte_extent(a), eb = byte_extent(b);
-  return ea.first < ea.second && eb.first < eb.second && ea.first < eb.second && eb.first < ea.second;
 }
 
 // A fresh output array, or the caller's (out=): exactly this dtype and shape, C-contiguous,
@@ -56,7 +41,7 @@ py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, c
   if (!(a.flags() & py::array::c_style)) throw InvalidArgument(std::string("out.") + name + " must be C-contiguous");
   if (!a.writeable()) throw InvalidArgument(std::string("out.") + name + " is read-only");
   for (const py::array& in : inputs)
-    if (overlap(a, in)) throw InvalidArgument(std::string("out.") + name + " must not share memory with the input");
+    if (byte_extents_overlap(a, in)) throw InvalidArgument(std::string("out.") + name + " must not share memory with the input");
   return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 
@@ -115,7 +100,7 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   const std::vector<py::array> outs{em, resynth, status, chi2_out, objective, tolfac};
   for (size_t i = 0; i < outs.size(); ++i)
     for (size_t j = i + 1; j < outs.size(); ++j)
-      if (overlap(outs[i], outs[j])) throw InvalidArgument("out arrays must not share memory with each other");
+      if (byte_extents_overlap(outs[i], outs[j])) throw InvalidArgument("out arrays must not share memory with each other");
   dem::DeepEmOutput out{em.mutable_data(), resynth.mutable_data(), status.mutable_data(), chi2_out.mutable_data(),
                         objective.mutable_data(), tolfac.mutable_data()};
   {

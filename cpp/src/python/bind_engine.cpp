@@ -9,6 +9,7 @@
 #include "fastinv/model.hpp"
 #include "fastinv/runtime.hpp"
 #include "cpu/kernels.hpp"
+#include "python/array_overlap.hpp"
 #include "python/bindings.hpp"
 #ifdef FASTINV_HAVE_CUDA
 #include "cuda_device.hpp"
@@ -46,22 +47,6 @@ Strided make_view(const std::vector<int64_t>& shape, const std::vector<int64_t>&
     v.feature_strides[i] = stride_of(feature_axes[i]);
   }
   return v;
-}
-
-// [lowest, highest) byte address an array touches (any strides, negative ones included).
-std::pair<uintptr_t, uintptr_t> byte_extent(const py::array& a) {
-  auto lo = reinterpret_cast<uintptr_t>(a.data()), hi = lo;
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    if (a.shape(d) == 0) return {lo, lo};
-    const auto reach = static_cast<intptr_t>(a.strides(d)) * static_cast<intptr_t>(a.shape(d) - 1);
-    if (reach < 0) lo -= uintptr_t(-reach); else hi += uintptr_t(reach);
-  }
-  return {lo, hi + uintptr_t(a.itemsize())};
-}
-
-bool byte_extents_overlap(const py::array& a, const py::array& b) {
-  const auto ea = byte_extent(a), eb = byte_extent(b);
-  return ea.first < ea.second && eb.first < eb.second && ea.first < eb.second && eb.first < ea.second;
 }
 
 py::dict info_dict(const ModelInfo& info) {
