@@ -127,6 +127,30 @@ def test_muisca(tmp_path):
     assert dense <= info["flops_per_sample"] <= 1.1 * dense
 
 
+# A max-pool whose windows do not overlap is folded into the conv before it (the conv
+# writes pooled rows; positions outside every window are skipped). Channel counts that
+# are not a multiple of any ISA's row block exercise the partial-block store.
+FUSED_POOLS = [("relu", 2, 2, 0, 64), ("leaky", 3, 3, 1, 20), ("none", 2, 3, 1, 7), ("relu", 1, 2, 0, 13)]
+
+
+@pytest.mark.parametrize("act,k,s,p,co", FUSED_POOLS, ids=[f"{a}-k{k}s{s}p{p}-c{c}" for a, k, s, p, c in FUSED_POOLS])
+def test_max_pool_fused_into_conv(tmp_path, act, k, s, p, co):
+    torch.manual_seed(SEED)
+    acts = {"relu": [nn.ReLU()], "leaky": [nn.LeakyReLU(0.1)], "none": []}[act]
+    net = nn.Sequential(nn.Conv1d(3, co, 5, padding=2), *acts, nn.MaxPool1d(k, s, p)).eval()
+    x = torch.randn(21, 3, 50)
+    x[4, 1, 16] = float("nan")  # reaches conv positions 14-18: windows that start with NaN and end finite
+    x[9, :, 30:] = float("inf")
+    ref = _torch(net, x)
+    for isa in fastinv.info()["available_isas"]:
+        with _isa(isa):
+            got = _export_load(net, x, tmp_path)(x.numpy())
+        assert np.array_equal(np.isnan(got), np.isnan(ref)), f"{isa}: NaN positions differ from torch"
+        assert np.array_equal(np.isposinf(got), np.isposinf(ref)), f"{isa}: +inf positions differ from torch"
+        finite = np.isfinite(ref)
+        _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
+
+
 # --------------------------------------------------------------------------------------
 # inputs: dtype, NaN, threads, strides
 

@@ -12,12 +12,24 @@ constexpr int NR = kTileWidth;
 
 int64_t slot_floats(const Shape& s) { return (s.size() + 1) * NR; }  // + the zero row
 
-// Which value each value's storage really is: a flatten that keeps the row order and
-// a fused activation reuse their input's buffer.
+// Which value each value's storage really is: a flatten that keeps the row order, an
+// activation fused into its conv's epilogue and a max-pool fused after it all reuse
+// one buffer (for a fused pool: the pool's, which the conv writes into directly).
 struct Storage {
-  std::vector<int> root;       // per node: the value id that owns the buffer
-  std::vector<bool> fused;     // per node: act folded into its producing conv
+  std::vector<int> root;      // per node: the value id that owns the buffer
+  std::vector<int> producer;  // per fused node: the conv it is folded into, else -1
 };
+
+// The conv whose epilogue a max-pool can be folded into, or -1. The pool's windows must
+// not overlap (each conv position feeds at most one of them), and the conv's activation,
+// if any, must be one its epilogue applies (else the pool would see pre-activation values).
+int poolable_conv(const Graph& g, const Storage& st, const std::vector<int>& consumers, int src) {
+  if (src < 0 || src == g.output || consumers[size_t(src)] != 1) return -1;
+  const Node& n = g.nodes[size_t(src)];
+  if (n.op == OpKind::conv) return src;
+  const bool epilogue_act = n.act.kind == ActKind::relu || n.act.kind == ActKind::leaky_relu;
+  return n.op == OpKind::act && epilogue_act && st.producer[size_t(src)] >= 0 ? st.producer[size_t(src)] : -1;
+}
 
 Storage plan_storage(const Graph& g) {
   const size_t n = g.nodes.size();
@@ -25,7 +37,7 @@ Storage plan_storage(const Graph& g) {
   for (const Node& node : g.nodes)
     for (int in : node.inputs)
       if (in >= 0) ++consumers[size_t(in)];
-  Storage st{std::vector<int>(n), std::vector<bool>(n, false)};
+  Storage st{std::vector<int>(n), std::vector<int>(n, -1)};
   for (size_t i = 0; i < n; ++i) {
     const Node& node = g.nodes[i];
     st.root[i] = int(i);
@@ -35,15 +47,21 @@ Storage plan_storage(const Graph& g) {
       // position-major and channel-major orders coincide: a view
       st.root[i] = src < 0 ? -1 : st.root[size_t(src)];
     } else if (node.op == OpKind::act && src >= 0 && g.nodes[size_t(src)].op == OpKind::conv &&
-               consumers[size_t(src)] == 1 && src != g.output && !st.fused[size_t(src)]) {
+               consumers[size_t(src)] == 1 && src != g.output) {
       // the conv's only consumer: apply it in the conv's epilogue
-      st.fused[i] = true;
+      st.producer[i] = src;
       st.root[i] = st.root[size_t(src)];
+    } else if (node.op == OpKind::maxpool && node.kernel <= node.stride) {
+      const int conv = poolable_conv(g, st, consumers, src);
+      if (conv >= 0) {
+        st.producer[i] = conv;
+        st.root[size_t(conv)] = int(i);
+        if (src != conv) st.root[size_t(src)] = int(i);
+      }
     }
   }
   return st;
 }
-
 
 void activate_rows(const Activation& act, float* rows, int64_t nrows, int64_t stride) {
   for (int64_t r = 0; r < nrows; ++r)
@@ -66,11 +84,18 @@ void run_conv(const Plan& plan, const Step& s, float* arena) {
   g.leaky = s.leaky;
   g.slope = s.slope;
   for (int64_t lo = 0; lo < lout; ++lo) {
+    int64_t dst = lo;
+    if (s.pool_stride > 0) {  // fused max-pool: position lo lands in window dst, or in none
+      const int64_t q = lo + s.pool_pad;
+      dst = q / s.pool_stride;
+      if (q % s.pool_stride >= s.pool_kernel || dst >= s.pooled_l) continue;
+      g.max_into_out = q % s.pool_stride > 0 && lo > 0;  // not the window's first valid position
+    }
     // Windows away from the padding are one block of rows: the direct-load kernel path.
     const bool direct = s.offsets.empty() || s.window[size_t(lo)] >= 0;
     g.in = direct && !s.offsets.empty() ? in + s.window[size_t(lo)] : in;
     g.offsets = direct ? nullptr : s.offsets.data() + lo * s.k;
-    g.out = out + lo * s.m * NR;
+    g.out = out + dst * s.m * NR;
     plan.kernels->gemm(g);
     if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
   }
@@ -148,12 +173,20 @@ Plan compile_plan(const Graph& g, Isa isa) {
   std::vector<size_t> step_of_node(size_t(n), 0);
   for (int i = 0; i < n; ++i) {
     const Node& node = g.nodes[size_t(i)];
-    if (st.root[size_t(i)] == i) allocate(i, slot_floats(node.shape));
-    const int out_slot = slot_of_root[size_t(st.root[size_t(i)] + 1)];
-    if (node.op == OpKind::flatten && st.root[size_t(i)] != i) {
+    // A buffer is allocated at its first writer (a conv, for a pool fused after it).
+    const int root = st.root[size_t(i)];
+    if (slot_of_root[size_t(root + 1)] < 0) allocate(root, slot_floats(g.nodes[size_t(root)].shape));
+    const int out_slot = slot_of_root[size_t(root + 1)];
+    if (node.op == OpKind::flatten && root != i) {
       // a view: nothing to run
-    } else if (st.fused[size_t(i)]) {
-      Step& conv = plan.steps[step_of_node[size_t(node.inputs[0])]];
+    } else if (node.op == OpKind::maxpool && st.producer[size_t(i)] >= 0) {
+      Step& conv = plan.steps[step_of_node[size_t(st.producer[size_t(i)])]];
+      conv.pool_kernel = node.kernel;
+      conv.pool_stride = node.stride;
+      conv.pool_pad = node.pad_left;
+      conv.pooled_l = node.shape.l;
+    } else if (st.producer[size_t(i)] >= 0) {
+      Step& conv = plan.steps[step_of_node[size_t(st.producer[size_t(i)])]];
       if (node.act.kind == ActKind::relu || node.act.kind == ActKind::leaky_relu) {
         conv.leaky = true;
         conv.slope = node.act.kind == ActKind::relu ? 0.f : node.act.alpha;

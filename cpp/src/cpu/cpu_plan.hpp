@@ -1,5 +1,5 @@
 // A graph compiled for the CPU: weights packed for one ISA's microkernel, conv +
-// activation fused, and per-tile buffers assigned by liveness so the whole network
+// activation (+ max-pool) fused, and per-tile buffers assigned by liveness so the whole network
 // runs on one tile of samples held in cache. Tiles are position-major (row l*C + c);
 // flatten permutes to torch's channel-major order.
 #pragma once
@@ -26,6 +26,9 @@ struct Step {
   bool leaky = false;
   float slope = 0.f;
   Activation act;                   // act step, or a conv's activation the microkernel cannot fuse
+  // a max-pool fused after the conv (pool_stride 0: none): the conv writes the pooled
+  // rows, positions outside every window are never computed
+  int64_t pool_kernel = 0, pool_stride = 0, pool_pad = 0, pooled_l = 0;
 
   // pools (node's kernel / stride / pad_left / count_include_pad)
   int64_t kernel = 1, stride = 1, pad = 0;

@@ -32,7 +32,16 @@ struct GemmArgs {
   // for -inf). NaN is never < 0, so it passes through untouched.
   bool leaky = false;
   float slope = 0.f;
+  // A fused max-pool's later window positions: out = max(out, result) after the
+  // epilogue, NaN in either giving NaN (torch's max_pool1d).
+  bool max_into_out = false;
 };
+
+// Store one finished output row, or max it into the stored one (GemmArgs::max_into_out).
+inline void store_row(float* out, const float* row, bool max_into_out) {
+  for (int j = 0; j < kTileWidth; ++j)
+    out[j] = !max_into_out || row[j] > out[j] || row[j] != row[j] ? row[j] : out[j];
+}
 
 struct Kernels {
   Isa isa;

@@ -3,14 +3,17 @@
 // wider or taller blocks spilled or starved the FMA ports).
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "cpu/kernels.hpp"
 
 namespace fastinv::cpu {
 namespace {
 
 constexpr int MR = kMrAvx2;
+
+// max_ps gives its second operand when either is NaN; a stored NaN is kept by the blend.
+inline __m256 max_propagating_nan(__m256 stored, __m256 v) {
+  return _mm256_blendv_ps(_mm256_max_ps(stored, v), stored, _mm256_cmp_ps(stored, stored, _CMP_UNORD_Q));
+}
 
 // All loops over rows have constant bounds so the accumulators stay in registers;
 // a run-time row count anywhere makes GCC keep them in memory.
@@ -47,6 +50,13 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const int64_t rows = g.m - blk * MR;
   float* out = g.out + blk * MR * g.out_stride;
   if (rows >= MR) {
+    if (g.max_into_out) {
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) {
+        c0[r] = max_propagating_nan(_mm256_loadu_ps(out + r * g.out_stride), c0[r]);
+        c1[r] = max_propagating_nan(_mm256_loadu_ps(out + r * g.out_stride + 8), c1[r]);
+      }
+    }
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       _mm256_storeu_ps(out + r * g.out_stride, c0[r]);
@@ -59,7 +69,7 @@ inline void block(const GemmArgs& g, int64_t blk) {
       _mm256_store_ps(tmp[r], c0[r]);
       _mm256_store_ps(tmp[r] + 8, c1[r]);
     }
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * g.out_stride, tmp[r], sizeof(tmp[r]));
+    for (int64_t r = 0; r < rows; ++r) store_row(out + r * g.out_stride, tmp[r], g.max_into_out);
   }
 }
 

@@ -3,8 +3,6 @@
 // evenly): one input load per 16 FMAs, against two per 12 in the AVX2 shape.
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "cpu/kernels.hpp"
 
 namespace fastinv::cpu {
@@ -40,13 +38,22 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const int64_t rows = g.m - blk * MR;
   float* out = g.out + blk * MR * g.out_stride;
   if (rows >= MR) {
+    if (g.max_into_out) {
+#pragma GCC unroll 16
+      for (int r = 0; r < MR; ++r) {
+        const __m512 stored = _mm512_loadu_ps(out + r * g.out_stride);
+        // max_ps gives its second operand when either is NaN; a stored NaN is kept by the mask
+        const __m512 m = _mm512_max_ps(stored, c[r]);
+        c[r] = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(stored, stored, _CMP_UNORD_Q), stored);
+      }
+    }
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) _mm512_storeu_ps(out + r * g.out_stride, c[r]);
   } else {
     alignas(64) float tmp[MR][kTileWidth];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) _mm512_store_ps(tmp[r], c[r]);
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * g.out_stride, tmp[r], sizeof(tmp[r]));
+    for (int64_t r = 0; r < rows; ++r) store_row(out + r * g.out_stride, tmp[r], g.max_into_out);
   }
 }
 

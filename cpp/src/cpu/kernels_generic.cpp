@@ -42,7 +42,7 @@ void gemm_generic(const GemmArgs& g) {
         for (int j = 0; j < NR; ++j)
           if (out[r][j] < 0.f) out[r][j] = g.slope == 0.f ? 0.f : g.slope * out[r][j];
     const int64_t rows = g.m - blk * MR < MR ? g.m - blk * MR : MR;
-    for (int64_t r = 0; r < rows; ++r) std::memcpy(g.out + (blk * MR + r) * g.out_stride, out[r], sizeof(out[r]));
+    for (int64_t r = 0; r < rows; ++r) store_row(g.out + (blk * MR + r) * g.out_stride, out[r], g.max_into_out);
   }
 }
 
