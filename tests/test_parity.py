@@ -151,6 +151,35 @@ def test_max_pool_fused_into_conv(tmp_path, act, k, s, p, co):
         _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
 
 
+# Stride-1 convolutions with k = 3 or 5 and >= 16 channels in and out run as Winograd
+# F(2, r): the same 1e-5 tolerance, at both edges (every padding, odd and even lengths),
+# with the pool fold, an activation the epilogue cannot apply, and a deep stack. NaN and
+# inf land where torch puts them (pairs with non-finite inputs are computed directly).
+WINOGRAD_CASES = [(3, "same", 49, "relu-pool"), (5, "same", 50, "relu-pool"), (5, 0, 33, "elu"), (3, 2, 16, "none"),
+                  (5, 4, 7, "leaky"), (3, 1, 2, "relu-pool"), (5, 1, 112, "deep")]
+
+
+@pytest.mark.parametrize("k,pad,length,tail", WINOGRAD_CASES,
+                         ids=[f"k{k}-pad{p}-L{n}-{t}" for k, p, n, t in WINOGRAD_CASES])
+def test_winograd_convolutions(tmp_path, k, pad, length, tail):
+    torch.manual_seed(SEED + 7 * k + length)
+    layers = [nn.Conv1d(4, 24, 3, padding=1), nn.ReLU(), nn.Conv1d(24, 40, k, padding=pad)]
+    layers += {"relu-pool": [nn.ReLU(), nn.MaxPool1d(2)], "elu": [nn.ELU()], "none": [], "leaky": [nn.LeakyReLU(0.2)],
+               "deep": [nn.ReLU()] + [m for _ in range(4) for m in (nn.Conv1d(40, 40, k, padding="same"), nn.ReLU())]}[tail]
+    net = nn.Sequential(*layers).eval()
+    x = torch.randn(37, 4, length)
+    x[5, 2, length // 2] = float("nan")
+    x[9, 1, length // 3] = float("inf")
+    ref = _torch(net, x)
+    for isa in fastinv.info()["available_isas"]:
+        with _isa(isa):
+            got = _export_load(net, x, tmp_path)(x.numpy())
+        assert np.array_equal(np.isnan(got), np.isnan(ref)), f"{isa}: NaN positions differ from torch"
+        assert np.array_equal(np.isinf(got), np.isinf(ref)), f"{isa}: inf positions differ from torch"
+        finite = np.isfinite(ref)
+        _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
+
+
 # --------------------------------------------------------------------------------------
 # inputs: dtype, NaN, threads, strides
 

@@ -68,12 +68,20 @@ void activate_rows(const Activation& act, float* rows, int64_t nrows, int64_t st
     for (int j = 0; j < NR; ++j) rows[r * stride + j] = apply_activation(act, rows[r * stride + j]);
 }
 
-void run_conv(const Plan& plan, const Step& s, float* arena) {
-  float* in = arena + plan.slot_offset[size_t(s.in[0])];
-  float* out = arena + plan.slot_offset[size_t(s.out)];
-  // The zero row that padding taps read; the slot may hold stale data there.
-  std::memset(in + s.in_shape[0].size() * NR, 0, NR * sizeof(float));
-  const int64_t lout = s.out_shape.l;
+// Where conv output position lo is stored: its own row block, or with a fused max-pool
+// the block of the window it falls in (false: in none), and whether it is maxed into
+// what an earlier position of that window stored.
+bool output_position(const Step& s, int64_t lo, int64_t& dst, bool& combine) {
+  dst = lo;
+  combine = false;
+  if (s.pool_stride == 0) return true;
+  const int64_t q = lo + s.pool_pad;
+  dst = q / s.pool_stride;
+  combine = q % s.pool_stride > 0 && lo > 0;  // not the window's first valid position
+  return q % s.pool_stride < s.pool_kernel && dst < s.pooled_l;
+}
+
+GemmArgs conv_args(const Step& s, const float* in) {
   GemmArgs g;
   g.m = s.m;
   g.k = s.k;
@@ -83,21 +91,97 @@ void run_conv(const Plan& plan, const Step& s, float* arena) {
   g.out_stride = NR;  // the m outputs of one position are consecutive rows
   g.leaky = s.leaky;
   g.slope = s.slope;
-  for (int64_t lo = 0; lo < lout; ++lo) {
-    int64_t dst = lo;
-    if (s.pool_stride > 0) {  // fused max-pool: position lo lands in window dst, or in none
-      const int64_t q = lo + s.pool_pad;
-      dst = q / s.pool_stride;
-      if (q % s.pool_stride >= s.pool_kernel || dst >= s.pooled_l) continue;
-      g.max_into_out = q % s.pool_stride > 0 && lo > 0;  // not the window's first valid position
+  return g;
+}
+
+// The direct convolution of output position lo, stored at row block dst.
+void conv_position(const Plan& plan, const Step& s, const float* in, float* out, int64_t lo, int64_t dst,
+                   GemmArgs& g) {
+  // Windows away from the padding are one block of rows: the direct-load kernel path.
+  const bool direct = s.offsets.empty() || s.window[size_t(lo)] >= 0;
+  g.in = direct && !s.offsets.empty() ? in + s.window[size_t(lo)] : in;
+  g.offsets = direct ? nullptr : s.offsets.data() + lo * s.k;
+  g.out = out + dst * s.m * NR;
+  plan.kernels->gemm(g);
+  if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
+}
+
+void run_conv(const Plan& plan, const Step& s, float* arena) {
+  float* in = arena + plan.slot_offset[size_t(s.in[0])];
+  float* out = arena + plan.slot_offset[size_t(s.out)];
+  // The zero row that padding taps read; the slot may hold stale data there.
+  std::memset(in + s.in_shape[0].size() * NR, 0, NR * sizeof(float));
+  GemmArgs g = conv_args(s, in);
+  for (int64_t lo = 0; lo < s.out_shape.l; ++lo) {
+    int64_t dst;
+    if (output_position(s, lo, dst, g.max_into_out)) conv_position(plan, s, in, out, lo, dst, g);
+  }
+}
+
+// F(2, r) over output pairs (2q, 2q + 1): input transform of the n positions under
+// the pair, one GEMM over cin per point, then the output transform with bias and
+// activation writes both positions in place (or maxes them into a fused pool's window).
+// A pair whose inputs hold NaN or inf is computed directly instead: the transforms
+// would spread it (inf - inf) to outputs torch keeps finite.
+void run_winograd(const Plan& plan, const Step& s, float* arena) {
+  float* in = arena + plan.slot_offset[size_t(s.in[0])];
+  float* out = arena + plan.slot_offset[size_t(s.out)];
+  std::memset(in + s.in_shape[0].size() * NR, 0, NR * sizeof(float));  // the direct path's zero row
+  const int n = s.wino_n;
+  const int64_t cin = s.in_shape[0].c, lin = s.in_shape[0].l, cout = s.m, lout = s.out_shape.l;
+  float* v = arena + plan.scratch_offset;  // [n][cin] transformed input rows
+  float* prod = v + n * cin * NR;          // [n][cout] per-point products
+  float* zeros = prod + n * cout * NR;     // [cin] rows read for padding positions
+  std::memset(zeros, 0, size_t(cin * NR) * sizeof(float));
+
+  MixArgs to_points;
+  to_points.nout = to_points.nin = n;
+  to_points.coef = s.wino_bt.data();
+  to_points.groups = cin;
+  for (int a = 0; a < n; ++a) to_points.out[a] = v + a * cin * NR;
+  MixArgs to_outputs;
+  to_outputs.nout = 2;
+  to_outputs.nin = n;
+  to_outputs.coef = s.wino_at.data();
+  to_outputs.groups = cout;
+  to_outputs.bias = s.bias.data();
+  to_outputs.leaky = s.leaky;
+  to_outputs.slope = s.slope;
+  for (int a = 0; a < n; ++a) to_outputs.in[a] = prod + a * cout * NR;
+  GemmArgs point;
+  point.m = cout;
+  point.k = cin;
+  point.bias = s.zero_bias.data();
+  point.out_stride = NR;
+  GemmArgs direct = conv_args(s, in);
+
+  for (int64_t first = 0; first < lout; first += 2) {
+    for (int i = 0; i < n; ++i) {
+      const int64_t pos = first - s.pad + i;
+      to_points.in[i] = pos >= 0 && pos < lin ? in + pos * cin * NR : zeros;
     }
-    // Windows away from the padding are one block of rows: the direct-load kernel path.
-    const bool direct = s.offsets.empty() || s.window[size_t(lo)] >= 0;
-    g.in = direct && !s.offsets.empty() ? in + s.window[size_t(lo)] : in;
-    g.offsets = direct ? nullptr : s.offsets.data() + lo * s.k;
-    g.out = out + dst * s.m * NR;
-    plan.kernels->gemm(g);
-    if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
+    int64_t dst[2];
+    for (int j = 0; j < 2; ++j) {
+      const bool stored = first + j < lout && output_position(s, first + j, dst[j], to_outputs.max_into[j]);
+      to_outputs.out[j] = stored ? out + dst[j] * cout * NR : nullptr;
+    }
+    if (!plan.kernels->mix_rows(to_points)) {
+      for (int j = 0; j < 2; ++j) {
+        direct.max_into_out = to_outputs.max_into[j];
+        if (to_outputs.out[j]) conv_position(plan, s, in, out, first + j, dst[j], direct);
+      }
+      continue;
+    }
+    for (int a = 0; a < n; ++a) {
+      point.a = s.wino_a.data() + a * s.panel_floats;
+      point.in = v + a * cin * NR;
+      point.out = prod + a * cout * NR;
+      plan.kernels->gemm(point);
+    }
+    plan.kernels->mix_rows(to_outputs);
+    if (s.act.kind != ActKind::identity)  // (never with a fused pool)
+      for (int j = 0; j < 2; ++j)
+        if (to_outputs.out[j]) activate_rows(s.act, to_outputs.out[j], cout, NR);
   }
 }
 
@@ -132,6 +216,54 @@ void run_pool(const Plan& plan, const Step& s, float* arena) {
       }
     }
   }
+}
+
+// Row offsets of every tap of every output position (padding taps read the zero row),
+// and which positions' windows are one contiguous block of rows.
+void conv_offsets(const Node& node, Step& s) {
+  const Shape& in = s.in_shape[0];
+  s.offsets.resize(size_t(node.shape.l * s.k));
+  for (int64_t lo = 0; lo < node.shape.l; ++lo)
+    for (int64_t t = 0; t < node.kernel; ++t) {
+      const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
+      for (int64_t ci = 0; ci < node.cin; ++ci) {
+        const int64_t row = (pos >= 0 && pos < in.l) ? pos * node.cin + ci : in.size();
+        s.offsets[size_t((lo * node.kernel + t) * node.cin + ci)] = int32_t(row * NR);
+      }
+    }
+  s.window.assign(size_t(node.shape.l), -1);
+  for (int64_t lo = 0; lo < node.shape.l; ++lo) {
+    const int32_t* off = s.offsets.data() + lo * s.k;
+    bool contiguous = true;
+    for (int64_t kk = 1; kk < s.k && contiguous; ++kk) contiguous = off[kk] == off[0] + kk * NR;
+    if (contiguous && off[0] != int32_t(in.size() * NR)) s.window[size_t(lo)] = off[0];
+  }
+}
+
+// One packed [cout][cin] panel per Winograd point: (G g)[a] = sum_t G[a][t] w[:, :, t]
+// (the direct weights stay for pairs with non-finite inputs).
+void compile_winograd(const Node& node, int mr, Step& s) {
+  const WinogradMatrices wm = winograd_matrices(int(node.kernel));
+  const int n = wm.n, r = wm.r;
+  s.wino_n = n;
+  s.pad = node.pad_left;
+  std::vector<float> unused_bias;
+  std::vector<float> panel(size_t(node.cout * node.cin));
+  std::vector<float> packed;
+  for (int a = 0; a < n; ++a) {
+    for (int64_t co = 0; co < node.cout; ++co)
+      for (int64_t ci = 0; ci < node.cin; ++ci) {
+        double sum = 0;
+        for (int t = 0; t < r; ++t) sum += wm.g[size_t(a * r + t)] * node.weight[size_t((co * node.cin + ci) * r + t)];
+        panel[size_t(co * node.cin + ci)] = float(sum);
+      }
+    pack_weights(panel.data(), node.bias.data(), node.cout, node.cin, mr, packed, unused_bias);
+    s.panel_floats = int64_t(packed.size());
+    s.wino_a.insert(s.wino_a.end(), packed.begin(), packed.end());
+  }
+  s.zero_bias.assign(s.bias.size(), 0.f);
+  s.wino_bt.assign(wm.bt.begin(), wm.bt.end());
+  s.wino_at.assign(wm.at.begin(), wm.at.end());
 }
 
 }  // namespace
@@ -171,6 +303,7 @@ Plan compile_plan(const Graph& g, Isa isa) {
   plan.input_slot = slot_of_root[0];
 
   std::vector<size_t> step_of_node(size_t(n), 0);
+  int64_t scratch = 0;
   for (int i = 0; i < n; ++i) {
     const Node& node = g.nodes[size_t(i)];
     // A buffer is allocated at its first writer (a conv, for a pool fused after it).
@@ -212,24 +345,10 @@ Plan compile_plan(const Graph& g, Isa isa) {
             for (int64_t t = 0; t < node.kernel; ++t)
               w[size_t((co * node.kernel + t) * node.cin + ci)] = node.weight[size_t((co * node.cin + ci) * node.kernel + t)];
         pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
-        const Shape& in = s.in_shape[0];
-        if (!node.linear) {
-          s.offsets.resize(size_t(node.shape.l * s.k));
-          for (int64_t lo = 0; lo < node.shape.l; ++lo)
-            for (int64_t t = 0; t < node.kernel; ++t) {
-              const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
-              for (int64_t ci = 0; ci < node.cin; ++ci) {
-                const int64_t row = (pos >= 0 && pos < in.l) ? pos * node.cin + ci : in.size();
-                s.offsets[size_t((lo * node.kernel + t) * node.cin + ci)] = int32_t(row * NR);
-              }
-            }
-          s.window.assign(size_t(node.shape.l), -1);
-          for (int64_t lo = 0; lo < node.shape.l; ++lo) {
-            const int32_t* off = s.offsets.data() + lo * s.k;
-            bool contiguous = true;
-            for (int64_t kk = 1; kk < s.k && contiguous; ++kk) contiguous = off[kk] == off[0] + kk * NR;
-            if (contiguous && off[0] != int32_t(in.size() * NR)) s.window[size_t(lo)] = off[0];
-          }
+        if (!node.linear) conv_offsets(node, s);
+        if (winograd_applies(node)) {
+          compile_winograd(node, plan.kernels->mr, s);
+          scratch = std::max(scratch, (s.wino_n * (node.cin + node.cout) + node.cin) * NR);
         }
       } else if (node.op == OpKind::maxpool || node.op == OpKind::avgpool) {
         s.kernel = node.kernel;
@@ -258,7 +377,8 @@ Plan compile_plan(const Graph& g, Isa isa) {
     plan.slot_offset.push_back(offset);
     offset += (size + 15) / 16 * 16;  // 64-byte aligned slots
   }
-  plan.arena_floats = offset;
+  plan.scratch_offset = offset;
+  plan.arena_floats = offset + scratch;
   return plan;
 }
 
@@ -268,7 +388,10 @@ void execute_tile(const Plan& plan, float* arena) {
     const int64_t rows = s.out_shape.size();
     switch (s.op) {
       case OpKind::conv:
-        run_conv(plan, s, arena);
+        if (s.wino_n > 0)
+          run_winograd(plan, s, arena);
+        else
+          run_conv(plan, s, arena);
         break;
       case OpKind::maxpool:
       case OpKind::avgpool:

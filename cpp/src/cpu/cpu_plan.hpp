@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "cpu/winograd.hpp"
 #include "graph.hpp"
 
 namespace fastinv::cpu {
@@ -29,8 +30,13 @@ struct Step {
   // a max-pool fused after the conv (pool_stride 0: none): the conv writes the pooled
   // rows, positions outside every window are never computed
   int64_t pool_kernel = 0, pool_stride = 0, pool_pad = 0, pooled_l = 0;
+  // Winograd F(2, r) when wino_n > 0: wino_a holds wino_n packed panels of
+  // panel_floats each (G g per point); the direct fields above serve non-finite inputs
+  int wino_n = 0;
+  int64_t panel_floats = 0;
+  std::vector<float> wino_a, wino_bt, wino_at, zero_bias;
 
-  // pools (node's kernel / stride / pad_left / count_include_pad)
+  // pools (node's kernel / stride / pad_left / count_include_pad); pad: a Winograd conv's pad_left too
   int64_t kernel = 1, stride = 1, pad = 0;
   bool count_include_pad = true;
 
@@ -43,6 +49,7 @@ struct Plan {
   int input_slot = -1, output_slot = -1;
   std::vector<Step> steps;
   std::vector<int64_t> slot_offset;  // floats from the arena start
+  int64_t scratch_offset = 0;        // Winograd's transformed rows, after the slots
   int64_t arena_floats = 0;
 };
 

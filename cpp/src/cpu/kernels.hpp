@@ -37,16 +37,31 @@ struct GemmArgs {
   bool max_into_out = false;
 };
 
-// Store one finished output row, or max it into the stored one (GemmArgs::max_into_out).
-inline void store_row(float* out, const float* row, bool max_into_out) {
-  for (int j = 0; j < kTileWidth; ++j)
-    out[j] = !max_into_out || row[j] > out[j] || row[j] != row[j] ? row[j] : out[j];
-}
+// Small fixed linear maps between rows (Winograd transforms), n = nin = 4 or 6 inputs:
+//   out[a] = epilogue(bias + sum_i coef[a][i] * in[i]),  a < nout <= nin
+// for `groups` independent groups: group g reads row in[i] + g * kTileWidth and writes
+// row out[a] + g * kTileWidth (out[a] null: output a is not needed), storing it or,
+// with max_into[a], maxing it into what is there as GemmArgs::max_into_out does.
+// Returns false when any sum was NaN or infinite.
+constexpr int kMaxMixRows = 6;
+
+struct MixArgs {
+  int nout = 0, nin = 0;
+  const float* coef = nullptr;             // [nout][nin]
+  const float* in[kMaxMixRows] = {};
+  float* out[kMaxMixRows] = {};
+  bool max_into[kMaxMixRows] = {};
+  int64_t groups = 0;
+  const float* bias = nullptr;             // [groups] or nullptr
+  bool leaky = false;                      // as GemmArgs
+  float slope = 0.f;
+};
 
 struct Kernels {
   Isa isa;
   int mr;                                // rows per register block
   void (*gemm)(const GemmArgs& args);
+  bool (*mix_rows)(const MixArgs& args);
   // Independent FMA chains, enough to fill every FMA pipe: the hardware limit the
   // benchmarks report against. Returns the FLOPs performed (sink defeats dead-code
   // elimination).
@@ -68,6 +83,9 @@ void pack_weights(const float* w, const float* bias, int64_t m, int64_t k, int m
 void gemm_generic(const GemmArgs& args);
 void gemm_avx2(const GemmArgs& args);
 void gemm_avx512(const GemmArgs& args);
+bool mix_rows_generic(const MixArgs& args);
+bool mix_rows_avx2(const MixArgs& args);
+bool mix_rows_avx512(const MixArgs& args);
 double fma_loop_generic(int64_t iterations, float* sink);
 double fma_loop_avx2(int64_t iterations, float* sink);
 double fma_loop_avx512(int64_t iterations, float* sink);

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "cpu/kernels.hpp"
+#include "cpu/kernels_rows.hpp"
 
 namespace fastinv::cpu {
 namespace {
@@ -100,5 +101,7 @@ double fma_loop_avx2(int64_t iterations, float* sink) {
   sink[0] += _mm256_cvtss_f32(sum);
   return 2.0 * 8 * kChains * double(iterations);
 }
+
+bool mix_rows_avx2(const MixArgs& args) { return mix_rows_impl(args); }
 
 }  // namespace fastinv::cpu

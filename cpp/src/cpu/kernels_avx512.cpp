@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "cpu/kernels.hpp"
+#include "cpu/kernels_rows.hpp"
 
 namespace fastinv::cpu {
 namespace {
@@ -86,5 +87,7 @@ double fma_loop_avx512(int64_t iterations, float* sink) {
   sink[0] += lanes[0];
   return 2.0 * 16 * kChains * double(iterations);
 }
+
+bool mix_rows_avx512(const MixArgs& args) { return mix_rows_impl(args); }
 
 }  // namespace fastinv::cpu

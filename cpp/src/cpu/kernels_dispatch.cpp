@@ -10,13 +10,13 @@
 namespace fastinv::cpu {
 
 const Kernels& kernels_for(Isa isa) {
-  static const Kernels generic{Isa::generic, kMrGeneric, &gemm_generic, &fma_loop_generic};
+  static const Kernels generic{Isa::generic, kMrGeneric, &gemm_generic, &mix_rows_generic, &fma_loop_generic};
 #ifdef FASTINV_HAVE_AVX2_KERNELS
-  static const Kernels avx2{Isa::avx2, kMrAvx2, &gemm_avx2, &fma_loop_avx2};
+  static const Kernels avx2{Isa::avx2, kMrAvx2, &gemm_avx2, &mix_rows_avx2, &fma_loop_avx2};
   if (isa == Isa::avx2) return avx2;
 #endif
 #ifdef FASTINV_HAVE_AVX512_KERNELS
-  static const Kernels avx512{Isa::avx512, kMrAvx512, &gemm_avx512, &fma_loop_avx512};
+  static const Kernels avx512{Isa::avx512, kMrAvx512, &gemm_avx512, &mix_rows_avx512, &fma_loop_avx512};
   if (isa == Isa::avx512) return avx512;
 #endif
   if (isa != Isa::generic) throw InvalidArgument(std::string("no kernels built for ISA ") + isa_name(isa));

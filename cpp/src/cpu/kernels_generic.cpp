@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "cpu/kernels.hpp"
+#include "cpu/kernels_rows.hpp"
 
 namespace fastinv::cpu {
 namespace {
@@ -57,5 +58,7 @@ double fma_loop_generic(int64_t iterations, float* sink) {
   sink[0] += acc[0][0];
   return 2.0 * double(iterations) * kChains * 4;
 }
+
+bool mix_rows_generic(const MixArgs& args) { return mix_rows_impl(args); }
 
 }  // namespace fastinv::cpu
