@@ -1,6 +1,7 @@
 """Turn a pytest-benchmark JSON file into the README's performance table (markdown):
-per case, each implementation's median time, samples/s, GFLOP/s, fraction of the
-measured FMA peak, and fastinv's speed-up over it."""
+per case, each implementation's median time, samples/s, GFLOP/s of the layers as
+written, the fraction of the measured FMA peak that the FLOPs it executed reach, and
+fastinv's speed-up over it."""
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def summarize(*paths: str) -> str:
     lines = [f"Machine: {m.get('fastinv_cpu_model', m.get('cpu', {}).get('brand_raw', '?'))}, "
              f"{m.get('fastinv_threads')} threads, ISA {m.get('fastinv_isa')}; "
              f"commit {data.get('commit_info', {}).get('id', '?')[:10]}", "",
-             "| case | impl | median | samples/s | GFLOP/s | of FMA peak | fastinv speed-up |",
+             "| case | impl | median | samples/s | GFLOP/s (as written) | of FMA peak (executed) | fastinv speed-up |",
              "|---|---|---|---|---|---|---|"]
     for case, impls in cases.items():
         ours = impls.get("fastinv")

@@ -180,6 +180,21 @@ def test_winograd_convolutions(tmp_path, k, pad, length, tail):
         _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
 
 
+def test_executed_flops_count_what_the_engine_skips(tmp_path):
+    """info()'s executed FLOPs against hand arithmetic: a max-pool(2, stride 3) after a
+    conv of length 10 reads positions 0-1, 3-4, 6-7 (6 of 10 computed); a Winograd
+    F(2, 3) conv of length 8 runs 4 pairs of 4 products plus its dense transforms."""
+    pooled = nn.Sequential(nn.Conv1d(4, 8, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2, 3)).eval()
+    info = _export_load(pooled, torch.zeros(1, 4, 10), tmp_path).info()
+    conv = 2 * 8 * 4 * 3  # per position
+    assert info["flops_per_sample"] - info["executed_flops_per_sample"] == 4 * conv
+    wino = nn.Sequential(nn.Conv1d(16, 16, 3, padding=1)).eval()
+    info = _export_load(wino, torch.zeros(1, 16, 8), tmp_path).info()
+    n, c = 4, 16
+    assert info["flops_per_sample"] == 8 * 2 * c * c * 3
+    assert info["executed_flops_per_sample"] == 4 * (2 * n * c * c + 2 * n * n * c + 2 * 2 * n * c)
+
+
 # --------------------------------------------------------------------------------------
 # inputs: dtype, NaN, threads, strides
 

@@ -33,6 +33,8 @@ class Backend {
   virtual void run_device(const InputView& input, const OutputView& output, std::uintptr_t stream) const;
   virtual std::string device() const = 0;
   virtual std::string isa() const = 0;
+  // FLOPs per sample the backend's algorithms avoid against the layers as written.
+  virtual int64_t flops_saved_per_sample() const { return 0; }
 };
 
 // Internal access to a Model's backend and graph-checked fused runs (model.cpp).

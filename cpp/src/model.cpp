@@ -162,6 +162,7 @@ ModelInfo Model::info() const {
     info.flops_per_sample += layer.flops;
     info.layers.push_back(std::move(layer));
   }
+  info.executed_flops_per_sample = info.flops_per_sample - impl_->backend->flops_saved_per_sample();
   return info;
 }
 

@@ -55,6 +55,9 @@ struct ModelInfo {
   std::vector<LayerInfo> layers;
   int64_t parameters = 0;
   int64_t flops_per_sample = 0;
+  // What the backend really computes per sample: fewer where the CPU runs Winograd
+  // convolutions or skips conv positions that a fused max-pool never reads.
+  int64_t executed_flops_per_sample = 0;
   std::vector<int64_t> input_shape;    // per sample
   std::vector<int64_t> output_shape;   // per sample
   std::string input_layout;            // "nchw" (per-pixel network), "nc" or "ncl"

@@ -96,6 +96,7 @@ class CpuBackend final : public Backend {
 
   std::string device() const override { return "cpu"; }
   std::string isa() const override { return isa_name(active_isa()); }
+  int64_t flops_saved_per_sample() const override { return plan_for(active_isa())->flops_saved; }
 
   void run(const InputView& input, const OutputView& output, int threads) const override {
     run_tiles(input, &output, nullptr, threads);

@@ -266,6 +266,24 @@ void compile_winograd(const Node& node, int mr, Step& s) {
   s.wino_at.assign(wm.at.begin(), wm.at.end());
 }
 
+// FLOPs a conv step avoids against the layer as written (Model::info's 2 m k per
+// position): positions outside every fused-pool window, or Winograd's cheaper products
+// (counted with its dense transforms, as executed).
+int64_t conv_flops_saved(const Step& s) {
+  const int64_t lout = s.out_shape.l, per_position = 2 * s.m * s.k;
+  int64_t executed = 0;
+  if (s.wino_n > 0) {
+    const int64_t n = s.wino_n, cin = s.in_shape[0].c;
+    executed = (lout + 1) / 2 * (2 * n * cin * s.m + 2 * n * n * cin + 2 * 2 * n * s.m);
+  } else {
+    int64_t dst;
+    bool combine;
+    for (int64_t lo = 0; lo < lout; ++lo)
+      if (output_position(s, lo, dst, combine)) executed += per_position;
+  }
+  return lout * per_position - executed;
+}
+
 }  // namespace
 
 Plan compile_plan(const Graph& g, Isa isa) {
@@ -379,6 +397,8 @@ Plan compile_plan(const Graph& g, Isa isa) {
   }
   plan.scratch_offset = offset;
   plan.arena_floats = offset + scratch;
+  for (const Step& s : plan.steps)
+    if (s.op == OpKind::conv) plan.flops_saved += conv_flops_saved(s);
   return plan;
 }
 

@@ -51,6 +51,7 @@ struct Plan {
   std::vector<int64_t> slot_offset;  // floats from the arena start
   int64_t scratch_offset = 0;        // Winograd's transformed rows, after the slots
   int64_t arena_floats = 0;
+  int64_t flops_saved = 0;           // per sample, by Winograd and pool-skipped positions
 };
 
 Plan compile_plan(const Graph& graph, Isa isa);

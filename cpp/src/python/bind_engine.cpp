@@ -64,6 +64,7 @@ py::dict info_dict(const ModelInfo& info) {
   d["layers"] = layers;
   d["parameters"] = info.parameters;
   d["flops_per_sample"] = info.flops_per_sample;
+  d["executed_flops_per_sample"] = info.executed_flops_per_sample;
   d["input_shape"] = py::tuple(py::cast(info.input_shape));
   d["output_shape"] = py::tuple(py::cast(info.output_shape));
   d["input_layout"] = info.input_layout;
