@@ -180,6 +180,28 @@ def test_winograd_convolutions(tmp_path, k, pad, length, tail):
         _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
 
 
+def test_large_dense_tail_runs_grouped(tmp_path):
+    """Dense layers whose weights outgrow the cache (here 2.6 MB) run for groups of 8 tiles
+    in k-chunks of 512: against torch under every ISA (250 outputs leave a partial row
+    block for each ISA, k = 2600 a partial chunk), over several groups and a partial one,
+    bitwise identical for 1, 2 and 3 threads, a NaN sample isolated."""
+    torch.manual_seed(SEED)
+    net = nn.Sequential(nn.Conv1d(4, 40, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(40 * 65, 250), nn.GELU(),
+                        nn.Linear(250, 250), nn.ReLU(), nn.Linear(250, 30)).eval()
+    x = torch.randn(16 * 8 * 2 + 21, 4, 65)
+    x[200, 3, 9] = float("nan")
+    ref = _torch(net, x)
+    for isa in fastinv.info()["available_isas"]:
+        with _isa(isa):
+            model = _export_load(net, x, tmp_path)
+            runs = [model(x.numpy(), threads=t) for t in (1, 2, 3)]
+        assert np.isnan(runs[0][200]).all() and np.isfinite(np.delete(runs[0], 200, axis=0)).all()
+        for other in runs[1:]:
+            assert np.array_equal(runs[0], other, equal_nan=True), f"{isa}: result depends on threads"
+        ok = np.isfinite(ref).all(axis=1)
+        _check(runs[0][ok], ref[ok], f"{isa}: grouped dense tail")
+
+
 def test_executed_flops_count_what_the_engine_skips(tmp_path):
     """info()'s executed FLOPs against hand arithmetic: a max-pool(2, stride 3) after a
     conv of length 10 reads positions 0-1, 3-4, 6-7 (6 of 10 computed); a Winograd

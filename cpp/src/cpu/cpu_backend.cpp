@@ -1,7 +1,9 @@
 // CPU backend: samples are cut into tiles of kTileWidth; each OpenMP thread gathers a
 // tile from the caller's strided array into its own arena, runs the whole network on
-// it, and scatters the result. No full-size intermediate ever exists, and a tile's
-// result does not depend on which thread ran it (bitwise identical for any count).
+// it, and scatters the result (or, for a network ending in large dense layers, runs
+// them for a group of tiles together: cpu::Tail). No full-size intermediate ever
+// exists, and a tile's result does not depend on which thread ran it (bitwise
+// identical for any count).
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -108,14 +110,21 @@ class CpuBackend final : public Backend {
 
  private:
   // One pass over the tiles: gather, [hooks->before], network, then scatter into `output`
-  // or hand the output tile to hooks->after.
+  // or hand the output tile to hooks->after. With a grouped tail (cpu::Tail) the unit of
+  // work is a group of consecutive tiles; either way each tile's arithmetic is the same.
   void run_tiles(const InputView& input, const OutputView* output, const TileHooks* hooks, int threads) const {
     std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa());
+    const cpu::Tail& tail = plan->tail;
+    const bool grouped = tail.begin < plan->steps.size();
+    const int per_unit = grouped ? cpu::kTailGroup : 1;
     const int64_t n = input.layout.samples();
     const int64_t tiles = (n + kTileWidth - 1) / kTileWidth;
+    const int64_t units = (tiles + per_unit - 1) / per_unit;
     if (threads <= 0) threads = default_threads();
-    if (int64_t(threads) > tiles) threads = int(tiles > 0 ? tiles : 1);
-    auto work = [&](int64_t t, float* arena) {
+    if (int64_t(threads) > units) threads = int(units > 0 ? units : 1);
+    const int64_t arena_floats = plan->arena_floats + (grouped ? per_unit * tail.floats : 0);
+
+    auto start_tile = [&](int64_t t, float* arena) {
       const int64_t first = t * kTileWidth;
       const int lanes = int(std::min<int64_t>(kTileWidth, n - first));
       float* in_tile = arena + plan->slot_offset[size_t(plan->input_slot)];
@@ -124,29 +133,51 @@ class CpuBackend final : public Backend {
       else
         gather(static_cast<const double*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
       if (hooks) hooks->before(in_tile, first, lanes);
-      cpu::execute_tile(*plan, arena);
-      const float* out_tile = arena + plan->slot_offset[size_t(plan->output_slot)];
+    };
+    auto finish_tile = [&](int64_t t, const float* out_tile) {
+      const int64_t first = t * kTileWidth;
+      const int lanes = int(std::min<int64_t>(kTileWidth, n - first));
       if (hooks)
         hooks->after(out_tile, first, lanes);
       else
         scatter(out_tile, plan->output_shape, first, lanes, output->data, output->layout);
     };
+    auto work = [&](int64_t unit, float* arena) {
+      if (!grouped) {
+        start_tile(unit, arena);
+        cpu::execute_steps(*plan, arena, 0, plan->steps.size());
+        finish_tile(unit, arena + plan->slot_offset[size_t(plan->output_slot)]);
+        return;
+      }
+      float* group[cpu::kTailGroup];
+      const int64_t t0 = unit * per_unit, count = std::min<int64_t>(per_unit, tiles - t0);
+      for (int64_t i = 0; i < count; ++i) {
+        start_tile(t0 + i, arena);
+        cpu::execute_steps(*plan, arena, 0, tail.begin);
+        group[i] = arena + plan->arena_floats + i * tail.floats;
+        for (const cpu::Tail::CopyIn& c : tail.copy_in)
+          std::copy_n(arena + plan->slot_offset[size_t(c.slot)], c.floats, group[i] + tail.slot_offset[size_t(c.slot)]);
+      }
+      cpu::execute_tail(*plan, group, int(count));
+      for (int64_t i = 0; i < count; ++i) finish_tile(t0 + i, group[i] + tail.slot_offset[size_t(plan->output_slot)]);
+    };
 #ifdef FASTINV_HAVE_OPENMP
     if (threads > 1) {
       // Arenas are allocated before the parallel region so no exception can escape it.
       std::vector<Arena> arenas;
-      for (int i = 0; i < threads; ++i) arenas.push_back(make_arena(plan->arena_floats));
+      for (int i = 0; i < threads; ++i) arenas.push_back(make_arena(arena_floats));
+      const int chunk = grouped ? 1 : 8;
 #pragma omp parallel num_threads(threads)
       {
         float* arena = arenas[size_t(omp_get_thread_num())].get();
-#pragma omp for schedule(dynamic, 8)
-        for (int64_t t = 0; t < tiles; ++t) work(t, arena);
+#pragma omp for schedule(dynamic, chunk)
+        for (int64_t u = 0; u < units; ++u) work(u, arena);
       }
       return;
     }
 #endif
-    Arena arena = make_arena(plan->arena_floats);
-    for (int64_t t = 0; t < tiles; ++t) work(t, arena.get());
+    Arena arena = make_arena(arena_floats);
+    for (int64_t u = 0; u < units; ++u) work(u, arena.get());
   }
 
   // Weights are packed for one ISA's microkernel; a change of ISA repacks once.

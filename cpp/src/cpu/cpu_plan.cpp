@@ -106,9 +106,9 @@ void conv_position(const Plan& plan, const Step& s, const float* in, float* out,
   if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
 }
 
-void run_conv(const Plan& plan, const Step& s, float* arena) {
-  float* in = arena + plan.slot_offset[size_t(s.in[0])];
-  float* out = arena + plan.slot_offset[size_t(s.out)];
+void run_conv(const Plan& plan, const Step& s, const Slots& at) {
+  float* in = at[s.in[0]];
+  float* out = at[s.out];
   // The zero row that padding taps read; the slot may hold stale data there.
   std::memset(in + s.in_shape[0].size() * NR, 0, NR * sizeof(float));
   GemmArgs g = conv_args(s, in);
@@ -123,13 +123,13 @@ void run_conv(const Plan& plan, const Step& s, float* arena) {
 // activation writes both positions in place (or maxes them into a fused pool's window).
 // A pair whose inputs hold NaN or inf is computed directly instead: the transforms
 // would spread it (inf - inf) to outputs torch keeps finite.
-void run_winograd(const Plan& plan, const Step& s, float* arena) {
-  float* in = arena + plan.slot_offset[size_t(s.in[0])];
-  float* out = arena + plan.slot_offset[size_t(s.out)];
+void run_winograd(const Plan& plan, const Step& s, const Slots& at) {
+  float* in = at[s.in[0]];
+  float* out = at[s.out];
   std::memset(in + s.in_shape[0].size() * NR, 0, NR * sizeof(float));  // the direct path's zero row
   const int n = s.wino_n;
   const int64_t cin = s.in_shape[0].c, lin = s.in_shape[0].l, cout = s.m, lout = s.out_shape.l;
-  float* v = arena + plan.scratch_offset;  // [n][cin] transformed input rows
+  float* v = at.arena + plan.scratch_offset;  // [n][cin] transformed input rows
   float* prod = v + n * cin * NR;          // [n][cout] per-point products
   float* zeros = prod + n * cout * NR;     // [cin] rows read for padding positions
   std::memset(zeros, 0, size_t(cin * NR) * sizeof(float));
@@ -185,9 +185,9 @@ void run_winograd(const Plan& plan, const Step& s, float* arena) {
   }
 }
 
-void run_pool(const Plan& plan, const Step& s, float* arena) {
-  const float* in = arena + plan.slot_offset[size_t(s.in[0])];
-  float* out = arena + plan.slot_offset[size_t(s.out)];
+void run_pool(const Step& s, const Slots& at) {
+  const float* in = at[s.in[0]];
+  float* out = at[s.out];
   const int64_t lin = s.in_shape[0].l, lout = s.out_shape.l, nc = s.out_shape.c;
   for (int64_t lo = 0; lo < lout; ++lo) {
     const int64_t start = lo * s.stride - s.pad;
@@ -264,6 +264,131 @@ void compile_winograd(const Node& node, int mr, Step& s) {
   s.zero_bias.assign(s.bias.size(), 0.f);
   s.wino_bt.assign(wm.bt.begin(), wm.bt.end());
   s.wino_at.assign(wm.at.begin(), wm.at.end());
+}
+
+void run_step(const Plan& plan, const Step& s, const Slots& at) {
+  float* out = at[s.out];
+  const int64_t rows = s.out_shape.size();
+  switch (s.op) {
+    case OpKind::conv:
+      if (s.wino_n > 0)
+        run_winograd(plan, s, at);
+      else
+        run_conv(plan, s, at);
+      break;
+    case OpKind::maxpool:
+    case OpKind::avgpool:
+      run_pool(s, at);
+      break;
+    case OpKind::act: {
+      const float* in = at[s.in[0]];
+      if (in != out) std::memcpy(out, in, size_t(rows * NR) * sizeof(float));
+      activate_rows(s.act, out, rows, NR);
+      break;
+    }
+    case OpKind::affine: {
+      const float* in = at[s.in[0]];
+      const int64_t nc = s.out_shape.c;
+      for (int64_t r = 0; r < rows; ++r) {
+        const float a = s.scale[size_t(r % nc)], b = s.shift[size_t(r % nc)];
+        for (int j = 0; j < NR; ++j) out[r * NR + j] = in[r * NR + j] * a + b;
+      }
+      break;
+    }
+    case OpKind::concat: {  // per position: the inputs' channel blocks one after another
+      float* dst = out;
+      for (int64_t l = 0; l < s.out_shape.l; ++l)
+        for (size_t i = 0; i < s.in.size(); ++i) {
+          const size_t n = size_t(s.in_shape[i].c * NR);
+          std::memcpy(dst, at[s.in[i]] + l * s.in_shape[i].c * NR, n * sizeof(float));
+          dst += n;
+        }
+      break;
+    }
+    case OpKind::flatten: {  // position-major (l, c) rows to torch's channel-major c*L + l
+      const float* in = at[s.in[0]];
+      const int64_t nc = s.in_shape[0].c, nl = s.in_shape[0].l;
+      for (int64_t c = 0; c < nc; ++c)
+        for (int64_t l = 0; l < nl; ++l)
+          std::memcpy(out + (c * nl + l) * NR, in + (l * nc + c) * NR, NR * sizeof(float));
+      break;
+    }
+    case OpKind::add: {
+      const float* first = at[s.in[0]];
+      for (int64_t e = 0; e < rows * NR; ++e) out[e] = first[e];
+      for (size_t i = 1; i < s.in.size(); ++i) {
+        const float* other = at[s.in[i]];
+        for (int64_t e = 0; e < rows * NR; ++e) out[e] += other[e];
+      }
+      break;
+    }
+  }
+}
+
+// One dense (rank-1) step for a group of tiles, k in chunks of kTailChunk: each chunk of
+// each weight block is used by every tile of the group while it is in cache, so the
+// weights stream from memory once per group. Every tile sees the same chunked sums
+// whatever the group, so results do not depend on grouping or threads.
+void run_dense_group(const Plan& plan, const Step& s, float* const* tiles, int count) {
+  const int mr = plan.kernels->mr;
+  for (int64_t k0 = 0; k0 < s.k; k0 += kTailChunk) {
+    const int64_t kc = std::min<int64_t>(kTailChunk, s.k - k0);
+    const bool last = k0 + kc == s.k;
+    for (int64_t blk = 0; blk * mr < s.m; ++blk)
+      for (int t = 0; t < count; ++t) {
+        const Slots at{tiles[t], plan.tail.slot_offset.data()};
+        GemmArgs g;
+        g.m = std::min<int64_t>(mr, s.m - blk * mr);
+        g.k = kc;
+        g.a = s.a.data() + (blk * s.k + k0) * mr;
+        g.bias = s.bias.data() + blk * mr;
+        g.in = at[s.in[0]] + k0 * NR;
+        g.out = at[s.out] + blk * mr * NR;
+        g.out_stride = NR;
+        g.accumulate = k0 > 0;
+        g.leaky = last && s.leaky;
+        g.slope = s.slope;
+        plan.kernels->gemm(g);
+        if (last && s.act.kind != ActKind::identity) activate_rows(s.act, g.out, g.m, NR);
+      }
+  }
+}
+
+// Whether a step can run in the grouped tail: rank-1 values only (l = 1), and convs that
+// are plain matrix products (no padding taps, Winograd or fused pool).
+bool tail_step(const Step& s) {
+  for (const Shape& in : s.in_shape)
+    if (in.l != 1) return false;
+  if (s.out_shape.l != 1) return false;
+  return s.op != OpKind::conv || (s.offsets.empty() && s.wino_n == 0 && s.pool_stride == 0);
+}
+
+// The grouped tail (Plan::tail) when its weights outgrow the cache: its slots laid out
+// compactly for one tile, and the slots it needs from the steps before it.
+void plan_tail(Plan& plan, const std::vector<int64_t>& slot_size) {
+  size_t begin = plan.steps.size();
+  while (begin > 0 && tail_step(plan.steps[begin - 1])) --begin;
+  int64_t weight_bytes = 0;
+  for (size_t i = begin; i < plan.steps.size(); ++i)
+    if (plan.steps[i].op == OpKind::conv) weight_bytes += int64_t(plan.steps[i].a.size() * sizeof(float));
+  plan.tail.begin = plan.steps.size();
+  if (weight_bytes < kTailWeightBytes) return;
+  plan.tail.begin = begin;
+  std::vector<bool> used(slot_size.size(), false), written_before(slot_size.size(), false);
+  used[size_t(plan.output_slot)] = true;
+  for (size_t i = begin; i < plan.steps.size(); ++i) {
+    for (int in : plan.steps[i].in) used[size_t(in)] = true;
+    used[size_t(plan.steps[i].out)] = true;
+  }
+  written_before[size_t(plan.input_slot)] = true;
+  for (size_t i = 0; i < begin; ++i) written_before[size_t(plan.steps[i].out)] = true;
+  plan.tail.slot_offset.assign(slot_size.size(), -1);
+  for (size_t slot = 0; slot < slot_size.size(); ++slot) {
+    if (!used[slot]) continue;
+    plan.tail.slot_offset[slot] = plan.tail.floats;
+    plan.tail.floats += (slot_size[slot] + 15) / 16 * 16;
+    if (written_before[slot]) plan.tail.copy_in.push_back({int(slot), slot_size[slot]});
+  }
 }
 
 // FLOPs a conv step avoids against the layer as written (Model::info's 2 m k per
@@ -399,68 +524,26 @@ Plan compile_plan(const Graph& g, Isa isa) {
   plan.arena_floats = offset + scratch;
   for (const Step& s : plan.steps)
     if (s.op == OpKind::conv) plan.flops_saved += conv_flops_saved(s);
+  plan_tail(plan, slot_size);
   return plan;
 }
 
-void execute_tile(const Plan& plan, float* arena) {
-  for (const Step& s : plan.steps) {
-    float* out = arena + plan.slot_offset[size_t(s.out)];
-    const int64_t rows = s.out_shape.size();
-    switch (s.op) {
-      case OpKind::conv:
-        if (s.wino_n > 0)
-          run_winograd(plan, s, arena);
-        else
-          run_conv(plan, s, arena);
-        break;
-      case OpKind::maxpool:
-      case OpKind::avgpool:
-        run_pool(plan, s, arena);
-        break;
-      case OpKind::act: {
-        const float* in = arena + plan.slot_offset[size_t(s.in[0])];
-        if (in != out) std::memcpy(out, in, size_t(rows * NR) * sizeof(float));
-        activate_rows(s.act, out, rows, NR);
-        break;
-      }
-      case OpKind::affine: {
-        const float* in = arena + plan.slot_offset[size_t(s.in[0])];
-        const int64_t nc = s.out_shape.c;
-        for (int64_t r = 0; r < rows; ++r) {
-          const float a = s.scale[size_t(r % nc)], b = s.shift[size_t(r % nc)];
-          for (int j = 0; j < NR; ++j) out[r * NR + j] = in[r * NR + j] * a + b;
-        }
-        break;
-      }
-      case OpKind::concat: {  // per position: the inputs' channel blocks one after another
-        float* dst = out;
-        for (int64_t l = 0; l < s.out_shape.l; ++l)
-          for (size_t i = 0; i < s.in.size(); ++i) {
-            const size_t n = size_t(s.in_shape[i].c * NR);
-            std::memcpy(dst, arena + plan.slot_offset[size_t(s.in[i])] + l * s.in_shape[i].c * NR, n * sizeof(float));
-            dst += n;
-          }
-        break;
-      }
-      case OpKind::flatten: {  // position-major (l, c) rows to torch's channel-major c*L + l
-        const float* in = arena + plan.slot_offset[size_t(s.in[0])];
-        const int64_t nc = s.in_shape[0].c, nl = s.in_shape[0].l;
-        for (int64_t c = 0; c < nc; ++c)
-          for (int64_t l = 0; l < nl; ++l)
-            std::memcpy(out + (c * nl + l) * NR, in + (l * nc + c) * NR, NR * sizeof(float));
-        break;
-      }
-      case OpKind::add: {
-        const float* first = arena + plan.slot_offset[size_t(s.in[0])];
-        for (int64_t e = 0; e < rows * NR; ++e) out[e] = first[e];
-        for (size_t i = 1; i < s.in.size(); ++i) {
-          const float* other = arena + plan.slot_offset[size_t(s.in[i])];
-          for (int64_t e = 0; e < rows * NR; ++e) out[e] += other[e];
-        }
-        break;
-      }
+void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end) {
+  const Slots at{arena, plan.slot_offset.data()};
+  for (size_t i = begin; i < end; ++i) run_step(plan, plan.steps[i], at);
+}
+
+void execute_tail(const Plan& plan, float* const* tiles, int count) {
+  for (size_t i = plan.tail.begin; i < plan.steps.size(); ++i) {
+    const Step& s = plan.steps[i];
+    if (s.op == OpKind::conv) {
+      run_dense_group(plan, s, tiles, count);
+    } else {
+      for (int t = 0; t < count; ++t) run_step(plan, s, Slots{tiles[t], plan.tail.slot_offset.data()});
     }
   }
 }
 
 }  // namespace fastinv::cpu
+
+

@@ -43,6 +43,35 @@ struct Step {
   std::vector<float> scale, shift;  // affine
 };
 
+// Where one tile's slots are: its arena and the slots' offsets into it.
+struct Slots {
+  float* arena;
+  const int64_t* offset;
+  float* operator[](int slot) const { return arena + offset[size_t(slot)]; }
+};
+
+// Dense layers at the end of a network whose weights outgrow the cache (a 1D CNN's
+// flatten -> Linear head, MUISCA's 1344 x 1344 layers) would stream their weights from
+// memory once per 16-sample tile. Tiles then run in groups of kTailGroup: each runs the
+// steps before the tail alone, then the group runs the tail together (execute_tail).
+constexpr int kTailGroup = 8;
+constexpr int64_t kTailChunk = 512;                 // k per chunk: a 32 KB slice of a 16-row block
+// Below ~one L2 the weights stay cached across tiles and grouping only adds work
+// (measured: a 0.9 MB head ran 2-6 % slower grouped; MUISCA's 29 MB of dense weights
+// 1.6x faster).
+constexpr int64_t kTailWeightBytes = 1 << 20;
+
+struct Tail {
+  size_t begin = 0;                  // first step of the tail; steps.size(): none
+  std::vector<int64_t> slot_offset;  // per slot: floats into a tile's tail arena, -1 if unused
+  struct CopyIn {
+    int slot;
+    int64_t floats;
+  };
+  std::vector<CopyIn> copy_in;       // slots written before the tail that it may read
+  int64_t floats = 0;                // one tile's tail arena
+};
+
 struct Plan {
   const Kernels* kernels = nullptr;
   Shape input_shape, output_shape;
@@ -52,11 +81,16 @@ struct Plan {
   int64_t scratch_offset = 0;        // Winograd's transformed rows, after the slots
   int64_t arena_floats = 0;
   int64_t flops_saved = 0;           // per sample, by Winograd and pool-skipped positions
+  Tail tail;
 };
 
 Plan compile_plan(const Graph& graph, Isa isa);
 
-// Run every step on the tile whose input is already in the input slot.
-void execute_tile(const Plan& plan, float* arena);
+// Run steps [begin, end) on the tile whose input is already in the input slot.
+void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end);
+
+// Run the tail on `count` tiles, each with its own tail arena (Tail::slot_offset) into
+// which the copy_in slots have been copied.
+void execute_tail(const Plan& plan, float* const* tiles, int count);
 
 }  // namespace fastinv::cpu

@@ -35,6 +35,8 @@ struct GemmArgs {
   // A fused max-pool's later window positions: out = max(out, result) after the
   // epilogue, NaN in either giving NaN (torch's max_pool1d).
   bool max_into_out = false;
+  // Continue sums already in `out` (a later chunk of k) instead of starting from bias.
+  bool accumulate = false;
 };
 
 // Small fixed linear maps between rows (Winograd transforms), n = nin = 4 or 6 inputs:

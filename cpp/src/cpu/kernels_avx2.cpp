@@ -25,9 +25,19 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const float* a = g.a + blk * k * MR;
   const float* in = g.in;
   const int32_t* offsets = g.offsets;
+  const int64_t rows = g.m - blk * MR;
+  float* out = g.out + blk * MR * g.out_stride;
   __m256 c0[MR], c1[MR];
+  if (g.accumulate) {
 #pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_broadcast_ss(bias + r);
+    for (int r = 0; r < MR; ++r) {
+      c0[r] = r < rows ? _mm256_loadu_ps(out + r * g.out_stride) : _mm256_setzero_ps();
+      c1[r] = r < rows ? _mm256_loadu_ps(out + r * g.out_stride + 8) : _mm256_setzero_ps();
+    }
+  } else {
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_broadcast_ss(bias + r);
+  }
   for (int64_t kk = 0; kk < k; ++kk, a += MR) {
     const float* row = in + (Contiguous ? kk * kTileWidth : offsets[kk]);
     const __m256 b0 = _mm256_loadu_ps(row), b1 = _mm256_loadu_ps(row + 8);
@@ -48,8 +58,6 @@ inline void block(const GemmArgs& g, int64_t blk) {
       c1[r] = _mm256_blendv_ps(c1[r], relu ? zero : _mm256_mul_ps(c1[r], slope), n1);
     }
   }
-  const int64_t rows = g.m - blk * MR;
-  float* out = g.out + blk * MR * g.out_stride;
   if (rows >= MR) {
     if (g.max_into_out) {
 #pragma GCC unroll 6

@@ -19,9 +19,16 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const float* a = g.a + blk * k * MR;
   const float* in = g.in;
   const int32_t* offsets = g.offsets;
+  const int64_t rows = g.m - blk * MR;
+  float* out = g.out + blk * MR * g.out_stride;
   __m512 c[MR];
+  if (g.accumulate) {
 #pragma GCC unroll 16
-  for (int r = 0; r < MR; ++r) c[r] = _mm512_set1_ps(bias[r]);
+    for (int r = 0; r < MR; ++r) c[r] = r < rows ? _mm512_loadu_ps(out + r * g.out_stride) : _mm512_setzero_ps();
+  } else {
+#pragma GCC unroll 16
+    for (int r = 0; r < MR; ++r) c[r] = _mm512_set1_ps(bias[r]);
+  }
   for (int64_t kk = 0; kk < k; ++kk, a += MR) {
     const __m512 b = _mm512_loadu_ps(in + (Contiguous ? kk * kTileWidth : offsets[kk]));
 #pragma GCC unroll 16
@@ -36,8 +43,6 @@ inline void block(const GemmArgs& g, int64_t blk) {
       c[r] = relu ? _mm512_mask_mov_ps(c[r], neg, zero) : _mm512_mask_mul_ps(c[r], neg, c[r], slope);
     }
   }
-  const int64_t rows = g.m - blk * MR;
-  float* out = g.out + blk * MR * g.out_stride;
   if (rows >= MR) {
     if (g.max_into_out) {
 #pragma GCC unroll 16

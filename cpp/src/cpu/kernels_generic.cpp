@@ -25,9 +25,12 @@ void gemm_generic(const GemmArgs& g) {
   const int64_t k = g.k;
   for (int64_t blk = 0; blk * MR < g.m; ++blk) {
     v4 acc[MR][NV];
-    const float* bias = g.bias + blk * MR;
+    const int64_t rows = g.m - blk * MR < MR ? g.m - blk * MR : MR;
     for (int r = 0; r < MR; ++r)
-      for (int q = 0; q < NV; ++q) acc[r][q] = v4{} + bias[r];
+      for (int q = 0; q < NV; ++q)
+        acc[r][q] = !g.accumulate ? v4{} + g.bias[blk * MR + r]
+                    : r < rows    ? load(g.out + (blk * MR + r) * g.out_stride + 4 * q)
+                                  : v4{};
     const float* a = g.a + blk * k * MR;
     for (int64_t kk = 0; kk < k; ++kk, a += MR) {
       const float* row = g.in + (g.offsets ? g.offsets[kk] : kk * NR);
@@ -42,7 +45,6 @@ void gemm_generic(const GemmArgs& g) {
       for (int r = 0; r < MR; ++r)
         for (int j = 0; j < NR; ++j)
           if (out[r][j] < 0.f) out[r][j] = g.slope == 0.f ? 0.f : g.slope * out[r][j];
-    const int64_t rows = g.m - blk * MR < MR ? g.m - blk * MR : MR;
     for (int64_t r = 0; r < rows; ++r) store_row(g.out + (blk * MR + r) * g.out_stride, out[r], g.max_into_out);
   }
 }
