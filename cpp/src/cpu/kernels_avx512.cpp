@@ -1,6 +1,8 @@
 // AVX-512 microkernel: 16 output rows x 16 samples, one zmm accumulator per row;
 // 32 zmm registers let the block grow to 16 rows (channel counts of 64 and 256 divide
-// evenly): one input load per 16 FMAs, against two per 12 in the AVX2 shape.
+// evenly): one input load per 16 FMAs, against two per 12 in the AVX2 shape. The last
+// block of a layer whose rows are not a multiple of 16 runs 8 or 4 rows when that
+// covers them (DeepEM's 18 outputs: 16 + 4 rows computed instead of 32).
 #include <immintrin.h>
 
 #include "cpu/kernels.hpp"
@@ -12,7 +14,8 @@ namespace {
 constexpr int MR = kMrAvx512;
 
 // Constant-bound row loops keep the accumulators in registers (see kernels_avx2.cpp).
-template <bool Contiguous>
+// ROWS <= MR rows of block blk; the packed panel keeps its MR-row stride.
+template <int ROWS, bool Contiguous>
 inline void block(const GemmArgs& g, int64_t blk) {
   const int64_t k = g.k;
   const float* bias = g.bias + blk * MR;
@@ -21,32 +24,32 @@ inline void block(const GemmArgs& g, int64_t blk) {
   const int32_t* offsets = g.offsets;
   const int64_t rows = g.m - blk * MR;
   float* out = g.out + blk * MR * g.out_stride;
-  __m512 c[MR];
+  __m512 c[ROWS];
   if (g.accumulate) {
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) c[r] = r < rows ? _mm512_loadu_ps(out + r * g.out_stride) : _mm512_setzero_ps();
+    for (int r = 0; r < ROWS; ++r) c[r] = r < rows ? _mm512_loadu_ps(out + r * g.out_stride) : _mm512_setzero_ps();
   } else {
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) c[r] = _mm512_set1_ps(bias[r]);
+    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_set1_ps(bias[r]);
   }
   for (int64_t kk = 0; kk < k; ++kk, a += MR) {
     const __m512 b = _mm512_loadu_ps(in + (Contiguous ? kk * kTileWidth : offsets[kk]));
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b, c[r]);
+    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_fmadd_ps(_mm512_set1_ps(a[r]), b, c[r]);
   }
   if (g.leaky) {
     const __m512 slope = _mm512_set1_ps(g.slope), zero = _mm512_setzero_ps();
     const bool relu = g.slope == 0.f;
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) {
+    for (int r = 0; r < ROWS; ++r) {
       const __mmask16 neg = _mm512_cmp_ps_mask(c[r], zero, _CMP_LT_OQ);
       c[r] = relu ? _mm512_mask_mov_ps(c[r], neg, zero) : _mm512_mask_mul_ps(c[r], neg, c[r], slope);
     }
   }
-  if (rows >= MR) {
+  if (rows >= ROWS) {
     if (g.max_into_out) {
 #pragma GCC unroll 16
-      for (int r = 0; r < MR; ++r) {
+      for (int r = 0; r < ROWS; ++r) {
         const __m512 stored = _mm512_loadu_ps(out + r * g.out_stride);
         // max_ps gives its second operand when either is NaN; a stored NaN is kept by the mask
         const __m512 m = _mm512_max_ps(stored, c[r]);
@@ -54,24 +57,35 @@ inline void block(const GemmArgs& g, int64_t blk) {
       }
     }
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) _mm512_storeu_ps(out + r * g.out_stride, c[r]);
+    for (int r = 0; r < ROWS; ++r) _mm512_storeu_ps(out + r * g.out_stride, c[r]);
   } else {
-    alignas(64) float tmp[MR][kTileWidth];
+    alignas(64) float tmp[ROWS][kTileWidth];
 #pragma GCC unroll 16
-    for (int r = 0; r < MR; ++r) _mm512_store_ps(tmp[r], c[r]);
+    for (int r = 0; r < ROWS; ++r) _mm512_store_ps(tmp[r], c[r]);
     for (int64_t r = 0; r < rows; ++r) store_row(out + r * g.out_stride, tmp[r], g.max_into_out);
+  }
+}
+
+template <bool Contiguous>
+void blocks(const GemmArgs& g) {
+  for (int64_t blk = 0; blk * MR < g.m; ++blk) {
+    const int64_t rows = g.m - blk * MR;
+    if (rows > MR / 2)
+      block<MR, Contiguous>(g, blk);
+    else if (rows > MR / 4)
+      block<MR / 2, Contiguous>(g, blk);
+    else
+      block<MR / 4, Contiguous>(g, blk);
   }
 }
 
 }  // namespace
 
 void gemm_avx512(const GemmArgs& g) {
-  for (int64_t blk = 0; blk * MR < g.m; ++blk) {
-    if (g.offsets)
-      block<false>(g, blk);
-    else
-      block<true>(g, blk);
-  }
+  if (g.offsets)
+    blocks<false>(g);
+  else
+    blocks<true>(g);
 }
 
 double fma_loop_avx512(int64_t iterations, float* sink) {
