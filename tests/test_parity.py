@@ -180,16 +180,25 @@ def test_winograd_convolutions(tmp_path, k, pad, length, tail):
         _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
 
 
-def test_large_dense_tail_runs_grouped(tmp_path):
-    """Dense layers whose weights outgrow the cache (here 2.6 MB) run for groups of 8 tiles
-    in k-chunks of 512: against torch under every ISA (250 outputs leave a partial row
-    block for each ISA, k = 2600 a partial chunk), over several groups and a partial one,
-    bitwise identical for 1, 2 and 3 threads, a NaN sample isolated."""
+GROUPED_TAILS = {  # a conv body then a 2.6 MB head; an MLP that is all tail (1.2 MB)
+    "cnn-head": (lambda: nn.Sequential(nn.Conv1d(4, 40, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                                       nn.Linear(40 * 65, 250), nn.GELU(), nn.Linear(250, 250), nn.ReLU(),
+                                       nn.Linear(250, 30)), (4, 65)),
+    "mlp": (lambda: nn.Sequential(nn.Linear(600, 500), nn.ReLU(), nn.Linear(500, 10)), (600,)),
+}
+
+
+@pytest.mark.parametrize("name", list(GROUPED_TAILS))
+def test_large_dense_tail_runs_grouped(tmp_path, name):
+    """Dense layers whose weights outgrow the cache run for groups of 8 tiles in k-chunks
+    of 512: against torch under every ISA (250 and 500 outputs leave partial row blocks,
+    k = 2600 and 600 partial chunks), over several groups and a partial one, bitwise
+    identical for 1, 2 and 3 threads, a NaN sample isolated."""
     torch.manual_seed(SEED)
-    net = nn.Sequential(nn.Conv1d(4, 40, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(40 * 65, 250), nn.GELU(),
-                        nn.Linear(250, 250), nn.ReLU(), nn.Linear(250, 30)).eval()
-    x = torch.randn(16 * 8 * 2 + 21, 4, 65)
-    x[200, 3, 9] = float("nan")
+    make, shape = GROUPED_TAILS[name]
+    net = make().eval()
+    x = torch.randn(16 * 8 * 2 + 21, *shape)
+    x[200, 3] = float("nan")
     ref = _torch(net, x)
     for isa in fastinv.info()["available_isas"]:
         with _isa(isa):

@@ -15,8 +15,6 @@
 
 namespace fastinv::cpu {
 
-constexpr int kMaxWinogradPoints = 6;
-
 struct WinogradMatrices {
   int r = 0, n = 0;
   std::vector<double> at, g, bt;  // row-major [2][n], [n][r], [n][n]
