@@ -83,7 +83,13 @@ class Model:
         return dict(self._core.metadata)
 
     def info(self) -> dict[str, Any]:
-        """Layers, parameter count and FLOPs per sample (multiply-add = 2 FLOPs)."""
+        """Layers, parameter count and FLOPs per sample (multiply-add = 2 FLOPs).
+
+        ``flops_per_sample`` counts the layers as written (what every implementation is
+        compared on); ``executed_flops_per_sample`` is what this backend really runs:
+        fewer on the CPU where convolutions run as Winograd F(2, r) or a fused max-pool
+        never reads a position (docs/cpu-engine.md).
+        """
         return self._core.info()
 
     def __call__(self, x: Any, threads: int | None = None, stream: Any = None, out: Any = None) -> Any:
