@@ -5,6 +5,8 @@
 #include <cstring>
 #include <limits>
 
+#include "slot_allocator.hpp"
+
 namespace fastinv::cpu {
 namespace {
 
@@ -426,22 +428,9 @@ Plan compile_plan(const Graph& g, Isa isa) {
     for (int in : g.nodes[size_t(i)].inputs) last_use[size_t(root_of(in) + 1)] = i;
   last_use[size_t(root_of(g.output) + 1)] = n;
 
-  // Greedy slot assignment: a freed slot is reused by the next value that fits.
-  std::vector<int64_t> slot_size;
-  std::vector<bool> slot_free;
+  SlotAllocator slots;
   std::vector<int> slot_of_root(size_t(n) + 1, -1);
-  auto allocate = [&](int root, int64_t floats) {
-    int best = -1;
-    for (size_t s = 0; s < slot_size.size(); ++s)
-      if (slot_free[s] && slot_size[s] >= floats && (best < 0 || slot_size[s] < slot_size[size_t(best)])) best = int(s);
-    if (best < 0) {
-      best = int(slot_size.size());
-      slot_size.push_back(floats);
-      slot_free.push_back(false);
-    }
-    slot_free[size_t(best)] = false;
-    slot_of_root[size_t(root + 1)] = best;
-  };
+  auto allocate = [&](int root, int64_t floats) { slot_of_root[size_t(root + 1)] = slots.allocate(floats); };
   allocate(-1, slot_floats(g.input));
   plan.input_slot = slot_of_root[0];
 
@@ -510,13 +499,13 @@ Plan compile_plan(const Graph& g, Isa isa) {
     // Free the buffers whose last reader was this node.
     for (int in : node.inputs) {
       const int r = root_of(in);
-      if (last_use[size_t(r + 1)] == i) slot_free[size_t(slot_of_root[size_t(r + 1)])] = true;
+      if (last_use[size_t(r + 1)] == i) slots.release(slot_of_root[size_t(r + 1)]);
     }
   }
   plan.output_slot = slot_of_root[size_t(root_of(g.output) + 1)];
 
   int64_t offset = 0;
-  for (int64_t size : slot_size) {
+  for (int64_t size : slots.sizes()) {
     plan.slot_offset.push_back(offset);
     offset += (size + 15) / 16 * 16;  // 64-byte aligned slots
   }
@@ -524,7 +513,7 @@ Plan compile_plan(const Graph& g, Isa isa) {
   plan.arena_floats = offset + scratch;
   for (const Step& s : plan.steps)
     if (s.op == OpKind::conv) plan.flops_saved += conv_flops_saved(s);
-  plan_tail(plan, slot_size);
+  plan_tail(plan, slots.sizes());
   return plan;
 }
 

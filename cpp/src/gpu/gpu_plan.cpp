@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "slot_allocator.hpp"
+
 namespace fastinv::gpu {
 
 GeneralPlan compile_general(const Graph& g) {
@@ -35,21 +37,9 @@ GeneralPlan compile_general(const Graph& g) {
 
   // Greedy slot reuse by liveness: the arena (per stream) stays a few values deep.
   GeneralPlan plan;
-  std::vector<int64_t> slot_rows;
-  std::vector<bool> slot_free;
+  SlotAllocator slots;
   std::vector<int> slot_of_root(n + 1, -1);
-  auto allocate = [&](int r, int64_t rows) {
-    int best = -1;
-    for (size_t s = 0; s < slot_rows.size(); ++s)
-      if (slot_free[s] && slot_rows[s] >= rows && (best < 0 || slot_rows[s] < slot_rows[size_t(best)])) best = int(s);
-    if (best < 0) {
-      best = int(slot_rows.size());
-      slot_rows.push_back(rows);
-      slot_free.push_back(false);
-    }
-    slot_free[size_t(best)] = false;
-    slot_of_root[size_t(r + 1)] = best;
-  };
+  auto allocate = [&](int r, int64_t rows) { slot_of_root[size_t(r + 1)] = slots.allocate(rows); };
   allocate(-1, g.input.size());
   plan.input_slot = slot_of_root[0];
   std::vector<size_t> step_of_node(n, 0);
@@ -124,11 +114,11 @@ GeneralPlan compile_general(const Graph& g) {
     }
     for (int in : node.inputs) {
       const int r = root_of(in);
-      if (last_use[size_t(r + 1)] == int(i)) slot_free[size_t(slot_of_root[size_t(r + 1)])] = true;
+      if (last_use[size_t(r + 1)] == int(i)) slots.release(slot_of_root[size_t(r + 1)]);
     }
   }
   plan.output_slot = slot_of_root[size_t(root_of(g.output) + 1)];
-  for (int64_t rows : slot_rows) {
+  for (int64_t rows : slots.sizes()) {
     plan.slot_row.push_back(plan.arena_rows);
     plan.arena_rows += rows;
   }
