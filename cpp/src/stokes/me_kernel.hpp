@@ -193,8 +193,7 @@ inline void me_profile(const std::vector<MELineData>& lines, const double* wl, i
     for (int64_t j = 0; j < n; ++j) x[j] = (wl[j] - centre) * inv;
     const double vB = kLarmor * L.lambda0 * L.lambda0 * p.B * inv;
 
-    std::size_t nnear = 0;
-    w.segments.clear();
+    std::size_t nnear = 0, nsegments = 0;
     const std::size_t ncomp = L.comps.size() + (stray ? 1 : 0);
     for (std::size_t c = 0; c < ncomp; ++c) {
       const bool is_stray = c == L.comps.size();
@@ -220,13 +219,14 @@ inline void me_profile(const std::vector<MELineData>& lines, const double* wl, i
         double* v = w.near_v.data() + nnear;
 #pragma omp simd
         for (int64_t j = lo; j < hi; ++j) v[j - lo] = x[j] - shift;
-        w.segments.push_back({g, wt, lo, hi, nnear});
+        w.segments[nsegments++] = {g, wt, lo, hi, nnear};
         nnear += static_cast<std::size_t>(hi - lo);
       }
     }
     // all near points of this line at once
     near_taylor(tre, tim, a, w.near_v.data(), nnear, w.near_h.data(), w.near_f.data());
-    for (const MESegment& sg : w.segments) {
+    for (std::size_t k = 0; k < nsegments; ++k) {
+      const MESegment& sg = w.segments[k];
       double* ph = sums + sg.group * n + sg.lo;
       double* ps = sums + (4 + sg.group) * n + sg.lo;
       const double* hh = w.near_h.data() + sg.offset;

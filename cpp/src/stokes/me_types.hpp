@@ -34,7 +34,9 @@ struct MESegment {
   std::size_t offset;
 };
 
-// Per-thread scratch, sized by resize().
+// Per-thread scratch, sized by resize(). `segments` has a fixed length that the per-ISA
+// kernels index: growing a vector there would instantiate std::vector's shared template
+// code inside an AVX-512 unit, and the linker may then hand that copy to the portable path.
 struct MEWork {
   std::vector<double> x, sums, near_v, near_h, near_f;
   std::vector<MESegment> segments;
@@ -44,7 +46,7 @@ struct MEWork {
     near_v.resize(n * max_components);
     near_h.resize(n * max_components);
     near_f.resize(n * max_components);
-    segments.reserve(max_components);
+    segments.resize(max_components);
   }
 };
 
