@@ -39,22 +39,41 @@ def test_cpp_engine_under_asan_ubsan(asan_build):
     assert ", 0 failed" in out.stdout
 
 
+def _small_cnn(torch):
+    nn = torch.nn
+    return nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.GELU(), nn.MaxPool1d(2), nn.Flatten(),
+                         nn.Linear(8 * 10, 4)), (3, 20), 37
+
+
+def _engine_paths(torch):
+    """Winograd k = 3 and 5 (one followed by an activation the epilogue cannot apply),
+    a max-pool folded into its conv with padding, and a 2.6 MB dense head that runs grouped
+    over 8-tile groups (333 samples: a partial group and a partial tile)."""
+    nn = torch.nn
+    return nn.Sequential(nn.Conv1d(4, 20, 3, padding=1), nn.ReLU(), nn.Conv1d(20, 24, 5, padding=2), nn.ELU(),
+                         nn.Conv1d(24, 17, 3, padding=1), nn.LeakyReLU(0.1), nn.MaxPool1d(3, 3, 1), nn.Flatten(),
+                         nn.Linear(17 * 11, 1500), nn.ReLU(), nn.Linear(1500, 250), nn.GELU(),
+                         nn.Linear(250, 7)), (4, 31), 333
+
+
 @pytest.mark.slow
-def test_cpp_embedding_example_matches_torch(asan_build, tmp_path):
+@pytest.mark.parametrize("make", [_small_cnn, _engine_paths], ids=["small-cnn", "engine-paths"])
+def test_cpp_embedding_example_matches_torch(asan_build, tmp_path, make):
     """The README's C++ example (cpp/examples/run_model.cpp) loads an exported model
-    and reproduces PyTorch's output for the same input to 1e-5 relative."""
+    and reproduces PyTorch's output for the same input to 1e-5 relative, under ASan and
+    UBSan, also through the engine's Winograd, pool-fold and grouped-tail paths."""
     torch = pytest.importorskip("torch")
     import fastinv
 
     torch.manual_seed(1)
-    net = torch.nn.Sequential(torch.nn.Conv1d(3, 8, 5, padding=2), torch.nn.GELU(), torch.nn.MaxPool1d(2),
-                              torch.nn.Flatten(), torch.nn.Linear(8 * 10, 4)).eval()
+    net, shape, n = make(torch)
+    net = net.eval()
     path = tmp_path / "cnn.safetensors"
-    fastinv.export(net, path, torch.zeros(2, 3, 20))
-    out = subprocess.run([str(asan_build / "run_model"), str(path), "37"], capture_output=True, text=True, env=ENV)
+    fastinv.export(net, path, torch.zeros(2, *shape))
+    out = subprocess.run([str(asan_build / "run_model"), str(path), str(n)], capture_output=True, text=True, env=ENV)
     assert out.returncode == 0, out.stderr
     got = np.array([float(v) for v in out.stdout.split("\n")[1:] if v])
-    ref = net(torch.full((1, 3, 20), 0.5)).detach().numpy()[0]
+    ref = net(torch.full((1, *shape), 0.5)).detach().numpy()[0]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
     bad = subprocess.run([str(asan_build / "run_model"), str(tmp_path / "missing.safetensors"), "1"],
                          capture_output=True, text=True, env=ENV)
