@@ -110,6 +110,6 @@ double fma_loop_avx2(int64_t iterations, float* sink) {
   return 2.0 * 8 * kChains * double(iterations);
 }
 
-bool mix_rows_avx2(const MixArgs& args) { return mix_rows_impl(args); }
+bool mix_rows_avx2(const MixArgs& args) { return mix_rows_impl<32>(args); }
 
 }  // namespace fastinv::cpu

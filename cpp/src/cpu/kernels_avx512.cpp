@@ -107,6 +107,6 @@ double fma_loop_avx512(int64_t iterations, float* sink) {
   return 2.0 * 16 * kChains * double(iterations);
 }
 
-bool mix_rows_avx512(const MixArgs& args) { return mix_rows_impl(args); }
+bool mix_rows_avx512(const MixArgs& args) { return mix_rows_impl<64>(args); }
 
 }  // namespace fastinv::cpu

@@ -61,6 +61,6 @@ double fma_loop_generic(int64_t iterations, float* sink) {
   return 2.0 * double(iterations) * kChains * 4;
 }
 
-bool mix_rows_generic(const MixArgs& args) { return mix_rows_impl(args); }
+bool mix_rows_generic(const MixArgs& args) { return mix_rows_impl<16>(args); }
 
 }  // namespace fastinv::cpu
