@@ -127,6 +127,19 @@ def test_muisca(tmp_path):
     assert dense <= info["flops_per_sample"] <= 1.1 * dense
 
 
+def _check_every_isa_with_nonfinite(net, x, tmp_path) -> None:
+    """Under every ISA: NaN, +inf and -inf exactly where torch has them, the finite
+    values within the usual tolerance."""
+    ref = _torch(net, x)
+    for isa in fastinv.info()["available_isas"]:
+        with _isa(isa):
+            got = _export_load(net, x, tmp_path)(x.numpy())
+        for kind, test in (("NaN", np.isnan), ("+inf", np.isposinf), ("-inf", np.isneginf)):
+            assert np.array_equal(test(got), test(ref)), f"{isa}: {kind} positions differ from torch"
+        finite = np.isfinite(ref)
+        _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
+
+
 # A max-pool whose windows do not overlap is folded into the conv before it (the conv
 # writes pooled rows; positions outside every window are skipped). Channel counts that
 # are not a multiple of any ISA's row block exercise the partial-block store.
@@ -141,14 +154,7 @@ def test_max_pool_fused_into_conv(tmp_path, act, k, s, p, co):
     x = torch.randn(21, 3, 50)
     x[4, 1, 16] = float("nan")  # reaches conv positions 14-18: windows that start with NaN and end finite
     x[9, :, 30:] = float("inf")
-    ref = _torch(net, x)
-    for isa in fastinv.info()["available_isas"]:
-        with _isa(isa):
-            got = _export_load(net, x, tmp_path)(x.numpy())
-        assert np.array_equal(np.isnan(got), np.isnan(ref)), f"{isa}: NaN positions differ from torch"
-        assert np.array_equal(np.isposinf(got), np.isposinf(ref)), f"{isa}: +inf positions differ from torch"
-        finite = np.isfinite(ref)
-        _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
+    _check_every_isa_with_nonfinite(net, x, tmp_path)
 
 
 # Stride-1 convolutions with k = 3 or 5 and >= 16 channels in and out run as Winograd
@@ -170,14 +176,7 @@ def test_winograd_convolutions(tmp_path, k, pad, length, tail):
     x = torch.randn(37, 4, length)
     x[5, 2, length // 2] = float("nan")
     x[9, 1, length // 3] = float("inf")
-    ref = _torch(net, x)
-    for isa in fastinv.info()["available_isas"]:
-        with _isa(isa):
-            got = _export_load(net, x, tmp_path)(x.numpy())
-        assert np.array_equal(np.isnan(got), np.isnan(ref)), f"{isa}: NaN positions differ from torch"
-        assert np.array_equal(np.isinf(got), np.isinf(ref)), f"{isa}: inf positions differ from torch"
-        finite = np.isfinite(ref)
-        _check(np.where(finite, got, 0).astype(np.float32), np.where(finite, ref, 0), f"{isa}: {net}")
+    _check_every_isa_with_nonfinite(net, x, tmp_path)
 
 
 GROUPED_TAILS = {  # a conv body then a 2.6 MB head; an MLP that is all tail (1.2 MB)

@@ -296,6 +296,27 @@ Graph parse_graph(const SafeTensors& file) {
   return g;
 }
 
+std::vector<float> tap_major_weights(const Node& conv) {
+  std::vector<float> w(conv.weight.size());
+  for (int64_t co = 0; co < conv.cout; ++co)
+    for (int64_t ci = 0; ci < conv.cin; ++ci)
+      for (int64_t t = 0; t < conv.kernel; ++t)
+        w[size_t((co * conv.kernel + t) * conv.cin + ci)] = conv.weight[size_t((co * conv.cin + ci) * conv.kernel + t)];
+  return w;
+}
+
+std::vector<int32_t> conv_input_rows(const Node& conv, const Shape& in) {
+  const int64_t k = conv.kernel * conv.cin;
+  std::vector<int32_t> rows(size_t(conv.shape.l * k));
+  for (int64_t lo = 0; lo < conv.shape.l; ++lo)
+    for (int64_t t = 0; t < conv.kernel; ++t) {
+      const int64_t pos = lo * conv.stride - conv.pad_left + t * conv.dilation;
+      for (int64_t ci = 0; ci < conv.cin; ++ci)
+        rows[size_t(lo * k + t * conv.cin + ci)] = pos >= 0 && pos < in.l ? int32_t(pos * conv.cin + ci) : -1;
+    }
+  return rows;
+}
+
 float apply_activation(const Activation& act, float x) {
   switch (act.kind) {
     case ActKind::identity: return x;

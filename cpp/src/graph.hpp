@@ -66,6 +66,16 @@ struct Graph {
   const Shape& shape_of(int value) const { return value < 0 ? input : nodes[size_t(value)].shape; }
 };
 
+// A conv's weights in tap-major reduction order [cout][kernel][cin], so each tap of a
+// window reads cin consecutive rows of a position-major (row l*C + c) activation; every
+// backend's GEMM reduces in this order.
+std::vector<float> tap_major_weights(const Node& conv);
+
+// The im2col of a 1D conv for the tap-major order: for output position lo and reduction
+// index t*cin + ci, the input row pos*cin + ci it reads, or -1 for a padding tap.
+// [out length][kernel * cin].
+std::vector<int32_t> conv_input_rows(const Node& conv, const Shape& in);
+
 // Build and validate the graph stored in a model file. Throws InvalidArgument.
 Graph parse_graph(const SafeTensors& file);
 

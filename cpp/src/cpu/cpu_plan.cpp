@@ -224,15 +224,9 @@ void run_pool(const Step& s, const Slots& at) {
 // and which positions' windows are one contiguous block of rows.
 void conv_offsets(const Node& node, Step& s) {
   const Shape& in = s.in_shape[0];
-  s.offsets.resize(size_t(node.shape.l * s.k));
-  for (int64_t lo = 0; lo < node.shape.l; ++lo)
-    for (int64_t t = 0; t < node.kernel; ++t) {
-      const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
-      for (int64_t ci = 0; ci < node.cin; ++ci) {
-        const int64_t row = (pos >= 0 && pos < in.l) ? pos * node.cin + ci : in.size();
-        s.offsets[size_t((lo * node.kernel + t) * node.cin + ci)] = int32_t(row * NR);
-      }
-    }
+  const std::vector<int32_t> rows = conv_input_rows(node, in);
+  s.offsets.resize(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) s.offsets[i] = int32_t((rows[i] < 0 ? in.size() : rows[i]) * NR);
   s.window.assign(size_t(node.shape.l), -1);
   for (int64_t lo = 0; lo < node.shape.l; ++lo) {
     const int32_t* off = s.offsets.data() + lo * s.k;
@@ -470,12 +464,7 @@ Plan compile_plan(const Graph& g, Isa isa) {
       if (node.op == OpKind::conv) {
         s.m = node.cout;
         s.k = node.cin * node.kernel;
-        // Reduction order tap-major (t, ci), so each tap reads Cin consecutive rows.
-        std::vector<float> w(node.weight.size());
-        for (int64_t co = 0; co < node.cout; ++co)
-          for (int64_t ci = 0; ci < node.cin; ++ci)
-            for (int64_t t = 0; t < node.kernel; ++t)
-              w[size_t((co * node.kernel + t) * node.cin + ci)] = node.weight[size_t((co * node.cin + ci) * node.kernel + t)];
+        const std::vector<float> w = tap_major_weights(node);
         pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
         if (!node.linear) conv_offsets(node, s);
         if (winograd_applies(node)) {

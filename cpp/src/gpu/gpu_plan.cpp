@@ -63,25 +63,9 @@ GeneralPlan compile_general(const Graph& g) {
       if (node.op == OpKind::conv) {
         s.m = int(node.cout);
         s.kdim = int(node.cin * node.kernel);
-        // Reduction index j = t * cin + ci (tap-major): each tap reads cin consecutive rows.
-        s.w.resize(node.weight.size());
-        for (int64_t co = 0; co < node.cout; ++co)
-          for (int64_t ci = 0; ci < node.cin; ++ci)
-            for (int64_t t = 0; t < node.kernel; ++t)
-              s.w[size_t((co * node.kernel + t) * node.cin + ci)] =
-                  node.weight[size_t((co * node.cin + ci) * node.kernel + t)];
+        s.w = tap_major_weights(node);
         s.bias = node.bias;
-        const Shape& in = s.in_shape[0];
-        if (!node.linear) {
-          s.rows.resize(size_t(node.shape.l * s.kdim));
-          for (int64_t lo = 0; lo < node.shape.l; ++lo)
-            for (int64_t t = 0; t < node.kernel; ++t) {
-              const int64_t pos = lo * node.stride - node.pad_left + t * node.dilation;
-              for (int64_t ci = 0; ci < node.cin; ++ci)
-                s.rows[size_t((lo * node.kernel + t) * node.cin + ci)] =
-                    (pos >= 0 && pos < in.l) ? int32_t(pos * node.cin + ci) : -1;
-            }
-        }
+        if (!node.linear) s.rows = conv_input_rows(node, s.in_shape[0]);
       } else if (node.op == OpKind::maxpool || node.op == OpKind::avgpool) {
         s.kernel = int(node.kernel);
         s.stride = int(node.stride);
