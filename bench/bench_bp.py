@@ -22,7 +22,7 @@ import pytest
 
 from fastinv import datasets
 from fastinv.dem import BasisPursuit
-from fastinv.dem.aia import read_aia
+from fastinv.dem.io import read_aia
 
 EXPTIME = np.array([2.9, 2.9, 2.0, 2.0, 2.9, 2.9])
 N_SYNTH = 20000

@@ -21,7 +21,7 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 from fastinv import datasets  # noqa: E402
 from fastinv.dem import DeepEM  # noqa: E402
-from fastinv.dem.aia import read_aia  # noqa: E402
+from fastinv.dem.io import read_aia  # noqa: E402
 from fastinv.dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit  # noqa: E402
 from fastinv.dem.deepem import shipped_model_path  # noqa: E402
 from fastinv.train.deepem import deepem_network  # noqa: E402

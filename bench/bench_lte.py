@@ -7,7 +7,7 @@ Run (writes JSON with machine info and a markdown summary into bench/results/)::
 or as plain pytest-benchmark: ``pytest bench/bench_lte.py --benchmark-json out.json``.
 
 Case: the Fe I 6301.5 + 6302.5 pair, full Stokes, at Hinode SP's 112 wavelengths, on random
-atmospheres (fastinv.stokes.atmospheres.random, seed 0: perturbed HSRA / FAL-C, 55 depth
+atmospheres (fastinv.stokes.synthesis.atmospheres.random, seed 0: perturbed HSRA / FAL-C, 55 depth
 points, B up to 3 kG at nodes). Both codes do the whole job per profile: hydrostatic
 equilibrium + EOS from T(log tau_500), opacities, LTE populations, polarised formal solution.
 lightweaver: strictly LTE (J = Planck) as in fastinv/stokes/lightweaver_reference.py, one
@@ -58,7 +58,7 @@ def test_fastinv_all_threads(benchmark, lte, atmos):
 @pytest.mark.benchmark(group="lte-fe630-112")
 def test_lightweaver_1core(benchmark, lte, atmos):
     pytest.importorskip("lightweaver")
-    from fastinv.stokes.lightweaver_reference import lightweaver_stokes
+    from fastinv.stokes.synthesis.lightweaver_reference import lightweaver_stokes
 
     sub = atmos[:N_LW]
 

@@ -15,7 +15,7 @@ components):
   the issue's target case. Parameters: B 0-4 kG, isotropic inclination, random azimuth,
   vlos +-5 km/s, Doppler width 20-60 mA, damping 0-0.8, eta0 1-60.
 - ``me-hinode-full``: the training-set path: random parameters of
-  fastinv.stokes.sampling (filling factor and macroturbulence included), synthesised on the
+  fastinv.stokes.synthesis.sampling (filling factor and macroturbulence included), synthesised on the
   Hinode instrument's fine grid, LSF-convolved and resampled to 112 samples (no noise).
 
 Profiles/s are per core (threads=1); profiles per CPU-second are also recorded because the
@@ -39,7 +39,7 @@ from profiles import CpuTimed, record_profiles  # noqa: E402
 
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import Instrument, MilneEddington  # noqa: E402
-from fastinv.stokes.sampling import sample_me_parameters  # noqa: E402
+from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))

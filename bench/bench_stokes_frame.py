@@ -41,7 +41,7 @@ torch = pytest.importorskip("torch")
 
 import fastinv  # noqa: E402
 from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
-from fastinv.stokes.network import default_model_path  # noqa: E402
+from fastinv.stokes.inversion.network import default_model_path  # noqa: E402
 
 from conftest import THREADS  # noqa: E402
 
@@ -71,16 +71,16 @@ def issue_cnn(n_wl: int, n_out: int = 42, seed: int = 0, width: int = 64, kernel
 def _torch_from_file(path, card, module):
     """``module`` with the weights stored in the fastinv model file (same tensor names; valid
     for the sequential compact CNN, whose tensors the exporter stores as PyTorch has them)."""
-    from fastinv.export import _read_safetensors
+    from fastinv.export.serialize import read_safetensors
 
-    tensors, _ = _read_safetensors(path)
+    tensors, _ = read_safetensors(path)
     module.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in tensors.items()})
     return module.eval()
 
 
 def _case(tmp_path_factory, instrument: str, arch: str = "shipped"):
     from fastinv.stokes import Instrument
-    from fastinv.stokes.training import lte_training_set
+    from fastinv.stokes.synthesis.training_sets import lte_training_set
     from fastinv.train.stokes_nets import build
 
     key = "visp" if instrument == "visp" else "hinode_sp"

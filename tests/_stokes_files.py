@@ -18,7 +18,7 @@ VISP_N_WL = 400
 
 def hinode_true_counts(nx: int, ny: int, ic: float, seed: int = 0) -> np.ndarray:
     """(nx, 4, ny, 112) float64 counts of LTE profiles x ic (quantised as written)."""
-    from fastinv.stokes.training import lte_training_set
+    from fastinv.stokes.synthesis.training_sets import lte_training_set
 
     d = lte_training_set(nx * ny, instrument="hinode", seed=seed)
     s = d["stokes"].astype(np.float64).reshape(nx, ny, 4, 112).transpose(0, 2, 1, 3) * ic
@@ -77,7 +77,7 @@ def visp_wavelength(n: int = VISP_N_WL) -> np.ndarray:
 def visp_true_counts(n_steps: int, n_slit: int, ic: float, seed: int = 0, n_wl: int = VISP_N_WL) -> np.ndarray:
     """(n_steps, 4, n_wl, n_slit) float32 counts of LTE profiles on the ViSP grid."""
     from fastinv.stokes import Instrument
-    from fastinv.stokes.training import lte_training_set
+    from fastinv.stokes.synthesis.training_sets import lte_training_set
 
     inst = Instrument.visp(n=n_wl)
     d = lte_training_set(n_steps * n_slit, instrument=inst, seed=seed)

@@ -16,7 +16,7 @@ dkist = pytest.importorskip("dkist")
 torch = pytest.importorskip("torch")
 
 from fastinv.cli import main  # noqa: E402
-from fastinv.stokes.io_visp import group_visp_files, read_visp_step, visp_dataset_files  # noqa: E402
+from fastinv.stokes.io.visp import group_visp_files, read_visp_step, visp_dataset_files  # noqa: E402
 
 from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 

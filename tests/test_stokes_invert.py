@@ -19,7 +19,7 @@ pytest.importorskip("dkist_data_simulator")
 
 from fastinv.cli import main  # noqa: E402
 from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
-from fastinv.stokes.io_visp import group_visp_files, read_visp_step  # noqa: E402
+from fastinv.stokes.io.visp import group_visp_files, read_visp_step  # noqa: E402
 
 pytest_plugins = ["_stokes_fixtures"]  # session fixture visp_raw
 
@@ -84,7 +84,7 @@ def test_cli_hinode_map_with_png(tmp_path, models, capsys):
     paths, expected = write_hinode_map(tmp_path / "sp", true, spbshft=0)
     out = tmp_path / "out" / "map.fits"
     out.parent.mkdir()
-    rc = main(["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--png", "--model", str(path),
+    rc = main(["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--png", str(out.with_suffix(".png")), "--model", str(path),
                "--continuum", str(ic), "-q"])
     assert rc == 0, capsys.readouterr().err
     assert "wrote" in capsys.readouterr().out
@@ -290,10 +290,10 @@ def test_cli_watch_writes_each_step(tmp_path, models, visp_files, capsys):
 def test_png_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
     import sys
 
-    from fastinv.stokes.output import quicklook_png
+    from fastinv.stokes.inversion.output import quicklook_png
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match="pip install matplotlib"):
+    with pytest.raises(ImportError, match=r"pip install \"fastinv\[plot\]\""):
         quicklook_png(tmp_path / "q.png", {"temperature": np.zeros((7, 2, 2))}, np.arange(7) * -0.5)
     assert not (tmp_path / "q.png").exists()
 

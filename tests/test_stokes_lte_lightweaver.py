@@ -10,7 +10,7 @@ pytest.importorskip("lightweaver")
 
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import LTE, atmospheres  # noqa: E402
-from fastinv.stokes import lightweaver_reference as lwref  # noqa: E402
+from fastinv.stokes.synthesis import lightweaver_reference as lwref  # noqa: E402
 
 WAVE = np.round(np.arange(6300.60, 6303.20 + 1e-9, 0.01), 2)  # air, A
 LINES = {"FeI_6301": (6301.5012, slice(None, None)), "FeI_6302": (6302.4936, None)}

@@ -68,7 +68,7 @@ def test_bad_output_name(tmp_path):
 
 def test_mu_range_draws_one_mu_per_chunk():
     from fastinv.stokes import LTE, atmospheres
-    from fastinv.stokes.training import instrument_by_name, lte_training_set
+    from fastinv.stokes.synthesis.training_sets import instrument_by_name, lte_training_set
 
     d = lte_training_set(10, instrument="hinode", noise=0.0, seed=3, mu_range=(0.5, 0.6), chunk=5)
     mus = d["mu"]
@@ -83,7 +83,7 @@ def test_mu_range_draws_one_mu_per_chunk():
 
 def test_streamed_set_equals_in_memory_set(tmp_path):
     h5py = pytest.importorskip("h5py")
-    from fastinv.stokes.training import lte_training_set, write_lte_training_set
+    from fastinv.stokes.synthesis.training_sets import lte_training_set, write_lte_training_set
 
     kw = dict(instrument="visp_lines", seed=8, chunk=7)
     meta = write_lte_training_set(tmp_path / "s.h5", 20, **kw)

@@ -10,7 +10,7 @@ pytest.importorskip("scipy")
 pytest.importorskip("sympy")
 
 from fastinv.stokes import MilneEddington  # noqa: E402
-from fastinv.stokes.lines import get_line  # noqa: E402
+from fastinv.stokes.synthesis.lines import get_line  # noqa: E402
 from reference import me_numpy  # noqa: E402
 
 BASE = dict(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, doppler_width=30.0, damping=0.2,

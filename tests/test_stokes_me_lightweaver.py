@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("lightweaver")
-from fastinv.stokes import lightweaver_reference as lw_ref  # noqa: E402
+from fastinv.stokes.synthesis import lightweaver_reference as lw_ref  # noqa: E402
 
 from fastinv.stokes import MilneEddington  # noqa: E402
 

@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch")
 
 import fastinv  # noqa: E402
 from fastinv.stokes import StokesNet, resample_to  # noqa: E402
-from fastinv.stokes import network as network_mod  # noqa: E402
-from fastinv.stokes.continuum import continuum_levels, continuum_wavelengths, quiet_sun_level  # noqa: E402
-from fastinv.stokes.network import Resampler  # noqa: E402
-from fastinv.stokes.training import lte_training_set  # noqa: E402
+from fastinv.stokes.inversion import network as network_mod  # noqa: E402
+from fastinv.stokes.inversion.continuum import continuum_levels, continuum_wavelengths, quiet_sun_level  # noqa: E402
+from fastinv.stokes.inversion.network import Resampler  # noqa: E402
+from fastinv.stokes.synthesis.training_sets import lte_training_set  # noqa: E402
 
 from _stokes_models import HINODE_WL, VISP_WL, make_card, reference_predict, write_model  # noqa: E402
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from fastinv.stokes.io_hinode import read_hinode_slit, sort_slits
-from fastinv.stokes.io_visp import group_visp_files, read_visp_header, read_visp_step
+from fastinv.stokes.io.hinode import read_hinode_slit, sort_slits
+from fastinv.stokes.io.visp import group_visp_files, read_visp_header, read_visp_step
 
 pytest.importorskip("dkist_data_simulator")
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastinv.stokes import MilneEddington
-from fastinv.stokes.sampling import ME_RANGES, sample_me_parameters
+from fastinv.stokes.synthesis.sampling import ME_RANGES, sample_me_parameters
 
 
 def test_reproducible_and_in_range():

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from fastinv.stokes import LTE, atmospheres
-from fastinv.stokes.evaluate import metrics
-from fastinv.stokes.training import instrument_by_name, lte_training_set, write_training_set
+from fastinv.stokes.inversion.evaluate import metrics
+from fastinv.stokes.synthesis.training_sets import instrument_by_name, lte_training_set, write_training_set
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("h5py")
@@ -109,7 +109,7 @@ def small_set(tmp_path_factory):
 
 @pytest.mark.parametrize("architecture", ["compact-cnn", "muisca"])
 def test_train_export_evaluate(small_set, tmp_path, architecture):
-    from fastinv.stokes.network import StokesNet
+    from fastinv.stokes.inversion.network import StokesNet
 
     out = tmp_path / f"{architecture}.safetensors"
     card = ts.train(small_set, out, architecture=architecture, epochs=2, threads=1,
@@ -144,7 +144,7 @@ def test_weak_field_term_trains(small_set, tmp_path):
 
 def test_lightweaver_set_agrees_with_fastinv_lte():
     pytest.importorskip("lightweaver")
-    from fastinv.stokes.evaluate import lightweaver_set
+    from fastinv.stokes.inversion.evaluate import lightweaver_set
 
     wl = instrument_by_name("hinode").wavelength
     ref = lightweaver_set(2, "hinode", seed=5, wavelength=wl)

@@ -14,7 +14,8 @@ from typing import Optional
 import numpy as np
 
 from . import datasets, info
-from .dem.aia import comparison_png, quicklook_png, read_aia, write_dem_fits
+from .dem.io import read_aia, write_dem_fits
+from .dem.plots import comparison_png, quicklook_png
 from .dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit, aia_error
 from .dem.deepem import DeepEM
 from .dem.evaluate import compare
@@ -62,9 +63,9 @@ def run_demo(out: str | Path = "fastinv-demo", threads: Optional[int] = None, ec
          f"(10-90 %: {m['total_em_ratio']['p10']:.2f}-{m['total_em_ratio']['p90']:.2f})")
     echo(f"  DeepEM re-synthesis within BP's 1.4 sigma band: {m['within_tolerance']:.1%} of BP-solved pixels")
     try:
-        quicklook_png(out / "dem_bp.png", r_bp)
-        quicklook_png(out / "dem_deepem.png", r_dl)
-        comparison_png(out / "bp_vs_deepem.png", r_bp18, r_dl)
+        quicklook_png(out / "dem_bp.png", r_bp, header=obs.header, method="Basis Pursuit")
+        quicklook_png(out / "dem_deepem.png", r_dl, header=obs.header, method="DeepEM")
+        comparison_png(out / "bp_vs_deepem.png", r_bp18, r_dl, header=obs.header)
         echo(f"quicklook PNGs: {out / 'dem_bp.png'}, {out / 'dem_deepem.png'}, {out / 'bp_vs_deepem.png'}")
     except ImportError as exc:
         echo(f"(no PNGs: {exc})")

@@ -10,7 +10,8 @@ from astropy.io import fits
 from fastinv import datasets
 from fastinv.cli import main
 from fastinv.dem import BasisPursuit
-from fastinv.dem.aia import read_aia, run_bp
+from fastinv.dem.io import read_aia
+from fastinv.dem.pipelines import run_bp
 
 # our own test files copy AIA headers (BLANK on float data): astropy's warning is expected
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")

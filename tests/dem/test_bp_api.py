@@ -130,7 +130,7 @@ def test_warm_start_same_optima_and_thread_independent():
     """Warm starts (default) reach the same verdicts and optimal objectives as cold starts on
     real image pixels, and the result does not depend on the thread count."""
     from fastinv import datasets
-    from fastinv.dem.aia import read_aia
+    from fastinv.dem.io import read_aia
 
     obs = read_aia(datasets.aia_flare_files())
     warm = BasisPursuit(warm_start=True)

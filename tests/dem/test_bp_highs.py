@@ -11,7 +11,7 @@ import pytest
 from dem_helpers import EXPTIME, highs, synthetic_pixels
 from fastinv import datasets
 from fastinv.dem import BasisPursuit
-from fastinv.dem.aia import read_aia
+from fastinv.dem.io import read_aia
 
 OBJ_RTOL = 1e-6   # objective, relative to HiGHS's
 CON_RTOL = 1e-9   # constraint violation, relative to the pixel's largest band edge

@@ -13,7 +13,7 @@ from astropy.wcs import WCS
 
 from fastinv import datasets
 from fastinv.dem import DeepEM, aia_error, load_response
-from fastinv.dem.aia import read_aia
+from fastinv.dem.io import read_aia
 from fastinv.dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
 from fastinv.dem.deepem import shipped_model_path
 from fastinv.dem.evaluate import compare

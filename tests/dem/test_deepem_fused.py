@@ -10,7 +10,7 @@ import pytest
 
 from fastinv import datasets
 from fastinv.dem import DeepEM, aia_error, load_response
-from fastinv.dem.aia import read_aia
+from fastinv.dem.io import read_aia
 from fastinv.dem.basis_pursuit import DEEPEM_LOGT
 
 torch = pytest.importorskip("torch")

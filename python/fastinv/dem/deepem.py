@@ -7,7 +7,7 @@ synoptic set. Inference needs only numpy: the network runs in fastinv's C++ kern
 Examples
 --------
 >>> from fastinv.dem import DeepEM
->>> from fastinv.dem.aia import read_aia
+>>> from fastinv.dem.io import read_aia
 >>> from fastinv import datasets
 >>> obs = read_aia(datasets.aia_flare_files())
 >>> res = DeepEM.load().invert(obs.data, exptime=obs.exptime)

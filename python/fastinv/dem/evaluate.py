@@ -21,7 +21,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import datasets
-from .aia import read_aia
+from .io import read_aia
 from .basis_pursuit import DEEPEM_LOGT, BasisPursuit, aia_error
 from .deepem import DeepEM
 

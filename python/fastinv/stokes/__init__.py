@@ -1,13 +1,16 @@
-"""Stokes forward models: Milne-Eddington and depth-stratified LTE synthesis.
+"""Spectropolarimetry of Fe I 630 nm: Stokes synthesis, inversion and instrument files.
 
-Shared building blocks (used by both models):
+The package is split by what a module does:
 
-- :mod:`fastinv.stokes.voigt` -- Faddeeva, Voigt and Faraday-Voigt functions.
-- :mod:`fastinv.stokes.lines` -- spectral-line registry and Zeeman patterns.
-- :class:`fastinv.stokes.Instrument` -- LSF, resampling, noise (Hinode SP, DKIST ViSP).
+- :mod:`fastinv.stokes.synthesis` -- forward models: spectral lines and Zeeman patterns,
+  Faddeeva/Voigt functions, instruments (LSF, sampling, noise), Milne-Eddington and LTE
+  synthesis, model atmospheres, parameter sampling and training-set files.
+- :mod:`fastinv.stokes.inversion` -- the trained networks (:class:`StokesNet`), frame and map
+  inversion (:class:`FrameInverter`, :func:`invert_files`), continuum normalisation,
+  level-2 output files and accuracy evaluation.
+- :mod:`fastinv.stokes.io` -- readers of Hinode SP level-1 and DKIST ViSP level-1 files.
 
-Models: :class:`fastinv.stokes.MilneEddington`, :class:`fastinv.stokes.LTE` (with
-:mod:`fastinv.stokes.atmospheres`).
+The names most people need are re-exported here.
 
 Examples
 --------
@@ -17,40 +20,20 @@ Examples
 """
 from __future__ import annotations
 
-from . import lines, voigt
-from .lines import SpectralLine, ZeemanComponent, get_line, line_names, register_line, zeeman_pattern
-from .voigt import faddeeva, voigt_faraday
-from .instrument import Instrument
-from .milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
+from .synthesis import atmospheres, lines, voigt
+from .synthesis.instrument import Instrument
+from .synthesis.lines import (SpectralLine, ZeemanComponent, get_line, line_names, register_line,
+                              zeeman_pattern)
+from .synthesis.lte import LTE, LTE_STATUS
+from .synthesis.milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
+from .synthesis.voigt import faddeeva, voigt_faraday
+from .inversion.frames import FrameInverter, FrameResult, invert_files
+from .inversion.network import STOKES_STATUS, StokesNet, resample_to
 
 __all__ = [
-    "lines",
-    "voigt",
-    "SpectralLine",
-    "ZeemanComponent",
-    "get_line",
-    "line_names",
-    "register_line",
-    "zeeman_pattern",
-    "faddeeva",
-    "voigt_faraday",
-    "Instrument",
-    "MilneEddington",
-    "ME_PARAMETERS",
-    "ME_UNITS",
+    "lines", "voigt", "atmospheres",
+    "SpectralLine", "ZeemanComponent", "get_line", "line_names", "register_line", "zeeman_pattern",
+    "faddeeva", "voigt_faraday", "Instrument",
+    "MilneEddington", "ME_PARAMETERS", "ME_UNITS", "LTE", "LTE_STATUS",
+    "StokesNet", "resample_to", "STOKES_STATUS", "FrameInverter", "FrameResult", "invert_files",
 ]
-
-# Each model adds itself below (one try-block per module keeps merges of parallel
-# branches trivial and a missing optional piece from breaking the package).
-
-# Depth-stratified LTE synthesis and model atmospheres (stokes-lte).
-from . import atmospheres  # noqa: E402
-from .lte import LTE, LTE_STATUS  # noqa: E402
-
-__all__ += ["LTE", "LTE_STATUS", "atmospheres"]
-
-# Stokes inversion with trained networks: model loader, readers, frame inverter (stokesio).
-from .network import StokesNet, resample_to, STOKES_STATUS  # noqa: E402
-from .invert import FrameInverter, FrameResult, invert_files  # noqa: E402
-
-__all__ += ["StokesNet", "resample_to", "STOKES_STATUS", "FrameInverter", "FrameResult", "invert_files"]

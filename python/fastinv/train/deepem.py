@@ -31,7 +31,9 @@ import numpy as np
 
 from .. import __version__, datasets
 from .._atomic import write_text
-from ..dem.aia import ProgressBar, read_aia
+from .._optional import require
+from .._progress import progress_bar
+from ..dem.io import read_aia
 from ..dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
 
 BLOCK = 64          # region split: block size in pixels
@@ -81,7 +83,7 @@ def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = No
     obs = read_aia(datasets.aia_synoptic_files(), presummed=SYNOPTIC_N_SAMPLE)
     bp = BasisPursuit(logt=DEEPEM_LOGT)
     ny, nx = obs.data.shape[1:]
-    bar = ProgressBar(ny * nx, enabled=progress)
+    bar = progress_bar(ny * nx, desc="BP training targets", unit="px", enabled=progress)
     rows = 64
     em = np.empty((len(DEEPEM_LOGT), ny, nx))
     status = np.empty((ny, nx), np.int8)
@@ -105,7 +107,7 @@ def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = No
 
 def deepem_network():
     """DeepEM as in Wright et al. (2018): 1x1 convolutions 6->300->300->18, LeakyReLU(0.01)."""
-    import torch
+    torch = require("torch")
 
     return torch.nn.Sequential(
         torch.nn.Conv2d(6, 300, 1), torch.nn.LeakyReLU(0.01),
@@ -116,7 +118,7 @@ def deepem_network():
 def _as_pixel_mlp(net):
     """The same parameters as Linear layers: per-pixel training on (batch, 6) is far
     faster in PyTorch than 1x1 convolutions on (batch, 6, 1, 1)."""
-    import torch
+    torch = require("torch")
 
     layers = []
     for m in net:
@@ -163,7 +165,7 @@ def train(output: str | os.PathLike, epochs: int = 200, batch: int = 2048, lr: f
     dict
         The model card.
     """
-    import torch
+    torch = require("torch")
 
     from ..export import export
 
@@ -188,7 +190,7 @@ def train(output: str | os.PathLike, epochs: int = 200, batch: int = 2048, lr: f
     opt = torch.optim.Adam(mlp.parameters(), lr=lr, weight_decay=weight_decay)
     loss_fn = torch.nn.MSELoss()
     history = []
-    bar = ProgressBar(epochs, enabled=progress, unit="epochs")
+    bar = progress_bar(epochs, desc="DeepEM training", unit="epoch", enabled=progress)
     for epoch in range(epochs):
         mlp.train()
         order = torch.from_numpy(rng.permutation(len(xtr)))

@@ -1,10 +1,10 @@
 """Train fastinv's Stokes inversion networks on its own synthetic LTE profiles.
 
 Data: a training set written by ``fastinv stokes synth --model lte`` (HDF5, layout in
-:mod:`fastinv.stokes.training`): random quiet-Sun, plage, penumbra and umbra atmospheres
+:mod:`fastinv.stokes.synthesis.training_sets`): random quiet-Sun, plage, penumbra and umbra atmospheres
 synthesised through an instrument (Hinode SP or DKIST ViSP) with its noise. Rows are i.i.d.,
 so the split is by row: the first 90 % train, the next 5 % validate (model selection), the
-last 5 % are held out for :mod:`fastinv.stokes.evaluate`.
+last 5 % are held out for :mod:`fastinv.stokes.inversion.evaluate`.
 
 Inputs: I/I_c - 1 and Q, U, V / I_c on the model's grid (Hinode: all 112 points; ViSP: its
 sampling cropped to 6300.6-6303.4 A around the two lines), each channel scaled by the inverse
@@ -13,7 +13,7 @@ temperature, v_LOS, |B|, inclination and the azimuth as (sin 2 phi, cos 2 phi), 
 jump at the 180 deg ambiguity, at the nodes (log tau_500 = 0, -0.5, ..., -3, or the 21-node
 mode -2.0 ... 0.0 in steps of 0.1); each output column is standardised. All scalings go in
 the model card (``fastinv.card`` in the file's metadata), so the model file is
-self-describing; :class:`fastinv.stokes.network.StokesNet` reads it.
+self-describing; :class:`fastinv.stokes.inversion.network.StokesNet` reads it.
 
 Loss: mean squared error of the standardised outputs, plus optionally (``physics_weight``)
 the weak-field term: the network's B cos(gamma), averaged over log tau -0.5 ... -2, against
@@ -37,88 +37,13 @@ from collections.abc import Sequence
 import numpy as np
 
 from .. import __version__
-from ..dem.aia import ProgressBar
-from ..stokes.atmospheres import DEFAULT_NODES
+from .._optional import require
+from .._progress import progress_bar
+from ..stokes.synthesis.training_sets import (NODE_SETS, SPLIT, TARGETS, model_window, read_set,
+                                              targets)
 
-#: Node sets: SICON's 7 nodes and Agudelo's 21.
-NODE_SETS = {"7": tuple(DEFAULT_NODES), "21": tuple(np.round(np.arange(-20, 1) / 10.0, 1))}
-#: Output quantities per target set.
-TARGETS = {"default": ("temperature", "vlos", "B", "inclination", "azimuth_sin2", "azimuth_cos2"),
-           "muisca": ("temperature", "vlos", "B_los")}
-#: Model grids: Hinode uses all of its 112 samples; ViSP its sampling around the two lines.
-VISP_WINDOW = (6300.6, 6303.4)
 #: Weak-field constant e lambda^2 / (4 pi m_e c^2) [A^-1 G^-1] and Fe I 6302.5's g_eff.
 _WFA_C, _WFA_G, _WFA_LINE = 4.6686e-13, 2.5, 6302.4936
-SPLIT = (0.90, 0.95)
-
-
-def read_set(path: str | os.PathLike, rows: slice | None = None) -> dict:
-    """Read a training set (HDF5) written by :func:`fastinv.stokes.training.write_training_set`.
-
-    Returns a dict with ``stokes`` (N, 4, Nλ), ``wavelength``, ``status``, ``log_tau`` and
-    ``atmosphere`` (name -> (N, nd)), ``metadata``.
-    """
-    try:
-        import h5py
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("reading training sets needs h5py (pip install h5py)") from exc
-    rows = slice(None) if rows is None else rows
-    with h5py.File(path, "r") as f:
-        if "stokes" not in f or "atmosphere" not in f:
-            raise ValueError(f"{path}: not an LTE training set (needs 'stokes' and 'atmosphere')")
-        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        return {"stokes": f["stokes"][rows], "wavelength": f["wavelength"][()],
-                "status": f["status"][rows], "log_tau": f["atmosphere/log_tau"][()],
-                "atmosphere": {k: f[f"atmosphere/{k}"][rows] for k in f["atmosphere"]
-                               if k != "log_tau"},
-                "metadata": meta}
-
-
-def model_window(instrument: str, wavelength: np.ndarray) -> np.ndarray:
-    """Indices of ``wavelength`` that make the model's input grid for ``instrument``."""
-    wavelength = np.asarray(wavelength, dtype=np.float64)
-    if instrument == "visp":
-        keep = np.flatnonzero((wavelength >= VISP_WINDOW[0]) & (wavelength <= VISP_WINDOW[1]))
-        if keep.size < 50:
-            raise ValueError(f"the ViSP grid does not cover {VISP_WINDOW} A")
-        return keep
-    return np.arange(wavelength.size)
-
-
-def _interp_rows(log_tau: np.ndarray, values: np.ndarray, nodes: Sequence[float]) -> np.ndarray:
-    """Row-wise linear interpolation of (N, nd) at the nodes (vectorised)."""
-    nodes = np.asarray(nodes, dtype=np.float64)
-    right = np.clip(np.searchsorted(log_tau, nodes), 1, log_tau.size - 1)
-    left = right - 1
-    w = (nodes - log_tau[left]) / (log_tau[right] - log_tau[left])
-    return values[:, left] * (1.0 - w) + values[:, right] * w
-
-
-def targets(atmosphere: dict, log_tau: np.ndarray, nodes: Sequence[float],
-            quantities: Sequence[str]) -> np.ndarray:
-    """The physical targets (N, len(quantities) * len(nodes)), column q * n_nodes + k.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> lt = np.linspace(-4, 1, 51)
-    >>> atm = {k: np.ones((2, 51)) for k in ("temperature", "vlos", "B", "inclination", "azimuth")}
-    >>> atm["azimuth"] = np.full((2, 51), 45.0)
-    >>> targets(atm, lt, (0.0, -1.0), ("azimuth_sin2", "azimuth_cos2")).round(6).tolist()[0]
-    [1.0, 1.0, 0.0, 0.0]
-    """
-    cols = []
-    for q in quantities:
-        if q == "azimuth_sin2":
-            v = np.sin(2.0 * np.deg2rad(atmosphere["azimuth"]))
-        elif q == "azimuth_cos2":
-            v = np.cos(2.0 * np.deg2rad(atmosphere["azimuth"]))
-        elif q == "B_los":
-            v = atmosphere["B"] * np.cos(np.deg2rad(atmosphere["inclination"]))
-        else:
-            v = atmosphere[q]
-        cols.append(_interp_rows(log_tau, np.asarray(v, dtype=np.float64), nodes))
-    return np.concatenate(cols, axis=1).astype(np.float32)
 
 
 def weak_field_blos(stokes: np.ndarray, wavelength: np.ndarray, half_width: float = 0.25
@@ -152,7 +77,7 @@ def _network_input(stokes: np.ndarray, channels: Sequence[int], offset: np.ndarr
 
 def _export_error(net, path: str | os.PathLike, x) -> float:
     """max |engine - PyTorch| / max |PyTorch| of the exported file on ``x``; raises if > 1e-4."""
-    import torch
+    torch = require("torch")
 
     from ..model import load
 
@@ -193,10 +118,10 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
     dict
         The model card.
     """
-    import torch
+    torch = require("torch")
 
     from ..export import export
-    from ..stokes.evaluate import evaluate
+    from ..stokes.inversion.evaluate import evaluate
     from .stokes_nets import build
 
     if nodes not in NODE_SETS:
@@ -209,7 +134,7 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
     rng = np.random.default_rng(seed)
     t_start = time.perf_counter()
 
-    import h5py
+    h5py = require("h5py", "reading HDF5 training sets")
 
     with h5py.File(data, "r") as f:
         if "status" not in f:
@@ -278,7 +203,8 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
         return (((blos - target_blos) / 1000.0)[valid] ** 2).mean()
 
     history = []
-    bar = ProgressBar(epochs * steps_per_epoch, enabled=progress, unit="batches")
+    bar = progress_bar(epochs * steps_per_epoch, desc="Stokes training", unit="batch",
+                       enabled=progress)
     for epoch in range(epochs):
         net.train()
         order = torch.from_numpy(rng.permutation(len(train_rows)))

@@ -7,7 +7,7 @@ frame in counts into the atmosphere at the model's nodes along the slit:
 
 1. resample to the model's wavelength grid (linear, with a coverage check);
 2. divide by the quiet-Sun continuum I_c (fixed, or found in the frame by the rule of
-   :mod:`fastinv.stokes.continuum`);
+   :mod:`fastinv.stokes.inversion.continuum`);
 3. scale as the model card says, run the network with fastinv's engine into a reused
    output buffer, decode (azimuth from sin/cos 2φ, clipping).
 
@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import numpy as np
+
+from ..._fits import open_fits
 
 from .continuum import continuum_levels, continuum_wavelengths, quiet_sun_level
 from .network import Resampler, StokesNet, instrument_key
@@ -141,7 +143,7 @@ class FrameInverter:
         self._n = n
 
     def _resampler_for(self, wavelength) -> Resampler:
-        from .._units import to_float_array
+        from ..._units import to_float_array
 
         wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel() + self.wavelength_shift
         key = (wl.size, float(wl[0]), float(wl[-1]), float(wl.sum()))
@@ -157,7 +159,7 @@ class FrameInverter:
         return self._resampler
 
     def frame_continuum(self, frame: np.ndarray) -> float:
-        """Quiet-Sun I_c of one frame by the rule of :mod:`fastinv.stokes.continuum`."""
+        """Quiet-Sun I_c of one frame by the rule of :mod:`fastinv.stokes.inversion.continuum`."""
         i = frame[0]
         wl_axis = self.wl_axis - 1
         idx = continuum_wavelengths(i, axis=wl_axis)
@@ -171,7 +173,7 @@ class FrameInverter:
         ----------
         frame : numpy.ndarray or VispStep
             ViSP ``(4, Nλ, N_slit)`` / Hinode ``(4, N_y, Nλ)`` counts (a read
-            :class:`~fastinv.stokes.io_visp.VispStep` carries its wavelengths).
+            :class:`~fastinv.stokes.io.visp.VispStep` carries its wavelengths).
         wavelength : array_like or Quantity
             The frame's wavelengths (Angstrom if unitless).
         continuum : float, optional
@@ -286,7 +288,7 @@ class FrameInverter:
         ValueError
             A file that is not a ViSP frame, or two files for the same step and Stokes.
         """
-        from .io_visp import VispStep, read_visp_header, read_visp_step
+        from ..io.visp import VispStep, read_visp_header, read_visp_step
 
         if self.instrument != "visp":
             raise ValueError("watch() inverts DKIST ViSP raster steps; use instrument='visp'")
@@ -373,7 +375,7 @@ class FrameInverter:
 
         wcs = None
         if result.header is not None and self.instrument == "visp":
-            from .io_visp import visp_map_wcs
+            from ..io.visp import visp_map_wcs
 
             wcs = visp_map_wcs(result.header)
         maps = {k: v[:, :, None] for k, v in result.results.items()}
@@ -403,7 +405,7 @@ def _expand(paths: Sequence) -> list[str]:
     for p in paths:
         p = os.fspath(p)
         if p.lower().endswith(".asdf"):  # a DKIST dataset: its FITS files (needs dkist)
-            from .io_visp import visp_dataset_files
+            from ..io.visp import visp_dataset_files
 
             out += visp_dataset_files(p)
         elif os.path.isdir(p):
@@ -426,7 +428,7 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
     """Invert one map: Hinode SP slit files, or the per-Stokes files of a ViSP raster.
 
     The map's quiet-Sun continuum is found first over all its frames (a first pass that reads
-    only Stokes I; rule in :mod:`fastinv.stokes.continuum`) unless ``continuum`` is given, so
+    only Stokes I; rule in :mod:`fastinv.stokes.inversion.continuum`) unless ``continuum`` is given, so
     all frames share one I_c.
 
     Parameters
@@ -455,12 +457,11 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
     paths = _expand(paths)
     inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
     if key == "hinode_sp":
-        from .io_hinode import hinode_map_wcs, read_hinode_slit, sort_slits
-        from astropy.io import fits
+        from ..io.hinode import hinode_map_wcs, read_hinode_slit, sort_slits
 
         headers = []
         for p in paths:
-            with fits.open(p, memmap=False) as hdul:
+            with open_fits(p) as hdul:
                 headers.append(next((h for h in hdul if h.data is not None), hdul[0]).header.copy())
         order = sort_slits(headers, paths)
         paths = [paths[k] for k in order]
@@ -469,14 +470,13 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
         intensity = lambda p: read_hinode_slit(p).stokes[0]  # noqa: E731  (N_y, Nλ)
         wl_axis_i = 1
     else:
-        from .io_visp import group_visp_files, read_visp_step, visp_map_wcs
-        from astropy.io import fits
+        from ..io.visp import group_visp_files, read_visp_step, visp_map_wcs
 
         steps = group_visp_files(paths)
         read = lambda s: read_visp_step(s)  # noqa: E731
 
         def intensity(s):
-            with fits.open(s.paths[0], memmap=False) as hdul:
+            with open_fits(s.paths[0]) as hdul:
                 d = np.asarray(next(h for h in hdul if h.data is not None).data, dtype=np.float32)
             return d[0] if d.ndim == 3 else d  # (Nλ, N_slit)
 

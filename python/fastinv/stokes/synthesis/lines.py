@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .. import _core
+from ... import _core
 
 __all__ = [
     "SpectralLine",
@@ -38,7 +38,7 @@ class SpectralLine:
 
     Examples
     --------
-    >>> from fastinv.stokes.lines import get_line
+    >>> from fastinv.stokes.synthesis.lines import get_line
     >>> line = get_line("FeI_6301")
     >>> line.wavelength, round(line.g_eff, 3)
     (6301.5012, 1.667)
@@ -93,7 +93,7 @@ def register_line(line: SpectralLine | dict) -> None:
 
     Examples
     --------
-    >>> from fastinv.stokes.lines import register_line, get_line, lande_g_ls
+    >>> from fastinv.stokes.synthesis.lines import register_line, get_line, lande_g_ls
     >>> # a hypothetical 3S1 -> 3P0 line (made-up numbers, for illustration only)
     >>> register_line(dict(name="Example_5000", element="Fe", ion=1, mass_amu=55.845,
     ...                    wavelength=5000.0, chi_low=3.0, log_gf=-1.0,
@@ -138,7 +138,7 @@ def zeeman_pattern(line: str | SpectralLine) -> tuple[list[ZeemanComponent], flo
 
     Examples
     --------
-    >>> from fastinv.stokes.lines import zeeman_pattern
+    >>> from fastinv.stokes.synthesis.lines import zeeman_pattern
     >>> comps, g_eff = zeeman_pattern("FeI_6302")
     >>> [(c.type, c.shift) for c in comps], g_eff
     ([('sigma_b', -2.5), ('pi', 0.0), ('sigma_r', 2.5)], 2.5)

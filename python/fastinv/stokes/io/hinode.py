@@ -18,7 +18,7 @@ SP keyword table (sot.lmsal.com/data/sot/sotguide, "SOT-SP FITS Keywords").
 
 Examples
 --------
->>> from fastinv.stokes.io_hinode import read_hinode_slit          # doctest: +SKIP
+>>> from fastinv.stokes.io.hinode import read_hinode_slit          # doctest: +SKIP
 >>> slit = read_hinode_slit("SP3D20070105_082118.7C.fits")          # doctest: +SKIP
 >>> slit.stokes.shape, slit.wavelength[:2]                           # doctest: +SKIP
 ((4, 1024, 112), array([6300.8902, 6300.9117]))
@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+
+from ..._fits import open_fits
 
 __all__ = ["HinodeSlit", "read_hinode_slit", "sort_slits", "hinode_map_wcs", "wavelength_from_header"]
 
@@ -75,10 +77,9 @@ def read_hinode_slit(path: str | os.PathLike) -> HinodeSlit:
     OSError
         The file cannot be read.
     """
-    from astropy.io import fits
 
     path = os.fspath(path)
-    with fits.open(path, memmap=False) as hdul:
+    with open_fits(path) as hdul:
         hdu = next((h for h in hdul if h.data is not None), None)
         if hdu is None:
             raise ValueError(f"{path}: no image data")

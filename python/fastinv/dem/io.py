@@ -1,29 +1,32 @@
-"""AIA Basis Pursuit pipeline: six FITS files in, a DEM FITS cube (and a quicklook PNG) out.
+"""SDO/AIA files in, DEM FITS files out.
+
+:func:`read_aia` reads six AIA level-1/1.5 images (FITS or sunpy Maps) onto one pixel grid;
+:func:`write_dem_fits` writes a DEM result (EM cube with a log T axis plus maps of status,
+chi^2, EM-weighted log T and total EM) with the input's celestial WCS, atomically.
 
 Examples
 --------
 >>> from fastinv import datasets
->>> from fastinv.dem.aia import read_aia
+>>> from fastinv.dem.io import read_aia
 >>> obs = read_aia(datasets.aia_flare_files())
 >>> obs.data.shape, obs.n_sample
 ((6, 67, 67), 1.0)
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional, Sequence, Union
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
 from .._atomic import atomic_output
+from .._fits import open_fits
+from .._warnings import warn_user
 from .basis_pursuit import STATUS, BasisPursuit, BPResult
 from .response import AIA_CHANNELS
 
-__all__ = ["AIAObservation", "read_aia", "write_dem_fits", "quicklook_png", "comparison_png", "run_bp",
-           "run_deepem",
-           "ProgressBar"]
+__all__ = ["AIAObservation", "read_aia", "write_dem_fits"]
 
 # Header keywords of the celestial WCS and the observer that the output keeps.
 _WCS_KEYS = ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2",
@@ -71,15 +74,8 @@ def _load_one(item) -> tuple:
                     pass
         return np.asarray(item.data, dtype=np.float64), hdr, str(getattr(item, "name", "map"))
     path = Path(item)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    import warnings
-
-    with warnings.catch_warnings():
-        # AIA level-1 float images carry a BLANK keyword astropy warns about; harmless.
-        warnings.simplefilter("ignore", fits.verify.VerifyWarning)
-        with fits.open(path, memmap=False) as hdul:
-            return _first_image(hdul, path)
+    with open_fits(path) as hdul:
+        return _first_image(hdul, path)
 
 
 def _first_image(hdul, path: Path) -> tuple:
@@ -154,6 +150,9 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
             raise ValueError(f"{name}: EXPTIME = {hdr.get('EXPTIME')!r}; need an exposure > 0 s")
         unit = str(hdr.get("BUNIT", hdr.get("PIXLUNIT", "DN"))).replace(" ", "").lower()
         per_second = unit.endswith("/s") or unit.endswith("s-1") or unit.endswith("s^-1")
+        if not np.isfinite(data).any():
+            warn_user(f"AIA channel {c} A ({name}) has no finite pixel (all NaN/inf): every pixel "
+                      "gets status 12 (bad input) and NaN products")
         cube.append(data if per_second else data / t)
         expt.append(t)
     y = np.stack(cube)
@@ -175,39 +174,14 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
                           header=hdr, files=[by_chan[c][2] for c in AIA_CHANNELS])
 
 
-class ProgressBar:
-    """A minimal text progress bar on stderr (silent when ``enabled`` is False)."""
-
-    def __init__(self, total: int, enabled: bool = True, width: int = 40, stream=None,
-                 unit: str = "px") -> None:
-        self.total, self.enabled, self.width, self.unit = max(int(total), 1), enabled, width, unit
-        self.stream = stream if stream is not None else sys.stderr
-        self.done = 0
-
-    def update(self, n: int) -> None:
-        self.done = min(self.total, self.done + n)
-        if self.enabled:
-            f = self.done / self.total
-            bar = "#" * int(f * self.width)
-            self.stream.write(f"\r[{bar:<{self.width}}] {100 * f:5.1f}% "
-                              f"({self.done}/{self.total} {self.unit})")
-            if self.done == self.total:
-                self.stream.write("\n")
-            self.stream.flush()
-
-
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    with atomic_output(path) as tmp:
-        write(str(tmp))
-
-
 def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisPursuit] = None,
                    obs: Optional[AIAObservation] = None, method_cards: Optional[dict] = None) -> None:
     """Write a DEM result as FITS (atomically: temp file in the same directory, then rename).
 
     HDUs: primary = EM cube (nT, ny, nx) in cm^-5 with a log T axis (axis 3) plus the input's
     celestial WCS; ``STATUS``, ``TOLFAC``, ``CHI2``, ``LOGT_EM`` (EM-weighted log T) and
-    ``EM_TOTAL`` maps; ``LOGT`` (the grid). For a Basis Pursuit result (``bp`` given) the
+    ``EM_TOTAL`` maps; ``LOGT`` (the grid). Every per-pixel product (EM, EM_TOTAL, LOGT_EM,
+    CHI2) is NaN where STATUS != 0: undefined, as the FITS convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
     other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
     (value, comment)).
@@ -262,12 +236,16 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisP
     maps = fits.Header()
     if obs is not None:
         maps.update(obs.header)
-    hdus = [fits.PrimaryHDU(result.em.astype(np.float32), header=prim)]
+    prim.add_comment("EM, EM_TOTAL, LOGT_EM and CHI2 are NaN (undefined) where STATUS != 0")
+    failed = result.status != 0
+    em = result.em.astype(np.float32)  # a copy: the caller's result keeps its values
+    em[:, failed] = np.nan
+    hdus = [fits.PrimaryHDU(em, header=prim)]
     with np.errstate(invalid="ignore"):
         extra = {"STATUS": result.status.astype(np.int16), "TOLFAC": result.tolfac.astype(np.float32),
-                 "CHI2": result.chi2.astype(np.float32),
-                 "LOGT_EM": result.logt_mean.astype(np.float32),
-                 "EM_TOTAL": result.total_em.astype(np.float32)}
+                 "CHI2": np.where(failed, np.nan, result.chi2).astype(np.float32),
+                 "LOGT_EM": np.where(failed, np.nan, result.logt_mean).astype(np.float32),
+                 "EM_TOTAL": np.where(failed, np.nan, result.total_em).astype(np.float32)}
     for name, arr in extra.items():
         h = maps.copy()
         if name == "EM_TOTAL":
@@ -275,164 +253,5 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisP
         hdus.append(fits.ImageHDU(arr, header=h, name=name))
     hdus.append(fits.ImageHDU(np.asarray(lt, dtype=np.float64), name="LOGT"))
     hdul = fits.HDUList(hdus)
-    _atomic_write(Path(path), lambda tmp: hdul.writeto(tmp, overwrite=True))
-
-
-def _pyplot():
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("quicklook PNGs need matplotlib: pip install matplotlib") from None
-    return plt
-
-
-def _em_row(plt, axes, result: BPResult, failed: np.ndarray, temperatures: Sequence[float], label: str = ""):
-    """EM maps at the bins nearest ``temperatures`` (log10 EM 25..30), failed pixels black."""
-    cmap = plt.get_cmap("viridis").with_extremes(bad="black")  # the dark end is not black
-    for ax, t in zip(axes, temperatures):
-        j = int(np.argmin(np.abs(result.logt - t)))
-        img = np.log10(np.maximum(result.em[j], 1e20))
-        im = ax.imshow(np.ma.masked_where(failed, img), origin="lower", cmap=cmap, vmin=25, vmax=30)
-        ax.set_title(f"{label}log T = {result.logt[j]:.1f}")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    return im
-
-
-def quicklook_png(path: Union[str, Path], result: BPResult,
-                  temperatures: Sequence[float] = (5.9, 6.3, 7.0)) -> None:
-    """EM maps at the bins nearest ``temperatures`` (log T), failed pixels in black.
-
-    As DeepEM's Figure 1. Needs matplotlib (``pip install matplotlib``).
-    """
-    plt = _pyplot()
-    if result.em.ndim != 3:
-        raise ValueError("quicklook_png needs a map result (em of shape (nT, ny, nx))")
-    fig, axes = plt.subplots(1, len(temperatures), figsize=(4 * len(temperatures), 4),
-                             constrained_layout=True)
-    axes = np.atleast_1d(axes)
-    im = _em_row(plt, axes, result, result.status != 0, temperatures)
-    fig.colorbar(im, ax=list(axes), label="log10 EM [cm$^{-5}$]", shrink=0.8)
-    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-
-
-def comparison_png(path: Union[str, Path], bp_result: BPResult, deepem_result: BPResult,
-                   temperatures: Sequence[float] = (5.9, 6.3, 7.0)) -> None:
-    """Basis Pursuit (top) and DeepEM (bottom) EM maps side by side, as DeepEM's Figure 1:
-    pixels where BP failed are black in the BP row."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(2, len(temperatures), figsize=(4 * len(temperatures), 8),
-                             constrained_layout=True, squeeze=False)
-    _em_row(plt, axes[0], bp_result, bp_result.status != 0, temperatures, "BP, ")
-    im = _em_row(plt, axes[1], deepem_result, deepem_result.status != 0, temperatures, "DeepEM, ")
-    fig.colorbar(im, ax=list(axes.ravel()), label="log10 EM [cm$^{-5}$]", shrink=0.6)
-    _atomic_write(Path(path), lambda tmp: fig.savefig(tmp, dpi=100, format="png"))
-    plt.close(fig)
-
-
-def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
-           bin: int = 1, threads: Optional[int] = None, response=None,
-           progress: bool = True, chunk_rows: Optional[int] = None,
-           presummed: float = 1.0, keep_coeffs: bool = False) -> BPResult:
-    """Read six AIA images, solve BP for every pixel, write FITS (and a PNG).
-
-    Parameters
-    ----------
-    inputs : sequence of paths or sunpy Maps
-    output : path
-        FITS file to write (replaced atomically).
-    png : path, optional
-        Quicklook PNG (needs matplotlib).
-    bin : int
-        N x N binning.
-    threads : int, optional
-        OpenMP threads.
-    response : str or path, optional
-        Response table name or CSV (default ``aia_v10_eve``).
-    progress : bool
-        Show a progress bar on stderr.
-    presummed : float
-        Original pixels averaged into each input pixel (16 for AIA synoptic images).
-    keep_coeffs : bool
-        Keep the basis coefficients in the returned result (84 float64 per pixel: 11 GB for
-        a 4096^2 image); by default ``coeffs`` is None and ``em`` is float32.
-
-    Returns
-    -------
-    BPResult
-    """
-    obs = read_aia(inputs, bin=bin, presummed=presummed)
-    bp = BasisPursuit(response=response)
-    ny, nx = obs.data.shape[1:]
-    rows = chunk_rows or max(1, 16384 // max(nx, 1))
-    bar = ProgressBar(ny * nx, enabled=progress)
-    parts = []
-    for r0 in range(0, ny, rows):
-        part = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, threads=threads,
-                        n_sample=obs.n_sample)
-        # Keep memory bounded on 4096^2 images: EM in float32 (as written to the FITS file),
-        # coefficients (84 per pixel) only on request.
-        part.em = part.em.astype(np.float32)
-        if not keep_coeffs:
-            part.coeffs = None
-        parts.append(part)
-        bar.update(part.status.size)
-    cat = {name: np.concatenate([getattr(p, name) for p in parts], axis=-2)
-           for name in ("em", "model")}
-    cat["coeffs"] = (np.concatenate([p.coeffs for p in parts], axis=-2) if keep_coeffs
-                     else None)
-    cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
-                for name in ("status", "tolfac", "objective", "chi2", "iterations")})
-    res = BPResult(logt=bp.logt.copy(), **cat)
-    write_dem_fits(output, res, bp, obs)
-    if png is not None:
-        quicklook_png(png, res)
-    return res
-
-
-def run_deepem(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
-               compare_png: Optional[Union[str, Path]] = None, bin: int = 1, threads: Optional[int] = None,
-               model: Optional[Union[str, Path]] = None):
-    """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
-
-    Parameters
-    ----------
-    inputs : sequence of paths or sunpy Maps
-    output : path
-        FITS file (same layout as :func:`run_bp`), replaced atomically.
-    png : path, optional
-        Quicklook PNG at log T 5.9, 6.3, 7.0.
-    compare_png : path, optional
-        Also run Basis Pursuit on the same 18-bin grid and write BP and DeepEM side by side
-        (BP failures black).
-    bin : int
-        N x N binning.
-    threads : int, optional
-        Threads.
-    model : path, optional
-        A DeepEM model file (default: the shipped one).
-
-    Returns
-    -------
-    (BPResult, BPResult or None)
-        DeepEM's result, and BP's when ``compare_png`` was asked for.
-    """
-    from .basis_pursuit import DEEPEM_LOGT
-    from .deepem import DeepEM
-
-    obs = read_aia(inputs, bin=bin)
-    net = DeepEM.load(model, threads=threads)
-    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample)
-    write_dem_fits(output, res, obs=obs, method_cards=net.fits_cards())
-    if png is not None:
-        quicklook_png(png, res)
-    bp_res = None
-    if compare_png is not None:
-        bp_res = BasisPursuit(logt=DEEPEM_LOGT).solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample,
-                                                     threads=threads)
-        comparison_png(compare_png, bp_res, res)
-    return res, bp_res
+    with atomic_output(Path(path)) as tmp:
+        hdul.writeto(str(tmp), overwrite=True)

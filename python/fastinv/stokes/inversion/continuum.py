@@ -1,7 +1,7 @@
 """Quiet-Sun continuum normalisation of observed Stokes profiles.
 
 The networks are trained on I, Q, U, V divided by the continuum intensity I_c of the
-quiet Sun (the HSRA model's, see :mod:`fastinv.stokes.training`). Observations in counts are
+quiet Sun (the HSRA model's, see :mod:`fastinv.stokes.synthesis.training_sets`). Observations in counts are
 brought to that scale with one number per map (or per frame in low-latency mode), found by
 this documented rule:
 
@@ -22,7 +22,7 @@ inversion).
 Examples
 --------
 >>> import numpy as np
->>> from fastinv.stokes.continuum import quiet_sun_level
+>>> from fastinv.stokes.inversion.continuum import quiet_sun_level
 >>> rng = np.random.default_rng(0)
 >>> levels = np.concatenate([rng.normal(1000, 50, 600), rng.normal(300, 30, 400)])  # 40 % umbra
 >>> round(quiet_sun_level(levels) / 1000, 2)

@@ -1,5 +1,5 @@
 """Reference Stokes profiles of the Fe I 630 nm pair from lightweaver (independent code;
-needs `pip install lightweaver`, used by tests and by fastinv.stokes.evaluate).
+needs `pip install lightweaver`, used by tests and by fastinv.stokes.inversion.evaluate).
 
 lightweaver (Osborne & Milic 2021, ApJ 917, 14; PyPI ``lightweaver``, MIT) has no Fe I 6301/6302
 in its model atoms, so we add them to a copy of its RH ``Fe_atom``: the four fine-structure
@@ -22,6 +22,8 @@ import warnings
 
 import numpy as np
 
+from ..._optional import require
+
 _A0_CM2 = 0.529177210903e-8 ** 2  # Bohr radius squared [cm^2]: lightweaver wants sigma in a0^2
 # NIST ASD level energies [cm^-1] (Fe I) of the lower levels z5P°2, z5P°1 (the upper e5D2,
 # e5D0 are 45333.875, 45595.081; we place them from the line wavelengths instead, see below).
@@ -37,8 +39,8 @@ def _classical_gamma(lambda_air_A: float) -> float:
 
 def _fe_atom_with_630(centers_air_A=(6301.5012, 6302.4936), loggf=(-0.718, -1.165),
                       abo=((2.352e-14, 0.243), (2.398e-14, 0.240))):
-    import lightweaver as lw
     from fractions import Fraction
+
     from lightweaver.atomic_model import (AtomicModel, AtomicLevel, VoigtLine, LineType, LinearCoreExpWings,
                                           LineBroadening)
     from lightweaver.broadening import (RadiativeBroadening, VdwBarklem,
@@ -88,7 +90,7 @@ def lightweaver_stokes(log_tau, temperature, vmic_kms, B_G, inclination_deg, azi
     """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import lightweaver as lw
+        lw = require("lightweaver")
         from lightweaver.rh_atoms import H_6_atom, C_atom, O_atom, Si_atom, Al_atom, \
             CaII_atom, He_9_atom, MgII_atom, N_atom, Na_atom, S_atom
         from lightweaver.utils import air_to_vac, planck

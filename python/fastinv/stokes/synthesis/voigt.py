@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _core
+from ... import _core
 
 __all__ = ["faddeeva", "voigt_faraday"]
 

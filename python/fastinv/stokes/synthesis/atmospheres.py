@@ -44,7 +44,7 @@ from importlib import resources
 
 import numpy as np
 
-from .._units import to_float_array
+from ..._units import to_float_array
 
 __all__ = ["Atmospheres", "hsra", "falc", "maltby_m", "random", "random_mixture", "RANDOM_RANGES",
            "POPULATIONS", "ATMOSPHERE_UNITS", "DEFAULT_NODES"]
@@ -80,7 +80,7 @@ class Atmospheres:
     Examples
     --------
     >>> import numpy as np
-    >>> from fastinv.stokes.atmospheres import Atmospheres
+    >>> from fastinv.stokes.synthesis.atmospheres import Atmospheres
     >>> lt = np.linspace(-4, 1, 51)
     >>> atm = Atmospheres(lt, temperature=5000 + 500 * lt, vmic=1.0, B=0, inclination=0,
     ...                   azimuth=0, vlos=0)
@@ -196,12 +196,12 @@ def as_atmospheres(obj) -> Atmospheres:
             raise ValueError(f"atmospheres mapping lacks {missing}; needs log_tau and "
                              f"{list(_FIELDS)}")
         return Atmospheres(**{k: obj[k] for k in ("log_tau",) + _FIELDS})
-    raise TypeError("atmospheres must be a fastinv.stokes.atmospheres.Atmospheres or a dict "
+    raise TypeError("atmospheres must be a fastinv.stokes.synthesis.atmospheres.Atmospheres or a dict "
                     "with log_tau, temperature, vmic, B, inclination, azimuth, vlos")
 
 
 def _load(name: str) -> np.ndarray:
-    path = resources.files("fastinv.stokes").joinpath("data", name)
+    path = resources.files("fastinv.stokes.synthesis").joinpath("data", name)
     with path.open("r") as f:
         return np.loadtxt(f)
 
@@ -225,7 +225,7 @@ def hsra(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, vmic=None) -> Atmosphere
 
     Examples
     --------
-    >>> from fastinv.stokes.atmospheres import hsra
+    >>> from fastinv.stokes.synthesis.atmospheres import hsra
     >>> round(float(hsra().temperature_at(0.0)[0]))
     6390
     """
@@ -248,7 +248,7 @@ def maltby_m(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, vmic=None) -> Atmosp
 
     Examples
     --------
-    >>> from fastinv.stokes.atmospheres import maltby_m
+    >>> from fastinv.stokes.synthesis.atmospheres import maltby_m
     >>> round(float(maltby_m(B=2500).temperature_at(0.0)[0]))
     4040
     """
@@ -262,7 +262,7 @@ def falc(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, vmic=None) -> Atmosphere
 
     Examples
     --------
-    >>> from fastinv.stokes.atmospheres import falc
+    >>> from fastinv.stokes.synthesis.atmospheres import falc
     >>> atm = falc(B=1000, inclination=0)
     >>> float(atm.B.max())
     1000.0
@@ -344,7 +344,7 @@ def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None)
 
     Examples
     --------
-    >>> from fastinv.stokes.atmospheres import random
+    >>> from fastinv.stokes.synthesis.atmospheres import random
     >>> a, b = random(3, seed=7), random(3, seed=7)
     >>> bool((a.temperature == b.temperature).all())
     True
@@ -430,7 +430,7 @@ def random_mixture(n: int, seed=None, populations: Mapping | None = None,
 
     Examples
     --------
-    >>> from fastinv.stokes.atmospheres import random_mixture
+    >>> from fastinv.stokes.synthesis.atmospheres import random_mixture
     >>> atm, pop = random_mixture(10, seed=1)
     >>> len(atm), sorted(set(pop.tolist()))
     (10, [0, 1, 2, 3])

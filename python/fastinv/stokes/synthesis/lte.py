@@ -1,6 +1,6 @@
 """Depth-stratified LTE synthesis of polarised line profiles (C++ kernel, OpenMP).
 
-For each atmosphere (:mod:`fastinv.stokes.atmospheres`) the C++ core puts T(tau_500) in
+For each atmosphere (:mod:`fastinv.stokes.synthesis.atmospheres`) the C++ core puts T(tau_500) in
 hydrostatic equilibrium with a Saha equation of state (electron donors H, He, C, N, O, Na,
 Mg, Al, Si, S, K, Ca, Cr, Fe, Ni; Asplund et al. 2009 abundances), computes the continuum
 at 500 nm and at the lines (H- bound-free and free-free after John 1988, H I bound-free and
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .. import _core
+from ... import _core
 from .atmospheres import as_atmospheres, hsra
 from .instrument import Instrument, _to_angstrom
 from .lines import SpectralLine, resolve_lines
@@ -154,7 +154,7 @@ class LTE:
         Parameters
         ----------
         atmospheres : Atmospheres or dict
-            ``N`` atmospheres (see :mod:`fastinv.stokes.atmospheres`).
+            ``N`` atmospheres (see :mod:`fastinv.stokes.synthesis.atmospheres`).
         mu : float
             cos(heliocentric angle), in (0, 1].
         normalize : bool

@@ -35,8 +35,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .. import _core
-from .._units import to_float_array
+from ... import _core
+from ..._units import to_float_array
 from .instrument import Instrument, _to_angstrom
 from .lines import SpectralLine, resolve_lines
 

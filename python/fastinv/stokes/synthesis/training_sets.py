@@ -1,6 +1,6 @@
 """Training sets of synthetic Stokes profiles: generation in chunks and HDF5 / FITS output.
 
-:func:`lte_training_set` draws random atmospheres (:func:`fastinv.stokes.atmospheres.random`),
+:func:`lte_training_set` draws random atmospheres (:func:`fastinv.stokes.synthesis.atmospheres.random`),
 synthesises them with :class:`fastinv.stokes.LTE` through an instrument (LSF, resampling,
 noise) and returns the arrays; :func:`write_training_set` writes any such dictionary
 atomically to HDF5 (``.h5`` / ``.hdf5``, needs h5py) or FITS (``.fits``, astropy).
@@ -33,19 +33,20 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
-import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
-from .._atomic import atomic_output
+from ..._atomic import atomic_output
+from ..._optional import require
 from . import atmospheres as _atm
+from .atmospheres import DEFAULT_NODES
 from .instrument import Instrument
 
 __all__ = ["lte_training_set", "write_lte_training_set", "me_training_set", "write_training_set",
-           "instrument_by_name",
-           "TextProgress", "register_cli"]
+           "instrument_by_name", "read_set", "targets", "model_window", "SPLIT", "NODE_SETS",
+           "TARGETS", "VISP_WINDOW"]
 
 
 
@@ -67,25 +68,6 @@ def instrument_by_name(name: str, noise: float | None = None) -> Instrument:
     if key == "visp_lines":
         return Instrument.visp(n=VISP_LINES_POINTS, **kw)
     raise ValueError(f"unknown instrument {name!r}: use 'hinode', 'visp' or 'visp_lines'")
-
-
-class TextProgress:
-    """A dependency-free progress bar on a stream (stderr by default)."""
-
-    def __init__(self, total: int, label: str = "", stream=None, width: int = 30) -> None:
-        self.total, self.label, self.width = max(int(total), 1), label, width
-        self.stream = sys.stderr if stream is None else stream
-        self.t0 = time.perf_counter()
-
-    def __call__(self, done: int) -> None:
-        frac = min(done / self.total, 1.0)
-        bar = "#" * int(round(frac * self.width))
-        rate = done / max(time.perf_counter() - self.t0, 1e-9)
-        self.stream.write(f"\r{self.label}[{bar:<{self.width}}] {frac:6.1%} {done}/{self.total} "
-                          f"({rate:,.0f}/s)")
-        if done >= self.total:
-            self.stream.write("\n")
-        self.stream.flush()
 
 
 def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
@@ -114,9 +96,9 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         Override the instrument's noise level (in units of I_c).
     base : {"mixture", "both", "hsra", "falc", "maltby_m", "penumbra"}
         ``"mixture"`` (default): quiet Sun, plage, penumbra and umbra from
-        :func:`fastinv.stokes.atmospheres.random_mixture` (``populations`` overrides
-        :data:`~fastinv.stokes.atmospheres.POPULATIONS`); otherwise one base of
-        :func:`fastinv.stokes.atmospheres.random` with ``ranges``.
+        :func:`fastinv.stokes.synthesis.atmospheres.random_mixture` (``populations`` overrides
+        :data:`~fastinv.stokes.synthesis.atmospheres.POPULATIONS`); otherwise one base of
+        :func:`fastinv.stokes.synthesis.atmospheres.random` with ``ranges``.
     chunk : int
         Profiles per synthesis call (bounds memory; the progress callback runs per chunk).
     line_window : float or None
@@ -135,7 +117,7 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
 
     Examples
     --------
-    >>> from fastinv.stokes.training import lte_training_set
+    >>> from fastinv.stokes.synthesis.training_sets import lte_training_set
     >>> d = lte_training_set(3, seed=1)
     >>> d["stokes"].shape, d["nodes"]["temperature"].shape
     ((3, 4, 112), (3, 7))
@@ -279,11 +261,7 @@ def write_training_set(path: str | os.PathLike, data: Mapping) -> str:
 
 
 def _h5py():
-    try:
-        import h5py
-    except ImportError as exc:  # pragma: no cover
-        raise ImportError("writing HDF5 needs h5py (pip install h5py), or use .fits") from exc
-    return h5py
+    return require("h5py", "HDF5 training sets (or write .fits)")
 
 
 def _write_hdf5(f, arrays: Mapping[str, np.ndarray], meta: Mapping) -> None:
@@ -325,7 +303,7 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
                     mu: float = 1.0, noise: float | None = None, chunk: int = 10000,
                     threads: int | None = None, lines=("FeI_6301", "FeI_6302"),
                     progress: Callable[[int], None] | None = None) -> dict:
-    """Random Milne-Eddington parameters (:func:`fastinv.stokes.sampling.sample_me_parameters`,
+    """Random Milne-Eddington parameters (:func:`fastinv.stokes.synthesis.sampling.sample_me_parameters`,
     default ranges ``ME_RANGES`` there) and their profiles.
 
     Same conventions and return layout as :func:`lte_training_set`, with ``parameters``
@@ -333,7 +311,7 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
 
     Examples
     --------
-    >>> from fastinv.stokes.training import me_training_set
+    >>> from fastinv.stokes.synthesis.training_sets import me_training_set
     >>> me_training_set(2, seed=0)["stokes"].shape
     (2, 4, 112)
     """
@@ -371,64 +349,79 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
             "metadata": meta}
 
 
-def _cmd_synth(args) -> int:
-    progress = None if args.quiet else TextProgress(args.n, label=f"stokes synth {args.model} ")
-    common = dict(instrument=None if args.instrument == "none" else args.instrument,
-                  seed=args.seed, mu=args.mu, noise=args.noise, threads=args.threads,
-                  progress=progress)
-    lte_kw = dict(base=args.base, chunk=args.chunk, mu_range=args.mu_range,
-                  line_window=args.line_window, **common)
-    if args.model == "lte" and os.path.splitext(args.output)[1].lower() in (".h5", ".hdf5"):
-        meta = write_lte_training_set(args.output, args.n, **lte_kw)
-        with _h5py().File(args.output, "r") as f:
-            data = {"status": f["status"][()], "wavelength": f["wavelength"][()],
-                    "metadata": meta}
-    else:
-        data = (lte_training_set(args.n, **lte_kw) if args.model == "lte"
-                else me_training_set(args.n, **common))
-        write_training_set(args.output, data)
-    bad = int(np.count_nonzero(data["status"]))
-    seconds = data["metadata"].get("generation_seconds")
-    print(f"wrote {args.n} {args.model.upper()} profiles ({data['wavelength'].size} wavelengths)"
-          f" to {args.output}" + (f" in {seconds:.0f} s" if seconds else "")
-          + (f"; {bad} flagged (status != 0)" if bad else ""))
-    return 0
+#: Node sets: SICON's 7 nodes and Agudelo's 21.
+NODE_SETS = {"7": tuple(DEFAULT_NODES), "21": tuple(np.round(np.arange(-20, 1) / 10.0, 1))}
+#: Output quantities per target set.
+TARGETS = {"default": ("temperature", "vlos", "B", "inclination", "azimuth_sin2", "azimuth_cos2"),
+           "muisca": ("temperature", "vlos", "B_los")}
+#: Model grids: Hinode uses all of its 112 samples; ViSP its sampling around the two lines.
+VISP_WINDOW = (6300.6, 6303.4)
+#: Row split of a training set: the first 90 % train, the next 5 % validate, the last 5 %
+#: are held out for evaluation.
+SPLIT = (0.90, 0.95)
 
 
-def register_cli(subparsers) -> None:
-    """Add ``stokes synth`` to the ``fastinv`` command line (called from fastinv.cli)."""
-    p = subparsers.add_parser("stokes", help="Stokes forward models: synthetic training sets")
-    sub = p.add_subparsers(dest="stokes_command", metavar="COMMAND")
-    s = sub.add_parser("synth", help="write a training set of synthetic Stokes profiles",
-                       description="Random atmospheres (LTE) or Milne-Eddington parameters, "
-                                   "their Stokes profiles through an instrument, to HDF5 or "
-                                   "FITS (chosen by the output file's extension).")
-    s.add_argument("--model", choices=("me", "lte"), default="lte")
-    s.add_argument("--n", type=int, required=True, help="number of profiles")
-    s.add_argument("--instrument", choices=("hinode", "visp", "visp_lines", "none"),
-                   default="hinode",
-                   help="hinode: Hinode SP, 112 x 21.5 mA; visp: DKIST ViSP, 980 x 16.25 mA; "
-                        "visp_lines: ViSP sampling on the 173 points 6300.6-6303.4 A that the "
-                        "ViSP network reads (default: hinode)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--mu", type=float, default=1.0, help="cos(theta) (default 1)")
-    s.add_argument("--noise", type=float, default=None,
-                   help="noise in units of I_c (default: the instrument's, 1e-3)")
-    s.add_argument("--mu-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
-                   help="LTE: draw mu per chunk uniformly in [LOW, HIGH] instead of --mu")
-    s.add_argument("--base", choices=("mixture", "both", "hsra", "falc", "maltby_m", "penumbra"),
-                   default="mixture",
-                   help="LTE: 'mixture' (default) = quiet Sun 40%%, plage, penumbra and umbra "
-                        "20%% each (fastinv.stokes.atmospheres.POPULATIONS); otherwise one "
-                        "base model with the full random ranges")
-    s.add_argument("--chunk", type=int, default=1000, help="profiles per synthesis call")
-    s.add_argument("--line-window", type=float, default=1.5, metavar="A",
-                   help="LTE: synthesise every fine-grid point only within this many Angstrom "
-                        "of a line, continuum points elsewhere (default 1.5: < 1e-5 I_c from "
-                        "full synthesis; 1.0: < 3e-5)")
-    s.add_argument("--threads", type=int, default=None)
-    s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.add_argument("-o", "--output", required=True, help="output file (.h5/.hdf5 or .fits)")
-    s.set_defaults(func=_cmd_synth)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+def read_set(path: str | os.PathLike, rows: slice | None = None) -> dict:
+    """Read a training set (HDF5) written by :func:`fastinv.stokes.synthesis.training_sets.write_training_set`.
 
+    Returns a dict with ``stokes`` (N, 4, Nλ), ``wavelength``, ``status``, ``log_tau`` and
+    ``atmosphere`` (name -> (N, nd)), ``metadata``.
+    """
+    h5py = require("h5py", "reading HDF5 training sets")
+    rows = slice(None) if rows is None else rows
+    with h5py.File(path, "r") as f:
+        if "stokes" not in f or "atmosphere" not in f:
+            raise ValueError(f"{path}: not an LTE training set (needs 'stokes' and 'atmosphere')")
+        meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+        return {"stokes": f["stokes"][rows], "wavelength": f["wavelength"][()],
+                "status": f["status"][rows], "log_tau": f["atmosphere/log_tau"][()],
+                "atmosphere": {k: f[f"atmosphere/{k}"][rows] for k in f["atmosphere"]
+                               if k != "log_tau"},
+                "metadata": meta}
+
+
+def model_window(instrument: str, wavelength: np.ndarray) -> np.ndarray:
+    """Indices of ``wavelength`` that make the model's input grid for ``instrument``."""
+    wavelength = np.asarray(wavelength, dtype=np.float64)
+    if instrument == "visp":
+        keep = np.flatnonzero((wavelength >= VISP_WINDOW[0]) & (wavelength <= VISP_WINDOW[1]))
+        if keep.size < 50:
+            raise ValueError(f"the ViSP grid does not cover {VISP_WINDOW} A")
+        return keep
+    return np.arange(wavelength.size)
+
+
+def _interp_rows(log_tau: np.ndarray, values: np.ndarray, nodes: Sequence[float]) -> np.ndarray:
+    """Row-wise linear interpolation of (N, nd) at the nodes (vectorised)."""
+    nodes = np.asarray(nodes, dtype=np.float64)
+    right = np.clip(np.searchsorted(log_tau, nodes), 1, log_tau.size - 1)
+    left = right - 1
+    w = (nodes - log_tau[left]) / (log_tau[right] - log_tau[left])
+    return values[:, left] * (1.0 - w) + values[:, right] * w
+
+
+def targets(atmosphere: dict, log_tau: np.ndarray, nodes: Sequence[float],
+            quantities: Sequence[str]) -> np.ndarray:
+    """The physical targets (N, len(quantities) * len(nodes)), column q * n_nodes + k.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lt = np.linspace(-4, 1, 51)
+    >>> atm = {k: np.ones((2, 51)) for k in ("temperature", "vlos", "B", "inclination", "azimuth")}
+    >>> atm["azimuth"] = np.full((2, 51), 45.0)
+    >>> targets(atm, lt, (0.0, -1.0), ("azimuth_sin2", "azimuth_cos2")).round(6).tolist()[0]
+    [1.0, 1.0, 0.0, 0.0]
+    """
+    cols = []
+    for q in quantities:
+        if q == "azimuth_sin2":
+            v = np.sin(2.0 * np.deg2rad(atmosphere["azimuth"]))
+        elif q == "azimuth_cos2":
+            v = np.cos(2.0 * np.deg2rad(atmosphere["azimuth"]))
+        elif q == "B_los":
+            v = atmosphere["B"] * np.cos(np.deg2rad(atmosphere["inclination"]))
+        else:
+            v = atmosphere[q]
+        cols.append(_interp_rows(log_tau, np.asarray(v, dtype=np.float64), nodes))
+    return np.concatenate(cols, axis=1).astype(np.float32)

@@ -17,7 +17,7 @@ list from it, and the frames are then read and checked as above.
 
 Examples
 --------
->>> from fastinv.stokes.io_visp import group_visp_files, read_visp_step   # doctest: +SKIP
+>>> from fastinv.stokes.io.visp import group_visp_files, read_visp_step   # doctest: +SKIP
 >>> steps = group_visp_files(sorted(glob.glob("VISP_*.fits")))            # doctest: +SKIP
 >>> frame = read_visp_step(steps[0])                                      # doctest: +SKIP
 >>> frame.stokes.shape                    # (4, N_lambda, N_slit)           # doctest: +SKIP
@@ -31,7 +31,9 @@ from typing import Sequence
 
 import numpy as np
 
-from .io_hinode import wavelength_from_header
+from ..._fits import open_fits
+
+from .hinode import wavelength_from_header
 
 __all__ = ["VispStep", "read_visp_header", "group_visp_files", "read_visp_step", "visp_map_wcs",
            "visp_dataset_files", "STOKES_NAMES"]
@@ -67,10 +69,9 @@ def read_visp_header(path: str | os.PathLike):
     ValueError
         Another instrument, no DINDEX3/DINDEX4, or wrong axes.
     """
-    from astropy.io import fits
 
     path = os.fspath(path)
-    with fits.open(path, memmap=False) as hdul:
+    with open_fits(path) as hdul:
         header = _data_hdu(hdul, path).header.copy()
     _check_header(header, path)
     return header
@@ -147,11 +148,10 @@ def read_visp_step(step: VispStep, out: np.ndarray | None = None) -> VispStep:
     ValueError
         Frames of different shapes or wavelength grids, or not (1, Nλ, N_slit) data.
     """
-    from astropy.io import fits
 
     wl0 = None
     for k, p in enumerate(step.paths):
-        with fits.open(p, memmap=False) as hdul:
+        with open_fits(p) as hdul:
             hdu = _data_hdu(hdul, p)
             h = hdu.header
             _check_header(h, p)
@@ -202,11 +202,9 @@ def visp_dataset_files(asdf: str | os.PathLike) -> list[str]:
     FileNotFoundError
         Some of the dataset's FITS files have not been downloaded next to the ASDF file.
     """
-    try:
-        import dkist
-    except ImportError:
-        raise ImportError("reading a DKIST dataset's ASDF file needs the dkist package (pip install dkist); "
-                          "or pass its level-1 FITS files instead") from None
+    from ..._optional import require
+
+    dkist = require("dkist", "reading a DKIST dataset's ASDF file (or pass its level-1 FITS files)")
     import warnings
     from pathlib import Path
 

@@ -2,13 +2,13 @@
 
 Two test sets, both never seen in training:
 
-- the held-out rows of a fastinv training set (the last 5 %, see :mod:`fastinv.train.stokes`);
+- the held-out rows of a fastinv training set (the last 5 %, ``SPLIT`` in :mod:`fastinv.stokes.synthesis.training_sets`);
 - :func:`lightweaver_set`: a few hundred random atmospheres synthesised by lightweaver (an
-  independent code, strictly LTE; :mod:`fastinv.stokes.lightweaver_reference`) and degraded
+  independent code, strictly LTE; :mod:`fastinv.stokes.synthesis.lightweaver_reference`) and degraded
   through the same instrument with the same noise. Each code's profiles are normalised to its
   own HSRA quiet-Sun continuum, as fastinv's training profiles are.
 
-The network runs through fastinv's engine (:class:`fastinv.stokes.network.StokesNet`), so the
+The network runs through fastinv's engine (:class:`fastinv.stokes.StokesNet`), so the
 metrics are those of the shipped file. Definitions: r is Pearson's correlation of predicted
 and true values over the test profiles; RMSE and bias (predicted - true) in the quantity's
 unit. The azimuth uses the 180-degree-ambiguous difference wrapped to [-90, 90) deg, r is the
@@ -23,14 +23,17 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..._optional import require
+from ..._progress import progress_bar
+from ..synthesis.training_sets import SPLIT, read_set, targets
+from .output import AZIMUTH_MIN_TRANSVERSE
+
 __all__ = ["metrics", "evaluate", "lightweaver_set", "evaluate_lightweaver", "truth_at_nodes"]
 
-AZIMUTH_MIN_TRANSVERSE = 300.0  # G
 
 
 def truth_at_nodes(atmosphere: Mapping, log_tau: np.ndarray, nodes) -> dict[str, np.ndarray]:
     """True quantities (N, n_nodes) at the nodes, incl. ``azimuth`` and ``B_los``."""
-    from ..train.stokes import targets
 
     names = ("temperature", "vlos", "B", "inclination", "azimuth", "B_los")
     cols = targets(atmosphere, log_tau, nodes, names)
@@ -104,11 +107,7 @@ def evaluate(model, data: str | os.PathLike, threads: int | None = None,
     max_profiles : int, optional
         Cap on the held-out profiles used (the default 50 000 gives r to ~1e-3).
     """
-    from ..train.stokes import SPLIT, read_set
-
-    import h5py
-
-    with h5py.File(data, "r") as f:
+    with require("h5py", "reading HDF5 training sets").File(data, "r") as f:
         n_all = f["status"].shape[0]
     start = int(SPLIT[1] * n_all)
     stop = n_all if not max_profiles else min(n_all, start + int(max_profiles))
@@ -124,18 +123,17 @@ def evaluate(model, data: str | os.PathLike, threads: int | None = None,
 
 def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 20261121,
                     wavelength: np.ndarray | None = None, progress: bool = False) -> dict:
-    """Stokes profiles of ``n`` random atmospheres (:func:`~fastinv.stokes.atmospheres.random_mixture`)
+    """Stokes profiles of ``n`` random atmospheres (:func:`~fastinv.stokes.synthesis.atmospheres.random_mixture`)
     computed by lightweaver, degraded through the instrument, with its noise.
 
     ``wavelength`` (default: the instrument's grid) restricts the output grid, e.g. to a
     model's crop of ViSP, which saves synthesis.
     """
-    from .. import _core
-    from ..dem.aia import ProgressBar
-    from . import atmospheres as atm_mod
-    from . import lightweaver_reference as lwref
-    from .instrument import Instrument
-    from .training import instrument_by_name
+    from ... import _core
+    from ..synthesis import atmospheres as atm_mod
+    from ..synthesis import lightweaver_reference as lwref
+    from ..synthesis.instrument import Instrument
+    from ..synthesis.training_sets import instrument_by_name
 
     inst = instrument_by_name(instrument)
     if wavelength is not None:
@@ -156,7 +154,7 @@ def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 202611
     ends = np.array([grid[0] - 3.0, grid[-1] + 3.0])
     ic = np.interp(grid, ends, synth(reference, 0, ends)[0])
     raw = np.empty((n, 4, grid.size))
-    bar = ProgressBar(n, enabled=progress, unit="atmospheres")
+    bar = progress_bar(n, desc="lightweaver", unit="atmosphere", enabled=progress)
     for i in range(n):
         raw[i] = synth(atm, i, grid)
         bar.update(1)

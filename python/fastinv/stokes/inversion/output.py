@@ -13,7 +13,7 @@ primary             --                 model card summary (INV*), input descript
 ``mag_azimuth``     (nodes, ny, nx)    deg in [0, 180) (180° ambiguous), from +Q
 ``mag_strength_los`` (nodes, ny, nx)   G (models that learn B_LOS instead, e.g. MUISCA)
 ``optical_depth``   (nodes,)           log tau_500 of the nodes
-``status``          (ny, nx) uint8     0 ok, see :data:`fastinv.stokes.network.STOKES_STATUS`
+``status``          (ny, nx) uint8     0 ok, see :data:`fastinv.stokes.inversion.network.STOKES_STATUS`
 ==================  =================  ====================================================
 
 Image axes: x = slit position / raster step, y = along the slit, with the input's celestial
@@ -28,8 +28,13 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from .._atomic import atomic_output
+from ..._atomic import atomic_output
+from ..._optional import pyplot
+from ..._plotting import arcsec_extent, failed_legend
 from .network import LEVEL2_NAMES, STOKES_STATUS
+
+#: G: below this transverse field the azimuth is undefined (linear polarisation under the noise).
+AZIMUTH_MIN_TRANSVERSE = 300.0
 
 __all__ = ["write_inversion_fits", "quicklook_png", "read_inversion_fits"]
 
@@ -48,7 +53,7 @@ def write_inversion_fits(path: str | os.PathLike, results: Mapping[str, np.ndarr
     ----------
     results : mapping of quantity -> array (nodes, ny, nx)
         fastinv quantity names (``temperature``, ``vlos``, ``B``, ...); written under their
-        DKIST level-2 names (:data:`fastinv.stokes.network.LEVEL2_NAMES`).
+        DKIST level-2 names (:data:`fastinv.stokes.inversion.network.LEVEL2_NAMES`).
     status : array (ny, nx)
     nodes : log tau_500 of the nodes
     units : quantity -> unit string
@@ -125,25 +130,33 @@ def read_inversion_fits(path: str | os.PathLike) -> dict:
 
 
 def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], nodes: Sequence[float],
-                  depths: Sequence[float] = (0.0, -1.0, -2.0), title: str = "") -> Path:
+                  depths: Sequence[float] = (0.0, -1.0, -2.0), title: str = "", wcs=None,
+                  status: np.ndarray | None = None,
+                  azimuth_min_transverse: float = AZIMUTH_MIN_TRANSVERSE) -> Path:
     """Maps of each quantity at the nodes nearest log tau = ``depths`` (needs matplotlib).
+
+    Axes are in arcsec when ``wcs`` (the map's celestial WCS) is given. Pixels with
+    ``status != 0`` are drawn grey and counted in a legend; the azimuth is masked (grey) where
+    the transverse field B sin(gamma) is below ``azimuth_min_transverse`` G, where the linear
+    polarisation is under the noise and the azimuth undefined.
 
     Raises
     ------
     ImportError
-        matplotlib is not installed (``pip install matplotlib``).
+        matplotlib is not installed (``pip install "fastinv[plot]"``).
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError("quicklook PNGs need matplotlib: pip install matplotlib (or leave out --png)") from None
+    plt = pyplot()
     nodes = np.asarray(nodes, dtype=np.float64)
     cols = [int(np.argmin(np.abs(nodes - d))) for d in depths]
     names = list(results)
     ny, nx = np.asarray(results[names[0]]).shape[1:]
+    failed = np.zeros((ny, nx), bool) if status is None else np.asarray(status) != 0
+    weak = np.zeros((len(nodes), ny, nx), bool)
+    if "B" in results and "inclination" in results:
+        with np.errstate(invalid="ignore"):
+            transverse = np.asarray(results["B"]) * np.sin(np.deg2rad(np.asarray(results["inclination"])))
+            weak = ~(transverse >= azimuth_min_transverse)
+    extent = arcsec_extent(wcs, ny, nx)
     aspect = ny / max(nx, 1)
     w = 3.2
     fig, axes = plt.subplots(len(names), len(cols), figsize=(w * len(cols), max(1.5, w * min(aspect, 3)) * len(names)),
@@ -160,17 +173,33 @@ def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], no
         if name == "inclination":  # diverging around a transverse field
             m = max(abs(lo - 90), abs(hi - 90))
             lo, hi = 90 - m, 90 + m
+        cmap = plt.get_cmap(_CMAPS.get(name, "viridis")).with_extremes(bad="0.6")
         for c, k in enumerate(cols):
             ax = axes[r, c]
-            im = ax.imshow(arr[k], origin="lower", cmap=_CMAPS.get(name, "viridis"), vmin=lo, vmax=hi,
-                           aspect="auto", interpolation="nearest")
-            ax.set_title(f"{_LABELS.get(name, name)}, log τ = {nodes[k]:g}", fontsize=9)
-            ax.set_xticks([])
-            ax.set_yticks([])
+            mask = failed | ~np.isfinite(arr[k])
+            if name == "azimuth":
+                mask = mask | weak[k]
+            im = ax.imshow(np.ma.masked_where(mask, arr[k]), origin="lower", cmap=cmap, vmin=lo,
+                           vmax=hi, aspect="auto", interpolation="nearest", extent=extent)
+            label = f"{_LABELS.get(name, name)}, log τ = {nodes[k]:g}"
+            if name == "azimuth":
+                label += f"\n(grey: B sin γ < {azimuth_min_transverse:g} G)"
+            ax.set_title(label, fontsize=9)
+            if extent is None:
+                ax.set_xticks([])
+                ax.set_yticks([])
+            else:
+                ax.tick_params(labelsize=7)
+                if r == len(names) - 1:
+                    ax.set_xlabel("Solar X [arcsec]", fontsize=8)
+                if c == 0:
+                    ax.set_ylabel("Solar Y [arcsec]", fontsize=8)
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 0.97) if title else None)
+    failed_legend(axes[0, 0], failed, color="0.6")
+    date = getattr(getattr(wcs, "wcs", None), "dateobs", "") if wcs is not None else ""
+    if title or date:
+        fig.suptitle(", ".join(t for t in (title, date) if t), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.97) if (title or date) else None)
     path = Path(path)
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=90, format="png")

@@ -58,7 +58,7 @@ def sample_me_parameters(n: int, seed=None, ranges: dict | None = None) -> dict[
 
     Examples
     --------
-    >>> from fastinv.stokes.sampling import sample_me_parameters
+    >>> from fastinv.stokes.synthesis.sampling import sample_me_parameters
     >>> p = sample_me_parameters(3, seed=0)
     >>> sorted(p)[:3], p["B"].shape
     (['B', 'S0', 'S1'], (3,))

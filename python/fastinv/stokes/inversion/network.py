@@ -34,8 +34,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from ..model import Model
-from .._units import to_float_array
+from ...model import Model
+from ..._units import to_float_array
 
 __all__ = ["StokesNet", "Resampler", "resample_to", "default_model_path", "STOKES_STATUS",
            "LEVEL2_NAMES", "CARD_KEY", "DEFAULT_LINES", "LINE_MARGIN"]

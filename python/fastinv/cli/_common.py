@@ -1,0 +1,37 @@
+"""What every ``fastinv`` subcommand shares: one error style and command groups."""
+from __future__ import annotations
+
+import argparse
+import functools
+import sys
+from collections.abc import Callable
+
+#: Errors that are the user's to fix (bad file, bad value, missing extra): printed as one line.
+USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def reports_errors(prog: str, also: tuple = ()) -> Callable[[Command], Command]:
+    """Turn the user errors a command raises into ``prog: error: message`` and exit code 1."""
+
+    def wrap(cmd: Command) -> Command:
+        @functools.wraps(cmd)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return cmd(args)
+            except USER_ERRORS + tuple(also) as exc:
+                print(f"{prog}: error: {exc}", file=sys.stderr)
+                return 1
+
+        return run
+
+    return wrap
+
+
+def add_group(sub, name: str, help: str, description: str, metavar: str = "COMMAND"):
+    """A command group (``fastinv dem``, ``fastinv stokes`` ...) that prints its help when
+    called without a subcommand; returns the group's subparsers."""
+    group = sub.add_parser(name, help=help, description=description)
+    group.set_defaults(func=lambda args: (group.print_help(), 2)[1])
+    return group.add_subparsers(dest=f"{name}_command", metavar=metavar)
