@@ -13,7 +13,6 @@ BP call it).
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import pytest
 from fastinv import datasets
 from fastinv.dem import BasisPursuit
 from fastinv.dem.io import read_aia
+from summarize import Run, write_markdown
 
 EXPTIME = np.array([2.9, 2.9, 2.0, 2.0, 2.9, 2.9])
 N_SYNTH = 20000
@@ -133,21 +133,14 @@ def test_synoptic_full_disk_2threads(benchmark, bp):
 
 
 def write_summary(json_path: Path, md_path: Path) -> str:
-    data = json.loads(json_path.read_text())
-    by = {b["name"]: b for b in data["benchmarks"]}
-    mi = data["machine_info"]
+    run = Run.load(json_path)
 
     def lps(name):
-        return by[name]["extra_info"]["lp_per_s"] if name in by else float("nan")
+        return run.extra(name, "lp_per_s")
 
     lines = [
         "# Basis Pursuit DEM benchmark (fastinv vs SciPy HiGHS)", "",
-        f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
-        f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), "
-        f"Python {mi['python_version']}, {data['datetime']}; 1-min load average during the "
-        f"run up to {max(b['extra_info'].get('loadavg_1min', 0) for b in data['benchmarks']):.1f}"
-        " (other jobs share the CPUs: absolute LP/s are then low; the ratios, measured side "
-        "by side in one run, are the figure to quote)",
+        run.machine_line(),
         "- LP: 6 x 84 dictionary (V10 EVE responses, log T 5.5-7.5, widths 0/0.1/0.2/0.6), "
         "eta = 1.4 sigma (AIA error model), fastinv with adaptive tolfac (1.4, 2.1, 3.15), "
         "HiGHS at 1.4 only.", "",
@@ -161,15 +154,13 @@ def write_summary(json_path: Path, md_path: Path) -> str:
                         ("flare cutout 2011-02-15 01:48 (67x67)", "test_flare_fastinv_1core",
                          "test_flare_highs_1core")]:
         lines.append(f"| {label} | {lps(a):,.0f} | {lps(b):,.0f} | {lps(a) / lps(b):,.0f}x |")
-    syn = by.get("test_synoptic_full_disk_2threads")
+    syn = run.benchmarks.get("test_synoptic_full_disk_2threads")
     if syn:
         info = syn["extra_info"]
         lines += ["", f"- full-disk synoptic 1024x1024 (2014-01-01), 2 threads: "
                       f"{info['wall_s']:.2f} s wall for {info['pixels']:,} pixels "
                       f"(status counts {info['status_counts']})."]
-    text = "\n".join(lines) + "\n"
-    md_path.write_text(text)
-    return text
+    return write_markdown(md_path, lines)
 
 
 if __name__ == "__main__":

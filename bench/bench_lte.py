@@ -16,13 +16,13 @@ line quadrature points (how it is run). Profiles/s are per core: fastinv with th
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from profiles import CpuTimed, record_profiles
+from summarize import Run, write_markdown
 
 from fastinv.stokes import LTE, atmospheres
 
@@ -75,25 +75,18 @@ def test_lightweaver_1core(benchmark, lte, atmos):
 
 
 def write_summary(json_path: Path, md_path: Path) -> str:
-    data = json.loads(json_path.read_text())
-    by = {b["name"]: b for b in data["benchmarks"]}
-    mi = data["machine_info"]
+    run = Run.load(json_path)
 
     def pps(name, key="profiles_per_s"):
-        return by[name]["extra_info"].get(key, float("nan")) if name in by else float("nan")
+        return run.extra(name, key)
 
     ours, lw, allt = pps("test_fastinv_1core"), pps("test_lightweaver_1core"), \
         pps("test_fastinv_all_threads")
     ours_cpu = pps("test_fastinv_1core", "profiles_per_cpu_s")
     lw_cpu = pps("test_lightweaver_1core", "profiles_per_cpu_s")
-    load = max(b["extra_info"].get("loadavg_1min", 0) for b in data["benchmarks"])
-    text = "\n".join([
+    return write_markdown(md_path, [
         "# LTE Stokes synthesis benchmark (fastinv vs lightweaver)", "",
-        f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
-        f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), Python "
-        f"{mi['python_version']}, {data['datetime']}; 1-min load average during the run up "
-        f"to {load:.1f} (other jobs share the CPUs: the ratio, measured side by side in one "
-        "run, is the figure to quote)",
+        run.machine_line(),
         "- case: Fe I 6301.5 + 6302.5, full Stokes, 112 wavelengths (Hinode SP grid), random "
         "atmospheres on 55 log tau_500 points (hydrostatic equilibrium included in both codes)",
         "",
@@ -105,8 +98,6 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         f"| lightweaver 0.17 (strict LTE), 1 thread | {lw:,.2f} | {lw_cpu:,.2f} | 1 |",
         "",
     ])
-    md_path.write_text(text)
-    return text
 
 
 if __name__ == "__main__":

@@ -29,13 +29,13 @@ import os
 # billed to "profiles per CPU-second" (set before fastinv loads libgomp).
 os.environ.setdefault("OMP_WAIT_POLICY", "passive")
 
-import json  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from profiles import CpuTimed, record_profiles  # noqa: E402
+from summarize import Run, write_markdown  # noqa: E402
 
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import Instrument, MilneEddington  # noqa: E402
@@ -101,12 +101,10 @@ def test_fastinv_hinode_training_path(benchmark):
 
 
 def write_summary(json_path: Path, md_path: Path) -> str:
-    data = json.loads(json_path.read_text())
-    by = {b["name"]: b for b in data["benchmarks"]}
-    mi = data["machine_info"]
+    run = Run.load(json_path)
 
     def get(name, key="profiles_per_s"):
-        return by[name]["extra_info"].get(key, float("nan")) if name in by else float("nan")
+        return run.extra(name, key)
 
     ours, npy = get("test_fastinv_1core"), get("test_numpy_1core")
     ours_cpu, npy_cpu = get("test_fastinv_1core", "profiles_per_cpu_s"), \
@@ -114,16 +112,10 @@ def write_summary(json_path: Path, md_path: Path) -> str:
     allt = get("test_fastinv_all_threads")
     hin, hin_cpu = get("test_fastinv_hinode_training_path"), \
         get("test_fastinv_hinode_training_path", "profiles_per_cpu_s")
-    load = max(b["extra_info"].get("loadavg_1min", 0) for b in data["benchmarks"])
     isa = get("test_fastinv_1core", "faddeeva_isa")
-    text = "\n".join([
+    return write_markdown(md_path, [
         "# Milne-Eddington synthesis benchmark (fastinv vs NumPy/SciPy reference)", "",
-        f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
-        f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), Python "
-        f"{mi['python_version']}, {data['datetime']}; Faddeeva kernel ISA {isa}; 1-min load "
-        f"average during the run up to {load:.1f} (other jobs share the CPUs: the ratio, "
-        "measured side by side in one run, and the per-CPU-second figures are the ones to "
-        "quote)",
+        run.machine_line(f"Faddeeva kernel ISA {isa}"),
         "- case me-112: Fe I 6301.5 + 6302.5, full Stokes, 12 + 3 Zeeman components, 112 "
         "wavelengths (Hinode SP grid), random parameters, no instrument",
         "",
@@ -140,8 +132,6 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         "1 thread",
         "",
     ])
-    md_path.write_text(text)
-    return text
 
 
 if __name__ == "__main__":

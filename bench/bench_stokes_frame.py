@@ -44,6 +44,7 @@ from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
 from fastinv.stokes.inversion.network import default_model_path  # noqa: E402
 
 from conftest import THREADS  # noqa: E402
+from summarize import Run, write_markdown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
@@ -231,20 +232,14 @@ def test_hinode_slit_muisca(benchmark, hinode_muisca, machine, impl):
 
 
 def write_summary(json_path: Path, md_path: Path) -> str:
-    data = json.loads(json_path.read_text())
-    mi = data["machine_info"]
+    run = Run.load(json_path)
     rows = {}
-    for b in data["benchmarks"]:
+    for b in run.data["benchmarks"]:
         e = b["extra_info"]
         if e:
             rows[(e["case"], e["impl"])] = e
-    load = max((e.get("loadavg_1min", 0) for e in rows.values()), default=0)
     lines = ["# Stokes frame inversion latency (fastinv FrameInverter vs PyTorch, same weights)", "",
-             f"- machine: {mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}, "
-             f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared), {THREADS} threads, Python "
-             f"{mi['python_version']}, torch {torch.__version__}, {data['datetime']}; 1-min load average up to "
-             f"{load:.1f} (shared machine: quote the ratios, measured side by side in one run)",
-             ""]
+             run.machine_line(f"{THREADS} threads", f"torch {torch.__version__}"), ""]
     for case, what in (("visp-frame", f"ViSP raster step 4 x {N_WL_VISP} x {N_SLIT_VISP} -> 172 model wavelengths"),
                        ("visp-frame-64", "the same step, the 64-channel CNN of the issue"),
                        ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112"),
@@ -265,9 +260,7 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         if e:
             lines.append(f"\nmodel: {e['model']}, {e['flops_per_pixel'] / 1e6:.2f} MFLOP/pixel")
         lines.append("")
-    text = "\n".join(lines)
-    md_path.write_text(text)
-    return text
+    return write_markdown(md_path, lines)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,65 @@
-"""Turn a pytest-benchmark JSON file into the README's performance table (markdown):
-per case, each implementation's median time, samples/s, GFLOP/s of the layers as
-written, the fraction of the measured FMA peak that the FLOPs it executed reach, and
-fastinv's speed-up over it."""
+"""The one summary writer of bench/: pytest-benchmark JSON in, markdown out.
+
+:class:`Run` reads a results file and describes its machine the same way for every benchmark;
+:func:`write_markdown` writes a summary (atomically, like every file fastinv writes).
+:func:`summarize` is the engine benchmark's table: per case, each implementation's median
+time, samples/s, GFLOP/s of the layers as written, the fraction of the measured FMA peak that
+the FLOPs it executed reach, and fastinv's speed-up over it.
+"""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastinv._atomic import write_text
+
+
+@dataclass
+class Run:
+    """One pytest-benchmark results file."""
+
+    data: dict
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Run":
+        return cls(json.loads(Path(path).read_text()))
+
+    @property
+    def benchmarks(self) -> dict[str, dict]:
+        """Benchmark name -> its entry."""
+        return {b["name"]: b for b in self.data["benchmarks"]}
+
+    def extra(self, name: str, key: str) -> float:
+        """``extra_info[key]`` of benchmark ``name``; NaN when it did not run."""
+        b = self.benchmarks.get(name)
+        return b["extra_info"].get(key, math.nan) if b else math.nan
+
+    def max_load(self) -> float:
+        """Highest 1-min load average any benchmark recorded (0 when none did)."""
+        return max((b["extra_info"].get("loadavg_1min", 0) for b in self.data["benchmarks"]),
+                   default=0)
+
+    def machine_line(self, *details: str) -> str:
+        """``- machine: CPU, N logical CPUs (shared), Python, date; load`` and why ratios are
+        the figures to quote on a shared machine."""
+        mi = self.data["machine_info"]
+        parts = [f"{mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}",
+                 f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared)", *details,
+                 f"Python {mi['python_version']}", str(self.data["datetime"])]
+        return (f"- machine: {', '.join(parts)}; 1-min load average during the run up to "
+                f"{self.max_load():.1f} (other jobs share the CPUs: the ratios, measured side "
+                "by side in one run, are the figures to quote)")
+
+
+def write_markdown(md_path: str | Path, lines: list[str]) -> str:
+    """Join ``lines``, write them to ``md_path`` atomically and return the text."""
+    text = "\n".join(lines).rstrip("\n") + "\n"
+    write_text(md_path, text)
+    return text
 
 
 def summarize(*paths: str) -> str:

@@ -61,9 +61,12 @@ def test_me_fits(tmp_path):
     np.testing.assert_allclose(stokes, ref, atol=2e-5)
 
 
-def test_bad_output_name(tmp_path):
-    with pytest.raises(ValueError):
-        main(["stokes", "synth", "--n", "2", "--quiet", "-o", str(tmp_path / "x.txt")])
+def test_bad_output_name(tmp_path, capsys):
+    # a user error is one line naming the file and the fix, exit code 1, no traceback
+    assert main(["stokes", "synth", "--n", "2", "--quiet", "-o", str(tmp_path / "x.txt")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("fastinv stokes synth: error:") and "x.txt" in err and ".h5" in err
+    assert not (tmp_path / "x.txt").exists()
 
 
 def test_mu_range_draws_one_mu_per_chunk():

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
 #include "stokes/faddeeva_tables.hpp"
 #include "stokes/me_types.hpp"
 
@@ -77,7 +78,8 @@ bool cpu_has(const char* isa) {
 // variable the NN kernels honour) -- chosen once.
 FaddeevaChunkFn select_kernel() {
   const char* env = std::getenv("FASTINV_ISA");
-  const std::string cap = env ? env : "avx512";
+  // Validated by the engine's parser, so a misspelt value is the same clear error on every path.
+  const std::string cap = env && *env ? isa_name(isa_from_name(env)) : "avx512";
 #ifdef FASTINV_STOKES_AVX512
   if (cap == "avx512" && cpu_has("avx512")) return &faddeeva_chunk_avx512;
 #endif
