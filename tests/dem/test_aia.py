@@ -137,7 +137,17 @@ def test_pipeline_fits_png_and_cli(files, tmp_path):
         assert hdr["FI_RESP"] == "aia_v10_eve" and hdr["FI_WIDTH"] == "0.1,0.2,0.6"
         assert hdr["FI_TOLF"] == 1.4
         np.testing.assert_array_equal(h["STATUS"].data, res.status)
-        np.testing.assert_allclose(em, res.em.astype(np.float32))
+        ok = res.status == 0
+        assert 0 < np.count_nonzero(~ok)  # this frame has failed pixels: the NaN rule is exercised
+        np.testing.assert_allclose(em[:, ok], res.em[:, ok].astype(np.float32))
+        # missing data never looks like physics: every product of a failed pixel is NaN
+        for name, arr in (("EM", em), ("EM_TOTAL", h["EM_TOTAL"].data), ("LOGT_EM", h["LOGT_EM"].data),
+                          ("CHI2", h["CHI2"].data)):
+            assert np.isnan(arr[..., ~ok]).all(), name
+            if name != "LOGT_EM":  # (undefined for a solved pixel whose EM is all zero)
+                assert np.isfinite(arr[..., ok]).all(), name
+        np.testing.assert_allclose(h["EM_TOTAL"].data[ok], res.total_em[ok], rtol=1e-6)
+        assert any("NaN (undefined) where STATUS != 0" in str(c) for c in hdr["COMMENT"])
         np.testing.assert_allclose(h["LOGT"].data, res.logt)
         _, ref = _raw(files[2])
         for k in ("CTYPE1", "CRPIX1", "CDELT2", "CRVAL2", "DATE-OBS"):
@@ -151,7 +161,7 @@ def test_pipeline_fits_png_and_cli(files, tmp_path):
     assert main(["dem", "bp", *map(str, files), "-o", str(out2), "--bin", "1",
                  "--threads", "1", "-q"]) == 0
     with fits.open(out2) as h:
-        np.testing.assert_array_equal(h[0].data, em)
+        np.testing.assert_array_equal(h[0].data, em)  # NaN where failed in both
     assert main(["dem", "bp", *map(str, files[:3]), "-o", str(out2), "-q"]) == 1
 
 

@@ -109,13 +109,21 @@ int64_t MilneEddington::output_size() const {
   return has_instrument_ ? instrument_.n_out : synthesis_size();
 }
 
+namespace {
+// The per-ISA kernel, chosen once (CPU features, FASTINV_ISA).
+detail::MEProfileFn me_kernel() {
+  static const detail::MEProfileFn fn = detail::select_me_kernel();
+  return fn;
+}
+}  // namespace
+
 // One profile on the synthesis grid into prof (4 x n): the per-ISA kernel (me_kernel.hpp),
 // then macroturbulence.
 void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, double mu,
                                     detail::MEWork& work, double* prof,
                                     std::vector<double>& scratch,
                                     std::vector<double>& kernel) const {
-  static const detail::MEProfileFn fn = detail::select_me_kernel();
+  const detail::MEProfileFn fn = me_kernel();
   detail::MEProfileInput in;
   in.B = p.B[i];
   in.inclination = p.inclination[i] * kDeg;
@@ -150,6 +158,9 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
   const int nthreads = threads > 0 ? threads : default_threads();
   (void)nthreads;
 
+  // Resolve the kernel before the parallel region: a bad FASTINV_ISA is then an exception
+  // the caller sees, not one thrown inside OpenMP (which ends the process).
+  me_kernel();
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
