@@ -1,5 +1,5 @@
 """Milne-Eddington synthesis throughput: fastinv's C++ vs the NumPy/SciPy ME reference
-(tests/reference/me_numpy.py, closed-form Unno-Rachkovsky with scipy.special.wofz), same
+(tests/stokes/reference/me_numpy.py, closed-form Unno-Rachkovsky with scipy.special.wofz), same
 parameter sets, one run.
 
 Run (writes JSON with machine info and a markdown summary into bench/results/)::
@@ -42,7 +42,7 @@ from fastinv.stokes import Instrument, MilneEddington  # noqa: E402
 from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "stokes"))
 
 N_FAST = 20000
 N_NUMPY = 500

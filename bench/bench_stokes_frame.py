@@ -47,7 +47,7 @@ from conftest import THREADS  # noqa: E402
 from summarize import Run, write_markdown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests" / "stokes"))
 from _stokes_models import make_card  # noqa: E402
 
 torch.set_num_threads(THREADS)

@@ -15,6 +15,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version as _version
 
 from . import _core
+from ._warnings import FastinvUserWarning
 from .model import Model, load
 
 try:
@@ -22,7 +23,7 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["info", "load", "Model", "export", "__version__"]
+__all__ = ["info", "load", "Model", "export", "FastinvUserWarning", "__version__"]
 
 # fastinv.export imports torch only when called, so importing it here is cheap. Importing
 # the FUNCTION at import time matters: a wrapper that imports the submodule lazily gets

@@ -49,6 +49,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``fastinv`` argument parser with every command registered."""
     parser = argparse.ArgumentParser(
         prog="fastinv",
         description="Fast per-pixel inversions of solar observations: DEMs of SDO/AIA images "
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run ``fastinv`` with ``argv`` (default: the command line); returns the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

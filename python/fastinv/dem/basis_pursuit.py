@@ -14,6 +14,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .. import _core
+from .._units import to_float_array
 from .response import AIA_CHANNELS, TemperatureResponse, load_response
 
 __all__ = ["BasisPursuit", "BPResult", "aia_error", "STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT",
@@ -35,18 +36,6 @@ STATUS = {
     11: "no counts",
     12: "bad input (NaN/inf)",
 }
-
-
-def _as_value(x, unit: str, what: str) -> np.ndarray:
-    """Strip an astropy Quantity to a float64 array in ``unit`` (plain arrays pass)."""
-    if hasattr(x, "unit"):
-        from astropy import units as u
-
-        try:
-            x = x.to_value(u.Unit(unit))
-        except u.UnitConversionError:
-            raise ValueError(f"{what} must be in {unit} (got {x.unit})") from None
-    return np.asarray(x, dtype=np.float64)
 
 
 def aia_error(counts_dn, n_sample: float = 1.0) -> np.ndarray:
@@ -74,7 +63,7 @@ def aia_error(counts_dn, n_sample: float = 1.0) -> np.ndarray:
     >>> bool(s[2, 0] > np.sqrt(100 * 1.122))
     True
     """
-    c = _as_value(counts_dn, "DN", "counts_dn")
+    c = to_float_array(counts_dn, "DN", "counts_dn")
     if c.ndim < 1 or c.shape[0] != 6:
         raise ValueError(f"counts_dn must have shape (6, ...) for channels {AIA_CHANNELS}, "
                          f"got {c.shape}")
@@ -230,8 +219,8 @@ class BasisPursuit:
 
         ``exptime`` is a scalar or one value per channel (shape (6,) or broadcastable).
         """
-        yv = _as_value(y, "DN/s", "y")
-        t = _as_value(exptime, "s", "exptime")
+        yv = to_float_array(y, "DN/s", "y")
+        t = to_float_array(exptime, "s", "exptime")
         if t.ndim == 1 and t.size == yv.shape[0]:
             t = t.reshape((-1,) + (1,) * (yv.ndim - 1))
         if np.any(~np.isfinite(t)) or np.any(t <= 0):
@@ -260,7 +249,7 @@ class BasisPursuit:
         -------
         BPResult
         """
-        yv = _as_value(y, "DN/s", "y")
+        yv = to_float_array(y, "DN/s", "y")
         if yv.ndim < 1 or yv.shape[0] != self.nchan:
             raise ValueError(f"y must have shape ({self.nchan}, ...) (channels "
                              f"{AIA_CHANNELS}), got {yv.shape}")
@@ -274,7 +263,7 @@ class BasisPursuit:
                 sv = self.sigma(np.where(np.isfinite(yv), yv, 0.0), exptime, n_sample)
             sv = np.where(np.isfinite(yv), sv, np.nan)
         else:
-            sv = _as_value(sigma, "DN/s", "sigma")
+            sv = to_float_array(sigma, "DN/s", "sigma")
             if sv.shape != yv.shape:
                 sv = np.broadcast_to(sv, yv.shape)
         shape = yv.shape[1:]

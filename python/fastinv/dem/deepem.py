@@ -26,7 +26,8 @@ import numpy as np
 
 from .. import _core
 from ..model import Model
-from .basis_pursuit import DEEPEM_LOGT, BPResult, _as_value, aia_error
+from .._units import to_float_array
+from .basis_pursuit import DEEPEM_LOGT, BPResult, aia_error
 from .response import load_response
 
 STATUS_OK = 0
@@ -101,7 +102,7 @@ class DeepEM:
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
         """
         if hasattr(y, "unit"):
-            y = _as_value(y, "DN/s", "y")
+            y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
         if yv.ndim < 1 or yv.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {yv.shape}")
@@ -115,12 +116,12 @@ class DeepEM:
             flat = flat.astype(np.float64)
         sig = t = None
         if sigma is not None:
-            sig = np.asarray(_as_value(sigma, "DN/s", "sigma"), dtype=np.float64).reshape(6, -1)
+            sig = np.asarray(to_float_array(sigma, "DN/s", "sigma"), dtype=np.float64).reshape(6, -1)
             if sig.shape[1] not in (1, flat.shape[1]):
                 raise ValueError(f"sigma must have shape (6, ...) like y {yv.shape} or (6, 1), got {np.shape(sigma)}")
             sig = np.broadcast_to(sig, flat.shape)
         elif exptime is not None:
-            t = np.asarray(_as_value(exptime, "s", "exptime"), float).reshape(-1)
+            t = np.asarray(to_float_array(exptime, "s", "exptime"), float).reshape(-1)
             if t.size not in (1, 6):
                 raise ValueError(f"exptime must be one value or six (one per channel), got {t.size}")
             t = np.broadcast_to(t, (6,)).copy()
@@ -168,9 +169,9 @@ class DeepEM:
         if sigma is not None or exptime is not None:
             flat = yv.reshape(6, -1).astype(np.float64)
             if sigma is not None:
-                sig = _as_value(sigma, "DN/s", "sigma").reshape(6, -1)
+                sig = to_float_array(sigma, "DN/s", "sigma").reshape(6, -1)
             else:
-                t = np.broadcast_to(np.asarray(_as_value(exptime, "s", "exptime"), float).reshape(-1, 1), (6, 1))
+                t = np.broadcast_to(np.asarray(to_float_array(exptime, "s", "exptime"), float).reshape(-1, 1), (6, 1))
                 sig = aia_error(np.maximum(np.where(finite, flat, 0.0), 0.0) * t, n_sample) / t
             with np.errstate(invalid="ignore", divide="ignore"):
                 chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)

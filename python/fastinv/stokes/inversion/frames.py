@@ -28,7 +28,6 @@ import glob
 import os
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -36,6 +35,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 from ..._fits import open_fits
+from ..._warnings import warn_user
 
 from .continuum import continuum_levels, continuum_wavelengths, quiet_sun_level
 from .network import Resampler, StokesNet, instrument_key
@@ -152,10 +152,10 @@ class FrameInverter:
             self._wl_key = key
             blue, red = self._resampler.extrapolated
             if blue > 0 or red > 0:
-                warnings.warn(f"the observed window ({wl.min():.3f}-{wl.max():.3f} A) misses {blue:.3f} A at the blue "
-                              f"and {red:.3f} A at the red end of the model grid "
-                              f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
-                              "observed (continuum) value", stacklevel=3)
+                warn_user(f"the observed window ({wl.min():.3f}-{wl.max():.3f} A) misses {blue:.3f} A at the blue "
+                          f"and {red:.3f} A at the red end of the model grid "
+                          f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
+                          "observed (continuum) value", stacklevel=4)
         return self._resampler
 
     def frame_continuum(self, frame: np.ndarray) -> float:
@@ -318,8 +318,8 @@ class FrameInverter:
                     if old is None or old[0] != size:
                         unreadable[p] = (size, now, False)
                     elif not old[2] and now - old[1] > settle:
-                        warnings.warn(f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped "
-                                      "until it changes", stacklevel=2)
+                        warn_user(f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped "
+                                  "until it changes")
                         unreadable[p] = (size, old[1], True)
                     continue
                 unreadable.pop(p, None)

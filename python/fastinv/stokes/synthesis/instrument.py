@@ -24,33 +24,11 @@ from typing import Callable
 import numpy as np
 
 from ... import _core
+from ..._units import to_float_array
 
 __all__ = ["Instrument"]
 
 _FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
-
-
-def _to_angstrom(value, name: str) -> np.ndarray:
-    """Accept plain numbers (Angstrom) or astropy Quantities of length."""
-    try:
-        import astropy.units as u
-
-        if isinstance(value, u.Quantity):
-            return np.asarray(value.to_value(u.AA), dtype=np.float64)
-    except ImportError:  # pragma: no cover - astropy is a dependency
-        pass
-    return np.asarray(value, dtype=np.float64)
-
-
-def _to_milliangstrom(value, name: str) -> float:
-    try:
-        import astropy.units as u
-
-        if isinstance(value, u.Quantity):
-            return float(value.to_value(u.mAA))
-    except ImportError:  # pragma: no cover
-        pass
-    return float(value)
 
 
 class Instrument:
@@ -79,7 +57,7 @@ class Instrument:
         Synthesis grid step = smallest output step / oversample. Default: the smallest
         integer giving a step <= 5.5 mA (4 for Hinode SP, 3 for ViSP), which keeps ME
         profiles within 2e-5 I_c of a 16x oversampled synthesis
-        (tests/test_stokes_instrument.py).
+        (tests/stokes/test_instrument.py).
     name : str
 
     Examples
@@ -94,7 +72,7 @@ class Instrument:
                  lsf_halfwidth: float | None = None, noise: float = 1e-3,
                  oversample: int | None = None, vmac_max: float = 0.0,
                  name: str = "custom") -> None:
-        wl = _to_angstrom(wavelength, "wavelength").ravel()
+        wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
         if wl.size < 1 or not np.all(np.isfinite(wl)) or np.any(wl <= 0):
             raise ValueError("Instrument: wavelength must be positive finite Angstrom values")
         if wl.size > 1 and np.any(np.diff(wl) <= 0):
@@ -102,7 +80,7 @@ class Instrument:
         if (lsf_fwhm is None) == (lsf is None):
             raise ValueError("Instrument: give exactly one of lsf_fwhm (Gaussian) or lsf (callable)")
         if lsf_fwhm is not None:
-            fwhm = _to_milliangstrom(lsf_fwhm, "lsf_fwhm") * 1e-3
+            fwhm = float(to_float_array(lsf_fwhm, "mAA", "lsf_fwhm")) * 1e-3
             if not (fwhm > 0 and math.isfinite(fwhm)):
                 raise ValueError("Instrument: lsf_fwhm must be positive")
             sigma = fwhm * _FWHM_TO_SIGMA

@@ -10,7 +10,7 @@ O'Mara van der Waals damping, Zeeman components from J and g), and solves the po
 transfer equation with a Planck source function by the DELO-linear method (Rees, Durrant &
 Murphy 1989) for any mu.
 
-Checked against lightweaver (tests/test_stokes_lte_lightweaver.py) on FAL-C with four
+Checked against lightweaver (tests/stokes/test_lte_lightweaver.py) on FAL-C with four
 field configurations, and against the analytic Milne-Eddington solution for an atmosphere
 with constant line properties and a source function linear in tau.
 
@@ -31,8 +31,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from ... import _core
+from ..._units import to_float_array
 from .atmospheres import as_atmospheres, hsra
-from .instrument import Instrument, _to_angstrom
+from .instrument import Instrument
 from .lines import SpectralLine, resolve_lines
 from .milne_eddington import hinode_sp_wavelength
 
@@ -61,7 +62,7 @@ class LTE:
         fine grid is synthesised point by point; outside, only a continuum point every
         ~0.1 A is synthesised and the rest interpolated linearly. Saves most of the work on
         wide grids (ViSP's 16 A for two lines) at an error that stays far below the noise
-        for 1.5 A (measured in tests/test_stokes_lte_training.py). Default: every point.
+        for 1.5 A (measured in tests/stokes/test_lte_training.py). Default: every point.
 
     Examples
     --------
@@ -81,7 +82,7 @@ class LTE:
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
         if wavelength is not None and instrument is not None:
-            wl = _to_angstrom(wavelength, "wavelength").ravel()
+            wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
             inst = instrument
             instrument = (Instrument(wl, inst.lsf_fwhm, noise=inst.noise,
                                      oversample=inst.oversample, name=inst.name)
@@ -94,7 +95,7 @@ class LTE:
             synth = instrument.synthesis_grid()
         else:
             self.wavelength = (hinode_sp_wavelength() if wavelength is None
-                               else _to_angstrom(wavelength, "wavelength").ravel()
+                               else to_float_array(wavelength, "Angstrom", "wavelength").ravel()
                                .astype(np.float64))
             synth = self.wavelength
         self.synthesis_wavelength = np.ascontiguousarray(synth, dtype=np.float64)

@@ -25,7 +25,7 @@ name               unit      meaning
 ``vmac``           km/s      optional macroturbulence, Gaussian 1/e half-width (default 0)
 =================  ========  ==========================================================
 
-Sign conventions (tested in tests/test_stokes_me.py, the same as lightweaver's): a field
+Sign conventions (tested in tests/stokes/test_me.py, the same as lightweaver's): a field
 with a component toward the observer gives V > 0 in the blue lobe; a transverse field at
 azimuth 0 gives Q < 0 at line centre (Q ~ -cos 2 azimuth, U ~ -sin 2 azimuth there).
 """
@@ -37,7 +37,7 @@ import numpy as np
 
 from ... import _core
 from ..._units import to_float_array
-from .instrument import Instrument, _to_angstrom
+from .instrument import Instrument
 from .lines import SpectralLine, resolve_lines
 
 __all__ = ["MilneEddington", "ME_PARAMETERS", "ME_UNITS", "hinode_sp_wavelength"]
@@ -127,7 +127,7 @@ class MilneEddington:
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
         if wavelength is not None and instrument is not None:
             # resample onto the requested grid with the instrument's LSF
-            wl = _to_angstrom(wavelength, "wavelength").ravel()
+            wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
             inst = instrument
             instrument = Instrument(wl, inst.lsf_fwhm, noise=inst.noise,
                                     oversample=inst.oversample, name=inst.name) \
@@ -142,7 +142,7 @@ class MilneEddington:
             synth = self._inst.synthesis_grid()
         else:
             self.wavelength = (hinode_sp_wavelength() if wavelength is None
-                               else _to_angstrom(wavelength, "wavelength").ravel().astype(np.float64))
+                               else to_float_array(wavelength, "Angstrom", "wavelength").ravel().astype(np.float64))
             synth = self.wavelength
         self.synthesis_wavelength = np.asarray(synth, dtype=np.float64)
         wl = self.synthesis_wavelength

@@ -1,5 +1,5 @@
 """LTE synthesis: the formal solver against the analytic Milne-Eddington solution (constant
-line properties, source function linear in tau; references: tests/reference/me_numpy.py,
+line properties, source function linear in tau; references: tests/stokes/reference/me_numpy.py,
 scipy wofz, and fastinv's MilneEddington), exact symmetries, API behaviour, atmospheres."""
 import numpy as np
 import pytest

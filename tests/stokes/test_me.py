@@ -1,5 +1,5 @@
 """Milne-Eddington synthesis: against an independent NumPy implementation
-(tests/reference/me_numpy.py: scipy wofz, sympy 3j, and a direct 4x4 solve), analytic
+(tests/stokes/reference/me_numpy.py: scipy wofz, sympy 3j, and a direct 4x4 solve), analytic
 limits (B = 0, gamma = 90 deg, weak field) and the sign conventions shared with
 lightweaver (stokes.md addendum: V > 0 in the blue lobe for a field toward the observer;
 Q ~ -cos 2chi, U ~ -sin 2chi at the core of a transverse-field line)."""
@@ -209,7 +209,7 @@ def test_isa_kernels_agree():
 
     code = ("import json, numpy as np; from fastinv.stokes import MilneEddington; "
             "from fastinv import _core; import sys; sys.path.insert(0, %r); "
-            "from test_stokes_me import random_params; "
+            "from test_me import random_params; "
             "s = MilneEddington().synthesize(random_params(40, seed=9)); "
             "print(json.dumps([_core.stokes_faddeeva_isa(), s.ravel().tolist()]))"
             % os.path.dirname(os.path.abspath(__file__)))
