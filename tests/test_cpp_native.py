@@ -39,6 +39,16 @@ def test_cpp_engine_under_asan_ubsan(asan_build):
     assert ", 0 failed" in out.stdout
 
 
+@pytest.mark.slow
+def test_cpp_internals_under_asan_ubsan(asan_build):
+    """Internal helpers, e.g. ParallelErrors: an exception thrown inside an OpenMP region is
+    rethrown after it instead of ending the process."""
+    out = subprocess.run([str(asan_build / "test_internals")], capture_output=True, text=True, env=ENV)
+    print(out.stdout, out.stderr)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ", 0 failed" in out.stdout
+
+
 def _small_cnn(torch):
     nn = torch.nn
     return nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.GELU(), nn.MaxPool1d(2), nn.Flatten(),

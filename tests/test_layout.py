@@ -12,7 +12,7 @@ import fastinv
 ROOT = Path(fastinv.__file__).parent
 
 #: Layer of each top-level part of the package; a module may import only its own or lower layers.
-LAYERS = {"_core": 0, "_atomic": 0, "_units": 0, "_optional": 0, "_progress": 0, "_fits": 0,
+LAYERS = {"_core": 0, "_atomic": 0, "_units": 0, "_optional": 0, "_progress": 0, "_fits": 0, "status": 0,
           "_plotting": 0, "_warnings": 0, "model": 0, "__main__": 3,
           "export": 0, "datasets": 0, "dem": 1, "stokes": 1, "train": 2, "demo": 3, "cli": 3}
 

@@ -12,33 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "check.hpp"
 #include "fastinv/fastinv.hpp"
 
 namespace {
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
-
-// f must throw E whose message contains `needle` (so it failed for the right reason).
-template <typename E>
-void check_throws(const std::function<void()>& f, const std::string& what, const std::string& needle = "") {
-  try {
-    f();
-    check(false, what + " (no exception)");
-  } catch (const E& e) {
-    check(std::string(e.what()).find(needle) != std::string::npos, what + " (message: " + e.what() + ")");
-  } catch (const std::exception& e) {
-    check(false, what + " (wrong exception: " + e.what() + ")");
-  }
-}
+using namespace fastinv_test;
 
 // --- a tiny safetensors writer -------------------------------------------------
 struct Tensor {
@@ -275,6 +254,5 @@ int main() {
   } catch (const std::exception& e) {
     check(false, std::string("unexpected exception: ") + e.what());
   }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  return check_summary();
 }

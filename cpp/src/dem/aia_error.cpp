@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "fastinv/basis_pursuit.hpp"
+#include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 
 namespace fastinv::dem {

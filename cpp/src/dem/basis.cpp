@@ -2,7 +2,7 @@
 #include <cmath>
 #include <string>
 
-#include "fastinv/basis_pursuit.hpp"
+#include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 
 namespace fastinv::dem {

@@ -9,7 +9,7 @@
 
 #include "backend.hpp"
 #include "cpu/kernels.hpp"
-#include "fastinv/basis_pursuit.hpp"
+#include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 
 namespace fastinv::dem {

@@ -1,11 +1,11 @@
-// Bindings for the Basis Pursuit DEM solver (fastinv/basis_pursuit.hpp).
+// Bindings for the Basis Pursuit DEM solver (fastinv/dem/basis_pursuit.hpp).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <string>
 
-#include "fastinv/basis_pursuit.hpp"
+#include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 #include "python/bindings.hpp"
 

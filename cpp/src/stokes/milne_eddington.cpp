@@ -7,6 +7,7 @@
 #include <string>
 
 #include "fastinv/error.hpp"
+#include "parallel_errors.hpp"
 #include "fastinv/runtime.hpp"
 #include "fastinv/stokes/faddeeva.hpp"
 #include "stokes/me_types.hpp"
@@ -161,17 +162,22 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
   // Resolve the kernel before the parallel region: a bad FASTINV_ISA is then an exception
   // the caller sees, not one thrown inside OpenMP (which ends the process).
   me_kernel();
+  ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
   {
     detail::MEWork work;
-    work.resize(n, max_components_);
-    std::vector<double> prof(4 * n), scratch, kernel;
+    std::vector<double> prof, scratch, kernel;
+    errors.run([&] {  // per-thread buffers: allocation may throw
+      work.resize(n, max_components_);
+      prof.resize(static_cast<std::size_t>(4 * n));
+    });
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 64)
 #endif
     for (int64_t i = 0; i < p.n; ++i) {
+      if (errors.failed()) continue;
       double* o = out + i * 4 * nout;
       const double f = p.filling_factor ? p.filling_factor[i] : 1.0;
       const double vmac = p.vmac ? p.vmac[i] : 0.0;
@@ -183,25 +189,27 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
                       std::fabs(p.vlos[i]) < kCkms;
       if (!ok) {
         std::fill(o, o + 4 * nout, std::numeric_limits<double>::quiet_NaN());
-        status[i] = me_invalid_parameters;
+        status[i] = static_cast<std::uint8_t>(MeStatus::invalid_parameters);
         continue;
       }
       // Without an instrument the profile is synthesised straight into the output.
       const bool direct = !gaussian_ && !has_instrument_;
-      synthesize_one(p, i, mu, work, direct ? o : prof.data(), scratch, kernel);
-      if (gaussian_) {
-        const double vmac = p.vmac ? p.vmac[i] : 0.0;
-        const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
-        const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * w * w);
-        for (int s = 0; s < 4; ++s)
-          gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_,
-                            g_n_out_, o + s * nout, kernel);
-      } else if (has_instrument_) {
-        for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
-      }
-      status[i] = me_ok;
+      errors.run([&] {  // scratch and kernel grow on demand
+        synthesize_one(p, i, mu, work, direct ? o : prof.data(), scratch, kernel);
+        if (gaussian_) {
+          const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
+          const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * w * w);
+          for (int s = 0; s < 4; ++s)
+            gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_,
+                              g_n_out_, o + s * nout, kernel);
+        } else if (has_instrument_) {
+          for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
+        }
+        status[i] = static_cast<std::uint8_t>(MeStatus::ok);
+      });
     }
   }
+  errors.rethrow();
 }
 
 }  // namespace fastinv::stokes

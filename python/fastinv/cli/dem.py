@@ -12,13 +12,13 @@ _AIA_FILES = "six AIA FITS files (94, 131, 171, 193, 211, 335 A), level 1 or 1.5
 
 @reports_errors("fastinv dem bp")
 def _cmd_bp(args: argparse.Namespace) -> int:
-    from ..dem.basis_pursuit import STATUS
+    from ..status import DEM_STATUS
     from ..dem.pipelines import run_bp
 
     res = run_bp(args.files, args.output, png=args.png, bin=args.bin, threads=args.threads,
                  response=args.response, progress=not args.quiet, presummed=args.presummed)
     codes, counts = np.unique(res.status, return_counts=True)
-    summary = ", ".join(f"{STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
+    summary = ", ".join(f"{DEM_STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
     print(f"wrote {args.output} ({res.status.size} pixels; {summary})")
     return 0
 

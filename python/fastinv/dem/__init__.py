@@ -12,10 +12,11 @@ Examples
 """
 from __future__ import annotations
 
-from .basis_pursuit import (DEEPEM_LOGT, DEFAULT_LOGT, DICTFAC, STATUS, BasisPursuit, BPResult,
+from ..status import DEM_STATUS
+from .basis_pursuit import (DEEPEM_LOGT, DEFAULT_LOGT, DICTFAC, BasisPursuit, BPResult,
                             aia_error)
 from .deepem import DeepEM
 from .response import AIA_CHANNELS, SHIPPED_TABLES, TemperatureResponse, load_response
 
 __all__ = ["BasisPursuit", "DeepEM", "BPResult", "aia_error", "load_response", "TemperatureResponse",
-           "AIA_CHANNELS", "SHIPPED_TABLES", "STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT", "DICTFAC"]
+           "AIA_CHANNELS", "SHIPPED_TABLES", "DEM_STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT", "DICTFAC"]

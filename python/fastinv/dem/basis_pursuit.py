@@ -15,9 +15,10 @@ import numpy as np
 
 from .. import _core
 from .._units import to_float_array
+from ..status import DEM_STATUS
 from .response import AIA_CHANNELS, TemperatureResponse, load_response
 
-__all__ = ["BasisPursuit", "BPResult", "aia_error", "STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT",
+__all__ = ["BasisPursuit", "BPResult", "aia_error", "DEM_STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT",
            "DICTFAC"]
 
 #: Dictionary scale: coefficients are in units of 1e26 cm^-5 (as SSW ``Dictfac``).
@@ -27,15 +28,6 @@ DEFAULT_LOGT = np.round(5.5 + 0.1 * np.arange(21), 10)
 #: DeepEM's grid: log T = 5.5 ... 7.2, 18 bins.
 DEEPEM_LOGT = np.round(5.5 + 0.1 * np.arange(18), 10)
 
-#: Per-pixel status codes (0/2/3/10/11 as in SSW).
-STATUS = {
-    0: "ok",
-    2: "infeasible",
-    3: "not converged",
-    10: "rejected (negative solution)",
-    11: "no counts",
-    12: "bad input (NaN/inf)",
-}
 
 
 def aia_error(counts_dn, n_sample: float = 1.0) -> np.ndarray:

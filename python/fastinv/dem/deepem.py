@@ -27,11 +27,14 @@ import numpy as np
 from .. import _core
 from ..model import Model
 from .._units import to_float_array
+from ..status import OK
 from .basis_pursuit import DEEPEM_LOGT, BPResult, aia_error
 from .response import load_response
 
-STATUS_OK = 0
-STATUS_BAD_INPUT = 12  # as BasisPursuit
+
+
+#: DEM_STATUS code of a pixel with a NaN/inf input (the code Basis Pursuit uses).
+BAD_INPUT = 12
 
 
 def shipped_model_path() -> Path:
@@ -164,7 +167,7 @@ class DeepEM:
         if not finite.all():
             em[:, ~finite] = 0.0
         model = self._kernel32 @ em
-        status = np.where(finite, STATUS_OK, STATUS_BAD_INPUT).astype(np.int8)
+        status = np.where(finite, OK, BAD_INPUT).astype(np.int8)
         chi2 = np.full(x.shape[1], np.nan)
         if sigma is not None or exptime is not None:
             flat = yv.reshape(6, -1).astype(np.float64)

@@ -23,7 +23,8 @@ import numpy as np
 from .._atomic import atomic_output
 from .._fits import open_fits
 from .._warnings import warn_user
-from .basis_pursuit import STATUS, BasisPursuit, BPResult
+from ..status import DEM_STATUS
+from .basis_pursuit import BasisPursuit, BPResult
 from .response import AIA_CHANNELS
 
 __all__ = ["AIAObservation", "read_aia", "write_dem_fits"]
@@ -181,7 +182,8 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisP
     HDUs: primary = EM cube (nT, ny, nx) in cm^-5 with a log T axis (axis 3) plus the input's
     celestial WCS; ``STATUS``, ``TOLFAC``, ``CHI2``, ``LOGT_EM`` (EM-weighted log T) and
     ``EM_TOTAL`` maps; ``LOGT`` (the grid). Every per-pixel product (EM, EM_TOTAL, LOGT_EM,
-    CHI2) is NaN where STATUS != 0: undefined, as the FITS convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
+    CHI2) is NaN where STATUS != 0: undefined, as the FITS convention has it, not zero. For a
+    Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
     other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
     (value, comment)).
@@ -231,7 +233,7 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisP
         for c, t, f in zip(AIA_CHANNELS, obs.exptime, obs.files):
             prim[f"EXPT{c:03d}"] = (float(t), f"EXPTIME of {c} A, s")
             prim.add_history(f"input {c} A: {Path(f).name}")
-    for code, text in STATUS.items():
+    for code, text in DEM_STATUS.items():
         prim.add_comment(f"STATUS {code}: {text}")
     maps = fits.Header()
     if obs is not None:

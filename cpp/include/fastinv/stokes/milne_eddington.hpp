@@ -53,7 +53,8 @@ struct MEParameterArrays {
   const double* vmac = nullptr;
 };
 
-enum MEStatus : uint8_t { me_ok = 0, me_invalid_parameters = 1 };
+// Stored as uint8 per profile (the status output of synthesize); values may be added.
+enum class MeStatus : std::uint8_t { ok = 0, invalid_parameters = 1 };
 
 class MilneEddington {
  public:

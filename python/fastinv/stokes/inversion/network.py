@@ -35,6 +35,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from ...model import Model
+from ...status import STOKES_STATUS
 from ..._units import to_float_array
 
 __all__ = ["StokesNet", "Resampler", "resample_to", "default_model_path", "STOKES_STATUS",
@@ -42,10 +43,6 @@ __all__ = ["StokesNet", "Resampler", "resample_to", "default_model_path", "STOKE
 
 #: Metadata key of the model card in the model file.
 CARD_KEY = "fastinv.card"
-
-#: Per-pixel status codes of a Stokes inversion.
-STOKES_STATUS = {0: "ok", 1: "non-finite input (NaN or inf) in the profile",
-                 2: "no signal (continuum <= 0)"}
 
 #: fastinv quantity -> DKIST level-2 inversion product name (``mag_strength_los`` and the
 #: last two are fastinv's own: DKIST's level-2 list has no line-of-sight field strength).

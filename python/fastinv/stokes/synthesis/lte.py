@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ... import _core
+from ...status import LTE_STATUS
 from ..._units import to_float_array
 from .atmospheres import as_atmospheres, hsra
 from .instrument import Instrument
@@ -38,10 +39,6 @@ from .lines import SpectralLine, resolve_lines
 from .milne_eddington import hinode_sp_wavelength
 
 __all__ = ["LTE", "LTE_STATUS"]
-
-#: Per-atmosphere status codes returned with ``return_status=True``.
-LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)",
-              2: "hydrostatic equilibrium failed"}
 
 
 class LTE:

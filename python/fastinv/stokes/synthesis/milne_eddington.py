@@ -183,8 +183,8 @@ class MilneEddington:
         threads : int, optional
             OpenMP threads (default: OMP_NUM_THREADS / all cores).
         return_status : bool
-            Also return the per-profile status (0 = ok, 1 = invalid parameters: that
-            profile is NaN; the others are unaffected).
+            Also return the per-profile status (:data:`fastinv.status.ME_STATUS`: 0 = ok,
+            1 = invalid parameters: that profile is NaN; the others are unaffected).
 
         Returns
         -------

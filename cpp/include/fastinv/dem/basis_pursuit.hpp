@@ -15,13 +15,14 @@
 namespace fastinv::dem {
 
 // Per-pixel status codes. 0/2/3/10/11 are those of the SSW code (IDL SIMPLEX + BP driver).
-enum BpStatus : std::int8_t {
-  kBpOk = 0,             // optimal solution found
-  kBpInfeasible = 2,     // no x >= 0 reproduces y within the tolerance band
-  kBpNotConverged = 3,   // iteration limit reached or numerical trouble
-  kBpRejected = 10,      // the solution had a negative coefficient; coefficients set to 0
-  kBpNoCounts = 11,      // sum(y) < min_total: coefficients set to 0, not solved
-  kBpBadInput = 12,      // a NaN/inf in y, or a NaN/inf/negative sigma: not solved
+// Stored as int8 per pixel (BpResult::status); values may be added, never renumbered.
+enum class BpStatus : std::int8_t {
+  ok = 0,              // optimal solution found
+  infeasible = 2,      // no x >= 0 reproduces y within the tolerance band
+  not_converged = 3,   // iteration limit reached or numerical trouble
+  rejected = 10,       // the solution had a negative coefficient; coefficients set to 0
+  no_counts = 11,      // sum(y) < min_total: coefficients set to 0, not solved
+  bad_input = 12,      // a NaN/inf in y, or a NaN/inf/negative sigma: not solved
 };
 
 // Basis functions on a log T grid, row-major (ncoef x nT) with ncoef = widths.size() * nT.
@@ -47,8 +48,8 @@ struct BpOptions {
   // Tolerance factors tried in turn until a pixel succeeds (adaptive tolfac): SSW default
   // 1.4, then x1.5, then x1.5 again. Use a single value to switch adaptivity off.
   std::vector<double> tolfacs{1.4, 2.1, 3.15};
-  double min_total = 0.01;  // sum(y) below this (DN/s) -> kBpNoCounts
-  int max_iterations = 400; // simplex iterations per LP before kBpNotConverged
+  double min_total = 0.01;  // sum(y) below this (DN/s) -> BpStatus::no_counts
+  int max_iterations = 400; // simplex iterations per LP before BpStatus::not_converged
   int threads = 0;          // <= 0: OpenMP default
   // Start each pixel's simplex from the previous pixel's final basis (within blocks of 64
   // pixels, so results do not depend on the thread count). Same optima, fewer iterations
@@ -89,7 +90,7 @@ class BasisPursuit {
 
   // y, sigma: (nchan, npix) row-major in DN s^-1 (sigma is the 1-sigma error, eta =
   // tolfac*sigma). Negative y are set to 0; non-finite y/sigma or negative sigma give
-  // kBpBadInput for that pixel only. Thread-safe; parallel over pixels with OpenMP.
+  // BpStatus::bad_input for that pixel only. Thread-safe; parallel over pixels with OpenMP.
   void solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out) const;
 
  private:
