@@ -66,14 +66,14 @@ def test_fastinv_1core(benchmark, params):
     timed = CpuTimed(me.synthesize)
     out = benchmark(timed, params, threads=1)
     assert np.isfinite(out).all()
-    record_profiles(benchmark, N_FAST, timed, faddeeva_isa=_core.stokes_faddeeva_isa())
+    record_profiles(benchmark, N_FAST, timed, faddeeva_isa=_core.stokes.faddeeva_isa())
 
 
 @pytest.mark.benchmark(group="me-112")
 def test_fastinv_all_threads(benchmark, params):
     me = MilneEddington()
     benchmark(me.synthesize, params)
-    record_profiles(benchmark, N_FAST, faddeeva_isa=_core.stokes_faddeeva_isa())
+    record_profiles(benchmark, N_FAST, faddeeva_isa=_core.stokes.faddeeva_isa())
     benchmark.extra_info["threads"] = os.cpu_count()
 
 
@@ -87,7 +87,7 @@ def test_numpy_1core(benchmark, params):
     sub = {k: v[:N_NUMPY] for k, v in params.items()}
     timed = CpuTimed(me_numpy.synthesize)
     benchmark.pedantic(timed, args=(sub, wl), rounds=3, iterations=1, warmup_rounds=1)
-    record_profiles(benchmark, N_NUMPY, timed, faddeeva_isa=_core.stokes_faddeeva_isa())
+    record_profiles(benchmark, N_NUMPY, timed, faddeeva_isa=_core.stokes.faddeeva_isa())
 
 
 @pytest.mark.benchmark(group="me-hinode-full")
@@ -96,7 +96,7 @@ def test_fastinv_hinode_training_path(benchmark):
     p = sample_me_parameters(N_FAST // 4, seed=1)
     timed = CpuTimed(me.synthesize)
     benchmark(timed, p, threads=1, add_noise=False)
-    record_profiles(benchmark, N_FAST // 4, timed, faddeeva_isa=_core.stokes_faddeeva_isa())
+    record_profiles(benchmark, N_FAST // 4, timed, faddeeva_isa=_core.stokes.faddeeva_isa())
     benchmark.extra_info["synthesis_points"] = int(me.synthesis_wavelength.size)
 
 

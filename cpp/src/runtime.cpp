@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "cpu/kernels.hpp"
 #include "fastinv/error.hpp"
 #ifdef FASTINV_HAVE_OPENMP
 #include <omp.h>
@@ -139,6 +140,21 @@ bool cuda_compiled() {
 #else
   return false;
 #endif
+}
+
+int cuda_device_count() {
+#ifdef FASTINV_HAVE_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+double measure_fma_peak(Isa isa, int threads, double seconds) {
+  if (threads < 1) throw InvalidArgument("measure_fma_peak: threads must be >= 1");
+  if (!(seconds > 0.0 && seconds <= 60.0))
+    throw InvalidArgument("measure_fma_peak: seconds must be in (0, 60]");
+  return cpu::measure_fma_peak(isa, threads, seconds);
 }
 
 }  // namespace fastinv

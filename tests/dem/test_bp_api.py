@@ -109,12 +109,12 @@ def test_invalid_arguments(bp):
     with pytest.raises(ValueError):
         BasisPursuit(logt=[5.5])
     with pytest.raises(ValueError, match="increasing"):
-        _core.bp_basis(np.array([5.5, 5.4]), [0.0])
+        _core.dem.basis(np.array([5.5, 5.4]), [0.0])
     with pytest.raises(ValueError, match="NaN"):
-        _core.BasisPursuitSolver(np.full((6, 3), np.nan))
+        _core.dem.BasisPursuit(np.full((6, 3), np.nan))
     with pytest.raises(ValueError, match="tolfac"):
-        _core.BasisPursuitSolver(np.ones((6, 3)), tolfacs=[])
-    s = _core.BasisPursuitSolver(np.ones((6, 3)))
+        _core.dem.BasisPursuit(np.ones((6, 3)), tolfacs=[])
+    s = _core.dem.BasisPursuit(np.ones((6, 3)))
     with pytest.raises(ValueError, match="nchan"):
         s.solve(np.ones((5, 2)), np.ones((5, 2)))
     with pytest.raises(TypeError):

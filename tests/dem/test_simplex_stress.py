@@ -9,7 +9,7 @@ from fastinv import _core
 
 
 def _solve_both(D, y, sigma, tolfac=1.0):
-    s = _core.BasisPursuitSolver(D, tolfacs=[tolfac], min_total=0.0, warm_start=False)
+    s = _core.dem.BasisPursuit(D, tolfacs=[tolfac], min_total=0.0, warm_start=False)
     coeffs, status, _, obj, iters, _, _ = s.solve(y, sigma, 1)
     return coeffs, status, obj, iters
 
@@ -45,7 +45,7 @@ def test_iteration_limit_gives_not_converged():
     rng = np.random.default_rng(5)
     D = rng.uniform(0.1, 1, (6, 84))
     y = D @ rng.uniform(0, 1, (84, 20))
-    s = _core.BasisPursuitSolver(D, tolfacs=[1.0], max_iterations=1, warm_start=False)
+    s = _core.dem.BasisPursuit(D, tolfacs=[1.0], max_iterations=1, warm_start=False)
     _, status, _, obj, iters, _, _ = s.solve(y, np.full_like(y, 1e-3), 1)
     assert np.all(status == 3) and np.all(obj == 0) and np.all(iters <= 1)
 

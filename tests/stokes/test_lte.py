@@ -32,7 +32,7 @@ def test_formal_solver_reproduces_milne_eddington(line, seed, mu):
     wl = lam0 + np.linspace(-0.6, 0.6, 121)
     lt = np.arange(-7.0, 2.5 + 1e-9, 0.1)
     S = p["S0"] + p["S1"] * 10 ** lt
-    ours = _core._lte_formal_prescribed(line, wl, lt, S, p["eta0"], p["doppler_width"] * 1e-3,
+    ours = _core._testing.lte_formal_prescribed(line, wl, lt, S, p["eta0"], p["doppler_width"] * 1e-3,
                                         p["damping"], p["B"], p["inclination"], p["azimuth"],
                                         p["vlos"], mu)
     ic = p["S0"] + mu * p["S1"]

@@ -21,7 +21,7 @@ def _saha_hydrogen(T):
 def test_hydrogen_saha_limit(T, nH):
     # Hot (but below He ionisation) and dilute: hydrogen gives > 99.9 % of the electrons, so n_e = x n_H with
     # x^2 / (1 - x) = Phi_H / n_H (pure-hydrogen Saha).
-    s = _core._lte_eos_from_nh(T, nH)
+    s = _core._testing.lte_eos_from_nh(T, nH)
     r = _saha_hydrogen(T) / nH
     x = 0.5 * (-r + np.sqrt(r * r + 4 * r))
     assert s["ne"] == pytest.approx(x * nH, rel=2e-3)
@@ -30,24 +30,24 @@ def test_hydrogen_saha_limit(T, nH):
 
 def test_partition_functions_hydrogen_and_limits():
     for T in (3000.0, 6000.0, 9000.0):
-        assert _core._lte_partition(1, 0, T) == pytest.approx(2.0, rel=1e-4)
-        assert _core._lte_partition(1, 1, T) == pytest.approx(1.0, rel=1e-12)
+        assert _core._testing.lte_partition(1, 0, T) == pytest.approx(2.0, rel=1e-4)
+        assert _core._testing.lte_partition(1, 1, T) == pytest.approx(1.0, rel=1e-12)
     # Fe I / Fe II near 5000 K: ground terms a5D (g = 25) and a6D (g = 30) plus low levels.
-    assert 25.0 < _core._lte_partition(26, 0, 5000.0) < 35.0
-    assert 30.0 < _core._lte_partition(26, 1, 5000.0) < 50.0
+    assert 25.0 < _core._testing.lte_partition(26, 0, 5000.0) < 35.0
+    assert 30.0 < _core._testing.lte_partition(26, 1, 5000.0) < 50.0
     with pytest.raises(ValueError):
-        _core._lte_partition(3, 0, 5000.0)  # lithium: not in the table
+        _core._testing.lte_partition(3, 0, 5000.0)  # lithium: not in the table
 
 
 def test_gas_pressure_is_consistent():
     for T, Pg in ((4500.0, 1e3), (6000.0, 1e5), (9000.0, 2e5)):
-        s = _core._lte_eos_from_pg(T, Pg)
-        info = _core._lte_eos_info()
+        s = _core._testing.lte_eos_from_pg(T, Pg)
+        info = _core._testing.lte_eos_info()
         k = sc.k * 1e7
         assert (s["nH"] * info["particles_per_H"] + s["ne"]) * k * T == pytest.approx(Pg, rel=1e-10)
         assert s["nHI"] + s["nHII"] + s["nHm"] == pytest.approx(s["nH"], rel=1e-12)
     with pytest.raises(ValueError):
-        _core._lte_eos_from_pg(-5.0, 1e4)
+        _core._testing.lte_eos_from_pg(-5.0, 1e4)
 
 
 @pytest.fixture(scope="module")
@@ -64,10 +64,10 @@ def wittmann():
 @pytest.mark.parametrize("T", [4200.0, 5000.0, 6000.0, 7000.0, 8500.0])
 @pytest.mark.parametrize("Pg", [1e3, 1e4, 1e5])
 def test_eos_and_continuum_vs_wittmann(wittmann, T, Pg):
-    s = _core._lte_eos_from_pg(T, Pg)
+    s = _core._testing.lte_eos_from_pg(T, Pg)
     assert s["Pe"] == pytest.approx(wittmann.pe_from_pg(T, Pg), rel=0.04)
-    k500 = _core._lte_continuum(T, Pg, 5000.0)["total"]
-    k630 = _core._lte_continuum(T, Pg, 6302.0)["total"]
+    k500 = _core._testing.lte_continuum(T, Pg, 5000.0)["total"]
+    k630 = _core._testing.lte_continuum(T, Pg, 6302.0)["total"]
     w500 = wittmann.cont_opacity(T, Pg, s["Pe"], np.array([5000.0])).item()
     w630 = wittmann.cont_opacity(T, Pg, s["Pe"], np.array([6302.0])).item()
     assert k500 == pytest.approx(w500, rel=0.08)
@@ -77,7 +77,7 @@ def test_eos_and_continuum_vs_wittmann(wittmann, T, Pg):
 
 
 def test_continuum_is_dominated_by_hminus_in_the_photosphere():
-    p = _core._lte_continuum(5800.0, 1e5, 6302.0)
+    p = _core._testing.lte_continuum(5800.0, 1e5, 6302.0)
     assert (p["hminus_bf"] + p["hminus_ff"]) / p["total"] > 0.85
     assert all(p[k] >= 0 for k in ("hminus_bf", "hminus_ff", "h_bf", "h_ff", "thomson",
                                     "rayleigh"))
@@ -87,7 +87,7 @@ def test_hydrostatic_equilibrium_vs_hsra_table():
     # HSRA's P_e, P_g were computed by SIR's EOS/opacities with older abundances; ours must
     # agree in P_e (what the H- continuum and Fe ionisation depend on) to a few per cent.
     t = atmospheres.hsra_table()
-    r = _core._lte_hydrostatic(t["log_tau"], t["temperature"])
+    r = _core._testing.lte_hydrostatic(t["log_tau"], t["temperature"])
     assert r["ok"]
     deep = t["log_tau"] >= -3.0  # above, the two top boundary conditions differ
     np.testing.assert_allclose(r["Pe"][deep], t["Pe"][deep], rtol=0.05)
@@ -103,7 +103,7 @@ def test_hydrostatic_failure_is_flagged_not_raised():
     lt = np.linspace(-4, 1, 20)
     T = np.full(20, 5000.0)
     T[3] = np.nan
-    r = _core._lte_hydrostatic(lt, T)
+    r = _core._testing.lte_hydrostatic(lt, T)
     assert not r["ok"] and np.all(np.isnan(r["Pg"]))
     with pytest.raises(ValueError):
-        _core._lte_hydrostatic(lt[::-1].copy(), np.full(20, 5000.0))  # wrong order: caller error
+        _core._testing.lte_hydrostatic(lt[::-1].copy(), np.full(20, 5000.0))  # wrong order: caller error

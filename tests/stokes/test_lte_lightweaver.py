@@ -25,7 +25,7 @@ WINDOWS = {"FeI_6301": (6301.1, 6301.9), "FeI_6302": (6302.1, 6302.9)}
 
 def _ptop():
     a = atmospheres.falc()
-    return float(_core._lte_hydrostatic(a.log_tau, a.temperature[0])["Pg"][0])
+    return float(_core._testing.lte_hydrostatic(a.log_tau, a.temperature[0])["Pg"][0])
 
 
 @pytest.fixture(scope="module")
@@ -102,10 +102,10 @@ def test_hydrostatic_equilibrium_matches_lightweaver():
         warnings.simplefilter("ignore")
         import lightweaver as lw
     a = atmospheres.falc()
-    ours = _core._lte_hydrostatic(a.log_tau, a.temperature[0])
+    ours = _core._testing.lte_hydrostatic(a.log_tau, a.temperature[0])
     ref = lw.Atmosphere.make_1d(scale=lw.ScaleType.Tau500, depthScale=10 ** a.log_tau,
                                 temperature=a.temperature[0], Ptop=ours["Pg"][0] * 0.1)
-    nh = ours["rho"] / _core._lte_eos_info()["mass_per_H"]
+    nh = ours["rho"] / _core._testing.lte_eos_info()["mass_per_H"]
     np.testing.assert_allclose(ours["ne"], ref.ne * 1e-6, rtol=0.025)
     np.testing.assert_allclose(nh, ref.nHTot * 1e-6, rtol=0.025)
 
@@ -117,7 +117,7 @@ def test_depth_dependent_atmosphere(index):
     # FAL-C cases, so a slightly looser intensity bound (measured 1.7-1.8 %; the systematic
     # part is lightweaver's Fe II partition function from its RH atom, 7 % above Kurucz's).
     a = atmospheres.random(4, seed=2, ranges=dict(B=(0.0, 2500.0)))[index]
-    ptop = float(_core._lte_hydrostatic(a.log_tau, a.temperature[0])["Pg"][0])
+    ptop = float(_core._testing.lte_hydrostatic(a.log_tau, a.temperature[0])["Pg"][0])
     ours = LTE(wavelength=WAVE).synthesize(a, normalize=False)[0]
     ref = lwref.lightweaver_stokes(a.log_tau, a.temperature[0], a.vmic[0], a.B[0],
                                    a.inclination[0], a.azimuth[0], a.vlos[0], WAVE,

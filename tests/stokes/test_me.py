@@ -211,7 +211,7 @@ def test_isa_kernels_agree():
             "from fastinv import _core; import sys; sys.path.insert(0, %r); "
             "from test_me import random_params; "
             "s = MilneEddington().synthesize(random_params(40, seed=9)); "
-            "print(json.dumps([_core.stokes_faddeeva_isa(), s.ravel().tolist()]))"
+            "print(json.dumps([_core.stokes.faddeeva_isa(), s.ravel().tolist()]))"
             % os.path.dirname(os.path.abspath(__file__)))
     results = {}
     for isa in ("generic", "avx2", "avx512"):
@@ -220,7 +220,7 @@ def test_isa_kernels_agree():
                              text=True, check=True)
         used, data = json.loads(out.stdout)
         results[used] = np.array(data)
-    assert "generic" in results and _core.stokes_faddeeva_isa() in results
+    assert "generic" in results and _core.stokes.faddeeva_isa() in results
     ref = results["generic"]
     for isa, s in results.items():
         assert np.abs(s - ref).max() <= 1e-12, isa

@@ -30,8 +30,8 @@ class IoError : public Error {
   using Error::Error;
 };
 
-// A device (GPU) or pinned-host allocation failed; the message says how much and
-// what to do (smaller batches, free memory held by other processes).
+// An allocation failed (host, pinned host or device); the message says how much and what
+// to do (smaller batches, fewer threads, free memory held by other processes).
 class OutOfMemory : public Error {
  public:
   using Error::Error;

@@ -6,6 +6,7 @@
 #include "fastinv/runtime.hpp"
 
 #include "fastinv/dem/basis_pursuit.hpp"
+#include "fastinv/dem/deepem.hpp"
 
 #include "fastinv/stokes/faddeeva.hpp"
 #include "fastinv/stokes/lines.hpp"

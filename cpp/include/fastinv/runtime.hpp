@@ -26,4 +26,11 @@ bool openmp_enabled();
 // True when the CUDA backend was compiled into this build.
 bool cuda_compiled();
 
+// Usable CUDA devices; 0 without the CUDA backend, a driver or a device.
+int cuda_device_count();
+
+// Measured float32 FMA rate in GFLOP/s with `isa`'s instructions on `threads` threads for
+// about `seconds` (the hardware limit the benchmarks report fractions of).
+double measure_fma_peak(Isa isa, int threads = 1, double seconds = 0.5);
+
 }  // namespace fastinv

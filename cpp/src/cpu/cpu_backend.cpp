@@ -30,7 +30,9 @@ using Arena = std::unique_ptr<float[], AlignedFree>;
 Arena make_arena(int64_t floats) {
   const size_t bytes = (size_t(floats) * sizeof(float) + 63) / 64 * 64;
   float* p = static_cast<float*>(std::aligned_alloc(64, bytes > 0 ? bytes : 64));
-  if (!p) throw Error("out of memory allocating a " + std::to_string(bytes) + "-byte tile arena");
+  if (!p)
+    throw OutOfMemory("out of memory allocating a " + std::to_string(bytes) +
+                      "-byte tile arena; use fewer threads or free memory");
   std::fill(p, p + floats, 0.f);
   return Arena(p);
 }

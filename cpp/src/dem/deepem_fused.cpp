@@ -1,4 +1,4 @@
-#include "dem/deepem_fused.hpp"
+#include "fastinv/dem/deepem.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -78,7 +78,7 @@ class DeepEmHooks final : public TileHooks {
     }
     for (int j = 0; j < lanes; ++j) {
       out_.objective[first + j] = total[j] / 1e26f;
-      out_.status[first + j] = finite[j] ? kDeepEmOk : kDeepEmBadInput;
+      out_.status[first + j] = static_cast<int8_t>(finite[j] ? BpStatus::ok : BpStatus::bad_input);
       out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
     }
     alignas(64) float model[kChannels][kW];

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "dem/deepem_fused.hpp"
+#include "fastinv/dem/deepem.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/model.hpp"
 #include "python/array_overlap.hpp"

@@ -26,7 +26,7 @@ void require_ndim(const Array& a, int ndim, const char* what) {
 void bind_dem(py::module_& m) {
   using namespace fastinv::dem;
   m.def(
-      "bp_basis",
+      "basis",
       [](Array logt, std::vector<double> widths, double cutoff) {
         require_ndim(logt, 1, "logt");
         std::vector<double> grid(logt.data(), logt.data() + logt.size());
@@ -39,7 +39,7 @@ void bind_dem(py::module_& m) {
       py::arg("logt"), py::arg("widths"), py::arg("cutoff") = 0.04,
       "Basis functions (ncoef x nT); width 0 = Dirac block.");
   m.def(
-      "bp_dictionary",
+      "dictionary",
       [](Array response, Array basis, double dictfac) {
         require_ndim(response, 2, "response");
         require_ndim(basis, 2, "basis");
@@ -56,7 +56,7 @@ void bind_dem(py::module_& m) {
       py::arg("response"), py::arg("basis"), py::arg("dictfac") = 1e26,
       "Dictionary D = K . B^T * dictfac (nchan x ncoef).");
   m.def(
-      "aia_bp_error",
+      "aia_error",
       [](Array counts, double n_sample) {
         require_ndim(counts, 2, "counts");
         if (counts.shape(0) != 6)
@@ -74,7 +74,7 @@ void bind_dem(py::module_& m) {
       py::arg("counts_dn"), py::arg("n_sample") = 1.0,
       "AIA error model (aia_bp_estimate_error, V3 table): sigma in DN for counts in DN.");
 
-  py::class_<BasisPursuit>(m, "BasisPursuitSolver")
+  py::class_<BasisPursuit>(m, "BasisPursuit")
       .def(py::init([](Array dictionary, std::vector<double> tolfacs, double min_total,
                        int max_iterations, bool warm_start) {
              require_ndim(dictionary, 2, "dictionary");

@@ -8,12 +8,8 @@
 #include "fastinv/error.hpp"
 #include "fastinv/model.hpp"
 #include "fastinv/runtime.hpp"
-#include "cpu/kernels.hpp"
 #include "python/array_overlap.hpp"
 #include "python/bindings.hpp"
-#ifdef FASTINV_HAVE_CUDA
-#include "cuda_device.hpp"
-#endif
 
 namespace py = pybind11;
 
@@ -156,20 +152,14 @@ void bind_engine(py::module_& m) {
       "measure_fma_peak",
       [](const std::string& isa, int threads, double seconds) {
         py::gil_scoped_release release;
-        return cpu::measure_fma_peak(isa_from_name(isa), threads, seconds);
+        return measure_fma_peak(isa_from_name(isa), threads, seconds);
       },
       py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.5,
       "Measured float32 FMA peak in GFLOP/s with the given ISA's instructions (the benchmarks' hardware limit).");
   m.def("default_threads", &default_threads);
   m.def("openmp_enabled", &openmp_enabled);
   m.def("cuda_compiled", &cuda_compiled);
-  m.def("cuda_device_count", [] {
-#ifdef FASTINV_HAVE_CUDA
-    return cuda::device_count();
-#else
-    return 0;
-#endif
-  });
+  m.def("cuda_device_count", &cuda_device_count);
 
   py::class_<Model>(m, "Model", "A network loaded from a fastinv model file (see fastinv.load).")
       .def_static(

@@ -86,7 +86,7 @@ void bind_stokes(py::module_& m) {
   using CArr = py::array_t<std::complex<double>, py::array::c_style | py::array::forcecast>;
 
   m.def(
-      "stokes_faddeeva",
+      "faddeeva",
       [](CArr z) {
         CArr out(z.request().shape);
         const auto* zi = z.data();
@@ -101,7 +101,7 @@ void bind_stokes(py::module_& m) {
       py::arg("z"), "Faddeeva function w(z) = exp(-z^2) erfc(-iz), element-wise.");
 
   m.def(
-      "stokes_voigt_faraday",
+      "voigt_faraday",
       [](double a, Arr v) {
         Arr H(v.request().shape), F(v.request().shape);
         {
@@ -113,18 +113,18 @@ void bind_stokes(py::module_& m) {
       },
       py::arg("a"), py::arg("v"), "(H, F) with H + iF = w(v + ia), a >= 0.");
 
-  m.def("stokes_faddeeva_isa", [] { return std::string(stokes::faddeeva_isa()); },
+  m.def("faddeeva_isa", [] { return std::string(stokes::faddeeva_isa()); },
         "Instruction set of the Faddeeva kernel in use (lower it with FASTINV_ISA).");
-  m.def("stokes_line_names", &stokes::line_names);
-  m.def("stokes_get_line", [](const std::string& name) { return line_to_dict(stokes::get_line(name)); },
+  m.def("line_names", &stokes::line_names);
+  m.def("get_line", [](const std::string& name) { return line_to_dict(stokes::get_line(name)); },
         py::arg("name"));
-  m.def("stokes_register_line", [](const py::dict& d) { stokes::register_line(line_from_dict(d)); },
+  m.def("register_line", [](const py::dict& d) { stokes::register_line(line_from_dict(d)); },
         py::arg("line"));
-  m.def("stokes_lande_g_ls", &stokes::lande_g_ls, py::arg("L"), py::arg("S"), py::arg("J"));
-  m.def("stokes_wigner_3j", &stokes::wigner_3j, py::arg("j1"), py::arg("j2"), py::arg("j3"),
+  m.def("lande_g_ls", &stokes::lande_g_ls, py::arg("L"), py::arg("S"), py::arg("J"));
+  m.def("wigner_3j", &stokes::wigner_3j, py::arg("j1"), py::arg("j2"), py::arg("j3"),
         py::arg("m1"), py::arg("m2"), py::arg("m3"));
   m.def(
-      "stokes_zeeman_pattern",
+      "zeeman_pattern",
       [](double j_low, double g_low, double j_up, double g_up) {
         const stokes::ZeemanPattern p = stokes::zeeman_pattern(j_low, g_low, j_up, g_up);
         py::list comps;

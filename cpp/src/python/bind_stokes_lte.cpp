@@ -48,22 +48,22 @@ std::vector<double> to_vector(const DArr& a, const char* name) {
 
 }  // namespace
 
-void bind_stokes_lte(py::module_& m) {
+void bind_stokes_lte(py::module_& m, py::module_& testing) {
   static const stokes::LteEos eos;
-  m.def("_lte_partition", [](int Z, int stage, double T) {
+  testing.def("lte_partition", [](int Z, int stage, double T) {
     return stokes::LteEos::partition(Z, stage, T);
   }, py::arg("Z"), py::arg("stage"), py::arg("T"), "Partition function U(T) (tabulated).");
-  m.def("_lte_eos_from_pg", [](double T, double Pg) { return state_dict(eos.from_pg(T, Pg)); },
+  testing.def("lte_eos_from_pg", [](double T, double Pg) { return state_dict(eos.from_pg(T, Pg)); },
         py::arg("T"), py::arg("Pg"), "LTE ionisation balance for T [K], P_g [dyn cm^-2].");
-  m.def("_lte_eos_from_nh", [](double T, double nH) { return state_dict(eos.from_nh(T, nH)); },
+  testing.def("lte_eos_from_nh", [](double T, double nH) { return state_dict(eos.from_nh(T, nH)); },
         py::arg("T"), py::arg("nH"), "LTE ionisation balance for T [K], n_H [cm^-3].");
-  m.def("_lte_eos_info", [] {
+  testing.def("lte_eos_info", [] {
     py::dict d;
     d["mass_per_H"] = eos.mass_per_H();
     d["particles_per_H"] = eos.particles_per_H();
     return d;
   });
-  m.def("_lte_continuum", [](double T, double Pg, double lambda_A) {
+  testing.def("lte_continuum", [](double T, double Pg, double lambda_A) {
     auto s = eos.from_pg(T, Pg);
     auto p = stokes::continuum_opacity(s, lambda_A);
     py::dict d;
@@ -73,7 +73,7 @@ void bind_stokes_lte(py::module_& m) {
     return d;
   }, py::arg("T"), py::arg("Pg"), py::arg("wavelength"),
      "Continuum extinction parts [cm^-1] at an air wavelength [A].");
-  m.def("_lte_hydrostatic", [](DArr log_tau, DArr T, double gravity, double pg_top) {
+  testing.def("lte_hydrostatic", [](DArr log_tau, DArr T, double gravity, double pg_top) {
     if (log_tau.ndim() != 1 || T.ndim() != 1 || log_tau.shape(0) != T.shape(0))
       throw InvalidArgument("log_tau and T must be 1-D arrays of the same length");
     const int n = static_cast<int>(log_tau.shape(0));
@@ -98,7 +98,7 @@ void bind_stokes_lte(py::module_& m) {
   }, py::arg("log_tau"), py::arg("T"), py::arg("gravity") = stokes::kSolarGravity,
      py::arg("pg_top") = -1.0, "Hydrostatic equilibrium on a log tau_500 grid (top first).");
 
-  py::class_<stokes::LteSynthesizer>(m, "_LteSynthesizer")
+  py::class_<stokes::LteSynthesizer>(m, "LteSynthesizer")
       .def(py::init([](const std::vector<std::string>& names, const DArr& wavelength) {
              return std::make_unique<stokes::LteSynthesizer>(lines_from_names(names),
                                                              to_vector(wavelength, "wavelength"));
@@ -137,7 +137,7 @@ void bind_stokes_lte(py::module_& m) {
   // per unit tau_c, constant line-to-continuum ratio eta0, Doppler width, damping, field and
   // velocity, source function S(tau_c) given per depth. For checks against the analytic
   // Unno-Rachkovsky solution (the same propagation-matrix and solver code as the synthesis).
-  m.def("_lte_formal_prescribed",
+  testing.def("lte_formal_prescribed",
         [](const std::string& line_name, const DArr& wavelength, const DArr& log_tau_c,
            const DArr& S, double eta0, double doppler_A, double damping, double B_G,
            double inc_deg, double azi_deg, double vlos_kms, double mu) {

@@ -37,7 +37,7 @@ const char* kRequired[] = {"B", "inclination", "azimuth", "vlos", "doppler_width
 }  // namespace
 
 void bind_stokes_me(py::module_& m) {
-  py::class_<stokes::MilneEddington, std::shared_ptr<stokes::MilneEddington>>(m, "StokesME")
+  py::class_<stokes::MilneEddington, std::shared_ptr<stokes::MilneEddington>>(m, "MilneEddington")
       .def(py::init([](const std::vector<std::string>& names, Arr wavelength,
                        std::vector<double> ratios) {
              std::vector<stokes::SpectralLine> lines;
@@ -105,14 +105,14 @@ void bind_stokes_me(py::module_& m) {
            py::arg("params"), py::arg("mu") = 1.0, py::arg("threads") = 0,
            "Synthesise (n, 4, output_size) Stokes profiles and per-profile status (0 = ok).");
 
-  m.def("stokes_default_strength_ratios", [](const std::vector<std::string>& names) {
+  m.def("default_strength_ratios", [](const std::vector<std::string>& names) {
     std::vector<stokes::SpectralLine> lines;
     for (const auto& nm : names) lines.push_back(stokes::get_line(nm));
     return stokes::default_strength_ratios(lines);
   });
 
   m.def(
-      "stokes_apply_operator",
+      "apply_operator",
       [](int64_t n_in, IArr start, Arr weights, Arr spectra) {
         const stokes::BandedOperator op = make_operator(n_in, start, weights);
         if (spectra.ndim() < 1 || spectra.shape(spectra.ndim() - 1) != n_in)

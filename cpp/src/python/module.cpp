@@ -24,11 +24,14 @@ PYBIND11_MODULE(_core, m) {
       PyErr_SetString(PyExc_RuntimeError, e.what());
     }
   });
+  py::module_ dem = m.def_submodule("dem", "DEM solvers: Basis Pursuit, DeepEM (fastinv/dem/*.hpp)");
+  py::module_ stokes = m.def_submodule("stokes", "Stokes synthesis (fastinv/stokes/*.hpp)");
+  py::module_ testing = m.def_submodule("_testing", "Hooks for fastinv's tests only; not an API");
   fastinv::python::bind_engine(m);
-  fastinv::python::bind_dem(m);
-  fastinv::python::bind_stokes(m);
-  fastinv::python::bind_stokes_me(m);
-  fastinv::python::bind_stokes_lte(m);
+  fastinv::python::bind_dem(dem);
+  fastinv::python::bind_deepem(dem);
+  fastinv::python::bind_stokes(stokes);
+  fastinv::python::bind_stokes_me(stokes);
+  fastinv::python::bind_stokes_lte(stokes, testing);
   fastinv::python::bind_cuda(m);
-  fastinv::python::bind_deepem(m);
 }

@@ -60,7 +60,7 @@ def aia_error(counts_dn, n_sample: float = 1.0) -> np.ndarray:
         raise ValueError(f"counts_dn must have shape (6, ...) for channels {AIA_CHANNELS}, "
                          f"got {c.shape}")
     flat = np.ascontiguousarray(c.reshape(6, -1))
-    return np.asarray(_core.aia_bp_error(flat, float(n_sample))).reshape(c.shape)
+    return np.asarray(_core.dem.aia_error(flat, float(n_sample))).reshape(c.shape)
 
 
 @dataclass
@@ -191,10 +191,10 @@ class BasisPursuit:
         #: Responses on the grid, (nchan, nT), DN cm^5 s^-1 pixel^-1.
         self.response_on_grid = k
         #: Basis functions (ncoef, nT): Dirac block, then one block per width.
-        self.basis = np.asarray(_core.bp_basis(grid, [0.0, *widths], 0.04))
+        self.basis = np.asarray(_core.dem.basis(grid, [0.0, *widths], 0.04))
         #: Dictionary D (nchan, ncoef) in DN s^-1 per 1e26 cm^-5.
-        self.dictionary = np.asarray(_core.bp_dictionary(k, self.basis, DICTFAC))
-        self._solver = _core.BasisPursuitSolver(self.dictionary, list(self.tolfacs), 0.01,
+        self.dictionary = np.asarray(_core.dem.dictionary(k, self.basis, DICTFAC))
+        self._solver = _core.dem.BasisPursuit(self.dictionary, list(self.tolfacs), 0.01,
                                                 int(max_iterations), bool(warm_start))
         self._solver.set_basis(self.basis, DICTFAC)
 

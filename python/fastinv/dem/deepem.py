@@ -144,7 +144,7 @@ class DeepEM:
                                      f"previous DeepEM.invert result for a frame of the same shape") from exc
                 bufs.append(v)
             bufs = tuple(bufs)
-        em, model, status, chi2, objective, tolfac = _core.deepem_invert(
+        em, model, status, chi2, objective, tolfac = _core.dem.deepem_invert(
             self.model._core, flat, self._kernel32, sig, t, float(n_sample),
             self.model.threads if threads is None else int(threads), bufs)
         return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),

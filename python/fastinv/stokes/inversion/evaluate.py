@@ -145,7 +145,7 @@ def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 202611
     reference = atm_mod.hsra()
 
     def synth(a, i, wave):
-        ptop = float(_core._lte_hydrostatic(a.log_tau, a.temperature[i])["Pg"][0])
+        ptop = float(_core._testing.lte_hydrostatic(a.log_tau, a.temperature[i])["Pg"][0])
         return lwref.lightweaver_stokes(a.log_tau, a.temperature[i], a.vmic[i], a.B[i],
                                         a.inclination[i], a.azimuth[i], a.vlos[i], wave,
                                         ptop_dyn=ptop)

@@ -219,7 +219,7 @@ class Instrument:
         if spectra.shape[-1] != n_in:
             raise ValueError(f"degrade: spectra must be on synthesis_grid() ({n_in} points), "
                              f"got {spectra.shape[-1]}")
-        return np.asarray(_core.stokes_apply_operator(n_in, start, weights, spectra))
+        return np.asarray(_core.stokes.apply_operator(n_in, start, weights, spectra))
 
     def add_noise(self, spectra: np.ndarray, seed=None, continuum=1.0) -> np.ndarray:
         """Return ``spectra`` plus Gaussian noise of ``noise * continuum`` (reproducible).

@@ -75,12 +75,12 @@ class ZeemanComponent:
 
 def line_names() -> list[str]:
     """Names of all registered lines."""
-    return list(_core.stokes_line_names())
+    return list(_core.stokes.line_names())
 
 
 def get_line(name: str) -> SpectralLine:
     """Look a line up by name (``ValueError`` listing the known names if absent)."""
-    return SpectralLine(**_core.stokes_get_line(str(name)))
+    return SpectralLine(**_core.stokes.get_line(str(name)))
 
 
 def register_line(line: SpectralLine | dict) -> None:
@@ -103,7 +103,7 @@ def register_line(line: SpectralLine | dict) -> None:
     """
     d = asdict(line) if isinstance(line, SpectralLine) else dict(line)
     d.pop("g_eff", None)
-    _core.stokes_register_line(d)
+    _core.stokes.register_line(d)
 
 
 def resolve_lines(lines, who: str) -> tuple[SpectralLine, ...]:
@@ -125,12 +125,12 @@ def resolve_lines(lines, who: str) -> tuple[SpectralLine, ...]:
 
 def lande_g_ls(L: float, S: float, J: float) -> float:
     """Lande factor of an LS-coupled level (0 for J = 0)."""
-    return float(_core.stokes_lande_g_ls(L, S, J))
+    return float(_core.stokes.lande_g_ls(L, S, J))
 
 
 def wigner_3j(j1: float, j2: float, j3: float, m1: float, m2: float, m3: float) -> float:
     """Wigner 3j symbol (integer or half-integer arguments)."""
-    return float(_core.stokes_wigner_3j(j1, j2, j3, m1, m2, m3))
+    return float(_core.stokes.wigner_3j(j1, j2, j3, m1, m2, m3))
 
 
 def zeeman_pattern(line: str | SpectralLine) -> tuple[list[ZeemanComponent], float]:
@@ -145,5 +145,5 @@ def zeeman_pattern(line: str | SpectralLine) -> tuple[list[ZeemanComponent], flo
     """
     if not isinstance(line, SpectralLine):
         line = get_line(line)
-    comps, g_eff = _core.stokes_zeeman_pattern(line.j_low, line.g_low, line.j_up, line.g_up)
+    comps, g_eff = _core.stokes.zeeman_pattern(line.j_low, line.g_low, line.j_up, line.g_up)
     return [ZeemanComponent(**c) for c in comps], float(g_eff)

@@ -97,7 +97,7 @@ class LTE:
             synth = self.wavelength
         self.synthesis_wavelength = np.ascontiguousarray(synth, dtype=np.float64)
         computed = self._window_points(line_window)
-        self._lte = _core._LteSynthesizer([line.name for line in self.lines],
+        self._lte = _core.stokes.LteSynthesizer([line.name for line in self.lines],
                                           np.ascontiguousarray(self.synthesis_wavelength[computed]))
         self._ic_cache: dict[float, np.ndarray] = {}
 

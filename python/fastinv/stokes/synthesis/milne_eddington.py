@@ -151,7 +151,7 @@ class MilneEddington:
                 f"the wavelength grid ({wl.min():g}-{wl.max():g}) is nowhere within 100 A of the "
                 f"lines ({', '.join(f'{line.wavelength:g}' for line in self.lines)} A): "
                 "wavelengths are air Angstrom (pass an astropy Quantity to use other units)")
-        self._me = _core.StokesME([line.name for line in self.lines], self.synthesis_wavelength,
+        self._me = _core.stokes.MilneEddington([line.name for line in self.lines], self.synthesis_wavelength,
                                   [] if strength_ratios is None else list(map(float, strength_ratios)))
         if instrument is not None:
             gs = self._inst.gaussian_sampling()

@@ -35,7 +35,7 @@ def faddeeva(z: np.ndarray | complex) -> np.ndarray:
     1.0
     """
     z = np.asarray(z, dtype=np.complex128)
-    return np.asarray(_core.stokes_faddeeva(np.ascontiguousarray(z))).reshape(z.shape)
+    return np.asarray(_core.stokes.faddeeva(np.ascontiguousarray(z))).reshape(z.shape)
 
 
 def voigt_faraday(a: float, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -63,5 +63,5 @@ def voigt_faraday(a: float, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if not np.isfinite(a) or a < 0:
         raise ValueError(f"damping a must be finite and >= 0, got {a!r}")
     v = np.asarray(v, dtype=np.float64)
-    H, F = _core.stokes_voigt_faraday(float(a), np.ascontiguousarray(v).ravel())
+    H, F = _core.stokes.voigt_faraday(float(a), np.ascontiguousarray(v).ravel())
     return np.asarray(H).reshape(v.shape), np.asarray(F).reshape(v.shape)

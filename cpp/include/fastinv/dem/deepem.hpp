@@ -1,4 +1,4 @@
-// DeepEM inference with its pre/post-processing fused into the engine's tile loop:
+// DeepEM (Wright et al. 2018) on fastinv's engine, with its pre/post-processing fused into the engine's tile loop:
 // input transform sqrt(max(I, 0)), EM = 1e25 y^2 (0 where an input is not finite),
 // re-synthesis K.EM, total EM, status and chi2 are computed per 16-pixel tile while the
 // tile is in cache, instead of in several NumPy passes over 18 x npix arrays. The
@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 
+#include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/model.hpp"
 
 namespace fastinv::dem {
@@ -32,14 +33,11 @@ struct DeepEmChi2 {
 struct DeepEmOutput {  // all C-contiguous, npix innermost
   float* em = nullptr;          // (nT, npix) cm^-5
   float* model = nullptr;       // (6, npix) DN/s
-  int8_t* status = nullptr;     // (npix) 0 ok, 12 non-finite input
+  int8_t* status = nullptr;     // (npix) BpStatus: ok, or bad_input for a non-finite input
   double* chi2 = nullptr;       // (npix)
   float* objective = nullptr;   // (npix) total EM / 1e26
   double* tolfac = nullptr;     // (npix) NaN (DeepEM has no tolerance; BPResult's field)
 };
-
-constexpr int8_t kDeepEmOk = 0;
-constexpr int8_t kDeepEmBadInput = 12;  // as Basis Pursuit
 
 // kernel: (6, nT) float32 response, row-major. Validates everything (InvalidArgument) before
 // any work; the run itself cannot throw. Bitwise identical for any thread count.
