@@ -10,7 +10,7 @@ from fastinv import _core
 
 def _solve_both(D, y, sigma, tolfac=1.0):
     s = _core.dem.BasisPursuit(D, tolfacs=[tolfac], min_total=0.0, warm_start=False)
-    coeffs, status, _, obj, iters, _, _ = s.solve(y, sigma, 1)
+    coeffs, status, _, obj, iters, _, _, _ = s.solve(y, sigma, 1)
     return coeffs, status, obj, iters
 
 
@@ -46,7 +46,7 @@ def test_iteration_limit_gives_not_converged():
     D = rng.uniform(0.1, 1, (6, 84))
     y = D @ rng.uniform(0, 1, (84, 20))
     s = _core.dem.BasisPursuit(D, tolfacs=[1.0], max_iterations=1, warm_start=False)
-    _, status, _, obj, iters, _, _ = s.solve(y, np.full_like(y, 1e-3), 1)
+    _, status, _, obj, iters, _, _, _ = s.solve(y, np.full_like(y, 1e-3), 1)
     assert np.all(status == 3) and np.all(obj == 0) and np.all(iters <= 1)
 
 

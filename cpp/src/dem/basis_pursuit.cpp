@@ -3,10 +3,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dem/dual_simplex.hpp"
+#include "dem/pixel_normals.hpp"
 #include "fastinv/error.hpp"
 #include "parallel_errors.hpp"
 
@@ -64,14 +67,20 @@ void BasisPursuit::set_basis(std::vector<double> basis, std::size_t nt, double e
   em_unit_ = em_unit;
 }
 
-void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
-                         const BpOutput& out) const {
+void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out,
+                         const BpMonteCarlo& mc) const {
   if (npix == 0) return;
   if (!y || !sigma || !out.coeffs || !out.status || !out.tolfac || !out.objective)
     throw InvalidArgument("BasisPursuit::solve: null input or output array");
   if (out.em && basis_.empty())
     throw InvalidArgument("BasisPursuit::solve: EM output requested but no basis set (set_basis)");
   const int m = static_cast<int>(nchan_), n = static_cast<int>(ncoef_);
+  const bool mc_on = mc.n_samples > 0;
+  if (mc.n_samples < 0) throw InvalidArgument("BasisPursuit::solve: n_samples must be >= 0");
+  if (mc_on && (mc.em_std || mc.logt_std) && basis_.empty())
+    throw InvalidArgument("BasisPursuit::solve: Monte-Carlo EM errors need a basis (set_basis)");
+  if (mc_on && mc.logt_std && !mc.logt)
+    throw InvalidArgument("BasisPursuit::solve: logt_std needs the log T grid (BpMonteCarlo::logt)");
 
   // The scaled dictionary every thread shares: row c divided by its peak.
   std::vector<double> A(dict_.size());
@@ -81,6 +90,87 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
   const long long np = static_cast<long long>(npix);
   const long long kChunk = 64;
   const long long nchunks = (np + kChunk - 1) / kChunk;
+  // Bounds of the scaled LP at tolfac tf: rows by the dictionary's row peaks, then the whole
+  // pixel so that max(up) = 1; returns that last scale g (coefficients are x * g).
+  auto set_bounds = [&](const double* yc, const double* sc, double tf, double* lo, double* up) {
+    double g = 0.0;
+    for (int c = 0; c < m; ++c) {
+      lo[c] = std::max(yc[c] - tf * sc[c], 0.0) / row_scale_[c];
+      up[c] = (yc[c] + tf * sc[c]) / row_scale_[c];
+      g = std::max(g, up[c]);
+    }
+    for (int c = 0; c < m; ++c) {
+      lo[c] /= g;
+      up[c] /= g;
+    }
+    return g;
+  };
+  auto negative_solution = [&](const DualSimplex& lp) {
+    const double* x = lp.x();
+    for (int k = 0; k < n; ++k)
+      if (x[k] < -10.0 * kFeasTol) return true;
+    return false;
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto mc_missing = [&](std::size_t i) {
+    if (mc.em_std)
+      for (std::size_t j = 0; j < nt_; ++j) mc.em_std[j * npix + i] = nan;
+    if (mc.logt_std) mc.logt_std[i] = nan;
+    if (mc.total_em_std) mc.total_em_std[i] = nan;
+    if (mc.feasible_fraction) mc.feasible_fraction[i] = nan;
+  };
+  // The Monte-Carlo draws of solved pixel i (see BpMonteCarlo) on `draw`. The first draw starts
+  // from the all-logical basis and each next one from the last: the result then depends on the
+  // pixel's data and draws alone, not on which pixel was solved before it (a warm start from
+  // the pixel's own solution could pick another of several degenerate optima). mean/m2 are
+  // Welford accumulators (nT + 2 values each).
+  auto monte_carlo = [&](std::size_t i, DualSimplex& draw, const double* sc, double tf,
+                         std::vector<double>& mean, std::vector<double>& m2) {
+    const std::size_t nq = nt_ + 2;  // EM per bin, total EM, EM-weighted log T
+    std::fill(mean.begin(), mean.begin() + nq, 0.0);
+    std::fill(m2.begin(), m2.begin() + nq, 0.0);
+    PixelNormals normals(mc.seed, mc.first_pixel + i);
+    double ys[16], lo[16], up[16], q[kMaxBins + 2];
+    int feasible = 0;
+    draw.reset();
+    for (int s = 0; s < mc.n_samples; ++s) {
+      for (int c = 0; c < m; ++c)
+        ys[c] = std::max(y[static_cast<std::size_t>(c) * npix + i] + sc[c] * normals.next(), 0.0);
+      const double g = set_bounds(ys, sc, tf, lo, up);
+      const LpResult r = draw.solve(lo, up, opts_.max_iterations, kFeasTol);
+      if (r != LpResult::optimal || negative_solution(draw)) {
+        if (r == LpResult::not_converged) draw.reset();  // don't warm-start from a bad basis
+        continue;
+      }
+      ++feasible;
+      std::fill(q, q + nq, 0.0);
+      const double* x = draw.x();
+      for (int k = 0; k < n && !basis_.empty(); ++k) {
+        const double v = std::max(x[k], 0.0) * g * em_unit_;
+        if (v == 0.0) continue;
+        const double* b = &basis_[static_cast<std::size_t>(k) * nt_];
+        for (std::size_t j = 0; j < nt_; ++j) q[j] += b[j] * v;
+      }
+      double weighted = 0.0;
+      for (std::size_t j = 0; j < nt_; ++j) {
+        q[nt_] += q[j];
+        if (mc.logt) weighted += mc.logt[j] * q[j];
+      }
+      q[nt_ + 1] = q[nt_] > 0.0 ? weighted / q[nt_] : nan;
+      for (std::size_t k = 0; k < nq; ++k) {  // Welford: a numerically stable running variance
+        const double d = q[k] - mean[k];
+        mean[k] += d / feasible;
+        m2[k] += d * (q[k] - mean[k]);
+      }
+    }
+    auto sd = [&](std::size_t k) { return feasible >= 2 ? std::sqrt(m2[k] / (feasible - 1)) : nan; };
+    if (mc.em_std)
+      for (std::size_t j = 0; j < nt_; ++j) mc.em_std[j * npix + i] = sd(j);
+    if (mc.total_em_std) mc.total_em_std[i] = sd(nt_);
+    if (mc.logt_std) mc.logt_std[i] = sd(nt_ + 1);
+    if (mc.feasible_fraction) mc.feasible_fraction[i] = double(feasible) / mc.n_samples;
+  };
+
   int threads = opts_.threads;
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
@@ -88,8 +178,16 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
 #pragma omp parallel num_threads(threads)
 #endif
   {
-    std::optional<DualSimplex> lp;  // per thread; its allocation may throw
-    errors.run([&] { lp.emplace(A.data(), m, n, cost.data()); });
+    std::optional<DualSimplex> lp, draw;  // per thread; allocation may throw
+    std::vector<double> mc_mean, mc_m2;
+    errors.run([&] {
+      lp.emplace(A.data(), m, n, cost.data());
+      if (mc_on) {
+        draw.emplace(A.data(), m, n, cost.data());
+        mc_mean.resize(nt_ + 2);
+        mc_m2.resize(nt_ + 2);
+      }
+    });
     double yc[16], sc[16], lo[16], up[16], yprev[16];
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 1)
@@ -109,6 +207,7 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
           if (out.model)
             for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = 0.0;
           out.objective[i] = 0.0;
+          if (mc_on) mc_missing(static_cast<std::size_t>(i));
         };
         bool bad = false;
         double total = 0.0;
@@ -146,25 +245,11 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
         double g = 1.0;
         for (double tf : opts_.tolfacs) {
           out.tolfac[i] = tf;
-          // Scale: rows by the dictionary's row peaks, then the whole pixel so max(up) = 1.
-          g = 0.0;
-          for (int c = 0; c < m; ++c) {
-            lo[c] = std::max(yc[c] - tf * sc[c], 0.0) / row_scale_[c];
-            up[c] = (yc[c] + tf * sc[c]) / row_scale_[c];
-            g = std::max(g, up[c]);
-          }
-          for (int c = 0; c < m; ++c) {
-            lo[c] /= g;
-            up[c] /= g;
-          }
+          g = set_bounds(yc, sc, tf, lo, up);
           const LpResult r = lp->solve(lo, up, opts_.max_iterations, kFeasTol);
           iters += lp->iterations();
           if (r == LpResult::optimal) {
-            const double* x = lp->x();
-            bool negative = false;
-            for (int k = 0; k < n; ++k)
-              if (x[k] < -10.0 * kFeasTol) negative = true;
-            st = negative ? BpStatus::rejected : BpStatus::ok;
+            st = negative_solution(*lp) ? BpStatus::rejected : BpStatus::ok;
           } else {
             st = (r == LpResult::infeasible) ? BpStatus::infeasible : BpStatus::not_converged;
             if (r == LpResult::not_converged) lp->reset();  // don't warm-start from a bad basis
@@ -197,6 +282,8 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
           for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = model[c];
         if (want_em)
           for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = em[j] * em_unit_;
+        if (mc_on)
+          monte_carlo(static_cast<std::size_t>(i), *draw, sc, out.tolfac[i], mc_mean, mc_m2);
        }
       });
     }

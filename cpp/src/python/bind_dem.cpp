@@ -3,8 +3,11 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
+#include <optional>
 #include <string>
 
+#include "dem/pixel_normals.hpp"
 #include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 #include "python/bindings.hpp"
@@ -23,7 +26,18 @@ void require_ndim(const Array& a, int ndim, const char* what) {
 }
 }  // namespace
 
-void bind_dem(py::module_& m) {
+void bind_dem(py::module_& m, py::module_& testing) {
+  testing.def(
+      "bp_mc_normals",
+      [](std::uint64_t seed, std::uint64_t pixel, int count) {
+        if (count < 0) throw InvalidArgument("count must be >= 0");
+        Array out(count);
+        dem::PixelNormals normals(seed, pixel);
+        for (int k = 0; k < count; ++k) out.mutable_data()[k] = normals.next();
+        return out;
+      },
+      py::arg("seed"), py::arg("pixel"), py::arg("count"),
+      "The N(0, 1) draws of one pixel's Monte-Carlo error estimate (channel fastest, then draw).");
   using namespace fastinv::dem;
   m.def(
       "basis",
@@ -105,7 +119,8 @@ void bind_dem(py::module_& m) {
       .def_property_readonly("ncoef", &BasisPursuit::ncoef)
       .def(
           "solve",
-          [](const BasisPursuit& self, Array y, Array sigma, int threads) {
+          [](const BasisPursuit& self, Array y, Array sigma, int threads, int n_samples, std::uint64_t seed,
+             std::uint64_t first_pixel, std::optional<Array> logt) -> py::tuple {
             require_ndim(y, 2, "y");
             require_ndim(sigma, 2, "sigma");
             if (static_cast<std::size_t>(y.shape(0)) != self.nchan() ||
@@ -126,6 +141,22 @@ void bind_dem(py::module_& m) {
             out.iterations = iterations.mutable_data();
             out.model = model.mutable_data();
             out.em = ntb > 0 ? em.mutable_data() : nullptr;
+            BpMonteCarlo mc;
+            Array em_std({n_samples > 0 ? ntb : 0, np}), logt_std(np), total_std(np), feasible(np);
+            if (n_samples > 0) {
+              if (!logt || logt->ndim() != 1 || logt->shape(0) != ntb)
+                throw InvalidArgument("solve: Monte-Carlo errors need logt, the (nT,) grid of the basis");
+              mc.n_samples = n_samples;
+              mc.seed = seed;
+              mc.first_pixel = first_pixel;
+              mc.logt = logt->data();
+              mc.em_std = em_std.mutable_data();
+              mc.logt_std = logt_std.mutable_data();
+              mc.total_em_std = total_std.mutable_data();
+              mc.feasible_fraction = feasible.mutable_data();
+            } else if (n_samples < 0) {
+              throw InvalidArgument("solve: n_samples must be >= 0");
+            }
             const double* yp = y.data();
             const double* sp = sigma.data();
             {
@@ -135,16 +166,21 @@ void bind_dem(py::module_& m) {
                 o.threads = threads;
                 BasisPursuit other(self.dictionary(), self.nchan(), self.ncoef(), o);
                 if (ntb > 0) other.set_basis(self.basis(), self.nt(), self.em_unit());
-                other.solve(yp, sp, static_cast<std::size_t>(np), out);
+                other.solve(yp, sp, static_cast<std::size_t>(np), out, mc);
               } else {
-                self.solve(yp, sp, static_cast<std::size_t>(np), out);
+                self.solve(yp, sp, static_cast<std::size_t>(np), out, mc);
               }
             }
-            return py::make_tuple(coeffs, status, tolfac, objective, iterations, model, em);
+            py::object errors = py::none();
+            if (n_samples > 0) errors = py::make_tuple(em_std, logt_std, total_std, feasible);
+            return py::make_tuple(coeffs, status, tolfac, objective, iterations, model, em, errors);
           },
-          py::arg("y"), py::arg("sigma"), py::arg("threads") = 0,
+          py::arg("y"), py::arg("sigma"), py::arg("threads") = 0, py::arg("n_samples") = 0,
+          py::arg("seed") = 0, py::arg("first_pixel") = 0, py::arg("logt") = py::none(),
           "Solve every pixel: y, sigma (nchan, npix) in DN/s -> (coeffs, status, tolfac, "
-          "objective, iterations, model, em); em is (0, npix) unless set_basis was called.");
+          "objective, iterations, model, em, errors); em is (0, npix) unless set_basis was called; "
+          "errors is None, or with n_samples > 0 the Monte-Carlo (em_std, logt_std, total_em_std, "
+          "feasible_fraction).");
 }
 
 }  // namespace fastinv::python

@@ -28,7 +28,7 @@ PYBIND11_MODULE(_core, m) {
   py::module_ stokes = m.def_submodule("stokes", "Stokes synthesis (fastinv/stokes/*.hpp)");
   py::module_ testing = m.def_submodule("_testing", "Hooks for fastinv's tests only; not an API");
   fastinv::python::bind_engine(m);
-  fastinv::python::bind_dem(dem);
+  fastinv::python::bind_dem(dem, testing);
   fastinv::python::bind_deepem(dem);
   fastinv::python::bind_stokes(stokes);
   fastinv::python::bind_stokes_me(stokes);

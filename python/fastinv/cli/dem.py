@@ -16,7 +16,8 @@ def _cmd_bp(args: argparse.Namespace) -> int:
     from ..dem.pipelines import run_bp
 
     res = run_bp(args.files, args.output, png=args.png, bin=args.bin, threads=args.threads,
-                 response=args.response, progress=not args.quiet, presummed=args.presummed)
+                 response=args.response, progress=not args.quiet, presummed=args.presummed,
+                 errors=args.errors, seed=args.seed)
     codes, counts = np.unique(res.status, return_counts=True)
     summary = ", ".join(f"{DEM_STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
     print(f"wrote {args.output} ({res.status.size} pixels; {summary})")
@@ -56,6 +57,11 @@ def register(sub) -> None:
     p.add_argument("--presummed", type=float, default=1.0,
                    help="original pixels averaged into each input pixel, for the error model "
                         "(16 for the 1024x1024 AIA synoptic images)")
+    p.add_argument("--errors", type=int, default=0, metavar="N",
+                   help="1-sigma errors of the EM, log T and total EM from N Monte-Carlo draws per "
+                        "pixel (data perturbed by the AIA error model, re-solved; about N times "
+                        "the solve time); 0 (default): none")
+    p.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo draws (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bp)
     p = dsub.add_parser("deepem", help="DeepEM DEMs (a per-pixel network, Wright et al. 2018) "

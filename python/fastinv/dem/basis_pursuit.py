@@ -87,6 +87,15 @@ class BPResult:
         Simplex iterations spent on the pixel (all attempts).
     logt : ndarray (nT,)
         The grid of ``em``.
+    em_err, logt_err, total_em_err : ndarray or None
+        1-sigma Monte-Carlo errors of ``em`` (nT, ...), of ``logt_mean`` (dex) and of
+        ``total_em`` (cm^-5): the standard deviation over re-solves with the data perturbed by
+        their errors (``BasisPursuit.solve(..., n_samples=N)``); None when not asked for, NaN
+        where the pixel failed or fewer than two draws were feasible.
+    mc_feasible : ndarray or None
+        Fraction of the Monte-Carlo draws that were feasible at the pixel's tolfac.
+    mc_samples, mc_seed : int
+        Draws per pixel and seed of the Monte-Carlo estimate (0 and 0 without one).
     """
 
     em: np.ndarray
@@ -98,6 +107,12 @@ class BPResult:
     chi2: np.ndarray
     iterations: np.ndarray
     logt: np.ndarray
+    em_err: Optional[np.ndarray] = None
+    logt_err: Optional[np.ndarray] = None
+    total_em_err: Optional[np.ndarray] = None
+    mc_feasible: Optional[np.ndarray] = None
+    mc_samples: int = 0
+    mc_seed: int = 0
 
     @property
     def ok(self) -> np.ndarray:
@@ -220,7 +235,8 @@ class BasisPursuit:
         return aia_error(yv * t, n_sample) / t
 
     def solve(self, y, sigma=None, exptime=None, threads: Optional[int] = None,
-              n_sample: float = 1.0) -> BPResult:
+              n_sample: float = 1.0, n_samples: int = 0, seed: int = 0,
+              first_pixel: int = 0) -> BPResult:
         """Invert every pixel.
 
         Parameters
@@ -236,10 +252,32 @@ class BasisPursuit:
             OpenMP threads (default: all).
         n_sample : float
             Pixels summed/averaged per value (N*N after N x N binning), for the error model.
+        n_samples : int
+            Monte-Carlo error estimate: re-solve every solved pixel this many times with its
+            data perturbed by ``sigma`` (Gaussian; negative values set to 0), at the tolfac
+            that solved it, each draw warm-started from the last; fills ``em_err``, ``logt_err``,
+            ``total_em_err`` and ``mc_feasible``. 0 (default): no estimate. The pixel's own
+            solution is the same either way.
+        seed : int
+            Seed of the draws; each pixel's draws depend on (seed, pixel index) only, so the
+            errors are bitwise identical for any thread count.
+        first_pixel : int
+            Index of this call's first pixel in a larger image solved in parts (the pixel
+            index of the draws), so the parts' errors equal those of one call.
 
         Returns
         -------
         BPResult
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastinv.dem import BasisPursuit
+        >>> bp = BasisPursuit()
+        >>> y = bp.dictionary @ np.eye(bp.ncoef)[:, 30] * 50  # one Dirac DEM at log T 6.4
+        >>> res = bp.solve(y[:, None], exptime=2.0, n_samples=50, seed=1)
+        >>> bool(res.logt_err[0] < 0.1), float(res.mc_feasible[0]) > 0.5
+        (True, True)
         """
         yv = to_float_array(y, "DN/s", "y")
         if yv.ndim < 1 or yv.shape[0] != self.nchan:
@@ -263,8 +301,13 @@ class BasisPursuit:
         s2 = np.ascontiguousarray(sv.reshape(self.nchan, -1))
         # model = D coeffs and em = B^T coeffs * 1e26 come from C++ (from the <= nchan
         # nonzero coefficients of each pixel)
-        coeffs, status, tolfac, objective, iters, model, em = self._solver.solve(
-            y2, s2, int(threads) if threads else 0)
+        if int(n_samples) != n_samples or n_samples < 0:
+            raise ValueError(f"n_samples must be an integer >= 0, got {n_samples!r}")
+        if int(seed) != seed or not 0 <= seed < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
+        coeffs, status, tolfac, objective, iters, model, em, errors = self._solver.solve(
+            y2, s2, int(threads) if threads else 0, int(n_samples), int(seed), int(first_pixel),
+            self.logt)
         with np.errstate(invalid="ignore", divide="ignore"):
             r = (model - np.maximum(y2, 0.0)) / s2
             chi2 = np.where(status == 0, np.sum(r * r, axis=0), np.nan)
@@ -272,4 +315,8 @@ class BasisPursuit:
             em=em.reshape((-1,) + shape), coeffs=coeffs.reshape((-1,) + shape),
             status=status.reshape(shape), tolfac=tolfac.reshape(shape),
             objective=objective.reshape(shape), model=model.reshape((-1,) + shape),
-            chi2=chi2.reshape(shape), iterations=iters.reshape(shape), logt=self.logt.copy())
+            chi2=chi2.reshape(shape), iterations=iters.reshape(shape), logt=self.logt.copy(),
+            **({} if errors is None else dict(
+                em_err=errors[0].reshape((-1,) + shape), logt_err=errors[1].reshape(shape),
+                total_em_err=errors[2].reshape(shape), mc_feasible=errors[3].reshape(shape),
+                mc_samples=int(n_samples), mc_seed=int(seed))))

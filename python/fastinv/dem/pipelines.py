@@ -19,7 +19,8 @@ __all__ = ["run_bp", "run_deepem"]
 def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
            bin: int = 1, threads: Optional[int] = None, response=None,
            progress: bool = True, chunk_rows: Optional[int] = None,
-           presummed: float = 1.0, keep_coeffs: bool = False) -> BPResult:
+           presummed: float = 1.0, keep_coeffs: bool = False, errors: int = 0,
+           seed: int = 0) -> BPResult:
     """Read six AIA images, solve BP for every pixel, write FITS (and a PNG).
 
     Parameters
@@ -42,6 +43,11 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     keep_coeffs : bool
         Keep the basis coefficients in the returned result (84 float64 per pixel: 11 GB for
         a 4096^2 image); by default ``coeffs`` is None and ``em`` is float32.
+    errors : int
+        Monte-Carlo draws per pixel for 1-sigma errors (``BasisPursuit.solve(n_samples=...)``;
+        each costs about one warm-started re-solve); 0: none.
+    seed : int
+        Seed of the draws (the errors depend on it and on the pixel only).
 
     Returns
     -------
@@ -55,7 +61,7 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     parts = []
     for r0 in range(0, ny, rows):
         part = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, threads=threads,
-                        n_sample=obs.n_sample)
+                        n_sample=obs.n_sample, n_samples=errors, seed=seed, first_pixel=r0 * nx)
         # Keep memory bounded on 4096^2 images: EM in float32 (as written to the FITS file),
         # coefficients (84 per pixel) only on request.
         part.em = part.em.astype(np.float32)
@@ -70,7 +76,11 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
                      else None)
     cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
                 for name in ("status", "tolfac", "objective", "chi2", "iterations")})
-    res = BPResult(logt=bp.logt.copy(), **cat)
+    if errors:
+        cat["em_err"] = np.concatenate([p.em_err for p in parts], axis=-2)
+        cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
+                    for name in ("logt_err", "total_em_err", "mc_feasible")})
+    res = BPResult(logt=bp.logt.copy(), mc_samples=int(errors), mc_seed=int(seed), **cat)
     write_dem_fits(output, res, bp, obs)
     if png is not None:
         quicklook_png(png, res, header=obs.header, method="Basis Pursuit")

@@ -69,6 +69,25 @@ struct BpOutput {
   double* em = nullptr;            // optional (nT, npix): basis^T coeffs * em_unit (set_basis)
 };
 
+// Monte-Carlo error estimate for BasisPursuit::solve. Every solved pixel is solved again
+// n_samples times with its data perturbed by sigma * N(0, 1) (negative values set to 0, as
+// for the data), at the tolfac that solved it, each draw warm-started from the last. The draws
+// of pixel i come from a generator seeded by (seed, first_pixel + i) alone, so the estimate
+// does not depend on the thread count, nor on how an image is split into calls (pass each
+// call's offset as first_pixel); the pixel's own solution is unchanged. Statistics are over the feasible
+// draws (sample standard deviation): NaN where fewer than two draws were feasible or where the
+// pixel itself was not solved. Every output pointer may be null.
+struct BpMonteCarlo {
+  int n_samples = 0;                    // 0: no estimate
+  std::uint64_t seed = 0;
+  std::uint64_t first_pixel = 0;        // index of pixel 0 of this call in the whole image
+  const double* logt = nullptr;         // (nT) bin centres, for logt_std (needs set_basis)
+  double* em_std = nullptr;             // (nT, npix), units of em (needs set_basis)
+  double* logt_std = nullptr;           // (npix) of the EM-weighted mean log T
+  double* total_em_std = nullptr;       // (npix) of the total EM, units of em
+  double* feasible_fraction = nullptr;  // (npix) feasible draws / n_samples
+};
+
 class BasisPursuit {
  public:
   // dictionary: row-major (nchan x ncoef), finite. Throws InvalidArgument otherwise.
@@ -91,7 +110,9 @@ class BasisPursuit {
   // y, sigma: (nchan, npix) row-major in DN s^-1 (sigma is the 1-sigma error, eta =
   // tolfac*sigma). Negative y are set to 0; non-finite y/sigma or negative sigma give
   // BpStatus::bad_input for that pixel only. Thread-safe; parallel over pixels with OpenMP.
-  void solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out) const;
+  // With `mc` (n_samples > 0), also the Monte-Carlo error estimate (see BpMonteCarlo).
+  void solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out,
+             const BpMonteCarlo& mc = {}) const;
 
  private:
   std::vector<double> dict_;
