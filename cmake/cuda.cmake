@@ -24,10 +24,10 @@ if(FASTINV_WITH_CUDA)
   find_package(CUDAToolkit REQUIRED)
   add_subdirectory(cuda)
   target_link_libraries(fastinv PUBLIC fastinv_cuda)
-  # The backend's host side (plan compilation, scheduling, data movement) is plain C++
-  # in the core library; it reaches the GPU only through cuda/gpu_runtime.hpp and
-  # cuda/gpu_kernels.hpp.
-  target_sources(fastinv PRIVATE ${PROJECT_SOURCE_DIR}/cpp/src/cuda_backend.cpp)
+  # The backend's host side (cuda/host/: plan compilation, scheduling, data movement) is
+  # plain C++ in the core library; it reaches the GPU only through cuda/gpu_runtime.hpp
+  # and cuda/gpu_kernels.hpp.
+  target_sources(fastinv PRIVATE ${PROJECT_SOURCE_DIR}/cuda/host/cuda_backend.cpp)
   target_compile_definitions(fastinv PUBLIC FASTINV_HAVE_CUDA=1)
   message(STATUS "fastinv: CUDA backend enabled for architectures ${CMAKE_CUDA_ARCHITECTURES}")
 endif()

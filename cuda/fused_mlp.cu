@@ -4,7 +4,7 @@
 // buffers of `rows` x (TILE + 8): the +8 padding makes the tensor-core B-fragment
 // reads and the SIMT float4 reads bank-conflict free), so device memory sees only
 // the input planes, the output planes and the (L2-resident) weights. Weights arrive
-// pre-packed by gpu::pack_fused_weights in 64-row x 32-deep chunks that cp.async
+// pre-packed by cuda::pack_fused_weights in 64-row x 32-deep chunks that cp.async
 // double-buffers from L2 while the previous chunk is multiplied. Bias and activation
 // are applied in the epilogue; the last layer's epilogue writes the planar output.
 //
@@ -19,19 +19,13 @@
 
 #include "activation.cuh"
 #include "cuda_check.cuh"
+#include "fused_index.hpp"
 #include "gpu_kernels.hpp"
 
 namespace fastinv::cuda {
 namespace {
 
-using gpu::Precision;
-constexpr int kThreads = 256;
-constexpr int kRows = gpu::kChunkRows, kDepth = gpu::kChunkDepth;
-
-template <Precision P>
-constexpr int chunk_words() {
-  return P == Precision::bf16 ? kRows * kDepth / 2 : kRows * kDepth;
-}
+using fused::kThreads, fused::kRows, fused::kDepth;
 
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
@@ -62,15 +56,13 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint4& a, uint32_t
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
 }
 
-// Activation storage: fp32/tf32 keep floats [row][LD]; bf16 keeps 16-bit values with
-// rows 2j and 2j+1 of one pixel in one 32-bit word: word (j, p) at j * LD + p.
 template <Precision P, int LD>
 __device__ __forceinline__ void store_act(uint32_t* buf, int row, int col, float v) {
   if constexpr (P == Precision::bf16) {
-    reinterpret_cast<unsigned short*>(buf)[((row >> 1) * LD + col) * 2 + (row & 1)] =
+    reinterpret_cast<unsigned short*>(buf)[fused::act_slot<P>(row, col, LD)] =
         __bfloat16_as_ushort(__float2bfloat16_rn(v));
   } else {
-    reinterpret_cast<float*>(buf)[row * LD + col] = v;
+    reinterpret_cast<float*>(buf)[fused::act_slot<P>(row, col, LD)] = v;
   }
 }
 
@@ -87,60 +79,53 @@ __device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch
   const int tid = threadIdx.x;
   if constexpr (P == Precision::fp32) {
     constexpr int NC = TILE / 16;  // pixels per thread, contiguous
-    const int tm = tid / 16, tn = tid % 16;
+    const fused::SimtThread th = fused::simt_thread(tid);
     const float* w = reinterpret_cast<const float*>(wch);
-    const float* xs = reinterpret_cast<const float*>(x) + (kc * kDepth) * LD + tn * NC;
+    const float* xs = reinterpret_cast<const float*>(x);
 #pragma unroll 8
     for (int d = 0; d < kDepth; ++d) {
-      const float4 a = *reinterpret_cast<const float4*>(w + d * kRows + tm * 4);
+      const float4 a = *reinterpret_cast<const float4*>(w + fused::simt_w(d, th.tm));
+      const float* xd = xs + fused::simt_x<TILE>(kc, d, th.tn, LD);
       float b[NC];
       if constexpr (NC % 4 == 0) {
 #pragma unroll
         for (int q = 0; q < NC; q += 4) {
-          const float4 t = *reinterpret_cast<const float4*>(xs + d * LD + q);
+          const float4 t = *reinterpret_cast<const float4*>(xd + q);
           b[q] = t.x, b[q + 1] = t.y, b[q + 2] = t.z, b[q + 3] = t.w;
         }
       } else {
-        const float2 t = *reinterpret_cast<const float2*>(xs + d * LD);
+        const float2 t = *reinterpret_cast<const float2*>(xd);
         b[0] = t.x, b[1] = t.y;
       }
       const float av[4] = {a.x, a.y, a.z, a.w};
 #pragma unroll
       for (int i = 0; i < 4; ++i)
 #pragma unroll
-        for (int q = 0; q < NC; ++q) acc.v[i * NC + q] = fmaf(av[i], b[q], acc.v[i * NC + q]);
+        for (int q = 0; q < NC; ++q) {
+          float& c = acc.v[fused::simt_acc<TILE>(i, q)];
+          c = fmaf(av[i], b[q], c);
+        }
     }
   } else {
     constexpr int NT = TILE / 16;  // n8 tiles per warp (a warp covers TILE/2 pixels)
-    const int lane = tid & 31, warp = tid >> 5, wm = warp & 3, wn = warp >> 2;
-    const int g = lane >> 2, t = lane & 3;
-    const int nb = wn * (TILE / 2) + g;
+    const fused::MmaLane m = fused::mma_lane(tid);
     const uint4* wf = reinterpret_cast<const uint4*>(wch);
-    if constexpr (P == Precision::tf32) {
-      const float* xs = reinterpret_cast<const float*>(x);
 #pragma unroll
-      for (int kt = 0; kt < kDepth / 8; ++kt) {
-        const uint4 a = wf[(wm * 4 + kt) * 32 + lane];
-        const int k0 = kc * kDepth + kt * 8;
+    for (int kt = 0; kt < fused::k_steps<P>(); ++kt) {
+      const uint4 a = wf[fused::a_fragment<P>(m.wm, kt, m.lane)];
 #pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          const int n = nb + j * 8;
-          const uint32_t b0 = to_tf32(xs[(k0 + t) * LD + n]);
-          const uint32_t b1 = to_tf32(xs[(k0 + t + 4) * LD + n]);
-          mma_tf32(*reinterpret_cast<float(*)[4]>(&acc.v[j * 4]), a, b0, b1);
-        }
-      }
-    } else {
-#pragma unroll
-      for (int kt = 0; kt < kDepth / 16; ++kt) {
-        const uint4 a = wf[(wm * 2 + kt) * 32 + lane];
-        const int kp0 = (kc * kDepth + kt * 16) / 2;
-#pragma unroll
-        for (int j = 0; j < NT; ++j) {
-          const int n = nb + j * 8;
-          const uint32_t b0 = x[(kp0 + t) * LD + n];
-          const uint32_t b1 = x[(kp0 + t + 4) * LD + n];
-          mma_bf16(*reinterpret_cast<float(*)[4]>(&acc.v[j * 4]), a, b0, b1);
+      for (int j = 0; j < NT; ++j) {
+        const int n = fused::b_col<TILE>(m, j);
+        float(&d)[4] = *reinterpret_cast<float(*)[4]>(&acc.v[fused::mma_acc(j, 0)]);
+        if constexpr (P == Precision::tf32) {
+          const float* xs = reinterpret_cast<const float*>(x);
+          const uint32_t b0 = to_tf32(xs[fused::b_index<P>(kc, kt, m.t, 0, n, LD)]);
+          const uint32_t b1 = to_tf32(xs[fused::b_index<P>(kc, kt, m.t, 1, n, LD)]);
+          mma_tf32(d, a, b0, b1);
+        } else {
+          const uint32_t b0 = x[fused::b_index<P>(kc, kt, m.t, 0, n, LD)];
+          const uint32_t b1 = x[fused::b_index<P>(kc, kt, m.t, 1, n, LD)];
+          mma_bf16(d, a, b0, b1);
         }
       }
     }
@@ -150,70 +135,67 @@ __device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch
 // Bias + activation on one chunk's accumulators; rows >= m become 0 (the next layer's
 // zero-padded depth must read zeros). The last layer writes the planar output.
 template <Precision P, int TILE, int LD>
-__device__ __forceinline__ void epilogue(const Acc<P, TILE>& acc, const FusedLayer& L, int mc, uint32_t* dst,
-                                         bool last, float* out, int64_t out_ld, int64_t p0, int valid) {
+__device__ __forceinline__ void epilogue(const Acc<P, TILE>& acc, const FusedArgs& args, const FusedLayerArgs& L,
+                                         int mc, uint32_t* dst, bool last, int64_t p0, int valid) {
   const int tid = threadIdx.x;
   auto put = [&](int row, int col, float a) {
     const bool real = row < L.m;
     const float v = real ? activate(L.act, a + L.bias[row]) : 0.f;
     if (last) {
-      if (real && col < valid) out[int64_t(row) * out_ld + p0 + col] = v;
+      if (fused::output_written(row, col, L.m, valid)) args.out[fused::out_index(args, row, p0, col)] = v;
     } else {
       store_act<P, LD>(dst, row, col, v);
     }
   };
   if constexpr (P == Precision::fp32) {
-    constexpr int NC = TILE / 16;
-    const int tm = tid / 16, tn = tid % 16;
+    const fused::SimtThread th = fused::simt_thread(tid);
 #pragma unroll
     for (int i = 0; i < 4; ++i)
 #pragma unroll
-      for (int q = 0; q < NC; ++q) put(mc * kRows + tm * 4 + i, tn * NC + q, acc.v[i * NC + q]);
+      for (int q = 0; q < TILE / 16; ++q)
+        put(fused::simt_row(th, mc, i), fused::simt_col<TILE>(th, q), acc.v[fused::simt_acc<TILE>(i, q)]);
   } else {
-    constexpr int NT = TILE / 16;
-    const int lane = tid & 31, warp = tid >> 5, wm = warp & 3, wn = warp >> 2;
-    const int g = lane >> 2, t = lane & 3;
+    const fused::MmaLane m = fused::mma_lane(tid);
 #pragma unroll
-    for (int j = 0; j < NT; ++j)
+    for (int j = 0; j < TILE / 16; ++j)
 #pragma unroll
       for (int q = 0; q < 4; ++q)
-        put(mc * kRows + wm * 16 + g + (q >> 1) * 8, wn * (TILE / 2) + j * 8 + 2 * t + (q & 1), acc.v[j * 4 + q]);
+        put(fused::mma_row(m, mc, q), fused::mma_col<TILE>(m, j, q), acc.v[fused::mma_acc(j, q)]);
   }
 }
 
 template <Precision P, int TILE>
 __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_constant__ FusedArgs args) {
-  constexpr int LD = TILE + 8;
-  constexpr int CW = chunk_words<P>();
+  constexpr int LD = fused::ld<TILE>();
+  constexpr int CW = int(chunk_words(P));
   extern __shared__ uint4 smem_raw[];
   uint32_t* smem = reinterpret_cast<uint32_t*>(smem_raw);
-  const int buf_words = (P == Precision::bf16 ? args.rows / 2 : args.rows) * LD;
-  uint32_t* stage = smem + 2 * buf_words;
+  const int buf_words = fused::buffer_words(P, args.rows, LD);
   const int tid = threadIdx.x;
-  const int64_t ntiles = (args.npix + TILE - 1) / TILE;
+  const int64_t ntiles = fused::tile_count(args.npix, TILE);
 
   for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
     const int64_t p0 = tile * TILE;
-    const int valid = args.npix - p0 < TILE ? int(args.npix - p0) : TILE;
+    const int valid = fused::tile_valid(args.npix, p0, TILE);
     {  // input planes -> buffer 0, zero beyond k and beyond the frame
-      const FusedLayer& L0 = args.layers[0];
+      const FusedLayerArgs& L0 = args.layers[0];
       for (int e = tid; e < L0.kpad * TILE; e += kThreads) {
-        const int r = e / TILE, p = e % TILE;
-        const float v = (r < L0.k && p < valid) ? args.in[int64_t(r) * args.in_ld + p0 + p] : 0.f;
-        store_act<P, LD>(smem, r, p, v);
+        const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
+        const float v = fused::input_read(r, p, L0.k, valid) ? args.in[fused::in_index(args, r, p0, p)] : 0.f;
+        store_act<P, LD>(smem + fused::buffer_offset(0, buf_words), r, p, v);
       }
     }
     __syncthreads();
     for (int l = 0; l < args.nlayers; ++l) {
-      const FusedLayer& L = args.layers[l];
+      const FusedLayerArgs& L = args.layers[l];
       // ping-pong by arithmetic (a run-time-indexed pointer array would go to local memory)
-      const uint32_t* src = smem + (l & 1) * buf_words;
-      uint32_t* dst = smem + ((l + 1) & 1) * buf_words;
+      const uint32_t* src = smem + fused::buffer_offset(l, buf_words);
+      uint32_t* dst = smem + fused::buffer_offset(l + 1, buf_words);
       const bool last = l == args.nlayers - 1;
       const int nkc = L.kpad / kDepth, nchunks = (L.mpad / kRows) * nkc;
       auto issue = [&](int c) {
-        const uint4* g = reinterpret_cast<const uint4*>(L.w + int64_t(c) * CW);
-        uint32_t* s = stage + (c & 1) * CW;
+        const uint4* g = reinterpret_cast<const uint4*>(L.w + fused::chunk_word(c, CW));
+        uint32_t* s = smem + fused::stage_offset(c, buf_words, CW);
         for (int i = tid; i < CW / 4; i += kThreads) cp_async16(s + i * 4, g + i);
         cp_async_commit();
       };
@@ -223,17 +205,17 @@ __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_con
 #pragma unroll
         for (int i = 0; i < Acc<P, TILE>::kN; ++i) acc.v[i] = 0.f;
         for (int kc = 0; kc < nkc; ++kc) {
-          const int c = mc * nkc + kc;
+          const int c = fused::chunk_index(mc, kc, nkc);
           if (c + 1 < nchunks)
             issue(c + 1);
           else
             cp_async_commit();  // an empty group keeps "all but the newest" meaning chunk c
           cp_async_wait_prev();
           __syncthreads();
-          mma_chunk<P, TILE, LD>(acc, stage + (c & 1) * CW, src, kc);
+          mma_chunk<P, TILE, LD>(acc, smem + fused::stage_offset(c, buf_words, CW), src, kc);
           __syncthreads();
         }
-        epilogue<P, TILE, LD>(acc, L, mc, dst, last, args.out, args.out_ld, p0, valid);
+        epilogue<P, TILE, LD>(acc, args, L, mc, dst, last, p0, valid);
       }
       __syncthreads();
     }
@@ -266,7 +248,7 @@ const void* kernel_for(Precision p, int tile) {
 
 }  // namespace
 
-int fused_prepare(gpu::Precision p, int tile, int64_t smem, int sms) {
+int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms) {
   const void* k = kernel_for(p, tile);
   FASTINV_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 0;
@@ -276,7 +258,7 @@ int fused_prepare(gpu::Precision p, int tile, int64_t smem, int sms) {
   return per_sm * sms;
 }
 
-void launch_fused(const FusedArgs& args, gpu::Precision p, int tile, int grid, int64_t smem, StreamHandle stream) {
+void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, int64_t smem, StreamHandle stream) {
   if (args.npix <= 0) return;
   const int64_t ntiles = (args.npix + tile - 1) / tile;
   const unsigned blocks = unsigned(std::min<int64_t>(grid, ntiles));

@@ -5,7 +5,7 @@
 #pragma once
 #include <cstdint>
 
-#include "gpu/gpu_pack.hpp"
+#include "host/pack.hpp"
 #include "gpu_runtime.hpp"
 
 namespace fastinv::cuda {
@@ -18,17 +18,17 @@ struct DevAct {
 };
 
 // ---- fused per-pixel network (fused_mlp.cu)
-struct FusedLayer {
+struct FusedLayerArgs {
   int m = 0, k = 0;             // true output / input widths
   int mpad = 0, kpad = 0;       // round_up(m, kChunkRows), round_up(k, kChunkDepth)
-  const uint32_t* w = nullptr;  // gpu::pack_fused_weights for the kernel's precision
+  const uint32_t* w = nullptr;  // cuda::pack_fused_weights for the kernel's precision
   const float* bias = nullptr;  // [mpad], zero beyond m
   DevAct act;
 };
 
 struct FusedArgs {
   int nlayers = 0;
-  FusedLayer layers[gpu::kMaxFusedLayers];
+  FusedLayerArgs layers[cuda::kMaxFusedLayers];
   int rows = 0;                 // activation buffer rows: max(layers[0].kpad, every mpad)
   const float* in = nullptr;    // [layers[0].k][in_ld]
   int64_t in_ld = 0;
@@ -37,11 +37,11 @@ struct FusedArgs {
   int64_t npix = 0;
 };
 
-// (shared memory size and tile choice: gpu::fused_smem_bytes / gpu::fused_pick_tile)
+// (shared memory size and tile choice: cuda::fused_smem_bytes / cuda::fused_pick_tile)
 // Raise the kernel's dynamic shared memory limit (once per device and variant) and
 // return the persistent grid size for `sms` multiprocessors.
-int fused_prepare(gpu::Precision p, int tile, int64_t smem, int sms);
-void launch_fused(const FusedArgs& args, gpu::Precision p, int tile, int grid, int64_t smem, StreamHandle stream);
+int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms);
+void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, int64_t smem, StreamHandle stream);
 
 // ---- general graphs, one kernel per op (ops.cu); n samples per row, row stride ld
 // conv1d / linear as an implicit GEMM with fused bias and activation:

@@ -1,5 +1,5 @@
 // Plain C++ (no CUDA headers) RAII handles over the CUDA runtime, so the backend in
-// cpp/src/cuda_backend.cpp compiles with the host compiler. Every failure becomes a
+// cuda/host/cuda_backend.cpp compiles with the host compiler. Every failure becomes a
 // fastinv exception whose message says what to do: OutOfMemory for allocations
 // (-> MemoryError), Error for everything else (-> RuntimeError).
 #pragma once

@@ -92,7 +92,7 @@ def test_cpp_embedding_example_matches_torch(asan_build, tmp_path, make):
 
 @pytest.mark.slow
 def test_cuda_backend_host_code_on_a_cpu_mock(asan_build, tmp_path):
-    """The CUDA backend's host code (cpp/src/cuda_backend.cpp: plan upload, chunks over
+    """The CUDA backend's host code (cuda/host/cuda_backend.cpp: plan upload, chunks over
     three lanes, staging, strided / float64 / planar zero-copy paths) run against a CPU
     mock of the CUDA runtime and kernels (cpp/tests/cuda_mock.cpp, NaN-poisoned "device"
     memory) and compared with the CPU backend, under ASan + UBSan. Hopper-sized and

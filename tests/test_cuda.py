@@ -339,7 +339,7 @@ def test_emulated_plan_matches_float64_on_random_architectures(tmp_path, layout,
     ref = _ref64(net, x)
     kinds = ("auto", "general") if layout != "ncl" else ("auto",)
     for kind in kinds:
-        y, used = _core._cuda_emulate(str(path), "fp32", kind, _to_planar(x, layout))
+        y, used, _ = _core._cuda_emulate(str(path), "fp32", kind, _to_planar(x, layout))
         got = _from_planar(y, layout, x.shape, ref.shape[1:])
         err = _rel_l2(got, ref)
         assert err <= TOL["fp32"], f"{kind}->{used}: rel L2 {err:.2e}; seed {seed} ({layout}): {describe(net)}"
@@ -353,7 +353,7 @@ def test_deepem_shape_uses_the_fused_plan_in_every_precision(tmp_path):
     path = _export(net, x, tmp_path)
     ref = _ref64(net, x)
     for precision in ("fp32", "tf32", "bf16"):
-        y, used = _core._cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
+        y, used, _ = _core._cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
         assert used == "fused"
         err = _rel_l2(_from_planar(y, "nchw", x.shape, ref.shape[1:]), ref)
         assert err <= TOL[precision], f"{precision}: emulated rel L2 {err:.2e} > {TOL[precision]}"
@@ -370,7 +370,7 @@ def test_shipped_deepem_emulated_in_every_precision():
     x = np.sqrt(rng.gamma(1.5, 80.0, (1, 6, 17, 19))).astype(np.float32)
     ref = model(x).astype(np.float64)  # CPU engine, itself tested at 1e-5 vs torch (test_parity)
     for precision in ("fp32", "tf32", "bf16"):
-        y, used = _core._cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
+        y, used, _ = _core._cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
         assert used == "fused"
         err = _rel_l2(_from_planar(y, "nchw", x.shape, ref.shape[1:]), ref)
         assert err <= TOL[precision], f"shipped DeepEM {precision}: emulated rel L2 {err:.2e}"
@@ -382,7 +382,7 @@ def test_muisca_emulated_general_plan(tmp_path):
     x = np.random.default_rng(SEED).standard_normal((5, 2, 112)).astype(np.float32)
     path = _export(net, x, tmp_path)
     ref = _ref64(net, x)
-    y, used = _core._cuda_emulate(str(path), "fp32", "auto", _to_planar(x, "ncl"))
+    y, used, _ = _core._cuda_emulate(str(path), "fp32", "auto", _to_planar(x, "ncl"))
     assert used == "general"
     err = _rel_l2(_from_planar(y, "ncl", x.shape, ref.shape[1:]), ref)
     assert err <= TOL["fp32"], f"MUISCA emulated rel L2 {err:.2e}"
@@ -392,9 +392,108 @@ def test_wide_chains_fall_back_to_the_general_plan(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(5, 513), torch.nn.GELU(), torch.nn.Linear(513, 4)).eval()
     x = np.random.default_rng(SEED).standard_normal((7, 5)).astype(np.float32)
     path = _export(net, x, tmp_path)
-    y, used = _core._cuda_emulate(str(path), "bf16", "auto", _to_planar(x, "nc"))
+    y, used, _ = _core._cuda_emulate(str(path), "bf16", "auto", _to_planar(x, "nc"))
     assert used == "general"  # 513 > the fused kernel's 512; the per-op path computes in fp32
     assert _rel_l2(y.T, _ref64(net, x)) <= TOL["fp32"]
+
+
+# ======================================================================================
+# CPU-side: the fused kernel's own index math (cuda/fused_index.hpp), executed by the
+# emulation, against an independent model of the same precision. The float64 reference
+# above cannot tell a wrong index from rounding in tf32/bf16 (rounding alone is 7e-4 of a
+# 1e-3 bound on DeepEM); against the same-precision model rounding is 1e-7 .. 3e-5.
+
+def _bf16_round(a) -> np.ndarray:
+    return torch.from_numpy(np.asarray(a, np.float32)).to(torch.bfloat16).double().numpy()
+
+
+def _dense_layers(net):
+    """(W (out, in), b, activation module or None) for each Linear / 1x1 Conv2d of a Sequential."""
+    mods, layers = list(net), []
+    for i, m in enumerate(mods):
+        if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
+            act = mods[i + 1] if i + 1 < len(mods) and not isinstance(mods[i + 1], (torch.nn.Linear,
+                                                                                    torch.nn.Conv2d)) else None
+            layers.append((m.weight.detach().numpy().reshape(m.weight.shape[0], -1), m.bias.detach().numpy(), act))
+    return layers
+
+
+def _same_precision_model(net, x: np.ndarray, precision: str) -> np.ndarray:
+    """What the fused kernel computes, by the definitions of its precision, in float64 and
+    with no index math: tf32 rounds weights and every layer's (float32) input to tf32
+    (nearest, ties away); bf16 rounds weights, the input and every stored activation to bf16
+    (nearest even); products are summed exactly. x planar (k, n) -> (m, n)."""
+    layers = _dense_layers(net)
+    h = _bf16_round(x) if precision == "bf16" else x.astype(np.float64)
+    for i, (w, b, act) in enumerate(layers):
+        w = {"fp32": w, "tf32": _tf32_exact(w), "bf16": _bf16_round(w)}[precision].astype(np.float64)
+        hin = _tf32_exact(h.astype(np.float32)).astype(np.float64) if precision == "tf32" else h
+        z = w @ hin + b.astype(np.float64)[:, None]
+        if act is not None:
+            with torch.no_grad():
+                z = act(torch.from_numpy(z)).numpy()
+        h = _bf16_round(z) if precision == "bf16" and i + 1 < len(layers) else z
+    return h
+
+
+_CHAIN_ACTS = [None, torch.nn.ReLU, lambda: torch.nn.LeakyReLU(0.1), torch.nn.ELU, torch.nn.SiLU, torch.nn.GELU,
+               lambda: torch.nn.GELU("tanh"), torch.nn.Tanh, torch.nn.Sigmoid, lambda: torch.nn.Softplus(beta=2.0)]
+
+
+def _random_chain(seed: int):
+    """A random per-pixel chain the fused kernel takes: 1-4 Linear layers of widths that hit
+    and miss the 64-row / 32-deep chunk edges, each with a random activation (or none)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    widths = [int(rng.choice([1, 3, 6, 31, 33, 64, 65, 100, 130, 200]))
+              for _ in range(int(rng.integers(2, 6)))]
+    mods = []
+    for i in range(len(widths) - 1):
+        mods.append(torch.nn.Linear(widths[i], widths[i + 1]))
+        act = _CHAIN_ACTS[int(rng.integers(len(_CHAIN_ACTS)))]
+        if act is not None:
+            mods.append(act())
+    return torch.nn.Sequential(*mods).eval(), widths[0]
+
+
+# rel L2 / max |error| over max |reference| allowed between the emulated kernel and the
+# same-precision model. Seen on 6 seeds x 36 runs: fp32 <= 1.0e-6 / 1.0e-6; tf32 <= 4.6e-5 /
+# 3.6e-4 and bf16 <= 1.5e-4 / 6.7e-4, both from hidden activations whose float32 value
+# (summed in another order) lands on the other side of a tf32/bf16 rounding boundary. The
+# float64 reference's rounding error is 7e-4 (tf32) and 6e-3 (bf16) on DeepEM.
+SAME_L2 = {"fp32": 5e-6, "tf32": 3e-4, "bf16": 1e-3}
+SAME_MAX = {"fp32": 1e-5, "tf32": 2e-3, "bf16": 4e-3}
+CHAIN_CASES = ["deepem"] + [SEED + 300 + i for i in range(5)]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "tf32", "bf16"])
+@pytest.mark.parametrize("case", CHAIN_CASES, ids=[f"chain{c}" if c != "deepem" else c for c in CHAIN_CASES])
+def test_emulated_kernel_index_math_matches_the_same_precision_model(tmp_path, case, precision):
+    """The fused kernel's index math (tiles, valid, in_ld/out_ld, shared-memory layout and
+    LD padding, cp.async stages, warp split, A/B fragments, C/D epilogue, bf16 pairs) run by
+    the emulation on every tile size, with several tiles per block, against a model of the
+    same precision that has no index math at all."""
+    if case == "deepem":
+        torch.manual_seed(SEED)
+        net, k = deepem().eval(), 6
+    else:
+        net, k = _random_chain(case)
+    path = _export(net, np.zeros((1, k, 1, 1) if case == "deepem" else (2, k)), tmp_path)
+    rng = np.random.default_rng([SEED, 17])
+    for tile, n in [(32, 1), (32, 97), (64, 31), (64, 200), (128, 129), (128, 300)]:
+        x = np.full((k, n + 5), np.nan, np.float32)  # in_ld = n + 5: NaN beyond the frame must never be read
+        x[:, :n] = np.sqrt(rng.gamma(1.5, 80.0, (k, n))) if case == "deepem" else rng.standard_normal((k, n))
+        y, used, tile_used = _core._cuda_emulate(str(path), precision, "fused", x, n=n, tile=tile, grid=2,
+                                                 out_ld=n + 3)
+        assert (used, tile_used) == ("fused", tile)
+        assert np.isnan(y[:, n:]).all(), "the kernel wrote beyond the frame (out_ld > n)"
+        ref = _same_precision_model(net, x[:, :n], precision)
+        got = y[:, :n]
+        err = _rel_l2(got, ref)
+        worst = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        msg = f"{precision} tile {tile} n {n}: rel L2 {err:.2e}, max {worst:.2e}; {describe(net)}"
+        print(msg)
+        assert err <= SAME_L2[precision] and worst <= SAME_MAX[precision], msg
 
 
 # ======================================================================================

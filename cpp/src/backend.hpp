@@ -45,11 +45,11 @@ struct ModelAccess {
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph);
 
-namespace gpu {
+namespace cuda {
 enum class Precision;
 }
-// CUDA backend (cpp/src/cuda_backend.cpp, only in builds with FASTINV_HAVE_CUDA). Throws
+// CUDA backend (cuda/host/cuda_backend.cpp, only in builds with FASTINV_HAVE_CUDA). Throws
 // fastinv::Error naming the cause when the device cannot be used.
-std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Graph> graph, gpu::Precision precision, int ordinal);
+std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Graph> graph, cuda::Precision precision, int ordinal);
 
 }  // namespace fastinv

@@ -5,7 +5,7 @@
 #include "backend.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
-#include "gpu/gpu_pack.hpp"
+#include "host/pack.hpp"
 #include "graph.hpp"
 #include "safetensors.hpp"
 
@@ -74,9 +74,9 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
   auto graph = std::make_shared<const Graph>(parse_graph(file));
   impl->input_shape = graph->input.dims();
   impl->output_shape = graph->shape_of(graph->output).dims();
-  const gpu::Precision precision = gpu::precision_from_name(options.precision);
+  const cuda::Precision precision = cuda::precision_from_name(options.precision);
   if (options.device == "cpu") {
-    if (precision != gpu::Precision::fp32)
+    if (precision != cuda::Precision::fp32)
       throw InvalidArgument("precision='" + options.precision +
                             "' needs device='cuda'; the CPU backend computes in fp32 only");
     impl->backend = make_cpu_backend(graph);

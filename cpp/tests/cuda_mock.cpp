@@ -1,12 +1,12 @@
 // A CPU stand-in for the CUDA runtime wrappers and kernel launchers (cuda/gpu_runtime.hpp,
 // cuda/gpu_kernels.hpp), so that test_cuda_backend can run the real CUDA backend
-// (cpp/src/cuda_backend.cpp: plan upload, chunking over three "streams", pinned staging,
+// (cuda/host/cuda_backend.cpp: plan upload, chunking over three "streams", pinned staging,
 // slot arithmetic, strided gather/scatter, the planar zero-copy device path) on a machine
 // without a GPU, under ASan/UBSan. "Device" memory is host memory filled with NaN, so a
 // value the backend forgets to compute or copy shows up. Each launcher is the formula
-// its kernel implements, written as plain loops; the fused one decodes the packed
-// fragments and rounds operands as the tensor-core kernel does. What this cannot test is
-// the CUDA kernels themselves.
+// its kernel implements, written as plain loops; the fused one is the emulation that
+// executes the kernel's own index math (host/emulate_fused.cpp). What this cannot test is
+// the device itself: synchronisation, cp.async timing, the compiler.
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "fastinv/error.hpp"
-#include "gpu/gpu_plan.hpp"
+#include "host/emulate.hpp"
 #include "gpu_kernels.hpp"
 #include "gpu_runtime.hpp"
 
@@ -29,15 +29,6 @@ void* poisoned(size_t bytes) {
   if (!p) throw OutOfMemory("mock: out of memory");
   std::memset(p, 0xFF, bytes);  // all-ones words: NaN as float
   return p;
-}
-
-Activation host_act(const DevAct& a) {
-  Activation h;
-  h.kind = ActKind(a.kind);
-  h.alpha = a.alpha;
-  h.beta = a.beta;
-  h.threshold = a.threshold;
-  return h;
 }
 
 int64_t launches = 0;
@@ -106,51 +97,25 @@ void check_device_pointer(const void* p, const char* what) {
 void check_launch(const char*) { ++launches; }
 
 // ---- kernels as formulas
-int fused_prepare(gpu::Precision, int tile, int64_t smem, int sms) {
+int fused_prepare(cuda::Precision, int tile, int64_t smem, int sms) {
   if (tile != 32 && tile != 64 && tile != 128) throw Error("mock: bad tile");
   if (smem <= 0) throw Error("mock: bad shared memory size");
   return 2 * sms;
 }
 
-void launch_fused(const FusedArgs& a, gpu::Precision p, int tile, int grid, int64_t smem, StreamHandle) {
-  if (a.nlayers < 1 || a.nlayers > gpu::kMaxFusedLayers || grid < 1) throw Error("mock fused: bad launch");
-  if (smem != gpu::fused_smem_bytes(p, tile, a.rows)) throw Error("mock fused: shared memory size mismatch");
+void launch_fused(const FusedArgs& a, cuda::Precision p, int tile, int grid, int64_t smem, StreamHandle) {
+  if (a.nlayers < 1 || a.nlayers > cuda::kMaxFusedLayers || grid < 1) throw Error("mock fused: bad launch");
+  if (smem != cuda::fused_smem_bytes(p, tile, a.rows)) throw Error("mock fused: shared memory size mismatch");
   if (a.rows < a.layers[0].kpad) throw Error("mock fused: buffer rows < first layer depth");
   for (int l = 0; l < a.nlayers; ++l) {
-    const FusedLayer& L = a.layers[l];
-    if (L.mpad > a.rows || L.kpad % gpu::kChunkDepth || L.mpad % gpu::kChunkRows || L.m > L.mpad || L.k > L.kpad)
+    const FusedLayerArgs& L = a.layers[l];
+    if (L.mpad > a.rows || L.kpad % cuda::kChunkDepth || L.mpad % cuda::kChunkRows || L.m > L.mpad || L.k > L.kpad)
       throw Error("mock fused: bad layer geometry");
     if (l > 0 && (L.k != a.layers[l - 1].m || L.kpad > a.layers[l - 1].mpad))
       throw Error("mock fused: layers do not chain");
     if (reinterpret_cast<uintptr_t>(L.w) % 16) throw Error("mock fused: weights not 16-byte aligned (cp.async)");
   }
-  auto store = [&](float v) {
-    return p == gpu::Precision::bf16 ? gpu::bf16_value(gpu::bf16_bits(v)) : v;
-  };
-  const int64_t n = a.npix;
-  std::vector<float> cur(size_t(a.rows * n), 0.f), next(size_t(a.rows * n), 0.f);
-  for (int r = 0; r < a.layers[0].k; ++r)
-    for (int64_t q = 0; q < n; ++q) cur[size_t(r * n + q)] = store(a.in[r * a.in_ld + q]);
-  for (int l = 0; l < a.nlayers; ++l) {
-    const FusedLayer& L = a.layers[l];
-    const std::vector<float> w = gpu::decode_fused_weights(L.w, L.mpad, L.kpad, p);
-    const Activation act = host_act(L.act);
-    for (int o = 0; o < L.mpad; ++o)
-      for (int64_t q = 0; q < n; ++q) {
-        float acc = 0.f;
-        for (int k = 0; k < L.kpad; ++k) {
-          const float x = cur[size_t(k * n + q)];
-          acc = std::fma(w[size_t(o) * L.kpad + k], p == gpu::Precision::tf32 ? gpu::tf32_round(x) : x, acc);
-        }
-        const float v = o < L.m ? apply_activation(act, acc + L.bias[o]) : 0.f;
-        if (l == a.nlayers - 1) {
-          if (o < L.m) a.out[o * a.out_ld + q] = v;
-        } else {
-          next[size_t(o * n + q)] = store(v);
-        }
-      }
-    std::swap(cur, next);
-  }
+  emulate_fused_launch(a, p, tile, grid, smem);
   check_launch("fused");
 }
 

@@ -1,4 +1,4 @@
-// The CUDA backend's host code (cpp/src/cuda_backend.cpp) run against the CPU mock of
+// The CUDA backend's host code (cuda/host/cuda_backend.cpp) run against the CPU mock of
 // the CUDA runtime and kernels (cuda_mock.cpp), compared with the CPU backend on the
 // same graph. Usage: test_cuda_backend <model.safetensors>... (written by
 // tests/test_cpp_native.py from random architectures and DeepEM). Exercises: chunking
@@ -15,7 +15,7 @@
 #include "backend.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/model.hpp"
-#include "gpu/gpu_pack.hpp"
+#include "host/pack.hpp"
 #include "graph.hpp"
 #include "safetensors.hpp"
 
@@ -75,8 +75,8 @@ void run_model(const std::string& path) {
   cpu->run(InputView{x.data(), DType::f32, cin}, OutputView{ref.data(), cout}, 1);
 
   for (const char* pname : {"fp32", "tf32", "bf16"}) {
-    const fastinv::gpu::Precision p = fastinv::gpu::precision_from_name(pname);
-    const double tol = p == fastinv::gpu::Precision::fp32 ? 1e-5 : p == fastinv::gpu::Precision::tf32 ? 1e-3 : 1e-2;
+    const fastinv::cuda::Precision p = fastinv::cuda::precision_from_name(pname);
+    const double tol = p == fastinv::cuda::Precision::fp32 ? 1e-5 : p == fastinv::cuda::Precision::tf32 ? 1e-3 : 1e-2;
     const std::string tag = path + " [" + pname + "]";
     std::unique_ptr<fastinv::Backend> gpu;
     try {

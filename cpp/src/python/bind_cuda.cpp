@@ -5,11 +5,13 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "fastinv/error.hpp"
-#include "gpu/gpu_pack.hpp"
-#include "gpu/gpu_plan.hpp"
+#include "host/pack.hpp"
+#include "host/emulate.hpp"
 #include "graph.hpp"
 #include "python/bindings.hpp"
 #include "safetensors.hpp"
@@ -26,19 +28,19 @@ void bind_cuda(py::module_& m) {
       "_cuda_pack_weights",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> w, const std::string& precision) {
         if (w.ndim() != 2) throw InvalidArgument("weights must be a 2-d (out, in) array");
-        const gpu::Precision p = gpu::precision_from_name(precision);
-        std::vector<uint32_t> packed = gpu::pack_fused_weights(w.data(), w.shape(0), w.shape(1), p);
+        const cuda::Precision p = cuda::precision_from_name(precision);
+        std::vector<uint32_t> packed = cuda::pack_fused_weights(w.data(), w.shape(0), w.shape(1), p);
         py::array_t<uint32_t> out(py::ssize_t(packed.size()));
         std::memcpy(out.mutable_data(), packed.data(), packed.size() * 4);
         return out;
       },
       py::arg("w"), py::arg("precision"),
-      "Test hook: W (m, k) packed for the fused CUDA kernel, as uint32 words (see cpp/src/gpu/gpu_pack.hpp).");
+      "Test hook: W (m, k) packed for the fused CUDA kernel, as uint32 words (see cuda/host/pack.hpp).");
   m.def(
       "_bf16_bits",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
         py::array_t<uint16_t> out(x.size());
-        for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = gpu::bf16_bits(x.data()[i]);
+        for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = cuda::bf16_bits(x.data()[i]);
         return out;
       },
       py::arg("x"), "Test hook: float32 -> bfloat16 bits as the CUDA backend's host packing rounds them.");
@@ -46,37 +48,44 @@ void bind_cuda(py::module_& m) {
       "_tf32_round",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
         py::array_t<float> out(x.size());
-        for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = gpu::tf32_round(x.data()[i]);
+        for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = cuda::tf32_round(x.data()[i]);
         return out;
       },
       py::arg("x"), "Test hook: float32 rounded to tf32 (nearest, ties away), as cvt.rna.tf32.f32.");
   m.def(
       "_cuda_emulate",
       [](const std::string& path, const std::string& precision, const std::string& path_kind,
-         py::array_t<float, py::array::c_style | py::array::forcecast> x) {
-        const gpu::Precision p = gpu::precision_from_name(precision);
+         py::array_t<float, py::array::c_style | py::array::forcecast> x, int64_t n, int tile, int grid,
+         int64_t smem, int64_t out_ld) {
+        const cuda::Precision p = cuda::precision_from_name(precision);
         const Graph g = parse_graph(SafeTensors::read_file(path));
         const int64_t in_rows = g.input.size(), out_rows = g.shape_of(g.output).size();
         if (x.ndim() != 2 || x.shape(0) != in_rows)
           throw InvalidArgument("x must be planar (" + std::to_string(in_rows) + ", n)");
-        const int64_t n = x.shape(1);
-        py::array_t<float> y({py::ssize_t(out_rows), py::ssize_t(n)});
-        std::string used;
-        gpu::FusedPlan fused;
-        if (path_kind != "general") fused = gpu::compile_fused(g, p);
+        const int64_t in_ld = x.shape(1);
+        if (n < 0) n = in_ld;
+        if (out_ld <= 0) out_ld = n;
+        if (n > in_ld || n > out_ld) throw InvalidArgument("n exceeds a row of x or of the output");
+        cuda::FusedPlan fused;
+        if (path_kind != "general") fused = cuda::compile_fused(g, p);
         if (path_kind == "fused" && !fused.ok) throw InvalidArgument("this graph has no fused plan");
+        py::array_t<float> y({py::ssize_t(out_rows), py::ssize_t(out_ld)});
+        std::fill(y.mutable_data(), y.mutable_data() + y.size(), std::numeric_limits<float>::quiet_NaN());
         if (fused.ok) {
-          gpu::emulate_fused(fused, p, x.data(), y.mutable_data(), n);
-          used = "fused";
-        } else {
-          gpu::emulate_general(gpu::compile_general(g), x.data(), in_rows, y.mutable_data(), out_rows, n);
-          used = "general";
+          const int used = cuda::emulate_fused(fused, p, x.data(), in_ld, y.mutable_data(), out_ld, n, tile, grid, smem);
+          return py::tuple(py::make_tuple(y, std::string("fused"), used));
         }
-        return py::make_tuple(y, used);
+        if (in_ld != n || out_ld != n) throw InvalidArgument("the per-op emulation takes dense (rows, n) planes");
+        cuda::emulate_general(cuda::compile_general(g), x.data(), in_rows, y.mutable_data(), out_rows, n);
+        return py::tuple(py::make_tuple(y, std::string("general"), 0));
       },
-      py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"),
+      py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"), py::arg("n") = -1,
+      py::arg("tile") = 0, py::arg("grid") = 264, py::arg("smem") = 232448, py::arg("out_ld") = 0,
       "Test hook: run a model file's CUDA plan (fused if it has one and path_kind != 'general', else per-op) "
-      "through the CPU emulation of the kernels' definitions, on planar x (rows, n); returns (y, path used).");
+      "through the CPU emulation, on planar x (rows, in_ld) of which the first n columns are pixels. The fused "
+      "plan runs the kernel's index math with `grid` blocks and `tile` pixels per tile (0: the largest that fits "
+      "`smem` bytes; the defaults are an H100's 132 SMs x 2 and 227 KiB). Returns (y, path used, tile): y is "
+      "(rows, out_ld), NaN where nothing was written.");
   m.def(
       "cuda_device_info",
       [](int ordinal) {

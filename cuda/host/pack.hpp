@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace fastinv::gpu {
+namespace fastinv::cuda {
 
 // fp32: exact float32 arithmetic (register-tiled SIMT FMA).
 // tf32 / bf16: tensor-core mma.sync with operands rounded to tf32 / bf16 and fp32
@@ -31,6 +31,7 @@ constexpr int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 // float -> bfloat16 bits, round to nearest even; NaN stays a (quiet) NaN.
 uint16_t bf16_bits(float x);
+float bf16_value(uint16_t bits);  // the float a bfloat16 holds
 // float -> tf32 (10 explicit mantissa bits) kept in a float, round to nearest with
 // ties away from zero, as cvt.rna.tf32.f32 does on the device. Inf/NaN unchanged.
 float tf32_round(float x);
@@ -62,4 +63,4 @@ int64_t fused_smem_bytes(Precision p, int tile, int rows);
 // Largest tile (128, 64 or 32 pixels) whose shared memory fits `smem_optin`; 0 if none.
 int fused_pick_tile(Precision p, int rows, int64_t smem_optin);
 
-}  // namespace fastinv::gpu
+}  // namespace fastinv::cuda

@@ -1,10 +1,10 @@
-#include "gpu/gpu_plan.hpp"
+#include "host/plan.hpp"
 
 #include <algorithm>
 
 #include "slot_allocator.hpp"
 
-namespace fastinv::gpu {
+namespace fastinv::cuda {
 
 GeneralPlan compile_general(const Graph& g) {
   const size_t n = g.nodes.size();
@@ -160,4 +160,33 @@ FusedPlan compile_fused(const Graph& g, Precision p) {
   return f;
 }
 
-}  // namespace fastinv::gpu
+FusedArgs fused_args(const FusedPlan& plan, const uint32_t* words, const float* biases) {
+  FusedArgs a;
+  a.nlayers = int(plan.layers.size());
+  a.rows = plan.rows;
+  for (size_t i = 0; i < plan.layers.size(); ++i) {
+    const FusedLayer& h = plan.layers[i];
+    FusedLayerArgs& L = a.layers[i];
+    L.m = h.m;
+    L.k = h.k;
+    L.mpad = h.mpad;
+    L.kpad = h.kpad;
+    L.w = words + h.w_offset;
+    L.bias = biases + h.bias_offset;
+    L.act = dev_act(h.act);
+  }
+  return a;
+}
+
+DevAct dev_act(const Activation& a) { return DevAct{int(a.kind), a.alpha, a.beta, a.threshold}; }
+
+Activation host_act(const DevAct& a) {
+  Activation h;
+  h.kind = ActKind(a.kind);
+  h.alpha = a.alpha;
+  h.beta = a.beta;
+  h.threshold = a.threshold;
+  return h;
+}
+
+}  // namespace fastinv::cuda

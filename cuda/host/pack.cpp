@@ -1,11 +1,11 @@
-#include "gpu/gpu_pack.hpp"
+#include "host/pack.hpp"
 
 #include <cmath>
 #include <cstring>
 
 #include "fastinv/error.hpp"
 
-namespace fastinv::gpu {
+namespace fastinv::cuda {
 
 Precision precision_from_name(const std::string& name) {
   if (name == "fp32") return Precision::fp32;
@@ -30,6 +30,13 @@ uint16_t bf16_bits(float x) {
   if (std::isnan(x)) return uint16_t((u >> 16) | 0x0040u);  // keep sign, force quiet
   u += 0x7FFFu + ((u >> 16) & 1u);                          // round to nearest even
   return uint16_t(u >> 16);
+}
+
+float bf16_value(uint16_t bits) {
+  const uint32_t u = uint32_t(bits) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
 }
 
 float tf32_round(float x) {
@@ -103,4 +110,4 @@ int fused_pick_tile(Precision p, int rows, int64_t smem_optin) {
   return 0;
 }
 
-}  // namespace fastinv::gpu
+}  // namespace fastinv::cuda

@@ -1,6 +1,6 @@
 // The CUDA backend's plans in plain host data (compiled in every build): what the
 // device kernels will be asked to do, before any upload. Keeping them host-side lets
-// tests run a plan through a CPU emulation of the kernels' definitions (gpu_emulate)
+// tests run a plan through a CPU emulation of the kernels' definitions (emulate.cpp)
 // on any machine: the row tables, concat/flatten maps, buffer liveness, activation
 // fusion, padding and the fragment-order weights are all checked against torch
 // without a GPU. The kernels themselves still need a GPU to be verified.
@@ -8,10 +8,11 @@
 #include <cstdint>
 #include <vector>
 
-#include "gpu/gpu_pack.hpp"
+#include "gpu_kernels.hpp"
 #include "graph.hpp"
+#include "host/pack.hpp"
 
-namespace fastinv::gpu {
+namespace fastinv::cuda {
 
 // ---- general graphs: one step per op on planar slots ([rows][ld], row l*C + c)
 struct Step {
@@ -59,17 +60,11 @@ struct FusedPlan {
 
 FusedPlan compile_fused(const Graph& g, Precision p);
 
-// ---- CPU emulation of the kernels' definitions (tests only). Planar in [in rows][n]
-// and out [out rows][n]. The fused emulation decodes the packed fragments by the PTX
-// layouts and rounds activations as the kernel does (tf32: cvt.rna at operand load;
-// bf16: stored as bf16 between layers); sums run in float32 in a different order.
-void emulate_general(const GeneralPlan& plan, const float* in, int64_t in_rows, float* out, int64_t out_rows,
-                     int64_t n);
-void emulate_fused(const FusedPlan& plan, Precision p, const float* in, float* out, int64_t n);
-// The (mpad x kpad) weight matrix held by packed chunks, decoded by the fragment layouts
-// (throws if a position is not covered).
-std::vector<float> decode_fused_weights(const uint32_t* words, int mpad, int kpad, Precision p);
-// float value of bfloat16 bits
-float bf16_value(uint16_t bits);
+// The fused kernel's launch arguments for a plan whose packed words and biases live at
+// `words` / `biases` (device copies for a launch, the plan's own vectors for the emulation);
+// in, out and npix are left for the caller.
+FusedArgs fused_args(const FusedPlan& plan, const uint32_t* words, const float* biases);
+DevAct dev_act(const Activation& a);
+Activation host_act(const DevAct& a);
 
-}  // namespace fastinv::gpu
+}  // namespace fastinv::cuda

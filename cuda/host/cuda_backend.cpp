@@ -21,8 +21,8 @@
 #include "cuda_device.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
-#include "gpu/gpu_pack.hpp"
-#include "gpu/gpu_plan.hpp"
+#include "host/pack.hpp"
+#include "host/plan.hpp"
 #include "gpu_kernels.hpp"
 #include "gpu_runtime.hpp"
 #ifdef FASTINV_HAVE_OPENMP
@@ -34,13 +34,11 @@ namespace {
 
 using cuda::DevAct;
 using cuda::DeviceMemory;
-using gpu::Precision;
+using cuda::Precision;
 
 constexpr int kLanes = 3;
 constexpr int64_t kLaneBudget = int64_t(256) << 20;  // device bytes per lane's arena
 constexpr int64_t kMaxChunk = int64_t(1) << 19;      // samples per chunk
-
-DevAct dev_act(const Activation& a) { return DevAct{int(a.kind), a.alpha, a.beta, a.threshold}; }
 
 template <typename T>
 DeviceMemory upload(const std::vector<T>& v) {
@@ -81,21 +79,21 @@ int64_t planar_ld(const Strided& v, int64_t rows) {
 }
 
 // ---------------------------------------------------------------------------------
-// General graphs: gpu::compile_general's steps with their tables uploaded.
+// General graphs: cuda::compile_general's steps with their tables uploaded.
 struct DevStep {  // device copies of plan.steps[i]'s tables
   DeviceMemory w, bias, rows, scale, shift;
   std::vector<DeviceMemory> maps;
 };
 
 struct DevGeneral {
-  gpu::GeneralPlan plan;
+  cuda::GeneralPlan plan;
   std::vector<DevStep> steps;
 };
 
 DevGeneral upload_general(const Graph& g) {
   DevGeneral d;
-  d.plan = gpu::compile_general(g);
-  for (const gpu::Step& st : d.plan.steps) {
+  d.plan = cuda::compile_general(g);
+  for (const cuda::Step& st : d.plan.steps) {
     DevStep s;
     if (st.op == OpKind::conv) {
       s.w = upload(st.w);
@@ -115,10 +113,10 @@ void run_general(const DevGeneral& d, float* arena, int64_t ld, int64_t n, cuda:
   auto slot = [&](int k) { return arena + d.plan.slot_row[size_t(k)] * ld; };
   for (size_t i = 0; i < d.steps.size(); ++i) {
     const DevStep& ds = d.steps[i];
-    const gpu::Step& st = d.plan.steps[i];
+    const cuda::Step& st = d.plan.steps[i];
     float* out = slot(st.out);
     const int64_t rows = st.out_shape.size();
-    const DevAct act = dev_act(st.act);
+    const DevAct act = cuda::dev_act(st.act);
     switch (st.op) {
       case OpKind::conv:
         cuda::launch_conv(static_cast<const float*>(ds.w.get()), static_cast<const float*>(ds.bias.get()),
@@ -152,8 +150,8 @@ void run_general(const DevGeneral& d, float* arena, int64_t ld, int64_t n, cuda:
 }
 
 // ---------------------------------------------------------------------------------
-// Per-pixel chains: gpu::compile_fused's packed weights uploaded, tile fitted to the device.
-struct FusedPlan {
+// Per-pixel chains: cuda::compile_fused's packed weights uploaded, tile fitted to the device.
+struct DevFused {
   bool ok = false;
   DeviceMemory weights, biases;
   cuda::FusedArgs args;  // pointers into weights/biases; in/out/npix set per launch
@@ -161,29 +159,18 @@ struct FusedPlan {
   int64_t smem = 0;
 };
 
-FusedPlan compile_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev) {
-  FusedPlan f;
-  const gpu::FusedPlan host = gpu::compile_fused(g, p);
+DevFused upload_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev) {
+  DevFused f;
+  const cuda::FusedPlan host = cuda::compile_fused(g, p);
   if (!host.ok) return f;
-  f.tile = gpu::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
+  f.tile = cuda::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
   if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
-  f.smem = gpu::fused_smem_bytes(p, f.tile, host.rows);
+  f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows);
   f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors);
   f.weights = upload(host.words);
   f.biases = upload(host.biases);
-  f.args.nlayers = int(host.layers.size());
-  f.args.rows = host.rows;
-  for (size_t i = 0; i < host.layers.size(); ++i) {
-    const gpu::FusedLayer& h = host.layers[i];
-    cuda::FusedLayer& L = f.args.layers[i];
-    L.m = h.m;
-    L.k = h.k;
-    L.mpad = h.mpad;
-    L.kpad = h.kpad;
-    L.w = static_cast<const uint32_t*>(f.weights.get()) + h.w_offset;
-    L.bias = static_cast<const float*>(f.biases.get()) + h.bias_offset;
-    L.act = dev_act(h.act);
-  }
+  f.args = cuda::fused_args(host, static_cast<const uint32_t*>(f.weights.get()),
+                            static_cast<const float*>(f.biases.get()));
   f.ok = true;
   return f;
 }
@@ -256,7 +243,7 @@ class CudaBackend final : public Backend {
       : graph_(std::move(graph)), precision_(precision), dev_(cuda::open_device(ordinal)) {
     in_shape_ = graph_->input;
     out_shape_ = graph_->shape_of(graph_->output);
-    fused_ = compile_fused(*graph_, precision_, dev_);
+    fused_ = upload_fused(*graph_, precision_, dev_);
     if (!fused_.ok) general_ = upload_general(*graph_);
     const int64_t rows = fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows;
     chunk_ = std::clamp<int64_t>(kLaneBudget / (4 * std::max<int64_t>(rows, 1)) / 256 * 256, 256, kMaxChunk);
@@ -274,7 +261,7 @@ class CudaBackend final : public Backend {
   std::string isa() const override {
     std::string s = "sm_" + std::to_string(dev_.major) + std::to_string(dev_.minor) + " (" + dev_.name + "), ";
     if (fused_.ok)
-      return s + "fused per-pixel kernel, " + gpu::precision_name(precision_) + ", " + std::to_string(fused_.tile) +
+      return s + "fused per-pixel kernel, " + cuda::precision_name(precision_) + ", " + std::to_string(fused_.tile) +
              "-pixel tiles";
     return s + "per-op kernels, fp32";
   }
@@ -399,7 +386,7 @@ class CudaBackend final : public Backend {
   Precision precision_;
   cuda::DeviceProps dev_;
   Shape in_shape_, out_shape_;
-  FusedPlan fused_;
+  DevFused fused_;
   DevGeneral general_;
   int64_t chunk_ = 0;
   mutable std::mutex mutex_;
@@ -408,7 +395,7 @@ class CudaBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Graph> graph, gpu::Precision precision, int ordinal) {
+std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const Graph> graph, cuda::Precision precision, int ordinal) {
   return std::make_unique<CudaBackend>(std::move(graph), precision, ordinal);
 }
 

@@ -1,0 +1,306 @@
+// The fused kernel (cuda/fused_mlp.cu) executed on the CPU through its own index math
+// (cuda/fused_index.hpp): each block's tiles in the kernel's order, the cp.async weight
+// stages, every thread of every warp, and the mma instructions as the PTX ISA defines
+// them ("Matrix Fragments for mma.m16n8k8" / "mma.m16n8k16 with floating point type":
+// which lane holds which A, B, C/D element is written out here independently of the
+// kernel's addressing). Copies complete at once, so the stage of chunk c + 1 is written
+// before chunk c is read: a stage-index mistake that a slow copy would hide on a device
+// shows here every time.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fastinv/error.hpp"
+#include "fused_index.hpp"
+#include "host/emulate.hpp"
+
+namespace fastinv::cuda {
+namespace {
+
+using fused::kThreads;
+
+constexpr uint32_t kPoison = 0xFFFFFFFFu;  // NaN as a float and as both bf16 halves
+
+float as_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+uint32_t as_bits(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+
+[[noreturn]] void fail(const std::string& what) { throw Error("emulated fused kernel: " + what); }
+
+// One block's shared memory, every access bounds-checked (a device would silently read
+// another buffer or fault later).
+class Shared {
+ public:
+  explicit Shared(int64_t bytes) : w_(size_t(bytes / 4), kPoison) {}
+  uint32_t& word(int64_t i) {
+    if (i < 0 || i >= int64_t(w_.size()))
+      fail("shared-memory word " + std::to_string(i) + " outside the block's " + std::to_string(w_.size()));
+    return w_[size_t(i)];
+  }
+  float f(int64_t i) { return as_float(word(i)); }
+  void set_f(int64_t i, float v) { word(i) = as_bits(v); }
+  uint16_t h(int64_t i) {
+    const uint32_t w = word(i >> 1);
+    return uint16_t((i & 1) ? w >> 16 : w & 0xFFFFu);
+  }
+  void set_h(int64_t i, uint16_t v) {
+    uint32_t& w = word(i >> 1);
+    w = (i & 1) ? (w & 0xFFFFu) | (uint32_t(v) << 16) : (w & 0xFFFF0000u) | v;
+  }
+  void aligned(int64_t i, int words, const char* what) {
+    if (i % words) fail(std::string(what) + " at shared word " + std::to_string(i) + " is not " +
+                        std::to_string(4 * words) + "-byte aligned");
+  }
+
+ private:
+  std::vector<uint32_t> w_;
+};
+
+// D = A (16 x K) * B (K x 8) + C for one warp, fragments as the PTX ISA assigns them to
+// lanes (g = lane / 4, t = lane % 4). The products are exact in float (tf32 x tf32 and
+// bf16 x bf16 fit in 24 bits); they are summed in double and rounded once per mma.
+struct WarpMma {
+  float a[16][16], b[16][8], c[16][8];
+  void run(int kdim) {
+    for (int r = 0; r < 16; ++r)
+      for (int n = 0; n < 8; ++n) {
+        double s = c[r][n];
+        for (int k = 0; k < kdim; ++k) s += double(a[r][k]) * double(b[k][n]);
+        c[r][n] = float(s);
+      }
+  }
+  // C/D: c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1)
+  float& cd(int lane, int q) { return c[lane / 4 + 8 * (q >> 1)][2 * (lane % 4) + (q & 1)]; }
+};
+
+template <Precision P, int TILE>
+class Block {
+ public:
+  static constexpr int LD = fused::ld<TILE>();
+  static constexpr int kN = 4 * (TILE / 16);  // accumulators per thread (fused_mlp.cu: Acc)
+
+  Block(const FusedArgs& a, int64_t smem, int64_t in_extent, int64_t out_extent)
+      : a_(a), s_(smem), in_extent_(in_extent), out_extent_(out_extent),
+        buf_words_(fused::buffer_words(P, a.rows, LD)), cw_(int(chunk_words(P))), acc_(size_t(kThreads * kN)) {}
+
+  void run_tile(int64_t tile) {
+    const int64_t p0 = tile * TILE;
+    const int valid = fused::tile_valid(a_.npix, p0, TILE);
+    const FusedLayerArgs& L0 = a_.layers[0];
+    for (int tid = 0; tid < kThreads; ++tid)
+      for (int e = tid; e < L0.kpad * TILE; e += kThreads) {
+        const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
+        const float v = fused::input_read(r, p, L0.k, valid) ? in(fused::in_index(a_, r, p0, p)) : 0.f;
+        store_act(fused::buffer_offset(0, buf_words_), r, p, v);
+      }
+    for (int l = 0; l < a_.nlayers; ++l) {
+      const FusedLayerArgs& L = a_.layers[l];
+      const int src = fused::buffer_offset(l, buf_words_), dst = fused::buffer_offset(l + 1, buf_words_);
+      const bool last = l == a_.nlayers - 1;
+      const int nkc = L.kpad / fused::kDepth, nchunks = (L.mpad / fused::kRows) * nkc;
+      written_.assign(size_t(L.mpad) * TILE, 0);
+      issue(L, 0);
+      for (int mc = 0; mc < L.mpad / fused::kRows; ++mc) {
+        std::fill(acc_.begin(), acc_.end(), 0.f);
+        for (int kc = 0; kc < nkc; ++kc) {
+          const int c = fused::chunk_index(mc, kc, nkc);
+          if (c + 1 < nchunks) issue(L, c + 1);
+          chunk(fused::stage_offset(c, buf_words_, cw_), src, kc);
+        }
+        epilogue(L, mc, dst, last, p0, valid);
+      }
+      for (size_t i = 0; i < written_.size(); ++i)
+        if (written_[i] != 1)
+          fail("layer " + std::to_string(l) + " wrote row " + std::to_string(i / TILE) + ", column " +
+               std::to_string(i % TILE) + " of its tile " + std::to_string(written_[i]) + " times");
+    }
+  }
+
+ private:
+  float in(int64_t i) const {
+    if (i < 0 || (in_extent_ >= 0 && i >= in_extent_)) fail("input element " + std::to_string(i) + " out of range");
+    return a_.in[i];
+  }
+
+  void store_act(int buf, int row, int col, float v) {
+    const int slot = fused::act_slot<P>(row, col, LD);
+    if (P == Precision::bf16)
+      s_.set_h(2 * int64_t(buf) + slot, bf16_bits(v));
+    else
+      s_.set_f(buf + slot, v);
+  }
+
+  // cp.async of chunk c: thread tid copies 16-byte pieces tid, tid + kThreads, ...
+  void issue(const FusedLayerArgs& L, int c) {
+    const uint32_t* g = L.w + fused::chunk_word(c, cw_);
+    const int s = fused::stage_offset(c, buf_words_, cw_);
+    s_.aligned(s, 4, "cp.async destination");
+    for (int tid = 0; tid < kThreads; ++tid)
+      for (int i = tid; i < cw_ / 4; i += kThreads)
+        for (int q = 0; q < 4; ++q) s_.word(s + i * 4 + q) = g[i * 4 + q];
+  }
+
+  void chunk(int stage, int src, int kc) {
+    if constexpr (P == Precision::fp32) {
+      constexpr int NC = TILE / 16;
+      for (int tid = 0; tid < kThreads; ++tid) {
+        const fused::SimtThread th = fused::simt_thread(tid);
+        float* acc = &acc_[size_t(tid * kN)];
+        for (int d = 0; d < fused::kDepth; ++d) {
+          const int wa = stage + fused::simt_w(d, th.tm), xa = src + fused::simt_x<TILE>(kc, d, th.tn, LD);
+          s_.aligned(wa, 4, "float4 weight load");
+          s_.aligned(xa, NC % 4 == 0 ? 4 : 2, "vector activation load");
+          for (int i = 0; i < 4; ++i)
+            for (int q = 0; q < NC; ++q) {
+              float& c = acc[fused::simt_acc<TILE>(i, q)];
+              c = std::fma(s_.f(wa + i), s_.f(xa + q), c);
+            }
+        }
+      }
+    } else {
+      for (int warp = 0; warp < kThreads / 32; ++warp)
+        for (int kt = 0; kt < fused::k_steps<P>(); ++kt)
+          for (int j = 0; j < TILE / 16; ++j) {
+            WarpMma mma;
+            for (int lane = 0; lane < 32; ++lane) load_lane(mma, warp * 32 + lane, stage, src, kc, kt, j);
+            mma.run(P == Precision::tf32 ? 8 : 16);
+            for (int lane = 0; lane < 32; ++lane)
+              for (int q = 0; q < 4; ++q) acc_[size_t((warp * 32 + lane) * kN + fused::mma_acc(j, q))] = mma.cd(lane, q);
+          }
+    }
+  }
+
+  // One lane's registers for the warp's mma: A (uint4) and B (2 x 32 bits) read where the
+  // kernel reads them, placed where the PTX ISA says that lane's registers go.
+  void load_lane(WarpMma& mma, int tid, int stage, int src, int kc, int kt, int j) {
+    const int lane = tid % 32, g = lane / 4, t = lane % 4;
+    const fused::MmaLane m = fused::mma_lane(tid);
+    const int af = stage + 4 * fused::a_fragment<P>(m.wm, kt, m.lane);
+    s_.aligned(af, 4, "A fragment load");
+    const int n = fused::b_col<TILE>(m, j);
+    for (int q = 0; q < 4; ++q) mma.cd(lane, q) = acc_[size_t(tid * kN + fused::mma_acc(j, q))];
+    if constexpr (P == Precision::tf32) {
+      // A: a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B: b0 (t, g), b1 (t + 4, g)
+      mma.a[g][t] = s_.f(af);
+      mma.a[g + 8][t] = s_.f(af + 1);
+      mma.a[g][t + 4] = s_.f(af + 2);
+      mma.a[g + 8][t + 4] = s_.f(af + 3);
+      mma.b[t][g] = tf32_round(s_.f(src + fused::b_index<P>(kc, kt, m.t, 0, n, LD)));
+      mma.b[t + 4][g] = tf32_round(s_.f(src + fused::b_index<P>(kc, kt, m.t, 1, n, LD)));
+    } else {
+      // A register i: row g (+8 for i odd), columns 2t, 2t + 1 (+8 for i >= 2), lower column
+      // in the low half; B register i: rows 2t, 2t + 1 (+8 for i = 1), column g.
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t w = s_.word(af + i);
+        const int r = g + 8 * (i & 1), c = 2 * t + 8 * (i >> 1);
+        mma.a[r][c] = bf16_value(uint16_t(w & 0xFFFFu));
+        mma.a[r][c + 1] = bf16_value(uint16_t(w >> 16));
+      }
+      for (int i = 0; i < 2; ++i) {
+        const uint32_t w = s_.word(src + fused::b_index<P>(kc, kt, m.t, i, n, LD));
+        mma.b[2 * t + 8 * i][g] = bf16_value(uint16_t(w & 0xFFFFu));
+        mma.b[2 * t + 8 * i + 1][g] = bf16_value(uint16_t(w >> 16));
+      }
+    }
+  }
+
+  void epilogue(const FusedLayerArgs& L, int mc, int dst, bool last, int64_t p0, int valid) {
+    const Activation act = host_act(L.act);
+    auto put = [&](int row, int col, float acc) {
+      if (row < 0 || row >= L.mpad || col < 0 || col >= TILE)
+        fail("epilogue element (" + std::to_string(row) + ", " + std::to_string(col) + ") outside the layer's tile");
+      ++written_[size_t(row) * TILE + col];
+      const bool real = row < L.m;
+      const float v = real ? apply_activation(act, acc + L.bias[row]) : 0.f;
+      if (last) {
+        if (!fused::output_written(row, col, L.m, valid)) return;
+        const int64_t o = fused::out_index(a_, row, p0, col);
+        if (o < 0 || (out_extent_ >= 0 && o >= out_extent_)) fail("output element " + std::to_string(o) + " out of range");
+        a_.out[o] = v;
+      } else {
+        store_act(dst, row, col, v);
+      }
+    };
+    for (int tid = 0; tid < kThreads; ++tid) {
+      const float* acc = &acc_[size_t(tid * kN)];
+      if constexpr (P == Precision::fp32) {
+        const fused::SimtThread th = fused::simt_thread(tid);
+        for (int i = 0; i < 4; ++i)
+          for (int q = 0; q < TILE / 16; ++q)
+            put(fused::simt_row(th, mc, i), fused::simt_col<TILE>(th, q), acc[fused::simt_acc<TILE>(i, q)]);
+      } else {
+        const fused::MmaLane m = fused::mma_lane(tid);
+        for (int j = 0; j < TILE / 16; ++j)
+          for (int q = 0; q < 4; ++q)
+            put(fused::mma_row(m, mc, q), fused::mma_col<TILE>(m, j, q), acc[fused::mma_acc(j, q)]);
+      }
+    }
+  }
+
+  const FusedArgs& a_;
+  Shared s_;
+  int64_t in_extent_, out_extent_;
+  int buf_words_, cw_;
+  std::vector<float> acc_;  // [thread][kN], the registers of Acc
+  std::vector<int> written_;
+};
+
+template <Precision P, int TILE>
+void launch(const FusedArgs& a, int grid, int64_t smem, int64_t in_extent, int64_t out_extent) {
+  const int64_t ntiles = fused::tile_count(a.npix, TILE);
+  const int64_t blocks = std::min<int64_t>(grid, ntiles);
+  for (int64_t b = 0; b < blocks; ++b) {
+    Block<P, TILE> block(a, smem, in_extent, out_extent);  // fresh (NaN) shared memory per block
+    for (int64_t tile = b; tile < ntiles; tile += blocks) block.run_tile(tile);
+  }
+}
+
+template <Precision P>
+void launch_tile(const FusedArgs& a, int tile, int grid, int64_t smem, int64_t in_extent, int64_t out_extent) {
+  switch (tile) {
+    case 32: return launch<P, 32>(a, grid, smem, in_extent, out_extent);
+    case 64: return launch<P, 64>(a, grid, smem, in_extent, out_extent);
+    case 128: return launch<P, 128>(a, grid, smem, in_extent, out_extent);
+  }
+  throw InvalidArgument("emulate_fused_launch: tile must be 32, 64 or 128");
+}
+
+}  // namespace
+
+void emulate_fused_launch(const FusedArgs& a, Precision p, int tile, int grid, int64_t smem_bytes, int64_t in_extent,
+                          int64_t out_extent) {
+  if (a.npix <= 0) return;
+  if (grid < 1) throw InvalidArgument("emulate_fused_launch: grid must be >= 1");
+  switch (p) {
+    case Precision::fp32: return launch_tile<Precision::fp32>(a, tile, grid, smem_bytes, in_extent, out_extent);
+    case Precision::tf32: return launch_tile<Precision::tf32>(a, tile, grid, smem_bytes, in_extent, out_extent);
+    case Precision::bf16: return launch_tile<Precision::bf16>(a, tile, grid, smem_bytes, in_extent, out_extent);
+  }
+}
+
+int emulate_fused(const FusedPlan& plan, Precision p, const float* in, int64_t in_ld, float* out, int64_t out_ld,
+                  int64_t n, int tile, int grid, int64_t smem_optin) {
+  if (!plan.ok) throw InvalidArgument("emulate_fused: the graph has no fused plan");
+  if (tile == 0) tile = fused_pick_tile(p, plan.rows, smem_optin);
+  if (tile == 0) throw InvalidArgument("emulate_fused: no tile fits " + std::to_string(smem_optin) + " bytes");
+  FusedArgs a = fused_args(plan, plan.words.data(), plan.biases.data());
+  a.in = in;
+  a.in_ld = in_ld;
+  a.out = out;
+  a.out_ld = out_ld;
+  a.npix = n;
+  const int64_t k = plan.layers.front().k, m = plan.layers.back().m;
+  emulate_fused_launch(a, p, tile, grid, fused_smem_bytes(p, tile, plan.rows), (k - 1) * in_ld + n,
+                       (m - 1) * out_ld + n);
+  return tile;
+}
+
+}  // namespace fastinv::cuda
