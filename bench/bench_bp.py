@@ -11,6 +11,7 @@ fastinv; HiGHS solves tolfac 1.4 only, i.e. fewer LPs, which favours HiGHS). LP/
 core: fastinv with threads=1, HiGHS single-threaded from a Python loop (how SciPy ports of
 BP call it).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fastinv import datasets
 from fastinv.dem import BasisPursuit
 from fastinv.dem.io import read_aia
@@ -35,9 +35,12 @@ def synthetic(bp: BasisPursuit, n: int, seed: int = 0):
     lt = bp.logt[:, None]
     tc, w = rng.uniform(5.8, 6.8, n), rng.uniform(0.05, 0.5, n)
     em0 = 10 ** rng.uniform(26.5, 28.5, n)
-    t, t0 = 10.0 ** lt, 10.0 ** tc
-    dem = np.where(np.arange(n) % 2 == 0, np.exp(-0.5 * ((lt - tc) / w) ** 2),
-                   np.exp(-0.5 * ((t - t0) / (t0 * np.log(10) * w)) ** 2) * t)
+    t, t0 = 10.0**lt, 10.0**tc
+    dem = np.where(
+        np.arange(n) % 2 == 0,
+        np.exp(-0.5 * ((lt - tc) / w) ** 2),
+        np.exp(-0.5 * ((t - t0) / (t0 * np.log(10) * w)) ** 2) * t,
+    )
     dem = dem / dem.sum(axis=0) * em0
     y = rng.poisson((bp.response_on_grid @ dem) * EXPTIME[:, None]) / EXPTIME[:, None]
     return y, bp.sigma(y, EXPTIME)
@@ -52,8 +55,9 @@ def highs_loop(D, y, sigma, tolfac=1.4):
     for i in range(y.shape[1]):
         yc = np.maximum(y[:, i], 0)
         eta = tolfac * sigma[:, i]
-        r = linprog(c, A_ub=A, b_ub=np.concatenate([yc + eta, -np.maximum(yc - eta, 0)]),
-                    bounds=(0, None), method="highs")
+        r = linprog(
+            c, A_ub=A, b_ub=np.concatenate([yc + eta, -np.maximum(yc - eta, 0)]), bounds=(0, None), method="highs"
+        )
         n_ok += r.status == 0
     return n_ok
 
@@ -122,9 +126,9 @@ def test_synoptic_full_disk_2threads(benchmark, bp):
     except OSError as exc:
         pytest.skip(f"synoptic data not obtainable: {exc}")
     y = obs.data
-    res = benchmark.pedantic(bp.solve, args=(y,), kwargs=dict(exptime=obs.exptime, threads=2,
-                                                              n_sample=obs.n_sample),
-                             rounds=1, iterations=1)
+    res = benchmark.pedantic(
+        bp.solve, args=(y,), kwargs=dict(exptime=obs.exptime, threads=2, n_sample=obs.n_sample), rounds=1, iterations=1
+    )
     benchmark.extra_info["pixels"] = int(y[0].size)
     if benchmark.stats is not None:
         benchmark.extra_info["wall_s"] = benchmark.stats.stats.mean
@@ -139,27 +143,33 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         return run.extra(name, "lp_per_s")
 
     lines = [
-        "# Basis Pursuit DEM benchmark (fastinv vs SciPy HiGHS)", "",
+        "# Basis Pursuit DEM benchmark (fastinv vs SciPy HiGHS)",
+        "",
         run.machine_line(),
         "- LP: 6 x 84 dictionary (V10 EVE responses, log T 5.5-7.5, widths 0/0.1/0.2/0.6), "
         "eta = 1.4 sigma (AIA error model), fastinv with adaptive tolfac (1.4, 2.1, 3.15), "
-        "HiGHS at 1.4 only.", "",
+        "HiGHS at 1.4 only.",
+        "",
         "fastinv's figure is pixels (DEMs) per second: each pixel is 1-3 LPs (adaptive "
-        "tolfac), so per LP it is higher still; HiGHS solves exactly one LP per pixel.", "",
+        "tolfac), so per LP it is higher still; HiGHS solves exactly one LP per pixel.",
+        "",
         "| pixels | fastinv pixels/s (1 core) | HiGHS LP/s (1 core) | ratio |",
         "| --- | --- | --- | --- |",
     ]
-    for label, a, b in [("synthetic (Poisson noise)", "test_synthetic_fastinv_1core",
-                         "test_synthetic_highs_1core"),
-                        ("flare cutout 2011-02-15 01:48 (67x67)", "test_flare_fastinv_1core",
-                         "test_flare_highs_1core")]:
+    for label, a, b in [
+        ("synthetic (Poisson noise)", "test_synthetic_fastinv_1core", "test_synthetic_highs_1core"),
+        ("flare cutout 2011-02-15 01:48 (67x67)", "test_flare_fastinv_1core", "test_flare_highs_1core"),
+    ]:
         lines.append(f"| {label} | {lps(a):,.0f} | {lps(b):,.0f} | {lps(a) / lps(b):,.0f}x |")
     syn = run.benchmarks.get("test_synoptic_full_disk_2threads")
     if syn:
         info = syn["extra_info"]
-        lines += ["", f"- full-disk synoptic 1024x1024 (2014-01-01), 2 threads: "
-                      f"{info['wall_s']:.2f} s wall for {info['pixels']:,} pixels "
-                      f"(status counts {info['status_counts']})."]
+        lines += [
+            "",
+            f"- full-disk synoptic 1024x1024 (2014-01-01), 2 threads: "
+            f"{info['wall_s']:.2f} s wall for {info['pixels']:,} pixels "
+            f"(status counts {info['status_counts']}).",
+        ]
     return write_markdown(md_path, lines)
 
 

@@ -24,6 +24,7 @@ Run on a GPU machine:  python bench/bench_cuda.py          (all cases, writes re
                        FASTINV_BENCH_QUICK=2 ...   (tiny sizes: checks the script, times nothing useful)
 Without a usable CUDA device every case skips.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,9 @@ from bench_engine import deepem, stokes_cnn  # noqa: E402
 RESULTS = Path(__file__).resolve().parent / "results"
 QUICK = int(os.environ.get("FASTINV_BENCH_QUICK", "0") or 0)  # 1: smaller sizes; 2: tiny (a dry run of the logic)
 HAVE_GPU = fastinv.info()["cuda_devices"] > 0 and torch.cuda.is_available()
-pytestmark = pytest.mark.skipif(not HAVE_GPU, reason="no usable CUDA device (fastinv.info()['cuda_devices'] == 0 "
-                                                      "or torch without CUDA)")
+pytestmark = pytest.mark.skipif(
+    not HAVE_GPU, reason="no usable CUDA device (fastinv.info()['cuda_devices'] == 0 or torch without CUDA)"
+)
 ROWS: list[dict] = []
 CEILING: dict = {}
 
@@ -69,14 +71,23 @@ def cuda_times_ms(fn, warmup: int = 3, reps: int = 10) -> np.ndarray:
     return np.asarray(times)
 
 
-def record(case: str, impl: str, precision: str, mode: str, times_ms: np.ndarray, samples: int,
-           flops_per_sample: int, **extra) -> dict:
+def record(
+    case: str, impl: str, precision: str, mode: str, times_ms: np.ndarray, samples: int, flops_per_sample: int, **extra
+) -> dict:
     t = float(np.median(times_ms)) * 1e-3
-    row = {"case": case, "impl": impl, "precision": precision, "mode": mode,
-           "median_ms": t * 1e3, "p10_ms": float(np.percentile(times_ms, 10)),
-           "p90_ms": float(np.percentile(times_ms, 90)), "reps": int(len(times_ms)),
-           "samples": samples, "samples_per_s": samples / t,
-           "tflops": flops_per_sample * samples / t * 1e-12}
+    row = {
+        "case": case,
+        "impl": impl,
+        "precision": precision,
+        "mode": mode,
+        "median_ms": t * 1e3,
+        "p10_ms": float(np.percentile(times_ms, 10)),
+        "p90_ms": float(np.percentile(times_ms, 90)),
+        "reps": int(len(times_ms)),
+        "samples": samples,
+        "samples_per_s": samples / t,
+        "tflops": flops_per_sample * samples / t * 1e-12,
+    }
     if CEILING.get("bf16_matmul_tflops"):
         row["fraction_of_bf16_ceiling"] = row["tflops"] / CEILING["bf16_matmul_tflops"]
     row.update(extra)
@@ -92,37 +103,57 @@ def _write_results():
     RESULTS.mkdir(exist_ok=True)
     p = torch.cuda.get_device_properties(0)
     dev = fastinv._core.cuda_device_info(0)
-    doc = {"device": {"name": p.name, "compute_capability": f"{p.major}.{p.minor}",
-                      "multiprocessors": p.multi_processor_count, "memory_gib": p.total_memory / 2**30,
-                      "shared_memory_per_block_optin": dev["shared_memory_per_block_optin"],
-                      "torch": torch.__version__, "cuda_runtime_torch": torch.version.cuda},
-           "host": {"node": platform.node(), "python": platform.python_version(), "cpu_count": os.cpu_count()},
-           "fastinv": fastinv.__version__, "quick": QUICK, "ceiling": CEILING, "rows": ROWS,
-           "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    doc = {
+        "device": {
+            "name": p.name,
+            "compute_capability": f"{p.major}.{p.minor}",
+            "multiprocessors": p.multi_processor_count,
+            "memory_gib": p.total_memory / 2**30,
+            "shared_memory_per_block_optin": dev["shared_memory_per_block_optin"],
+            "torch": torch.__version__,
+            "cuda_runtime_torch": torch.version.cuda,
+        },
+        "host": {"node": platform.node(), "python": platform.python_version(), "cpu_count": os.cpu_count()},
+        "fastinv": fastinv.__version__,
+        "quick": QUICK,
+        "ceiling": CEILING,
+        "rows": ROWS,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     # ratios: fastinv over the PyTorch eager row of equal precision and mode
     peer = {"fp32": "torch-eager-fp32", "tf32": "torch-eager-default(tf32)", "bf16": "torch-eager-bf16-autocast"}
     for r in ROWS:
         if r["impl"] == "fastinv" and "median_ms" in r:
             for q in ROWS:
-                if (q["case"] == r["case"] and q.get("mode") == r["mode"] and q["impl"] == peer[r["precision"]]
-                        and "median_ms" in q):
+                if (
+                    q["case"] == r["case"]
+                    and q.get("mode") == r["mode"]
+                    and q["impl"] == peer[r["precision"]]
+                    and "median_ms" in q
+                ):
                     r["speedup_vs_torch_eager_same_precision"] = q["median_ms"] / r["median_ms"]
     stem = f"cuda_{platform.node() or 'host'}_{time.strftime('%Y%m%dT%H%M%S')}"
     (RESULTS / f"{stem}.json").write_text(json.dumps(doc, indent=1))
-    lines = [f"# CUDA backend benchmark ({p.name}, {doc['date']})", "",
-             f"Measured ceilings: bf16 matmul {CEILING.get('bf16_matmul_tflops', float('nan')):.0f} TFLOP/s, "
-             f"tf32 matmul {CEILING.get('tf32_matmul_tflops', float('nan')):.0f} TFLOP/s, "
-             f"device copy {CEILING.get('copy_gbps', float('nan')):.0f} GB/s.", "",
-             "| case | impl | precision | mode | median ms | samples/s | TFLOP/s | of bf16 ceiling | vs torch eager |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"# CUDA backend benchmark ({p.name}, {doc['date']})",
+        "",
+        f"Measured ceilings: bf16 matmul {CEILING.get('bf16_matmul_tflops', float('nan')):.0f} TFLOP/s, "
+        f"tf32 matmul {CEILING.get('tf32_matmul_tflops', float('nan')):.0f} TFLOP/s, "
+        f"device copy {CEILING.get('copy_gbps', float('nan')):.0f} GB/s.",
+        "",
+        "| case | impl | precision | mode | median ms | samples/s | TFLOP/s | of bf16 ceiling | vs torch eager |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in ROWS:
         if "median_ms" not in r:
             lines.append(f"| {r['case']} | {r['impl']} | {r['precision']} | - | failed: {r['error'][:80]} | | | | |")
             continue
         sp = r.get("speedup_vs_torch_eager_same_precision")
-        lines.append(f"| {r['case']} | {r['impl']} | {r['precision']} | {r['mode']} | {r['median_ms']:.3f} | "
-                     f"{r['samples_per_s']:.3g} | {r['tflops']:.1f} | {r.get('fraction_of_bf16_ceiling', 0):.0%} | "
-                     f"{f'{sp:.2f}x' if sp else '-'} |")
+        lines.append(
+            f"| {r['case']} | {r['impl']} | {r['precision']} | {r['mode']} | {r['median_ms']:.3f} | "
+            f"{r['samples_per_s']:.3g} | {r['tflops']:.1f} | {r.get('fraction_of_bf16_ceiling', 0):.0%} | "
+            f"{f'{sp:.2f}x' if sp else '-'} |"
+        )
     (RESULTS / f"{stem}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -174,18 +205,22 @@ class TorchPeer:
                     out.copy_(self.fn(x))
                 elif x.ndim == 4:  # image rows
                     for r0 in range(0, x.shape[2], self.stripe):
-                        out[:, :, r0:r0 + self.stripe] = self.fn(x[:, :, r0:r0 + self.stripe])
+                        out[:, :, r0 : r0 + self.stripe] = self.fn(x[:, :, r0 : r0 + self.stripe])
                 else:  # batches of profiles
                     for r0 in range(0, x.shape[0], self.stripe):
-                        out[r0:r0 + self.stripe] = self.fn(x[r0:r0 + self.stripe])
+                        out[r0 : r0 + self.stripe] = self.fn(x[r0 : r0 + self.stripe])
         finally:
             torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = prev
         return out
 
 
-TORCH_MODES = [("torch-eager-fp32", "fp32"), ("torch-eager-default(tf32)", "tf32"),
-               ("torch-eager-bf16-autocast", "bf16"), ("torch-compile-default(tf32)", "tf32"),
-               ("torch-compile-bf16-autocast", "bf16")]
+TORCH_MODES = [
+    ("torch-eager-fp32", "fp32"),
+    ("torch-eager-default(tf32)", "tf32"),
+    ("torch-eager-bf16-autocast", "bf16"),
+    ("torch-compile-default(tf32)", "tf32"),
+    ("torch-compile-bf16-autocast", "bf16"),
+]
 
 
 def _rel_l2(a, b) -> float:
@@ -213,8 +248,17 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
         model(x_dev[0], out=out)
         err = _rel_l2(out, ref_out)
         t = cuda_times_ms(lambda: model(x_dev[next(k) % nsets], out=out), reps=reps)
-        record(case, "fastinv", precision, "device-resident", t, samples, flops, rel_l2_vs_torch_fp32=err,
-               kernel=model.info()["isa"])
+        record(
+            case,
+            "fastinv",
+            precision,
+            "device-resident",
+            t,
+            samples,
+            flops,
+            rel_l2_vs_torch_fp32=err,
+            kernel=model.info()["isa"],
+        )
         t = cuda_times_ms(lambda: model(x_host[next(k) % nsets]), warmup=2, reps=max(3, reps // 2))
         record(case, "fastinv", precision, "host-to-host", t, samples, flops, kernel=model.info()["isa"])
     for mode, precision in TORCH_MODES:
@@ -229,9 +273,11 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
         t = cuda_times_ms(lambda: peer(x_dev[next(k) % nsets], out), reps=reps)
         record(case, mode, precision, "device-resident", t, samples, flops, rel_l2_vs_torch_fp32=err)
         if mode.startswith("torch-eager"):
+
             def h2h():
                 xd = torch.from_numpy(x_host[next(k) % nsets]).cuda()
                 return peer(xd, out).cpu().numpy()
+
             t = cuda_times_ms(h2h, warmup=2, reps=max(3, reps // 2))
             record(case, mode, precision, "host-to-host", t, samples, flops)
 

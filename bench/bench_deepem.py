@@ -9,6 +9,7 @@ memory, whose first-touch page faults this benchmark's VM makes expensive: free 
 handed back to the hypervisor, so fresh memory costs ~2 CPU-s/GB of system time), and a
 frame series reusing the previous result's buffers (`fastinv-out`, ``out=``). Each records
 the system CPU time per call."""
+
 from __future__ import annotations
 
 import os
@@ -19,14 +20,13 @@ import pytest
 torch = pytest.importorskip("torch")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
+from conftest import THREADS  # noqa: E402
 from fastinv import datasets  # noqa: E402
 from fastinv.dem import DeepEM  # noqa: E402
-from fastinv.dem.io import read_aia  # noqa: E402
 from fastinv.dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit  # noqa: E402
 from fastinv.dem.deepem import shipped_model_path  # noqa: E402
+from fastinv.dem.io import read_aia  # noqa: E402
 from fastinv.train.deepem import deepem_network  # noqa: E402
-
-from conftest import THREADS  # noqa: E402
 
 torch.set_num_threads(THREADS)
 STRIPE = 512
@@ -70,9 +70,16 @@ def _record(benchmark, frame, machine, impl, flops_per_px=None, sys_s=None):
         benchmark.extra_info["system_cpu_s_per_call"] = sys_s
     benchmark.extra_info["load_avg_1min_after"] = os.getloadavg()[0]
     t = benchmark.stats.stats.median
-    info = {"case": "deepem-4096x4096", "impl": impl, "threads": THREADS, "samples": frame["pixels"],
-            "samples_per_s": frame["pixels"] / t, "isa": machine["isa"], "cpu": machine["cpu"],
-            "fma_peak_gflops": machine["fma_peak_gflops"]}
+    info = {
+        "case": "deepem-4096x4096",
+        "impl": impl,
+        "threads": THREADS,
+        "samples": frame["pixels"],
+        "samples_per_s": frame["pixels"] / t,
+        "isa": machine["isa"],
+        "cpu": machine["cpu"],
+        "fma_peak_gflops": machine["fma_peak_gflops"],
+    }
     if flops_per_px:
         gflops = flops_per_px * frame["pixels"] / t * 1e-9
         info.update(gflops=gflops, fraction_of_fma_peak=gflops / machine["fma_peak_gflops"])
@@ -115,7 +122,7 @@ def test_torch_deepem(benchmark, frame, machine, torch_deepem):
         out = np.empty((18, *x.shape[1:]), np.float32)
         with torch.inference_mode():
             for r in range(0, x.shape[1], STRIPE):
-                out[:, r:r + STRIPE] = torch_deepem(torch.from_numpy(x[None, :, r:r + STRIPE]))[0].numpy()
+                out[:, r : r + STRIPE] = torch_deepem(torch.from_numpy(x[None, :, r : r + STRIPE]))[0].numpy()
         return 1e25 * out.astype(np.float64) ** 2
 
     benchmark.pedantic(run, rounds=1, warmup_rounds=0)
@@ -125,6 +132,11 @@ def test_torch_deepem(benchmark, frame, machine, torch_deepem):
 def test_fastinv_bp(benchmark, frame, machine):
     benchmark.group = "deepem-4096x4096"
     bp = BasisPursuit(logt=DEEPEM_LOGT)
-    benchmark.pedantic(bp.solve, args=(frame["y"],), kwargs={"exptime": frame["exptime"], "n_sample": frame["n_sample"],
-                                                             "threads": THREADS}, rounds=1, warmup_rounds=0)
+    benchmark.pedantic(
+        bp.solve,
+        args=(frame["y"],),
+        kwargs={"exptime": frame["exptime"], "n_sample": frame["n_sample"], "threads": THREADS},
+        rounds=1,
+        warmup_rounds=0,
+    )
     _record(benchmark, frame, machine, "fastinv-bp")

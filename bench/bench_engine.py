@@ -11,8 +11,8 @@ FMA peak that the FLOPs really executed reach: fastinv's engine reports its own 
 (Winograd convolutions and pool-skipped positions execute fewer); the peers' are taken
 as written. bench/summarize.py turns the JSON into ratios.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 import numpy as np
 import pytest
@@ -21,7 +21,6 @@ torch = pytest.importorskip("torch")
 ort = pytest.importorskip("onnxruntime")
 
 import fastinv  # noqa: E402
-
 from conftest import THREADS  # noqa: E402
 
 torch.set_num_threads(THREADS)
@@ -29,23 +28,38 @@ torch.set_num_threads(THREADS)
 
 def deepem() -> torch.nn.Module:
     return torch.nn.Sequential(
-        torch.nn.Conv2d(6, 300, 1), torch.nn.LeakyReLU(0.01),
-        torch.nn.Conv2d(300, 300, 1), torch.nn.LeakyReLU(0.01),
-        torch.nn.Conv2d(300, 18, 1)).eval()
+        torch.nn.Conv2d(6, 300, 1),
+        torch.nn.LeakyReLU(0.01),
+        torch.nn.Conv2d(300, 300, 1),
+        torch.nn.LeakyReLU(0.01),
+        torch.nn.Conv2d(300, 18, 1),
+    ).eval()
 
 
 def stokes_cnn(nlambda: int) -> torch.nn.Module:
-    conv = [torch.nn.Conv1d(4, 64, 9, padding=4), torch.nn.ReLU(), torch.nn.MaxPool1d(2),
-            torch.nn.Conv1d(64, 64, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool1d(2),
-            torch.nn.Conv1d(64, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool1d(2)]
+    conv = [
+        torch.nn.Conv1d(4, 64, 9, padding=4),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool1d(2),
+        torch.nn.Conv1d(64, 64, 5, padding=2),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool1d(2),
+        torch.nn.Conv1d(64, 64, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool1d(2),
+    ]
     length = nlambda // 2 // 2 // 2
-    return torch.nn.Sequential(*conv, torch.nn.Flatten(), torch.nn.Linear(64 * length, 256), torch.nn.ReLU(),
-                               torch.nn.Linear(256, 30)).eval()
+    return torch.nn.Sequential(
+        *conv, torch.nn.Flatten(), torch.nn.Linear(64 * length, 256), torch.nn.ReLU(), torch.nn.Linear(256, 30)
+    ).eval()
 
 
 CASES = {
     "deepem-1024x1024": (deepem, lambda: np.random.default_rng(0).random((1, 6, 1024, 1024), np.float32)),
-    "cnn-hinode-100k": (lambda: stokes_cnn(112), lambda: np.random.default_rng(0).random((100_000, 4, 112), np.float32)),
+    "cnn-hinode-100k": (
+        lambda: stokes_cnn(112),
+        lambda: np.random.default_rng(0).random((100_000, 4, 112), np.float32),
+    ),
     "cnn-visp-frame": (lambda: stokes_cnn(980), lambda: np.random.default_rng(0).random((2555, 4, 980), np.float32)),
 }
 
@@ -60,14 +74,28 @@ def case(request, tmp_path_factory):
     path = d / "model.safetensors"
     fastinv.export(net, path, torch.from_numpy(x[:2]))
     onnx_path = d / "model.onnx"
-    torch.onnx.export(net, torch.from_numpy(x[:2]), str(onnx_path), input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    torch.onnx.export(
+        net,
+        torch.from_numpy(x[:2]),
+        str(onnx_path),
+        input_names=["x"],
+        output_names=["y"],
+        dynamic_axes={"x": {0: "n"}, "y": {0: "n"}},
+        dynamo=False,
+    )
     model = fastinv.load(path, threads=THREADS)
     samples = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
     info = model.info()
-    return {"name": request.param, "net": net, "x": x, "model": model, "onnx": str(onnx_path),
-            "samples": samples, "flops": info["flops_per_sample"],
-            "executed_flops": info["executed_flops_per_sample"]}
+    return {
+        "name": request.param,
+        "net": net,
+        "x": x,
+        "model": model,
+        "onnx": str(onnx_path),
+        "samples": samples,
+        "flops": info["flops_per_sample"],
+        "executed_flops": info["executed_flops_per_sample"],
+    }
 
 
 def _record(benchmark, case, machine, impl):
@@ -76,11 +104,21 @@ def _record(benchmark, case, machine, impl):
     t = benchmark.stats.stats.median
     gflops = case["flops"] * case["samples"] / t * 1e-9
     executed = (case["executed_flops"] if impl == "fastinv" else case["flops"]) * case["samples"] / t * 1e-9
-    benchmark.extra_info.update({
-        "case": case["name"], "impl": impl, "threads": THREADS, "samples": case["samples"],
-        "samples_per_s": case["samples"] / t, "gflops": gflops, "executed_gflops": executed,
-        "fraction_of_fma_peak": executed / machine["fma_peak_gflops"],
-        "fma_peak_gflops": machine["fma_peak_gflops"], "isa": machine["isa"], "cpu": machine["cpu"]})
+    benchmark.extra_info.update(
+        {
+            "case": case["name"],
+            "impl": impl,
+            "threads": THREADS,
+            "samples": case["samples"],
+            "samples_per_s": case["samples"] / t,
+            "gflops": gflops,
+            "executed_gflops": executed,
+            "fraction_of_fma_peak": executed / machine["fma_peak_gflops"],
+            "fma_peak_gflops": machine["fma_peak_gflops"],
+            "isa": machine["isa"],
+            "cpu": machine["cpu"],
+        }
+    )
 
 
 def _rounds(case):

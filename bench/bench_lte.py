@@ -14,6 +14,7 @@ lightweaver: strictly LTE (J = Planck) as in fastinv/stokes/lightweaver_referenc
 thread, after a warm-up (numba compilation excluded); its wavelength grid also holds its own
 line quadrature points (how it is run). Profiles/s are per core: fastinv with threads=1.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fastinv.stokes import LTE, atmospheres
 from profiles import CpuTimed, record_profiles
 from summarize import Run, write_markdown
-
-from fastinv.stokes import LTE, atmospheres
 
 N_FAST = 2000
 N_LW = 6
@@ -64,9 +64,16 @@ def test_lightweaver_1core(benchmark, lte, atmos):
 
     def run():
         for i in range(N_LW):
-            lightweaver_stokes(sub.log_tau, sub.temperature[i], sub.vmic[i], sub.B[i],
-                               sub.inclination[i], sub.azimuth[i], sub.vlos[i],
-                               lte.wavelength)
+            lightweaver_stokes(
+                sub.log_tau,
+                sub.temperature[i],
+                sub.vmic[i],
+                sub.B[i],
+                sub.inclination[i],
+                sub.azimuth[i],
+                sub.vlos[i],
+                lte.wavelength,
+            )
 
     run()  # warm-up: numba compilation of lightweaver's Python parts
     timed = CpuTimed(run)
@@ -80,24 +87,27 @@ def write_summary(json_path: Path, md_path: Path) -> str:
     def pps(name, key="profiles_per_s"):
         return run.extra(name, key)
 
-    ours, lw, allt = pps("test_fastinv_1core"), pps("test_lightweaver_1core"), \
-        pps("test_fastinv_all_threads")
+    ours, lw, allt = pps("test_fastinv_1core"), pps("test_lightweaver_1core"), pps("test_fastinv_all_threads")
     ours_cpu = pps("test_fastinv_1core", "profiles_per_cpu_s")
     lw_cpu = pps("test_lightweaver_1core", "profiles_per_cpu_s")
-    return write_markdown(md_path, [
-        "# LTE Stokes synthesis benchmark (fastinv vs lightweaver)", "",
-        run.machine_line(),
-        "- case: Fe I 6301.5 + 6302.5, full Stokes, 112 wavelengths (Hinode SP grid), random "
-        "atmospheres on 55 log tau_500 points (hydrostatic equilibrium included in both codes)",
-        "",
-        "| implementation | profiles/s (wall) | profiles per CPU-second | ratio wall / CPU |",
-        "| --- | --- | --- | --- |",
-        f"| fastinv, 1 thread | {ours:,.0f} | {ours_cpu:,.0f} | {ours / lw:,.0f}x / "
-        f"{ours_cpu / lw_cpu:,.0f}x lightweaver |",
-        f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
-        f"| lightweaver 0.17 (strict LTE), 1 thread | {lw:,.2f} | {lw_cpu:,.2f} | 1 |",
-        "",
-    ])
+    return write_markdown(
+        md_path,
+        [
+            "# LTE Stokes synthesis benchmark (fastinv vs lightweaver)",
+            "",
+            run.machine_line(),
+            "- case: Fe I 6301.5 + 6302.5, full Stokes, 112 wavelengths (Hinode SP grid), random "
+            "atmospheres on 55 log tau_500 points (hydrostatic equilibrium included in both codes)",
+            "",
+            "| implementation | profiles/s (wall) | profiles per CPU-second | ratio wall / CPU |",
+            "| --- | --- | --- | --- |",
+            f"| fastinv, 1 thread | {ours:,.0f} | {ours_cpu:,.0f} | {ours / lw:,.0f}x / "
+            f"{ours_cpu / lw_cpu:,.0f}x lightweaver |",
+            f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
+            f"| lightweaver 0.17 (strict LTE), 1 thread | {lw:,.2f} | {lw_cpu:,.2f} | 1 |",
+            "",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ components):
 Profiles/s are per core (threads=1); profiles per CPU-second are also recorded because the
 benchmark machine is shared (wall-clock figures then depend on the load, the ratio much less).
 """
+
 from __future__ import annotations
 
 import os
@@ -34,12 +35,11 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from profiles import CpuTimed, record_profiles  # noqa: E402
-from summarize import Run, write_markdown  # noqa: E402
-
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import Instrument, MilneEddington  # noqa: E402
 from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
+from profiles import CpuTimed, record_profiles  # noqa: E402
+from summarize import Run, write_markdown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "stokes"))
@@ -107,31 +107,36 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         return run.extra(name, key)
 
     ours, npy = get("test_fastinv_1core"), get("test_numpy_1core")
-    ours_cpu, npy_cpu = get("test_fastinv_1core", "profiles_per_cpu_s"), \
-        get("test_numpy_1core", "profiles_per_cpu_s")
+    ours_cpu, npy_cpu = get("test_fastinv_1core", "profiles_per_cpu_s"), get("test_numpy_1core", "profiles_per_cpu_s")
     allt = get("test_fastinv_all_threads")
-    hin, hin_cpu = get("test_fastinv_hinode_training_path"), \
-        get("test_fastinv_hinode_training_path", "profiles_per_cpu_s")
+    hin, hin_cpu = (
+        get("test_fastinv_hinode_training_path"),
+        get("test_fastinv_hinode_training_path", "profiles_per_cpu_s"),
+    )
     isa = get("test_fastinv_1core", "faddeeva_isa")
-    return write_markdown(md_path, [
-        "# Milne-Eddington synthesis benchmark (fastinv vs NumPy/SciPy reference)", "",
-        run.machine_line(f"Faddeeva kernel ISA {isa}"),
-        "- case me-112: Fe I 6301.5 + 6302.5, full Stokes, 12 + 3 Zeeman components, 112 "
-        "wavelengths (Hinode SP grid), random parameters, no instrument",
-        "",
-        "| implementation | profiles/s (wall) | profiles per CPU-second | ratio wall / CPU |",
-        "| --- | --- | --- | --- |",
-        f"| fastinv, 1 thread | {ours:,.0f} | {ours_cpu:,.0f} | {ours / npy:,.0f}x / "
-        f"{ours_cpu / npy_cpu:,.0f}x NumPy |",
-        f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
-        f"| NumPy/SciPy reference (closed form, wofz), 1 thread | {npy:,.0f} | {npy_cpu:,.0f} | 1 |",
-        "",
-        f"- training-set path (sampler with filling factor + vmac, Hinode instrument: "
-        f"{get('test_fastinv_hinode_training_path', 'synthesis_points')} synthesis points, "
-        f"LSF, resampling to 112): {hin:,.0f} profiles/s wall, {hin_cpu:,.0f} per CPU-second, "
-        "1 thread",
-        "",
-    ])
+    return write_markdown(
+        md_path,
+        [
+            "# Milne-Eddington synthesis benchmark (fastinv vs NumPy/SciPy reference)",
+            "",
+            run.machine_line(f"Faddeeva kernel ISA {isa}"),
+            "- case me-112: Fe I 6301.5 + 6302.5, full Stokes, 12 + 3 Zeeman components, 112 "
+            "wavelengths (Hinode SP grid), random parameters, no instrument",
+            "",
+            "| implementation | profiles/s (wall) | profiles per CPU-second | ratio wall / CPU |",
+            "| --- | --- | --- | --- |",
+            f"| fastinv, 1 thread | {ours:,.0f} | {ours_cpu:,.0f} | {ours / npy:,.0f}x / "
+            f"{ours_cpu / npy_cpu:,.0f}x NumPy |",
+            f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
+            f"| NumPy/SciPy reference (closed form, wofz), 1 thread | {npy:,.0f} | {npy_cpu:,.0f} | 1 |",
+            "",
+            f"- training-set path (sampler with filling factor + vmac, Hinode instrument: "
+            f"{get('test_fastinv_hinode_training_path', 'synthesis_points')} synthesis points, "
+            f"LSF, resampling to 112): {hin:,.0f} profiles/s wall, {hin_cpu:,.0f} per CPU-second, "
+            "1 thread",
+            "",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ Implementations (same threads):
   PyTorch (``torch.inference_mode``) -- what a user gets swapping only the engine.
 - ``fastinv-net`` / ``torch-net``: the network alone on the prepared input (ViSP step).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,10 +41,9 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastinv  # noqa: E402
+from conftest import THREADS  # noqa: E402
 from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
 from fastinv.stokes.inversion.network import default_model_path  # noqa: E402
-
-from conftest import THREADS  # noqa: E402
 from summarize import Run, write_markdown  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -91,8 +91,13 @@ def _case(tmp_path_factory, instrument: str, arch: str = "shipped"):
         label = "shipped model"
     else:
         if arch == "muisca":
-            card = make_card(instrument=key, stokes=("I", "V"), outputs=["temperature", "vlos", "B_los"],
-                             architecture="muisca", nodes=[round(-2.0 + 0.1 * i, 1) for i in range(21)])
+            card = make_card(
+                instrument=key,
+                stokes=("I", "V"),
+                outputs=["temperature", "vlos", "B_los"],
+                architecture="muisca",
+                nodes=[round(-2.0 + 0.1 * i, 1) for i in range(21)],
+            )
         else:
             card = make_card(instrument=key, architecture="compact-cnn")
         c, n, k = len(card["input"]["stokes"]), len(card["wavelength"]), len(card["output_mean"])
@@ -116,8 +121,16 @@ def _case(tmp_path_factory, instrument: str, arch: str = "shipped"):
     prof = d["stokes"][rng.integers(0, 256, n_slit)] * 12000.0  # (n_slit, 4, nλ)
     frame = prof.transpose(1, 2, 0) if instrument == "visp" else prof.transpose(1, 0, 2)
     frame = np.ascontiguousarray(frame, dtype=np.float32)
-    return {"path": path, "torch": tnet, "frame": frame, "wavelength": d["wavelength"], "n": n_slit,
-            "flops": fastinv.load(path).info()["flops_per_sample"], "label": label, "outputs": k}
+    return {
+        "path": path,
+        "torch": tnet,
+        "frame": frame,
+        "wavelength": d["wavelength"],
+        "n": n_slit,
+        "flops": fastinv.load(path).info()["flops_per_sample"],
+        "label": label,
+        "outputs": k,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -144,12 +157,23 @@ def _record(benchmark, case, machine, impl, name):
     if benchmark.stats is None:
         return
     t = benchmark.stats.stats.median
-    benchmark.extra_info.update({"case": name, "impl": impl, "threads": THREADS, "pixels": case["n"],
-                                 "latency_ms_median": t * 1e3, "latency_ms_min": benchmark.stats.stats.min * 1e3,
-                                 "pixels_per_s": case["n"] / t, "flops_per_pixel": case["flops"],
-                                 "model": case["label"],
-                                 "loadavg_1min": os.getloadavg()[0], "isa": machine["isa"], "cpu": machine["cpu"],
-                                 "fma_peak_gflops": machine["fma_peak_gflops"]})
+    benchmark.extra_info.update(
+        {
+            "case": name,
+            "impl": impl,
+            "threads": THREADS,
+            "pixels": case["n"],
+            "latency_ms_median": t * 1e3,
+            "latency_ms_min": benchmark.stats.stats.min * 1e3,
+            "pixels_per_s": case["n"] / t,
+            "flops_per_pixel": case["flops"],
+            "model": case["label"],
+            "loadavg_1min": os.getloadavg()[0],
+            "isa": machine["isa"],
+            "cpu": machine["cpu"],
+            "fma_peak_gflops": machine["fma_peak_gflops"],
+        }
+    )
 
 
 def _torch_frame(case, inv: FrameInverter):
@@ -173,8 +197,7 @@ def _torch_frame(case, inv: FrameInverter):
 def _frame_pair(benchmark, case, machine, impl, name):
     inv = FrameInverter(case["path"], "hinode" if name.startswith("hinode") else "visp", threads=THREADS)
     if impl == "fastinv":
-        out = benchmark.pedantic(inv.invert_frame, args=(case["frame"], case["wavelength"]), rounds=10,
-                                 warmup_rounds=2)
+        out = benchmark.pedantic(inv.invert_frame, args=(case["frame"], case["wavelength"]), rounds=10, warmup_rounds=2)
         ref = _torch_frame(case, inv)()
         for q in ("temperature", "vlos"):
             np.testing.assert_allclose(out.results[q], ref[q].T, rtol=1e-3, atol=1e-3 * np.abs(ref[q]).max())
@@ -185,8 +208,9 @@ def _frame_pair(benchmark, case, machine, impl, name):
 
 def _net_pair(benchmark, case, machine, impl, name):
     inv = FrameInverter(case["path"], "hinode" if name.startswith("hinode") else "visp", threads=THREADS)
-    x = np.ascontiguousarray(np.random.default_rng(0).normal(size=(case["n"], inv.net._channels.size,
-                                                                    inv.net._wl.size)), np.float32)
+    x = np.ascontiguousarray(
+        np.random.default_rng(0).normal(size=(case["n"], inv.net._channels.size, inv.net._wl.size)), np.float32
+    )
     if impl == "fastinv-net":
         y = np.empty((case["n"], case["outputs"]), np.float32)
         benchmark.pedantic(lambda: inv.net.run(x, out=y, threads=THREADS), rounds=10, warmup_rounds=2)
@@ -238,14 +262,24 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         e = b["extra_info"]
         if e:
             rows[(e["case"], e["impl"])] = e
-    lines = ["# Stokes frame inversion latency (fastinv FrameInverter vs PyTorch, same weights)", "",
-             run.machine_line(f"{THREADS} threads", f"torch {torch.__version__}"), ""]
-    for case, what in (("visp-frame", f"ViSP raster step 4 x {N_WL_VISP} x {N_SLIT_VISP} -> 172 model wavelengths"),
-                       ("visp-frame-64", "the same step, the 64-channel CNN of the issue"),
-                       ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112"),
-                       ("hinode-slit-muisca", "Hinode SP slit, MUISCA (I, V; 21 nodes)")):
-        lines += [f"## {case}: {what}", "", "| implementation | latency median [ms] | min [ms] | pixels/s | "
-                  "torch / fastinv |", "| --- | --- | --- | --- | --- |"]
+    lines = [
+        "# Stokes frame inversion latency (fastinv FrameInverter vs PyTorch, same weights)",
+        "",
+        run.machine_line(f"{THREADS} threads", f"torch {torch.__version__}"),
+        "",
+    ]
+    for case, what in (
+        ("visp-frame", f"ViSP raster step 4 x {N_WL_VISP} x {N_SLIT_VISP} -> 172 model wavelengths"),
+        ("visp-frame-64", "the same step, the 64-channel CNN of the issue"),
+        ("hinode-slit", f"Hinode SP slit 4 x {N_SLIT_SP} x 112"),
+        ("hinode-slit-muisca", "Hinode SP slit, MUISCA (I, V; 21 nodes)"),
+    ):
+        lines += [
+            f"## {case}: {what}",
+            "",
+            "| implementation | latency median [ms] | min [ms] | pixels/s | torch / fastinv |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for a, b in (("fastinv", "torch"), ("fastinv-net", "torch-net")):
             for impl in (a, b):
                 e = rows.get((case, impl))
@@ -254,8 +288,10 @@ def write_summary(json_path: Path, md_path: Path) -> str:
                 ratio = ""
                 if impl == a and (case, b) in rows:
                     ratio = f"{rows[(case, b)]['latency_ms_median'] / e['latency_ms_median']:.2f}x"
-                lines.append(f"| {impl} | {e['latency_ms_median']:.1f} | {e['latency_ms_min']:.1f} | "
-                             f"{e['pixels_per_s']:,.0f} | {ratio} |")
+                lines.append(
+                    f"| {impl} | {e['latency_ms_median']:.1f} | {e['latency_ms_min']:.1f} | "
+                    f"{e['pixels_per_s']:,.0f} | {ratio} |"
+                )
         e = rows.get((case, "fastinv"))
         if e:
             lines.append(f"\nmodel: {e['model']}, {e['flops_per_pixel'] / 1e6:.2f} MFLOP/pixel")

@@ -6,14 +6,14 @@ Run everything (results JSON lands in bench/results/):
         --benchmark-json=bench/results/<name>.json
     python bench/summarize.py bench/results/<name>.json
 """
+
 from __future__ import annotations
 
 import os
 import platform
 
-import pytest
-
 import fastinv
+import pytest
 from fastinv import _core
 
 THREADS = int(os.environ.get("FASTINV_BENCH_THREADS", str(os.cpu_count() or 1)))

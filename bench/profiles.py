@@ -1,4 +1,5 @@
 """Timing helpers shared by the Stokes synthesis benchmarks (profiles per second)."""
+
 from __future__ import annotations
 
 import os

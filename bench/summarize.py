@@ -6,6 +6,7 @@
 time, samples/s, GFLOP/s of the layers as written, the fraction of the measured FMA peak that
 the FLOPs it executed reach, and fastinv's speed-up over it.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,19 +41,24 @@ class Run:
 
     def max_load(self) -> float:
         """Highest 1-min load average any benchmark recorded (0 when none did)."""
-        return max((b["extra_info"].get("loadavg_1min", 0) for b in self.data["benchmarks"]),
-                   default=0)
+        return max((b["extra_info"].get("loadavg_1min", 0) for b in self.data["benchmarks"]), default=0)
 
     def machine_line(self, *details: str) -> str:
         """``- machine: CPU, N logical CPUs (shared), Python, date; load`` and why ratios are
         the figures to quote on a shared machine."""
         mi = self.data["machine_info"]
-        parts = [f"{mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}",
-                 f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared)", *details,
-                 f"Python {mi['python_version']}", str(self.data["datetime"])]
-        return (f"- machine: {', '.join(parts)}; 1-min load average during the run up to "
-                f"{self.max_load():.1f} (other jobs share the CPUs: the ratios, measured side "
-                "by side in one run, are the figures to quote)")
+        parts = [
+            f"{mi.get('cpu', {}).get('brand_raw', mi.get('processor'))}",
+            f"{mi.get('cpu', {}).get('count', '?')} logical CPUs (shared)",
+            *details,
+            f"Python {mi['python_version']}",
+            str(self.data["datetime"]),
+        ]
+        return (
+            f"- machine: {', '.join(parts)}; 1-min load average during the run up to "
+            f"{self.max_load():.1f} (other jobs share the CPUs: the ratios, measured side "
+            "by side in one run, are the figures to quote)"
+        )
 
 
 def write_markdown(md_path: str | Path, lines: list[str]) -> str:
@@ -74,19 +80,24 @@ def summarize(*paths: str) -> str:
         if "case" in info and "impl" in info:
             cases[info["case"]][info["impl"]] = {"median": b["stats"]["median"], **info}
     m = data["machine_info"]
-    lines = [f"Machine: {m.get('fastinv_cpu_model', m.get('cpu', {}).get('brand_raw', '?'))}, "
-             f"{m.get('fastinv_threads')} threads, ISA {m.get('fastinv_isa')}; "
-             f"commit {data.get('commit_info', {}).get('id', '?')[:10]}", "",
-             "| case | impl | median | samples/s | GFLOP/s (as written) | of FMA peak (executed) | fastinv speed-up |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Machine: {m.get('fastinv_cpu_model', m.get('cpu', {}).get('brand_raw', '?'))}, "
+        f"{m.get('fastinv_threads')} threads, ISA {m.get('fastinv_isa')}; "
+        f"commit {data.get('commit_info', {}).get('id', '?')[:10]}",
+        "",
+        "| case | impl | median | samples/s | GFLOP/s (as written) | of FMA peak (executed) | fastinv speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for case, impls in cases.items():
         ours = impls.get("fastinv")
         for impl, r in sorted(impls.items(), key=lambda kv: kv[1]["median"]):
             speedup = f"{r['median'] / ours['median']:.2f}x" if ours and impl != "fastinv" else "—"
             gflops = f"{r['gflops']:.1f}" if "gflops" in r else "—"
             frac = f"{r['fraction_of_fma_peak']:.0%}" if "fraction_of_fma_peak" in r else "—"
-            lines.append(f"| {case} | {impl} | {r['median'] * 1e3:.1f} ms | {r['samples_per_s']:.3g} | "
-                         f"{gflops} | {frac} | {speedup} |")
+            lines.append(
+                f"| {case} | {impl} | {r['median'] * 1e3:.1f} ms | {r['samples_per_s']:.3g} | "
+                f"{gflops} | {frac} | {speedup} |"
+            )
     peak = next(iter(next(iter(cases.values())).values()))["fma_peak_gflops"] if cases else float("nan")
     lines += ["", f"Measured FMA peak: {peak:.1f} GFLOP/s (fastinv._core.measure_fma_peak)."]
     return "\n".join(lines)

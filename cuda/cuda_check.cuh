@@ -7,10 +7,9 @@
 
 #include "fastinv/error.hpp"
 
-#define FASTINV_CUDA_CHECK(call)                                                         \
-  do {                                                                                   \
-    cudaError_t fastinv_err_ = (call);                                                   \
-    if (fastinv_err_ != cudaSuccess)                                                     \
-      throw ::fastinv::Error(std::string("CUDA error in ") + #call + ": " +             \
-                             cudaGetErrorString(fastinv_err_));                          \
+#define FASTINV_CUDA_CHECK(call)                                                                               \
+  do {                                                                                                         \
+    cudaError_t fastinv_err_ = (call);                                                                         \
+    if (fastinv_err_ != cudaSuccess)                                                                           \
+      throw ::fastinv::Error(std::string("CUDA error in ") + #call + ": " + cudaGetErrorString(fastinv_err_)); \
   } while (0)

@@ -15,7 +15,7 @@ std::string device_name(int device);
 // for host arrays x [cin][npix], w [cout][cin], b [cout], y [cout][npix]. Copies to and
 // from the current device. slope = 1 gives a purely linear layer. Throws
 // fastinv::Error with the CUDA error string on any failure.
-void linear_planar_reference(const float* w, const float* b, const float* x, float* y, int cin,
-                             int cout, int64_t npix, float slope);
+void linear_planar_reference(const float* w, const float* b, const float* x, float* y, int cin, int cout, int64_t npix,
+                             float slope);
 
 }  // namespace fastinv::cuda

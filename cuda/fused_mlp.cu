@@ -116,7 +116,7 @@ __device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch
 #pragma unroll
       for (int j = 0; j < NT; ++j) {
         const int n = fused::b_col<TILE>(m, j);
-        float(&d)[4] = *reinterpret_cast<float(*)[4]>(&acc.v[fused::mma_acc(j, 0)]);
+        float (&d)[4] = *reinterpret_cast<float (*)[4]>(&acc.v[fused::mma_acc(j, 0)]);
         if constexpr (P == Precision::tf32) {
           const float* xs = reinterpret_cast<const float*>(x);
           const uint32_t b0 = to_tf32(xs[fused::b_index<P>(kc, kt, m.t, 0, n, LD)]);
@@ -230,18 +230,24 @@ const void* kernel_ptr() {
 template <Precision P>
 const void* pick(int tile) {
   switch (tile) {
-    case 32: return kernel_ptr<P, 32>();
-    case 64: return kernel_ptr<P, 64>();
-    case 128: return kernel_ptr<P, 128>();
+    case 32:
+      return kernel_ptr<P, 32>();
+    case 64:
+      return kernel_ptr<P, 64>();
+    case 128:
+      return kernel_ptr<P, 128>();
   }
   throw InvalidArgument("fused kernel: tile must be 32, 64 or 128");
 }
 
 const void* kernel_for(Precision p, int tile) {
   switch (p) {
-    case Precision::fp32: return pick<Precision::fp32>(tile);
-    case Precision::tf32: return pick<Precision::tf32>(tile);
-    case Precision::bf16: return pick<Precision::bf16>(tile);
+    case Precision::fp32:
+      return pick<Precision::fp32>(tile);
+    case Precision::tf32:
+      return pick<Precision::tf32>(tile);
+    case Precision::bf16:
+      return pick<Precision::bf16>(tile);
   }
   throw InvalidArgument("fused kernel: bad precision");
 }
@@ -253,8 +259,9 @@ int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms) {
   FASTINV_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 0;
   FASTINV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kThreads, size_t(smem)));
-  if (per_sm < 1) throw Error("fused kernel: no block fits on a multiprocessor with " + std::to_string(smem) +
-                              " bytes of shared memory");
+  if (per_sm < 1)
+    throw Error("fused kernel: no block fits on a multiprocessor with " + std::to_string(smem) +
+                " bytes of shared memory");
   return per_sm * sms;
 }
 

@@ -29,10 +29,10 @@ struct FusedLayerArgs {
 struct FusedArgs {
   int nlayers = 0;
   FusedLayerArgs layers[cuda::kMaxFusedLayers];
-  int rows = 0;                 // activation buffer rows: max(layers[0].kpad, every mpad)
-  const float* in = nullptr;    // [layers[0].k][in_ld]
+  int rows = 0;               // activation buffer rows: max(layers[0].kpad, every mpad)
+  const float* in = nullptr;  // [layers[0].k][in_ld]
   int64_t in_ld = 0;
-  float* out = nullptr;         // [layers[last].m][out_ld]
+  float* out = nullptr;  // [layers[last].m][out_ld]
   int64_t out_ld = 0;
   int64_t npix = 0;
 };
@@ -47,8 +47,8 @@ void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, 
 // conv1d / linear as an implicit GEMM with fused bias and activation:
 //   out[lo*m + o][p] = act(bias[o] + sum_j w[o*kdim + j] * x_j),  x_j = in[rows[lo*kdim + j]][p]
 // (a row index < 0 reads 0: padding); rows == nullptr means x_j = in[j][p] (lout = 1).
-void launch_conv(const float* w, const float* bias, const int32_t* rows, int m, int kdim, int lout,
-                 const float* in, float* out, int64_t ld, int64_t n, DevAct act, StreamHandle s);
+void launch_conv(const float* w, const float* bias, const int32_t* rows, int m, int kdim, int lout, const float* in,
+                 float* out, int64_t ld, int64_t n, DevAct act, StreamHandle s);
 void launch_act(const float* in, float* out, int64_t nrows, int64_t ld, int64_t n, DevAct act, StreamHandle s);
 void launch_pool(bool is_max, const float* in, float* out, int c, int lin, int lout, int kernel, int stride, int pad,
                  bool count_include_pad, int64_t ld, int64_t n, StreamHandle s);

@@ -8,8 +8,8 @@ namespace {
   cudaGetLastError();  // clear the sticky-free allocation error
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  throw OutOfMemory(std::string("CUDA out of memory allocating ") + std::to_string(bytes >> 20) + " MiB of " +
-                    what + " (" + cudaGetErrorString(err) + "; " + std::to_string(free_b >> 20) + " of " +
+  throw OutOfMemory(std::string("CUDA out of memory allocating ") + std::to_string(bytes >> 20) + " MiB of " + what +
+                    " (" + cudaGetErrorString(err) + "; " + std::to_string(free_b >> 20) + " of " +
                     std::to_string(total_b >> 20) +
                     " MiB free): pass smaller batches, free GPU memory held by other arrays or processes, or use "
                     "device='cpu'");
@@ -25,16 +25,18 @@ DeviceProps open_device(int ordinal) {
     int driver = 0;
     cudaDriverGetVersion(&driver);
     if (err == cudaErrorInsufficientDriver && driver == 0)
-      throw Error("device='cuda': no NVIDIA driver found (libcuda.so.1 could not be loaded), so no CUDA device "
-                  "can be used; install the NVIDIA driver on a machine with a GPU, or use device='cpu'");
+      throw Error(
+          "device='cuda': no NVIDIA driver found (libcuda.so.1 could not be loaded), so no CUDA device "
+          "can be used; install the NVIDIA driver on a machine with a GPU, or use device='cpu'");
     if (err == cudaErrorInsufficientDriver)
       throw Error("device='cuda': the NVIDIA driver (CUDA " + std::to_string(driver / 1000) + "." +
                   std::to_string(driver % 1000 / 10) + ") is older than the CUDA " +
                   std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10) +
                   " runtime fastinv was built with; update the driver, or use device='cpu'");
     if (err == cudaErrorNoDevice)
-      throw Error("device='cuda': no CUDA device found (the driver sees no GPU; check CUDA_VISIBLE_DEVICES); "
-                  "use device='cpu'");
+      throw Error(
+          "device='cuda': no CUDA device found (the driver sees no GPU; check CUDA_VISIBLE_DEVICES); "
+          "use device='cpu'");
     throw Error(std::string("device='cuda': CUDA could not be initialised (") + cudaGetErrorName(err) + ": " +
                 cudaGetErrorString(err) + "); use device='cpu'");
   }
@@ -153,8 +155,8 @@ void check_device_pointer(const void* p, const char* what) {
     throw InvalidArgument(std::string(what) + " is not in device memory; pass a NumPy array for host data");
   if (attr.type == cudaMemoryTypeDevice && attr.device != current)
     throw InvalidArgument(std::string(what) + " is on cuda:" + std::to_string(attr.device) +
-                          " but the model is on cuda:" + std::to_string(current) + "; load the model with device='cuda:" +
-                          std::to_string(attr.device) + "'");
+                          " but the model is on cuda:" + std::to_string(current) +
+                          "; load the model with device='cuda:" + std::to_string(attr.device) + "'");
 }
 
 void check_launch(const char* what) {

@@ -91,7 +91,7 @@ void synchronize(StreamHandle stream);
 void copy_to_device_async(void* dst, const void* src, size_t bytes, StreamHandle stream);
 void copy_to_host_async(void* dst, const void* src, size_t bytes, StreamHandle stream);
 void copy_async(void* dst, const void* src, size_t bytes, StreamHandle stream);  // device to device
-void copy_to_device(void* dst, const void* src, size_t bytes);                  // synchronous
+void copy_to_device(void* dst, const void* src, size_t bytes);                   // synchronous
 // Throw InvalidArgument unless `p` is device (or managed) memory of the current device:
 // a host pointer handed to a kernel would fault and poison the context.
 void check_device_pointer(const void* p, const char* what);

@@ -9,8 +9,8 @@ namespace fastinv::cuda {
 namespace {
 
 __global__ void linear_planar_kernel(const float* __restrict__ w, const float* __restrict__ b,
-                                     const float* __restrict__ x, float* __restrict__ y, int cin,
-                                     int cout, int64_t npix, float slope) {
+                                     const float* __restrict__ x, float* __restrict__ y, int cin, int cout,
+                                     int64_t npix, float slope) {
   const int64_t p = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x;
   const int o = blockIdx.y;
   if (p >= npix) return;
@@ -34,20 +34,17 @@ DeviceBuffer upload(const float* host, size_t n) {
 
 }  // namespace
 
-void linear_planar_reference(const float* w, const float* b, const float* x, float* y, int cin,
-                             int cout, int64_t npix, float slope) {
-  if (cin <= 0 || cout <= 0 || npix < 0 || cout > 65535)
-    throw InvalidArgument("linear_planar_reference: bad sizes");
+void linear_planar_reference(const float* w, const float* b, const float* x, float* y, int cin, int cout, int64_t npix,
+                             float slope) {
+  if (cin <= 0 || cout <= 0 || npix < 0 || cout > 65535) throw InvalidArgument("linear_planar_reference: bad sizes");
   if (npix == 0) return;
   DeviceBuffer dw = upload(w, size_t(cout) * cin), db = upload(b, cout);
   DeviceBuffer dx = upload(x, size_t(cin) * npix), dy = upload(nullptr, size_t(cout) * npix);
   const int threads = 256;
   dim3 grid(static_cast<unsigned>((npix + threads - 1) / threads), cout);
-  linear_planar_kernel<<<grid, threads>>>(dw.get(), db.get(), dx.get(), dy.get(), cin, cout, npix,
-                                          slope);
+  linear_planar_kernel<<<grid, threads>>>(dw.get(), db.get(), dx.get(), dy.get(), cin, cout, npix, slope);
   FASTINV_CUDA_CHECK(cudaGetLastError());
-  FASTINV_CUDA_CHECK(cudaMemcpy(y, dy.get(), size_t(cout) * npix * sizeof(float),
-                                cudaMemcpyDeviceToHost));
+  FASTINV_CUDA_CHECK(cudaMemcpy(y, dy.get(), size_t(cout) * npix * sizeof(float), cudaMemcpyDeviceToHost));
 }
 
 }  // namespace fastinv::cuda

@@ -13,10 +13,9 @@ namespace {
 
 constexpr int kBM = 64, kBP = 64, kBK = 16;  // conv tile: outputs x samples x depth
 
-__global__ void __launch_bounds__(256) conv_kernel(const float* __restrict__ w, const float* __restrict__ bias,
-                                                   const int32_t* __restrict__ rows, int m, int kdim,
-                                                   const float* __restrict__ in, float* __restrict__ out,
-                                                   int64_t ld, int64_t n, DevAct act) {
+__global__ void __launch_bounds__(256)
+    conv_kernel(const float* __restrict__ w, const float* __restrict__ bias, const int32_t* __restrict__ rows, int m,
+                int kdim, const float* __restrict__ in, float* __restrict__ out, int64_t ld, int64_t n, DevAct act) {
   __shared__ float ws[kBK][kBM + 4];  // transposed weight tile: ws[j][o]
   __shared__ float xs[kBK][kBP + 4];
   const int tid = threadIdx.x, tm = tid / 16, tp = tid % 16;  // 16 x 16 threads, 4 x 4 outputs each
@@ -66,8 +65,8 @@ __global__ void __launch_bounds__(256) conv_kernel(const float* __restrict__ w, 
 }
 
 // Elementwise kernels: blockIdx.y (and a loop) over rows, x over samples.
-__global__ void act_kernel(const float* __restrict__ in, float* __restrict__ out, int64_t nrows, int64_t ld,
-                           int64_t n, DevAct act) {
+__global__ void act_kernel(const float* __restrict__ in, float* __restrict__ out, int64_t nrows, int64_t ld, int64_t n,
+                           DevAct act) {
   const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (p >= n) return;
   for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y) out[r * ld + p] = activate(act, in[r * ld + p]);
@@ -178,7 +177,7 @@ void launch_pool(bool is_max, const float* in, float* out, int c, int lin, int l
                  bool count_include_pad, int64_t ld, int64_t n, StreamHandle s) {
   if (n <= 0) return;
   pool_kernel<<<rows_grid(n, int64_t(lout) * c), kThreads, 0, cs(s)>>>(is_max, in, out, c, lin, lout, kernel, stride,
-                                                                        pad, count_include_pad, ld, n);
+                                                                       pad, count_include_pad, ld, n);
   check_launch(is_max ? "maxpool1d" : "avgpool1d");
 }
 
@@ -206,11 +205,11 @@ void launch_gather(const void* src, bool f64, const StridedDesc& d, int64_t c, i
                    float* dst, int64_t ld, StreamHandle s) {
   if (n <= 0) return;
   if (f64)
-    gather_kernel<double><<<rows_grid(n, c * l), kThreads, 0, cs(s)>>>(static_cast<const double*>(src), d, c, l,
-                                                                       first, n, dst, ld);
+    gather_kernel<double>
+        <<<rows_grid(n, c * l), kThreads, 0, cs(s)>>>(static_cast<const double*>(src), d, c, l, first, n, dst, ld);
   else
-    gather_kernel<float><<<rows_grid(n, c * l), kThreads, 0, cs(s)>>>(static_cast<const float*>(src), d, c, l, first,
-                                                                      n, dst, ld);
+    gather_kernel<float>
+        <<<rows_grid(n, c * l), kThreads, 0, cs(s)>>>(static_cast<const float*>(src), d, c, l, first, n, dst, ld);
   check_launch("gather input");
 }
 

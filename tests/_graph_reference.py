@@ -4,6 +4,7 @@ docs/model-format.md alone, reading the file with the `safetensors` package.
 It checks the EXPORTER (what the file means equals what the torch module computes)
 independently of fastinv's C++ engine; test_parity.py then checks the engine.
 """
+
 from __future__ import annotations
 
 import json

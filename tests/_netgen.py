@@ -4,6 +4,7 @@ set (nc, ncl and nchw layouts), DeepEM and Agudelo's MUISCA.
 Everything is drawn from one seed, so a failing case is reproduced by its seed:
 ``random_net(layout, seed)`` returns the same module, weights and input each time.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,8 +58,18 @@ class MUISCA(nn.Module):
     + ReLU) and Linear(1344, 3 x 21) (T, v_z, B_z at 21 log tau nodes).
     """
 
-    def __init__(self, scales=(1, 2, 3), in_channels=2, c1_filters=16, c2_filters=32, kernel_size=5,
-                 pool_size=2, n_linear_layers=4, output_features=3 * 21, input_length=112):
+    def __init__(
+        self,
+        scales=(1, 2, 3),
+        in_channels=2,
+        c1_filters=16,
+        c2_filters=32,
+        kernel_size=5,
+        pool_size=2,
+        n_linear_layers=4,
+        output_features=3 * 21,
+        input_length=112,
+    ):
         super().__init__()
         self.coarse_grains = nn.ModuleList([nn.AvgPool1d(s) for s in scales])
         self.conv_block = ConvBlock(in_channels, c1_filters, c2_filters, kernel_size, pool_size)
@@ -70,8 +81,9 @@ class MUISCA(nn.Module):
             positions += n
         features = positions * c2_filters
         self.flatten = nn.Flatten()
-        self.layers = nn.ModuleList([nn.Sequential(nn.Linear(features, features), nn.ReLU())
-                                     for _ in range(n_linear_layers)])
+        self.layers = nn.ModuleList(
+            [nn.Sequential(nn.Linear(features, features), nn.ReLU()) for _ in range(n_linear_layers)]
+        )
         self.output_layer = nn.Linear(features, output_features)
 
     def forward(self, x):
@@ -161,31 +173,53 @@ class _Builder:
         functional = r.random() < 0.4
         if kind == "relu":
             if functional:
-                return self.emit("fn", (self.choice([F.relu, torch.relu]), (), {}), [src], shape) if r.random() < .7 \
+                return (
+                    self.emit("fn", (self.choice([F.relu, torch.relu]), (), {}), [src], shape)
+                    if r.random() < 0.7
                     else self.emit("method", ("relu", ()), [src], shape)
+                )
             return self.module(nn.ReLU(), src, shape)
         if kind == "leaky_relu":
             s = float(self.choice([0.01, 0.2, 0.5]))
-            return self.emit("fn", (F.leaky_relu, (s,), {}), [src], shape) if functional \
+            return (
+                self.emit("fn", (F.leaky_relu, (s,), {}), [src], shape)
+                if functional
                 else self.module(nn.LeakyReLU(s), src, shape)
+            )
         if kind == "elu":
             a = float(self.choice([1.0, 0.5, 2.0]))
-            return self.emit("fn", (F.elu, (), {"alpha": a}), [src], shape) if functional \
+            return (
+                self.emit("fn", (F.elu, (), {"alpha": a}), [src], shape)
+                if functional
                 else self.module(nn.ELU(a), src, shape)
+            )
         if kind == "silu":
             return self.emit("fn", (F.silu, (), {}), [src], shape) if functional else self.module(nn.SiLU(), src, shape)
         if kind == "gelu":
             ap = self.choice(["none", "tanh"])
-            return self.emit("fn", (F.gelu, (), {"approximate": ap}), [src], shape) if functional \
+            return (
+                self.emit("fn", (F.gelu, (), {"approximate": ap}), [src], shape)
+                if functional
                 else self.module(nn.GELU(ap), src, shape)
+            )
         if kind == "tanh":
-            return self.emit("fn", (torch.tanh, (), {}), [src], shape) if functional else self.module(nn.Tanh(), src, shape)
+            return (
+                self.emit("fn", (torch.tanh, (), {}), [src], shape)
+                if functional
+                else self.module(nn.Tanh(), src, shape)
+            )
         if kind == "sigmoid":
-            return self.emit("fn", (torch.sigmoid, (), {}), [src], shape) if functional \
+            return (
+                self.emit("fn", (torch.sigmoid, (), {}), [src], shape)
+                if functional
                 else self.module(nn.Sigmoid(), src, shape)
+            )
         beta, thr = float(self.choice([1.0, 0.5, 2.0])), float(self.choice([20.0, 10.0]))
-        return self.emit("fn", (F.softplus, (), {"beta": beta, "threshold": thr}), [src], shape) if functional \
+        return (
+            self.emit("fn", (F.softplus, (), {"beta": beta, "threshold": thr}), [src], shape)
+            if functional
             else self.module(nn.Softplus(beta, thr), src, shape)
+        )
 
     def bn(self, src: int) -> int:
         c = self.shapes[src][0]
@@ -371,11 +405,11 @@ def _draw(layout: str, seed: list[int]):
                     cur = getattr(b, step)(cur)
         if layout == "nc" and rng.random() < 0.2:
             cur = b.module(nn.Flatten(), cur, b.shapes[cur])  # a no-op on (N, C)
+
     def dropped(step):
         kind, arg, _ = step
         noop = (nn.Identity, nn.Dropout, nn.Flatten) if layout == "nc" else (nn.Identity, nn.Dropout)
-        return (kind == "mod" and isinstance(b.layers[arg], noop)) or (
-            kind == "fn" and arg[0] is F.dropout)
+        return (kind == "mod" and isinstance(b.layers[arg], noop)) or (kind == "fn" and arg[0] is F.dropout)
 
     if all(dropped(step) for step in b.plan):
         cur = b.layer(cur)  # something to compute
@@ -386,6 +420,7 @@ def _draw(layout: str, seed: list[int]):
 
 def describe(net: nn.Module) -> str:
     """Short text of a random net for failure messages."""
+
     def name(a):
         if isinstance(a, tuple):
             return getattr(a[0], "__name__", str(a[0])) + str(list(a[1:]))

@@ -1,8 +1,8 @@
 """Atomic outputs: same permissions as a plain open(), old file intact on failure."""
+
 import os
 
 import pytest
-
 from fastinv._atomic import atomic_output, write_text
 
 

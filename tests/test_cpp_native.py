@@ -1,6 +1,7 @@
 """Build the C++ library without Python and run its test program under
 AddressSanitizer + UndefinedBehaviorSanitizer (the program checks itself against a
 naive double-precision reference and prints 'N passed, N failed')."""
+
 import os
 import shutil
 import subprocess
@@ -23,11 +24,24 @@ def asan_build(tmp_path_factory):
         pytest.skip("needs cmake")
     build = tmp_path_factory.mktemp("build-asan")
     subprocess.run(
-        ["cmake", "-S", str(ROOT), "-B", str(build), "-DFASTINV_BUILD_TESTS=ON", "-DFASTINV_SANITIZE=ON",
-         "-DFASTINV_CUDA=OFF", "-DCMAKE_BUILD_TYPE=RelWithDebInfo"],
-        check=True, capture_output=True, text=True)
-    subprocess.run(["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)],
-                   check=True, capture_output=True, text=True)
+        [
+            "cmake",
+            "-S",
+            str(ROOT),
+            "-B",
+            str(build),
+            "-DFASTINV_BUILD_TESTS=ON",
+            "-DFASTINV_SANITIZE=ON",
+            "-DFASTINV_CUDA=OFF",
+            "-DCMAKE_BUILD_TYPE=RelWithDebInfo",
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    subprocess.run(
+        ["cmake", "--build", str(build), "-j", str(os.cpu_count() or 2)], check=True, capture_output=True, text=True
+    )
     return build / "cpp" / "tests"
 
 
@@ -51,8 +65,11 @@ def test_cpp_internals_under_asan_ubsan(asan_build):
 
 def _small_cnn(torch):
     nn = torch.nn
-    return nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.GELU(), nn.MaxPool1d(2), nn.Flatten(),
-                         nn.Linear(8 * 10, 4)), (3, 20), 37
+    return (
+        nn.Sequential(nn.Conv1d(3, 8, 5, padding=2), nn.GELU(), nn.MaxPool1d(2), nn.Flatten(), nn.Linear(8 * 10, 4)),
+        (3, 20),
+        37,
+    )
 
 
 def _engine_paths(torch):
@@ -60,10 +77,25 @@ def _engine_paths(torch):
     a max-pool folded into its conv with padding, and a 2.6 MB dense head that runs grouped
     over 8-tile groups (333 samples: a partial group and a partial tile)."""
     nn = torch.nn
-    return nn.Sequential(nn.Conv1d(4, 20, 3, padding=1), nn.ReLU(), nn.Conv1d(20, 24, 5, padding=2), nn.ELU(),
-                         nn.Conv1d(24, 17, 3, padding=1), nn.LeakyReLU(0.1), nn.MaxPool1d(3, 3, 1), nn.Flatten(),
-                         nn.Linear(17 * 11, 1500), nn.ReLU(), nn.Linear(1500, 250), nn.GELU(),
-                         nn.Linear(250, 7)), (4, 31), 333
+    return (
+        nn.Sequential(
+            nn.Conv1d(4, 20, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv1d(20, 24, 5, padding=2),
+            nn.ELU(),
+            nn.Conv1d(24, 17, 3, padding=1),
+            nn.LeakyReLU(0.1),
+            nn.MaxPool1d(3, 3, 1),
+            nn.Flatten(),
+            nn.Linear(17 * 11, 1500),
+            nn.ReLU(),
+            nn.Linear(1500, 250),
+            nn.GELU(),
+            nn.Linear(250, 7),
+        ),
+        (4, 31),
+        333,
+    )
 
 
 @pytest.mark.slow
@@ -85,8 +117,12 @@ def test_cpp_embedding_example_matches_torch(asan_build, tmp_path, make):
     got = np.array([float(v) for v in out.stdout.split("\n")[1:] if v])
     ref = net(torch.full((1, *shape), 0.5)).detach().numpy()[0]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
-    bad = subprocess.run([str(asan_build / "run_model"), str(tmp_path / "missing.safetensors"), "1"],
-                         capture_output=True, text=True, env=ENV)
+    bad = subprocess.run(
+        [str(asan_build / "run_model"), str(tmp_path / "missing.safetensors"), "1"],
+        capture_output=True,
+        text=True,
+        env=ENV,
+    )
     assert bad.returncode == 1 and "cannot open model file" in bad.stderr
 
 

@@ -18,6 +18,7 @@ Two kinds of test:
 Random cases are fresh each run; the seed is printed and in every test id, and
 FASTINV_TEST_SEED=<seed> reproduces a run.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -30,8 +31,8 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastinv  # noqa: E402
-from fastinv import _core  # noqa: E402
 from _netgen import MUISCA, base_seed, deepem, describe, random_net  # noqa: E402
+from fastinv import _core  # noqa: E402
 
 warnings.filterwarnings("ignore", message=".*padding='same'.*")
 
@@ -41,8 +42,11 @@ TOL = {"fp32": 1e-5, "tf32": 1e-3, "bf16": 1e-2}  # relative L2 error vs float64
 
 INFO = fastinv.info()
 HAVE_GPU = INFO["cuda_compiled"] and INFO["cuda_devices"] > 0
-GPU_REASON = ("fastinv was built without CUDA" if not INFO["cuda_compiled"] else
-              "no usable CUDA device (fastinv.info()['cuda_devices'] == 0)")
+GPU_REASON = (
+    "fastinv was built without CUDA"
+    if not INFO["cuda_compiled"]
+    else "no usable CUDA device (fastinv.info()['cuda_devices'] == 0)"
+)
 gpu = pytest.mark.skipif(not HAVE_GPU, reason=GPU_REASON)
 # Under compute-sanitizer (bench/gpu_check.sh sanitize) kernels run 10-100x slower: fewer
 # random nets, smaller frames.
@@ -131,15 +135,18 @@ def test_cuda_without_device_is_a_clear_runtime_error(tmp_path):
         _core.cuda_device_info(0)
 
 
-@pytest.mark.parametrize("device,precision,exc,words", [
-    ("cpu", "fp16", ValueError, "unknown precision"),
-    ("cuda", "fp16", ValueError, "unknown precision"),   # checked before any device is touched
-    ("cpu", "bf16", ValueError, "needs device='cuda'"),
-    ("cpu", "tf32", ValueError, "needs device='cuda'"),
-    ("gpu", "fp32", ValueError, "unknown device"),
-    ("cuda:", "fp32", ValueError, "bad device"),
-    ("cuda:one", "fp32", ValueError, "bad device"),
-])
+@pytest.mark.parametrize(
+    "device,precision,exc,words",
+    [
+        ("cpu", "fp16", ValueError, "unknown precision"),
+        ("cuda", "fp16", ValueError, "unknown precision"),  # checked before any device is touched
+        ("cpu", "bf16", ValueError, "needs device='cuda'"),
+        ("cpu", "tf32", ValueError, "needs device='cuda'"),
+        ("gpu", "fp32", ValueError, "unknown device"),
+        ("cuda:", "fp32", ValueError, "bad device"),
+        ("cuda:one", "fp32", ValueError, "bad device"),
+    ],
+)
 def test_bad_device_or_precision_is_a_value_error(tmp_path, device, precision, exc, words):
     path = _model_file(tmp_path)
     with pytest.raises(exc, match=words):
@@ -154,8 +161,13 @@ def test_non_string_device_is_a_type_error(tmp_path):
 class _FakeCudaArray:
     """Something that claims to be a CUDA array; a CPU model must refuse it before use."""
 
-    __cuda_array_interface__ = {"shape": (4, 6), "typestr": "<f4", "data": (0x1000, False), "version": 3,
-                                "strides": None}
+    __cuda_array_interface__ = {
+        "shape": (4, 6),
+        "typestr": "<f4",
+        "data": (0x1000, False),
+        "version": 3,
+        "strides": None,
+    }
 
 
 def test_cuda_array_on_a_cpu_model_is_refused(tmp_path):
@@ -170,8 +182,13 @@ class _DeviceArray:
     """A stand-in CUDA array (only its __cuda_array_interface__), for the Python glue."""
 
     def __init__(self, shape, typestr="<f4", strides=None, ptr=0x7F0000000000, stream=None):
-        self.__cuda_array_interface__ = {"shape": tuple(shape), "typestr": typestr, "data": (ptr, False),
-                                         "strides": strides, "version": 3}
+        self.__cuda_array_interface__ = {
+            "shape": tuple(shape),
+            "typestr": typestr,
+            "data": (ptr, False),
+            "strides": strides,
+            "version": 3,
+        }
         if stream is not None:
             self.__cuda_array_interface__["stream"] = stream
 
@@ -194,10 +211,10 @@ def test_device_array_glue_passes_pointers_strides_axes_and_stream(tmp_path):
     model = fastinv.load(_export(net, np.ones((1, 6, 2, 2)), tmp_path))
     model.device = "cuda"  # exercise the CUDA glue without a GPU
     model._core = core = _RecordingCore(model._core)
-    x = _DeviceArray((2, 6, 5, 7), ptr=0x1000, stream=7)                      # C-contiguous (strides None)
+    x = _DeviceArray((2, 6, 5, 7), ptr=0x1000, stream=7)  # C-contiguous (strides None)
     out = _DeviceArray((2, 3, 5, 7), ptr=0x2000)
     assert model(x, out=out) is out
-    (xp, dt, shape, strides, sa, fa, yp, yshape, ystrides, osa, ofa, stream), = core.calls
+    ((xp, dt, shape, strides, sa, fa, yp, yshape, ystrides, osa, ofa, stream),) = core.calls
     assert (xp, dt, shape, strides) == (0x1000, "float32", [2, 6, 5, 7], [840, 140, 28, 4])
     assert (sa, fa, osa, ofa) == ([0, 2, 3], [1], [0, 2, 3], [1])
     assert (yp, yshape, ystrides) == (0x2000, [2, 3, 5, 7], [420, 140, 28, 4])
@@ -240,12 +257,14 @@ def test_out_argument_is_written_in_full(tmp_path):
 
 def test_bf16_rounding_matches_torch():
     rng = np.random.default_rng(SEED)
-    x = np.concatenate([
-        (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32),
-        # exact ties between two bf16 values (low 16 bits 0x8000), both parities
-        (np.arange(1, 2001, dtype=np.uint32) << 16 | 0x8000).view(np.float32),
-        np.array([0.0, -0.0, np.inf, -np.inf, 3.4e38, -3.4e38, 1e-45, -1e-45], np.float32),
-    ])
+    x = np.concatenate(
+        [
+            (rng.standard_normal(20000) * 10.0 ** rng.integers(-30, 30, 20000)).astype(np.float32),
+            # exact ties between two bf16 values (low 16 bits 0x8000), both parities
+            (np.arange(1, 2001, dtype=np.uint32) << 16 | 0x8000).view(np.float32),
+            np.array([0.0, -0.0, np.inf, -np.inf, 3.4e38, -3.4e38, 1e-45, -1e-45], np.float32),
+        ]
+    )
     ref = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
     np.testing.assert_array_equal(_core._bf16_bits(x), ref)
     nan = _core._bf16_bits(np.array([np.nan], np.float32))
@@ -254,18 +273,20 @@ def test_bf16_rounding_matches_torch():
 
 def _tf32_exact(x: np.ndarray) -> np.ndarray:
     """Nearest float with 10 explicit mantissa bits, ties away from zero (cvt.rna), in float64."""
-    m, e = np.frexp(x.astype(np.float64))           # x = m 2^e, 0.5 <= |m| < 1
-    r = np.sign(m) * np.floor(np.abs(m) * 2.0 ** 11 + 0.5)
+    m, e = np.frexp(x.astype(np.float64))  # x = m 2^e, 0.5 <= |m| < 1
+    r = np.sign(m) * np.floor(np.abs(m) * 2.0**11 + 0.5)
     return (r * 2.0 ** (e - 11)).astype(np.float32)
 
 
 def test_tf32_rounding_is_round_to_nearest_ties_away():
     rng = np.random.default_rng(SEED + 1)
     normal = (rng.standard_normal(50000) * 10.0 ** rng.integers(-30, 30, 50000)).astype(np.float32)
-    ties = ((rng.integers(0x00800000, 0x7E000000, 2000, dtype=np.uint32) & ~np.uint32(0x1FFF)) | 0x1000).view(np.float32)
+    ties = ((rng.integers(0x00800000, 0x7E000000, 2000, dtype=np.uint32) & ~np.uint32(0x1FFF)) | 0x1000).view(
+        np.float32
+    )
     x = np.concatenate([normal, ties, -ties])
     np.testing.assert_array_equal(_core._tf32_round(x), _tf32_exact(x))
-    assert np.all(np.abs(_core._tf32_round(x) - x) <= np.abs(x) * 2.0 ** -11)
+    assert np.all(np.abs(_core._tf32_round(x) - x) <= np.abs(x) * 2.0**-11)
 
 
 def _decode(words: np.ndarray, m: int, k: int, precision: str) -> np.ndarray:
@@ -278,10 +299,10 @@ def _decode(words: np.ndarray, m: int, k: int, precision: str) -> np.ndarray:
     cw = 1024 if precision == "bf16" else 2048
     for mc in range(mpad // 64):
         for kc in range(nkc):
-            ch = words[(mc * nkc + kc) * cw:(mc * nkc + kc + 1) * cw]
+            ch = words[(mc * nkc + kc) * cw : (mc * nkc + kc + 1) * cw]
             r0, c0 = mc * 64, kc * 32
             if precision == "fp32":  # [32 depth][64 rows]
-                w[r0:r0 + 64, c0:c0 + 32] = ch.view(np.float32).reshape(32, 64).T
+                w[r0 : r0 + 64, c0 : c0 + 32] = ch.view(np.float32).reshape(32, 64).T
                 continue
             kts = 4 if precision == "tf32" else 2
             frag = ch.reshape(4, kts, 32, 4)
@@ -312,8 +333,9 @@ def test_packed_weights_follow_the_mma_fragment_layout(precision, m, k):
     words = _core._cuda_pack_weights(w, precision)
     got = _decode(words, m, k, precision)
     assert not np.isnan(got).any(), "a position of the padded matrix is missing from the packed chunks"
-    want = {"fp32": w, "tf32": _tf32_exact(w),
-            "bf16": torch.from_numpy(w).to(torch.bfloat16).float().numpy()}[precision]
+    want = {"fp32": w, "tf32": _tf32_exact(w), "bf16": torch.from_numpy(w).to(torch.bfloat16).float().numpy()}[
+        precision
+    ]
     np.testing.assert_array_equal(got[:m, :k], want)
     assert np.all(got[m:, :] == 0) and np.all(got[:, k:] == 0), "padding must be zero"
 
@@ -403,6 +425,7 @@ def test_wide_chains_fall_back_to_the_general_plan(tmp_path):
 # above cannot tell a wrong index from rounding in tf32/bf16 (rounding alone is 7e-4 of a
 # 1e-3 bound on DeepEM); against the same-precision model rounding is 1e-7 .. 3e-5.
 
+
 def _bf16_round(a) -> np.ndarray:
     return torch.from_numpy(np.asarray(a, np.float32)).to(torch.bfloat16).double().numpy()
 
@@ -412,8 +435,11 @@ def _dense_layers(net):
     mods, layers = list(net), []
     for i, m in enumerate(mods):
         if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d)):
-            act = mods[i + 1] if i + 1 < len(mods) and not isinstance(mods[i + 1], (torch.nn.Linear,
-                                                                                    torch.nn.Conv2d)) else None
+            act = (
+                mods[i + 1]
+                if i + 1 < len(mods) and not isinstance(mods[i + 1], (torch.nn.Linear, torch.nn.Conv2d))
+                else None
+            )
             layers.append((m.weight.detach().numpy().reshape(m.weight.shape[0], -1), m.bias.detach().numpy(), act))
     return layers
 
@@ -436,8 +462,18 @@ def _same_precision_model(net, x: np.ndarray, precision: str) -> np.ndarray:
     return h
 
 
-_CHAIN_ACTS = [None, torch.nn.ReLU, lambda: torch.nn.LeakyReLU(0.1), torch.nn.ELU, torch.nn.SiLU, torch.nn.GELU,
-               lambda: torch.nn.GELU("tanh"), torch.nn.Tanh, torch.nn.Sigmoid, lambda: torch.nn.Softplus(beta=2.0)]
+_CHAIN_ACTS = [
+    None,
+    torch.nn.ReLU,
+    lambda: torch.nn.LeakyReLU(0.1),
+    torch.nn.ELU,
+    torch.nn.SiLU,
+    torch.nn.GELU,
+    lambda: torch.nn.GELU("tanh"),
+    torch.nn.Tanh,
+    torch.nn.Sigmoid,
+    lambda: torch.nn.Softplus(beta=2.0),
+]
 
 
 def _random_chain(seed: int):
@@ -445,8 +481,7 @@ def _random_chain(seed: int):
     and miss the 64-row / 32-deep chunk edges, each with a random activation (or none)."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    widths = [int(rng.choice([1, 3, 6, 31, 33, 64, 65, 100, 130, 200]))
-              for _ in range(int(rng.integers(2, 6)))]
+    widths = [int(rng.choice([1, 3, 6, 31, 33, 64, 65, 100, 130, 200])) for _ in range(int(rng.integers(2, 6)))]
     mods = []
     for i in range(len(widths) - 1):
         mods.append(torch.nn.Linear(widths[i], widths[i + 1]))
@@ -483,8 +518,7 @@ def test_emulated_kernel_index_math_matches_the_same_precision_model(tmp_path, c
     for tile, n in [(32, 1), (32, 97), (64, 31), (64, 200), (128, 129), (128, 300)]:
         x = np.full((k, n + 5), np.nan, np.float32)  # in_ld = n + 5: NaN beyond the frame must never be read
         x[:, :n] = np.sqrt(rng.gamma(1.5, 80.0, (k, n))) if case == "deepem" else rng.standard_normal((k, n))
-        y, used, tile_used = _core._cuda_emulate(str(path), precision, "fused", x, n=n, tile=tile, grid=2,
-                                                 out_ld=n + 3)
+        y, used, tile_used = _core._cuda_emulate(str(path), precision, "fused", x, n=n, tile=tile, grid=2, out_ld=n + 3)
         assert (used, tile_used) == ("fused", tile)
         assert np.isnan(y[:, n:]).all(), "the kernel wrote beyond the frame (out_ld > n)"
         ref = _same_precision_model(net, x[:, :n], precision)
@@ -498,6 +532,7 @@ def test_emulated_kernel_index_math_matches_the_same_precision_model(tmp_path, c
 
 # ======================================================================================
 # GPU: the issue's verification list (skipped without a device)
+
 
 def _poisoned_like(y):
     return torch.full_like(y, float("nan")) if isinstance(y, torch.Tensor) else np.full_like(y, np.nan)
@@ -529,8 +564,11 @@ def _torch_cuda_fp32(net, x) -> np.ndarray:
         net.cpu()
 
 
-GPU_CASES = [(layout, SEED + 7000 + 100 * i + j) for i, layout in enumerate(("nc", "ncl", "nchw"))
-             for j in range(2 if SANITIZE else 8)]
+GPU_CASES = [
+    (layout, SEED + 7000 + 100 * i + j)
+    for i, layout in enumerate(("nc", "ncl", "nchw"))
+    for j in range(2 if SANITIZE else 8)
+]
 
 
 @gpu
@@ -548,8 +586,9 @@ def test_gpu_random_architectures(tmp_path, layout, seed, precision):
             ref = _ref64(net, x)
         got = _run_poisoned(model, x, ref.shape)
         err = _rel_l2(got, ref)
-        assert err <= TOL[precision], (f"{precision} rel L2 {err:.2e}; {model.info()['isa']}; seed {seed} "
-                                       f"({layout}): {describe(net)}")
+        assert err <= TOL[precision], (
+            f"{precision} rel L2 {err:.2e}; {model.info()['isa']}; seed {seed} ({layout}): {describe(net)}"
+        )
         xd = torch.as_tensor(x, device="cuda")
         err = _rel_l2(_run_poisoned(model, xd, ref.shape), ref)
         assert err <= TOL[precision], f"device arrays: {precision} rel L2 {err:.2e}; seed {seed}"

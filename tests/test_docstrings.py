@@ -4,25 +4,27 @@ The examples are the documentation people copy; each runs here in a fresh tempor
 Examples that need data or software a test machine may not have are marked
 ``# doctest: +SKIP`` in the docstring, with the reason beside them.
 """
+
 from __future__ import annotations
 
 import doctest
 import importlib
 import pkgutil
 
+import fastinv
 import pytest
 
-import fastinv
-
-MODULES = sorted(m.name for m in pkgutil.walk_packages(fastinv.__path__, "fastinv.")
-                 if not m.name.endswith("__main__"))
+MODULES = sorted(m.name for m in pkgutil.walk_packages(fastinv.__path__, "fastinv.") if not m.name.endswith("__main__"))
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
 def _tests(name: str) -> list[doctest.DocTest]:
     module = importlib.import_module(name)
-    return [t for t in doctest.DocTestFinder(exclude_empty=True).find(module, name)
-            if t.examples and t.name.startswith(name)]
+    return [
+        t
+        for t in doctest.DocTestFinder(exclude_empty=True).find(module, name)
+        if t.examples and t.name.startswith(name)
+    ]
 
 
 @pytest.mark.parametrize("name", MODULES)

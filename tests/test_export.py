@@ -3,6 +3,7 @@ folding against torch's own fusion utilities, the graph's meaning against a floa
 NumPy interpreter written from docs/model-format.md, and the errors for anything
 fastinv cannot run.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,12 +54,14 @@ def _rel_err(a, b) -> float:
 def test_file_is_valid_safetensors_with_the_documented_layout(tmp_path):
     torch.manual_seed(1)
     net = nn.Sequential(nn.Conv1d(3, 5, 3), nn.ReLU(), nn.Flatten(), nn.Linear(5 * 8, 4)).eval()
-    path = fastinv.export(net, tmp_path / "m.safetensors", torch.zeros(2, 3, 10), metadata={"fastinv.card": "ünïcode card"})
+    path = fastinv.export(
+        net, tmp_path / "m.safetensors", torch.zeros(2, 3, 10), metadata={"fastinv.card": "ünïcode card"}
+    )
     raw = path.read_bytes()
     n = int.from_bytes(raw[:8], "little")
     assert n % 8 == 0  # JSON header padded with spaces so tensor data starts 8-aligned
-    header = json.loads(raw[8:8 + n].decode("utf-8"))
-    assert raw[8:8 + n].decode("utf-8").rstrip(" ").endswith("}")
+    header = json.loads(raw[8 : 8 + n].decode("utf-8"))
+    assert raw[8 : 8 + n].decode("utf-8").rstrip(" ").endswith("}")
     spans = sorted(v["data_offsets"] for k, v in header.items() if k != "__metadata__")
     assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
     assert 8 + n + spans[-1][1] == len(raw)
@@ -82,15 +85,26 @@ def test_tensors_equal_torch_state_dict_after_folding(tmp_path):
 
     torch.manual_seed(2)
     net = nn.Sequential(
-        nn.Conv1d(4, 6, 5, padding=2), _random_bn(nn.BatchNorm1d(6), 1), nn.ReLU(),
-        nn.Conv1d(6, 3, 3, bias=False), _random_bn(nn.BatchNorm1d(3), 2), nn.Flatten(),
-        nn.Linear(3 * 14, 7), _random_bn(nn.BatchNorm1d(7), 3), nn.Tanh(), nn.Linear(7, 2),
+        nn.Conv1d(4, 6, 5, padding=2),
+        _random_bn(nn.BatchNorm1d(6), 1),
+        nn.ReLU(),
+        nn.Conv1d(6, 3, 3, bias=False),
+        _random_bn(nn.BatchNorm1d(3), 2),
+        nn.Flatten(),
+        nn.Linear(3 * 14, 7),
+        _random_bn(nn.BatchNorm1d(7), 3),
+        nn.Tanh(),
+        nn.Linear(7, 2),
     ).eval()
     path = fastinv.export(net, tmp_path / "m.safetensors", torch.zeros(1, 4, 16))
     got = safetensors_numpy.load_file(str(path))
     assert set(got) == {"0.weight", "0.bias", "3.weight", "3.bias", "6.weight", "6.bias", "9.weight", "9.bias"}
-    refs = {"0": fuse_conv_bn_eval(net[0], net[1]), "3": fuse_conv_bn_eval(net[3], net[4]),
-            "6": fuse_linear_bn_eval(net[6], net[7]), "9": net[9]}
+    refs = {
+        "0": fuse_conv_bn_eval(net[0], net[1]),
+        "3": fuse_conv_bn_eval(net[3], net[4]),
+        "6": fuse_linear_bn_eval(net[6], net[7]),
+        "9": net[9],
+    }
     for prefix, mod in refs.items():
         for role in ("weight", "bias"):
             ref = getattr(mod, role).detach().numpy()
@@ -142,12 +156,20 @@ def test_graph_json_of_a_small_network(tmp_path):
     path = fastinv.export(Net(), tmp_path / "m.safetensors", torch.zeros(3, 4, 28), metadata={"k": "v"})
     graph, tensors, meta = read_model(path)
     assert graph == {
-        "format": "fastinv.graph", "version": 1,
+        "format": "fastinv.graph",
+        "version": 1,
         "input": {"name": "x", "shape": [4, 28], "layout": "ncl"},
         "nodes": [
             # torch's 'same' rule: total d(K-1) = 3, the odd element on the right
-            {"name": "conv1", "op": "conv1d", "inputs": ["x"], "stride": 1, "padding": [1, 2], "dilation": 1,
-             "weight": "conv1.weight"},
+            {
+                "name": "conv1",
+                "op": "conv1d",
+                "inputs": ["x"],
+                "stride": 1,
+                "padding": [1, 2],
+                "dilation": 1,
+                "weight": "conv1.weight",
+            },
             {"name": "act1", "op": "act", "inputs": ["conv1"], "kind": "leaky_relu", "alpha": 0.01},
             {"name": "pool1", "op": "maxpool1d", "inputs": ["act1"], "kernel": 2, "stride": 2, "padding": 0},
             {"name": "view", "op": "flatten", "inputs": ["pool1"]},
@@ -163,6 +185,7 @@ def test_graph_json_of_a_small_network(tmp_path):
 
 def test_graph_json_branches_residual_affine(tmp_path):
     """cat along channels, residual add, BN that cannot fold (conv has 2 users; BN after act; BN on input)."""
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -190,19 +213,44 @@ def test_graph_json_branches_residual_affine(tmp_path):
     graph, tensors, _ = read_model(path)
     ops = [(nd["name"], nd["op"], nd["inputs"]) for nd in graph["nodes"]]
     assert ops == [
-        ("bn_in", "affine", ["x"]), ("a", "linear", ["bn_in"]), ("gelu", "act", ["a"]), ("b", "linear", ["bn_in"]),
-        ("cat", "concat", ["gelu", "b"]), ("c", "linear", ["cat"]), ("bn_c", "affine", ["c"]),
-        ("add", "add", ["bn_c", "c"]), ("a_1", "linear", ["bn_in"]), ("elu", "act", ["a_1"]),
-        ("bn_a", "affine", ["elu"]), ("b_1", "linear", ["bn_in"]), ("cat_1", "concat", ["bn_a", "b_1"]),
+        ("bn_in", "affine", ["x"]),
+        ("a", "linear", ["bn_in"]),
+        ("gelu", "act", ["a"]),
+        ("b", "linear", ["bn_in"]),
+        ("cat", "concat", ["gelu", "b"]),
+        ("c", "linear", ["cat"]),
+        ("bn_c", "affine", ["c"]),
+        ("add", "add", ["bn_c", "c"]),
+        ("a_1", "linear", ["bn_in"]),
+        ("elu", "act", ["a_1"]),
+        ("bn_a", "affine", ["elu"]),
+        ("b_1", "linear", ["bn_in"]),
+        ("cat_1", "concat", ["bn_a", "b_1"]),
         ("add_1", "add", ["add", "cat_1"]),
     ]
     # a layer called twice shares one stored tensor
     assert graph["nodes"][1]["weight"] == graph["nodes"][8]["weight"] == "a.weight"
-    assert sorted(tensors) == sorted(["bn_in.scale", "bn_in.shift", "a.weight", "a.bias", "b.weight", "b.bias",
-                                      "c.weight", "c.bias", "bn_c.scale", "bn_c.shift", "bn_a.scale", "bn_a.shift"])
-    np.testing.assert_allclose(tensors["bn_in.scale"],
-                               (net.bn_in.weight / torch.sqrt(net.bn_in.running_var + net.bn_in.eps)).detach().numpy(),
-                               rtol=1e-6)
+    assert sorted(tensors) == sorted(
+        [
+            "bn_in.scale",
+            "bn_in.shift",
+            "a.weight",
+            "a.bias",
+            "b.weight",
+            "b.bias",
+            "c.weight",
+            "c.bias",
+            "bn_c.scale",
+            "bn_c.shift",
+            "bn_a.scale",
+            "bn_a.shift",
+        ]
+    )
+    np.testing.assert_allclose(
+        tensors["bn_in.scale"],
+        (net.bn_in.weight / torch.sqrt(net.bn_in.running_var + net.bn_in.eps)).detach().numpy(),
+        rtol=1e-6,
+    )
     with torch.no_grad():
         assert _rel_err(run_graph(graph, tensors, x.numpy()), net.eval()(x).numpy()) <= 1e-5
 
@@ -214,9 +262,17 @@ def test_deepem_graph(tmp_path):
     graph, tensors, _ = read_model(path)
     assert graph["input"]["layout"] == "nchw" and graph["input"]["shape"] == [6]
     assert [(nd["op"], nd.get("kind"), nd.get("alpha")) for nd in graph["nodes"]] == [
-        ("linear", None, None), ("act", "leaky_relu", 0.01), ("linear", None, None),
-        ("act", "leaky_relu", 0.01), ("linear", None, None)]
-    assert [tensors[nd["weight"]].shape for nd in graph["nodes"] if nd["op"] == "linear"] == [(300, 6), (300, 300), (18, 300)]
+        ("linear", None, None),
+        ("act", "leaky_relu", 0.01),
+        ("linear", None, None),
+        ("act", "leaky_relu", 0.01),
+        ("linear", None, None),
+    ]
+    assert [tensors[nd["weight"]].shape for nd in graph["nodes"] if nd["op"] == "linear"] == [
+        (300, 6),
+        (300, 300),
+        (18, 300),
+    ]
     assert sum(v.size for v in tensors.values()) == sum(p.numel() for p in net.parameters()) == 97_818
     x = torch.randn(2, 6, 5, 3)
     with torch.no_grad():
@@ -339,6 +395,7 @@ def _lstm_net():
 
         def forward(self, x):
             return self.lstm(x)[0]
+
     return Net()
 
 
@@ -394,6 +451,7 @@ def test_example_input_that_does_not_fit_is_a_value_error(tmp_path):
 
 def test_method_and_functional_forms(tmp_path):
     """x.relu(), x.sigmoid(), x.tanh(), x.add(y), torch.max_pool1d, x.size()[0] flatten, torch.reshape."""
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -410,8 +468,17 @@ def test_method_and_functional_forms(tmp_path):
     net = Net().eval()
     x = torch.randn(5, 2, 12)
     graph, tensors, _ = read_model(fastinv.export(net, tmp_path / "m.safetensors", x))
-    assert [nd["op"] for nd in graph["nodes"]] == ["conv1d", "act", "maxpool1d", "act", "act", "add", "flatten",
-                                                    "act", "linear"]
+    assert [nd["op"] for nd in graph["nodes"]] == [
+        "conv1d",
+        "act",
+        "maxpool1d",
+        "act",
+        "act",
+        "add",
+        "flatten",
+        "act",
+        "linear",
+    ]
     assert graph["nodes"][0]["dilation"] == 2 and graph["nodes"][0]["padding"] == [0, 0]
     with torch.no_grad():
         assert _rel_err(run_graph(graph, tensors, x.numpy()), net(x)) <= 1e-5
@@ -422,9 +489,8 @@ def test_update_card_keeps_tensors_and_merges(tmp_path):
     are unchanged, the engine still loads the file, and the .json copy follows."""
     import json
 
-    from safetensors.numpy import load_file
-
     from fastinv.export import update_card
+    from safetensors.numpy import load_file
 
     net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU(), torch.nn.Linear(4, 2)).eval()
     path = tmp_path / "m.safetensors"

@@ -1,4 +1,5 @@
 """A new user's first hour: missing extras, bad files, --help, `fastinv info`, progress bars."""
+
 from __future__ import annotations
 
 import argparse
@@ -7,11 +8,10 @@ import subprocess
 import sys
 import warnings
 
+import fastinv
 import numpy as np
 import pytest
 from astropy.io import fits
-
-import fastinv
 from fastinv import datasets
 from fastinv.cli import build_parser, main
 
@@ -19,6 +19,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWa
 
 
 # ---- a missing optional dependency is one line naming the extra --------------------------
+
 
 def _block(monkeypatch, *modules):
     for m in modules:
@@ -61,8 +62,9 @@ def test_dkist_dataset_without_dkist(monkeypatch, tmp_path):
 def test_dem_png_without_matplotlib_is_one_line_from_the_cli(monkeypatch, tmp_path, capsys):
     _block(monkeypatch, "matplotlib", "matplotlib.pyplot")
     files = [str(f) for f in datasets.aia_flare_files()]
-    rc = main(["dem", "bp", *files, "-o", str(tmp_path / "d.fits"), "--png", str(tmp_path / "d.png"),
-               "--bin", "8", "-q"])
+    rc = main(
+        ["dem", "bp", *files, "-o", str(tmp_path / "d.fits"), "--png", str(tmp_path / "d.png"), "--bin", "8", "-q"]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and err.count("\n") == 1 and 'pip install "fastinv[plot]"' in err
     assert not (tmp_path / "d.png").exists()
@@ -93,6 +95,7 @@ def test_every_extra_named_in_errors_exists_in_pyproject():
 
 # ---- bad input files are named ------------------------------------------------------------
 
+
 @pytest.mark.parametrize("content", [b"", b"this is not a FITS file\n" * 200, b"SIMPLE  =" + b" " * 200])
 def test_corrupt_input_names_the_file(tmp_path, capsys, content):
     files = [str(f) for f in datasets.aia_flare_files()]
@@ -122,6 +125,7 @@ def test_a_channel_without_finite_pixels_is_named(tmp_path):
 
 
 # ---- the command line explains itself --------------------------------------------------------
+
 
 def _subcommands(parser: argparse.ArgumentParser):
     for action in parser._actions:
@@ -158,6 +162,7 @@ def test_writing_commands_say_written_atomically():
 
 # ---- fastinv info -------------------------------------------------------------------------
 
+
 def test_info_text_and_json(capsys):
     import json
 
@@ -173,19 +178,21 @@ def test_info_text_and_json(capsys):
 
 def test_invalid_fastinv_isa_is_a_clear_error():
     env = dict(os.environ, FASTINV_ISA="avx9000")
-    r = subprocess.run([sys.executable, "-m", "fastinv", "info"], env=env, capture_output=True,
-                       text=True)
+    r = subprocess.run([sys.executable, "-m", "fastinv", "info"], env=env, capture_output=True, text=True)
     assert r.returncode == 1
     assert r.stderr.startswith("fastinv info: error:") and "avx9000" in r.stderr
     assert "Traceback" not in r.stderr
     # the Stokes kernels read the same variable and give the same error
-    code = ("from fastinv.stokes import MilneEddington; MilneEddington().synthesize(dict(B=[1.0], "
-            "inclination=0, azimuth=0, vlos=0, doppler_width=30, damping=0.2, eta0=10, S0=0.2, S1=0.8))")
+    code = (
+        "from fastinv.stokes import MilneEddington; MilneEddington().synthesize(dict(B=[1.0], "
+        "inclination=0, azimuth=0, vlos=0, doppler_width=30, damping=0.2, eta0=10, S0=0.2, S1=0.8))"
+    )
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert r.returncode != 0 and "ValueError" in r.stderr and "avx9000" in r.stderr
 
 
 # ---- progress bars ----------------------------------------------------------------------
+
 
 def test_progress_bar_is_quiet_when_stderr_is_not_a_terminal(capsys):
     from fastinv._progress import progress_bar
@@ -200,7 +207,9 @@ def test_one_progress_display_in_the_package():
     import pathlib
 
     root = pathlib.Path(fastinv.__file__).parent
-    hand_written = [p.name for p in root.rglob("*.py")
-                    if "\\r[" in p.read_text() or "class ProgressBar" in p.read_text()
-                    or "class TextProgress" in p.read_text()]
+    hand_written = [
+        p.name
+        for p in root.rglob("*.py")
+        if "\\r[" in p.read_text() or "class ProgressBar" in p.read_text() or "class TextProgress" in p.read_text()
+    ]
     assert hand_written == []

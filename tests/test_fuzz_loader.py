@@ -1,6 +1,7 @@
 """Fuzz the C++ model loader for a bounded time with atheris (libFuzzer's mutator),
 starting from valid exported models. Passes when no input crashes the process or
 raises anything but ValueError/TypeError/OSError. FASTINV_FUZZ_SECONDS sets the time."""
+
 import os
 import subprocess
 import sys
@@ -34,8 +35,10 @@ class _Branchy(torch.nn.Module):
 def _seeds(corpus: Path) -> None:
     torch.manual_seed(0)
     nets = {
-        "pixel": (torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.LeakyReLU(0.01), torch.nn.Conv2d(4, 2, 1)),
-                  torch.zeros(1, 3, 2, 2)),
+        "pixel": (
+            torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.LeakyReLU(0.01), torch.nn.Conv2d(4, 2, 1)),
+            torch.zeros(1, 3, 2, 2),
+        ),
         "mlp": (torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.SiLU(), torch.nn.Linear(5, 2)), torch.zeros(2, 3)),
         "cnn": (_Branchy(), torch.zeros(2, 2, 8)),
     }
@@ -50,9 +53,19 @@ def test_fuzz_model_loader(tmp_path):
     _seeds(corpus)
     seconds = int(os.environ.get("FASTINV_FUZZ_SECONDS", "60"))
     out = subprocess.run(
-        [sys.executable, str(HERE / "fuzz" / "fuzz_loader.py"), str(corpus), f"-max_total_time={seconds}",
-         "-max_len=65536", "-rss_limit_mb=4096"],
-        capture_output=True, text=True, timeout=seconds + 120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+        [
+            sys.executable,
+            str(HERE / "fuzz" / "fuzz_loader.py"),
+            str(corpus),
+            f"-max_total_time={seconds}",
+            "-max_len=65536",
+            "-rss_limit_mb=4096",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 120,
+        env=dict(os.environ, OMP_NUM_THREADS="1"),
+    )
     tail = (out.stdout + out.stderr)[-4000:]
     print(tail)
     assert out.returncode == 0, tail

@@ -1,10 +1,10 @@
 """fastinv.info() against what the kernel (/proc/cpuinfo) and OpenMP report."""
+
 import os
 import sys
 
-import pytest
-
 import fastinv
+import pytest
 
 
 def _cpu_flags() -> set[str]:

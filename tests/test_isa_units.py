@@ -7,6 +7,7 @@ code it was never meant to run. Every weak symbol of an ISA unit must therefore 
 ISA in its name (a per-ISA namespace or suffix). Reads the objects of the build that
 `pip install .` leaves in build/ (pyproject's build-dir); skipped where there is none.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -31,8 +32,11 @@ def test_isa_units_define_no_shared_weak_symbols():
     for obj in objects:
         isa = "avx512" if obj.name.endswith("_avx512.cpp.o") else "avx2"
         out = subprocess.run(["nm", "-C", str(obj)], capture_output=True, text=True, check=True).stdout
-        weak = [line.split(maxsplit=2)[2] for line in out.splitlines()
-                if len(line.split(maxsplit=2)) == 3 and line.split()[1] in ("W", "V")]
+        weak = [
+            line.split(maxsplit=2)[2]
+            for line in out.splitlines()
+            if len(line.split(maxsplit=2)) == 3 and line.split()[1] in ("W", "V")
+        ]
         shared = [name for name in weak if isa not in name]
         if shared:
             leaks[obj.name] = shared

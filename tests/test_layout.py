@@ -1,20 +1,37 @@
 """The package's import graph, read from the source with ``ast``: no import cycles, and lower
 layers never import higher ones (core -> dem / stokes -> train -> cli)."""
+
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
-import pytest
-
 import fastinv
+import pytest
 
 ROOT = Path(fastinv.__file__).parent
 
 #: Layer of each top-level part of the package; a module may import only its own or lower layers.
-LAYERS = {"_core": 0, "_atomic": 0, "_units": 0, "_optional": 0, "_progress": 0, "_fits": 0, "status": 0,
-          "_plotting": 0, "_warnings": 0, "model": 0, "__main__": 3,
-          "export": 0, "datasets": 0, "dem": 1, "stokes": 1, "train": 2, "demo": 3, "cli": 3}
+LAYERS = {
+    "_core": 0,
+    "_atomic": 0,
+    "_units": 0,
+    "_optional": 0,
+    "_progress": 0,
+    "_fits": 0,
+    "status": 0,
+    "_plotting": 0,
+    "_warnings": 0,
+    "model": 0,
+    "__main__": 3,
+    "export": 0,
+    "datasets": 0,
+    "dem": 1,
+    "stokes": 1,
+    "train": 2,
+    "demo": 3,
+    "cli": 3,
+}
 
 
 def _modules() -> dict[str, Path | None]:
@@ -64,8 +81,7 @@ def import_graph() -> dict[str, set[str]]:
                 targets = [a.name for a in node.names]
             elif isinstance(node, ast.ImportFrom):
                 base = _resolve(mod, is_pkg, node)
-                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base
-                           for a in node.names]
+                targets = [f"{base}.{a.name}" if f"{base}.{a.name}" in mods else base for a in node.names]
             for t in targets:
                 while t and t not in mods and "." in t:
                     t = t.rsplit(".", 1)[0]
@@ -83,7 +99,7 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
         stack.append(m)
         for n in sorted(graph[m]):
             if state.get(n) == 1:
-                return stack[stack.index(n):] + [n]
+                return stack[stack.index(n) :] + [n]
             if n not in state and (found := visit(n)):
                 return found
         stack.pop()
@@ -133,8 +149,7 @@ def test_lower_layers_never_import_higher_ones():
     assert not bad, "imports against the layering:\n" + "\n".join(sorted(bad))
 
 
-@pytest.mark.parametrize("package", ["fastinv.stokes", "fastinv.dem", "fastinv.train", "fastinv.cli",
-                                     "fastinv.export"])
+@pytest.mark.parametrize("package", ["fastinv.stokes", "fastinv.dem", "fastinv.train", "fastinv.cli", "fastinv.export"])
 def test_each_package_imports_in_a_fresh_interpreter(package):
     import subprocess
     import sys

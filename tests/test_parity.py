@@ -5,6 +5,7 @@ max|fastinv - torch| <= 1e-5 * max|torch|.
 Random cases are fresh each run; the seed is printed and in every test id, and
 FASTINV_TEST_SEED=<seed> reproduces a run.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -111,7 +112,7 @@ def test_muisca(tmp_path):
     rng = np.random.default_rng(SEED)
     # I/Ic ~ 1 with absorption lines, V/Ic ~ 1e-2: Stokes-like magnitudes
     lam = np.linspace(-1, 1, 112)
-    i = 1 - 0.5 * np.exp(-((lam[None] - rng.uniform(-.2, .2, (9, 1))) / 0.1) ** 2) + rng.normal(0, 1e-3, (9, 112))
+    i = 1 - 0.5 * np.exp(-(((lam[None] - rng.uniform(-0.2, 0.2, (9, 1))) / 0.1) ** 2)) + rng.normal(0, 1e-3, (9, 112))
     v = 0.01 * np.gradient(i, axis=1) / np.gradient(lam) * rng.uniform(-1, 1, (9, 1))
     x = np.stack([i, v], axis=1).astype(np.float32)
     model = _export_load(net, torch.from_numpy(x), tmp_path)
@@ -161,17 +162,30 @@ def test_max_pool_fused_into_conv(tmp_path, act, k, s, p, co):
 # F(2, r): the same 1e-5 tolerance, at both edges (every padding, odd and even lengths),
 # with the pool fold, an activation the epilogue cannot apply, and a deep stack. NaN and
 # inf land where torch puts them (pairs with non-finite inputs are computed directly).
-WINOGRAD_CASES = [(3, "same", 49, "relu-pool"), (5, "same", 50, "relu-pool"), (5, 0, 33, "elu"), (3, 2, 16, "none"),
-                  (5, 4, 7, "leaky"), (3, 1, 2, "relu-pool"), (5, 1, 112, "deep")]
+WINOGRAD_CASES = [
+    (3, "same", 49, "relu-pool"),
+    (5, "same", 50, "relu-pool"),
+    (5, 0, 33, "elu"),
+    (3, 2, 16, "none"),
+    (5, 4, 7, "leaky"),
+    (3, 1, 2, "relu-pool"),
+    (5, 1, 112, "deep"),
+]
 
 
-@pytest.mark.parametrize("k,pad,length,tail", WINOGRAD_CASES,
-                         ids=[f"k{k}-pad{p}-L{n}-{t}" for k, p, n, t in WINOGRAD_CASES])
+@pytest.mark.parametrize(
+    "k,pad,length,tail", WINOGRAD_CASES, ids=[f"k{k}-pad{p}-L{n}-{t}" for k, p, n, t in WINOGRAD_CASES]
+)
 def test_winograd_convolutions(tmp_path, k, pad, length, tail):
     torch.manual_seed(SEED + 7 * k + length)
     layers = [nn.Conv1d(4, 24, 3, padding=1), nn.ReLU(), nn.Conv1d(24, 40, k, padding=pad)]
-    layers += {"relu-pool": [nn.ReLU(), nn.MaxPool1d(2)], "elu": [nn.ELU()], "none": [], "leaky": [nn.LeakyReLU(0.2)],
-               "deep": [nn.ReLU()] + [m for _ in range(4) for m in (nn.Conv1d(40, 40, k, padding="same"), nn.ReLU())]}[tail]
+    layers += {
+        "relu-pool": [nn.ReLU(), nn.MaxPool1d(2)],
+        "elu": [nn.ELU()],
+        "none": [],
+        "leaky": [nn.LeakyReLU(0.2)],
+        "deep": [nn.ReLU()] + [m for _ in range(4) for m in (nn.Conv1d(40, 40, k, padding="same"), nn.ReLU())],
+    }[tail]
     net = nn.Sequential(*layers).eval()
     x = torch.randn(37, 4, length)
     x[5, 2, length // 2] = float("nan")
@@ -180,9 +194,19 @@ def test_winograd_convolutions(tmp_path, k, pad, length, tail):
 
 
 GROUPED_TAILS = {  # a conv body then a 2.6 MB head; an MLP that is all tail (1.2 MB)
-    "cnn-head": (lambda: nn.Sequential(nn.Conv1d(4, 40, 3, padding=1), nn.ReLU(), nn.Flatten(),
-                                       nn.Linear(40 * 65, 250), nn.GELU(), nn.Linear(250, 250), nn.ReLU(),
-                                       nn.Linear(250, 30)), (4, 65)),
+    "cnn-head": (
+        lambda: nn.Sequential(
+            nn.Conv1d(4, 40, 3, padding=1),
+            nn.ReLU(),
+            nn.Flatten(),
+            nn.Linear(40 * 65, 250),
+            nn.GELU(),
+            nn.Linear(250, 250),
+            nn.ReLU(),
+            nn.Linear(250, 30),
+        ),
+        (4, 65),
+    ),
     "mlp": (lambda: nn.Sequential(nn.Linear(600, 500), nn.ReLU(), nn.Linear(500, 10)), (600,)),
 }
 
@@ -232,8 +256,15 @@ def test_executed_flops_count_what_the_engine_skips(tmp_path):
 def _ncl_net(seed):
     torch.manual_seed(seed)
     return nn.Sequential(
-        nn.Conv1d(4, 16, 9, padding=4), nn.Tanh(), nn.AvgPool1d(2), nn.Conv1d(16, 8, 5), nn.ELU(),
-        nn.Flatten(), nn.Linear(8 * 24, 32), nn.SiLU(), nn.Linear(32, 5),
+        nn.Conv1d(4, 16, 9, padding=4),
+        nn.Tanh(),
+        nn.AvgPool1d(2),
+        nn.Conv1d(16, 8, 5),
+        nn.ELU(),
+        nn.Flatten(),
+        nn.Linear(8 * 24, 32),
+        nn.SiLU(),
+        nn.Linear(32, 5),
     ).eval()
 
 
@@ -293,8 +324,12 @@ def test_non_contiguous_inputs(tmp_path):
     net = _ncl_net(SEED)
     model = _export_load(net, torch.zeros(1, 4, 56), tmp_path, "ncl.safetensors")
     base = rng.normal(size=(30, 56, 4)).astype(np.float32)
-    views = [base.transpose(0, 2, 1), rng.normal(size=(60, 4, 56)).astype(np.float32)[::2],
-             rng.normal(size=(30, 4, 56)).astype(np.float32)[:, :, ::-1], np.asfortranarray(base.transpose(0, 2, 1))]
+    views = [
+        base.transpose(0, 2, 1),
+        rng.normal(size=(60, 4, 56)).astype(np.float32)[::2],
+        rng.normal(size=(30, 4, 56)).astype(np.float32)[:, :, ::-1],
+        np.asfortranarray(base.transpose(0, 2, 1)),
+    ]
     for v in views:
         got = model(v)
         _check(got, _torch(net, v), f"strides {v.strides}")
@@ -304,10 +339,16 @@ def test_non_contiguous_inputs(tmp_path):
     dem = deepem().eval()
     model = _export_load(dem, torch.zeros(1, 6, 1, 1), tmp_path, "dem.safetensors")
     img = rng.normal(size=(2, 40, 50, 6)).astype(np.float32)
-    for v in (img.transpose(0, 3, 1, 2), img.transpose(0, 3, 1, 2)[:, :, 3:31, 5:44:2],
-              img[0].transpose(2, 0, 1), img.astype(np.float64).transpose(0, 3, 1, 2)[:, :, ::-1]):
+    for v in (
+        img.transpose(0, 3, 1, 2),
+        img.transpose(0, 3, 1, 2)[:, :, 3:31, 5:44:2],
+        img[0].transpose(2, 0, 1),
+        img.astype(np.float64).transpose(0, 3, 1, 2)[:, :, ::-1],
+    ):
         got = model(v)
-        _check(got, _torch(dem, v.astype(np.float32)) if v.ndim == 4 else _torch(dem, v[None])[0], f"strides {v.strides}")
+        _check(
+            got, _torch(dem, v.astype(np.float32)) if v.ndim == 4 else _torch(dem, v[None])[0], f"strides {v.strides}"
+        )
     # nc: a column slice of a wider array
     torch.manual_seed(SEED)
     mlp = nn.Sequential(nn.Linear(7, 20), nn.GELU(), nn.Linear(20, 3)).eval()
@@ -367,8 +408,20 @@ def test_loaded_model_reports_the_file_graph(tmp_path):
 # edges the random generator rarely reaches
 
 
-ACTIVATIONS = [nn.ReLU(), nn.LeakyReLU(0.2), nn.ELU(), nn.ELU(0.5), nn.SiLU(), nn.GELU(), nn.GELU("tanh"), nn.Tanh(),
-               nn.Sigmoid(), nn.Softplus(), nn.Softplus(2.0, 10.0), nn.Softplus(0.5, 5.0)]
+ACTIVATIONS = [
+    nn.ReLU(),
+    nn.LeakyReLU(0.2),
+    nn.ELU(),
+    nn.ELU(0.5),
+    nn.SiLU(),
+    nn.GELU(),
+    nn.GELU("tanh"),
+    nn.Tanh(),
+    nn.Sigmoid(),
+    nn.Softplus(),
+    nn.Softplus(2.0, 10.0),
+    nn.Softplus(0.5, 5.0),
+]
 
 
 @pytest.mark.parametrize("act", ACTIVATIONS, ids=repr)
@@ -378,8 +431,29 @@ def test_activation_over_the_whole_float_range(tmp_path, act):
     Tolerance 1e-5 relative + 1e-6 absolute: in GELU's far negative tail torch's own float32
     1 + erf(x/sqrt(2)) cancels (torch's gelu(-5) is 17 % off the exact -1.43e-6).
     """
-    x = np.concatenate([np.linspace(-120, 120, 2401), [-1e30, 1e30, -88.7, 88.7, -87.3, 87.3, 1e-30, -1e-30, 0.0,
-                                                      20.0, 20.000002, 19.99999, 10.0, 5.0, 2.5, 9.99999]])
+    x = np.concatenate(
+        [
+            np.linspace(-120, 120, 2401),
+            [
+                -1e30,
+                1e30,
+                -88.7,
+                88.7,
+                -87.3,
+                87.3,
+                1e-30,
+                -1e-30,
+                0.0,
+                20.0,
+                20.000002,
+                19.99999,
+                10.0,
+                5.0,
+                2.5,
+                9.99999,
+            ],
+        ]
+    )
     x = x.astype(np.float32)[:, None]
     model = _export_load(nn.Sequential(act), torch.from_numpy(x), tmp_path)
     ref = _torch(nn.Sequential(act), x)
@@ -392,9 +466,21 @@ def test_activation_over_the_whole_float_range(tmp_path, act):
 
 
 def _visp_cnn():
-    return nn.Sequential(nn.Conv1d(4, 64, 9, padding=4), nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(64, 64, 5, padding=2),
-                         nn.ReLU(), nn.MaxPool1d(2), nn.Conv1d(64, 64, 3, padding=1), nn.ReLU(), nn.MaxPool1d(2),
-                         nn.Flatten(), nn.Linear(64 * 122, 256), nn.ReLU(), nn.Linear(256, 30))
+    return nn.Sequential(
+        nn.Conv1d(4, 64, 9, padding=4),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(64, 64, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Flatten(),
+        nn.Linear(64 * 122, 256),
+        nn.ReLU(),
+        nn.Linear(256, 30),
+    )
 
 
 class _SelfAdd(nn.Module):
@@ -435,6 +521,7 @@ def test_edge_architectures(tmp_path, name, make, shape):
 def test_parameter_count_is_what_the_file_stores(tmp_path):
     """info()["parameters"] = torch's count: a bias-free layer has no bias parameters and a
     layer applied twice (shared weights) is counted once."""
+
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
@@ -449,11 +536,14 @@ def test_parameter_count_is_what_the_file_stores(tmp_path):
     assert model.info()["parameters"] == sum(p.numel() for p in net.parameters()) == 2 * 3 * 3 + 3 * 3 + 3
 
 
-@pytest.mark.parametrize("layer,shape", [
-    (torch.nn.Conv1d(3, 5, 3, padding=1), (4, 3, 10)),
-    (torch.nn.Linear(7, 2), (4, 7)),
-    (torch.nn.Conv2d(6, 4, 1), (2, 6, 3, 5)),
-])
+@pytest.mark.parametrize(
+    "layer,shape",
+    [
+        (torch.nn.Conv1d(3, 5, 3, padding=1), (4, 3, 10)),
+        (torch.nn.Linear(7, 2), (4, 7)),
+        (torch.nn.Conv2d(6, 4, 1), (2, 6, 3, 5)),
+    ],
+)
 def test_single_layer_root_module(layer, shape, tmp_path):
     """A bare built-in layer (not wrapped in a container) exports and matches torch."""
     torch.manual_seed(SEED)

@@ -1,5 +1,6 @@
 """The README's Python examples run as written (each in a fresh interpreter, in a temporary
 folder), except those marked ``<!-- not run by tests/test_readme.py: reason -->``."""
+
 from __future__ import annotations
 
 import re
@@ -17,8 +18,8 @@ def _blocks() -> list[tuple[int, str, str | None]]:
     text = README.read_text()
     out = []
     for m in re.finditer(r"```python\n(.*?)```", text, re.S):
-        before = text[:m.start()].rstrip().splitlines()[-1]
-        line = text[:m.start()].count("\n") + 1
+        before = text[: m.start()].rstrip().splitlines()[-1]
+        line = text[: m.start()].count("\n") + 1
         out.append((line, m.group(1), before if before.startswith(SKIP) else None))
     return out
 
@@ -36,6 +37,5 @@ def test_readme_example_runs(line, code, skip, tmp_path):
         pytest.skip(skip)
     if "import torch" in code:
         pytest.importorskip("torch")  # the README says this example needs fastinv[train]
-    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, f"README.md line {line}:\n{r.stderr[-3000:]}"

@@ -6,6 +6,7 @@
 Public names are those in the ``__all__`` of each module; each gets its signature and the
 first paragraph of its docstring, with a pointer to ``help()`` for the rest.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -34,17 +35,22 @@ def _signature(name: str, obj) -> str:
 
 
 def _modules() -> list[str]:
-    names = ["fastinv"] + sorted(m.name for m in pkgutil.walk_packages(fastinv.__path__, "fastinv.")
-                                 if not m.name.split(".")[-1].startswith("_"))
+    names = ["fastinv"] + sorted(
+        m.name for m in pkgutil.walk_packages(fastinv.__path__, "fastinv.") if not m.name.split(".")[-1].startswith("_")
+    )
     return [n for n in names if hasattr(importlib.import_module(n), "__all__")]
 
 
 def render() -> str:
-    lines = ["# API reference", "",
-             "Generated from the docstrings by `python tools/api_reference.py` (a test fails when this",
-             "page is stale). Each entry: signature and summary; `help(name)` in Python shows the",
-             "whole docstring with parameters, units and examples. The map of the package is",
-             "[architecture.md](architecture.md).", ""]
+    lines = [
+        "# API reference",
+        "",
+        "Generated from the docstrings by `python tools/api_reference.py` (a test fails when this",
+        "page is stale). Each entry: signature and summary; `help(name)` in Python shows the",
+        "whole docstring with parameters, units and examples. The map of the package is",
+        "[architecture.md](architecture.md).",
+        "",
+    ]
     for modname in _modules():
         mod = importlib.import_module(modname)
         lines += [f"## `{modname}`", "", _summary(mod), ""]

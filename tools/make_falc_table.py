@@ -8,6 +8,7 @@ log tau_500) onto fastinv's standard grid log tau_500 = +1.4 ... -4.0, step 0.1.
 
 Run:  python tools/make_falc_table.py   (needs ``pip install lightweaver``)
 """
+
 from __future__ import annotations
 
 import pathlib
@@ -32,8 +33,7 @@ def main() -> None:
         "tau_500 from lightweaver's own scale conversion, T and v_turb interpolated linearly in log tau.\n"
         "columns: log_tau500  T[K]  vmic[km/s]"
     )
-    np.savetxt(out, np.column_stack([grid, temp, vturb]), fmt=["%6.2f", "%9.2f", "%7.4f"],
-               header=header)
+    np.savetxt(out, np.column_stack([grid, temp, vturb]), fmt=["%6.2f", "%9.2f", "%7.4f"], header=header)
     print("wrote", out)
 
 

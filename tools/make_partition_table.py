@@ -7,19 +7,48 @@ EOS and line opacity use. Two entries of that file are unphysical at photospheri
 (Al I reaches 1.4e3 and K I 3.3e4 at 6000 K: a sum over Rydberg levels without cut-off); for
 those we sum Boltzmann factors over the lowest terms (NIST ASD energies) instead.
 """
+
 from __future__ import annotations
 
 import pathlib
 
 import numpy as np
 
-SPECIES = [(1, 0), (1, 1), (2, 0), (2, 1), (6, 0), (6, 1), (7, 0), (7, 1), (8, 0), (8, 1),
-           (11, 0), (11, 1), (12, 0), (12, 1), (13, 0), (13, 1), (14, 0), (14, 1), (16, 0), (16, 1),
-           (19, 0), (19, 1), (20, 0), (20, 1), (24, 0), (24, 1), (26, 0), (26, 1), (26, 2),
-           (28, 0), (28, 1)]
+SPECIES = [
+    (1, 0),
+    (1, 1),
+    (2, 0),
+    (2, 1),
+    (6, 0),
+    (6, 1),
+    (7, 0),
+    (7, 1),
+    (8, 0),
+    (8, 1),
+    (11, 0),
+    (11, 1),
+    (12, 0),
+    (12, 1),
+    (13, 0),
+    (13, 1),
+    (14, 0),
+    (14, 1),
+    (16, 0),
+    (16, 1),
+    (19, 0),
+    (19, 1),
+    (20, 0),
+    (20, 1),
+    (24, 0),
+    (24, 1),
+    (26, 0),
+    (26, 1),
+    (26, 2),
+    (28, 0),
+    (28, 1),
+]
 # (g, E [cm^-1]) of the lowest terms, NIST ASD.
-LOW_TERMS = {(13, 0): [(2, 0.0), (4, 112.061), (2, 25347.756)],
-             (19, 0): [(2, 0.0), (2, 12985.185), (4, 13042.896)]}
+LOW_TERMS = {(13, 0): [(2, 0.0), (4, 112.061), (2, 25347.756)], (19, 0): [(2, 0.0), (2, 12985.185), (4, 13042.896)]}
 
 
 def main() -> None:
@@ -28,7 +57,7 @@ def main() -> None:
 
     tab = KuruczPfTable()
     logt = np.round(np.arange(3.3, 4.3 + 1e-9, 0.02), 2)
-    temp = 10.0 ** logt
+    temp = 10.0**logt
     rows = []
     for z, stage in SPECIES:
         if (z, stage) in LOW_TERMS:
@@ -55,9 +84,14 @@ def main() -> None:
     for z, stage, ion, logu in rows:
         vals = ", ".join(f"{v:.5f}" for v in logu)
         lines.append(f"    {{{z}, {stage}, {ion:.5f}, {{{vals}}}}},")
-    lines += ["};", "", "const int kPartitionTableSize = "
-              "static_cast<int>(sizeof(kPartitionTable) / sizeof(kPartitionTable[0]));", "",
-              "}  // namespace fastinv::stokes::detail", ""]
+    lines += [
+        "};",
+        "",
+        "const int kPartitionTableSize = static_cast<int>(sizeof(kPartitionTable) / sizeof(kPartitionTable[0]));",
+        "",
+        "}  // namespace fastinv::stokes::detail",
+        "",
+    ]
     out.write_text("\n".join(lines))
     print("wrote", out, len(rows), "species,", len(logt), "temperatures")
 

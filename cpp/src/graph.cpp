@@ -10,7 +10,7 @@
 namespace fastinv {
 namespace {
 
-constexpr int64_t kMaxDim = int64_t(1) << 24;     // channels or length of one value
+constexpr int64_t kMaxDim = int64_t(1) << 24;        // channels or length of one value
 constexpr int64_t kMaxValueSize = int64_t(1) << 26;  // floats per sample in one value
 
 [[noreturn]] void fail(const std::string& node, const std::string& msg) {
@@ -86,12 +86,14 @@ class NodeReader {
 
 ActKind parse_act_kind(const std::string& kind, const std::string& node, bool gelu_tanh) {
   static const std::map<std::string, ActKind> kinds = {
-      {"relu", ActKind::relu}, {"leaky_relu", ActKind::leaky_relu}, {"elu", ActKind::elu},
-      {"silu", ActKind::silu}, {"gelu", ActKind::gelu},           {"tanh", ActKind::tanh},
+      {"relu", ActKind::relu},       {"leaky_relu", ActKind::leaky_relu},
+      {"elu", ActKind::elu},         {"silu", ActKind::silu},
+      {"gelu", ActKind::gelu},       {"tanh", ActKind::tanh},
       {"sigmoid", ActKind::sigmoid}, {"softplus", ActKind::softplus}};
   auto it = kinds.find(kind);
   if (it == kinds.end())
-    fail(node, "unknown activation \"" + kind + "\" (supported: relu, leaky_relu, elu, silu, gelu, tanh, sigmoid, softplus)");
+    fail(node,
+         "unknown activation \"" + kind + "\" (supported: relu, leaky_relu, elu, silu, gelu, tanh, sigmoid, softplus)");
   if (it->second == ActKind::gelu && gelu_tanh) return ActKind::gelu_tanh;
   return it->second;
 }
@@ -127,8 +129,7 @@ void parse_conv(NodeReader& r, Node& n, const Shape& in, const SafeTensors& file
   n.dilation = r.integer("dilation", 1, 1, 4096);
   const json::Value* pad = r.raw("padding");
   if (pad) {
-    if (!pad->is_array() || pad->array.size() != 2)
-      fail(n.name, "attribute \"padding\" must be [left, right]");
+    if (!pad->is_array() || pad->array.size() != 2) fail(n.name, "attribute \"padding\" must be [left, right]");
     for (int s = 0; s < 2; ++s) {
       const json::Value& p = pad->array[size_t(s)];
       if (!p.is_number() || p.number != std::floor(p.number) || p.number < 0 || p.number > 65536)
@@ -140,8 +141,8 @@ void parse_conv(NodeReader& r, Node& n, const Shape& in, const SafeTensors& file
   const int64_t span = n.dilation * (n.kernel - 1) + 1;
   const int64_t padded = in.l + n.pad_left + n.pad_right;
   if (padded < span)
-    fail(n.name, "kernel (span " + std::to_string(span) + ") is longer than the padded input (" +
-                     std::to_string(padded) + ")");
+    fail(n.name,
+         "kernel (span " + std::to_string(span) + ") is longer than the padded input (" + std::to_string(padded) + ")");
   n.shape = {2, n.cout, (padded - span) / n.stride + 1};
 }
 
@@ -161,16 +162,26 @@ void parse_pool(NodeReader& r, Node& n, const Shape& in) {
 
 const char* act_name(ActKind kind) {
   switch (kind) {
-    case ActKind::identity: return "identity";
-    case ActKind::relu: return "relu";
-    case ActKind::leaky_relu: return "leaky_relu";
-    case ActKind::elu: return "elu";
-    case ActKind::silu: return "silu";
-    case ActKind::gelu: return "gelu";
-    case ActKind::gelu_tanh: return "gelu_tanh";
-    case ActKind::tanh: return "tanh";
-    case ActKind::sigmoid: return "sigmoid";
-    case ActKind::softplus: return "softplus";
+    case ActKind::identity:
+      return "identity";
+    case ActKind::relu:
+      return "relu";
+    case ActKind::leaky_relu:
+      return "leaky_relu";
+    case ActKind::elu:
+      return "elu";
+    case ActKind::silu:
+      return "silu";
+    case ActKind::gelu:
+      return "gelu";
+    case ActKind::gelu_tanh:
+      return "gelu_tanh";
+    case ActKind::tanh:
+      return "tanh";
+    case ActKind::sigmoid:
+      return "sigmoid";
+    case ActKind::softplus:
+      return "softplus";
   }
   return "?";
 }
@@ -202,7 +213,8 @@ Graph parse_graph(const SafeTensors& file) {
   if (g.layout != "nchw" && g.layout != "nc" && g.layout != "ncl")
     throw InvalidArgument("model graph: input layout \"" + g.layout + "\" is not nchw, nc or ncl");
   if (ishape->array.size() != want_rank)
-    throw InvalidArgument("model graph: layout " + g.layout + " needs an input shape of rank " + std::to_string(want_rank));
+    throw InvalidArgument("model graph: layout " + g.layout + " needs an input shape of rank " +
+                          std::to_string(want_rank));
   for (const json::Value& d : ishape->array)
     if (!d.is_number() || d.number != std::floor(d.number) || d.number < 1 || d.number > double(kMaxDim))
       throw InvalidArgument("model graph: input shape entries must be integers in [1, 2^24]");
@@ -319,18 +331,26 @@ std::vector<int32_t> conv_input_rows(const Node& conv, const Shape& in) {
 
 float apply_activation(const Activation& act, float x) {
   switch (act.kind) {
-    case ActKind::identity: return x;
-    case ActKind::relu: return x < 0.f ? 0.f : x;
-    case ActKind::leaky_relu: return x < 0.f ? act.alpha * x : x;
-    case ActKind::elu: return x > 0.f ? x : act.alpha * std::expm1(x);
-    case ActKind::silu: return x / (1.f + std::exp(-x));
-    case ActKind::gelu: return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
+    case ActKind::identity:
+      return x;
+    case ActKind::relu:
+      return x < 0.f ? 0.f : x;
+    case ActKind::leaky_relu:
+      return x < 0.f ? act.alpha * x : x;
+    case ActKind::elu:
+      return x > 0.f ? x : act.alpha * std::expm1(x);
+    case ActKind::silu:
+      return x / (1.f + std::exp(-x));
+    case ActKind::gelu:
+      return 0.5f * x * (1.f + std::erf(x * 0.70710678118654752f));
     case ActKind::gelu_tanh: {
       const float inner = 0.79788456080286536f * (x + 0.044715f * x * x * x);
       return 0.5f * x * (1.f + std::tanh(inner));
     }
-    case ActKind::tanh: return std::tanh(x);
-    case ActKind::sigmoid: return 1.f / (1.f + std::exp(-x));
+    case ActKind::tanh:
+      return std::tanh(x);
+    case ActKind::sigmoid:
+      return 1.f / (1.f + std::exp(-x));
     case ActKind::softplus: {
       const float bx = act.beta * x;
       return bx > act.threshold ? x : std::log1p(std::exp(bx)) / act.beta;

@@ -63,8 +63,7 @@ Isa initial_isa() {
     Isa wanted = isa_from_name(env);
     for (Isa isa : available)
       if (isa == wanted) return wanted;
-    throw InvalidArgument(std::string("FASTINV_ISA=") + env +
-                          " is not available on this CPU/build; available: " +
+    throw InvalidArgument(std::string("FASTINV_ISA=") + env + " is not available on this CPU/build; available: " +
                           isa_name(available.back()) + " and below");
   }
   return available.back();
@@ -152,8 +151,7 @@ int cuda_device_count() {
 
 double measure_fma_peak(Isa isa, int threads, double seconds) {
   if (threads < 1) throw InvalidArgument("measure_fma_peak: threads must be >= 1");
-  if (!(seconds > 0.0 && seconds <= 60.0))
-    throw InvalidArgument("measure_fma_peak: seconds must be in (0, 60]");
+  if (!(seconds > 0.0 && seconds <= 60.0)) throw InvalidArgument("measure_fma_peak: seconds must be in (0, 60]");
   return cpu::measure_fma_peak(isa, threads, seconds);
 }
 

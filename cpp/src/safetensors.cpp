@@ -16,8 +16,8 @@ constexpr uint64_t kMaxHeader = 100u << 20;  // the safetensors limit
 
 int64_t item_size(const std::string& dtype) {
   static const std::map<std::string, int64_t> sizes = {
-      {"BOOL", 1}, {"U8", 1}, {"I8", 1}, {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2},
-      {"F16", 2}, {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4}, {"I64", 8}, {"U64", 8}, {"F64", 8}};
+      {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2}, {"F16", 2},
+      {"BF16", 2}, {"I32", 4}, {"U32", 4}, {"F32", 4},     {"I64", 8},     {"U64", 8}, {"F64", 8}};
   auto it = sizes.find(dtype);
   return it == sizes.end() ? -1 : it->second;
 }
@@ -68,7 +68,8 @@ SafeTensors SafeTensors::parse(std::vector<uint8_t> bytes) {
     const json::Value* offsets = entry.find("data_offsets");
     if (!dtype || !dtype->is_string() || !shape || !shape->is_array() || !offsets || !offsets->is_array() ||
         offsets->array.size() != 2)
-      throw InvalidArgument("model file: " + what + " needs dtype (string), shape (array) and data_offsets ([begin, end])");
+      throw InvalidArgument("model file: " + what +
+                            " needs dtype (string), shape (array) and data_offsets ([begin, end])");
     TensorRecord rec;
     rec.dtype = dtype->string;
     const int64_t isz = item_size(rec.dtype);
@@ -106,8 +107,8 @@ SafeTensors SafeTensors::read_file(const std::string& path) {
   // A directory "opens" as a stream on Linux and reports a garbage size.
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw IoError("cannot open model file '" + path + "': " +
-                  (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
+    throw IoError("cannot open model file '" + path +
+                  "': " + (std::filesystem::exists(path, ec) ? "not a regular file" : "no such file"));
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw IoError("cannot open model file '" + path + "': " + std::strerror(errno));
   const std::streamoff size = f.tellg();

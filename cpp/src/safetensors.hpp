@@ -10,7 +10,7 @@
 namespace fastinv {
 
 struct TensorRecord {
-  std::string dtype;            // "F32", "F64", "I64", ...
+  std::string dtype;  // "F32", "F64", "I64", ...
   std::vector<int64_t> shape;
   uint64_t begin = 0, end = 0;  // byte offsets into the data section
 };
@@ -27,8 +27,7 @@ class SafeTensors {
   // A float32 tensor by name with its shape checked against `expected` (pass an
   // empty vector to skip the check); all values must be finite. `role` names the
   // tensor's use in error messages.
-  std::vector<float> f32(const std::string& name, const std::vector<int64_t>& expected,
-                         const std::string& role) const;
+  std::vector<float> f32(const std::string& name, const std::vector<int64_t>& expected, const std::string& role) const;
 
  private:
   std::vector<uint8_t> bytes_;

@@ -114,7 +114,8 @@ void run_model(const std::string& path) {
                OutputView{ys.data(), view(n, out, 2 * osz, 1, out.c)}, 2);
       for (int64_t s = 0; s < n; ++s)
         for (int64_t c = 0; c < out.c; ++c)
-          for (int64_t l = 0; l < out.l; ++l) y[size_t(s * osz + c * out.l + l)] = ys[size_t(2 * s * osz + l * out.c + c)];
+          for (int64_t l = 0; l < out.l; ++l)
+            y[size_t(s * osz + c * out.l + l)] = ys[size_t(2 * s * osz + l * out.c + c)];
       compare(y, "host strided");
     }
     {  // device arrays (host memory in the mock), contiguous
@@ -126,8 +127,8 @@ void run_model(const std::string& path) {
       std::vector<float> xp(size_t(n * isz)), yp = poisoned(ref.size()), y(ref.size());
       for (int64_t s = 0; s < n; ++s)
         for (int64_t c = 0; c < isz; ++c) xp[size_t(c * n + s)] = x[size_t(s * isz + c)];
-      gpu->run_device(InputView{xp.data(), DType::f32, view(n, in, 1, n, 0)}, OutputView{yp.data(), view(n, out, 1, n, 0)},
-                      0);
+      gpu->run_device(InputView{xp.data(), DType::f32, view(n, in, 1, n, 0)},
+                      OutputView{yp.data(), view(n, out, 1, n, 0)}, 0);
       for (int64_t s = 0; s < n; ++s)
         for (int64_t c = 0; c < osz; ++c) y[size_t(s * osz + c)] = yp[size_t(c * n + s)];
       compare(y, "device planar");

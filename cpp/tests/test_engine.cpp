@@ -65,10 +65,12 @@ const char* kGraph =
     "{\"format\":\"fastinv.graph\",\"version\":1,"
     "\"input\":{\"name\":\"x\",\"shape\":[4,30],\"layout\":\"ncl\"},"
     "\"nodes\":["
-    "{\"name\":\"c1\",\"op\":\"conv1d\",\"inputs\":[\"x\"],\"weight\":\"c1.w\",\"bias\":\"c1.b\",\"stride\":1,\"padding\":[1,1],\"dilation\":1},"
+    "{\"name\":\"c1\",\"op\":\"conv1d\",\"inputs\":[\"x\"],\"weight\":\"c1.w\",\"bias\":\"c1.b\",\"stride\":1,"
+    "\"padding\":[1,1],\"dilation\":1},"
     "{\"name\":\"a1\",\"op\":\"act\",\"inputs\":[\"c1\"],\"kind\":\"relu\"},"
     "{\"name\":\"p1\",\"op\":\"maxpool1d\",\"inputs\":[\"a1\"],\"kernel\":2,\"stride\":2,\"padding\":0},"
-    "{\"name\":\"c2\",\"op\":\"conv1d\",\"inputs\":[\"p1\"],\"weight\":\"c2.w\",\"bias\":\"c2.b\",\"stride\":2,\"padding\":[0,1],\"dilation\":1},"
+    "{\"name\":\"c2\",\"op\":\"conv1d\",\"inputs\":[\"p1\"],\"weight\":\"c2.w\",\"bias\":\"c2.b\",\"stride\":2,"
+    "\"padding\":[0,1],\"dilation\":1},"
     "{\"name\":\"a2\",\"op\":\"act\",\"inputs\":[\"c2\"],\"kind\":\"elu\",\"alpha\":1.0},"
     "{\"name\":\"f\",\"op\":\"flatten\",\"inputs\":[\"a2\"]},"
     "{\"name\":\"fc\",\"op\":\"linear\",\"inputs\":[\"f\"],\"weight\":\"fc.w\",\"bias\":\"fc.b\"},"
@@ -226,8 +228,8 @@ void test_corrupted_files(std::mt19937& rng) {
   overlapped[0] = uint8_t(overlap_header.size());
   overlapped.insert(overlapped.end(), overlap_header.begin(), overlap_header.end());
   overlapped.resize(overlapped.size() + 12, 0);
-  check_throws<fastinv::InvalidArgument>(
-      [&] { fastinv::Model::from_memory(overlapped.data(), overlapped.size()); }, "overlapping data ranges", "overlap");
+  check_throws<fastinv::InvalidArgument>([&] { fastinv::Model::from_memory(overlapped.data(), overlapped.size()); },
+                                         "overlapping data ranges", "overlap");
   // Offsets past the end of the file.
   std::vector<uint8_t> past = overlapped;
   past.resize(past.size() - 4);

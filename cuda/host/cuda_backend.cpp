@@ -169,8 +169,8 @@ DevFused upload_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev)
   f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors);
   f.weights = upload(host.words);
   f.biases = upload(host.biases);
-  f.args = cuda::fused_args(host, static_cast<const uint32_t*>(f.weights.get()),
-                            static_cast<const float*>(f.biases.get()));
+  f.args =
+      cuda::fused_args(host, static_cast<const uint32_t*>(f.weights.get()), static_cast<const float*>(f.biases.get()));
   f.ok = true;
   return f;
 }
@@ -184,7 +184,8 @@ struct Lane {
 };
 
 template <typename T>
-void gather_host(const T* data, const Strided& v, const Shape& shape, int64_t first, int64_t n, float* dst, int threads) {
+void gather_host(const T* data, const Strided& v, const Shape& shape, int64_t first, int64_t n, float* dst,
+                 int threads) {
   if constexpr (std::is_same<T, float>::value) {
     if (const int64_t ld = planar_ld(v, shape.size()); ld > 0) {  // (C, H, W)-like planes: a copy per row
 #ifdef FASTINV_HAVE_OPENMP
@@ -251,7 +252,8 @@ class CudaBackend final : public Backend {
     if (const char* env = std::getenv("FASTINV_CUDA_CHUNK"); env && *env) {
       char* end = nullptr;
       const long long v = std::strtoll(env, &end, 10);
-      if (*end != '\0' || v < 1) throw InvalidArgument(std::string("FASTINV_CUDA_CHUNK=") + env + ": expected a positive integer");
+      if (*end != '\0' || v < 1)
+        throw InvalidArgument(std::string("FASTINV_CUDA_CHUNK=") + env + ": expected a positive integer");
       chunk_ = std::min<int64_t>(chunk_, v);
     }
   }
@@ -304,7 +306,8 @@ class CudaBackend final : public Backend {
         float* arena = static_cast<float*>(lane.arena.get());
         const cuda::StreamHandle s = lane.stream.get();
         float* d_in = fused_.ok ? arena : arena + general_.plan.slot_row[size_t(general_.plan.input_slot)] * cnt;
-        float* d_out = fused_.ok ? arena + in_rows * cnt : arena + general_.plan.slot_row[size_t(general_.plan.output_slot)] * cnt;
+        float* d_out =
+            fused_.ok ? arena + in_rows * cnt : arena + general_.plan.slot_row[size_t(general_.plan.output_slot)] * cnt;
         cuda::copy_to_device_async(d_in, stage, size_t(in_rows * cnt * 4), s);
         compute(arena, d_in, cnt, d_out, cnt, cnt, cnt, s);
         cuda::copy_to_host_async(lane.out_host.get(), d_out, size_t(out_rows * cnt * 4), s);
@@ -339,7 +342,8 @@ class CudaBackend final : public Backend {
     for (int64_t first = 0; first < n; first += cap) {
       const int64_t cnt = std::min<int64_t>(cap, n - first);
       float* d_in = fused_.ok ? arena : arena + general_.plan.slot_row[size_t(general_.plan.input_slot)] * cnt;
-      float* d_out = fused_.ok ? arena + in_rows * cnt : arena + general_.plan.slot_row[size_t(general_.plan.output_slot)] * cnt;
+      float* d_out =
+          fused_.ok ? arena + in_rows * cnt : arena + general_.plan.slot_row[size_t(general_.plan.output_slot)] * cnt;
       int64_t ld_in = cnt, ld_out = cnt;
       if (fused_.ok && in_ld > 0) {  // read the caller's planes directly
         d_in = const_cast<float*>(static_cast<const float*>(input.data)) + first;
@@ -361,9 +365,7 @@ class CudaBackend final : public Backend {
   }
 
  private:
-  int64_t arena_rows() const {
-    return fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows;
-  }
+  int64_t arena_rows() const { return fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows; }
 
   // The network on n samples: fused from (d_in, ld_in) to (d_out, ld_out); the general
   // plan on the arena slots with row stride ld (its input/output are slots already).

@@ -56,8 +56,9 @@ class Shared {
     w = (i & 1) ? (w & 0xFFFFu) | (uint32_t(v) << 16) : (w & 0xFFFF0000u) | v;
   }
   void aligned(int64_t i, int words, const char* what) {
-    if (i % words) fail(std::string(what) + " at shared word " + std::to_string(i) + " is not " +
-                        std::to_string(4 * words) + "-byte aligned");
+    if (i % words)
+      fail(std::string(what) + " at shared word " + std::to_string(i) + " is not " + std::to_string(4 * words) +
+           "-byte aligned");
   }
 
  private:
@@ -88,8 +89,13 @@ class Block {
   static constexpr int kN = 4 * (TILE / 16);  // accumulators per thread (fused_mlp.cu: Acc)
 
   Block(const FusedArgs& a, int64_t smem, int64_t in_extent, int64_t out_extent)
-      : a_(a), s_(smem), in_extent_(in_extent), out_extent_(out_extent),
-        buf_words_(fused::buffer_words(P, a.rows, LD)), cw_(int(chunk_words(P))), acc_(size_t(kThreads * kN)) {}
+      : a_(a),
+        s_(smem),
+        in_extent_(in_extent),
+        out_extent_(out_extent),
+        buf_words_(fused::buffer_words(P, a.rows, LD)),
+        cw_(int(chunk_words(P))),
+        acc_(size_t(kThreads * kN)) {}
 
   void run_tile(int64_t tile) {
     const int64_t p0 = tile * TILE;
@@ -173,7 +179,8 @@ class Block {
             for (int lane = 0; lane < 32; ++lane) load_lane(mma, warp * 32 + lane, stage, src, kc, kt, j);
             mma.run(P == Precision::tf32 ? 8 : 16);
             for (int lane = 0; lane < 32; ++lane)
-              for (int q = 0; q < 4; ++q) acc_[size_t((warp * 32 + lane) * kN + fused::mma_acc(j, q))] = mma.cd(lane, q);
+              for (int q = 0; q < 4; ++q)
+                acc_[size_t((warp * 32 + lane) * kN + fused::mma_acc(j, q))] = mma.cd(lane, q);
           }
     }
   }
@@ -223,7 +230,8 @@ class Block {
       if (last) {
         if (!fused::output_written(row, col, L.m, valid)) return;
         const int64_t o = fused::out_index(a_, row, p0, col);
-        if (o < 0 || (out_extent_ >= 0 && o >= out_extent_)) fail("output element " + std::to_string(o) + " out of range");
+        if (o < 0 || (out_extent_ >= 0 && o >= out_extent_))
+          fail("output element " + std::to_string(o) + " out of range");
         a_.out[o] = v;
       } else {
         store_act(dst, row, col, v);
@@ -266,9 +274,12 @@ void launch(const FusedArgs& a, int grid, int64_t smem, int64_t in_extent, int64
 template <Precision P>
 void launch_tile(const FusedArgs& a, int tile, int grid, int64_t smem, int64_t in_extent, int64_t out_extent) {
   switch (tile) {
-    case 32: return launch<P, 32>(a, grid, smem, in_extent, out_extent);
-    case 64: return launch<P, 64>(a, grid, smem, in_extent, out_extent);
-    case 128: return launch<P, 128>(a, grid, smem, in_extent, out_extent);
+    case 32:
+      return launch<P, 32>(a, grid, smem, in_extent, out_extent);
+    case 64:
+      return launch<P, 64>(a, grid, smem, in_extent, out_extent);
+    case 128:
+      return launch<P, 128>(a, grid, smem, in_extent, out_extent);
   }
   throw InvalidArgument("emulate_fused_launch: tile must be 32, 64 or 128");
 }
@@ -280,9 +291,12 @@ void emulate_fused_launch(const FusedArgs& a, Precision p, int tile, int grid, i
   if (a.npix <= 0) return;
   if (grid < 1) throw InvalidArgument("emulate_fused_launch: grid must be >= 1");
   switch (p) {
-    case Precision::fp32: return launch_tile<Precision::fp32>(a, tile, grid, smem_bytes, in_extent, out_extent);
-    case Precision::tf32: return launch_tile<Precision::tf32>(a, tile, grid, smem_bytes, in_extent, out_extent);
-    case Precision::bf16: return launch_tile<Precision::bf16>(a, tile, grid, smem_bytes, in_extent, out_extent);
+    case Precision::fp32:
+      return launch_tile<Precision::fp32>(a, tile, grid, smem_bytes, in_extent, out_extent);
+    case Precision::tf32:
+      return launch_tile<Precision::tf32>(a, tile, grid, smem_bytes, in_extent, out_extent);
+    case Precision::bf16:
+      return launch_tile<Precision::bf16>(a, tile, grid, smem_bytes, in_extent, out_extent);
   }
 }
 

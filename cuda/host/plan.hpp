@@ -29,8 +29,8 @@ struct Step {
   Activation act;  // conv epilogue or act step
   int kernel = 1, stride = 1, pad = 0;
   bool count_include_pad = true;
-  std::vector<float> scale, shift;          // affine
-  std::vector<std::vector<int32_t>> maps;   // flatten / concat: destination row of each input row
+  std::vector<float> scale, shift;         // affine
+  std::vector<std::vector<int32_t>> maps;  // flatten / concat: destination row of each input row
 };
 
 struct GeneralPlan {

@@ -10,9 +10,11 @@ Examples
 >>> fastinv.info()["isa"] in ("generic", "avx2", "avx512")
 True
 """
+
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 from . import _core
 from ._warnings import FastinvUserWarning

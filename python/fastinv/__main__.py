@@ -1,4 +1,5 @@
 """``python -m fastinv``: the ``fastinv`` command line."""
+
 import sys
 
 from .cli import main

@@ -1,6 +1,7 @@
 """Atomic output files: written to a temporary file beside the target, then renamed
 over it in one step, so a reader never sees a half-written file and a failed write
 leaves the old file untouched."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     ...     hdul.writeto(tmp)
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.",
-                               suffix=path.suffix or ".tmp")
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=path.suffix or ".tmp"
+    )
     os.close(fd)
     try:
         yield Path(tmp)

@@ -4,6 +4,7 @@ astropy's own messages ("No SIMPLE card found, this file does not appear to be a
 file. If this is really a FITS file, try with ignore_missing_simple=True") name no file and
 suggest options the command line cannot pass; :func:`open_fits` says which file is bad.
 """
+
 from __future__ import annotations
 
 import contextlib

@@ -4,6 +4,7 @@ fastinv needs only numpy, astropy and tqdm at run time; training, plots, HDF5 se
 lightweaver cross-check, dkist datasets and CuPy arrays each come with an extra of the
 package. A missing one is an :class:`ImportError` whose message is the install command.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -42,8 +43,7 @@ def require(module: str, purpose: str | None = None) -> ModuleType:
         need = purpose or what
         if extra is None:
             raise ImportError(f"{top} is needed but not installed: pip install {top}") from None
-        raise ImportError(f"{need} needs {top}, which is not installed: "
-                          f"pip install \"fastinv[{extra}]\"") from None
+        raise ImportError(f'{need} needs {top}, which is not installed: pip install "fastinv[{extra}]"') from None
 
 
 def pyplot() -> ModuleType:

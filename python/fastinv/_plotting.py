@@ -1,5 +1,6 @@
 """Pieces every quicklook PNG shares: axes in arcsec from a celestial WCS, and a legend entry
 for the pixels that carry no result."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,5 +38,9 @@ def failed_legend(ax, failed: np.ndarray, color: str = "black") -> None:
 
     n = int(np.count_nonzero(failed))
     if n:
-        ax.legend(handles=[Patch(color=color, label=f"no result (status != 0): {n} px")],
-                  loc="lower left", fontsize=7, framealpha=0.8)
+        ax.legend(
+            handles=[Patch(color=color, label=f"no result (status != 0): {n} px")],
+            loc="lower left",
+            fontsize=7,
+            framealpha=0.8,
+        )

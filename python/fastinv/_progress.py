@@ -3,6 +3,7 @@
 A bar is shown only when asked for *and* stderr is a terminal (``disable=None`` in tqdm), so
 logs of batch jobs and CI stay clean.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -21,8 +22,9 @@ def progress_bar(total: int, desc: str = "", unit: str = "it", enabled: bool = T
     >>> with progress_bar(3, unit="px", enabled=False) as bar:
     ...     bar.update(3)
     """
-    return tqdm(total=max(int(total), 0), desc=desc or None, unit=unit,
-                disable=None if enabled else True, dynamic_ncols=True)
+    return tqdm(
+        total=max(int(total), 0), desc=desc or None, unit=unit, disable=None if enabled else True, dynamic_ncols=True
+    )
 
 
 def absolute_updates(bar: tqdm) -> Callable[[int], None]:

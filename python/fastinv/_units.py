@@ -7,6 +7,7 @@ unit (the C++ core takes plain arrays). Results: functions that return one physi
 profiles) hold plain arrays in the units their docstrings state, with the units in the FITS
 files they write.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """fastinv's warnings: one class to filter on, and one helper that points at the user's call."""
+
 from __future__ import annotations
 
 import warnings

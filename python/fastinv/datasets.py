@@ -17,6 +17,7 @@ Examples
 >>> len(files)
 6
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -33,14 +34,22 @@ from typing import Optional
 
 from ._atomic import atomic_output
 
-__all__ = ["cache_dir", "demregpy_wheel", "demregpy_file", "aia_flare_files",
-           "aia_flare_slots", "aia_synoptic_files", "BUNDLED_FLARE_SLOT"]
+__all__ = [
+    "cache_dir",
+    "demregpy_wheel",
+    "demregpy_file",
+    "aia_flare_files",
+    "aia_flare_slots",
+    "aia_synoptic_files",
+    "BUNDLED_FLARE_SLOT",
+]
 
 DEMREGPY_VERSION = "1.0.0"
 DEMREGPY_WHEEL_NAME = f"demregpy-{DEMREGPY_VERSION}-py3-none-any.whl"
-DEMREGPY_WHEEL_URL = ("https://files.pythonhosted.org/packages/56/57/"
-                      "708778cd895d0de357f137a0333722f72ace9bd3324c216b1ac12a7c95f2/"
-                      + DEMREGPY_WHEEL_NAME)
+DEMREGPY_WHEEL_URL = (
+    "https://files.pythonhosted.org/packages/56/57/"
+    "708778cd895d0de357f137a0333722f72ace9bd3324c216b1ac12a7c95f2/" + DEMREGPY_WHEEL_NAME
+)
 DEMREGPY_WHEEL_SHA256 = "f3e7f8884a7e69768aa5a60bc30418027475adca6b3291063df53b9772acfb0f"
 
 AIA_CHANNELS = (94, 131, 171, 193, 211, 335)
@@ -90,10 +99,24 @@ def _download(url: str, dest: Path) -> None:
             # settings in pip.conf): let pip fetch the same wheel.
             tmpdir = tempfile.mkdtemp(dir=dest.parent)
             try:
-                subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps",
-                                "--python-version", "3.12", "--only-binary=:all:",
-                                f"demregpy=={DEMREGPY_VERSION}", "-d", tmpdir, "-q"],
-                               check=True, capture_output=True)
+                subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "pip",
+                        "download",
+                        "--no-deps",
+                        "--python-version",
+                        "3.12",
+                        "--only-binary=:all:",
+                        f"demregpy=={DEMREGPY_VERSION}",
+                        "-d",
+                        tmpdir,
+                        "-q",
+                    ],
+                    check=True,
+                    capture_output=True,
+                )
                 shutil.move(os.path.join(tmpdir, DEMREGPY_WHEEL_NAME), tmp)
             finally:
                 shutil.rmtree(tmpdir, ignore_errors=True)
@@ -120,13 +143,17 @@ def demregpy_wheel(download: bool = True) -> Path:
     try:
         _download(DEMREGPY_WHEEL_URL, dest)
     except (OSError, subprocess.CalledProcessError) as exc:
-        raise OSError(f"could not download {DEMREGPY_WHEEL_URL} ({exc}); download it by hand "
-                      f"into {cache_dir()} or set FASTINV_DATA_DIR") from None
+        raise OSError(
+            f"could not download {DEMREGPY_WHEEL_URL} ({exc}); download it by hand "
+            f"into {cache_dir()} or set FASTINV_DATA_DIR"
+        ) from None
     got = _sha256(dest)
     if got != DEMREGPY_WHEEL_SHA256:
         dest.unlink()
-        raise OSError(f"SHA-256 mismatch for {DEMREGPY_WHEEL_NAME}: got {got}, expected "
-                      f"{DEMREGPY_WHEEL_SHA256}; the download was corrupted, try again")
+        raise OSError(
+            f"SHA-256 mismatch for {DEMREGPY_WHEEL_NAME}: got {got}, expected "
+            f"{DEMREGPY_WHEEL_SHA256}; the download was corrupted, try again"
+        )
     return dest
 
 
@@ -157,7 +184,7 @@ def demregpy_file(member: str, download: bool = True) -> Path:
 def aia_flare_slots() -> list[str]:
     """Time steps of the flare cutouts, e.g. ``"2011-02-15T01-48"`` (10, every 2 min)."""
     names = [m for m in _pinned() if m.startswith(_FLARE_DIR)]
-    return sorted({Path(m).name[len("aia_flare_"):len("aia_flare_") + 16] for m in names})
+    return sorted({Path(m).name[len("aia_flare_") : len("aia_flare_") + 16] for m in names})
 
 
 def aia_flare_files(slot: Optional[str] = None, download: bool = True) -> list[Path]:
@@ -189,5 +216,7 @@ def aia_synoptic_files(download: bool = True) -> list[Path]:
     Their pixel values are means over 4x4 original pixels (DN per 0.6" pixel), not
     exposure-normalised.
     """
-    return [demregpy_file(f"{_SYNOPTIC_DIR}aia_synoptic_2014-01-01T00-00-00_{c:03d}.fits",
-                          download=download) for c in AIA_CHANNELS]
+    return [
+        demregpy_file(f"{_SYNOPTIC_DIR}aia_synoptic_2014-01-01T00-00-00_{c:03d}.fits", download=download)
+        for c in AIA_CHANNELS
+    ]

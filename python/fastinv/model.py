@@ -8,6 +8,7 @@ Examples
 >>> gpu = fastinv.load("deepem.safetensors", device="cuda", precision="bf16")  # doctest: +SKIP
 >>> em = gpu(torch_cube_on_gpu)            # torch/CuPy in -> same kind out, no copies  # doctest: +SKIP
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,9 @@ class Model:
         fastinv built without CUDA); the message says what to do.
     """
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None,
-                 precision: str = "fp32"):
+    def __init__(
+        self, path: str | os.PathLike, device: str = "cpu", threads: int | None = None, precision: str = "fp32"
+    ):
         if threads is not None and (not isinstance(threads, (int, np.integer)) or threads < 1):
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         if not isinstance(device, str) or not isinstance(precision, str):
@@ -150,8 +152,9 @@ class Model:
         else:
             want = 1 + len(self.input_shape)
             if ndim != want:
-                raise ValueError(f"this network takes input of shape (N, {', '.join(map(str, self.input_shape))}), "
-                                 f"got {shape}")
+                raise ValueError(
+                    f"this network takes input of shape (N, {', '.join(map(str, self.input_shape))}), got {shape}"
+                )
             axes = ([0], list(range(1, ndim)))
             out_full, out_axes = (shape[0], *out), ([0], list(range(1, 1 + len(out))))
         feature_shape = tuple(shape[a] for a in axes[1])
@@ -161,8 +164,10 @@ class Model:
 
     def _call_device(self, x: Any, cai: dict, stream: Any, out: Any = None) -> Any:
         if not self.device.startswith("cuda"):
-            raise ValueError(f"a CUDA array was passed to a model loaded with device={self.device!r}; load it with "
-                             "device='cuda' or pass a NumPy array")
+            raise ValueError(
+                f"a CUDA array was passed to a model loaded with device={self.device!r}; load it with "
+                "device='cuda' or pass a NumPy array"
+            )
         typestr = cai["typestr"]
         dtype = {"<f4": "float32", "<f8": "float64"}.get(typestr)
         if dtype is None:
@@ -180,16 +185,29 @@ class Model:
                 raise ValueError(f"out must be a float32 CUDA array of shape {tuple(out_full)}")
         ystrides = ycai.get("strides") or _c_strides(tuple(out_full), 4)
         handle = _stream_handle(x, cai, stream)
-        self._core.run_device(int(cai["data"][0]), dtype, list(shape), [int(s) for s in strides], axes[0], axes[1],
-                              int(ycai["data"][0]), list(out_full), [int(s) for s in ystrides], out_axes[0],
-                              out_axes[1], handle)
+        self._core.run_device(
+            int(cai["data"][0]),
+            dtype,
+            list(shape),
+            [int(s) for s in strides],
+            axes[0],
+            axes[1],
+            int(ycai["data"][0]),
+            list(out_full),
+            [int(s) for s in ystrides],
+            out_axes[0],
+            out_axes[1],
+            handle,
+        )
         return y
 
     def __repr__(self) -> str:
         i = self.info()
-        return (f"fastinv.Model({self.path!r}, layout={self.layout}, input={self.input_shape}, "
-                f"output={self.output_shape}, parameters={i['parameters']}, device={self.device}, "
-                f"precision={self.precision})")
+        return (
+            f"fastinv.Model({self.path!r}, layout={self.layout}, input={self.input_shape}, "
+            f"output={self.output_shape}, parameters={i['parameters']}, device={self.device}, "
+            f"precision={self.precision})"
+        )
 
 
 def _cuda_interface(x: Any) -> dict | None:
@@ -225,8 +243,10 @@ def _empty_like_kind(x: Any, shape) -> Any:
     try:
         import cupy
     except ImportError as e:
-        raise TypeError(f"CUDA arrays of type {type(x).__name__} are returned as CuPy arrays; install cupy, or pass "
-                        "a torch tensor or a CuPy array") from e
+        raise TypeError(
+            f"CUDA arrays of type {type(x).__name__} are returned as CuPy arrays; install cupy, or pass "
+            "a torch tensor or a CuPy array"
+        ) from e
     device = getattr(getattr(x, "device", None), "id", None)
     with cupy.cuda.Device(device if device is not None else cupy.cuda.runtime.getDevice()):
         return cupy.empty(tuple(shape), dtype=cupy.float32)

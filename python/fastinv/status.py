@@ -20,6 +20,7 @@ Examples
 >>> DEM_STATUS[12]
 'bad input (NaN/inf)'
 """
+
 from __future__ import annotations
 
 __all__ = ["DEM_STATUS", "ME_STATUS", "LTE_STATUS", "STOKES_STATUS", "OK"]
@@ -41,9 +42,7 @@ DEM_STATUS = {
 ME_STATUS = {0: "ok", 1: "invalid parameters (non-finite or out of range)"}
 
 #: LTE synthesis, per atmosphere.
-LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)",
-              2: "hydrostatic equilibrium failed"}
+LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)", 2: "hydrostatic equilibrium failed"}
 
 #: Stokes inversion by a network, per pixel.
-STOKES_STATUS = {0: "ok", 1: "non-finite input (NaN or inf) in the profile",
-                 2: "no signal (continuum <= 0)"}
+STOKES_STATUS = {0: "ok", 1: "non-finite input (NaN or inf) in the profile", 2: "no signal (continuum <= 0)"}

@@ -1,8 +1,8 @@
 """Fixtures of the DEM tests."""
+
 from __future__ import annotations
 
 import pytest
-
 from fastinv.dem import BasisPursuit
 
 

@@ -2,10 +2,10 @@
 
 (A uniquely named module rather than conftest.py, so that ``from dem_helpers import ...``
 cannot pick up another test directory's conftest.)"""
+
 from __future__ import annotations
 
 import numpy as np
-
 from fastinv.dem import BasisPursuit
 
 EXPTIME = np.array([2.9, 2.9, 2.0, 2.0, 2.9, 2.9])  # s, as the 2011 AIA cutouts (94..335)
@@ -25,7 +25,7 @@ def synthetic_pixels(bp: BasisPursuit, n: int, seed: int, noise: bool = True):
     em0 = 10 ** rng.uniform(26.5, 28.5, n)
     lognormal = np.exp(-0.5 * ((lt - tc) / w) ** 2)
     # Gaussian in T with the same centre and an equivalent width, per log T bin (dT = T ln10 dlogT)
-    t, t0 = 10.0 ** lt, 10.0 ** tc
+    t, t0 = 10.0**lt, 10.0**tc
     sig_t = t0 * np.log(10) * w
     gauss_t = np.exp(-0.5 * ((t - t0) / sig_t) ** 2) * t
     dem = np.where(np.arange(n) % 2 == 0, lognormal, gauss_t)
@@ -41,9 +41,12 @@ def highs(D: np.ndarray, y: np.ndarray, eta: np.ndarray):
     from scipy.optimize import linprog
 
     yc = np.maximum(y, 0.0)
-    res = linprog(np.ones(D.shape[1]), A_ub=np.vstack([D, -D]),
-                  b_ub=np.concatenate([yc + eta, -np.maximum(yc - eta, 0.0)]),
-                  bounds=(0, None), method="highs",
-                  options={"primal_feasibility_tolerance": 1e-10,
-                           "dual_feasibility_tolerance": 1e-10})
+    res = linprog(
+        np.ones(D.shape[1]),
+        A_ub=np.vstack([D, -D]),
+        b_ub=np.concatenate([yc + eta, -np.maximum(yc - eta, 0.0)]),
+        bounds=(0, None),
+        method="highs",
+        options={"primal_feasibility_tolerance": 1e-10, "dual_feasibility_tolerance": 1e-10},
+    )
     return res.status, res.fun, res.x

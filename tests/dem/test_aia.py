@@ -1,4 +1,5 @@
 """AIA pipeline on the bundled real cutouts: reading, binning, FITS/PNG output, CLI, errors."""
+
 from __future__ import annotations
 
 import warnings
@@ -6,7 +7,6 @@ import warnings
 import numpy as np
 import pytest
 from astropy.io import fits
-
 from fastinv import datasets
 from fastinv.cli import main
 from fastinv.dem import BasisPursuit
@@ -94,9 +94,12 @@ def test_rice_compressed_and_nan_pixels(files, tmp_path):
         if hdr["WAVELNTH"] == 193:
             data[5, 7] = np.nan
         p = tmp_path / f"rice_{hdr['WAVELNTH']}.fits"
-        fits.HDUList([fits.PrimaryHDU(), fits.CompImageHDU(data.astype(np.float32), hdr,
-                                                           compression_type="RICE_1",
-                                                           quantize_level=-0.01)]).writeto(p)
+        fits.HDUList(
+            [
+                fits.PrimaryHDU(),
+                fits.CompImageHDU(data.astype(np.float32), hdr, compression_type="RICE_1", quantize_level=-0.01),
+            ]
+        ).writeto(p)
         out.append(p)
     obs = read_aia(out)
     assert np.isnan(obs.data[3, 5, 7])
@@ -107,6 +110,7 @@ def test_rice_compressed_and_nan_pixels(files, tmp_path):
 
 def test_map_like_inputs(files):
     """sunpy Maps (anything with .data and .meta) are read like files."""
+
     class FakeMap:
         def __init__(self, path):
             self.data, hdr = _raw(path)
@@ -141,8 +145,12 @@ def test_pipeline_fits_png_and_cli(files, tmp_path):
         assert 0 < np.count_nonzero(~ok)  # this frame has failed pixels: the NaN rule is exercised
         np.testing.assert_allclose(em[:, ok], res.em[:, ok].astype(np.float32))
         # missing data never looks like physics: every product of a failed pixel is NaN
-        for name, arr in (("EM", em), ("EM_TOTAL", h["EM_TOTAL"].data), ("LOGT_EM", h["LOGT_EM"].data),
-                          ("CHI2", h["CHI2"].data)):
+        for name, arr in (
+            ("EM", em),
+            ("EM_TOTAL", h["EM_TOTAL"].data),
+            ("LOGT_EM", h["LOGT_EM"].data),
+            ("CHI2", h["CHI2"].data),
+        ):
             assert np.isnan(arr[..., ~ok]).all(), name
             if name != "LOGT_EM":  # (undefined for a solved pixel whose EM is all zero)
                 assert np.isfinite(arr[..., ok]).all(), name
@@ -158,8 +166,7 @@ def test_pipeline_fits_png_and_cli(files, tmp_path):
     assert np.mean(res.status == 0) > 0.95
     # the CLI gives the same result
     out2 = tmp_path / "cli.fits"
-    assert main(["dem", "bp", *map(str, files), "-o", str(out2), "--bin", "1",
-                 "--threads", "1", "-q"]) == 0
+    assert main(["dem", "bp", *map(str, files), "-o", str(out2), "--bin", "1", "--threads", "1", "-q"]) == 0
     with fits.open(out2) as h:
         np.testing.assert_array_equal(h[0].data, em)  # NaN where failed in both
     assert main(["dem", "bp", *map(str, files[:3]), "-o", str(out2), "-q"]) == 1

@@ -1,9 +1,9 @@
 """BasisPursuit API: basis/dictionary vs their formulas, options, per-pixel status, errors."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from dem_helpers import EXPTIME, synthetic_pixels
 from fastinv import _core
 from fastinv.dem import DEEPEM_LOGT, BasisPursuit, load_response
@@ -18,7 +18,7 @@ def test_basis_and_dictionary_formulas(bp):
     for b, w in enumerate((0.1, 0.2, 0.6), start=1):
         g = np.exp(-(((lt[None, :] - lt[:, None]) / w) ** 2))
         g[g < 0.04] = 0.0
-        np.testing.assert_allclose(B[21 * b:21 * (b + 1)], g, rtol=1e-15, atol=0)
+        np.testing.assert_allclose(B[21 * b : 21 * (b + 1)], g, rtol=1e-15, atol=0)
     K = load_response("aia_v10_eve").at(lt)
     np.testing.assert_allclose(bp.dictionary, K @ B.T * 1e26, rtol=1e-13)
     # the check table of the research note: 171 A at log T 5.9, 193 A at 6.2 (V10 EVE)
@@ -78,14 +78,14 @@ def test_single_pixel_shapes(bp):
 
 def test_per_pixel_status_codes(bp):
     y, _ = synthetic_pixels(bp, 8, seed=6)
-    y[:, 1] = 0.001                     # sum < 0.01 DN/s -> no counts
-    y[2, 2] = np.nan                    # bad input
-    y[0, 3] = np.inf                    # bad input
-    y[:, 4] = -5.0                      # negatives are set to 0 -> no counts
+    y[:, 1] = 0.001  # sum < 0.01 DN/s -> no counts
+    y[2, 2] = np.nan  # bad input
+    y[0, 3] = np.inf  # bad input
+    y[:, 4] = -5.0  # negatives are set to 0 -> no counts
     sig = bp.sigma(np.nan_to_num(y, posinf=0), EXPTIME)
-    sig[1, 5] = -1.0                    # negative sigma -> bad input
+    sig[1, 5] = -1.0  # negative sigma -> bad input
     sig[3, 6] = np.nan
-    y[:, 7] = [1e3, 0, 0, 0, 0, 1e3]    # 94 and 335 bright, the rest dark: infeasible
+    y[:, 7] = [1e3, 0, 0, 0, 0, 1e3]  # 94 and 335 bright, the rest dark: infeasible
     sig[:, 7] = 1e-3
     r = bp.solve(y, sigma=sig)
     assert list(r.status) == [0, 11, 12, 12, 11, 12, 12, 2]

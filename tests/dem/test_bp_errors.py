@@ -1,11 +1,11 @@
 """Monte-Carlo error bars of Basis Pursuit DEMs: determinism, the draws, feasibility against
 SciPy's HiGHS, and calibration on synthetic DEMs whose truth is known."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from astropy.io import fits
-
 from fastinv import _core, datasets
 from fastinv.dem import BasisPursuit, aia_error
 from fastinv.dem.io import read_aia
@@ -43,8 +43,7 @@ def test_an_image_in_parts_has_the_errors_of_one_call(bp, flare):
     whole = bp.solve(flare.data, exptime=flare.exptime, n_samples=10, seed=3)
     nx = flare.data.shape[2]
     top = bp.solve(flare.data[:, :30], exptime=flare.exptime, n_samples=10, seed=3)
-    bottom = bp.solve(flare.data[:, 30:], exptime=flare.exptime, n_samples=10, seed=3,
-                      first_pixel=30 * nx)
+    bottom = bp.solve(flare.data[:, 30:], exptime=flare.exptime, n_samples=10, seed=3, first_pixel=30 * nx)
     assert _same(np.concatenate([top.logt_err, bottom.logt_err]), whole.logt_err)
 
 
@@ -76,8 +75,13 @@ def test_feasibility_of_the_draws_agrees_with_highs(bp, flare):
             ys = np.maximum(y[:, i] + sigma[:, i] * z[k], 0.0)
             tf = res.tolfac[i]
             lo, up = np.maximum(ys - tf * sigma[:, i], 0.0), ys + tf * sigma[:, i]
-            r = linprog(np.ones(D.shape[1]), A_ub=np.vstack([D, -D]), b_ub=np.concatenate([up, -lo]),
-                        bounds=(0, None), method="highs")
+            r = linprog(
+                np.ones(D.shape[1]),
+                A_ub=np.vstack([D, -D]),
+                b_ub=np.concatenate([up, -lo]),
+                bounds=(0, None),
+                method="highs",
+            )
             feasible += r.status == 0
         agree += feasible == round(res.mc_feasible[i] * n)
     assert agree >= len(pixels) - 1  # (a draw on the very edge of feasibility may differ)

@@ -3,18 +3,18 @@
 Optima are degenerate, so we compare verdicts, objectives and the re-synthesised DN (the
 constraints), never the coefficients themselves.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from dem_helpers import EXPTIME, highs, synthetic_pixels
 from fastinv import datasets
 from fastinv.dem import BasisPursuit
 from fastinv.dem.io import read_aia
 
-OBJ_RTOL = 1e-6   # objective, relative to HiGHS's
-CON_RTOL = 1e-9   # constraint violation, relative to the pixel's largest band edge
+OBJ_RTOL = 1e-6  # objective, relative to HiGHS's
+CON_RTOL = 1e-9  # constraint violation, relative to the pixel's largest band edge
 
 
 def check_against_highs(bp1: BasisPursuit, y: np.ndarray, sigma: np.ndarray, tolfac: float):

@@ -2,6 +2,7 @@
 
 References: PyTorch (the same network evaluated by torch), the Basis Pursuit solver on the
 same pixels, the AIA error model formula, and the FITS header geometry."""
+
 from __future__ import annotations
 
 import json
@@ -10,21 +11,25 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
-
 from fastinv import datasets
 from fastinv.dem import DeepEM, aia_error, load_response
-from fastinv.dem.io import read_aia
 from fastinv.dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
 from fastinv.dem.deepem import shipped_model_path
 from fastinv.dem.evaluate import compare
+from fastinv.dem.io import read_aia
 
 torch = pytest.importorskip("torch")
 
 
 def _card(response: str) -> str:
-    return json.dumps({"input": {"transform": "sqrt(max(I, 0))"},
-                       "output": {"transform": "EM = 1e25 * y**2", "logt": [round(float(v), 2) for v in DEEPEM_LOGT]},
-                       "labels": {"response": response}, "fastinv_version": "test"})
+    return json.dumps(
+        {
+            "input": {"transform": "sqrt(max(I, 0))"},
+            "output": {"transform": "EM = 1e25 * y**2", "logt": [round(float(v), 2) for v in DEEPEM_LOGT]},
+            "labels": {"response": response},
+            "fastinv_version": "test",
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +114,11 @@ def test_training_is_reproducible(tmp_path):
     assert data.counts["used"] == data.x.shape[0] and data.x.shape[1] == 6 and data.t.shape[1] == 18
     cards = []
     for i in range(2):
-        cards.append(train(tmp_path / f"m{i}.safetensors", epochs=1, seed=7, data=data, max_pixels=20000,
-                           progress=False, threads=1))
+        cards.append(
+            train(
+                tmp_path / f"m{i}.safetensors", epochs=1, seed=7, data=data, max_pixels=20000, progress=False, threads=1
+            )
+        )
     from safetensors.numpy import load_file
 
     a, b = (load_file(tmp_path / f"m{i}.safetensors") for i in range(2))
@@ -155,8 +163,22 @@ def test_cli_deepem_writes_fits_and_pngs(tmp_path, flare):
 
     out = tmp_path / "dem.fits"
     files = [str(f) for f in datasets.aia_flare_files()]
-    assert main(["dem", "deepem", *files, "-o", str(out), "--png", str(tmp_path / "q.png"),
-                 "--compare-bp", str(tmp_path / "cmp.png")]) == 0
+    assert (
+        main(
+            [
+                "dem",
+                "deepem",
+                *files,
+                "-o",
+                str(out),
+                "--png",
+                str(tmp_path / "q.png"),
+                "--compare-bp",
+                str(tmp_path / "cmp.png"),
+            ]
+        )
+        == 0
+    )
     with fits.open(out) as h:
         assert h[0].data.shape == (18, 67, 67) and h[0].header["CTYPE3"] == "LOG10T"
         assert h[0].header["FI_METH"] == "deepem"

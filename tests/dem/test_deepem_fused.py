@@ -1,17 +1,17 @@
 """DeepEM.invert's fused C++ path (pre/post-processing inside the engine's tile loop)
 against the NumPy path it replaces (DeepEM._invert_numpy) and against formulas evaluated
 here in float64 NumPy: the AIA error model chi2 and K @ EM re-synthesis."""
+
 from __future__ import annotations
 
 import json
 
 import numpy as np
 import pytest
-
 from fastinv import datasets
 from fastinv.dem import DeepEM, aia_error, load_response
-from fastinv.dem.io import read_aia
 from fastinv.dem.basis_pursuit import DEEPEM_LOGT
+from fastinv.dem.io import read_aia
 
 torch = pytest.importorskip("torch")
 
@@ -22,9 +22,14 @@ def deepem(tmp_path_factory):
     from fastinv.train.deepem import deepem_network
 
     torch.manual_seed(5)
-    card = json.dumps({"input": {"transform": "sqrt(max(I, 0))"},
-                       "output": {"transform": "EM = 1e25 * y**2", "logt": [round(float(v), 2) for v in DEEPEM_LOGT]},
-                       "labels": {"response": "aia_v10_eve"}, "fastinv_version": "test"})
+    card = json.dumps(
+        {
+            "input": {"transform": "sqrt(max(I, 0))"},
+            "output": {"transform": "EM = 1e25 * y**2", "logt": [round(float(v), 2) for v in DEEPEM_LOGT]},
+            "labels": {"response": "aia_v10_eve"},
+            "fastinv_version": "test",
+        }
+    )
     path = tmp_path_factory.mktemp("deepem_fused") / "random.safetensors"
     fastinv.export(deepem_network().eval(), path, torch.zeros(1, 6, 4, 4), metadata={"fastinv.card": card})
     return DeepEM.load(path)
@@ -37,9 +42,9 @@ def frame():
     y[:, 3, 5] = np.nan
     y[2, 7, 7] = np.inf
     y[4, 9, 1] = -np.inf
-    y[:, 11, 11] = -3.0          # all negative: input 0
+    y[:, 11, 11] = -3.0  # all negative: input 0
     y[1, 12, 12] = -0.0
-    y[0, 13, 13] = 1e39          # finite in float64, inf in float32: a bad pixel for the network
+    y[0, 13, 13] = 1e39  # finite in float64, inf in float32: a bad pixel for the network
     return y, obs.exptime, obs.n_sample
 
 
@@ -55,7 +60,7 @@ def test_fused_equals_numpy_path(deepem, frame, dtype):
     y = y.astype(dtype)
     res = deepem.invert(y, exptime=exptime, n_sample=n_sample, threads=2)
     ref = deepem._invert_numpy(y, exptime, None, n_sample, 2)
-    _same(res.em, ref.em)              # same float32 operations in the same order: bitwise
+    _same(res.em, ref.em)  # same float32 operations in the same order: bitwise
     _same(res.status, ref.status)
     _same(res.objective, ref.objective)
     assert np.count_nonzero(res.status) == 4  # NaN, +inf, -inf, 1e39 (inf in float32)
@@ -80,7 +85,7 @@ def test_fused_sigma_strided_input_and_no_errors(deepem, frame):
     y, _, _ = frame
     big = np.zeros((6, 2 * y.shape[1], y.shape[2]))
     big[:, ::2] = y
-    view = big[:, ::2]                             # non-contiguous input, no copy made
+    view = big[:, ::2]  # non-contiguous input, no copy made
     sig = np.array([1.0, 2.0, 3.0, 4.0, 5.0, 6.0])  # one sigma per channel, broadcast
     res = deepem.invert(view, sigma=sig.reshape(6, 1, 1) * np.ones((1, *y.shape[1:])), threads=1)
     ref = deepem._invert_numpy(y, None, sig.reshape(6, 1, 1) * np.ones((1, *y.shape[1:])), 1.0, 1)

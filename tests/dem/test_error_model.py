@@ -1,9 +1,9 @@
 """The AIA error model vs the formula of aia_bp_estimate_error (V3 table), coded here anew."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fastinv.dem import aia_error
 
 DNPERPHT = np.array([1.975, 1.473, 1.122, 0.962, 0.880, 0.576])[:, None]
@@ -23,8 +23,9 @@ def reference(counts, n):
 @pytest.mark.parametrize("n", [1.0, 4.0, 16.0])
 def test_matches_formula(n):
     rng = np.random.default_rng(3)
-    counts = np.concatenate([10 ** rng.uniform(-1, 5, (6, 500)), np.full((6, 3), 24.999),
-                             np.full((6, 3), 25.0), -np.ones((6, 2))], axis=1)
+    counts = np.concatenate(
+        [10 ** rng.uniform(-1, 5, (6, 500)), np.full((6, 3), 24.999), np.full((6, 3), 25.0), -np.ones((6, 2))], axis=1
+    )
     np.testing.assert_allclose(aia_error(counts, n), reference(counts, n), rtol=1e-14)
 
 

@@ -1,13 +1,16 @@
 """Shipped AIA temperature responses vs demregpy's IDL save files (the independent source)."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from fastinv.dem import SHIPPED_TABLES, load_response
 
-DAT = {"aia_v10_eve": "aia_tresp_en.dat", "aia_v10_eve_noblend": "aia_tresp_en_nb.dat",
-       "aia_v9_eve": "aia_trespv9_en.dat"}
+DAT = {
+    "aia_v10_eve": "aia_tresp_en.dat",
+    "aia_v10_eve_noblend": "aia_tresp_en_nb.dat",
+    "aia_v9_eve": "aia_trespv9_en.dat",
+}
 
 
 def _dat(name):
@@ -27,10 +30,8 @@ def test_shipped_table_equals_demregpy_dat(name):
     ref = _dat(name)
     table = load_response(name)
     assert table.channels == tuple(c.decode() for c in ref["channels"])
-    np.testing.assert_allclose(table.logt, np.asarray(ref["logt"], dtype=np.float64),
-                               rtol=1e-12, atol=0)
-    np.testing.assert_allclose(table.values, np.asarray(ref["tr"], dtype=np.float64),
-                               rtol=1e-12, atol=0)
+    np.testing.assert_allclose(table.logt, np.asarray(ref["logt"], dtype=np.float64), rtol=1e-12, atol=0)
+    np.testing.assert_allclose(table.values, np.asarray(ref["tr"], dtype=np.float64), rtol=1e-12, atol=0)
     assert table.values.shape == (6, 101)
 
 
@@ -62,8 +63,7 @@ def test_user_csv(tmp_path):
     t = load_response()
     p = tmp_path / "mine.csv"
     lines = ["# my table", "logt," + ",".join(t.channels)]
-    lines += [f"{float(lt)!r}," + ",".join(repr(float(v)) for v in t.values[:, j] * 2)
-              for j, lt in enumerate(t.logt)]
+    lines += [f"{float(lt)!r}," + ",".join(repr(float(v)) for v in t.values[:, j] * 2) for j, lt in enumerate(t.logt)]
     p.write_text("\n".join(lines))
     u = load_response(p)
     np.testing.assert_array_equal(u.values, 2 * t.values)

@@ -1,9 +1,9 @@
 """The dual simplex on hard, degenerate LPs (not just AIA-like ones) vs SciPy HiGHS."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from dem_helpers import highs
 from fastinv import _core
 
@@ -19,14 +19,14 @@ def test_degenerate_random_lps(seed):
     rng = np.random.default_rng(100 + seed)
     m, n, npix = int(rng.integers(2, 9)), int(rng.integers(5, 60)), 150
     D = rng.uniform(0, 1, (m, n)) * (rng.uniform(size=(m, n)) < 0.7)
-    D[:, 1] = D[:, 0]                       # duplicated column
-    D[:, 2] = 0.0                           # empty column
-    D[:, 3] = 2 * D[:, 4]                   # parallel columns
+    D[:, 1] = D[:, 0]  # duplicated column
+    D[:, 2] = 0.0  # empty column
+    D[:, 3] = 2 * D[:, 4]  # parallel columns
     x0 = rng.uniform(0, 1, (n, npix)) * (rng.uniform(size=(n, npix)) < 3 / n)
-    y = D @ x0                              # exactly representable: degenerate vertices
+    y = D @ x0  # exactly representable: degenerate vertices
     y[:, ::3] += rng.normal(0, 0.3, (m, (npix + 2) // 3))  # some infeasible ones
     sigma = rng.uniform(0, 0.05, (m, npix))
-    sigma[:, ::5] = 0.0                     # equality rows (lo = up)
+    sigma[:, ::5] = 0.0  # equality rows (lo = up)
     coeffs, status, obj, iters = _solve_both(D, y, sigma)
     assert set(np.unique(status)) <= {0, 2}
     for i in range(npix):
@@ -65,8 +65,8 @@ def test_wide_dynamic_range_vs_highs():
     y = (bp.dictionary @ x) * 10 ** rng.uniform(-0.3, 0.3, (6, n))
     sigma = np.abs(y) * 10 ** rng.uniform(-4, -1, y.shape) + 1e-6
     r = bp.solve(y, sigma=sigma)
-    assert 0.1 < np.mean(r.status == 0) < 0.9       # both verdicts well represented
-    for i in np.flatnonzero(r.status != 11):        # 11: sum(y) < 0.01 DN/s, by design
+    assert 0.1 < np.mean(r.status == 0) < 0.9  # both verdicts well represented
+    for i in np.flatnonzero(r.status != 11):  # 11: sum(y) < 0.01 DN/s, by design
         st, fun, _ = highs(bp.dictionary, y[:, i], 1.4 * sigma[:, i])
         assert (st == 0) == (r.status[i] == 0), i
         if st == 0:

@@ -9,6 +9,7 @@ mutations reach the graph validator instead of dying at the first check).
 
 Run: python tests/fuzz/fuzz_loader.py SEED_DIR -max_total_time=60
 """
+
 import random
 import sys
 from pathlib import Path
@@ -27,8 +28,8 @@ def mutate(data: bytes, max_size: int, seed: int) -> bytes:
     base = rng.choice(SEEDS)
     if rng.random() < 0.6:
         n = int.from_bytes(base[:8], "little")
-        header = atheris.Mutate(base[8:8 + n], n + 64)
-        return len(header).to_bytes(8, "little") + header + base[8 + n:]
+        header = atheris.Mutate(base[8 : 8 + n], n + 64)
+        return len(header).to_bytes(8, "little") + header + base[8 + n :]
     return atheris.Mutate(base, max(max_size, len(base)))
 
 

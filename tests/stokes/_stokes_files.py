@@ -6,6 +6,7 @@
   layout), then the random data replaced by synthetic Stokes and the spectral axis set to
   ViSP's 630 nm sampling (CUNIT2 nm as in real data, or m as the simulator writes).
 """
+
 from __future__ import annotations
 
 import os
@@ -42,8 +43,16 @@ def stored_hinode(true: np.ndarray, spbshft: int) -> tuple[np.ndarray, np.ndarra
     return raw.astype(np.int16), expected
 
 
-def write_hinode_map(directory, true: np.ndarray, spbshft: int = 0, xcen0: float = -120.0, ycen: float = 35.0,
-                     xscale: float = 0.1476, yscale: float = 0.16, instrume: str = "SOT/SP") -> tuple[list, np.ndarray]:
+def write_hinode_map(
+    directory,
+    true: np.ndarray,
+    spbshft: int = 0,
+    xcen0: float = -120.0,
+    ycen: float = 35.0,
+    xscale: float = 0.1476,
+    yscale: float = 0.16,
+    instrume: str = "SOT/SP",
+) -> tuple[list, np.ndarray]:
     """Write slits of ``true`` (nx, 4, ny, 112); returns (paths, expected read-back counts)."""
     from astropy.io import fits
 
@@ -56,7 +65,13 @@ def write_hinode_map(directory, true: np.ndarray, spbshft: int = 0, xcen0: float
         h = fits.Header()
         h["INSTRUME"] = instrume
         h["TELESCOP"] = "HINODE"
-        h["CTYPE1"], h["CUNIT1"], h["CRVAL1"], h["CDELT1"], h["CRPIX1"] = "WAVELENGTH", "Angstrom", 6302.08, 0.0215, 56.5
+        h["CTYPE1"], h["CUNIT1"], h["CRVAL1"], h["CDELT1"], h["CRPIX1"] = (
+            "WAVELENGTH",
+            "Angstrom",
+            6302.08,
+            0.0215,
+            56.5,
+        )
         h["SPBSHFT"] = spbshft
         h["SLITINDX"] = x
         h["XCEN"], h["YCEN"] = xcen0 + x * xscale, ycen
@@ -96,8 +111,14 @@ def simulate_visp(directory, n_steps: int, n_slit: int, n_wl: int = VISP_N_WL) -
     return sorted(str(p) for p in directory.glob("*.fits"))
 
 
-def fill_visp(paths, true: np.ndarray, unit: str = "nm", dindex3_base: int | None = None,
-              dindex4_base: int | None = None, keep_stokes_key: bool = True) -> dict:
+def fill_visp(
+    paths,
+    true: np.ndarray,
+    unit: str = "nm",
+    dindex3_base: int | None = None,
+    dindex4_base: int | None = None,
+    keep_stokes_key: bool = True,
+) -> dict:
     """Put ``true`` (n_steps, 4, n_wl, n_slit) into simulator files; returns {(step, stokes): path}.
 
     The step/Stokes of a file are its simulator DINDEX3/DINDEX4 (0-based); the bases can be
@@ -139,4 +160,3 @@ def copy_files(paths, directory) -> list[str]:
         shutil.copy(p, q)
         out.append(str(q))
     return out
-

@@ -1,10 +1,10 @@
 """Session fixtures shared by the Stokes reader and inversion tests (registered with
 ``pytest_plugins = ["_stokes_fixtures"]`` in those modules; the simulator's first run costs
 seconds, so its files are made once)."""
+
 from __future__ import annotations
 
 import pytest
-
 from _stokes_files import simulate_visp
 
 

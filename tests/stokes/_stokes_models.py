@@ -1,5 +1,6 @@
 """Small random-weight Stokes models with a model card (as the trained ones carry), and an
 independent float64 NumPy/torch reference of what fastinv.stokes.StokesNet must compute."""
+
 from __future__ import annotations
 
 import json
@@ -12,25 +13,55 @@ VISP_WL = 6302.0 + (np.arange(980) - 489.5) * 0.01625
 VISP_WL = VISP_WL[(VISP_WL > 6300.6) & (VISP_WL < 6303.4)]
 NODES = [0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0]
 IQUV_OUTPUTS = ["temperature", "vlos", "B", "inclination", "azimuth_sin2", "azimuth_cos2"]
-_MEAN = {"temperature": 5500.0, "vlos": 0.0, "B": 600.0, "inclination": 90.0, "azimuth_sin2": 0.0,
-         "azimuth_cos2": 0.0, "B_los": 0.0}
-_STD = {"temperature": 800.0, "vlos": 2.0, "B": 500.0, "inclination": 40.0, "azimuth_sin2": 0.7,
-        "azimuth_cos2": 0.7, "B_los": 300.0}
+_MEAN = {
+    "temperature": 5500.0,
+    "vlos": 0.0,
+    "B": 600.0,
+    "inclination": 90.0,
+    "azimuth_sin2": 0.0,
+    "azimuth_cos2": 0.0,
+    "B_los": 0.0,
+}
+_STD = {
+    "temperature": 800.0,
+    "vlos": 2.0,
+    "B": 500.0,
+    "inclination": 40.0,
+    "azimuth_sin2": 0.7,
+    "azimuth_cos2": 0.7,
+    "B_los": 300.0,
+}
 
 
-def make_card(instrument="hinode_sp", wavelength=None, stokes=("I", "Q", "U", "V"), outputs=IQUV_OUTPUTS,
-              nodes=NODES, architecture="compact-cnn"):
-    wl = np.asarray(HINODE_WL if wavelength is None and instrument == "hinode_sp" else
-                    VISP_WL if wavelength is None else wavelength)
+def make_card(
+    instrument="hinode_sp",
+    wavelength=None,
+    stokes=("I", "Q", "U", "V"),
+    outputs=IQUV_OUTPUTS,
+    nodes=NODES,
+    architecture="compact-cnn",
+):
+    wl = np.asarray(
+        HINODE_WL if wavelength is None and instrument == "hinode_sp" else VISP_WL if wavelength is None else wavelength
+    )
     offset = [1.0 if s == "I" else 0.0 for s in stokes]
     scale = [1.0 if s == "I" else 10.0 for s in stokes]
     mean = [_MEAN[q] for q in outputs for _ in nodes]
     std = [_STD[q] for q in outputs for _ in nodes]
-    return {"kind": "fastinv.stokes", "architecture": architecture, "instrument": instrument,
-            "wavelength": [float(v) for v in wl], "input": {"stokes": list(stokes), "offset": offset, "scale": scale},
-            "nodes": list(nodes), "outputs": list(outputs), "output_mean": mean, "output_std": std,
-            "units": {"temperature": "K", "vlos": "km/s", "B": "G", "B_los": "G", "inclination": "deg",
-                      "azimuth": "deg"}, "mu": 1.0, "noise": 0.001}
+    return {
+        "kind": "fastinv.stokes",
+        "architecture": architecture,
+        "instrument": instrument,
+        "wavelength": [float(v) for v in wl],
+        "input": {"stokes": list(stokes), "offset": offset, "scale": scale},
+        "nodes": list(nodes),
+        "outputs": list(outputs),
+        "output_mean": mean,
+        "output_std": std,
+        "units": {"temperature": "K", "vlos": "km/s", "B": "G", "B_los": "G", "inclination": "deg", "azimuth": "deg"},
+        "mu": 1.0,
+        "noise": 0.001,
+    }
 
 
 def make_net(n_in: int, n_wl: int, n_out: int, seed: int = 0, width: int = 8):
@@ -41,9 +72,18 @@ def make_net(n_in: int, n_wl: int, n_out: int, seed: int = 0, width: int = 8):
     l = n_wl
     l = (l - 4) // 2
     l = (l - 4) // 2
-    net = nn.Sequential(nn.Conv1d(n_in, width, 5), nn.ReLU(), nn.MaxPool1d(2),
-                        nn.Conv1d(width, width, 5), nn.ReLU(), nn.MaxPool1d(2),
-                        nn.Flatten(), nn.Linear(width * l, 32), nn.ReLU(), nn.Linear(32, n_out)).eval()
+    net = nn.Sequential(
+        nn.Conv1d(n_in, width, 5),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(width, width, 5),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Flatten(),
+        nn.Linear(width * l, 32),
+        nn.ReLU(),
+        nn.Linear(32, n_out),
+    ).eval()
     with torch.no_grad():  # outputs of order 1 (as a trained, standardised net)
         net[-1].weight.mul_(3.0)
     return net
@@ -51,8 +91,8 @@ def make_net(n_in: int, n_wl: int, n_out: int, seed: int = 0, width: int = 8):
 
 def write_model(path, card=None, seed=0, **card_kw):
     """Export a random network with ``card`` to ``path``; returns (torch net, card)."""
-    import torch
     import fastinv
+    import torch
 
     card = card or make_card(**card_kw)
     n_in, n_wl = len(card["input"]["stokes"]), len(card["wavelength"])
@@ -76,7 +116,7 @@ def reference_predict(net, card, stokes):
     net.float()
     y = y * np.asarray(card["output_std"]) + np.asarray(card["output_mean"])
     n = len(card["nodes"])
-    cols = {q: y[:, i * n:(i + 1) * n] for i, q in enumerate(card["outputs"])}
+    cols = {q: y[:, i * n : (i + 1) * n] for i, q in enumerate(card["outputs"])}
     out = {}
     for q, v in cols.items():
         if q.startswith("azimuth_"):

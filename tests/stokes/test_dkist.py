@@ -1,6 +1,7 @@
 """ViSP datasets through the optional dkist package: the ASDF file of dkist's own ViSP test
 dataset (4 Stokes x 20 raster steps x 50 wavelengths x 128 slit pixels, 80 files), its FITS
 files written here from the headers the ASDF carries, filled with known data."""
+
 from __future__ import annotations
 
 import gzip
@@ -15,16 +16,28 @@ from astropy.io import fits
 dkist = pytest.importorskip("dkist")
 torch = pytest.importorskip("torch")
 
+from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 from fastinv.cli import main  # noqa: E402
 from fastinv.stokes.io.visp import group_visp_files, read_visp_step, visp_dataset_files  # noqa: E402
-
-from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 
 WL = 5000.0 + (np.arange(50) + 1 - 25) * 0.1
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-_SKIP = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "XTENSION", "PCOUNT", "GCOUNT",
-         "COMMENT", "HISTORY", ""}
+_SKIP = {
+    "SIMPLE",
+    "BITPIX",
+    "NAXIS",
+    "NAXIS1",
+    "NAXIS2",
+    "NAXIS3",
+    "EXTEND",
+    "XTENSION",
+    "PCOUNT",
+    "GCOUNT",
+    "COMMENT",
+    "HISTORY",
+    "",
+}
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +63,9 @@ def dataset(tmp_path_factory):
             h[col] = v.item() if hasattr(v, "item") else v
         n_wl, n_slit = int(row["NAXIS2"]), int(row["NAXIS1"])
         st = int(row["DINDEX4"])
-        arr = (rng.normal(1000.0, 20.0, (1, n_wl, n_slit)) if st == 0 else
-               rng.normal(0.0, 30.0, (1, n_wl, n_slit))).astype(np.float32)
+        arr = (
+            rng.normal(1000.0, 20.0, (1, n_wl, n_slit)) if st == 0 else rng.normal(0.0, 30.0, (1, n_wl, n_slit))
+        ).astype(np.float32)
         fits.PrimaryHDU(arr, header=h).writeto(d / name)
         data[(int(row["DINDEX3"]), st)] = arr[0]
     return asdf, ds, data
@@ -78,8 +92,22 @@ def test_cli_inverts_an_asdf_dataset(dataset, tmp_path):
     card = make_card(instrument="visp", wavelength=wl[5:45] + 0.03)  # inside the window, between samples
     net, card = write_model(tmp_path / "m.safetensors", card=card, seed=3)
     out = tmp_path / "ds.fits"
-    rc = main(["stokes", "invert", str(asdf), "--instrument", "visp", "-o", str(out), "--model",
-               str(tmp_path / "m.safetensors"), "--continuum", "1000", "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            str(asdf),
+            "--instrument",
+            "visp",
+            "-o",
+            str(out),
+            "--model",
+            str(tmp_path / "m.safetensors"),
+            "--continuum",
+            "1000",
+            "-q",
+        ]
+    )
     assert rc == 0
     t = fits.getdata(out, "temperature")
     assert t.shape == (7, 128, 20)
@@ -126,8 +154,18 @@ def test_real_visp_header_is_read_and_its_window_checked(tmp_path, capsys):
     np.testing.assert_allclose(steps[0].wavelength, wl, rtol=0, atol=1e-6)
     _, card = write_model(tmp_path / "v.safetensors", card=make_card(instrument="visp"), seed=4)
     out = tmp_path / "o.fits"
-    args = ["stokes", "invert", *paths, "--instrument", "visp", "-o", str(out), "--model",
-            str(tmp_path / "v.safetensors"), "-q"]
+    args = [
+        "stokes",
+        "invert",
+        *paths,
+        "--instrument",
+        "visp",
+        "-o",
+        str(out),
+        "--model",
+        str(tmp_path / "v.safetensors"),
+        "-q",
+    ]
     assert main(args) == 1 and not out.exists()
     assert "covers 6302.441-6318.286 A but the model needs at least 6301.101-6302.894 A" in capsys.readouterr().err
     assert main(args + ["--wavelength-shift", "-10.0"]) == 0  # 6292.4-6308.3 A: the lines are inside

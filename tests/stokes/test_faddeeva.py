@@ -5,6 +5,7 @@ Domain tested: x in [-1e4, 1e4] (dense on |x| <= 40, logarithmic beyond), y in {
 window reach |v| ~ 150 Doppler widths), plus the lower half plane. Tolerances:
 complex relative 1e-6; H and F relative 1e-6 where they exceed 1e-9, absolute 1e-12 below.
 """
+
 import numpy as np
 import pytest
 
@@ -14,8 +15,7 @@ from fastinv.stokes import faddeeva, voigt_faraday  # noqa: E402
 
 
 def _grid():
-    x = np.concatenate([np.linspace(-40, 40, 4001), np.geomspace(1e-3, 1e4, 300),
-                        -np.geomspace(1e-3, 1e4, 300)])
+    x = np.concatenate([np.linspace(-40, 40, 4001), np.geomspace(1e-3, 1e4, 300), -np.geomspace(1e-3, 1e4, 300)])
     y = np.concatenate([[0.0], np.geomspace(1e-8, 1e3, 45)])
     X, Y = np.meshgrid(x, y)
     return (X + 1j * Y).ravel()
@@ -59,7 +59,7 @@ def test_voigt_faraday_batch(a):
 def test_analytic_limits():
     v = np.linspace(-5, 5, 101)
     H, _ = voigt_faraday(0.0, v)
-    np.testing.assert_allclose(H, np.exp(-v**2), rtol=1e-9, atol=1e-15)
+    np.testing.assert_allclose(H, np.exp(-(v**2)), rtol=1e-9, atol=1e-15)
     # Lorentz limit: for a >> 1, H -> a / (sqrt(pi) (a^2 + v^2))
     a = 1e3
     H, F = voigt_faraday(a, v)

@@ -1,9 +1,9 @@
 """Instrument degradation: Gaussian LSF against the analytic Gaussian-on-Gaussian
 convolution, resampling, presets, noise statistics, and convergence of the ME synthesis
 on the instrument's fine grid."""
+
 import numpy as np
 import pytest
-
 from fastinv.stokes import Instrument, MilneEddington
 
 
@@ -41,8 +41,7 @@ def test_gaussian_lsf_on_gaussian_line(make):
 def test_callable_lsf_matches_gaussian():
     sp = Instrument.hinode_sp(noise=0.0)
     sig = 30e-3 / (2 * np.sqrt(2 * np.log(2)))
-    custom = Instrument(sp.wavelength, lsf=lambda d: np.exp(-0.5 * (d / sig) ** 2),
-                        lsf_halfwidth=5 * sig, noise=0.0)
+    custom = Instrument(sp.wavelength, lsf=lambda d: np.exp(-0.5 * (d / sig) ** 2), lsf_halfwidth=5 * sig, noise=0.0)
     g = custom.synthesis_grid()
     np.testing.assert_allclose(sp.synthesis_grid(), g, atol=1e-9)
     x = np.sin(g * 40.0) + 2.0
@@ -50,7 +49,7 @@ def test_callable_lsf_matches_gaussian():
     # a grid padded for macroturbulence holds the same points (aligned), plus more
     gp = sp.padded_for(3.0).synthesis_grid()
     i0 = int(np.argmin(np.abs(gp - g[0])))
-    assert gp.size > g.size and np.abs(gp[i0:i0 + g.size] - g).max() < 1e-9
+    assert gp.size > g.size and np.abs(gp[i0 : i0 + g.size] - g).max() < 1e-9
 
 
 def test_noise_is_seeded_and_has_the_right_level():
@@ -67,8 +66,18 @@ def test_noise_is_seeded_and_has_the_right_level():
 def test_me_with_instrument():
     sp = Instrument.hinode_sp()
     me = MilneEddington(instrument=sp)
-    p = dict(B=[1500.0, 0.0], inclination=[45.0, 0.0], azimuth=30.0, vlos=0.5,
-             doppler_width=30.0, damping=0.2, eta0=12.0, S0=0.2, S1=0.8, vmac=0.0)
+    p = dict(
+        B=[1500.0, 0.0],
+        inclination=[45.0, 0.0],
+        azimuth=30.0,
+        vlos=0.5,
+        doppler_width=30.0,
+        damping=0.2,
+        eta0=12.0,
+        S0=0.2,
+        S1=0.8,
+        vmac=0.0,
+    )
     clean = me.synthesize(p, add_noise=False)
     assert clean.shape == (2, 4, 112)
     # same as synthesising on the fine grid and degrading (no macroturbulence)
@@ -79,8 +88,7 @@ def test_me_with_instrument():
     p["vmac"] = 1.0
     fast = me.synthesize(p, add_noise=False)
     sig = 30e-3 / (2 * np.sqrt(2 * np.log(2)))
-    general = Instrument(sp.wavelength, lsf=lambda d: np.exp(-0.5 * (d / sig) ** 2),
-                         lsf_halfwidth=5 * sig, noise=0.0)
+    general = Instrument(sp.wavelength, lsf=lambda d: np.exp(-0.5 * (d / sig) ** 2), lsf_halfwidth=5 * sig, noise=0.0)
     assert general.gaussian_sampling() is None and sp.gaussian_sampling() is not None
     slow = MilneEddington(instrument=general).synthesize(p)
     assert np.abs(fast - slow).max() < 2e-5
@@ -100,10 +108,18 @@ def test_me_with_instrument():
 def test_default_oversampling_is_converged(make):
     rng = np.random.default_rng(5)
     n = 100
-    p = dict(B=rng.uniform(0, 4000, n), inclination=rng.uniform(0, 180, n),
-             azimuth=rng.uniform(0, 180, n), vlos=rng.uniform(-5, 5, n),
-             doppler_width=rng.uniform(15, 60, n), damping=rng.uniform(0, 1, n),
-             eta0=rng.uniform(0.5, 40, n), S0=0.2, S1=0.8, vmac=rng.uniform(0, 3, n))
+    p = dict(
+        B=rng.uniform(0, 4000, n),
+        inclination=rng.uniform(0, 180, n),
+        azimuth=rng.uniform(0, 180, n),
+        vlos=rng.uniform(-5, 5, n),
+        doppler_width=rng.uniform(15, 60, n),
+        damping=rng.uniform(0, 1, n),
+        eta0=rng.uniform(0.5, 40, n),
+        S0=0.2,
+        S1=0.8,
+        vmac=rng.uniform(0, 3, n),
+    )
     a = MilneEddington(instrument=make(noise=0.0)).synthesize(p)
     b = MilneEddington(instrument=make(noise=0.0, oversample=16)).synthesize(p)
     assert np.abs(a - b).max() < 2e-5  # vs a noise of 1e-3
@@ -122,5 +138,7 @@ def test_bad_instruments():
     with pytest.raises(ValueError, match="synthesis_grid"):
         sp.degrade(np.ones(10))
     with pytest.raises(ValueError, match="instrument"):
-        MilneEddington().synthesize(dict(B=0, inclination=0, azimuth=0, vlos=0, doppler_width=30,
-                                         damping=0.1, eta0=5, S0=0.2, S1=0.8), add_noise=True)
+        MilneEddington().synthesize(
+            dict(B=0, inclination=0, azimuth=0, vlos=0, doppler_width=30, damping=0.1, eta0=5, S0=0.2, S1=0.8),
+            add_noise=True,
+        )

@@ -1,6 +1,7 @@
 """End to end: synthetic Hinode SP / ViSP files -> `fastinv stokes invert` / FrameInverter /
 watch() -> FITS, each compared with an independent reference (files' known counts / I_c,
 numpy.interp onto the model grid, the float64 torch network and NumPy decoding)."""
+
 from __future__ import annotations
 
 import os
@@ -23,15 +24,26 @@ from fastinv.stokes.io.visp import group_visp_files, read_visp_step  # noqa: E40
 
 pytest_plugins = ["_stokes_fixtures"]  # session fixture visp_raw
 
-from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_true_counts,  # noqa: E402
-                           visp_wavelength, write_hinode_map)
+from _stokes_files import (  # noqa: E402
+    copy_files,
+    fill_visp,
+    hinode_true_counts,
+    visp_true_counts,
+    visp_wavelength,
+    write_hinode_map,
+)
 from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
 STD = {"temperature": 800.0, "vlos": 2.0, "B": 500.0, "inclination": 40.0, "azimuth": 90.0}
-L2 = {"temperature": "temperature", "vlos": "velocity", "B": "mag_strength", "inclination": "mag_inclination",
-      "azimuth": "mag_azimuth"}
+L2 = {
+    "temperature": "temperature",
+    "vlos": "velocity",
+    "B": "mag_strength",
+    "inclination": "mag_inclination",
+    "azimuth": "mag_azimuth",
+}
 N_STEPS, N_SLIT, IC_VISP = 3, 12, 12000.0
 
 
@@ -84,14 +96,38 @@ def test_cli_hinode_map_with_png(tmp_path, models, capsys):
     paths, expected = write_hinode_map(tmp_path / "sp", true, spbshft=0)
     out = tmp_path / "out" / "map.fits"
     out.parent.mkdir()
-    rc = main(["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--png", str(out.with_suffix(".png")), "--model", str(path),
-               "--continuum", str(ic), "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            *paths,
+            "--instrument",
+            "hinode",
+            "-o",
+            str(out),
+            "--png",
+            str(out.with_suffix(".png")),
+            "--model",
+            str(path),
+            "--continuum",
+            str(ic),
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     assert "wrote" in capsys.readouterr().out
     with fits.open(out) as hdul:
         names = [h.name.lower() for h in hdul]
-        assert names == ["primary", "temperature", "velocity", "mag_strength", "mag_inclination", "mag_azimuth",
-                         "optical_depth", "status"]
+        assert names == [
+            "primary",
+            "temperature",
+            "velocity",
+            "mag_strength",
+            "mag_inclination",
+            "mag_azimuth",
+            "optical_depth",
+            "status",
+        ]
         assert hdul["temperature"].data.shape == (7, ny, nx)
         assert hdul["temperature"].header["BUNIT"] == "K"
         assert list(hdul["optical_depth"].data) == [0.0, -0.5, -1.0, -1.5, -2.0, -2.5, -3.0]
@@ -106,7 +142,9 @@ def test_cli_hinode_map_with_png(tmp_path, models, capsys):
     # the celestial WCS puts slit x at XCEN_x and the slit centre at YCEN
     lon, lat = w.pixel_to_world_values(2, (ny - 1) / 2)
     assert abs(lon * 3600 - (-120.0 + 2 * 0.1476)) < 1e-3 and abs(lat * 3600 - 35.0) < 1e-3
-    assert abs((w.pixel_to_world_values(0, ny - 1)[1] - w.pixel_to_world_values(0, 0)[1]) * 3600 - 0.16 * (ny - 1)) < 1e-3
+    assert (
+        abs((w.pixel_to_world_values(0, ny - 1)[1] - w.pixel_to_world_values(0, 0)[1]) * 3600 - 0.16 * (ny - 1)) < 1e-3
+    )
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [f for f in os.listdir(out.parent) if f.startswith(".")]  # no temp files left
@@ -116,18 +154,38 @@ def test_cli_visp_map_matches_reference_and_input_wcs(tmp_path, models, visp_fil
     path, net, card = models["visp"]
     paths, which = visp_files
     out = tmp_path / "visp.fits"
-    rc = main(["stokes", "invert", str(tmp_path / "in"), "--instrument", "visp", "-o", str(out), "--model", str(path),
-               "--continuum", str(IC_VISP), "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            str(tmp_path / "in"),
+            "--instrument",
+            "visp",
+            "-o",
+            str(out),
+            "--model",
+            str(path),
+            "--continuum",
+            str(IC_VISP),
+            "-q",
+        ]
+    )
     assert rc == 0, capsys.readouterr().err
     with fits.open(out) as hdul:
         got = {q: hdul[L2[q]].data for q in L2}
         assert got["temperature"].shape == (7, N_SLIT, N_STEPS)
         w = WCS(hdul["temperature"].header).celestial
     for k in range(N_STEPS):
-        _compare({q: v[:, :, k] for q, v in got.items()}, _visp_reference(net, card, visp_true[k], IC_VISP), f"step {k}")
+        _compare(
+            {q: v[:, :, k] for q, v in got.items()}, _visp_reference(net, card, visp_true[k], IC_VISP), f"step {k}"
+        )
         # map pixel (x = step k, y = slit pixel j) is where frame k's pixel j is on the sky
-        fw = WCS(fits.getheader(which[(k, 0)], ext=0) if fits.getdata(which[(k, 0)], ext=0) is not None
-                 else fits.getheader(which[(k, 0)], ext=1), naxis=3)
+        fw = WCS(
+            fits.getheader(which[(k, 0)], ext=0)
+            if fits.getdata(which[(k, 0)], ext=0) is not None
+            else fits.getheader(which[(k, 0)], ext=1),
+            naxis=3,
+        )
         for j in (0, N_SLIT - 1):
             lat_f, _, lon_f = fw.pixel_to_world_values(j, 0, 0)
             lon_m, lat_m = w.pixel_to_world_values(k, j)
@@ -137,8 +195,23 @@ def test_cli_visp_map_matches_reference_and_input_wcs(tmp_path, models, visp_fil
 def test_cli_map_continuum_found_from_the_data(tmp_path, models, visp_files, capsys):
     path = models["visp"][0]
     out = tmp_path / "auto.fits"
-    assert main(["stokes", "invert", str(tmp_path / "in"), "--instrument", "visp", "-o", str(out), "--model",
-                 str(path), "-q"]) == 0
+    assert (
+        main(
+            [
+                "stokes",
+                "invert",
+                str(tmp_path / "in"),
+                "--instrument",
+                "visp",
+                "-o",
+                str(out),
+                "--model",
+                str(path),
+                "-q",
+            ]
+        )
+        == 0
+    )
     ic = fits.getheader(out)["ICONT"]
     # the synthetic profiles are normalised to the HSRA quiet-Sun continuum x 12000 counts; the
     # random atmospheres' continua scatter around it (cool umbra-like ones are clipped away)
@@ -147,19 +220,55 @@ def test_cli_map_continuum_found_from_the_data(tmp_path, models, visp_files, cap
 
 def test_cli_errors(tmp_path, models, visp_files, capsys):
     hp, _ = write_hinode_map(tmp_path / "sp", hinode_true_counts(2, 3, 30000.0))
-    rc = main(["stokes", "invert", *hp, "--instrument", "visp", "-o", str(tmp_path / "x.fits"),
-               "--model", str(models["visp"][0]), "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            *hp,
+            "--instrument",
+            "visp",
+            "-o",
+            str(tmp_path / "x.fits"),
+            "--model",
+            str(models["visp"][0]),
+            "-q",
+        ]
+    )
     assert rc == 1 and "not DKIST ViSP" in capsys.readouterr().err
-    rc = main(["stokes", "invert", *hp, "--instrument", "hinode", "-o", str(tmp_path / "x.fits"),
-               "--model", str(models["visp"][0]), "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            *hp,
+            "--instrument",
+            "hinode",
+            "-o",
+            str(tmp_path / "x.fits"),
+            "--model",
+            str(models["visp"][0]),
+            "-q",
+        ]
+    )
     assert rc == 1 and "model for visp, not hinode_sp" in capsys.readouterr().err
     # a ViSP window that misses the model's lines
     paths, which = visp_files
     for p in paths:
         with fits.open(p, mode="update") as hdul:
             next(h for h in hdul if h.data is not None).header["CRVAL2"] = 631.0
-    rc = main(["stokes", "invert", *paths, "--instrument", "visp", "-o", str(tmp_path / "x.fits"),
-               "--model", str(models["visp"][0]), "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            *paths,
+            "--instrument",
+            "visp",
+            "-o",
+            str(tmp_path / "x.fits"),
+            "--model",
+            str(models["visp"][0]),
+            "-q",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "covers 6306.758-6313.242 A" in err and "model needs at least 6301.101" in err
     assert not (tmp_path / "x.fits").exists()
@@ -238,8 +347,7 @@ def test_watch_inverts_steps_as_their_files_appear(tmp_path, models, visp_files,
     t.start()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = list(inv.watch(incoming, timeout=10, max_frames=N_STEPS, poll=0.01, output_dir=results_dir,
-                             settle=0.3))
+        got = list(inv.watch(incoming, timeout=10, max_frames=N_STEPS, poll=0.01, output_dir=results_dir, settle=0.3))
     t.join()
     reported = [str(w.message) for w in caught if "not a readable FITS file" in str(w.message)]
     assert len(reported) == 1 and "garbage.fits" in reported[0]  # the slowly written frame is not
@@ -272,19 +380,66 @@ def test_watch_stops_on_timeout_and_stop(tmp_path, models):
 def test_cli_watch_writes_each_step(tmp_path, models, visp_files, capsys):
     paths, which = visp_files
     out = tmp_path / "watched"
-    rc = main(["stokes", "watch", str(tmp_path / "in"), "-o", str(out), "--model", str(models["visp"][0]),
-               "--timeout", "0.5", "--poll", "0.02", "--continuum", str(IC_VISP)])
+    rc = main(
+        [
+            "stokes",
+            "watch",
+            str(tmp_path / "in"),
+            "-o",
+            str(out),
+            "--model",
+            str(models["visp"][0]),
+            "--timeout",
+            "0.5",
+            "--poll",
+            "0.02",
+            "--continuum",
+            str(IC_VISP),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and "3 steps written" in text and "step 5:" in text
     assert sorted(os.listdir(out)) == ["step_00004.fits", "step_00005.fits", "step_00006.fits"]
     # the same numbers as the map inversion of the same files
     m = tmp_path / "map.fits"
-    assert main(["stokes", "invert", *paths, "--instrument", "visp", "-o", str(m), "--model", str(models["visp"][0]),
-                 "--continuum", str(IC_VISP), "-q"]) == 0
-    np.testing.assert_array_equal(fits.getdata(out / "step_00005.fits", "velocity")[:, :, 0],
-                                  fits.getdata(m, "velocity")[:, :, 1])
-    assert main(["stokes", "watch", str(tmp_path / "nowhere"), "-o", str(out), "--model",
-                 str(models["visp"][0]), "--timeout", "0.1"]) == 1
+    assert (
+        main(
+            [
+                "stokes",
+                "invert",
+                *paths,
+                "--instrument",
+                "visp",
+                "-o",
+                str(m),
+                "--model",
+                str(models["visp"][0]),
+                "--continuum",
+                str(IC_VISP),
+                "-q",
+            ]
+        )
+        == 0
+    )
+    np.testing.assert_array_equal(
+        fits.getdata(out / "step_00005.fits", "velocity")[:, :, 0], fits.getdata(m, "velocity")[:, :, 1]
+    )
+    assert (
+        main(
+            [
+                "stokes",
+                "watch",
+                str(tmp_path / "nowhere"),
+                "-o",
+                str(out),
+                "--model",
+                str(models["visp"][0]),
+                "--timeout",
+                "0.1",
+            ]
+        )
+        == 1
+    )
 
 
 def test_png_without_matplotlib_is_a_clear_error(tmp_path, monkeypatch):
@@ -309,8 +464,25 @@ def test_hinode_grid_offset_from_the_model_is_inverted_with_a_warning(tmp_path, 
             hdul[0].header["CRVAL1"], hdul[0].header["CRPIX1"] = 6302.0, 57.0
     out = tmp_path / "o.fits"
     with pytest.warns(UserWarning, match=r"misses 0.000 A at the blue and 0\.0[89]\d A at the red end"):
-        assert main(["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--model", str(path),
-                     "--continuum", "40000", "-q"]) == 0
+        assert (
+            main(
+                [
+                    "stokes",
+                    "invert",
+                    *paths,
+                    "--instrument",
+                    "hinode",
+                    "-o",
+                    str(out),
+                    "--model",
+                    str(path),
+                    "--continuum",
+                    "40000",
+                    "-q",
+                ]
+            )
+            == 0
+        )
     wl = 6302.0 + (np.arange(112) + 1 - 57) * 0.0215
     got = {q: fits.getdata(out, L2[q]) for q in L2}
     for x in range(2):
@@ -325,7 +497,21 @@ def test_cli_device_cuda_without_a_gpu_is_a_clean_error(tmp_path, models, capsys
     if fastinv.info().get("cuda_devices", 0):
         pytest.skip("a CUDA device is present")
     hp, _ = write_hinode_map(tmp_path / "sp", hinode_true_counts(1, 2, 30000.0))
-    rc = main(["stokes", "invert", *hp, "--instrument", "hinode", "-o", str(tmp_path / "x.fits"),
-               "--model", str(models["hinode"][0]), "--device", "cuda", "-q"])
+    rc = main(
+        [
+            "stokes",
+            "invert",
+            *hp,
+            "--instrument",
+            "hinode",
+            "-o",
+            str(tmp_path / "x.fits"),
+            "--model",
+            str(models["hinode"][0]),
+            "--device",
+            "cuda",
+            "-q",
+        ]
+    )
     assert rc == 1 and "cuda" in capsys.readouterr().err.lower()
     assert not (tmp_path / "x.fits").exists()

@@ -1,6 +1,7 @@
 """LTE synthesis: the formal solver against the analytic Milne-Eddington solution (constant
 line properties, source function linear in tau; references: tests/stokes/reference/me_numpy.py,
 scipy wofz, and fastinv's MilneEddington), exact symmetries, API behaviour, atmospheres."""
+
 import numpy as np
 import pytest
 
@@ -14,10 +15,17 @@ C_KMS = 299792.458
 
 
 def _me_params(rng):
-    return dict(B=rng.uniform(0, 3000), inclination=rng.uniform(0, 180),
-                azimuth=rng.uniform(0, 180), vlos=rng.uniform(-4, 4),
-                doppler_width=rng.uniform(20, 50), damping=rng.uniform(0, 0.8),
-                eta0=rng.uniform(1, 40), S0=rng.uniform(0, 0.4), S1=rng.uniform(0.4, 1.0))
+    return dict(
+        B=rng.uniform(0, 3000),
+        inclination=rng.uniform(0, 180),
+        azimuth=rng.uniform(0, 180),
+        vlos=rng.uniform(-4, 4),
+        doppler_width=rng.uniform(20, 50),
+        damping=rng.uniform(0, 0.8),
+        eta0=rng.uniform(1, 40),
+        S0=rng.uniform(0, 0.4),
+        S1=rng.uniform(0.4, 1.0),
+    )
 
 
 @pytest.mark.parametrize("line", ["FeI_6301", "FeI_6302"])
@@ -31,15 +39,25 @@ def test_formal_solver_reproduces_milne_eddington(line, seed, mu):
     lam0 = 6301.5012 if line == "FeI_6301" else 6302.4936
     wl = lam0 + np.linspace(-0.6, 0.6, 121)
     lt = np.arange(-7.0, 2.5 + 1e-9, 0.1)
-    S = p["S0"] + p["S1"] * 10 ** lt
-    ours = _core._testing.lte_formal_prescribed(line, wl, lt, S, p["eta0"], p["doppler_width"] * 1e-3,
-                                        p["damping"], p["B"], p["inclination"], p["azimuth"],
-                                        p["vlos"], mu)
+    S = p["S0"] + p["S1"] * 10**lt
+    ours = _core._testing.lte_formal_prescribed(
+        line,
+        wl,
+        lt,
+        S,
+        p["eta0"],
+        p["doppler_width"] * 1e-3,
+        p["damping"],
+        p["B"],
+        p["inclination"],
+        p["azimuth"],
+        p["vlos"],
+        mu,
+    )
     ic = p["S0"] + mu * p["S1"]
     ref = me_numpy.synthesize(p, wl, mu=mu, lines=(line,), ratios=[1.0])[0]
     assert np.max(np.abs(ours - ref)) / ic < 1e-3
-    me = MilneEddington(lines=(line,), wavelength=wl).synthesize(
-        {k: np.array([v]) for k, v in p.items()}, mu=mu)[0]
+    me = MilneEddington(lines=(line,), wavelength=wl).synthesize({k: np.array([v]) for k, v in p.items()}, mu=mu)[0]
     assert np.max(np.abs(ours - me)) / ic < 1e-3
 
 
@@ -100,9 +118,15 @@ def test_depth_grid_convergence(lte):
     # The 55-point grid (step 0.1) is within 3e-3 I_c of a 5x finer one (2nd-order solver).
     a = atmospheres.falc(B=1000, inclination=30, azimuth=20)
     fine = np.arange(-4.0, 1.4 + 1e-9, 0.02)
-    b = atmospheres.Atmospheres(fine, temperature=np.interp(fine, a.log_tau, a.temperature[0]),
-                                vmic=np.interp(fine, a.log_tau, a.vmic[0]), B=1000,
-                                inclination=30, azimuth=20, vlos=0)
+    b = atmospheres.Atmospheres(
+        fine,
+        temperature=np.interp(fine, a.log_tau, a.temperature[0]),
+        vmic=np.interp(fine, a.log_tau, a.vmic[0]),
+        B=1000,
+        inclination=30,
+        azimuth=20,
+        vlos=0,
+    )
     assert np.max(np.abs(lte.synthesize(a) - lte.synthesize(b))) < 3e-3
 
 
@@ -157,8 +181,7 @@ def test_input_validation():
     with pytest.raises(ValueError):
         LTE(wavelength=[6302.0, 6301.0])
     with pytest.raises(ValueError):
-        atmospheres.Atmospheres([0, 1, 0.5], temperature=5000, vmic=0, B=0, inclination=0,
-                                azimuth=0, vlos=0)
+        atmospheres.Atmospheres([0, 1, 0.5], temperature=5000, vmic=0, B=0, inclination=0, azimuth=0, vlos=0)
     with pytest.raises(TypeError):
         LTE().synthesize([1, 2, 3])
 
@@ -166,9 +189,9 @@ def test_input_validation():
 def test_atmosphere_models_and_random_generator():
     h, f = atmospheres.hsra(), atmospheres.falc()
     assert h.log_tau[0] == pytest.approx(-4.0) and h.log_tau[-1] == pytest.approx(1.4)
-    assert h.temperature_at(0.0)[0] == pytest.approx(6390.0)   # Gingerich et al. 1971
+    assert h.temperature_at(0.0)[0] == pytest.approx(6390.0)  # Gingerich et al. 1971
     assert h.temperature_at(-2.0)[0] == pytest.approx(4660.0)
-    assert 6400 < f.temperature_at(0.0)[0] < 6700              # FAL-C, Fontenla et al. 1993
+    assert 6400 < f.temperature_at(0.0)[0] < 6700  # FAL-C, Fontenla et al. 1993
     r1, r2 = atmospheres.random(50, seed=42), atmospheres.random(50, seed=42)
     np.testing.assert_array_equal(r1.temperature, r2.temperature)
     np.testing.assert_array_equal(r1.B, r2.B)
@@ -182,8 +205,7 @@ def test_atmosphere_models_and_random_generator():
     assert nodes["temperature"].shape == (50, 7)
     # the perturbation around its base model is smooth (degree-4 Legendre series): its second
     # differences on the 0.1-dex grid stay below 30 K, the unperturbed models' jump far more
-    d2 = [np.abs(np.diff(r1.temperature - base.temperature, n=2, axis=1)).max(axis=1)
-          for base in (h, f)]
+    d2 = [np.abs(np.diff(r1.temperature - base.temperature, n=2, axis=1)).max(axis=1) for base in (h, f)]
     assert np.all(np.minimum(*d2) < 30.0)
     assert r1.temperature.std(axis=0).max() > 100.0  # and it does perturb
 
@@ -212,10 +234,15 @@ def test_astropy_units_and_sir_order():
 
     h = atmospheres.hsra()
     # SIR files list the bottom first: the same atmosphere given bottom-first, in other units
-    flipped = atmospheres.Atmospheres(h.log_tau[::-1], temperature=h.temperature[0, ::-1] * u.K,
-                                      vmic=(h.vmic[0, ::-1] * u.km / u.s).to(u.m / u.s),
-                                      B=0.1 * u.T, inclination=(np.pi / 4) * u.rad,
-                                      azimuth=0 * u.deg, vlos=500 * u.m / u.s)
+    flipped = atmospheres.Atmospheres(
+        h.log_tau[::-1],
+        temperature=h.temperature[0, ::-1] * u.K,
+        vmic=(h.vmic[0, ::-1] * u.km / u.s).to(u.m / u.s),
+        B=0.1 * u.T,
+        inclination=(np.pi / 4) * u.rad,
+        azimuth=0 * u.deg,
+        vlos=500 * u.m / u.s,
+    )
     ref = atmospheres.hsra(B=1000, inclination=45, vlos=0.5)
     for k in ("temperature", "vmic", "B", "inclination", "vlos"):
         np.testing.assert_allclose(getattr(flipped, k), getattr(ref, k), rtol=1e-12)

@@ -1,23 +1,22 @@
 """LTE equation of state, continuum opacity and hydrostatic equilibrium against analytic
 limits (Saha for hydrogen), a published model (HSRA's tabulated P_e, P_g) and an independent
 code (lightweaver's Wittmann EOS and continuum, a port of NICOLE/SIR's)."""
+
 import numpy as np
 import pytest
-from scipy import constants as sc
-
 from fastinv import _core
 from fastinv.stokes import atmospheres
+from scipy import constants as sc
 
 
 def _saha_hydrogen(T):
     """n(H II) n_e / n(H I) for U(H I) = 2, U(H II) = 1 (CGS), from CODATA constants."""
     k, h, me = sc.k * 1e7, sc.h * 1e7, sc.m_e * 1e3
     chi = 13.598434 * sc.e * 1e7
-    return (2 * np.pi * me * k * T / h ** 2) ** 1.5 * np.exp(-chi / (k * T))
+    return (2 * np.pi * me * k * T / h**2) ** 1.5 * np.exp(-chi / (k * T))
 
 
-@pytest.mark.parametrize("T,nH", [(8000.0, 1e14), (9000.0, 1e13), (10000.0, 1e15),
-                                  (12000.0, 1e16)])
+@pytest.mark.parametrize("T,nH", [(8000.0, 1e14), (9000.0, 1e13), (10000.0, 1e15), (12000.0, 1e16)])
 def test_hydrogen_saha_limit(T, nH):
     # Hot (but below He ionisation) and dilute: hydrogen gives > 99.9 % of the electrons, so n_e = x n_H with
     # x^2 / (1 - x) = Phi_H / n_H (pure-hydrogen Saha).
@@ -79,8 +78,7 @@ def test_eos_and_continuum_vs_wittmann(wittmann, T, Pg):
 def test_continuum_is_dominated_by_hminus_in_the_photosphere():
     p = _core._testing.lte_continuum(5800.0, 1e5, 6302.0)
     assert (p["hminus_bf"] + p["hminus_ff"]) / p["total"] > 0.85
-    assert all(p[k] >= 0 for k in ("hminus_bf", "hminus_ff", "h_bf", "h_ff", "thomson",
-                                    "rayleigh"))
+    assert all(p[k] >= 0 for k in ("hminus_bf", "hminus_ff", "h_bf", "h_ff", "thomson", "rayleigh"))
 
 
 def test_hydrostatic_equilibrium_vs_hsra_table():

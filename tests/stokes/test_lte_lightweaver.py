@@ -3,6 +3,7 @@ FAL-C for the four cases of issue 5: B = 0, 1 kG along the line of sight, 1 kG t
 100 G at 45 deg. Requirements: I/I_c within 2 % at every wavelength, V and Q peak
 amplitudes within 5 %, line-core positions within 2 mA. The hydrostatic equilibrium / EOS
 is compared too (lightweaver's Wittmann EOS on the same T(tau_500))."""
+
 import numpy as np
 import pytest
 
@@ -37,10 +38,17 @@ def profiles():
     for name, (B, inc, azi) in CASES.items():
         atm = atmospheres.falc(B=B, inclination=inc, azimuth=azi)
         ours = lte.synthesize(atm, normalize=False)[0]
-        ref = lwref.lightweaver_stokes(atm0.log_tau, atm0.temperature[0], atm0.vmic[0],
-                                       np.full(atm0.n_depth, B), np.full(atm0.n_depth, inc),
-                                       np.full(atm0.n_depth, azi), np.zeros(atm0.n_depth), WAVE,
-                                       ptop_dyn=ptop)
+        ref = lwref.lightweaver_stokes(
+            atm0.log_tau,
+            atm0.temperature[0],
+            atm0.vmic[0],
+            np.full(atm0.n_depth, B),
+            np.full(atm0.n_depth, inc),
+            np.full(atm0.n_depth, azi),
+            np.zeros(atm0.n_depth),
+            WAVE,
+            ptop_dyn=ptop,
+        )
         # Each code normalised by its own continuum (first point, 0.9 A from 6301.5).
         out[name] = (ours / ours[0, 0], ref / ref[0, 0])
     return out
@@ -71,7 +79,7 @@ def test_line_core_positions_within_2_mA(profiles, case):
             m = np.nonzero((WAVE >= window[0]) & (WAVE <= window[1]))[0]
             for prof in (ours[0], ref[0]):
                 i = m[np.argmin(prof[m])]
-                y0, y1, y2 = prof[i - 1:i + 2]
+                y0, y1, y2 = prof[i - 1 : i + 2]
                 x = WAVE[i] + 0.01 * 0.5 * (y0 - y2) / (y0 - 2 * y1 + y2)
                 nominal = 6301.5012 if name == "FeI_6301" else 6302.4936
                 assert abs(x - nominal) < 2e-3, (name, x)
@@ -103,8 +111,9 @@ def test_hydrostatic_equilibrium_matches_lightweaver():
         import lightweaver as lw
     a = atmospheres.falc()
     ours = _core._testing.lte_hydrostatic(a.log_tau, a.temperature[0])
-    ref = lw.Atmosphere.make_1d(scale=lw.ScaleType.Tau500, depthScale=10 ** a.log_tau,
-                                temperature=a.temperature[0], Ptop=ours["Pg"][0] * 0.1)
+    ref = lw.Atmosphere.make_1d(
+        scale=lw.ScaleType.Tau500, depthScale=10**a.log_tau, temperature=a.temperature[0], Ptop=ours["Pg"][0] * 0.1
+    )
     nh = ours["rho"] / _core._testing.lte_eos_info()["mass_per_H"]
     np.testing.assert_allclose(ours["ne"], ref.ne * 1e-6, rtol=0.025)
     np.testing.assert_allclose(nh, ref.nHTot * 1e-6, rtol=0.025)
@@ -119,9 +128,9 @@ def test_depth_dependent_atmosphere(index):
     a = atmospheres.random(4, seed=2, ranges=dict(B=(0.0, 2500.0)))[index]
     ptop = float(_core._testing.lte_hydrostatic(a.log_tau, a.temperature[0])["Pg"][0])
     ours = LTE(wavelength=WAVE).synthesize(a, normalize=False)[0]
-    ref = lwref.lightweaver_stokes(a.log_tau, a.temperature[0], a.vmic[0], a.B[0],
-                                   a.inclination[0], a.azimuth[0], a.vlos[0], WAVE,
-                                   ptop_dyn=ptop)
+    ref = lwref.lightweaver_stokes(
+        a.log_tau, a.temperature[0], a.vmic[0], a.B[0], a.inclination[0], a.azimuth[0], a.vlos[0], WAVE, ptop_dyn=ptop
+    )
     ours, ref = ours / ours[0, 0], ref / ref[0, 0]
     assert np.max(np.abs(ours[0] - ref[0])) < 0.025
     for s in (1, 2, 3):

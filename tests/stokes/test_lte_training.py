@@ -1,10 +1,10 @@
 """`fastinv stokes synth`: training sets written to HDF5 / FITS, read back and re-synthesised
 from the stored atmospheres (the file must describe exactly what produced its profiles)."""
+
 import os
 
 import numpy as np
 import pytest
-
 from fastinv.cli import main
 from fastinv.stokes import LTE, Instrument, MilneEddington, atmospheres
 
@@ -12,8 +12,30 @@ from fastinv.stokes import LTE, Instrument, MilneEddington, atmospheres
 def test_lte_hdf5_roundtrip(tmp_path):
     h5py = pytest.importorskip("h5py")
     out = tmp_path / "lte.h5"
-    assert main(["stokes", "synth", "--model", "lte", "--n", "12", "--instrument", "hinode",
-                 "--noise", "0", "--seed", "5", "--chunk", "5", "--quiet", "-o", str(out)]) == 0
+    assert (
+        main(
+            [
+                "stokes",
+                "synth",
+                "--model",
+                "lte",
+                "--n",
+                "12",
+                "--instrument",
+                "hinode",
+                "--noise",
+                "0",
+                "--seed",
+                "5",
+                "--chunk",
+                "5",
+                "--quiet",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert sorted(os.listdir(tmp_path)) == ["lte.h5"]  # atomic: no temporary file left
     with h5py.File(out) as f:
         stokes = f["stokes"][...]
@@ -35,8 +57,23 @@ def test_same_seed_same_set_and_noise_level(tmp_path):
     files = []
     for name, noise in (("a.h5", "1e-3"), ("b.h5", "1e-3"), ("c.h5", "0")):
         files.append(tmp_path / name)
-        main(["stokes", "synth", "--model", "lte", "--n", "6", "--seed", "9", "--noise", noise,
-              "--quiet", "-o", str(files[-1])])
+        main(
+            [
+                "stokes",
+                "synth",
+                "--model",
+                "lte",
+                "--n",
+                "6",
+                "--seed",
+                "9",
+                "--noise",
+                noise,
+                "--quiet",
+                "-o",
+                str(files[-1]),
+            ]
+        )
     a, b, c = (h5py.File(p)["stokes"][...] for p in files)
     np.testing.assert_array_equal(a, b)
     assert 0.6e-3 < np.std(a - c) < 1.4e-3
@@ -46,15 +83,48 @@ def test_me_fits(tmp_path):
     from astropy.io import fits
 
     out = tmp_path / "me.fits"
-    main(["stokes", "synth", "--model", "me", "--n", "20", "--instrument", "visp", "--noise",
-          "0", "--seed", "2", "--quiet", "-o", str(out)])
+    main(
+        [
+            "stokes",
+            "synth",
+            "--model",
+            "me",
+            "--n",
+            "20",
+            "--instrument",
+            "visp",
+            "--noise",
+            "0",
+            "--seed",
+            "2",
+            "--quiet",
+            "-o",
+            str(out),
+        ]
+    )
     with fits.open(out) as h:
         assert h[0].header["MODEL"] == "me" and h[0].data.shape == (20, 4, 980)
-        names = {n.upper(): n for n in ("B", "inclination", "azimuth", "vlos",
-                                         "doppler_width", "damping", "eta0", "S0", "S1",
-                                         "filling_factor", "vmac")}
-        p = {names[hdu.name[len("PARAMETERS_"):]]: hdu.data.astype(np.float64)
-             for hdu in h if hdu.name.startswith("PARAMETERS_")}
+        names = {
+            n.upper(): n
+            for n in (
+                "B",
+                "inclination",
+                "azimuth",
+                "vlos",
+                "doppler_width",
+                "damping",
+                "eta0",
+                "S0",
+                "S1",
+                "filling_factor",
+                "vmac",
+            )
+        }
+        p = {
+            names[hdu.name[len("PARAMETERS_") :]]: hdu.data.astype(np.float64)
+            for hdu in h
+            if hdu.name.startswith("PARAMETERS_")
+        }
         stokes = h[0].data
     ref = MilneEddington(instrument=Instrument.visp(noise=0.0)).synthesize(p)
     ref /= (p["S0"] + p["S1"])[:, None, None]

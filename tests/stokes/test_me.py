@@ -3,6 +3,7 @@
 limits (B = 0, gamma = 90 deg, weak field) and the sign conventions shared with
 lightweaver (stokes.md addendum: V > 0 in the blue lobe for a field toward the observer;
 Q ~ -cos 2chi, U ~ -sin 2chi at the core of a transverse-field line)."""
+
 import numpy as np
 import pytest
 
@@ -13,16 +14,22 @@ from fastinv.stokes import MilneEddington  # noqa: E402
 from fastinv.stokes.synthesis.lines import get_line  # noqa: E402
 from reference import me_numpy  # noqa: E402
 
-BASE = dict(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, doppler_width=30.0, damping=0.2,
-            eta0=8.0, S0=0.3, S1=0.7)
+BASE = dict(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, doppler_width=30.0, damping=0.2, eta0=8.0, S0=0.3, S1=0.7)
 
 
 def random_params(n, seed=0, extras=True):
     rng = np.random.default_rng(seed)
-    p = dict(B=rng.uniform(0, 4000, n), inclination=rng.uniform(0, 180, n),
-             azimuth=rng.uniform(0, 180, n), vlos=rng.uniform(-5, 5, n),
-             doppler_width=rng.uniform(15, 60, n), damping=rng.uniform(0, 1.0, n),
-             eta0=rng.uniform(0.5, 40, n), S0=rng.uniform(0, 0.5, n), S1=rng.uniform(0.3, 1, n))
+    p = dict(
+        B=rng.uniform(0, 4000, n),
+        inclination=rng.uniform(0, 180, n),
+        azimuth=rng.uniform(0, 180, n),
+        vlos=rng.uniform(-5, 5, n),
+        doppler_width=rng.uniform(15, 60, n),
+        damping=rng.uniform(0, 1.0, n),
+        eta0=rng.uniform(0.5, 40, n),
+        S0=rng.uniform(0, 0.5, n),
+        S1=rng.uniform(0.3, 1, n),
+    )
     if extras:
         p["filling_factor"] = rng.uniform(0, 1, n)
         p["vmac"] = np.where(rng.uniform(size=n) < 0.5, 0.0, rng.uniform(0, 3, n))
@@ -141,8 +148,14 @@ def test_units_and_structured_arrays():
     me = MilneEddington()
     p = dict(BASE, B=1200.0, inclination=35.0, azimuth=60.0, vlos=1.3, vmac=0.7)
     ref = me.synthesize(p)
-    q = dict(p, B=0.12 * u.T, inclination=np.deg2rad(35.0) * u.rad, vlos=1300 * u.m / u.s,
-             doppler_width=0.030 * u.AA, vmac=700 * u.m / u.s)
+    q = dict(
+        p,
+        B=0.12 * u.T,
+        inclination=np.deg2rad(35.0) * u.rad,
+        vlos=1300 * u.m / u.s,
+        doppler_width=0.030 * u.AA,
+        vmac=700 * u.m / u.s,
+    )
     np.testing.assert_allclose(me.synthesize(q), ref, rtol=1e-12, atol=1e-14)
     arr = np.zeros(3, dtype=[(k, "f8") for k in p])
     for k, v in p.items():
@@ -207,17 +220,18 @@ def test_isa_kernels_agree():
 
     from fastinv import _core
 
-    code = ("import json, numpy as np; from fastinv.stokes import MilneEddington; "
-            "from fastinv import _core; import sys; sys.path.insert(0, %r); "
-            "from test_me import random_params; "
-            "s = MilneEddington().synthesize(random_params(40, seed=9)); "
-            "print(json.dumps([_core.stokes.faddeeva_isa(), s.ravel().tolist()]))"
-            % os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import json, numpy as np; from fastinv.stokes import MilneEddington; "
+        "from fastinv import _core; import sys; sys.path.insert(0, %r); "
+        "from test_me import random_params; "
+        "s = MilneEddington().synthesize(random_params(40, seed=9)); "
+        "print(json.dumps([_core.stokes.faddeeva_isa(), s.ravel().tolist()]))"
+        % os.path.dirname(os.path.abspath(__file__))
+    )
     results = {}
     for isa in ("generic", "avx2", "avx512"):
         env = dict(os.environ, FASTINV_ISA=isa)
-        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                             text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
         used, data = json.loads(out.stdout)
         results[used] = np.array(data)
     assert "generic" in results and _core.stokes.faddeeva_isa() in results

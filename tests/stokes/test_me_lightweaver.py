@@ -3,13 +3,13 @@ atmosphere: field toward the observer -> V > 0 in the blue lobe; a transverse fi
 azimuth chi gives Q ~ -cos 2chi and U ~ -sin 2chi at line centre; positive vlos is a
 redshift. Uses fastinv/stokes/lightweaver_reference.py (the LTE branch's strictly-LTE
 lightweaver recipe, with fastinv's conventions on its inputs); skipped without lightweaver."""
+
 import numpy as np
 import pytest
 
 pytest.importorskip("lightweaver")
-from fastinv.stokes.synthesis import lightweaver_reference as lw_ref  # noqa: E402
-
 from fastinv.stokes import MilneEddington  # noqa: E402
+from fastinv.stokes.synthesis import lightweaver_reference as lw_ref  # noqa: E402
 
 pytestmark = pytest.mark.slow
 
@@ -21,18 +21,20 @@ CORE = 20
 
 def lightweaver(B, gamma, chi, vlos=0.0):
     n = LOG_TAU.size
-    return lw_ref.lightweaver_stokes(LOG_TAU, T_GREY, np.full(n, 1.0), np.full(n, B),
-                                     np.full(n, gamma), np.full(n, chi), np.full(n, vlos), WL)
+    return lw_ref.lightweaver_stokes(
+        LOG_TAU, T_GREY, np.full(n, 1.0), np.full(n, B), np.full(n, gamma), np.full(n, chi), np.full(n, vlos), WL
+    )
 
 
 def me(B, gamma, chi, vlos=0.0):
     m = MilneEddington(lines=("FeI_6302",), wavelength=WL)
-    return m.synthesize(dict(B=B, inclination=gamma, azimuth=chi, vlos=vlos, doppler_width=30.0,
-                             damping=0.3, eta0=6.0, S0=0.2, S1=0.8))[0]
+    return m.synthesize(
+        dict(B=B, inclination=gamma, azimuth=chi, vlos=vlos, doppler_width=30.0, damping=0.3, eta0=6.0, S0=0.2, S1=0.8)
+    )[0]
 
 
 def blue_lobe(v):
-    blue = v[:CORE - 2]
+    blue = v[: CORE - 2]
     return blue[np.argmax(np.abs(blue))]
 
 

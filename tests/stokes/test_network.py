@@ -1,6 +1,7 @@
 """StokesNet (model card, preparation, decoding) against an independent float64 torch/NumPy
 reference of the card's definition; Model(out=); the resampler against numpy.interp; the
 quiet-Sun continuum rule against known levels."""
+
 from __future__ import annotations
 
 import json
@@ -11,13 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import fastinv  # noqa: E402
+from _stokes_models import HINODE_WL, VISP_WL, make_card, reference_predict, write_model  # noqa: E402
 from fastinv.stokes import StokesNet, resample_to  # noqa: E402
 from fastinv.stokes.inversion import network as network_mod  # noqa: E402
 from fastinv.stokes.inversion.continuum import continuum_levels, continuum_wavelengths, quiet_sun_level  # noqa: E402
 from fastinv.stokes.inversion.network import Resampler  # noqa: E402
 from fastinv.stokes.synthesis.training_sets import lte_training_set  # noqa: E402
-
-from _stokes_models import HINODE_WL, VISP_WL, make_card, reference_predict, write_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_model_out_argument_is_validated(hinode_model):
     with pytest.raises(ValueError, match="read-only"):
         m(x, out=ro)
     big = np.zeros(3 * 4 * 112 + 3 * 42, np.float32)
-    xin, yout = big[:3 * 4 * 112].reshape(3, 4, 112), big[3 * 4 * 112 - 10:][:126].reshape(3, 42)
+    xin, yout = big[: 3 * 4 * 112].reshape(3, 4, 112), big[3 * 4 * 112 - 10 :][:126].reshape(3, 42)
     with pytest.raises(ValueError, match="share memory"):
         m(xin, out=yout)
     with pytest.raises(TypeError):
@@ -101,8 +101,12 @@ _STD_SCALE = {"temperature": 800.0, "vlos": 2.0, "B": 500.0, "inclination": 40.0
 
 
 def test_muisca_style_card_iv_only_blos(tmp_path, hinode_profiles):
-    card = make_card(stokes=("I", "V"), outputs=["temperature", "vlos", "B_los"], architecture="muisca",
-                     nodes=list(np.round(np.arange(-2.0, 0.05, 0.1), 1)))
+    card = make_card(
+        stokes=("I", "V"),
+        outputs=["temperature", "vlos", "B_los"],
+        architecture="muisca",
+        nodes=list(np.round(np.arange(-2.0, 0.05, 0.1), 1)),
+    )
     net, card = write_model(tmp_path / "m.safetensors", card=card, seed=2)
     sn = StokesNet.load(tmp_path / "m.safetensors")
     assert sn.input_stokes == ("I", "V") and sn.quantities == ("temperature", "vlos", "B_los")
@@ -138,16 +142,22 @@ def test_nan_profile_is_flagged_not_fatal(hinode_model, hinode_profiles):
     np.testing.assert_array_equal(got["temperature"].value[ok], clean["temperature"].value[ok])
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda c: c.update(kind="fastinv.deepem"), "kind"),
-    (lambda c: c.pop("nodes"), "nodes"),
-    (lambda c: c.update(nodes=c["nodes"][:6]), "quantities x 6 nodes"),
-    (lambda c: c.update(wavelength=c["wavelength"][:100]), r"\(4, 100\)"),
-    (lambda c: c["input"].update(stokes=["I", "Q", "U", "X"]), "distinct names"),
-    (lambda c: c.update(outputs=["temperature", "vlos", "B", "inclination", "azimuth_sin2", "vmic"]), "azimuth_cos2"),
-    (lambda c: c.update(output_std=[1.0] * 41), "output_std"),
-    (lambda c: c.update(instrument="gris"), "unknown instrument"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda c: c.update(kind="fastinv.deepem"), "kind"),
+        (lambda c: c.pop("nodes"), "nodes"),
+        (lambda c: c.update(nodes=c["nodes"][:6]), "quantities x 6 nodes"),
+        (lambda c: c.update(wavelength=c["wavelength"][:100]), r"\(4, 100\)"),
+        (lambda c: c["input"].update(stokes=["I", "Q", "U", "X"]), "distinct names"),
+        (
+            lambda c: c.update(outputs=["temperature", "vlos", "B", "inclination", "azimuth_sin2", "vmic"]),
+            "azimuth_cos2",
+        ),
+        (lambda c: c.update(output_std=[1.0] * 41), "output_std"),
+        (lambda c: c.update(instrument="gris"), "unknown instrument"),
+    ],
+)
 def test_bad_cards_are_clear_value_errors(tmp_path, mutate, match):
     card = make_card()
     net, _ = write_model(tmp_path / "ok.safetensors", card=card)

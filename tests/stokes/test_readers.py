@@ -1,11 +1,11 @@
 """Hinode SP and DKIST ViSP level-1 readers: round trips through files in the real layouts
 (the reader returns what was written, within the integer quantisation), and the errors."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from astropy.io import fits
-
 from fastinv.stokes.io.hinode import read_hinode_slit, sort_slits
 from fastinv.stokes.io.visp import group_visp_files, read_visp_header, read_visp_step
 
@@ -13,8 +13,14 @@ pytest.importorskip("dkist_data_simulator")
 
 pytest_plugins = ["_stokes_fixtures"]  # session fixture visp_raw
 
-from _stokes_files import (copy_files, fill_visp, hinode_true_counts, visp_true_counts,  # noqa: E402
-                           visp_wavelength, write_hinode_map)
+from _stokes_files import (  # noqa: E402
+    copy_files,
+    fill_visp,
+    hinode_true_counts,
+    visp_true_counts,
+    visp_wavelength,
+    write_hinode_map,
+)
 
 N_STEPS, N_SLIT = 3, 12
 
@@ -40,8 +46,11 @@ def test_hinode_round_trip_wraparound_and_bitshift(tmp_path, spbshft, ic):
         assert slit.stokes.dtype == np.float32 and slit.stokes.shape == (4, 10, 112)
         np.testing.assert_array_equal(slit.stokes, expected[x].astype(np.float32))
         # within the quantisation of the stored integers (doubled parameters: 1 count)
-        tol = np.where(np.arange(4) < 1, 1.0 if spbshft >= 1 else 0.5,
-                       np.where(np.arange(4) == 3, 1.0 if spbshft >= 2 else 0.5, 1.0 if spbshft >= 3 else 0.5))
+        tol = np.where(
+            np.arange(4) < 1,
+            1.0 if spbshft >= 1 else 0.5,
+            np.where(np.arange(4) == 3, 1.0 if spbshft >= 2 else 0.5, 1.0 if spbshft >= 3 else 0.5),
+        )
         assert np.all(np.abs(slit.stokes - true[x]).max(axis=(1, 2)) <= tol + 1e-3)
         np.testing.assert_allclose(slit.wavelength, 6302.08 + (np.arange(112) - 55.5) * 0.0215, atol=1e-9)
 
@@ -59,17 +68,23 @@ def test_hinode_slits_sorted_by_slitindx_and_duplicates_rejected(tmp_path):
 
 def test_hinode_errors(tmp_path, visp_raw):
     p = tmp_path / "bad.fits"
-    fits.PrimaryHDU(np.zeros((3, 5, 112), np.int16), header=fits.Header({"INSTRUME": "SOT/SP", "CRVAL1": 6302.08,
-                    "CDELT1": 0.0215, "CRPIX1": 56.5})).writeto(p)
+    fits.PrimaryHDU(
+        np.zeros((3, 5, 112), np.int16),
+        header=fits.Header({"INSTRUME": "SOT/SP", "CRVAL1": 6302.08, "CDELT1": 0.0215, "CRPIX1": 56.5}),
+    ).writeto(p)
     with pytest.raises(ValueError, match=r"\(4, N_y, N_lambda\)"):
         read_hinode_slit(p)
-    fits.PrimaryHDU(np.zeros((4, 5, 112), np.int16), header=fits.Header({"INSTRUME": "SOT/SP"})).writeto(p, overwrite=True)
+    fits.PrimaryHDU(np.zeros((4, 5, 112), np.int16), header=fits.Header({"INSTRUME": "SOT/SP"})).writeto(
+        p, overwrite=True
+    )
     with pytest.raises(ValueError, match="no wavelength axis.*CRVAL1"):
         read_hinode_slit(p)
     with pytest.raises(ValueError, match="not Hinode SOT/SP.*--instrument visp"):
         read_hinode_slit(visp_raw[0])
-    fits.PrimaryHDU(np.zeros((4, 5, 112), np.int16), header=fits.Header({"INSTRUME": "SOT/SP", "CTYPE1": "Solar-Y",
-                    "CRVAL1": 0.0, "CDELT1": 0.16, "CRPIX1": 1.0})).writeto(p, overwrite=True)
+    fits.PrimaryHDU(
+        np.zeros((4, 5, 112), np.int16),
+        header=fits.Header({"INSTRUME": "SOT/SP", "CTYPE1": "Solar-Y", "CRVAL1": 0.0, "CDELT1": 0.16, "CRPIX1": 1.0}),
+    ).writeto(p, overwrite=True)
     with pytest.raises(ValueError, match="axis 1 is 'SOLAR-Y', expected the wavelength"):
         read_hinode_slit(p)
 
@@ -81,8 +96,7 @@ def test_hinode_errors(tmp_path, visp_raw):
 @pytest.mark.parametrize("unit, base3, base4, stokes_key", [("nm", None, None, True), ("m", 7, 1, False)])
 def test_visp_round_trip(tmp_path, visp_raw, visp_true, unit, base3, base4, stokes_key):
     paths = copy_files(visp_raw, tmp_path)
-    which = fill_visp(paths, visp_true, unit=unit, dindex3_base=base3, dindex4_base=base4,
-                      keep_stokes_key=stokes_key)
+    which = fill_visp(paths, visp_true, unit=unit, dindex3_base=base3, dindex4_base=base4, keep_stokes_key=stokes_key)
     rng = np.random.default_rng(0)
     steps = group_visp_files(list(rng.permutation(paths)))  # order of the file list is irrelevant
     assert [s.step for s in steps] == [k + (base3 or 0) for k in range(N_STEPS)]

@@ -1,8 +1,8 @@
 """Random ME parameter sampler: reproducible, inside the documented ranges, isotropic
 inclination (uniform in cos), log-uniform eta0, S0 + S1 = 1; samples synthesise cleanly."""
+
 import numpy as np
 import pytest
-
 from fastinv.stokes import MilneEddington
 from fastinv.stokes.synthesis.sampling import ME_RANGES, sample_me_parameters
 

@@ -5,11 +5,11 @@ References: the documented population ranges; full synthesis on every grid point
 line window); row-wise numpy.interp (targets); an analytic weak-field profile; PyTorch (the
 exported network run by fastinv's engine); lightweaver (an independent code) for the
 evaluation set."""
+
 import json
 
 import numpy as np
 import pytest
-
 from fastinv.stokes import LTE, atmospheres
 from fastinv.stokes.inversion.evaluate import metrics
 from fastinv.stokes.synthesis.training_sets import instrument_by_name, lte_training_set, write_training_set
@@ -66,19 +66,17 @@ def test_targets_match_rowwise_interpolation():
     y = ts.targets(d, atm.log_tau, nodes, ("temperature", "B_los", "azimuth_sin2"))
     n = len(nodes)
     for i in range(20):
-        np.testing.assert_allclose(y[i, :n], np.interp(nodes, atm.log_tau, atm.temperature[i]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(y[i, :n], np.interp(nodes, atm.log_tau, atm.temperature[i]), rtol=1e-6)
         blos = atm.B[i] * np.cos(np.deg2rad(atm.inclination[i]))
-        np.testing.assert_allclose(y[i, n:2 * n], np.interp(nodes, atm.log_tau, blos),
-                                   rtol=1e-5, atol=1e-3)
+        np.testing.assert_allclose(y[i, n : 2 * n], np.interp(nodes, atm.log_tau, blos), rtol=1e-5, atol=1e-3)
         s2 = np.sin(2 * np.deg2rad(atm.azimuth[i]))
-        np.testing.assert_allclose(y[i, 2 * n:], np.interp(nodes, atm.log_tau, s2), atol=1e-6)
+        np.testing.assert_allclose(y[i, 2 * n :], np.interp(nodes, atm.log_tau, s2), atol=1e-6)
 
 
 def test_weak_field_recovers_an_analytic_profile():
     wl = instrument_by_name("hinode").wavelength
     depth, width, blos = 0.6, 0.08, 350.0
-    g = np.exp(-((wl - 6302.4936) / width) ** 2)
+    g = np.exp(-(((wl - 6302.4936) / width) ** 2))
     intensity = 1.0 - depth * g
     didl = 2.0 * depth * (wl - 6302.4936) / width**2 * g
     v = -4.6686e-13 * 2.5 * 6302.4936**2 * blos * didl
@@ -89,10 +87,16 @@ def test_weak_field_recovers_an_analytic_profile():
 
 def test_metrics_definitions():
     rng = np.random.default_rng(0)
-    truth = {"temperature": rng.uniform(4000, 7000, (200, 2)), "B": np.full((200, 2), 1000.0),
-             "inclination": np.full((200, 2), 90.0), "azimuth": rng.uniform(0, 180, (200, 2))}
-    pred = {"temperature": truth["temperature"] + 10.0,
-            "azimuth": (truth["azimuth"] + 179.0) % 180.0}   # 1 degree below, across the wrap
+    truth = {
+        "temperature": rng.uniform(4000, 7000, (200, 2)),
+        "B": np.full((200, 2), 1000.0),
+        "inclination": np.full((200, 2), 90.0),
+        "azimuth": rng.uniform(0, 180, (200, 2)),
+    }
+    pred = {
+        "temperature": truth["temperature"] + 10.0,
+        "azimuth": (truth["azimuth"] + 179.0) % 180.0,
+    }  # 1 degree below, across the wrap
     m = metrics(pred, truth, [0.0, -1.0])["per_node"]
     np.testing.assert_allclose(m["temperature"]["r"], 1.0, atol=1e-12)
     np.testing.assert_allclose(m["temperature"]["bias"], 10.0, rtol=1e-9)
@@ -112,8 +116,15 @@ def test_train_export_evaluate(small_set, tmp_path, architecture):
     from fastinv.stokes.inversion.network import StokesNet
 
     out = tmp_path / f"{architecture}.safetensors"
-    card = ts.train(small_set, out, architecture=architecture, epochs=2, threads=1,
-                    progress=False, max_profiles=2000 if architecture == "muisca" else None)
+    card = ts.train(
+        small_set,
+        out,
+        architecture=architecture,
+        epochs=2,
+        threads=1,
+        progress=False,
+        max_profiles=2000 if architecture == "muisca" else None,
+    )
     assert json.loads((tmp_path / f"{architecture}.safetensors.json").read_text())["outputs"] == card["outputs"]
     net = StokesNet.load(out)
     assert net.card["architecture"] == architecture and net.card["metrics"] == card["metrics"]
@@ -129,15 +140,21 @@ def test_train_export_evaluate(small_set, tmp_path, architecture):
     floor = 0.8 if architecture == "compact-cnn" else 0.4
     assert summary["temperature_r_mean_logtau_0_to_-2"] > floor, summary
     if architecture == "compact-cnn":
-        assert set(card["metrics"]["per_node"]) == {"temperature", "vlos", "B", "inclination",
-                                                    "azimuth"}
+        assert set(card["metrics"]["per_node"]) == {"temperature", "vlos", "B", "inclination", "azimuth"}
     else:
         assert set(card["metrics"]["per_node"]) == {"temperature", "vlos", "B_los"}
 
 
 def test_weak_field_term_trains(small_set, tmp_path):
-    card = ts.train(small_set, tmp_path / "pinn.safetensors", epochs=1, threads=1,
-                    progress=False, physics_weight=0.1, max_profiles=1000)
+    card = ts.train(
+        small_set,
+        tmp_path / "pinn.safetensors",
+        epochs=1,
+        threads=1,
+        progress=False,
+        physics_weight=0.1,
+        max_profiles=1000,
+    )
     assert card["training"]["physics_weight"] == 0.1
     assert np.isfinite(card["training"]["history"][0]["train_loss"])
 
@@ -159,11 +176,27 @@ def test_cli_train_and_evaluate(small_set, tmp_path, capsys):
     from fastinv.cli import main
 
     model = tmp_path / "cli.safetensors"
-    assert main(["train", "stokes", str(small_set), "-o", str(model), "--epochs", "1",
-                 "--max-profiles", "1500", "--threads", "1", "-q"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "stokes",
+                str(small_set),
+                "-o",
+                str(model),
+                "--epochs",
+                "1",
+                "--max-profiles",
+                "1500",
+                "--threads",
+                "1",
+                "-q",
+            ]
+        )
+        == 0
+    )
     out = tmp_path / "metrics.json"
-    assert main(["evaluate", "stokes", "--model", str(model), "--data", str(small_set),
-                 "-o", str(out)]) == 0
+    assert main(["evaluate", "stokes", "--model", str(model), "--data", str(small_set), "-o", str(out)]) == 0
     metrics = json.loads(out.read_text())["synthetic"]
     # the same held-out rows as the card's own metrics: identical numbers
     card = json.loads((tmp_path / "cli.safetensors.json").read_text())

@@ -1,11 +1,11 @@
 """Zeeman patterns and line data against closed forms (LL04 Table 3.1 / eqs. 3.44, 3.57)
 and against sympy's Wigner 3j (when installed)."""
+
 import itertools
 import math
 
 import numpy as np
 import pytest
-
 from fastinv.stokes import lines
 
 
@@ -61,9 +61,21 @@ def test_anomalous_pattern_6301():
 @pytest.mark.parametrize("jl,ju", [(0.5, 0.5), (0.5, 1.5), (1.5, 0.5), (3, 4), (4, 3), (2.5, 2.5)])
 def test_sum_rules_general(jl, ju):
     gl, gu = 1.2, 0.9
-    comps, g_eff = lines.zeeman_pattern(lines.SpectralLine(
-        name="t", element="Fe", ion=1, mass_amu=55.8, wavelength=5000.0, chi_low=1.0,
-        log_gf=0.0, j_low=jl, j_up=ju, g_low=gl, g_up=gu))
+    comps, g_eff = lines.zeeman_pattern(
+        lines.SpectralLine(
+            name="t",
+            element="Fe",
+            ion=1,
+            mass_amu=55.8,
+            wavelength=5000.0,
+            chi_low=1.0,
+            log_gf=0.0,
+            j_low=jl,
+            j_up=ju,
+            g_low=gl,
+            g_up=gu,
+        )
+    )
     for q in (-1, 0, 1):
         s = [c.strength for c in comps if c.q == q]
         assert sum(s) == pytest.approx(1.0, abs=1e-12)
@@ -103,13 +115,31 @@ def test_lande_ls():
 
 
 def test_register_line_and_validation():
-    base = dict(name="Test_5000", element="Fe", ion=1, mass_amu=55.845, wavelength=5000.0,
-                chi_low=3.0, log_gf=-1.0, j_low=1.5, j_up=2.5, g_low=1.2, g_up=1.1)
+    base = dict(
+        name="Test_5000",
+        element="Fe",
+        ion=1,
+        mass_amu=55.845,
+        wavelength=5000.0,
+        chi_low=3.0,
+        log_gf=-1.0,
+        j_low=1.5,
+        j_up=2.5,
+        g_low=1.2,
+        g_up=1.1,
+    )
     lines.register_line(base)
     got = lines.get_line("Test_5000")
     assert got.j_up == 2.5 and got.g_eff == pytest.approx(0.5 * 2.3 + 0.25 * 0.1 * (3.75 - 8.75))
-    for bad in (dict(wavelength=-1.0), dict(j_up=3.5), dict(j_low=0.7), dict(j_low=0, j_up=0),
-                dict(mass_amu=0.0), dict(ion=0), dict(chi_low=float("nan"))):
+    for bad in (
+        dict(wavelength=-1.0),
+        dict(j_up=3.5),
+        dict(j_low=0.7),
+        dict(j_low=0, j_up=0),
+        dict(mass_amu=0.0),
+        dict(ion=0),
+        dict(chi_low=float("nan")),
+    ):
         with pytest.raises(ValueError):
             lines.register_line({**base, **bad, "name": "Bad"})
     assert "Bad" not in lines.line_names()

@@ -45,10 +45,10 @@ struct OutputView {
 
 struct LayerInfo {
   std::string name;
-  std::string op;                      // "conv1d", "linear", "act:<kind>", "maxpool1d", ...
-  std::vector<int64_t> output_shape;   // per sample
+  std::string op;                     // "conv1d", "linear", "act:<kind>", "maxpool1d", ...
+  std::vector<int64_t> output_shape;  // per sample
   int64_t parameters = 0;
-  int64_t flops = 0;                   // per sample, multiply-add counted as 2
+  int64_t flops = 0;  // per sample, multiply-add counted as 2
 };
 
 struct ModelInfo {
@@ -58,9 +58,9 @@ struct ModelInfo {
   // What the backend really computes per sample: fewer where the CPU runs Winograd
   // convolutions or skips conv positions that a fused max-pool never reads.
   int64_t executed_flops_per_sample = 0;
-  std::vector<int64_t> input_shape;    // per sample
-  std::vector<int64_t> output_shape;   // per sample
-  std::string input_layout;            // "nchw" (per-pixel network), "nc" or "ncl"
+  std::vector<int64_t> input_shape;   // per sample
+  std::vector<int64_t> output_shape;  // per sample
+  std::string input_layout;           // "nchw" (per-pixel network), "nc" or "ncl"
   std::string device;
   std::string isa;
 };

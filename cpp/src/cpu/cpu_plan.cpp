@@ -97,8 +97,7 @@ GemmArgs conv_args(const Step& s, const float* in) {
 }
 
 // The direct convolution of output position lo, stored at row block dst.
-void conv_position(const Plan& plan, const Step& s, const float* in, float* out, int64_t lo, int64_t dst,
-                   GemmArgs& g) {
+void conv_position(const Plan& plan, const Step& s, const float* in, float* out, int64_t lo, int64_t dst, GemmArgs& g) {
   // Windows away from the padding are one block of rows: the direct-load kernel path.
   const bool direct = s.offsets.empty() || s.window[size_t(lo)] >= 0;
   g.in = direct && !s.offsets.empty() ? in + s.window[size_t(lo)] : in;
@@ -132,8 +131,8 @@ void run_winograd(const Plan& plan, const Step& s, const Slots& at) {
   const int n = s.wino_n;
   const int64_t cin = s.in_shape[0].c, lin = s.in_shape[0].l, cout = s.m, lout = s.out_shape.l;
   float* v = at.arena + plan.scratch_offset;  // [n][cin] transformed input rows
-  float* prod = v + n * cin * NR;          // [n][cout] per-point products
-  float* zeros = prod + n * cout * NR;     // [cin] rows read for padding positions
+  float* prod = v + n * cin * NR;             // [n][cout] per-point products
+  float* zeros = prod + n * cout * NR;        // [cin] rows read for padding positions
   std::memset(zeros, 0, size_t(cin * NR) * sizeof(float));
 
   MixArgs to_points;
@@ -523,5 +522,3 @@ void execute_tail(const Plan& plan, float* const* tiles, int count) {
 }
 
 }  // namespace fastinv::cpu
-
-

@@ -14,19 +14,19 @@ namespace fastinv::cpu {
 
 struct Step {
   OpKind op = OpKind::act;
-  std::vector<int> in;              // buffer slots of the inputs
+  std::vector<int> in;  // buffer slots of the inputs
   std::vector<Shape> in_shape;
-  int out = -1;                     // buffer slot of the output
+  int out = -1;  // buffer slot of the output
   Shape out_shape;
 
   // conv
   int64_t m = 0, k = 0;
-  std::vector<float> a, bias;       // packed for the plan's ISA
-  std::vector<int32_t> offsets;     // [out_shape.l][k] row offsets, empty when contiguous
-  std::vector<int32_t> window;      // [out_shape.l]: first row (floats) of a contiguous window, -1 if not
+  std::vector<float> a, bias;    // packed for the plan's ISA
+  std::vector<int32_t> offsets;  // [out_shape.l][k] row offsets, empty when contiguous
+  std::vector<int32_t> window;   // [out_shape.l]: first row (floats) of a contiguous window, -1 if not
   bool leaky = false;
   float slope = 0.f;
-  Activation act;                   // act step, or a conv's activation the microkernel cannot fuse
+  Activation act;  // act step, or a conv's activation the microkernel cannot fuse
   // a max-pool fused after the conv (pool_stride 0: none): the conv writes the pooled
   // rows, positions outside every window are never computed
   int64_t pool_kernel = 0, pool_stride = 0, pool_pad = 0, pooled_l = 0;
@@ -55,7 +55,7 @@ struct Slots {
 // memory once per 16-sample tile. Tiles then run in groups of kTailGroup: each runs the
 // steps before the tail alone, then the group runs the tail together (execute_tail).
 constexpr int kTailGroup = 8;
-constexpr int64_t kTailChunk = 512;                 // k per chunk: a 32 KB slice of a 16-row block
+constexpr int64_t kTailChunk = 512;  // k per chunk: a 32 KB slice of a 16-row block
 // Below ~one L2 the weights stay cached across tiles and grouping only adds work
 // (measured: a 0.9 MB head ran 2-6 % slower grouped; MUISCA's 29 MB of dense weights
 // 1.6x faster).
@@ -68,8 +68,8 @@ struct Tail {
     int slot;
     int64_t floats;
   };
-  std::vector<CopyIn> copy_in;       // slots written before the tail that it may read
-  int64_t floats = 0;                // one tile's tail arena
+  std::vector<CopyIn> copy_in;  // slots written before the tail that it may read
+  int64_t floats = 0;           // one tile's tail arena
 };
 
 struct Plan {
@@ -80,7 +80,7 @@ struct Plan {
   std::vector<int64_t> slot_offset;  // floats from the arena start
   int64_t scratch_offset = 0;        // Winograd's transformed rows, after the slots
   int64_t arena_floats = 0;
-  int64_t flops_saved = 0;           // per sample, by Winograd and pool-skipped positions
+  int64_t flops_saved = 0;  // per sample, by Winograd and pool-skipped positions
   Tail tail;
 };
 

@@ -20,14 +20,14 @@ namespace fastinv::cpu {
 constexpr int kTileWidth = 16;  // samples per tile (lanes)
 
 struct GemmArgs {
-  int64_t m = 0;                 // output rows (channels)
-  int64_t k = 0;                 // reduction length (cin * kernel)
-  const float* a = nullptr;      // packed weights [ceil(m/mr)][k][mr]
-  const float* bias = nullptr;   // [ceil(m/mr) * mr]
-  const float* in = nullptr;     // tile buffer the offsets index into
+  int64_t m = 0;                     // output rows (channels)
+  int64_t k = 0;                     // reduction length (cin * kernel)
+  const float* a = nullptr;          // packed weights [ceil(m/mr)][k][mr]
+  const float* bias = nullptr;       // [ceil(m/mr) * mr]
+  const float* in = nullptr;         // tile buffer the offsets index into
   const int32_t* offsets = nullptr;  // k row offsets (floats) into `in`; nullptr = rows 0..k-1 contiguous
-  float* out = nullptr;          // output row 0
-  int64_t out_stride = 0;        // floats between consecutive output rows
+  float* out = nullptr;              // output row 0
+  int64_t out_stride = 0;            // floats between consecutive output rows
   // Fused epilogue: v < 0 ? slope * v : v, with slope 0 giving exactly 0 (ReLU, also
   // for -inf). NaN is never < 0, so it passes through untouched.
   bool leaky = false;
@@ -49,19 +49,19 @@ constexpr int kMaxMixRows = 6;
 
 struct MixArgs {
   int nout = 0, nin = 0;
-  const float* coef = nullptr;             // [nout][nin]
+  const float* coef = nullptr;  // [nout][nin]
   const float* in[kMaxMixRows] = {};
   float* out[kMaxMixRows] = {};
   bool max_into[kMaxMixRows] = {};
   int64_t groups = 0;
-  const float* bias = nullptr;             // [groups] or nullptr
-  bool leaky = false;                      // as GemmArgs
+  const float* bias = nullptr;  // [groups] or nullptr
+  bool leaky = false;           // as GemmArgs
   float slope = 0.f;
 };
 
 struct Kernels {
   Isa isa;
-  int mr;                                // rows per register block
+  int mr;  // rows per register block
   void (*gemm)(const GemmArgs& args);
   bool (*mix_rows)(const MixArgs& args);
   // Independent FMA chains, enough to fill every FMA pipe: the hardware limit the

@@ -75,8 +75,7 @@ inline bool mix_rows_impl(const MixArgs& m) {
 
 // Store one finished output row, or max it into the stored one (GemmArgs::max_into_out).
 inline void store_row(float* out, const float* row, bool max_into_out) {
-  for (int j = 0; j < kTileWidth; ++j)
-    out[j] = !max_into_out || row[j] > out[j] || row[j] != row[j] ? row[j] : out[j];
+  for (int j = 0; j < kTileWidth; ++j) out[j] = !max_into_out || row[j] > out[j] || row[j] != row[j] ? row[j] : out[j];
 }
 
 }  // namespace

@@ -20,8 +20,7 @@ constexpr double kQuant = 0.288819;  // DN: 1/sqrt(12)
 void aia_bp_error(const double* counts_dn, std::size_t npix, double n_sample, double* sigma_dn) {
   if (!std::isfinite(n_sample) || n_sample < 1.0)
     throw InvalidArgument("aia_bp_error: n_sample must be >= 1 (number of summed pixels)");
-  if (npix > 0 && (counts_dn == nullptr || sigma_dn == nullptr))
-    throw InvalidArgument("aia_bp_error: null array");
+  if (npix > 0 && (counts_dn == nullptr || sigma_dn == nullptr)) throw InvalidArgument("aia_bp_error: null array");
   const double rn = std::sqrt(n_sample);
   for (std::size_t c = 0; c < 6; ++c) {
     for (std::size_t i = 0; i < npix; ++i) {
@@ -31,8 +30,7 @@ void aia_bp_error(const double* counts_dn, std::size_t npix, double n_sample, do
       const double read = kRead / rn;
       const double quant = kQuant / rn;
       const double comp = (counts < 25.0) ? 0.0 : std::max(shot / kCompress[c], kQuant) / rn;
-      sigma_dn[c * npix + i] =
-          std::sqrt(shot * shot + kDark * kDark + read * read + quant * quant + comp * comp);
+      sigma_dn[c * npix + i] = std::sqrt(shot * shot + kDark * kDark + read * read + quant * quant + comp * comp);
     }
   }
 }

@@ -7,8 +7,7 @@
 
 namespace fastinv::dem {
 
-std::vector<double> bp_basis(const std::vector<double>& logt, const std::vector<double>& widths,
-                             double cutoff) {
+std::vector<double> bp_basis(const std::vector<double>& logt, const std::vector<double>& widths, double cutoff) {
   const std::size_t nt = logt.size();
   if (nt == 0) throw InvalidArgument("bp_basis: the log T grid is empty");
   for (std::size_t j = 0; j < nt; ++j) {
@@ -19,8 +18,7 @@ std::vector<double> bp_basis(const std::vector<double>& logt, const std::vector<
   if (widths.empty()) throw InvalidArgument("bp_basis: give at least one width (0 = Dirac)");
   for (double w : widths)
     if (!std::isfinite(w) || w < 0.0)
-      throw InvalidArgument("bp_basis: widths must be finite and >= 0 (0 = Dirac), got " +
-                            std::to_string(w));
+      throw InvalidArgument("bp_basis: widths must be finite and >= 0 (0 = Dirac), got " + std::to_string(w));
   if (!std::isfinite(cutoff) || cutoff < 0.0 || cutoff >= 1.0)
     throw InvalidArgument("bp_basis: cutoff must be in [0, 1)");
   std::vector<double> B(widths.size() * nt * nt, 0.0);
@@ -43,15 +41,12 @@ std::vector<double> bp_basis(const std::vector<double>& logt, const std::vector<
 }
 
 std::vector<double> bp_dictionary(const std::vector<double>& response, std::size_t nchan,
-                                  const std::vector<double>& basis, std::size_t ncoef,
-                                  double dictfac) {
+                                  const std::vector<double>& basis, std::size_t ncoef, double dictfac) {
   if (nchan == 0 || ncoef == 0) throw InvalidArgument("bp_dictionary: empty response or basis");
-  if (response.size() % nchan != 0)
-    throw InvalidArgument("bp_dictionary: response size is not a multiple of nchan");
+  if (response.size() % nchan != 0) throw InvalidArgument("bp_dictionary: response size is not a multiple of nchan");
   const std::size_t nt = response.size() / nchan;
   if (basis.size() != ncoef * nt)
-    throw InvalidArgument("bp_dictionary: basis is not ncoef x nT with the response's nT (" +
-                          std::to_string(nt) + ")");
+    throw InvalidArgument("bp_dictionary: basis is not ncoef x nT with the response's nT (" + std::to_string(nt) + ")");
   if (!std::isfinite(dictfac) || !(dictfac > 0.0))
     throw InvalidArgument("bp_dictionary: dictfac must be finite and > 0");
   for (double v : response)

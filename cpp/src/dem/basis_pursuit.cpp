@@ -29,19 +29,16 @@ constexpr double kFeasTol = 1e-10;
 constexpr double kSimilar = 0.35;
 }  // namespace
 
-BasisPursuit::BasisPursuit(std::vector<double> dictionary, std::size_t nchan, std::size_t ncoef,
-                           BpOptions options)
+BasisPursuit::BasisPursuit(std::vector<double> dictionary, std::size_t nchan, std::size_t ncoef, BpOptions options)
     : dict_(std::move(dictionary)), nchan_(nchan), ncoef_(ncoef), opts_(std::move(options)) {
   if (nchan_ == 0 || ncoef_ == 0) throw InvalidArgument("BasisPursuit: empty dictionary");
   if (nchan_ > 16) throw InvalidArgument("BasisPursuit: at most 16 channels are supported");
-  if (dict_.size() != nchan_ * ncoef_)
-    throw InvalidArgument("BasisPursuit: dictionary size is not nchan x ncoef");
+  if (dict_.size() != nchan_ * ncoef_) throw InvalidArgument("BasisPursuit: dictionary size is not nchan x ncoef");
   for (double v : dict_)
     if (!std::isfinite(v)) throw InvalidArgument("BasisPursuit: the dictionary has a NaN/inf");
   if (opts_.tolfacs.empty()) throw InvalidArgument("BasisPursuit: tolfacs is empty");
   for (double t : opts_.tolfacs)
-    if (!std::isfinite(t) || !(t > 0.0))
-      throw InvalidArgument("BasisPursuit: every tolfac must be finite and > 0");
+    if (!std::isfinite(t) || !(t > 0.0)) throw InvalidArgument("BasisPursuit: every tolfac must be finite and > 0");
   if (!std::isfinite(opts_.min_total) || opts_.min_total < 0.0)
     throw InvalidArgument("BasisPursuit: min_total must be finite and >= 0");
   if (opts_.max_iterations < 1) throw InvalidArgument("BasisPursuit: max_iterations must be >= 1");
@@ -56,8 +53,7 @@ BasisPursuit::BasisPursuit(std::vector<double> dictionary, std::size_t nchan, st
 void BasisPursuit::set_basis(std::vector<double> basis, std::size_t nt, double em_unit) {
   if (nt == 0 || nt > static_cast<std::size_t>(kMaxBins))
     throw InvalidArgument("BasisPursuit::set_basis: nT must be 1.." + std::to_string(kMaxBins));
-  if (basis.size() != ncoef_ * nt)
-    throw InvalidArgument("BasisPursuit::set_basis: basis is not ncoef x nT");
+  if (basis.size() != ncoef_ * nt) throw InvalidArgument("BasisPursuit::set_basis: basis is not ncoef x nT");
   for (double v : basis)
     if (!std::isfinite(v)) throw InvalidArgument("BasisPursuit::set_basis: NaN/inf in the basis");
   if (!std::isfinite(em_unit) || !(em_unit > 0.0))
@@ -124,8 +120,8 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
   // pixel's data and draws alone, not on which pixel was solved before it (a warm start from
   // the pixel's own solution could pick another of several degenerate optima). mean/m2 are
   // Welford accumulators (nT + 2 values each).
-  auto monte_carlo = [&](std::size_t i, DualSimplex& draw, const double* sc, double tf,
-                         std::vector<double>& mean, std::vector<double>& m2) {
+  auto monte_carlo = [&](std::size_t i, DualSimplex& draw, const double* sc, double tf, std::vector<double>& mean,
+                         std::vector<double>& m2) {
     const std::size_t nq = nt_ + 2;  // EM per bin, total EM, EM-weighted log T
     std::fill(mean.begin(), mean.begin() + nq, 0.0);
     std::fill(m2.begin(), m2.begin() + nq, 0.0);
@@ -195,96 +191,94 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
     for (long long chunk = 0; chunk < nchunks; ++chunk) {
       if (!lp || errors.failed()) continue;
       errors.run([&] {
-       // Each chunk starts from the all-logical basis, so results do not depend on threads.
-       lp->reset();
-       bool have_prev = false;
-       const long long i_end = std::min(np, (chunk + 1) * kChunk);
-       for (long long i = chunk * kChunk; i < i_end; ++i) {
-        auto set_zero = [&]() {
-          for (int k = 0; k < n; ++k) out.coeffs[static_cast<std::size_t>(k) * npix + i] = 0.0;
-          if (out.em)
-            for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = 0.0;
+        // Each chunk starts from the all-logical basis, so results do not depend on threads.
+        lp->reset();
+        bool have_prev = false;
+        const long long i_end = std::min(np, (chunk + 1) * kChunk);
+        for (long long i = chunk * kChunk; i < i_end; ++i) {
+          auto set_zero = [&]() {
+            for (int k = 0; k < n; ++k) out.coeffs[static_cast<std::size_t>(k) * npix + i] = 0.0;
+            if (out.em)
+              for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = 0.0;
+            if (out.model)
+              for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = 0.0;
+            out.objective[i] = 0.0;
+            if (mc_on) mc_missing(static_cast<std::size_t>(i));
+          };
+          bool bad = false;
+          double total = 0.0;
+          for (int c = 0; c < m; ++c) {
+            const double yv = y[static_cast<std::size_t>(c) * npix + i];
+            const double sv = sigma[static_cast<std::size_t>(c) * npix + i];
+            if (!std::isfinite(yv) || !std::isfinite(sv) || sv < 0.0) bad = true;
+            yc[c] = std::max(yv, 0.0);  // SSW: negative data are set to 0
+            sc[c] = sv;
+            total += yc[c];
+          }
+          if (out.iterations) out.iterations[i] = 0;
+          out.tolfac[i] = opts_.tolfacs.front();
+          if (bad) {
+            out.status[i] = static_cast<std::int8_t>(BpStatus::bad_input);
+            set_zero();
+            continue;
+          }
+          if (total < opts_.min_total) {
+            out.status[i] = static_cast<std::int8_t>(BpStatus::no_counts);
+            set_zero();
+            continue;
+          }
+          // Warm start: the previous pixel's final basis is dual feasible for this pixel too
+          // (only the bounds differ). It pays when the two pixels look alike (neighbours in an
+          // image usually share their support); from an unrelated pixel a cold start is faster.
+          bool similar = opts_.warm_start && have_prev;
+          for (int c = 0; c < m && similar; ++c) similar = std::fabs(yc[c] - yprev[c]) <= kSimilar * (yc[c] + yprev[c]);
+          if (!similar) lp->reset();
+          have_prev = true;
+          std::copy(yc, yc + m, yprev);
+          BpStatus st = BpStatus::not_converged;
+          int iters = 0;
+          double g = 1.0;
+          for (double tf : opts_.tolfacs) {
+            out.tolfac[i] = tf;
+            g = set_bounds(yc, sc, tf, lo, up);
+            const LpResult r = lp->solve(lo, up, opts_.max_iterations, kFeasTol);
+            iters += lp->iterations();
+            if (r == LpResult::optimal) {
+              st = negative_solution(*lp) ? BpStatus::rejected : BpStatus::ok;
+            } else {
+              st = (r == LpResult::infeasible) ? BpStatus::infeasible : BpStatus::not_converged;
+              if (r == LpResult::not_converged) lp->reset();  // don't warm-start from a bad basis
+            }
+            if (st == BpStatus::ok) break;
+          }
+          if (out.iterations) out.iterations[i] = iters;
+          out.status[i] = static_cast<std::int8_t>(st);
+          if (st != BpStatus::ok) {
+            set_zero();
+            continue;
+          }
+          const double* x = lp->x();
+          double obj = 0.0, model[16] = {0.0}, em[kMaxBins];
+          const bool want_em = out.em != nullptr;
+          if (want_em) std::fill(em, em + nt_, 0.0);
+          for (int k = 0; k < n; ++k) {
+            const double v = std::max(x[k], 0.0) * g;  // clip round-off negatives (> -10 tol)
+            out.coeffs[static_cast<std::size_t>(k) * npix + i] = v;
+            if (v == 0.0) continue;  // at most nchan coefficients are nonzero (basic)
+            obj += v;
+            for (int c = 0; c < m; ++c) model[c] += dict_[c * n + k] * v;
+            if (want_em) {
+              const double* b = &basis_[static_cast<std::size_t>(k) * nt_];
+              for (std::size_t j = 0; j < nt_; ++j) em[j] += b[j] * v;
+            }
+          }
+          out.objective[i] = obj;
           if (out.model)
-            for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = 0.0;
-          out.objective[i] = 0.0;
-          if (mc_on) mc_missing(static_cast<std::size_t>(i));
-        };
-        bool bad = false;
-        double total = 0.0;
-        for (int c = 0; c < m; ++c) {
-          const double yv = y[static_cast<std::size_t>(c) * npix + i];
-          const double sv = sigma[static_cast<std::size_t>(c) * npix + i];
-          if (!std::isfinite(yv) || !std::isfinite(sv) || sv < 0.0) bad = true;
-          yc[c] = std::max(yv, 0.0);  // SSW: negative data are set to 0
-          sc[c] = sv;
-          total += yc[c];
+            for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = model[c];
+          if (want_em)
+            for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = em[j] * em_unit_;
+          if (mc_on) monte_carlo(static_cast<std::size_t>(i), *draw, sc, out.tolfac[i], mc_mean, mc_m2);
         }
-        if (out.iterations) out.iterations[i] = 0;
-        out.tolfac[i] = opts_.tolfacs.front();
-        if (bad) {
-          out.status[i] = static_cast<std::int8_t>(BpStatus::bad_input);
-          set_zero();
-          continue;
-        }
-        if (total < opts_.min_total) {
-          out.status[i] = static_cast<std::int8_t>(BpStatus::no_counts);
-          set_zero();
-          continue;
-        }
-        // Warm start: the previous pixel's final basis is dual feasible for this pixel too
-        // (only the bounds differ). It pays when the two pixels look alike (neighbours in an
-        // image usually share their support); from an unrelated pixel a cold start is faster.
-        bool similar = opts_.warm_start && have_prev;
-        for (int c = 0; c < m && similar; ++c)
-          similar = std::fabs(yc[c] - yprev[c]) <= kSimilar * (yc[c] + yprev[c]);
-        if (!similar) lp->reset();
-        have_prev = true;
-        std::copy(yc, yc + m, yprev);
-        BpStatus st = BpStatus::not_converged;
-        int iters = 0;
-        double g = 1.0;
-        for (double tf : opts_.tolfacs) {
-          out.tolfac[i] = tf;
-          g = set_bounds(yc, sc, tf, lo, up);
-          const LpResult r = lp->solve(lo, up, opts_.max_iterations, kFeasTol);
-          iters += lp->iterations();
-          if (r == LpResult::optimal) {
-            st = negative_solution(*lp) ? BpStatus::rejected : BpStatus::ok;
-          } else {
-            st = (r == LpResult::infeasible) ? BpStatus::infeasible : BpStatus::not_converged;
-            if (r == LpResult::not_converged) lp->reset();  // don't warm-start from a bad basis
-          }
-          if (st == BpStatus::ok) break;
-        }
-        if (out.iterations) out.iterations[i] = iters;
-        out.status[i] = static_cast<std::int8_t>(st);
-        if (st != BpStatus::ok) {
-          set_zero();
-          continue;
-        }
-        const double* x = lp->x();
-        double obj = 0.0, model[16] = {0.0}, em[kMaxBins];
-        const bool want_em = out.em != nullptr;
-        if (want_em) std::fill(em, em + nt_, 0.0);
-        for (int k = 0; k < n; ++k) {
-          const double v = std::max(x[k], 0.0) * g;  // clip round-off negatives (> -10 tol)
-          out.coeffs[static_cast<std::size_t>(k) * npix + i] = v;
-          if (v == 0.0) continue;  // at most nchan coefficients are nonzero (basic)
-          obj += v;
-          for (int c = 0; c < m; ++c) model[c] += dict_[c * n + k] * v;
-          if (want_em) {
-            const double* b = &basis_[static_cast<std::size_t>(k) * nt_];
-            for (std::size_t j = 0; j < nt_; ++j) em[j] += b[j] * v;
-          }
-        }
-        out.objective[i] = obj;
-        if (out.model)
-          for (int c = 0; c < m; ++c) out.model[static_cast<std::size_t>(c) * npix + i] = model[c];
-        if (want_em)
-          for (std::size_t j = 0; j < nt_; ++j) out.em[j * npix + i] = em[j] * em_unit_;
-        if (mc_on)
-          monte_carlo(static_cast<std::size_t>(i), *draw, sc, out.tolfac[i], mc_mean, mc_m2);
-       }
       });
     }
   }

@@ -22,8 +22,8 @@ constexpr int kW = cpu::kTileWidth;
 // the post-processing with real arithmetic (6 x nT MACs per pixel), so it gets SIMD clones.
 // The file is compiled with -ffp-contract=off: the same sums on every clone.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void resynthesize(const float* kernel, int64_t n_t,
-                                                                              const float (*em)[kW],
-                                                                              float (*model)[kW]) {
+                                                                               const float (*em)[kW],
+                                                                               float (*model)[kW]) {
   double emd[64][kW];
   for (int64_t t = 0; t < n_t; ++t)
     for (int j = 0; j < kW; ++j) emd[t][j] = double(em[t][j]);
@@ -39,8 +39,7 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void resynthesize(c
 
 class DeepEmHooks final : public TileHooks {
  public:
-  DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2,
-              const DeepEmOutput& out)
+  DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2, const DeepEmOutput& out)
       : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out) {}
 
   // sqrt(max(I, 0)) in float32, as NumPy's maximum + sqrt (NaN stays NaN, -0 stays -0).

@@ -12,15 +12,26 @@ constexpr double kInf = std::numeric_limits<double>::infinity();
 // after the final refactorisation (costs are O(1): the objective error is ~ this * sum x).
 constexpr double kDualTol = 1e-9;
 constexpr double kDualAccept = 1e-7;
-constexpr int kRefactorEvery = 24;   // bound the drift of the product-form B^-1 updates
-constexpr int kDegenerateRun = 16;   // degenerate pivots in a row before Bland's rule
+constexpr int kRefactorEvery = 24;  // bound the drift of the product-form B^-1 updates
+constexpr int kDegenerateRun = 16;  // degenerate pivots in a row before Bland's rule
 }  // namespace
 
 DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
-    : A_(A), m_(m), n_(n), c_(c),
-      lb_(n + m, 0.0), ub_(n + m, kInf), val_(n + m, 0.0), d_(n + m, 0.0),
-      binv_(static_cast<size_t>(m) * m, 0.0), alpha_row_(n + m, 0.0), alpha_col_(m, 0.0),
-      work_(static_cast<size_t>(m) * 2 * m, 0.0), dir_(n + m, 0.0), head_(m, 0), cand_(n + m, 0),
+    : A_(A),
+      m_(m),
+      n_(n),
+      c_(c),
+      lb_(n + m, 0.0),
+      ub_(n + m, kInf),
+      val_(n + m, 0.0),
+      d_(n + m, 0.0),
+      binv_(static_cast<size_t>(m) * m, 0.0),
+      alpha_row_(n + m, 0.0),
+      alpha_col_(m, 0.0),
+      work_(static_cast<size_t>(m) * 2 * m, 0.0),
+      dir_(n + m, 0.0),
+      head_(m, 0),
+      cand_(n + m, 0),
       state_(n + m, kLower) {
   reset();
 }
@@ -181,8 +192,10 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     for (int r = 0; r < m; ++r) {
       const int j = head_[r];
       double delta = 0.0;
-      if (val_[j] < lb_[j] - feas_tol) delta = lb_[j] - val_[j];
-      else if (val_[j] > ub_[j] + feas_tol) delta = val_[j] - ub_[j];
+      if (val_[j] < lb_[j] - feas_tol)
+        delta = lb_[j] - val_[j];
+      else if (val_[j] > ub_[j] + feas_tol)
+        delta = val_[j] - ub_[j];
       if (delta == 0.0) continue;
       if (bland) {
         if (p < 0 || j < head_[p]) p = r;

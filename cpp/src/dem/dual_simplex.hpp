@@ -43,9 +43,9 @@ class DualSimplex {
  private:
   enum : std::int8_t { kLower = 0, kUpper = 1, kBasic = 2 };
 
-  bool refactor();              // B^-1 from the basis columns; false if singular
-  void compute_primal();        // basic values from nonbasic ones
-  void compute_duals();         // reduced costs from B^-1 and c
+  bool refactor();                        // B^-1 from the basis columns; false if singular
+  void compute_primal();                  // basic values from nonbasic ones
+  void compute_duals();                   // reduced costs from B^-1 and c
   void column(int j, double* out) const;  // B^-1 a_j
   void set_state(int j, std::int8_t st);  // keeps dir_ in step with state_
 

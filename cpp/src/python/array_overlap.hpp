@@ -14,7 +14,10 @@ inline std::pair<uintptr_t, uintptr_t> byte_extent(const pybind11::array& a) {
   for (pybind11::ssize_t d = 0; d < a.ndim(); ++d) {
     if (a.shape(d) == 0) return {lo, lo};
     const auto reach = static_cast<intptr_t>(a.strides(d)) * static_cast<intptr_t>(a.shape(d) - 1);
-    if (reach < 0) lo -= uintptr_t(-reach); else hi += uintptr_t(reach);
+    if (reach < 0)
+      lo -= uintptr_t(-reach);
+    else
+      hi += uintptr_t(reach);
   }
   return {lo, hi + uintptr_t(a.itemsize())};
 }

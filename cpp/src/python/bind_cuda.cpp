@@ -55,8 +55,8 @@ void bind_cuda(py::module_& m) {
   m.def(
       "_cuda_emulate",
       [](const std::string& path, const std::string& precision, const std::string& path_kind,
-         py::array_t<float, py::array::c_style | py::array::forcecast> x, int64_t n, int tile, int grid,
-         int64_t smem, int64_t out_ld) {
+         py::array_t<float, py::array::c_style | py::array::forcecast> x, int64_t n, int tile, int grid, int64_t smem,
+         int64_t out_ld) {
         const cuda::Precision p = cuda::precision_from_name(precision);
         const Graph g = parse_graph(SafeTensors::read_file(path));
         const int64_t in_rows = g.input.size(), out_rows = g.shape_of(g.output).size();
@@ -72,15 +72,16 @@ void bind_cuda(py::module_& m) {
         py::array_t<float> y({py::ssize_t(out_rows), py::ssize_t(out_ld)});
         std::fill(y.mutable_data(), y.mutable_data() + y.size(), std::numeric_limits<float>::quiet_NaN());
         if (fused.ok) {
-          const int used = cuda::emulate_fused(fused, p, x.data(), in_ld, y.mutable_data(), out_ld, n, tile, grid, smem);
+          const int used =
+              cuda::emulate_fused(fused, p, x.data(), in_ld, y.mutable_data(), out_ld, n, tile, grid, smem);
           return py::tuple(py::make_tuple(y, std::string("fused"), used));
         }
         if (in_ld != n || out_ld != n) throw InvalidArgument("the per-op emulation takes dense (rows, n) planes");
         cuda::emulate_general(cuda::compile_general(g), x.data(), in_rows, y.mutable_data(), out_rows, n);
         return py::tuple(py::make_tuple(y, std::string("general"), 0));
       },
-      py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"), py::arg("n") = -1,
-      py::arg("tile") = 0, py::arg("grid") = 264, py::arg("smem") = 232448, py::arg("out_ld") = 0,
+      py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"), py::arg("n") = -1, py::arg("tile") = 0,
+      py::arg("grid") = 264, py::arg("smem") = 232448, py::arg("out_ld") = 0,
       "Test hook: run a model file's CUDA plan (fused if it has one and path_kind != 'general', else per-op) "
       "through the CPU emulation, on planar x (rows, in_ld) of which the first n columns are pixels. The fused "
       "plan runs the kernel's index math with `grid` blocks and `tile` pixels per tile (0: the largest that fits "

@@ -41,7 +41,8 @@ py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, c
   if (!(a.flags() & py::array::c_style)) throw InvalidArgument(std::string("out.") + name + " must be C-contiguous");
   if (!a.writeable()) throw InvalidArgument(std::string("out.") + name + " is read-only");
   for (const py::array& in : inputs)
-    if (byte_extents_overlap(a, in)) throw InvalidArgument(std::string("out.") + name + " must not share memory with the input");
+    if (byte_extents_overlap(a, in))
+      throw InvalidArgument(std::string("out.") + name + " must not share memory with the input");
   return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 
@@ -100,9 +101,10 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   const std::vector<py::array> outs{em, resynth, status, chi2_out, objective, tolfac};
   for (size_t i = 0; i < outs.size(); ++i)
     for (size_t j = i + 1; j < outs.size(); ++j)
-      if (byte_extents_overlap(outs[i], outs[j])) throw InvalidArgument("out arrays must not share memory with each other");
-  dem::DeepEmOutput out{em.mutable_data(), resynth.mutable_data(), status.mutable_data(), chi2_out.mutable_data(),
-                        objective.mutable_data(), tolfac.mutable_data()};
+      if (byte_extents_overlap(outs[i], outs[j]))
+        throw InvalidArgument("out arrays must not share memory with each other");
+  dem::DeepEmOutput out{em.mutable_data(),       resynth.mutable_data(),   status.mutable_data(),
+                        chi2_out.mutable_data(), objective.mutable_data(), tolfac.mutable_data()};
   {
     py::gil_scoped_release release;
     dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads);
@@ -114,8 +116,7 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
 
 void bind_deepem(py::module_& m) {
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
-        py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0,
-        py::arg("out") = py::none(),
+        py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
         "such a tuple of arrays.");

@@ -21,8 +21,8 @@ using Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
 void require_ndim(const Array& a, int ndim, const char* what) {
   if (a.ndim() != ndim)
-    throw TypeMismatch(std::string(what) + " must be a " + std::to_string(ndim) +
-                       "-d array, got " + std::to_string(a.ndim()) + "-d");
+    throw TypeMismatch(std::string(what) + " must be a " + std::to_string(ndim) + "-d array, got " +
+                       std::to_string(a.ndim()) + "-d");
 }
 }  // namespace
 
@@ -73,8 +73,7 @@ void bind_dem(py::module_& m, py::module_& testing) {
       "aia_error",
       [](Array counts, double n_sample) {
         require_ndim(counts, 2, "counts");
-        if (counts.shape(0) != 6)
-          throw InvalidArgument("aia_bp_error: counts must be (6, npix) for 94..335");
+        if (counts.shape(0) != 6) throw InvalidArgument("aia_bp_error: counts must be (6, npix) for 94..335");
         Array out({counts.shape(0), counts.shape(1)});
         const std::size_t np = static_cast<std::size_t>(counts.shape(1));
         const double* in = counts.data();
@@ -89,8 +88,8 @@ void bind_dem(py::module_& m, py::module_& testing) {
       "AIA error model (aia_bp_estimate_error, V3 table): sigma in DN for counts in DN.");
 
   py::class_<BasisPursuit>(m, "BasisPursuit")
-      .def(py::init([](Array dictionary, std::vector<double> tolfacs, double min_total,
-                       int max_iterations, bool warm_start) {
+      .def(py::init([](Array dictionary, std::vector<double> tolfacs, double min_total, int max_iterations,
+                       bool warm_start) {
              require_ndim(dictionary, 2, "dictionary");
              BpOptions o;
              o.tolfacs = std::move(tolfacs);
@@ -101,9 +100,8 @@ void bind_dem(py::module_& m, py::module_& testing) {
              return BasisPursuit(std::move(D), static_cast<std::size_t>(dictionary.shape(0)),
                                  static_cast<std::size_t>(dictionary.shape(1)), o);
            }),
-           py::arg("dictionary"), py::arg("tolfacs") = std::vector<double>{1.4, 2.1, 3.15},
-           py::arg("min_total") = 0.01, py::arg("max_iterations") = 400,
-           py::arg("warm_start") = true)
+           py::arg("dictionary"), py::arg("tolfacs") = std::vector<double>{1.4, 2.1, 3.15}, py::arg("min_total") = 0.01,
+           py::arg("max_iterations") = 400, py::arg("warm_start") = true)
       .def(
           "set_basis",
           [](BasisPursuit& self, Array basis, double em_unit) {
@@ -123,8 +121,8 @@ void bind_dem(py::module_& m, py::module_& testing) {
              std::uint64_t first_pixel, std::optional<Array> logt) -> py::tuple {
             require_ndim(y, 2, "y");
             require_ndim(sigma, 2, "sigma");
-            if (static_cast<std::size_t>(y.shape(0)) != self.nchan() ||
-                y.shape(0) != sigma.shape(0) || y.shape(1) != sigma.shape(1))
+            if (static_cast<std::size_t>(y.shape(0)) != self.nchan() || y.shape(0) != sigma.shape(0) ||
+                y.shape(1) != sigma.shape(1))
               throw InvalidArgument("solve: y and sigma must both be (nchan, npix) with nchan = " +
                                     std::to_string(self.nchan()));
             const py::ssize_t np = y.shape(1), nc = static_cast<py::ssize_t>(self.ncoef());
@@ -175,8 +173,8 @@ void bind_dem(py::module_& m, py::module_& testing) {
             if (n_samples > 0) errors = py::make_tuple(em_std, logt_std, total_std, feasible);
             return py::make_tuple(coeffs, status, tolfac, objective, iterations, model, em, errors);
           },
-          py::arg("y"), py::arg("sigma"), py::arg("threads") = 0, py::arg("n_samples") = 0,
-          py::arg("seed") = 0, py::arg("first_pixel") = 0, py::arg("logt") = py::none(),
+          py::arg("y"), py::arg("sigma"), py::arg("threads") = 0, py::arg("n_samples") = 0, py::arg("seed") = 0,
+          py::arg("first_pixel") = 0, py::arg("logt") = py::none(),
           "Solve every pixel: y, sigma (nchan, npix) in DN/s -> (coeffs, status, tolfac, "
           "objective, iterations, model, em, errors); em is (0, npix) unless set_basis was called; "
           "errors is None, or with n_samples > 0 the Monte-Carlo (em_std, logt_std, total_em_std, "

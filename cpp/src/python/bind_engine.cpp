@@ -71,8 +71,8 @@ py::dict info_dict(const ModelInfo& info) {
 
 py::array_t<float> run(const Model& model, const py::array& x, const std::vector<int>& sample_axes,
                        const std::vector<int>& feature_axes, const std::vector<int64_t>& out_shape,
-                       const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes,
-                       int threads, const py::object& out_obj) {
+                       const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes, int threads,
+                       const py::object& out_obj) {
   InputView in;
   if (x.dtype().is(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -111,11 +111,12 @@ py::array_t<float> run(const Model& model, const py::array& x, const std::vector
 
 // Device arrays (__cuda_array_interface__): pointers, shapes and byte strides come from
 // the Python layer, which also allocates the output with the caller's array library.
-void run_device(const Model& model, std::uintptr_t x_ptr, const std::string& x_dtype, const std::vector<int64_t>& x_shape,
-                const std::vector<int64_t>& x_strides, const std::vector<int>& sample_axes,
-                const std::vector<int>& feature_axes, std::uintptr_t y_ptr, const std::vector<int64_t>& y_shape,
-                const std::vector<int64_t>& y_strides, const std::vector<int>& out_sample_axes,
-                const std::vector<int>& out_feature_axes, std::uintptr_t stream) {
+void run_device(const Model& model, std::uintptr_t x_ptr, const std::string& x_dtype,
+                const std::vector<int64_t>& x_shape, const std::vector<int64_t>& x_strides,
+                const std::vector<int>& sample_axes, const std::vector<int>& feature_axes, std::uintptr_t y_ptr,
+                const std::vector<int64_t>& y_shape, const std::vector<int64_t>& y_strides,
+                const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes,
+                std::uintptr_t stream) {
   InputView in;
   int64_t itemsize = 4;
   if (x_dtype == "float32") {
@@ -130,8 +131,8 @@ void run_device(const Model& model, std::uintptr_t x_ptr, const std::string& x_d
     throw InvalidArgument("shape and strides differ in length");
   in.data = reinterpret_cast<const void*>(x_ptr);
   in.layout = make_view(x_shape, x_strides, itemsize, sample_axes, feature_axes, "input");
-  OutputView out{reinterpret_cast<float*>(y_ptr), make_view(y_shape, y_strides, 4, out_sample_axes, out_feature_axes,
-                                                            "output")};
+  OutputView out{reinterpret_cast<float*>(y_ptr),
+                 make_view(y_shape, y_strides, 4, out_sample_axes, out_feature_axes, "output")};
   py::gil_scoped_release release;
   model.run_device(in, out, stream);
 }
@@ -139,10 +140,12 @@ void run_device(const Model& model, std::uintptr_t x_ptr, const std::string& x_d
 }  // namespace
 
 void bind_engine(py::module_& m) {
-  m.def("active_isa", [] { return std::string(isa_name(active_isa())); },
-        "SIMD instruction set the CPU kernels use now.");
-  m.def("set_active_isa", [](const std::string& name) { set_active_isa(isa_from_name(name)); },
-        py::arg("name"), "Use the kernels for another (available) ISA: generic, avx2 or avx512.");
+  m.def(
+      "active_isa", [] { return std::string(isa_name(active_isa())); },
+      "SIMD instruction set the CPU kernels use now.");
+  m.def(
+      "set_active_isa", [](const std::string& name) { set_active_isa(isa_from_name(name)); }, py::arg("name"),
+      "Use the kernels for another (available) ISA: generic, avx2 or avx512.");
   m.def("available_isas", [] {
     std::vector<std::string> names;
     for (Isa isa : available_isas()) names.emplace_back(isa_name(isa));
@@ -183,11 +186,10 @@ void bind_engine(py::module_& m) {
       .def_property_readonly("metadata", &Model::metadata)
       .def("info", [](const Model& m) { return info_dict(m.info()); })
       .def("run", &run, py::arg("x"), py::arg("sample_axes"), py::arg("feature_axes"), py::arg("out_shape"),
-           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0,
-           py::arg("out") = py::none())
+           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("threads") = 0, py::arg("out") = py::none())
       .def("run_device", &run_device, py::arg("x_ptr"), py::arg("x_dtype"), py::arg("x_shape"), py::arg("x_strides"),
-           py::arg("sample_axes"), py::arg("feature_axes"), py::arg("y_ptr"), py::arg("y_shape"),
-           py::arg("y_strides"), py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("stream") = 0);
+           py::arg("sample_axes"), py::arg("feature_axes"), py::arg("y_ptr"), py::arg("y_shape"), py::arg("y_strides"),
+           py::arg("out_sample_axes"), py::arg("out_feature_axes"), py::arg("stream") = 0);
 }
 
 }  // namespace fastinv::python

@@ -39,8 +39,7 @@ py::dict line_to_dict(const SpectralLine& l) {
 
 template <typename T>
 T get_field(const py::dict& d, const char* key) {
-  if (!d.contains(key))
-    throw InvalidArgument(std::string("spectral line: missing field '") + key + "'");
+  if (!d.contains(key)) throw InvalidArgument(std::string("spectral line: missing field '") + key + "'");
   try {
     return d[key].cast<T>();
   } catch (const py::cast_error&) {
@@ -106,23 +105,21 @@ void bind_stokes(py::module_& m) {
         Arr H(v.request().shape), F(v.request().shape);
         {
           py::gil_scoped_release release;
-          stokes::voigt_faraday(a, v.data(), static_cast<std::size_t>(v.size()), H.mutable_data(),
-                                F.mutable_data());
+          stokes::voigt_faraday(a, v.data(), static_cast<std::size_t>(v.size()), H.mutable_data(), F.mutable_data());
         }
         return py::make_tuple(H, F);
       },
       py::arg("a"), py::arg("v"), "(H, F) with H + iF = w(v + ia), a >= 0.");
 
-  m.def("faddeeva_isa", [] { return std::string(stokes::faddeeva_isa()); },
-        "Instruction set of the Faddeeva kernel in use (lower it with FASTINV_ISA).");
+  m.def(
+      "faddeeva_isa", [] { return std::string(stokes::faddeeva_isa()); },
+      "Instruction set of the Faddeeva kernel in use (lower it with FASTINV_ISA).");
   m.def("line_names", &stokes::line_names);
-  m.def("get_line", [](const std::string& name) { return line_to_dict(stokes::get_line(name)); },
-        py::arg("name"));
-  m.def("register_line", [](const py::dict& d) { stokes::register_line(line_from_dict(d)); },
-        py::arg("line"));
+  m.def("get_line", [](const std::string& name) { return line_to_dict(stokes::get_line(name)); }, py::arg("name"));
+  m.def("register_line", [](const py::dict& d) { stokes::register_line(line_from_dict(d)); }, py::arg("line"));
   m.def("lande_g_ls", &stokes::lande_g_ls, py::arg("L"), py::arg("S"), py::arg("J"));
-  m.def("wigner_3j", &stokes::wigner_3j, py::arg("j1"), py::arg("j2"), py::arg("j3"),
-        py::arg("m1"), py::arg("m2"), py::arg("m3"));
+  m.def("wigner_3j", &stokes::wigner_3j, py::arg("j1"), py::arg("j2"), py::arg("j3"), py::arg("m1"), py::arg("m2"),
+        py::arg("m3"));
   m.def(
       "zeeman_pattern",
       [](double j_low, double g_low, double j_up, double g_up) {

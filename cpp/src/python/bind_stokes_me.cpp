@@ -31,79 +31,78 @@ stokes::BandedOperator make_operator(int64_t n_in, IArr start, Arr weights) {
   return op;
 }
 
-const char* kRequired[] = {"B", "inclination", "azimuth", "vlos", "doppler_width",
-                           "damping", "eta0", "S0", "S1"};
+const char* kRequired[] = {"B", "inclination", "azimuth", "vlos", "doppler_width", "damping", "eta0", "S0", "S1"};
 
 }  // namespace
 
 void bind_stokes_me(py::module_& m) {
   py::class_<stokes::MilneEddington, std::shared_ptr<stokes::MilneEddington>>(m, "MilneEddington")
-      .def(py::init([](const std::vector<std::string>& names, Arr wavelength,
-                       std::vector<double> ratios) {
+      .def(py::init([](const std::vector<std::string>& names, Arr wavelength, std::vector<double> ratios) {
              std::vector<stokes::SpectralLine> lines;
              for (const auto& nm : names) lines.push_back(stokes::get_line(nm));
              if (wavelength.ndim() != 1) throw TypeMismatch("wavelength must be a 1-D array");
              std::vector<double> wl(wavelength.data(), wavelength.data() + wavelength.size());
-             return std::make_shared<stokes::MilneEddington>(std::move(lines), std::move(wl),
-                                                             std::move(ratios));
+             return std::make_shared<stokes::MilneEddington>(std::move(lines), std::move(wl), std::move(ratios));
            }),
            py::arg("lines"), py::arg("wavelength"), py::arg("strength_ratios") = std::vector<double>{})
-      .def("set_instrument",
-           [](stokes::MilneEddington& me, int64_t n_in, IArr start, Arr weights) {
-             me.set_instrument(make_operator(n_in, start, weights));
-           },
-           py::arg("n_in"), py::arg("start"), py::arg("weights"))
-      .def("set_gaussian_instrument", &stokes::MilneEddington::set_gaussian_instrument,
-           py::arg("sigma"), py::arg("first"), py::arg("stride"), py::arg("n_out"))
+      .def(
+          "set_instrument",
+          [](stokes::MilneEddington& me, int64_t n_in, IArr start, Arr weights) {
+            me.set_instrument(make_operator(n_in, start, weights));
+          },
+          py::arg("n_in"), py::arg("start"), py::arg("weights"))
+      .def("set_gaussian_instrument", &stokes::MilneEddington::set_gaussian_instrument, py::arg("sigma"),
+           py::arg("first"), py::arg("stride"), py::arg("n_out"))
       .def_property_readonly("synthesis_size", &stokes::MilneEddington::synthesis_size)
       .def_property_readonly("output_size", &stokes::MilneEddington::output_size)
       .def_property_readonly("strength_ratios", &stokes::MilneEddington::strength_ratios)
-      .def("synthesize",
-           [](const stokes::MilneEddington& me, const py::dict& params, double mu, int threads) {
-             // Keep every converted array alive until the synthesis is done.
-             std::vector<Arr> keep;
-             int64_t n = -1;
-             auto get = [&](const char* key, bool required) -> const double* {
-               if (!params.contains(key)) {
-                 if (required) throw InvalidArgument(std::string("ME parameters: missing '") + key + "'");
-                 return nullptr;
-               }
-               Arr a = py::cast<Arr>(params[key]);
-               if (a.ndim() != 1) throw TypeMismatch(std::string("ME parameter '") + key + "' must be 1-D");
-               if (n < 0) n = a.shape(0);
-               if (a.shape(0) != n)
-                 throw InvalidArgument(std::string("ME parameter '") + key + "' has length " +
-                                       std::to_string(a.shape(0)) + ", expected " + std::to_string(n));
-               keep.push_back(a);
-               return keep.back().data();
-             };
-             stokes::MEParameterArrays p;
-             keep.reserve(11);
-             const double* req[9];
-             for (int k = 0; k < 9; ++k) req[k] = get(kRequired[k], true);
-             p.B = req[0];
-             p.inclination = req[1];
-             p.azimuth = req[2];
-             p.vlos = req[3];
-             p.doppler_width = req[4];
-             p.damping = req[5];
-             p.eta0 = req[6];
-             p.S0 = req[7];
-             p.S1 = req[8];
-             p.filling_factor = get("filling_factor", false);
-             p.vmac = get("vmac", false);
-             p.n = n;
-             const int64_t nout = me.output_size();
-             Arr out({n, int64_t{4}, nout});
-             py::array_t<uint8_t> status(n);
-             {
-               py::gil_scoped_release release;
-               me.synthesize(p, mu, out.mutable_data(), status.mutable_data(), threads);
-             }
-             return py::make_tuple(out, status);
-           },
-           py::arg("params"), py::arg("mu") = 1.0, py::arg("threads") = 0,
-           "Synthesise (n, 4, output_size) Stokes profiles and per-profile status (0 = ok).");
+      .def(
+          "synthesize",
+          [](const stokes::MilneEddington& me, const py::dict& params, double mu, int threads) {
+            // Keep every converted array alive until the synthesis is done.
+            std::vector<Arr> keep;
+            int64_t n = -1;
+            auto get = [&](const char* key, bool required) -> const double* {
+              if (!params.contains(key)) {
+                if (required) throw InvalidArgument(std::string("ME parameters: missing '") + key + "'");
+                return nullptr;
+              }
+              Arr a = py::cast<Arr>(params[key]);
+              if (a.ndim() != 1) throw TypeMismatch(std::string("ME parameter '") + key + "' must be 1-D");
+              if (n < 0) n = a.shape(0);
+              if (a.shape(0) != n)
+                throw InvalidArgument(std::string("ME parameter '") + key + "' has length " +
+                                      std::to_string(a.shape(0)) + ", expected " + std::to_string(n));
+              keep.push_back(a);
+              return keep.back().data();
+            };
+            stokes::MEParameterArrays p;
+            keep.reserve(11);
+            const double* req[9];
+            for (int k = 0; k < 9; ++k) req[k] = get(kRequired[k], true);
+            p.B = req[0];
+            p.inclination = req[1];
+            p.azimuth = req[2];
+            p.vlos = req[3];
+            p.doppler_width = req[4];
+            p.damping = req[5];
+            p.eta0 = req[6];
+            p.S0 = req[7];
+            p.S1 = req[8];
+            p.filling_factor = get("filling_factor", false);
+            p.vmac = get("vmac", false);
+            p.n = n;
+            const int64_t nout = me.output_size();
+            Arr out({n, int64_t{4}, nout});
+            py::array_t<uint8_t> status(n);
+            {
+              py::gil_scoped_release release;
+              me.synthesize(p, mu, out.mutable_data(), status.mutable_data(), threads);
+            }
+            return py::make_tuple(out, status);
+          },
+          py::arg("params"), py::arg("mu") = 1.0, py::arg("threads") = 0,
+          "Synthesise (n, 4, output_size) Stokes profiles and per-profile status (0 = ok).");
 
   m.def("default_strength_ratios", [](const std::vector<std::string>& names) {
     std::vector<stokes::SpectralLine> lines;
@@ -116,8 +115,7 @@ void bind_stokes_me(py::module_& m) {
       [](int64_t n_in, IArr start, Arr weights, Arr spectra) {
         const stokes::BandedOperator op = make_operator(n_in, start, weights);
         if (spectra.ndim() < 1 || spectra.shape(spectra.ndim() - 1) != n_in)
-          throw InvalidArgument("spectra: the last axis must have the synthesis grid's length " +
-                                std::to_string(n_in));
+          throw InvalidArgument("spectra: the last axis must have the synthesis grid's length " + std::to_string(n_in));
         std::vector<py::ssize_t> shape(spectra.shape(), spectra.shape() + spectra.ndim());
         shape.back() = op.n_out;
         Arr out(shape);

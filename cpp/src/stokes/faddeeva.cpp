@@ -45,8 +45,7 @@ FaddeevaTables make_tables() {
   // 6-node Gauss-Hermite quadrature, positive nodes and weights (Abramowitz & Stegun
   // Table 25.10): w(z) ~ (i/pi) sum_k w_k 2z/(z^2 - t_k^2) = (2iz/pi) P(u)/Q(u).
   const double t[3] = {0.436077411927616508679, 1.335849074013696949715, 2.350604973674492222834};
-  const double wt[3] = {0.724629595224392524092, 0.157067320322856643916,
-                        0.00453000990550884564086};
+  const double wt[3] = {0.724629595224392524092, 0.157067320322856643916, 0.00453000990550884564086};
   const double tau[3] = {t[0] * t[0], t[1] * t[1], t[2] * t[2]};
   T.q[2] = -(tau[0] + tau[1] + tau[2]);
   T.q[1] = tau[0] * tau[1] + tau[0] * tau[2] + tau[1] * tau[2];
@@ -63,12 +62,10 @@ FaddeevaTables make_tables() {
 bool cpu_has(const char* isa) {
 #if defined(__x86_64__) || defined(_M_X64)
   __builtin_cpu_init();
-  if (std::strcmp(isa, "avx2") == 0)
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (std::strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (std::strcmp(isa, "avx512") == 0)
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-           __builtin_cpu_supports("fma");
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #endif
   (void)isa;
   return false;
@@ -151,8 +148,8 @@ void voigt_faraday(double a, const double* v, std::size_t n, double* H, double* 
     fn(T, a, v + s, 0.0, std::min(kFaddeevaChunk, n - s), H + s, F + s);
 }
 
-void voigt_faraday_add(double a, const double* x, double shift, double weight, std::size_t n,
-                       double* Hsum, double* Fsum) {
+void voigt_faraday_add(double a, const double* x, double shift, double weight, std::size_t n, double* Hsum,
+                       double* Fsum) {
   check_damping(a);
   const auto& T = detail::faddeeva_tables();
   const FaddeevaChunkFn fn = kernel();

@@ -4,8 +4,8 @@
 
 namespace fastinv::stokes::detail {
 
-void faddeeva_chunk_generic(const FaddeevaTables& T, double a, const double* x, double shift,
-                         std::size_t m, double* H, double* F) {
+void faddeeva_chunk_generic(const FaddeevaTables& T, double a, const double* x, double shift, std::size_t m, double* H,
+                            double* F) {
   isa_generic::chunk(T, a, x, shift, m, H, F);
 }
 

@@ -35,8 +35,7 @@ inline void w_far(double x, double y, const FaddeevaTables& T, double& re, doubl
 // Weideman's expansion for the k points v_j (any order), results to re/im. The Horner
 // step is the OUTER loop so the inner loop runs over independent points (throughput-
 // bound SIMD instead of one latency-bound chain per point).
-inline void w_near_block(const FaddeevaTables& T, double a, const double* v, std::size_t k,
-                         double* re, double* im) {
+inline void w_near_block(const FaddeevaTables& T, double a, const double* v, std::size_t k, double* re, double* im) {
   alignas(64) double Zr[kFaddeevaChunk], Zi[kFaddeevaChunk];
   alignas(64) double er[kFaddeevaChunk], ei[kFaddeevaChunk];
   alignas(64) double pr[kFaddeevaChunk], pi[kFaddeevaChunk];
@@ -46,9 +45,9 @@ inline void w_near_block(const FaddeevaTables& T, double a, const double* v, std
   for (std::size_t j = 0; j < k; ++j) {
     const double xx = v[j];
     const double inv_d2 = 1.0 / (lpy * lpy + xx * xx);  // 1 / |L - i z|^2
-    Zr[j] = (L * L - a * a - xx * xx) * inv_d2;           // Z = (L + i z) / (L - i z)
+    Zr[j] = (L * L - a * a - xx * xx) * inv_d2;         // Z = (L + i z) / (L - i z)
     Zi[j] = 2.0 * L * xx * inv_d2;
-    er[j] = lpy * inv_d2;                                 // 1 / (L - i z)
+    er[j] = lpy * inv_d2;  // 1 / (L - i z)
     ei[j] = xx * inv_d2;
     pr[j] = T.c[kWeidemanN - 1];
     pi[j] = 0.0;
@@ -71,8 +70,8 @@ inline void w_near_block(const FaddeevaTables& T, double a, const double* v, std
   }
 }
 
-inline void far_range(const FaddeevaTables& T, double a, const double* x, double shift,
-                      std::size_t lo, std::size_t hi, double* H, double* F) {
+inline void far_range(const FaddeevaTables& T, double a, const double* x, double shift, std::size_t lo, std::size_t hi,
+                      double* H, double* F) {
 #pragma omp simd
   for (std::size_t i = lo; i < hi; ++i) w_far(x[i] - shift, a, T, H[i], F[i]);
 }
@@ -81,8 +80,8 @@ inline void far_range(const FaddeevaTables& T, double a, const double* x, double
 // Sorted x (a wavelength grid, the usual case): the near points |v|^2 + a^2 < R^2 form
 // one contiguous range, found by a scan, evaluated in place. Unsorted x: the far formula
 // runs everywhere, the near points are gathered, evaluated and scattered back.
-inline void chunk(const FaddeevaTables& T, double a, const double* x, double shift, std::size_t m,
-                  double* H, double* F) {
+inline void chunk(const FaddeevaTables& T, double a, const double* x, double shift, std::size_t m, double* H,
+                  double* F) {
   const double lim = kFaddeevaInnerR2 - a * a;
   int unsorted = 0;
 #pragma omp simd reduction(+ : unsorted)

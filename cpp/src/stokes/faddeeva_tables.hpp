@@ -17,22 +17,19 @@ constexpr int kWeidemanN = 38;
 constexpr std::size_t kFaddeevaChunk = 128;
 
 struct FaddeevaTables {
-  double L = 0.0;                        // Weideman's L = sqrt(N / sqrt 2)
-  std::array<double, kWeidemanN> c{};    // p(Z) = sum_n c[n] Z^n
-  std::array<double, 3> p{};             // far: P(u) = p0 + p1 u + p2 u^2
-  std::array<double, 3> q{};             // far: Q(u) = q0 + q1 u + q2 u^2 + u^3
+  double L = 0.0;                      // Weideman's L = sqrt(N / sqrt 2)
+  std::array<double, kWeidemanN> c{};  // p(Z) = sum_n c[n] Z^n
+  std::array<double, 3> p{};           // far: P(u) = p0 + p1 u + p2 u^2
+  std::array<double, 3> q{};           // far: Q(u) = q0 + q1 u + q2 u^2 + u^3
 };
 
 const FaddeevaTables& faddeeva_tables();
 
 // One chunk (m <= kFaddeevaChunk) of H, F at x_i - shift; per-ISA implementations.
-using FaddeevaChunkFn = void (*)(const FaddeevaTables&, double a, const double* x, double shift,
-                                 std::size_t m, double* H, double* F);
-void faddeeva_chunk_generic(const FaddeevaTables&, double, const double*, double, std::size_t,
-                            double*, double*);
-void faddeeva_chunk_avx2(const FaddeevaTables&, double, const double*, double, std::size_t,
-                         double*, double*);
-void faddeeva_chunk_avx512(const FaddeevaTables&, double, const double*, double, std::size_t,
-                           double*, double*);
+using FaddeevaChunkFn = void (*)(const FaddeevaTables&, double a, const double* x, double shift, std::size_t m,
+                                 double* H, double* F);
+void faddeeva_chunk_generic(const FaddeevaTables&, double, const double*, double, std::size_t, double*, double*);
+void faddeeva_chunk_avx2(const FaddeevaTables&, double, const double*, double, std::size_t, double*, double*);
+void faddeeva_chunk_avx512(const FaddeevaTables&, double, const double*, double, std::size_t, double*, double*);
 
 }  // namespace fastinv::stokes::detail

@@ -67,15 +67,13 @@ Registry& registry() {
 }
 
 void require(bool ok, const SpectralLine& line, const std::string& what) {
-  if (!ok)
-    throw InvalidArgument("spectral line '" + line.name + "': " + what);
+  if (!ok) throw InvalidArgument("spectral line '" + line.name + "': " + what);
 }
 
 }  // namespace
 
 double SpectralLine::g_eff() const {
-  return 0.5 * (g_low + g_up) +
-         0.25 * (g_low - g_up) * (j_low * (j_low + 1.0) - j_up * (j_up + 1.0));
+  return 0.5 * (g_low + g_up) + 0.25 * (g_low - g_up) * (j_low * (j_low + 1.0) - j_up * (j_up + 1.0));
 }
 
 double lande_g_ls(double L, double S, double J) {

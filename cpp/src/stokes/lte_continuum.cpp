@@ -11,16 +11,18 @@ namespace {
 // 0.125 um < lambda < 1.6419 um; returns kappa per H I atom per unit P_e [cm^4 dyn^-1],
 // stimulated emission included.
 double hminus_bf(double lam_um, double T) {
-  constexpr double kLam0 = 1.6419;   // um
+  constexpr double kLam0 = 1.6419;    // um
   constexpr double kAlpha = 1.439e4;  // hc/k [um K]
   constexpr double C[6] = {152.519, 49.534, -118.858, 92.536, -34.194, 4.982};
   if (lam_um <= 0.125 || lam_um >= kLam0) return 0.0;
   double x = 1.0 / lam_um - 1.0 / kLam0;
   double sx = std::sqrt(x), p = 1.0, f = 0.0;
-  for (double cn : C) { f += cn * p; p *= sx; }
+  for (double cn : C) {
+    f += cn * p;
+    p *= sx;
+  }
   double sigma = 1e-18 * lam_um * lam_um * lam_um * x * sx * f;  // cm^2
-  return 0.750 * std::pow(T, -2.5) * std::exp(kAlpha / (kLam0 * T)) *
-         (-std::expm1(-kAlpha / (lam_um * T))) * sigma;
+  return 0.750 * std::pow(T, -2.5) * std::exp(kAlpha / (kLam0 * T)) * (-std::expm1(-kAlpha / (lam_um * T))) * sigma;
 }
 
 // John (1988) H- free-free for lambda > 0.3645 um (Table 3a); kappa per H I per unit P_e

@@ -14,14 +14,18 @@ namespace {
 // Asplund, Grevesse, Sauval & Scott (2009, ARA&A 47, 481) photospheric log eps, and
 // standard atomic masses [u]. Ne and Ar only add particles and mass (ionisation energies
 // > 15 eV: no electrons in the photosphere).
-struct ElementData { int Z; double log_eps; double mass; bool donor; };
+struct ElementData {
+  int Z;
+  double log_eps;
+  double mass;
+  bool donor;
+};
 constexpr ElementData kElements[] = {
-    {1, 12.00, 1.008, false}, {2, 10.93, 4.0026, true}, {6, 8.43, 12.011, true},
-    {7, 7.83, 14.007, true},  {8, 8.69, 15.999, true},  {10, 7.93, 20.180, false},
-    {11, 6.24, 22.990, true}, {12, 7.60, 24.305, true}, {13, 6.45, 26.982, true},
-    {14, 7.51, 28.085, true}, {16, 7.12, 32.06, true},  {18, 6.40, 39.948, false},
-    {19, 5.03, 39.098, true}, {20, 6.34, 40.078, true}, {24, 5.64, 51.996, true},
-    {26, 7.50, 55.845, true}, {28, 6.22, 58.693, true},
+    {1, 12.00, 1.008, false}, {2, 10.93, 4.0026, true},  {6, 8.43, 12.011, true},  {7, 7.83, 14.007, true},
+    {8, 8.69, 15.999, true},  {10, 7.93, 20.180, false}, {11, 6.24, 22.990, true}, {12, 7.60, 24.305, true},
+    {13, 6.45, 26.982, true}, {14, 7.51, 28.085, true},  {16, 7.12, 32.06, true},  {18, 6.40, 39.948, false},
+    {19, 5.03, 39.098, true}, {20, 6.34, 40.078, true},  {24, 5.64, 51.996, true}, {26, 7.50, 55.845, true},
+    {28, 6.22, 58.693, true},
 };
 constexpr int kMaxDonors = 16;
 
@@ -46,7 +50,10 @@ const detail::PartitionEntry* find_entry(int Z, int stage) {
 
 namespace {
 // Position of log10 T in the partition table: index and fraction (clamped to 3.3 ... 4.3).
-struct TablePos { int i; double f; };
+struct TablePos {
+  int i;
+  double f;
+};
 TablePos table_pos(double T) {
   const double x = (std::log10(T) - detail::kPfLogT0) / detail::kPfDLogT;
   if (!(x > 0)) return {0, 0.0};
@@ -57,9 +64,7 @@ TablePos table_pos(double T) {
 
 const detail::PartitionEntry& entry_or_throw(int Z, int stage) {
   const auto* e = find_entry(Z, stage);
-  if (!e)
-    throw InvalidArgument("no partition function for Z=" + std::to_string(Z) + " stage " +
-                          std::to_string(stage));
+  if (!e) throw InvalidArgument("no partition function for Z=" + std::to_string(Z) + " stage " + std::to_string(stage));
   return *e;
 }
 
@@ -157,11 +162,13 @@ double solve_increasing(F f, double lo, double hi) {
     double fy = f(y);
     if (std::fabs(fy) < 1e-13 || hi - lo < 1e-13) return y;
     if (fy < 0) {
-      lo = y; flo = fy;
+      lo = y;
+      flo = fy;
       if (side == -1) fhi *= 0.5;
       side = -1;
     } else {
-      hi = y; fhi = fy;
+      hi = y;
+      fhi = fy;
       if (side == 1) flo *= 0.5;
       side = 1;
     }
@@ -184,15 +191,13 @@ EosState LteEos::from_pg(double T, double Pg) const { return from_pg(saha_cache(
 
 EosState LteEos::from_pg(const SahaCache& c, double Pg, double ne_guess) const {
   const double T = c.T;
-  if (!(Pg > 0) || !std::isfinite(Pg))
-    throw InvalidArgument("gas pressure must be positive and finite");
+  if (!(Pg > 0) || !std::isfinite(Pg)) throw InvalidArgument("gas pressure must be positive and finite");
   double ne = solve_ne_from_pg(T, Pg, c, ne_guess);
   double N = Pg / (cgs::kB * T);
   return finish(T, (N - ne) / nuclei_per_h_, ne, c.phiH, c.hmf);
 }
 
-double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c,
-                                 double ne_guess) const {
+double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c, double ne_guess) const {
   double N = Pg / (cgs::kB * T);  // all particles
   // f(y) = ln ne - ln(nH(ne) X(ne)), with nH = (N - ne)/nuclei_per_h: increasing in y.
   auto f = [&](double y) {
@@ -213,8 +218,7 @@ double LteEos::solve_ne_from_pg(double T, double Pg, const SahaCache& c,
 
 EosState LteEos::from_nh(double T, double nH) const {
   check_T(T);
-  if (!(nH > 0) || !std::isfinite(nH))
-    throw InvalidArgument("hydrogen density must be positive and finite");
+  if (!(nH > 0) || !std::isfinite(nH)) throw InvalidArgument("hydrogen density must be positive and finite");
   double phi[kMaxDonors];
   for (size_t i = 0; i < donors_.size(); ++i) phi[i] = saha_phi(donors_[i].Z, 0, T);
   double phiH = saha_phi(1, 0, T), hmf = hminus_factor(T);

@@ -14,9 +14,9 @@ void PropagationRows::resize(std::size_t n) {
   for (auto* v : {&etaI, &etaQ, &etaU, &etaV, &rhoQ, &rhoU, &rhoV}) v->assign(n, 0.0);
 }
 
-void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a, const double* x,
-                          std::size_t n, double larmor, double gamma, double chi,
-                          PropagationRows& rows, std::vector<double>& scratch) {
+void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a, const double* x, std::size_t n,
+                          double larmor, double gamma, double chi, PropagationRows& rows,
+                          std::vector<double>& scratch) {
   // Group profile sums phi_q = sum_i S_i H(a, x - s_i larmor), psi_q likewise with F
   // (LL04 9.8; strengths normalised to 1 per group), q = sigma_b, pi, sigma_r.
   scratch.assign(6 * n, 0.0);
@@ -56,10 +56,9 @@ void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a
   }
 }
 
-void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI,
-                       const double* etaQ, const double* etaU, const double* etaV,
-                       const double* rhoQ, const double* rhoU, const double* rhoV, const double* S,
-                       double* out) {
+void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI, const double* etaQ,
+                       const double* etaU, const double* etaV, const double* rhoQ, const double* rhoU,
+                       const double* rhoV, const double* S, double* out) {
   // Between depth k+1 (upwind) and k, with S_eff = S~ - K' I linear in tau (Rees et al.
   // 1989): I_k = e^{-d} I_{k+1} + alpha S_eff,k + beta S_eff,k+1, alpha = 1 - (1-e^{-d})/d,
   // beta = (1-e^{-d})/d - e^{-d}; K' = K / eta_I - 1, S~ = S (1, q, u, v). The 4x4 system
@@ -84,9 +83,9 @@ void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double*
   // Rolling buffers: K'/S~ of the upwind and current depth (each depth is normalised once),
   // and the exponential weights (exp is kept out of the main loop so that it vectorises).
   std::vector<double> buf(16 * nw);
-  double* nu_ = buf.data();       // upwind: q u v rq ru rv s (7 rows)
-  double* nc_ = nu_ + 7 * nw;     // current
-  double* ew = nc_ + 7 * nw;      // e, w
+  double* nu_ = buf.data();    // upwind: q u v rq ru rv s (7 rows)
+  double* nc_ = nu_ + 7 * nw;  // current
+  double* ew = nc_ + 7 * nw;   // e, w
   auto normalise = [&](int k, double* dst) {
     const std::size_t o = static_cast<std::size_t>(k) * nw;
 #pragma omp simd
@@ -152,22 +151,39 @@ void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double*
       double a20 = au, a21 = -arv, a22 = 1, a23 = arq;
       double a30 = av, a31 = aru, a32 = -arq, a33 = 1;
       // eliminate column 0 (a00 = 1)
-      a11 -= a10 * a01; a12 -= a10 * a02; a13 -= a10 * a03; b1 -= a10 * b0;
-      a21 -= a20 * a01; a22 -= a20 * a02; a23 -= a20 * a03; b2 -= a20 * b0;
-      a31 -= a30 * a01; a32 -= a30 * a02; a33 -= a30 * a03; b3 -= a30 * b0;
+      a11 -= a10 * a01;
+      a12 -= a10 * a02;
+      a13 -= a10 * a03;
+      b1 -= a10 * b0;
+      a21 -= a20 * a01;
+      a22 -= a20 * a02;
+      a23 -= a20 * a03;
+      b2 -= a20 * b0;
+      a31 -= a30 * a01;
+      a32 -= a30 * a02;
+      a33 -= a30 * a03;
+      b3 -= a30 * b0;
       // column 1
       const double f2 = a21 / a11, f3 = a31 / a11;
-      a22 -= f2 * a12; a23 -= f2 * a13; b2 -= f2 * b1;
-      a32 -= f3 * a12; a33 -= f3 * a13; b3 -= f3 * b1;
+      a22 -= f2 * a12;
+      a23 -= f2 * a13;
+      b2 -= f2 * b1;
+      a32 -= f3 * a12;
+      a33 -= f3 * a13;
+      b3 -= f3 * b1;
       // column 2
       const double g3 = a32 / a22;
-      a33 -= g3 * a23; b3 -= g3 * b2;
+      a33 -= g3 * a23;
+      b3 -= g3 * b2;
       // back substitution
       const double y3 = b3 / a33;
       const double y2 = (b2 - a23 * y3) / a22;
       const double y1 = (b1 - a12 * y2 - a13 * y3) / a11;
       const double y0 = b0 - a01 * y1 - a02 * y2 - a03 * y3;
-      I0[i] = y0; I1[i] = y1; I2[i] = y2; I3[i] = y3;
+      I0[i] = y0;
+      I1[i] = y1;
+      I2[i] = y2;
+      I3[i] = y3;
     }
     std::swap(nu_, nc_);  // the current depth is the next step's upwind depth
   }

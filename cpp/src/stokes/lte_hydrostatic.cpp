@@ -11,15 +11,12 @@
 namespace fastinv::stokes {
 namespace {
 
-double mass_kappa(const EosState& s, const ContinuumCoeffs& c) {
-  return continuum_opacity(s, c).total() / s.rho;
-}
+double mass_kappa(const EosState& s, const ContinuumCoeffs& c) { return continuum_opacity(s, c).total() / s.rho; }
 
 }  // namespace
 
-bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const double* T, int n,
-                             double gravity, EosState* states, double* kappa500,
-                             double pg_top) {
+bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const double* T, int n, double gravity,
+                             EosState* states, double* kappa500, double pg_top) {
   if (n < 2) throw InvalidArgument("hydrostatic_equilibrium needs at least 2 depth points");
   if (!(gravity > 0)) throw InvalidArgument("gravity must be positive");
   for (int k = 1; k < n; ++k)
@@ -27,7 +24,11 @@ bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const dou
       throw InvalidArgument("log_tau must increase strictly from the top of the atmosphere down");
   const double nan = std::numeric_limits<double>::quiet_NaN();
   auto fail = [&] {
-    for (int k = 0; k < n; ++k) { states[k] = EosState{}; states[k].Pg = nan; kappa500[k] = nan; }
+    for (int k = 0; k < n; ++k) {
+      states[k] = EosState{};
+      states[k].Pg = nan;
+      kappa500[k] = nan;
+    }
     return false;
   };
   for (int k = 0; k < n; ++k)
@@ -77,8 +78,10 @@ bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const dou
       for (int it = 0; it < 60 && !converged; ++it) {
         if (g1 == g0) break;
         double x2 = x1 - g1 * (x1 - x0) / (g1 - g0);
-        x0 = x1; g0 = g1;
-        x1 = x2; g1 = G(x1);
+        x0 = x1;
+        g0 = g1;
+        x1 = x2;
+        g1 = G(x1);
         lnpg = x1;
         converged = std::fabs(g1) < 1e-10 || std::fabs(x1 - x0) < 1e-10;
       }

@@ -4,9 +4,9 @@
 
 namespace fastinv::stokes::detail {
 
-constexpr int kPfNT = 51;            // temperatures per species
-constexpr double kPfLogT0 = 3.30;    // log10 T of the first entry
-constexpr double kPfDLogT = 0.02;    // spacing in log10 T
+constexpr int kPfNT = 51;          // temperatures per species
+constexpr double kPfLogT0 = 3.30;  // log10 T of the first entry
+constexpr double kPfDLogT = 0.02;  // spacing in log10 T
 
 struct PartitionEntry {
   int Z;                 // atomic number

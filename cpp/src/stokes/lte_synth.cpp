@@ -15,16 +15,15 @@ namespace fastinv::stokes {
 namespace {
 
 int atomic_number(const std::string& symbol) {
-  static const char* kSymbols[] = {"H",  "He", "Li", "Be", "B",  "C",  "N",  "O",  "F",  "Ne",
-                                   "Na", "Mg", "Al", "Si", "P",  "S",  "Cl", "Ar", "K",  "Ca",
-                                   "Sc", "Ti", "V",  "Cr", "Mn", "Fe", "Co", "Ni"};
+  static const char* kSymbols[] = {"H", "He", "Li", "Be", "B", "C",  "N",  "O",  "F", "Ne", "Na", "Mg", "Al", "Si",
+                                   "P", "S",  "Cl", "Ar", "K", "Ca", "Sc", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni"};
   for (int i = 0; i < 28; ++i)
     if (symbol == kSymbols[i]) return i + 1;
   return 0;
 }
 
 constexpr double kBohrCm = 0.529177210903e-8;
-constexpr double kInterpSpan = 30.0;  // A: wider grids get B_lambda, kappa_c at every point
+constexpr double kInterpSpan = 30.0;     // A: wider grids get B_lambda, kappa_c at every point
 constexpr double kHydrogenMass = 1.008;  // u
 
 }  // namespace
@@ -39,7 +38,8 @@ LteLine::LteLine(const SpectralLine& l) : line(l) {
                           "' is not in the equation of state (H, He, C, N, O, Na, Mg, Al, Si, "
                           "S, K, Ca, Cr, Fe, Ni)");
   if (stage < 0 || stage > 1)
-    throw InvalidArgument("LTE synthesis: line '" + l.name + "': only neutral and singly "
+    throw InvalidArgument("LTE synthesis: line '" + l.name +
+                          "': only neutral and singly "
                           "ionised species are supported");
   const double lam_cm = l.wavelength * 1e-8;
   // Classical radiative damping (Gray 2005 eq. 11.14): 8 pi^2 e^2 / (3 m_e c lambda^2).
@@ -56,13 +56,11 @@ LteLine::LteLine(const SpectralLine& l) : line(l) {
     const double nl = zc * std::sqrt(ryd / (ion - e_low));
     const double nu = zc * std::sqrt(ryd / (ion - e_up));
     const double tl = nl * (5.0 * nl * nl + 1.0), tu = nu * (5.0 * nu * nu + 1.0);
-    const double c4 = cgs::e2 * kBohrCm * (2.0 * cgs::pi * kBohrCm * kBohrCm / cgs::h) /
-                      (18.0 * std::pow(zc, 4)) * std::fabs(tu * tu - tl * tl);
+    const double c4 = cgs::e2 * kBohrCm * (2.0 * cgs::pi * kBohrCm * kBohrCm / cgs::h) / (18.0 * std::pow(zc, 4)) *
+                      std::fabs(tu * tu - tl * tl);
     const double w = l.mass_amu;
-    const double cm = std::pow(1.0 + w / (cgs::me / cgs::amu), 1.0 / 6.0) +
-                      std::pow(1.0 + w / 28.0, 1.0 / 6.0);
-    stark_coeff = 11.37 * std::pow(c4, 2.0 / 3.0) *
-                  std::pow(8.0 * cgs::kB / (cgs::pi * cgs::amu * w), 1.0 / 6.0) * cm;
+    const double cm = std::pow(1.0 + w / (cgs::me / cgs::amu), 1.0 / 6.0) + std::pow(1.0 + w / 28.0, 1.0 / 6.0);
+    stark_coeff = 11.37 * std::pow(c4, 2.0 / 3.0) * std::pow(8.0 * cgs::kB / (cgs::pi * cgs::amu * w), 1.0 / 6.0) * cm;
   }
   // van der Waals, Anstee & O'Mara (1995) / Barklem & O'Mara (1998) eq. 3, full width:
   // gamma_6 = 2 (4/pi)^{alpha/2} Gamma(2 - alpha/2) v sigma(v) n_H, sigma(v) = sigma0 (v/v0)^-alpha,
@@ -71,28 +69,26 @@ LteLine::LteLine(const SpectralLine& l) : line(l) {
     const double alpha = l.abo_alpha;
     const double mu = cgs::amu / (1.0 / kHydrogenMass + 1.0 / l.mass_amu);
     const double v1 = std::sqrt(8.0 * cgs::kB / (cgs::pi * mu));  // at T = 1 K
-    vdw_coeff = 2.0 * std::pow(4.0 / cgs::pi, 0.5 * alpha) * std::tgamma(2.0 - 0.5 * alpha) *
-                l.abo_sigma * std::pow(v1, 1.0 - alpha) * std::pow(1e6, alpha);
+    vdw_coeff = 2.0 * std::pow(4.0 / cgs::pi, 0.5 * alpha) * std::tgamma(2.0 - 0.5 * alpha) * l.abo_sigma *
+                std::pow(v1, 1.0 - alpha) * std::pow(1e6, alpha);
   }
 }
 
-LteSynthesizer::LteSynthesizer(const std::vector<SpectralLine>& lines,
-                               std::vector<double> wavelength)
+LteSynthesizer::LteSynthesizer(const std::vector<SpectralLine>& lines, std::vector<double> wavelength)
     : wavelength_(std::move(wavelength)) {
   if (lines.empty()) throw InvalidArgument("LTE synthesis needs at least one spectral line");
   if (wavelength_.size() < 2) throw InvalidArgument("LTE synthesis needs >= 2 wavelengths");
   for (std::size_t i = 0; i < wavelength_.size(); ++i) {
     if (!std::isfinite(wavelength_[i]) || wavelength_[i] < 3000.0 || wavelength_[i] > 20000.0)
-      throw InvalidArgument("wavelengths must be finite air wavelengths in Angstrom within "
-                            "3000 ... 20000");
-    if (i && !(wavelength_[i] > wavelength_[i - 1]))
-      throw InvalidArgument("wavelengths must increase strictly");
+      throw InvalidArgument(
+          "wavelengths must be finite air wavelengths in Angstrom within "
+          "3000 ... 20000");
+    if (i && !(wavelength_[i] > wavelength_[i - 1])) throw InvalidArgument("wavelengths must increase strictly");
   }
   for (const auto& l : lines) lines_.emplace_back(l);
 }
 
-LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, double* out,
-                                     bool with_lines) const {
+LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, double* out, bool with_lines) const {
   const int nd = atm.nd;
   const std::size_t nw = wavelength_.size();
   const double nan = std::numeric_limits<double>::quiet_NaN();
@@ -100,9 +96,8 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
   if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("mu must be in (0, 1]");
   if (nd < 3) throw InvalidArgument("an atmosphere needs at least 3 depth points");
   for (int k = 0; k < nd; ++k) {
-    const bool ok = std::isfinite(atm.log_tau[k]) && atm.T[k] > 1000.0 && atm.T[k] < 1e5 &&
-                    atm.vmic[k] >= 0.0 && atm.vmic[k] < 100.0 && atm.B[k] >= 0.0 &&
-                    atm.B[k] < 1e5 && std::isfinite(atm.inclination[k]) &&
+    const bool ok = std::isfinite(atm.log_tau[k]) && atm.T[k] > 1000.0 && atm.T[k] < 1e5 && atm.vmic[k] >= 0.0 &&
+                    atm.vmic[k] < 100.0 && atm.B[k] >= 0.0 && atm.B[k] < 1e5 && std::isfinite(atm.inclination[k]) &&
                     std::isfinite(atm.azimuth[k]) && std::fabs(atm.vlos[k]) < 1000.0;
     if (!ok) return LteStatus::invalid_input;
   }
@@ -110,16 +105,15 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
   // 1. Hydrostatic equilibrium and EOS.
   std::vector<EosState> st(nd);
   std::vector<double> k500(nd);
-  if (!hydrostatic_equilibrium(eos_, atm.log_tau, atm.T, nd, kSolarGravity, st.data(),
-                               k500.data()))
+  if (!hydrostatic_equilibrium(eos_, atm.log_tau, atm.T, nd, kSolarGravity, st.data(), k500.data()))
     return LteStatus::hydrostatic_failed;
 
   // 2.-3. Opacities per depth on the wavelength grid. On grids spanning <= 30 A the continuum
   // (smooth, ~lambda^1.5 for H-) is evaluated at the grid ends and interpolated linearly in
   // lambda (curvature error < 1e-6 relative); wider grids get it at every wavelength.
   const double lam0 = wavelength_.front(), lam1 = wavelength_.back();
-  std::vector<double> etaI(nd * nw), etaQ(nd * nw), etaU(nd * nw), etaV(nd * nw),
-      rhoQ(nd * nw), rhoU(nd * nw), rhoV(nd * nw), S(nd * nw);
+  std::vector<double> etaI(nd * nw), etaQ(nd * nw), etaU(nd * nw), etaV(nd * nw), rhoQ(nd * nw), rhoU(nd * nw),
+      rhoV(nd * nw), S(nd * nw);
   PropagationRows rows;
   rows.resize(nw);
   std::vector<double> x(nw), scratch;
@@ -143,8 +137,7 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
       // B_lambda(T) through three exact values, quadratic in lambda: the cubic term is
       // ~ (span/lambda)^3 x^3 / 6 < 1e-7 relative for spans <= 30 A (x = hc/lambda kT < 7).
       const double lm = 0.5 * (lam0 + lam1), h = 0.5 * (lam1 - lam0);
-      const double b0 = planck_lambda(lam0, s.T), bm = planck_lambda(lm, s.T),
-                   b1 = planck_lambda(lam1, s.T);
+      const double b0 = planck_lambda(lam0, s.T), bm = planck_lambda(lm, s.T), b1 = planck_lambda(lam1, s.T);
       const double c1 = 0.5 * (b1 - b0) / h, c2 = 0.5 * (b1 - 2.0 * bm + b0) / (h * h);
       for (std::size_t i = 0; i < nw; ++i) {
         const double t = wavelength_[i] - lm;
@@ -163,24 +156,22 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
       const double U = LteEos::partition(L.Z, L.stage, T);
       const double lam_cm = l.wavelength * 1e-8;
       const double stim = -std::expm1(-cgs::h * cgs::c / (lam_cm * cgs::kB * T));
-      const double nlow_f = n_stage * std::pow(10.0, l.log_gf) *
-                            std::exp(-l.chi_low * cgs::eV / (cgs::kB * T)) / U;
+      const double nlow_f = n_stage * std::pow(10.0, l.log_gf) * std::exp(-l.chi_low * cgs::eV / (cgs::kB * T)) / U;
       const double vth2 = 2.0 * cgs::kB * T / (l.mass_amu * cgs::amu);
       const double vmic = atm.vmic[k] * 1e5;
       const double dld = l.wavelength * std::sqrt(vth2 + vmic * vmic) / cgs::c;  // Angstrom
       // pi e^2/(m c^2) lambda^2 [cm^2] n f (1 - e^{-h nu/kT}) / Doppler width [cm]
-      const double kappa_L = cgs::pi * cgs::e2 / (cgs::me * cgs::c * cgs::c) * lam_cm * lam_cm *
-                             nlow_f * stim / (dld * 1e-8);
+      const double kappa_L =
+          cgs::pi * cgs::e2 / (cgs::me * cgs::c * cgs::c) * lam_cm * lam_cm * nlow_f * stim / (dld * 1e-8);
       const double gamma = L.gamma_rad + L.stark_coeff * std::pow(T, 1.0 / 6.0) * s.ne +
                            L.vdw_coeff * std::pow(T, 0.5 * (1.0 - l.abo_alpha)) * s.nHI;
       const double dnu = cgs::c * (dld * 1e-8) / (lam_cm * lam_cm);
       const double a = gamma / (4.0 * cgs::pi * dnu);
       const double center = l.wavelength * (1.0 + atm.vlos[k] * 1e5 / cgs::c);
       for (std::size_t i = 0; i < nw; ++i) x[i] = (wavelength_[i] - center) / dld;
-      const double larmor = kLarmorAngstromPerGaussA2 * l.wavelength * l.wavelength *
-                            atm.B[k] / dld;
-      add_line_propagation(L.pattern, kappa_L, a, x.data(), nw, larmor,
-                           atm.inclination[k] * deg, atm.azimuth[k] * deg, rows, scratch);
+      const double larmor = kLarmorAngstromPerGaussA2 * l.wavelength * l.wavelength * atm.B[k] / dld;
+      add_line_propagation(L.pattern, kappa_L, a, x.data(), nw, larmor, atm.inclination[k] * deg, atm.azimuth[k] * deg,
+                           rows, scratch);
     }
     std::copy(rows.etaI.begin(), rows.etaI.end(), etaI.begin() + k * nw);
     std::copy(rows.etaQ.begin(), rows.etaQ.end(), etaQ.begin() + k * nw);
@@ -207,16 +198,15 @@ LteStatus LteSynthesizer::synthesize(const AtmosphereView& atm, double mu, doubl
     double* dt = dtau.data() + k * nw;
     for (std::size_t i = 0; i < nw; ++i) dt[i] = (ea[i] * fa + eb[i] * fb) * scale;
   }
-  delo_linear_batch(nd, nw, dtau.data(), etaI.data(), etaQ.data(), etaU.data(), etaV.data(),
-                    rhoQ.data(), rhoU.data(), rhoV.data(), S.data(), out);
+  delo_linear_batch(nd, nw, dtau.data(), etaI.data(), etaQ.data(), etaU.data(), etaV.data(), rhoQ.data(), rhoU.data(),
+                    rhoV.data(), S.data(), out);
   return LteStatus::ok;
 }
 
-void LteSynthesizer::synthesize_batch(int n, int nd, const double* log_tau, const double* T,
-                                      const double* vmic, const double* B,
-                                      const double* inclination, const double* azimuth,
-                                      const double* vlos, double mu, double* out,
-                                      std::int8_t* status, int threads, bool with_lines) const {
+void LteSynthesizer::synthesize_batch(int n, int nd, const double* log_tau, const double* T, const double* vmic,
+                                      const double* B, const double* inclination, const double* azimuth,
+                                      const double* vlos, double mu, double* out, std::int8_t* status, int threads,
+                                      bool with_lines) const {
   if (n < 0) throw InvalidArgument("number of atmospheres must be >= 0");
   if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("mu must be in (0, 1]");
   if (nd < 3) throw InvalidArgument("an atmosphere needs at least 3 depth points");

@@ -32,7 +32,7 @@ namespace FASTINV_FADDEEVA_NS {
 // 1e-8 complex relative, ~1e-9 absolute, so the 10th term bought nothing in the profiles)
 // -- under a third of the work of Weideman's 38-term expansion at every point.
 constexpr double kTaylorStep = 0.25;
-constexpr int kTaylorHalf = 24;                 // nodes k = -24 .. 24 (|x_k| <= 6)
+constexpr int kTaylorHalf = 24;  // nodes k = -24 .. 24 (|x_k| <= 6)
 constexpr int kTaylorNodes = 2 * kTaylorHalf + 1;
 constexpr int kTaylorTerms = 9;
 
@@ -53,8 +53,8 @@ inline void taylor_table(const FaddeevaTables& T, double a, double* tre, double*
   }
 }
 
-inline void near_taylor(const double* tre, const double* tim, double a, const double* v,
-                        std::size_t m, double* H, double* F) {
+inline void near_taylor(const double* tre, const double* tim, double a, const double* v, std::size_t m, double* H,
+                        double* F) {
 #pragma omp simd
   for (std::size_t j = 0; j < m; ++j) {
     // nearest node index round(v / step) by the 1.5 * 2^52 trick (vectorises, unlike floor)
@@ -118,7 +118,7 @@ inline void far_poly(const FaddeevaTables& T, double a, FarPoly& fp) {
     }
     for (int i = 0; i < na; ++i) out[i] = acc[i];
   };
-  const C u[3] = {C(-a * a, 0.0), C(0.0, 2.0 * a), C(1.0, 0.0)};   // (x + i a)^2
+  const C u[3] = {C(-a * a, 0.0), C(0.0, 2.0 * a), C(1.0, 0.0)};    // (x + i a)^2
   const C uc[3] = {C(-a * a, 0.0), C(0.0, -2.0 * a), C(1.0, 0.0)};  // (x - i a)^2
   const double q[4] = {T.q[0], T.q[1], T.q[2], 1.0};
   C pu[5], qu[7], qc[7], zp[6], n[12], d[13];
@@ -137,14 +137,11 @@ inline void far_poly(const FaddeevaTables& T, double a, FarPoly& fp) {
 }
 
 // ph += wt H, ps += wt F at v = x_j - shift, j in [j0, j1), by FarPoly.
-inline void far_add(const FarPoly& fp, const double* x, double shift, double wt, int64_t j0,
-                    int64_t j1, double* ph, double* ps) {
-  const double d0 = fp.D[0], d1 = fp.D[1], d2 = fp.D[2], d3 = fp.D[3], d4 = fp.D[4],
-               d5 = fp.D[5];
-  const double a0 = fp.A[0], a1 = fp.A[1], a2 = fp.A[2], a3 = fp.A[3], a4 = fp.A[4],
-               a5 = fp.A[5];
-  const double b0 = fp.B[0], b1 = fp.B[1], b2 = fp.B[2], b3 = fp.B[3], b4 = fp.B[4],
-               b5 = fp.B[5];
+inline void far_add(const FarPoly& fp, const double* x, double shift, double wt, int64_t j0, int64_t j1, double* ph,
+                    double* ps) {
+  const double d0 = fp.D[0], d1 = fp.D[1], d2 = fp.D[2], d3 = fp.D[3], d4 = fp.D[4], d5 = fp.D[5];
+  const double a0 = fp.A[0], a1 = fp.A[1], a2 = fp.A[2], a3 = fp.A[3], a4 = fp.A[4], a5 = fp.A[5];
+  const double b0 = fp.B[0], b1 = fp.B[1], b2 = fp.B[2], b3 = fp.B[3], b4 = fp.B[4], b5 = fp.B[5];
 #pragma omp simd
   for (int64_t j = j0; j < j1; ++j) {
     const double v = x[j] - shift, t = v * v;
@@ -168,8 +165,8 @@ inline void zero_rows(double* p, int64_t n, int rows) {
   for (int64_t j = 0; j < m; ++j) p[j] = 0.0;
 }
 
-inline void me_profile(const std::vector<MELineData>& lines, const double* wl, int64_t n,
-                       const MEProfileInput& p, MEWork& w, double* prof) {
+inline void me_profile(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
+                       MEWork& w, double* prof) {
   const FaddeevaTables& T = faddeeva_tables();
   const double a = p.damping;
   double* x = w.x.data();

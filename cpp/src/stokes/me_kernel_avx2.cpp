@@ -4,8 +4,8 @@
 
 namespace fastinv::stokes::detail {
 
-void me_profile_avx2(const std::vector<MELineData>& lines, const double* wl, int64_t n,
-                     const MEProfileInput& p, MEWork& w, double* prof) {
+void me_profile_avx2(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
+                     MEWork& w, double* prof) {
   me_isa_avx2::me_profile(lines, wl, n, p, w, prof);
 }
 

@@ -7,7 +7,7 @@
 namespace fastinv::stokes::detail {
 
 constexpr double kInvCkms = 1.0 / 299792.458;  // 1 / c [s/km]
-constexpr double kLarmor = 4.6686448e-13;       // dlambda_B per unit g [A] / (lambda0^2 [A^2] B [G])
+constexpr double kLarmor = 4.6686448e-13;      // dlambda_B per unit g [A] / (lambda0^2 [A^2] B [G])
 
 struct MEComponent {
   int group;      // 0 sigma_b, 1 pi, 2 sigma_r
@@ -17,8 +17,8 @@ struct MEComponent {
 
 struct MELineData {
   double lambda0;
-  double scale;   // lambda0 / lambda0 of the first line
-  double ratio;   // eta0 of this line / eta0
+  double scale;  // lambda0 / lambda0 of the first line
+  double ratio;  // eta0 of this line / eta0
   std::vector<MEComponent> comps;
 };
 
@@ -50,14 +50,12 @@ struct MEWork {
   }
 };
 
-using MEProfileFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n,
-                             const MEProfileInput&, MEWork&, double* prof);
-void me_profile_generic(const std::vector<MELineData>&, const double*, int64_t,
-                        const MEProfileInput&, MEWork&, double*);
-void me_profile_avx2(const std::vector<MELineData>&, const double*, int64_t,
-                     const MEProfileInput&, MEWork&, double*);
-void me_profile_avx512(const std::vector<MELineData>&, const double*, int64_t,
-                       const MEProfileInput&, MEWork&, double*);
+using MEProfileFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n, const MEProfileInput&,
+                             MEWork&, double* prof);
+void me_profile_generic(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEWork&,
+                        double*);
+void me_profile_avx2(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEWork&, double*);
+void me_profile_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEWork&, double*);
 // The kernel matching the Faddeeva ISA in use (faddeeva_isa()).
 MEProfileFn select_me_kernel();
 

@@ -21,9 +21,9 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kInvSqrtPi = 0.56418958354775628695;
 constexpr double kDeg = kPi / 180.0;
-constexpr double kCkms = 299792.458;          // speed of light [km/s]
+constexpr double kCkms = 299792.458;             // speed of light [km/s]
 constexpr double kBoltzmannEv = 8.617333262e-5;  // [eV/K]
-constexpr double kExcitationT = 5000.0;       // [K], for default_strength_ratios
+constexpr double kExcitationT = 5000.0;          // [K], for default_strength_ratios
 
 bool finite_all(std::initializer_list<double> xs) {
   for (double x : xs)
@@ -57,11 +57,10 @@ MilneEddington::MilneEddington(std::vector<SpectralLine> lines, std::vector<doub
   for (const SpectralLine& l : lines) validate_line(l);
   ratios_ = strength_ratios.empty() ? default_strength_ratios(lines) : std::move(strength_ratios);
   if (ratios_.size() != lines.size())
-    throw InvalidArgument("MilneEddington: need one strength ratio per line (" +
-                          std::to_string(lines.size()) + "), got " + std::to_string(ratios_.size()));
+    throw InvalidArgument("MilneEddington: need one strength ratio per line (" + std::to_string(lines.size()) +
+                          "), got " + std::to_string(ratios_.size()));
   for (double r : ratios_)
-    if (!std::isfinite(r) || r < 0.0)
-      throw InvalidArgument("MilneEddington: strength ratios must be finite and >= 0");
+    if (!std::isfinite(r) || r < 0.0) throw InvalidArgument("MilneEddington: strength ratios must be finite and >= 0");
   for (size_t k = 0; k < lines.size(); ++k) {
     detail::MELineData L;
     L.lambda0 = lines[k].wavelength;
@@ -81,20 +80,17 @@ MilneEddington::~MilneEddington() = default;
 void MilneEddington::set_instrument(BandedOperator op) {
   op.validate();
   if (op.n_in != synthesis_size())
-    throw InvalidArgument("MilneEddington: the instrument operator expects " +
-                          std::to_string(op.n_in) + " synthesis wavelengths, the grid has " +
-                          std::to_string(synthesis_size()));
+    throw InvalidArgument("MilneEddington: the instrument operator expects " + std::to_string(op.n_in) +
+                          " synthesis wavelengths, the grid has " + std::to_string(synthesis_size()));
   instrument_ = std::move(op);
   has_instrument_ = true;
   gaussian_ = false;
 }
 
-void MilneEddington::set_gaussian_instrument(double sigma, int64_t first, int64_t stride,
-                                             int64_t n_out) {
+void MilneEddington::set_gaussian_instrument(double sigma, int64_t first, int64_t stride, int64_t n_out) {
   if (!smoother_.uniform())
     throw InvalidArgument("MilneEddington: a Gaussian instrument needs a uniform synthesis grid");
-  if (!(sigma > 0.0) || !std::isfinite(sigma))
-    throw InvalidArgument("MilneEddington: the LSF sigma must be positive");
+  if (!(sigma > 0.0) || !std::isfinite(sigma)) throw InvalidArgument("MilneEddington: the LSF sigma must be positive");
   if (first < 0 || stride < 1 || n_out < 1 || first + (n_out - 1) * stride >= synthesis_size())
     throw InvalidArgument("MilneEddington: the instrument samples must lie on the synthesis grid");
   gaussian_ = true;
@@ -120,10 +116,8 @@ detail::MEProfileFn me_kernel() {
 
 // One profile on the synthesis grid into prof (4 x n): the per-ISA kernel (me_kernel.hpp),
 // then macroturbulence.
-void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, double mu,
-                                    detail::MEWork& work, double* prof,
-                                    std::vector<double>& scratch,
-                                    std::vector<double>& kernel) const {
+void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, double mu, detail::MEWork& work,
+                                    double* prof, std::vector<double>& scratch, std::vector<double>& kernel) const {
   const detail::MEProfileFn fn = me_kernel();
   detail::MEProfileInput in;
   in.B = p.B[i];
@@ -146,13 +140,13 @@ void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, doubl
   }
 }
 
-void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* out,
-                                uint8_t* status, int threads) const {
+void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* out, uint8_t* status,
+                                int threads) const {
   if (!(mu > 0.0 && mu <= 1.0))
     throw InvalidArgument("MilneEddington: mu = cos(theta) must be in (0, 1], got " + std::to_string(mu));
   if (p.n < 0) throw InvalidArgument("MilneEddington: negative number of profiles");
-  if (p.n > 0 && (!p.B || !p.inclination || !p.azimuth || !p.vlos || !p.doppler_width ||
-                  !p.damping || !p.eta0 || !p.S0 || !p.S1 || !out || !status))
+  if (p.n > 0 && (!p.B || !p.inclination || !p.azimuth || !p.vlos || !p.doppler_width || !p.damping || !p.eta0 ||
+                  !p.S0 || !p.S1 || !out || !status))
     throw InvalidArgument("MilneEddington: a required parameter array is missing");
   const int64_t n = synthesis_size();
   const int64_t nout = output_size();
@@ -181,12 +175,10 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
       double* o = out + i * 4 * nout;
       const double f = p.filling_factor ? p.filling_factor[i] : 1.0;
       const double vmac = p.vmac ? p.vmac[i] : 0.0;
-      const bool ok = finite_all({p.B[i], p.inclination[i], p.azimuth[i], p.vlos[i],
-                                  p.doppler_width[i], p.damping[i], p.eta0[i], p.S0[i], p.S1[i],
-                                  f, vmac}) &&
-                      p.B[i] >= 0.0 && p.doppler_width[i] > 0.0 && p.damping[i] >= 0.0 &&
-                      p.eta0[i] >= 0.0 && f >= 0.0 && f <= 1.0 && vmac >= 0.0 &&
-                      std::fabs(p.vlos[i]) < kCkms;
+      const bool ok = finite_all({p.B[i], p.inclination[i], p.azimuth[i], p.vlos[i], p.doppler_width[i], p.damping[i],
+                                  p.eta0[i], p.S0[i], p.S1[i], f, vmac}) &&
+                      p.B[i] >= 0.0 && p.doppler_width[i] > 0.0 && p.damping[i] >= 0.0 && p.eta0[i] >= 0.0 &&
+                      f >= 0.0 && f <= 1.0 && vmac >= 0.0 && std::fabs(p.vlos[i]) < kCkms;
       if (!ok) {
         std::fill(o, o + 4 * nout, std::numeric_limits<double>::quiet_NaN());
         status[i] = static_cast<std::uint8_t>(MeStatus::invalid_parameters);
@@ -200,8 +192,8 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
           const double w = lines_.front().lambda0 * vmac / kCkms;  // 1/e half-width [A]
           const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * w * w);
           for (int s = 0; s < 4; ++s)
-            gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_,
-                              g_n_out_, o + s * nout, kernel);
+            gaussian_resample(prof.data() + s * n, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_,
+                              o + s * nout, kernel);
         } else if (has_instrument_) {
           for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
         }

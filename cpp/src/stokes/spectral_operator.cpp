@@ -13,13 +13,11 @@ namespace fastinv::stokes {
 void BandedOperator::validate() const {
   if (n_in <= 0 || n_out <= 0 || width <= 0)
     throw InvalidArgument("instrument operator: n_in, n_out and width must be positive");
-  if (static_cast<int64_t>(start.size()) != n_out ||
-      static_cast<int64_t>(weights.size()) != n_out * width)
+  if (static_cast<int64_t>(start.size()) != n_out || static_cast<int64_t>(weights.size()) != n_out * width)
     throw InvalidArgument("instrument operator: start must have n_out entries and weights n_out*width");
   for (int64_t k = 0; k < n_out; ++k)
     if (start[k] < 0 || start[k] + width > n_in)
-      throw InvalidArgument("instrument operator: row " + std::to_string(k) +
-                            " reaches outside the synthesis grid");
+      throw InvalidArgument("instrument operator: row " + std::to_string(k) + " reaches outside the synthesis grid");
   for (double w : weights)
     if (!std::isfinite(w)) throw InvalidArgument("instrument operator: non-finite weight");
 }
@@ -53,8 +51,8 @@ GaussianSmoother::GaussianSmoother(std::vector<double> wavelength) : wl_(std::mo
     if (std::fabs((wl_[i] - wl_[i - 1]) - step_) > 1e-6 * step_) uniform_ = false;
 }
 
-void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
-                              std::vector<double>& scratch, std::vector<double>& kernel) const {
+void GaussianSmoother::smooth(double width, double* spectra, int n_spectra, std::vector<double>& scratch,
+                              std::vector<double>& kernel) const {
   const int64_t n = static_cast<int64_t>(wl_.size());
   if (n < 2 || !(width > 1e-3 * step_)) return;  // negligible: identity
   scratch.resize(n);
@@ -67,7 +65,7 @@ void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
     // the plain sampled Gaussian would smooth far too little, while the variance-matched
     // one reproduces the leading (width^2/4) I'' effect.
     const double target = 0.5 * width * width / (step_ * step_);  // variance in steps^2
-    double weff = width / step_;                                    // in steps
+    double weff = width / step_;                                  // in steps
     int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(5.0 * weff) + 1);
     if (weff < 2.0) {
       // A sampled Gaussian's variance is exact up to ~30 exp(-pi^2 w^2) relative (Poisson
@@ -145,8 +143,8 @@ void GaussianSmoother::smooth(double width, double* spectra, int n_spectra,
   }
 }
 
-void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first,
-                       int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
+void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first, int64_t stride,
+                       int64_t n_out, double* out, std::vector<double>& kernel) {
   const int64_t M = std::max<int64_t>(1, static_cast<int64_t>(5.0 * sigma / h + 1e-9));
   kernel.resize(2 * M + 1);
   const double c = -0.5 * h * h / (sigma * sigma);

@@ -46,17 +46,16 @@ double wigner_3j(double j1, double j2, double j3, double m1, double m2, double m
   const int a = (J1 + J2 - J3) / 2, b = (J1 - J2 + J3) / 2, c = (-J1 + J2 + J3) / 2;
   const int s = (J1 + J2 + J3) / 2;
   const double delta = factorial(a) * factorial(b) * factorial(c) / factorial(s + 1);
-  const double pre = std::sqrt(delta * factorial((J1 + M1) / 2) * factorial((J1 - M1) / 2) *
-                               factorial((J2 + M2) / 2) * factorial((J2 - M2) / 2) *
-                               factorial((J3 + M3) / 2) * factorial((J3 - M3) / 2));
+  const double pre = std::sqrt(delta * factorial((J1 + M1) / 2) * factorial((J1 - M1) / 2) * factorial((J2 + M2) / 2) *
+                               factorial((J2 - M2) / 2) * factorial((J3 + M3) / 2) * factorial((J3 - M3) / 2));
   const int t1 = (J3 - J2 + M1) / 2, t2 = (J3 - J1 - M2) / 2;  // k + t >= 0
   const int t3 = a, t4 = (J1 - M1) / 2, t5 = (J2 + M2) / 2;    // t - k >= 0
   const int kmin = std::max({0, -t1, -t2});
   const int kmax = std::min({t3, t4, t5});
   double sum = 0.0;
   for (int k = kmin; k <= kmax; ++k) {
-    const double term = 1.0 / (factorial(k) * factorial(t1 + k) * factorial(t2 + k) *
-                               factorial(t3 - k) * factorial(t4 - k) * factorial(t5 - k));
+    const double term = 1.0 / (factorial(k) * factorial(t1 + k) * factorial(t2 + k) * factorial(t3 - k) *
+                               factorial(t4 - k) * factorial(t5 - k));
     sum += (k % 2 ? -term : term);
   }
   const int phase = (J1 - J2 - M3) / 2;  // (-1)^(j1 - j2 - m3), an integer exponent
@@ -72,8 +71,7 @@ ZeemanPattern zeeman_pattern(double j_low, double g_low, double j_up, double g_u
   if (!std::isfinite(g_low) || !std::isfinite(g_up))
     throw InvalidArgument("zeeman_pattern: Lande factors must be finite");
   ZeemanPattern p;
-  p.g_eff = 0.5 * (g_low + g_up) +
-            0.25 * (g_low - g_up) * (j_low * (j_low + 1.0) - j_up * (j_up + 1.0));
+  p.g_eff = 0.5 * (g_low + g_up) + 0.25 * (g_low - g_up) * (j_low * (j_low + 1.0) - j_up * (j_up + 1.0));
   for (int q = -1; q <= 1; ++q) {
     for (int Mu2 = -Ju; Mu2 <= Ju; Mu2 += 2) {
       const int Ml2 = Mu2 + 2 * q;  // q = M_l - M_u

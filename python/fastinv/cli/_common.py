@@ -1,4 +1,5 @@
 """What every ``fastinv`` subcommand shares: one error style and command groups."""
+
 from __future__ import annotations
 
 import argparse

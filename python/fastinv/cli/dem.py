@@ -1,4 +1,5 @@
 """``fastinv dem bp|deepem``: DEMs of six SDO/AIA images."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,12 +13,21 @@ _AIA_FILES = "six AIA FITS files (94, 131, 171, 193, 211, 335 A), level 1 or 1.5
 
 @reports_errors("fastinv dem bp")
 def _cmd_bp(args: argparse.Namespace) -> int:
-    from ..status import DEM_STATUS
     from ..dem.pipelines import run_bp
+    from ..status import DEM_STATUS
 
-    res = run_bp(args.files, args.output, png=args.png, bin=args.bin, threads=args.threads,
-                 response=args.response, progress=not args.quiet, presummed=args.presummed,
-                 errors=args.errors, seed=args.seed)
+    res = run_bp(
+        args.files,
+        args.output,
+        png=args.png,
+        bin=args.bin,
+        threads=args.threads,
+        response=args.response,
+        progress=not args.quiet,
+        presummed=args.presummed,
+        errors=args.errors,
+        seed=args.seed,
+    )
     codes, counts = np.unique(res.status, return_counts=True)
     summary = ", ".join(f"{DEM_STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
     print(f"wrote {args.output} ({res.status.size} pixels; {summary})")
@@ -28,54 +38,85 @@ def _cmd_bp(args: argparse.Namespace) -> int:
 def _cmd_deepem(args: argparse.Namespace) -> int:
     from ..dem.pipelines import run_deepem
 
-    res, _ = run_deepem(args.files, args.output, png=args.png, compare_png=args.compare_bp,
-                        bin=args.bin, threads=args.threads, model=args.model)
-    print(f"wrote {args.output} ({res.status.size} pixels, "
-          f"{int((res.status == 0).sum())} with finite input)")
+    res, _ = run_deepem(
+        args.files,
+        args.output,
+        png=args.png,
+        compare_png=args.compare_bp,
+        bin=args.bin,
+        threads=args.threads,
+        model=args.model,
+    )
+    print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} with finite input)")
     return 0
 
 
 def register(sub) -> None:
     """Add ``fastinv dem`` and its methods."""
-    dsub = add_group(sub, "dem", help="differential emission measures (DEMs) of SDO/AIA images",
-                     description="Emission measure per log T bin for every pixel of six AIA "
-                                 "EUV images, written as FITS with the input's WCS.",
-                     metavar="METHOD")
-    p = dsub.add_parser("bp", help="Basis Pursuit (Cheung et al. 2015) DEMs of six AIA images",
-                        description="Sparse DEMs by linear programming (Cheung et al. 2015) for "
-                                    "every pixel; failed pixels get a status code and NaN "
-                                    "products. The output FITS is written atomically.")
+    dsub = add_group(
+        sub,
+        "dem",
+        help="differential emission measures (DEMs) of SDO/AIA images",
+        description="Emission measure per log T bin for every pixel of six AIA "
+        "EUV images, written as FITS with the input's WCS.",
+        metavar="METHOD",
+    )
+    p = dsub.add_parser(
+        "bp",
+        help="Basis Pursuit (Cheung et al. 2015) DEMs of six AIA images",
+        description="Sparse DEMs by linear programming (Cheung et al. 2015) for "
+        "every pixel; failed pixels get a status code and NaN "
+        "products. The output FITS is written atomically.",
+    )
     p.add_argument("files", nargs="+", help=_AIA_FILES)
     p.add_argument("-o", "--output", required=True, help="output FITS file (written atomically)")
-    p.add_argument("--png", default=None, metavar="PATH",
-                   help="also write a quicklook PNG to PATH (needs matplotlib)")
+    p.add_argument("--png", default=None, metavar="PATH", help="also write a quicklook PNG to PATH (needs matplotlib)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
-    p.add_argument("--response", default=None,
-                   help="response table: aia_v10_eve (default), aia_v10_eve_noblend, "
-                        "aia_v9_eve, or a CSV file")
-    p.add_argument("--presummed", type=float, default=1.0,
-                   help="original pixels averaged into each input pixel, for the error model "
-                        "(16 for the 1024x1024 AIA synoptic images)")
-    p.add_argument("--errors", type=int, default=0, metavar="N",
-                   help="1-sigma errors of the EM, log T and total EM from N Monte-Carlo draws per "
-                        "pixel (data perturbed by the AIA error model, re-solved; about N times "
-                        "the solve time); 0 (default): none")
+    p.add_argument(
+        "--response",
+        default=None,
+        help="response table: aia_v10_eve (default), aia_v10_eve_noblend, aia_v9_eve, or a CSV file",
+    )
+    p.add_argument(
+        "--presummed",
+        type=float,
+        default=1.0,
+        help="original pixels averaged into each input pixel, for the error model "
+        "(16 for the 1024x1024 AIA synoptic images)",
+    )
+    p.add_argument(
+        "--errors",
+        type=int,
+        default=0,
+        metavar="N",
+        help="1-sigma errors of the EM, log T and total EM from N Monte-Carlo draws per "
+        "pixel (data perturbed by the AIA error model, re-solved; about N times "
+        "the solve time); 0 (default): none",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo draws (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_bp)
-    p = dsub.add_parser("deepem", help="DeepEM DEMs (a per-pixel network, Wright et al. 2018) "
-                                       "of six AIA images",
-                        description="DeepEM (Wright et al. 2018) run by fastinv's engine on "
-                                    "every pixel; same output layout as 'dem bp', written "
-                                    "atomically.")
+    p = dsub.add_parser(
+        "deepem",
+        help="DeepEM DEMs (a per-pixel network, Wright et al. 2018) of six AIA images",
+        description="DeepEM (Wright et al. 2018) run by fastinv's engine on "
+        "every pixel; same output layout as 'dem bp', written "
+        "atomically.",
+    )
     p.add_argument("files", nargs="+", help=_AIA_FILES)
-    p.add_argument("-o", "--output", required=True,
-                   help="output FITS file (same layout as 'dem bp'; written atomically)")
-    p.add_argument("--png", default=None, metavar="PATH",
-                   help="also write a quicklook PNG at log T 5.9, 6.3, 7.0 to PATH")
-    p.add_argument("--compare-bp", default=None, metavar="PATH",
-                   help="also run Basis Pursuit and write BP and DeepEM side by side to PATH (PNG)")
+    p.add_argument(
+        "-o", "--output", required=True, help="output FITS file (same layout as 'dem bp'; written atomically)"
+    )
+    p.add_argument(
+        "--png", default=None, metavar="PATH", help="also write a quicklook PNG at log T 5.9, 6.3, 7.0 to PATH"
+    )
+    p.add_argument(
+        "--compare-bp",
+        default=None,
+        metavar="PATH",
+        help="also run Basis Pursuit and write BP and DeepEM side by side to PATH (PNG)",
+    )
     p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")

@@ -1,5 +1,6 @@
 """``fastinv stokes synth|invert|watch``: synthetic training sets, and inversion of Hinode SP / DKIST
 ViSP files with a trained network."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,7 +13,6 @@ import numpy as np
 from .._optional import require
 from .._progress import absolute_updates, progress_bar
 from ._common import add_group, reports_errors
-
 
 _DESCRIPTION = """\
 Invert the Stokes profiles of one map with a 1D CNN (fastinv's engine) and write the
@@ -42,32 +42,40 @@ examples:
 
 @reports_errors("fastinv stokes synth")
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from ..stokes.synthesis.training_sets import (lte_training_set, me_training_set,
-                                                  write_lte_training_set, write_training_set)
+    from ..stokes.synthesis.training_sets import (
+        lte_training_set,
+        me_training_set,
+        write_lte_training_set,
+        write_training_set,
+    )
 
-    bar = progress_bar(args.n, desc=f"stokes synth {args.model}", unit="profile",
-                       enabled=not args.quiet)
+    bar = progress_bar(args.n, desc=f"stokes synth {args.model}", unit="profile", enabled=not args.quiet)
     progress = absolute_updates(bar)
-    common = dict(instrument=None if args.instrument == "none" else args.instrument,
-                  seed=args.seed, mu=args.mu, noise=args.noise, threads=args.threads,
-                  progress=progress)
-    lte_kw = dict(base=args.base, chunk=args.chunk, mu_range=args.mu_range,
-                  line_window=args.line_window, **common)
+    common = dict(
+        instrument=None if args.instrument == "none" else args.instrument,
+        seed=args.seed,
+        mu=args.mu,
+        noise=args.noise,
+        threads=args.threads,
+        progress=progress,
+    )
+    lte_kw = dict(base=args.base, chunk=args.chunk, mu_range=args.mu_range, line_window=args.line_window, **common)
     if args.model == "lte" and os.path.splitext(args.output)[1].lower() in (".h5", ".hdf5"):
         meta = write_lte_training_set(args.output, args.n, **lte_kw)
         with require("h5py").File(args.output, "r") as f:
-            data = {"status": f["status"][()], "wavelength": f["wavelength"][()],
-                    "metadata": meta}
+            data = {"status": f["status"][()], "wavelength": f["wavelength"][()], "metadata": meta}
     else:
-        data = (lte_training_set(args.n, **lte_kw) if args.model == "lte"
-                else me_training_set(args.n, **common))
+        data = lte_training_set(args.n, **lte_kw) if args.model == "lte" else me_training_set(args.n, **common)
         write_training_set(args.output, data)
     bar.close()
     bad = int(np.count_nonzero(data["status"]))
     seconds = data["metadata"].get("generation_seconds")
-    print(f"wrote {args.n} {args.model.upper()} profiles ({data['wavelength'].size} wavelengths)"
-          f" to {args.output}" + (f" in {seconds:.0f} s" if seconds else "")
-          + (f"; {bad} flagged (status != 0)" if bad else ""))
+    print(
+        f"wrote {args.n} {args.model.upper()} profiles ({data['wavelength'].size} wavelengths)"
+        f" to {args.output}"
+        + (f" in {seconds:.0f} s" if seconds else "")
+        + (f"; {bad} flagged (status != 0)" if bad else "")
+    )
     return 0
 
 
@@ -81,40 +89,52 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".fits", ".fit", ".fts"):
         print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
         return 2
-    net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads,
-                         device=args.device)
+    net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads, device=args.device)
     bars = []
 
     def total(n, stage):  # invert_files has two stages (continuum, inversion), one bar each
         if bars:
             bars[-1].close()
-        bars.append(progress_bar(n, desc=f"{args.instrument} {stage}", unit="frame",
-                                 enabled=not args.quiet))
+        bars.append(progress_bar(n, desc=f"{args.instrument} {stage}", unit="frame", enabled=not args.quiet))
 
     def progress(k):
         bars[-1].update(k - bars[-1].n)
 
     try:
-        res = invert_files(args.files, args.instrument, model=net, continuum=args.continuum,
-                           threads=args.threads, progress=progress, total=total,
-                           wavelength_shift=args.wavelength_shift)
+        res = invert_files(
+            args.files,
+            args.instrument,
+            model=net,
+            continuum=args.continuum,
+            threads=args.threads,
+            progress=progress,
+            total=total,
+            wavelength_shift=args.wavelength_shift,
+        )
     finally:
         for bar in bars:
             bar.close()
     cards = net.summary_cards()
     cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
-    cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument],
-                         "instrument of the input")
+    cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument], "instrument of the input")
     cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
     write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards)
     if args.png:
-        quicklook_png(args.png, res.results, net.nodes, wcs=res.wcs, status=res.status,
-                      title=f"fastinv {net.card.get('architecture', '')} {net.instrument}: {out.name}")
+        quicklook_png(
+            args.png,
+            res.results,
+            net.nodes,
+            wcs=res.wcs,
+            status=res.status,
+            title=f"fastinv {net.card.get('architecture', '')} {net.instrument}: {out.name}",
+        )
     codes, counts = np.unique(res.status, return_counts=True)
     summary = ", ".join(f"{STOKES_STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
     ny, nx = res.status.shape
-    print(f"wrote {out}{' and ' + str(args.png) if args.png else ''} "
-          f"({nx} x {ny} pixels in {res.seconds:.1f} s; {summary})")
+    print(
+        f"wrote {out}{' and ' + str(args.png) if args.png else ''} "
+        f"({nx} x {ny} pixels in {res.seconds:.1f} s; {summary})"
+    )
     return 0
 
 
@@ -124,23 +144,44 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     n, lat = 0, []
     try:
         Path(args.output).mkdir(parents=True, exist_ok=True)
-        inv = FrameInverter(args.model, "visp", continuum=args.continuum, threads=args.threads, device=args.device,
-                            wavelength_shift=args.wavelength_shift)
-        print(f"watching {args.directory} for ViSP frames (stop: {args.timeout:g} s without new files"
-              + (f" or {args.max_frames} steps" if args.max_frames else "") + ")", file=sys.stderr)
-        for res in inv.watch(args.directory, pattern=args.pattern, timeout=args.timeout, max_frames=args.max_frames,
-                             poll=args.poll, output_dir=args.output):
+        inv = FrameInverter(
+            args.model,
+            "visp",
+            continuum=args.continuum,
+            threads=args.threads,
+            device=args.device,
+            wavelength_shift=args.wavelength_shift,
+        )
+        print(
+            f"watching {args.directory} for ViSP frames (stop: {args.timeout:g} s without new files"
+            + (f" or {args.max_frames} steps" if args.max_frames else "")
+            + ")",
+            file=sys.stderr,
+        )
+        for res in inv.watch(
+            args.directory,
+            pattern=args.pattern,
+            timeout=args.timeout,
+            max_frames=args.max_frames,
+            poll=args.poll,
+            output_dir=args.output,
+        ):
             n += 1
             lat.append(res.latency)
             bad = int((res.status != 0).sum())
-            print(f"step {res.step}: {res.latency * 1e3:.1f} ms from last file to result "
-                  f"(inversion {res.compute * 1e3:.1f} ms){f', {bad} flagged pixels' if bad else ''}", flush=True)
+            print(
+                f"step {res.step}: {res.latency * 1e3:.1f} ms from last file to result "
+                f"(inversion {res.compute * 1e3:.1f} ms){f', {bad} flagged pixels' if bad else ''}",
+                flush=True,
+            )
     except (ValueError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: no CUDA device
         print(f"fastinv stokes watch: error: {exc}", file=sys.stderr)
         return 1
     if n:
-        print(f"{n} steps written to {args.output}; latency median {np.median(lat) * 1e3:.1f} ms, "
-              f"max {np.max(lat) * 1e3:.1f} ms")
+        print(
+            f"{n} steps written to {args.output}; latency median {np.median(lat) * 1e3:.1f} ms, "
+            f"max {np.max(lat) * 1e3:.1f} ms"
+        )
     else:
         print("no complete raster step appeared")
     return 0
@@ -148,68 +189,113 @@ def _cmd_watch(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``fastinv stokes`` with ``synth``, ``invert`` and ``watch``."""
-    sub = add_group(sub, "stokes", help="Stokes profiles: synthesis (synth), inversion (invert, watch)",
-                    description="Fe I 630 nm Stokes I, Q, U, V: synthesise training sets (Milne-"
-                                "Eddington or LTE), invert Hinode SP / DKIST ViSP maps with a "
-                                "trained network, or invert ViSP raster steps as they arrive.")
-    s = sub.add_parser("synth", help="write a training set of synthetic Stokes profiles",
-                       description="Random atmospheres (LTE) or Milne-Eddington parameters, "
-                                   "their Stokes profiles through an instrument, to HDF5 or "
-                                   "FITS (chosen by the output file's extension).")
+    sub = add_group(
+        sub,
+        "stokes",
+        help="Stokes profiles: synthesis (synth), inversion (invert, watch)",
+        description="Fe I 630 nm Stokes I, Q, U, V: synthesise training sets (Milne-"
+        "Eddington or LTE), invert Hinode SP / DKIST ViSP maps with a "
+        "trained network, or invert ViSP raster steps as they arrive.",
+    )
+    s = sub.add_parser(
+        "synth",
+        help="write a training set of synthetic Stokes profiles",
+        description="Random atmospheres (LTE) or Milne-Eddington parameters, "
+        "their Stokes profiles through an instrument, to HDF5 or "
+        "FITS (chosen by the output file's extension).",
+    )
     s.add_argument("--model", choices=("me", "lte"), default="lte")
     s.add_argument("--n", type=int, required=True, help="number of profiles")
-    s.add_argument("--instrument", choices=("hinode", "visp", "visp_lines", "none"),
-                   default="hinode",
-                   help="hinode: Hinode SP, 112 x 21.5 mA; visp: DKIST ViSP, 980 x 16.25 mA; "
-                        "visp_lines: ViSP sampling on the 173 points 6300.6-6303.4 A that the "
-                        "ViSP network reads (default: hinode)")
+    s.add_argument(
+        "--instrument",
+        choices=("hinode", "visp", "visp_lines", "none"),
+        default="hinode",
+        help="hinode: Hinode SP, 112 x 21.5 mA; visp: DKIST ViSP, 980 x 16.25 mA; "
+        "visp_lines: ViSP sampling on the 173 points 6300.6-6303.4 A that the "
+        "ViSP network reads (default: hinode)",
+    )
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--mu", type=float, default=1.0, help="cos(theta) (default 1)")
-    s.add_argument("--noise", type=float, default=None,
-                   help="noise in units of I_c (default: the instrument's, 1e-3)")
-    s.add_argument("--mu-range", type=float, nargs=2, metavar=("LOW", "HIGH"), default=None,
-                   help="LTE: draw mu per chunk uniformly in [LOW, HIGH] instead of --mu")
-    s.add_argument("--base", choices=("mixture", "both", "hsra", "falc", "maltby_m", "penumbra"),
-                   default="mixture",
-                   help="LTE: 'mixture' (default) = quiet Sun 40%%, plage, penumbra and umbra "
-                        "20%% each (fastinv.stokes.atmospheres.POPULATIONS); otherwise one "
-                        "base model with the full random ranges")
+    s.add_argument("--noise", type=float, default=None, help="noise in units of I_c (default: the instrument's, 1e-3)")
+    s.add_argument(
+        "--mu-range",
+        type=float,
+        nargs=2,
+        metavar=("LOW", "HIGH"),
+        default=None,
+        help="LTE: draw mu per chunk uniformly in [LOW, HIGH] instead of --mu",
+    )
+    s.add_argument(
+        "--base",
+        choices=("mixture", "both", "hsra", "falc", "maltby_m", "penumbra"),
+        default="mixture",
+        help="LTE: 'mixture' (default) = quiet Sun 40%%, plage, penumbra and umbra "
+        "20%% each (fastinv.stokes.atmospheres.POPULATIONS); otherwise one "
+        "base model with the full random ranges",
+    )
     s.add_argument("--chunk", type=int, default=1000, help="profiles per synthesis call")
-    s.add_argument("--line-window", type=float, default=1.5, metavar="A",
-                   help="LTE: synthesise every fine-grid point only within this many Angstrom "
-                        "of a line, continuum points elsewhere (default 1.5: < 1e-5 I_c from "
-                        "full synthesis; 1.0: < 3e-5)")
+    s.add_argument(
+        "--line-window",
+        type=float,
+        default=1.5,
+        metavar="A",
+        help="LTE: synthesise every fine-grid point only within this many Angstrom "
+        "of a line, continuum points elsewhere (default 1.5: < 1e-5 I_c from "
+        "full synthesis; 1.0: < 3e-5)",
+    )
     s.add_argument("--threads", type=int, default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", required=True, help="output file (.h5/.hdf5 or .fits; written atomically)")
     s.set_defaults(func=_cmd_synth)
-    p = sub.add_parser("invert", help="invert Hinode SP / DKIST ViSP files with a trained network",
-                       description=_DESCRIPTION, epilog=_EPILOG,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = sub.add_parser(
+        "invert",
+        help="invert Hinode SP / DKIST ViSP files with a trained network",
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("files", nargs="+", metavar="FILE", help="input FITS files (or directories) of one map")
-    p.add_argument("--instrument", choices=("hinode", "visp"), required=True,
-                   help="hinode: Hinode SOT/SP level-1; visp: DKIST ViSP level-1")
+    p.add_argument(
+        "--instrument",
+        choices=("hinode", "visp"),
+        required=True,
+        help="hinode: Hinode SOT/SP level-1; visp: DKIST ViSP level-1",
+    )
     p.add_argument("-o", "--output", required=True, help="output FITS file (written atomically)")
-    p.add_argument("--png", default=None, metavar="PATH",
-                   help="also write quicklook maps at log tau 0, -1, -2 to PATH (needs matplotlib)")
-    p.add_argument("--model", default=None,
-                   help="Stokes model file (.safetensors; default: the one shipped for the instrument)")
-    p.add_argument("--continuum", type=float, default=None,
-                   help="quiet-Sun continuum I_c in counts (default: found in the map)")
-    p.add_argument("--wavelength-shift", type=float, default=0.0, metavar="DELTA",
-                   help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)")
+    p.add_argument(
+        "--png",
+        default=None,
+        metavar="PATH",
+        help="also write quicklook maps at log tau 0, -1, -2 to PATH (needs matplotlib)",
+    )
+    p.add_argument(
+        "--model", default=None, help="Stokes model file (.safetensors; default: the one shipped for the instrument)"
+    )
+    p.add_argument(
+        "--continuum", type=float, default=None, help="quiet-Sun continuum I_c in counts (default: found in the map)"
+    )
+    p.add_argument(
+        "--wavelength-shift",
+        type=float,
+        default=0.0,
+        metavar="DELTA",
+        help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)",
+    )
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_invert)
 
-    w = sub.add_parser("watch", help="invert DKIST ViSP raster steps as their files appear in a directory",
-                       description="Poll DIRECTORY for ViSP level-1 frames; as soon as the four Stokes files of a "
-                                   "raster step (same DINDEX3) are there, invert the step (preallocated buffers) "
-                                   "and write OUTDIR/step_<DINDEX3>.fits, printing the latency from the step's "
-                                   "last file to its result. Stops after --timeout seconds without new files or "
-                                   "--max-frames steps.",
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    w = sub.add_parser(
+        "watch",
+        help="invert DKIST ViSP raster steps as their files appear in a directory",
+        description="Poll DIRECTORY for ViSP level-1 frames; as soon as the four Stokes files of a "
+        "raster step (same DINDEX3) are there, invert the step (preallocated buffers) "
+        "and write OUTDIR/step_<DINDEX3>.fits, printing the latency from the step's "
+        "last file to its result. Stops after --timeout seconds without new files or "
+        "--max-frames steps.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     w.add_argument("directory", help="directory the ViSP frames arrive in")
     w.add_argument("-o", "--output", required=True, help="directory for the per-step FITS results")
     w.add_argument("--instrument", choices=("visp",), default="visp", help="only DKIST ViSP (default)")
@@ -218,10 +304,12 @@ def register(sub) -> None:
     w.add_argument("--timeout", type=float, default=60.0, help="seconds without a new file before stopping (60)")
     w.add_argument("--max-frames", type=int, default=None, help="stop after this many steps")
     w.add_argument("--poll", type=float, default=0.1, help="seconds between directory scans (0.1)")
-    w.add_argument("--continuum", type=float, default=None,
-                   help="quiet-Sun I_c in counts (default: found in each step)")
-    w.add_argument("--wavelength-shift", type=float, default=0.0, metavar="DELTA",
-                   help="add DELTA [A] to the frames' wavelengths")
+    w.add_argument(
+        "--continuum", type=float, default=None, help="quiet-Sun I_c in counts (default: found in each step)"
+    )
+    w.add_argument(
+        "--wavelength-shift", type=float, default=0.0, metavar="DELTA", help="add DELTA [A] to the frames' wavelengths"
+    )
     w.add_argument("--threads", type=int, default=None)
     w.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     w.set_defaults(func=_cmd_watch)

@@ -1,4 +1,5 @@
 """``fastinv train`` and ``fastinv evaluate``: train fastinv's networks (PyTorch) and measure them."""
+
 from __future__ import annotations
 
 import argparse
@@ -12,8 +13,16 @@ from ._common import add_group, reports_errors
 def _cmd_train_deepem(args: argparse.Namespace) -> int:
     from ..train.deepem import train
 
-    card = train(args.output, epochs=args.epochs, batch=args.batch, seed=args.seed, keep_failed=args.keep_failed,
-                 threads=args.threads, progress=not args.quiet, physics_weight=args.physics_weight)
+    card = train(
+        args.output,
+        epochs=args.epochs,
+        batch=args.batch,
+        seed=args.seed,
+        keep_failed=args.keep_failed,
+        threads=args.threads,
+        progress=not args.quiet,
+        physics_weight=args.physics_weight,
+    )
     m = card["metrics"]
     print(f"wrote {args.output} (+ .json card): validation MSE {m['final_val_mse']:.4f} after {args.epochs} epochs")
     return 0
@@ -38,10 +47,20 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
 def _cmd_train_stokes(args: argparse.Namespace) -> int:
     from ..train.stokes import train
 
-    card = train(args.data, args.output, architecture=args.architecture, nodes=args.nodes,
-                 epochs=args.epochs, batch=args.batch, lr=args.lr, seed=args.seed,
-                 max_profiles=args.max_profiles, physics_weight=args.physics_weight,
-                 threads=args.threads, progress=not args.quiet)
+    card = train(
+        args.data,
+        args.output,
+        architecture=args.architecture,
+        nodes=args.nodes,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        max_profiles=args.max_profiles,
+        physics_weight=args.physics_weight,
+        threads=args.threads,
+        progress=not args.quiet,
+    )
     print(f"wrote {args.output} (+ .json card) in {card['training']['seconds']:.0f} s; held-out metrics:")
     print(json.dumps(card["metrics"]["summary"], indent=2))
     return 0
@@ -53,16 +72,16 @@ def _cmd_evaluate_stokes(args: argparse.Namespace) -> int:
     from ..stokes.inversion.network import StokesNet
 
     if not (args.data or args.lightweaver):
-        print("fastinv evaluate stokes: error: give --data SET.h5 and/or --lightweaver N",
-              file=sys.stderr)
+        print("fastinv evaluate stokes: error: give --data SET.h5 and/or --lightweaver N", file=sys.stderr)
         return 2
     net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
     result = {}
     if args.data:
         result["synthetic"] = evaluate(net, args.data, threads=args.threads)
     if args.lightweaver:
-        result["lightweaver"] = evaluate_lightweaver(net, n=args.lightweaver, threads=args.threads,
-                                                     progress=not args.quiet)
+        result["lightweaver"] = evaluate_lightweaver(
+            net, n=args.lightweaver, threads=args.threads, progress=not args.quiet
+        )
     if args.output:
         from .._atomic import write_text
 
@@ -73,43 +92,63 @@ def _cmd_evaluate_stokes(args: argparse.Namespace) -> int:
 
 def register(sub) -> None:
     """Add ``fastinv train`` and ``fastinv evaluate``."""
-    tsub = add_group(sub, "train", help="train fastinv's networks (needs PyTorch: pip install \"fastinv[train]\")",
-                     description="Train DeepEM or a Stokes inversion network with PyTorch and "
-                                 "export it to fastinv's model format (.safetensors with its card).",
-                     metavar="MODEL")
+    tsub = add_group(
+        sub,
+        "train",
+        help='train fastinv\'s networks (needs PyTorch: pip install "fastinv[train]")',
+        description="Train DeepEM or a Stokes inversion network with PyTorch and "
+        "export it to fastinv's model format (.safetensors with its card).",
+        metavar="MODEL",
+    )
     p = tsub.add_parser("deepem", help="DeepEM on Basis Pursuit solutions of the 2014-01-01 AIA synoptic set")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card in .json)")
     p.add_argument("--epochs", type=int, default=200, help="training epochs (default 200, as the shipped model)")
     p.add_argument("--batch", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.add_argument("--keep-failed", action="store_true", help="keep pixels where BP failed (as the original)")
-    p.add_argument("--physics-weight", type=float, default=1e-3,
-                   help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
-                        "AIA responses against the data; default 1e-3, as the shipped model; 0 = plain DeepEM)")
+    p.add_argument(
+        "--physics-weight",
+        type=float,
+        default=1e-3,
+        help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
+        "AIA responses against the data; default 1e-3, as the shipped model; 0 = plain DeepEM)",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train_deepem)
     _add_train_stokes(tsub)
-    esub = add_group(sub, "evaluate", help="accuracy of a trained network against independent references",
-                     description="Metrics of a network against references it was not trained "
-                                 "on (Basis Pursuit on held-out AIA data; held-out synthetic "
-                                 "profiles and lightweaver for Stokes).",
-                     metavar="MODEL")
+    esub = add_group(
+        sub,
+        "evaluate",
+        help="accuracy of a trained network against independent references",
+        description="Metrics of a network against references it was not trained "
+        "on (Basis Pursuit on held-out AIA data; held-out synthetic "
+        "profiles and lightweaver for Stokes).",
+        metavar="MODEL",
+    )
     p = esub.add_parser("deepem", help="DeepEM vs Basis Pursuit on the held-out 2011-02-15 flare series")
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=_cmd_evaluate_deepem)
-    p = esub.add_parser("stokes", help="a Stokes network against held-out synthetic profiles and lightweaver",
-                        description="Pearson r, RMSE and bias per quantity and log tau node "
-                                    "(fastinv.stokes.inversion.evaluate) on the held-out last 5 % of a training "
-                                    "set and/or on profiles of random atmospheres computed by "
-                                    "lightweaver (an independent code; pip install lightweaver).")
+    p = esub.add_parser(
+        "stokes",
+        help="a Stokes network against held-out synthetic profiles and lightweaver",
+        description="Pearson r, RMSE and bias per quantity and log tau node "
+        "(fastinv.stokes.inversion.evaluate) on the held-out last 5 % of a training "
+        "set and/or on profiles of random atmospheres computed by "
+        "lightweaver (an independent code; pip install lightweaver).",
+    )
     p.add_argument("--model", default=None, help="model file (default: the shipped one of --instrument)")
     p.add_argument("--instrument", choices=("hinode", "visp"), default=None)
     p.add_argument("--data", default=None, help="HDF5 training set whose held-out rows to use")
-    p.add_argument("--lightweaver", type=int, default=0, metavar="N",
-                   help="also synthesise N random atmospheres with lightweaver (about 0.5 s each)")
+    p.add_argument(
+        "--lightweaver",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also synthesise N random atmospheres with lightweaver (about 0.5 s each)",
+    )
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -117,26 +156,41 @@ def register(sub) -> None:
 
 
 def _add_train_stokes(tsub) -> None:
-    p = tsub.add_parser("stokes", help="a Stokes inversion network on a synthetic training set",
-                        description="Train the compact 1D CNN (default) or Agudelo's MUISCA on a set "
-                                    "written by 'fastinv stokes synth --model lte' (HDF5): first 90 % "
-                                    "of the rows train, next 5 % validate, last 5 % are held out for "
-                                    "'fastinv evaluate stokes'. Writes the model (.safetensors, scalings "
-                                    "and metrics in its card) and the card as .json beside it.")
+    p = tsub.add_parser(
+        "stokes",
+        help="a Stokes inversion network on a synthetic training set",
+        description="Train the compact 1D CNN (default) or Agudelo's MUISCA on a set "
+        "written by 'fastinv stokes synth --model lte' (HDF5): first 90 % "
+        "of the rows train, next 5 % validate, last 5 % are held out for "
+        "'fastinv evaluate stokes'. Writes the model (.safetensors, scalings "
+        "and metrics in its card) and the card as .json beside it.",
+    )
     p.add_argument("data", help="training set (.h5) from 'fastinv stokes synth --model lte'")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
-    p.add_argument("--architecture", choices=("compact-cnn", "muisca"), default="compact-cnn",
-                   help="compact-cnn: I, Q, U, V -> T, v_LOS, |B|, inclination, azimuth (default); "
-                        "muisca: I, V -> T, v_LOS, B_LOS (Agudelo et al.)")
-    p.add_argument("--nodes", choices=("7", "21"), default="7",
-                   help="output nodes: 7 = log tau 0 ... -3 step 0.5 (default), 21 = -2.0 ... 0.0 step 0.1")
+    p.add_argument(
+        "--architecture",
+        choices=("compact-cnn", "muisca"),
+        default="compact-cnn",
+        help="compact-cnn: I, Q, U, V -> T, v_LOS, |B|, inclination, azimuth (default); "
+        "muisca: I, V -> T, v_LOS, B_LOS (Agudelo et al.)",
+    )
+    p.add_argument(
+        "--nodes",
+        choices=("7", "21"),
+        default="7",
+        help="output nodes: 7 = log tau 0 ... -3 step 0.5 (default), 21 = -2.0 ... 0.0 step 0.1",
+    )
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--batch", type=int, default=512)
     p.add_argument("--lr", type=float, default=2e-3, help="initial learning rate (cosine decay to lr/100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
     p.add_argument("--max-profiles", type=int, default=None, help="use only this many training rows")
-    p.add_argument("--physics-weight", type=float, default=0.0,
-                   help="weight of the weak-field B_LOS term (Fe I 6302.5) in the loss (0 = off)")
+    p.add_argument(
+        "--physics-weight",
+        type=float,
+        default=0.0,
+        help="weight of the weak-field B_LOS term (Fe I 6302.5) in the loss (0 = off)",
+    )
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train_stokes)

@@ -10,13 +10,25 @@ Examples
 >>> BasisPursuit().dictionary.shape
 (6, 84)
 """
+
 from __future__ import annotations
 
 from ..status import DEM_STATUS
-from .basis_pursuit import (DEEPEM_LOGT, DEFAULT_LOGT, DICTFAC, BasisPursuit, BPResult,
-                            aia_error)
+from .basis_pursuit import DEEPEM_LOGT, DEFAULT_LOGT, DICTFAC, BasisPursuit, BPResult, aia_error
 from .deepem import DeepEM
 from .response import AIA_CHANNELS, SHIPPED_TABLES, TemperatureResponse, load_response
 
-__all__ = ["BasisPursuit", "DeepEM", "BPResult", "aia_error", "load_response", "TemperatureResponse",
-           "AIA_CHANNELS", "SHIPPED_TABLES", "DEM_STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT", "DICTFAC"]
+__all__ = [
+    "BasisPursuit",
+    "DeepEM",
+    "BPResult",
+    "aia_error",
+    "load_response",
+    "TemperatureResponse",
+    "AIA_CHANNELS",
+    "SHIPPED_TABLES",
+    "DEM_STATUS",
+    "DEFAULT_LOGT",
+    "DEEPEM_LOGT",
+    "DICTFAC",
+]

@@ -6,6 +6,7 @@ Per pixel, the LP of SSW ``aia_sparse_em_solve`` V1.001::
 
 is solved by fastinv's own dense dual simplex (``fastinv._core``), in parallel over pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -18,8 +19,7 @@ from .._units import to_float_array
 from ..status import DEM_STATUS
 from .response import AIA_CHANNELS, TemperatureResponse, load_response
 
-__all__ = ["BasisPursuit", "BPResult", "aia_error", "DEM_STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT",
-           "DICTFAC"]
+__all__ = ["BasisPursuit", "BPResult", "aia_error", "DEM_STATUS", "DEFAULT_LOGT", "DEEPEM_LOGT", "DICTFAC"]
 
 #: Dictionary scale: coefficients are in units of 1e26 cm^-5 (as SSW ``Dictfac``).
 DICTFAC = 1e26
@@ -27,7 +27,6 @@ DICTFAC = 1e26
 DEFAULT_LOGT = np.round(5.5 + 0.1 * np.arange(21), 10)
 #: DeepEM's grid: log T = 5.5 ... 7.2, 18 bins.
 DEEPEM_LOGT = np.round(5.5 + 0.1 * np.arange(18), 10)
-
 
 
 def aia_error(counts_dn, n_sample: float = 1.0) -> np.ndarray:
@@ -57,8 +56,7 @@ def aia_error(counts_dn, n_sample: float = 1.0) -> np.ndarray:
     """
     c = to_float_array(counts_dn, "DN", "counts_dn")
     if c.ndim < 1 or c.shape[0] != 6:
-        raise ValueError(f"counts_dn must have shape (6, ...) for channels {AIA_CHANNELS}, "
-                         f"got {c.shape}")
+        raise ValueError(f"counts_dn must have shape (6, ...) for channels {AIA_CHANNELS}, got {c.shape}")
     flat = np.ascontiguousarray(c.reshape(6, -1))
     return np.asarray(_core.dem.aia_error(flat, float(n_sample))).reshape(c.shape)
 
@@ -173,11 +171,16 @@ class BasisPursuit:
     (0, True)
     """
 
-    def __init__(self, response: Union[str, "TemperatureResponse", np.ndarray, None] = None,
-                 logt: Optional[Sequence[float]] = None,
-                 widths: Sequence[float] = (0.1, 0.2, 0.6), tolfac: float = 1.4,
-                 adaptive: bool = True, max_iterations: int = 400,
-                 warm_start: bool = True) -> None:
+    def __init__(
+        self,
+        response: Union[str, "TemperatureResponse", np.ndarray, None] = None,
+        logt: Optional[Sequence[float]] = None,
+        widths: Sequence[float] = (0.1, 0.2, 0.6),
+        tolfac: float = 1.4,
+        adaptive: bool = True,
+        max_iterations: int = 400,
+        warm_start: bool = True,
+    ) -> None:
         grid = DEFAULT_LOGT if logt is None else np.asarray(logt, dtype=np.float64)
         if grid.ndim != 1 or grid.size < 2:
             raise ValueError("logt must be a 1-d grid with at least 2 bins")
@@ -189,8 +192,7 @@ class BasisPursuit:
         if isinstance(response, np.ndarray):
             k = np.asarray(response, dtype=np.float64)
             if k.ndim != 2 or k.shape[1] != grid.size:
-                raise ValueError(f"a response array must be (nchan, nT={grid.size}) on logt, "
-                                 f"got {k.shape}")
+                raise ValueError(f"a response array must be (nchan, nT={grid.size}) on logt, got {k.shape}")
             self.response_name = "user array"
             self.response_table: Optional[TemperatureResponse] = None
         else:
@@ -209,8 +211,9 @@ class BasisPursuit:
         self.basis = np.asarray(_core.dem.basis(grid, [0.0, *widths], 0.04))
         #: Dictionary D (nchan, ncoef) in DN s^-1 per 1e26 cm^-5.
         self.dictionary = np.asarray(_core.dem.dictionary(k, self.basis, DICTFAC))
-        self._solver = _core.dem.BasisPursuit(self.dictionary, list(self.tolfacs), 0.01,
-                                                int(max_iterations), bool(warm_start))
+        self._solver = _core.dem.BasisPursuit(
+            self.dictionary, list(self.tolfacs), 0.01, int(max_iterations), bool(warm_start)
+        )
         self._solver.set_basis(self.basis, DICTFAC)
 
     @property
@@ -234,9 +237,17 @@ class BasisPursuit:
             raise ValueError("exptime must be finite and > 0 (seconds)")
         return aia_error(yv * t, n_sample) / t
 
-    def solve(self, y, sigma=None, exptime=None, threads: Optional[int] = None,
-              n_sample: float = 1.0, n_samples: int = 0, seed: int = 0,
-              first_pixel: int = 0) -> BPResult:
+    def solve(
+        self,
+        y,
+        sigma=None,
+        exptime=None,
+        threads: Optional[int] = None,
+        n_sample: float = 1.0,
+        n_samples: int = 0,
+        seed: int = 0,
+        first_pixel: int = 0,
+    ) -> BPResult:
         """Invert every pixel.
 
         Parameters
@@ -281,12 +292,10 @@ class BasisPursuit:
         """
         yv = to_float_array(y, "DN/s", "y")
         if yv.ndim < 1 or yv.shape[0] != self.nchan:
-            raise ValueError(f"y must have shape ({self.nchan}, ...) (channels "
-                             f"{AIA_CHANNELS}), got {yv.shape}")
+            raise ValueError(f"y must have shape ({self.nchan}, ...) (channels {AIA_CHANNELS}), got {yv.shape}")
         if sigma is None:
             if exptime is None:
-                raise ValueError("give sigma (DN/s) or exptime (s) so the AIA error model can "
-                                 "be used")
+                raise ValueError("give sigma (DN/s) or exptime (s) so the AIA error model can be used")
             if self.nchan != 6:
                 raise ValueError("the AIA error model needs the 6 AIA channels; pass sigma")
             with np.errstate(invalid="ignore"):
@@ -306,17 +315,31 @@ class BasisPursuit:
         if int(seed) != seed or not 0 <= seed < 2**64:
             raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         coeffs, status, tolfac, objective, iters, model, em, errors = self._solver.solve(
-            y2, s2, int(threads) if threads else 0, int(n_samples), int(seed), int(first_pixel),
-            self.logt)
+            y2, s2, int(threads) if threads else 0, int(n_samples), int(seed), int(first_pixel), self.logt
+        )
         with np.errstate(invalid="ignore", divide="ignore"):
             r = (model - np.maximum(y2, 0.0)) / s2
             chi2 = np.where(status == 0, np.sum(r * r, axis=0), np.nan)
         return BPResult(
-            em=em.reshape((-1,) + shape), coeffs=coeffs.reshape((-1,) + shape),
-            status=status.reshape(shape), tolfac=tolfac.reshape(shape),
-            objective=objective.reshape(shape), model=model.reshape((-1,) + shape),
-            chi2=chi2.reshape(shape), iterations=iters.reshape(shape), logt=self.logt.copy(),
-            **({} if errors is None else dict(
-                em_err=errors[0].reshape((-1,) + shape), logt_err=errors[1].reshape(shape),
-                total_em_err=errors[2].reshape(shape), mc_feasible=errors[3].reshape(shape),
-                mc_samples=int(n_samples), mc_seed=int(seed))))
+            em=em.reshape((-1,) + shape),
+            coeffs=coeffs.reshape((-1,) + shape),
+            status=status.reshape(shape),
+            tolfac=tolfac.reshape(shape),
+            objective=objective.reshape(shape),
+            model=model.reshape((-1,) + shape),
+            chi2=chi2.reshape(shape),
+            iterations=iters.reshape(shape),
+            logt=self.logt.copy(),
+            **(
+                {}
+                if errors is None
+                else dict(
+                    em_err=errors[0].reshape((-1,) + shape),
+                    logt_err=errors[1].reshape(shape),
+                    total_em_err=errors[2].reshape(shape),
+                    mc_feasible=errors[3].reshape(shape),
+                    mc_samples=int(n_samples),
+                    mc_seed=int(seed),
+                )
+            ),
+        )

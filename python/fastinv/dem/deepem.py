@@ -14,6 +14,7 @@ Examples
 >>> res.em.shape
 (18, 67, 67)
 """
+
 from __future__ import annotations
 
 import json
@@ -25,13 +26,11 @@ from typing import Optional, Union
 import numpy as np
 
 from .. import _core
-from ..model import Model
 from .._units import to_float_array
+from ..model import Model
 from ..status import OK
 from .basis_pursuit import DEEPEM_LOGT, BPResult, aia_error
 from .response import load_response
-
-
 
 #: DEM_STATUS code of a pixel with a NaN/inf input (the code Basis Pursuit uses).
 BAD_INPUT = 12
@@ -56,8 +55,10 @@ class DeepEM:
         if card_text is None:
             raise ValueError(f"{model.path}: not a DeepEM model (no fastinv.card metadata)")
         self.card = json.loads(card_text)
-        if (self.card.get("input", {}).get("transform") != "sqrt(max(I, 0))"
-                or self.card.get("output", {}).get("transform") != "EM = 1e25 * y**2"):
+        if (
+            self.card.get("input", {}).get("transform") != "sqrt(max(I, 0))"
+            or self.card.get("output", {}).get("transform") != "EM = 1e25 * y**2"
+        ):
             raise ValueError(f"{model.path}: the model card does not describe DeepEM's normalisation")
         if model.layout != "nchw" or model.input_shape != (6,) or model.output_shape != (len(DEEPEM_LOGT),):
             raise ValueError(f"{model.path}: expected a per-pixel 6 -> {len(DEEPEM_LOGT)} network")
@@ -78,8 +79,15 @@ class DeepEM:
     def response_name(self) -> str:
         return self._response.name
 
-    def invert(self, y, exptime=None, sigma=None, n_sample: float = 1.0,
-               threads: Optional[int] = None, out: Optional[BPResult] = None) -> BPResult:
+    def invert(
+        self,
+        y,
+        exptime=None,
+        sigma=None,
+        n_sample: float = 1.0,
+        threads: Optional[int] = None,
+        out: Optional[BPResult] = None,
+    ) -> BPResult:
         """DEMs of every pixel.
 
         Parameters
@@ -131,8 +139,14 @@ class DeepEM:
         bufs = None
         if out is not None:
             bufs = []
-            for name, rows in (("em", len(self.logt)), ("model", 6), ("status", 0), ("chi2", 0),
-                               ("objective", 0), ("tolfac", 0)):
+            for name, rows in (
+                ("em", len(self.logt)),
+                ("model", 6),
+                ("status", 0),
+                ("chi2", 0),
+                ("objective", 0),
+                ("tolfac", 0),
+            ):
                 a = getattr(out, name, None)
                 if not isinstance(a, np.ndarray):
                     raise ValueError(f"out must be a DeepEM.invert result; out.{name} is not an array")
@@ -140,17 +154,33 @@ class DeepEM:
                 try:  # flat views of the previous result's arrays; never a silent copy
                     v.shape = (rows, -1) if rows else (-1,)
                 except (AttributeError, ValueError) as exc:
-                    raise ValueError(f"out.{name} cannot be viewed as ({rows or ''}npix) without a copy; pass a "
-                                     f"previous DeepEM.invert result for a frame of the same shape") from exc
+                    raise ValueError(
+                        f"out.{name} cannot be viewed as ({rows or ''}npix) without a copy; pass a "
+                        f"previous DeepEM.invert result for a frame of the same shape"
+                    ) from exc
                 bufs.append(v)
             bufs = tuple(bufs)
         em, model, status, chi2, objective, tolfac = _core.dem.deepem_invert(
-            self.model._core, flat, self._kernel32, sig, t, float(n_sample),
-            self.model.threads if threads is None else int(threads), bufs)
-        return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
-                        status=status.reshape(shape), tolfac=tolfac.reshape(shape),
-                        objective=objective.reshape(shape), model=model.reshape((6, *shape)),
-                        chi2=chi2.reshape(shape), iterations=np.zeros(shape, np.int32), logt=self.logt.copy())
+            self.model._core,
+            flat,
+            self._kernel32,
+            sig,
+            t,
+            float(n_sample),
+            self.model.threads if threads is None else int(threads),
+            bufs,
+        )
+        return BPResult(
+            em=em.reshape((len(self.logt), *shape)),
+            coeffs=np.zeros((0, *shape)),
+            status=status.reshape(shape),
+            tolfac=tolfac.reshape(shape),
+            objective=objective.reshape(shape),
+            model=model.reshape((6, *shape)),
+            chi2=chi2.reshape(shape),
+            iterations=np.zeros(shape, np.int32),
+            logt=self.logt.copy(),
+        )
 
     def _invert_numpy(self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
         """The NumPy pre/post-processing around the network (non-CPU models; test reference)."""
@@ -178,17 +208,25 @@ class DeepEM:
                 sig = aia_error(np.maximum(np.where(finite, flat, 0.0), 0.0) * t, n_sample) / t
             with np.errstate(invalid="ignore", divide="ignore"):
                 chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)
-        return BPResult(em=em.reshape((len(self.logt), *shape)), coeffs=np.zeros((0, *shape)),
-                        status=status.reshape(shape), tolfac=np.full(shape, np.nan),
-                        objective=(em.sum(axis=0) / np.float32(1e26)).reshape(shape),
-                        model=model.reshape((6, *shape)),
-                        chi2=chi2.reshape(shape), iterations=np.zeros(shape, np.int32), logt=self.logt.copy())
+        return BPResult(
+            em=em.reshape((len(self.logt), *shape)),
+            coeffs=np.zeros((0, *shape)),
+            status=status.reshape(shape),
+            tolfac=np.full(shape, np.nan),
+            objective=(em.sum(axis=0) / np.float32(1e26)).reshape(shape),
+            model=model.reshape((6, *shape)),
+            chi2=chi2.reshape(shape),
+            iterations=np.zeros(shape, np.int32),
+            logt=self.logt.copy(),
+        )
 
     def fits_cards(self) -> dict:
         """Provenance keywords for FITS headers of DeepEM results."""
-        return {"CONTENT": "DEM: DeepEM (Wright et al. 2018), fastinv engine",
-                "FI_METH": ("deepem", "per-pixel network 6-300-300-18"),
-                "FI_MODEL": (Path(self.model.path).name, "model file"),
-                "FI_MVERS": (self.card.get("fastinv_version", "?"), "fastinv version that trained it"),
-                "FI_RESP": (self.response_name, "response for re-synthesis / labels"),
-                "FI_LABEL": ("basis pursuit", "training labels")}
+        return {
+            "CONTENT": "DEM: DeepEM (Wright et al. 2018), fastinv engine",
+            "FI_METH": ("deepem", "per-pixel network 6-300-300-18"),
+            "FI_MODEL": (Path(self.model.path).name, "model file"),
+            "FI_MVERS": (self.card.get("fastinv_version", "?"), "fastinv version that trained it"),
+            "FI_RESP": (self.response_name, "response for re-synthesis / labels"),
+            "FI_LABEL": ("basis pursuit", "training labels"),
+        }

@@ -14,6 +14,7 @@ cutouts) against fastinv's BP on the same 18-bin grid (5.5..7.2):
 * ``bp_failed_recovered``: fraction of pixels where BP failed (status not ok, input finite
   and with counts) whose DeepEM re-synthesis lies within the loosest BP band, 3.15 sigma.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -21,9 +22,9 @@ from typing import Optional, Sequence
 import numpy as np
 
 from .. import datasets
-from .io import read_aia
 from .basis_pursuit import DEEPEM_LOGT, BasisPursuit, aia_error
 from .deepem import DeepEM
+from .io import read_aia
 
 BP_TOLFAC = 1.4
 BP_LOOSEST_TOLFAC = 1.4 * 2.25
@@ -57,21 +58,28 @@ def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
     model_dl = dl_res.model.reshape(6, -1)
     failed = (~ok) & finite & (bp_res.status.ravel() != 11)
     return {
-        "pixels": int(y.shape[1]), "bp_ok": int(ok.sum()), "bp_failed": int(failed.sum()),
+        "pixels": int(y.shape[1]),
+        "bp_ok": int(ok.sum()),
+        "bp_failed": int(failed.sum()),
         "rel_err_per_bin": per_bin,
         "rel_err_median_all_bins": float(np.median(rel[significant])) if significant.any() else None,
         "logt_em": {"median_abs_diff": float(np.median(dlt)), "p90_abs_diff": float(np.percentile(dlt, 90))},
         "total_em_ratio": {p: float(np.percentile(ratio, q)) for p, q in (("p10", 10), ("median", 50), ("p90", 90))},
         "within_tolerance": float(_within(model_dl[:, ok], y[:, ok], sigma[:, ok], BP_TOLFAC).mean()),
-        "bp_within_tolerance": float(_within(bp_res.model.reshape(6, -1)[:, ok], y[:, ok], sigma[:, ok],
-                                             BP_LOOSEST_TOLFAC).mean()),
-        "bp_failed_recovered": (float(_within(model_dl[:, failed], y[:, failed], sigma[:, failed],
-                                              BP_LOOSEST_TOLFAC).mean()) if failed.any() else None),
+        "bp_within_tolerance": float(
+            _within(bp_res.model.reshape(6, -1)[:, ok], y[:, ok], sigma[:, ok], BP_LOOSEST_TOLFAC).mean()
+        ),
+        "bp_failed_recovered": (
+            float(_within(model_dl[:, failed], y[:, failed], sigma[:, failed], BP_LOOSEST_TOLFAC).mean())
+            if failed.any()
+            else None
+        ),
     }
 
 
-def evaluate_deepem(deepem: Optional[DeepEM] = None, slots: Optional[Sequence[str]] = None,
-                    threads: Optional[int] = None) -> dict:
+def evaluate_deepem(
+    deepem: Optional[DeepEM] = None, slots: Optional[Sequence[str]] = None, threads: Optional[int] = None
+) -> dict:
     """DeepEM against BP on the held-out flare series (all ten time steps by default).
 
     Returns
@@ -102,5 +110,9 @@ def evaluate_deepem(deepem: Optional[DeepEM] = None, slots: Optional[Sequence[st
             self.status = np.concatenate([p.status.ravel() for p in parts])
 
     overall = compare(_Stack(bps), _Stack(dls), np.concatenate(ys, axis=1), np.concatenate(sigmas, axis=1))
-    return {"data": "AIA 2011-02-15 X2.2 flare cutouts (67x67), " + f"{len(slots)} time steps",
-            "grid": [round(float(v), 2) for v in DEEPEM_LOGT], "overall": overall, "per_slot": per_slot}
+    return {
+        "data": "AIA 2011-02-15 X2.2 flare cutouts (67x67), " + f"{len(slots)} time steps",
+        "grid": [round(float(v), 2) for v in DEEPEM_LOGT],
+        "overall": overall,
+        "per_slot": per_slot,
+    }

@@ -12,6 +12,7 @@ Examples
 >>> obs.data.shape, obs.n_sample
 ((6, 67, 67), 1.0)
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,10 +31,36 @@ from .response import AIA_CHANNELS
 __all__ = ["AIAObservation", "read_aia", "write_dem_fits"]
 
 # Header keywords of the celestial WCS and the observer that the output keeps.
-_WCS_KEYS = ("CTYPE1", "CTYPE2", "CUNIT1", "CUNIT2", "CRVAL1", "CRVAL2", "CDELT1", "CDELT2",
-             "CRPIX1", "CRPIX2", "CROTA2", "PC1_1", "PC1_2", "PC2_1", "PC2_2", "DATE-OBS",
-             "T_OBS", "DSUN_OBS", "DSUN_REF", "HGLN_OBS", "HGLT_OBS", "CRLN_OBS", "CRLT_OBS",
-             "RSUN_REF", "RSUN_OBS", "TELESCOP", "LONPOLE", "LATPOLE")
+_WCS_KEYS = (
+    "CTYPE1",
+    "CTYPE2",
+    "CUNIT1",
+    "CUNIT2",
+    "CRVAL1",
+    "CRVAL2",
+    "CDELT1",
+    "CDELT2",
+    "CRPIX1",
+    "CRPIX2",
+    "CROTA2",
+    "PC1_1",
+    "PC1_2",
+    "PC2_1",
+    "PC2_2",
+    "DATE-OBS",
+    "T_OBS",
+    "DSUN_OBS",
+    "DSUN_REF",
+    "HGLN_OBS",
+    "HGLT_OBS",
+    "CRLN_OBS",
+    "CRLT_OBS",
+    "RSUN_REF",
+    "RSUN_OBS",
+    "TELESCOP",
+    "LONPOLE",
+    "LATPOLE",
+)
 
 
 @dataclass
@@ -92,8 +119,7 @@ def _bin(a: np.ndarray, n: int) -> np.ndarray:
     return a.reshape(a.shape[:-2] + (ny // n, n, nx // n, n)).mean(axis=(-3, -1))
 
 
-def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
-             presummed: float = 1.0) -> AIAObservation:
+def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed: float = 1.0) -> AIAObservation:
     """Read six AIA level-1/1.5 images (FITS paths or sunpy Maps) in any order.
 
     Parameters
@@ -138,8 +164,7 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
         by_chan[wave] = (data, hdr, name)
     missing = [c for c in AIA_CHANNELS if c not in by_chan]
     if missing:
-        raise ValueError(f"missing AIA channel(s) {missing} A: give one image for each of "
-                         f"{AIA_CHANNELS}")
+        raise ValueError(f"missing AIA channel(s) {missing} A: give one image for each of {AIA_CHANNELS}")
     shapes = {c: by_chan[c][0].shape for c in AIA_CHANNELS}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"the six images must have the same shape, got {shapes}")
@@ -152,8 +177,10 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
         unit = str(hdr.get("BUNIT", hdr.get("PIXLUNIT", "DN"))).replace(" ", "").lower()
         per_second = unit.endswith("/s") or unit.endswith("s-1") or unit.endswith("s^-1")
         if not np.isfinite(data).any():
-            warn_user(f"AIA channel {c} A ({name}) has no finite pixel (all NaN/inf): every pixel "
-                      "gets status 12 (bad input) and NaN products")
+            warn_user(
+                f"AIA channel {c} A ({name}) has no finite pixel (all NaN/inf): every pixel "
+                "gets status 12 (bad input) and NaN products"
+            )
         cube.append(data if per_second else data / t)
         expt.append(t)
     y = np.stack(cube)
@@ -171,20 +198,30 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1,
                 hdr["CDELT" + ax] = hdr["CDELT" + ax] * bin
             if "CRPIX" + ax in hdr:
                 hdr["CRPIX" + ax] = (hdr["CRPIX" + ax] - 0.5) / bin + 0.5
-    return AIAObservation(data=y, exptime=np.array(expt), n_sample=float(bin * bin * presummed),
-                          header=hdr, files=[by_chan[c][2] for c in AIA_CHANNELS])
+    return AIAObservation(
+        data=y,
+        exptime=np.array(expt),
+        n_sample=float(bin * bin * presummed),
+        header=hdr,
+        files=[by_chan[c][2] for c in AIA_CHANNELS],
+    )
 
 
-def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisPursuit] = None,
-                   obs: Optional[AIAObservation] = None, method_cards: Optional[dict] = None) -> None:
+def write_dem_fits(
+    path: Union[str, Path],
+    result: BPResult,
+    bp: Optional[BasisPursuit] = None,
+    obs: Optional[AIAObservation] = None,
+    method_cards: Optional[dict] = None,
+) -> None:
     """Write a DEM result as FITS (atomically: temp file in the same directory, then rename).
 
     HDUs: primary = EM cube (nT, ny, nx) in cm^-5 with a log T axis (axis 3) plus the input's
     celestial WCS; ``STATUS``, ``TOLFAC``, ``CHI2``, ``LOGT_EM`` (EM-weighted log T) and
     ``EM_TOTAL`` maps; ``LOGT`` (the grid); with Monte-Carlo errors in ``result`` also
-    ``EM_ERR`` (nT, ny, nx), ``LOGT_EM_ERR``, ``EM_TOTAL_ERR`` and ``MC_FEAS``. Every per-pixel product (EM, EM_TOTAL, LOGT_EM,
-    CHI2) is NaN where STATUS != 0: undefined, as the FITS convention has it, not zero. For a
-    Basis Pursuit result (``bp`` given) the
+    ``EM_ERR`` (nT, ny, nx), ``LOGT_EM_ERR``, ``EM_TOTAL_ERR`` and ``MC_FEAS``. Every per-pixel
+    product (EM, EM_TOTAL, LOGT_EM, CHI2) is NaN where STATUS != 0: undefined, as the FITS
+    convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
     other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
     (value, comment)).
@@ -207,8 +244,10 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisP
     prim["CRPIX3"] = 1.0
     prim["CRVAL3"] = float(lt[0])
     step = np.diff(lt)
-    prim["CDELT3"] = (float(step.mean()), "uniform grid" if np.allclose(step, step[0])
-                      else "NON-uniform: see the LOGT HDU")
+    prim["CDELT3"] = (
+        float(step.mean()),
+        "uniform grid" if np.allclose(step, step[0]) else "NON-uniform: see the LOGT HDU",
+    )
     prim["BUNIT"] = ("cm-5", "emission measure per log T bin")
     prim["FI_VERS"] = (__version__, "fastinv version")
     prim["FI_NT"] = (int(lt.size), "number of log T bins")
@@ -243,24 +282,33 @@ def write_dem_fits(path: Union[str, Path], result: BPResult, bp: Optional[BasisP
     if result.em_err is not None:
         prim["FI_MCN"] = (int(result.mc_samples), "Monte-Carlo draws per pixel for the *_ERR HDUs")
         prim["FI_MCSD"] = (int(result.mc_seed), "seed of the Monte-Carlo draws")
-        prim.add_comment("EM_ERR, LOGT_EM_ERR, EM_TOTAL_ERR: 1-sigma Monte-Carlo errors (data "
-                         "perturbed by sigma, re-solved); MC_FEAS: feasible fraction of the draws")
+        prim.add_comment(
+            "EM_ERR, LOGT_EM_ERR, EM_TOTAL_ERR: 1-sigma Monte-Carlo errors (data "
+            "perturbed by sigma, re-solved); MC_FEAS: feasible fraction of the draws"
+        )
     failed = result.status != 0
     em = result.em.astype(np.float32)  # a copy: the caller's result keeps its values
     em[:, failed] = np.nan
     hdus = [fits.PrimaryHDU(em, header=prim)]
     with np.errstate(invalid="ignore"):
-        extra = {"STATUS": result.status.astype(np.int16), "TOLFAC": result.tolfac.astype(np.float32),
-                 "CHI2": np.where(failed, np.nan, result.chi2).astype(np.float32),
-                 "LOGT_EM": np.where(failed, np.nan, result.logt_mean).astype(np.float32),
-                 "EM_TOTAL": np.where(failed, np.nan, result.total_em).astype(np.float32)}
+        extra = {
+            "STATUS": result.status.astype(np.int16),
+            "TOLFAC": result.tolfac.astype(np.float32),
+            "CHI2": np.where(failed, np.nan, result.chi2).astype(np.float32),
+            "LOGT_EM": np.where(failed, np.nan, result.logt_mean).astype(np.float32),
+            "EM_TOTAL": np.where(failed, np.nan, result.total_em).astype(np.float32),
+        }
     if result.em_err is not None:  # Monte-Carlo errors (BasisPursuit.solve(n_samples=N))
         em_err = result.em_err.astype(np.float32)
         em_err[:, failed] = np.nan
-        extra.update({"EM_ERR": em_err,
-                      "LOGT_EM_ERR": np.where(failed, np.nan, result.logt_err).astype(np.float32),
-                      "EM_TOTAL_ERR": np.where(failed, np.nan, result.total_em_err).astype(np.float32),
-                      "MC_FEAS": np.where(failed, np.nan, result.mc_feasible).astype(np.float32)})
+        extra.update(
+            {
+                "EM_ERR": em_err,
+                "LOGT_EM_ERR": np.where(failed, np.nan, result.logt_err).astype(np.float32),
+                "EM_TOTAL_ERR": np.where(failed, np.nan, result.total_em_err).astype(np.float32),
+                "MC_FEAS": np.where(failed, np.nan, result.mc_feasible).astype(np.float32),
+            }
+        )
     for name, arr in extra.items():
         h = maps.copy()
         if name in ("EM_TOTAL", "EM_TOTAL_ERR", "EM_ERR"):

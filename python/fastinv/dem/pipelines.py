@@ -1,5 +1,6 @@
 """The two AIA DEM pipelines behind ``fastinv dem bp`` and ``fastinv dem deepem``: six images
 in, a DEM FITS file (and quicklook PNGs) out."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,11 +17,20 @@ from .plots import comparison_png, quicklook_png
 __all__ = ["run_bp", "run_deepem"]
 
 
-def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
-           bin: int = 1, threads: Optional[int] = None, response=None,
-           progress: bool = True, chunk_rows: Optional[int] = None,
-           presummed: float = 1.0, keep_coeffs: bool = False, errors: int = 0,
-           seed: int = 0) -> BPResult:
+def run_bp(
+    inputs: Sequence,
+    output: Union[str, Path],
+    png: Optional[Union[str, Path]] = None,
+    bin: int = 1,
+    threads: Optional[int] = None,
+    response=None,
+    progress: bool = True,
+    chunk_rows: Optional[int] = None,
+    presummed: float = 1.0,
+    keep_coeffs: bool = False,
+    errors: int = 0,
+    seed: int = 0,
+) -> BPResult:
     """Read six AIA images, solve BP for every pixel, write FITS (and a PNG).
 
     Parameters
@@ -60,8 +70,15 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     bar = progress_bar(ny * nx, desc="Basis Pursuit", unit="px", enabled=progress)
     parts = []
     for r0 in range(0, ny, rows):
-        part = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, threads=threads,
-                        n_sample=obs.n_sample, n_samples=errors, seed=seed, first_pixel=r0 * nx)
+        part = bp.solve(
+            obs.data[:, r0 : r0 + rows],
+            exptime=obs.exptime,
+            threads=threads,
+            n_sample=obs.n_sample,
+            n_samples=errors,
+            seed=seed,
+            first_pixel=r0 * nx,
+        )
         # Keep memory bounded on 4096^2 images: EM in float32 (as written to the FITS file),
         # coefficients (84 per pixel) only on request.
         part.em = part.em.astype(np.float32)
@@ -70,16 +87,22 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
         parts.append(part)
         bar.update(part.status.size)
     bar.close()
-    cat = {name: np.concatenate([getattr(p, name) for p in parts], axis=-2)
-           for name in ("em", "model")}
-    cat["coeffs"] = (np.concatenate([p.coeffs for p in parts], axis=-2) if keep_coeffs
-                     else None)
-    cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
-                for name in ("status", "tolfac", "objective", "chi2", "iterations")})
+    cat = {name: np.concatenate([getattr(p, name) for p in parts], axis=-2) for name in ("em", "model")}
+    cat["coeffs"] = np.concatenate([p.coeffs for p in parts], axis=-2) if keep_coeffs else None
+    cat.update(
+        {
+            name: np.concatenate([getattr(p, name) for p in parts], axis=0)
+            for name in ("status", "tolfac", "objective", "chi2", "iterations")
+        }
+    )
     if errors:
         cat["em_err"] = np.concatenate([p.em_err for p in parts], axis=-2)
-        cat.update({name: np.concatenate([getattr(p, name) for p in parts], axis=0)
-                    for name in ("logt_err", "total_em_err", "mc_feasible")})
+        cat.update(
+            {
+                name: np.concatenate([getattr(p, name) for p in parts], axis=0)
+                for name in ("logt_err", "total_em_err", "mc_feasible")
+            }
+        )
     res = BPResult(logt=bp.logt.copy(), mc_samples=int(errors), mc_seed=int(seed), **cat)
     write_dem_fits(output, res, bp, obs)
     if png is not None:
@@ -87,9 +110,15 @@ def run_bp(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, 
     return res
 
 
-def run_deepem(inputs: Sequence, output: Union[str, Path], png: Optional[Union[str, Path]] = None,
-               compare_png: Optional[Union[str, Path]] = None, bin: int = 1, threads: Optional[int] = None,
-               model: Optional[Union[str, Path]] = None):
+def run_deepem(
+    inputs: Sequence,
+    output: Union[str, Path],
+    png: Optional[Union[str, Path]] = None,
+    compare_png: Optional[Union[str, Path]] = None,
+    bin: int = 1,
+    threads: Optional[int] = None,
+    model: Optional[Union[str, Path]] = None,
+):
     """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
 
     Parameters
@@ -122,7 +151,8 @@ def run_deepem(inputs: Sequence, output: Union[str, Path], png: Optional[Union[s
         quicklook_png(png, res, header=obs.header, method="DeepEM")
     bp_res = None
     if compare_png is not None:
-        bp_res = BasisPursuit(logt=DEEPEM_LOGT).solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample,
-                                                     threads=threads)
+        bp_res = BasisPursuit(logt=DEEPEM_LOGT).solve(
+            obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads
+        )
         comparison_png(compare_png, bp_res, res, header=obs.header)
     return res, bp_res

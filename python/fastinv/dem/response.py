@@ -4,6 +4,7 @@ The shipped tables are exact float64 copies of demregpy's IDL save files (demreg
 MIT licence; see ``fastinv/data/README.md``). Each has six channels (94, 131, 171, 193,
 211, 335 A) on log T = 4.0 ... 9.0 in steps of 0.05, in DN cm^5 s^-1 pixel^-1.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,12 +22,15 @@ AIA_CHANNELS: tuple[int, ...] = (94, 131, 171, 193, 211, 335)
 
 #: Shipped tables: name -> (file in fastinv/data, description).
 SHIPPED_TABLES: dict[str, tuple[str, str]] = {
-    "aia_v10_eve": ("aia_v10_eve.csv",
-                    "AIA V10, EVE-normalised, no degradation correction (demregpy aia_tresp_en.dat)"),
-    "aia_v10_eve_noblend": ("aia_v10_eve_noblend.csv",
-                            "AIA V10, EVE-normalised, no blends (demregpy aia_tresp_en_nb.dat)"),
-    "aia_v9_eve": ("aia_v9_eve.csv",
-                   "AIA V9, EVE-normalised (demregpy aia_trespv9_en.dat)"),
+    "aia_v10_eve": (
+        "aia_v10_eve.csv",
+        "AIA V10, EVE-normalised, no degradation correction (demregpy aia_tresp_en.dat)",
+    ),
+    "aia_v10_eve_noblend": (
+        "aia_v10_eve_noblend.csv",
+        "AIA V10, EVE-normalised, no blends (demregpy aia_tresp_en_nb.dat)",
+    ),
+    "aia_v9_eve": ("aia_v9_eve.csv", "AIA V9, EVE-normalised (demregpy aia_trespv9_en.dat)"),
 }
 
 DEFAULT_TABLE = "aia_v10_eve"
@@ -81,8 +85,9 @@ class TemperatureResponse:
             raise ValueError("logt must be a non-empty 1-d array of finite values")
         lo, hi = self.logt[0], self.logt[-1]
         if grid.min() < lo - 1e-6 or grid.max() > hi + 1e-6:
-            raise ValueError(f"logt {grid.min():.3f}..{grid.max():.3f} is outside the table "
-                             f"{self.name!r} ({lo:.3f}..{hi:.3f})")
+            raise ValueError(
+                f"logt {grid.min():.3f}..{grid.max():.3f} is outside the table {self.name!r} ({lo:.3f}..{hi:.3f})"
+            )
         out = np.empty((self.values.shape[0], grid.size))
         with np.errstate(divide="ignore"):
             logk = np.log10(self.values)
@@ -97,8 +102,9 @@ def _parse_csv(text: str, name: str, sha: str, description: str = "") -> Tempera
         raise ValueError(f"response table {name!r}: expected a header line and >= 2 data rows")
     header = [h.strip() for h in rows[0].split(",")]
     if len(header) < 2 or header[0].lower() != "logt":
-        raise ValueError(f"response table {name!r}: the first column must be 'logt' "
-                         f"(header 'logt,A94,A131,...'), got {rows[0]!r}")
+        raise ValueError(
+            f"response table {name!r}: the first column must be 'logt' (header 'logt,A94,A131,...'), got {rows[0]!r}"
+        )
     try:
         data = np.array([[float(v) for v in r.split(",")] for r in rows[1:]], dtype=np.float64)
     except ValueError as exc:
@@ -111,10 +117,13 @@ def _parse_csv(text: str, name: str, sha: str, description: str = "") -> Tempera
     if np.any(np.diff(logt) <= 0):
         raise ValueError(f"response table {name!r}: logt must be strictly increasing")
     if np.any(values <= 0):
-        raise ValueError(f"response table {name!r}: responses must be > 0 (log-linear "
-                         "interpolation); replace zeros by a tiny positive value")
-    return TemperatureResponse(logt=logt, values=values, channels=tuple(header[1:]), name=name,
-                               sha256=sha, description=description)
+        raise ValueError(
+            f"response table {name!r}: responses must be > 0 (log-linear "
+            "interpolation); replace zeros by a tiny positive value"
+        )
+    return TemperatureResponse(
+        logt=logt, values=values, channels=tuple(header[1:]), name=name, sha256=sha, description=description
+    )
 
 
 def load_response(table: Union[str, Path, None] = None) -> TemperatureResponse:
@@ -146,7 +155,8 @@ def load_response(table: Union[str, Path, None] = None) -> TemperatureResponse:
         return _parse_csv(raw.decode(), table, hashlib.sha256(raw).hexdigest(), desc)
     path = Path(table)
     if not path.is_file():
-        raise ValueError(f"unknown response table {str(table)!r}: use one of "
-                         f"{sorted(SHIPPED_TABLES)} or the path of a CSV file")
+        raise ValueError(
+            f"unknown response table {str(table)!r}: use one of {sorted(SHIPPED_TABLES)} or the path of a CSV file"
+        )
     raw = path.read_bytes()
     return _parse_csv(raw.decode(), path.name, hashlib.sha256(raw).hexdigest(), str(path))

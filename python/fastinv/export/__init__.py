@@ -10,6 +10,7 @@ preceding convolution/linear layer where it can be, Dropout/Identity are dropped
 torch is imported only when :func:`export` is called: fastinv itself runs on
 numpy alone.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,5 +1,6 @@
 """The exporter's intermediate representation: graph nodes and values while a network is
 traced, and the argument helpers of the layer conversions."""
+
 from __future__ import annotations
 
 import math
@@ -7,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 
 @dataclass
 class _Node:

@@ -1,5 +1,6 @@
 """Graph rewrites after tracing: dead code, length-concatenation into channel concatenation,
 BatchNorm folded into the layer before it. Each keeps the network's function exactly."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -39,12 +40,13 @@ def rewrite_length_concat(g: Tracer) -> None:
     for cat in [nd for nd in g.nodes if nd.op == "concat_length"]:
         users = consumers(g)
         flat = users.get(cat.name, [])
-        ok = (cat.name != g.output and len(flat) == 1 and flat[0].op == "flatten"
-              and flat[0].name != g.output)
+        ok = cat.name != g.output and len(flat) == 1 and flat[0].op == "flatten" and flat[0].name != g.output
         lin = users.get(flat[0].name, []) if ok else []
         if not (ok and len(lin) == 1 and lin[0].op == "linear"):
-            raise ValueError(f"{cat.what}: torch.cat along the length axis (dim=2) is supported only when "
-                             "its result is flattened and fed to a single Linear layer")
+            raise ValueError(
+                f"{cat.what}: torch.cat along the length axis (dim=2) is supported only when "
+                "its result is flattened and fed to a single Linear layer"
+            )
         flat, lin = flat[0], lin[0]
         ins = [g.by_name[i] if i in g.by_name else None for i in cat.inputs]
         shapes = [nd.shape if nd is not None else g._input_shape() for nd in ins]
@@ -72,8 +74,12 @@ def fold_batchnorm(g: Tracer) -> None:
         users = consumers(g)
         prev = g.by_name.get(bn.inputs[0])
         scale, shift = bn.tensors["scale"], bn.tensors["shift"]
-        foldable = (prev is not None and prev.op in ("conv1d", "linear") and prev.name != g.output
-                    and [u.name for u in users.get(prev.name, [])] == [bn.name])
+        foldable = (
+            prev is not None
+            and prev.op in ("conv1d", "linear")
+            and prev.name != g.output
+            and [u.name for u in users.get(prev.name, [])] == [bn.name]
+        )
         if not foldable:
             bn.op = "affine"
             continue

@@ -1,5 +1,6 @@
 """Serialisation: the traced graph as fastinv's JSON graph plus tensors, and the safetensors
 container (written by hand: fastinv does not depend on the safetensors package)."""
+
 from __future__ import annotations
 
 import json
@@ -43,6 +44,7 @@ def graph_json(g: Tracer) -> tuple[dict, dict[str, np.ndarray]]:
     }
     return graph, tensors
 
+
 def _store(tensors: dict[str, np.ndarray], arr: np.ndarray, nd: _Node, role: str) -> str:
     """Name a tensor after its module; a module used several times shares identical tensors."""
     candidates = [f"{nd.tensor_base or nd.name}.{role}", f"{nd.name}.{role}"]
@@ -83,9 +85,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]
     """Tensors and metadata of a float32 safetensors file (what :func:`export` writes)."""
     raw = Path(path).read_bytes()
     n = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + n])
+    header = json.loads(raw[8 : 8 + n])
     metadata = header.pop("__metadata__", {})
-    data = memoryview(raw)[8 + n:]
+    data = memoryview(raw)[8 + n :]
     tensors = {}
     for name, entry in header.items():
         if entry["dtype"] != "F32":

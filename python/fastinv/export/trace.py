@@ -1,4 +1,5 @@
 """Tracing a PyTorch network into fastinv's graph: torch.fx nodes -> fastinv layers."""
+
 from __future__ import annotations
 
 import contextlib
@@ -55,8 +56,7 @@ class Tracer:
                 out = n.args[0]
                 if not hasattr(out, "op") or not isinstance(vals.get(out), _Ref):
                     raise ValueError(
-                        "the network must return a single tensor (not a tuple, list or dict); "
-                        f"it returns {out!r}"
+                        f"the network must return a single tensor (not a tuple, list or dict); it returns {out!r}"
                     )
                 output_ref = vals[out]
             elif n.op == "get_attr":
@@ -181,8 +181,18 @@ class Tracer:
         if len(n.args) != 1 or n.kwargs:
             raise ValueError(f"{what}: fastinv supports layers called with exactly one tensor")
         x = self._tensor(n, vals, n.args[0], what)
-        if isinstance(mod, (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
-                            nn.FeatureAlphaDropout, nn.Identity)):
+        if isinstance(
+            mod,
+            (
+                nn.Dropout,
+                nn.Dropout1d,
+                nn.Dropout2d,
+                nn.Dropout3d,
+                nn.AlphaDropout,
+                nn.FeatureAlphaDropout,
+                nn.Identity,
+            ),
+        ):
             return self._drop(n, x)
         if isinstance(mod, nn.Conv1d) and not isinstance(mod, nn.ConvTranspose1d):
             return self._conv1d(n, x, mod, what)
@@ -200,11 +210,13 @@ class Tracer:
         if act is not None:
             return self._add(n, "act", [x], what, attrs=act)
         if isinstance(mod, nn.MaxPool1d):
-            return self._maxpool(n, x, what, mod.kernel_size, mod.stride, mod.padding, mod.dilation,
-                                 mod.ceil_mode, mod.return_indices)
+            return self._maxpool(
+                n, x, what, mod.kernel_size, mod.stride, mod.padding, mod.dilation, mod.ceil_mode, mod.return_indices
+            )
         if isinstance(mod, nn.AvgPool1d):
-            return self._avgpool(n, x, what, mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode,
-                                 mod.count_include_pad)
+            return self._avgpool(
+                n, x, what, mod.kernel_size, mod.stride, mod.padding, mod.ceil_mode, mod.count_include_pad
+            )
         if isinstance(mod, nn.Flatten):
             return self._flatten(n, x, what, mod.start_dim, mod.end_dim)
         raise ValueError(f"{what} is not supported by fastinv")
@@ -263,17 +275,28 @@ class Tracer:
         tensors = {"weight": _np(mod.weight)}
         if mod.bias is not None:
             tensors["bias"] = _np(mod.bias)
-        ref = self._add(n, "conv1d", [x], what, attrs={"stride": s, "padding": pad, "dilation": d},
-                        tensors=tensors, tensor_base=n.target)
+        ref = self._add(
+            n,
+            "conv1d",
+            [x],
+            what,
+            attrs={"stride": s, "padding": pad, "dilation": d},
+            tensors=tensors,
+            tensor_base=n.target,
+        )
         L = x.shape[1]
         expect = (L + pad[0] + pad[1] - d * (k - 1) - 1) // s + 1
         if ref.shape != (mod.out_channels, expect):  # guards the padding rule above against torch changes
-            raise ValueError(f"{what}: output shape {ref.shape} differs from the conv1d rule ({mod.out_channels}, {expect})")
+            raise ValueError(
+                f"{what}: output shape {ref.shape} differs from the conv1d rule ({mod.out_channels}, {expect})"
+            )
         return ref
 
     def _conv2d(self, n, x: _Ref, mod, what: str) -> _Ref:
         if tuple(mod.kernel_size) != (1, 1):
-            raise ValueError(f"{what}: kernel_size={tuple(mod.kernel_size)}; fastinv supports Conv2d only with a 1x1 kernel")
+            raise ValueError(
+                f"{what}: kernel_size={tuple(mod.kernel_size)}; fastinv supports Conv2d only with a 1x1 kernel"
+            )
         if tuple(mod.stride) != (1, 1):
             raise ValueError(f"{what}: stride={tuple(mod.stride)}; fastinv supports 1x1 Conv2d only with stride 1")
         if mod.padding not in ("valid", "same") and tuple(mod.padding) != (0, 0):
@@ -289,8 +312,10 @@ class Tracer:
     def _batchnorm(self, n, x: _Ref, mod, what: str) -> _Ref:
         nn = self.torch.nn
         if not mod.track_running_stats or mod.running_mean is None or mod.running_var is None:
-            raise ValueError(f"{what}: without running statistics (track_running_stats=False) BatchNorm "
-                             "normalises with batch statistics even in eval mode; fastinv cannot export it")
+            raise ValueError(
+                f"{what}: without running statistics (track_running_stats=False) BatchNorm "
+                "normalises with batch statistics even in eval mode; fastinv cannot export it"
+            )
         if isinstance(mod, nn.BatchNorm2d):
             self._need_rank(x, 4, what, "BatchNorm2d needs (N, C, H, W) input")
         else:
@@ -327,14 +352,21 @@ class Tracer:
         k = _one(kernel, what, "kernel_size")
         s = k if stride is None or stride == () or stride == [] else _one(stride, what, "stride")
         p = _one(padding, what, "padding")
-        return self._add(n, "avgpool1d", [x], what,
-                         attrs={"kernel": k, "stride": s, "padding": p, "count_include_pad": bool(count_include_pad)})
+        return self._add(
+            n,
+            "avgpool1d",
+            [x],
+            what,
+            attrs={"kernel": k, "stride": s, "padding": p, "count_include_pad": bool(count_include_pad)},
+        )
 
     def _flatten(self, n, x: _Ref, what: str, start_dim: Any, end_dim: Any) -> _Ref:
         rank = len(x.full)
         if start_dim != 1 or end_dim not in (-1, rank - 1):
-            raise ValueError(f"{what}: flatten(start_dim={start_dim}, end_dim={end_dim}) is not supported; "
-                             "only start_dim=1, end_dim=-1 (keep the batch axis, flatten the rest)")
+            raise ValueError(
+                f"{what}: flatten(start_dim={start_dim}, end_dim={end_dim}) is not supported; "
+                "only start_dim=1, end_dim=-1 (keep the batch axis, flatten the rest)"
+            )
         self._not_nchw(what)
         if rank == 2:  # already (N, C): flattening is a no-op
             return self._drop(n, x)
@@ -357,27 +389,53 @@ class Tracer:
             return act(n, vals, what, P, lambda a: {"kind": "tanh"})
 
         table: dict[Any, Callable] = {
-            F.relu: relu, torch.relu: relu, torch.relu_: relu, F.relu_: relu,
-            torch.sigmoid: sigmoid, F.sigmoid: sigmoid,
-            torch.tanh: tanh, F.tanh: tanh,
+            F.relu: relu,
+            torch.relu: relu,
+            torch.relu_: relu,
+            F.relu_: relu,
+            torch.sigmoid: sigmoid,
+            F.sigmoid: sigmoid,
+            torch.tanh: tanh,
+            F.tanh: tanh,
             F.leaky_relu: lambda n, vals, what: act(
-                n, vals, what, P + [("negative_slope", 0.01), ("inplace", False)],
-                lambda a: {"kind": "leaky_relu", "alpha": _finite_float(a["negative_slope"], what, "negative_slope")}),
+                n,
+                vals,
+                what,
+                P + [("negative_slope", 0.01), ("inplace", False)],
+                lambda a: {"kind": "leaky_relu", "alpha": _finite_float(a["negative_slope"], what, "negative_slope")},
+            ),
             F.elu: lambda n, vals, what: act(
-                n, vals, what, P + [("alpha", 1.0), ("inplace", False)],
-                lambda a: {"kind": "elu", "alpha": _finite_float(a["alpha"], what, "alpha")}),
+                n,
+                vals,
+                what,
+                P + [("alpha", 1.0), ("inplace", False)],
+                lambda a: {"kind": "elu", "alpha": _finite_float(a["alpha"], what, "alpha")},
+            ),
             F.silu: lambda n, vals, what: act(n, vals, what, P + [("inplace", False)], lambda a: {"kind": "silu"}),
             F.gelu: lambda n, vals, what: act(
-                n, vals, what, P + [("approximate", "none")], lambda a: self._gelu(a["approximate"], what)),
+                n, vals, what, P + [("approximate", "none")], lambda a: self._gelu(a["approximate"], what)
+            ),
             F.softplus: lambda n, vals, what: act(
-                n, vals, what, P + [("beta", 1.0), ("threshold", 20.0)],
-                lambda a: self._softplus(a["beta"], a["threshold"], what)),
-            F.max_pool1d: self._fn_maxpool, torch.max_pool1d: self._fn_maxpool,
-            F.avg_pool1d: self._fn_avgpool, torch.avg_pool1d: self._fn_avgpool,
+                n,
+                vals,
+                what,
+                P + [("beta", 1.0), ("threshold", 20.0)],
+                lambda a: self._softplus(a["beta"], a["threshold"], what),
+            ),
+            F.max_pool1d: self._fn_maxpool,
+            torch.max_pool1d: self._fn_maxpool,
+            F.avg_pool1d: self._fn_avgpool,
+            torch.avg_pool1d: self._fn_avgpool,
             torch.flatten: lambda n, vals, what: self._fn_flatten(n, vals, what, n.args, n.kwargs),
-            torch.cat: self._fn_cat, torch.concat: self._fn_cat, torch.concatenate: self._fn_cat,
-            operator.add: self._fn_add, operator.iadd: self._fn_add, torch.add: self._fn_add,
-            F.dropout: self._fn_dropout, F.dropout1d: self._fn_dropout, F.dropout2d: self._fn_dropout,
+            torch.cat: self._fn_cat,
+            torch.concat: self._fn_cat,
+            torch.concatenate: self._fn_cat,
+            operator.add: self._fn_add,
+            operator.iadd: self._fn_add,
+            torch.add: self._fn_add,
+            F.dropout: self._fn_dropout,
+            F.dropout1d: self._fn_dropout,
+            F.dropout2d: self._fn_dropout,
             F.alpha_dropout: self._fn_dropout,
             torch.reshape: lambda n, vals, what: self._fn_view(n, vals, what, n.args[0], n.args[1:], n.kwargs),
             getattr: self._fn_getattr,
@@ -430,19 +488,43 @@ class Tracer:
         return self._add(n, "act", [x], what, attrs=make(a))
 
     def _fn_maxpool(self, n, vals, what) -> _Ref:
-        a = _bind(what, n.args, n.kwargs, [("input", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
-                                           ("padding", 0), ("dilation", 1), ("ceil_mode", False),
-                                           ("return_indices", False)])
+        a = _bind(
+            what,
+            n.args,
+            n.kwargs,
+            [
+                ("input", _REQUIRED),
+                ("kernel_size", _REQUIRED),
+                ("stride", None),
+                ("padding", 0),
+                ("dilation", 1),
+                ("ceil_mode", False),
+                ("return_indices", False),
+            ],
+        )
         x = self._tensor(n, vals, a["input"], what)
-        return self._maxpool(n, x, what, a["kernel_size"], a["stride"], a["padding"], a["dilation"],
-                             a["ceil_mode"], a["return_indices"])
+        return self._maxpool(
+            n, x, what, a["kernel_size"], a["stride"], a["padding"], a["dilation"], a["ceil_mode"], a["return_indices"]
+        )
 
     def _fn_avgpool(self, n, vals, what) -> _Ref:
-        a = _bind(what, n.args, n.kwargs, [("input", _REQUIRED), ("kernel_size", _REQUIRED), ("stride", None),
-                                           ("padding", 0), ("ceil_mode", False), ("count_include_pad", True)])
+        a = _bind(
+            what,
+            n.args,
+            n.kwargs,
+            [
+                ("input", _REQUIRED),
+                ("kernel_size", _REQUIRED),
+                ("stride", None),
+                ("padding", 0),
+                ("ceil_mode", False),
+                ("count_include_pad", True),
+            ],
+        )
         x = self._tensor(n, vals, a["input"], what)
-        return self._avgpool(n, x, what, a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"],
-                             a["count_include_pad"])
+        return self._avgpool(
+            n, x, what, a["kernel_size"], a["stride"], a["padding"], a["ceil_mode"], a["count_include_pad"]
+        )
 
     def _fn_flatten(self, n, vals, what, args, kwargs) -> _Ref:
         a = _bind(what, tuple(args), kwargs, [("input", _REQUIRED), ("start_dim", 0), ("end_dim", -1)])
@@ -485,8 +567,10 @@ class Tracer:
             return self._add(n, "concat", xs, what)
         if dim == 2 and rank == 3:  # along the length: see _rewrite_length_concat
             return self._add(n, "concat_length", xs, what)
-        raise ValueError(f"{what}: concatenation along dim={a['dim']} of rank-{rank} tensors is not supported; "
-                         "fastinv concatenates along channels (dim=1)")
+        raise ValueError(
+            f"{what}: concatenation along dim={a['dim']} of rank-{rank} tensors is not supported; "
+            "fastinv concatenates along channels (dim=1)"
+        )
 
     def _fn_add(self, n, vals, what) -> _Ref:
         params = [("input", _REQUIRED), ("other", _REQUIRED), ("alpha", 1)]
@@ -495,8 +579,10 @@ class Tracer:
             raise ValueError(f"{what}: alpha={a['alpha']!r} is not supported (only plain sums)")
         for key in ("input", "other"):
             if not (hasattr(a[key], "op") and isinstance(vals.get(a[key]), _Ref)):
-                raise ValueError(f"{what}: adding a constant ({a[key]!r}) is not supported; "
-                                 "fastinv adds tensors computed by the network (residual connections)")
+                raise ValueError(
+                    f"{what}: adding a constant ({a[key]!r}) is not supported; "
+                    "fastinv adds tensors computed by the network (residual connections)"
+                )
         x, y = vals[a["input"]], vals[a["other"]]
         if x.full != y.full:
             raise ValueError(f"{what}: shapes {x.full} and {y.full} differ; broadcasting adds are not supported")
@@ -505,8 +591,10 @@ class Tracer:
     def _fn_dropout(self, n, vals, what) -> _Ref:
         a = _bind(what, n.args, n.kwargs, [("input", _REQUIRED), ("p", 0.5), ("training", True), ("inplace", False)])
         if a["training"] is not False:
-            raise ValueError(f"{what}: dropout with training={a['training']!r} is active even in eval mode; "
-                             "pass training=self.training")
+            raise ValueError(
+                f"{what}: dropout with training={a['training']!r} is active even in eval mode; "
+                "pass training=self.training"
+            )
         return self._drop(n, self._tensor(n, vals, a["input"], what))
 
     def _fn_getattr(self, n, vals, what) -> Any:

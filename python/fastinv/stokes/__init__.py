@@ -18,22 +18,40 @@ Examples
 >>> stokes.lines.get_line("FeI_6302").g_eff
 2.5
 """
+
 from __future__ import annotations
 
+from .inversion.frames import FrameInverter, FrameResult, invert_files
+from .inversion.network import STOKES_STATUS, StokesNet, resample_to
 from .synthesis import atmospheres, lines, voigt
 from .synthesis.instrument import Instrument
-from .synthesis.lines import (SpectralLine, ZeemanComponent, get_line, line_names, register_line,
-                              zeeman_pattern)
+from .synthesis.lines import SpectralLine, ZeemanComponent, get_line, line_names, register_line, zeeman_pattern
 from .synthesis.lte import LTE, LTE_STATUS
 from .synthesis.milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
 from .synthesis.voigt import faddeeva, voigt_faraday
-from .inversion.frames import FrameInverter, FrameResult, invert_files
-from .inversion.network import STOKES_STATUS, StokesNet, resample_to
 
 __all__ = [
-    "lines", "voigt", "atmospheres",
-    "SpectralLine", "ZeemanComponent", "get_line", "line_names", "register_line", "zeeman_pattern",
-    "faddeeva", "voigt_faraday", "Instrument",
-    "MilneEddington", "ME_PARAMETERS", "ME_UNITS", "LTE", "LTE_STATUS",
-    "StokesNet", "resample_to", "STOKES_STATUS", "FrameInverter", "FrameResult", "invert_files",
+    "lines",
+    "voigt",
+    "atmospheres",
+    "SpectralLine",
+    "ZeemanComponent",
+    "get_line",
+    "line_names",
+    "register_line",
+    "zeeman_pattern",
+    "faddeeva",
+    "voigt_faraday",
+    "Instrument",
+    "MilneEddington",
+    "ME_PARAMETERS",
+    "ME_UNITS",
+    "LTE",
+    "LTE_STATUS",
+    "StokesNet",
+    "resample_to",
+    "STOKES_STATUS",
+    "FrameInverter",
+    "FrameResult",
+    "invert_files",
 ]

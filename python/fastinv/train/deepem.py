@@ -17,6 +17,7 @@ testing only (:mod:`fastinv.dem.evaluate`).
 
 Run: ``fastinv train deepem -o deepem.safetensors`` (200 epochs, about 15 minutes on one core).
 """
+
 from __future__ import annotations
 
 import json
@@ -33,11 +34,11 @@ from .. import __version__, datasets
 from .._atomic import write_text
 from .._optional import require
 from .._progress import progress_bar
-from ..dem.io import read_aia
 from ..dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
+from ..dem.io import read_aia
 
-BLOCK = 64          # region split: block size in pixels
-VAL_EVERY = 5       # every fifth block is validation
+BLOCK = 64  # region split: block size in pixels
+VAL_EVERY = 5  # every fifth block is validation
 SYNOPTIC_N_SAMPLE = 16.0
 
 
@@ -45,10 +46,10 @@ SYNOPTIC_N_SAMPLE = 16.0
 class TrainingSet:
     """Normalised network inputs/targets of one image, flattened over pixels."""
 
-    x: np.ndarray          # (npix, 6) sqrt(DN/s)
-    t: np.ndarray          # (npix, 18) sqrt(EM / 1e25)
-    y: np.ndarray          # (npix, 6) max(I, 0), DN/s: the data the physics term re-synthesises
-    sigma: np.ndarray      # (npix, 6) DN/s, the AIA error model used for the BP labels
+    x: np.ndarray  # (npix, 6) sqrt(DN/s)
+    t: np.ndarray  # (npix, 18) sqrt(EM / 1e25)
+    y: np.ndarray  # (npix, 6) max(I, 0), DN/s: the data the physics term re-synthesises
+    sigma: np.ndarray  # (npix, 6) DN/s, the AIA error model used for the BP labels
     validation: np.ndarray  # (npix,) bool: pixel lies in a validation block
     counts: dict
 
@@ -76,8 +77,9 @@ def region_split(shape: tuple[int, int]) -> np.ndarray:
     return (bx + 2 * by) % VAL_EVERY == 0
 
 
-def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = None,
-                          progress: bool = True) -> TrainingSet:
+def synoptic_training_set(
+    keep_failed: bool = False, threads: Optional[int] = None, progress: bool = True
+) -> TrainingSet:
     """BP labels on the 18-bin grid for the 2014-01-01 synoptic set, normalised for DeepEM."""
     # The synoptic files are means of 4x4 original pixels: n = 16 in the error model.
     obs = read_aia(datasets.aia_synoptic_files(), presummed=SYNOPTIC_N_SAMPLE)
@@ -88,9 +90,9 @@ def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = No
     em = np.empty((len(DEEPEM_LOGT), ny, nx))
     status = np.empty((ny, nx), np.int8)
     for r0 in range(0, ny, rows):
-        res = bp.solve(obs.data[:, r0:r0 + rows], exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
-        em[:, r0:r0 + rows] = res.em
-        status[r0:r0 + rows] = res.status
+        res = bp.solve(obs.data[:, r0 : r0 + rows], exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
+        em[:, r0 : r0 + rows] = res.em
+        status[r0 : r0 + rows] = res.status
         bar.update(res.status.size)
     disk = on_disk_mask(obs.header, (ny, nx))
     finite = np.all(np.isfinite(obs.data), axis=0)
@@ -99,10 +101,15 @@ def synoptic_training_set(keep_failed: bool = False, threads: Optional[int] = No
     x = np.sqrt(y).T.astype(np.float32)
     t = np.sqrt(np.maximum(em[:, use], 0.0) / 1e25).T.astype(np.float32)
     sigma = bp.sigma(obs.data[:, use], obs.exptime, obs.n_sample).T.astype(np.float32)
-    counts = {"pixels": int(ny * nx), "on_disk": int(disk.sum()), "bp_ok_on_disk": int((disk & (status == 0)).sum()),
-              "used": int(use.sum())}
-    return TrainingSet(x=x, t=t, y=y.T.astype(np.float32), sigma=sigma, validation=region_split((ny, nx))[use],
-                       counts=counts)
+    counts = {
+        "pixels": int(ny * nx),
+        "on_disk": int(disk.sum()),
+        "bp_ok_on_disk": int((disk & (status == 0)).sum()),
+        "used": int(use.sum()),
+    }
+    return TrainingSet(
+        x=x, t=t, y=y.T.astype(np.float32), sigma=sigma, validation=region_split((ny, nx))[use], counts=counts
+    )
 
 
 def deepem_network():
@@ -110,9 +117,12 @@ def deepem_network():
     torch = require("torch")
 
     return torch.nn.Sequential(
-        torch.nn.Conv2d(6, 300, 1), torch.nn.LeakyReLU(0.01),
-        torch.nn.Conv2d(300, 300, 1), torch.nn.LeakyReLU(0.01),
-        torch.nn.Conv2d(300, 18, 1))
+        torch.nn.Conv2d(6, 300, 1),
+        torch.nn.LeakyReLU(0.01),
+        torch.nn.Conv2d(300, 300, 1),
+        torch.nn.LeakyReLU(0.01),
+        torch.nn.Conv2d(300, 18, 1),
+    )
 
 
 def _as_pixel_mlp(net):
@@ -132,10 +142,20 @@ def _as_pixel_mlp(net):
     return torch.nn.Sequential(*layers)
 
 
-def train(output: str | os.PathLike, epochs: int = 200, batch: int = 2048, lr: float = 1e-4,
-          weight_decay: float = 1e-9, seed: int = 0, keep_failed: bool = False,
-          threads: Optional[int] = None, progress: bool = True, data: Optional[TrainingSet] = None,
-          max_pixels: Optional[int] = None, physics_weight: float = 1e-3) -> dict:
+def train(
+    output: str | os.PathLike,
+    epochs: int = 200,
+    batch: int = 2048,
+    lr: float = 1e-4,
+    weight_decay: float = 1e-9,
+    seed: int = 0,
+    keep_failed: bool = False,
+    threads: Optional[int] = None,
+    progress: bool = True,
+    data: Optional[TrainingSet] = None,
+    max_pixels: Optional[int] = None,
+    physics_weight: float = 1e-3,
+) -> dict:
     """Train DeepEM and write it with :func:`fastinv.export` plus a JSON model card.
 
     Parameters
@@ -196,7 +216,7 @@ def train(output: str | os.PathLike, epochs: int = 200, batch: int = 2048, lr: f
         order = torch.from_numpy(rng.permutation(len(xtr)))
         total = 0.0
         for i in range(0, len(order), batch):
-            idx = order[i:i + batch]
+            idx = order[i : i + batch]
             opt.zero_grad()
             pred = mlp(xtr[idx])
             loss = loss_fn(pred, ttr[idx])
@@ -216,24 +236,51 @@ def train(output: str | os.PathLike, epochs: int = 200, batch: int = 2048, lr: f
         "name": "DeepEM (fastinv)",
         "fastinv_version": __version__,
         "architecture": "1x1 Conv2d 6-300-300-18, LeakyReLU(0.01), no output activation (Wright et al. 2018)",
-        "input": {"channels_angstrom": [94, 131, 171, 193, 211, 335], "unit": "DN s-1 pixel-1",
-                  "transform": "sqrt(max(I, 0))"},
-        "output": {"logt": [round(float(v), 2) for v in DEEPEM_LOGT], "unit": "cm-5 per 0.1 dex bin",
-                   "transform": "EM = 1e25 * y**2"},
-        "labels": {"method": "fastinv Basis Pursuit (Cheung et al. 2015), 18-bin grid, widths 0.1/0.2/0.6, "
-                             "tolfac 1.4 adaptive", "response": BasisPursuit(logt=DEEPEM_LOGT).response_name,
-                   "error_model_n_sample": SYNOPTIC_N_SAMPLE, "keep_failed": keep_failed},
+        "input": {
+            "channels_angstrom": [94, 131, 171, 193, 211, 335],
+            "unit": "DN s-1 pixel-1",
+            "transform": "sqrt(max(I, 0))",
+        },
+        "output": {
+            "logt": [round(float(v), 2) for v in DEEPEM_LOGT],
+            "unit": "cm-5 per 0.1 dex bin",
+            "transform": "EM = 1e25 * y**2",
+        },
+        "labels": {
+            "method": "fastinv Basis Pursuit (Cheung et al. 2015), 18-bin grid, widths 0.1/0.2/0.6, "
+            "tolfac 1.4 adaptive",
+            "response": BasisPursuit(logt=DEEPEM_LOGT).response_name,
+            "error_model_n_sample": SYNOPTIC_N_SAMPLE,
+            "keep_failed": keep_failed,
+        },
         "physics_weight": physics_weight,
-        "data": {"training": "AIA synoptic 1024x1024, 2014-01-01T00:00 (demregpy 1.0.0 wheel)",
-                 "split": f"by region: {BLOCK}x{BLOCK} blocks, (bx + 2 by) % {VAL_EVERY} == 0 -> validation",
-                 "test": "2011-02-15 X2.2 flare series (10 time steps), never used in training",
-                 **data.counts, "train_pixels": int(len(xtr)), "validation_pixels": int(len(xva))},
-        "training": {"epochs": epochs, "batch": batch, "optimizer": "Adam", "lr": lr, "weight_decay": weight_decay,
-                     "loss": "MSE", "seed": seed, "torch": torch.__version__, "threads": torch.get_num_threads(),
-                     "label_seconds": round(t_labels, 1), "total_seconds": round(time.time() - t0, 1),
-                     "machine": platform.processor() or platform.machine()},
-        "metrics": {"final_train_mse": history[-1]["train_mse"], "final_val_mse": history[-1]["val_mse"],
-                    "history": history},
+        "data": {
+            "training": "AIA synoptic 1024x1024, 2014-01-01T00:00 (demregpy 1.0.0 wheel)",
+            "split": f"by region: {BLOCK}x{BLOCK} blocks, (bx + 2 by) % {VAL_EVERY} == 0 -> validation",
+            "test": "2011-02-15 X2.2 flare series (10 time steps), never used in training",
+            **data.counts,
+            "train_pixels": int(len(xtr)),
+            "validation_pixels": int(len(xva)),
+        },
+        "training": {
+            "epochs": epochs,
+            "batch": batch,
+            "optimizer": "Adam",
+            "lr": lr,
+            "weight_decay": weight_decay,
+            "loss": "MSE",
+            "seed": seed,
+            "torch": torch.__version__,
+            "threads": torch.get_num_threads(),
+            "label_seconds": round(t_labels, 1),
+            "total_seconds": round(time.time() - t0, 1),
+            "machine": platform.processor() or platform.machine(),
+        },
+        "metrics": {
+            "final_train_mse": history[-1]["train_mse"],
+            "final_val_mse": history[-1]["val_mse"],
+            "history": history,
+        },
     }
     output = Path(output)
     export(net, output, torch.zeros(1, 6, 4, 4), metadata={"fastinv.card": json.dumps(card)})

@@ -25,6 +25,7 @@ the same result for the same seed and thread count).
 Run: ``fastinv train stokes DATA.h5 -o stokes_hinode.safetensors --epochs 2
 --max-profiles 600000`` (the shipped Hinode model: 16 minutes on 2 shared cores).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,15 +40,13 @@ import numpy as np
 from .. import __version__
 from .._optional import require
 from .._progress import progress_bar
-from ..stokes.synthesis.training_sets import (NODE_SETS, SPLIT, TARGETS, model_window, read_set,
-                                              targets)
+from ..stokes.synthesis.training_sets import NODE_SETS, SPLIT, TARGETS, model_window, read_set, targets
 
 #: Weak-field constant e lambda^2 / (4 pi m_e c^2) [A^-1 G^-1] and Fe I 6302.5's g_eff.
 _WFA_C, _WFA_G, _WFA_LINE = 4.6686e-13, 2.5, 6302.4936
 
 
-def weak_field_blos(stokes: np.ndarray, wavelength: np.ndarray, half_width: float = 0.25
-                    ) -> np.ndarray:
+def weak_field_blos(stokes: np.ndarray, wavelength: np.ndarray, half_width: float = 0.25) -> np.ndarray:
     """B_LOS [G] from the weak-field approximation on Fe I 6302.5 (least squares).
 
     V = -C g lambda0^2 B_LOS dI/dlambda over lambda0 +- ``half_width`` (Landi Degl'Innocenti
@@ -60,15 +59,13 @@ def weak_field_blos(stokes: np.ndarray, wavelength: np.ndarray, half_width: floa
     # fourth-order central differences inside (grids are uniform): 2nd order underestimates
     # the slope of a 0.1 A line on Hinode's 21.5 mA grid by ~2 %
     h = np.gradient(wl)[2:-2]
-    didl[:, 2:-2] = (intensity[:, :-4] - 8 * intensity[:, 1:-3] + 8 * intensity[:, 3:-1]
-                     - intensity[:, 4:]) / (12 * h)
+    didl[:, 2:-2] = (intensity[:, :-4] - 8 * intensity[:, 1:-3] + 8 * intensity[:, 3:-1] - intensity[:, 4:]) / (12 * h)
     m = np.abs(wl - _WFA_LINE) <= half_width
     d, v = didl[:, m], stokes[:, 3, m].astype(np.float64)
     return -(d * v).sum(1) / (_WFA_C * _WFA_G * _WFA_LINE**2 * np.maximum((d * d).sum(1), 1e-30))
 
 
-def _network_input(stokes: np.ndarray, channels: Sequence[int], offset: np.ndarray,
-                   scale: np.ndarray) -> np.ndarray:
+def _network_input(stokes: np.ndarray, channels: Sequence[int], offset: np.ndarray, scale: np.ndarray) -> np.ndarray:
     x = stokes[:, list(channels), :].astype(np.float32)
     x -= offset[:, None]
     x *= scale[:, None]
@@ -89,10 +86,21 @@ def _export_error(net, path: str | os.PathLike, x) -> float:
     return err
 
 
-def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: str = "compact-cnn",
-          nodes: str = "7", epochs: int = 4, batch: int = 512, lr: float = 2e-3, seed: int = 0,
-          max_profiles: int | None = None, physics_weight: float = 0.0, threads: int | None = None,
-          progress: bool = True) -> dict:
+def train(
+    data: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    architecture: str = "compact-cnn",
+    nodes: str = "7",
+    epochs: int = 4,
+    batch: int = 512,
+    lr: float = 2e-3,
+    seed: int = 0,
+    max_profiles: int | None = None,
+    physics_weight: float = 0.0,
+    threads: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Train a Stokes network on a training set and export it with its model card.
 
     Parameters
@@ -158,10 +166,12 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
     quantities = TARGETS["muisca" if muisca else "default"]
     node_values = NODE_SETS[nodes]
     stokes = part["stokes"][train_rows][:, :, window]
-    y_rows = targets({k: v[train_rows] for k, v in part["atmosphere"].items()}, part["log_tau"],
-                     node_values, quantities)
-    y_val_phys = targets({k: v[val_rows] for k, v in val["atmosphere"].items()}, val["log_tau"],
-                         node_values, quantities)
+    y_rows = targets(
+        {k: v[train_rows] for k, v in part["atmosphere"].items()}, part["log_tau"], node_values, quantities
+    )
+    y_val_phys = targets(
+        {k: v[val_rows] for k, v in val["atmosphere"].items()}, val["log_tau"], node_values, quantities
+    )
 
     offset = np.array([1.0 if c == 0 else 0.0 for c in channels], dtype=np.float32)
     sample = stokes[:200_000][:, list(channels)] - offset[None, :, None]
@@ -171,8 +181,7 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
 
     x_train = torch.from_numpy(_network_input(stokes, channels, offset, scale))
     y_train = torch.from_numpy((y_rows - y_mean) / y_std)
-    x_val = torch.from_numpy(_network_input(val["stokes"][val_rows][:, :, window], channels,
-                                            offset, scale))
+    x_val = torch.from_numpy(_network_input(val["stokes"][val_rows][:, :, window], channels, offset, scale))
     y_val = torch.from_numpy((y_val_phys - y_mean) / y_std)
     del part, val
 
@@ -186,8 +195,7 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
     net = build(architecture, len(channels), wavelength.size, y_rows.shape[1])
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps_per_epoch = math.ceil(len(train_rows) / batch)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch,
-                                                       eta_min=lr / 100)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps_per_epoch, eta_min=lr / 100)
     n_nodes = len(node_values)
     wfa_nodes = [k for k, v in enumerate(node_values) if -2.0 <= v <= -0.5]
     qi = {q: i for i, q in enumerate(quantities)}
@@ -203,14 +211,13 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
         return (((blos - target_blos) / 1000.0)[valid] ** 2).mean()
 
     history = []
-    bar = progress_bar(epochs * steps_per_epoch, desc="Stokes training", unit="batch",
-                       enabled=progress)
+    bar = progress_bar(epochs * steps_per_epoch, desc="Stokes training", unit="batch", enabled=progress)
     for epoch in range(epochs):
         net.train()
         order = torch.from_numpy(rng.permutation(len(train_rows)))
         total = 0.0
         for s in range(steps_per_epoch):
-            idx = order[s * batch:(s + 1) * batch]
+            idx = order[s * batch : (s + 1) * batch]
             pred = net(x_train[idx])
             loss = torch.mean((pred - y_train[idx]) ** 2)
             if physics is not None:
@@ -223,10 +230,15 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
             bar.update(1)
         net.eval()
         with torch.no_grad():
-            val = float(torch.cat([torch.mean((net(x_val[i:i + 8192]) - y_val[i:i + 8192]) ** 2, 1)
-                                   for i in range(0, len(val_rows), 8192)]).mean())
-        history.append({"epoch": epoch + 1, "train_loss": total / len(train_rows),
-                        "val_mse": val})
+            val = float(
+                torch.cat(
+                    [
+                        torch.mean((net(x_val[i : i + 8192]) - y_val[i : i + 8192]) ** 2, 1)
+                        for i in range(0, len(val_rows), 8192)
+                    ]
+                ).mean()
+            )
+        history.append({"epoch": epoch + 1, "train_loss": total / len(train_rows), "val_mse": val})
     seconds = time.perf_counter() - t_start
 
     card = {
@@ -234,36 +246,47 @@ def train(data: str | os.PathLike, output: str | os.PathLike, *, architecture: s
         "architecture": architecture,
         "instrument": "visp" if instrument == "visp" else "hinode_sp",
         "wavelength": [float(w) for w in wavelength],
-        "input": {"stokes": ["I", "V"] if muisca else ["I", "Q", "U", "V"],
-                  "offset": offset.tolist(), "scale": scale.tolist(),
-                  "transform": "x[c] = (S[c] / I_c - offset[c]) * scale[c]"},
+        "input": {
+            "stokes": ["I", "V"] if muisca else ["I", "Q", "U", "V"],
+            "offset": offset.tolist(),
+            "scale": scale.tolist(),
+            "transform": "x[c] = (S[c] / I_c - offset[c]) * scale[c]",
+        },
         "nodes": list(node_values),
         "outputs": list(quantities),
-        "output_mean": y_mean.tolist(), "output_std": y_std.tolist(),
-        "units": {"temperature": "K", "vlos": "km/s", "B": "G", "B_los": "G",
-                  "inclination": "deg", "azimuth": "deg"},
-        "mu": meta.get("mu", 1.0), "noise": meta.get("noise"),
+        "output_mean": y_mean.tolist(),
+        "output_std": y_std.tolist(),
+        "units": {"temperature": "K", "vlos": "km/s", "B": "G", "B_los": "G", "inclination": "deg", "azimuth": "deg"},
+        "mu": meta.get("mu", 1.0),
+        "noise": meta.get("noise"),
         "training": {
-            "data": os.path.basename(os.fspath(data)), "profiles_in_set": n_all,
-            "data_seed": meta.get("seed"), "populations": meta.get("populations"),
+            "data": os.path.basename(os.fspath(data)),
+            "profiles_in_set": n_all,
+            "data_seed": meta.get("seed"),
+            "populations": meta.get("populations"),
             "generation_seconds": meta.get("generation_seconds"),
             "rows": {"train": [0, a], "validation": [a, b], "test": [b, n_all]},
-            "train_profiles": int(len(train_rows)), "epochs": epochs, "batch": batch,
-            "lr": lr, "optimizer": "Adam, cosine decay to lr/100", "seed": seed,
-            "physics_weight": physics_weight, "history": history,
-            "seconds": round(seconds, 1), "threads": torch.get_num_threads(),
+            "train_profiles": int(len(train_rows)),
+            "epochs": epochs,
+            "batch": batch,
+            "lr": lr,
+            "optimizer": "Adam, cosine decay to lr/100",
+            "seed": seed,
+            "physics_weight": physics_weight,
+            "history": history,
+            "seconds": round(seconds, 1),
+            "threads": torch.get_num_threads(),
             "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
             "torch": torch.__version__,
         },
         "fastinv_version": __version__,
     }
     net.eval()
-    export(net, output, torch.zeros(1, len(channels), wavelength.size),
-           metadata={"fastinv.card": json.dumps(card)})
+    export(net, output, torch.zeros(1, len(channels), wavelength.size), metadata={"fastinv.card": json.dumps(card)})
     card["training"]["export_max_rel_error"] = _export_error(net, output, x_val[:512])
     card["metrics"] = evaluate(output, data, threads=threads)
-    from ..export import update_card
     from .._atomic import write_text
+    from ..export import update_card
 
     write_text(os.fspath(output) + ".json", json.dumps(card, indent=2))
     return update_card(output, {"metrics": card["metrics"], "training": card["training"]})

@@ -9,6 +9,7 @@
   wavelength, four dense layers as wide as the features (1 344 for 112 wavelengths), and a
   linear output layer.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -23,8 +24,15 @@ def _pooled(length: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     return (length + 2 * padding - kernel) // stride + 1
 
 
-def compact_cnn(n_channels: int, n_wavelength: int, n_outputs: int, *, width: int = 64,
-                hidden: int = 128, stride_first: bool | None = None) -> nn.Sequential:
+def compact_cnn(
+    n_channels: int,
+    n_wavelength: int,
+    n_outputs: int,
+    *,
+    width: int = 64,
+    hidden: int = 128,
+    stride_first: bool | None = None,
+) -> nn.Sequential:
     """Conv(C->w/2, k5) - [pool] - Conv(w/2->w/2, k5) - pool - Conv(w/2->w, k5) - pool - dense.
 
     The first convolution has stride 2 instead of a pooling layer when the grid is finer
@@ -41,8 +49,7 @@ def compact_cnn(n_channels: int, n_wavelength: int, n_outputs: int, *, width: in
     if stride_first is None:
         stride_first = n_wavelength > 140
     half = width // 2
-    layers: list[nn.Module] = [nn.Conv1d(n_channels, half, 5, stride=2 if stride_first else 1,
-                                         padding=2), nn.ReLU()]
+    layers: list[nn.Module] = [nn.Conv1d(n_channels, half, 5, stride=2 if stride_first else 1, padding=2), nn.ReLU()]
     length = _pooled(n_wavelength, 5, 2 if stride_first else 1, 2)
     if not stride_first:
         layers.append(nn.MaxPool1d(2))
@@ -51,8 +58,7 @@ def compact_cnn(n_channels: int, n_wavelength: int, n_outputs: int, *, width: in
     length //= 2
     layers += [nn.Conv1d(half, width, 5, padding=2), nn.ReLU(), nn.MaxPool1d(2)]
     length //= 2
-    layers += [nn.Flatten(), nn.Linear(width * length, hidden), nn.ReLU(),
-               nn.Linear(hidden, n_outputs)]
+    layers += [nn.Flatten(), nn.Linear(width * length, hidden), nn.ReLU(), nn.Linear(hidden, n_outputs)]
     return nn.Sequential(*layers)
 
 
@@ -77,8 +83,14 @@ class MUISCA(nn.Module):
     (2, 63)
     """
 
-    def __init__(self, n_wavelength: int, n_outputs: int, scales: Sequence[int] = (1, 2, 3),
-                 n_channels: int = 2, n_dense: int = 4) -> None:
+    def __init__(
+        self,
+        n_wavelength: int,
+        n_outputs: int,
+        scales: Sequence[int] = (1, 2, 3),
+        n_channels: int = 2,
+        n_dense: int = 4,
+    ) -> None:
         super().__init__()
         self.coarse_grains = nn.ModuleList([nn.AvgPool1d(s) for s in scales])
         self.block = _SharedBlock(n_channels)
@@ -90,8 +102,7 @@ class MUISCA(nn.Module):
             positions += n
         features = positions * 32
         self.flatten = nn.Flatten()
-        self.dense = nn.Sequential(*[m for _ in range(n_dense)
-                                     for m in (nn.Linear(features, features), nn.ReLU())])
+        self.dense = nn.Sequential(*[m for _ in range(n_dense) for m in (nn.Linear(features, features), nn.ReLU())])
         self.output = nn.Linear(features, n_outputs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

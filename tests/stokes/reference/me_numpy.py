@@ -15,6 +15,7 @@ propagation matrix in LL04's convention
 
 Parameter names, units and conventions are those of fastinv.stokes.MilneEddington.
 """
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -29,10 +30,8 @@ K_B_EV = 8.617333262e-5
 
 # The two lines' data (issue 5 table; Lande factors from LS coupling).
 LINES = {
-    "FeI_6301": dict(wavelength=6301.5012, chi_low=3.654, log_gf=-0.718, j_low=2, j_up=2,
-                     g_low=11 / 6, g_up=1.5),
-    "FeI_6302": dict(wavelength=6302.4936, chi_low=3.686, log_gf=-1.165, j_low=1, j_up=0,
-                     g_low=2.5, g_up=0.0),
+    "FeI_6301": dict(wavelength=6301.5012, chi_low=3.654, log_gf=-0.718, j_low=2, j_up=2, g_low=11 / 6, g_up=1.5),
+    "FeI_6302": dict(wavelength=6302.4936, chi_low=3.686, log_gf=-1.165, j_low=1, j_up=0, g_low=2.5, g_up=0.0),
 }
 
 
@@ -62,8 +61,13 @@ def zeeman_components(j_low, g_low, j_up, g_up):
 
 def strength_ratios(names, t_ex=5000.0):
     l0 = LINES[names[0]]
-    return [10 ** (LINES[n]["log_gf"] - l0["log_gf"]) * LINES[n]["wavelength"] / l0["wavelength"]
-            * np.exp(-(LINES[n]["chi_low"] - l0["chi_low"]) / (K_B_EV * t_ex)) for n in names]
+    return [
+        10 ** (LINES[n]["log_gf"] - l0["log_gf"])
+        * LINES[n]["wavelength"]
+        / l0["wavelength"]
+        * np.exp(-(LINES[n]["chi_low"] - l0["chi_low"]) / (K_B_EV * t_ex))
+        for n in names
+    ]
 
 
 def _gauss_smooth(spec, wl, width):
@@ -78,7 +82,7 @@ def _gauss_smooth(spec, wl, width):
     def kern(w):
         J = min(wl.size - 1, max(1, int(5 * w) + 1))
         j = np.arange(-J, J + 1)
-        return j, np.exp(-(j / w) ** 2)
+        return j, np.exp(-((j / w) ** 2))
 
     def excess(w):
         j, k = kern(w)
@@ -90,16 +94,15 @@ def _gauss_smooth(spec, wl, width):
     J, n = j[-1], wl.size
     # continue the spectrum beyond the ends by point reflection: y(-m) = 2 y(0) - y(m)
     left = 2 * spec[..., :1] - spec[..., J:0:-1]
-    right = 2 * spec[..., -1:] - spec[..., -2:-J - 2:-1]
+    right = 2 * spec[..., -1:] - spec[..., -2 : -J - 2 : -1]
     ext = np.concatenate([left, spec, right], axis=-1)
     out = np.zeros_like(spec)
     for m, km in zip(j, k):
-        out += km * ext[..., J + m:J + m + n]
+        out += km * ext[..., J + m : J + m + n]
     return out
 
 
-def synthesize(params, wavelength, mu=1.0, lines=("FeI_6301", "FeI_6302"), method="closed",
-               ratios=None):
+def synthesize(params, wavelength, mu=1.0, lines=("FeI_6301", "FeI_6302"), method="closed", ratios=None):
     """(N, 4, n_lambda) Stokes profiles; ``params`` as for fastinv's MilneEddington."""
     wl = np.asarray(wavelength, dtype=np.float64)
     P = {k: np.atleast_1d(np.asarray(v, dtype=np.float64)) for k, v in params.items()}
@@ -140,10 +143,15 @@ def synthesize(params, wavelength, mu=1.0, lines=("FeI_6301", "FeI_6302"), metho
     rV = h * (qr - qb) * cg
     S0c, S1c = S0[:, None], S1[:, None]
     if method == "solve":
-        K = np.stack([np.stack([eI, eQ, eU, eV], -1),
-                      np.stack([eQ, eI, rV, -rU], -1),
-                      np.stack([eU, -rV, eI, rQ], -1),
-                      np.stack([eV, rU, -rQ, eI], -1)], -2)  # (n, nl, 4, 4)
+        K = np.stack(
+            [
+                np.stack([eI, eQ, eU, eV], -1),
+                np.stack([eQ, eI, rV, -rU], -1),
+                np.stack([eU, -rV, eI, rQ], -1),
+                np.stack([eV, rU, -rQ, eI], -1),
+            ],
+            -2,
+        )  # (n, nl, 4, 4)
         e0 = np.zeros(K.shape[:-1] + (1,))
         e0[..., 0, 0] = 1.0
         sol = np.linalg.solve(K, e0)[..., 0]  # (n, nl, 4)

@@ -17,26 +17,24 @@ namespace fastinv::dem {
 // Per-pixel status codes. 0/2/3/10/11 are those of the SSW code (IDL SIMPLEX + BP driver).
 // Stored as int8 per pixel (BpResult::status); values may be added, never renumbered.
 enum class BpStatus : std::int8_t {
-  ok = 0,              // optimal solution found
-  infeasible = 2,      // no x >= 0 reproduces y within the tolerance band
-  not_converged = 3,   // iteration limit reached or numerical trouble
-  rejected = 10,       // the solution had a negative coefficient; coefficients set to 0
-  no_counts = 11,      // sum(y) < min_total: coefficients set to 0, not solved
-  bad_input = 12,      // a NaN/inf in y, or a NaN/inf/negative sigma: not solved
+  ok = 0,             // optimal solution found
+  infeasible = 2,     // no x >= 0 reproduces y within the tolerance band
+  not_converged = 3,  // iteration limit reached or numerical trouble
+  rejected = 10,      // the solution had a negative coefficient; coefficients set to 0
+  no_counts = 11,     // sum(y) < min_total: coefficients set to 0, not solved
+  bad_input = 12,     // a NaN/inf in y, or a NaN/inf/negative sigma: not solved
 };
 
 // Basis functions on a log T grid, row-major (ncoef x nT) with ncoef = widths.size() * nT.
 // A width of 0 gives the Dirac (identity) block; a width w > 0 gives
 // exp(-((logT - logT_m)/w)^2), peak 1 (not normalised), set to 0 where below `cutoff`.
 // Throws InvalidArgument for an empty/non-increasing/non-finite grid or a negative width.
-std::vector<double> bp_basis(const std::vector<double>& logt, const std::vector<double>& widths,
-                             double cutoff = 0.04);
+std::vector<double> bp_basis(const std::vector<double>& logt, const std::vector<double>& widths, double cutoff = 0.04);
 
 // D[c, m] = sum_j basis[m, j] * response[c, j] * dictfac, row-major (nchan x ncoef).
 // response: nchan x nT (DN cm^5 s^-1 pixel^-1 on the grid), basis: ncoef x nT.
 std::vector<double> bp_dictionary(const std::vector<double>& response, std::size_t nchan,
-                                  const std::vector<double>& basis, std::size_t ncoef,
-                                  double dictfac = 1e26);
+                                  const std::vector<double>& basis, std::size_t ncoef, double dictfac = 1e26);
 
 // AIA error model of aia_bp_estimate_error (Boerner 2015, V3 error table) for the six
 // channels 94, 131, 171, 193, 211, 335 (in that order). counts_dn: (6, npix) row-major, in
@@ -48,9 +46,9 @@ struct BpOptions {
   // Tolerance factors tried in turn until a pixel succeeds (adaptive tolfac): SSW default
   // 1.4, then x1.5, then x1.5 again. Use a single value to switch adaptivity off.
   std::vector<double> tolfacs{1.4, 2.1, 3.15};
-  double min_total = 0.01;  // sum(y) below this (DN/s) -> BpStatus::no_counts
-  int max_iterations = 400; // simplex iterations per LP before BpStatus::not_converged
-  int threads = 0;          // <= 0: OpenMP default
+  double min_total = 0.01;   // sum(y) below this (DN/s) -> BpStatus::no_counts
+  int max_iterations = 400;  // simplex iterations per LP before BpStatus::not_converged
+  int threads = 0;           // <= 0: OpenMP default
   // Start each pixel's simplex from the previous pixel's final basis (within blocks of 64
   // pixels, so results do not depend on the thread count). Same optima, fewer iterations
   // on images; off: every pixel starts from the all-logical basis.
@@ -60,13 +58,13 @@ struct BpOptions {
 // Outputs of BasisPursuit::solve, all caller-owned. Arrays are pixel-last: coeffs is
 // (ncoef, npix) row-major. `iterations` may be null.
 struct BpOutput {
-  double* coeffs = nullptr;        // (ncoef, npix), units of the dictionary (1e26 cm^-5)
-  std::int8_t* status = nullptr;   // (npix) BpStatus
-  double* tolfac = nullptr;        // (npix) tolfac of the last attempt (the successful one if ok)
-  double* objective = nullptr;     // (npix) sum of coeffs (0 unless ok)
+  double* coeffs = nullptr;            // (ncoef, npix), units of the dictionary (1e26 cm^-5)
+  std::int8_t* status = nullptr;       // (npix) BpStatus
+  double* tolfac = nullptr;            // (npix) tolfac of the last attempt (the successful one if ok)
+  double* objective = nullptr;         // (npix) sum of coeffs (0 unless ok)
   std::int32_t* iterations = nullptr;  // (npix) simplex iterations over all attempts
-  double* model = nullptr;         // optional (nchan, npix): D coeffs, the re-synthesised data
-  double* em = nullptr;            // optional (nT, npix): basis^T coeffs * em_unit (set_basis)
+  double* model = nullptr;             // optional (nchan, npix): D coeffs, the re-synthesised data
+  double* em = nullptr;                // optional (nT, npix): basis^T coeffs * em_unit (set_basis)
 };
 
 // Monte-Carlo error estimate for BasisPursuit::solve. Every solved pixel is solved again
@@ -78,7 +76,7 @@ struct BpOutput {
 // draws (sample standard deviation): NaN where fewer than two draws were feasible or where the
 // pixel itself was not solved. Every output pointer may be null.
 struct BpMonteCarlo {
-  int n_samples = 0;                    // 0: no estimate
+  int n_samples = 0;  // 0: no estimate
   std::uint64_t seed = 0;
   std::uint64_t first_pixel = 0;        // index of pixel 0 of this call in the whole image
   const double* logt = nullptr;         // (nT) bin centres, for logt_std (needs set_basis)
@@ -91,8 +89,7 @@ struct BpMonteCarlo {
 class BasisPursuit {
  public:
   // dictionary: row-major (nchan x ncoef), finite. Throws InvalidArgument otherwise.
-  BasisPursuit(std::vector<double> dictionary, std::size_t nchan, std::size_t ncoef,
-               BpOptions options = {});
+  BasisPursuit(std::vector<double> dictionary, std::size_t nchan, std::size_t ncoef, BpOptions options = {});
 
   std::size_t nchan() const { return nchan_; }
   std::size_t ncoef() const { return ncoef_; }

@@ -24,19 +24,19 @@ enum class DeepEmErrors { none, sigma, aia };
 
 struct DeepEmChi2 {
   DeepEmErrors mode = DeepEmErrors::none;
-  const double* sigma = nullptr;                 // (6, npix) DN/s, any strides (0 broadcasts)
+  const double* sigma = nullptr;  // (6, npix) DN/s, any strides (0 broadcasts)
   int64_t sigma_stride_channel = 0, sigma_stride_pixel = 0;
-  double exptime[6] = {0, 0, 0, 0, 0, 0};        // s, for the AIA error model
-  double n_sample = 1.0;                         // summed pixels, for the AIA error model
+  double exptime[6] = {0, 0, 0, 0, 0, 0};  // s, for the AIA error model
+  double n_sample = 1.0;                   // summed pixels, for the AIA error model
 };
 
-struct DeepEmOutput {  // all C-contiguous, npix innermost
-  float* em = nullptr;          // (nT, npix) cm^-5
-  float* model = nullptr;       // (6, npix) DN/s
-  int8_t* status = nullptr;     // (npix) BpStatus: ok, or bad_input for a non-finite input
-  double* chi2 = nullptr;       // (npix)
-  float* objective = nullptr;   // (npix) total EM / 1e26
-  double* tolfac = nullptr;     // (npix) NaN (DeepEM has no tolerance; BPResult's field)
+struct DeepEmOutput {          // all C-contiguous, npix innermost
+  float* em = nullptr;         // (nT, npix) cm^-5
+  float* model = nullptr;      // (6, npix) DN/s
+  int8_t* status = nullptr;    // (npix) BpStatus: ok, or bad_input for a non-finite input
+  double* chi2 = nullptr;      // (npix)
+  float* objective = nullptr;  // (npix) total EM / 1e26
+  double* tolfac = nullptr;    // (npix) NaN (DeepEM has no tolerance; BPResult's field)
 };
 
 // kernel: (6, nT) float32 response, row-major. Validates everything (InvalidArgument) before

@@ -37,8 +37,8 @@ void voigt_faraday(double a, const double* v, std::size_t n, double* H, double* 
 // Hsum_i += weight * H(a, x_i - shift), Fsum_i += weight * F(a, x_i - shift): one Zeeman
 // component (or line) added into a profile sum without a temporary array. x is the
 // wavelength grid in Doppler units, shift the component's position in the same units.
-void voigt_faraday_add(double a, const double* x, double shift, double weight, std::size_t n,
-                       double* Hsum, double* Fsum);
+void voigt_faraday_add(double a, const double* x, double shift, double weight, std::size_t n, double* Hsum,
+                       double* Fsum);
 
 // Instruction set of the vectorised kernel in use ("generic", "avx2", "avx512"): the best
 // this build and CPU have, lowered by the environment variable FASTINV_ISA.

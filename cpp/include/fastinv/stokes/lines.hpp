@@ -8,18 +8,18 @@
 namespace fastinv::stokes {
 
 struct SpectralLine {
-  std::string name;          // registry key, e.g. "FeI_6301"
-  std::string element;       // chemical symbol, e.g. "Fe"
-  int ion = 1;               // 1 = neutral, 2 = singly ionised, ...
-  double mass_amu = 0.0;     // atomic mass [u] (thermal Doppler width)
-  double wavelength = 0.0;   // line centre, AIR [Angstrom]
-  double chi_low = 0.0;      // excitation potential of the lower level [eV]
-  double log_gf = 0.0;       // log10 (g_low f)
+  std::string name;                // registry key, e.g. "FeI_6301"
+  std::string element;             // chemical symbol, e.g. "Fe"
+  int ion = 1;                     // 1 = neutral, 2 = singly ionised, ...
+  double mass_amu = 0.0;           // atomic mass [u] (thermal Doppler width)
+  double wavelength = 0.0;         // line centre, AIR [Angstrom]
+  double chi_low = 0.0;            // excitation potential of the lower level [eV]
+  double log_gf = 0.0;             // log10 (g_low f)
   double j_low = 0.0, j_up = 0.0;  // total angular momenta (integer or half-integer)
   double g_low = 0.0, g_up = 0.0;  // Lande factors of the lower / upper level
-  double abo_alpha = 0.0;    // Anstee-Barklem-O'Mara velocity exponent alpha
-  double abo_sigma = 0.0;    // ABO cross-section at 10 km/s [cm^2] (as in SIR's LINES file)
-  std::string source;        // where the numbers come from
+  double abo_alpha = 0.0;          // Anstee-Barklem-O'Mara velocity exponent alpha
+  double abo_sigma = 0.0;          // ABO cross-section at 10 km/s [cm^2] (as in SIR's LINES file)
+  std::string source;              // where the numbers come from
 
   // Effective Lande factor of the line (LL04 eq. 3.44):
   // g_eff = (g_l + g_u)/2 + (g_l - g_u)(J_l(J_l+1) - J_u(J_u+1))/4.

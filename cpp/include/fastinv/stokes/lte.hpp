@@ -40,7 +40,7 @@ struct AtmosphereView {
 // Per-atmosphere outcome (the others in a batch are unaffected).
 enum class LteStatus : std::int8_t {
   ok = 0,
-  invalid_input = 1,   // non-finite or out-of-range values (T outside 1000...1e5 K, B < 0, ...)
+  invalid_input = 1,  // non-finite or out-of-range values (T outside 1000...1e5 K, B < 0, ...)
   hydrostatic_failed = 2,
 };
 
@@ -54,11 +54,11 @@ struct PropagationRows {
 struct LteLine {
   SpectralLine line;
   ZeemanPattern pattern;
-  int Z = 0;                // atomic number of the element
-  int stage = 0;            // 0 = neutral
-  double gamma_rad = 0;     // radiative damping [s^-1] (classical, 8 pi^2 e^2 / (3 m c lambda^2))
-  double stark_coeff = 0;   // gamma_4 = stark_coeff * T^{1/6} * n_e
-  double vdw_coeff = 0;     // gamma_6 = vdw_coeff * T^{(1-alpha)/2} * n_H I
+  int Z = 0;               // atomic number of the element
+  int stage = 0;           // 0 = neutral
+  double gamma_rad = 0;    // radiative damping [s^-1] (classical, 8 pi^2 e^2 / (3 m c lambda^2))
+  double stark_coeff = 0;  // gamma_4 = stark_coeff * T^{1/6} * n_e
+  double vdw_coeff = 0;    // gamma_6 = vdw_coeff * T^{(1-alpha)/2} * n_H I
   explicit LteLine(const SpectralLine& l);
 };
 
@@ -67,9 +67,8 @@ struct LteLine {
 // H/sqrt(pi) peaks at 1/sqrt(pi) for a = 0), i.e. eta_I(line) = kappa_L * phi / (Doppler units).
 // x: wavelength grid in Doppler units relative to the shifted line centre, larmor the Zeeman
 // splitting per unit g in Doppler units, damping a, angles in radians.
-void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a, const double* x,
-                          std::size_t n, double larmor, double gamma, double chi,
-                          PropagationRows& rows, std::vector<double>& scratch);
+void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a, const double* x, std::size_t n,
+                          double larmor, double gamma, double chi, PropagationRows& rows, std::vector<double>& scratch);
 
 // DELO-linear formal solution (Rees, Durrant & Murphy 1989) for nw wavelengths at once
 // (SIMD over wavelength): the effective source S~ - K' I is taken linear in tau between
@@ -77,10 +76,9 @@ void add_line_propagation(const ZeemanPattern& pattern, double kappa_L, double a
 // laid out [k * nw + i] (k = depth, top first); dtau[k * nw + i] is the ray optical depth
 // (eta_I scale) between depths k and k+1; S the source function; out[r * nw + i] the
 // emergent I, Q, U, V.
-void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI,
-                       const double* etaQ, const double* etaU, const double* etaV,
-                       const double* rhoQ, const double* rhoU, const double* rhoV, const double* S,
-                       double* out);
+void delo_linear_batch(int nd, std::size_t nw, const double* dtau, const double* etaI, const double* etaQ,
+                       const double* etaU, const double* etaV, const double* rhoQ, const double* rhoU,
+                       const double* rhoV, const double* S, double* out);
 
 class LteSynthesizer {
  public:
@@ -93,15 +91,13 @@ class LteSynthesizer {
   // One atmosphere -> out[4 * n_wavelength] (I, Q, U, V rows). Never throws for bad
   // atmosphere values: returns a status and fills NaN.
   // with_lines = false gives the continuum alone (for normalisation).
-  LteStatus synthesize(const AtmosphereView& atm, double mu, double* out,
-                       bool with_lines = true) const;
+  LteStatus synthesize(const AtmosphereView& atm, double mu, double* out, bool with_lines = true) const;
 
   // n atmospheres sharing log_tau (length nd); arrays (n, nd) row-major; out (n, 4, nλ);
   // status (n). OpenMP over atmospheres (threads <= 0: default).
-  void synthesize_batch(int n, int nd, const double* log_tau, const double* T, const double* vmic,
-                        const double* B, const double* inclination, const double* azimuth,
-                        const double* vlos, double mu, double* out, std::int8_t* status,
-                        int threads, bool with_lines = true) const;
+  void synthesize_batch(int n, int nd, const double* log_tau, const double* T, const double* vmic, const double* B,
+                        const double* inclination, const double* azimuth, const double* vlos, double mu, double* out,
+                        std::int8_t* status, int threads, bool with_lines = true) const;
 
  private:
   std::vector<LteLine> lines_;

@@ -16,15 +16,15 @@ namespace fastinv::stokes {
 
 // Thermodynamic state at one depth. Number densities in cm^-3, pressures in dyn cm^-2.
 struct EosState {
-  double T = 0;        // temperature [K]
-  double Pg = 0;       // gas pressure
-  double Pe = 0;       // electron pressure
-  double ne = 0;       // electron density
-  double nH = 0;       // total hydrogen nuclei density (all forms)
-  double nHI = 0;      // neutral hydrogen atoms
-  double nHII = 0;     // protons
-  double nHm = 0;      // H- ions
-  double rho = 0;      // mass density [g cm^-3]
+  double T = 0;     // temperature [K]
+  double Pg = 0;    // gas pressure
+  double Pe = 0;    // electron pressure
+  double ne = 0;    // electron density
+  double nH = 0;    // total hydrogen nuclei density (all forms)
+  double nHI = 0;   // neutral hydrogen atoms
+  double nHII = 0;  // protons
+  double nHm = 0;   // H- ions
+  double rho = 0;   // mass density [g cm^-3]
 };
 
 // Contributions to the continuum extinction coefficient [cm^-1] at one wavelength.
@@ -67,7 +67,7 @@ class LteEos {
 
   // Number abundance of Z relative to H (0 if the EOS does not carry it).
   double abundance(int Z) const;
-  double mass_per_H() const { return mass_per_h_; }       // [g] per H nucleus
+  double mass_per_H() const { return mass_per_h_; }         // [g] per H nucleus
   double particles_per_H() const { return nuclei_per_h_; }  // nuclei per H nucleus
 
   // Solve the ionisation balance for given T and gas pressure. Throws InvalidArgument for
@@ -83,8 +83,11 @@ class LteEos {
   double neutral_fraction(int Z, const EosState& s) const;
 
  private:
-  struct Donor { int Z; double abund; };
-  std::vector<Donor> donors_;     // elements that give electrons (not H)
+  struct Donor {
+    int Z;
+    double abund;
+  };
+  std::vector<Donor> donors_;  // elements that give electrons (not H)
   double mass_per_h_ = 0;
   double nuclei_per_h_ = 0;
   // Electrons per H nucleus for given T-dependent Saha factors and n_e.
@@ -109,8 +112,7 @@ constexpr double kLambda500 = 5000.0;       // reference wavelength of tau_500 [
 // downward (strictly increasing). Fills states[k] and kappa500[k] (extinction at 5000 A,
 // cm^-1). Returns false (and leaves NaNs) if the integration fails for this atmosphere (a
 // per-atmosphere failure, not an exception). Throws InvalidArgument on malformed input.
-bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const double* T, int n,
-                             double gravity, EosState* states, double* kappa500,
-                             double pg_top = -1.0);
+bool hydrostatic_equilibrium(const LteEos& eos, const double* log_tau, const double* T, int n, double gravity,
+                             EosState* states, double* kappa500, double pg_top = -1.0);
 
 }  // namespace fastinv::stokes

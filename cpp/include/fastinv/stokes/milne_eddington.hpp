@@ -83,12 +83,11 @@ class MilneEddington {
   // profiles and status me_invalid_parameters; the others are unaffected. Throws
   // InvalidArgument for a bad mu (must be in (0, 1]) or null required arrays.
   // threads <= 0: default_threads().
-  void synthesize(const MEParameterArrays& p, double mu, double* out, uint8_t* status,
-                  int threads = 0) const;
+  void synthesize(const MEParameterArrays& p, double mu, double* out, uint8_t* status, int threads = 0) const;
 
  private:
-  void synthesize_one(const MEParameterArrays& p, int64_t i, double mu, detail::MEWork& work,
-                      double* prof, std::vector<double>& scratch, std::vector<double>& kernel) const;
+  void synthesize_one(const MEParameterArrays& p, int64_t i, double mu, detail::MEWork& work, double* prof,
+                      std::vector<double>& scratch, std::vector<double>& kernel) const;
 
   std::vector<detail::MELineData> lines_;  // Zeeman components, weights (me_types.hpp)
   std::size_t max_components_ = 0;

@@ -10,8 +10,8 @@ namespace fastinv::stokes {
 // Instrument (fastinv.stokes.Instrument) from its line-spread function; applied in C++.
 struct BandedOperator {
   int64_t n_in = 0, n_out = 0, width = 0;
-  std::vector<int64_t> start;    // n_out
-  std::vector<double> weights;   // n_out * width
+  std::vector<int64_t> start;   // n_out
+  std::vector<double> weights;  // n_out * width
   // Throws InvalidArgument unless sizes agree, 0 <= start[k], start[k] + width <= n_in and
   // every weight is finite.
   void validate() const;
@@ -50,7 +50,7 @@ class GaussianSmoother {
 // A Gaussian macroturbulence of 1/e half-width w folds in exactly as
 // sigma^2 = sigma_lsf^2 + w^2 / 2 -- which is why this exists: no separate smoothing pass.
 // `kernel` is scratch.
-void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first,
-                       int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
+void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first, int64_t stride,
+                       int64_t n_out, double* out, std::vector<double>& kernel);
 
 }  // namespace fastinv::stokes

@@ -28,6 +28,7 @@ Examples
 >>> round(quiet_sun_level(levels) / 1000, 2)
 1.0
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ FRACTION = 0.15
 CLIP = 0.8
 
 
-def continuum_wavelengths(intensity: np.ndarray, axis: int = -1, fraction: float = FRACTION,
-                          max_pixels: int = 512) -> np.ndarray:
+def continuum_wavelengths(
+    intensity: np.ndarray, axis: int = -1, fraction: float = FRACTION, max_pixels: int = 512
+) -> np.ndarray:
     """Indices of the continuum wavelengths of Stokes I spectra (rule step 1).
 
     Parameters
@@ -88,8 +90,10 @@ def quiet_sun_level(levels: np.ndarray, clip: float = CLIP) -> float:
     v = np.asarray(levels, dtype=np.float64).ravel()
     v = v[np.isfinite(v) & (v > 0)]
     if v.size == 0:
-        raise ValueError("no pixel with a finite, positive continuum: cannot normalise "
-                         "(all NaN, or the data are not Stokes I counts)")
+        raise ValueError(
+            "no pixel with a finite, positive continuum: cannot normalise "
+            "(all NaN, or the data are not Stokes I counts)"
+        )
     est = float(np.median(v))
     for _ in range(20):
         keep = v[v > clip * est]

@@ -2,7 +2,8 @@
 
 Two test sets, both never seen in training:
 
-- the held-out rows of a fastinv training set (the last 5 %, ``SPLIT`` in :mod:`fastinv.stokes.synthesis.training_sets`);
+- the held-out rows of a fastinv training set (the last 5 %, ``SPLIT`` in
+  :mod:`fastinv.stokes.synthesis.training_sets`);
 - :func:`lightweaver_set`: a few hundred random atmospheres synthesised by lightweaver (an
   independent code, strictly LTE; :mod:`fastinv.stokes.synthesis.lightweaver_reference`) and degraded
   through the same instrument with the same noise. Each code's profiles are normalised to its
@@ -16,6 +17,7 @@ mean of the correlations of cos 2 phi and sin 2 phi, and only nodes where the tr
 field B sin(gamma) is >= 300 G count (below, the linear polarisation is under the noise and
 the azimuth undefined).
 """
+
 from __future__ import annotations
 
 import os
@@ -31,14 +33,13 @@ from .output import AZIMUTH_MIN_TRANSVERSE
 __all__ = ["metrics", "evaluate", "lightweaver_set", "evaluate_lightweaver", "truth_at_nodes"]
 
 
-
 def truth_at_nodes(atmosphere: Mapping, log_tau: np.ndarray, nodes) -> dict[str, np.ndarray]:
     """True quantities (N, n_nodes) at the nodes, incl. ``azimuth`` and ``B_los``."""
 
     names = ("temperature", "vlos", "B", "inclination", "azimuth", "B_los")
     cols = targets(atmosphere, log_tau, nodes, names)
     n = len(nodes)
-    return {q: cols[:, i * n:(i + 1) * n].astype(np.float64) for i, q in enumerate(names)}
+    return {q: cols[:, i * n : (i + 1) * n].astype(np.float64) for i, q in enumerate(names)}
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
@@ -61,9 +62,11 @@ def metrics(pred: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], nod
                 pk, tk = pk[m], tk[m]
                 d = (pk - tk + 90.0) % 180.0 - 90.0
                 rad_p, rad_t = np.deg2rad(2 * pk), np.deg2rad(2 * tk)
-                r.append(0.5 * (_pearson(np.cos(rad_p), np.cos(rad_t))
-                                + _pearson(np.sin(rad_p), np.sin(rad_t))) if m.sum() > 2
-                         else float("nan"))
+                r.append(
+                    0.5 * (_pearson(np.cos(rad_p), np.cos(rad_t)) + _pearson(np.sin(rad_p), np.sin(rad_t)))
+                    if m.sum() > 2
+                    else float("nan")
+                )
             else:
                 d = pk - tk
                 r.append(_pearson(pk, tk))
@@ -74,8 +77,7 @@ def metrics(pred: Mapping[str, np.ndarray], truth: Mapping[str, np.ndarray], nod
     summary = {}
     if "temperature" in out:
         sel = [k for k, v in enumerate(nodes) if -2.0 <= v <= 0.0]
-        summary["temperature_r_mean_logtau_0_to_-2"] = float(np.mean(
-            [out["temperature"]["r"][k] for k in sel]))
+        summary["temperature_r_mean_logtau_0_to_-2"] = float(np.mean([out["temperature"]["r"][k] for k in sel]))
     for q in out:
         summary[f"{q}_r_mean"] = float(np.nanmean(out[q]["r"]))
     return {"nodes": list(nodes), "per_node": out, "summary": summary}
@@ -94,8 +96,7 @@ def _predict(model, stokes: np.ndarray, wavelength: np.ndarray, threads: int | N
     return net, {q: np.asarray(getattr(v, "value", v), dtype=np.float64) for q, v in pred.items()}
 
 
-def evaluate(model, data: str | os.PathLike, threads: int | None = None,
-             max_profiles: int | None = 50_000) -> dict:
+def evaluate(model, data: str | os.PathLike, threads: int | None = None, max_profiles: int | None = 50_000) -> dict:
     """Metrics on the held-out rows (last 5 %) of a training set.
 
     Parameters
@@ -116,13 +117,17 @@ def evaluate(model, data: str | os.PathLike, threads: int | None = None,
     net, pred = _predict(model, d["stokes"][ok], d["wavelength"], threads)
     truth = truth_at_nodes({k: v[ok] for k, v in d["atmosphere"].items()}, d["log_tau"], net.nodes)
     result = metrics(pred, truth, net.nodes)
-    result["set"] = {"kind": "held-out synthetic (fastinv LTE)", "rows": [start, stop],
-                     "profiles": int(ok.sum())}
+    result["set"] = {"kind": "held-out synthetic (fastinv LTE)", "rows": [start, stop], "profiles": int(ok.sum())}
     return result
 
 
-def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 20261121,
-                    wavelength: np.ndarray | None = None, progress: bool = False) -> dict:
+def lightweaver_set(
+    n: int = 300,
+    instrument: str = "hinode",
+    seed: int = 20261121,
+    wavelength: np.ndarray | None = None,
+    progress: bool = False,
+) -> dict:
     """Stokes profiles of ``n`` random atmospheres (:func:`~fastinv.stokes.synthesis.atmospheres.random_mixture`)
     computed by lightweaver, degraded through the instrument, with its noise.
 
@@ -137,8 +142,7 @@ def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 202611
 
     inst = instrument_by_name(instrument)
     if wavelength is not None:
-        inst = Instrument(np.asarray(wavelength, np.float64), inst.lsf_fwhm, noise=inst.noise,
-                          name=inst.name)
+        inst = Instrument(np.asarray(wavelength, np.float64), inst.lsf_fwhm, noise=inst.noise, name=inst.name)
     grid = inst.synthesis_grid()
     rng = np.random.default_rng(seed)
     atm, population = atm_mod.random_mixture(n, seed=rng)
@@ -146,9 +150,17 @@ def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 202611
 
     def synth(a, i, wave):
         ptop = float(_core._testing.lte_hydrostatic(a.log_tau, a.temperature[i])["Pg"][0])
-        return lwref.lightweaver_stokes(a.log_tau, a.temperature[i], a.vmic[i], a.B[i],
-                                        a.inclination[i], a.azimuth[i], a.vlos[i], wave,
-                                        ptop_dyn=ptop)
+        return lwref.lightweaver_stokes(
+            a.log_tau,
+            a.temperature[i],
+            a.vmic[i],
+            a.B[i],
+            a.inclination[i],
+            a.azimuth[i],
+            a.vlos[i],
+            wave,
+            ptop_dyn=ptop,
+        )
 
     # HSRA continuum: lightweaver at line-free points 3 A outside the grid, linear between
     ends = np.array([grid[0] - 3.0, grid[-1] + 3.0])
@@ -159,24 +171,26 @@ def lightweaver_set(n: int = 300, instrument: str = "hinode", seed: int = 202611
         raw[i] = synth(atm, i, grid)
         bar.update(1)
     stokes = inst.add_noise(inst.degrade(raw / ic[None, None, :]), seed=rng, continuum=1.0)
-    return {"stokes": stokes.astype(np.float32), "wavelength": inst.wavelength.copy(),
-            "log_tau": atm.log_tau, "population": population,
-            "atmosphere": {k: getattr(atm, k) for k in
-                           ("temperature", "vmic", "B", "inclination", "azimuth", "vlos")}}
+    return {
+        "stokes": stokes.astype(np.float32),
+        "wavelength": inst.wavelength.copy(),
+        "log_tau": atm.log_tau,
+        "population": population,
+        "atmosphere": {k: getattr(atm, k) for k in ("temperature", "vmic", "B", "inclination", "azimuth", "vlos")},
+    }
 
 
-def evaluate_lightweaver(model, n: int = 300, seed: int = 20261121, threads: int | None = None,
-                         progress: bool = False) -> dict:
+def evaluate_lightweaver(
+    model, n: int = 300, seed: int = 20261121, threads: int | None = None, progress: bool = False
+) -> dict:
     """Metrics of ``model`` on :func:`lightweaver_set` profiles of its instrument."""
     from .network import StokesNet
 
     net = model if isinstance(model, StokesNet) else StokesNet.load(model, threads=threads)
     instrument = "visp" if net.card["instrument"] == "visp" else "hinode"
-    d = lightweaver_set(n, instrument, seed, wavelength=net.wavelength.to_value("Angstrom"),
-                        progress=progress)
+    d = lightweaver_set(n, instrument, seed, wavelength=net.wavelength.to_value("Angstrom"), progress=progress)
     _, pred = _predict(net, d["stokes"], d["wavelength"], threads)
     truth = truth_at_nodes(d["atmosphere"], d["log_tau"], net.nodes)
     result = metrics(pred, truth, net.nodes)
-    result["set"] = {"kind": "lightweaver (independent code), random_mixture atmospheres",
-                     "profiles": n, "seed": seed}
+    result["set"] = {"kind": "lightweaver (independent code), random_mixture atmospheres", "profiles": n, "seed": seed}
     return result

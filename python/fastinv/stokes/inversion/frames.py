@@ -22,6 +22,7 @@ Examples
 >>> res.results["temperature"].shape, f"{res.latency * 1e3:.0f} ms"        # doctest: +SKIP
 ((7, 2555), '41 ms')
 """
+
 from __future__ import annotations
 
 import glob
@@ -36,7 +37,6 @@ import numpy as np
 
 from ..._fits import open_fits
 from ..._warnings import warn_user
-
 from .continuum import continuum_levels, continuum_wavelengths, quiet_sun_level
 from .network import Resampler, StokesNet, instrument_key
 
@@ -107,8 +107,15 @@ class FrameInverter:
     ...     print(res.step, f"{res.latency * 1e3:.0f} ms")
     """
 
-    def __init__(self, model=None, instrument: str = "visp", continuum: float | None = None,
-                 threads: int | None = None, device: str = "cpu", wavelength_shift: float = 0.0) -> None:
+    def __init__(
+        self,
+        model=None,
+        instrument: str = "visp",
+        continuum: float | None = None,
+        threads: int | None = None,
+        device: str = "cpu",
+        wavelength_shift: float = 0.0,
+    ) -> None:
         self.instrument = instrument_key(instrument)
         self.net = _as_net(model, self.instrument, threads, device)
         self.threads = threads
@@ -152,10 +159,13 @@ class FrameInverter:
             self._wl_key = key
             blue, red = self._resampler.extrapolated
             if blue > 0 or red > 0:
-                warn_user(f"the observed window ({wl.min():.3f}-{wl.max():.3f} A) misses {blue:.3f} A at the blue "
-                          f"and {red:.3f} A at the red end of the model grid "
-                          f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
-                          "observed (continuum) value", stacklevel=4)
+                warn_user(
+                    f"the observed window ({wl.min():.3f}-{wl.max():.3f} A) misses {blue:.3f} A at the blue "
+                    f"and {red:.3f} A at the red end of the model grid "
+                    f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
+                    "observed (continuum) value",
+                    stacklevel=4,
+                )
         return self._resampler
 
     def frame_continuum(self, frame: np.ndarray) -> float:
@@ -207,8 +217,10 @@ class FrameInverter:
             raise TypeError(f"frame must be numeric, got {frame.dtype}")
         res = self._resampler_for(wavelength)
         if frame.shape[self.wl_axis] != res.n_in:
-            raise ValueError(f"frame has {frame.shape[self.wl_axis]} wavelengths on axis {self.wl_axis} "
-                             f"({layout}) but {res.n_in} were given")
+            raise ValueError(
+                f"frame has {frame.shape[self.wl_axis]} wavelengths on axis {self.wl_axis} "
+                f"({layout}) but {res.n_in} were given"
+            )
         n = frame.shape[self.slit_axis]
         self._buffers(n)
         ic = continuum if continuum is not None else self.continuum
@@ -248,10 +260,18 @@ class FrameInverter:
         return FrameResult(out, status, float(ic), t, t, step, header)
 
     # ------------------------------------------------------------------ watch mode
-    def watch(self, directory: str | os.PathLike, pattern: str = "*.fits", timeout: float | None = 60.0,
-              max_frames: int | None = None, poll: float = 0.1, stop: Callable[[], bool] | None = None,
-              output_dir: str | os.PathLike | None = None, report: bool = False,
-              settle: float = 2.0) -> Iterable[FrameResult]:
+    def watch(
+        self,
+        directory: str | os.PathLike,
+        pattern: str = "*.fits",
+        timeout: float | None = 60.0,
+        max_frames: int | None = None,
+        poll: float = 0.1,
+        stop: Callable[[], bool] | None = None,
+        output_dir: str | os.PathLike | None = None,
+        report: bool = False,
+        settle: float = 2.0,
+    ) -> Iterable[FrameResult]:
         """Invert ViSP raster steps as their four Stokes files appear in ``directory``.
 
         Files are polled every ``poll`` s, identified by their headers (DINDEX3/DINDEX4,
@@ -318,8 +338,9 @@ class FrameInverter:
                     if old is None or old[0] != size:
                         unreadable[p] = (size, now, False)
                     elif not old[2] and now - old[1] > settle:
-                        warn_user(f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped "
-                                  "until it changes")
+                        warn_user(
+                            f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped until it changes"
+                        )
                         unreadable[p] = (size, old[1], True)
                     continue
                 unreadable.pop(p, None)
@@ -328,8 +349,9 @@ class FrameInverter:
                 new = True
                 slot = pending.setdefault(key[0], {})
                 if key[1] in slot:
-                    raise ValueError(f"{slot[key[1]]} and {p}: same raster step and Stokes (DINDEX3={key[0]}, "
-                                     f"DINDEX4={key[1]})")
+                    raise ValueError(
+                        f"{slot[key[1]]} and {p}: same raster step and Stokes (DINDEX3={key[0]}, DINDEX4={key[1]})"
+                    )
                 slot[key[1]] = p
             if new:
                 last_new = time.monotonic()
@@ -357,8 +379,10 @@ class FrameInverter:
                 if output_dir is not None:
                     self.write_frame(Path(output_dir) / f"step_{stepno:05d}.fits", result)
                 if report:
-                    print(f"step {stepno}: {result.latency * 1e3:.1f} ms (inversion {result.compute * 1e3:.1f} ms)",
-                          file=sys.stderr)
+                    print(
+                        f"step {stepno}: {result.latency * 1e3:.1f} ms (inversion {result.compute * 1e3:.1f} ms)",
+                        file=sys.stderr,
+                    )
                 done += 1
                 yield result
                 if max_frames is not None and done >= max_frames:
@@ -422,9 +446,16 @@ def _expand(paths: Sequence) -> list[str]:
     return out
 
 
-def invert_files(paths: Sequence, instrument: str, model=None, continuum: float | None = None,
-                 threads: int | None = None, progress: Callable[[int], None] | None = None,
-                 total: Callable[[int], None] | None = None, wavelength_shift: float = 0.0) -> MapResult:
+def invert_files(
+    paths: Sequence,
+    instrument: str,
+    model=None,
+    continuum: float | None = None,
+    threads: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    total: Callable[[int], None] | None = None,
+    wavelength_shift: float = 0.0,
+) -> MapResult:
     """Invert one map: Hinode SP slit files, or the per-Stokes files of a ViSP raster.
 
     The map's quiet-Sun continuum is found first over all its frames (a first pass that reads
@@ -508,8 +539,10 @@ def invert_files(paths: Sequence, instrument: str, model=None, continuum: float 
             status = np.zeros((ny, len(paths)), dtype=np.uint8)
             results = {k: np.empty((v.shape[0], ny, len(paths)), dtype=np.float32) for k, v in r.results.items()}
         if r.status.size != status.shape[0]:
-            raise ValueError(f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
-                             f"first frame has {status.shape[0]}")
+            raise ValueError(
+                f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
+                f"first frame has {status.shape[0]}"
+            )
         for k, v in r.results.items():
             results[k][:, :, x] = v
         status[:, x] = r.status

@@ -23,6 +23,7 @@ Examples
 >>> atm["temperature"].shape, atm["temperature"].unit               # doctest: +SKIP
 ((N, 7), Unit("K"))
 """
+
 from __future__ import annotations
 
 import json
@@ -34,22 +35,37 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ..._units import to_float_array
 from ...model import Model
 from ...status import STOKES_STATUS
-from ..._units import to_float_array
 
-__all__ = ["StokesNet", "Resampler", "resample_to", "default_model_path", "STOKES_STATUS",
-           "LEVEL2_NAMES", "CARD_KEY", "DEFAULT_LINES", "LINE_MARGIN"]
+__all__ = [
+    "StokesNet",
+    "Resampler",
+    "resample_to",
+    "default_model_path",
+    "STOKES_STATUS",
+    "LEVEL2_NAMES",
+    "CARD_KEY",
+    "DEFAULT_LINES",
+    "LINE_MARGIN",
+]
 
 #: Metadata key of the model card in the model file.
 CARD_KEY = "fastinv.card"
 
 #: fastinv quantity -> DKIST level-2 inversion product name (``mag_strength_los`` and the
 #: last two are fastinv's own: DKIST's level-2 list has no line-of-sight field strength).
-LEVEL2_NAMES = {"temperature": "temperature", "vlos": "velocity", "B": "mag_strength",
-                "inclination": "mag_inclination", "azimuth": "mag_azimuth",
-                "B_los": "mag_strength_los", "vmic": "microturbulence",
-                "log_pe": "log_electron_pressure"}
+LEVEL2_NAMES = {
+    "temperature": "temperature",
+    "vlos": "velocity",
+    "B": "mag_strength",
+    "inclination": "mag_inclination",
+    "azimuth": "mag_azimuth",
+    "B_los": "mag_strength_los",
+    "vmic": "microturbulence",
+    "log_pe": "log_electron_pressure",
+}
 
 #: The Fe I 6301.5 / 6302.5 lines the shipped models are trained on (air, A; cards may list
 #: others under ``line_wavelengths``), and the margin [A] around them an observation must
@@ -58,11 +74,25 @@ LEVEL2_NAMES = {"temperature": "temperature", "vlos": "velocity", "B": "mag_stre
 DEFAULT_LINES = (6301.5012, 6302.4936)
 LINE_MARGIN = 0.4
 
-_DEFAULT_UNITS = {"temperature": "K", "vlos": "km/s", "B": "G", "B_los": "G", "inclination": "deg",
-                  "azimuth": "deg", "vmic": "km/s", "log_pe": ""}
+_DEFAULT_UNITS = {
+    "temperature": "K",
+    "vlos": "km/s",
+    "B": "G",
+    "B_los": "G",
+    "inclination": "deg",
+    "azimuth": "deg",
+    "vmic": "km/s",
+    "log_pe": "",
+}
 _STOKES_INDEX = {"I": 0, "Q": 1, "U": 2, "V": 3}
-_INSTRUMENTS = {"hinode": "hinode_sp", "hinode_sp": "hinode_sp", "sp": "hinode_sp",
-                "visp": "visp", "dkist": "visp", "dkist_visp": "visp"}
+_INSTRUMENTS = {
+    "hinode": "hinode_sp",
+    "hinode_sp": "hinode_sp",
+    "sp": "hinode_sp",
+    "visp": "visp",
+    "dkist": "visp",
+    "dkist_visp": "visp",
+}
 _SHIPPED = {"hinode_sp": "stokes_hinode.safetensors", "visp": "stokes_visp.safetensors"}
 
 
@@ -139,7 +169,8 @@ class Resampler:
             raise ValueError(
                 f"the observation covers {ws[0]:.3f}-{ws[-1]:.3f} A but the model needs{what} "
                 f"{lo:.3f}-{hi:.3f} A (its spectral lines must be inside the observed window): "
-                "use a model trained for this spectral window, or data from the right camera/line")
+                "use a model trained for this spectral window, or data from the right camera/line"
+            )
         #: model-grid extent [A] beyond the observed window (blue end, red end), edge values used
         self.extrapolated = (max(0.0, float(ws[0] - mw[0]) - slack), max(0.0, float(mw[-1] - ws[-1]) - slack))
         self.n_in, self.n_out = wl.size, mw.size
@@ -157,8 +188,9 @@ class Resampler:
         spectra = np.asarray(spectra)
         axis = axis % spectra.ndim
         if spectra.shape[axis] != self.n_in:
-            raise ValueError(f"spectra have {spectra.shape[axis]} wavelengths along axis {axis}, "
-                             f"the observed grid has {self.n_in}")
+            raise ValueError(
+                f"spectra have {spectra.shape[axis]} wavelengths along axis {axis}, the observed grid has {self.n_in}"
+            )
         shape = list(spectra.shape)
         shape[axis] = self.n_out
         if out is None:
@@ -184,8 +216,9 @@ class Resampler:
         return out
 
 
-def resample_to(stokes, wavelength, model_wavelength, axis: int = -1,
-                required: tuple[float, float] | None = None) -> np.ndarray:
+def resample_to(
+    stokes, wavelength, model_wavelength, axis: int = -1, required: tuple[float, float] | None = None
+) -> np.ndarray:
     """Linearly interpolate ``stokes`` from ``wavelength`` onto ``model_wavelength``.
 
     Parameters
@@ -227,8 +260,9 @@ def _validate_card(card: Any, model: Model, path: str) -> dict:
     if not isinstance(card, dict):
         raise _card_error(path, "the model card is not a JSON object")
     if card.get("kind") != "fastinv.stokes":
-        raise _card_error(path, f"card kind is {card.get('kind')!r}, expected 'fastinv.stokes' "
-                                "(is this a DeepEM or other model?)")
+        raise _card_error(
+            path, f"card kind is {card.get('kind')!r}, expected 'fastinv.stokes' (is this a DeepEM or other model?)"
+        )
     for key in ("wavelength", "input", "nodes", "outputs", "output_mean", "output_std", "instrument"):
         if key not in card:
             raise _card_error(path, f"the card has no {key!r}")
@@ -243,8 +277,11 @@ def _validate_card(card: Any, model: Model, path: str) -> dict:
     if len(inp["offset"]) != len(stokes) or len(inp["scale"]) != len(stokes):
         raise _card_error(path, "card input.offset/scale must have one value per input Stokes parameter")
     if model.layout != "ncl" or model.input_shape != (len(stokes), wl.size):
-        raise _card_error(path, f"the network takes per-sample input {model.input_shape} but the card "
-                                f"describes ({len(stokes)}, {wl.size}) (channels, wavelengths)")
+        raise _card_error(
+            path,
+            f"the network takes per-sample input {model.input_shape} but the card "
+            f"describes ({len(stokes)}, {wl.size}) (channels, wavelengths)",
+        )
     if wl.size < 2 or not np.all(np.isfinite(wl)) or np.any(np.diff(wl) <= 0):
         raise _card_error(path, "card wavelength must be strictly increasing and finite")
     nodes, outputs = list(card["nodes"]), list(card["outputs"])
@@ -252,8 +289,11 @@ def _validate_card(card: Any, model: Model, path: str) -> dict:
     if not nodes or not outputs or len(set(outputs)) != len(outputs):
         raise _card_error(path, "card nodes and outputs must be non-empty (outputs distinct)")
     if model.output_shape != (k,):
-        raise _card_error(path, f"the network has output {model.output_shape} but the card describes "
-                                f"{len(outputs)} quantities x {len(nodes)} nodes = {k}")
+        raise _card_error(
+            path,
+            f"the network has output {model.output_shape} but the card describes "
+            f"{len(outputs)} quantities x {len(nodes)} nodes = {k}",
+        )
     for key in ("output_mean", "output_std"):
         v = np.asarray(card[key], dtype=np.float64)
         if v.shape != (k,) or not np.all(np.isfinite(v)):
@@ -302,8 +342,13 @@ class StokesNet:
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def load(cls, path: str | os.PathLike | None = None, instrument: str | None = None,
-             device: str = "cpu", threads: int | None = None) -> "StokesNet":
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        instrument: str | None = None,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> "StokesNet":
         """Load a Stokes model file (default: the one shipped for ``instrument``).
 
         Parameters
@@ -334,23 +379,29 @@ class StokesNet:
                 raise FileNotFoundError(
                     f"no Stokes model for {instrument_key(instrument or 'hinode')} is shipped in this "
                     f"installation ({path} is missing): pass a model file (model=... / --model PATH), "
-                    "e.g. one trained with 'fastinv train stokes'")
+                    "e.g. one trained with 'fastinv train stokes'"
+                )
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Stokes model file {path!r} does not exist")
         model = Model(path, device=device, threads=threads)
         raw = model.metadata.get(CARD_KEY)
         if raw is None:
-            raise _card_error(path, f"it has no {CARD_KEY!r} metadata (write it with "
-                                    "fastinv.export(..., metadata={'fastinv.card': json.dumps(card)}))")
+            raise _card_error(
+                path,
+                f"it has no {CARD_KEY!r} metadata (write it with "
+                "fastinv.export(..., metadata={'fastinv.card': json.dumps(card)}))",
+            )
         try:
             card = json.loads(raw)
         except json.JSONDecodeError as exc:
             raise _card_error(path, f"its card is not valid JSON ({exc})") from None
         net = cls(model, card, path)
         if instrument is not None and instrument_key(instrument) != net.instrument:
-            raise ValueError(f"{path} is a model for {net.instrument}, not {instrument_key(instrument)}: "
-                             "pick the matching --instrument or another model")
+            raise ValueError(
+                f"{path} is a model for {net.instrument}, not {instrument_key(instrument)}: "
+                "pick the matching --instrument or another model"
+            )
         return net
 
     # ------------------------------------------------------------------ properties
@@ -414,8 +465,10 @@ class StokesNet:
         stokes = np.asarray(stokes)
         n_wl = self._wl.size
         if stokes.ndim != 3 or stokes.shape[1] != 4 or stokes.shape[2] != n_wl:
-            raise ValueError(f"profiles must have shape (N, 4, {n_wl}) (I, Q, U, V on the model's "
-                             f"{n_wl}-point grid), got {stokes.shape}; resample with resample_to()")
+            raise ValueError(
+                f"profiles must have shape (N, 4, {n_wl}) (I, Q, U, V on the model's "
+                f"{n_wl}-point grid), got {stokes.shape}; resample with resample_to()"
+            )
         shape = (stokes.shape[0], self._channels.size, n_wl)
         if out is None:
             out = np.empty(shape, dtype=np.float32)
@@ -446,7 +499,7 @@ class StokesNet:
         raw *= self._std
         raw += self._mean
         n = self._nodes.size
-        cols = {name: raw[:, q * n:(q + 1) * n] for q, name in enumerate(self._outputs)}
+        cols = {name: raw[:, q * n : (q + 1) * n] for q, name in enumerate(self._outputs)}
         out = {}
         for name in self._quantities:
             if name == "azimuth":
@@ -508,21 +561,27 @@ class StokesNet:
     def summary_cards(self) -> dict[str, tuple]:
         """FITS header cards (key -> (value, comment)) summarising the model."""
         c = self.card
-        cards = {"INVMODEL": (os.path.basename(self.path), "fastinv Stokes model file"),
-                 "INVARCH": (str(c.get("architecture", "")), "network architecture"),
-                 "INVINST": (self.instrument, "instrument the model was trained for"),
-                 "INVSTOKS": (",".join(self.input_stokes), "Stokes parameters fed to the network"),
-                 "INVNODES": (",".join(f"{v:g}" for v in self._nodes), "log tau_500 nodes"),
-                 "INVWLMIN": (float(self._wl[0]), "[Angstrom] model grid start (air)"),
-                 "INVWLMAX": (float(self._wl[-1]), "[Angstrom] model grid end (air)"),
-                 "INVMU": (float(c.get("mu", 1.0)), "mu of the training profiles"),
-                 "INVNOISE": (float(c.get("noise", math.nan)) if c.get("noise") is not None else "",
-                              "[I_c] noise of the training profiles")}
+        cards = {
+            "INVMODEL": (os.path.basename(self.path), "fastinv Stokes model file"),
+            "INVARCH": (str(c.get("architecture", "")), "network architecture"),
+            "INVINST": (self.instrument, "instrument the model was trained for"),
+            "INVSTOKS": (",".join(self.input_stokes), "Stokes parameters fed to the network"),
+            "INVNODES": (",".join(f"{v:g}" for v in self._nodes), "log tau_500 nodes"),
+            "INVWLMIN": (float(self._wl[0]), "[Angstrom] model grid start (air)"),
+            "INVWLMAX": (float(self._wl[-1]), "[Angstrom] model grid end (air)"),
+            "INVMU": (float(c.get("mu", 1.0)), "mu of the training profiles"),
+            "INVNOISE": (
+                float(c.get("noise", math.nan)) if c.get("noise") is not None else "",
+                "[I_c] noise of the training profiles",
+            ),
+        }
         if c.get("fastinv_version"):
             cards["INVVERS"] = (str(c["fastinv_version"]), "fastinv version that trained the model")
         return cards
 
     def __repr__(self) -> str:
-        return (f"StokesNet({self.path!r}, {self.card.get('architecture', '?')}, {self.instrument}, "
-                f"{self._wl.size} wavelengths {self._wl[0]:.3f}-{self._wl[-1]:.3f} A, "
-                f"{', '.join(self._quantities)} at {self._nodes.size} nodes)")
+        return (
+            f"StokesNet({self.path!r}, {self.card.get('architecture', '?')}, {self.instrument}, "
+            f"{self._wl.size} wavelengths {self._wl[0]:.3f}-{self._wl[-1]:.3f} A, "
+            f"{', '.join(self._quantities)} at {self._nodes.size} nodes)"
+        )

@@ -20,6 +20,7 @@ Image axes: x = slit position / raster step, y = along the slit, with the input'
 (helioprojective) WCS on FITS axes 1 and 2, and the node index on axis 3 (``LOGTAU``, linear
 when the nodes are evenly spaced).
 """
+
 from __future__ import annotations
 
 import os
@@ -38,15 +39,35 @@ AZIMUTH_MIN_TRANSVERSE = 300.0
 
 __all__ = ["write_inversion_fits", "quicklook_png", "read_inversion_fits"]
 
-_LABELS = {"temperature": "T [K]", "vlos": "v$_{LOS}$ [km/s]", "B": "|B| [G]", "inclination": "inclination [deg]",
-           "azimuth": "azimuth [deg]", "B_los": "B$_{LOS}$ [G]", "vmic": "v$_{mic}$ [km/s]", "log_pe": "log P$_e$"}
-_CMAPS = {"temperature": "inferno", "vlos": "RdBu_r", "B": "viridis", "inclination": "RdBu_r",
-          "azimuth": "twilight", "B_los": "RdBu_r"}
+_LABELS = {
+    "temperature": "T [K]",
+    "vlos": "v$_{LOS}$ [km/s]",
+    "B": "|B| [G]",
+    "inclination": "inclination [deg]",
+    "azimuth": "azimuth [deg]",
+    "B_los": "B$_{LOS}$ [G]",
+    "vmic": "v$_{mic}$ [km/s]",
+    "log_pe": "log P$_e$",
+}
+_CMAPS = {
+    "temperature": "inferno",
+    "vlos": "RdBu_r",
+    "B": "viridis",
+    "inclination": "RdBu_r",
+    "azimuth": "twilight",
+    "B_los": "RdBu_r",
+}
 
 
-def write_inversion_fits(path: str | os.PathLike, results: Mapping[str, np.ndarray], status: np.ndarray,
-                         nodes: Sequence[float], units: Mapping[str, str], wcs=None,
-                         cards: Mapping[str, tuple] | None = None) -> Path:
+def write_inversion_fits(
+    path: str | os.PathLike,
+    results: Mapping[str, np.ndarray],
+    status: np.ndarray,
+    nodes: Sequence[float],
+    units: Mapping[str, str],
+    wcs=None,
+    cards: Mapping[str, tuple] | None = None,
+) -> Path:
     """Write inversion maps to FITS (layout in the module docstring), atomically.
 
     Parameters
@@ -129,10 +150,16 @@ def read_inversion_fits(path: str | os.PathLike) -> dict:
     return out
 
 
-def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], nodes: Sequence[float],
-                  depths: Sequence[float] = (0.0, -1.0, -2.0), title: str = "", wcs=None,
-                  status: np.ndarray | None = None,
-                  azimuth_min_transverse: float = AZIMUTH_MIN_TRANSVERSE) -> Path:
+def quicklook_png(
+    path: str | os.PathLike,
+    results: Mapping[str, np.ndarray],
+    nodes: Sequence[float],
+    depths: Sequence[float] = (0.0, -1.0, -2.0),
+    title: str = "",
+    wcs=None,
+    status: np.ndarray | None = None,
+    azimuth_min_transverse: float = AZIMUTH_MIN_TRANSVERSE,
+) -> Path:
     """Maps of each quantity at the nodes nearest log tau = ``depths`` (needs matplotlib).
 
     Axes are in arcsec when ``wcs`` (the map's celestial WCS) is given. Pixels with
@@ -159,12 +186,13 @@ def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], no
     extent = arcsec_extent(wcs, ny, nx)
     aspect = ny / max(nx, 1)
     w = 3.2
-    fig, axes = plt.subplots(len(names), len(cols), figsize=(w * len(cols), max(1.5, w * min(aspect, 3)) * len(names)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(names), len(cols), figsize=(w * len(cols), max(1.5, w * min(aspect, 3)) * len(names)), squeeze=False
+    )
     for r, name in enumerate(names):
         arr = np.asarray(results[name])
         finite = arr[np.isfinite(arr)]
-        lo, hi = (np.percentile(finite, [1, 99]) if finite.size else (0, 1))
+        lo, hi = np.percentile(finite, [1, 99]) if finite.size else (0, 1)
         if name in ("vlos", "B_los"):
             m = max(abs(lo), abs(hi))
             lo, hi = -m, m
@@ -179,8 +207,16 @@ def quicklook_png(path: str | os.PathLike, results: Mapping[str, np.ndarray], no
             mask = failed | ~np.isfinite(arr[k])
             if name == "azimuth":
                 mask = mask | weak[k]
-            im = ax.imshow(np.ma.masked_where(mask, arr[k]), origin="lower", cmap=cmap, vmin=lo,
-                           vmax=hi, aspect="auto", interpolation="nearest", extent=extent)
+            im = ax.imshow(
+                np.ma.masked_where(mask, arr[k]),
+                origin="lower",
+                cmap=cmap,
+                vmin=lo,
+                vmax=hi,
+                aspect="auto",
+                interpolation="nearest",
+                extent=extent,
+            )
             label = f"{_LABELS.get(name, name)}, log τ = {nodes[k]:g}"
             if name == "azimuth":
                 label += f"\n(grey: B sin γ < {azimuth_min_transverse:g} G)"

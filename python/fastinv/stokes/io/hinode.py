@@ -23,6 +23,7 @@ Examples
 >>> slit.stokes.shape, slit.wavelength[:2]                           # doctest: +SKIP
 ((4, 1024, 112), array([6300.8902, 6300.9117]))
 """
+
 from __future__ import annotations
 
 import math
@@ -86,18 +87,21 @@ def read_hinode_slit(path: str | os.PathLike) -> HinodeSlit:
         header = hdu.header.copy()
         inst = str(header.get("INSTRUME", hdul[0].header.get("INSTRUME", ""))).upper()
         if inst and not (inst.startswith("SOT") or inst in ("SP", "HINODE", "HINODE/SP")):
-            raise ValueError(f"{path}: INSTRUME = {inst!r} is not Hinode SOT/SP "
-                             f"(a DKIST file? use --instrument visp)")
+            raise ValueError(f"{path}: INSTRUME = {inst!r} is not Hinode SOT/SP (a DKIST file? use --instrument visp)")
         raw = np.asarray(hdu.data)
     if raw.ndim != 3 or raw.shape[0] != 4:
-        raise ValueError(f"{path}: Hinode SP level-1 data have shape (4, N_y, N_lambda) = (Stokes, slit, "
-                         f"wavelength), got {raw.shape}")
+        raise ValueError(
+            f"{path}: Hinode SP level-1 data have shape (4, N_y, N_lambda) = (Stokes, slit, "
+            f"wavelength), got {raw.shape}"
+        )
     if not np.issubdtype(raw.dtype, np.number):
         raise ValueError(f"{path}: data are not numbers")
     ctype1 = str(header.get("CTYPE1", "WAVELENGTH")).strip().upper()
     if not ctype1.startswith(("WAVE", "AWAV")):
-        raise ValueError(f"{path}: FITS axis 1 is {ctype1!r}, expected the wavelength (level-1 SP data are "
-                         "(4, N_y, N_lambda) in numpy order); is this a level-0 or a derived file?")
+        raise ValueError(
+            f"{path}: FITS axis 1 is {ctype1!r}, expected the wavelength (level-1 SP data are "
+            "(4, N_y, N_lambda) in numpy order); is this a level-0 or a derived file?"
+        )
     stokes = raw.astype(np.float32)
     i = stokes[0]
     i[i < 0] += 65536.0  # 16-bit wrap-around of bright Stokes I
@@ -125,8 +129,10 @@ def sort_slits(headers: Sequence, paths: Sequence[str]) -> list[int]:
     if all("SLITINDX" in h for h in headers):
         keys = [int(h["SLITINDX"]) for h in headers]
         if len(set(keys)) != len(keys):
-            raise ValueError("two files have the same SLITINDX: these are slits of more than one map; "
-                             "invert one map (one directory of SP3D*.fits) at a time")
+            raise ValueError(
+                "two files have the same SLITINDX: these are slits of more than one map; "
+                "invert one map (one directory of SP3D*.fits) at a time"
+            )
     elif all("XCEN" in h for h in headers):
         keys = [float(h["XCEN"]) for h in headers]
     else:

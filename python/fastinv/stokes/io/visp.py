@@ -23,6 +23,7 @@ Examples
 >>> frame.stokes.shape                    # (4, N_lambda, N_slit)           # doctest: +SKIP
 (4, 976, 2555)
 """
+
 from __future__ import annotations
 
 import os
@@ -32,11 +33,17 @@ from typing import Sequence
 import numpy as np
 
 from ..._fits import open_fits
-
 from .hinode import wavelength_from_header
 
-__all__ = ["VispStep", "read_visp_header", "group_visp_files", "read_visp_step", "visp_map_wcs",
-           "visp_dataset_files", "STOKES_NAMES"]
+__all__ = [
+    "VispStep",
+    "read_visp_header",
+    "group_visp_files",
+    "read_visp_step",
+    "visp_map_wcs",
+    "visp_dataset_files",
+    "STOKES_NAMES",
+]
 
 STOKES_NAMES = ("I", "Q", "U", "V")
 
@@ -84,12 +91,16 @@ def _check_header(h, path: str) -> None:
         raise ValueError(f"{path}: INSTRUME = {inst!r}, not DKIST ViSP{hint}")
     for key in ("DINDEX3", "DINDEX4"):
         if key not in h:
-            raise ValueError(f"{path}: no {key}: not a DKIST level-1 frame (SPEC-214 headers with "
-                             "DINDEX3 = raster step, DINDEX4 = Stokes parameter)")
+            raise ValueError(
+                f"{path}: no {key}: not a DKIST level-1 frame (SPEC-214 headers with "
+                "DINDEX3 = raster step, DINDEX4 = Stokes parameter)"
+            )
     ctype = [str(h.get(f"CTYPE{k}", "")).strip().upper() for k in (1, 2, 3)]
     if not ctype[1].startswith(("AWAV", "WAVE")):
-        raise ValueError(f"{path}: FITS axis 2 is {ctype[1]!r}, expected the dispersion axis AWAV "
-                         f"(axes: {ctype}); is this a ViSP level-1 frame?")
+        raise ValueError(
+            f"{path}: FITS axis 2 is {ctype[1]!r}, expected the dispersion axis AWAV "
+            f"(axes: {ctype}); is this a ViSP level-1 frame?"
+        )
     if not (ctype[0].startswith("HPLT") or ctype[0].startswith("HPLN")):
         raise ValueError(f"{path}: FITS axis 1 is {ctype[0]!r}, expected the spatial axis along the slit")
 
@@ -114,8 +125,10 @@ def group_visp_files(paths: Sequence[str | os.PathLike]) -> list[VispStep]:
     for step, st, name, p in entries:
         slot = by_step.setdefault(step, {})
         if st in slot:
-            raise ValueError(f"{slot[st][1]} and {p} are both raster step DINDEX3={step}, Stokes DINDEX4={st}: "
-                             "files of more than one map; invert one map at a time")
+            raise ValueError(
+                f"{slot[st][1]} and {p} are both raster step DINDEX3={step}, Stokes DINDEX4={st}: "
+                "files of more than one map; invert one map at a time"
+            )
         slot[st] = (name, p)
     values = sorted({st for _, st, _, _ in entries})
     steps = []
@@ -124,9 +137,11 @@ def group_visp_files(paths: Sequence[str | os.PathLike]) -> list[VispStep]:
         if len(slot) != 4:
             have = sorted(slot)
             missing = [STOKES_NAMES[i] for i, v in enumerate(values) if v not in slot] if len(values) == 4 else []
-            raise ValueError(f"raster step DINDEX3={step} has {len(slot)} Stokes files (DINDEX4 {have})"
-                             + (f", missing Stokes {', '.join(missing)}" if missing else "")
-                             + ": ViSP inversion needs I, Q, U and V of every step")
+            raise ValueError(
+                f"raster step DINDEX3={step} has {len(slot)} Stokes files (DINDEX4 {have})"
+                + (f", missing Stokes {', '.join(missing)}" if missing else "")
+                + ": ViSP inversion needs I, Q, U and V of every step"
+            )
         order = sorted(slot)
         names = [slot[k][0] for k in order]
         if all(names) and names != list(STOKES_NAMES):
@@ -177,8 +192,9 @@ def read_visp_step(step: VispStep, out: np.ndarray | None = None) -> VispStep:
 def visp_map_wcs(header):
     """Celestial WCS of a map image (N_slit rows along the slit, one column per raster step)
     from the first step's header: FITS axes (raster = axis 3, slit = axis 1) of the frame."""
-    from astropy.wcs import WCS, FITSFixedWarning
     import warnings
+
+    from astropy.wcs import WCS, FITSFixedWarning
 
     h = header.copy()
     for key in list(h.keys()):  # DKIST files carry a second (A) WCS and dataset keys; keep the primary WCS
@@ -219,6 +235,8 @@ def visp_dataset_files(asdf: str | os.PathLike) -> list[str]:
     paths = [base / name for name in fm.filenames]
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        raise FileNotFoundError(f"{len(missing)} of the dataset's {len(paths)} FITS files are not in {base} "
-                                f"(e.g. {missing[0].name}): download them first (dkist: dataset.files.download())")
+        raise FileNotFoundError(
+            f"{len(missing)} of the dataset's {len(paths)} FITS files are not in {base} "
+            f"(e.g. {missing[0].name}): download them first (dkist: dataset.files.download())"
+        )
     return [str(p) for p in paths]

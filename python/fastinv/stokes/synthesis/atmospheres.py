@@ -36,6 +36,7 @@ Examples
 >>> rnd.temperature.shape
 (4, 55)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,12 +47,28 @@ import numpy as np
 
 from ..._units import to_float_array
 
-__all__ = ["Atmospheres", "hsra", "falc", "maltby_m", "random", "random_mixture", "RANDOM_RANGES",
-           "POPULATIONS", "ATMOSPHERE_UNITS", "DEFAULT_NODES"]
+__all__ = [
+    "Atmospheres",
+    "hsra",
+    "falc",
+    "maltby_m",
+    "random",
+    "random_mixture",
+    "RANDOM_RANGES",
+    "POPULATIONS",
+    "ATMOSPHERE_UNITS",
+    "DEFAULT_NODES",
+]
 
 #: Per-depth quantities and their units (astropy unit strings).
-ATMOSPHERE_UNITS = {"temperature": "K", "vmic": "km/s", "B": "G", "inclination": "deg",
-                    "azimuth": "deg", "vlos": "km/s"}
+ATMOSPHERE_UNITS = {
+    "temperature": "K",
+    "vmic": "km/s",
+    "B": "G",
+    "inclination": "deg",
+    "azimuth": "deg",
+    "vlos": "km/s",
+}
 _FIELDS = tuple(ATMOSPHERE_UNITS)
 
 #: log tau_500 nodes at which training sets report the atmospheres (SICON's 7 nodes).
@@ -137,8 +154,7 @@ class Atmospheres:
     def __getitem__(self, idx) -> "Atmospheres":
         if isinstance(idx, (int, np.integer)):
             idx = slice(int(idx), int(idx) + 1 if idx != -1 else None)
-        return Atmospheres(self.log_tau, **{k: getattr(self, k)[idx] for k in _FIELDS},
-                           name=self.name)
+        return Atmospheres(self.log_tau, **{k: getattr(self, k)[idx] for k in _FIELDS}, name=self.name)
 
     @property
     def n_depth(self) -> int:
@@ -164,8 +180,7 @@ class Atmospheres:
         """
         nodes = np.asarray(nodes, dtype=np.float64).ravel()
         if np.any(nodes < self.log_tau[0]) or np.any(nodes > self.log_tau[-1]):
-            raise ValueError(f"nodes must lie within log_tau [{self.log_tau[0]}, "
-                             f"{self.log_tau[-1]}]")
+            raise ValueError(f"nodes must lie within log_tau [{self.log_tau[0]}, {self.log_tau[-1]}]")
         out = {"log_tau": nodes}
         for k in _FIELDS:
             a = getattr(self, k)
@@ -182,8 +197,7 @@ class Atmospheres:
         for it in items[1:]:
             if it.log_tau.shape != lt.shape or not np.allclose(it.log_tau, lt):
                 raise ValueError("concatenate: atmospheres must share the log tau grid")
-        return cls(lt, **{k: np.concatenate([getattr(i, k) for i in items]) for k in _FIELDS},
-                   name=items[0].name)
+        return cls(lt, **{k: np.concatenate([getattr(i, k) for i in items]) for k in _FIELDS}, name=items[0].name)
 
 
 def as_atmospheres(obj) -> Atmospheres:
@@ -193,11 +207,12 @@ def as_atmospheres(obj) -> Atmospheres:
     if isinstance(obj, Mapping):
         missing = [k for k in ("log_tau",) + _FIELDS if k not in obj]
         if missing:
-            raise ValueError(f"atmospheres mapping lacks {missing}; needs log_tau and "
-                             f"{list(_FIELDS)}")
+            raise ValueError(f"atmospheres mapping lacks {missing}; needs log_tau and {list(_FIELDS)}")
         return Atmospheres(**{k: obj[k] for k in ("log_tau",) + _FIELDS})
-    raise TypeError("atmospheres must be a fastinv.stokes.synthesis.atmospheres.Atmospheres or a dict "
-                    "with log_tau, temperature, vmic, B, inclination, azimuth, vlos")
+    raise TypeError(
+        "atmospheres must be a fastinv.stokes.synthesis.atmospheres.Atmospheres or a dict "
+        "with log_tau, temperature, vmic, B, inclination, azimuth, vlos"
+    )
 
 
 def _load(name: str) -> np.ndarray:
@@ -209,8 +224,7 @@ def _load(name: str) -> np.ndarray:
 def _model(table: np.ndarray, name: str, B, inclination, azimuth, vlos, vmic) -> Atmospheres:
     lt, T = table[:, 0], table[:, 1]
     vm = table[:, 2] if vmic is None else vmic
-    return Atmospheres(lt, temperature=T, vmic=vm, B=B, inclination=inclination,
-                       azimuth=azimuth, vlos=vlos, name=name)
+    return Atmospheres(lt, temperature=T, vmic=vm, B=B, inclination=inclination, azimuth=azimuth, vlos=vlos, name=name)
 
 
 def hsra(B=0.0, inclination=0.0, azimuth=0.0, vlos=0.0, vmic=None) -> Atmospheres:
@@ -310,14 +324,19 @@ def _base_temperatures(log_tau: np.ndarray) -> dict[str, np.ndarray]:
     h, f, m = hsra(), falc(), maltby_m()
     # Maltby M stops at log tau = 1.2: extend it linearly (deeper layers barely touch 630 nm)
     slope = (m.temperature[0, -1] - m.temperature[0, -2]) / (m.log_tau[-1] - m.log_tau[-2])
-    t_umbra = np.where(log_tau <= m.log_tau[-1], np.interp(log_tau, m.log_tau, m.temperature[0]),
-                       m.temperature[0, -1] + slope * (log_tau - m.log_tau[-1]))
+    t_umbra = np.where(
+        log_tau <= m.log_tau[-1],
+        np.interp(log_tau, m.log_tau, m.temperature[0]),
+        m.temperature[0, -1] + slope * (log_tau - m.log_tau[-1]),
+    )
     t_hsra = np.interp(log_tau, h.log_tau, h.temperature[0])
-    return {"hsra": t_hsra,
-            "falc": np.interp(log_tau, f.log_tau, f.temperature[0]),
-            "maltby_m": t_umbra,
-            # ~5800 K at log tau = 0, as penumbral models (del Toro Iniesta et al. 1994)
-            "penumbra": 0.75 * t_hsra + 0.25 * t_umbra}
+    return {
+        "hsra": t_hsra,
+        "falc": np.interp(log_tau, f.log_tau, f.temperature[0]),
+        "maltby_m": t_umbra,
+        # ~5800 K at log tau = 0, as penumbral models (del Toro Iniesta et al. 1994)
+        "penumbra": 0.75 * t_hsra + 0.25 * t_umbra,
+    }
 
 
 _BASES = ("hsra", "falc", "maltby_m", "penumbra")
@@ -384,8 +403,16 @@ def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None)
     cosg = np.clip(at_nodes(r["cos_inclination"], "nodes_inclination"), -1.0, 1.0)
     azi = at_nodes(r["azimuth"], "nodes_azimuth")
     vmic = at_nodes(r["vmic"], "nodes_vmic")
-    return Atmospheres(lt, temperature=T, vmic=vmic, B=B, inclination=np.rad2deg(np.arccos(cosg)),
-                       azimuth=azi, vlos=vlos, name=f"random(base={base})")
+    return Atmospheres(
+        lt,
+        temperature=T,
+        vmic=vmic,
+        B=B,
+        inclination=np.rad2deg(np.arccos(cosg)),
+        azimuth=azi,
+        vlos=vlos,
+        name=f"random(base={base})",
+    )
 
 
 #: Solar populations of :func:`random_mixture`: each is a :func:`random` base, a weight
@@ -395,22 +422,32 @@ def random(n: int, seed=None, base: str = "both", ranges: Mapping | None = None)
 #: isotropic; plage kG, nearly vertical (Buehler et al. 2015); penumbra 1-2.5 kG, inclined,
 #: Evershed flows; umbra 2-4 kG, nearly vertical (Solanki 2003, A&ARv 11, 153).
 POPULATIONS = {
-    "quiet": {"base": "both", "weight": 0.4,
-              "ranges": {"B": (0.0, 500.0), "vlos": (-4.0, 4.0)}},
-    "plage": {"base": "both", "weight": 0.2, "both_polarities": True,
-              "ranges": {"B": (500.0, 2000.0), "cos_inclination": (0.7, 1.0),
-                         "vlos": (-3.0, 3.0)}},
-    "penumbra": {"base": "penumbra", "weight": 0.2,
-                 "ranges": {"B": (800.0, 2500.0), "cos_inclination": (-0.8, 0.8),
-                            "vlos": (-3.0, 7.0)}},
-    "umbra": {"base": "maltby_m", "weight": 0.2, "both_polarities": True,
-              "ranges": {"B": (1800.0, 4000.0), "cos_inclination": (0.8, 1.0),
-                         "vlos": (-2.0, 2.0)}},
+    "quiet": {"base": "both", "weight": 0.4, "ranges": {"B": (0.0, 500.0), "vlos": (-4.0, 4.0)}},
+    "plage": {
+        "base": "both",
+        "weight": 0.2,
+        "both_polarities": True,
+        "ranges": {"B": (500.0, 2000.0), "cos_inclination": (0.7, 1.0), "vlos": (-3.0, 3.0)},
+    },
+    "penumbra": {
+        "base": "penumbra",
+        "weight": 0.2,
+        "ranges": {"B": (800.0, 2500.0), "cos_inclination": (-0.8, 0.8), "vlos": (-3.0, 7.0)},
+    },
+    "umbra": {
+        "base": "maltby_m",
+        "weight": 0.2,
+        "both_polarities": True,
+        "ranges": {"B": (1800.0, 4000.0), "cos_inclination": (0.8, 1.0), "vlos": (-2.0, 2.0)},
+    },
 }
 
 
-def random_mixture(n: int, seed=None, populations: Mapping | None = None,
-                   ) -> tuple[Atmospheres, np.ndarray]:
+def random_mixture(
+    n: int,
+    seed=None,
+    populations: Mapping | None = None,
+) -> tuple[Atmospheres, np.ndarray]:
     """Random atmospheres drawn from solar populations, shuffled, reproducible by ``seed``.
 
     Parameters

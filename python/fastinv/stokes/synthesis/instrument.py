@@ -16,6 +16,7 @@ Presets (approximate -- pass ``wavelength=`` to match a given observation's CRVA
   of its design, de Wijn et al. 2022, Sol. Phys. 297, 22). The real ViSP window also holds
   lines that the ME model does not include (e.g. Fe I 6297.8, telluric O2 6302.0/6302.8).
 """
+
 from __future__ import annotations
 
 import math
@@ -68,10 +69,18 @@ class Instrument:
     (112, 0.0215)
     """
 
-    def __init__(self, wavelength, lsf_fwhm=None, *, lsf: Callable | None = None,
-                 lsf_halfwidth: float | None = None, noise: float = 1e-3,
-                 oversample: int | None = None, vmac_max: float = 0.0,
-                 name: str = "custom") -> None:
+    def __init__(
+        self,
+        wavelength,
+        lsf_fwhm=None,
+        *,
+        lsf: Callable | None = None,
+        lsf_halfwidth: float | None = None,
+        noise: float = 1e-3,
+        oversample: int | None = None,
+        vmac_max: float = 0.0,
+        name: str = "custom",
+    ) -> None:
         wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
         if wl.size < 1 or not np.all(np.isfinite(wl)) or np.any(wl <= 0):
             raise ValueError("Instrument: wavelength must be positive finite Angstrom values")
@@ -115,15 +124,15 @@ class Instrument:
 
     # ------------------------------------------------------------------ presets
     @classmethod
-    def hinode_sp(cls, noise: float = 1e-3, oversample: int | None = None,
-                  centre: float = 6302.08) -> "Instrument":
+    def hinode_sp(cls, noise: float = 1e-3, oversample: int | None = None, centre: float = 6302.08) -> "Instrument":
         """Hinode SOT/SP: 112 x 21.5 mA around ``centre`` [A], 30 mA FWHM Gaussian LSF."""
         wl = centre + (np.arange(112) - 55.5) * 0.0215
         return cls(wl, 30.0, noise=noise, oversample=oversample, name="hinode_sp")
 
     @classmethod
-    def visp(cls, noise: float = 1e-3, oversample: int | None = None, centre: float = 6302.0,
-             n: int = 980) -> "Instrument":
+    def visp(
+        cls, noise: float = 1e-3, oversample: int | None = None, centre: float = 6302.0, n: int = 980
+    ) -> "Instrument":
         """DKIST ViSP (630 nm arm): ``n`` x 16.25 mA around ``centre``, R = 180 000 LSF."""
         wl = centre + (np.arange(n) - (n - 1) / 2) * 0.01625
         return cls(wl, centre / 180000.0 * 1e3, noise=noise, oversample=oversample, name="visp")
@@ -166,8 +175,7 @@ class Instrument:
                 w = np.asarray(self._lsf(grid[j0:j1] - lam), dtype=np.float64) * tw[j0:j1]
                 s = w.sum()
                 if not (s > 0 and np.all(np.isfinite(w))):
-                    raise ValueError("Instrument: the LSF must be finite and positive somewhere "
-                                     "within lsf_halfwidth")
+                    raise ValueError("Instrument: the LSF must be finite and positive somewhere within lsf_halfwidth")
                 rows.append((j0, w / s))
             width = max(len(w) for _, w in rows)
             start = np.empty(len(rows), dtype=np.int64)
@@ -176,18 +184,30 @@ class Instrument:
                 j0 = min(j0, n - width)  # keep the band inside the grid; pad with zeros
                 off = rows[k][0] - j0
                 start[k] = j0
-                weights[k, off:off + len(w)] = w
+                weights[k, off : off + len(w)] = w
             self._cache = (grid, start, weights, pad)
         return self._cache[:3]
 
     def padded_for(self, vmac_max: float) -> "Instrument":
         """A copy whose synthesis grid is padded for macroturbulence up to ``vmac_max``."""
         if self._sigma is not None:
-            return Instrument(self.wavelength, self.lsf_fwhm, noise=self.noise,
-                              oversample=self.oversample, vmac_max=vmac_max, name=self.name)
-        return Instrument(self.wavelength, lsf=self._lsf, lsf_halfwidth=self._reach,
-                          noise=self.noise, oversample=self.oversample, vmac_max=vmac_max,
-                          name=self.name)
+            return Instrument(
+                self.wavelength,
+                self.lsf_fwhm,
+                noise=self.noise,
+                oversample=self.oversample,
+                vmac_max=vmac_max,
+                name=self.name,
+            )
+        return Instrument(
+            self.wavelength,
+            lsf=self._lsf,
+            lsf_halfwidth=self._reach,
+            noise=self.noise,
+            oversample=self.oversample,
+            vmac_max=vmac_max,
+            name=self.name,
+        )
 
     def gaussian_sampling(self) -> tuple[float, int, int, int] | None:
         """``(sigma [A], first, stride, n_out)`` when the LSF is Gaussian and the output
@@ -217,8 +237,7 @@ class Instrument:
         n_in, start, weights = self.operator()
         spectra = np.ascontiguousarray(spectra, dtype=np.float64)
         if spectra.shape[-1] != n_in:
-            raise ValueError(f"degrade: spectra must be on synthesis_grid() ({n_in} points), "
-                             f"got {spectra.shape[-1]}")
+            raise ValueError(f"degrade: spectra must be on synthesis_grid() ({n_in} points), got {spectra.shape[-1]}")
         return np.asarray(_core.stokes.apply_operator(n_in, start, weights, spectra))
 
     def add_noise(self, spectra: np.ndarray, seed=None, continuum=1.0) -> np.ndarray:
@@ -241,6 +260,8 @@ class Instrument:
 
     def __repr__(self) -> str:
         lsf = f"lsf_fwhm={self.lsf_fwhm:.2f} mA" if self.lsf_fwhm else "lsf=callable"
-        return (f"Instrument({self.name!r}, {self.wavelength.size} samples "
-                f"{self.wavelength[0]:.3f}-{self.wavelength[-1]:.3f} A, {lsf}, "
-                f"noise={self.noise:g}, oversample={self.oversample})")
+        return (
+            f"Instrument({self.name!r}, {self.wavelength.size} samples "
+            f"{self.wavelength[0]:.3f}-{self.wavelength[-1]:.3f} A, {lsf}, "
+            f"noise={self.noise:g}, oversample={self.oversample})"
+        )

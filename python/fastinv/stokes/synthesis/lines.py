@@ -10,6 +10,7 @@ shift ``g_l M_l - g_u M_u`` in units of ``dlambda_B = 4.6686e-13 lambda0**2 B`` 
 strength ``3 (J_u J_l 1; -M_u M_l -q)**2`` summing to 1 in each group q = M_l - M_u
 (-1: sigma_b, 0: pi, +1: sigma_r).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field

@@ -24,6 +24,7 @@ Output Stokes are normalised, wavelength by wavelength, to the continuum intensi
 HSRA quiet-Sun model at the same mu (the usual I/I_c of observations normalised to the local
 quiet Sun), unless ``normalize=False`` (then erg s^-1 cm^-2 sr^-1 A^-1).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -31,8 +32,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from ... import _core
-from ...status import LTE_STATUS
 from ..._units import to_float_array
+from ...status import LTE_STATUS
 from .atmospheres import as_atmospheres, hsra
 from .instrument import Instrument
 from .lines import SpectralLine, resolve_lines
@@ -72,33 +73,47 @@ class LTE:
     True
     """
 
-    def __init__(self, lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
-                 wavelength=None, instrument: Instrument | None = None,
-                 line_window: float | None = None) -> None:
+    def __init__(
+        self,
+        lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
+        wavelength=None,
+        instrument: Instrument | None = None,
+        line_window: float | None = None,
+    ) -> None:
         self.lines = resolve_lines(lines, "LTE")
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
         if wavelength is not None and instrument is not None:
             wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
             inst = instrument
-            instrument = (Instrument(wl, inst.lsf_fwhm, noise=inst.noise,
-                                     oversample=inst.oversample, name=inst.name)
-                          if inst.lsf_fwhm else
-                          Instrument(wl, lsf=inst._lsf, lsf_halfwidth=inst._reach,
-                                     noise=inst.noise, oversample=inst.oversample, name=inst.name))
+            instrument = (
+                Instrument(wl, inst.lsf_fwhm, noise=inst.noise, oversample=inst.oversample, name=inst.name)
+                if inst.lsf_fwhm
+                else Instrument(
+                    wl,
+                    lsf=inst._lsf,
+                    lsf_halfwidth=inst._reach,
+                    noise=inst.noise,
+                    oversample=inst.oversample,
+                    name=inst.name,
+                )
+            )
         self.instrument = instrument
         if instrument is not None:
             self.wavelength = instrument.wavelength.copy()
             synth = instrument.synthesis_grid()
         else:
-            self.wavelength = (hinode_sp_wavelength() if wavelength is None
-                               else to_float_array(wavelength, "Angstrom", "wavelength").ravel()
-                               .astype(np.float64))
+            self.wavelength = (
+                hinode_sp_wavelength()
+                if wavelength is None
+                else to_float_array(wavelength, "Angstrom", "wavelength").ravel().astype(np.float64)
+            )
             synth = self.wavelength
         self.synthesis_wavelength = np.ascontiguousarray(synth, dtype=np.float64)
         computed = self._window_points(line_window)
-        self._lte = _core.stokes.LteSynthesizer([line.name for line in self.lines],
-                                          np.ascontiguousarray(self.synthesis_wavelength[computed]))
+        self._lte = _core.stokes.LteSynthesizer(
+            [line.name for line in self.lines], np.ascontiguousarray(self.synthesis_wavelength[computed])
+        )
         self._ic_cache: dict[float, np.ndarray] = {}
 
     def _window_points(self, line_window: float | None) -> np.ndarray:
@@ -137,16 +152,25 @@ class LTE:
         mu = float(mu)
         if mu not in self._ic_cache:
             a = hsra()
-            out, status = self._lte.synthesize(a.log_tau, a.temperature, a.vmic, a.B,
-                                               a.inclination, a.azimuth, a.vlos, mu, 1, False)
+            out, status = self._lte.synthesize(
+                a.log_tau, a.temperature, a.vmic, a.B, a.inclination, a.azimuth, a.vlos, mu, 1, False
+            )
             if int(status[0]) != 0:  # pragma: no cover - the bundled model always works
                 raise RuntimeError("LTE: continuum of the HSRA reference failed")
             self._ic_cache[mu] = self._expand(np.asarray(out)[0, 0])
         return self._ic_cache[mu]
 
-    def synthesize(self, atmospheres, mu: float = 1.0, *, normalize: bool = True,
-                   add_noise: bool | None = None, seed=None, threads: int | None = None,
-                   return_status: bool = False):
+    def synthesize(
+        self,
+        atmospheres,
+        mu: float = 1.0,
+        *,
+        normalize: bool = True,
+        add_noise: bool | None = None,
+        seed=None,
+        threads: int | None = None,
+        return_status: bool = False,
+    ):
         """Synthesise Stokes I, Q, U, V.
 
         Parameters
@@ -178,9 +202,18 @@ class LTE:
         if not (0.0 < mu <= 1.0):
             raise ValueError(f"mu = cos(theta) must be in (0, 1], got {mu}")
         atm = as_atmospheres(atmospheres)
-        out, status = self._lte.synthesize(atm.log_tau, atm.temperature, atm.vmic, atm.B,
-                                           atm.inclination, atm.azimuth, atm.vlos, mu,
-                                           0 if threads is None else int(threads), True)
+        out, status = self._lte.synthesize(
+            atm.log_tau,
+            atm.temperature,
+            atm.vmic,
+            atm.B,
+            atm.inclination,
+            atm.azimuth,
+            atm.vlos,
+            mu,
+            0 if threads is None else int(threads),
+            True,
+        )
         out = self._expand(np.asarray(out))
         status = np.asarray(status)
         ic = self.quiet_sun_continuum(mu)
@@ -200,6 +233,8 @@ class LTE:
 
     def __repr__(self) -> str:
         names = ", ".join(line.name for line in self.lines)
-        return (f"LTE(lines=({names}), {self.wavelength.size} wavelengths "
-                f"{self.wavelength[0]:.3f}-{self.wavelength[-1]:.3f} A, "
-                f"instrument={self.instrument!r})")
+        return (
+            f"LTE(lines=({names}), {self.wavelength.size} wavelengths "
+            f"{self.wavelength[0]:.3f}-{self.wavelength[-1]:.3f} A, "
+            f"instrument={self.instrument!r})"
+        )

@@ -29,6 +29,7 @@ Sign conventions (tested in tests/stokes/test_me.py, the same as lightweaver's):
 with a component toward the observer gives V > 0 in the blue lobe; a transverse field at
 azimuth 0 gives Q < 0 at line centre (Q ~ -cos 2 azimuth, U ~ -sin 2 azimuth there).
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -43,13 +44,34 @@ from .lines import SpectralLine, resolve_lines
 __all__ = ["MilneEddington", "ME_PARAMETERS", "ME_UNITS", "hinode_sp_wavelength"]
 
 #: Required and optional parameter names.
-ME_PARAMETERS = ("B", "inclination", "azimuth", "vlos", "doppler_width", "damping", "eta0",
-                 "S0", "S1", "filling_factor", "vmac")
+ME_PARAMETERS = (
+    "B",
+    "inclination",
+    "azimuth",
+    "vlos",
+    "doppler_width",
+    "damping",
+    "eta0",
+    "S0",
+    "S1",
+    "filling_factor",
+    "vmac",
+)
 _REQUIRED = ME_PARAMETERS[:9]
 #: Units of the parameters (astropy unit strings; "" = dimensionless).
-ME_UNITS = {"B": "G", "inclination": "deg", "azimuth": "deg", "vlos": "km/s",
-            "doppler_width": "mAA", "damping": "", "eta0": "", "S0": "", "S1": "",
-            "filling_factor": "", "vmac": "km/s"}
+ME_UNITS = {
+    "B": "G",
+    "inclination": "deg",
+    "azimuth": "deg",
+    "vlos": "km/s",
+    "doppler_width": "mAA",
+    "damping": "",
+    "eta0": "",
+    "S0": "",
+    "S1": "",
+    "filling_factor": "",
+    "vmac": "km/s",
+}
 
 
 def hinode_sp_wavelength() -> np.ndarray:
@@ -83,8 +105,7 @@ def _params_to_arrays(params) -> dict[str, np.ndarray]:
     except ValueError as exc:
         raise ValueError("ME parameters must all have the same length N (or be scalars)") from exc
     n = shape[0] if shape else 1
-    return {k: np.ascontiguousarray(np.broadcast_to(a, (n,)), dtype=np.float64)
-            for k, a in arrays.items()}
+    return {k: np.ascontiguousarray(np.broadcast_to(a, (n,)), dtype=np.float64) for k, a in arrays.items()}
 
 
 class MilneEddington:
@@ -119,9 +140,14 @@ class MilneEddington:
     (1, 4, 112)
     """
 
-    def __init__(self, lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
-                 wavelength=None, instrument: Instrument | None = None,
-                 strength_ratios: Sequence[float] | None = None, vmac_max: float = 3.0) -> None:
+    def __init__(
+        self,
+        lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
+        wavelength=None,
+        instrument: Instrument | None = None,
+        strength_ratios: Sequence[float] | None = None,
+        vmac_max: float = 3.0,
+    ) -> None:
         self.lines = resolve_lines(lines, "MilneEddington")
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
@@ -129,20 +155,29 @@ class MilneEddington:
             # resample onto the requested grid with the instrument's LSF
             wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
             inst = instrument
-            instrument = Instrument(wl, inst.lsf_fwhm, noise=inst.noise,
-                                    oversample=inst.oversample, name=inst.name) \
-                if inst.lsf_fwhm else Instrument(wl, lsf=inst._lsf, lsf_halfwidth=inst._reach,
-                                                 noise=inst.noise, oversample=inst.oversample,
-                                                 name=inst.name)
+            instrument = (
+                Instrument(wl, inst.lsf_fwhm, noise=inst.noise, oversample=inst.oversample, name=inst.name)
+                if inst.lsf_fwhm
+                else Instrument(
+                    wl,
+                    lsf=inst._lsf,
+                    lsf_halfwidth=inst._reach,
+                    noise=inst.noise,
+                    oversample=inst.oversample,
+                    name=inst.name,
+                )
+            )
         self.instrument = instrument
         if instrument is not None:
             self.wavelength = instrument.wavelength.copy()
-            self._inst = instrument.padded_for(vmac_max) \
-                if instrument.gaussian_sampling() is not None else instrument
+            self._inst = instrument.padded_for(vmac_max) if instrument.gaussian_sampling() is not None else instrument
             synth = self._inst.synthesis_grid()
         else:
-            self.wavelength = (hinode_sp_wavelength() if wavelength is None
-                               else to_float_array(wavelength, "Angstrom", "wavelength").ravel().astype(np.float64))
+            self.wavelength = (
+                hinode_sp_wavelength()
+                if wavelength is None
+                else to_float_array(wavelength, "Angstrom", "wavelength").ravel().astype(np.float64)
+            )
             synth = self.wavelength
         self.synthesis_wavelength = np.asarray(synth, dtype=np.float64)
         wl = self.synthesis_wavelength
@@ -150,9 +185,13 @@ class MilneEddington:
             raise ValueError(
                 f"the wavelength grid ({wl.min():g}-{wl.max():g}) is nowhere within 100 A of the "
                 f"lines ({', '.join(f'{line.wavelength:g}' for line in self.lines)} A): "
-                "wavelengths are air Angstrom (pass an astropy Quantity to use other units)")
-        self._me = _core.stokes.MilneEddington([line.name for line in self.lines], self.synthesis_wavelength,
-                                  [] if strength_ratios is None else list(map(float, strength_ratios)))
+                "wavelengths are air Angstrom (pass an astropy Quantity to use other units)"
+            )
+        self._me = _core.stokes.MilneEddington(
+            [line.name for line in self.lines],
+            self.synthesis_wavelength,
+            [] if strength_ratios is None else list(map(float, strength_ratios)),
+        )
         if instrument is not None:
             gs = self._inst.gaussian_sampling()
             if gs is not None:  # Gaussian LSF: macroturbulence folds into it (faster)
@@ -165,8 +204,16 @@ class MilneEddington:
         """``eta0`` of each line relative to the first."""
         return list(self._me.strength_ratios)
 
-    def synthesize(self, params, mu: float = 1.0, *, add_noise: bool | None = None, seed=None,
-                   threads: int | None = None, return_status: bool = False):
+    def synthesize(
+        self,
+        params,
+        mu: float = 1.0,
+        *,
+        add_noise: bool | None = None,
+        seed=None,
+        threads: int | None = None,
+        return_status: bool = False,
+    ):
         """Synthesise Stokes I, Q, U, V.
 
         Parameters
@@ -211,5 +258,4 @@ class MilneEddington:
 
     def __repr__(self) -> str:
         names = ", ".join(line.name for line in self.lines)
-        return (f"MilneEddington(lines=({names}), {self.wavelength.size} wavelengths, "
-                f"instrument={self.instrument!r})")
+        return f"MilneEddington(lines=({names}), {self.wavelength.size} wavelengths, instrument={self.instrument!r})"

@@ -20,6 +20,7 @@ parameter            distribution            range
 ``vmac``             uniform                 0 - 2 km/s
 ===================  ======================  ===========================================
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -71,8 +72,7 @@ def sample_me_parameters(n: int, seed=None, ranges: dict | None = None) -> dict[
             raise ValueError(f"unknown ME parameter {k!r}; known: {list(ME_RANGES)}")
         lo, hi, kind = v
         if kind not in ("uniform", "log", "cos") or not lo <= hi:
-            raise ValueError(f"bad range for {k!r}: {v!r} (need low <= high and "
-                             "distribution uniform|log|cos)")
+            raise ValueError(f"bad range for {k!r}: {v!r} (need low <= high and distribution uniform|log|cos)")
         table[k] = (float(lo), float(hi), kind)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     out: dict[str, np.ndarray] = {}

@@ -28,6 +28,7 @@ Metadata (HDF5 root attributes / FITS primary header): model, lines, instrument,
 mu, seed, n, normalisation, units, random-atmosphere ranges or populations (JSON),
 generation time and threads, fastinv version, date.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -44,10 +45,20 @@ from . import atmospheres as _atm
 from .atmospheres import DEFAULT_NODES
 from .instrument import Instrument
 
-__all__ = ["lte_training_set", "write_lte_training_set", "me_training_set", "write_training_set",
-           "instrument_by_name", "read_set", "targets", "model_window", "SPLIT", "NODE_SETS",
-           "TARGETS", "VISP_WINDOW"]
-
+__all__ = [
+    "lte_training_set",
+    "write_lte_training_set",
+    "me_training_set",
+    "write_training_set",
+    "instrument_by_name",
+    "read_set",
+    "targets",
+    "model_window",
+    "SPLIT",
+    "NODE_SETS",
+    "TARGETS",
+    "VISP_WINDOW",
+]
 
 
 #: ViSP samples (16.25 mA) of ``"visp_lines"``: 6300.60-6303.40 A, the two lines and their
@@ -70,14 +81,24 @@ def instrument_by_name(name: str, noise: float | None = None) -> Instrument:
     raise ValueError(f"unknown instrument {name!r}: use 'hinode', 'visp' or 'visp_lines'")
 
 
-def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
-                     mu: float = 1.0, mu_range: tuple[float, float] | None = None,
-                     noise: float | None = None, base: str = "mixture",
-                     ranges: Mapping | None = None, populations: Mapping | None = None,
-                     chunk: int = 1000, threads: int | None = None,
-                     lines=("FeI_6301", "FeI_6302"), line_window: float | None = 1.5,
-                     progress: Callable[[int], None] | None = None,
-                     allocate: Callable[[tuple], object] | None = None) -> dict:
+def lte_training_set(
+    n: int,
+    *,
+    instrument: str | Instrument | None = "hinode",
+    seed: int = 0,
+    mu: float = 1.0,
+    mu_range: tuple[float, float] | None = None,
+    noise: float | None = None,
+    base: str = "mixture",
+    ranges: Mapping | None = None,
+    populations: Mapping | None = None,
+    chunk: int = 1000,
+    threads: int | None = None,
+    lines=("FeI_6301", "FeI_6302"),
+    line_window: float | None = 1.5,
+    progress: Callable[[int], None] | None = None,
+    allocate: Callable[[tuple], object] | None = None,
+) -> dict:
     """Random atmospheres and their LTE Stokes profiles, reproducible by ``seed``.
 
     Parameters
@@ -135,8 +156,9 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
             raise ValueError(f"mu_range must satisfy 0 < low <= high <= 1, got {mu_range}")
     inst = instrument_by_name(instrument, noise) if isinstance(instrument, str) else instrument
     if isinstance(inst, Instrument) and noise is not None and not isinstance(instrument, str):
-        inst = Instrument(inst.wavelength, inst.lsf_fwhm, noise=float(noise),
-                          oversample=inst.oversample, name=inst.name)
+        inst = Instrument(
+            inst.wavelength, inst.lsf_fwhm, noise=float(noise), oversample=inst.oversample, name=inst.name
+        )
     rng = np.random.default_rng(seed)
     if base == "mixture":
         pops = dict(_atm.POPULATIONS if populations is None else populations)
@@ -156,8 +178,9 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         if mu_range is not None:
             mus[start:stop] = rng.uniform(lo, hi)
             lte._ic_cache.clear()  # one reference continuum per chunk's mu
-        prof, st = lte.synthesize(atm[start:stop], mu=float(mus[start]), seed=noise_rng,
-                                  threads=threads, return_status=True)
+        prof, st = lte.synthesize(
+            atm[start:stop], mu=float(mus[start]), seed=noise_rng, threads=threads, return_status=True
+        )
         stokes[start:stop] = prof.astype(np.float32)
         status[start:stop] = st
         if progress is not None:
@@ -177,14 +200,13 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         "line_window_A": line_window if line_window is None else float(line_window),
         "normalisation": "I_c of the HSRA quiet-Sun model at the same mu, per wavelength",
         "units": json.dumps(_atm.ATMOSPHERE_UNITS),
-        "random_ranges": json.dumps({k: v for k, v in {**_atm.RANDOM_RANGES,
-                                                       **(ranges or {})}.items()}),
+        "random_ranges": json.dumps({k: v for k, v in {**_atm.RANDOM_RANGES, **(ranges or {})}.items()}),
         "random_base": base,
         "populations": json.dumps(list(pops) if pops else []),
         "population_specs": json.dumps(pops or {}),
         "conventions": "vlos > 0 = red shift; inclination < 90 deg = field toward the "
-                       "observer (V > 0 in the blue lobe); azimuth from +Q, Q < 0 at the "
-                       "core of a transverse-field line at azimuth 0",
+        "observer (V > 0 in the blue lobe); azimuth from +Q, Q < 0 at the "
+        "core of a transverse-field line at azimuth 0",
     }
     return {
         "stokes": stokes,
@@ -192,10 +214,11 @@ def lte_training_set(n: int, *, instrument: str | Instrument | None = "hinode", 
         "status": status,
         "mu": mus.astype(np.float32),
         "population": population.astype(np.int8),
-        "atmosphere": {"log_tau": atm.log_tau, **{k: getattr(atm, k).astype(np.float32)
-                                                   for k in _atm.ATMOSPHERE_UNITS}},
-        "nodes": {"log_tau": nodes["log_tau"], **{k: nodes[k].astype(np.float32)
-                                                   for k in _atm.ATMOSPHERE_UNITS}},
+        "atmosphere": {
+            "log_tau": atm.log_tau,
+            **{k: getattr(atm, k).astype(np.float32) for k in _atm.ATMOSPHERE_UNITS},
+        },
+        "nodes": {"log_tau": nodes["log_tau"], **{k: nodes[k].astype(np.float32) for k in _atm.ATMOSPHERE_UNITS}},
         "metadata": meta,
     }
 
@@ -288,9 +311,15 @@ def write_lte_training_set(path: str | os.PathLike, n: int, *, chunk: int = 1000
         raise ValueError(f"output {path!r}: streaming needs an .h5/.hdf5 file name")
     n = int(n)
     with atomic_output(path) as tmp_path, _h5py().File(str(tmp_path), "w") as f:
+
         def allocate(shape):
-            return f.create_dataset("stokes", shape, dtype="float32", compression="lzf",
-                                    chunks=(max(1, min(int(chunk), shape[0], 4096)), 4, shape[2]))
+            return f.create_dataset(
+                "stokes",
+                shape,
+                dtype="float32",
+                compression="lzf",
+                chunks=(max(1, min(int(chunk), shape[0], 4096)), 4, shape[2]),
+            )
 
         data = lte_training_set(n, chunk=chunk, allocate=allocate, **kwargs)
         del data["stokes"]  # already in the file
@@ -299,10 +328,18 @@ def write_lte_training_set(path: str | os.PathLike, n: int, *, chunk: int = 1000
     return data["metadata"]
 
 
-def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", seed: int = 0,
-                    mu: float = 1.0, noise: float | None = None, chunk: int = 10000,
-                    threads: int | None = None, lines=("FeI_6301", "FeI_6302"),
-                    progress: Callable[[int], None] | None = None) -> dict:
+def me_training_set(
+    n: int,
+    *,
+    instrument: str | Instrument | None = "hinode",
+    seed: int = 0,
+    mu: float = 1.0,
+    noise: float | None = None,
+    chunk: int = 10000,
+    threads: int | None = None,
+    lines=("FeI_6301", "FeI_6302"),
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     """Random Milne-Eddington parameters (:func:`fastinv.stokes.synthesis.sampling.sample_me_parameters`,
     default ranges ``ME_RANGES`` there) and their profiles.
 
@@ -339,21 +376,33 @@ def me_training_set(n: int, *, instrument: str | Instrument | None = "hinode", s
         status[start:stop] = st
         if progress is not None:
             progress(stop)
-    meta = {"model": "me", "lines": [line.name for line in me.lines],
-            "instrument": getattr(inst, "name", "none"),
-            "noise": float(getattr(inst, "noise", 0.0)), "mu": float(mu), "seed": int(seed),
-            "n": n, "normalisation": "I_c = S0 + mu S1 of each profile",
-            "random_ranges": json.dumps(ME_RANGES)}
-    return {"stokes": stokes, "wavelength": me.wavelength.astype(np.float64),
-            "status": status, "parameters": {k: v.astype(np.float32) for k, v in p.items()},
-            "metadata": meta}
+    meta = {
+        "model": "me",
+        "lines": [line.name for line in me.lines],
+        "instrument": getattr(inst, "name", "none"),
+        "noise": float(getattr(inst, "noise", 0.0)),
+        "mu": float(mu),
+        "seed": int(seed),
+        "n": n,
+        "normalisation": "I_c = S0 + mu S1 of each profile",
+        "random_ranges": json.dumps(ME_RANGES),
+    }
+    return {
+        "stokes": stokes,
+        "wavelength": me.wavelength.astype(np.float64),
+        "status": status,
+        "parameters": {k: v.astype(np.float32) for k, v in p.items()},
+        "metadata": meta,
+    }
 
 
 #: Node sets: SICON's 7 nodes and Agudelo's 21.
 NODE_SETS = {"7": tuple(DEFAULT_NODES), "21": tuple(np.round(np.arange(-20, 1) / 10.0, 1))}
 #: Output quantities per target set.
-TARGETS = {"default": ("temperature", "vlos", "B", "inclination", "azimuth_sin2", "azimuth_cos2"),
-           "muisca": ("temperature", "vlos", "B_los")}
+TARGETS = {
+    "default": ("temperature", "vlos", "B", "inclination", "azimuth_sin2", "azimuth_cos2"),
+    "muisca": ("temperature", "vlos", "B_los"),
+}
 #: Model grids: Hinode uses all of its 112 samples; ViSP its sampling around the two lines.
 VISP_WINDOW = (6300.6, 6303.4)
 #: Row split of a training set: the first 90 % train, the next 5 % validate, the last 5 %
@@ -373,11 +422,14 @@ def read_set(path: str | os.PathLike, rows: slice | None = None) -> dict:
         if "stokes" not in f or "atmosphere" not in f:
             raise ValueError(f"{path}: not an LTE training set (needs 'stokes' and 'atmosphere')")
         meta = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-        return {"stokes": f["stokes"][rows], "wavelength": f["wavelength"][()],
-                "status": f["status"][rows], "log_tau": f["atmosphere/log_tau"][()],
-                "atmosphere": {k: f[f"atmosphere/{k}"][rows] for k in f["atmosphere"]
-                               if k != "log_tau"},
-                "metadata": meta}
+        return {
+            "stokes": f["stokes"][rows],
+            "wavelength": f["wavelength"][()],
+            "status": f["status"][rows],
+            "log_tau": f["atmosphere/log_tau"][()],
+            "atmosphere": {k: f[f"atmosphere/{k}"][rows] for k in f["atmosphere"] if k != "log_tau"},
+            "metadata": meta,
+        }
 
 
 def model_window(instrument: str, wavelength: np.ndarray) -> np.ndarray:
@@ -400,8 +452,7 @@ def _interp_rows(log_tau: np.ndarray, values: np.ndarray, nodes: Sequence[float]
     return values[:, left] * (1.0 - w) + values[:, right] * w
 
 
-def targets(atmosphere: dict, log_tau: np.ndarray, nodes: Sequence[float],
-            quantities: Sequence[str]) -> np.ndarray:
+def targets(atmosphere: dict, log_tau: np.ndarray, nodes: Sequence[float], quantities: Sequence[str]) -> np.ndarray:
     """The physical targets (N, len(quantities) * len(nodes)), column q * n_nodes + k.
 
     Examples

@@ -6,6 +6,7 @@ magneto-optical profiles are ``H / sqrt(pi)`` and ``F / sqrt(pi)``. Accuracy aga
 tested (``|x| <= 1e4``, ``|y| <= 1e3``); H and F individually to 1e-6 relative wherever
 they exceed 1e-9 (absolute error below 1e-12 elsewhere).
 """
+
 from __future__ import annotations
 
 import numpy as np
