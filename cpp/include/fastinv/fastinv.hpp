@@ -11,6 +11,7 @@
 #include "fastinv/stokes/faddeeva.hpp"
 #include "fastinv/stokes/lines.hpp"
 #include "fastinv/stokes/lte.hpp"
+#include "fastinv/stokes/me_inversion.hpp"
 #include "fastinv/stokes/milne_eddington.hpp"
 #include "fastinv/stokes/spectral_operator.hpp"
 #include "fastinv/stokes/zeeman.hpp"

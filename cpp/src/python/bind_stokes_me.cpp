@@ -4,9 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "fastinv/error.hpp"
+#include "fastinv/stokes/me_inversion.hpp"
 #include "fastinv/stokes/milne_eddington.hpp"
 #include "python/bindings.hpp"
 
@@ -102,7 +106,99 @@ void bind_stokes_me(py::module_& m) {
             return py::make_tuple(out, status);
           },
           py::arg("params"), py::arg("mu") = 1.0, py::arg("threads") = 0,
-          "Synthesise (n, 4, output_size) Stokes profiles and per-profile status (0 = ok).");
+          "Synthesise (n, 4, output_size) Stokes profiles and per-profile status (0 = ok).")
+      .def(
+          "profile_and_jacobian",
+          [](const stokes::MilneEddington& me, Arr params, double mu) {
+            if (params.ndim() != 2 || params.shape(1) != stokes::kMeProfileParameters)
+              throw TypeMismatch("params must be (n, 11): B .. filling_factor, vmac");
+            if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("mu must be in (0, 1]");
+            const int64_t n = params.shape(0), m = me.output_size();
+            for (int64_t k = 0; k < params.size(); ++k)
+              if (!std::isfinite(params.data()[k])) throw InvalidArgument("params must be finite");
+            Arr prof({n, int64_t{4}, m});
+            Arr jac({n, int64_t{stokes::kMeDerivParameters}, int64_t{4}, m});
+            {
+              py::gil_scoped_release release;
+              stokes::MEScratch s;
+              for (int64_t i = 0; i < n; ++i)
+                me.profile_and_jacobian(params.data() + i * stokes::kMeProfileParameters, mu, s,
+                                        prof.mutable_data() + i * 4 * m,
+                                        jac.mutable_data() + i * stokes::kMeDerivParameters * 4 * m);
+            }
+            return py::make_tuple(prof, jac);
+          },
+          py::arg("params"), py::arg("mu") = 1.0,
+          "Profiles (n, 4, m) and analytic derivatives (n, 10, 4, m) for (n, 11) parameters (one-profile path "
+          "of the inversion; parameters must be valid).");
+
+  py::class_<stokes::MEInversion>(m, "MEInversion")
+      .def(py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
+                       std::vector<double> upper, std::vector<double> weights, double mu, double vmac,
+                       int max_iterations, double tolerance, double chi2_threshold, double dark_threshold) {
+             stokes::MEInversionOptions o;
+             const auto n = static_cast<std::size_t>(stokes::kMeDerivParameters);
+             if (free.size() != n || lower.size() != n || upper.size() != n || weights.size() != 4)
+               throw InvalidArgument("MEInversion: free/lower/upper need 10 entries and weights 4");
+             for (std::size_t k = 0; k < n; ++k) {
+               o.free[k] = free[k];
+               o.lower[k] = lower[k];
+               o.upper[k] = upper[k];
+             }
+             for (std::size_t k = 0; k < 4; ++k) o.weights[k] = weights[k];
+             o.mu = mu;
+             o.vmac = vmac;
+             o.max_iterations = max_iterations;
+             o.tolerance = tolerance;
+             o.chi2_threshold = chi2_threshold;
+             o.dark_threshold = dark_threshold;
+             return std::make_unique<stokes::MEInversion>(std::move(me), o);
+           }),
+           py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
+           py::arg("vmac"), py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"),
+           py::arg("dark_threshold"))
+      .def(
+          "invert",
+          [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads) {
+            const int64_t m = inv.n_wavelength();
+            if (stokes_.ndim() != 3 || stokes_.shape(1) != 4 || stokes_.shape(2) != m)
+              throw TypeMismatch("stokes must be (n, 4, " + std::to_string(m) + ")");
+            const int64_t n = stokes_.shape(0);
+            bool per_pixel = false;
+            if (sigma.ndim() == 3 && sigma.shape(0) == n && sigma.shape(1) == 4 && sigma.shape(2) == m)
+              per_pixel = true;
+            else if (!(sigma.ndim() == 2 && sigma.shape(0) == 4 && sigma.shape(1) == m))
+              throw TypeMismatch("sigma must be (n, 4, m) or (4, m)");
+            if (init.ndim() != 2 || init.shape(0) != n || init.shape(1) != stokes::kMeDerivParameters)
+              throw TypeMismatch("init must be (n, 10)");
+            const int64_t P = stokes::kMeDerivParameters, C = stokes::kMeCorrelated;
+            Arr params({n, P}), errors({n, P}), corr({n, C, C}), chi2({n, int64_t{5}});
+            py::array_t<int32_t> iters(n);
+            py::array_t<int8_t> status(n);
+            Arr fit(want_fit ? std::vector<py::ssize_t>{n, 4, m} : std::vector<py::ssize_t>{0});
+            stokes::MEInversionOutputs o;
+            o.parameters = params.mutable_data();
+            o.errors = errors.mutable_data();
+            o.correlations = corr.mutable_data();
+            o.chi2 = chi2.mutable_data();
+            o.iterations = iters.mutable_data();
+            o.status = status.mutable_data();
+            o.fit = want_fit ? fit.mutable_data() : nullptr;
+            {
+              py::gil_scoped_release release;
+              inv.invert(n, stokes_.data(), sigma.data(), per_pixel, init.data(), o, threads);
+            }
+            py::dict d;
+            d["parameters"] = params;
+            d["errors"] = errors;
+            d["correlations"] = corr;
+            d["chi2"] = chi2;
+            d["iterations"] = iters;
+            d["status"] = status;
+            if (want_fit) d["fit"] = fit;
+            return d;
+          },
+          py::arg("stokes"), py::arg("sigma"), py::arg("init"), py::arg("fit") = false, py::arg("threads") = 0);
 
   m.def("default_strength_ratios", [](const std::vector<std::string>& names) {
     std::vector<stokes::SpectralLine> lines;

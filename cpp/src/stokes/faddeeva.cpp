@@ -101,6 +101,18 @@ MEProfileFn select_me_kernel() {
   return &me_profile_generic;
 }
 
+MEDerivFn select_me_deriv_kernel() {
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return &me_deriv_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return &me_deriv_avx2;
+#endif
+  (void)fn;
+  return &me_deriv_generic;
+}
+
 const FaddeevaTables& faddeeva_tables() {
   static const FaddeevaTables T = make_tables();  // thread-safe one-time init
   return T;

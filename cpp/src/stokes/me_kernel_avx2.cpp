@@ -1,12 +1,19 @@
-// Milne-Eddington per-profile kernel compiled for the avx2 instruction set (me_kernel.hpp).
+// Milne-Eddington per-profile kernel compiled for the avx2 instruction set (me_kernel.hpp) and its derivative version
+// (me_deriv_kernel.hpp).
 #define FASTINV_FADDEEVA_NS me_isa_avx2
 #include "stokes/me_kernel.hpp"
+#include "stokes/me_deriv_kernel.hpp"
 
 namespace fastinv::stokes::detail {
 
 void me_profile_avx2(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
                      MEWork& w, double* prof) {
   me_isa_avx2::me_profile(lines, wl, n, p, w, prof);
+}
+
+void me_deriv_avx2(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
+                   MEDerivWork& w, double* prof, double* jac) {
+  me_isa_avx2::me_profile_deriv(lines, wl, n, p, w, prof, jac);
 }
 
 }  // namespace fastinv::stokes::detail

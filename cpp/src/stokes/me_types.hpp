@@ -50,12 +50,34 @@ struct MEWork {
   }
 };
 
+// Scratch of the derivative kernel (me_deriv_kernel.hpp).
+constexpr int kMeDerivs = 10;  // B, gamma, chi, v, Doppler width, a, eta0, S0, S1, filling factor
+struct MEDerivWork {
+  std::vector<double> x, u, h, f, sums;
+  void resize(int64_t n) {
+    x.resize(n);
+    u.resize(n);
+    h.resize(n);
+    f.resize(n);
+    sums.resize(40 * n);
+  }
+};
+
 using MEProfileFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n, const MEProfileInput&,
                              MEWork&, double* prof);
 void me_profile_generic(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEWork&,
                         double*);
 void me_profile_avx2(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEWork&, double*);
 void me_profile_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEWork&, double*);
+using MEDerivFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n, const MEProfileInput&,
+                           MEDerivWork&, double* prof, double* jac);
+void me_deriv_generic(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
+                      double*, double*);
+void me_deriv_avx2(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&, double*,
+                   double*);
+void me_deriv_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
+                     double*, double*);
+MEDerivFn select_me_deriv_kernel();
 // The kernel matching the Faddeeva ISA in use (faddeeva_isa()).
 MEProfileFn select_me_kernel();
 

@@ -140,6 +140,78 @@ void MilneEddington::synthesize_one(const MEParameterArrays& p, int64_t i, doubl
   }
 }
 
+MEScratch::MEScratch() : work_(std::make_unique<detail::MEWork>()), deriv_(std::make_unique<detail::MEDerivWork>()) {}
+MEScratch::MEScratch(MEScratch&&) noexcept = default;
+MEScratch& MEScratch::operator=(MEScratch&&) noexcept = default;
+MEScratch::~MEScratch() = default;
+
+namespace {
+detail::MEDerivFn me_deriv_kernel() {
+  static const detail::MEDerivFn fn = detail::select_me_deriv_kernel();
+  return fn;
+}
+
+detail::MEProfileInput profile_input(const double* q, double mu) {
+  detail::MEProfileInput in;
+  in.B = q[0];
+  in.inclination = q[1] * kDeg;
+  in.azimuth = q[2] * kDeg;
+  in.vlos = q[3];
+  in.doppler_width = q[4] * 1e-3;
+  in.damping = q[5];
+  in.eta0 = q[6];
+  in.S0 = q[7];
+  in.S1 = q[8];
+  in.filling_factor = q[9];
+  in.mu = mu;
+  return in;
+}
+}  // namespace
+
+// rows spectra on the synthesis grid (fine, modified in place) -> out (rows x output_size()):
+// macroturbulence and the instrument, both linear, so derivative rows go the same way.
+void MilneEddington::degrade(double* fine, int rows, double vmac, MEScratch& s, double* out) const {
+  const int64_t n = synthesis_size(), nout = output_size();
+  const double width = lines_.front().lambda0 * vmac / kCkms;
+  if (gaussian_) {
+    const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
+    for (int r = 0; r < rows; ++r)
+      gaussian_resample(fine + r * n, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_, out + r * nout,
+                        s.kernel_);
+    return;
+  }
+  if (vmac > 0.0) smoother_.smooth(width, fine, rows, s.scratch_, s.kernel_);
+  if (has_instrument_) {
+    for (int r = 0; r < rows; ++r) instrument_.apply(fine + r * n, out + r * nout);
+  } else {
+    std::copy(fine, fine + rows * n, out);
+  }
+}
+
+void MilneEddington::profile(const double* params, double mu, MEScratch& s, double* out) const {
+  const int64_t n = synthesis_size();
+  s.work_->resize(n, max_components_);
+  s.fine_.resize(static_cast<std::size_t>(4 * n));
+  me_kernel()(lines_, wl_.data(), n, profile_input(params, mu), *s.work_, s.fine_.data());
+  degrade(s.fine_.data(), 4, params[10], s, out);
+}
+
+void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScratch& s, double* out,
+                                          double* jac) const {
+  const int64_t n = synthesis_size();
+  s.deriv_->resize(n);
+  s.fine_.resize(static_cast<std::size_t>(4 * n));
+  s.fine_jac_.resize(static_cast<std::size_t>(kMeDerivParameters * 4 * n));
+  me_deriv_kernel()(lines_, wl_.data(), n, profile_input(params, mu), *s.deriv_, s.fine_.data(), s.fine_jac_.data());
+  // per unit of the public parameters: degrees and mA
+  const int64_t plane = 4 * n;
+  for (int k : {1, 2})
+    for (int64_t j = 0; j < plane; ++j) s.fine_jac_[k * plane + j] *= kDeg;
+  for (int64_t j = 0; j < plane; ++j) s.fine_jac_[4 * plane + j] *= 1e-3;
+  degrade(s.fine_.data(), 4, params[10], s, out);
+  degrade(s.fine_jac_.data(), 4 * kMeDerivParameters, params[10], s, jac);
+}
+
 void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* out, uint8_t* status,
                                 int threads) const {
   if (!(mu > 0.0 && mu <= 1.0))

@@ -23,6 +23,7 @@
 //   the same ME atmosphere with B = 0 (a local, non-magnetic stray-light component).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "fastinv/stokes/lines.hpp"
@@ -34,7 +35,30 @@ namespace fastinv::stokes {
 namespace detail {
 struct MELineData;
 struct MEWork;
+struct MEDerivWork;
 }  // namespace detail
+
+// Number of parameters of one-profile calls (profile / profile_and_jacobian), in this order:
+// B, inclination, azimuth, vlos, doppler_width, damping, eta0, S0, S1, filling_factor, in
+// the units of MEParameterArrays; kMeProfileParameters adds vmac (not differentiated).
+constexpr int kMeDerivParameters = 10;
+constexpr int kMeProfileParameters = 11;
+
+// Per-thread scratch of the one-profile calls: one per thread, reused between calls
+// (the MilneEddington object itself is never written to, so it may be shared by threads).
+class MEScratch {
+ public:
+  MEScratch();
+  MEScratch(MEScratch&&) noexcept;
+  MEScratch& operator=(MEScratch&&) noexcept;
+  ~MEScratch();
+
+ private:
+  friend class MilneEddington;
+  std::unique_ptr<detail::MEWork> work_;
+  std::unique_ptr<detail::MEDerivWork> deriv_;
+  std::vector<double> fine_, fine_jac_, scratch_, kernel_;
+};
 
 // Per-profile parameter arrays (length n each). filling_factor and vmac may be null
 // (then 1 and 0).
@@ -85,7 +109,17 @@ class MilneEddington {
   // threads <= 0: default_threads().
   void synthesize(const MEParameterArrays& p, double mu, double* out, uint8_t* status, int threads = 0) const;
 
+  // One profile (4 x output_size()) for params[kMeProfileParameters], which the caller has
+  // validated (finite, in range); the same arithmetic as synthesize().
+  void profile(const double* params, double mu, MEScratch& scratch, double* out) const;
+  // The same profile computed together with its analytic derivatives (me_deriv_kernel.hpp):
+  // jac is kMeDerivParameters x 4 x output_size(), d(profile)/d(parameter) per unit of each
+  // parameter (G, deg, km/s, mA, ...), through the instrument and macroturbulence. The
+  // profile agrees with profile() to rounding (its far wings are summed in another order).
+  void profile_and_jacobian(const double* params, double mu, MEScratch& scratch, double* out, double* jac) const;
+
  private:
+  void degrade(double* fine, int rows, double vmac, MEScratch& s, double* out) const;
   void synthesize_one(const MEParameterArrays& p, int64_t i, double mu, detail::MEWork& work, double* prof,
                       std::vector<double>& scratch, std::vector<double>& kernel) const;
 

@@ -1,0 +1,81 @@
+// Milne-Eddington inversion: Levenberg-Marquardt per pixel on the ME forward model
+// (milne_eddington.hpp) with analytic derivatives, 1-sigma errors from the covariance,
+// OpenMP over pixels. See docs/stokes-me-inversion.md.
+//
+// Parameters (kMeDerivParameters, the order of MilneEddington::profile_and_jacobian): B [G],
+// inclination [deg], azimuth [deg], vlos [km/s], doppler_width [mA], damping, eta0, S0, S1,
+// filling_factor. Macroturbulence is fixed (options.vmac).
+//
+// Thread safety: invert() is const and writes only to its outputs; one MEInversion may be
+// used from many threads at once. Each pixel's fit depends only on that pixel's data and
+// initial guess (no random numbers), so results are bitwise identical for any thread count.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <memory>
+
+#include "fastinv/stokes/milne_eddington.hpp"
+
+namespace fastinv::stokes {
+
+// Per-pixel status (Python table: fastinv.status.ME_INVERSION_STATUS).
+enum class MeInversionStatus : int8_t {
+  ok = 0,
+  max_iterations = 1,        // stopped at options.max_iterations before converging
+  chi2_above_threshold = 2,  // converged, but reduced chi2 > options.chi2_threshold
+  bad_input = 3,             // non-finite profile, sigma <= 0 or bad initial guess: NaN products
+  too_dark = 4,              // mean Stokes I <= options.dark_threshold: NaN products
+};
+
+constexpr int kMeCorrelated = 5;  // correlations among B, inclination, azimuth, vlos, filling_factor
+
+struct MEInversionOptions {
+  // Which parameters are fitted (the others stay at their initial values).
+  std::array<bool, kMeDerivParameters> free{true, true, true, true, true, true, true, true, true, false};
+  // Box limits (inclination and azimuth are folded into [0, 180] first, see me_inversion.cpp).
+  std::array<double, kMeDerivParameters> lower{0.0, 0.0, 0.0, -20.0, 5.0, 1e-4, 1e-2, 0.0, 0.0, 0.0};
+  std::array<double, kMeDerivParameters> upper{6000.0, 180.0, 180.0, 20.0, 150.0, 5.0, 500.0, 10.0, 10.0, 1.0};
+  std::array<double, 4> weights{1.0, 1.0, 1.0, 1.0};  // chi2 weight of I, Q, U, V
+  double mu = 1.0;
+  double vmac = 0.0;              // [km/s], fixed
+  int max_iterations = 100;       // LM steps tried (accepted or not)
+  double tolerance = 1e-6;        // converged when an accepted step lowers chi2 by less than this fraction
+  double chi2_threshold = 1e300;  // reduced chi2 above it: status chi2_above_threshold
+  double dark_threshold = 0.0;    // mean Stokes I at or below it: status too_dark
+  // Throws InvalidArgument on inconsistent values (lower > upper, weights < 0, ...).
+  void validate() const;
+};
+
+// Outputs of invert(), caller-allocated (n pixels); fit may be null.
+struct MEInversionOutputs {
+  double* parameters = nullptr;    // n x kMeDerivParameters
+  double* errors = nullptr;        // n x kMeDerivParameters (NaN for fixed parameters)
+  double* correlations = nullptr;  // n x kMeCorrelated x kMeCorrelated (NaN where not free)
+  double* chi2 = nullptr;          // n x 5: I, Q, U, V (mean of squared normalised residuals), total reduced
+  int32_t* iterations = nullptr;   // n
+  int8_t* status = nullptr;        // n (MeInversionStatus)
+  double* fit = nullptr;           // n x 4 x n_wavelength, optional
+};
+
+class MEInversion {
+ public:
+  MEInversion(std::shared_ptr<const MilneEddington> model, MEInversionOptions options);
+
+  int64_t n_wavelength() const { return model_->output_size(); }
+  const MEInversionOptions& options() const { return options_; }
+
+  // stokes: n x 4 x n_wavelength. sigma: n x 4 x n_wavelength when sigma_per_pixel, else
+  // 4 x n_wavelength shared by all pixels. init: n x kMeDerivParameters initial guesses.
+  // threads <= 0: default_threads().
+  void invert(int64_t n, const double* stokes, const double* sigma, bool sigma_per_pixel, const double* init,
+              const MEInversionOutputs& out, int threads = 0) const;
+
+ private:
+  void invert_pixel(const double* obs, const double* sigma, const double* init, MEScratch& scratch, double* work,
+                    const MEInversionOutputs& out, int64_t i) const;
+
+  std::shared_ptr<const MilneEddington> model_;
+  MEInversionOptions options_;
+};
+
+}  // namespace fastinv::stokes

@@ -1,0 +1,321 @@
+// Milne-Eddington inversion by Levenberg-Marquardt (see fastinv/stokes/me_inversion.hpp).
+//
+// Per pixel: residuals r_k = sqrt(w_s) (obs_k - model_k) / sigma_k, chi2 = sum r_k^2; each
+// iteration solves (A + lambda diag A) delta = g with A = J^T J, g = J^T r (analytic J from
+// MilneEddington::profile_and_jacobian) by Cholesky; a step that lowers chi2 is kept and
+// lambda divided by 10, otherwise lambda is multiplied by 10 and the step retried. Marquardt's
+// diag(A) scaling makes the steps independent of the parameters' units.
+// Geometry is folded after each step: (B < 0, gamma) is the same field as (-B, 180 - gamma);
+// gamma and -gamma (or 360 - gamma) give the same profiles, and the azimuth is only defined
+// modulo 180 deg -- so steps never stall on a box limit that is only a convention.
+#include "fastinv/stokes/me_inversion.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
+#include "parallel_errors.hpp"
+
+namespace fastinv::stokes {
+namespace {
+
+constexpr int kP = kMeDerivParameters;
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+constexpr double kLambdaStart = 1e-2;
+constexpr double kLambdaMax = 1e10;
+
+// Cholesky factorisation in place (lower triangle of the m x m row-major a); false if not
+// positive definite.
+bool cholesky(double* a, int m) {
+  for (int j = 0; j < m; ++j) {
+    double d = a[j * m + j];
+    for (int k = 0; k < j; ++k) d -= a[j * m + k] * a[j * m + k];
+    if (!(d > 0.0) || !std::isfinite(d)) return false;
+    d = std::sqrt(d);
+    a[j * m + j] = d;
+    for (int i = j + 1; i < m; ++i) {
+      double s = a[i * m + j];
+      for (int k = 0; k < j; ++k) s -= a[i * m + k] * a[j * m + k];
+      a[i * m + j] = s / d;
+    }
+  }
+  return true;
+}
+
+// Solves L L^T x = b (x overwrites b) with the factor from cholesky().
+void cholesky_solve(const double* l, int m, double* b) {
+  for (int i = 0; i < m; ++i) {
+    double s = b[i];
+    for (int k = 0; k < i; ++k) s -= l[i * m + k] * b[k];
+    b[i] = s / l[i * m + i];
+  }
+  for (int i = m - 1; i >= 0; --i) {
+    double s = b[i];
+    for (int k = i + 1; k < m; ++k) s -= l[k * m + i] * b[k];
+    b[i] = s / l[i * m + i];
+  }
+}
+
+// Equivalent geometry first, then the box.
+void fold_and_clamp(double* p, const MEInversionOptions& o) {
+  if (p[0] < 0.0) {
+    p[0] = -p[0];
+    p[1] = 180.0 - p[1];
+  }
+  double g = std::fmod(p[1], 360.0);
+  if (g < 0.0) g += 360.0;
+  if (g > 180.0) g = 360.0 - g;
+  p[1] = g;
+  double c = std::fmod(p[2], 180.0);
+  if (c < 0.0) c += 180.0;
+  p[2] = c;
+  for (int k = 0; k < kP; ++k) p[k] = std::min(std::max(p[k], o.lower[k]), o.upper[k]);
+}
+
+}  // namespace
+
+void MEInversionOptions::validate() const {
+  for (int k = 0; k < kP; ++k)
+    if (!std::isfinite(lower[k]) || !std::isfinite(upper[k]) || lower[k] > upper[k])
+      throw InvalidArgument("MEInversion: parameter " + std::to_string(k) + " has bad box limits [" +
+                            std::to_string(lower[k]) + ", " + std::to_string(upper[k]) + "]");
+  if (lower[4] <= 0.0) throw InvalidArgument("MEInversion: the Doppler width's lower limit must be > 0");
+  if (lower[0] < 0.0 || lower[5] < 0.0 || lower[6] < 0.0 || lower[9] < 0.0 || upper[9] > 1.0)
+    throw InvalidArgument("MEInversion: B, damping and eta0 must be >= 0 and the filling factor in [0, 1]");
+  double wsum = 0.0;
+  for (double w : weights) {
+    if (!std::isfinite(w) || w < 0.0) throw InvalidArgument("MEInversion: Stokes weights must be finite and >= 0");
+    wsum += w;
+  }
+  if (!(wsum > 0.0)) throw InvalidArgument("MEInversion: at least one Stokes weight must be > 0");
+  if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("MEInversion: mu must be in (0, 1]");
+  if (!std::isfinite(vmac) || vmac < 0.0) throw InvalidArgument("MEInversion: vmac must be finite and >= 0");
+  if (max_iterations < 1) throw InvalidArgument("MEInversion: max_iterations must be >= 1");
+  if (!(tolerance > 0.0 && tolerance < 1.0)) throw InvalidArgument("MEInversion: tolerance must be in (0, 1)");
+  if (!(chi2_threshold > 0.0)) throw InvalidArgument("MEInversion: chi2_threshold must be > 0");
+  if (!std::isfinite(dark_threshold)) throw InvalidArgument("MEInversion: dark_threshold must be finite");
+  int nfree = 0;
+  for (bool f : free) nfree += f ? 1 : 0;
+  if (nfree == 0) throw InvalidArgument("MEInversion: no free parameter");
+}
+
+MEInversion::MEInversion(std::shared_ptr<const MilneEddington> model, MEInversionOptions options)
+    : model_(std::move(model)), options_(options) {
+  if (!model_) throw InvalidArgument("MEInversion: no Milne-Eddington model");
+  options_.validate();
+  int nfree = 0;
+  for (bool f : options_.free) nfree += f ? 1 : 0;
+  int used = 0;
+  for (double w : options_.weights) used += w > 0.0 ? 1 : 0;
+  if (used * model_->output_size() <= nfree)
+    throw InvalidArgument("MEInversion: fewer weighted data points than free parameters");
+}
+
+void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, bool sigma_per_pixel, const double* init,
+                         const MEInversionOutputs& out, int threads) const {
+  if (n < 0) throw InvalidArgument("MEInversion: negative number of pixels");
+  if (n == 0) return;
+  if (!stokes || !sigma || !init || !out.parameters || !out.errors || !out.correlations || !out.chi2 ||
+      !out.iterations || !out.status)
+    throw InvalidArgument("MEInversion: a required input or output array is missing");
+  const int64_t plane = 4 * model_->output_size();
+  const int nthreads = threads > 0 ? threads : default_threads();
+  (void)nthreads;
+  // First calls choose the per-ISA kernels outside the parallel region (a bad FASTINV_ISA
+  // is then an exception here).
+  {
+    MEScratch s;
+    std::vector<double> prof(plane), jac(kP * plane);
+    double q[kMeProfileParameters] = {0, 0, 0, 0, 30, 0.1, 1, 0.5, 0.5, 1, 0};
+    model_->profile(q, 1.0, s, prof.data());
+    model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data());
+  }
+  ParallelErrors errors;
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp parallel num_threads(nthreads)
+#endif
+  {
+    MEScratch scratch;
+    std::vector<double> work;
+    errors.run([&] { work.resize(static_cast<std::size_t>((kP + 4) * plane)); });
+#ifdef FASTINV_HAVE_OPENMP
+#pragma omp for schedule(dynamic, 16)
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+      if (errors.failed()) continue;
+      errors.run([&] {
+        invert_pixel(stokes + i * plane, sigma + (sigma_per_pixel ? i * plane : 0), init + i * kP, scratch, work.data(),
+                     out, i);
+      });
+    }
+  }
+  errors.rethrow();
+}
+
+void MEInversion::invert_pixel(const double* obs, const double* sigma, const double* init, MEScratch& scratch,
+                               double* work, const MEInversionOutputs& out, int64_t i) const {
+  const MEInversionOptions& o = options_;
+  const int64_t m = model_->output_size(), plane = 4 * m;
+  double* prof = work;
+  double* trial = work + plane;
+  double* iw = work + 2 * plane;   // sqrt(weight) / sigma
+  double* res = work + 3 * plane;  // weighted residuals
+  double* jac = work + 4 * plane;
+  double* par = out.parameters + i * kP;
+  double* err = out.errors + i * kP;
+  double* cor = out.correlations + i * kMeCorrelated * kMeCorrelated;
+  double* chi = out.chi2 + i * 5;
+  double* fit = out.fit ? out.fit + i * plane : nullptr;
+
+  auto fail = [&](MeInversionStatus st) {
+    std::fill(par, par + kP, kNaN);
+    std::fill(err, err + kP, kNaN);
+    std::fill(cor, cor + kMeCorrelated * kMeCorrelated, kNaN);
+    std::fill(chi, chi + 5, kNaN);
+    if (fit) std::fill(fit, fit + plane, kNaN);
+    out.iterations[i] = 0;
+    out.status[i] = static_cast<int8_t>(st);
+  };
+  bool ok = true;
+  double mean_i = 0.0;
+  for (int64_t k = 0; k < plane; ++k) ok = ok && std::isfinite(obs[k]) && std::isfinite(sigma[k]) && sigma[k] > 0.0;
+  for (int k = 0; k < kP; ++k) ok = ok && std::isfinite(init[k]);
+  if (!ok) return fail(MeInversionStatus::bad_input);
+  for (int64_t k = 0; k < m; ++k) mean_i += obs[k];
+  if (!(mean_i / static_cast<double>(m) > o.dark_threshold)) return fail(MeInversionStatus::too_dark);
+
+  int idx[kP], nf = 0;
+  for (int k = 0; k < kP; ++k)
+    if (o.free[k]) idx[nf++] = k;
+  int64_t used = 0;
+  for (int s = 0; s < 4; ++s) {
+    const double w = std::sqrt(o.weights[s]);
+    used += o.weights[s] > 0.0 ? m : 0;
+    for (int64_t k = 0; k < m; ++k) iw[s * m + k] = w / sigma[s * m + k];
+  }
+  auto chi2_of = [&](const double* model) {
+    double c = 0.0;
+    for (int64_t k = 0; k < plane; ++k) {
+      const double r = (obs[k] - model[k]) * iw[k];
+      c += r * r;
+    }
+    return c;
+  };
+  double p[kMeProfileParameters], q[kMeProfileParameters];
+  std::copy(init, init + kP, p);
+  p[kP] = o.vmac;
+  fold_and_clamp(p, o);
+
+  double A[kP * kP], L[kP * kP], g[kP], d[kP];
+  // A = J^T J and g = J^T r over the free parameters at the current p (prof, jac)
+  auto normal_equations = [&]() {
+    for (int64_t k = 0; k < plane; ++k) res[k] = (obs[k] - prof[k]) * iw[k];
+    for (int a = 0; a < nf; ++a) {
+      const double* ja = jac + idx[a] * plane;
+      double s = 0.0;
+      for (int64_t k = 0; k < plane; ++k) s += ja[k] * iw[k] * res[k];
+      g[a] = s;
+      for (int b = 0; b <= a; ++b) {
+        const double* jb = jac + idx[b] * plane;
+        double t = 0.0;
+        for (int64_t k = 0; k < plane; ++k) t += ja[k] * jb[k] * iw[k] * iw[k];
+        A[a * nf + b] = A[b * nf + a] = t;
+      }
+    }
+  };
+
+  model_->profile_and_jacobian(p, o.mu, scratch, prof, jac);
+  double chi2 = chi2_of(prof);
+  double lambda = kLambdaStart;
+  int iter = 0;
+  bool converged = false;
+  while (iter < o.max_iterations && !converged) {
+    normal_equations();
+    while (iter < o.max_iterations) {
+      ++iter;
+      std::copy(A, A + nf * nf, L);
+      for (int a = 0; a < nf; ++a) {
+        const double dg = A[a * nf + a] > 0.0 ? A[a * nf + a] : 1e-30;
+        L[a * nf + a] += lambda * dg;
+      }
+      bool step_ok = cholesky(L, nf);
+      if (step_ok) {
+        std::copy(g, g + nf, d);
+        cholesky_solve(L, nf, d);
+        std::copy(p, p + kMeProfileParameters, q);
+        for (int a = 0; a < nf; ++a) q[idx[a]] += d[a];
+        fold_and_clamp(q, o);
+        model_->profile(q, o.mu, scratch, trial);
+        const double c2 = chi2_of(trial);
+        if (std::isfinite(c2) && c2 < chi2) {
+          const bool small = chi2 - c2 < o.tolerance * chi2;
+          std::copy(q, q + kMeProfileParameters, p);
+          lambda = std::max(lambda * 0.1, 1e-12);
+          model_->profile_and_jacobian(p, o.mu, scratch, prof, jac);
+          chi2 = chi2_of(prof);
+          converged = small;
+          break;
+        }
+      }
+      lambda *= 10.0;
+      if (lambda > kLambdaMax) {  // no step lowers chi2: at the minimum (to rounding)
+        converged = true;
+        break;
+      }
+    }
+  }
+
+  // Covariance: (J^T J)^-1 scaled by the reduced chi2.
+  normal_equations();
+  const double dof = static_cast<double>(used - nf);
+  const double red = chi2 / dof;
+  std::copy(p, p + kP, par);
+  std::fill(err, err + kP, kNaN);
+  std::fill(cor, cor + kMeCorrelated * kMeCorrelated, kNaN);
+  std::copy(A, A + nf * nf, L);
+  if (cholesky(L, nf)) {
+    double cov[kP * kP];
+    for (int b = 0; b < nf; ++b) {
+      double e[kP] = {};
+      e[b] = 1.0;
+      cholesky_solve(L, nf, e);
+      for (int a = 0; a < nf; ++a) cov[a * nf + b] = e[a] * red;
+    }
+    int pos[kP];
+    std::fill(pos, pos + kP, -1);
+    for (int a = 0; a < nf; ++a) {
+      pos[idx[a]] = a;
+      err[idx[a]] = std::sqrt(cov[a * nf + a]);
+    }
+    const int corr_of[kMeCorrelated] = {0, 1, 2, 3, 9};
+    for (int a = 0; a < kMeCorrelated; ++a)
+      for (int b = 0; b < kMeCorrelated; ++b) {
+        const int pa = pos[corr_of[a]], pb = pos[corr_of[b]];
+        if (pa >= 0 && pb >= 0)
+          cor[a * kMeCorrelated + b] = cov[pa * nf + pb] / std::sqrt(cov[pa * nf + pa] * cov[pb * nf + pb]);
+      }
+  }
+  for (int s = 0; s < 4; ++s) {
+    double c = 0.0;
+    for (int64_t k = s * m; k < (s + 1) * m; ++k) {
+      const double r = (obs[k] - prof[k]) / sigma[k];
+      c += r * r;
+    }
+    chi[s] = c / static_cast<double>(m);
+  }
+  chi[4] = red;
+  if (fit) std::copy(prof, prof + plane, fit);
+  out.iterations[i] = iter;
+  MeInversionStatus st = MeInversionStatus::ok;
+  if (!converged)
+    st = MeInversionStatus::max_iterations;
+  else if (red > o.chi2_threshold)
+    st = MeInversionStatus::chi2_above_threshold;
+  out.status[i] = static_cast<int8_t>(st);
+}
+
+}  // namespace fastinv::stokes

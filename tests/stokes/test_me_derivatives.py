@@ -1,0 +1,55 @@
+"""Analytic Milne-Eddington derivatives (the inversion's Jacobian) vs central finite
+differences of the forward model, for every parameter, both Fe I 630 lines, mu < 1, with
+and without an unmagnetised filling-factor component, macroturbulence and Hinode's LSF."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from fastinv.stokes import Instrument, MilneEddington
+
+NAMES = ("B", "inclination", "azimuth", "vlos", "doppler_width", "damping", "eta0", "S0", "S1", "filling_factor")
+# Central-difference steps: large enough that the ~1e-9 absolute seams of the Voigt
+# approximations (near/far region switch) stay below the tolerance, small enough for the
+# O(h^2) truncation error.
+STEPS = (1.0, 0.03, 0.03, 1e-3, 0.03, 3e-4, 1e-2, 1e-4, 1e-4, 1e-4)
+# max |FD - analytic| / max |analytic| per parameter (measured: <= 1e-6)
+TOLERANCE = 2e-5
+
+PARAMS = np.array(
+    [
+        [1200.0, 35.0, 40.0, 0.8, 32.0, 0.3, 12.0, 0.25, 0.9, 0.7, 0.0],
+        [300.0, 120.0, 160.0, -1.5, 25.0, 0.8, 5.0, 0.1, 1.0, 1.0, 0.0],
+        [2500.0, 80.0, 95.0, 2.2, 40.0, 0.05, 30.0, 0.4, 0.6, 0.3, 1.5],
+    ]
+)
+
+
+@pytest.mark.parametrize("instrument", [None, "hinode"])
+def test_jacobian_matches_central_differences(instrument):
+    me = MilneEddington(instrument=Instrument.hinode_sp() if instrument else None)
+    mu = 0.7
+    prof, jac = me._me.profile_and_jacobian(PARAMS, mu)
+    d = {k: PARAMS[:, i] for i, k in enumerate((*NAMES, "vmac"))}
+    np.testing.assert_allclose(prof, me.synthesize(d, mu, add_noise=False), rtol=0, atol=1e-13)
+    for k, name in enumerate(NAMES):
+        h = STEPS[k]
+        up, down = PARAMS.copy(), PARAMS.copy()
+        up[:, k] += h
+        down[:, k] -= h
+        if name == "filling_factor":  # f = 1 is the upper limit: one-sided there
+            up[:, k] = np.minimum(up[:, k], 1.0)
+        fd = (me._me.profile_and_jacobian(up, mu)[0] - me._me.profile_and_jacobian(down, mu)[0]) / (
+            (up[:, k] - down[:, k])[:, None, None]
+        )
+        an = jac[:, k]
+        if name == "filling_factor":  # linear in f: exact for any step
+            np.testing.assert_allclose(fd, an, rtol=0, atol=1e-9 * np.abs(an).max())
+            continue
+        err = np.abs(fd - an).max() / np.abs(an).max()
+        assert err < TOLERANCE, f"{name}: relative error {err:.2e}"
+        # every Stokes parameter that depends on this one is checked, not only the largest
+        for s in range(4):
+            scale = np.abs(an[:, s]).max()
+            if scale > 1e-6:
+                assert np.abs(fd[:, s] - an[:, s]).max() / scale < 10 * TOLERANCE, (name, s)
