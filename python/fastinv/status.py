@@ -12,6 +12,7 @@ table              whose ``status``                            C++ enum
 ``ME_STATUS``      ``MilneEddington.synthesize``               ``stokes::MeStatus``
 ``LTE_STATUS``     ``LTE.synthesize``                          ``stokes::LteStatus``
 ``STOKES_STATUS``  ``StokesNet.predict``, ``FrameInverter``    (Python only)
+``ME_INV_STATUS``  ``MEInversion.invert``                      ``stokes::MeInversionStatus``
 =================  ==========================================  =============================
 
 Examples
@@ -23,7 +24,7 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["DEM_STATUS", "ME_STATUS", "LTE_STATUS", "STOKES_STATUS", "OK"]
+__all__ = ["DEM_STATUS", "ME_STATUS", "LTE_STATUS", "STOKES_STATUS", "ME_INV_STATUS", "OK"]
 
 #: The code of a good result in every table.
 OK = 0
@@ -46,3 +47,13 @@ LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)", 2: "hydr
 
 #: Stokes inversion by a network, per pixel.
 STOKES_STATUS = {0: "ok", 1: "non-finite input (NaN or inf) in the profile", 2: "no signal (continuum <= 0)"}
+
+#: Milne-Eddington inversion (Levenberg-Marquardt), per pixel. 1 and 2 keep their fitted
+#: products (flagged); 3 and 4 are NaN.
+ME_INV_STATUS = {
+    0: "ok",
+    1: "maximum number of iterations reached",
+    2: "reduced chi2 above the threshold",
+    3: "bad input (NaN/inf profile, sigma <= 0 or bad initial guess)",
+    4: "too dark (mean Stokes I at or below the threshold)",
+}

@@ -50,7 +50,25 @@ std::vector<SpectralLine> builtin_lines() {
   l6302.abo_alpha = 0.240;
   l6302.abo_sigma = 2.398e-14;
   l6302.source = "VALD (lambda, chi, log gf); LS-coupling g of z5P1 -> e5D0; ABO from SIR LINES";
-  return {l6301, l6302};
+
+  // Fe I 6173.3, the HMI line: wavelength (air) 6173.3433 A, chi_low 2.223 eV, log gf
+  // -2.880 and the 5P1 -> 5D0 transition (g_eff 2.5) as given by Norton et al. (2006, Sol.
+  // Phys. 239, 69, table 1; the wavelength is the one HMI's own code uses). Lande factor of
+  // 5P1 from LS coupling. No ABO van der Waals data here (abo_sigma = 0: the LTE synthesis
+  // then uses no van der Waals broadening for it; ME does not need it).
+  SpectralLine l6173 = l6301;
+  l6173.name = "FeI_6173";
+  l6173.wavelength = 6173.3433;
+  l6173.chi_low = 2.223;
+  l6173.log_gf = -2.880;
+  l6173.j_low = 1.0;
+  l6173.j_up = 0.0;
+  l6173.g_low = lande_g_ls(1.0, 2.0, 1.0);  // 5P1
+  l6173.g_up = 0.0;                         // 5D0: J = 0, no splitting
+  l6173.abo_alpha = 0.0;
+  l6173.abo_sigma = 0.0;
+  l6173.source = "Norton et al. 2006 (Sol. Phys. 239, 69): lambda, chi, log gf, 5P1 -> 5D0; LS-coupling g";
+  return {l6301, l6302, l6173};
 }
 
 struct Registry {

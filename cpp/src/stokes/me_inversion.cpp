@@ -252,7 +252,9 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
         model_->profile(q, o.mu, scratch, trial);
         const double c2 = chi2_of(trial);
         if (std::isfinite(c2) && c2 < chi2) {
-          const bool small = chi2 - c2 < o.tolerance * chi2;
+          // relative to chi2, or to the number of data points once chi2 is far below it
+          // (noise-free data)
+          const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
           std::copy(q, q + kMeProfileParameters, p);
           lambda = std::max(lambda * 0.1, 1e-12);
           model_->profile_and_jacobian(p, o.mu, scratch, prof, jac);

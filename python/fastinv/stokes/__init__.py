@@ -6,7 +6,8 @@ The package is split by what a module does:
   Faddeeva/Voigt functions, instruments (LSF, sampling, noise), Milne-Eddington and LTE
   synthesis, model atmospheres, parameter sampling and training-set files.
 - :mod:`fastinv.stokes.inversion` -- the trained networks (:class:`StokesNet`), frame and map
-  inversion (:class:`FrameInverter`, :func:`invert_files`), continuum normalisation,
+  inversion (:class:`FrameInverter`, :func:`invert_files`), the Milne-Eddington
+  least-squares inversion (:class:`MEInversion`), continuum normalisation,
   level-2 output files and accuracy evaluation.
 - :mod:`fastinv.stokes.io` -- readers of Hinode SP level-1 and DKIST ViSP level-1 files.
 
@@ -22,6 +23,7 @@ Examples
 from __future__ import annotations
 
 from .inversion.frames import FrameInverter, FrameResult, invert_files
+from .inversion.me import ME_FIT_PARAMETERS, MEInversion, MEResult
 from .inversion.network import STOKES_STATUS, StokesNet, resample_to
 from .synthesis import atmospheres, lines, voigt
 from .synthesis.instrument import Instrument
@@ -54,4 +56,7 @@ __all__ = [
     "FrameInverter",
     "FrameResult",
     "invert_files",
+    "MEInversion",
+    "MEResult",
+    "ME_FIT_PARAMETERS",
 ]

@@ -1,5 +1,6 @@
 // Atomic data of the spectral lines fastinv synthesises, and a registry to look them up
-// by name. Built in: Fe I 6301.5 and 6302.5 (the Hinode SP / DKIST ViSP pair); more lines
+// by name. Built in: Fe I 6301.5 and 6302.5 (the Hinode SP / DKIST ViSP pair) and Fe I 6173.3
+// (HMI); more lines
 // are added as data with register_line() (Python: fastinv.stokes.lines.register_line).
 #pragma once
 #include <string>

@@ -1,0 +1,295 @@
+"""Milne-Eddington inversion of full-Stokes profiles (C++ Levenberg-Marquardt, OpenMP).
+
+Each pixel is fitted with the Milne-Eddington model of :class:`MilneEddington` (same lines,
+instrument and conventions) by Levenberg-Marquardt with analytic derivatives; 1-sigma
+errors come from the covariance (inverse curvature matrix scaled by the reduced chi2).
+See docs/stokes-me-inversion.md.
+
+Fitted parameters (names of :data:`ME_FIT_PARAMETERS`, units of
+:data:`fastinv.stokes.ME_UNITS`): ``B`` [G], ``inclination`` [deg], ``azimuth`` [deg,
+modulo 180], ``vlos`` [km/s], ``doppler_width`` [mA], ``damping``, ``eta0``, ``S0``, ``S1``,
+``filling_factor`` (fixed at 1 unless freed). Macroturbulence is fixed (``vmac``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import astropy.units as u
+import numpy as np
+
+from ... import _core
+from ..._units import to_float_array
+from ...status import ME_INV_STATUS
+from ..synthesis.instrument import Instrument
+from ..synthesis.lines import SpectralLine
+from ..synthesis.milne_eddington import ME_UNITS, MilneEddington
+from .me_init import classical_guess
+
+__all__ = ["MEInversion", "MEResult", "ME_FIT_PARAMETERS", "ME_CORRELATED", "ME_INV_STATUS"]
+
+#: Parameters of the inversion, in the order of the C++ arrays.
+ME_FIT_PARAMETERS = (
+    "B",
+    "inclination",
+    "azimuth",
+    "vlos",
+    "doppler_width",
+    "damping",
+    "eta0",
+    "S0",
+    "S1",
+    "filling_factor",
+)
+#: Parameters whose correlation coefficients are returned (axes of ``MEResult.correlations``).
+ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
+
+_DEFAULT_FREE = ME_FIT_PARAMETERS[:9]
+_DEFAULT_BOUNDS = {
+    "B": (0.0, 6000.0),
+    "inclination": (0.0, 180.0),
+    "azimuth": (0.0, 180.0),
+    "vlos": (-20.0, 20.0),
+    "doppler_width": (5.0, 150.0),
+    "damping": (1e-4, 5.0),
+    "eta0": (1e-2, 500.0),
+    "S0": (0.0, 10.0),
+    "S1": (0.0, 10.0),
+    "filling_factor": (0.0, 1.0),
+}
+
+
+@dataclass
+class MEResult:
+    """Per-pixel results of :meth:`MEInversion.invert` (leading axes: those of the input).
+
+    Attributes
+    ----------
+    parameters : dict of str to astropy.units.Quantity
+        Best-fit parameters (NaN where status is bad input or too dark). ``S0``/``S1`` are in
+        the units of the input profiles (dimensionless Quantities).
+    errors : dict of str to astropy.units.Quantity
+        1-sigma errors, sqrt of the covariance diagonal (NaN for fixed parameters).
+    correlations : numpy.ndarray, shape (..., 5, 5)
+        Correlation coefficients among :data:`ME_CORRELATED` (NaN where one is fixed).
+    chi2 : numpy.ndarray, shape (..., 5)
+        Mean squared normalised residual of I, Q, U, V, then the total reduced (weighted)
+        chi2.
+    iterations : numpy.ndarray of int32
+        Levenberg-Marquardt steps tried.
+    status : numpy.ndarray of int8
+        :data:`fastinv.status.ME_INV_STATUS`.
+    fit : numpy.ndarray or None, shape (..., 4, m)
+        Best-fit profiles (when asked for).
+    """
+
+    parameters: dict
+    errors: dict
+    correlations: np.ndarray
+    chi2: np.ndarray
+    iterations: np.ndarray
+    status: np.ndarray
+    fit: np.ndarray | None = None
+
+
+class MEInversion:
+    """Milne-Eddington least-squares inversion.
+
+    Parameters
+    ----------
+    lines : sequence of str or SpectralLine
+        Lines of the model (default Fe I 6301.5 and 6302.5; ``"FeI_6173"`` for HMI-like data).
+    instrument : Instrument, optional
+        LSF and sampling of the data (the profiles are fitted on its wavelength grid).
+    wavelength : array_like or Quantity, optional
+        Wavelengths of the data [air A] (without an instrument: no LSF).
+    free : sequence of str, optional
+        Parameters to fit (default all but ``filling_factor``); the others keep their
+        initial values.
+    weights : sequence of 4 float
+        chi2 weights of I, Q, U, V.
+    init : "classical" or mapping or array, optional
+        Initial guess: ``"classical"`` (:func:`.me_init.classical_guess`), a mapping name ->
+        per-pixel values (missing names take the classical values), or an (n, 10) array.
+        Can be overridden per call.
+    mu : float
+        cos(heliocentric angle).
+    vmac : float
+        Fixed macroturbulence [km/s].
+    bounds : mapping, optional
+        name -> (lower, upper) box limits replacing the defaults.
+    max_iterations : int
+    tolerance : float
+        Converged when an accepted step lowers chi2 by less than this fraction.
+    chi2_threshold : float
+        Reduced chi2 above which a converged pixel gets status 2.
+    dark_threshold : float
+        Mean Stokes I at or below which a pixel is "too dark" (status 4).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastinv.stokes import MEInversion, MilneEddington
+    >>> me = MilneEddington()
+    >>> truth = dict(B=1000.0, inclination=40, azimuth=30, vlos=0.5, doppler_width=30,
+    ...              damping=0.2, eta0=12, S0=0.2, S1=0.8)
+    >>> stokes = me.synthesize(truth)
+    >>> res = MEInversion().invert(stokes, sigma=1e-3)
+    >>> round(float(res.parameters["B"][0].value))
+    1000
+    """
+
+    def __init__(
+        self,
+        lines: Sequence[str | SpectralLine] = ("FeI_6301", "FeI_6302"),
+        instrument: Instrument | None = None,
+        wavelength=None,
+        free: Sequence[str] | None = None,
+        weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
+        init="classical",
+        mu: float = 1.0,
+        vmac: float = 0.0,
+        bounds: Mapping[str, tuple[float, float]] | None = None,
+        max_iterations: int = 100,
+        tolerance: float = 1e-6,
+        chi2_threshold: float = np.inf,
+        dark_threshold: float = 0.0,
+        strength_ratios: Sequence[float] | None = None,
+    ) -> None:
+        self.model = MilneEddington(
+            lines, wavelength=wavelength, instrument=instrument, strength_ratios=strength_ratios
+        )
+        free = _DEFAULT_FREE if free is None else tuple(free)
+        unknown = set(free) - set(ME_FIT_PARAMETERS)
+        if unknown:
+            raise ValueError(f"unknown free parameter(s) {sorted(unknown)}; known: {list(ME_FIT_PARAMETERS)}")
+        self.free = tuple(k for k in ME_FIT_PARAMETERS if k in free)
+        b = dict(_DEFAULT_BOUNDS)
+        for k, v in (bounds or {}).items():
+            if k not in b:
+                raise ValueError(f"bounds: unknown parameter {k!r}")
+            b[k] = (float(v[0]), float(v[1]))
+        self.bounds = b
+        weights = [float(w) for w in weights]
+        if len(weights) != 4:
+            raise ValueError("weights: give 4 numbers (I, Q, U, V)")
+        self.weights = tuple(weights)
+        self.mu = float(mu)
+        self.init = init
+        self._inv = _core.stokes.MEInversion(
+            self.model._me,
+            [k in self.free for k in ME_FIT_PARAMETERS],
+            [b[k][0] for k in ME_FIT_PARAMETERS],
+            [b[k][1] for k in ME_FIT_PARAMETERS],
+            weights,
+            self.mu,
+            float(vmac),
+            int(max_iterations),
+            float(tolerance),
+            float(min(chi2_threshold, 1e300)),
+            float(dark_threshold),
+        )
+
+    @property
+    def wavelength(self) -> np.ndarray:
+        """Wavelengths of the data [air A]."""
+        return self.model.wavelength
+
+    def initial_guess(self, stokes: np.ndarray, init=None) -> np.ndarray:
+        """The (n, 10) initial parameters for (n, 4, m) profiles (see ``init``)."""
+        init = self.init if init is None else init
+        guess = classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu)
+        if isinstance(init, str):
+            if init != "classical":
+                raise ValueError(f"init must be 'classical', a mapping or an array, got {init!r}")
+            return guess
+        if isinstance(init, Mapping):
+            for k, v in init.items():
+                if k not in ME_FIT_PARAMETERS:
+                    raise ValueError(f"init: unknown parameter {k!r}")
+                guess[:, ME_FIT_PARAMETERS.index(k)] = np.broadcast_to(
+                    to_float_array(v, ME_UNITS[k], f"init {k!r}").ravel(), guess.shape[:1]
+                )
+            return guess
+        arr = np.asarray(init, dtype=np.float64).reshape(-1, len(ME_FIT_PARAMETERS))
+        if arr.shape[0] != guess.shape[0]:
+            raise ValueError(f"init: {arr.shape[0]} rows for {guess.shape[0]} pixels")
+        return arr
+
+    def invert(self, stokes, sigma=None, threads: int | None = None, *, init=None, fit: bool = False) -> MEResult:
+        """Fit every pixel.
+
+        Parameters
+        ----------
+        stokes : array_like, shape (..., 4, m)
+            I, Q, U, V on :attr:`wavelength` (any leading axes).
+        sigma : float or array_like, optional
+            Noise: a scalar, per Stokes (4,), per wavelength (4, m), per pixel (...), per
+            pixel and Stokes (..., 4) or full (..., 4, m). Default: 1e-3 of each pixel's continuum (the
+            maximum of its Stokes I), or the instrument's noise level when it has one.
+        threads : int, optional
+            OpenMP threads (default: all). Results do not depend on it.
+        init : optional
+            Overrides the constructor's ``init`` for this call.
+        fit : bool
+            Also return the best-fit profiles.
+
+        Returns
+        -------
+        MEResult
+        """
+        data = np.asarray(stokes, dtype=np.float64)
+        m = self.wavelength.size
+        if data.ndim < 2 or data.shape[-2:] != (4, m):
+            raise ValueError(f"stokes must have shape (..., 4, {m}), got {data.shape}")
+        lead = data.shape[:-2]
+        flat = np.ascontiguousarray(data.reshape(-1, 4, m))
+        n = flat.shape[0]
+        sig = self._sigma(sigma, flat, lead)
+        guess = np.ascontiguousarray(self.initial_guess(flat, init), dtype=np.float64)
+        if guess.shape != (n, len(ME_FIT_PARAMETERS)):
+            raise ValueError(f"init: expected {n} x 10 values")
+        # NaN guesses of unusable pixels are flagged by the C++ side (bad input)
+        r = self._inv.invert(flat, sig, guess, bool(fit), 0 if threads is None else int(threads))
+        params = {
+            k: (r["parameters"][:, i].reshape(lead) * u.Unit(ME_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)
+        }
+        errors = {k: (r["errors"][:, i].reshape(lead) * u.Unit(ME_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)}
+        return MEResult(
+            parameters=params,
+            errors=errors,
+            correlations=r["correlations"].reshape(lead + (5, 5)),
+            chi2=r["chi2"].reshape(lead + (5,)),
+            iterations=r["iterations"].reshape(lead),
+            status=r["status"].reshape(lead),
+            fit=r["fit"].reshape(lead + (4, m)) if fit else None,
+        )
+
+    def _sigma(self, sigma, flat: np.ndarray, lead: tuple) -> np.ndarray:
+        n, _, m = flat.shape
+        if sigma is None:
+            inst = self.model.instrument
+            level = inst.noise if inst is not None and inst.noise > 0 else 1e-3
+            with np.errstate(invalid="ignore"):
+                ic = np.max(flat[:, 0], axis=1)
+            return np.ascontiguousarray(np.broadcast_to((level * ic)[:, None, None], (n, 4, m)))
+        s = np.asarray(sigma, dtype=np.float64)
+        if s.ndim == 0:
+            return np.full((4, m), float(s))
+        if s.shape == (4,):
+            return np.ascontiguousarray(np.broadcast_to(s[:, None], (4, m)))
+        if s.shape == (4, m) and lead != (4,):
+            return np.ascontiguousarray(s)
+        if s.shape == lead and lead != (4,):  # one value per pixel
+            return np.ascontiguousarray(np.broadcast_to(s.reshape(n, 1, 1), (n, 4, m)))
+        if s.shape == lead + (4,):
+            return np.ascontiguousarray(np.broadcast_to(s.reshape(n, 4, 1), (n, 4, m)))
+        if s.shape == lead + (4, m):
+            return np.ascontiguousarray(s.reshape(n, 4, m))
+        raise ValueError(
+            f"sigma: shape {s.shape} fits none of (), (4,), (4, {m}), {lead}, {lead + (4,)}, {lead + (4, m)}"
+        )
+
+    def __repr__(self) -> str:
+        return f"MEInversion({self.model!r}, free={self.free})"
