@@ -81,8 +81,9 @@ inline void hf_component(const FarPoly& fp, const double* tre, const double* tim
     const double dd = (((((t + fp.D[5]) * t + fp.D[4]) * t + fp.D[3]) * t + fp.D[2]) * t + fp.D[1]) * t + fp.D[0];
     const double aa = ((((fp.A[5] * t + fp.A[4]) * t + fp.A[3]) * t + fp.A[2]) * t + fp.A[1]) * t + fp.A[0];
     const double bb = ((((fp.B[5] * t + fp.B[4]) * t + fp.B[3]) * t + fp.B[2]) * t + fp.B[1]) * t + fp.B[0];
-    H[j] = aa / dd;
-    F[j] = bb * v / dd;
+    const double id = 1.0 / dd;
+    H[j] = aa * id;
+    F[j] = bb * v * id;
   }
   if (!near) return;
   int64_t lo = 0, hi = 0;
@@ -92,6 +93,15 @@ inline void hf_component(const FarPoly& fp, const double* tre, const double* tim
     hi += (u[j] < r) ? 1 : 0;
   }
   if (hi > lo) near_taylor(tre, tim, a, u + lo, static_cast<std::size_t>(hi - lo), H + lo, F + lo);
+}
+
+// phi (q = 0) or psi (q = 1) of group g at point j with its gradient (slots B, v, Doppler
+// width, a; the layout of the sums in me_profile_deriv)
+inline Dual load_sum(const double* sums, int64_t n, int q, int g, int64_t j) {
+  const int r = q * 4 + g;
+  return Dual{
+      sums[r * n + j],
+      {sums[(8 + r) * n + j], 0.0, 0.0, sums[(16 + r) * n + j], sums[(24 + r) * n + j], sums[(32 + r) * n + j], 0.0}};
 }
 
 // prof: 4 x n (I, Q, U, V); jac: kMeDerivs x 4 x n.
@@ -172,18 +182,19 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   ds2x.d[2] = 2.0 * c2x;
   h.d[6] = 0.5;
   const double mu = p.mu, S0 = p.S0, S1 = p.S1, f = p.filling_factor, e0 = p.eta0;
-  const std::size_t plane = 4 * static_cast<std::size_t>(n);
+  const int64_t plane = 4 * n;
   // derivative rows of B, gamma, chi, v, Doppler, a, eta0 map to Dual slots 0..6
+  // one SIMD loop over the points: the Duals live in registers (their fixed-length loops
+  // unroll), the sums are read as rows
+  const double* p0v = sums + 3 * n;
+  double* I = prof;
+  double* Q = prof + n;
+  double* U = prof + 2 * n;
+  double* V = prof + 3 * n;
+#pragma omp simd
   for (int64_t j = 0; j < n; ++j) {
-    auto sum = [&](int q, int g) {  // phi (q = 0) or psi (q = 1) of group g with its gradient
-      Dual r = dconst(sums[(q * 4 + g) * n + j]);
-      r.d[0] = sums[(8 + q * 4 + g) * n + j];
-      r.d[3] = sums[(16 + q * 4 + g) * n + j];
-      r.d[4] = sums[(24 + q * 4 + g) * n + j];
-      r.d[5] = sums[(32 + q * 4 + g) * n + j];
-      return r;
-    };
-    const Dual pb = sum(0, 0), pp = sum(0, 1), pr = sum(0, 2), qb = sum(1, 0), qp = sum(1, 1), qr = sum(1, 2);
+    const Dual pb = load_sum(sums, n, 0, 0, j), pp = load_sum(sums, n, 0, 1, j), pr = load_sum(sums, n, 0, 2, j);
+    const Dual qb = load_sum(sums, n, 1, 0, j), qp = load_sum(sums, n, 1, 1, j), qr = load_sum(sums, n, 1, 2, j);
     const Dual sb = pb + pr, sr = qb + qr;
     const Dual kI = dconst(1.0) + h * (pp * s2 + sb * c2p1);
     const Dual lin = h * (pp - 0.5 * sb) * s2;
@@ -199,29 +210,42 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     const Dual XQ = -(t * (ki2 * kQ + kI * (kV * fU - kU * fV) + fQ * gp2));
     const Dual XU = -(t * (ki2 * kU + kI * (kQ * fV - kV * fQ) + fU * gp2));
     const Dual XV = -(t * (ki2 * kV + kI * (kU * fQ - kQ * fU) + fV * gp2));
-    const Dual* X[4] = {&XI, &XQ, &XU, &XV};
     // unmagnetised part: Inm = S0 + S1 mu / (1 + eta0 p0)
-    const double p0 = sums[3 * n + j];
+    const double p0 = p0v[j];
     const double den = 1.0 / (1.0 + e0 * p0);
     const double m0 = mu * den;
-    const double dInm_dp0 = -S1 * mu * e0 * den * den;
     const double Inm = S0 + S1 * m0;
-    for (int st = 0; st < 4; ++st) {
-      const Dual& Xs = *X[st];
-      const double mag = (st == 0 ? S0 : 0.0) + S1 * Xs.v;
-      prof[st * n + j] = st == 0 ? f * mag + (1.0 - f) * Inm : f * mag;
-      for (int k = 0; k < 7; ++k) jac[k * plane + st * n + j] = f * S1 * Xs.d[k];
-      jac[7 * plane + st * n + j] = st == 0 ? 1.0 : 0.0;  // S0 (both parts)
-      jac[8 * plane + st * n + j] = f * Xs.v + (st == 0 ? (1.0 - f) * m0 : 0.0);
-      jac[9 * plane + st * n + j] = st == 0 ? mag - Inm : mag;
+    const double magI = S0 + S1 * XI.v;
+    I[j] = f * magI + (1.0 - f) * Inm;
+    Q[j] = f * S1 * XQ.v;
+    U[j] = f * S1 * XU.v;
+    V[j] = f * S1 * XV.v;
+    const double fS1 = f * S1;
+    for (int k = 0; k < 7; ++k) {
+      jac[k * plane + j] = fS1 * XI.d[k];
+      jac[k * plane + n + j] = fS1 * XQ.d[k];
+      jac[k * plane + 2 * n + j] = fS1 * XU.d[k];
+      jac[k * plane + 3 * n + j] = fS1 * XV.d[k];
     }
-    if (f < 1.0) {  // the unmagnetised part's dependence on v, Doppler width, a, eta0
-      const double g = 1.0 - f;
-      jac[3 * plane + j] += g * dInm_dp0 * sums[(16 + 3) * n + j];
-      jac[4 * plane + j] += g * dInm_dp0 * sums[(24 + 3) * n + j];
-      jac[5 * plane + j] += g * dInm_dp0 * sums[(32 + 3) * n + j];
-      jac[6 * plane + j] += g * (-S1 * mu * p0 * den * den);
-    }
+    // the unmagnetised part's dependence on v, Doppler width, a, eta0 (zero when f = 1)
+    const double g = 1.0 - f;
+    const double dInm_dp0 = -S1 * mu * e0 * den * den;
+    jac[3 * plane + j] += g * dInm_dp0 * sums[(16 + 3) * n + j];
+    jac[4 * plane + j] += g * dInm_dp0 * sums[(24 + 3) * n + j];
+    jac[5 * plane + j] += g * dInm_dp0 * sums[(32 + 3) * n + j];
+    jac[6 * plane + j] += g * (-S1 * mu * p0 * den * den);
+    jac[7 * plane + j] = 1.0;  // S0 (both parts)
+    jac[7 * plane + n + j] = 0.0;
+    jac[7 * plane + 2 * n + j] = 0.0;
+    jac[7 * plane + 3 * n + j] = 0.0;
+    jac[8 * plane + j] = f * XI.v + g * m0;
+    jac[8 * plane + n + j] = f * XQ.v;
+    jac[8 * plane + 2 * n + j] = f * XU.v;
+    jac[8 * plane + 3 * n + j] = f * XV.v;
+    jac[9 * plane + j] = magI - Inm;
+    jac[9 * plane + n + j] = S1 * XQ.v;
+    jac[9 * plane + 2 * n + j] = S1 * XU.v;
+    jac[9 * plane + 3 * n + j] = S1 * XV.v;
   }
 }
 

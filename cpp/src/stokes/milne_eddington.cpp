@@ -175,9 +175,7 @@ void MilneEddington::degrade(double* fine, int rows, double vmac, MEScratch& s, 
   const double width = lines_.front().lambda0 * vmac / kCkms;
   if (gaussian_) {
     const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
-    for (int r = 0; r < rows; ++r)
-      gaussian_resample(fine + r * n, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_, out + r * nout,
-                        s.kernel_);
+    gaussian_resample_rows(fine, rows, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_, out, s.kernel_);
     return;
   }
   if (vmac > 0.0) smoother_.smooth(width, fine, rows, s.scratch_, s.kernel_);

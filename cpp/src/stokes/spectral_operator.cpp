@@ -143,28 +143,35 @@ void GaussianSmoother::smooth(double width, double* spectra, int n_spectra, std:
   }
 }
 
-void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first, int64_t stride,
-                       int64_t n_out, double* out, std::vector<double>& kernel) {
+void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                            int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
   const int64_t M = std::max<int64_t>(1, static_cast<int64_t>(5.0 * sigma / h + 1e-9));
   kernel.resize(2 * M + 1);
   const double c = -0.5 * h * h / (sigma * sigma);
   double total = 0.0;
   for (int64_t m = -M; m <= M; ++m) total += (kernel[m + M] = std::exp(c * m * m));
-  for (int64_t k = 0; k < n_out; ++k) {
-    const int64_t centre = first + k * stride;
-    const int64_t lo = std::max<int64_t>(-M, -centre), hi = std::min<int64_t>(M, n - 1 - centre);
-    const double* x = in + centre;
-    const double* g = kernel.data() + M;
-    double acc = 0.0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < n_out; ++k) {
+      const int64_t centre = first + k * stride;
+      const int64_t lo = std::max<int64_t>(-M, -centre), hi = std::min<int64_t>(M, n - 1 - centre);
+      const double* x = in + r * n + centre;
+      const double* g = kernel.data() + M;
+      double acc = 0.0;
 #pragma omp simd reduction(+ : acc)
-    for (int64_t m = lo; m <= hi; ++m) acc += g[m] * x[m];
-    double norm = total;
-    if (lo != -M || hi != M) {
-      norm = 0.0;
-      for (int64_t m = lo; m <= hi; ++m) norm += g[m];
+      for (int64_t m = lo; m <= hi; ++m) acc += g[m] * x[m];
+      double norm = total;
+      if (lo != -M || hi != M) {
+        norm = 0.0;
+        for (int64_t m = lo; m <= hi; ++m) norm += g[m];
+      }
+      out[r * n_out + k] = acc / norm;
     }
-    out[k] = acc / norm;
   }
+}
+
+void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first, int64_t stride,
+                       int64_t n_out, double* out, std::vector<double>& kernel) {
+  gaussian_resample_rows(in, 1, n, h, sigma, first, stride, n_out, out, kernel);
 }
 
 }  // namespace fastinv::stokes

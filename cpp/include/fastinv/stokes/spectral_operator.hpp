@@ -52,5 +52,9 @@ class GaussianSmoother {
 // `kernel` is scratch.
 void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first, int64_t stride,
                        int64_t n_out, double* out, std::vector<double>& kernel);
+// The same for `rows` spectra back to back (in: rows x n, out: rows x n_out), the kernel
+// computed once; each row's result is bitwise that of gaussian_resample.
+void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                            int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
 
 }  // namespace fastinv::stokes
