@@ -13,6 +13,7 @@
 // Parameter order of the derivative rows: B, inclination, azimuth, vlos, doppler_width,
 // damping, eta0, S0, S1, filling_factor (kMeDerivs), internal units (rad, Angstrom).
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -23,50 +24,66 @@
 namespace fastinv::stokes::detail {
 namespace FASTINV_FADDEEVA_NS {
 
-// Value + gradient in the 7 matrix parameters (forward-mode automatic differentiation).
+// Value + gradient in the 7 matrix parameters (forward-mode automatic differentiation),
+// for kLanes consecutive wavelength points at once: every operation is a fixed-length loop
+// over the lanes, which the compiler turns into one vector instruction per slot (a Dual per
+// point, as a struct of 8 doubles, was left scalar by the vectoriser).
+constexpr int kLanes = 8;
 struct Dual {
-  double v;
-  double d[7];
+  double v[kLanes];
+  double d[7][kLanes];
 };
 inline Dual dconst(double v) {
-  Dual r{v, {0, 0, 0, 0, 0, 0, 0}};
+  Dual r;
+  for (int l = 0; l < kLanes; ++l) r.v[l] = v;
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = 0.0;
   return r;
 }
 inline Dual operator+(const Dual& a, const Dual& b) {
   Dual r;
-  r.v = a.v + b.v;
-  for (int k = 0; k < 7; ++k) r.d[k] = a.d[k] + b.d[k];
+  for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] + b.v[l];
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = a.d[k][l] + b.d[k][l];
   return r;
 }
 inline Dual operator-(const Dual& a, const Dual& b) {
   Dual r;
-  r.v = a.v - b.v;
-  for (int k = 0; k < 7; ++k) r.d[k] = a.d[k] - b.d[k];
+  for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] - b.v[l];
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = a.d[k][l] - b.d[k][l];
   return r;
 }
 inline Dual operator-(const Dual& a) {
   Dual r;
-  r.v = -a.v;
-  for (int k = 0; k < 7; ++k) r.d[k] = -a.d[k];
+  for (int l = 0; l < kLanes; ++l) r.v[l] = -a.v[l];
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = -a.d[k][l];
   return r;
 }
 inline Dual operator*(const Dual& a, const Dual& b) {
   Dual r;
-  r.v = a.v * b.v;
-  for (int k = 0; k < 7; ++k) r.d[k] = a.d[k] * b.v + a.v * b.d[k];
+  for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] * b.v[l];
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = a.d[k][l] * b.v[l] + a.v[l] * b.d[k][l];
   return r;
 }
 inline Dual operator*(double s, const Dual& a) {
   Dual r;
-  r.v = s * a.v;
-  for (int k = 0; k < 7; ++k) r.d[k] = s * a.d[k];
+  for (int l = 0; l < kLanes; ++l) r.v[l] = s * a.v[l];
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = s * a.d[k][l];
   return r;
 }
 inline Dual inverse(const Dual& a) {
   Dual r;
-  r.v = 1.0 / a.v;
-  const double m = -r.v * r.v;
-  for (int k = 0; k < 7; ++k) r.d[k] = m * a.d[k];
+  double m[kLanes];
+  for (int l = 0; l < kLanes; ++l) {
+    r.v[l] = 1.0 / a.v[l];
+    m[l] = -r.v[l] * r.v[l];
+  }
+  for (int k = 0; k < 7; ++k)
+    for (int l = 0; l < kLanes; ++l) r.d[k][l] = m[l] * a.d[k][l];
   return r;
 }
 
@@ -95,13 +112,20 @@ inline void hf_component(const FarPoly& fp, const double* tre, const double* tim
   if (hi > lo) near_taylor(tre, tim, a, u + lo, static_cast<std::size_t>(hi - lo), H + lo, F + lo);
 }
 
-// phi (q = 0) or psi (q = 1) of group g at point j with its gradient (slots B, v, Doppler
-// width, a; the layout of the sums in me_profile_deriv)
+// phi (q = 0) or psi (q = 1) of group g at points j .. j + kLanes - 1 with its gradient
+// (slots B, v, Doppler width, a; the layout of the sums in me_profile_deriv; the sums are
+// padded so that a last partial block reads inside the buffer)
 inline Dual load_sum(const double* sums, int64_t n, int q, int g, int64_t j) {
   const int r = q * 4 + g;
-  return Dual{
-      sums[r * n + j],
-      {sums[(8 + r) * n + j], 0.0, 0.0, sums[(16 + r) * n + j], sums[(24 + r) * n + j], sums[(32 + r) * n + j], 0.0}};
+  Dual x = dconst(0.0);
+  for (int l = 0; l < kLanes; ++l) {
+    x.v[l] = sums[r * n + j + l];
+    x.d[0][l] = sums[(8 + r) * n + j + l];
+    x.d[3][l] = sums[(16 + r) * n + j + l];
+    x.d[4][l] = sums[(24 + r) * n + j + l];
+    x.d[5][l] = sums[(32 + r) * n + j + l];
+  }
+  return x;
 }
 
 // prof: 4 x n (I, Q, U, V); jac: kMeDerivs x 4 x n.
@@ -174,27 +198,23 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   const double sg = std::sin(p.inclination), cg = std::cos(p.inclination);
   const double c2x = std::cos(2.0 * p.azimuth), s2x = std::sin(2.0 * p.azimuth);
   Dual s2 = dconst(sg * sg), c2p1 = dconst(0.5 * (1.0 + cg * cg)), dcg = dconst(cg);
-  s2.d[1] = 2.0 * sg * cg;
-  c2p1.d[1] = -cg * sg;
-  dcg.d[1] = -sg;
   Dual dc2x = dconst(c2x), ds2x = dconst(s2x), h = dconst(0.5 * p.eta0);
-  dc2x.d[2] = -2.0 * s2x;
-  ds2x.d[2] = 2.0 * c2x;
-  h.d[6] = 0.5;
+  for (int l = 0; l < kLanes; ++l) {
+    s2.d[1][l] = 2.0 * sg * cg;
+    c2p1.d[1][l] = -cg * sg;
+    dcg.d[1][l] = -sg;
+    dc2x.d[2][l] = -2.0 * s2x;
+    ds2x.d[2][l] = 2.0 * c2x;
+    h.d[6][l] = 0.5;
+  }
   const double mu = p.mu, S0 = p.S0, S1 = p.S1, f = p.filling_factor, e0 = p.eta0;
   const int64_t plane = 4 * n;
   // derivative rows of B, gamma, chi, v, Doppler, a, eta0 map to Dual slots 0..6
-  // one SIMD loop over the points: the Duals live in registers (their fixed-length loops
-  // unroll), the sums are read as rows
+  // blocks of kLanes points (the Dual operations are the vector loops)
   const double* p0v = sums + 3 * n;
-  double* I = prof;
-  double* Q = prof + n;
-  double* U = prof + 2 * n;
-  double* V = prof + 3 * n;
-#pragma omp simd
-  for (int64_t j = 0; j < n; ++j) {
-    const Dual pb = load_sum(sums, n, 0, 0, j), pp = load_sum(sums, n, 0, 1, j), pr = load_sum(sums, n, 0, 2, j);
-    const Dual qb = load_sum(sums, n, 1, 0, j), qp = load_sum(sums, n, 1, 1, j), qr = load_sum(sums, n, 1, 2, j);
+  for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
+    const Dual pb = load_sum(sums, n, 0, 0, j0), pp = load_sum(sums, n, 0, 1, j0), pr = load_sum(sums, n, 0, 2, j0);
+    const Dual qb = load_sum(sums, n, 1, 0, j0), qp = load_sum(sums, n, 1, 1, j0), qr = load_sum(sums, n, 1, 2, j0);
     const Dual sb = pb + pr, sr = qb + qr;
     const Dual kI = dconst(1.0) + h * (pp * s2 + sb * c2p1);
     const Dual lin = h * (pp - 0.5 * sb) * s2;
@@ -210,42 +230,45 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     const Dual XQ = -(t * (ki2 * kQ + kI * (kV * fU - kU * fV) + fQ * gp2));
     const Dual XU = -(t * (ki2 * kU + kI * (kQ * fV - kV * fQ) + fU * gp2));
     const Dual XV = -(t * (ki2 * kV + kI * (kU * fQ - kQ * fU) + fV * gp2));
-    // unmagnetised part: Inm = S0 + S1 mu / (1 + eta0 p0)
-    const double p0 = p0v[j];
-    const double den = 1.0 / (1.0 + e0 * p0);
-    const double m0 = mu * den;
-    const double Inm = S0 + S1 * m0;
-    const double magI = S0 + S1 * XI.v;
-    I[j] = f * magI + (1.0 - f) * Inm;
-    Q[j] = f * S1 * XQ.v;
-    U[j] = f * S1 * XU.v;
-    V[j] = f * S1 * XV.v;
-    const double fS1 = f * S1;
-    for (int k = 0; k < 7; ++k) {
-      jac[k * plane + j] = fS1 * XI.d[k];
-      jac[k * plane + n + j] = fS1 * XQ.d[k];
-      jac[k * plane + 2 * n + j] = fS1 * XU.d[k];
-      jac[k * plane + 3 * n + j] = fS1 * XV.d[k];
+    const int lanes = static_cast<int>(std::min<int64_t>(kLanes, n - j0));
+    const double fS1 = f * S1, g = 1.0 - f;
+    for (int l = 0; l < lanes; ++l) {
+      const int64_t j = j0 + l;
+      // unmagnetised part: Inm = S0 + S1 mu / (1 + eta0 p0)
+      const double p0 = p0v[j];
+      const double den = 1.0 / (1.0 + e0 * p0);
+      const double m0 = mu * den;
+      const double Inm = S0 + S1 * m0;
+      const double magI = S0 + S1 * XI.v[l];
+      prof[j] = f * magI + g * Inm;
+      prof[n + j] = fS1 * XQ.v[l];
+      prof[2 * n + j] = fS1 * XU.v[l];
+      prof[3 * n + j] = fS1 * XV.v[l];
+      for (int k = 0; k < 7; ++k) {
+        jac[k * plane + j] = fS1 * XI.d[k][l];
+        jac[k * plane + n + j] = fS1 * XQ.d[k][l];
+        jac[k * plane + 2 * n + j] = fS1 * XU.d[k][l];
+        jac[k * plane + 3 * n + j] = fS1 * XV.d[k][l];
+      }
+      // the unmagnetised part's dependence on v, Doppler width, a, eta0 (zero when f = 1)
+      const double dInm_dp0 = -S1 * mu * e0 * den * den;
+      jac[3 * plane + j] += g * dInm_dp0 * sums[(16 + 3) * n + j];
+      jac[4 * plane + j] += g * dInm_dp0 * sums[(24 + 3) * n + j];
+      jac[5 * plane + j] += g * dInm_dp0 * sums[(32 + 3) * n + j];
+      jac[6 * plane + j] += g * (-S1 * mu * p0 * den * den);
+      jac[7 * plane + j] = 1.0;  // S0 (both parts)
+      jac[7 * plane + n + j] = 0.0;
+      jac[7 * plane + 2 * n + j] = 0.0;
+      jac[7 * plane + 3 * n + j] = 0.0;
+      jac[8 * plane + j] = f * XI.v[l] + g * m0;
+      jac[8 * plane + n + j] = f * XQ.v[l];
+      jac[8 * plane + 2 * n + j] = f * XU.v[l];
+      jac[8 * plane + 3 * n + j] = f * XV.v[l];
+      jac[9 * plane + j] = magI - Inm;
+      jac[9 * plane + n + j] = S1 * XQ.v[l];
+      jac[9 * plane + 2 * n + j] = S1 * XU.v[l];
+      jac[9 * plane + 3 * n + j] = S1 * XV.v[l];
     }
-    // the unmagnetised part's dependence on v, Doppler width, a, eta0 (zero when f = 1)
-    const double g = 1.0 - f;
-    const double dInm_dp0 = -S1 * mu * e0 * den * den;
-    jac[3 * plane + j] += g * dInm_dp0 * sums[(16 + 3) * n + j];
-    jac[4 * plane + j] += g * dInm_dp0 * sums[(24 + 3) * n + j];
-    jac[5 * plane + j] += g * dInm_dp0 * sums[(32 + 3) * n + j];
-    jac[6 * plane + j] += g * (-S1 * mu * p0 * den * den);
-    jac[7 * plane + j] = 1.0;  // S0 (both parts)
-    jac[7 * plane + n + j] = 0.0;
-    jac[7 * plane + 2 * n + j] = 0.0;
-    jac[7 * plane + 3 * n + j] = 0.0;
-    jac[8 * plane + j] = f * XI.v + g * m0;
-    jac[8 * plane + n + j] = f * XQ.v;
-    jac[8 * plane + 2 * n + j] = f * XU.v;
-    jac[8 * plane + 3 * n + j] = f * XV.v;
-    jac[9 * plane + j] = magI - Inm;
-    jac[9 * plane + n + j] = S1 * XQ.v;
-    jac[9 * plane + 2 * n + j] = S1 * XU.v;
-    jac[9 * plane + 3 * n + j] = S1 * XV.v;
   }
 }
 

@@ -59,7 +59,7 @@ struct MEDerivWork {
     u.resize(n);
     h.resize(n);
     f.resize(n);
-    sums.resize(40 * n);
+    sums.resize(40 * n + 8);  // + one block of lanes past the last row (me_deriv_kernel.hpp)
   }
 };
 
