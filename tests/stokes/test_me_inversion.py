@@ -187,3 +187,17 @@ def test_filling_factor_and_hmi_line():
     r = hmi.invert(synthesize(hmi.model, q, 1.0), sigma=1e-3)
     assert r.status[0] == 0
     np.testing.assert_allclose(fitted(r)[0, :4], q[0, :4], rtol=1e-4, atol=1e-4)
+
+
+def test_restarts_only_where_chi2_stays_high(hinode_fit):
+    inv, _, obs, sigma, res = hinode_fit
+    one = MEInversion(instrument=Instrument.hinode_sp(), mu=0.9, restarts=0)
+    r0 = one.invert(obs, sigma=sigma, threads=2)
+    stuck = r0.chi2[:, 4] > 2.0
+    assert np.all(r0.restarts == 0)
+    # the first descent is the same; only pixels left above restart_chi2 start again
+    np.testing.assert_array_equal(res.restarts > 0, stuck)
+    np.testing.assert_array_equal(res.chi2[~stuck], r0.chi2[~stuck])
+    assert np.all(res.chi2[stuck, 4] <= r0.chi2[stuck, 4])
+    print(f"global minimum: {np.mean(r0.chi2[:, 4] < 1.5):.3f} one start, {np.mean(res.chi2[:, 4] < 1.5):.3f} restarts")
+    assert np.mean(res.chi2[:, 4] < 1.5) >= np.mean(r0.chi2[:, 4] < 1.5)

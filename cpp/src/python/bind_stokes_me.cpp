@@ -135,7 +135,8 @@ void bind_stokes_me(py::module_& m) {
   py::class_<stokes::MEInversion>(m, "MEInversion")
       .def(py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
                        std::vector<double> upper, std::vector<double> weights, double mu, double vmac,
-                       int max_iterations, double tolerance, double chi2_threshold, double dark_threshold) {
+                       int max_iterations, double tolerance, double chi2_threshold, double dark_threshold, int restarts,
+                       double restart_chi2) {
              stokes::MEInversionOptions o;
              const auto n = static_cast<std::size_t>(stokes::kMeDerivParameters);
              if (free.size() != n || lower.size() != n || upper.size() != n || weights.size() != 4)
@@ -152,11 +153,13 @@ void bind_stokes_me(py::module_& m) {
              o.tolerance = tolerance;
              o.chi2_threshold = chi2_threshold;
              o.dark_threshold = dark_threshold;
+             o.restarts = restarts;
+             o.restart_chi2 = restart_chi2;
              return std::make_unique<stokes::MEInversion>(std::move(me), o);
            }),
            py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
            py::arg("vmac"), py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"),
-           py::arg("dark_threshold"))
+           py::arg("dark_threshold"), py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0)
       .def(
           "invert",
           [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads) {
@@ -174,7 +177,7 @@ void bind_stokes_me(py::module_& m) {
             const int64_t P = stokes::kMeDerivParameters, C = stokes::kMeCorrelated;
             Arr params({n, P}), errors({n, P}), corr({n, C, C}), chi2({n, int64_t{5}});
             py::array_t<int32_t> iters(n);
-            py::array_t<int8_t> status(n);
+            py::array_t<int8_t> status(n), restarts(n);
             Arr fit(want_fit ? std::vector<py::ssize_t>{n, 4, m} : std::vector<py::ssize_t>{0});
             stokes::MEInversionOutputs o;
             o.parameters = params.mutable_data();
@@ -183,6 +186,7 @@ void bind_stokes_me(py::module_& m) {
             o.chi2 = chi2.mutable_data();
             o.iterations = iters.mutable_data();
             o.status = status.mutable_data();
+            o.restarts = restarts.mutable_data();
             o.fit = want_fit ? fit.mutable_data() : nullptr;
             {
               py::gil_scoped_release release;
@@ -195,6 +199,7 @@ void bind_stokes_me(py::module_& m) {
             d["chi2"] = chi2;
             d["iterations"] = iters;
             d["status"] = status;
+            d["restarts"] = restarts;
             if (want_fit) d["fit"] = fit;
             return d;
           },

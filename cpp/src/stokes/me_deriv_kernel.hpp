@@ -29,53 +29,59 @@ namespace FASTINV_FADDEEVA_NS {
 // over the lanes, which the compiler turns into one vector instruction per slot (a Dual per
 // point, as a struct of 8 doubles, was left scalar by the vectoriser).
 constexpr int kLanes = 8;
+// GCC would otherwise keep some of these as calls (they are large once unrolled).
+#if defined(__GNUC__)
+#define FASTINV_DUAL_INLINE inline __attribute__((always_inline))
+#else
+#define FASTINV_DUAL_INLINE inline
+#endif
 struct Dual {
   double v[kLanes];
   double d[7][kLanes];
 };
-inline Dual dconst(double v) {
+FASTINV_DUAL_INLINE Dual dconst(double v) {
   Dual r;
   for (int l = 0; l < kLanes; ++l) r.v[l] = v;
   for (int k = 0; k < 7; ++k)
     for (int l = 0; l < kLanes; ++l) r.d[k][l] = 0.0;
   return r;
 }
-inline Dual operator+(const Dual& a, const Dual& b) {
+FASTINV_DUAL_INLINE Dual operator+(const Dual& a, const Dual& b) {
   Dual r;
   for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] + b.v[l];
   for (int k = 0; k < 7; ++k)
     for (int l = 0; l < kLanes; ++l) r.d[k][l] = a.d[k][l] + b.d[k][l];
   return r;
 }
-inline Dual operator-(const Dual& a, const Dual& b) {
+FASTINV_DUAL_INLINE Dual operator-(const Dual& a, const Dual& b) {
   Dual r;
   for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] - b.v[l];
   for (int k = 0; k < 7; ++k)
     for (int l = 0; l < kLanes; ++l) r.d[k][l] = a.d[k][l] - b.d[k][l];
   return r;
 }
-inline Dual operator-(const Dual& a) {
+FASTINV_DUAL_INLINE Dual operator-(const Dual& a) {
   Dual r;
   for (int l = 0; l < kLanes; ++l) r.v[l] = -a.v[l];
   for (int k = 0; k < 7; ++k)
     for (int l = 0; l < kLanes; ++l) r.d[k][l] = -a.d[k][l];
   return r;
 }
-inline Dual operator*(const Dual& a, const Dual& b) {
+FASTINV_DUAL_INLINE Dual operator*(const Dual& a, const Dual& b) {
   Dual r;
   for (int l = 0; l < kLanes; ++l) r.v[l] = a.v[l] * b.v[l];
   for (int k = 0; k < 7; ++k)
     for (int l = 0; l < kLanes; ++l) r.d[k][l] = a.d[k][l] * b.v[l] + a.v[l] * b.d[k][l];
   return r;
 }
-inline Dual operator*(double s, const Dual& a) {
+FASTINV_DUAL_INLINE Dual operator*(double s, const Dual& a) {
   Dual r;
   for (int l = 0; l < kLanes; ++l) r.v[l] = s * a.v[l];
   for (int k = 0; k < 7; ++k)
     for (int l = 0; l < kLanes; ++l) r.d[k][l] = s * a.d[k][l];
   return r;
 }
-inline Dual inverse(const Dual& a) {
+FASTINV_DUAL_INLINE Dual inverse(const Dual& a) {
   Dual r;
   double m[kLanes];
   for (int l = 0; l < kLanes; ++l) {
@@ -115,7 +121,7 @@ inline void hf_component(const FarPoly& fp, const double* tre, const double* tim
 // phi (q = 0) or psi (q = 1) of group g at points j .. j + kLanes - 1 with its gradient
 // (slots B, v, Doppler width, a; the layout of the sums in me_profile_deriv; the sums are
 // padded so that a last partial block reads inside the buffer)
-inline Dual load_sum(const double* sums, int64_t n, int q, int g, int64_t j) {
+FASTINV_DUAL_INLINE Dual load_sum(const double* sums, int64_t n, int q, int g, int64_t j) {
   const int r = q * 4 + g;
   Dual x = dconst(0.0);
   for (int l = 0; l < kLanes; ++l) {

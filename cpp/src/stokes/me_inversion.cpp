@@ -5,7 +5,9 @@
 // MilneEddington::profile_and_jacobian) by Cholesky; a step that lowers chi2 is kept and
 // lambda divided by 10, otherwise lambda is multiplied by 10 and the step retried. Marquardt's
 // diag(A) scaling makes the steps independent of the parameters' units.
-// Geometry is folded after each step: (B < 0, gamma) is the same field as (-B, 180 - gamma);
+// Pixels whose reduced chi2 stays above options.restart_chi2 are started again from
+// deterministic variants of their initial guess (options.restarts of them; the best fit is
+// kept). Geometry is folded after each step: (B < 0, gamma) is the same field as (-B, 180 - gamma);
 // gamma and -gamma (or 360 - gamma) give the same profiles, and the azimuth is only defined
 // modulo 180 deg -- so steps never stall on a box limit that is only a convention.
 #include "fastinv/stokes/me_inversion.hpp"
@@ -96,6 +98,8 @@ void MEInversionOptions::validate() const {
   if (!std::isfinite(vmac) || vmac < 0.0) throw InvalidArgument("MEInversion: vmac must be finite and >= 0");
   if (max_iterations < 1) throw InvalidArgument("MEInversion: max_iterations must be >= 1");
   if (!(tolerance > 0.0 && tolerance < 1.0)) throw InvalidArgument("MEInversion: tolerance must be in (0, 1)");
+  if (restarts < 0 || restarts > 100) throw InvalidArgument("MEInversion: restarts must be in [0, 100]");
+  if (!(restart_chi2 > 0.0)) throw InvalidArgument("MEInversion: restart_chi2 must be > 0");
   if (!(chi2_threshold > 0.0)) throw InvalidArgument("MEInversion: chi2_threshold must be > 0");
   if (!std::isfinite(dark_threshold)) throw InvalidArgument("MEInversion: dark_threshold must be finite");
   int nfree = 0;
@@ -178,6 +182,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     std::fill(chi, chi + 5, kNaN);
     if (fit) std::fill(fit, fit + plane, kNaN);
     out.iterations[i] = 0;
+    if (out.restarts) out.restarts[i] = 0;
     out.status[i] = static_cast<int8_t>(st);
   };
   bool ok = true;
@@ -228,52 +233,94 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     }
   };
 
-  model_->profile_and_jacobian(p, o.mu, scratch, prof, jac);
-  double chi2 = chi2_of(prof);
-  double lambda = kLambdaStart;
+  // One Levenberg-Marquardt descent from p (in place); returns chi2 at the end.
   int iter = 0;
-  bool converged = false;
-  while (iter < o.max_iterations && !converged) {
-    normal_equations();
-    while (iter < o.max_iterations) {
-      ++iter;
-      std::copy(A, A + nf * nf, L);
-      for (int a = 0; a < nf; ++a) {
-        const double dg = A[a * nf + a] > 0.0 ? A[a * nf + a] : 1e-30;
-        L[a * nf + a] += lambda * dg;
-      }
-      bool step_ok = cholesky(L, nf);
-      if (step_ok) {
-        std::copy(g, g + nf, d);
-        cholesky_solve(L, nf, d);
-        std::copy(p, p + kMeProfileParameters, q);
-        for (int a = 0; a < nf; ++a) q[idx[a]] += d[a];
-        fold_and_clamp(q, o);
-        model_->profile(q, o.mu, scratch, trial);
-        const double c2 = chi2_of(trial);
-        if (std::isfinite(c2) && c2 < chi2) {
-          // relative to chi2, or to the number of data points once chi2 is far below it
-          // (noise-free data)
-          const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
-          std::copy(q, q + kMeProfileParameters, p);
-          lambda = std::max(lambda * 0.1, 1e-12);
-          model_->profile_and_jacobian(p, o.mu, scratch, prof, jac);
-          chi2 = chi2_of(prof);
-          converged = small;
+  auto descend = [&](bool& converged) {
+    model_->profile_and_jacobian(p, o.mu, scratch, prof, jac, o.free.data());
+    double chi2 = chi2_of(prof);
+    double lambda = kLambdaStart;
+    const int limit = iter + o.max_iterations;
+    converged = false;
+    while (iter < limit && !converged) {
+      normal_equations();
+      while (iter < limit) {
+        ++iter;
+        std::copy(A, A + nf * nf, L);
+        for (int a = 0; a < nf; ++a) {
+          const double dg = A[a * nf + a] > 0.0 ? A[a * nf + a] : 1e-30;
+          L[a * nf + a] += lambda * dg;
+        }
+        if (cholesky(L, nf)) {
+          std::copy(g, g + nf, d);
+          cholesky_solve(L, nf, d);
+          std::copy(p, p + kMeProfileParameters, q);
+          for (int a = 0; a < nf; ++a) q[idx[a]] += d[a];
+          fold_and_clamp(q, o);
+          model_->profile(q, o.mu, scratch, trial);
+          const double c2 = chi2_of(trial);
+          if (std::isfinite(c2) && c2 < chi2) {
+            // relative to chi2, or to the number of data points once chi2 is far below it
+            // (noise-free data)
+            const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
+            std::copy(q, q + kMeProfileParameters, p);
+            lambda = std::max(lambda * 0.1, 1e-12);
+            model_->profile_and_jacobian(p, o.mu, scratch, prof, jac, o.free.data());
+            chi2 = chi2_of(prof);
+            converged = small;
+            break;
+          }
+        }
+        lambda *= 10.0;
+        if (lambda > kLambdaMax) {  // no step lowers chi2: at the minimum (to rounding)
+          converged = true;
           break;
         }
       }
-      lambda *= 10.0;
-      if (lambda > kLambdaMax) {  // no step lowers chi2: at the minimum (to rounding)
-        converged = true;
-        break;
+    }
+    return chi2;
+  };
+
+  const double dof = static_cast<double>(used - nf);
+  bool converged = false;
+  double chi2 = descend(converged);
+  // Restarts (deterministic: no random numbers) for pixels left above restart_chi2: the
+  // usual ME local minima are the other field polarity and the azimuth 90 deg away, and a
+  // weak-field start for a strong field.
+  int restarts = 0;
+  if (o.restarts > 0 && chi2 / dof > o.restart_chi2) {
+    double best[kMeProfileParameters];
+    std::copy(p, p + kMeProfileParameters, best);
+    double best_chi2 = chi2;
+    bool best_conv = converged;
+    for (int r = 0; r < o.restarts && best_chi2 / dof > o.restart_chi2; ++r) {
+      std::copy(init, init + kP, p);
+      p[kP] = o.vmac;
+      const int kind = r % 4;
+      if (kind == 0 || kind == 2) p[1] = 180.0 - p[1];
+      if (kind == 1 || kind == 2) p[2] += 90.0;
+      if (kind == 3) {
+        p[0] = std::max(3.0 * p[0], 1000.0);
+        p[6] *= 0.3;
+      }
+      fold_and_clamp(p, o);
+      bool conv = false;
+      const double c = descend(conv);
+      ++restarts;
+      if (c < best_chi2) {
+        std::copy(p, p + kMeProfileParameters, best);
+        best_chi2 = c;
+        best_conv = conv;
       }
     }
+    std::copy(best, best + kMeProfileParameters, p);
+    converged = best_conv;
+    model_->profile_and_jacobian(p, o.mu, scratch, prof, jac, o.free.data());
+    chi2 = chi2_of(prof);
   }
+  if (out.restarts) out.restarts[i] = static_cast<int8_t>(restarts);
 
   // Covariance: (J^T J)^-1 scaled by the reduced chi2.
   normal_equations();
-  const double dof = static_cast<double>(used - nf);
   const double red = chi2 / dof;
   std::copy(p, p + kP, par);
   std::fill(err, err + kP, kNaN);

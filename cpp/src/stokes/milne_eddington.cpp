@@ -194,9 +194,9 @@ void MilneEddington::profile(const double* params, double mu, MEScratch& s, doub
   degrade(s.fine_.data(), 4, params[10], s, out);
 }
 
-void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScratch& s, double* out,
-                                          double* jac) const {
-  const int64_t n = synthesis_size();
+void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScratch& s, double* out, double* jac,
+                                          const bool* need) const {
+  const int64_t n = synthesis_size(), nout = output_size();
   s.deriv_->resize(n);
   s.fine_.resize(static_cast<std::size_t>(4 * n));
   s.fine_jac_.resize(static_cast<std::size_t>(kMeDerivParameters * 4 * n));
@@ -207,7 +207,17 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     for (int64_t j = 0; j < plane; ++j) s.fine_jac_[k * plane + j] *= kDeg;
   for (int64_t j = 0; j < plane; ++j) s.fine_jac_[4 * plane + j] *= 1e-3;
   degrade(s.fine_.data(), 4, params[10], s, out);
-  degrade(s.fine_jac_.data(), 4 * kMeDerivParameters, params[10], s, jac);
+  // runs of consecutive needed parameters go through the instrument together
+  for (int k = 0; k < kMeDerivParameters;) {
+    if (need && !need[k]) {
+      ++k;
+      continue;
+    }
+    int e = k + 1;
+    while (e < kMeDerivParameters && (!need || need[e])) ++e;
+    degrade(s.fine_jac_.data() + k * plane, 4 * (e - k), params[10], s, jac + k * 4 * nout);
+    k = e;
+  }
 }
 
 void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* out, uint8_t* status,

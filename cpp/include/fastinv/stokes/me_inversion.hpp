@@ -8,7 +8,8 @@
 //
 // Thread safety: invert() is const and writes only to its outputs; one MEInversion may be
 // used from many threads at once. Each pixel's fit depends only on that pixel's data and
-// initial guess (no random numbers), so results are bitwise identical for any thread count.
+// initial guess (no random numbers; restarts are fixed variants of the guess), so results
+// are bitwise identical for any thread count.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -42,6 +43,8 @@ struct MEInversionOptions {
   double tolerance = 1e-6;        // converged when an accepted step lowers chi2 by less than this fraction
   double chi2_threshold = 1e300;  // reduced chi2 above it: status chi2_above_threshold
   double dark_threshold = 0.0;    // mean Stokes I at or below it: status too_dark
+  int restarts = 0;               // extra starts for pixels whose reduced chi2 > restart_chi2
+  double restart_chi2 = 2.0;
   // Throws InvalidArgument on inconsistent values (lower > upper, weights < 0, ...).
   void validate() const;
 };
@@ -52,7 +55,8 @@ struct MEInversionOutputs {
   double* errors = nullptr;        // n x kMeDerivParameters (NaN for fixed parameters)
   double* correlations = nullptr;  // n x kMeCorrelated x kMeCorrelated (NaN where not free)
   double* chi2 = nullptr;          // n x 5: I, Q, U, V (mean of squared normalised residuals), total reduced
-  int32_t* iterations = nullptr;   // n
+  int32_t* iterations = nullptr;   // n (all starts together)
+  int8_t* restarts = nullptr;      // n, optional: extra starts used
   int8_t* status = nullptr;        // n (MeInversionStatus)
   double* fit = nullptr;           // n x 4 x n_wavelength, optional
 };

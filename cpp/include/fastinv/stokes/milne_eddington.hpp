@@ -116,7 +116,10 @@ class MilneEddington {
   // jac is kMeDerivParameters x 4 x output_size(), d(profile)/d(parameter) per unit of each
   // parameter (G, deg, km/s, mA, ...), through the instrument and macroturbulence. The
   // profile agrees with profile() to rounding (its far wings are summed in another order).
-  void profile_and_jacobian(const double* params, double mu, MEScratch& scratch, double* out, double* jac) const;
+  // need (optional, kMeDerivParameters flags): rows of parameters not needed are left
+  // unwritten (the instrument pass is the costly part of a row).
+  void profile_and_jacobian(const double* params, double mu, MEScratch& scratch, double* out, double* jac,
+                            const bool* need = nullptr) const;
 
  private:
   void degrade(double* fine, int rows, double vmac, MEScratch& s, double* out) const;

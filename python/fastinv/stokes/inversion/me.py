@@ -77,7 +77,9 @@ class MEResult:
         Mean squared normalised residual of I, Q, U, V, then the total reduced (weighted)
         chi2.
     iterations : numpy.ndarray of int32
-        Levenberg-Marquardt steps tried.
+        Levenberg-Marquardt steps tried (all starts together).
+    restarts : numpy.ndarray of int8
+        Extra starts used.
     status : numpy.ndarray of int8
         :data:`fastinv.status.ME_INV_STATUS`.
     fit : numpy.ndarray or None, shape (..., 4, m)
@@ -89,6 +91,7 @@ class MEResult:
     correlations: np.ndarray
     chi2: np.ndarray
     iterations: np.ndarray
+    restarts: np.ndarray
     status: np.ndarray
     fit: np.ndarray | None = None
 
@@ -126,6 +129,13 @@ class MEInversion:
         Reduced chi2 above which a converged pixel gets status 2.
     dark_threshold : float
         Mean Stokes I at or below which a pixel is "too dark" (status 4).
+    restarts : int
+        Extra starts, at most, for pixels whose reduced chi2 stays above ``restart_chi2``:
+        fixed variants of the initial guess (other polarity, azimuth + 90 deg, both, a
+        strong-field start), no random numbers; the best fit is kept.
+    restart_chi2 : float
+    strength_ratios : sequence of float, optional
+        ``eta0`` of each line relative to the first (see :class:`MilneEddington`).
 
     Examples
     --------
@@ -155,6 +165,8 @@ class MEInversion:
         tolerance: float = 1e-6,
         chi2_threshold: float = np.inf,
         dark_threshold: float = 0.0,
+        restarts: int = 3,
+        restart_chi2: float = 2.0,
         strength_ratios: Sequence[float] | None = None,
     ) -> None:
         self.model = MilneEddington(
@@ -189,6 +201,8 @@ class MEInversion:
             float(tolerance),
             float(min(chi2_threshold, 1e300)),
             float(dark_threshold),
+            int(restarts),
+            float(restart_chi2),
         )
 
     @property
@@ -262,6 +276,7 @@ class MEInversion:
             correlations=r["correlations"].reshape(lead + (5, 5)),
             chi2=r["chi2"].reshape(lead + (5,)),
             iterations=r["iterations"].reshape(lead),
+            restarts=r["restarts"].reshape(lead),
             status=r["status"].reshape(lead),
             fit=r["fit"].reshape(lead + (4, m)) if fit else None,
         )
