@@ -201,3 +201,19 @@ def test_restarts_only_where_chi2_stays_high(hinode_fit):
     assert np.all(res.chi2[stuck, 4] <= r0.chi2[stuck, 4])
     print(f"global minimum: {np.mean(r0.chi2[:, 4] < 1.5):.3f} one start, {np.mean(res.chi2[:, 4] < 1.5):.3f} restarts")
     assert np.mean(res.chi2[:, 4] < 1.5) >= np.mean(r0.chi2[:, 4] < 1.5)
+
+
+def test_stokes_weights():
+    # V corrupted and given weight 0: the fit follows I, Q, U alone (the polarity is then
+    # undetermined, so compare B, sin(inclination), vlos) and chi2 still reports V's misfit
+    inv = MEInversion(weights=(1.0, 1.0, 1.0, 0.0))
+    p = np.array([[1800.0, 60.0, 45.0, 0.6, 30.0, 0.2, 12.0, 0.2, 0.8, 1.0, 0.0]])
+    obs = synthesize(inv.model, p, 1.0)
+    obs[0, 3] = np.random.default_rng(0).normal(0.0, 0.05, obs.shape[2])
+    r = inv.invert(obs, sigma=1e-3, init=p[:, :10] * 1.02)
+    f = fitted(r)[0]
+    assert r.status[0] == 0 and r.chi2[0, 4] < 1e-6
+    np.testing.assert_allclose(
+        [f[0], np.sin(np.radians(f[1])), f[3]], [1800.0, np.sin(np.radians(60.0)), 0.6], rtol=1e-4
+    )
+    assert r.chi2[0, 3] > 1e3
