@@ -116,6 +116,13 @@ void bind_stokes_me(py::module_& m) {
             const int64_t n = params.shape(0), m = me.output_size();
             for (int64_t k = 0; k < params.size(); ++k)
               if (!std::isfinite(params.data()[k])) throw InvalidArgument("params must be finite");
+            for (int64_t i = 0; i < params.shape(0); ++i) {  // the ranges synthesize() accepts
+              const double* q = params.data() + i * stokes::kMeProfileParameters;
+              if (q[0] < 0 || q[4] <= 0 || q[5] < 0 || q[6] < 0 || q[9] < 0 || q[9] > 1 || q[10] < 0)
+                throw InvalidArgument("params row " + std::to_string(i) +
+                                      ": need B >= 0, doppler_width > 0, damping >= 0, eta0 >= 0, "
+                                      "0 <= filling_factor <= 1, vmac >= 0");
+            }
             Arr prof({n, int64_t{4}, m});
             Arr jac({n, int64_t{stokes::kMeDerivParameters}, int64_t{4}, m});
             {
