@@ -55,8 +55,9 @@ def test_cpp_programs_under_ctest_with_asan_ubsan(asan_build):
     """Every registered C++ test program (GoogleTest, under ASan + UBSan) through ctest: the
     engine against a naive double-precision reference and corrupted files (test_engine),
     internal helpers such as ParallelErrors rethrowing an exception from an OpenMP region
-    (test_internals), and the CUDA backend's host code on a CPU mock with the shipped DeepEM
-    (test_cuda_backend)."""
+    (test_internals), the CUDA backend's host code on a CPU mock with the shipped DeepEM
+    (test_cuda_backend), and the Milne-Eddington inversion's derivatives, statuses and thread
+    determinism (test_me_inversion)."""
     _require_gtest(asan_build)
     out = subprocess.run(
         ["ctest", "--output-on-failure", "--timeout", "600"],
@@ -68,7 +69,7 @@ def test_cpp_programs_under_ctest_with_asan_ubsan(asan_build):
     print(out.stdout, out.stderr)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "100% tests passed" in out.stdout
-    for name in ("test_engine", "test_internals", "test_cuda_backend"):
+    for name in ("test_engine", "test_internals", "test_cuda_backend", "test_me_inversion"):
         assert name in out.stdout, f"{name} is not registered with ctest"
 
 
