@@ -22,6 +22,7 @@ LAYERS = {
     "status": 0,
     "_plotting": 0,
     "_warnings": 0,
+    "_dask": 0,
     "model": 0,
     "__main__": 3,
     "export": 0,

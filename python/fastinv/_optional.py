@@ -20,6 +20,8 @@ EXTRAS = {
     "lightweaver": ("evaluate", "the lightweaver cross-check"),
     "dkist": ("dkist", "DKIST .asdf datasets"),
     "cupy": ("cuda", "CuPy device arrays"),
+    "dask": ("dask", "dask arrays and series runs"),
+    "distributed": ("dask", "a dask.distributed scheduler"),
 }
 
 
