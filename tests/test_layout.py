@@ -23,6 +23,8 @@ LAYERS = {
     "_plotting": 0,
     "_warnings": 0,
     "_dask": 0,
+    "_scheduler": 0,
+    "_series": 0,
     "model": 0,
     "__main__": 3,
     "export": 0,

@@ -224,7 +224,7 @@ def write_dem_fits(
     convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
     other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
-    (value, comment)).
+    (value, comment)). Every HDU carries FITS CHECKSUM/DATASUM cards.
     """
     from astropy.io import fits
 
@@ -319,4 +319,5 @@ def write_dem_fits(
     hdus.append(fits.ImageHDU(np.asarray(lt, dtype=np.float64), name="LOGT"))
     hdul = fits.HDUList(hdus)
     with atomic_output(Path(path)) as tmp:
-        hdul.writeto(str(tmp), overwrite=True)
+        # checksums let a resumed series tell a complete file from a damaged one
+        hdul.writeto(str(tmp), overwrite=True, checksum=True)
