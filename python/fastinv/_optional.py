@@ -22,6 +22,8 @@ EXTRAS = {
     "cupy": ("cuda", "CuPy device arrays"),
     "dask": ("dask", "dask arrays and series runs"),
     "distributed": ("dask", "a dask.distributed scheduler"),
+    "ndcube": ("sunpy", "NDCube results"),
+    "sunpy": ("sunpy", "sunpy Maps"),
 }
 
 

@@ -96,6 +96,8 @@ class BPResult:
         Fraction of the Monte-Carlo draws that were feasible at the pixel's tolfac.
     mc_samples, mc_seed : int
         Draws per pixel and seed of the Monte-Carlo estimate (0 and 0 without one).
+    header : astropy.io.fits.Header or None
+        The input's celestial WCS keywords (set by the pipelines), for :meth:`to_ndcube`.
     """
 
     em: np.ndarray
@@ -113,6 +115,23 @@ class BPResult:
     mc_feasible: Optional[np.ndarray] = None
     mc_samples: int = 0
     mc_seed: int = 0
+    header: Optional[object] = None
+
+    def to_ndcube(self, header=None):
+        """This map result as an ``ndcube.NDCube`` (see :func:`fastinv.dem.cube.to_ndcube`).
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header, optional
+            The input's celestial WCS keywords; default ``self.header`` (set by
+            ``run_bp``/``run_deepem`` and the series runs).
+        """
+        from .cube import to_ndcube
+
+        hdr = self.header if header is None else header
+        if hdr is None:
+            raise ValueError("this result has no WCS header: pass to_ndcube(header=obs.header)")
+        return to_ndcube(self, hdr)
 
     @property
     def ok(self) -> np.ndarray:

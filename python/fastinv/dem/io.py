@@ -120,11 +120,11 @@ def _bin(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed: float = 1.0) -> AIAObservation:
-    """Read six AIA level-1/1.5 images (FITS paths or sunpy Maps) in any order.
+    """Read six AIA level-1/1.5 images (FITS paths, sunpy Maps or a MapSequence) in any order.
 
     Parameters
     ----------
-    inputs : sequence
+    inputs : sequence or sunpy.map.MapSequence
         Exactly one image per channel 94, 131, 171, 193, 211, 335 (WAVELNTH keyword).
     bin : int
         N x N block averaging (edges that do not fill a block are dropped); the error model
@@ -147,6 +147,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
     if not (np.isfinite(presummed) and presummed >= 1):
         raise ValueError("presummed must be >= 1 (original pixels per input pixel)")
     bin = int(bin)
+    if hasattr(inputs, "maps"):  # a sunpy MapSequence
+        inputs = inputs.maps
     by_chan: dict[int, tuple] = {}
     for item in inputs:
         data, hdr, name = _load_one(item)

@@ -15,6 +15,7 @@ import functools
 import glob
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -160,7 +161,8 @@ def validate_output(step: Step, opts: SeriesOptions) -> Optional[str]:
     from astropy.io import fits
 
     try:
-        with fits.open(step.output) as hdul:
+        with warnings.catch_warnings(), fits.open(step.output) as hdul:
+            warnings.simplefilter("ignore")  # a damaged file is the answer, not a warning
             for hdu in hdul:
                 if hdu.verify_checksum() != 1 or hdu.verify_datasum() != 1:
                     return f"HDU {hdu.name or 0}: checksum missing or wrong"
