@@ -58,8 +58,8 @@ def run_steps(
         Picklable; runs on a worker, writes ``step.output`` atomically and returns a small
         JSON-able summary. An exception marks the step failed.
     validate : callable
-        ``validate(step)`` -> None when ``step.output`` is complete and matches the step,
-        else the reason it does not (called only for outputs that exist).
+        Picklable; ``validate(step)`` -> None when ``step.output`` is complete and matches
+        the step, else the reason it does not (called in the task, for outputs that exist).
     client : distributed.Client
     log_path : Path
         The JSON run log (rewritten atomically after each step).
@@ -92,27 +92,21 @@ def run_steps(
         write_text(log_path, json.dumps(log, indent=1) + "\n")
 
     bar = progress_bar(len(steps), desc="steps", unit="step", enabled=progress)
-    todo = []
     for step in steps:
-        entry = {"output": str(step.output), "inputs": list(step.inputs)}
-        if step.output.exists():
-            reason = validate(step)
-            if reason is None:
-                entries[step.name] = dict(entry, status="skipped", note="valid output exists")
-                bar.update(1)
-                continue
-            entry["redone"] = f"the existing output was invalid: {reason}"
-        entries[step.name] = dict(entry, status="pending")
-        todo.append(step)
+        entries[step.name] = {"output": str(step.output), "inputs": list(step.inputs), "status": "pending"}
     save()
     started = time.monotonic()
-    futures = {client.submit(work, step, retries=int(retries), pure=False): step for step in todo}
+    # validation runs in the tasks, on the workers: a resumed archive's checksums are read in
+    # parallel, not one file after another here
+    attempt = _Attempt(work, validate)
+    futures = {client.submit(attempt, step, retries=int(retries), pure=False): step for step in steps}
     try:
         for fut in distributed.as_completed(futures):
             step = futures[fut]
             entry = entries[step.name]
             try:
-                entry.update(status="done", **fut.result())
+                result = fut.result()
+                entry.update(status="skipped" if result.pop("skipped", False) else "done", **result)
             except Exception as exc:  # a failed step is recorded; the others go on
                 entry.update(status="failed", error=f"{type(exc).__name__}: {exc}")
             bar.update(1)
@@ -129,6 +123,22 @@ def run_steps(
         log["complete"] = not any(e["status"] == "pending" for e in entries.values())
         save()
     return log
+
+
+class _Attempt:
+    """The task of one step: skip it when its output validates, else run ``work``."""
+
+    def __init__(self, work: Callable[[Step], dict], validate: Callable[[Step], Optional[str]]) -> None:
+        self.work, self.validate = work, validate
+
+    def __call__(self, step: Step) -> dict:
+        redone = {}
+        if step.output.exists():
+            reason = self.validate(step)
+            if reason is None:
+                return {"skipped": True, "note": "valid output exists"}
+            redone = {"redone": f"the existing output was invalid: {reason}"}
+        return {**self.work(step), **redone}
 
 
 def summary(log: dict) -> str:

@@ -96,7 +96,7 @@ def test_group_steps(series_dir, tmp_path):
 
 
 def test_local_cluster_equals_serial_and_resumes(series_dir, serial, tmp_path):
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
         with distributed.Client(cl) as client:
             for method in ("bp", "deepem"):
                 out = tmp_path / method
@@ -121,7 +121,7 @@ def test_local_cluster_equals_serial_and_resumes(series_dir, serial, tmp_path):
 
 
 def test_killed_worker_run_completes(series_dir, serial, tmp_path):
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
         with distributed.Client(cl) as client:
             pids = client.run(os.getpid)
             killed = []
@@ -137,7 +137,9 @@ def test_killed_worker_run_completes(series_dir, serial, tmp_path):
                 str(series_dir / "*.fits"), out, SeriesOptions("bp"), client=client, progress=False, on_result=kill_one
             )
     assert killed and log["counts"] == {"done": 10}
-    assert not list(out.glob(".*"))  # no temporary (partial) file left behind
+    # a worker killed while writing leaves its temporary, never a partial final file; the run
+    # removes such temporaries of finished steps
+    assert not list(out.glob(".*"))
     _assert_equal_to_serial(out, "bp", serial)
 
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
+from .._atomic import temporaries
 from .._fits import open_fits
 from .._scheduler import SchedulerSpec, client_for, parse_scheduler
 from .._series import Step, run_steps
@@ -262,6 +263,12 @@ def run_series(
         return run_steps(steps, work, check, c, out / LOG_NAME, retries, progress, header, on_result)
 
     if client is not None:
-        return go(client)
-    with client_for(spec) as c:
-        return go(c)
+        log = go(client)
+    else:
+        with client_for(spec) as c:
+            log = go(c)
+    for step in steps:  # temporaries of writers killed mid-write (a lost worker), now stale
+        if log["steps"][step.name]["status"] in ("done", "skipped"):
+            for tmp in temporaries(step.output):
+                tmp.unlink(missing_ok=True)
+    return log
