@@ -76,7 +76,8 @@ def run_steps(
     -------
     dict
         The run log: ``steps`` (name -> status, output, inputs, error, seconds, worker),
-        ``counts`` and the header's fields.
+        ``counts``, ``workers_gone`` (workers of the start that were gone at the end: died,
+        their steps re-run elsewhere by Dask, or retired) and the header's fields.
     """
     distributed = require("distributed", "series runs")
     log: dict[str, Any] = dict(header or {})
@@ -96,6 +97,7 @@ def run_steps(
         entries[step.name] = {"output": str(step.output), "inputs": list(step.inputs), "status": "pending"}
     save()
     started = time.monotonic()
+    workers_at_start = set(client.scheduler_info().get("workers", {}))
     # validation runs in the tasks, on the workers: a resumed archive's checksums are read in
     # parallel, not one file after another here
     attempt = _Attempt(work, validate)
@@ -121,6 +123,8 @@ def run_steps(
         log["finished"] = _now()
         log["wall_s"] = round(time.monotonic() - started, 3)
         log["complete"] = not any(e["status"] == "pending" for e in entries.values())
+        # workers that died (Dask re-ran their steps elsewhere) or left an adaptive cluster
+        log["workers_gone"] = sorted(workers_at_start - set(client.scheduler_info().get("workers", {})))
         save()
     return log
 

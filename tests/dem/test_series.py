@@ -136,7 +136,7 @@ def test_killed_worker_run_completes(series_dir, serial, tmp_path):
             log = run_series(
                 str(series_dir / "*.fits"), out, SeriesOptions("bp"), client=client, progress=False, on_result=kill_one
             )
-    assert killed and log["counts"] == {"done": 10}
+    assert killed and log["counts"] == {"done": 10} and log["workers_gone"] == killed
     # a worker killed while writing leaves its temporary, never a partial final file; the run
     # removes such temporaries of finished steps
     assert not list(out.glob(".*"))
