@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from fastinv import datasets
+from fastinv._series import Step, run_steps
 from fastinv.cli import main
 from fastinv.dem.pipelines import run_bp, run_deepem
 from fastinv.dem.series import LOG_NAME, SeriesOptions, group_steps, run_series
@@ -172,3 +173,49 @@ def test_cli_series_errors(series_dir, tmp_path, capsys):
     assert "matches no file" in capsys.readouterr().err
     assert main(["dem", "deepem", "--series", "x", "-o", str(tmp_path), "--scheduler", "gpus:2"]) == 1
     assert "threads[:N], processes[:N]" in capsys.readouterr().err
+
+
+def test_failed_step_is_logged_and_the_others_go_on(series_dir, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    for p in series_dir.glob("*.fits"):
+        shutil.copy(p, inputs / p.name)
+    bad = next(inputs.glob("*01-52-14_171.fits"))
+    with fits.open(bad, mode="update") as hdul:
+        hdr = next(h for h in hdul if h.header.get("NAXIS") == 2).header
+        hdr["EXPTIME"] = 0.0
+    out = tmp_path / "out"
+    argv = ["dem", "deepem", "--series", str(inputs / "*.fits"), "-o", str(out), "-q", "--scheduler", "threads:2"]
+    assert main(argv) == 1
+    log = json.loads((out / LOG_NAME).read_text())
+    assert log["counts"] == {"done": 9, "failed": 1}
+    failed = [e for e in log["steps"].values() if e["status"] == "failed"]
+    assert bad.name in failed[0]["error"] and "EXPTIME" in failed[0]["error"]
+    printed = capsys.readouterr().out
+    assert "failed: ValueError" in printed and "done 9, failed 1" in printed
+    assert not (out / f"dem_deepem_{next(k for k, e in log['steps'].items() if e['status'] == 'failed')}.fits").exists()
+
+
+def _flaky(step: Step) -> dict:
+    """Fails on its first attempt at each step, succeeds on the second."""
+    marker = step.output.with_suffix(".tried")
+    if not marker.exists():
+        marker.write_text("1")
+        raise RuntimeError("first attempt fails")
+    step.output.write_text("ok")
+    return {}
+
+
+def _always_redo(step: Step) -> str:
+    return "always redone"
+
+
+def test_retries(tmp_path):
+    steps = [Step(f"s{i}", tmp_path / f"s{i}.out") for i in range(3)]
+    with distributed.Client(processes=False, n_workers=1, threads_per_worker=2, dashboard_address=":0") as client:
+        log = run_steps(steps, _flaky, _always_redo, client, tmp_path / "log.json", retries=0, progress=False)
+        assert log["counts"] == {"failed": 3} and "first attempt fails" in log["steps"]["s0"]["error"]
+        for s in steps:
+            s.output.with_suffix(".tried").unlink()
+        log = run_steps(steps, _flaky, _always_redo, client, tmp_path / "log.json", retries=1, progress=False)
+        assert log["counts"] == {"done": 3} and all(s.output.read_text() == "ok" for s in steps)
