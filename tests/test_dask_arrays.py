@@ -116,3 +116,31 @@ def test_solvers_unpickle_to_one_cached_instance_per_process(tmp_path):
         f.write(b" ")
     with pytest.raises(ValueError, match="changed since the task was made"):
         pickle.loads(blob)
+
+
+def test_local_cluster_of_two_processes(flare):
+    """The three methods on a dask.distributed LocalCluster: bitwise the NumPy results, and each
+    worker process builds each solver once (the cache), however many tasks it runs."""
+    distributed = pytest.importorskip("distributed")
+    from fastinv.stokes import StokesNet
+
+    bp, net, snet = BasisPursuit(), DeepEM.load(), StokesNet.load()
+    x = np.zeros((500, 4, snet.wavelength.size))
+    x[:, 0] = 1 - 0.4 * np.exp(-(np.linspace(-3, 3, x.shape[2]) ** 2)) * np.linspace(0.5, 1, 500)[:, None]
+    ref_bp = bp.solve(flare.data, exptime=flare.exptime)
+    ref_dem = net.invert(flare.data, exptime=flare.exptime)
+    ref_st = snet.predict(x)
+    with dask.config.set({"fastinv.pixels_per_task": 512}):
+        lazy = (
+            bp.solve(da.from_array(flare.data), exptime=flare.exptime).em,
+            net.invert(da.from_array(flare.data), exptime=flare.exptime).em,
+            snet.predict(da.from_array(x, chunks=(100, 4, x.shape[2])))["temperature"],
+        )
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=":0") as cl:
+        with distributed.Client(cl) as client:
+            got = client.compute(lazy, sync=True)
+            built = client.run(lambda: sorted(k[0] for k in __import__("fastinv._dask")._dask._CACHE))
+    assert np.array_equal(got[0], ref_bp.em) and np.array_equal(got[1], ref_dem.em)
+    assert np.array_equal(got[2], ref_st["temperature"].value, equal_nan=True)
+    assert all(names == sorted(set(names)) for names in built.values())  # one of each per process
+    assert any(names for names in built.values())
