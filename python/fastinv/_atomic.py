@@ -4,6 +4,7 @@ leaves the old file untouched."""
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from contextlib import contextmanager, suppress
@@ -42,6 +43,13 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
         with suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def temporaries(path: str | os.PathLike) -> list[Path]:
+    """Temporary files :func:`atomic_output` made for ``path`` and never renamed or removed
+    (their writer was killed with SIGKILL, or its machine went down)."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*"))
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

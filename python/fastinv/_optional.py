@@ -20,6 +20,10 @@ EXTRAS = {
     "lightweaver": ("evaluate", "the lightweaver cross-check"),
     "dkist": ("dkist", "DKIST .asdf datasets"),
     "cupy": ("cuda", "CuPy device arrays"),
+    "dask": ("dask", "dask arrays and series runs"),
+    "distributed": ("dask", "a dask.distributed scheduler"),
+    "ndcube": ("sunpy", "NDCube results"),
+    "sunpy": ("sunpy", "sunpy Maps"),
 }
 
 

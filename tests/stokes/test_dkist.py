@@ -106,11 +106,16 @@ def test_cli_inverts_an_asdf_dataset(dataset, tmp_path):
             "--continuum",
             "1000",
             "-q",
+            "--asdf",
+            str(tmp_path / "ds_l2.asdf"),
         ]
     )
     assert rc == 0
     t = fits.getdata(out, "temperature")
     assert t.shape == (7, 128, 20)
+    with pytest.warns(Warning, match="failed to convert"):  # no profiles: see dkist_asdf
+        inv = dkist.load_dataset(tmp_path / "ds_l2.asdf")
+    assert np.array_equal(np.asarray(inv["temperature"].data), t)
     k = 7
     prof = np.stack([data[(k, s)] for s in range(4)]).astype(np.float64).transpose(2, 0, 1) / 1000.0
     prof = np.stack([[np.interp(card["wavelength"], wl, s) for s in p] for p in prof])

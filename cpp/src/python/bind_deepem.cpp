@@ -33,7 +33,7 @@ py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, c
   if (given.is_none()) return py::array_t<T>(shape);
   if (!py::isinstance<py::array>(given)) throw TypeMismatch(std::string("out.") + name + " must be a numpy.ndarray");
   py::array a = py::reinterpret_borrow<py::array>(given);
-  if (!a.dtype().is(py::dtype::of<T>()))
+  if (!a.dtype().equal(py::dtype::of<T>()))
     throw TypeMismatch(std::string("out.") + name + " must have dtype " + std::string(py::str(py::dtype::of<T>())) +
                        ", got " + std::string(py::str(a.dtype())));
   if (std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()) != shape)
@@ -50,9 +50,9 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
                         const py::object& out_obj) {
   dem::DeepEmInput in;
-  if (y.dtype().is(py::dtype::of<float>()))
+  if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
-  else if (y.dtype().is(py::dtype::of<double>()))
+  else if (y.dtype().equal(py::dtype::of<double>()))
     in.dtype = DType::f64;
   else
     throw TypeMismatch("y must be float32 or float64, got " + std::string(py::str(y.dtype())));

@@ -74,9 +74,9 @@ py::array_t<float> run(const Model& model, const py::array& x, const std::vector
                        const std::vector<int>& out_sample_axes, const std::vector<int>& out_feature_axes, int threads,
                        const py::object& out_obj) {
   InputView in;
-  if (x.dtype().is(py::dtype::of<float>()))
+  if (x.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
-  else if (x.dtype().is(py::dtype::of<double>()))
+  else if (x.dtype().equal(py::dtype::of<double>()))
     in.dtype = DType::f64;
   else
     throw TypeMismatch("input must be float32 or float64, got " + std::string(py::str(x.dtype())));
@@ -92,7 +92,7 @@ py::array_t<float> run(const Model& model, const py::array& x, const std::vector
   } else {
     if (!py::isinstance<py::array>(out_obj)) throw TypeMismatch("out must be a numpy.ndarray");
     py::array o = py::reinterpret_borrow<py::array>(out_obj);
-    if (!o.dtype().is(py::dtype::of<float>()))
+    if (!o.dtype().equal(py::dtype::of<float>()))
       throw TypeMismatch("out must be float32, got " + std::string(py::str(o.dtype())));
     if (!o.writeable()) throw InvalidArgument("out is read-only");
     if (std::vector<int64_t>(o.shape(), o.shape() + o.ndim()) != out_shape)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
@@ -11,9 +12,56 @@ from ._common import add_group, reports_errors
 _AIA_FILES = "six AIA FITS files (94, 131, 171, 193, 211, 335 A), level 1 or 1.5"
 
 
+def _series(args: argparse.Namespace, method: str) -> int:
+    """``--series``: every time step of a set of AIA files, one output per step, resumable."""
+    from .._scheduler import parse_scheduler
+    from .._series import summary
+    from ..dem.series import LOG_NAME, SeriesOptions, run_series
+
+    spec = parse_scheduler(args.scheduler)
+    opts = SeriesOptions(
+        method=method,
+        bin=args.bin,
+        response=getattr(args, "response", None),
+        presummed=getattr(args, "presummed", 1.0),
+        errors=getattr(args, "errors", 0),
+        seed=getattr(args, "seed", 0),
+        model=getattr(args, "model", None),
+        threads=args.threads or spec.threads_per_step(),
+    )
+    log = run_series(
+        args.series,
+        args.output,
+        opts,
+        scheduler=spec,
+        retries=args.retries,
+        tolerance=args.tolerance,
+        progress=not args.quiet,
+        announce=print,
+    )
+    for step in log["incomplete"]:
+        print(
+            f"skipped incomplete step {step['name']}: no image for channel(s) {step['missing']} A near {step['files']}"
+        )
+    failed = {name: e for name, e in log["steps"].items() if e["status"] == "failed"}
+    for name, e in failed.items():
+        print(f"step {name} failed: {e['error']}")
+    print(f"{len(log['steps'])} steps: {summary(log)}; log in {Path(args.output) / LOG_NAME}")
+    return 1 if failed else 0
+
+
+def _check_inputs(args: argparse.Namespace, prog: str) -> None:
+    if bool(args.files) == bool(args.series):
+        raise ValueError(f"{prog}: give either six AIA files or --series PATTERN")
+
+
 @reports_errors("fastinv dem bp")
 def _cmd_bp(args: argparse.Namespace) -> int:
     from ..dem.pipelines import run_bp
+
+    _check_inputs(args, "dem bp")
+    if args.series:
+        return _series(args, "bp")
     from ..status import DEM_STATUS
 
     res = run_bp(
@@ -37,6 +85,12 @@ def _cmd_bp(args: argparse.Namespace) -> int:
 @reports_errors("fastinv dem deepem")
 def _cmd_deepem(args: argparse.Namespace) -> int:
     from ..dem.pipelines import run_deepem
+
+    _check_inputs(args, "dem deepem")
+    if args.series:
+        if args.png or args.compare_bp:
+            raise ValueError("--png/--compare-bp are for single runs, not --series")
+        return _series(args, "deepem")
 
     res, _ = run_deepem(
         args.files,
@@ -68,8 +122,10 @@ def register(sub) -> None:
         "every pixel; failed pixels get a status code and NaN "
         "products. The output FITS is written atomically.",
     )
-    p.add_argument("files", nargs="+", help=_AIA_FILES)
-    p.add_argument("-o", "--output", required=True, help="output FITS file (written atomically)")
+    p.add_argument("files", nargs="*", help=_AIA_FILES)
+    p.add_argument(
+        "-o", "--output", required=True, help="output FITS file (written atomically); with --series an output folder"
+    )
     p.add_argument("--png", default=None, metavar="PATH", help="also write a quicklook PNG to PATH (needs matplotlib)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
@@ -96,6 +152,7 @@ def register(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo draws (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _series_arguments(p)
     p.set_defaults(func=_cmd_bp)
     p = dsub.add_parser(
         "deepem",
@@ -104,9 +161,12 @@ def register(sub) -> None:
         "every pixel; same output layout as 'dem bp', written "
         "atomically.",
     )
-    p.add_argument("files", nargs="+", help=_AIA_FILES)
+    p.add_argument("files", nargs="*", help=_AIA_FILES)
     p.add_argument(
-        "-o", "--output", required=True, help="output FITS file (same layout as 'dem bp'; written atomically)"
+        "-o",
+        "--output",
+        required=True,
+        help="output FITS file (same layout as 'dem bp'; written atomically); with --series an output folder",
     )
     p.add_argument(
         "--png", default=None, metavar="PATH", help="also write a quicklook PNG at log T 5.9, 6.3, 7.0 to PATH"
@@ -120,4 +180,32 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (--series)")
+    _series_arguments(p)
     p.set_defaults(func=_cmd_deepem)
+
+
+def _series_arguments(p) -> None:
+    g = p.add_argument_group(
+        "series",
+        "Many time steps: the files matching PATTERN are grouped into six-channel steps by "
+        "T_OBS and inverted one dask task per step into OUTPUT/dem_<method>_<time>.fits. "
+        "A re-run skips steps whose output is complete (FITS checksums, inputs, options) and "
+        "redoes the rest; OUTPUT/run_log.json records every step (done, failed with its "
+        "error, skipped). Needs fastinv[dask].",
+    )
+    g.add_argument("--series", metavar="PATTERN", help="glob of AIA files, quoted: 'aia/*.fits'")
+    g.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads[:N] (N steps at a time in this process; default 1), processes[:N] "
+        "(N worker processes; default one per core) or a dask.distributed scheduler address "
+        "(tcp://host:8786)",
+    )
+    g.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+    g.add_argument(
+        "--tolerance",
+        type=float,
+        default=30.0,
+        help="largest T_OBS difference of a step's images to its 171 A image, s (default 30)",
+    )

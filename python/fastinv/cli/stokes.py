@@ -119,6 +119,10 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument], "instrument of the input")
     cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
     write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards)
+    if args.asdf:
+        from ..stokes.inversion.dkist_asdf import write_inversion_asdf
+
+        write_inversion_asdf(args.asdf, out)
     if args.png:
         quicklook_png(
             args.png,
@@ -267,6 +271,13 @@ def register(sub) -> None:
         default=None,
         metavar="PATH",
         help="also write quicklook maps at log tau 0, -1, -2 to PATH (needs matplotlib)",
+    )
+    p.add_argument(
+        "--asdf",
+        default=None,
+        metavar="PATH",
+        help="also write the results as a dkist.Inversion ASDF file (dkist.load_dataset reads it; "
+        "no profiles, so slice its quantities, not the whole Inversion; needs fastinv[dkist])",
     )
     p.add_argument(
         "--model", default=None, help="Stokes model file (.safetensors; default: the one shipped for the instrument)"

@@ -9,12 +9,14 @@ is solved by fastinv's own dense dual simplex (``fastinv._core``), in parallel o
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _dask
+from .._optional import require
 from .._units import to_float_array
 from ..status import DEM_STATUS
 from .response import AIA_CHANNELS, TemperatureResponse, load_response
@@ -94,6 +96,8 @@ class BPResult:
         Fraction of the Monte-Carlo draws that were feasible at the pixel's tolfac.
     mc_samples, mc_seed : int
         Draws per pixel and seed of the Monte-Carlo estimate (0 and 0 without one).
+    header : astropy.io.fits.Header or None
+        The input's celestial WCS keywords (set by the pipelines), for :meth:`to_ndcube`.
     """
 
     em: np.ndarray
@@ -111,6 +115,23 @@ class BPResult:
     mc_feasible: Optional[np.ndarray] = None
     mc_samples: int = 0
     mc_seed: int = 0
+    header: Optional[object] = None
+
+    def to_ndcube(self, header=None):
+        """This map result as an ``ndcube.NDCube`` (see :func:`fastinv.dem.cube.to_ndcube`).
+
+        Parameters
+        ----------
+        header : astropy.io.fits.Header, optional
+            The input's celestial WCS keywords; default ``self.header`` (set by
+            ``run_bp``/``run_deepem`` and the series runs).
+        """
+        from .cube import to_ndcube
+
+        hdr = self.header if header is None else header
+        if hdr is None:
+            raise ValueError("this result has no WCS header: pass to_ndcube(header=obs.header)")
+        return to_ndcube(self, hdr)
 
     @property
     def ok(self) -> np.ndarray:
@@ -181,6 +202,8 @@ class BasisPursuit:
         max_iterations: int = 400,
         warm_start: bool = True,
     ) -> None:
+        # what pickling sends instead of the solver (see __reduce__)
+        self._recipe = (response, logt, tuple(widths), tolfac, adaptive, max_iterations, warm_start)
         grid = DEFAULT_LOGT if logt is None else np.asarray(logt, dtype=np.float64)
         if grid.ndim != 1 or grid.size < 2:
             raise ValueError("logt must be a 1-d grid with at least 2 bins")
@@ -215,6 +238,12 @@ class BasisPursuit:
             self.dictionary, list(self.tolfacs), 0.01, int(max_iterations), bool(warm_start)
         )
         self._solver.set_basis(self.basis, DICTFAC)
+
+    def __reduce__(self):
+        # Tasks of a dask graph carry the constructor's arguments; each worker process builds
+        # the solver once (fastinv._dask.cached_instance) and reuses it.
+        key = _dask.recipe_key("BasisPursuit", self._recipe)
+        return (_dask.cached_instance, (key, BasisPursuit, *self._recipe))
 
     @property
     def nchan(self) -> int:
@@ -252,8 +281,11 @@ class BasisPursuit:
 
         Parameters
         ----------
-        y : array_like or Quantity, shape (nchan, ...)
-            Data in DN s^-1 pixel^-1, channels 94, 131, 171, 193, 211, 335.
+        y : array_like, Quantity or dask array, shape (nchan, ...)
+            Data in DN s^-1 pixel^-1, channels 94, 131, 171, 193, 211, 335. A dask array
+            (``y`` or ``sigma``) gives a result of lazy dask arrays, solved blockwise over
+            pixels (``fastinv._dask``; one thread per task unless ``threads`` says otherwise),
+            bitwise equal to the NumPy result.
         sigma : array_like, optional
             1-sigma errors in DN s^-1, same shape as ``y``. If omitted, the AIA error model
             is used with ``exptime`` (and ``n_sample``).
@@ -279,6 +311,7 @@ class BasisPursuit:
         Returns
         -------
         BPResult
+            Of NumPy arrays, or of dask arrays for a dask input.
 
         Examples
         --------
@@ -290,6 +323,8 @@ class BasisPursuit:
         >>> bool(res.logt_err[0] < 0.1), float(res.mc_feasible[0]) > 0.5
         (True, True)
         """
+        if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
+            return self._solve_dask(y, sigma, exptime, threads, n_sample, n_samples, seed, first_pixel)
         yv = to_float_array(y, "DN/s", "y")
         if yv.ndim < 1 or yv.shape[0] != self.nchan:
             raise ValueError(f"y must have shape ({self.nchan}, ...) (channels {AIA_CHANNELS}), got {yv.shape}")
@@ -343,3 +378,49 @@ class BasisPursuit:
                 )
             ),
         )
+
+    def _solve_dask(self, y, sigma, exptime, threads, n_sample, n_samples, seed, first_pixel) -> BPResult:
+        """:meth:`solve` blockwise over the pixels of a dask array (lazy)."""
+        if y.ndim < 1 or y.shape[0] != self.nchan:
+            raise ValueError(f"y must have shape ({self.nchan}, ...) (channels {AIA_CHANNELS}), got {y.shape}")
+        if sigma is None and exptime is None:
+            raise ValueError("give sigma (DN/s) or exptime (s) so the AIA error model can be used")
+        if sigma is not None:
+            da = require("dask.array", "dask arrays")
+            sigma = da.broadcast_to(da.asarray(sigma), y.shape)
+        block = functools.partial(
+            _solve_block,
+            self,
+            exptime=None if exptime is None else to_float_array(exptime, "s", "exptime"),
+            threads=threads or 1,
+            n_sample=n_sample,
+            n_samples=n_samples,
+            seed=seed,
+            offset=int(first_pixel),
+        )
+        out = _dask.map_pixels(block, [y, sigma], tuple(y.shape[1:]))
+        mc = dict(mc_samples=int(n_samples), mc_seed=int(seed)) if n_samples else {}
+        return BPResult(logt=self.logt.copy(), **{"coeffs": None, **out}, **mc)
+
+
+#: BPResult's per-pixel arrays (the rest are the grid and scalars).
+_PIXEL_FIELDS = (
+    "em",
+    "coeffs",
+    "status",
+    "tolfac",
+    "objective",
+    "model",
+    "chi2",
+    "iterations",
+    "em_err",
+    "logt_err",
+    "total_em_err",
+    "mc_feasible",
+)
+
+
+def _solve_block(bp: BasisPursuit, y, sigma, *, first_pixel: int, offset: int, **kwargs) -> dict:
+    """One dask task: ``bp.solve`` on a block of pixels, its arrays by name."""
+    res = bp.solve(y, sigma, first_pixel=offset + first_pixel, **kwargs)
+    return {name: getattr(res, name) for name in _PIXEL_FIELDS if getattr(res, name) is not None}

@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from importlib import resources
@@ -25,7 +26,8 @@ from typing import Optional, Union
 
 import numpy as np
 
-from .. import _core
+from .. import _core, _dask
+from .._optional import require
 from .._units import to_float_array
 from ..model import Model
 from ..status import OK
@@ -69,6 +71,17 @@ class DeepEM:
         # CPU models run the pre/post-processing fused into the engine's tile loop (C++);
         # other devices use the NumPy path, which is also the fused path's test reference.
         self._fused = model.info()["device"] == "cpu"
+        self._sha256: Optional[str] = None  # of the model file, computed when first pickled
+
+    def __reduce__(self):
+        # Tasks of a dask graph carry the model's path and SHA-256; each worker process loads
+        # the file once (fastinv._dask.cached_instance) and checks it is the same file.
+        path = str(self.model.path)
+        if self._sha256 is None:
+            self._sha256 = _dask.file_sha256(path)
+        device = self.model.info()["device"]
+        key = ("DeepEM", path, self._sha256, device)
+        return (_dask.cached_instance, (key, _load_verified, path, self._sha256, device))
 
     @classmethod
     def load(cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None) -> "DeepEM":
@@ -92,8 +105,10 @@ class DeepEM:
 
         Parameters
         ----------
-        y : array_like or Quantity, shape (6, ...)
-            DN s^-1 pixel^-1 in the channel order 94, 131, 171, 193, 211, 335.
+        y : array_like, Quantity or dask array, shape (6, ...)
+            DN s^-1 pixel^-1 in the channel order 94, 131, 171, 193, 211, 335. A dask array
+            gives a result of lazy dask arrays, run blockwise over pixels (one thread per
+            task unless ``threads`` says otherwise), bitwise equal to the NumPy result.
         exptime, sigma, n_sample :
             Only for ``chi2``: errors from the AIA error model (as :class:`BasisPursuit`)
             or given directly. Without either, ``chi2`` is NaN.
@@ -112,6 +127,10 @@ class DeepEM:
             ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
         """
+        if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
+            if out is not None:
+                raise ValueError("out= is for NumPy input; a dask input gives dask arrays")
+            return self._invert_dask(y, exptime, sigma, n_sample, threads)
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
@@ -182,6 +201,22 @@ class DeepEM:
             logt=self.logt.copy(),
         )
 
+    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+        """:meth:`invert` blockwise over the pixels of a dask array (lazy)."""
+        if y.ndim < 1 or y.shape[0] != 6:
+            raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {y.shape}")
+        if sigma is not None:
+            da = require("dask.array", "dask arrays")
+            sigma = da.broadcast_to(da.asarray(sigma), y.shape)
+        block = functools.partial(
+            _invert_block,
+            self,
+            exptime=None if exptime is None else to_float_array(exptime, "s", "exptime"),
+            n_sample=n_sample,
+            threads=threads or 1,
+        )
+        return BPResult(logt=self.logt.copy(), **_dask.map_pixels(block, [y, sigma], tuple(y.shape[1:])))
+
     def _invert_numpy(self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
         """The NumPy pre/post-processing around the network (non-CPU models; test reference)."""
         shape = yv.shape[1:]
@@ -230,3 +265,17 @@ class DeepEM:
             "FI_RESP": (self.response_name, "response for re-synthesis / labels"),
             "FI_LABEL": ("basis pursuit", "training labels"),
         }
+
+
+def _load_verified(path: str, sha256: str, device: str) -> DeepEM:
+    """Load a pickled DeepEM's model file in a worker, refusing a file that has changed."""
+    if _dask.file_sha256(path) != sha256:
+        raise ValueError(f"{path}: the DeepEM model file changed since the task was made (SHA-256 differs)")
+    return DeepEM(Model(path, device=device))
+
+
+def _invert_block(net: DeepEM, y, sigma, *, first_pixel: int, **kwargs) -> dict:
+    """One dask task: ``net.invert`` on a block of pixels, its arrays by name."""
+    res = net.invert(y, sigma=sigma, **kwargs)
+    names = ("em", "coeffs", "status", "tolfac", "objective", "model", "chi2", "iterations")
+    return {name: getattr(res, name) for name in names}

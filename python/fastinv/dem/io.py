@@ -120,11 +120,11 @@ def _bin(a: np.ndarray, n: int) -> np.ndarray:
 
 
 def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed: float = 1.0) -> AIAObservation:
-    """Read six AIA level-1/1.5 images (FITS paths or sunpy Maps) in any order.
+    """Read six AIA level-1/1.5 images (FITS paths, sunpy Maps or a MapSequence) in any order.
 
     Parameters
     ----------
-    inputs : sequence
+    inputs : sequence or sunpy.map.MapSequence
         Exactly one image per channel 94, 131, 171, 193, 211, 335 (WAVELNTH keyword).
     bin : int
         N x N block averaging (edges that do not fill a block are dropped); the error model
@@ -147,6 +147,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
     if not (np.isfinite(presummed) and presummed >= 1):
         raise ValueError("presummed must be >= 1 (original pixels per input pixel)")
     bin = int(bin)
+    if hasattr(inputs, "maps"):  # a sunpy MapSequence
+        inputs = inputs.maps
     by_chan: dict[int, tuple] = {}
     for item in inputs:
         data, hdr, name = _load_one(item)
@@ -224,7 +226,7 @@ def write_dem_fits(
     convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
     other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
-    (value, comment)).
+    (value, comment)). Every HDU carries FITS CHECKSUM/DATASUM cards.
     """
     from astropy.io import fits
 
@@ -319,4 +321,5 @@ def write_dem_fits(
     hdus.append(fits.ImageHDU(np.asarray(lt, dtype=np.float64), name="LOGT"))
     hdul = fits.HDUList(hdus)
     with atomic_output(Path(path)) as tmp:
-        hdul.writeto(str(tmp), overwrite=True)
+        # checksums let a resumed series tell a complete file from a damaged one
+        hdul.writeto(str(tmp), overwrite=True, checksum=True)

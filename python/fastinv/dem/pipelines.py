@@ -35,7 +35,7 @@ def run_bp(
 
     Parameters
     ----------
-    inputs : sequence of paths or sunpy Maps
+    inputs : sequence of paths or sunpy Maps, or a sunpy MapSequence
     output : path
         FITS file to write (replaced atomically).
     png : path, optional
@@ -62,6 +62,7 @@ def run_bp(
     Returns
     -------
     BPResult
+        With ``header`` set, so ``res.to_ndcube()`` works.
     """
     obs = read_aia(inputs, bin=bin, presummed=presummed)
     bp = BasisPursuit(response=response)
@@ -103,7 +104,7 @@ def run_bp(
                 for name in ("logt_err", "total_em_err", "mc_feasible")
             }
         )
-    res = BPResult(logt=bp.logt.copy(), mc_samples=int(errors), mc_seed=int(seed), **cat)
+    res = BPResult(logt=bp.logt.copy(), mc_samples=int(errors), mc_seed=int(seed), header=obs.header, **cat)
     write_dem_fits(output, res, bp, obs)
     if png is not None:
         quicklook_png(png, res, header=obs.header, method="Basis Pursuit")
@@ -123,7 +124,7 @@ def run_deepem(
 
     Parameters
     ----------
-    inputs : sequence of paths or sunpy Maps
+    inputs : sequence of paths or sunpy Maps, or a sunpy MapSequence
     output : path
         FITS file (same layout as :func:`run_bp`), replaced atomically.
     png : path, optional
@@ -146,6 +147,7 @@ def run_deepem(
     obs = read_aia(inputs, bin=bin)
     net = DeepEM.load(model, threads=threads)
     res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample)
+    res.header = obs.header
     write_dem_fits(output, res, obs=obs, method_cards=net.fits_cards())
     if png is not None:
         quicklook_png(png, res, header=obs.header, method="DeepEM")

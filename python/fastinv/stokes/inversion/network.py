@@ -26,6 +26,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -35,6 +36,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from ... import _dask
+from ..._optional import require
 from ..._units import to_float_array
 from ...model import Model
 from ...status import STOKES_STATUS
@@ -339,6 +342,16 @@ class StokesNet:
         units = dict(_DEFAULT_UNITS)
         units.update({k: v for k, v in dict(self.card.get("units", {})).items() if isinstance(v, str)})
         self._units = {q: units.get(q, "") for q in self._quantities}
+        self._sha256: str | None = None  # of the model file, computed when first pickled
+
+    def __reduce__(self):
+        # Tasks of a dask graph carry the model's path and SHA-256; each worker process loads
+        # the file once (fastinv._dask.cached_instance) and checks it is the same file.
+        if self._sha256 is None:
+            self._sha256 = _dask.file_sha256(self.path)
+        device = self.model.info()["device"]
+        key = ("StokesNet", self.path, self._sha256, device)
+        return (_dask.cached_instance, (key, _load_verified, self.path, self._sha256, device))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -525,8 +538,11 @@ class StokesNet:
 
         Parameters
         ----------
-        stokes : array_like, shape (N, 4, Nλ)
-            I, Q, U, V / I_c on :attr:`wavelength` (see :func:`resample_to`).
+        stokes : array_like or dask array, shape (N, 4, Nλ)
+            I, Q, U, V / I_c on :attr:`wavelength` (see :func:`resample_to`). A dask array
+            gives lazy dask arrays, run blockwise over profiles (one thread per task unless
+            ``threads`` says otherwise), bitwise equal to the NumPy result; being plain
+            arrays, they are in :attr:`units`.
         threads : int, optional
         return_status : bool
             Also return the per-profile status (:data:`STOKES_STATUS`); profiles with
@@ -544,6 +560,8 @@ class StokesNet:
         """
         import astropy.units as u
 
+        if _dask.is_dask_array(stokes):
+            return self._predict_dask(stokes, threads, return_status)
         x = self.prepare(stokes)
         bad = ~np.isfinite(x).all(axis=(1, 2))
         if bad.any():
@@ -556,6 +574,21 @@ class StokesNet:
             v[bad] = np.nan
             out[name] = v * u.Unit(self._units[name])
         status = bad.astype(np.uint8)
+        return (out, status) if return_status else out
+
+    def _predict_dask(self, stokes, threads: int | None, return_status: bool):
+        """:meth:`predict` blockwise over the profiles of a dask array (lazy, plain arrays)."""
+        n_wl = self._wl.size
+        if stokes.ndim != 3 or stokes.shape[1] != 4 or stokes.shape[2] != n_wl:
+            raise ValueError(
+                f"profiles must have shape (N, 4, {n_wl}) (I, Q, U, V on the model's "
+                f"{n_wl}-point grid), got {stokes.shape}; resample with resample_to()"
+            )
+        da = require("dask.array", "dask arrays")
+        block = functools.partial(_predict_block, self, threads=threads or 1)
+        res = _dask.map_pixels(block, [da.moveaxis(stokes, 0, -1)], (stokes.shape[0],))
+        status = res.pop("status")
+        out = {name: v.T for name, v in res.items()}
         return (out, status) if return_status else out
 
     def summary_cards(self) -> dict[str, tuple]:
@@ -585,3 +618,19 @@ class StokesNet:
             f"{self._wl.size} wavelengths {self._wl[0]:.3f}-{self._wl[-1]:.3f} A, "
             f"{', '.join(self._quantities)} at {self._nodes.size} nodes)"
         )
+
+
+def _load_verified(path: str, sha256: str, device: str) -> StokesNet:
+    """Load a pickled StokesNet's model file in a worker, refusing a file that has changed."""
+    if _dask.file_sha256(path) != sha256:
+        raise ValueError(f"{path}: the Stokes model file changed since the task was made (SHA-256 differs)")
+    return StokesNet.load(path, device=device)
+
+
+def _predict_block(net: StokesNet, profiles: np.ndarray, *, first_pixel: int, threads: int) -> dict:
+    """One dask task: ``net.predict`` on (4 * Nλ, n) profiles, outputs (n_nodes, n) by name."""
+    stokes = np.moveaxis(profiles.reshape(4, -1, profiles.shape[-1]), -1, 0)
+    res, status = net.predict(stokes, threads=threads, return_status=True)
+    out = {name: np.ascontiguousarray(v.value.T) for name, v in res.items()}
+    out["status"] = status
+    return out
