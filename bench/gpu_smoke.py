@@ -136,7 +136,9 @@ def check_device_arrays(check: Checks, use_torch: bool, rng) -> None:
         y = model(cupy.asarray(x))
         check(isinstance(y, cupy.ndarray), "cupy planar: result is a CuPy array")
         check(rel_l2(cupy.asnumpy(y), ref) <= 1e-6, f"cupy planar vs host: rel L2 {rel_l2(cupy.asnumpy(y), ref):.2e}")
-        xs = cupy.asarray(np.concatenate([x, x], axis=2))[:, :, ::2]  # strided samples: the gather path
+        xi = np.full((6, 1, 2 * x.shape[2]), np.nan, np.float32)
+        xi[:, :, ::2] = x
+        xs = cupy.asarray(xi)[:, :, ::2]  # every other sample (NaN between): the gather path
         e = rel_l2(cupy.asnumpy(model(xs)), ref)
         check(e <= 1e-6, f"cupy strided vs host: rel L2 {e:.2e}")
     if use_torch:
@@ -144,7 +146,7 @@ def check_device_arrays(check: Checks, use_torch: bool, rng) -> None:
 
         xd = torch.as_tensor(x, device="cuda")
         out = torch.full((18, 1, 10087), float("nan"), device="cuda")
-        s = torch.cuda.Stream()
+        s = torch.cuda.Stream()  # ordered after the input copy and the NaN fill
         s.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(s):
             model(xd, stream=s, out=out)
