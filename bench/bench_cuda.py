@@ -22,6 +22,9 @@ device timer; the JSON (bench/results/cuda_<host>_<time>.json) keeps the same ro
 Run on a GPU machine:  python bench/bench_cuda.py          (all cases, writes results)
                        FASTINV_BENCH_QUICK=1 python bench/bench_cuda.py   (smaller sizes)
                        FASTINV_BENCH_QUICK=2 ...   (tiny sizes: checks the script, times nothing useful)
+                       FASTINV_BENCH_CASES=deepem,visp,hinode   (a subset of the cases)
+                       FASTINV_BENCH_NO_COMPILE=1   (no torch.compile rows: each compiles for ~1 min)
+                       FASTINV_BENCH_RESULTS=<folder>   (instead of bench/results)
 Without a usable CUDA device every case skips.
 """
 
@@ -44,7 +47,13 @@ import fastinv  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import deepem, stokes_cnn  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
+RESULTS = Path(os.environ.get("FASTINV_BENCH_RESULTS") or Path(__file__).resolve().parent / "results")
+CASES = set(filter(None, os.environ.get("FASTINV_BENCH_CASES", "deepem,visp,hinode").split(",")))
+if CASES - {"deepem", "visp", "hinode"}:
+    raise ValueError(
+        f"FASTINV_BENCH_CASES: unknown {sorted(CASES - {'deepem', 'visp', 'hinode'})}; use deepem,visp,hinode"
+    )
+NO_COMPILE = os.environ.get("FASTINV_BENCH_NO_COMPILE", "0") not in ("", "0")
 QUICK = int(os.environ.get("FASTINV_BENCH_QUICK", "0") or 0)  # 1: smaller sizes; 2: tiny (a dry run of the logic)
 HAVE_GPU = fastinv.info()["cuda_devices"] > 0 and torch.cuda.is_available()
 pytestmark = pytest.mark.skipif(
@@ -100,7 +109,7 @@ def _write_results():
     yield
     if not ROWS:
         return
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     p = torch.cuda.get_device_properties(0)
     dev = fastinv._core.cuda_device_info(0)
     doc = {
@@ -221,6 +230,14 @@ TORCH_MODES = [
     ("torch-compile-default(tf32)", "tf32"),
     ("torch-compile-bf16-autocast", "bf16"),
 ]
+if NO_COMPILE:
+    TORCH_MODES = [m for m in TORCH_MODES if not m[0].startswith("torch-compile")]
+
+
+def _case(name: str) -> None:
+    """Skip the case unless FASTINV_BENCH_CASES names it."""
+    if name not in CASES:
+        pytest.skip(f"FASTINV_BENCH_CASES={','.join(sorted(CASES))} leaves out {name}")
 
 
 def _rel_l2(a, b) -> float:
@@ -283,6 +300,7 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
 
 
 def test_deepem_4096(tmp_path):
+    _case("deepem")
     torch.manual_seed(0)
     side = {0: 4096, 1: 1024}.get(QUICK, 64)
     rng = np.random.default_rng(1)
@@ -291,6 +309,7 @@ def test_deepem_4096(tmp_path):
 
 
 def test_cnn_visp_frame(tmp_path):
+    _case("visp")
     torch.manual_seed(0)
     rng = np.random.default_rng(2)
     make = lambda i: rng.random((2555 if QUICK < 2 else 50, 4, 980), np.float32)  # noqa: E731
@@ -298,6 +317,7 @@ def test_cnn_visp_frame(tmp_path):
 
 
 def test_cnn_hinode_1e6(tmp_path):
+    _case("hinode")
     torch.manual_seed(0)
     n = {0: 1_000_000, 1: 100_000}.get(QUICK, 1000)
     rng = np.random.default_rng(3)

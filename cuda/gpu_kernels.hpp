@@ -54,7 +54,10 @@ void launch_pool(bool is_max, const float* in, float* out, int c, int lin, int l
                  bool count_include_pad, int64_t ld, int64_t n, StreamHandle s);
 void launch_affine(const float* in, float* out, const float* scale, const float* shift, int c, int64_t nrows,
                    int64_t ld, int64_t n, StreamHandle s);
+// out = a + b, out distinct from a and b (the kernel's pointers are __restrict__);
+// acc += b in place for the third and later operands of a sum.
 void launch_add(const float* a, const float* b, float* out, int64_t nrows, int64_t ld, int64_t n, StreamHandle s);
+void launch_accumulate(float* acc, const float* b, int64_t nrows, int64_t ld, int64_t n, StreamHandle s);
 // out[dst_rows[r]][p] = in[r][p] for r < nrows (flatten's permutation, concat's blocks).
 void launch_copy_rows(const float* in, float* out, const int32_t* dst_rows, int64_t nrows, int64_t ld, int64_t n,
                       StreamHandle s);

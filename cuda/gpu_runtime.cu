@@ -1,3 +1,6 @@
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda_check.cuh"
 #include "gpu_runtime.hpp"
 
@@ -128,6 +131,7 @@ Stream::~Stream() {
 void Stream::synchronize() const { cuda::synchronize(s_); }
 
 void synchronize(StreamHandle stream) { FASTINV_CUDA_CHECK(cudaStreamSynchronize(static_cast<cudaStream_t>(stream))); }
+void synchronize_device() { FASTINV_CUDA_CHECK(cudaDeviceSynchronize()); }
 
 void copy_to_device_async(void* dst, const void* src, size_t bytes, StreamHandle stream) {
   FASTINV_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, static_cast<cudaStream_t>(stream)));
@@ -163,6 +167,14 @@ void check_launch(const char* what) {
   const cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess)
     throw Error(std::string("CUDA kernel launch failed (") + what + "): " + cudaGetErrorString(err));
+  static const bool sync_each = [] {
+    const char* v = std::getenv("FASTINV_CUDA_SYNC");
+    return v != nullptr && std::strcmp(v, "1") == 0;
+  }();
+  if (!sync_each) return;
+  const cudaError_t run = cudaDeviceSynchronize();
+  if (run != cudaSuccess)
+    throw Error(std::string("CUDA kernel failed (") + what + ", FASTINV_CUDA_SYNC=1): " + cudaGetErrorString(run));
 }
 
 }  // namespace fastinv::cuda

@@ -88,6 +88,10 @@ class Stream {
 };
 
 void synchronize(StreamHandle stream);
+// Wait for all work on the current device (the end of a backend's construction: its
+// synchronous weight uploads from pageable memory must be complete before kernels run on
+// non-blocking or caller streams).
+void synchronize_device();
 void copy_to_device_async(void* dst, const void* src, size_t bytes, StreamHandle stream);
 void copy_to_host_async(void* dst, const void* src, size_t bytes, StreamHandle stream);
 void copy_async(void* dst, const void* src, size_t bytes, StreamHandle stream);  // device to device
@@ -95,7 +99,10 @@ void copy_to_device(void* dst, const void* src, size_t bytes);                  
 // Throw InvalidArgument unless `p` is device (or managed) memory of the current device:
 // a host pointer handed to a kernel would fault and poison the context.
 void check_device_pointer(const void* p, const char* what);
-// Raise the error (if any) left by the last kernel launch; `what` names the kernel.
+// Raise the error (if any) left by the last kernel launch; `what` names the kernel. With
+// FASTINV_CUDA_SYNC=1 in the environment (read once) it also synchronises the device and
+// raises a fault of the kernel itself, so it is reported at its launch and not by the
+// caller's next CUDA call (slow: for debugging and bench/gpu_check.sh).
 void check_launch(const char* what);
 
 }  // namespace fastinv::cuda

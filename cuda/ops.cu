@@ -87,6 +87,13 @@ __global__ void add_kernel(const float* __restrict__ a, const float* __restrict_
   for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y) out[r * ld + p] = a[r * ld + p] + b[r * ld + p];
 }
 
+__global__ void accumulate_kernel(float* __restrict__ acc, const float* __restrict__ b, int64_t nrows, int64_t ld,
+                                  int64_t n) {
+  const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (p >= n) return;
+  for (int64_t r = blockIdx.y; r < nrows; r += gridDim.y) acc[r * ld + p] += b[r * ld + p];
+}
+
 __global__ void copy_rows_kernel(const float* __restrict__ in, float* __restrict__ out,
                                  const int32_t* __restrict__ dst_rows, int64_t nrows, int64_t ld, int64_t n) {
   const int64_t p = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -192,6 +199,12 @@ void launch_add(const float* a, const float* b, float* out, int64_t nrows, int64
   if (n <= 0 || nrows <= 0) return;
   add_kernel<<<rows_grid(n, nrows), kThreads, 0, cs(s)>>>(a, b, out, nrows, ld, n);
   check_launch("add");
+}
+
+void launch_accumulate(float* acc, const float* b, int64_t nrows, int64_t ld, int64_t n, StreamHandle s) {
+  if (n <= 0 || nrows <= 0) return;
+  accumulate_kernel<<<rows_grid(n, nrows), kThreads, 0, cs(s)>>>(acc, b, nrows, ld, n);
+  check_launch("accumulate");
 }
 
 void launch_copy_rows(const float* in, float* out, const int32_t* dst_rows, int64_t nrows, int64_t ld, int64_t n,

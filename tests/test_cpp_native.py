@@ -157,7 +157,8 @@ def test_cuda_backend_host_code_on_a_cpu_mock(asan_build, tmp_path):
     torch.manual_seed(seed)
     paths.append(str(fastinv.export(deepem().eval(), tmp_path / "deepem.safetensors", torch.randn(1, 6, 2, 2))))
     for smem in ("232448", "101376"):
-        env = dict(ENV, FASTINV_CUDA_CHUNK="64", FASTINV_MOCK_SMEM=smem)
+        # FASTINV_CUDA_FUSED_GRID=2: each block of the fused launch loops over several tiles
+        env = dict(ENV, FASTINV_CUDA_CHUNK="64", FASTINV_CUDA_FUSED_GRID="2", FASTINV_MOCK_SMEM=smem)
         out = subprocess.run([str(asan_build / "test_cuda_backend"), *paths], capture_output=True, text=True, env=env)
         print(out.stdout, out.stderr)
         assert out.returncode == 0, out.stdout + out.stderr

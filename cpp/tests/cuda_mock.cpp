@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -32,8 +33,14 @@ void* poisoned(size_t bytes) {
 }
 
 int64_t launches = 0;
+int64_t stream_allocations = 0;
 
 }  // namespace
+
+namespace mock {
+int64_t launch_count() { return launches; }
+int64_t stream_allocation_count() { return stream_allocations; }
+}  // namespace mock
 
 DeviceProps open_device(int ordinal) {
   if (ordinal != 0) throw InvalidArgument("mock: one device");
@@ -65,7 +72,9 @@ DeviceMemory& DeviceMemory::operator=(DeviceMemory&& o) noexcept {
 }
 DeviceMemory::~DeviceMemory() { std::free(ptr_); }
 
-StreamMemory::StreamMemory(size_t bytes, StreamHandle stream) : ptr_(poisoned(bytes)), stream_(stream) {}
+StreamMemory::StreamMemory(size_t bytes, StreamHandle stream) : ptr_(poisoned(bytes)), stream_(stream) {
+  ++stream_allocations;
+}
 StreamMemory::~StreamMemory() { std::free(ptr_); }
 
 PinnedMemory::PinnedMemory(size_t bytes) : ptr_(poisoned(bytes)) {}
@@ -87,6 +96,7 @@ Stream::Stream() {
 Stream::~Stream() = default;
 void Stream::synchronize() const {}
 void synchronize(StreamHandle) {}
+void synchronize_device() {}
 void copy_to_device_async(void* dst, const void* src, size_t bytes, StreamHandle) { std::memcpy(dst, src, bytes); }
 void copy_to_host_async(void* dst, const void* src, size_t bytes, StreamHandle) { std::memcpy(dst, src, bytes); }
 void copy_async(void* dst, const void* src, size_t bytes, StreamHandle) { std::memcpy(dst, src, bytes); }
@@ -173,9 +183,18 @@ void launch_affine(const float* in, float* out, const float* scale, const float*
 }
 
 void launch_add(const float* a, const float* b, float* out, int64_t nrows, int64_t ld, int64_t n, StreamHandle) {
+  // the device kernel's pointers are __restrict__: an aliased output is undefined behaviour there
+  if (n > 0 && nrows > 0 && (out == a || out == b)) throw std::logic_error("launch_add: out aliases an operand");
   for (int64_t r = 0; r < nrows; ++r)
     for (int64_t p = 0; p < n; ++p) out[r * ld + p] = a[r * ld + p] + b[r * ld + p];
   check_launch("add");
+}
+
+void launch_accumulate(float* acc, const float* b, int64_t nrows, int64_t ld, int64_t n, StreamHandle) {
+  if (n > 0 && nrows > 0 && acc == b) throw std::logic_error("launch_accumulate: acc aliases b");
+  for (int64_t r = 0; r < nrows; ++r)
+    for (int64_t p = 0; p < n; ++p) acc[r * ld + p] += b[r * ld + p];
+  check_launch("accumulate");
 }
 
 void launch_copy_rows(const float* in, float* out, const int32_t* dst_rows, int64_t nrows, int64_t ld, int64_t n,

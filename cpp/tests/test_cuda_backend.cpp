@@ -21,8 +21,14 @@
 #include "graph.hpp"
 #include "safetensors.hpp"
 
+namespace fastinv::cuda::mock {  // counters of cpp/tests/cuda_mock.cpp
+int64_t launch_count();
+int64_t stream_allocation_count();
+}  // namespace fastinv::cuda::mock
+
 namespace {
 
+namespace mock = fastinv::cuda::mock;
 using fastinv::DType;
 using fastinv::InputView;
 using fastinv::OutputView;
@@ -120,8 +126,13 @@ void run_model(const std::string& path) {
       std::vector<float> xp(size_t(n * isz)), yp = poisoned(ref.size()), y(ref.size());
       for (int64_t s = 0; s < n; ++s)
         for (int64_t c = 0; c < isz; ++c) xp[size_t(c * n + s)] = x[size_t(s * isz + c)];
+      const int64_t launches0 = mock::launch_count(), allocs0 = mock::stream_allocation_count();
       gpu->run_device(InputView{xp.data(), DType::f32, view(n, in, 1, n, 0)},
                       OutputView{yp.data(), view(n, out, 1, n, 0)}, 0);
+      if (gpu->isa().find("fused") != std::string::npos)  // one launch on the caller's planes, no scratch
+        check(mock::launch_count() - launches0 == 1 && mock::stream_allocation_count() == allocs0,
+              "device planar fused: " + std::to_string(mock::launch_count() - launches0) + " launches, " +
+                  std::to_string(mock::stream_allocation_count() - allocs0) + " scratch allocations");
       for (int64_t s = 0; s < n; ++s)
         for (int64_t c = 0; c < osz; ++c) y[size_t(s * osz + c)] = yp[size_t(c * n + s)];
       compare(y, "device planar");

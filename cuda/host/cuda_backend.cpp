@@ -47,6 +47,16 @@ DeviceMemory upload(const std::vector<T>& v) {
   return d;
 }
 
+// A positive integer from the environment variable `name`, or 0 when it is unset or empty.
+int64_t env_positive(const char* name) {
+  const char* env = std::getenv(name);
+  if (env == nullptr || *env == '\0') return 0;
+  char* end = nullptr;
+  const long long v = std::strtoll(env, &end, 10);
+  if (*end != '\0' || v < 1) throw InvalidArgument(std::string(name) + "=" + env + ": expected a positive integer");
+  return v;
+}
+
 inline int64_t sample_offset(const Strided& v, int64_t s) {
   const int64_t i2 = s % v.sample_shape[2], rest = s / v.sample_shape[2];
   const int64_t i1 = rest % v.sample_shape[1], i0 = rest / v.sample_shape[1];
@@ -136,8 +146,13 @@ void run_general(const DevGeneral& d, float* arena, int64_t ld, int64_t n, cuda:
                             static_cast<const float*>(ds.shift.get()), int(st.out_shape.c), rows, ld, n, s);
         break;
       case OpKind::add:
-        cuda::launch_add(slot(st.in[0]), slot(st.in[1]), out, rows, ld, n, s);
-        for (size_t k = 2; k < st.in.size(); ++k) cuda::launch_add(out, slot(st.in[k]), out, rows, ld, n, s);
+        // The kernels' pointers are __restrict__: an output that reuses an operand's slot
+        // accumulates the other operand into it (a + b == b + a exactly).
+        if (out == slot(st.in[0]) || out == slot(st.in[1]))
+          cuda::launch_accumulate(out, out == slot(st.in[0]) ? slot(st.in[1]) : slot(st.in[0]), rows, ld, n, s);
+        else
+          cuda::launch_add(slot(st.in[0]), slot(st.in[1]), out, rows, ld, n, s);
+        for (size_t k = 2; k < st.in.size(); ++k) cuda::launch_accumulate(out, slot(st.in[k]), rows, ld, n, s);
         break;
       case OpKind::flatten:
       case OpKind::concat:
@@ -167,6 +182,9 @@ DevFused upload_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev)
   if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
   f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows);
   f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors);
+  // FASTINV_CUDA_FUSED_GRID=<blocks> caps the persistent grid, so a small frame still loops
+  // over several tiles per block (the sanitizer runs of bench/gpu_check.sh)
+  if (const int64_t cap = env_positive("FASTINV_CUDA_FUSED_GRID")) f.grid = int(std::min<int64_t>(f.grid, cap));
   f.weights = upload(host.words);
   f.biases = upload(host.biases);
   f.args =
@@ -249,13 +267,10 @@ class CudaBackend final : public Backend {
     const int64_t rows = fused_.ok ? in_shape_.size() + out_shape_.size() : general_.plan.arena_rows;
     chunk_ = std::clamp<int64_t>(kLaneBudget / (4 * std::max<int64_t>(rows, 1)) / 256 * 256, 256, kMaxChunk);
     // FASTINV_CUDA_CHUNK=<samples> caps the chunk (tests force many chunks; tuning)
-    if (const char* env = std::getenv("FASTINV_CUDA_CHUNK"); env && *env) {
-      char* end = nullptr;
-      const long long v = std::strtoll(env, &end, 10);
-      if (*end != '\0' || v < 1)
-        throw InvalidArgument(std::string("FASTINV_CUDA_CHUNK=") + env + ": expected a positive integer");
-      chunk_ = std::min<int64_t>(chunk_, v);
-    }
+    if (const int64_t cap = env_positive("FASTINV_CUDA_CHUNK")) chunk_ = std::min<int64_t>(chunk_, cap);
+    // The weights went up with synchronous copies from pageable memory, which do not order
+    // against the non-blocking lanes or a caller's stream: wait for them once here.
+    cuda::synchronize_device();
   }
 
   std::string device() const override { return "cuda:" + std::to_string(dev_.ordinal); }
@@ -336,6 +351,10 @@ class CudaBackend final : public Backend {
     const int64_t in_rows = in_shape_.size(), out_rows = out_shape_.size();
     const int64_t in_ld = input.dtype == DType::f32 ? planar_ld(input.layout, in_rows) : -1;
     const int64_t out_ld = planar_ld(output.layout, out_rows);
+    if (fused_.ok && in_ld > 0 && out_ld > 0) {  // planar in and out: one launch on the caller's planes, no scratch
+      compute(nullptr, static_cast<const float*>(input.data), in_ld, output.data, out_ld, n, n, s);
+      return;
+    }
     const int64_t cap = std::min<int64_t>(chunk_, n);
     cuda::StreamMemory scratch(size_t(arena_rows() * cap * 4), s);
     float* arena = static_cast<float*>(scratch.get());
