@@ -36,10 +36,15 @@ DEM_STATUS = {
     10: "rejected (negative solution)",
     11: "no counts",
     12: "bad input (NaN/inf)",
+    13: "EM not finite (overflow)",
 }
 
 #: Milne-Eddington synthesis, per profile.
-ME_STATUS = {0: "ok", 1: "invalid parameters (non-finite or out of range)"}
+ME_STATUS = {
+    0: "ok",
+    1: "invalid parameters (non-finite or out of range)",
+    2: "non-finite result (the profile overflowed)",
+}
 
 #: LTE synthesis, per atmosphere.
 LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)", 2: "hydrostatic equilibrium failed"}

@@ -6,7 +6,7 @@ import argparse
 
 import numpy as np
 
-from ._common import add_group, reports_errors
+from ._common import add_group, reports_errors, thread_count
 
 _AIA_FILES = "six AIA FITS files (94, 131, 171, 193, 211, 335 A), level 1 or 1.5"
 
@@ -72,7 +72,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", required=True, help="output FITS file (written atomically)")
     p.add_argument("--png", default=None, metavar="PATH", help="also write a quicklook PNG to PATH (needs matplotlib)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
-    p.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="OpenMP threads (default: all)")
     p.add_argument(
         "--response",
         default=None,
@@ -119,5 +119,5 @@ def register(sub) -> None:
     )
     p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.set_defaults(func=_cmd_deepem)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._optional import require
 from .._progress import absolute_updates, progress_bar
-from ._common import add_group, reports_errors
+from ._common import add_group, reports_errors, thread_count
 
 _DESCRIPTION = """\
 Invert the Stokes profiles of one map with a 1D CNN (fastinv's engine) and write the
@@ -243,7 +243,7 @@ def register(sub) -> None:
         "of a line, continuum points elsewhere (default 1.5: < 1e-5 I_c from "
         "full synthesis; 1.0: < 3e-5)",
     )
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--threads", type=thread_count, default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", required=True, help="output file (.h5/.hdf5 or .fits; written atomically)")
     s.set_defaults(func=_cmd_synth)
@@ -281,7 +281,7 @@ def register(sub) -> None:
         metavar="DELTA",
         help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)",
     )
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_invert)
@@ -310,6 +310,6 @@ def register(sub) -> None:
     w.add_argument(
         "--wavelength-shift", type=float, default=0.0, metavar="DELTA", help="add DELTA [A] to the frames' wavelengths"
     )
-    w.add_argument("--threads", type=int, default=None)
+    w.add_argument("--threads", type=thread_count, default=None)
     w.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     w.set_defaults(func=_cmd_watch)

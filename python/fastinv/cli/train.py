@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from ._common import add_group, reports_errors
+from ._common import add_group, reports_errors, thread_count
 
 
 @reports_errors("fastinv train deepem")
@@ -113,7 +113,7 @@ def register(sub) -> None:
         help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
         "AIA responses against the data; default 1e-3, as the shipped model; 0 = plain DeepEM)",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_train_deepem)
     _add_train_stokes(tsub)
@@ -129,7 +129,7 @@ def register(sub) -> None:
     p = esub.add_parser("deepem", help="DeepEM vs Basis Pursuit on the held-out 2011-02-15 flare series")
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.set_defaults(func=_cmd_evaluate_deepem)
     p = esub.add_parser(
         "stokes",
@@ -150,7 +150,7 @@ def register(sub) -> None:
         help="also synthesise N random atmospheres with lightweaver (about 0.5 s each)",
     )
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_evaluate_stokes)
 
@@ -191,6 +191,6 @@ def _add_train_stokes(tsub) -> None:
         default=0.0,
         help="weight of the weak-field B_LOS term (Fe I 6302.5) in the loss (0 = off)",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_train_stokes)
