@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,19 @@ class FrameResult:
     header: object = field(default=None, repr=False)
 
 
+def _check_continuum(continuum) -> float | None:
+    """A quiet-Sun I_c given by the caller: None, or a positive finite number of counts."""
+    if continuum is None:
+        return None
+    try:
+        value = float(continuum)
+    except (TypeError, ValueError):
+        raise TypeError(f"continuum must be a number of counts, got {continuum!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"continuum must be a positive number of counts, got {continuum!r}")
+    return value
+
+
 def _as_net(model, instrument: str, threads, device) -> StokesNet:
     if isinstance(model, StokesNet):
         if model.instrument != instrument:
@@ -85,6 +99,10 @@ def _as_net(model, instrument: str, threads, device) -> StokesNet:
 
 class FrameInverter:
     """Invert frame after frame with buffers allocated once (see the module docstring).
+
+    Thread-safe: calls on one inverter from several threads take turns (a lock around the
+    reused buffers); for parallel inversion use one inverter per thread (they may share a
+    :class:`StokesNet`, which is thread-safe).
 
     Parameters
     ----------
@@ -120,15 +138,15 @@ class FrameInverter:
         self.net = _as_net(model, self.instrument, threads, device)
         self.threads = threads
         self.wl_axis, self.slit_axis = _AXES[self.instrument]
-        if continuum is not None and not (np.isfinite(continuum) and continuum > 0):
-            raise ValueError(f"continuum must be a positive number of counts, got {continuum!r}")
-        self.continuum = None if continuum is None else float(continuum)
+        self.continuum = _check_continuum(continuum)
         if not np.isfinite(wavelength_shift):
             raise ValueError("wavelength_shift must be finite")
         self.wavelength_shift = float(wavelength_shift)
         self._resampler: Resampler | None = None
-        self._wl_key: tuple | None = None
+        self._wl_key: np.ndarray | None = None  # the grid the resampler was built for
         self._n = -1
+        # invert_frame reuses one set of buffers: concurrent calls take turns
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ buffers
     def _buffers(self, n: int) -> None:
@@ -153,10 +171,10 @@ class FrameInverter:
         from ..._units import to_float_array
 
         wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel() + self.wavelength_shift
-        key = (wl.size, float(wl[0]), float(wl[-1]), float(wl.sum()))
-        if key != self._wl_key:
+        # exact comparison: grids with the same size, ends and sum still differ inside
+        if self._wl_key is None or not np.array_equal(wl, self._wl_key):
             self._resampler = self.net.resampler(wl)
-            self._wl_key = key
+            self._wl_key = wl.copy()
             blue, red = self._resampler.extrapolated
             if blue > 0 or red > 0:
                 warn_user(
@@ -164,7 +182,7 @@ class FrameInverter:
                     f"and {red:.3f} A at the red end of the model grid "
                     f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
                     "observed (continuum) value",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         return self._resampler
 
@@ -197,10 +215,15 @@ class FrameInverter:
         Raises
         ------
         ValueError
-            Wrong shape or wavelengths that do not cover the model's lines. (A frame without
+            Wrong shape, wavelengths that do not cover the model's lines, or a ``continuum``
+        that is not a positive finite number. (A frame without
             any usable continuum is not an error: all its pixels are flagged, status 1 where
             the profile has NaN/inf, else 2, and ``continuum`` is NaN.)
         """
+        with self._lock:
+            return self._invert_frame(frame, wavelength, _check_continuum(continuum))
+
+    def _invert_frame(self, frame, wavelength, continuum: float | None) -> FrameResult:
         t0 = time.perf_counter()
         step = getattr(frame, "step", None)
         header = getattr(frame, "header", None)
@@ -312,6 +335,14 @@ class FrameInverter:
 
         if self.instrument != "visp":
             raise ValueError("watch() inverts DKIST ViSP raster steps; use instrument='visp'")
+        if timeout is not None and not (timeout >= 0 and np.isfinite(timeout)):
+            raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        if not (poll > 0 and np.isfinite(poll)):
+            raise ValueError(f"poll must be a positive number of seconds, got {poll!r}")
+        if not (settle >= 0 and np.isfinite(settle)):
+            raise ValueError(f"settle must be a number of seconds >= 0, got {settle!r}")
+        if max_frames is not None and not (isinstance(max_frames, (int, np.integer)) and max_frames >= 1):
+            raise ValueError(f"max_frames must be None or an integer >= 1, got {max_frames!r}")
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory")
@@ -485,6 +516,7 @@ def invert_files(
     """
     t0 = time.perf_counter()
     key = instrument_key(instrument)
+    continuum = _check_continuum(continuum)
     paths = _expand(paths)
     inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
     if key == "hinode_sp":

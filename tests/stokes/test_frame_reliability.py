@@ -1,0 +1,126 @@
+"""FrameInverter under hostile use: bad physical arguments on every call path, wavelength
+grids that look alike, and one inverter shared by threads.
+
+References: a fresh FrameInverter per frame (no cache, no sharing) and the single-threaded
+result, compared bitwise.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from _stokes_files import hinode_true_counts, write_hinode_map  # noqa: E402
+from _stokes_models import make_card, write_model  # noqa: E402
+from fastinv.cli import main  # noqa: E402
+from fastinv.stokes import FrameInverter, invert_files  # noqa: E402
+
+IC = 30000.0
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    write_model(d / "visp.safetensors", card=make_card(instrument="visp"), seed=12)
+    write_model(d / "hinode.safetensors", seed=11)
+    return d
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(3)
+    wl = 6302.0 + (np.arange(400) - 199.5) * 0.01625
+    base = IC * (1 + 0.01 * rng.standard_normal((4, 400, 300)))
+    base[1:] *= 0.01
+    base[3] += 0.05 * IC * np.sin(np.arange(400) / 10)[:, None]  # structure the resampling sees
+    return wl, [base * (1 + 0.1 * k) for k in range(8)]
+
+
+BAD_CONTINUUM = [-5.0, 0.0, float("nan"), float("inf")]
+
+
+@pytest.mark.parametrize("bad", BAD_CONTINUUM)
+def test_continuum_is_validated_on_every_path(tmp_path, model, frames, bad, capsys):
+    wl, fr = frames
+    inv = FrameInverter(model / "visp.safetensors", "visp")
+    with pytest.raises(ValueError, match="continuum must be a positive number"):
+        FrameInverter(model / "visp.safetensors", "visp", continuum=bad)
+    with pytest.raises(ValueError, match="continuum must be a positive number"):
+        inv.invert_frame(fr[0], wavelength=wl, continuum=bad)
+    paths, _ = write_hinode_map(tmp_path / "sp", hinode_true_counts(2, 3, IC))
+    with pytest.raises(ValueError, match="continuum must be a positive number"):
+        invert_files(paths, "hinode", model=model / "hinode.safetensors", continuum=bad)
+    out = tmp_path / "map.fits"
+    rc = main(
+        ["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--continuum", str(bad), "-q"]
+        + ["--model", str(model / "hinode.safetensors")]
+    )
+    assert rc == 1 and "continuum must be a positive number" in capsys.readouterr().err
+    assert not out.exists()
+    with pytest.raises(TypeError, match="continuum must be a number"):
+        inv.invert_frame(fr[0], wavelength=wl, continuum="bright")
+    # a valid value given per call equals the same value given to the constructor
+    a = inv.invert_frame(fr[0], wavelength=wl, continuum=IC)
+    b = FrameInverter(model / "visp.safetensors", "visp", continuum=IC).invert_frame(fr[0], wavelength=wl)
+    np.testing.assert_array_equal(a.results["temperature"], b.results["temperature"])
+
+
+def test_watch_arguments_are_validated(tmp_path, model):
+    inv = FrameInverter(model / "visp.safetensors", "visp")
+    for kw, word in [
+        (dict(poll=0), "poll"),
+        (dict(poll=float("nan")), "poll"),
+        (dict(timeout=-1), "timeout"),
+        (dict(settle=-1), "settle"),
+        (dict(max_frames=0), "max_frames"),
+    ]:
+        with pytest.raises(ValueError, match=word):
+            next(iter(inv.watch(tmp_path, **kw)))
+
+
+def test_resampler_cache_compares_grids_exactly(model, frames):
+    wl, fr = frames
+    # same length, end points and sum as wl, different inside
+    other = wl.copy()
+    other[150:200] += 0.004  # inside the model's window, on both sides of the line
+    other[200:250] -= 0.004
+    assert other.size == wl.size and other[0] == wl[0] and other[-1] == wl[-1] and other.sum() == wl.sum()
+    inv = FrameInverter(model / "visp.safetensors", "visp", continuum=IC)
+    inv.invert_frame(fr[0], wavelength=wl)
+    got = inv.invert_frame(fr[1], wavelength=other)
+    fresh = FrameInverter(model / "visp.safetensors", "visp", continuum=IC).invert_frame(fr[1], wavelength=other)
+    for q in got.results:
+        np.testing.assert_array_equal(got.results[q], fresh.results[q])
+
+
+def test_shared_inverter_is_thread_safe(model, frames):
+    wl, fr = frames
+    shared = FrameInverter(model / "visp.safetensors", "visp")
+    expected = [shared.invert_frame(f, wavelength=wl) for f in fr]
+    results: dict = {}
+    errors: list = []
+
+    def work(t):
+        try:
+            for rep in range(10):
+                k = (t + rep) % len(fr)
+                results[(t, rep)] = (k, shared.invert_frame(fr[k], wavelength=wl))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(results) == 80
+    for k, r in results.values():
+        assert r.continuum == expected[k].continuum
+        np.testing.assert_array_equal(r.status, expected[k].status)
+        for q in r.results:
+            np.testing.assert_array_equal(r.results[q], expected[k].results[q])
