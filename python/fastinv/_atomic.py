@@ -1,6 +1,13 @@
 """Atomic output files: written to a temporary file beside the target, then renamed
 over it in one step, so a reader never sees a half-written file and a failed write
-leaves the old file untouched."""
+leaves the old file untouched. :func:`check_outputs` is what commands call first, so that no
+output replaces one of their inputs, another of their outputs, or (without ``overwrite``)
+an existing file.
+
+An output path that is a symbolic link is replaced by the new file (the rename replaces
+the link); the file the link pointed to is left as it was, unless it is one of the
+command's inputs, which is refused.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ import os
 import tempfile
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 def _umask() -> int:
@@ -48,3 +55,45 @@ def write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_output(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def _same(a: str, b: str) -> bool:
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)  # hard links, case-insensitive file systems
+    except OSError:
+        return False
+
+
+def check_outputs(outputs: Iterable, inputs: Iterable = (), overwrite: bool = False) -> None:
+    """Refuse outputs that would destroy a file the caller did not mean to replace.
+
+    Parameters
+    ----------
+    outputs : iterable of path or None
+        The files a command will write (None entries are ignored).
+    inputs : iterable of path
+        The files it reads.
+    overwrite : bool
+        Allow replacing existing files that are not inputs.
+
+    Raises
+    ------
+    ValueError
+        An output is one of the inputs (also through a symbolic or hard link), or two
+        outputs are the same file.
+    FileExistsError
+        An output exists and ``overwrite`` is False.
+    """
+    outs = [os.fspath(o) for o in outputs if o is not None]
+    ins = [os.fspath(i) for i in inputs]
+    for k, out in enumerate(outs):
+        for i in ins:
+            if _same(out, i):
+                raise ValueError(f"{out}: this output is also an input ({i}); refusing to overwrite an input")
+        for other in outs[:k]:
+            if _same(out, other):
+                raise ValueError(f"{out} and {other} name the same file; give each output its own path")
+        if os.path.lexists(out) and not overwrite:
+            raise FileExistsError(f"{out} exists; pass overwrite=True (command line: --overwrite) to replace it")

@@ -124,3 +124,25 @@ def test_shared_inverter_is_thread_safe(model, frames):
         np.testing.assert_array_equal(r.status, expected[k].status)
         for q in r.results:
             np.testing.assert_array_equal(r.results[q], expected[k].results[q])
+
+
+def _refused(capsys, argv, words, files) -> None:
+    import hashlib
+
+    before = [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in files]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert words in err, err
+    assert [hashlib.sha256(open(p, "rb").read()).hexdigest() for p in files] == before
+
+
+def test_stokes_commands_refuse_to_destroy_files(tmp_path, capsys):
+    paths, _ = write_hinode_map(tmp_path / "sp", hinode_true_counts(2, 3, 30000.0))
+    base = ["stokes", "invert", *paths, "--instrument", "hinode", "-q"]
+    _refused(capsys, [*base, "-o", paths[1]], "also an input", paths)
+    _refused(capsys, [*base, "-o", str(tmp_path / "m.fits"), "--png", paths[0]], "also an input", paths)
+    _refused(capsys, [*base[:2], str(tmp_path / "sp"), *base[-3:], "-o", paths[0]], "also an input", paths)
+    existing = tmp_path / "set.h5"
+    existing.write_bytes(b"x")
+    rc = main(["stokes", "synth", "--n", "2", "--model", "me", "-o", str(existing), "--quiet"])
+    assert rc == 1 and "exists" in capsys.readouterr().err and existing.read_bytes() == b"x"

@@ -14,6 +14,12 @@ USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 Command = Callable[[argparse.Namespace], int]
 
+#: --overwrite help of every writing command.
+OVERWRITE_HELP = (
+    "replace output files that exist (never an input: an output that is one of the inputs, "
+    "or two outputs naming the same file, is always refused)"
+)
+
 
 def thread_count(text: str) -> int:
     """``--threads`` values: an integer from 1 to ``_core.max_threads()`` (4 x the hardware

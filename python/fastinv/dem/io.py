@@ -140,7 +140,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
     Raises
     ------
     ValueError
-        A missing or duplicated channel, mismatched shapes, EXPTIME <= 0, or not AIA data.
+        A missing or duplicated channel, mismatched shapes, EXPTIME <= 0, not AIA data, or
+        ``bin`` larger than the images.
     """
     if int(bin) != bin or bin < 1:
         raise ValueError("bin must be an integer >= 1")
@@ -184,6 +185,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
         cube.append(data if per_second else data / t)
         expt.append(t)
     y = np.stack(cube)
+    if bin > min(y.shape[1:]):
+        raise ValueError(f"bin = {bin} is larger than the images ({y.shape[1]} x {y.shape[2]} pixels)")
     ref = by_chan[171][1]
     from astropy.io import fits
 

@@ -294,6 +294,7 @@ class FrameInverter:
         output_dir: str | os.PathLike | None = None,
         report: bool = False,
         settle: float = 2.0,
+        overwrite: bool = False,
     ) -> Iterable[FrameResult]:
         """Invert ViSP raster steps as their four Stokes files appear in ``directory``.
 
@@ -325,9 +326,13 @@ class FrameInverter:
             A matching file unreadable at a constant size for this many seconds is reported
             (warning) and skipped until it changes; a step whose data stay unreadable for
             5 x ``settle`` s raises.
+        overwrite : bool
+            Allow ``output_dir`` to hold ``step_*.fits`` files already (they are replaced).
 
         Raises
         ------
+        FileExistsError
+            ``output_dir`` holds results already and ``overwrite`` is False.
         ValueError
             A file that is not a ViSP frame, or two files for the same step and Stokes.
         """
@@ -346,6 +351,15 @@ class FrameInverter:
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory")
+        if output_dir is not None:
+            if Path(output_dir).resolve() == directory.resolve():
+                raise ValueError(f"{output_dir}: the output directory is the watched directory; give another one")
+            old = sorted(Path(output_dir).glob("step_*.fits"))
+            if old and not overwrite:
+                raise FileExistsError(
+                    f"{output_dir} holds results already ({old[0].name}, ...); pass overwrite=True "
+                    "(command line: --overwrite) to replace them"
+                )
         seen: dict[str, float] = {}  # path -> when its header was first readable
         unreadable: dict[str, tuple[int, float, bool]] = {}  # path -> (size, since, warned)
         pending: dict[int, dict[int, str]] = {}
@@ -455,7 +469,8 @@ class MapResult:
     seconds: float
 
 
-def _expand(paths: Sequence) -> list[str]:
+def expand_inputs(paths: Sequence) -> list[str]:
+    """The files of a map given as files, directories (their ``*.fits``) or a DKIST ``.asdf``."""
     out = []
     for p in paths:
         p = os.fspath(p)
@@ -517,7 +532,7 @@ def invert_files(
     t0 = time.perf_counter()
     key = instrument_key(instrument)
     continuum = _check_continuum(continuum)
-    paths = _expand(paths)
+    paths = expand_inputs(paths)
     inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
     if key == "hinode_sp":
         from ..io.hinode import hinode_map_wcs, read_hinode_slit, sort_slits
