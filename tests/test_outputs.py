@@ -98,3 +98,16 @@ def test_watch_output_directory_checks(tmp_path):
     with pytest.raises(FileExistsError, match="holds results already"):
         next(iter(inv.watch(tmp_path, output_dir=out, timeout=0)))
     assert list(inv.watch(tmp_path, output_dir=out, timeout=0, overwrite=True)) == []
+
+
+@pytest.mark.parametrize("value, words", [(True, "EXPTIME = True is not a number"), ("2.9", "is not a number"),
+                                          (-1.0, "outside"), (1e300, "outside")])  # fmt: skip
+@pytest.mark.filterwarnings("ignore:Invalid 'BLANK' keyword")
+def test_aia_exptime_type_and_range(tmp_path, aia, value, words):
+    from fastinv.dem.io import read_aia
+
+    with fits.open(aia[2], mode="update") as hdul:
+        hdul[0].header["EXPTIME"] = value
+    with pytest.raises(ValueError, match=words) as exc:
+        read_aia(aia)
+    assert aia[2] in str(exc.value)

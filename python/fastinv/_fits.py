@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import os
 import warnings
 import zlib
 from collections.abc import Iterator
+from numbers import Integral, Real
 
-__all__ = ["open_fits", "check_fits_structure", "TruncatedFitsError"]
+__all__ = ["open_fits", "check_fits_structure", "TruncatedFitsError", "header_number"]
 
 _BLOCK = 2880
 _BITPIX = (8, 16, 32, 64, -32, -64)
@@ -178,3 +180,63 @@ def open_fits(path: str | os.PathLike) -> Iterator:
         raise OSError(f"{path}: not a FITS file, or a damaged one ({reason})") from None
     with hdul:
         yield hdul
+
+
+def header_number(
+    header,
+    key: str,
+    path: str | os.PathLike,
+    *,
+    integer: bool = False,
+    low: float = -math.inf,
+    high: float = math.inf,
+    default: float | None = None,
+) -> float | int:
+    """A numeric header keyword checked for type and range before use.
+
+    A logical (``EXPTIME = T``), a string or a non-finite value is refused rather than
+    converted (``float(True)`` would be a 1 s exposure).
+
+    Parameters
+    ----------
+    header : mapping
+        An astropy header (or any mapping of keyword to value).
+    key : str
+    path : path
+        Named in the error.
+    integer : bool
+        The value must be a whole number; it is returned as ``int``.
+    low, high : float
+        The allowed closed range.
+    default : float, optional
+        Returned when the keyword is absent (None: the keyword is required).
+
+    Raises
+    ------
+    ValueError
+        Missing (without a default), not a number, not whole, or out of range; the message
+        names the file and the keyword.
+
+    Examples
+    --------
+    >>> header_number({"EXPTIME": 2.9}, "EXPTIME", "aia.fits", low=0)
+    2.9
+    >>> header_number({"EXPTIME": True}, "EXPTIME", "aia.fits", low=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: aia.fits: EXPTIME = True is not a number
+    """
+    if key not in header:
+        if default is not None:
+            return default
+        raise ValueError(f"{os.fspath(path)}: the header has no {key} keyword")
+    value = header[key]
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise ValueError(f"{os.fspath(path)}: {key} = {value!r} is not a number")
+    if not math.isfinite(value) or not low <= value <= high:
+        raise ValueError(f"{os.fspath(path)}: {key} = {value!r} is outside the allowed range [{low:g}, {high:g}]")
+    if integer:
+        if not isinstance(value, Integral) and value != int(value):
+            raise ValueError(f"{os.fspath(path)}: {key} = {value!r} is not a whole number")
+        return int(value)
+    return float(value)

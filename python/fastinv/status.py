@@ -50,4 +50,9 @@ ME_STATUS = {
 LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)", 2: "hydrostatic equilibrium failed"}
 
 #: Stokes inversion by a network, per pixel.
-STOKES_STATUS = {0: "ok", 1: "non-finite input (NaN or inf) in the profile", 2: "no signal (continuum <= 0)"}
+STOKES_STATUS = {
+    0: "ok",
+    1: "non-finite input (NaN or inf) in the profile",
+    2: "no signal (continuum <= 0)",
+    3: "no data (the map's file for this slit position is missing)",
+}

@@ -146,3 +146,54 @@ def test_stokes_commands_refuse_to_destroy_files(tmp_path, capsys):
     existing.write_bytes(b"x")
     rc = main(["stokes", "synth", "--n", "2", "--model", "me", "-o", str(existing), "--quiet"])
     assert rc == 1 and "exists" in capsys.readouterr().err and existing.read_bytes() == b"x"
+
+
+def test_missing_hinode_slit_leaves_a_flagged_column(tmp_path, model):
+    from astropy.io import fits
+    from fastinv._warnings import FastinvUserWarning
+
+    true = hinode_true_counts(5, 4, IC, seed=4)
+    paths, _ = write_hinode_map(tmp_path / "sp", true)
+    full = invert_files(paths, "hinode", model=model / "hinode.safetensors", continuum=IC)
+    with pytest.warns(FastinvUserWarning, match="1 of 5 slit positions have no file"):
+        gap = invert_files(paths[:2] + paths[3:], "hinode", model=model / "hinode.safetensors", continuum=IC)
+    assert gap.status.shape == full.status.shape == (4, 5)
+    assert (gap.status[:, 2] == 3).all() and (gap.status[:, [0, 1, 3, 4]] == 0).all()
+    for q in full.results:
+        assert np.isnan(gap.results[q][:, :, 2]).all()
+        np.testing.assert_array_equal(gap.results[q][:, :, [0, 1, 3, 4]], full.results[q][:, :, [0, 1, 3, 4]])
+    # the WCS of the gapped map puts every column where the complete map has it
+    x = np.arange(5.0)
+    for a, b in zip(gap.wcs.pixel_to_world_values(x, x * 0 + 1), full.wcs.pixel_to_world_values(x, x * 0 + 1)):
+        np.testing.assert_allclose(a, b, atol=1e-9)
+    # and the same from XCEN/XSCALE alone
+    for p in paths:
+        with fits.open(p, mode="update") as hdul:
+            del hdul[0].header["SLITINDX"]
+    with pytest.warns(FastinvUserWarning, match="no file"):
+        gap2 = invert_files(paths[:2] + paths[3:], "hinode", model=model / "hinode.safetensors", continuum=IC)
+    np.testing.assert_array_equal(gap2.status, gap.status)
+
+
+@pytest.mark.parametrize(
+    "key, value, words",
+    [
+        ("SPBSHFT", 64, "outside the allowed range"),
+        ("SPBSHFT", 2**31, "outside the allowed range"),
+        ("SPBSHFT", -1e308, "outside the allowed range"),
+        ("SPBSHFT", True, "is not a number"),
+        ("SPBSHFT", "2", "is not a number"),
+        ("CDELT1", "0.02", "is not a number"),
+        ("SLITINDX", 1.5, "is not a whole number"),
+    ],
+)
+def test_hinode_keywords_are_checked(tmp_path, model, key, value, words):
+    from astropy.io import fits
+    from fastinv.stokes.io.hinode import read_hinode_slit
+
+    paths, _ = write_hinode_map(tmp_path / "sp", hinode_true_counts(2, 3, IC))
+    with fits.open(paths[1], mode="update") as hdul:
+        hdul[0].header[key] = value
+    with pytest.raises(ValueError, match=words) as exc:
+        read_hinode_slit(paths[1]) if key != "SLITINDX" else invert_files(paths, "hinode", continuum=IC)
+    assert paths[1] in str(exc.value) and key in str(exc.value)

@@ -43,6 +43,9 @@ from .network import Resampler, StokesNet, instrument_key
 
 __all__ = ["FrameInverter", "FrameResult", "invert_files", "MapResult"]
 
+#: STOKES_STATUS of the pixels of a slit position without a file.
+MISSING = 3
+
 # spectral axis of a frame and the axis along the slit, per instrument
 _AXES = {"visp": (1, 2), "hinode_sp": (2, 1)}
 
@@ -389,7 +392,7 @@ class FrameInverter:
                         unreadable[p] = (size, old[1], True)
                     continue
                 unreadable.pop(p, None)
-                key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
+                key = (int(h["DINDEX3"]), int(h["DINDEX4"]))  # checked by read_visp_header
                 seen[p] = time.monotonic()
                 new = True
                 slot = pending.setdefault(key[0], {})
@@ -535,7 +538,7 @@ def invert_files(
     paths = expand_inputs(paths)
     inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
     if key == "hinode_sp":
-        from ..io.hinode import hinode_map_wcs, read_hinode_slit, sort_slits
+        from ..io.hinode import hinode_map_wcs, read_hinode_slit, slit_columns, sort_slits
 
         headers = []
         for p in paths:
@@ -544,6 +547,7 @@ def invert_files(
         order = sort_slits(headers, paths)
         paths = [paths[k] for k in order]
         headers = [headers[k] for k in order]
+        columns = slit_columns(headers, paths)
         read = lambda p: read_hinode_slit(p)  # noqa: E731
         intensity = lambda p: read_hinode_slit(p).stokes[0]  # noqa: E731  (N_y, Nλ)
         wl_axis_i = 1
@@ -559,6 +563,7 @@ def invert_files(
             return d[0] if d.ndim == 3 else d  # (Nλ, N_slit)
 
         paths = steps
+        columns = list(range(len(steps)))
         wl_axis_i = 0
     if continuum is None:
         if total is not None:
@@ -573,18 +578,25 @@ def invert_files(
         continuum = quiet_sun_level(np.concatenate(levels))
     if total is not None:
         total(len(paths), "invert")
+    nx = columns[-1] + 1
+    missing = sorted(set(range(nx)) - set(columns))
+    if missing:
+        warn_user(
+            f"{len(missing)} of {nx} slit positions have no file (map columns {missing[:10]}"
+            f"{' ...' if len(missing) > 10 else ''}): their pixels are NaN with status {MISSING}"
+        )
     results: dict[str, np.ndarray] = {}
     status = None
     first_header = None
-    for x, p in enumerate(paths):
+    for p, x in zip(paths, columns):
         frame = read(p)
         if first_header is None:
             first_header = frame.header
         r = inv.invert_frame(frame, continuum=continuum)
         if status is None:
             ny = r.status.size
-            status = np.zeros((ny, len(paths)), dtype=np.uint8)
-            results = {k: np.empty((v.shape[0], ny, len(paths)), dtype=np.float32) for k, v in r.results.items()}
+            status = np.full((ny, nx), MISSING, dtype=np.uint8)
+            results = {k: np.full((v.shape[0], ny, nx), np.nan, dtype=np.float32) for k, v in r.results.items()}
         if r.status.size != status.shape[0]:
             raise ValueError(
                 f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
@@ -596,7 +608,7 @@ def invert_files(
         if progress is not None:
             progress(x + 1)
     if key == "hinode_sp":
-        wcs = hinode_map_wcs(headers, status.shape[0])
+        wcs = hinode_map_wcs(headers, status.shape[0], columns, paths)
     else:
         wcs = visp_map_wcs(first_header)
     return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0)

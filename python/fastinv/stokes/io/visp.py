@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..._fits import open_fits
+from ..._fits import header_number, open_fits
 from .hinode import wavelength_from_header
 
 __all__ = [
@@ -95,6 +95,7 @@ def _check_header(h, path: str) -> None:
                 f"{path}: no {key}: not a DKIST level-1 frame (SPEC-214 headers with "
                 "DINDEX3 = raster step, DINDEX4 = Stokes parameter)"
             )
+        header_number(h, key, path, integer=True, low=0, high=2**31 - 1)
     ctype = [str(h.get(f"CTYPE{k}", "")).strip().upper() for k in (1, 2, 3)]
     if not ctype[1].startswith(("AWAV", "WAVE")):
         raise ValueError(
