@@ -4,6 +4,11 @@ leaves the old file untouched. :func:`check_outputs` is what commands call first
 output replaces one of their inputs, another of their outputs, or (without ``overwrite``)
 an existing file.
 
+Temporary files are named ``.fastinv-tmp-<pid>-<target name>.<random><suffix>``: removed on
+any exception; a run killed outright (SIGKILL, power loss) leaves one, which the next
+atomic write into that folder removes when it is older than that run and its process is
+gone.
+
 An output path that is a symbolic link is replaced by the new file (the rename replaces
 the link); the file the link pointed to is left as it was, unless it is one of the
 command's inputs, which is refused.
@@ -12,7 +17,9 @@ command's inputs, which is refused.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -25,6 +32,39 @@ def _umask() -> int:
 
 
 _FILE_MODE = 0o666 & ~_umask()  # what open() would give; mkstemp alone gives 0600
+_TMP_PREFIX = ".fastinv-tmp-"
+_TMP_NAME = re.compile(re.escape(_TMP_PREFIX) + r"(\d+)-")
+_RUN_STARTED = time.time()  # temporary files older than this run may be stale
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove fastinv temporary files in ``folder`` left by killed runs: named by
+    :func:`atomic_output`, modified before this run started, and their process gone.
+    Returns the removed paths."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TMP_NAME.match(e.name)
+        if not m or int(m.group(1)) == os.getpid() or _process_alive(int(m.group(1))):
+            continue
+        with suppress(OSError):
+            if e.is_file(follow_symlinks=False) and e.stat(follow_symlinks=False).st_mtime < _RUN_STARTED:
+                os.unlink(e.path)
+                removed.append(Path(e.path))
+    return removed
 
 
 @contextmanager
@@ -37,8 +77,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     ...     hdul.writeto(tmp)
     """
     path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    remove_stale_temporaries(folder)
     fd, tmp = tempfile.mkstemp(
-        dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=path.suffix or ".tmp"
+        dir=folder, prefix=f"{_TMP_PREFIX}{os.getpid()}-{path.name}.", suffix=path.suffix or ".tmp"
     )
     os.close(fd)
     try:
