@@ -19,6 +19,8 @@ from _stokes_models import make_card, write_model  # noqa: E402
 from fastinv.cli import main  # noqa: E402
 from fastinv.stokes import FrameInverter, invert_files  # noqa: E402
 
+pytest_plugins = ["_stokes_fixtures"]  # session fixture visp_raw
+
 IC = 30000.0
 
 
@@ -197,3 +199,49 @@ def test_hinode_keywords_are_checked(tmp_path, model, key, value, words):
     with pytest.raises(ValueError, match=words) as exc:
         read_hinode_slit(paths[1]) if key != "SLITINDX" else invert_files(paths, "hinode", continuum=IC)
     assert paths[1] in str(exc.value) and key in str(exc.value)
+
+
+def test_watch_survives_bad_files_and_records_them(tmp_path, model, visp_raw):
+    import os
+    import shutil
+    import warnings
+
+    from _stokes_files import copy_files, fill_visp, visp_true_counts
+    from astropy.io import fits
+
+    pytest.importorskip("dkist_data_simulator")
+    true = visp_true_counts(3, 12, ic=IC, seed=7)
+    true[1] = np.nan  # an all-NaN step: inverted (status 1 everywhere), written, not fatal
+    which = fill_visp(copy_files(visp_raw, tmp_path / "src"), true)
+    incoming, out = tmp_path / "incoming", tmp_path / "out"
+    incoming.mkdir()
+    for (step, st), p in which.items():
+        if step < 2 or st > 0:  # step 2 lacks its Stokes I file ...
+            shutil.copy(p, incoming / os.path.basename(p))
+    raw = open(which[(2, 0)], "rb").read()
+    (incoming / "step2_I_cut.fits").write_bytes(raw[: len(raw) // 2])  # ... which arrives truncated for good
+    shutil.copy(which[(0, 3)], incoming / "duplicate.fits")
+    fits.PrimaryHDU(np.zeros((2, 2)), header=fits.Header({"INSTRUME": "SOT/SP"})).writeto(incoming / "foreign.fits")
+    inv = FrameInverter(model / "visp.safetensors", "visp")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = list(inv.watch(incoming, timeout=1.5, poll=0.02, settle=0.3, output_dir=out))
+    assert [r.step for r in got] == [0, 1], [f["reason"][:150] for f in inv.watch_failures]
+    assert (got[1].status == 1).all() and np.isnan(got[1].continuum)
+    assert sorted(os.listdir(out)) == ["step_00000.fits", "step_00001.fits"]
+    reasons = {os.path.basename(f["paths"][0]): f["reason"] for f in inv.watch_failures}
+    assert set(reasons) == {"step2_I_cut.fits", "duplicate.fits", "foreign.fits"}, reasons
+    assert "not a readable FITS file" in reasons["step2_I_cut.fits"] and "truncated" in reasons["step2_I_cut.fits"]
+    assert "same raster step and Stokes" in reasons["duplicate.fits"]
+    assert "not DKIST ViSP" in reasons["foreign.fits"]
+    assert sum("skipped" in str(w.message) for w in caught) == 3
+
+
+def test_watch_removed_directory_is_an_error(tmp_path, model):
+    import shutil
+
+    d = tmp_path / "incoming"
+    d.mkdir()
+    inv = FrameInverter(model / "visp.safetensors", "visp")
+    with pytest.raises(FileNotFoundError, match="was removed"):
+        list(inv.watch(d, timeout=30, poll=0.01, stop=lambda: bool(shutil.rmtree(d))))

@@ -183,6 +183,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: no CUDA device
         print(f"fastinv stokes watch: error: {exc}", file=sys.stderr)
         return 1
+    for f in inv.watch_failures:
+        print(f"skipped {', '.join(f['paths'])}: {f['reason']}", file=sys.stderr)
     if n:
         print(
             f"{n} steps written to {args.output}; latency median {np.median(lat) * 1e3:.1f} ms, "

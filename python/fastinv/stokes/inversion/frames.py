@@ -150,6 +150,8 @@ class FrameInverter:
         self._n = -1
         # invert_frame reuses one set of buffers: concurrent calls take turns
         self._lock = threading.Lock()
+        #: What the last :meth:`watch` skipped: dicts of ``paths``, ``step``, ``reason``.
+        self.watch_failures: list[dict] = []
 
     # ------------------------------------------------------------------ buffers
     def _buffers(self, n: int) -> None:
@@ -305,8 +307,15 @@ class FrameInverter:
         never by name), and a step is inverted as soon as its fourth Stokes file is readable;
         files present at the start are processed first. A generator: each complete step
         yields a :class:`FrameResult` whose ``latency`` runs from the moment the step's last
-        file was seen (at most ``poll`` s after it landed) to the results. Files still being
-        written are retried at the next scans (see ``settle``).
+        file was seen (at most ``poll`` s after it landed) to the results.
+
+        The watch survives bad input, as a telescope's stream needs: a file still being
+        written (truncated, unreadable) is retried at every scan while it changes; one that
+        stays unreadable for ``settle`` s, a file that is not a ViSP frame, a second file for
+        a step and Stokes already seen, and a step whose inversion or output fails are
+        skipped with a warning and recorded in :attr:`watch_failures` (a dict per failure:
+        ``paths``, ``step`` or None, ``reason``). Only a removed ``directory`` ends it with
+        an error.
 
         Parameters
         ----------
@@ -322,22 +331,24 @@ class FrameInverter:
         stop : callable, optional
             Polled between scans; return True to stop.
         output_dir : path, optional
-            Also write each step's result as FITS there (``step_<DINDEX3>.fits``).
+            Also write each step's result as FITS there (``step_<DINDEX3>.fits``); created
+            if missing.
         report : bool
             Print each step's latency to stderr.
         settle : float
-            A matching file unreadable at a constant size for this many seconds is reported
-            (warning) and skipped until it changes; a step whose data stay unreadable for
-            5 x ``settle`` s raises.
+            Seconds a file (or a complete step's data) may stay unreadable at a constant size
+            before it is skipped as damaged (it is tried again if it changes).
         overwrite : bool
             Allow ``output_dir`` to hold ``step_*.fits`` files already (they are replaced).
 
         Raises
         ------
+        FileNotFoundError
+            ``directory`` does not exist, or is removed while watched.
         FileExistsError
             ``output_dir`` holds results already and ``overwrite`` is False.
         ValueError
-            A file that is not a ViSP frame, or two files for the same step and Stokes.
+            Invalid arguments, or ``output_dir`` is ``directory``.
         """
         from ..io.visp import VispStep, read_visp_header, read_visp_step
 
@@ -363,43 +374,72 @@ class FrameInverter:
                     f"{output_dir} holds results already ({old[0].name}, ...); pass overwrite=True "
                     "(command line: --overwrite) to replace them"
                 )
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+        self.watch_failures = []
+
+        def fail(paths, step, reason):
+            warn_user(f"{', '.join(paths)}: skipped: {reason}", stacklevel=4)
+            self.watch_failures.append({"paths": list(paths), "step": step, "reason": reason})
+
+        def signature(p):  # a file is tried again when this changes
+            try:
+                st = os.stat(p)
+                return (st.st_size, st.st_mtime_ns)
+            except OSError:
+                return None
+
         seen: dict[str, float] = {}  # path -> when its header was first readable
-        unreadable: dict[str, tuple[int, float, bool]] = {}  # path -> (size, since, warned)
+        unreadable: dict[str, tuple] = {}  # path -> (signature, since, skipped)
+        skipped: dict[str, tuple] = {}  # path -> signature when it was skipped for good
         pending: dict[int, dict[int, str]] = {}
-        failing: dict[int, float] = {}  # step -> since when its data cannot be read
+        failing: dict[int, tuple] = {}  # step -> (signatures, since) while its data cannot be read
         done = 0
         last_new = time.monotonic()
         frame_buf = None
         while True:
+            if not directory.is_dir():
+                raise FileNotFoundError(f"{directory}: the watched directory was removed")
             new = False
             for p in sorted(glob.glob(str(directory / pattern))):
-                if p in seen:
+                if p in seen or (p in skipped and skipped[p] == signature(p)):
                     continue
+                skipped.pop(p, None)
                 try:
                     h = read_visp_header(p)
-                except ValueError:
-                    raise
-                except Exception:  # noqa: BLE001 - a file still being written fails in many ways
-                    size = os.path.getsize(p) if os.path.exists(p) else -1
+                    key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
+                except ValueError as exc:  # a complete file that is not a ViSP frame
+                    sig = signature(p)
+                    old = unreadable.get(p)
+                    if old is None or old[0] != sig:  # may still be landing: give it `settle` s
+                        unreadable[p] = (sig, time.monotonic(), False)
+                    elif time.monotonic() - old[1] > settle:
+                        unreadable.pop(p)
+                        skipped[p] = sig
+                        fail([p], None, str(exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a file still being written fails in many ways
+                    sig = signature(p)
                     now = time.monotonic()
                     old = unreadable.get(p)
-                    if old is None or old[0] != size:
-                        unreadable[p] = (size, now, False)
-                    elif not old[2] and now - old[1] > settle:
-                        warn_user(
-                            f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped until it changes"
-                        )
-                        unreadable[p] = (size, old[1], True)
+                    if old is None or old[0] != sig:
+                        unreadable[p] = (sig, now, False)
+                    elif now - old[1] > settle:
+                        unreadable.pop(p)
+                        skipped[p] = sig
+                        fail([p], None, f"not a readable FITS file (unchanged for {settle:g} s): {exc}")
                     continue
                 unreadable.pop(p, None)
-                key = (int(h["DINDEX3"]), int(h["DINDEX4"]))  # checked by read_visp_header
                 seen[p] = time.monotonic()
                 new = True
                 slot = pending.setdefault(key[0], {})
                 if key[1] in slot:
-                    raise ValueError(
-                        f"{slot[key[1]]} and {p}: same raster step and Stokes (DINDEX3={key[0]}, DINDEX4={key[1]})"
+                    skipped[p] = signature(p)
+                    fail(
+                        [p],
+                        key[0],
+                        f"same raster step and Stokes as {slot[key[1]]} (DINDEX3={key[0]}, DINDEX4={key[1]})",
                     )
+                    continue
                 slot[key[1]] = p
             if new:
                 last_new = time.monotonic()
@@ -407,25 +447,32 @@ class FrameInverter:
                 slot = pending[stepno]
                 if len(slot) < 4:
                     continue
-                order = sorted(slot)
-                files = [slot[k] for k in order]
+                files = [slot[k] for k in sorted(slot)]
                 t_seen = max(seen[f] for f in files)
                 try:
                     step = read_visp_step(VispStep(stepno, files), out=frame_buf)
-                except (OSError, ValueError, TypeError, EOFError):
-                    # data still arriving after a complete header: retry at the next scans
-                    since = failing.setdefault(stepno, time.monotonic())
-                    if time.monotonic() - since < 5 * settle:
-                        continue
-                    raise
+                except (OSError, ValueError, TypeError, EOFError) as exc:
+                    # data still arriving after a complete header: retry while the files change
+                    sigs = [signature(f) for f in files]
+                    old = failing.get(stepno)
+                    if old is None or old[0] != sigs:
+                        failing[stepno] = (sigs, time.monotonic())
+                    elif time.monotonic() - old[1] > settle:
+                        del pending[stepno], failing[stepno]
+                        fail(files, stepno, f"data unreadable for {settle:g} s: {exc}")
+                    continue
                 failing.pop(stepno, None)
                 del pending[stepno]
                 frame_buf = step.stokes
-                result = self.invert_frame(step)
-                result.latency = time.monotonic() - t_seen
-                result.step = stepno
-                if output_dir is not None:
-                    self.write_frame(Path(output_dir) / f"step_{stepno:05d}.fits", result)
+                try:
+                    result = self.invert_frame(step)
+                    result.latency = time.monotonic() - t_seen
+                    result.step = stepno
+                    if output_dir is not None:
+                        self.write_frame(Path(output_dir) / f"step_{stepno:05d}.fits", result)
+                except (OSError, ValueError, TypeError) as exc:
+                    fail(files, stepno, f"inversion or output failed: {exc}")
+                    continue
                 if report:
                     print(
                         f"step {stepno}: {result.latency * 1e3:.1f} ms (inversion {result.compute * 1e3:.1f} ms)",
@@ -452,7 +499,8 @@ class FrameInverter:
             wcs = visp_map_wcs(result.header)
         maps = {k: v[:, :, None] for k, v in result.results.items()}
         cards = self.net.summary_cards()
-        cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
+        if np.isfinite(result.continuum):  # NaN when no pixel had a usable continuum
+            cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
         return write_inversion_fits(path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards)
 
 
