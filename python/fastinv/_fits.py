@@ -175,7 +175,12 @@ def open_fits(path: str | os.PathLike) -> Iterator:
             # AIA level-1 images carry a BLANK keyword on float data that astropy warns about
             warnings.simplefilter("ignore", fits.verify.VerifyWarning)
             hdul = fits.open(path, memmap=False)
-    except (OSError, ValueError) as exc:
+            # astropy parses cards lazily: a damaged one would surface later, in whatever
+            # reads it, as a VerifyError that names no file
+            for hdu in hdul:
+                for card in hdu.header.cards:
+                    card.value  # noqa: B018 - parses the card
+    except (OSError, ValueError, fits.VerifyError) as exc:
         reason = str(exc).split(",")[0].split(". ")[0]
         raise OSError(f"{path}: not a FITS file, or a damaged one ({reason})") from None
     with hdul:

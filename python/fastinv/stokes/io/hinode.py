@@ -174,8 +174,8 @@ def slit_columns(headers: Sequence, paths: Sequence[str]) -> list[int]:
         return list(range(n))  # XCEN steps that do not order the files: no gap detection
     if cols[-1] + 1 - n > n:
         raise ValueError(
-            f"the {n} slit files span {cols[-1] + 1} slit positions: slits of more than one map, or "
-            "damaged SLITINDX/XCEN keywords; invert one map at a time"
+            f"the {n} slit files ({paths[0]} ... {paths[-1]}) span {cols[-1] + 1} slit positions: slits of "
+            "more than one map, or damaged SLITINDX/XCEN keywords; invert one map at a time"
         )
     return cols
 

@@ -141,12 +141,17 @@ def group_visp_files(paths: Sequence[str | os.PathLike]) -> list[VispStep]:
             raise ValueError(
                 f"raster step DINDEX3={step} has {len(slot)} Stokes files (DINDEX4 {have})"
                 + (f", missing Stokes {', '.join(missing)}" if missing else "")
-                + ": ViSP inversion needs I, Q, U and V of every step"
+                + ": ViSP inversion needs I, Q, U and V of every step ("
+                + ", ".join(v[1] for v in slot.values())
+                + ")"
             )
         order = sorted(slot)
         names = [slot[k][0] for k in order]
         if all(names) and names != list(STOKES_NAMES):
-            raise ValueError(f"raster step DINDEX3={step}: STOKES keys {names} in DINDEX4 order, expected I, Q, U, V")
+            raise ValueError(
+                f"raster step DINDEX3={step}: STOKES keys {names} in DINDEX4 order, expected I, Q, U, V "
+                f"({', '.join(slot[k][1] for k in order)})"
+            )
         steps.append(VispStep(step, [slot[k][1] for k in order]))
     return steps
 
