@@ -111,3 +111,23 @@ def test_aia_exptime_type_and_range(tmp_path, aia, value, words):
     with pytest.raises(ValueError, match=words) as exc:
         read_aia(aia)
     assert aia[2] in str(exc.value)
+
+
+def test_complex_input_is_a_type_error():
+    # the imaginary part would be dropped with only a ComplexWarning
+    import numpy as np
+    from fastinv.dem import BasisPursuit, DeepEM
+    from fastinv.stokes import FrameInverter, MilneEddington
+
+    y = np.full((6, 2, 2), 50.0) + 1j
+    for call in (
+        lambda: BasisPursuit().solve(y, exptime=np.ones(6)),
+        lambda: DeepEM.load().invert(y),
+        lambda: MilneEddington().synthesize(dict(B=1.0 + 1j, inclination=0.0, azimuth=0.0, vlos=0.0,
+                                                 doppler_width=30.0, damping=0.2, eta0=8.0, S0=0.3, S1=0.7)),
+        lambda: FrameInverter(None, "hinode").invert_frame(
+            np.ones((4, 3, 112)) + 1j, wavelength=6302.08 + (np.arange(112) - 55.5) * 0.0215
+        ),
+    ):  # fmt: skip
+        with pytest.raises(TypeError, match="real"):
+            call()

@@ -117,6 +117,8 @@ class DeepEM:
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
+        if not (np.issubdtype(yv.dtype, np.integer) or np.issubdtype(yv.dtype, np.floating)):
+            raise TypeError(f"y must be real numbers (DN/s), got {yv.dtype} values")
         if yv.ndim < 1 or yv.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {yv.shape}")
         if not self._fused:

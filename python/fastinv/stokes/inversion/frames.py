@@ -241,8 +241,8 @@ class FrameInverter:
         layout = "(4, N_lambda, N_slit)" if self.wl_axis == 1 else "(4, N_y, N_lambda)"
         if frame.ndim != 3 or frame.shape[0] != 4:
             raise ValueError(f"a {self.instrument} frame has shape {layout} (I, Q, U, V), got {frame.shape}")
-        if not np.issubdtype(frame.dtype, np.number):
-            raise TypeError(f"frame must be numeric, got {frame.dtype}")
+        if not np.issubdtype(frame.dtype, np.number) or np.iscomplexobj(frame):
+            raise TypeError(f"frame must be real numbers (counts), got {frame.dtype}")
         res = self._resampler_for(wavelength)
         if frame.shape[self.wl_axis] != res.n_in:
             raise ValueError(
