@@ -131,3 +131,14 @@ def test_complex_input_is_a_type_error():
     ):  # fmt: skip
         with pytest.raises(TypeError, match="real"):
             call()
+
+
+def test_train_and_evaluate_refuse_too(tmp_path, capsys):
+    existing = tmp_path / "m.safetensors"
+    existing.write_bytes(b"old model")
+    _refused(capsys, ["train", "deepem", "-o", str(existing), "-q"], "exists; pass overwrite=True", [existing])
+    data = tmp_path / "set.h5"
+    data.write_bytes(b"training set")
+    _refused(capsys, ["train", "stokes", str(data), "-o", str(data), "-q"], "also an input", [data])
+    model = Path(datasets.aia_flare_files()[0]).parents[1] / "deepem.safetensors"
+    _refused(capsys, ["evaluate", "deepem", "--model", str(model), "-o", str(model)], "also an input", [model])

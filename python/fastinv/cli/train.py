@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 
-from ._common import add_group, reports_errors, thread_count
+from .._atomic import check_outputs
+from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
 
 
 @reports_errors("fastinv train deepem")
 def _cmd_train_deepem(args: argparse.Namespace) -> int:
     from ..train.deepem import train
 
+    check_outputs([args.output, args.output + ".json"], overwrite=args.overwrite)
     card = train(
         args.output,
         epochs=args.epochs,
@@ -33,6 +35,7 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
     from ..dem.deepem import DeepEM
     from ..dem.evaluate import evaluate_deepem
 
+    check_outputs([args.output], [args.model] if args.model else [], args.overwrite)
     metrics = evaluate_deepem(DeepEM.load(args.model), threads=args.threads)
     text = json.dumps(metrics, indent=2)
     if args.output:
@@ -47,6 +50,7 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
 def _cmd_train_stokes(args: argparse.Namespace) -> int:
     from ..train.stokes import train
 
+    check_outputs([args.output, args.output + ".json"], [args.data], args.overwrite)
     card = train(
         args.data,
         args.output,
@@ -74,6 +78,8 @@ def _cmd_evaluate_stokes(args: argparse.Namespace) -> int:
     if not (args.data or args.lightweaver):
         print("fastinv evaluate stokes: error: give --data SET.h5 and/or --lightweaver N", file=sys.stderr)
         return 2
+    inputs = [p for p in (args.model, args.data) if p]
+    check_outputs([args.output], inputs, args.overwrite)
     net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
     result = {}
     if args.data:
@@ -115,6 +121,7 @@ def register(sub) -> None:
     )
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_train_deepem)
     _add_train_stokes(tsub)
     esub = add_group(
@@ -130,6 +137,7 @@ def register(sub) -> None:
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
     p.add_argument("--threads", type=thread_count, default=None)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_evaluate_deepem)
     p = esub.add_parser(
         "stokes",
@@ -152,6 +160,7 @@ def register(sub) -> None:
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_evaluate_stokes)
 
 
@@ -193,4 +202,5 @@ def _add_train_stokes(tsub) -> None:
     )
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_train_stokes)
