@@ -307,7 +307,9 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     w.add_argument("directory", help="directory the ViSP frames arrive in")
-    w.add_argument("-o", "--output", required=True, help="directory for the per-step FITS results")
+    w.add_argument(
+        "-o", "--output", required=True, help="directory for the per-step FITS results (each written atomically)"
+    )
     w.add_argument("--instrument", choices=("visp",), default="visp", help="only DKIST ViSP (default)")
     w.add_argument("--model", default=None, help="Stokes model file (default: the shipped ViSP model)")
     w.add_argument("--pattern", default="*.fits", help="glob of the frame files (default *.fits)")

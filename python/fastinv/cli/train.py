@@ -107,7 +107,9 @@ def register(sub) -> None:
         metavar="MODEL",
     )
     p = tsub.add_parser("deepem", help="DeepEM on Basis Pursuit solutions of the 2014-01-01 AIA synoptic set")
-    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card in .json)")
+    p.add_argument(
+        "-o", "--output", required=True, help="model file to write (.safetensors; card in .json; written atomically)"
+    )
     p.add_argument("--epochs", type=int, default=200, help="training epochs (default 200, as the shipped model)")
     p.add_argument("--batch", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
@@ -135,7 +137,7 @@ def register(sub) -> None:
     )
     p = esub.add_parser("deepem", help="DeepEM vs Basis Pursuit on the held-out 2011-02-15 flare series")
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
-    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
+    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON (written atomically)")
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_evaluate_deepem)
@@ -157,7 +159,7 @@ def register(sub) -> None:
         metavar="N",
         help="also synthesise N random atmospheres with lightweaver (about 0.5 s each)",
     )
-    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
+    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON (written atomically)")
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -175,7 +177,7 @@ def _add_train_stokes(tsub) -> None:
         "and metrics in its card) and the card as .json beside it.",
     )
     p.add_argument("data", help="training set (.h5) from 'fastinv stokes synth --model lte'")
-    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; written atomically)")
     p.add_argument(
         "--architecture",
         choices=("compact-cnn", "muisca"),
