@@ -181,6 +181,7 @@ bool check_run_views(const Model::Impl& impl, const InputView& input, const Outp
 }  // namespace
 
 void Model::run(const InputView& input, const OutputView& output, int threads) const {
+  threads = resolve_threads(threads, input.layout.samples(), "Model.run");
   if (check_run_views(*impl_, input, output)) impl_->backend->run(input, output, threads);
 }
 
@@ -189,6 +190,7 @@ void Model::run_device(const InputView& input, const OutputView& output, std::ui
 }
 
 void ModelAccess::run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads) {
+  threads = resolve_threads(threads, input.layout.samples(), "DeepEM");
   check_view(input.layout, model.impl_->input_shape, "input");
   if (input.layout.samples() == 0) return;
   if (!input.data) throw InvalidArgument("null data pointer");

@@ -1,7 +1,10 @@
 #include "fastinv/runtime.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
+#include <string>
+#include <thread>
 
 #include "cpu/kernels.hpp"
 #include "fastinv/error.hpp"
@@ -119,10 +122,26 @@ void set_active_isa(Isa isa) {
 
 int default_threads() {
 #ifdef FASTINV_HAVE_OPENMP
-  return omp_get_max_threads();
+  return std::min(omp_get_max_threads(), max_threads());
 #else
   return 1;
 #endif
+}
+
+int max_threads() {
+  const unsigned hw = std::thread::hardware_concurrency();  // 0 when unknown
+  return 4 * static_cast<int>(std::max(hw, 1u));
+}
+
+int resolve_threads(int threads, std::int64_t work_items, const char* who) {
+  if (threads < 0)
+    throw InvalidArgument(std::string(who) + ": threads must be >= 0 (0: the default), got " + std::to_string(threads));
+  if (threads > max_threads())
+    throw InvalidArgument(std::string(who) + ": threads = " + std::to_string(threads) + " is above the limit of " +
+                          std::to_string(max_threads()) + " (4 x the " + std::to_string(max_threads() / 4) +
+                          " hardware threads)");
+  const int t = threads == 0 ? default_threads() : threads;
+  return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(t, work_items)));
 }
 
 bool openmp_enabled() {
@@ -151,6 +170,7 @@ int cuda_device_count() {
 
 double measure_fma_peak(Isa isa, int threads, double seconds) {
   if (threads < 1) throw InvalidArgument("measure_fma_peak: threads must be >= 1");
+  resolve_threads(threads, threads, "measure_fma_peak");
   if (!(seconds > 0.0 && seconds <= 60.0)) throw InvalidArgument("measure_fma_peak: seconds must be in (0, 60]");
   return cpu::measure_fma_peak(isa, threads, seconds);
 }

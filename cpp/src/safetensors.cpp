@@ -1,7 +1,9 @@
 #include "safetensors.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -26,6 +28,38 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
+}
+
+// CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320; zlib's crc32), table-driven.
+uint32_t crc32(const uint8_t* data, size_t n) {
+  static const auto table = [] {
+    std::array<uint32_t, 256> t{};
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1u) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ data[i]) & 0xFFu] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+// The tensor data against the checksum fastinv's exporter stores in the metadata (files
+// without one, written before it existed, are accepted; the Python layer warns).
+void verify_checksum(const std::map<std::string, std::string>& metadata, const uint8_t* data, size_t n) {
+  auto it = metadata.find(kChecksumKey);
+  if (it == metadata.end()) return;
+  const std::string& want = it->second;
+  if (want.size() != 8 || want.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw InvalidArgument(std::string("model file: ") + kChecksumKey + " must be 8 lowercase hex digits, got \"" +
+                          want.substr(0, 20) + "\"");
+  char got[9];
+  std::snprintf(got, sizeof got, "%08x", crc32(data, n));
+  if (want != got)
+    throw InvalidArgument(std::string("model file is damaged: its tensor data have CRC-32 ") + got + " but " +
+                          kChecksumKey + " says " + want + " (a changed byte; export or download it again)");
 }
 
 uint64_t as_uint(const json::Value& v, const std::string& what) {
@@ -99,6 +133,7 @@ SafeTensors SafeTensors::parse(std::vector<uint8_t> bytes) {
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
       throw InvalidArgument("model file: tensor data ranges overlap at byte " + std::to_string(ranges[i].first));
+  verify_checksum(st.metadata_, bytes.data() + st.data_start_, size_t(data_size));
   st.bytes_ = std::move(bytes);
   return st;
 }

@@ -9,6 +9,10 @@
 
 namespace fastinv {
 
+// Metadata key of the CRC-32 (zlib's) of the whole data section, 8 lowercase hex digits,
+// written by fastinv's exporter and verified by SafeTensors::parse when present.
+inline constexpr const char* kChecksumKey = "fastinv.crc32";
+
 struct TensorRecord {
   std::string dtype;  // "F32", "F64", "I64", ...
   std::vector<int64_t> shape;
@@ -17,7 +21,8 @@ struct TensorRecord {
 
 class SafeTensors {
  public:
-  // Parse a whole file image. Throws InvalidArgument on any inconsistency.
+  // Parse a whole file image. Throws InvalidArgument on any inconsistency, including tensor
+  // data that do not match the stored checksum.
   static SafeTensors parse(std::vector<uint8_t> bytes);
   static SafeTensors read_file(const std::string& path);  // IoError if unreadable
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from . import _core
+from ._warnings import warn_user
 
 
 class Model:
@@ -58,8 +59,13 @@ class Model:
             raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
         if not isinstance(device, str) or not isinstance(precision, str):
             raise TypeError("device and precision must be strings, e.g. device='cuda', precision='fp32'")
-        self._core = _core.Model.load(os.fspath(path), device, precision)
+        self._core = _core.Model.load(os.fspath(path), device, precision)  # verifies the checksum
         self.path = os.fspath(path)
+        if "fastinv.crc32" not in self._core.metadata:
+            warn_user(
+                f"{self.path}: this model file has no checksum (fastinv.crc32; written before fastinv "
+                "stored one), so a damaged file cannot be detected; export it again to add one"
+            )
         self.device = device
         self.precision = precision
         self.threads = int(threads) if threads else 0

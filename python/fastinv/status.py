@@ -37,16 +37,26 @@ DEM_STATUS = {
     10: "rejected (negative solution)",
     11: "no counts",
     12: "bad input (NaN/inf)",
+    13: "EM not finite (overflow)",
 }
 
 #: Milne-Eddington synthesis, per profile.
-ME_STATUS = {0: "ok", 1: "invalid parameters (non-finite or out of range)"}
+ME_STATUS = {
+    0: "ok",
+    1: "invalid parameters (non-finite or out of range)",
+    2: "non-finite result (the profile overflowed)",
+}
 
 #: LTE synthesis, per atmosphere.
 LTE_STATUS = {0: "ok", 1: "invalid input (non-finite or out of range)", 2: "hydrostatic equilibrium failed"}
 
 #: Stokes inversion by a network, per pixel.
-STOKES_STATUS = {0: "ok", 1: "non-finite input (NaN or inf) in the profile", 2: "no signal (continuum <= 0)"}
+STOKES_STATUS = {
+    0: "ok",
+    1: "non-finite input (NaN or inf) in the profile",
+    2: "no signal (continuum <= 0)",
+    3: "no data (the map's file for this slit position is missing)",
+}
 
 #: Milne-Eddington inversion (Levenberg-Marquardt), per pixel. 1 and 2 keep their fitted
 #: products (flagged); 3 and 4 are NaN.

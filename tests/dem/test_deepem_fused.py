@@ -137,3 +137,38 @@ def test_fused_out_reuses_buffers(deepem, frame):
     first.em = first.em[:, ::2]  # a strided array cannot be reused
     with pytest.raises(ValueError, match="without a copy"):
         deepem.invert(y, out=first)
+
+
+@pytest.mark.parametrize("path", ["fused", "numpy"])
+def test_em_overflow_is_a_failure_with_nan_products(path):
+    # The shipped network maps bright inputs to outputs whose 1e25 y^2 exceeds float32's
+    # range. Reference: the network output from Model itself, squared in float64.
+    net = DeepEM.load()
+    y = np.full((6, 1, 6), 50.0)
+    y[:, 0, 1] = 3e38
+    y[:, 0, 2] = 1e20
+    y[:, 0, 3] = 1e3
+    y[0, 0, 4] = np.inf  # bad input keeps its own code
+    exptime = np.ones(6)
+    if path == "fused":
+        res = net.invert(y, exptime=exptime)
+    else:
+        res = net._invert_numpy(y, exptime, None, 1.0, None)
+    x = np.sqrt(np.maximum(y.reshape(6, -1), 0)).astype(np.float32)[:, None, :]
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = net.model(x)[:, 0, :].astype(np.float64)
+    em64 = 1e25 * out**2
+    overflow = ~(np.isfinite(em64) & (em64 <= np.finfo(np.float32).max)).all(axis=0)
+    with np.errstate(over="ignore"):
+        overflow |= ~np.isfinite(em64.sum(axis=0, dtype=np.float32))
+    bad = ~np.isfinite(y.reshape(6, -1).astype(np.float32)).all(axis=0)
+    expected = np.where(bad, 12, np.where(overflow, 13, 0))
+    assert overflow[1] and overflow[2] and not overflow[0]  # the case this test is about
+    np.testing.assert_array_equal(res.status.ravel(), expected)
+    failed = res.status.ravel() == 13
+    for name in ("objective", "chi2"):
+        v = getattr(res, name).ravel()
+        assert np.isnan(v[failed]).all() and np.isfinite(v[expected == 0]).all(), name
+    for name in ("em", "model"):
+        v = getattr(res, name).reshape(getattr(res, name).shape[0], -1)
+        assert np.isnan(v[:, failed]).all() and np.isfinite(v[:, expected == 0]).all(), name

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("scipy")
 pytest.importorskip("sympy")
 
+from fastinv.status import ME_STATUS  # noqa: E402
 from fastinv.stokes import MilneEddington  # noqa: E402
 from fastinv.stokes.synthesis.lines import get_line  # noqa: E402
 from reference import me_numpy  # noqa: E402
@@ -196,6 +197,19 @@ def test_bad_input_is_flagged_per_profile():
     b = MilneEddington(wavelength=[6301.4, 6301.6]).synthesize(dict(BASE, B=100.0))
     np.testing.assert_allclose(a, b, atol=1e-9)  # (nm -> A conversion rounding)
     assert me.synthesize(dict(BASE, B=np.zeros(0))).shape == (0, 4, 112)
+
+
+def test_overflowing_profile_gets_a_failure_status():
+    # eta0 = 1e308 is a valid parameter whose profile overflows: never status 0 with NaN
+    me = MilneEddington()
+    p = dict(BASE, eta0=[8.0, 1e308, 1e200, 1e5])
+    s, status = me.synthesize(p, return_status=True)
+    assert ME_STATUS[2].startswith("non-finite")
+    finite = np.isfinite(s).all(axis=(1, 2))
+    np.testing.assert_array_equal(status, np.where(finite, 0, 2))
+    assert list(status[:3]) == [0, 2, 2] and np.isnan(s[1:3]).all()
+    # the finite neighbours are those of a batch without the overflowing rows
+    np.testing.assert_array_equal(s[[0, 3]], me.synthesize(dict(BASE, eta0=[8.0, 1e5])))
 
 
 def test_threads_do_not_change_results():

@@ -1,6 +1,7 @@
 // Run-time facts about the machine and the build: which SIMD kernels are in use,
 // how many threads, whether the CUDA backend was compiled.
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,19 @@ std::vector<Isa> available_isas();
 Isa active_isa();
 void set_active_isa(Isa isa);  // throws InvalidArgument if not available
 
-// Threads used when a call passes threads <= 0 (OpenMP's default, i.e. OMP_NUM_THREADS).
+// Threads used when a call passes threads = 0: OpenMP's default (OMP_NUM_THREADS), capped at
+// max_threads().
 int default_threads();
+
+// The most threads any call accepts: 4 x the hardware threads. More is a mistake, not a
+// tuning choice (libgomp fails or crashes creating tens of thousands of threads).
+int max_threads();
+
+// The threads a parallel loop over `work_items` items runs on for a call's `threads`
+// argument: 0 -> default_threads(), 1..max_threads() as given, and never more than
+// work_items (at least 1). Throws InvalidArgument naming `who` and the limit for a negative
+// count or one above max_threads().
+int resolve_threads(int threads, std::int64_t work_items, const char* who);
 bool openmp_enabled();
 
 // True when the CUDA backend was compiled into this build.

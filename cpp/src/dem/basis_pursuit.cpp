@@ -11,6 +11,7 @@
 #include "dem/dual_simplex.hpp"
 #include "dem/pixel_normals.hpp"
 #include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
 #include "parallel_errors.hpp"
 
 #ifdef FASTINV_HAVE_OPENMP
@@ -42,6 +43,7 @@ BasisPursuit::BasisPursuit(std::vector<double> dictionary, std::size_t nchan, st
   if (!std::isfinite(opts_.min_total) || opts_.min_total < 0.0)
     throw InvalidArgument("BasisPursuit: min_total must be finite and >= 0");
   if (opts_.max_iterations < 1) throw InvalidArgument("BasisPursuit: max_iterations must be >= 1");
+  resolve_threads(opts_.threads, 1, "BasisPursuit");  // validates the count
   row_scale_.assign(nchan_, 1.0);
   for (std::size_t c = 0; c < nchan_; ++c) {
     double s = 0.0;
@@ -167,10 +169,11 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
     if (mc.feasible_fraction) mc.feasible_fraction[i] = double(feasible) / mc.n_samples;
   };
 
-  int threads = opts_.threads;
+  // one thread per chunk at most: every thread builds its own simplex tableaux
+  const int threads = resolve_threads(opts_.threads, nchunks, "BasisPursuit.solve");
+  (void)threads;
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
-  if (threads <= 0) threads = omp_get_max_threads();
 #pragma omp parallel num_threads(threads)
 #endif
   {

@@ -11,6 +11,7 @@
 #include "cpu/kernels.hpp"
 #include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
 
 namespace fastinv::dem {
 namespace {
@@ -75,13 +76,25 @@ class DeepEmHooks final : public TileHooks {
       }
       std::memcpy(out_.em + t * npix + first, em[t], size_t(lanes) * sizeof(float));
     }
-    for (int j = 0; j < lanes; ++j) {
-      out_.objective[first + j] = total[j] / 1e26f;
-      out_.status[first + j] = static_cast<int8_t>(finite[j] ? BpStatus::ok : BpStatus::bad_input);
-      out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
-    }
     alignas(64) float model[kChannels][kW];
     resynthesize(kernel_, n_t_, em, model);
+    // An input near float32's limit squares to inf: such a pixel is a failure, not "ok".
+    bool overflow[kW];
+    for (int j = 0; j < kW; ++j) overflow[j] = !std::isfinite(total[j]);
+    for (int c = 0; c < kChannels; ++c)
+      for (int j = 0; j < kW; ++j) overflow[j] = overflow[j] || !std::isfinite(model[c][j]);
+    constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
+    for (int j = 0; j < lanes; ++j) {
+      out_.objective[first + j] = overflow[j] ? fnan : total[j] / 1e26f;
+      out_.status[first + j] = static_cast<int8_t>(!finite[j]    ? BpStatus::bad_input
+                                                   : overflow[j] ? BpStatus::overflow
+                                                                 : BpStatus::ok);
+      out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
+      if (overflow[j]) {
+        for (int64_t t = 0; t < n_t_; ++t) out_.em[t * npix + first + j] = fnan;
+        for (int c = 0; c < kChannels; ++c) model[c][j] = fnan;
+      }
+    }
     for (int c = 0; c < kChannels; ++c)
       std::memcpy(out_.model + c * npix + first, model[c], size_t(lanes) * sizeof(float));
     if (chi2_.mode == DeepEmErrors::none) {
@@ -89,6 +102,10 @@ class DeepEmHooks final : public TileHooks {
       return;
     }
     for (int j = 0; j < lanes; ++j) {
+      if (overflow[j]) {
+        out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
+        continue;
+      }
       double yj[kChannels];
       float mj[kChannels];
       for (int c = 0; c < kChannels; ++c) {
@@ -137,6 +154,7 @@ class DeepEmHooks final : public TileHooks {
 
 void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
                    const DeepEmChi2& chi2, const DeepEmOutput& output, int threads) {
+  threads = resolve_threads(threads, input.npix, "DeepEM");
   if (model.input_layout() != "nchw" || model.input_shape() != std::vector<int64_t>{kChannels})
     throw InvalidArgument("DeepEM needs a per-pixel network with 6 inputs (the AIA channels 94..335)");
   if (model.output_shape() != std::vector<int64_t>{n_t})

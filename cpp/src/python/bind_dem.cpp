@@ -10,6 +10,7 @@
 #include "dem/pixel_normals.hpp"
 #include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
 #include "python/bindings.hpp"
 
 namespace py = pybind11;
@@ -119,6 +120,7 @@ void bind_dem(py::module_& m, py::module_& testing) {
           "solve",
           [](const BasisPursuit& self, Array y, Array sigma, int threads, int n_samples, std::uint64_t seed,
              std::uint64_t first_pixel, std::optional<Array> logt) -> py::tuple {
+            resolve_threads(threads, 1, "BasisPursuit.solve");  // validates the count
             require_ndim(y, 2, "y");
             require_ndim(sigma, 2, "sigma");
             if (static_cast<std::size_t>(y.shape(0)) != self.nchan() || y.shape(0) != sigma.shape(0) ||
@@ -159,7 +161,7 @@ void bind_dem(py::module_& m, py::module_& testing) {
             const double* sp = sigma.data();
             {
               py::gil_scoped_release release;
-              if (threads > 0) {
+              if (threads != 0) {
                 BpOptions o = self.options();
                 o.threads = threads;
                 BasisPursuit other(self.dictionary(), self.nchan(), self.ncoef(), o);

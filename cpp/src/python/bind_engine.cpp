@@ -160,6 +160,7 @@ void bind_engine(py::module_& m) {
       py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.5,
       "Measured float32 FMA peak in GFLOP/s with the given ISA's instructions (the benchmarks' hardware limit).");
   m.def("default_threads", &default_threads);
+  m.def("max_threads", &max_threads, "The most threads any call accepts (4 x the hardware threads).");
   m.def("openmp_enabled", &openmp_enabled);
   m.def("cuda_compiled", &cuda_compiled);
   m.def("cuda_device_count", &cuda_device_count);

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "fastinv/error.hpp"
+#include "fastinv/runtime.hpp"
 #include "fastinv/stokes/lte.hpp"
 #include "stokes/lte_constants.hpp"
 #ifdef FASTINV_HAVE_OPENMP
@@ -214,11 +215,10 @@ void LteSynthesizer::synthesize_batch(int n, int nd, const double* log_tau, cons
     if (!std::isfinite(log_tau[k]) || (k && !(log_tau[k] > log_tau[k - 1])))
       throw InvalidArgument("log_tau must be finite and increase strictly from the top down");
   const std::size_t nw = wavelength_.size();
+  const int nt = resolve_threads(threads, n, "LteSynthesizer.synthesize");
+  (void)nt;
 #ifdef FASTINV_HAVE_OPENMP
-  const int nt = threads > 0 ? threads : omp_get_max_threads();
 #pragma omp parallel for schedule(dynamic, 4) num_threads(nt)
-#else
-  (void)threads;
 #endif
   for (int i = 0; i < n; ++i) {
     const std::size_t o = static_cast<std::size_t>(i) * nd;

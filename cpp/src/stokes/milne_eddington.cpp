@@ -230,7 +230,7 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
     throw InvalidArgument("MilneEddington: a required parameter array is missing");
   const int64_t n = synthesis_size();
   const int64_t nout = output_size();
-  const int nthreads = threads > 0 ? threads : default_threads();
+  const int nthreads = resolve_threads(threads, p.n, "MilneEddington.synthesize");
   (void)nthreads;
 
   // Resolve the kernel before the parallel region: a bad FASTINV_ISA is then an exception
@@ -277,7 +277,13 @@ void MilneEddington::synthesize(const MEParameterArrays& p, double mu, double* o
         } else if (has_instrument_) {
           for (int s = 0; s < 4; ++s) instrument_.apply(prof.data() + s * n, o + s * nout);
         }
-        status[i] = static_cast<std::uint8_t>(MeStatus::ok);
+        // valid but extreme parameters can overflow: a NaN/inf profile is never "ok"
+        if (std::all_of(o, o + 4 * nout, [](double v) { return std::isfinite(v); })) {
+          status[i] = static_cast<std::uint8_t>(MeStatus::ok);
+        } else {
+          std::fill(o, o + 4 * nout, std::numeric_limits<double>::quiet_NaN());
+          status[i] = static_cast<std::uint8_t>(MeStatus::non_finite_result);
+        }
       });
     }
   }

@@ -34,7 +34,7 @@ void BandedOperator::apply(const double* in, double* out) const {
 }
 
 void BandedOperator::apply_rows(const double* in, double* out, int64_t rows, int threads) const {
-  const int nthreads = threads > 0 ? threads : default_threads();
+  const int nthreads = resolve_threads(threads, rows, "BandedOperator.apply_rows");
   (void)nthreads;
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp parallel for schedule(static) num_threads(nthreads)

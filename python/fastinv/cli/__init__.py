@@ -11,7 +11,7 @@ import json
 import sys
 
 from . import dem, stokes, train
-from ._common import reports_errors
+from ._common import reports_errors, thread_count
 
 __all__ = ["main", "build_parser"]
 
@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "quicklook PNGs.",
     )
     p.add_argument("--out", default="fastinv-demo", help="folder for the FITS and PNG files (default: fastinv-demo)")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.set_defaults(func=_cmd_demo)
     dem.register(sub)
     stokes.register(sub)

@@ -7,10 +7,32 @@ import functools
 import sys
 from collections.abc import Callable
 
+from .. import _core
+
 #: Errors that are the user's to fix (bad file, bad value, missing extra): printed as one line.
 USER_ERRORS = (ValueError, TypeError, OSError, ImportError)
 
 Command = Callable[[argparse.Namespace], int]
+
+#: --overwrite help of every writing command.
+OVERWRITE_HELP = (
+    "replace output files that exist (never an input: an output that is one of the inputs, "
+    "or two outputs naming the same file, is always refused)"
+)
+
+
+def thread_count(text: str) -> int:
+    """``--threads`` values: an integer from 1 to ``_core.max_threads()`` (4 x the hardware
+    threads); argparse turns the ValueError into a usage error naming the limit."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if not 1 <= n <= _core.max_threads():
+        raise argparse.ArgumentTypeError(
+            f"{n} is outside 1..{_core.max_threads()} (4 x this machine's hardware threads)"
+        )
+    return n
 
 
 def reports_errors(prog: str, also: tuple = ()) -> Callable[[Command], Command]:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import add_group, reports_errors
+from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
 
 _AIA_FILES = "six AIA FITS files (94, 131, 171, 193, 211, 335 A), level 1 or 1.5"
 
@@ -75,6 +75,7 @@ def _cmd_bp(args: argparse.Namespace) -> int:
         presummed=args.presummed,
         errors=args.errors,
         seed=args.seed,
+        overwrite=args.overwrite,
     )
     codes, counts = np.unique(res.status, return_counts=True)
     summary = ", ".join(f"{DEM_STATUS.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
@@ -100,6 +101,7 @@ def _cmd_deepem(args: argparse.Namespace) -> int:
         bin=args.bin,
         threads=args.threads,
         model=args.model,
+        overwrite=args.overwrite,
     )
     print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} with finite input)")
     return 0
@@ -128,7 +130,7 @@ def register(sub) -> None:
     )
     p.add_argument("--png", default=None, metavar="PATH", help="also write a quicklook PNG to PATH (needs matplotlib)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
-    p.add_argument("--threads", type=int, default=None, help="OpenMP threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="OpenMP threads (default: all)")
     p.add_argument(
         "--response",
         default=None,
@@ -152,6 +154,7 @@ def register(sub) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the Monte-Carlo draws (default 0)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _series_arguments(p)
     p.set_defaults(func=_cmd_bp)
     p = dsub.add_parser(
@@ -179,8 +182,9 @@ def register(sub) -> None:
     )
     p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (--series)")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _series_arguments(p)
     p.set_defaults(func=_cmd_deepem)
 

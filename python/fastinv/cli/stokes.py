@@ -12,7 +12,7 @@ import numpy as np
 
 from .._optional import require
 from .._progress import absolute_updates, progress_bar
-from ._common import add_group, reports_errors
+from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
 
 _DESCRIPTION = """\
 Invert the Stokes profiles of one map with a 1D CNN (fastinv's engine) and write the
@@ -42,6 +42,7 @@ examples:
 
 @reports_errors("fastinv stokes synth")
 def _cmd_synth(args: argparse.Namespace) -> int:
+    from .._atomic import check_outputs
     from ..stokes.synthesis.training_sets import (
         lte_training_set,
         me_training_set,
@@ -49,6 +50,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
         write_training_set,
     )
 
+    check_outputs([args.output], overwrite=args.overwrite)
     bar = progress_bar(args.n, desc=f"stokes synth {args.model}", unit="profile", enabled=not args.quiet)
     progress = absolute_updates(bar)
     common = dict(
@@ -81,7 +83,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 @reports_errors("fastinv stokes invert", also=(RuntimeError,))  # RuntimeError: no CUDA device
 def _cmd_invert(args: argparse.Namespace) -> int:
-    from ..stokes.inversion.frames import invert_files
+    from .._atomic import check_outputs
+    from ..stokes.inversion.frames import expand_inputs, invert_files
     from ..stokes.inversion.network import STOKES_STATUS, StokesNet
     from ..stokes.inversion.output import quicklook_png, write_inversion_fits
 
@@ -89,6 +92,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".fits", ".fit", ".fts"):
         print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
         return 2
+    inputs = expand_inputs(args.files) + ([args.model] if args.model else [])
+    check_outputs([out, args.png], inputs, args.overwrite)
     net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads, device=args.device)
     bars = []
 
@@ -169,6 +174,7 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             poll=args.poll,
             output_dir=args.output,
+            overwrite=args.overwrite,
         ):
             n += 1
             lat.append(res.latency)
@@ -181,6 +187,8 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ImportError, RuntimeError) as exc:  # RuntimeError: no CUDA device
         print(f"fastinv stokes watch: error: {exc}", file=sys.stderr)
         return 1
+    for f in inv.watch_failures:
+        print(f"skipped {', '.join(f['paths'])}: {f['reason']}", file=sys.stderr)
     if n:
         print(
             f"{n} steps written to {args.output}; latency median {np.median(lat) * 1e3:.1f} ms, "
@@ -247,9 +255,10 @@ def register(sub) -> None:
         "of a line, continuum points elsewhere (default 1.5: < 1e-5 I_c from "
         "full synthesis; 1.0: < 3e-5)",
     )
-    s.add_argument("--threads", type=int, default=None)
+    s.add_argument("--threads", type=thread_count, default=None)
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.add_argument("-o", "--output", required=True, help="output file (.h5/.hdf5 or .fits; written atomically)")
+    s.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     s.set_defaults(func=_cmd_synth)
     p = sub.add_parser(
         "invert",
@@ -292,9 +301,10 @@ def register(sub) -> None:
         metavar="DELTA",
         help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)",
     )
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_invert)
 
     w = sub.add_parser(
@@ -308,7 +318,9 @@ def register(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     w.add_argument("directory", help="directory the ViSP frames arrive in")
-    w.add_argument("-o", "--output", required=True, help="directory for the per-step FITS results")
+    w.add_argument(
+        "-o", "--output", required=True, help="directory for the per-step FITS results (each written atomically)"
+    )
     w.add_argument("--instrument", choices=("visp",), default="visp", help="only DKIST ViSP (default)")
     w.add_argument("--model", default=None, help="Stokes model file (default: the shipped ViSP model)")
     w.add_argument("--pattern", default="*.fits", help="glob of the frame files (default *.fits)")
@@ -321,6 +333,9 @@ def register(sub) -> None:
     w.add_argument(
         "--wavelength-shift", type=float, default=0.0, metavar="DELTA", help="add DELTA [A] to the frames' wavelengths"
     )
-    w.add_argument("--threads", type=int, default=None)
+    w.add_argument("--threads", type=thread_count, default=None)
+    w.add_argument(
+        "--overwrite", action="store_true", help="replace step_*.fits results already in the output directory"
+    )
     w.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     w.set_defaults(func=_cmd_watch)

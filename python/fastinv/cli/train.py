@@ -6,13 +6,15 @@ import argparse
 import json
 import sys
 
-from ._common import add_group, reports_errors
+from .._atomic import check_outputs
+from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
 
 
 @reports_errors("fastinv train deepem")
 def _cmd_train_deepem(args: argparse.Namespace) -> int:
     from ..train.deepem import train
 
+    check_outputs([args.output, args.output + ".json"], overwrite=args.overwrite)
     card = train(
         args.output,
         epochs=args.epochs,
@@ -33,6 +35,7 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
     from ..dem.deepem import DeepEM
     from ..dem.evaluate import evaluate_deepem
 
+    check_outputs([args.output], [args.model] if args.model else [], args.overwrite)
     metrics = evaluate_deepem(DeepEM.load(args.model), threads=args.threads)
     text = json.dumps(metrics, indent=2)
     if args.output:
@@ -47,6 +50,7 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
 def _cmd_train_stokes(args: argparse.Namespace) -> int:
     from ..train.stokes import train
 
+    check_outputs([args.output, args.output + ".json"], [args.data], args.overwrite)
     card = train(
         args.data,
         args.output,
@@ -74,6 +78,8 @@ def _cmd_evaluate_stokes(args: argparse.Namespace) -> int:
     if not (args.data or args.lightweaver):
         print("fastinv evaluate stokes: error: give --data SET.h5 and/or --lightweaver N", file=sys.stderr)
         return 2
+    inputs = [p for p in (args.model, args.data) if p]
+    check_outputs([args.output], inputs, args.overwrite)
     net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads)
     result = {}
     if args.data:
@@ -101,7 +107,9 @@ def register(sub) -> None:
         metavar="MODEL",
     )
     p = tsub.add_parser("deepem", help="DeepEM on Basis Pursuit solutions of the 2014-01-01 AIA synoptic set")
-    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; card in .json)")
+    p.add_argument(
+        "-o", "--output", required=True, help="model file to write (.safetensors; card in .json; written atomically)"
+    )
     p.add_argument("--epochs", type=int, default=200, help="training epochs (default 200, as the shipped model)")
     p.add_argument("--batch", type=int, default=2048)
     p.add_argument("--seed", type=int, default=0, help="random seed (same seed, same model)")
@@ -113,8 +121,9 @@ def register(sub) -> None:
         help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
         "AIA responses against the data; default 1e-3, as the shipped model; 0 = plain DeepEM)",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_train_deepem)
     _add_train_stokes(tsub)
     esub = add_group(
@@ -128,8 +137,9 @@ def register(sub) -> None:
     )
     p = esub.add_parser("deepem", help="DeepEM vs Basis Pursuit on the held-out 2011-02-15 flare series")
     p.add_argument("--model", default=None, help="model file (default: the shipped one)")
-    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON (written atomically)")
+    p.add_argument("--threads", type=thread_count, default=None)
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_evaluate_deepem)
     p = esub.add_parser(
         "stokes",
@@ -149,9 +159,10 @@ def register(sub) -> None:
         metavar="N",
         help="also synthesise N random atmospheres with lightweaver (about 0.5 s each)",
     )
-    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("-o", "--output", default=None, help="write all metrics as JSON (written atomically)")
+    p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_evaluate_stokes)
 
 
@@ -166,7 +177,7 @@ def _add_train_stokes(tsub) -> None:
         "and metrics in its card) and the card as .json beside it.",
     )
     p.add_argument("data", help="training set (.h5) from 'fastinv stokes synth --model lte'")
-    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors)")
+    p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; written atomically)")
     p.add_argument(
         "--architecture",
         choices=("compact-cnn", "muisca"),
@@ -191,6 +202,7 @@ def _add_train_stokes(tsub) -> None:
         default=0.0,
         help="weight of the weak-field B_LOS term (Fe I 6302.5) in the loss (0 = off)",
     )
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     p.set_defaults(func=_cmd_train_stokes)

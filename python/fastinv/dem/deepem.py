@@ -36,6 +36,8 @@ from .response import load_response
 
 #: DEM_STATUS code of a pixel with a NaN/inf input (the code Basis Pursuit uses).
 BAD_INPUT = 12
+#: DEM_STATUS code of a pixel whose EM or re-synthesis is not finite (float32 overflow).
+OVERFLOW = 13
 
 
 def shipped_model_path() -> Path:
@@ -134,6 +136,8 @@ class DeepEM:
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
+        if not (np.issubdtype(yv.dtype, np.integer) or np.issubdtype(yv.dtype, np.floating)):
+            raise TypeError(f"y must be real numbers (DN/s), got {yv.dtype} values")
         if yv.ndim < 1 or yv.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {yv.shape}")
         if not self._fused:
@@ -227,12 +231,20 @@ class DeepEM:
         np.maximum(x, 0.0, out=x)
         np.sqrt(x, out=x)
         em = self.model(x[:, None, :], threads=threads)[:, 0, :]  # (18, npix) float32
-        np.square(em, out=em)
-        em *= np.float32(1e25)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: status OVERFLOW below
+            np.square(em, out=em)
+            em *= np.float32(1e25)
         if not finite.all():
             em[:, ~finite] = 0.0
-        model = self._kernel32 @ em
-        status = np.where(finite, OK, BAD_INPUT).astype(np.int8)
+        with np.errstate(over="ignore", invalid="ignore"):
+            model = self._kernel32 @ em
+            total = em.sum(axis=0)
+        # the C++ path's rule: an input near float32's limit squares to inf, a failure
+        overflow = ~np.isfinite(total) | ~np.isfinite(model).all(axis=0)
+        em[:, overflow] = np.nan
+        model[:, overflow] = np.nan
+        total[overflow] = np.nan
+        status = np.where(finite, np.where(overflow, OVERFLOW, OK), BAD_INPUT).astype(np.int8)
         chi2 = np.full(x.shape[1], np.nan)
         if sigma is not None or exptime is not None:
             flat = yv.reshape(6, -1).astype(np.float64)
@@ -242,13 +254,15 @@ class DeepEM:
                 t = np.broadcast_to(np.asarray(to_float_array(exptime, "s", "exptime"), float).reshape(-1, 1), (6, 1))
                 sig = aia_error(np.maximum(np.where(finite, flat, 0.0), 0.0) * t, n_sample) / t
             with np.errstate(invalid="ignore", divide="ignore"):
-                chi2 = np.where(finite, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan)
+                chi2 = np.where(
+                    finite & ~overflow, np.sum(((model - np.maximum(flat, 0.0)) / sig) ** 2, axis=0), np.nan
+                )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),
             coeffs=np.zeros((0, *shape)),
             status=status.reshape(shape),
             tolfac=np.full(shape, np.nan),
-            objective=(em.sum(axis=0) / np.float32(1e26)).reshape(shape),
+            objective=(total / np.float32(1e26)).reshape(shape),
             model=model.reshape((6, *shape)),
             chi2=chi2.reshape(shape),
             iterations=np.zeros(shape, np.int32),

@@ -22,7 +22,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from .._atomic import atomic_output
-from .._fits import open_fits
+from .._fits import header_number, open_fits
 from .._warnings import warn_user
 from ..status import DEM_STATUS
 from .basis_pursuit import BasisPursuit, BPResult
@@ -140,7 +140,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
     Raises
     ------
     ValueError
-        A missing or duplicated channel, mismatched shapes, EXPTIME <= 0, or not AIA data.
+        A missing or duplicated channel, mismatched shapes, EXPTIME <= 0, not AIA data, or
+        ``bin`` larger than the images.
     """
     if int(bin) != bin or bin < 1:
         raise ValueError("bin must be an integer >= 1")
@@ -155,10 +156,7 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
         tel = str(hdr.get("TELESCOP", "")) + " " + str(hdr.get("INSTRUME", ""))
         if "AIA" not in tel.upper():
             raise ValueError(f"{name}: not SDO/AIA data (TELESCOP/INSTRUME = {tel.strip()!r})")
-        try:
-            wave = int(round(float(hdr["WAVELNTH"])))
-        except (KeyError, ValueError, TypeError):
-            raise ValueError(f"{name}: no usable WAVELNTH keyword") from None
+        wave = int(round(header_number(hdr, "WAVELNTH", name, low=1, high=10000)))
         if wave not in AIA_CHANNELS:
             raise ValueError(f"{name}: channel {wave} A is not one of {AIA_CHANNELS}")
         if wave in by_chan:
@@ -173,9 +171,10 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
     cube, expt = [], []
     for c in AIA_CHANNELS:
         data, hdr, name = by_chan[c]
-        t = float(hdr.get("EXPTIME", np.nan))
-        if not np.isfinite(t) or t <= 0:
-            raise ValueError(f"{name}: EXPTIME = {hdr.get('EXPTIME')!r}; need an exposure > 0 s")
+        # AIA exposures are 0 to 3 s; a day is a generous bound, T (a logical) is refused
+        t = header_number(hdr, "EXPTIME", name, low=0, high=86400)
+        if t <= 0:
+            raise ValueError(f"{name}: EXPTIME = {t!r}; need an exposure > 0 s")
         unit = str(hdr.get("BUNIT", hdr.get("PIXLUNIT", "DN"))).replace(" ", "").lower()
         per_second = unit.endswith("/s") or unit.endswith("s-1") or unit.endswith("s^-1")
         if not np.isfinite(data).any():
@@ -186,6 +185,8 @@ def read_aia(inputs: Sequence[Union[str, Path, object]], bin: int = 1, presummed
         cube.append(data if per_second else data / t)
         expt.append(t)
     y = np.stack(cube)
+    if bin > min(y.shape[1:]):
+        raise ValueError(f"bin = {bin} is larger than the images ({y.shape[1]} x {y.shape[2]} pixels)")
     ref = by_chan[171][1]
     from astropy.io import fits
 

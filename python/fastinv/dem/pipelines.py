@@ -3,11 +3,13 @@ in, a DEM FITS file (and quicklook PNGs) out."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .._atomic import check_outputs
 from .._progress import progress_bar
 from .basis_pursuit import DEEPEM_LOGT, BasisPursuit, BPResult
 from .deepem import DeepEM
@@ -15,6 +17,11 @@ from .io import read_aia, write_dem_fits
 from .plots import comparison_png, quicklook_png
 
 __all__ = ["run_bp", "run_deepem"]
+
+
+def _paths(inputs: Sequence) -> list:
+    """The inputs that are files (not sunpy Maps)."""
+    return [i for i in inputs if isinstance(i, (str, os.PathLike))]
 
 
 def run_bp(
@@ -30,6 +37,7 @@ def run_bp(
     keep_coeffs: bool = False,
     errors: int = 0,
     seed: int = 0,
+    overwrite: bool = False,
 ) -> BPResult:
     """Read six AIA images, solve BP for every pixel, write FITS (and a PNG).
 
@@ -58,12 +66,22 @@ def run_bp(
         each costs about one warm-started re-solve); 0: none.
     seed : int
         Seed of the draws (the errors depend on it and on the pixel only).
+    overwrite : bool
+        Replace existing output files (never an input, see :func:`fastinv._atomic.check_outputs`).
 
     Returns
     -------
     BPResult
         With ``header`` set, so ``res.to_ndcube()`` works.
+
+    Raises
+    ------
+    ValueError
+        An output is an input or two outputs are the same file (checked before any work).
+    FileExistsError
+        An output exists and ``overwrite`` is False.
     """
+    check_outputs([output, png], _paths(inputs), overwrite)
     obs = read_aia(inputs, bin=bin, presummed=presummed)
     bp = BasisPursuit(response=response)
     ny, nx = obs.data.shape[1:]
@@ -119,6 +137,7 @@ def run_deepem(
     bin: int = 1,
     threads: Optional[int] = None,
     model: Optional[Union[str, Path]] = None,
+    overwrite: bool = False,
 ):
     """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
 
@@ -138,12 +157,22 @@ def run_deepem(
         Threads.
     model : path, optional
         A DeepEM model file (default: the shipped one).
+    overwrite : bool
+        Replace existing output files (never an input or the model).
 
     Returns
     -------
     (BPResult, BPResult or None)
         DeepEM's result, and BP's when ``compare_png`` was asked for.
+
+    Raises
+    ------
+    ValueError
+        An output is an input (or the model), or two outputs are the same file.
+    FileExistsError
+        An output exists and ``overwrite`` is False.
     """
+    check_outputs([output, png, compare_png], _paths(inputs) + ([model] if model is not None else []), overwrite)
     obs = read_aia(inputs, bin=bin)
     net = DeepEM.load(model, threads=threads)
     res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample)

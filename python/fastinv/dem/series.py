@@ -134,9 +134,12 @@ def _invert_step(step: Step, opts: SeriesOptions) -> dict:
             presummed=opts.presummed,
             errors=opts.errors,
             seed=opts.seed,
+            overwrite=True,  # a step is run only when its output is missing or failed validation
         )
     else:
-        res, _ = run_deepem(step.inputs, step.output, bin=opts.bin, threads=opts.threads, model=opts.model)
+        res, _ = run_deepem(
+            step.inputs, step.output, bin=opts.bin, threads=opts.threads, model=opts.model, overwrite=True
+        )
     worker = None
     try:
         from distributed import get_worker

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
@@ -18,6 +19,10 @@ if TYPE_CHECKING:
 
 #: Version of the ``fastinv.graph`` JSON written by this exporter.
 FORMAT_VERSION = 1
+
+#: Metadata key of the CRC-32 (zlib) of the file's whole data section, 8 lowercase hex
+#: digits; the C++ loader verifies it (``kChecksumKey`` in cpp/src/safetensors.hpp).
+CHECKSUM_KEY = "fastinv.crc32"
 
 
 def graph_json(g: Tracer) -> tuple[dict, dict[str, np.ndarray]]:
@@ -62,14 +67,18 @@ def _store(tensors: dict[str, np.ndarray], arr: np.ndarray, nd: _Node, role: str
 
 
 def write_safetensors(path: Path, tensors: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
+    """Write float32 ``tensors`` and ``metadata`` (plus the data checksum) atomically."""
     header: dict[str, Any] = {"__metadata__": dict(metadata)}
     blobs = []
     offset = 0
+    crc = 0
     for name, arr in tensors.items():
         data = np.ascontiguousarray(arr, dtype="<f4").tobytes()
         header[name] = {"dtype": "F32", "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
         blobs.append(data)
+        crc = zlib.crc32(data, crc)
         offset += len(data)
+    header["__metadata__"][CHECKSUM_KEY] = f"{crc:08x}"
     head = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     head += b" " * (-len(head) % 8)  # safetensors pads with spaces so the data start is 8-aligned
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
@@ -88,6 +97,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]
     header = json.loads(raw[8 : 8 + n])
     metadata = header.pop("__metadata__", {})
     data = memoryview(raw)[8 + n :]
+    want = metadata.get(CHECKSUM_KEY)
+    if want is not None and want != f"{zlib.crc32(data):08x}":
+        raise ValueError(f"{path}: model file is damaged: its tensor data do not match {CHECKSUM_KEY} = {want}")
     tensors = {}
     for name, entry in header.items():
         if entry["dtype"] != "F32":

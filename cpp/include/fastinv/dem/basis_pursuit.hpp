@@ -23,6 +23,7 @@ enum class BpStatus : std::int8_t {
   rejected = 10,      // the solution had a negative coefficient; coefficients set to 0
   no_counts = 11,     // sum(y) < min_total: coefficients set to 0, not solved
   bad_input = 12,     // a NaN/inf in y, or a NaN/inf/negative sigma: not solved
+  overflow = 13,      // DeepEM: the EM (or its re-synthesis) is not finite; products NaN
 };
 
 // Basis functions on a log T grid, row-major (ncoef x nT) with ncoef = widths.size() * nT.
@@ -48,7 +49,7 @@ struct BpOptions {
   std::vector<double> tolfacs{1.4, 2.1, 3.15};
   double min_total = 0.01;   // sum(y) below this (DN/s) -> BpStatus::no_counts
   int max_iterations = 400;  // simplex iterations per LP before BpStatus::not_converged
-  int threads = 0;           // <= 0: OpenMP default
+  int threads = 0;           // 0: default_threads(); at most max_threads()
   // Start each pixel's simplex from the previous pixel's final basis (within blocks of 64
   // pixels, so results do not depend on the thread count). Same optima, fewer iterations
   // on images; off: every pixel starts from the all-logical basis.

@@ -1,7 +1,8 @@
 // DeepEM (Wright et al. 2018) on fastinv's engine, with its pre/post-processing fused into the engine's tile loop:
 // input transform sqrt(max(I, 0)), EM = 1e25 y^2 (0 where an input is not finite),
 // re-synthesis K.EM, total EM, status and chi2 are computed per 16-pixel tile while the
-// tile is in cache, instead of in several NumPy passes over 18 x npix arrays. The
+// tile is in cache, instead of in several NumPy passes over 18 x npix arrays. A pixel whose
+// EM, total EM or re-synthesis overflows float32 gets BpStatus::overflow and NaN products. The
 // arithmetic is that of the NumPy path in python/fastinv/dem/deepem.py (float32 EM, float64
 // chi2), so the EM, status and total EM are bitwise equal to it.
 #pragma once
@@ -33,7 +34,7 @@ struct DeepEmChi2 {
 struct DeepEmOutput {          // all C-contiguous, npix innermost
   float* em = nullptr;         // (nT, npix) cm^-5
   float* model = nullptr;      // (6, npix) DN/s
-  int8_t* status = nullptr;    // (npix) BpStatus: ok, or bad_input for a non-finite input
+  int8_t* status = nullptr;    // (npix) BpStatus: ok, bad_input (non-finite input) or overflow
   double* chi2 = nullptr;      // (npix)
   float* objective = nullptr;  // (npix) total EM / 1e26
   double* tolfac = nullptr;    // (npix) NaN (DeepEM has no tolerance; BPResult's field)

@@ -78,7 +78,8 @@ struct MEParameterArrays {
 };
 
 // Stored as uint8 per profile (the status output of synthesize); values may be added.
-enum class MeStatus : std::uint8_t { ok = 0, invalid_parameters = 1 };
+// non_finite_result: valid parameters whose profile overflowed (e.g. eta0 near 1e308).
+enum class MeStatus : std::uint8_t { ok = 0, invalid_parameters = 1, non_finite_result = 2 };
 
 class MilneEddington {
  public:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ from .continuum import continuum_levels, continuum_wavelengths, quiet_sun_level
 from .network import Resampler, StokesNet, instrument_key
 
 __all__ = ["FrameInverter", "FrameResult", "invert_files", "MapResult"]
+
+#: STOKES_STATUS of the pixels of a slit position without a file.
+MISSING = 3
 
 # spectral axis of a frame and the axis along the slit, per instrument
 _AXES = {"visp": (1, 2), "hinode_sp": (2, 1)}
@@ -75,6 +79,19 @@ class FrameResult:
     header: object = field(default=None, repr=False)
 
 
+def _check_continuum(continuum) -> float | None:
+    """A quiet-Sun I_c given by the caller: None, or a positive finite number of counts."""
+    if continuum is None:
+        return None
+    try:
+        value = float(continuum)
+    except (TypeError, ValueError):
+        raise TypeError(f"continuum must be a number of counts, got {continuum!r}") from None
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"continuum must be a positive number of counts, got {continuum!r}")
+    return value
+
+
 def _as_net(model, instrument: str, threads, device) -> StokesNet:
     if isinstance(model, StokesNet):
         if model.instrument != instrument:
@@ -85,6 +102,10 @@ def _as_net(model, instrument: str, threads, device) -> StokesNet:
 
 class FrameInverter:
     """Invert frame after frame with buffers allocated once (see the module docstring).
+
+    Thread-safe: calls on one inverter from several threads take turns (a lock around the
+    reused buffers); for parallel inversion use one inverter per thread (they may share a
+    :class:`StokesNet`, which is thread-safe).
 
     Parameters
     ----------
@@ -120,15 +141,17 @@ class FrameInverter:
         self.net = _as_net(model, self.instrument, threads, device)
         self.threads = threads
         self.wl_axis, self.slit_axis = _AXES[self.instrument]
-        if continuum is not None and not (np.isfinite(continuum) and continuum > 0):
-            raise ValueError(f"continuum must be a positive number of counts, got {continuum!r}")
-        self.continuum = None if continuum is None else float(continuum)
+        self.continuum = _check_continuum(continuum)
         if not np.isfinite(wavelength_shift):
             raise ValueError("wavelength_shift must be finite")
         self.wavelength_shift = float(wavelength_shift)
         self._resampler: Resampler | None = None
-        self._wl_key: tuple | None = None
+        self._wl_key: np.ndarray | None = None  # the grid the resampler was built for
         self._n = -1
+        # invert_frame reuses one set of buffers: concurrent calls take turns
+        self._lock = threading.Lock()
+        #: What the last :meth:`watch` skipped: dicts of ``paths``, ``step``, ``reason``.
+        self.watch_failures: list[dict] = []
 
     # ------------------------------------------------------------------ buffers
     def _buffers(self, n: int) -> None:
@@ -153,10 +176,10 @@ class FrameInverter:
         from ..._units import to_float_array
 
         wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel() + self.wavelength_shift
-        key = (wl.size, float(wl[0]), float(wl[-1]), float(wl.sum()))
-        if key != self._wl_key:
+        # exact comparison: grids with the same size, ends and sum still differ inside
+        if self._wl_key is None or not np.array_equal(wl, self._wl_key):
             self._resampler = self.net.resampler(wl)
-            self._wl_key = key
+            self._wl_key = wl.copy()
             blue, red = self._resampler.extrapolated
             if blue > 0 or red > 0:
                 warn_user(
@@ -164,7 +187,7 @@ class FrameInverter:
                     f"and {red:.3f} A at the red end of the model grid "
                     f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
                     "observed (continuum) value",
-                    stacklevel=4,
+                    stacklevel=5,
                 )
         return self._resampler
 
@@ -197,10 +220,15 @@ class FrameInverter:
         Raises
         ------
         ValueError
-            Wrong shape or wavelengths that do not cover the model's lines. (A frame without
+            Wrong shape, wavelengths that do not cover the model's lines, or a ``continuum``
+        that is not a positive finite number. (A frame without
             any usable continuum is not an error: all its pixels are flagged, status 1 where
             the profile has NaN/inf, else 2, and ``continuum`` is NaN.)
         """
+        with self._lock:
+            return self._invert_frame(frame, wavelength, _check_continuum(continuum))
+
+    def _invert_frame(self, frame, wavelength, continuum: float | None) -> FrameResult:
         t0 = time.perf_counter()
         step = getattr(frame, "step", None)
         header = getattr(frame, "header", None)
@@ -213,8 +241,8 @@ class FrameInverter:
         layout = "(4, N_lambda, N_slit)" if self.wl_axis == 1 else "(4, N_y, N_lambda)"
         if frame.ndim != 3 or frame.shape[0] != 4:
             raise ValueError(f"a {self.instrument} frame has shape {layout} (I, Q, U, V), got {frame.shape}")
-        if not np.issubdtype(frame.dtype, np.number):
-            raise TypeError(f"frame must be numeric, got {frame.dtype}")
+        if not np.issubdtype(frame.dtype, np.number) or np.iscomplexobj(frame):
+            raise TypeError(f"frame must be real numbers (counts), got {frame.dtype}")
         res = self._resampler_for(wavelength)
         if frame.shape[self.wl_axis] != res.n_in:
             raise ValueError(
@@ -271,6 +299,7 @@ class FrameInverter:
         output_dir: str | os.PathLike | None = None,
         report: bool = False,
         settle: float = 2.0,
+        overwrite: bool = False,
     ) -> Iterable[FrameResult]:
         """Invert ViSP raster steps as their four Stokes files appear in ``directory``.
 
@@ -278,8 +307,15 @@ class FrameInverter:
         never by name), and a step is inverted as soon as its fourth Stokes file is readable;
         files present at the start are processed first. A generator: each complete step
         yields a :class:`FrameResult` whose ``latency`` runs from the moment the step's last
-        file was seen (at most ``poll`` s after it landed) to the results. Files still being
-        written are retried at the next scans (see ``settle``).
+        file was seen (at most ``poll`` s after it landed) to the results.
+
+        The watch survives bad input, as a telescope's stream needs: a file still being
+        written (truncated, unreadable) is retried at every scan while it changes; one that
+        stays unreadable for ``settle`` s, a file that is not a ViSP frame, a second file for
+        a step and Stokes already seen, and a step whose inversion or output fails are
+        skipped with a warning and recorded in :attr:`watch_failures` (a dict per failure:
+        ``paths``, ``step`` or None, ``reason``). Only a removed ``directory`` ends it with
+        an error.
 
         Parameters
         ----------
@@ -295,63 +331,115 @@ class FrameInverter:
         stop : callable, optional
             Polled between scans; return True to stop.
         output_dir : path, optional
-            Also write each step's result as FITS there (``step_<DINDEX3>.fits``).
+            Also write each step's result as FITS there (``step_<DINDEX3>.fits``); created
+            if missing.
         report : bool
             Print each step's latency to stderr.
         settle : float
-            A matching file unreadable at a constant size for this many seconds is reported
-            (warning) and skipped until it changes; a step whose data stay unreadable for
-            5 x ``settle`` s raises.
+            Seconds a file (or a complete step's data) may stay unreadable at a constant size
+            before it is skipped as damaged (it is tried again if it changes).
+        overwrite : bool
+            Allow ``output_dir`` to hold ``step_*.fits`` files already (they are replaced).
 
         Raises
         ------
+        FileNotFoundError
+            ``directory`` does not exist, or is removed while watched.
+        FileExistsError
+            ``output_dir`` holds results already and ``overwrite`` is False.
         ValueError
-            A file that is not a ViSP frame, or two files for the same step and Stokes.
+            Invalid arguments, or ``output_dir`` is ``directory``.
         """
         from ..io.visp import VispStep, read_visp_header, read_visp_step
 
         if self.instrument != "visp":
             raise ValueError("watch() inverts DKIST ViSP raster steps; use instrument='visp'")
+        if timeout is not None and not (timeout >= 0 and np.isfinite(timeout)):
+            raise ValueError(f"timeout must be None or a number of seconds >= 0, got {timeout!r}")
+        if not (poll > 0 and np.isfinite(poll)):
+            raise ValueError(f"poll must be a positive number of seconds, got {poll!r}")
+        if not (settle >= 0 and np.isfinite(settle)):
+            raise ValueError(f"settle must be a number of seconds >= 0, got {settle!r}")
+        if max_frames is not None and not (isinstance(max_frames, (int, np.integer)) and max_frames >= 1):
+            raise ValueError(f"max_frames must be None or an integer >= 1, got {max_frames!r}")
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"{directory} is not a directory")
+        if output_dir is not None:
+            if Path(output_dir).resolve() == directory.resolve():
+                raise ValueError(f"{output_dir}: the output directory is the watched directory; give another one")
+            old = sorted(Path(output_dir).glob("step_*.fits"))
+            if old and not overwrite:
+                raise FileExistsError(
+                    f"{output_dir} holds results already ({old[0].name}, ...); pass overwrite=True "
+                    "(command line: --overwrite) to replace them"
+                )
+            Path(output_dir).mkdir(parents=True, exist_ok=True)
+        self.watch_failures = []
+
+        def fail(paths, step, reason):
+            warn_user(f"{', '.join(paths)}: skipped: {reason}", stacklevel=4)
+            self.watch_failures.append({"paths": list(paths), "step": step, "reason": reason})
+
+        def signature(p):  # a file is tried again when this changes
+            try:
+                st = os.stat(p)
+                return (st.st_size, st.st_mtime_ns)
+            except OSError:
+                return None
+
         seen: dict[str, float] = {}  # path -> when its header was first readable
-        unreadable: dict[str, tuple[int, float, bool]] = {}  # path -> (size, since, warned)
+        unreadable: dict[str, tuple] = {}  # path -> (signature, since, skipped)
+        skipped: dict[str, tuple] = {}  # path -> signature when it was skipped for good
         pending: dict[int, dict[int, str]] = {}
-        failing: dict[int, float] = {}  # step -> since when its data cannot be read
+        failing: dict[int, tuple] = {}  # step -> (signatures, since) while its data cannot be read
         done = 0
         last_new = time.monotonic()
         frame_buf = None
         while True:
+            if not directory.is_dir():
+                raise FileNotFoundError(f"{directory}: the watched directory was removed")
             new = False
             for p in sorted(glob.glob(str(directory / pattern))):
-                if p in seen:
+                if p in seen or (p in skipped and skipped[p] == signature(p)):
                     continue
+                skipped.pop(p, None)
                 try:
                     h = read_visp_header(p)
-                except ValueError:
-                    raise
-                except Exception:  # noqa: BLE001 - a file still being written fails in many ways
-                    size = os.path.getsize(p) if os.path.exists(p) else -1
+                    key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
+                except ValueError as exc:  # a complete file that is not a ViSP frame
+                    sig = signature(p)
+                    old = unreadable.get(p)
+                    if old is None or old[0] != sig:  # may still be landing: give it `settle` s
+                        unreadable[p] = (sig, time.monotonic(), False)
+                    elif time.monotonic() - old[1] > settle:
+                        unreadable.pop(p)
+                        skipped[p] = sig
+                        fail([p], None, str(exc))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - a file still being written fails in many ways
+                    sig = signature(p)
                     now = time.monotonic()
                     old = unreadable.get(p)
-                    if old is None or old[0] != size:
-                        unreadable[p] = (size, now, False)
-                    elif not old[2] and now - old[1] > settle:
-                        warn_user(
-                            f"{p}: not a readable FITS file (unchanged for {settle:g} s); skipped until it changes"
-                        )
-                        unreadable[p] = (size, old[1], True)
+                    if old is None or old[0] != sig:
+                        unreadable[p] = (sig, now, False)
+                    elif now - old[1] > settle:
+                        unreadable.pop(p)
+                        skipped[p] = sig
+                        fail([p], None, f"not a readable FITS file (unchanged for {settle:g} s): {exc}")
                     continue
                 unreadable.pop(p, None)
-                key = (int(h["DINDEX3"]), int(h["DINDEX4"]))
                 seen[p] = time.monotonic()
                 new = True
                 slot = pending.setdefault(key[0], {})
                 if key[1] in slot:
-                    raise ValueError(
-                        f"{slot[key[1]]} and {p}: same raster step and Stokes (DINDEX3={key[0]}, DINDEX4={key[1]})"
+                    skipped[p] = signature(p)
+                    fail(
+                        [p],
+                        key[0],
+                        f"same raster step and Stokes as {slot[key[1]]} (DINDEX3={key[0]}, DINDEX4={key[1]})",
                     )
+                    continue
                 slot[key[1]] = p
             if new:
                 last_new = time.monotonic()
@@ -359,25 +447,32 @@ class FrameInverter:
                 slot = pending[stepno]
                 if len(slot) < 4:
                     continue
-                order = sorted(slot)
-                files = [slot[k] for k in order]
+                files = [slot[k] for k in sorted(slot)]
                 t_seen = max(seen[f] for f in files)
                 try:
                     step = read_visp_step(VispStep(stepno, files), out=frame_buf)
-                except (OSError, ValueError, TypeError, EOFError):
-                    # data still arriving after a complete header: retry at the next scans
-                    since = failing.setdefault(stepno, time.monotonic())
-                    if time.monotonic() - since < 5 * settle:
-                        continue
-                    raise
+                except (OSError, ValueError, TypeError, EOFError) as exc:
+                    # data still arriving after a complete header: retry while the files change
+                    sigs = [signature(f) for f in files]
+                    old = failing.get(stepno)
+                    if old is None or old[0] != sigs:
+                        failing[stepno] = (sigs, time.monotonic())
+                    elif time.monotonic() - old[1] > settle:
+                        del pending[stepno], failing[stepno]
+                        fail(files, stepno, f"data unreadable for {settle:g} s: {exc}")
+                    continue
                 failing.pop(stepno, None)
                 del pending[stepno]
                 frame_buf = step.stokes
-                result = self.invert_frame(step)
-                result.latency = time.monotonic() - t_seen
-                result.step = stepno
-                if output_dir is not None:
-                    self.write_frame(Path(output_dir) / f"step_{stepno:05d}.fits", result)
+                try:
+                    result = self.invert_frame(step)
+                    result.latency = time.monotonic() - t_seen
+                    result.step = stepno
+                    if output_dir is not None:
+                        self.write_frame(Path(output_dir) / f"step_{stepno:05d}.fits", result)
+                except (OSError, ValueError, TypeError) as exc:
+                    fail(files, stepno, f"inversion or output failed: {exc}")
+                    continue
                 if report:
                     print(
                         f"step {stepno}: {result.latency * 1e3:.1f} ms (inversion {result.compute * 1e3:.1f} ms)",
@@ -404,7 +499,8 @@ class FrameInverter:
             wcs = visp_map_wcs(result.header)
         maps = {k: v[:, :, None] for k, v in result.results.items()}
         cards = self.net.summary_cards()
-        cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
+        if np.isfinite(result.continuum):  # NaN when no pixel had a usable continuum
+            cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
         return write_inversion_fits(path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards)
 
 
@@ -424,7 +520,8 @@ class MapResult:
     seconds: float
 
 
-def _expand(paths: Sequence) -> list[str]:
+def expand_inputs(paths: Sequence) -> list[str]:
+    """The files of a map given as files, directories (their ``*.fits``) or a DKIST ``.asdf``."""
     out = []
     for p in paths:
         p = os.fspath(p)
@@ -485,10 +582,11 @@ def invert_files(
     """
     t0 = time.perf_counter()
     key = instrument_key(instrument)
-    paths = _expand(paths)
+    continuum = _check_continuum(continuum)
+    paths = expand_inputs(paths)
     inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
     if key == "hinode_sp":
-        from ..io.hinode import hinode_map_wcs, read_hinode_slit, sort_slits
+        from ..io.hinode import hinode_map_wcs, read_hinode_slit, slit_columns, sort_slits
 
         headers = []
         for p in paths:
@@ -497,6 +595,7 @@ def invert_files(
         order = sort_slits(headers, paths)
         paths = [paths[k] for k in order]
         headers = [headers[k] for k in order]
+        columns = slit_columns(headers, paths)
         read = lambda p: read_hinode_slit(p)  # noqa: E731
         intensity = lambda p: read_hinode_slit(p).stokes[0]  # noqa: E731  (N_y, Nλ)
         wl_axis_i = 1
@@ -512,6 +611,7 @@ def invert_files(
             return d[0] if d.ndim == 3 else d  # (Nλ, N_slit)
 
         paths = steps
+        columns = list(range(len(steps)))
         wl_axis_i = 0
     if continuum is None:
         if total is not None:
@@ -526,18 +626,25 @@ def invert_files(
         continuum = quiet_sun_level(np.concatenate(levels))
     if total is not None:
         total(len(paths), "invert")
+    nx = columns[-1] + 1
+    missing = sorted(set(range(nx)) - set(columns))
+    if missing:
+        warn_user(
+            f"{len(missing)} of {nx} slit positions have no file (map columns {missing[:10]}"
+            f"{' ...' if len(missing) > 10 else ''}): their pixels are NaN with status {MISSING}"
+        )
     results: dict[str, np.ndarray] = {}
     status = None
     first_header = None
-    for x, p in enumerate(paths):
+    for p, x in zip(paths, columns):
         frame = read(p)
         if first_header is None:
             first_header = frame.header
         r = inv.invert_frame(frame, continuum=continuum)
         if status is None:
             ny = r.status.size
-            status = np.zeros((ny, len(paths)), dtype=np.uint8)
-            results = {k: np.empty((v.shape[0], ny, len(paths)), dtype=np.float32) for k, v in r.results.items()}
+            status = np.full((ny, nx), MISSING, dtype=np.uint8)
+            results = {k: np.full((v.shape[0], ny, nx), np.nan, dtype=np.float32) for k, v in r.results.items()}
         if r.status.size != status.shape[0]:
             raise ValueError(
                 f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
@@ -549,7 +656,7 @@ def invert_files(
         if progress is not None:
             progress(x + 1)
     if key == "hinode_sp":
-        wcs = hinode_map_wcs(headers, status.shape[0])
+        wcs = hinode_map_wcs(headers, status.shape[0], columns, paths)
     else:
         wcs = visp_map_wcs(first_header)
     return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0)

@@ -30,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..._atomic import atomic_output
+from ..._fits import open_fits
 from ..._optional import pyplot
 from ..._plotting import arcsec_extent, failed_legend
 from .network import LEVEL2_NAMES, STOKES_STATUS
@@ -140,10 +141,8 @@ def _image_header(wcs, nodes: np.ndarray):
 def read_inversion_fits(path: str | os.PathLike) -> dict:
     """Read a file written by :func:`write_inversion_fits`: level-2 name -> array, plus
     ``optical_depth``, ``status`` and ``header`` (primary)."""
-    from astropy.io import fits
-
     out = {}
-    with fits.open(path) as hdul:
+    with open_fits(path) as hdul:
         out["header"] = hdul[0].header.copy()
         for h in hdul[1:]:
             out[h.name.lower()] = np.asarray(h.data).copy()

@@ -33,9 +33,9 @@ from typing import Sequence
 
 import numpy as np
 
-from ..._fits import open_fits
+from ..._fits import header_number, open_fits
 
-__all__ = ["HinodeSlit", "read_hinode_slit", "sort_slits", "hinode_map_wcs", "wavelength_from_header"]
+__all__ = ["HinodeSlit", "read_hinode_slit", "sort_slits", "slit_columns", "hinode_map_wcs", "wavelength_from_header"]
 
 _LENGTH_UNITS = {"": 1.0, "angstrom": 1.0, "a": 1.0, "nm": 10.0, "m": 1e10}
 
@@ -61,9 +61,10 @@ def wavelength_from_header(header, axis: int, path: str = "") -> np.ndarray:
     if unit not in _LENGTH_UNITS:
         raise ValueError(f"{path}: wavelength unit CUNIT{axis}={unit!r} is not Angstrom, nm or m")
     f = _LENGTH_UNITS[unit]
-    i = np.arange(int(header[f"NAXIS{axis}"]), dtype=np.float64)
-    wl = (float(header[f"CRVAL{axis}"]) + (i + 1 - float(header[f"CRPIX{axis}"])) * float(header[f"CDELT{axis}"])) * f
-    if not np.all(np.isfinite(wl)) or float(header[f"CDELT{axis}"]) == 0:
+    i = np.arange(header_number(header, f"NAXIS{axis}", path, integer=True, low=1), dtype=np.float64)
+    crval, crpix, cdelt = (header_number(header, f"{k}{axis}", path) for k in ("CRVAL", "CRPIX", "CDELT"))
+    wl = (crval + (i + 1 - crpix) * cdelt) * f
+    if not np.all(np.isfinite(wl)) or cdelt == 0:
         raise ValueError(f"{path}: invalid wavelength axis (CDELT{axis} = 0 or non-finite values)")
     return wl
 
@@ -105,7 +106,8 @@ def read_hinode_slit(path: str | os.PathLike) -> HinodeSlit:
     stokes = raw.astype(np.float32)
     i = stokes[0]
     i[i < 0] += 65536.0  # 16-bit wrap-around of bright Stokes I
-    shift = int(header.get("SPBSHFT", 0) or 0)
+    # 0: none halved, 1: I, 2: I and V, 3: I, V, Q and U (SOT-SP keyword table)
+    shift = header_number(header, "SPBSHFT", path, integer=True, low=0, high=3, default=0)
     if shift >= 1:
         stokes[0] *= 2.0
     if shift >= 2:
@@ -127,42 +129,84 @@ def sort_slits(headers: Sequence, paths: Sequence[str]) -> list[int]:
         Two files with the same slit index (files of more than one map).
     """
     if all("SLITINDX" in h for h in headers):
-        keys = [int(h["SLITINDX"]) for h in headers]
+        keys = [header_number(h, "SLITINDX", p, integer=True, low=0) for h, p in zip(headers, paths)]
         if len(set(keys)) != len(keys):
             raise ValueError(
                 "two files have the same SLITINDX: these are slits of more than one map; "
                 "invert one map (one directory of SP3D*.fits) at a time"
             )
     elif all("XCEN" in h for h in headers):
-        keys = [float(h["XCEN"]) for h in headers]
+        keys = [header_number(h, "XCEN", p) for h, p in zip(headers, paths)]
     else:
         keys = list(paths)
     return sorted(range(len(paths)), key=lambda k: keys[k])
 
 
-def hinode_map_wcs(headers: Sequence, ny: int):
-    """Celestial WCS (helioprojective, arcsec) of the map image (ny along the slit, nx slits),
-    or None when the headers lack XCEN/YCEN/YSCALE."""
+def slit_columns(headers: Sequence, paths: Sequence[str]) -> list[int]:
+    """The map column of each slit file (``headers`` in map order, as :func:`sort_slits`
+    gives): ``SLITINDX`` minus the first one; without it, ``XCEN`` steps of ``XSCALE``
+    (when they are whole numbers of steps); otherwise consecutive columns. A missing slit
+    file thus leaves its column empty instead of shifting every later slit.
+
+    Raises
+    ------
+    ValueError
+        SLITINDX beyond NSLITPOS, or more missing positions than files (slits of different
+        maps, or damaged keywords).
+    """
+    n = len(headers)
+    if all("SLITINDX" in h for h in headers):
+        pos = [header_number(h, "SLITINDX", p, integer=True, low=0) for h, p in zip(headers, paths)]
+        for h, p, k in zip(headers, paths, pos):
+            if "NSLITPOS" in h and k >= header_number(h, "NSLITPOS", p, integer=True, low=1):
+                raise ValueError(f"{p}: SLITINDX = {k} is not below NSLITPOS = {h['NSLITPOS']}")
+    elif n > 1 and all("XCEN" in h and "XSCALE" in h for h in headers):
+        step = header_number(headers[0], "XSCALE", paths[0], low=1e-6, high=3600)
+        steps = [(header_number(h, "XCEN", p) - header_number(headers[0], "XCEN", paths[0])) / step
+                 for h, p in zip(headers, paths)]  # fmt: skip
+        if any(abs(s - round(s)) > 0.25 for s in steps):
+            return list(range(n))
+        pos = [int(round(s)) for s in steps]
+    else:
+        return list(range(n))
+    cols = [k - pos[0] for k in pos]
+    if any(b <= a for a, b in zip(cols, cols[1:])):
+        return list(range(n))  # XCEN steps that do not order the files: no gap detection
+    if cols[-1] + 1 - n > n:
+        raise ValueError(
+            f"the {n} slit files ({paths[0]} ... {paths[-1]}) span {cols[-1] + 1} slit positions: slits of "
+            "more than one map, or damaged SLITINDX/XCEN keywords; invert one map at a time"
+        )
+    return cols
+
+
+def hinode_map_wcs(
+    headers: Sequence, ny: int, columns: Sequence[int] | None = None, paths: Sequence[str] | None = None
+):
+    """Celestial WCS (helioprojective, arcsec) of the map image (ny along the slit, one column
+    per slit position; ``columns``: each header's column, default consecutive; ``paths``
+    name the files in errors), or None when the headers lack XCEN/YCEN/YSCALE."""
     from astropy.wcs import WCS
 
+    names = list(paths) if paths is not None else [f"slit file {k}" for k in range(len(headers))]
     h0 = headers[0]
     if not all(k in h0 for k in ("XCEN", "YCEN", "YSCALE")):
         return None
-    xs = np.array([float(h.get("XCEN", np.nan)) for h in headers])
-    if len(headers) > 1 and np.all(np.isfinite(xs)):
-        dx = float(np.median(np.diff(xs)))
-    else:
-        dx = float(h0.get("XSCALE", h0["YSCALE"]))
-    if dx == 0:
-        dx = float(h0.get("XSCALE", h0["YSCALE"]))
-    dy = float(h0["YSCALE"])
+    cols = np.arange(len(headers)) if columns is None else np.asarray(columns, dtype=float)
+    xs = np.array([header_number(h, "XCEN", p, default=np.nan) for h, p in zip(headers, names)])
+    dy = header_number(h0, "YSCALE", names[0], low=1e-6, high=3600)
+    dx = header_number(h0, "XSCALE", names[0], low=1e-6, high=3600, default=dy)
+    ok = np.isfinite(xs)
+    if len(headers) > 1 and ok.all() and cols[-1] > cols[0]:
+        steps = np.diff(xs) / np.diff(cols)
+        dx = float(np.median(steps)) or dx
     w = WCS(naxis=2)
     w.wcs.ctype = ["HPLN-TAN", "HPLT-TAN"]
     w.wcs.cunit = ["arcsec", "arcsec"]
     w.wcs.crpix = [1.0, (ny + 1) / 2.0]
-    w.wcs.crval = [float(xs[0]), float(h0["YCEN"])]
+    w.wcs.crval = [float(xs[0]), header_number(h0, "YCEN", names[0])]
     w.wcs.cdelt = [dx, dy]
-    rot = math.radians(float(h0.get("CROTA2", 0.0) or 0.0))
+    rot = math.radians(header_number(h0, "CROTA2", names[0], low=-360, high=360, default=0.0))
     if rot:
         c, s = math.cos(rot), math.sin(rot)
         w.wcs.pc = [[c, -s * dy / dx], [s * dx / dy, c]]

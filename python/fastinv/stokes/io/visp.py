@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..._fits import open_fits
+from ..._fits import header_number, open_fits
 from .hinode import wavelength_from_header
 
 __all__ = [
@@ -95,6 +95,7 @@ def _check_header(h, path: str) -> None:
                 f"{path}: no {key}: not a DKIST level-1 frame (SPEC-214 headers with "
                 "DINDEX3 = raster step, DINDEX4 = Stokes parameter)"
             )
+        header_number(h, key, path, integer=True, low=0, high=2**31 - 1)
     ctype = [str(h.get(f"CTYPE{k}", "")).strip().upper() for k in (1, 2, 3)]
     if not ctype[1].startswith(("AWAV", "WAVE")):
         raise ValueError(
@@ -140,12 +141,17 @@ def group_visp_files(paths: Sequence[str | os.PathLike]) -> list[VispStep]:
             raise ValueError(
                 f"raster step DINDEX3={step} has {len(slot)} Stokes files (DINDEX4 {have})"
                 + (f", missing Stokes {', '.join(missing)}" if missing else "")
-                + ": ViSP inversion needs I, Q, U and V of every step"
+                + ": ViSP inversion needs I, Q, U and V of every step ("
+                + ", ".join(v[1] for v in slot.values())
+                + ")"
             )
         order = sorted(slot)
         names = [slot[k][0] for k in order]
         if all(names) and names != list(STOKES_NAMES):
-            raise ValueError(f"raster step DINDEX3={step}: STOKES keys {names} in DINDEX4 order, expected I, Q, U, V")
+            raise ValueError(
+                f"raster step DINDEX3={step}: STOKES keys {names} in DINDEX4 order, expected I, Q, U, V "
+                f"({', '.join(slot[k][1] for k in order)})"
+            )
         steps.append(VispStep(step, [slot[k][1] for k in order]))
     return steps
 
