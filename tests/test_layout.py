@@ -23,6 +23,7 @@ LAYERS = {
     "_plotting": 0,
     "_warnings": 0,
     "model": 0,
+    "embedding": 0,
     "__main__": 3,
     "export": 0,
     "datasets": 0,

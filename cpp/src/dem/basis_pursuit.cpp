@@ -64,7 +64,7 @@ void BasisPursuit::set_basis(std::vector<double> basis, std::size_t nt, double e
 }
 
 void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out,
-                         const BpMonteCarlo& mc) const {
+                         const BpMonteCarlo& mc, int n_threads) const {
   if (npix == 0) return;
   if (!y || !sigma || !out.coeffs || !out.status || !out.tolfac || !out.objective)
     throw InvalidArgument("BasisPursuit::solve: null input or output array");
@@ -167,7 +167,7 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
     if (mc.feasible_fraction) mc.feasible_fraction[i] = double(feasible) / mc.n_samples;
   };
 
-  int threads = opts_.threads;
+  int threads = n_threads > 0 ? n_threads : opts_.threads;
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
   if (threads <= 0) threads = omp_get_max_threads();

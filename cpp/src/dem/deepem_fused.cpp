@@ -78,7 +78,7 @@ class DeepEmHooks final : public TileHooks {
     for (int j = 0; j < lanes; ++j) {
       out_.objective[first + j] = total[j] / 1e26f;
       out_.status[first + j] = static_cast<int8_t>(finite[j] ? BpStatus::ok : BpStatus::bad_input);
-      out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
+      if (out_.tolfac) out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
     }
     alignas(64) float model[kChannels][kW];
     resynthesize(kernel_, n_t_, em, model);
@@ -146,8 +146,7 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
   if (!kernel) throw InvalidArgument("DeepEM: null response");
   if (input.npix < 0) throw InvalidArgument("DeepEM: negative pixel count");
   if (input.npix == 0) return;
-  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective ||
-      !output.tolfac)
+  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective)
     throw InvalidArgument("DeepEM: null array");
   if (chi2.mode == DeepEmErrors::sigma && !chi2.sigma) throw InvalidArgument("DeepEM: null sigma");
   if (chi2.mode == DeepEmErrors::aia) {
