@@ -20,10 +20,16 @@ constexpr int kW = cpu::kTileWidth;
 
 // model[c][j] = sum_t K[c][t] * em[t][j] in float64 over the tile's lanes: the one part of
 // the post-processing with real arithmetic (6 x nT MACs per pixel), so it gets SIMD clones.
-// The file is compiled with -ffp-contract=off: the same sums on every clone.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void resynthesize(const float* kernel, int64_t n_t,
-                                                                               const float (*em)[kW],
-                                                                               float (*model)[kW]) {
+// The file is compiled with -ffp-contract=off: the same sums on every clone. ThreadSanitizer
+// builds get the default clone only: the clones' ifunc resolver would run, instrumented,
+// before the TSan runtime has started (a crash at load time).
+#ifdef __SANITIZE_THREAD__
+#define FASTINV_RESYNTHESIZE_CLONES
+#else
+#define FASTINV_RESYNTHESIZE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+FASTINV_RESYNTHESIZE_CLONES void resynthesize(const float* kernel, int64_t n_t, const float (*em)[kW],
+                                              float (*model)[kW]) {
   double emd[64][kW];
   for (int64_t t = 0; t < n_t; ++t)
     for (int j = 0; j < kW; ++j) emd[t][j] = double(em[t][j]);
