@@ -35,8 +35,8 @@ void write_doubles(const std::string& path, const std::vector<T>& values) {
 int run_bp(const std::string& image, int64_t npix, const std::string& out_path) {
   const fastinv::dem::AiaBasisPursuit bp;  // SSW V1.001 defaults, shipped AIA V10 response
   const std::vector<double> y = read_doubles(image, 6 * std::size_t(npix));
-  std::vector<double> em(bp.nt() * std::size_t(npix)), chi2(std::size_t(npix));
-  std::vector<std::int8_t> status(std::size_t(npix));
+  std::vector<double> em(bp.nt() * std::size_t(npix)), chi2(static_cast<std::size_t>(npix));
+  std::vector<std::int8_t> status(static_cast<std::size_t>(npix));
   fastinv::dem::DeepEmChi2 errors;
   errors.mode = fastinv::dem::DeepEmErrors::aia;
   for (double& t : errors.exptime) t = 2.0;
@@ -57,7 +57,7 @@ int run_stokes(const std::string& profiles, int64_t n, const std::string& out_pa
   const int64_t nl = int64_t(net.wavelength().size());
   const std::vector<double> x = read_doubles(profiles, std::size_t(n * 4 * nl));
   std::vector<float> out(net.quantities().size() * std::size_t(n) * net.nodes().size());
-  std::vector<std::uint8_t> status(std::size_t(n));
+  std::vector<std::uint8_t> status(static_cast<std::size_t>(n));
   net.predict({x.data(), fastinv::DType::f64, n, 4 * nl, nl, 1}, out.data(), status.data());
   std::cout << "Stokes network (" << net.instrument() << "):";
   for (std::size_t q = 0; q < net.quantities().size(); ++q)

@@ -3,8 +3,9 @@ numbers compared with the Python API's on the same input:
 
 - examples/c (make + pkg-config) and examples/fortran (gfortran + pkg-config): DeepEM's total
   EM per pixel, bitwise equal to ``DeepEM.load().invert(y).total_em``;
-- examples/cpp (CMake find_package, shared and static library): Basis Pursuit EM bitwise equal
-  to ``BasisPursuit().solve(y, exptime=2.0).em``; the Stokes network's quantities bitwise equal
+- examples/cpp (CMake find_package, shared and static library): Basis Pursuit EM equal to
+  ``BasisPursuit().solve(y, exptime=2.0).em`` to 1e-9 relative (the response interpolation's
+  log10/pow are libm's in C++, NumPy's SIMD ones in Python: ~1e-12 apart), same statuses; the Stokes network's quantities bitwise equal
   to ``StokesNet.load(instrument="hinode").predict(profiles)`` except the azimuth (float32
   atan2 of libm vs NumPy's: within 1e-3 deg).
 """
@@ -16,9 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _embed import EXAMPLES, clean_env, require_tools, run
 from fastinv.dem import BasisPursuit, DeepEM
-
-from .conftest import EXAMPLES, clean_env, require_tools, run
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,9 @@ def test_cpp_example_basis_pursuit(cpp_example, aia_image, tmp_path):
     stdout = run([exe, "bp", path, npix, out], env=env).stdout
     bp = BasisPursuit()
     ref = bp.solve(sub, exptime=2.0)
-    np.testing.assert_array_equal(np.fromfile(out).reshape(len(bp.logt), npix), ref.em)
+    # the dictionary's responses differ by ~1e-12: NumPy's log10/power (SIMD versions on AVX-512
+    # machines) vs libm's in the C++ interpolation
+    np.testing.assert_allclose(np.fromfile(out).reshape(len(bp.logt), npix), ref.em, rtol=1e-9, atol=0)
     assert f"{npix} pixels, {int((ref.status == 0).sum())} ok" in stdout
 
 

@@ -7,8 +7,7 @@ import subprocess
 from pathlib import Path
 
 import fastinv
-
-from .conftest import clean_env, require_tools, run
+from _embed import clean_env, require_tools, run
 
 
 def test_install_layout(prefix):

@@ -11,8 +11,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from .conftest import ROOT, clean_env, require_tools, run
+from _embed import ROOT, clean_env, require_tools, run
 
 
 @pytest.mark.slow
