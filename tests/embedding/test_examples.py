@@ -6,8 +6,9 @@ numbers compared with the Python API's on the same input:
 - examples/cpp (CMake find_package, shared and static library): Basis Pursuit EM equal to
   ``BasisPursuit().solve(y, exptime=2.0).em`` to 1e-9 relative (the response interpolation's
   log10/pow are libm's in C++, NumPy's SIMD ones in Python: ~1e-12 apart), same statuses; the
-  Stokes network's quantities bitwise equal to ``StokesNet.load(instrument="hinode").predict(profiles)`` except the azimuth (float32
-  atan2 of libm vs NumPy's: within 1e-3 deg).
+  Stokes network's quantities bitwise equal to
+  ``StokesNet.load(instrument="hinode").predict(profiles)`` except the azimuth (float32 atan2 of
+  libm vs NumPy's: within 1e-3 deg).
 """
 
 from __future__ import annotations
