@@ -116,3 +116,15 @@ def test_missing_data_is_a_clear_error(prefix, tmp_path):
     )
     out = run([exe], env=clean_env(FASTINV_DATA_DIR=str(tmp_path))).stdout
     assert out.startswith("3 ") and "FASTINV_DATA_DIR" in out, out
+
+
+def test_every_c_function_is_documented():
+    """docs/embedding.md's reference names every function fastinv.h declares."""
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    header = (root / "cpp" / "include" / "fastinv" / "fastinv.h").read_text()
+    doc = (root / "docs" / "embedding.md").read_text()
+    declared = set(re.findall(r"^\S.*?\b(fastinv_\w+)\(", header, re.M))
+    assert len(declared) > 25
+    assert sorted(f for f in declared if not re.search(rf"`{f}[(`]", doc)) == []
