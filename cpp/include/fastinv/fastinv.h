@@ -78,8 +78,8 @@ fastinv_status fastinv_data_dir(char* buf, size_t capacity);
  * three sample dimensions (e.g. N, H, W of an image whose pixels are samples), each sample
  * with one (C) or two (C, L) feature dimensions. Unused sample dimensions have shape 1. */
 typedef struct fastinv_view {
-  void* data; /* input: float32 or float64 (dtype); output: float32 */
-  fastinv_dtype dtype;
+  void* data;          /* input: float32 or float64 (dtype); output: float32 */
+  int32_t dtype;       /* a fastinv_dtype (enum fields are int32_t: a fixed size, any value checkable) */
   int32_t sample_ndim; /* 1..3 */
   int64_t sample_shape[3];
   int64_t sample_strides[3];
@@ -89,7 +89,7 @@ typedef struct fastinv_view {
 } fastinv_view;
 
 /* A C-contiguous view of n samples of the given per-sample shape (feature_ndim 1 or 2). */
-fastinv_status fastinv_view_contiguous(void* data, fastinv_dtype dtype, int64_t n, int32_t feature_ndim,
+fastinv_status fastinv_view_contiguous(void* data, int32_t dtype, int64_t n, int32_t feature_ndim,
                                        const int64_t* feature_shape, fastinv_view* view);
 
 /* ---------------------------------------------------------------------------------------
@@ -113,7 +113,7 @@ fastinv_status fastinv_model_run(const fastinv_model* model, const fastinv_view*
  * element (c, p) at data[c * stride_channel + p * stride_pixel]. */
 typedef struct fastinv_aia_data {
   const void* data;
-  fastinv_dtype dtype;
+  int32_t dtype; /* fastinv_dtype */
   int64_t npix;
   int64_t stride_channel, stride_pixel;
 } fastinv_aia_data;
@@ -126,8 +126,8 @@ typedef enum fastinv_error_model {
 } fastinv_error_model;
 
 typedef struct fastinv_dem_errors {
-  size_t size; /* sizeof(fastinv_dem_errors) */
-  fastinv_error_model mode;
+  size_t size;  /* sizeof(fastinv_dem_errors) */
+  int32_t mode; /* fastinv_error_model */
   const double* sigma;
   int64_t sigma_stride_channel, sigma_stride_pixel; /* 0 broadcasts */
   double exptime[6];                                /* s, per channel */
@@ -223,7 +223,7 @@ typedef struct fastinv_stokes fastinv_stokes;
 
 typedef struct fastinv_stokes_profiles {
   const void* data;
-  fastinv_dtype dtype;
+  int32_t dtype; /* fastinv_dtype */
   int64_t n;
   int64_t stride_profile, stride_stokes, stride_wavelength;
 } fastinv_stokes_profiles;

@@ -23,7 +23,7 @@ void clear_error() { last_error.clear(); }
 
 const char* last_error_message() noexcept { return last_error.c_str(); }
 
-DType dtype_of(fastinv_dtype d, const char* function) {
+DType dtype_of(int32_t d, const char* function) {
   if (d == FASTINV_FLOAT32) return DType::f32;
   if (d == FASTINV_FLOAT64) return DType::f64;
   throw TypeMismatch(std::string(function) + ": dtype must be FASTINV_FLOAT32 or FASTINV_FLOAT64, got " +

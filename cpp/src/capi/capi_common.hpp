@@ -62,6 +62,6 @@ const S& require_struct(const S* s, std::size_t first_version_size, const char* 
   return *s;
 }
 
-DType dtype_of(fastinv_dtype d, const char* function);
+DType dtype_of(int32_t d, const char* function);
 
 }  // namespace fastinv::capi

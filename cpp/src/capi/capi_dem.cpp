@@ -54,7 +54,7 @@ DeepEmChi2 dem_errors(const fastinv_dem_errors* e, const char* fn) {
       break;
     default:
       throw InvalidArgument(std::string(fn) + ": errors->mode must be FASTINV_ERRORS_NONE, _SIGMA or _AIA, got " +
-                            std::to_string(int(v.mode)));
+                            std::to_string(v.mode));
   }
   return c;
 }

@@ -37,7 +37,7 @@ fastinv::Strided layout_of(const fastinv_view& v, const char* function, const ch
 
 extern "C" {
 
-fastinv_status fastinv_view_contiguous(void* data, fastinv_dtype dtype, int64_t n, int32_t feature_ndim,
+fastinv_status fastinv_view_contiguous(void* data, int32_t dtype, int64_t n, int32_t feature_ndim,
                                        const int64_t* feature_shape, fastinv_view* view) {
   return guard([&] {
     const char* fn = "fastinv_view_contiguous";
