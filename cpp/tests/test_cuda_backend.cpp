@@ -4,13 +4,15 @@
 // tests/test_cpp_native.py from random architectures and DeepEM). Exercises: chunking
 // over the three lanes (run with FASTINV_CUDA_CHUNK small), float64 input, strided
 // host views, device-array views (contiguous, strided, and planar for the zero-copy
-// fused path), outputs poisoned with NaN. Prints "N passed, N failed".
+// fused path), outputs poisoned with NaN. GoogleTest.
 #include <cmath>
 #include <cstdio>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "backend.hpp"
 #include "fastinv/error.hpp"
@@ -26,16 +28,7 @@ using fastinv::InputView;
 using fastinv::OutputView;
 using fastinv::Strided;
 
-int passed = 0, failed = 0;
-
-void check(bool ok, const std::string& what) {
-  if (ok) {
-    ++passed;
-  } else {
-    ++failed;
-    std::printf("FAIL: %s\n", what.c_str());
-  }
-}
+std::vector<std::string> model_paths;  // from the command line, after GoogleTest's own flags
 
 // A (C, L) sample layout with sample stride `sstride` and feature strides (fs0, fs1).
 Strided view(int64_t n, const fastinv::Shape& s, int64_t sstride, int64_t fs0, int64_t fs1) {
@@ -82,14 +75,14 @@ void run_model(const std::string& path) {
     try {
       gpu = fastinv::make_cuda_backend(graph, p, 0);
     } catch (const std::exception& e) {
-      check(false, tag + ": backend construction threw " + e.what());
+      EXPECT_TRUE(false) << tag + ": backend construction threw " + e.what();
       continue;
     }
     auto compare = [&](const std::vector<float>& got, const std::string& what) {
       bool finite = false;
       const double err = rel_l2(got, ref, finite);
-      check(finite && err <= tol, tag + " " + gpu->isa() + " " + what + ": rel L2 " + std::to_string(err) +
-                                      (finite ? "" : " (non-finite: an element was not written)"));
+      EXPECT_TRUE(finite && err <= tol) << tag + " " + gpu->isa() + " " + what + ": rel L2 " + std::to_string(err) +
+                                               (finite ? "" : " (non-finite: an element was not written)");
     };
     auto poisoned = [&](size_t size) { return std::vector<float>(size, std::nanf("")); };
 
@@ -136,20 +129,18 @@ void run_model(const std::string& path) {
   }
 }
 
+TEST(CudaBackendHost, MatchesTheCpuBackendOnEveryModel) {
+  ASSERT_FALSE(model_paths.empty()) << "usage: test_cuda_backend [gtest flags] model.safetensors...";
+  for (const std::string& path : model_paths) {
+    SCOPED_TRACE(path);
+    run_model(path);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::printf("usage: %s model.safetensors...\n", argv[0]);
-    return 2;
-  }
-  for (int i = 1; i < argc; ++i) {
-    try {
-      run_model(argv[i]);
-    } catch (const std::exception& e) {
-      check(false, std::string(argv[i]) + ": " + e.what());
-    }
-  }
-  std::printf("%d passed, %d failed\n", passed, failed);
-  return failed ? 1 : 0;
+  ::testing::InitGoogleTest(&argc, argv);
+  model_paths.assign(argv + 1, argv + argc);
+  return RUN_ALL_TESTS();
 }

@@ -1,7 +1,7 @@
 // C++ tests of the engine through the public API only, with no Python: model files
 // are written here, results compared with a naive double-precision implementation of
 // the same network, and the loader is fed corrupted files. Run under ASan + UBSan in
-// CI (tests/test_cpp_native.py). Prints "N passed, N failed".
+// CI (tests/test_cpp_native.py runs them through ctest). GoogleTest.
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -127,15 +127,16 @@ std::map<std::string, Tensor> make_weights(std::mt19937& rng) {
           {"fc.w", random_tensor(rng, {6, 35}, 0.3f)},   {"fc.b", random_tensor(rng, {6}, 0.1f)}};
 }
 
-void test_against_reference(std::mt19937& rng) {
+TEST(Engine, MatchesDoubleReferenceOnEveryIsa) {
+  std::mt19937 rng(12345);
   auto weights = make_weights(rng);
   const std::vector<uint8_t> file = write_model(weights, kGraph);
   const std::string path = "fastinv_test_model.safetensors";
   std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(file.data()), std::streamsize(file.size()));
   fastinv::Model model = fastinv::Model::load(path);
   std::remove(path.c_str());
-  check(model.input_size() == 120 && model.output_size() == 6, "shapes from the file");
-  check(model.info().parameters == 7 * 12 + 7 + 5 * 21 + 5 + 6 * 35 + 6, "parameter count");
+  EXPECT_TRUE(model.input_size() == 120 && model.output_size() == 6) << "shapes from the file";
+  EXPECT_TRUE(model.info().parameters == 7 * 12 + 7 + 5 * 21 + 5 + 6 * 35 + 6) << "parameter count";
 
   const int64_t n = 37;  // not a multiple of the tile width
   Tensor x = random_tensor(rng, {n, 4, 30}, 2.f);
@@ -158,16 +159,18 @@ void test_against_reference(std::mt19937& rng) {
       }
     }
     const std::string name = fastinv::isa_name(isa);
-    check(err < 1e-5, name + ": matches the double reference (max err " + std::to_string(err) + ")");
-    check(nan_ok, name + ": NaN input reaches only its own sample");
-    check(std::memcmp(y.data(), y1.data(), y.size() * 4) == 0, name + ": 1 and 2 threads bitwise identical");
+    EXPECT_TRUE(err < 1e-5) << name + ": matches the double reference (max err " + std::to_string(err) + ")";
+    EXPECT_TRUE(nan_ok) << name + ": NaN input reaches only its own sample";
+    EXPECT_TRUE(std::memcmp(y.data(), y1.data(), y.size() * 4) == 0) << name + ": 1 and 2 threads bitwise identical";
   }
   fastinv::set_active_isa(fastinv::available_isas().back());
 }
 
-void test_corrupted_files(std::mt19937& rng) {
+TEST(Engine, RejectsCorruptedFiles) {
+  std::mt19937 rng(54321);
   const std::vector<uint8_t> good = write_model(make_weights(rng), kGraph);
-  check_throws<fastinv::IoError>([] { fastinv::Model::load("/nonexistent/model.safetensors"); }, "missing file");
+  EXPECT_TRUE(throws_with<fastinv::IoError>([] { fastinv::Model::load("/nonexistent/model.safetensors"); }, ""))
+      << "missing file";
   // Every truncation is rejected with a clear error.
   bool all_rejected = true;
   for (size_t len = 0; len < good.size(); len += (len < 400 ? 1 : 97)) {
@@ -177,7 +180,7 @@ void test_corrupted_files(std::mt19937& rng) {
     } catch (const fastinv::InvalidArgument&) {
     }
   }
-  check(all_rejected, "every truncated file is rejected");
+  EXPECT_TRUE(all_rejected) << "every truncated file is rejected";
   // Random byte corruption anywhere: loads or throws fastinv::Error, never crashes.
   bool survived = true;
   std::uniform_int_distribution<size_t> pos(0, good.size() - 1);
@@ -194,13 +197,14 @@ void test_corrupted_files(std::mt19937& rng) {
       survived = false;
     }
   }
-  check(survived, "random corruption never escapes as a non-fastinv exception");
+  EXPECT_TRUE(survived) << "random corruption never escapes as a non-fastinv exception";
 
   auto rejects = [&](const std::string& graph, const std::string& what, const std::string& needle,
                      std::map<std::string, Tensor> w = {}) {
     if (w.empty()) w = make_weights(rng);
     const std::vector<uint8_t> f = write_model(w, graph);
-    check_throws<fastinv::InvalidArgument>([&] { fastinv::Model::from_memory(f.data(), f.size()); }, what, needle);
+    EXPECT_TRUE(throws_with<fastinv::InvalidArgument>([&] { fastinv::Model::from_memory(f.data(), f.size()); }, needle))
+        << what;
   };
   std::string g = kGraph;
   auto replaced = [&](const std::string& from, const std::string& to) {
@@ -228,33 +232,25 @@ void test_corrupted_files(std::mt19937& rng) {
   overlapped[0] = uint8_t(overlap_header.size());
   overlapped.insert(overlapped.end(), overlap_header.begin(), overlap_header.end());
   overlapped.resize(overlapped.size() + 12, 0);
-  check_throws<fastinv::InvalidArgument>([&] { fastinv::Model::from_memory(overlapped.data(), overlapped.size()); },
-                                         "overlapping data ranges", "overlap");
+  EXPECT_TRUE(throws_with<fastinv::InvalidArgument>(
+      [&] { fastinv::Model::from_memory(overlapped.data(), overlapped.size()); }, "overlap"))
+      << "overlapping data ranges";
   // Offsets past the end of the file.
   std::vector<uint8_t> past = overlapped;
   past.resize(past.size() - 4);
-  check_throws<fastinv::InvalidArgument>([&] { fastinv::Model::from_memory(past.data(), past.size()); },
-                                         "offsets outside the file", "outside");
+  EXPECT_TRUE(
+      throws_with<fastinv::InvalidArgument>([&] { fastinv::Model::from_memory(past.data(), past.size()); }, "outside"))
+      << "offsets outside the file";
 
   fastinv::Model m = fastinv::Model::from_memory(good.data(), good.size());
-  check_throws<fastinv::InvalidArgument>(
+  EXPECT_TRUE(throws_with<fastinv::InvalidArgument>(
       [&] {
         fastinv::InputView in{nullptr, fastinv::DType::f32, fastinv::Strided::contiguous(2, {4, 29})};
         std::vector<float> y(12);
         m.run(in, fastinv::OutputView{y.data(), fastinv::Strided::contiguous(2, {6})});
       },
-      "wrong input shape", "per-sample shape");
+      "per-sample shape"))
+      << "wrong input shape";
 }
 
 }  // namespace
-
-int main() {
-  std::mt19937 rng(12345);
-  try {
-    test_against_reference(rng);
-    test_corrupted_files(rng);
-  } catch (const std::exception& e) {
-    check(false, std::string("unexpected exception: ") + e.what());
-  }
-  return check_summary();
-}

@@ -1,5 +1,5 @@
 // C++ tests of internal helpers that the public API cannot reach. Run under ASan + UBSan in
-// CI (tests/test_cpp_native.py). Prints "N passed, N failed".
+// CI (tests/test_cpp_native.py runs them through ctest). GoogleTest.
 #include <atomic>
 #include <stdexcept>
 #include <string>
@@ -35,37 +35,32 @@ int run_region(int items, int bad, int threads, fastinv::ParallelErrors& errors,
   return skipped.load();
 }
 
-void test_parallel_errors() {
+TEST(ParallelErrors, RethrowsOnceAfterTheRegion) {
   for (int threads : {1, 2, 4}) {
     const std::string t = " (" + std::to_string(threads) + " threads)";
     fastinv::ParallelErrors ok;
     std::vector<int> done(1000, 0);
     run_region(1000, -1, threads, ok, done);
-    check(!ok.failed(), "no failure recorded when nothing throws" + t);
+    EXPECT_TRUE(!ok.failed()) << "no failure recorded when nothing throws" + t;
     int all = 0;
     for (int d : done) all += d;
-    check(all == 1000, "every item ran" + t);
+    EXPECT_TRUE(all == 1000) << "every item ran" + t;
     bool threw = false;
     try {
       ok.rethrow();
     } catch (...) {
       threw = true;
     }
-    check(!threw, "rethrow after success is a no-op" + t);
+    EXPECT_TRUE(!threw) << "rethrow after success is a no-op" + t;
 
     fastinv::ParallelErrors errors;
     std::vector<int> done2(1000, 0);
     run_region(1000, 37, threads, errors, done2);
-    check(errors.failed(), "the failure is recorded" + t);
-    check(done2[37] == 0, "the failing item did not complete" + t);
-    check_throws<std::runtime_error>([&] { errors.rethrow(); }, "the item's exception is rethrown" + t,
-                                     "item 37 failed");
+    EXPECT_TRUE(errors.failed()) << "the failure is recorded" + t;
+    EXPECT_TRUE(done2[37] == 0) << "the failing item did not complete" + t;
+    EXPECT_TRUE(throws_with<std::runtime_error>([&] { errors.rethrow(); }, "item 37 failed"))
+        << "the item's exception is rethrown" + t;
   }
 }
 
 }  // namespace
-
-int main() {
-  test_parallel_errors();
-  return check_summary();
-}
