@@ -73,6 +73,18 @@ def test_cpp_programs_under_ctest_with_asan_ubsan(asan_build):
         assert name in out.stdout, f"{name} is not registered with ctest"
 
 
+@pytest.mark.slow
+def test_c_api_argument_checks_under_asan_ubsan(asan_build):
+    """cpp/tests/test_capi.c: NULL pointers, bad sizes/enums/shapes give a status and a message,
+    negative strides give the reversed results, and a bounded fuzz of the view fields only
+    ever returns a status (see the program's comment)."""
+    env = dict(ENV, FASTINV_DATA_DIR=str(ROOT / "python" / "fastinv" / "data"))
+    out = subprocess.run([str(asan_build / "test_capi")], capture_output=True, text=True, env=env)
+    print(out.stdout, out.stderr)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert ", 0 failed" in out.stdout
+
+
 def _small_cnn(torch):
     nn = torch.nn
     return (

@@ -26,6 +26,7 @@ LAYERS = {
     "_scheduler": 0,
     "_series": 0,
     "model": 0,
+    "embedding": 0,
     "__main__": 3,
     "export": 0,
     "datasets": 0,

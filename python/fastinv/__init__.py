@@ -18,6 +18,7 @@ from importlib.metadata import version as _version
 
 from . import _core
 from ._warnings import FastinvUserWarning
+from .embedding import get_cmake_dir, get_include, get_library_dir
 from .model import Model, load
 
 try:
@@ -25,7 +26,17 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0+unknown"
 
-__all__ = ["info", "load", "Model", "export", "FastinvUserWarning", "__version__"]
+__all__ = [
+    "info",
+    "load",
+    "Model",
+    "export",
+    "FastinvUserWarning",
+    "get_include",
+    "get_cmake_dir",
+    "get_library_dir",
+    "__version__",
+]
 
 # fastinv.export imports torch only when called, so importing it here is cheap. Importing
 # the FUNCTION at import time matters: a wrapper that imports the submodule lazily gets

@@ -66,7 +66,7 @@ void BasisPursuit::set_basis(std::vector<double> basis, std::size_t nt, double e
 }
 
 void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out,
-                         const BpMonteCarlo& mc) const {
+                         const BpMonteCarlo& mc, int n_threads) const {
   if (npix == 0) return;
   if (!y || !sigma || !out.coeffs || !out.status || !out.tolfac || !out.objective)
     throw InvalidArgument("BasisPursuit::solve: null input or output array");
@@ -170,7 +170,7 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
   };
 
   // one thread per chunk at most: every thread builds its own simplex tableaux
-  const int threads = resolve_threads(opts_.threads, nchunks, "BasisPursuit.solve");
+  const int threads = resolve_threads(n_threads > 0 ? n_threads : opts_.threads, nchunks, "BasisPursuit.solve");
   (void)threads;
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP

@@ -21,10 +21,16 @@ constexpr int kW = cpu::kTileWidth;
 
 // model[c][j] = sum_t K[c][t] * em[t][j] in float64 over the tile's lanes: the one part of
 // the post-processing with real arithmetic (6 x nT MACs per pixel), so it gets SIMD clones.
-// The file is compiled with -ffp-contract=off: the same sums on every clone.
-__attribute__((target_clones("avx512f", "avx2", "default"))) void resynthesize(const float* kernel, int64_t n_t,
-                                                                               const float (*em)[kW],
-                                                                               float (*model)[kW]) {
+// The file is compiled with -ffp-contract=off: the same sums on every clone. ThreadSanitizer
+// builds get the default clone only: the clones' ifunc resolver would run, instrumented,
+// before the TSan runtime has started (a crash at load time).
+#ifdef __SANITIZE_THREAD__
+#define FASTINV_RESYNTHESIZE_CLONES
+#else
+#define FASTINV_RESYNTHESIZE_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+FASTINV_RESYNTHESIZE_CLONES void resynthesize(const float* kernel, int64_t n_t, const float (*em)[kW],
+                                              float (*model)[kW]) {
   double emd[64][kW];
   for (int64_t t = 0; t < n_t; ++t)
     for (int j = 0; j < kW; ++j) emd[t][j] = double(em[t][j]);
@@ -89,7 +95,7 @@ class DeepEmHooks final : public TileHooks {
       out_.status[first + j] = static_cast<int8_t>(!finite[j]    ? BpStatus::bad_input
                                                    : overflow[j] ? BpStatus::overflow
                                                                  : BpStatus::ok);
-      out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
+      if (out_.tolfac) out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
       if (overflow[j]) {
         for (int64_t t = 0; t < n_t_; ++t) out_.em[t * npix + first + j] = fnan;
         for (int c = 0; c < kChannels; ++c) model[c][j] = fnan;
@@ -164,8 +170,7 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
   if (!kernel) throw InvalidArgument("DeepEM: null response");
   if (input.npix < 0) throw InvalidArgument("DeepEM: negative pixel count");
   if (input.npix == 0) return;
-  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective ||
-      !output.tolfac)
+  if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective)
     throw InvalidArgument("DeepEM: null array");
   if (chi2.mode == DeepEmErrors::sigma && !chi2.sigma) throw InvalidArgument("DeepEM: null sigma");
   if (chi2.mode == DeepEmErrors::aia) {

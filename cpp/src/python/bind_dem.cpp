@@ -161,15 +161,7 @@ void bind_dem(py::module_& m, py::module_& testing) {
             const double* sp = sigma.data();
             {
               py::gil_scoped_release release;
-              if (threads != 0) {
-                BpOptions o = self.options();
-                o.threads = threads;
-                BasisPursuit other(self.dictionary(), self.nchan(), self.ncoef(), o);
-                if (ntb > 0) other.set_basis(self.basis(), self.nt(), self.em_unit());
-                other.solve(yp, sp, static_cast<std::size_t>(np), out, mc);
-              } else {
-                self.solve(yp, sp, static_cast<std::size_t>(np), out, mc);
-              }
+              self.solve(yp, sp, static_cast<std::size_t>(np), out, mc, threads);
             }
             py::object errors = py::none();
             if (n_samples > 0) errors = py::make_tuple(em_std, logt_std, total_std, feasible);

@@ -109,8 +109,9 @@ class BasisPursuit {
   // tolfac*sigma). Negative y are set to 0; non-finite y/sigma or negative sigma give
   // BpStatus::bad_input for that pixel only. Thread-safe; parallel over pixels with OpenMP.
   // With `mc` (n_samples > 0), also the Monte-Carlo error estimate (see BpMonteCarlo).
-  void solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out,
-             const BpMonteCarlo& mc = {}) const;
+  // threads > 0 overrides options().threads for this call.
+  void solve(const double* y, const double* sigma, std::size_t npix, const BpOutput& out, const BpMonteCarlo& mc = {},
+             int threads = 0) const;
 
  private:
   std::vector<double> dict_;

@@ -7,6 +7,8 @@
 // chi2), so the EM, status and total EM are bitwise equal to it.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/model.hpp"
@@ -37,12 +39,42 @@ struct DeepEmOutput {          // all C-contiguous, npix innermost
   int8_t* status = nullptr;    // (npix) BpStatus: ok, bad_input (non-finite input) or overflow
   double* chi2 = nullptr;      // (npix)
   float* objective = nullptr;  // (npix) total EM / 1e26
-  double* tolfac = nullptr;    // (npix) NaN (DeepEM has no tolerance; BPResult's field)
+  double* tolfac = nullptr;    // (npix) NaN (DeepEM has no tolerance; BPResult's field); may be null
 };
 
 // kernel: (6, nT) float32 response, row-major. Validates everything (InvalidArgument) before
 // any work; the run itself cannot throw. Bitwise identical for any thread count.
 void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
                    const DeepEmChi2& chi2, const DeepEmOutput& output, int threads);
+
+// A DeepEM model with its card's normalisation and response: the application python's
+// fastinv.dem.DeepEM is (CPU models), for C++ and C programs. Immutable once loaded: any
+// number of threads may call invert() at once, each with its own buffers.
+//
+//   const auto deepem = fastinv::dem::DeepEm::load();          // the shipped model
+//   deepem.invert({y, DType::f64, npix, npix, 1}, {}, out);    // y: (6, npix)
+class DeepEm {
+ public:
+  // path "": the shipped deepem.safetensors (data_dir()). Throws IoError / InvalidArgument for
+  // a missing file, a model that is not DeepEM (card transforms, 6 -> nT per-pixel network)
+  // or a response table the card names that cannot be loaded.
+  static DeepEm load(const std::string& path = "", const LoadOptions& options = {});
+  explicit DeepEm(Model model);
+
+  const Model& model() const { return model_; }
+  int64_t n_bins() const { return int64_t(logt_.size()); }
+  const std::vector<double>& logt() const { return logt_; }     // bin centres, log10 K
+  const std::vector<float>& kernel() const { return kernel_; }  // (6, n_bins) response on logt
+  const std::string& response_name() const { return response_; }
+
+  // EM (n_bins, npix) in cm^-5, re-synthesis, status, chi2, total EM: see deepem_invert.
+  void invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads = 0) const;
+
+ private:
+  Model model_;
+  std::vector<double> logt_;
+  std::vector<float> kernel_;
+  std::string response_;
+};
 
 }  // namespace fastinv::dem

@@ -1,0 +1,249 @@
+/* fastinv C API (C99): DeepEM and Basis Pursuit DEMs of AIA data, Stokes inversion networks
+ * and the raw network engine, for C, Fortran (iso_c_binding) and any language with a C FFI.
+ *
+ * Rules that hold for every function here:
+ * - Every call returns a fastinv_status; FASTINV_OK is 0. Nothing aborts, throws or prints.
+ *   On failure fastinv_last_error() gives the message (per thread, until that thread's next
+ *   failing call); output arguments are left unspecified.
+ * - Handles are opaque. Each *_load / *_create has a *_destroy; destroy(NULL) does nothing.
+ *   Using a handle after destroying it is undefined behaviour (not detectable); a NULL handle
+ *   is an error (FASTINV_INVALID_ARGUMENT).
+ * - A loaded handle is immutable: any number of threads may call the run / invert / solve /
+ *   predict functions on the same handle at once, each with its own output buffers. Creating
+ *   and destroying a handle must not overlap with other calls on it.
+ * - Arrays belong to the caller: inputs are read, outputs are written, nothing is kept after
+ *   the call returns (zero copies of outputs). Shapes are documented per function; strides
+ *   are in elements (not bytes) and may be zero or negative. The library cannot know the size
+ *   of a caller's buffer: the pointer plus the shape and strides must address valid memory.
+ * - threads <= 0 uses the OpenMP default (OMP_NUM_THREADS or all cores); results are bitwise
+ *   identical for any thread count.
+ * - Structs that carry a `size` member must have it set to sizeof(the struct) (the *_init
+ *   functions do): fields are only ever appended, so a program built against an older header
+ *   keeps working with a newer library.
+ *
+ * Version check: call fastinv_check_api(FASTINV_API_VERSION) once at start-up. It fails with
+ * FASTINV_VERSION_MISMATCH when this header is newer than the library that was loaded.
+ */
+#ifndef FASTINV_FASTINV_H
+#define FASTINV_FASTINV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The API level of this header: incremented whenever a function, struct field or enum value
+ * is added. A library serves every header whose level is <= its own. */
+#define FASTINV_API_VERSION 1
+
+/* Status codes. Values may be added in later versions (treat unknown values as errors);
+ * existing values are never renumbered. */
+typedef enum fastinv_status {
+  FASTINV_OK = 0,
+  FASTINV_INVALID_ARGUMENT = 1, /* a bad value, shape, NULL pointer or file content */
+  FASTINV_TYPE_MISMATCH = 2,    /* wrong dtype or rank */
+  FASTINV_IO_ERROR = 3,         /* a file could not be opened or read */
+  FASTINV_OUT_OF_MEMORY = 4,    /* an allocation failed */
+  FASTINV_VERSION_MISMATCH = 5, /* the header is newer than the library */
+  FASTINV_INTERNAL_ERROR = 6    /* anything else; the message says what */
+} fastinv_status;
+
+/* Element types of input arrays (outputs have fixed types, given per function). */
+typedef enum fastinv_dtype { FASTINV_FLOAT32 = 0, FASTINV_FLOAT64 = 1 } fastinv_dtype;
+
+/* The library's version string, e.g. "0.1.0". Never fails. */
+const char* fastinv_version(void);
+
+/* The library's API level (FASTINV_API_VERSION of the headers it was built with). */
+int fastinv_api_version(void);
+
+/* FASTINV_OK when a program built with header level `header_api_version` can use this
+ * library; FASTINV_VERSION_MISMATCH (with a message naming both) when the header is newer. */
+fastinv_status fastinv_check_api(int header_api_version);
+
+/* The message of this thread's last failing call ("" if none). The pointer stays valid until
+ * this thread's next fastinv call. */
+const char* fastinv_last_error(void);
+
+/* The directory of the shipped models and response tables: $FASTINV_DATA_DIR, else
+ * share/fastinv beside the installed library. Writes a NUL-terminated path into buf
+ * (capacity bytes); FASTINV_INVALID_ARGUMENT if it does not fit, FASTINV_IO_ERROR if the data
+ * cannot be found. */
+fastinv_status fastinv_data_dir(char* buf, size_t capacity);
+
+/* ---------------------------------------------------------------------------------------
+ * Strided views (the C++ fastinv::Strided): a batch of independent samples indexed by up to
+ * three sample dimensions (e.g. N, H, W of an image whose pixels are samples), each sample
+ * with one (C) or two (C, L) feature dimensions. Unused sample dimensions have shape 1. */
+typedef struct fastinv_view {
+  void* data;          /* input: float32 or float64 (dtype); output: float32 */
+  int32_t dtype;       /* a fastinv_dtype (enum fields are int32_t: a fixed size, any value checkable) */
+  int32_t sample_ndim; /* 1..3 */
+  int64_t sample_shape[3];
+  int64_t sample_strides[3];
+  int32_t feature_ndim; /* 1..2, must match the model's per-sample shape */
+  int64_t feature_shape[2];
+  int64_t feature_strides[2];
+} fastinv_view;
+
+/* A C-contiguous view of n samples of the given per-sample shape (feature_ndim 1 or 2). */
+fastinv_status fastinv_view_contiguous(void* data, int32_t dtype, int64_t n, int32_t feature_ndim,
+                                       const int64_t* feature_shape, fastinv_view* view);
+
+/* ---------------------------------------------------------------------------------------
+ * A loaded network (any model file written by fastinv.export). */
+typedef struct fastinv_model fastinv_model;
+
+/* device: NULL or "cpu"; "cuda" / "cuda:N" where the CUDA backend was built. */
+fastinv_status fastinv_model_load(const char* path, const char* device, fastinv_model** model);
+void fastinv_model_destroy(fastinv_model* model);
+/* Per-sample input and output sizes (products of the shapes) and shapes (rank <= 2). */
+fastinv_status fastinv_model_sizes(const fastinv_model* model, int64_t* input_size, int64_t* output_size);
+fastinv_status fastinv_model_shapes(const fastinv_model* model, int32_t* input_ndim, int64_t input_shape[2],
+                                    int32_t* output_ndim, int64_t output_shape[2]);
+/* Run on any strided batch: output->dtype must be FASTINV_FLOAT32 and output must have as
+ * many samples as input. */
+fastinv_status fastinv_model_run(const fastinv_model* model, const fastinv_view* input, const fastinv_view* output,
+                                 int threads);
+
+/* ---------------------------------------------------------------------------------------
+ * AIA data: (6, npix) DN s^-1 pixel^-1 in the channel order 94, 131, 171, 193, 211, 335 A,
+ * element (c, p) at data[c * stride_channel + p * stride_pixel]. */
+typedef struct fastinv_aia_data {
+  const void* data;
+  int32_t dtype; /* fastinv_dtype */
+  int64_t npix;
+  int64_t stride_channel, stride_pixel;
+} fastinv_aia_data;
+
+/* Errors for chi2 (DeepEM) or the LP tolerance (Basis Pursuit). */
+typedef enum fastinv_error_model {
+  FASTINV_ERRORS_NONE = 0,  /* DeepEM only: chi2 is NaN */
+  FASTINV_ERRORS_SIGMA = 1, /* sigma: 1-sigma errors in DN/s, (6, npix) float64, strided */
+  FASTINV_ERRORS_AIA = 2    /* the AIA error model from exptime[6] (s) and n_sample */
+} fastinv_error_model;
+
+typedef struct fastinv_dem_errors {
+  size_t size;  /* sizeof(fastinv_dem_errors) */
+  int32_t mode; /* fastinv_error_model */
+  const double* sigma;
+  int64_t sigma_stride_channel, sigma_stride_pixel; /* 0 broadcasts */
+  double exptime[6];                                /* s, per channel */
+  double n_sample;                                  /* pixels summed per value (>= 1) */
+} fastinv_dem_errors;
+
+/* mode NONE, n_sample 1. */
+void fastinv_dem_errors_init(fastinv_dem_errors* errors);
+
+/* ---------------------------------------------------------------------------------------
+ * DeepEM (Wright et al. 2018): input transform sqrt(max(I, 0)) -> network -> EM = 1e25 y^2 in
+ * cm^-5 per bin, re-synthesis K.EM, chi2, status. The numbers of the Python
+ * fastinv.dem.DeepEM.invert, bitwise. CPU models only. */
+typedef struct fastinv_deepem fastinv_deepem;
+
+typedef struct fastinv_deepem_output { /* all required, C-contiguous, npix innermost */
+  size_t size;                         /* sizeof(fastinv_deepem_output) */
+  float* em;                           /* (n_bins, npix) cm^-5 */
+  float* model;                        /* (6, npix) re-synthesised DN/s */
+  int8_t* status;                      /* (npix) 0 ok, 12 a non-finite input (EM 0) */
+  double* chi2;                        /* (npix) NaN with FASTINV_ERRORS_NONE */
+  float* total_em;                     /* (npix) total EM / 1e26 cm^-5 */
+} fastinv_deepem_output;
+
+/* path NULL: the shipped model (fastinv_data_dir()). */
+fastinv_status fastinv_deepem_load(const char* path, fastinv_deepem** deepem);
+void fastinv_deepem_destroy(fastinv_deepem* deepem);
+/* Number of log T bins and (when logt is not NULL) their centres, logt[n_bins]. */
+fastinv_status fastinv_deepem_bins(const fastinv_deepem* deepem, int32_t* n_bins, double* logt);
+/* errors: NULL or as fastinv_dem_errors. */
+fastinv_status fastinv_deepem_invert(const fastinv_deepem* deepem, const fastinv_aia_data* y,
+                                     const fastinv_dem_errors* errors, const fastinv_deepem_output* output,
+                                     int threads);
+
+/* ---------------------------------------------------------------------------------------
+ * Basis Pursuit DEMs (Cheung et al. 2015; SSW aia_sparse_em_* V1.001 defaults): the Python
+ * fastinv.dem.BasisPursuit(...).solve, bitwise. */
+typedef struct fastinv_bp fastinv_bp;
+
+typedef struct fastinv_bp_options {
+  size_t size;          /* sizeof(fastinv_bp_options) */
+  const char* response; /* NULL: "aia_v10_eve"; a shipped table name or a CSV path */
+  const double* logt;   /* NULL: 5.5 ... 7.5 step 0.1 (21 bins); else n_logt bin centres */
+  int32_t n_logt;
+  const double* widths; /* NULL: 0.1, 0.2, 0.6; Gaussian widths besides the Dirac basis */
+  int32_t n_widths;
+  double tolfac;          /* 1.4 */
+  int32_t adaptive;       /* 1: retry failed pixels at tolfac x1.5, x2.25 */
+  int32_t max_iterations; /* 400 simplex iterations per LP */
+  int32_t warm_start;     /* 1 */
+} fastinv_bp_options;
+
+typedef struct fastinv_bp_output { /* C-contiguous, npix innermost; em and status required */
+  size_t size;                     /* sizeof(fastinv_bp_output) */
+  double* em;                      /* (n_bins, npix) cm^-5, 0 where status != 0 */
+  int8_t* status;                  /* (npix) 0 ok, 2 infeasible, 3 not converged, 10 rejected,
+                                      11 no counts, 12 bad input (values may be added) */
+  double* chi2;                    /* (npix) or NULL; NaN where status != 0 */
+  double* model;                   /* (6, npix) or NULL: re-synthesised DN/s */
+  double* tolfac;                  /* (npix) or NULL */
+  double* objective;               /* (npix) or NULL: sum of coefficients, 1e26 cm^-5 */
+  double* coeffs;                  /* (n_coef, npix) or NULL */
+  int32_t* iterations;             /* (npix) or NULL */
+  /* Monte-Carlo errors: n_samples re-solves per solved pixel with the data perturbed by
+     sigma, seeded by (seed, first_pixel + p): independent of threads and of how an image is
+     split into calls. Each pointer may be NULL. */
+  int32_t n_samples; /* 0: none */
+  uint64_t seed;
+  uint64_t first_pixel;
+  double* em_err;       /* (n_bins, npix) cm^-5 */
+  double* logt_err;     /* (npix) dex */
+  double* total_em_err; /* (npix) cm^-5 */
+  double* mc_feasible;  /* (npix) fraction of feasible draws */
+} fastinv_bp_output;
+
+void fastinv_bp_options_init(fastinv_bp_options* options);
+void fastinv_bp_output_init(fastinv_bp_output* output); /* all NULL / 0 */
+/* options: NULL for the defaults. */
+fastinv_status fastinv_bp_create(const fastinv_bp_options* options, fastinv_bp** bp);
+void fastinv_bp_destroy(fastinv_bp* bp);
+fastinv_status fastinv_bp_sizes(const fastinv_bp* bp, int32_t* n_bins, int32_t* n_coef);
+/* logt[n_bins]: the bin centres. */
+fastinv_status fastinv_bp_logt(const fastinv_bp* bp, double* logt);
+/* errors: mode SIGMA or AIA (the LP needs sigma). */
+fastinv_status fastinv_bp_solve(const fastinv_bp* bp, const fastinv_aia_data* y, const fastinv_dem_errors* errors,
+                                const fastinv_bp_output* output, int threads);
+
+/* ---------------------------------------------------------------------------------------
+ * Stokes inversion networks: (n, 4, n_wavelength) profiles I, Q, U, V / I_c on the model's
+ * grid -> physical quantities at the card's log tau nodes. The Python
+ * fastinv.stokes.StokesNet.predict (values bitwise; the azimuth to float32 rounding). */
+typedef struct fastinv_stokes fastinv_stokes;
+
+typedef struct fastinv_stokes_profiles {
+  const void* data;
+  int32_t dtype; /* fastinv_dtype */
+  int64_t n;
+  int64_t stride_profile, stride_stokes, stride_wavelength;
+} fastinv_stokes_profiles;
+
+/* path: a Stokes model file; or NULL with instrument "hinode" / "visp" for a shipped model. */
+fastinv_status fastinv_stokes_load(const char* path, const char* instrument, fastinv_stokes** net);
+void fastinv_stokes_destroy(fastinv_stokes* net);
+fastinv_status fastinv_stokes_sizes(const fastinv_stokes* net, int32_t* n_wavelength, int32_t* n_nodes,
+                                    int32_t* n_quantities);
+/* wavelength[n_wavelength] (A, air) and nodes[n_nodes] (log tau_500); either may be NULL. */
+fastinv_status fastinv_stokes_grid(const fastinv_stokes* net, double* wavelength, double* nodes);
+/* Name and unit of quantity i (e.g. "temperature", "K"); the strings live as long as net. */
+fastinv_status fastinv_stokes_quantity(const fastinv_stokes* net, int32_t i, const char** name, const char** unit);
+/* out: (n_quantities, n, n_nodes) float32 C-contiguous; status: (n) or NULL, 0 ok, 1 a
+ * non-finite input (that profile's outputs NaN). */
+fastinv_status fastinv_stokes_predict(const fastinv_stokes* net, const fastinv_stokes_profiles* profiles, float* out,
+                                      uint8_t* status, int threads);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FASTINV_FASTINV_H */

@@ -1,0 +1,69 @@
+// Version, errors and data directory of the C API.
+#include <cstring>
+#include <string>
+
+#include "capi_common.hpp"
+#include "fastinv/data.hpp"
+
+namespace fastinv::capi {
+
+namespace {
+thread_local std::string last_error;
+}
+
+void set_error(const std::string& message) {
+  try {
+    last_error = message;
+  } catch (...) {  // no memory for the message: keep a fixed one
+    last_error.clear();
+  }
+}
+
+void clear_error() { last_error.clear(); }
+
+const char* last_error_message() noexcept { return last_error.c_str(); }
+
+DType dtype_of(int32_t d, const char* function) {
+  if (d == FASTINV_FLOAT32) return DType::f32;
+  if (d == FASTINV_FLOAT64) return DType::f64;
+  throw TypeMismatch(std::string(function) + ": dtype must be FASTINV_FLOAT32 or FASTINV_FLOAT64, got " +
+                     std::to_string(int(d)));
+}
+
+}  // namespace fastinv::capi
+
+using namespace fastinv::capi;
+
+extern "C" {
+
+const char* fastinv_version(void) { return fastinv::version(); }
+
+int fastinv_api_version(void) { return FASTINV_API_VERSION; }
+
+fastinv_status fastinv_check_api(int header_api_version) {
+  clear_error();
+  if (header_api_version >= 1 && header_api_version <= FASTINV_API_VERSION) return FASTINV_OK;
+  try {
+    set_error("fastinv: the program was built with fastinv.h API version " + std::to_string(header_api_version) +
+              " but the library (fastinv " + fastinv::version() + ") provides API version " +
+              std::to_string(FASTINV_API_VERSION) +
+              ": link the library that matches the header, or rebuild against this one");
+  } catch (...) {  // no memory for the message; the status still says it
+  }
+  return FASTINV_VERSION_MISMATCH;
+}
+
+const char* fastinv_last_error(void) { return last_error_message(); }
+
+fastinv_status fastinv_data_dir(char* buf, size_t capacity) {
+  return guard([&] {
+    require(buf, "fastinv_data_dir", "buf");
+    const std::string dir = fastinv::data_dir();
+    if (dir.size() + 1 > capacity)
+      throw fastinv::InvalidArgument("fastinv_data_dir: the path needs " + std::to_string(dir.size() + 1) +
+                                     " bytes, buf has " + std::to_string(capacity));
+    std::memcpy(buf, dir.c_str(), dir.size() + 1);
+  });
+}
+
+}  // extern "C"

@@ -1,0 +1,67 @@
+// The C API's plumbing: exceptions become fastinv_status codes plus a per-thread message,
+// and every pointer/size the caller hands over is checked before the C++ API sees it.
+#pragma once
+#include <new>
+#include <string>
+
+#include "fastinv/error.hpp"
+#include "fastinv/fastinv.h"
+#include "fastinv/model.hpp"
+
+namespace fastinv::capi {
+
+void set_error(const std::string& message);
+void clear_error();
+const char* last_error_message() noexcept;
+
+// Run f (returning void); map what it throws to a status. Never lets an exception out.
+template <class F>
+fastinv_status guard(F&& f) noexcept {
+  try {
+    clear_error();
+    f();
+    return FASTINV_OK;
+  } catch (const TypeMismatch& e) {
+    set_error(e.what());
+    return FASTINV_TYPE_MISMATCH;
+  } catch (const InvalidArgument& e) {
+    set_error(e.what());
+    return FASTINV_INVALID_ARGUMENT;
+  } catch (const IoError& e) {
+    set_error(e.what());
+    return FASTINV_IO_ERROR;
+  } catch (const OutOfMemory& e) {
+    set_error(e.what());
+    return FASTINV_OUT_OF_MEMORY;
+  } catch (const std::bad_alloc&) {
+    set_error("out of memory");
+    return FASTINV_OUT_OF_MEMORY;
+  } catch (const std::exception& e) {
+    set_error(e.what());
+    return FASTINV_INTERNAL_ERROR;
+  } catch (...) {
+    set_error("unknown C++ exception");
+    return FASTINV_INTERNAL_ERROR;
+  }
+}
+
+// Throws InvalidArgument "<function>: <what> is NULL" for a null pointer.
+template <class T>
+T* require(T* p, const char* function, const char* what) {
+  if (p == nullptr) throw InvalidArgument(std::string(function) + ": " + what + " is NULL");
+  return p;
+}
+
+// A struct with a leading `size` member: set (not garbage) and at least the first version's size.
+template <class S>
+const S& require_struct(const S* s, std::size_t first_version_size, const char* function, const char* what) {
+  require(s, function, what);
+  if (s->size < first_version_size || s->size > (std::size_t(1) << 20))
+    throw InvalidArgument(std::string(function) + ": " + what + "->size is " + std::to_string(s->size) +
+                          ", expected sizeof(" + what + ") (use the *_init function)");
+  return *s;
+}
+
+DType dtype_of(int32_t d, const char* function);
+
+}  // namespace fastinv::capi

@@ -1,0 +1,210 @@
+// C API: DeepEM and Basis Pursuit DEMs (fastinv::dem::DeepEm, AiaBasisPursuit).
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "capi_common.hpp"
+#include "capi_handles.hpp"
+
+using namespace fastinv::capi;
+using fastinv::InvalidArgument;
+using fastinv::dem::DeepEmChi2;
+using fastinv::dem::DeepEmErrors;
+using fastinv::dem::DeepEmInput;
+
+namespace {
+
+// Sizes of the structs as API level 1 defined them (later levels append fields).
+constexpr std::size_t kErrorsV1 = sizeof(fastinv_dem_errors);
+constexpr std::size_t kDeepEmOutputV1 = sizeof(fastinv_deepem_output);
+constexpr std::size_t kBpOptionsV1 = sizeof(fastinv_bp_options);
+constexpr std::size_t kBpOutputV1 = sizeof(fastinv_bp_output);
+
+DeepEmInput aia_input(const fastinv_aia_data* y, const char* fn) {
+  require(y, fn, "y");
+  DeepEmInput in;
+  in.dtype = dtype_of(y->dtype, fn);
+  if (y->npix < 0) throw InvalidArgument(std::string(fn) + ": y->npix is negative");
+  in.data = y->npix > 0 ? require(y->data, fn, "y->data") : y->data;
+  in.npix = y->npix;
+  in.stride_channel = y->stride_channel;
+  in.stride_pixel = y->stride_pixel;
+  return in;
+}
+
+DeepEmChi2 dem_errors(const fastinv_dem_errors* e, const char* fn) {
+  DeepEmChi2 c;
+  if (e == nullptr) return c;
+  const fastinv_dem_errors& v = require_struct(e, kErrorsV1, fn, "errors");
+  switch (v.mode) {
+    case FASTINV_ERRORS_NONE:
+      c.mode = DeepEmErrors::none;
+      break;
+    case FASTINV_ERRORS_SIGMA:
+      c.mode = DeepEmErrors::sigma;
+      c.sigma = require(v.sigma, fn, "errors->sigma");
+      c.sigma_stride_channel = v.sigma_stride_channel;
+      c.sigma_stride_pixel = v.sigma_stride_pixel;
+      break;
+    case FASTINV_ERRORS_AIA:
+      c.mode = DeepEmErrors::aia;
+      for (int i = 0; i < 6; ++i) c.exptime[i] = v.exptime[i];
+      c.n_sample = v.n_sample;
+      break;
+    default:
+      throw InvalidArgument(std::string(fn) + ": errors->mode must be FASTINV_ERRORS_NONE, _SIGMA or _AIA, got " +
+                            std::to_string(v.mode));
+  }
+  return c;
+}
+
+}  // namespace
+
+extern "C" {
+
+void fastinv_dem_errors_init(fastinv_dem_errors* errors) {
+  if (errors == nullptr) return;
+  *errors = fastinv_dem_errors{};
+  errors->size = sizeof(fastinv_dem_errors);
+  errors->mode = FASTINV_ERRORS_NONE;
+  errors->n_sample = 1.0;
+}
+
+// ------------------------------------------------------------------------------- DeepEM
+
+fastinv_status fastinv_deepem_load(const char* path, fastinv_deepem** deepem) {
+  return guard([&] {
+    require(deepem, "fastinv_deepem_load", "deepem");
+    *deepem = nullptr;
+    *deepem = std::make_unique<fastinv_deepem>(fastinv_deepem{fastinv::dem::DeepEm::load(path ? path : "")}).release();
+  });
+}
+
+void fastinv_deepem_destroy(fastinv_deepem* deepem) { std::unique_ptr<fastinv_deepem> owned(deepem); }
+
+fastinv_status fastinv_deepem_bins(const fastinv_deepem* deepem, int32_t* n_bins, double* logt) {
+  return guard([&] {
+    require(deepem, "fastinv_deepem_bins", "deepem");
+    *require(n_bins, "fastinv_deepem_bins", "n_bins") = int32_t(deepem->deepem.n_bins());
+    if (logt)
+      for (std::size_t i = 0; i < deepem->deepem.logt().size(); ++i) logt[i] = deepem->deepem.logt()[i];
+  });
+}
+
+fastinv_status fastinv_deepem_invert(const fastinv_deepem* deepem, const fastinv_aia_data* y,
+                                     const fastinv_dem_errors* errors, const fastinv_deepem_output* output,
+                                     int threads) {
+  return guard([&] {
+    const char* fn = "fastinv_deepem_invert";
+    require(deepem, fn, "deepem");
+    const DeepEmInput in = aia_input(y, fn);
+    const DeepEmChi2 chi2 = dem_errors(errors, fn);
+    const fastinv_deepem_output& o = require_struct(output, kDeepEmOutputV1, fn, "output");
+    fastinv::dem::DeepEmOutput out;
+    if (in.npix > 0) {
+      out.em = require(o.em, fn, "output->em");
+      out.model = require(o.model, fn, "output->model");
+      out.status = require(o.status, fn, "output->status");
+      out.chi2 = require(o.chi2, fn, "output->chi2");
+      out.objective = require(o.total_em, fn, "output->total_em");
+    }
+    deepem->deepem.invert(in, chi2, out, threads);
+  });
+}
+
+// ------------------------------------------------------------------------ Basis Pursuit
+
+void fastinv_bp_options_init(fastinv_bp_options* options) {
+  if (options == nullptr) return;
+  const fastinv::dem::AiaBpConfig d;
+  *options = fastinv_bp_options{};
+  options->size = sizeof(fastinv_bp_options);
+  options->tolfac = d.tolfac;
+  options->adaptive = d.adaptive;
+  options->max_iterations = d.max_iterations;
+  options->warm_start = d.warm_start;
+}
+
+void fastinv_bp_output_init(fastinv_bp_output* output) {
+  if (output == nullptr) return;
+  *output = fastinv_bp_output{};
+  output->size = sizeof(fastinv_bp_output);
+}
+
+fastinv_status fastinv_bp_create(const fastinv_bp_options* options, fastinv_bp** bp) {
+  return guard([&] {
+    const char* fn = "fastinv_bp_create";
+    require(bp, fn, "bp");
+    *bp = nullptr;
+    fastinv::dem::AiaBpConfig config;
+    if (options) {
+      const fastinv_bp_options& o = require_struct(options, kBpOptionsV1, fn, "options");
+      if (o.response) config.response = o.response;
+      if (o.logt) {
+        if (o.n_logt < 2) throw InvalidArgument("fastinv_bp_create: options->n_logt must be >= 2");
+        config.logt.assign(o.logt, o.logt + o.n_logt);
+      }
+      if (o.widths) {
+        if (o.n_widths < 0) throw InvalidArgument("fastinv_bp_create: options->n_widths is negative");
+        config.widths.assign(o.widths, o.widths + o.n_widths);
+      }
+      config.tolfac = o.tolfac;
+      config.adaptive = o.adaptive != 0;
+      if (o.max_iterations < 1) throw InvalidArgument("fastinv_bp_create: options->max_iterations must be >= 1");
+      config.max_iterations = o.max_iterations;
+      config.warm_start = o.warm_start != 0;
+    }
+    *bp = std::make_unique<fastinv_bp>(fastinv_bp{fastinv::dem::AiaBasisPursuit(config)}).release();
+  });
+}
+
+void fastinv_bp_destroy(fastinv_bp* bp) { std::unique_ptr<fastinv_bp> owned(bp); }
+
+fastinv_status fastinv_bp_sizes(const fastinv_bp* bp, int32_t* n_bins, int32_t* n_coef) {
+  return guard([&] {
+    require(bp, "fastinv_bp_sizes", "bp");
+    *require(n_bins, "fastinv_bp_sizes", "n_bins") = int32_t(bp->bp.nt());
+    *require(n_coef, "fastinv_bp_sizes", "n_coef") = int32_t(bp->bp.ncoef());
+  });
+}
+
+fastinv_status fastinv_bp_logt(const fastinv_bp* bp, double* logt) {
+  return guard([&] {
+    require(bp, "fastinv_bp_logt", "bp");
+    require(logt, "fastinv_bp_logt", "logt");
+    for (std::size_t i = 0; i < bp->bp.nt(); ++i) logt[i] = bp->bp.logt()[i];
+  });
+}
+
+fastinv_status fastinv_bp_solve(const fastinv_bp* bp, const fastinv_aia_data* y, const fastinv_dem_errors* errors,
+                                const fastinv_bp_output* output, int threads) {
+  return guard([&] {
+    const char* fn = "fastinv_bp_solve";
+    require(bp, fn, "bp");
+    const DeepEmInput in = aia_input(y, fn);
+    const DeepEmChi2 e = dem_errors(require(errors, fn, "errors"), fn);
+    const fastinv_bp_output& o = require_struct(output, kBpOutputV1, fn, "output");
+    if (o.n_samples < 0) throw InvalidArgument("fastinv_bp_solve: output->n_samples is negative");
+    fastinv::dem::AiaBpOutput out;
+    out.em = o.em;
+    out.status = o.status;
+    out.chi2 = o.chi2;
+    out.model = o.model;
+    out.tolfac = o.tolfac;
+    out.objective = o.objective;
+    out.coeffs = o.coeffs;
+    out.iterations = o.iterations;
+    fastinv::dem::AiaBpErrors mc;
+    mc.n_samples = o.n_samples;
+    mc.seed = o.seed;
+    mc.first_pixel = o.first_pixel;
+    mc.em_err = o.em_err;
+    mc.logt_err = o.logt_err;
+    mc.total_em_err = o.total_em_err;
+    mc.mc_feasible = o.mc_feasible;
+    bp->bp.solve(in, e, out, mc, threads);
+  });
+}
+
+}  // extern "C"
