@@ -5,7 +5,7 @@ For each precision, the shipped DeepEM (fused kernel) on frames of 1 ... 10 087 
 host frame uses all three streams; each result against
 
 * the CPU emulation of the fused kernel at the same precision and tile
-  (``_core._cuda_emulate``): only the float32 summation order differs, bound predicted
+  (``_core._testing.cuda_emulate``): only the float32 summation order differs, bound predicted
   by tests/_rounding.py (fp32 ~1e-6);
 * the CPU engine (float32): the precision's rounding error, bound predicted likewise.
 
@@ -94,7 +94,7 @@ def check_deepem(check: Checks, device: str, precision: str, sizes: list[int], r
         y = np.full((18, 1, n), np.nan, np.float32)
         model(x, out=y)
         check(bool(np.isfinite(y).all()), f"deepem {precision} n={n}: every output written (no NaN left)")
-        emu, _, used_tile = _core._cuda_emulate(str(path), precision, "fused", x.reshape(6, n), tile=tile)
+        emu, _, used_tile = _core._testing.cuda_emulate(str(path), precision, "fused", x.reshape(6, n), tile=tile)
         e = rel_l2(y.reshape(18, n), emu)
         worst = float(np.abs(y.reshape(18, n) - emu).max() / max(np.abs(emu).max(), 1e-30))
         check(

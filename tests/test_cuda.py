@@ -6,7 +6,7 @@ Two kinds of test:
   weight packing against the PTX ISA's mma fragment layouts decoded independently here;
   bf16/tf32 rounding against torch / an exact float64 formula; and every CUDA plan
   (fused per-pixel kernel and per-op graphs) run through the CPU emulation of the
-  kernels' definitions (``_core._cuda_emulate``) against a float64 PyTorch reference.
+  kernels' definitions (``_core._testing.cuda_emulate``) against a float64 PyTorch reference.
   These check the host half of the backend (plans, tables, padding, packed weights,
   rounding); they do NOT run the CUDA kernels.
 * GPU (skip without a usable CUDA device, with the reason): the issue's verification
@@ -268,8 +268,8 @@ def test_bf16_rounding_matches_torch():
         ]
     )
     ref = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
-    np.testing.assert_array_equal(_core._bf16_bits(x), ref)
-    nan = _core._bf16_bits(np.array([np.nan], np.float32))
+    np.testing.assert_array_equal(_core._testing.bf16_bits(x), ref)
+    nan = _core._testing.bf16_bits(np.array([np.nan], np.float32))
     assert (nan[0] & 0x7F80) == 0x7F80 and (nan[0] & 0x7F) != 0  # still a NaN
 
 
@@ -287,8 +287,8 @@ def test_tf32_rounding_is_round_to_nearest_ties_away():
         np.float32
     )
     x = np.concatenate([normal, ties, -ties])
-    np.testing.assert_array_equal(_core._tf32_round(x), _tf32_exact(x))
-    assert np.all(np.abs(_core._tf32_round(x) - x) <= np.abs(x) * 2.0**-11)
+    np.testing.assert_array_equal(_core._testing.tf32_round(x), _tf32_exact(x))
+    assert np.all(np.abs(_core._testing.tf32_round(x) - x) <= np.abs(x) * 2.0**-11)
 
 
 def _decode(words: np.ndarray, m: int, k: int, precision: str) -> np.ndarray:
@@ -332,7 +332,7 @@ def _decode(words: np.ndarray, m: int, k: int, precision: str) -> np.ndarray:
 def test_packed_weights_follow_the_mma_fragment_layout(precision, m, k):
     rng = np.random.default_rng([SEED, m, k])
     w = rng.standard_normal((m, k)).astype(np.float32)
-    words = _core._cuda_pack_weights(w, precision)
+    words = _core._testing.cuda_pack_weights(w, precision)
     got = _decode(words, m, k, precision)
     assert not np.isnan(got).any(), "a position of the padded matrix is missing from the packed chunks"
     want = {"fp32": w, "tf32": _tf32_exact(w), "bf16": torch.from_numpy(w).to(torch.bfloat16).float().numpy()}[
@@ -344,9 +344,9 @@ def test_packed_weights_follow_the_mma_fragment_layout(precision, m, k):
 
 def test_packing_rejects_bad_input():
     with pytest.raises(ValueError):
-        _core._cuda_pack_weights(np.zeros((0, 3), np.float32), "fp32")
+        _core._testing.cuda_pack_weights(np.zeros((0, 3), np.float32), "fp32")
     with pytest.raises(ValueError):
-        _core._cuda_pack_weights(np.zeros((3, 3), np.float32), "fp16")
+        _core._testing.cuda_pack_weights(np.zeros((3, 3), np.float32), "fp16")
 
 
 # ======================================================================================
@@ -363,7 +363,7 @@ def test_emulated_plan_matches_float64_on_random_architectures(tmp_path, layout,
     ref = _ref64(net, x)
     kinds = ("auto", "general") if layout != "ncl" else ("auto",)
     for kind in kinds:
-        y, used, _ = _core._cuda_emulate(str(path), "fp32", kind, _to_planar(x, layout))
+        y, used, _ = _core._testing.cuda_emulate(str(path), "fp32", kind, _to_planar(x, layout))
         got = _from_planar(y, layout, x.shape, ref.shape[1:])
         err = _rel_l2(got, ref)
         assert err <= TOL["fp32"], f"{kind}->{used}: rel L2 {err:.2e}; seed {seed} ({layout}): {describe(net)}"
@@ -377,7 +377,7 @@ def test_deepem_shape_uses_the_fused_plan_in_every_precision(tmp_path):
     path = _export(net, x, tmp_path)
     ref = _ref64(net, x)
     for precision in ("fp32", "tf32", "bf16"):
-        y, used, _ = _core._cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
+        y, used, _ = _core._testing.cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
         assert used == "fused"
         err = _rel_l2(_from_planar(y, "nchw", x.shape, ref.shape[1:]), ref)
         _assert_rounding_only(err, precision, "random DeepEM")
@@ -392,7 +392,7 @@ def test_shipped_deepem_emulated_in_every_precision():
     x = np.sqrt(rng.gamma(1.5, 80.0, (1, 6, 17, 19))).astype(np.float32)
     ref = model(x).astype(np.float64)  # CPU engine, itself tested at 1e-5 vs torch (test_parity)
     for precision in ("fp32", "tf32", "bf16"):
-        y, used, _ = _core._cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
+        y, used, _ = _core._testing.cuda_emulate(str(path), precision, "auto", _to_planar(x, "nchw"))
         assert used == "fused"
         err = _rel_l2(_from_planar(y, "nchw", x.shape, ref.shape[1:]), ref)
         _assert_rounding_only(err, precision, "shipped DeepEM")
@@ -417,7 +417,7 @@ def test_muisca_emulated_general_plan(tmp_path):
     x = np.random.default_rng(SEED).standard_normal((5, 2, 112)).astype(np.float32)
     path = _export(net, x, tmp_path)
     ref = _ref64(net, x)
-    y, used, _ = _core._cuda_emulate(str(path), "fp32", "auto", _to_planar(x, "ncl"))
+    y, used, _ = _core._testing.cuda_emulate(str(path), "fp32", "auto", _to_planar(x, "ncl"))
     assert used == "general"
     err = _rel_l2(_from_planar(y, "ncl", x.shape, ref.shape[1:]), ref)
     assert err <= TOL["fp32"], f"MUISCA emulated rel L2 {err:.2e}"
@@ -427,7 +427,7 @@ def test_wide_chains_fall_back_to_the_general_plan(tmp_path):
     net = torch.nn.Sequential(torch.nn.Linear(5, 513), torch.nn.GELU(), torch.nn.Linear(513, 4)).eval()
     x = np.random.default_rng(SEED).standard_normal((7, 5)).astype(np.float32)
     path = _export(net, x, tmp_path)
-    y, used, _ = _core._cuda_emulate(str(path), "bf16", "auto", _to_planar(x, "nc"))
+    y, used, _ = _core._testing.cuda_emulate(str(path), "bf16", "auto", _to_planar(x, "nc"))
     assert used == "general"  # 513 > the fused kernel's 512; the per-op path computes in fp32
     assert _rel_l2(y.T, _ref64(net, x)) <= TOL["fp32"]
 
@@ -528,7 +528,9 @@ def test_emulated_kernel_index_math_matches_the_same_precision_model(tmp_path, c
     for tile, n in [(32, 1), (32, 97), (64, 31), (64, 200), (128, 129), (128, 300)]:
         x = np.full((k, n + 5), np.nan, np.float32)  # in_ld = n + 5: NaN beyond the frame must never be read
         x[:, :n] = np.sqrt(rng.gamma(1.5, 80.0, (k, n))) if case == "deepem" else rng.standard_normal((k, n))
-        y, used, tile_used = _core._cuda_emulate(str(path), precision, "fused", x, n=n, tile=tile, grid=2, out_ld=n + 3)
+        y, used, tile_used = _core._testing.cuda_emulate(
+            str(path), precision, "fused", x, n=n, tile=tile, grid=2, out_ld=n + 3
+        )
         assert (used, tile_used) == ("fused", tile)
         assert np.isnan(y[:, n:]).all(), "the kernel wrote beyond the frame (out_ld > n)"
         ref = _same_precision_model(net, x[:, :n], precision)
@@ -646,7 +648,7 @@ def _assert_matches_emulation(path, precision: str, model, x_planar, got_planar)
     """Device output vs the CPU emulation of the fused kernel in the same precision and
     tile: only the float32 summation order differs (tests/_rounding.py predicts it)."""
     tile = int(model.info()["isa"].split("-pixel tiles")[0].rsplit(" ", 1)[1])
-    emu, used, _ = _core._cuda_emulate(str(path), precision, "fused", np.ascontiguousarray(x_planar), tile=tile)
+    emu, used, _ = _core._testing.cuda_emulate(str(path), precision, "fused", np.ascontiguousarray(x_planar), tile=tile)
     err = _rel_l2(got_planar, emu)
     worst = float(np.abs(got_planar - emu).max() / max(np.abs(emu).max(), 1e-30))
     bound = FACTOR * same_precision_difference(precision, DEEPEM_LAYERS, 300)

@@ -1,7 +1,8 @@
-// CUDA backend hooks in fastinv._core: the weight packing and the bf16/tf32 rounding
+// CUDA backend hooks in fastinv._core._testing: the weight packing, the bf16/tf32 rounding and
+// the CPU emulation of the kernels
 // (plain C++, available in every build so tests check them against the PTX fragment
-// layouts and torch's rounding on any machine), and the device check that
-// fastinv.load(device="cuda") performs.
+// layouts and torch's rounding on any machine) — and, in fastinv._core, the device check
+// that fastinv.load(device="cuda") performs.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
@@ -23,9 +24,9 @@ namespace py = pybind11;
 
 namespace fastinv::python {
 
-void bind_cuda(py::module_& m) {
-  m.def(
-      "_cuda_pack_weights",
+void bind_cuda(py::module_& m, py::module_& testing) {
+  testing.def(
+      "cuda_pack_weights",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> w, const std::string& precision) {
         if (w.ndim() != 2) throw InvalidArgument("weights must be a 2-d (out, in) array");
         const cuda::Precision p = cuda::precision_from_name(precision);
@@ -36,24 +37,24 @@ void bind_cuda(py::module_& m) {
       },
       py::arg("w"), py::arg("precision"),
       "Test hook: W (m, k) packed for the fused CUDA kernel, as uint32 words (see cuda/host/pack.hpp).");
-  m.def(
-      "_bf16_bits",
+  testing.def(
+      "bf16_bits",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
         py::array_t<uint16_t> out(x.size());
         for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = cuda::bf16_bits(x.data()[i]);
         return out;
       },
       py::arg("x"), "Test hook: float32 -> bfloat16 bits as the CUDA backend's host packing rounds them.");
-  m.def(
-      "_tf32_round",
+  testing.def(
+      "tf32_round",
       [](py::array_t<float, py::array::c_style | py::array::forcecast> x) {
         py::array_t<float> out(x.size());
         for (py::ssize_t i = 0; i < x.size(); ++i) out.mutable_data()[i] = cuda::tf32_round(x.data()[i]);
         return out;
       },
       py::arg("x"), "Test hook: float32 rounded to tf32 (nearest, ties away), as cvt.rna.tf32.f32.");
-  m.def(
-      "_cuda_emulate",
+  testing.def(
+      "cuda_emulate",
       [](const std::string& path, const std::string& precision, const std::string& path_kind,
          py::array_t<float, py::array::c_style | py::array::forcecast> x, int64_t n, int tile, int grid, int64_t smem,
          int64_t out_ld) {

@@ -11,7 +11,8 @@ void bind_dem(pybind11::module_& dem, pybind11::module_& testing);  // Basis Pur
 void bind_stokes(pybind11::module_& stokes);                        // Faddeeva, lines, Zeeman (bind_stokes.cpp)
 void bind_stokes_me(pybind11::module_& stokes);  // Milne-Eddington, instrument operator (bind_stokes_me.cpp)
 void bind_stokes_lte(pybind11::module_& stokes, pybind11::module_& testing);  // LTE synthesis (bind_stokes_lte.cpp)
-void bind_cuda(pybind11::module_& m);      // CUDA backend test hooks: weight packing, device facts (bind_cuda.cpp)
-void bind_deepem(pybind11::module_& dem);  // DeepEM with fused pre/post-processing (bind_deepem.cpp)
+void bind_cuda(pybind11::module_& m,
+               pybind11::module_& testing);  // CUDA backend test hooks: weight packing, device facts (bind_cuda.cpp)
+void bind_deepem(pybind11::module_& dem);    // DeepEM with fused pre/post-processing (bind_deepem.cpp)
 
 }  // namespace fastinv::python

@@ -33,5 +33,5 @@ PYBIND11_MODULE(_core, m) {
   fastinv::python::bind_stokes(stokes);
   fastinv::python::bind_stokes_me(stokes);
   fastinv::python::bind_stokes_lte(stokes, testing);
-  fastinv::python::bind_cuda(m);
+  fastinv::python::bind_cuda(m, testing);
 }
