@@ -24,24 +24,14 @@ from ..._units import to_float_array
 from ...status import ME_INV_STATUS
 from ..synthesis.instrument import Instrument
 from ..synthesis.lines import SpectralLine
-from ..synthesis.milne_eddington import ME_UNITS, MilneEddington
+from ..synthesis.milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
 from .me_init import classical_guess
 
 __all__ = ["MEInversion", "MEResult", "ME_FIT_PARAMETERS", "ME_CORRELATED", "ME_INV_STATUS"]
 
-#: Parameters of the inversion, in the order of the C++ arrays.
-ME_FIT_PARAMETERS = (
-    "B",
-    "inclination",
-    "azimuth",
-    "vlos",
-    "doppler_width",
-    "damping",
-    "eta0",
-    "S0",
-    "S1",
-    "filling_factor",
-)
+#: Parameters of the inversion, in the order of the C++ arrays: the forward model's, but the
+#: macroturbulence, which the inversion keeps fixed.
+ME_FIT_PARAMETERS = tuple(p for p in ME_PARAMETERS if p != "vmac")
 #: Parameters whose correlation coefficients are returned (axes of ``MEResult.correlations``).
 ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
 
