@@ -6,8 +6,8 @@ Run (writes JSON with machine info and a markdown summary into bench/results/)::
     python bench/bench_me_inversion.py
 
 Data: Hinode SP-like profiles (Fe I 6301.5 + 6302.5, Hinode's LSF and 112 samples),
-synthesised by fastinv's ME model from random parameters (B 0.1-3 kG, inclination 10-170,
-azimuth 0-180 deg, vlos +-3 km/s, Doppler width 20-45 mA, damping 0.05-0.8, eta0 3-40, f = 1)
+synthesised by fastinv's ME model from random parameters over the ME training sets' ranges
+(``sampling.ME_RANGES``: B 0-4 kG, isotropic inclination, eta0 log-uniform 1-60, ...; f = 1)
 plus 1e-3 I_c Gaussian noise; 9 free parameters, the classical initial guess (fastinv: up to 3
 deterministic restarts for pixels left with reduced chi2 > 2; scipy: one start).
 
@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import ME_FIT_PARAMETERS, Instrument, MEInversion  # noqa: E402
+from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
 from profiles import CpuTimed  # noqa: E402
 from summarize import Run, write_markdown  # noqa: E402
 
@@ -42,21 +43,9 @@ NOISE = 1e-3
 
 
 def _truth(n: int, seed: int = 11) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return np.column_stack(
-        [
-            rng.uniform(100, 3000, n),
-            rng.uniform(10, 170, n),
-            rng.uniform(0, 180, n),
-            rng.uniform(-3, 3, n),
-            rng.uniform(20, 45, n),
-            rng.uniform(0.05, 0.8, n),
-            rng.uniform(3, 40, n),
-            rng.uniform(0.05, 0.4, n),
-            rng.uniform(0.6, 1.0, n),
-            np.ones(n),
-        ]
-    )
+    """(n, 10) parameters over the ME training sets' ranges (f = 1), in ME_FIT_PARAMETERS order."""
+    p = sample_me_parameters(n, seed, ranges={"filling_factor": (1, 1, "uniform")})
+    return np.column_stack([p[k] for k in ME_FIT_PARAMETERS])
 
 
 @pytest.fixture(scope="module")

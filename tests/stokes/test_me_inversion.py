@@ -8,29 +8,17 @@ import numpy as np
 import pytest
 from fastinv.status import ME_INV_STATUS
 from fastinv.stokes import ME_FIT_PARAMETERS, Instrument, MEInversion, MilneEddington
+from fastinv.stokes.synthesis.sampling import sample_me_parameters
 from scipy.optimize import least_squares
 
 NOISE = 1e-3
 
 
 def random_parameters(n: int, seed: int) -> np.ndarray:
-    """(n, 11) parameters over ranges like those of the ME training sets (f = 1, vmac = 0)."""
-    rng = np.random.default_rng(seed)
-    return np.column_stack(
-        [
-            rng.uniform(100, 3000, n),
-            rng.uniform(10, 170, n),
-            rng.uniform(0, 180, n),
-            rng.uniform(-3, 3, n),
-            rng.uniform(20, 45, n),
-            rng.uniform(0.05, 0.8, n),
-            rng.uniform(3, 40, n),
-            rng.uniform(0.05, 0.4, n),
-            rng.uniform(0.6, 1.0, n),
-            np.ones(n),
-            np.zeros(n),
-        ]
-    )
+    """(n, 11) parameters drawn over the ME training sets' ranges (f = 1, vmac = 0), in the
+    order ME_FIT_PARAMETERS + vmac."""
+    p = sample_me_parameters(n, seed, ranges={"filling_factor": (1, 1, "uniform"), "vmac": (0, 0, "uniform")})
+    return np.column_stack([p[k] for k in (*ME_FIT_PARAMETERS, "vmac")])
 
 
 def synthesize(me: MilneEddington, p: np.ndarray, mu: float) -> np.ndarray:
