@@ -115,6 +115,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
             progress=progress,
             total=total,
             wavelength_shift=args.wavelength_shift,
+            chi2=args.chi2,
         )
     finally:
         for bar in bars:
@@ -123,7 +124,10 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
     cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument], "instrument of the input")
     cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
-    write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards)
+    if res.chi2 is not None:
+        cards["CHI2VMIC"] = ("fit", "v_mic of the chi2 LTE re-synthesis")
+        cards["CHI2MED"] = (float(np.nanmedian(res.chi2)) if np.isfinite(res.chi2).any() else "NaN", "median chi2")
+    write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards, chi2=res.chi2)
     if args.asdf:
         from ..stokes.inversion.dkist_asdf import write_inversion_asdf
 
@@ -300,6 +304,12 @@ def register(sub) -> None:
         default=0.0,
         metavar="DELTA",
         help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)",
+    )
+    p.add_argument(
+        "--chi2",
+        action="store_true",
+        help="also map how well each pixel's atmosphere fits its profiles: re-synthesise it with LTE "
+        "(v_mic fitted) and write the reduced chi^2 as the 'chi2' image (~4 LTE syntheses per pixel)",
     )
     p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")

@@ -68,6 +68,9 @@ class FrameResult:
         Seconds spent in resampling, normalisation, network and decoding.
     step : int or None
         ViSP raster step (DINDEX3) in watch mode.
+    chi2 : numpy.ndarray (N_slit,) or None
+        Reduced chi^2 of the LTE re-synthesis of each pixel's atmosphere (inverter made with
+        ``chi2=True``; :mod:`fastinv.stokes.inversion.resynthesis`), NaN where status != 0.
     """
 
     results: dict
@@ -77,6 +80,7 @@ class FrameResult:
     compute: float
     step: int | None = None
     header: object = field(default=None, repr=False)
+    chi2: np.ndarray | None = None
 
 
 def _check_continuum(continuum) -> float | None:
@@ -120,6 +124,10 @@ class FrameInverter:
     wavelength_shift : float
         Added to the frames' wavelengths [A] (a correction for a header calibration that is
         off, e.g. checked against the line positions of the mean spectrum).
+    chi2 : bool
+        Also re-synthesise each pixel's atmosphere with LTE and report its chi^2
+        (:class:`~fastinv.stokes.inversion.resynthesis.Resynthesis`, v_mic fitted; about four
+        LTE syntheses per pixel, far more than the network itself).
 
     Examples
     --------
@@ -136,9 +144,15 @@ class FrameInverter:
         threads: int | None = None,
         device: str = "cpu",
         wavelength_shift: float = 0.0,
+        chi2: bool = False,
     ) -> None:
         self.instrument = instrument_key(instrument)
         self.net = _as_net(model, self.instrument, threads, device)
+        self._resynthesis = None
+        if chi2:
+            from .resynthesis import Resynthesis
+
+            self._resynthesis = Resynthesis(self.net)
         self.threads = threads
         self.wl_axis, self.slit_axis = _AXES[self.instrument]
         self.continuum = _check_continuum(continuum)
@@ -284,8 +298,13 @@ class FrameInverter:
         status = np.zeros(n, dtype=np.uint8)
         status[bad] = 1
         status[nosignal] = 2
+        chi2 = None
+        if self._resynthesis is not None:
+            observed = np.moveaxis(r, self.slit_axis, 0) / ic  # (N, 4, Nλ) on the model grid
+            chi2 = self._resynthesis.chi2(observed, {k: v.T for k, v in out.items()}, threads=self.threads)
+            chi2[flagged] = np.nan
         t = time.perf_counter() - t0
-        return FrameResult(out, status, float(ic), t, t, step, header)
+        return FrameResult(out, status, float(ic), t, t, step, header, chi2)
 
     # ------------------------------------------------------------------ watch mode
     def watch(
@@ -501,7 +520,10 @@ class FrameInverter:
         cards = self.net.summary_cards()
         if np.isfinite(result.continuum):  # NaN when no pixel had a usable continuum
             cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
-        return write_inversion_fits(path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards)
+        chi2 = None if result.chi2 is None else result.chi2[:, None]
+        return write_inversion_fits(
+            path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards, chi2=chi2
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -510,7 +532,8 @@ class FrameInverter:
 
 @dataclass
 class MapResult:
-    """A map: quantity -> (nodes, ny, nx), status (ny, nx), the continuum, the WCS."""
+    """A map: quantity -> (nodes, ny, nx), status (ny, nx), the continuum, the WCS, and the
+    re-synthesis chi^2 (ny, nx) when asked for."""
 
     results: dict
     status: np.ndarray
@@ -518,6 +541,7 @@ class MapResult:
     wcs: object
     frames: int
     seconds: float
+    chi2: np.ndarray | None = None
 
 
 def expand_inputs(paths: Sequence) -> list[str]:
@@ -552,6 +576,7 @@ def invert_files(
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
     wavelength_shift: float = 0.0,
+    chi2: bool = False,
 ) -> MapResult:
     """Invert one map: Hinode SP slit files, or the per-Stokes files of a ViSP raster.
 
@@ -575,6 +600,8 @@ def invert_files(
     total : callable, optional
         Called with (number of frames, pass name) at the start of each pass: "continuum"
         (only when ``continuum`` is not given; reads Stokes I) and "invert".
+    chi2 : bool
+        Also map the chi^2 of each pixel's LTE re-synthesis (see :class:`FrameInverter`).
 
     Returns
     -------
@@ -584,7 +611,7 @@ def invert_files(
     key = instrument_key(instrument)
     continuum = _check_continuum(continuum)
     paths = expand_inputs(paths)
-    inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
+    inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift, chi2=chi2)
     if key == "hinode_sp":
         from ..io.hinode import hinode_map_wcs, read_hinode_slit, slit_columns, sort_slits
 
@@ -635,6 +662,7 @@ def invert_files(
         )
     results: dict[str, np.ndarray] = {}
     status = None
+    chi2_map = None
     first_header = None
     for p, x in zip(paths, columns):
         frame = read(p)
@@ -645,6 +673,8 @@ def invert_files(
             ny = r.status.size
             status = np.full((ny, nx), MISSING, dtype=np.uint8)
             results = {k: np.full((v.shape[0], ny, nx), np.nan, dtype=np.float32) for k, v in r.results.items()}
+            if r.chi2 is not None:
+                chi2_map = np.full((ny, nx), np.nan, dtype=np.float32)
         if r.status.size != status.shape[0]:
             raise ValueError(
                 f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
@@ -653,10 +683,12 @@ def invert_files(
         for k, v in r.results.items():
             results[k][:, :, x] = v
         status[:, x] = r.status
+        if chi2_map is not None:
+            chi2_map[:, x] = r.chi2
         if progress is not None:
             progress(x + 1)
     if key == "hinode_sp":
         wcs = hinode_map_wcs(headers, status.shape[0], columns, paths)
     else:
         wcs = visp_map_wcs(first_header)
-    return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0)
+    return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0, chi2_map)
