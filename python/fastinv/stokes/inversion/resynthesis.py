@@ -151,7 +151,7 @@ class Resynthesis:
     >>> from fastinv.stokes import StokesNet
     >>> from fastinv.stokes.inversion.resynthesis import Resynthesis
     >>> rs = Resynthesis(StokesNet.load(instrument="hinode"))
-    >>> rs.log_tau[0], rs.log_tau[-1]
+    >>> float(rs.log_tau[0]), float(rs.log_tau[-1])
     (-4.0, 1.4)
     """
 
