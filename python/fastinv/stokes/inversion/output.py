@@ -68,6 +68,8 @@ def write_inversion_fits(
     units: Mapping[str, str],
     wcs=None,
     cards: Mapping[str, tuple] | None = None,
+    history: Sequence[str] = (),
+    checksum: bool = False,
 ) -> Path:
     """Write inversion maps to FITS (layout in the module docstring), atomically.
 
@@ -83,6 +85,10 @@ def write_inversion_fits(
         2-D celestial WCS of the (ny, nx) image.
     cards : mapping, optional
         Extra primary-header cards (key -> (value, comment)), e.g. the model summary.
+    history : sequence of str
+        HISTORY lines of the primary header (e.g. the input files).
+    checksum : bool
+        Write CHECKSUM/DATASUM cards (series runs validate their outputs with them).
 
     Returns
     -------
@@ -99,6 +105,8 @@ def write_inversion_fits(
     ph["AZIMCONV"] = ("from +Q, 180 deg ambiguous", "mag_azimuth in [0, 180) deg")
     for key, (value, comment) in dict(cards or {}).items():
         ph[key] = (value, comment)
+    for line in history:
+        ph.add_history(line)
     hdus = [primary]
     for name, arr in results.items():
         arr = np.asarray(arr, dtype=np.float32)
@@ -119,7 +127,7 @@ def write_inversion_fits(
     hdus.append(fits.ImageHDU(np.asarray(status, dtype=np.uint8), header=sh, name="status"))
     path = Path(path)
     with atomic_output(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        fits.HDUList(hdus).writeto(tmp, overwrite=True, checksum=checksum)
     return path
 
 
