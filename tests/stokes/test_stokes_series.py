@@ -6,6 +6,8 @@ an interrupted run resumed from the command line, and a ``dkist.Dataset`` given 
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -132,6 +134,32 @@ def test_local_cluster_equals_serial_and_resumes(visp_map, model, serial, tmp_pa
             assert all(e["redone"].endswith("another model") for e in log["steps"].values())
 
 
+def test_killed_worker_run_completes(visp_map, model, serial, tmp_path):
+    """A worker process SIGKILLed mid-run: Dask re-runs its steps on the other one, no output
+    is partial, the log names the lost worker, the files equal the serial run's."""
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cl:
+        with distributed.Client(cl) as client:
+            pids = client.run(os.getpid)
+            killed = []
+
+            def kill_one(name, entry):
+                if not killed:
+                    addr = next(a for a in pids if a != entry["worker"])
+                    os.kill(pids[addr], signal.SIGKILL)
+                    killed.append(addr)
+
+            out = tmp_path / "out"
+            log = run_series(
+                visp_map, out, SeriesOptions(model=model), client=client, progress=False, on_result=kill_one
+            )
+    counts = log["counts"]
+    assert killed and log["workers_gone"] == killed and log["complete"]
+    # a step the killed worker wrote but did not report is re-run and finds its file valid
+    assert set(counts) <= {"done", "skipped"} and counts.get("skipped", 0) <= 1 and sum(counts.values()) == N_STEPS
+    assert not list(out.glob(".*"))  # no temporaries left
+    _assert_equal_to_serial(out, serial)
+
+
 def test_interrupted_run_resumes_from_the_cli(visp_map, model, serial, tmp_path, capsys):
     """Ctrl-C after the third finished step: the log says how far it got, the outputs present
     are complete, and the command run again does the rest, equal to an uninterrupted run."""
@@ -193,7 +221,7 @@ def test_dkist_dataset_and_tiles(tmp_path):
         for q in ("temperature", "velocity", "mag_strength", "status"):
             cols = [fits.getdata(tmp_path / "l2" / f"{name}_step_{n:05d}.fits", q) for n in range(20)]
             assert np.array_equal(np.concatenate(cols, axis=-1), ref[q].data, equal_nan=True), q
-    tiled = TiledDataset(np.array([ds], dtype=object), inventory=ds.inventory)
+    tiled = TiledDataset(np.array([ds], dtype=object), meta={"inventory": ds.inventory})
     ((tile, steps),) = map_steps(tiled)
     assert tile == f"{name}_tile000" and [n for n, _ in steps] == list(range(20))
     want = sorted((int(r["DINDEX4"]), f) for f, r in zip(ds.files.filenames, ds.headers) if int(r["DINDEX3"]) == 7)
