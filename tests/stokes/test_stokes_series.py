@@ -23,7 +23,7 @@ from _stokes_models import make_card, write_model  # noqa: E402
 from fastinv.cli import main  # noqa: E402
 from fastinv.stokes import FrameInverter, StokesNet  # noqa: E402
 from fastinv.stokes.inversion.network import LEVEL2_NAMES  # noqa: E402
-from fastinv.stokes.inversion.series import LOG_NAME, SeriesOptions, map_steps, run_series  # noqa: E402
+from fastinv.stokes.inversion.series import LOG_NAME, SeriesOptions, assemble_map, map_steps, run_series  # noqa: E402
 from fastinv.stokes.io.visp import VispStep, read_visp_step  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
@@ -203,8 +203,9 @@ def test_dkist_dataset_and_tiles(tmp_path):
     """A dkist.Dataset given directly (steps from its header table) and as the tile of a
     TiledDataset: with one --continuum, the steps put side by side are the map the
     single-map command writes, bit for bit."""
-    pytest.importorskip("dkist")
+    dkist = pytest.importorskip("dkist")
     from _stokes_files import write_large_visp
+    from astropy.wcs import WCS
     from dkist import TiledDataset
 
     asdf, ds, data = write_large_visp(tmp_path)
@@ -221,6 +222,29 @@ def test_dkist_dataset_and_tiles(tmp_path):
         for q in ("temperature", "velocity", "mag_strength", "status"):
             cols = [fits.getdata(tmp_path / "l2" / f"{name}_step_{n:05d}.fits", q) for n in range(20)]
             assert np.array_equal(np.concatenate(cols, axis=-1), ref[q].data, equal_nan=True), q
+    # the steps assembled into one map (FITS and dkist ASDF) are the single-map command's map,
+    # with its celestial WCS, also through the command line
+    argv = ["stokes", "invert", "--series", str(asdf), "--instrument", "visp", "-o", str(tmp_path / "l2")]
+    assert main(argv + ["--model", model, "--continuum", "1000", "-q", "--maps"]) == 0
+    with fits.open(tmp_path / "map.fits") as ref, fits.open(tmp_path / "l2" / "large_visp.fits") as got:
+        for h in ref[1:]:
+            assert np.array_equal(got[h.name].data, h.data, equal_nan=True), h.name
+        w_ref, w_got = WCS(ref["temperature"].header).celestial, WCS(got["temperature"].header).celestial
+        assert np.allclose(w_got.pixel_to_world_values(19, 100), w_ref.pixel_to_world_values(19, 100), atol=1e-9)
+        assert got[0].header["NFRAMES"] == 20 and got[0].header["ICONT"] == 1000.0
+    with pytest.warns(Warning, match="failed to convert"):  # no profiles: see dkist_asdf
+        inv = dkist.load_dataset(tmp_path / "l2" / "large_visp.asdf")
+    assert np.array_equal(np.asarray(inv["temperature"].data), fits.getdata(tmp_path / "map.fits", "temperature"))
+    # a failed step is a NaN column with status 3
+    log = json.loads((tmp_path / "l2" / LOG_NAME).read_text())
+    log["steps"]["large_visp_step_00003"]["status"] = "failed"
+    (tmp_path / "l2" / LOG_NAME).write_text(json.dumps(log))
+    out = assemble_map(tmp_path / "l2", "large_visp", tmp_path / "holed.fits")
+    assert (fits.getdata(out, "status")[:, 3] == 3).all() and np.isnan(fits.getdata(out, "temperature")[:, :, 3]).all()
+    with pytest.raises(FileExistsError):
+        assemble_map(tmp_path / "l2", "large_visp", tmp_path / "holed.fits")
+    with pytest.raises(ValueError, match="no map 'nothing'"):
+        assemble_map(tmp_path / "l2", "nothing", tmp_path / "x.fits")
     tiled = TiledDataset(np.array([ds], dtype=object), meta={"inventory": ds.inventory})
     ((tile, steps),) = map_steps(tiled)
     assert tile == f"{name}_tile000" and [n for n, _ in steps] == list(range(20))

@@ -160,7 +160,7 @@ def _series(args: argparse.Namespace) -> int:
     if args.instrument != "visp":
         raise ValueError("--series inverts DKIST ViSP datasets: use --instrument visp")
     if args.png or args.asdf:
-        raise ValueError("--png/--asdf are for single maps, not --series")
+        raise ValueError("--png/--asdf are for single maps; with --series, --maps writes each map's FITS and ASDF")
     spec = parse_scheduler(args.scheduler)
     opts = SeriesOptions(
         model=args.model,
@@ -176,6 +176,13 @@ def _series(args: argparse.Namespace) -> int:
     for name, e in failed.items():
         print(f"step {name} failed: {e['error']}")
     print(f"{len(log['steps'])} steps: {summary(log)}; log in {Path(args.output) / LOG_NAME}")
+    if args.maps:
+        from ..stokes.inversion.series import assemble_map
+
+        for name in log["maps"]:
+            base = Path(args.output) / name
+            assemble_map(args.output, name, f"{base}.fits", f"{base}.asdf", overwrite=True)
+            print(f"wrote {base}.fits and {base}.asdf")
     return 1 if failed else 0
 
 
@@ -250,6 +257,12 @@ def _series_arguments(p) -> None:
         "(tcp://host:8786)",
     )
     g.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+    g.add_argument(
+        "--maps",
+        action="store_true",
+        help="then put each map's steps side by side into OUTPUT/<map>.fits and OUTPUT/<map>.asdf "
+        "(dkist.Inversion; needs fastinv[dkist]); steps that failed are NaN columns with status 3",
+    )
 
 
 def register(sub) -> None:

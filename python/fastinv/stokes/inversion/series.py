@@ -14,7 +14,8 @@ a step, so a step's file is bitwise the same whatever the scheduler. The quiet-S
 is found in each step unless ``continuum`` is given (as ``watch`` does; a whole-map I_c would
 need a pass over every step's Stokes I before the first task). An output is valid for a
 re-run when its FITS checksums verify, its inputs are the step's files, and the model (its
-SHA-256), continuum and wavelength shift are the run's.
+SHA-256), continuum and wavelength shift are the run's. :func:`assemble_map` puts a map's
+step files side by side into one level-2 FITS file (and a ``dkist.Inversion`` ASDF file).
 
 Examples
 --------
@@ -45,7 +46,7 @@ from ..._dask import file_sha256
 from ..._scheduler import SchedulerSpec, client_for, parse_scheduler
 from ..._series import Step, run_steps
 
-__all__ = ["SeriesOptions", "map_steps", "run_series", "validate_output", "LOG_NAME"]
+__all__ = ["SeriesOptions", "map_steps", "run_series", "validate_output", "assemble_map", "LOG_NAME"]
 
 #: The run log in the output folder.
 LOG_NAME = "run_log.json"
@@ -355,3 +356,106 @@ def run_series(
             for tmp in temporaries(step.output):
                 tmp.unlink(missing_ok=True)
     return log
+
+
+# cards the writer sets itself, or that belong to one step, not to a map
+_PER_STEP = {"DINDEX3", "HISTORY", "CHECKSUM", "DATASUM", "ORIGIN", "VLOSCONV", "AZIMCONV", "COMMENT", ""}
+_PER_STEP |= {"SIMPLE", "BITPIX", "NAXIS", "EXTEND"}
+
+
+def assemble_map(
+    out_dir: Union[str, os.PathLike],
+    map_name: str,
+    fits_path: Union[str, os.PathLike],
+    asdf_path: Union[str, os.PathLike, None] = None,
+    overwrite: bool = False,
+) -> Path:
+    """One level-2 map of a series' step files: columns in raster-step order, as
+    ``fastinv stokes invert`` writes a whole map.
+
+    The steps are those of the run log in ``out_dir``; a step that is not done (failed,
+    pending) is a NaN column with status 3 (no file), as a missing slit position is in a
+    single-map run.
+
+    Parameters
+    ----------
+    out_dir : path
+        The series' output folder (its ``run_log.json`` and step files).
+    map_name : str
+        The map (a key of the log's ``maps``).
+    fits_path : path
+        The map's level-2 FITS file (written atomically, with checksums).
+    asdf_path : path, optional
+        Also write it as a ``dkist.Inversion`` ASDF file (needs ``dkist``).
+    overwrite : bool
+        Replace existing output files.
+
+    Returns
+    -------
+    pathlib.Path
+        ``fits_path``.
+
+    Raises
+    ------
+    ValueError
+        No run log, an unknown map, or no finished step of the map.
+    """
+    import json
+
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    from ..._atomic import check_outputs
+    from .frames import MISSING
+    from .output import write_inversion_fits
+
+    out = Path(out_dir)
+    try:
+        log = json.loads((out / LOG_NAME).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{out / LOG_NAME}: no readable run log ({exc})") from None
+    if map_name not in log.get("maps", {}):
+        raise ValueError(f"{out / LOG_NAME}: no map {map_name!r} (maps: {sorted(log.get('maps', {}))})")
+    prefix = f"{map_name}_step_"
+    names = sorted(n for n in log["steps"] if n.startswith(prefix) and n[len(prefix) :].isdigit())
+    done = [k for k, n in enumerate(names) if log["steps"][n]["status"] in ("done", "skipped")]
+    if not done:
+        raise ValueError(f"map {map_name!r}: no finished step in {out}")
+    outputs = [Path(fits_path)] + ([Path(asdf_path)] if asdf_path is not None else [])
+    check_outputs(outputs, [log["steps"][n]["output"] for n in names], overwrite)
+    nx = len(names)
+    results: dict[str, np.ndarray] = {}
+    status = None
+    for k in done:
+        with fits.open(log["steps"][names[k]]["output"]) as hdul:
+            if status is None:
+                col = k
+                ny = hdul["status"].data.shape[0]
+                status = np.full((ny, nx), MISSING, dtype=np.uint8)
+                nodes = np.asarray(hdul["optical_depth"].data, dtype=np.float64)
+                units, qname = {}, {}
+                for h in hdul[1:]:
+                    if "QUANTITY" in h.header:
+                        q = h.header["QUANTITY"]
+                        qname[h.name] = q
+                        units[q] = h.header.get("BUNIT", "")
+                        results[q] = np.full((nodes.size, ny, nx), np.nan, dtype=np.float32)
+                wcs = WCS(next(h for h in hdul[1:] if "QUANTITY" in h.header).header).celestial
+                prim = hdul[0].header
+                cards = {c.keyword: (c.value, c.comment) for c in prim.cards if c.keyword not in _PER_STEP}
+            if hdul["status"].data.shape != (ny, 1):
+                raise ValueError(f"{names[k]}: {hdul['status'].data.shape[0]} pixels along the slit, not {ny}")
+            status[:, k] = hdul["status"].data[:, 0]
+            for ext, q in qname.items():
+                results[q][:, :, k] = hdul[ext].data[:, :, 0]
+    wcs.wcs.crpix[0] += col  # the map's x = the step file's x + its column
+    if cards.get("FI_CMODE", ("",))[0] == "frame":
+        cards.pop("ICONT", None)  # one I_c per step: see the step files
+    cards["NFRAMES"] = (nx, "raster steps of the map (missing ones: status 3)")
+    history = [f"step {Path(log['steps'][n]['output']).name}" for n in names]
+    path = write_inversion_fits(fits_path, results, status, nodes, units, wcs, cards, history, checksum=True)
+    if asdf_path is not None:
+        from .dkist_asdf import write_inversion_asdf
+
+        write_inversion_asdf(asdf_path, path)
+    return path
