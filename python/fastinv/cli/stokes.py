@@ -37,6 +37,8 @@ _EPILOG = """\
 examples:
   fastinv stokes invert SP3D20070105_*.fits --instrument hinode -o map.fits --png map.png
   fastinv stokes invert visp_l1/ --instrument visp -o visp_map.fits --model my_visp.safetensors
+  fastinv stokes invert --series VISP_L1_*.asdf --instrument visp -o l2_steps/ --model my_visp.safetensors \\
+      --scheduler processes:8 --retries 1
 """
 
 
@@ -88,6 +90,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     from ..stokes.inversion.network import STOKES_STATUS, StokesNet
     from ..stokes.inversion.output import quicklook_png, write_inversion_fits
 
+    if args.series:
+        return _series(args)
     out = Path(args.output)
     if out.suffix.lower() not in (".fits", ".fit", ".fts"):
         print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
@@ -151,6 +155,41 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     return 0
 
 
+def _series(args: argparse.Namespace) -> int:
+    """``--series``: every raster step of one or more ViSP maps, one output per step, resumable."""
+    from .._scheduler import parse_scheduler
+    from .._series import summary
+    from ..stokes.inversion.series import LOG_NAME, SeriesOptions, run_series
+
+    if args.instrument != "visp":
+        raise ValueError("--series inverts DKIST ViSP datasets: use --instrument visp")
+    if args.png or args.asdf:
+        raise ValueError("--png/--asdf are for single maps; with --series, --maps writes each map's FITS and ASDF")
+    spec = parse_scheduler(args.scheduler)
+    opts = SeriesOptions(
+        model=args.model,
+        continuum=args.continuum,
+        wavelength_shift=args.wavelength_shift,
+        threads=args.threads or spec.threads_per_step(),
+        device=args.device,
+    )
+    log = run_series(
+        args.files, args.output, opts, scheduler=spec, retries=args.retries, progress=not args.quiet, announce=print
+    )
+    failed = {name: e for name, e in log["steps"].items() if e["status"] == "failed"}
+    for name, e in failed.items():
+        print(f"step {name} failed: {e['error']}")
+    print(f"{len(log['steps'])} steps: {summary(log)}; log in {Path(args.output) / LOG_NAME}")
+    if args.maps:
+        from ..stokes.inversion.series import assemble_map
+
+        for name in log["maps"]:
+            base = Path(args.output) / name
+            assemble_map(args.output, name, f"{base}.fits", f"{base}.asdf", overwrite=True)
+            print(f"wrote {base}.fits and {base}.asdf")
+    return 1 if failed else 0
+
+
 def _cmd_watch(args: argparse.Namespace) -> int:
     from ..stokes.inversion.frames import FrameInverter
 
@@ -201,6 +240,33 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     else:
         print("no complete raster step appeared")
     return 0
+
+
+def _series_arguments(p) -> None:
+    g = p.add_argument_group(
+        "series",
+        "Whole DKIST ViSP datasets and many maps: each FILE is a map (a dataset's .asdf, a "
+        "folder of its level-1 FITS files; loose FITS files together are one map), inverted "
+        "one dask task per raster step into OUTPUT/<map>_step_<DINDEX3>.fits (I_c found in "
+        "each step unless --continuum). A re-run skips steps whose output is complete (FITS "
+        "checksums, inputs, model, options) and redoes the rest; OUTPUT/run_log.json records "
+        "every step (done, failed with its error, skipped). Needs fastinv[dask].",
+    )
+    g.add_argument("--series", action="store_true", help="invert FILE... as maps, one task per raster step")
+    g.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads[:N] (N steps at a time in this process; default 1), processes[:N] "
+        "(N worker processes; default one per core) or a dask.distributed scheduler address "
+        "(tcp://host:8786)",
+    )
+    g.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+    g.add_argument(
+        "--maps",
+        action="store_true",
+        help="then put each map's steps side by side into OUTPUT/<map>.fits and OUTPUT/<map>.asdf "
+        "(dkist.Inversion; needs fastinv[dkist]); steps that failed are NaN columns with status 3",
+    )
 
 
 def register(sub) -> None:
@@ -271,7 +337,12 @@ def register(sub) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="input FITS files (or directories) of one map")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="input FITS files (or directories) of one map; with --series: maps (dataset .asdf files, folders)",
+    )
     p.add_argument(
         "--instrument",
         choices=("hinode", "visp"),
@@ -315,6 +386,7 @@ def register(sub) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    _series_arguments(p)
     p.set_defaults(func=_cmd_invert)
 
     w = sub.add_parser(

@@ -71,6 +71,8 @@ def write_inversion_fits(
     wcs=None,
     cards: Mapping[str, tuple] | None = None,
     chi2: np.ndarray | None = None,
+    history: Sequence[str] = (),
+    checksum: bool = False,
 ) -> Path:
     """Write inversion maps to FITS (layout in the module docstring), atomically.
 
@@ -88,6 +90,10 @@ def write_inversion_fits(
         Extra primary-header cards (key -> (value, comment)), e.g. the model summary.
     chi2 : array (ny, nx), optional
         Reduced chi^2 of each pixel's re-synthesis, written as the ``chi2`` image.
+    history : sequence of str
+        HISTORY lines of the primary header (e.g. the input files).
+    checksum : bool
+        Write CHECKSUM/DATASUM cards (series runs validate their outputs with them).
 
     Returns
     -------
@@ -104,6 +110,8 @@ def write_inversion_fits(
     ph["AZIMCONV"] = ("from +Q, 180 deg ambiguous", "mag_azimuth in [0, 180) deg")
     for key, (value, comment) in dict(cards or {}).items():
         ph[key] = (value, comment)
+    for line in history:
+        ph.add_history(line)
     hdus = [primary]
     for name, arr in results.items():
         arr = np.asarray(arr, dtype=np.float32)
@@ -130,7 +138,7 @@ def write_inversion_fits(
         hdus.append(fits.ImageHDU(np.asarray(chi2, dtype=np.float32), header=ch, name="chi2"))
     path = Path(path)
     with atomic_output(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        fits.HDUList(hdus).writeto(tmp, overwrite=True, checksum=checksum)
     return path
 
 
