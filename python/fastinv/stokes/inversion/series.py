@@ -453,7 +453,7 @@ def assemble_map(
         cards.pop("ICONT", None)  # one I_c per step: see the step files
     cards["NFRAMES"] = (nx, "raster steps of the map (missing ones: status 3)")
     history = [f"step {Path(log['steps'][n]['output']).name}" for n in names]
-    path = write_inversion_fits(fits_path, results, status, nodes, units, wcs, cards, history, checksum=True)
+    path = write_inversion_fits(fits_path, results, status, nodes, units, wcs, cards, history=history, checksum=True)
     if asdf_path is not None:
         from .dkist_asdf import write_inversion_asdf
 
