@@ -195,3 +195,23 @@ def test_bad_and_empty_pixels(deepem, flare):
     assert (res.status[1:] == 0).all() or set(np.unique(res.status[1:])) <= {0, 14}
     with pytest.raises(ValueError, match="exptime"):
         deepem.invert(y, refine=True)
+
+
+def test_cli_refine_writes_refine_map(tmp_path, deepem):
+    from astropy.io import fits
+    from fastinv.cli import main
+
+    files = [str(f) for f in datasets.aia_flare_files()]
+    out = tmp_path / "refined.fits"
+    assert main(["dem", "deepem", *files, "-o", str(out), "--refine", "--threads", "1"]) == 0
+    obs = read_aia(datasets.aia_flare_files())
+    res = deepem.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, refine=True, threads=1)
+    with fits.open(out) as h:
+        assert h[0].header["FI_REFIN"] is True
+        np.testing.assert_array_equal(h["STATUS"].data, res.status)
+        refine = h["REFINE"].data
+        np.testing.assert_array_equal(h[0].data, res.em)  # NaN where the refinement failed
+    moved = (res.status == 0) & np.any(res.em != deepem.invert(obs.data, threads=1).em, axis=0)
+    np.testing.assert_array_equal(refine == 1, moved)
+    np.testing.assert_array_equal(refine >= 2, res.status != 0)
+    np.testing.assert_array_equal(refine[refine >= 2], res.status[refine >= 2])
