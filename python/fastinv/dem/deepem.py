@@ -38,6 +38,9 @@ from .response import load_response
 BAD_INPUT = 12
 #: DEM_STATUS code of a pixel whose EM or re-synthesis is not finite (float32 overflow).
 OVERFLOW = 13
+#: DEM_STATUS code of a pixel that ``invert(..., refine=True)`` cannot fit: no EM >= 0 on the
+#: network's grid reproduces the data within Basis Pursuit's band at any adaptive tolfac.
+REFINE_INFEASIBLE = 14
 
 
 def shipped_model_path() -> Path:
@@ -102,6 +105,7 @@ class DeepEM:
         n_sample: float = 1.0,
         threads: Optional[int] = None,
         out: Optional[BPResult] = None,
+        refine: bool = False,
     ) -> BPResult:
         """DEMs of every pixel.
 
@@ -120,6 +124,17 @@ class DeepEM:
             A previous result of this method for a frame of the same shape: its arrays are
             overwritten and returned (CPU models), so a series of frames reuses one set of
             buffers instead of faulting in ~110 bytes of fresh memory per pixel each time.
+        refine : bool
+            Replace each pixel's EM by the one closest to the network's (weighted L1 distance
+            sum_t |EM_t - EM_net_t| / (EM_net_t + 0.01 max EM_net)) that satisfies Basis
+            Pursuit's constraints exactly: EM >= 0 and max(y - tolfac sigma, 0) <= K EM <=
+            y + tolfac sigma, with BP's adaptive tolfac (1.4, then 2.1, then 3.15) and BP's
+            sigma (``exptime``/``n_sample`` or ``sigma``, one of which is then required). An LP
+            per pixel in C++, started at the network's EM (pixels it already fits keep their
+            EM bitwise). Where no such EM exists the status is 14 (:data:`REFINE_INFEASIBLE`),
+            11 for no counts (sum of y < 0.01 DN/s), 3 if not converged; those pixels and bad
+            input (12) get NaN products. ``tolfac`` is then the one used and ``iterations``
+            the simplex iterations.
 
         Returns
         -------
@@ -132,7 +147,7 @@ class DeepEM:
         if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
             if out is not None:
                 raise ValueError("out= is for NumPy input; a dask input gives dask arrays")
-            return self._invert_dask(y, exptime, sigma, n_sample, threads)
+            return self._invert_dask(y, exptime, sigma, n_sample, threads, refine)
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
@@ -143,7 +158,7 @@ class DeepEM:
         if not self._fused:
             if out is not None:
                 raise ValueError("out= needs a model loaded on the CPU")
-            return self._invert_numpy(yv, exptime, sigma, n_sample, threads)
+            return self._invert_numpy(yv, exptime, sigma, n_sample, threads, refine)
         shape = yv.shape[1:]
         flat = yv.reshape(6, -1)  # a view whenever the pixel axes can be flattened
         if flat.dtype not in (np.float32, np.float64):
@@ -159,6 +174,8 @@ class DeepEM:
             if t.size not in (1, 6):
                 raise ValueError(f"exptime must be one value or six (one per channel), got {t.size}")
             t = np.broadcast_to(t, (6,)).copy()
+        elif refine:
+            raise ValueError("refine=True needs the data's errors: give exptime (s) or sigma (DN/s)")
         bufs = None
         if out is not None:
             bufs = []
@@ -183,6 +200,7 @@ class DeepEM:
                     ) from exc
                 bufs.append(v)
             bufs = tuple(bufs)
+        iterations = np.zeros(flat.shape[1], np.int32)
         em, model, status, chi2, objective, tolfac = _core.dem.deepem_invert(
             self.model._core,
             flat,
@@ -192,6 +210,8 @@ class DeepEM:
             float(n_sample),
             self.model.threads if threads is None else int(threads),
             bufs,
+            refine=bool(refine),
+            refine_iterations=iterations if refine else None,
         )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),
@@ -201,11 +221,11 @@ class DeepEM:
             objective=objective.reshape(shape),
             model=model.reshape((6, *shape)),
             chi2=chi2.reshape(shape),
-            iterations=np.zeros(shape, np.int32),
+            iterations=iterations.reshape(shape),
             logt=self.logt.copy(),
         )
 
-    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool) -> BPResult:
         """:meth:`invert` blockwise over the pixels of a dask array (lazy)."""
         if y.ndim < 1 or y.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {y.shape}")
@@ -218,11 +238,16 @@ class DeepEM:
             exptime=None if exptime is None else to_float_array(exptime, "s", "exptime"),
             n_sample=n_sample,
             threads=threads or 1,
+            refine=refine,
         )
         return BPResult(logt=self.logt.copy(), **_dask.map_pixels(block, [y, sigma], tuple(y.shape[1:])))
 
-    def _invert_numpy(self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+    def _invert_numpy(
+        self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool = False
+    ) -> BPResult:
         """The NumPy pre/post-processing around the network (non-CPU models; test reference)."""
+        if refine and sigma is None and exptime is None:
+            raise ValueError("refine=True needs the data's errors: give exptime (s) or sigma (DN/s)")
         shape = yv.shape[1:]
         # float32 in place, no float64 copy: the network's own precision, and a 16.8 M-pixel
         # frame's pre/post-processing stays small next to the network
@@ -236,6 +261,9 @@ class DeepEM:
             em *= np.float32(1e25)
         if not finite.all():
             em[:, ~finite] = 0.0
+        iterations = np.zeros(x.shape[1], np.int32)
+        if refine:  # the fused loop's refinement, run on its own (C++)
+            refine_status, refine_tolfac, iterations = self._refine(em, yv.reshape(6, -1), exptime, sigma, n_sample)
         with np.errstate(over="ignore", invalid="ignore"):
             model = self._kernel32 @ em
             total = em.sum(axis=0)
@@ -245,6 +273,8 @@ class DeepEM:
         model[:, overflow] = np.nan
         total[overflow] = np.nan
         status = np.where(finite, np.where(overflow, OVERFLOW, OK), BAD_INPUT).astype(np.int8)
+        if refine:
+            status = np.where(finite & (refine_status != OK), refine_status, status).astype(np.int8)
         chi2 = np.full(x.shape[1], np.nan)
         if sigma is not None or exptime is not None:
             flat = yv.reshape(6, -1).astype(np.float64)
@@ -261,13 +291,22 @@ class DeepEM:
             em=em.reshape((len(self.logt), *shape)),
             coeffs=np.zeros((0, *shape)),
             status=status.reshape(shape),
-            tolfac=np.full(shape, np.nan),
+            tolfac=(refine_tolfac if refine else np.full(x.shape[1], np.nan)).reshape(shape),
             objective=(total / np.float32(1e26)).reshape(shape),
             model=model.reshape((6, *shape)),
             chi2=chi2.reshape(shape),
-            iterations=np.zeros(shape, np.int32),
+            iterations=iterations.reshape(shape),
             logt=self.logt.copy(),
         )
+
+    def _refine(self, em: np.ndarray, y: np.ndarray, exptime, sigma, n_sample: float):
+        """Refine em (nT, npix) float32 in place; returns (status, tolfac, iterations)."""
+        sig = t = None
+        if sigma is not None:
+            sig = np.broadcast_to(np.asarray(to_float_array(sigma, "DN/s", "sigma"), np.float64).reshape(6, -1), y.shape)
+        else:
+            t = np.broadcast_to(np.asarray(to_float_array(exptime, "s", "exptime"), float).reshape(-1), (6,)).copy()
+        return _core.dem.deepem_refine(self._kernel32, em, y, sig, t, float(n_sample), self.model.threads)
 
     def fits_cards(self) -> dict:
         """Provenance keywords for FITS headers of DeepEM results."""
