@@ -15,6 +15,7 @@ import math
 import os
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
@@ -124,7 +125,8 @@ def _onnx_session(torch: Any, ort: Any, net: Any, x: np.ndarray, layout: str, th
     path = os.path.join(folder, "model.onnx")
     axes = {0: "n", 2: "h", 3: "w"} if layout == "nchw" else {0: "n"}
     out_axes = {0: "n", 2: "h", 3: "w"} if layout == "nchw" else {0: "n"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding chatter
         torch.onnx.export(
             net.cpu(),
             torch.from_numpy(_head(x, layout, 2)),
