@@ -39,7 +39,7 @@ inline void block(const GemmArgs& g, int64_t blk) {
     for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_broadcast_ss(bias + r);
   }
   // Unrolled by 4: the loop's pointer and counter updates otherwise take ports the FMAs
-  // need often enough to cost ~4 % of the peak (DeepEM 85 % -> 89 % of the AVX2 FMA peak).
+  // need (Intel) often enough to cost 3-4 % of the peak on DeepEM.
 #pragma GCC unroll 4
   for (int64_t kk = 0; kk < k; ++kk, a += MR) {
     const float* row = in + (Contiguous ? kk * kTileWidth : offsets[kk]);
