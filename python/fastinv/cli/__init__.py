@@ -1,6 +1,6 @@
 """The ``fastinv`` command line: one module per command group.
 
-``fastinv info`` and ``fastinv demo`` live here; ``dem``, ``stokes``, ``train``/``evaluate``
+``fastinv info`` and ``fastinv demo`` live here; ``dem``, ``stokes``, ``train``/``evaluate``, ``bench``
 in their modules, each with a ``register(subparsers)``.
 """
 
@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from . import dem, stokes, train
+from . import bench, dem, stokes, train
 from ._common import reports_errors, thread_count
 
 __all__ = ["main", "build_parser"]
@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     dem.register(sub)
     stokes.register(sub)
     train.register(sub)
+    bench.register(sub)
     return parser
 
 
