@@ -32,7 +32,7 @@ def _cpu_model() -> str:
 
 @pytest.fixture(scope="session")
 def machine() -> dict:
-    """Machine facts and the measured float32 FMA peak (GFLOP/s) at THREADS threads."""
+    """Machine facts and the measured float32 FMA (and bf16 dot-product) peaks (GFLOP/s) at THREADS threads."""
     isa = _core.active_isa()
     return {
         "cpu": _cpu_model(),
@@ -41,6 +41,9 @@ def machine() -> dict:
         "isa": isa,
         "fma_peak_gflops": _core.measure_fma_peak(isa, THREADS, 1.0),
         "fma_peak_gflops_1thread": _core.measure_fma_peak(isa, 1, 1.0),
+        # vdpbf16ps measured the same way (None: no AVX512-BF16): the bf16 cases' limit
+        "bf16_peak_gflops": _core.measure_bf16_peak(THREADS, 1.0) if _core.bf16_available() else None,
+        "load_avg_at_start": os.getloadavg(),
         "fastinv": fastinv.__version__,
         "python": platform.python_version(),
     }
