@@ -95,11 +95,13 @@ def deepem_effect() -> dict:
 def stokes_effect(instrument: str, n: int) -> dict:
     d = lte_training_set(n, instrument=instrument, seed=HELD_OUT_SEED)
     ok = d["status"] == 0
+    atmosphere = {k: v for k, v in d["atmosphere"].items() if k != "log_tau"}  # as read_set gives it
+    log_tau = d["atmosphere"]["log_tau"] if "log_tau" in d["atmosphere"] else d["log_tau"]
     out = {}
     for p in ("fp32", "bf16"):
         net = StokesNet.load(instrument=instrument, precision=p)
         net, pred = _predict(net, d["stokes"][ok], d["wavelength"], None)
-        truth = truth_at_nodes({k: v[ok] for k, v in d["atmosphere"].items()}, d["log_tau"], net.nodes)
+        truth = truth_at_nodes({k: v[ok] for k, v in atmosphere.items()}, log_tau, net.nodes)
         m = metrics(pred, truth, net.nodes)["per_node"]
         out[p] = {q: float(np.mean(m[q]["rmse"])) for q in ("temperature", "B", "vlos") if q in m}
     change = {q: abs(out["bf16"][q] - v) / v for q, v in out["fp32"].items()}

@@ -60,7 +60,7 @@ def _layers(path) -> tuple[int, int]:
     """(conv / linear layers, longest reduction) of a model file."""
     graph, tensors, _ = read_model(path)
     ws = [tensors[nd["weight"]] for nd in graph["nodes"] if nd["op"] in ("conv1d", "linear")]
-    return len(ws), max(w.size // w.shape[0] for w in ws)
+    return len(ws), max((w.size // w.shape[0] for w in ws), default=0)
 
 
 def _check_network(got, path, x, ref, what: str) -> None:
@@ -68,6 +68,9 @@ def _check_network(got, path, x, ref, what: str) -> None:
     (tests/_rounding.py); against float32 PyTorch: bf16's rounding error."""
     layers, kmax = _layers(path)
     emu = emulate(path, x)
+    if layers == 0:  # nothing is rounded: float32 against float64
+        assert _max_rel(got, emu) <= 1e-5, what
+        return
     l2, mx = _rel_l2(got, emu), _max_rel(got, emu)
     assert l2 <= FACTOR * same_precision_difference("bf16", layers, kmax), f"{what}: rel L2 vs emulation {l2:.2e}"
     assert mx <= same_precision_max("bf16", layers, kmax), f"{what}: max rel vs emulation {mx:.2e}"
@@ -171,6 +174,39 @@ def test_bitwise_identical_for_any_thread_count():
 
 
 @needs_bf16
+@pytest.mark.parametrize("kernels", ["avx512", "amx"])
+def test_each_bf16_kernel_matches_emulation(kernels, tmp_path):
+    """Both bf16 kernels (FASTINV_BF16_KERNELS picks one; the default is AMX where usable):
+    a 1D CNN with padding, stride, pool and a dense head, and DeepEM's layers, against the
+    emulation -- single layers to 1e-5 of their scale."""
+    code = f"""
+import sys, numpy as np, torch, fastinv
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_bf16 import emulate, _max_rel
+torch.manual_seed(0)
+nets = [
+    (torch.nn.Conv1d(7, 37, 5, padding=2), torch.randn(50, 7, 41)),
+    (torch.nn.Conv1d(36, 20, 3, stride=2), torch.randn(19, 36, 33)),
+    (torch.nn.Linear(300, 300), torch.rand(40, 300)),
+    (torch.nn.Linear(6, 300), torch.rand(33, 6)),
+    (torch.nn.Linear(1000, 18), torch.randn(17, 1000)),
+]
+for i, (net, x) in enumerate(nets):
+    path = fastinv.export(net.eval(), {str(tmp_path)!r} + f"/m{{i}}.safetensors", x)
+    model = fastinv.load(path, precision="bf16")
+    print(model.info()["isa"], _max_rel(model(x.numpy()), emulate(path, x.numpy())))
+"""
+    env = dict(os.environ, FASTINV_BF16_KERNELS=kernels)
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    if kernels == "amx" and "no usable AMX-BF16" in run.stderr:
+        pytest.skip("no usable AMX-BF16 here")
+    assert run.returncode == 0, run.stderr
+    for line in run.stdout.split("\n")[-6:-1]:
+        isa, err = line.split()
+        assert isa == f"{kernels}_bf16" and float(err) <= 1e-5, run.stdout
+
+
+@needs_bf16
 def test_lowered_isa_is_an_error():
     """FASTINV_ISA=avx2 (a CPU without AVX-512): bf16 is refused, naming the feature."""
     code = (
@@ -197,7 +233,7 @@ def test_isa_lowered_after_load_is_an_error():
             model(x)
     finally:
         fastinv._core.set_active_isa(before)
-    assert model.info()["isa"] == "avx512_bf16"
+    assert model.info()["isa"] in ("amx_bf16", "avx512_bf16")
 
 
 def test_tf32_is_refused_on_cpu():

@@ -101,7 +101,7 @@ class CpuBackend final : public Backend {
   }
 
   std::string device() const override { return "cpu"; }
-  std::string isa() const override { return std::string(isa_name(active_isa())) + (bf16_ ? "_bf16" : ""); }
+  std::string isa() const override { return bf16_ ? plan_for(active_isa())->bf16->name : isa_name(active_isa()); }
   int64_t flops_saved_per_sample() const override { return plan_for(active_isa())->flops_saved; }
 
   void run(const InputView& input, const OutputView& output, int threads) const override {

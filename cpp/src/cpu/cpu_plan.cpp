@@ -268,11 +268,14 @@ void conv_offsets(const Node& node, Step& s) {
 // The bf16 form of a conv: weight pairs, and per output position the pair-row offsets
 // of its taps (a padding tap reads the zero pair row after the input's rows).
 // Returns the words of the input's pair rows.
-int64_t compile_bf16(const Node& node, int mr, Step& s) {
+int64_t compile_bf16(const Node& node, const Bf16Kernels& kernels, int mr, Step& s) {
   const Shape& in = s.in_shape[0];
   const int64_t pairs = (node.cin + 1) / 2;
   const std::vector<float> w = tap_major_weights(node);
-  pack_weights_bf16(w.data(), node.bias.data(), s.m, node.kernel, node.cin, mr, s.a16, s.bias);
+  if (kernels.tiles)
+    pack_weights_bf16_tiles(w.data(), node.bias.data(), s.m, node.kernel, node.cin, s.a16, s.bias);
+  else
+    pack_weights_bf16(w.data(), node.bias.data(), s.m, node.kernel, node.cin, mr, s.a16, s.bias);
   s.kp = node.kernel * pairs;
   const int64_t words = (in.l * pairs + 1) * NR;
   if (node.linear) return words;
@@ -529,7 +532,7 @@ Plan compile_plan(const Graph& g, Isa isa, bool bf16) {
         s.m = node.cout;
         s.k = node.cin * node.kernel;
         if (plan.bf16) {
-          pairs_words = std::max(pairs_words, compile_bf16(node, plan.kernels->mr, s));
+          pairs_words = std::max(pairs_words, compile_bf16(node, *plan.bf16, plan.kernels->mr, s));
         } else {
           const std::vector<float> w = tap_major_weights(node);
           pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);

@@ -36,11 +36,23 @@ struct GemmBf16Args {
 bool bf16_supported();
 
 struct Bf16Kernels {
+  const char* name;  // "amx_bf16" or "avx512_bf16"
+  // true: weights packed by pack_weights_bf16_tiles (AMX), else by pack_weights_bf16
+  bool tiles;
   void (*gemm)(const GemmBf16Args& args);
   void (*to_pair_rows)(const float* in, int64_t positions, int64_t channels, uint32_t* out);
 };
-// The bf16 kernels; throws fastinv::Error naming the missing CPU feature or build option.
+// The bf16 kernels: AMX-BF16 tiles where the CPU and OS allow them (the environment
+// variable FASTINV_BF16_KERNELS=avx512 picks vdpbf16ps instead), else AVX512-BF16's
+// vdpbf16ps; throws fastinv::Error naming the missing CPU feature or build option.
 const Bf16Kernels& bf16_kernels();
+
+// Whether the AMX-BF16 kernel can run: built, CPU has AMX-TILE and AMX-BF16, and Linux
+// granted this process the tile data state (asked once).
+bool amx_usable();
+// The AMX entry point (kernels_amx_bf16.cpp): m padded to blocks of 16 rows, kp in
+// chunks of 16 pairs.
+void gemm_amx_bf16(const GemmBf16Args& args);
 
 // The AVX512-BF16 entry points (kernels_avx512_bf16.cpp); call only when bf16_supported().
 void gemm_avx512_bf16(const GemmBf16Args& args);
@@ -64,6 +76,10 @@ inline uint16_t bf16_bits(float x) {
 // float32 [m/mr * mr], zero-padding m and an odd cin.
 void pack_weights_bf16(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin, int mr,
                        std::vector<uint32_t>& a, std::vector<float>& b);
+
+// The same pairs for the AMX kernel: [ceil(m/16)][ceil(kp/16)][16 rows][16 pairs].
+void pack_weights_bf16_tiles(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin,
+                             std::vector<uint32_t>& a, std::vector<float>& b);
 
 // Measured bf16 dot-product peak (vdpbf16ps) in GFLOP/s over `threads` threads.
 double measure_bf16_peak(int threads, double seconds);
