@@ -7,7 +7,8 @@ Cases (issue 'Foundation'):
   (c) the same CNN shape on one DKIST ViSP slit frame (2 555 profiles x 4 x 980).
 Each benchmark records samples/s, GFLOP/s of the layers as written (the same count for
 every implementation, so rates compare like with like) and the fraction of the measured
-FMA peak that the FLOPs really executed reach: fastinv's engine reports its own count
+FMA peak (fastinv-bf16: also of the measured vdpbf16ps peak) that the FLOPs really
+executed reach: fastinv's engine reports its own count
 (Winograd convolutions and pool-skipped positions execute fewer); the peers' are taken
 as written. The peak is measured before every timed round (pytest-benchmark's untimed
 setup), so the fraction divides by the peak the machine gave in the same minutes: on a
@@ -91,6 +92,7 @@ def case(request, tmp_path_factory):
         dynamo=False,
     )
     model = fastinv.load(path, threads=THREADS)
+    bf16 = fastinv.load(path, threads=THREADS, precision="bf16") if fastinv.info()["bf16"] else None
     samples = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
     info = model.info()
     return {
@@ -98,6 +100,8 @@ def case(request, tmp_path_factory):
         "net": net,
         "x": x,
         "model": model,
+        "bf16": bf16,
+        "bf16_executed_flops": bf16.info()["executed_flops_per_sample"] if bf16 else None,
         "onnx": str(onnx_path),
         "samples": samples,
         "flops": info["flops_per_sample"],
@@ -123,7 +127,12 @@ def _record(benchmark, case, machine, impl, peaks):
     t = benchmark.stats.stats.median
     peak = median(peaks)
     gflops = case["flops"] * case["samples"] / t * 1e-9
-    executed = (case["executed_flops"] if impl == "fastinv" else case["flops"]) * case["samples"] / t * 1e-9
+    executed = {"fastinv": case["executed_flops"], "fastinv-bf16": case["bf16_executed_flops"]}.get(impl, case["flops"])
+    executed *= case["samples"] / t * 1e-9
+    if "bf16" in impl and machine["bf16_peak_gflops"]:  # against the limit of the instructions it runs
+        benchmark.extra_info["fraction_of_bf16_peak"] = executed / machine["bf16_peak_gflops"]
+        benchmark.extra_info["bf16_peak_gflops"] = machine["bf16_peak_gflops"]
+    benchmark.extra_info["load_avg_1min_after"] = os.getloadavg()[0]
     benchmark.extra_info.update(
         {
             "case": case["name"],
@@ -156,6 +165,18 @@ def test_fastinv(benchmark, case, machine):
     _record(benchmark, case, machine, "fastinv", peaks)
 
 
+def test_fastinv_bf16(benchmark, case, machine):
+    """precision="bf16" (AVX512-BF16): bf16 weights and layer inputs, float32 sums."""
+    if case["bf16"] is None:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    benchmark.group = case["name"]
+    y = benchmark.pedantic(case["bf16"], args=(case["x"],), rounds=_rounds(case), warmup_rounds=1)
+    ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
+    err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
+    assert err < 2e-2, err  # bf16 rounding of weights and inputs (tests/test_bf16.py bounds it)
+    _record(benchmark, case, machine, "fastinv-bf16")
+
+
 def test_torch(benchmark, case, machine):
     benchmark.group = case["name"]
     xt = torch.from_numpy(case["x"])
@@ -166,6 +187,19 @@ def test_torch(benchmark, case, machine):
 
     _, peaks = _timed(benchmark, case, run)
     _record(benchmark, case, machine, "torch", peaks)
+
+
+def test_torch_bf16(benchmark, case, machine):
+    """PyTorch with bf16 autocast on the CPU."""
+    benchmark.group = case["name"]
+    xt = torch.from_numpy(case["x"])
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return case["net"](xt)
+
+    benchmark.pedantic(run, rounds=_rounds(case), warmup_rounds=1)
+    _record(benchmark, case, machine, "torch-bf16-autocast")
 
 
 def test_onnxruntime(benchmark, case, machine):

@@ -23,7 +23,7 @@ THREADS = int(os.environ.get("FASTINV_BENCH_THREADS", str(os.cpu_count() or 1)))
 
 @pytest.fixture(scope="session")
 def machine() -> dict:
-    """Machine facts and the measured float32 FMA peak (GFLOP/s) at THREADS threads."""
+    """Machine facts and the measured float32 FMA (and bf16 dot-product) peaks (GFLOP/s) at THREADS threads."""
     isa = _core.active_isa()
     return {
         "cpu": cpu_model(),
@@ -32,6 +32,9 @@ def machine() -> dict:
         "isa": isa,
         "fma_peak_gflops": measure_peak(THREADS, seconds=1.0, isa=isa),
         "fma_peak_gflops_1thread": measure_peak(1, seconds=1.0, isa=isa),
+        # vdpbf16ps measured the same way (None: no AVX512-BF16): the bf16 cases' limit
+        "bf16_peak_gflops": measure_peak(THREADS, "bf16", 1.0) if _core.bf16_available() else None,
+        "load_avg_at_start": os.getloadavg(),
         "fastinv": fastinv.__version__,
         "python": platform.python_version(),
     }
