@@ -96,6 +96,8 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     if out.suffix.lower() not in (".fits", ".fit", ".fts"):
         print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
         return 2
+    if args.method != "cnn":
+        return _invert_me(args, out)
     inputs = expand_inputs(args.files) + ([args.model] if args.model else [])
     check_outputs([out, args.png], inputs, args.overwrite)
     net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads, device=args.device)
@@ -188,6 +190,75 @@ def _series(args: argparse.Namespace) -> int:
             assemble_map(args.output, name, f"{base}.fits", f"{base}.asdf", overwrite=True)
             print(f"wrote {base}.fits and {base}.asdf")
     return 1 if failed else 0
+
+
+def _invert_me(args: argparse.Namespace, out: Path) -> int:
+    """--method me | cnn+me: Milne-Eddington maps with errors, chi2 and the configuration."""
+    from .._atomic import check_outputs
+    from ..status import ME_INV_STATUS
+    from ..stokes.inversion.frames import expand_inputs, invert_files
+    from ..stokes.inversion.me_output import ME_MISSING, me_config_cards, write_me_fits
+
+    for flag, value in (("--model", args.model), ("--png", args.png), ("--asdf", args.asdf), ("--chi2", args.chi2)):
+        if value:
+            print(f"fastinv stokes invert: error: {flag} is for --method cnn only", file=sys.stderr)
+            return 2
+    if args.device != "cpu":
+        print("fastinv stokes invert: error: --method me / cnn+me run on the CPU (--device cpu)", file=sys.stderr)
+        return 2
+    check_outputs([out], expand_inputs(args.files), args.overwrite)
+    bar = [None]
+
+    def total(n, stage):
+        if bar[0] is not None:
+            bar[0].close()
+        bar[0] = progress_bar(n, desc=f"{args.instrument} {stage}", unit="frame", enabled=not args.quiet)
+
+    try:
+        res = invert_files(
+            args.files,
+            args.instrument,
+            continuum=args.continuum,
+            threads=args.threads,
+            progress=lambda k: bar[0].update(k - bar[0].n),
+            total=total,
+            wavelength_shift=args.wavelength_shift,
+            method=args.method,
+        )
+    finally:
+        if bar[0] is not None:
+            bar[0].close()
+    inv = res.inverter.me
+    m = res.me
+    noise = inv.model.instrument.noise if inv.model.instrument is not None else None
+    cards = me_config_cards(inv, args.method, sigma=noise)
+    cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
+    cards["INSTRUME"] = ({"hinode": "SOT/SP", "visp": "VISP"}[args.instrument], "instrument of the input")
+    cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
+    write_me_fits(
+        out,
+        m.parameters,
+        m.errors,
+        m.correlations,
+        m.chi2,
+        m.iterations,
+        m.restarts,
+        m.status,
+        res.wcs,
+        cards,
+        inv.free,
+    )
+    names = {**ME_INV_STATUS, ME_MISSING: "no data"}
+    codes, counts = np.unique(m.status, return_counts=True)
+    summary = ", ".join(f"{names.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
+    ny, nx = m.status.shape
+    with np.errstate(invalid="ignore"):
+        chi2 = float(np.nanmedian(m.chi2[..., 4])) if np.isfinite(m.chi2[..., 4]).any() else float("nan")
+    print(
+        f"wrote {out} ({nx} x {ny} pixels in {res.seconds:.1f} s, {args.method}, init {inv.init_method}; "
+        f"median chi2 {chi2:.2f}; {summary})"
+    )
+    return 0
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
@@ -350,6 +421,16 @@ def register(sub) -> None:
         help="hinode: Hinode SOT/SP level-1; visp: DKIST ViSP level-1",
     )
     p.add_argument("-o", "--output", required=True, help="output FITS file (written atomically)")
+    p.add_argument(
+        "--method",
+        choices=("cnn", "me", "cnn+me"),
+        default="cnn",
+        help="cnn: the stratified network (default); me: Milne-Eddington least squares from the "
+        "classical initial guess; cnn+me: Milne-Eddington from the ME network's guess. The ME "
+        "methods write the ME parameters with <name>_error, correlation, chi2, chi2_stokes, "
+        "iterations, restarts and status extensions and the configuration as INV* keywords "
+        "(fastinv.stokes.inversion.me_output)",
+    )
     p.add_argument(
         "--png",
         default=None,

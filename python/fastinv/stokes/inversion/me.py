@@ -29,6 +29,7 @@ from ..synthesis.lines import SpectralLine
 from ..synthesis.milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
 from .me_init import classical_guess
 from .stray_light import quiet_sun_profile
+from .me_network import MENetwork, find_me_network
 
 __all__ = ["MEInversion", "MEResult", "ME_FIT_PARAMETERS", "ME_CORRELATED", "ME_INV_STATUS"]
 
@@ -112,11 +113,18 @@ class MEInversion:
         needs ``stray_light``.
     weights : sequence of 4 float
         chi2 weights of I, Q, U, V.
-    init : "classical" or mapping or array, optional
-        Initial guess: ``"classical"`` (:func:`.me_init.classical_guess`), a mapping name ->
-        per-pixel values (missing names take the classical values), or an (n, 12) array in
-        :data:`ME_FIT_PARAMETERS` order ((n, 10): ``vmac`` and ``stray_light`` from
-        ``vmac`` and ``stray_light_fraction``). Can be overridden per call.
+    init : "network", "classical", mapping or array, optional
+        Initial guess: ``"network"`` (a CNN trained on ME-synthetic profiles,
+        :mod:`.me_network`; needs a model for these lines and this grid: a shipped one for
+        Hinode SP and the ViSP window, or ``network=``), ``"classical"``
+        (:func:`.me_init.classical_guess`), a mapping name -> per-pixel values (missing names
+        take the classical values), or an (n, 12) array in :data:`ME_FIT_PARAMETERS` order
+        ((n, 10): ``vmac`` and ``stray_light`` from ``vmac`` and ``stray_light_fraction``).
+        Default: ``"network"`` where a model exists, else ``"classical"``
+        (:attr:`init_method` says which). Can be overridden per call.
+    network : str, os.PathLike or MENetwork, optional
+        The ME-initialisation model for ``init="network"`` (default: the shipped one whose
+        grid and lines match).
     mu : float
         cos(heliocentric angle).
     vmac : float
@@ -165,7 +173,7 @@ class MEInversion:
         wavelength=None,
         free: Sequence[str] | None = None,
         weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-        init="classical",
+        init=None,
         mu: float = 1.0,
         vmac: float = 0.0,
         bounds: Mapping[str, tuple[float, float]] | None = None,
@@ -178,6 +186,7 @@ class MEInversion:
         strength_ratios: Sequence[float] | None = None,
         stray_light=None,
         stray_light_fraction: float = 0.0,
+        network=None,
     ) -> None:
         self.model = MilneEddington(
             lines, wavelength=wavelength, instrument=instrument, strength_ratios=strength_ratios
@@ -198,8 +207,18 @@ class MEInversion:
             raise ValueError("weights: give 4 numbers (I, Q, U, V)")
         self.weights = tuple(weights)
         self.mu = float(mu)
-        self.init = init
+        self.max_iterations = int(max_iterations)
+        self.tolerance = float(tolerance)
+        self.chi2_threshold = float(chi2_threshold)
+        self.restarts = int(restarts)
+        self.restart_chi2 = float(restart_chi2)
         self.vmac = float(vmac)
+        self.network = self._find_network(network)
+        if init is None:
+            init = "network" if self.network is not None else "classical"
+        if isinstance(init, str):
+            self._check_init_name(init)
+        self.init = init
         self.stray_light = stray_light
         self.stray_light_fraction = float(stray_light_fraction)
         if not 0.0 <= self.stray_light_fraction <= 1.0:
@@ -226,6 +245,34 @@ class MEInversion:
             float(restart_chi2),
         )
 
+    def _find_network(self, network) -> MENetwork | None:
+        names = [line.name for line in self.model.lines]
+        if network is None:
+            return find_me_network(self.wavelength, names)
+        net = network if isinstance(network, MENetwork) else MENetwork(network)
+        if not net.matches(self.wavelength, names):
+            raise ValueError(
+                f"network {net.path}: made for lines {net.lines} on {net.wavelength.size} wavelengths "
+                f"({net.wavelength[0]:.4f}-{net.wavelength[-1]:.4f} A), not this inversion's "
+                f"{tuple(names)} on {self.wavelength.size}"
+            )
+        return net
+
+    def _check_init_name(self, init: str) -> None:
+        if init not in ("network", "classical"):
+            raise ValueError(f"init must be 'network', 'classical', a mapping or an array, got {init!r}")
+        if init == "network" and self.network is None:
+            raise ValueError(
+                "init='network': no ME-initialisation model for these lines and this wavelength grid "
+                "(shipped: Hinode SP, 112 points, and the ViSP window, 173 points); train one with "
+                "'fastinv train stokes --target me' and pass network=, or use init='classical'"
+            )
+
+    @property
+    def init_method(self) -> str:
+        """``"network"``, ``"classical"`` or ``"user"`` (a mapping or array)."""
+        return self.init if isinstance(self.init, str) else "user"
+
     @property
     def wavelength(self) -> np.ndarray:
         """Wavelengths of the data [air A]."""
@@ -241,10 +288,14 @@ class MEInversion:
     def initial_guess(self, stokes: np.ndarray, init=None) -> np.ndarray:
         """The (n, 12) initial parameters for (n, 4, m) profiles (see ``init``)."""
         init = self.init if init is None else init
+        if isinstance(init, str):
+            self._check_init_name(init)
+            if init == "network":  # trained at mu = 1, where S0 + S1 = I_c; S0 + mu S1 = I_c here
+                guess = self.network.predict(stokes)
+                guess[:, 8] /= self.mu
+                return self._complete(guess)
         guess = self._complete(classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu))
         if isinstance(init, str):
-            if init != "classical":
-                raise ValueError(f"init must be 'classical', a mapping or an array, got {init!r}")
             return guess
         if isinstance(init, Mapping):
             for k, v in init.items():
