@@ -15,7 +15,7 @@ from typing import Optional
 import numpy as np
 
 from . import datasets, info
-from .dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit, aia_error
+from .dem.basis_pursuit import BasisPursuit, aia_error
 from .dem.deepem import DeepEM
 from .dem.evaluate import compare
 from .dem.io import read_aia, write_dem_fits
@@ -53,15 +53,15 @@ def run_demo(out: str | Path = "fastinv-demo", threads: Optional[int] = None, ec
     t_dl = time.perf_counter() - t0
     write_dem_fits(out / "dem_deepem.fits", r_dl, obs=obs, method_cards=net.fits_cards())
     echo(
-        f"DeepEM, {len(DEEPEM_LOGT)} log T bins: {t_dl * 1e3:.1f} ms ({npix / t_dl:,.0f} pixels/s) "
+        f"DeepEM, {len(net.logt)} log T bins: {t_dl * 1e3:.1f} ms ({npix / t_dl:,.0f} pixels/s) "
         f"-> {out / 'dem_deepem.fits'}"
     )
 
-    r_bp18 = BasisPursuit(logt=DEEPEM_LOGT).solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
+    r_bp_net = BasisPursuit(logt=net.logt).solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
     t = obs.exptime.reshape(6, 1, 1)
     sigma = aia_error(np.maximum(np.nan_to_num(obs.data), 0.0) * t, obs.n_sample) / t
-    m = compare(r_bp18, r_dl, obs.data, sigma)
-    echo("DeepEM vs Basis Pursuit (same 18-bin grid):")
+    m = compare(r_bp_net, r_dl, obs.data, sigma)
+    echo(f"DeepEM vs Basis Pursuit (same {len(net.logt)}-bin grid):")
     echo(f"  median |dEM|/EM over significant bins: {m['rel_err_median_all_bins']:.2f}")
     echo(
         f"  EM-weighted log T difference: median {m['logt_em']['median_abs_diff']:.3f} dex, "
@@ -75,7 +75,7 @@ def run_demo(out: str | Path = "fastinv-demo", threads: Optional[int] = None, ec
     try:
         quicklook_png(out / "dem_bp.png", r_bp, header=obs.header, method="Basis Pursuit")
         quicklook_png(out / "dem_deepem.png", r_dl, header=obs.header, method="DeepEM")
-        comparison_png(out / "bp_vs_deepem.png", r_bp18, r_dl, header=obs.header)
+        comparison_png(out / "bp_vs_deepem.png", r_bp_net, r_dl, header=obs.header)
         echo(f"quicklook PNGs: {out / 'dem_bp.png'}, {out / 'dem_deepem.png'}, {out / 'bp_vs_deepem.png'}")
     except ImportError as exc:
         echo(f"(no PNGs: {exc})")

@@ -132,9 +132,9 @@ def test_training_is_reproducible(tmp_path):
 
 @pytest.fixture(scope="module")
 def shipped():
-    if not shipped_model_path().exists():
+    if not shipped_model_path("deepem18").exists():
         pytest.fail("the DeepEM model is not shipped in fastinv/data")
-    return DeepEM.load()
+    return DeepEM.load("deepem18")  # the paper's 18-bin grid (deepem21: test_deepem21.py)
 
 
 def test_shipped_model_card(shipped):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 
 from .._atomic import check_outputs
@@ -13,9 +14,10 @@ from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
 
 @reports_errors("fastinv train deepem")
 def _cmd_train_deepem(args: argparse.Namespace) -> int:
+    from ..dem.basis_pursuit import DEEPEM_LOGT, DEFAULT_LOGT
     from ..train.deepem import train
 
-    check_outputs([args.output, args.output + ".json"], overwrite=args.overwrite)
+    check_outputs([args.output, args.output + ".json"], [args.init] if args.init else [], args.overwrite)
     card = train(
         args.output,
         epochs=args.epochs,
@@ -25,6 +27,11 @@ def _cmd_train_deepem(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=not args.quiet,
         physics_weight=args.physics_weight,
+        logt=DEFAULT_LOGT if args.bins == 21 else DEEPEM_LOGT,
+        synthetic=args.synthetic,
+        init=args.init,
+        max_pixels=args.max_pixels,
+        command=shlex.join(["fastinv", *sys.argv[1:]]),
     )
     m = card["metrics"]
     print(f"wrote {args.output} (+ .json card): validation MSE {m['final_val_mse']:.4f} after {args.epochs} epochs")
@@ -33,17 +40,18 @@ def _cmd_train_deepem(args: argparse.Namespace) -> int:
 
 @reports_errors("fastinv evaluate deepem")
 def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
-    from ..dem.deepem import DeepEM
-    from ..dem.evaluate import evaluate_deepem
+    from ..dem.deepem import SHIPPED_MODELS
+    from ..dem.evaluate import evaluate_shipped, format_table
 
-    check_outputs([args.output], [args.model] if args.model else [], args.overwrite)
-    metrics = evaluate_deepem(DeepEM.load(args.model), threads=args.threads)
+    files = [m for m in args.model or [] if m not in SHIPPED_MODELS]
+    check_outputs([args.output], files, args.overwrite)
+    metrics = evaluate_shipped(args.model or None, threads=args.threads)
     text = json.dumps(metrics, indent=2)
     if args.output:
         from .._atomic import write_text
 
         write_text(args.output, text)
-    print(json.dumps(metrics["overall"], indent=2))
+    print(text if args.json else format_table(metrics))
     return 0
 
 
@@ -161,6 +169,21 @@ def register(sub) -> None:
         help="add this weight x mean(((K EM - I) / sigma)^2) to the loss (re-synthesis through the "
         "AIA responses against the data; default 1e-3, as the shipped model; 0 = plain DeepEM)",
     )
+    p.add_argument(
+        "--bins",
+        type=int,
+        choices=(18, 21),
+        default=18,
+        help="output grid: 18 (log T 5.5..7.2, the paper's) or 21 (5.5..7.5, BP's default)",
+    )
+    p.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        help="add this many synthetic pixels with hot (log T 6.8..7.5) components, AIA noise and BP labels",
+    )
+    p.add_argument("--init", default=None, help="start from this DeepEM model's weights (shared bins)")
+    p.add_argument("--max-pixels", type=int, default=None, help="seeded random subset of the training pixels")
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
@@ -176,7 +199,13 @@ def register(sub) -> None:
         metavar="MODEL",
     )
     p = esub.add_parser("deepem", help="DeepEM vs Basis Pursuit on the held-out 2011-02-15 flare series")
-    p.add_argument("--model", default=None, help="model file (default: the shipped one)")
+    p.add_argument(
+        "--model",
+        action="append",
+        default=None,
+        help="a shipped model's name (deepem18, deepem21) or a model file; repeatable (default: every shipped one)",
+    )
+    p.add_argument("--json", action="store_true", help="print all metrics as JSON instead of the table")
     p.add_argument("-o", "--output", default=None, help="write all metrics as JSON (written atomically)")
     p.add_argument("--threads", type=thread_count, default=None)
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)

@@ -43,13 +43,23 @@ OVERFLOW = 13
 REFINE_INFEASIBLE = 14
 
 
-def shipped_model_path() -> Path:
-    """Path of the DeepEM model that ships with fastinv."""
-    return Path(str(resources.files("fastinv") / "data" / "deepem.safetensors"))
+#: The DeepEM models that ship with fastinv, by name: the paper's 18-bin grid (log T
+#: 5.5..7.2) and BP's default 21-bin grid (5.5..7.5, trained with hot synthetic pixels).
+SHIPPED_MODELS = {"deepem18": "deepem.safetensors", "deepem21": "deepem21.safetensors"}
+#: The model :meth:`DeepEM.load` gives by default (the choice is explained in its card).
+DEFAULT_MODEL = "deepem18"
+
+
+def shipped_model_path(name: Optional[str] = None) -> Path:
+    """Path of a DeepEM model that ships with fastinv (default :data:`DEFAULT_MODEL`)."""
+    name = DEFAULT_MODEL if name is None else name
+    if name not in SHIPPED_MODELS:
+        raise ValueError(f"unknown DeepEM model {name!r}; shipped: {', '.join(SHIPPED_MODELS)}")
+    return Path(str(resources.files("fastinv") / "data" / SHIPPED_MODELS[name]))
 
 
 class DeepEM:
-    """A trained DeepEM network (6 AIA channels -> EM in 18 log T bins, 5.5..7.2).
+    """A trained DeepEM network (6 AIA channels -> EM in the log T bins of its card).
 
     Parameters
     ----------
@@ -67,10 +77,12 @@ class DeepEM:
             or self.card.get("output", {}).get("transform") != "EM = 1e25 * y**2"
         ):
             raise ValueError(f"{model.path}: the model card does not describe DeepEM's normalisation")
-        if model.layout != "nchw" or model.input_shape != (6,) or model.output_shape != (len(DEEPEM_LOGT),):
-            raise ValueError(f"{model.path}: expected a per-pixel 6 -> {len(DEEPEM_LOGT)} network")
+        self.logt = np.asarray(self.card["output"].get("logt", DEEPEM_LOGT), dtype=np.float64)
+        if model.layout != "nchw" or model.input_shape != (6,) or model.output_shape != (len(self.logt),):
+            raise ValueError(
+                f"{model.path}: expected a per-pixel 6 -> {len(self.logt)} network (the card's log T grid)"
+            )
         self.model = model
-        self.logt = np.asarray(self.card["output"]["logt"], dtype=np.float64)
         self._response = load_response(self.card.get("labels", {}).get("response"))
         self._kernel32 = np.ascontiguousarray(self._response.at(self.logt).astype(np.float32))  # (6, nT)
         # CPU models run the pre/post-processing fused into the engine's tile loop (C++);
@@ -92,7 +104,8 @@ class DeepEM:
     def load(
         cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None, precision: str = "fp32"
     ) -> "DeepEM":
-        """Load a DeepEM model file (default: the one shipped with fastinv).
+        """Load a DeepEM model: a file, or a shipped model's name (:data:`SHIPPED_MODELS`:
+        ``"deepem18"``, ``"deepem21"``); default :data:`DEFAULT_MODEL`.
 
         ``precision="bf16"`` runs the network on the CPU's AVX512-BF16 kernels (bf16
         weights and layer inputs, float32 sums; the pre- and post-processing stay float32):
@@ -104,7 +117,9 @@ class DeepEM:
         --------
         >>> fast = DeepEM.load(precision="bf16")  # doctest: +SKIP (needs an AVX512-BF16 CPU)
         """
-        return cls(Model(shipped_model_path() if path is None else path, threads=threads, precision=precision))
+        if path is None or (isinstance(path, str) and path in SHIPPED_MODELS):
+            path = shipped_model_path(path)
+        return cls(Model(path, threads=threads, precision=precision))
 
     @property
     def response_name(self) -> str:
@@ -152,7 +167,8 @@ class DeepEM:
         Returns
         -------
         BPResult
-            ``em`` (18, ...) in cm^-5 per bin (float32), ``model`` = K @ em (re-synthesised DN s^-1),
+            ``em`` (nT, ...) on the model's ``logt`` bins, in cm^-5 per bin (float32),
+            ``model`` = K @ em (re-synthesised DN s^-1),
             ``chi2``, ``status`` 0 wherever all six inputs are finite (12 elsewhere, EM 0).
             ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
@@ -268,7 +284,7 @@ class DeepEM:
         finite = np.isfinite(x).all(axis=0)
         np.maximum(x, 0.0, out=x)
         np.sqrt(x, out=x)
-        em = self.model(x[:, None, :], threads=threads)[:, 0, :]  # (18, npix) float32
+        em = self.model(x[:, None, :], threads=threads)[:, 0, :]  # (nT, npix) float32
         with np.errstate(over="ignore", invalid="ignore"):  # overflow: status OVERFLOW below
             np.square(em, out=em)
             em *= np.float32(1e25)
@@ -325,7 +341,7 @@ class DeepEM:
         """Provenance keywords for FITS headers of DeepEM results."""
         return {
             "CONTENT": "DEM: DeepEM (Wright et al. 2018), fastinv engine",
-            "FI_METH": ("deepem", "per-pixel network 6-300-300-18"),
+            "FI_METH": ("deepem", f"per-pixel network 6-300-300-{len(self.logt)}"),
             "FI_MODEL": (Path(self.model.path).name, "model file"),
             "FI_MVERS": (self.card.get("fastinv_version", "?"), "fastinv version that trained it"),
             "FI_RESP": (self.response_name, "response for re-synthesis / labels"),

@@ -2,7 +2,10 @@
 
 The original DeepEM paper published no agreement metric; these are fastinv's, computed
 on the 2011-02-15 X2.2 flare series (10 time steps x 6 channels of 67x67 level-1
-cutouts) against fastinv's BP on the same 18-bin grid (5.5..7.2):
+cutouts) against fastinv's BP. :func:`evaluate_deepem` compares one model with BP on the
+model's own grid; :func:`evaluate_shipped` compares every shipped model with BP on BP's
+default 21-bin grid (5.5..7.5, where the flare pixels are feasible), bins matched by log T
+(a model without a bin has EM 0 there):
 
 * ``rel_err_per_bin``: per log T bin, median |EM_DeepEM - EM_BP| / EM_BP over BP-ok pixels
   where EM_BP exceeds 1 % of that pixel's peak bin;
@@ -12,18 +15,21 @@ cutouts) against fastinv's BP on the same 18-bin grid (5.5..7.2):
   K @ EM_DeepEM lie within BP's tolerance band |K EM - y| <= 1.4 sigma in all six channels
   (BP's own solutions satisfy it by construction, up to the adaptive tolfac);
 * ``bp_failed_recovered``: fraction of pixels where BP failed (status not ok, input finite
-  and with counts) whose DeepEM re-synthesis lies within the loosest BP band, 3.15 sigma.
+  and with counts) whose DeepEM re-synthesis lies within the loosest BP band, 3.15 sigma;
+* ``coverage`` (only when the DeepEM result carries ``logt_err``/``total_em_err``):
+  fraction of BP-ok pixels whose BP log T_EM (total EM) lies within DeepEM's +-1 sigma.
 """
 
 from __future__ import annotations
 
+import inspect
 from typing import Optional, Sequence
 
 import numpy as np
 
 from .. import datasets
-from .basis_pursuit import DEEPEM_LOGT, BasisPursuit, aia_error
-from .deepem import DeepEM
+from .basis_pursuit import DEEPEM_LOGT, DEFAULT_LOGT, BasisPursuit, aia_error
+from .deepem import DEFAULT_MODEL, SHIPPED_MODELS, DeepEM
 from .io import read_aia
 
 BP_TOLFAC = 1.4
@@ -35,11 +41,31 @@ def _within(model: np.ndarray, y: np.ndarray, sigma: np.ndarray, tolfac: float) 
     return np.all(np.abs(model - np.maximum(y, 0.0)) <= tolfac * sigma * (1 + 1e-9), axis=0)
 
 
+def _on_grid(em: np.ndarray, logt: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """``em`` (nT, npix) on ``logt`` placed on ``grid`` by matching bins; absent bins are 0."""
+    if len(logt) == len(grid) and np.allclose(logt, grid, atol=1e-6):
+        return em
+    out = np.zeros((len(grid), em.shape[1]), dtype=em.dtype)
+    for i, v in enumerate(grid):
+        j = np.flatnonzero(np.abs(np.asarray(logt) - v) < 1e-6)
+        if j.size:
+            out[i] = em[int(j[0])]
+    return out
+
+
 def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
-    """Agreement metrics of two results on the same pixels (see the module docstring)."""
+    """Agreement metrics of two results on the same pixels (see the module docstring).
+
+    ``bp_res`` is the reference; ``dl_res`` may be on another log T grid (bins matched by
+    value, absent bins count as EM 0). Grids come from the results' ``logt`` (the 18-bin
+    DeepEM grid when a result has none).
+    """
+    grid = np.asarray(getattr(bp_res, "logt", None) if getattr(bp_res, "logt", None) is not None else DEEPEM_LOGT)
     nt = bp_res.em.shape[0]
     em_bp = bp_res.em.reshape(nt, -1)
-    em_dl = dl_res.em.reshape(nt, -1)
+    dl_logt = getattr(dl_res, "logt", None)
+    em_dl = dl_res.em.reshape(dl_res.em.shape[0], -1)
+    em_dl = _on_grid(em_dl, np.asarray(dl_logt if dl_logt is not None else DEEPEM_LOGT), grid)
     y = y.reshape(6, -1)
     sigma = sigma.reshape(6, -1)
     ok = bp_res.status.ravel() == 0
@@ -51,13 +77,13 @@ def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
     per_bin = [float(np.median(rel[j, significant[j]])) if significant[j].any() else None for j in range(nt)]
     tot_bp, tot_dl = em_bp.sum(axis=0), em_dl.sum(axis=0)
     both = ok & (tot_bp > 0) & (tot_dl > 0)
-    lt_bp = (DEEPEM_LOGT @ em_bp[:, both]) / tot_bp[both]
-    lt_dl = (DEEPEM_LOGT @ em_dl[:, both]) / tot_dl[both]
+    lt_bp = (grid @ em_bp[:, both]) / tot_bp[both]
+    lt_dl = (grid @ em_dl[:, both]) / tot_dl[both]
     dlt = np.abs(lt_dl - lt_bp)
     ratio = tot_dl[both] / tot_bp[both]
     model_dl = dl_res.model.reshape(6, -1)
     failed = (~ok) & finite & (bp_res.status.ravel() != 11)
-    return {
+    out = {
         "pixels": int(y.shape[1]),
         "bp_ok": int(ok.sum()),
         "bp_failed": int(failed.sum()),
@@ -75,26 +101,68 @@ def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
             else None
         ),
     }
+    lt_err = getattr(dl_res, "logt_err", None)
+    tot_err = getattr(dl_res, "total_em_err", None)
+    if lt_err is not None and tot_err is not None:
+        lt_err = np.asarray(lt_err).ravel()[both]
+        tot_err = np.asarray(tot_err).ravel()[both]
+        out["coverage"] = {
+            "logt_em": float(np.mean(dlt <= lt_err)),
+            "total_em": float(np.mean(np.abs(tot_dl[both] - tot_bp[both]) <= tot_err)),
+        }
+    return out
+
+
+class _Stack:
+    """Results of several frames concatenated over pixels, shaped like BPResult for compare()."""
+
+    def __init__(self, parts):
+        self.logt = parts[0].logt
+        self.em = np.concatenate([p.em.reshape(p.em.shape[0], -1) for p in parts], axis=1)
+        self.model = np.concatenate([p.model.reshape(6, -1) for p in parts], axis=1)
+        self.status = np.concatenate([p.status.ravel() for p in parts])
+        for name in ("logt_err", "total_em_err"):
+            errs = [getattr(p, name, None) for p in parts]
+            setattr(self, name, None if any(e is None for e in errs) else np.concatenate([e.ravel() for e in errs]))
+
+
+def _flare_frames(slots: Optional[Sequence[str]]):
+    """(observation, sigma in DN/s) of each flare time step."""
+    for slot in list(slots or datasets.aia_flare_slots()):
+        obs = read_aia(datasets.aia_flare_files(slot))
+        t = obs.exptime.reshape(6, 1, 1)
+        yield slot, obs, aia_error(np.maximum(np.nan_to_num(obs.data), 0.0) * t, obs.n_sample) / t
 
 
 def evaluate_deepem(
     deepem: Optional[DeepEM] = None, slots: Optional[Sequence[str]] = None, threads: Optional[int] = None
 ) -> dict:
-    """DeepEM against BP on the held-out flare series (all ten time steps by default).
+    """DeepEM against BP on the model's own grid on the held-out flare series.
+
+    Parameters
+    ----------
+    deepem : DeepEM, optional
+        Default: the default shipped model.
+    slots : sequence of str, optional
+        Flare time steps (default all ten).
+    threads : int, optional
 
     Returns
     -------
     dict
         ``overall`` metrics over all pixels of all steps, and ``per_slot``.
+
+    Examples
+    --------
+    >>> from fastinv.dem.evaluate import evaluate_deepem
+    >>> m = evaluate_deepem(slots=["2011-02-15T01-48"])  # doctest: +SKIP
+    >>> 0 <= m["overall"]["within_tolerance"] <= 1  # doctest: +SKIP
+    True
     """
     deepem = deepem or DeepEM.load()
-    bp = BasisPursuit(logt=DEEPEM_LOGT)
-    slots = list(slots or datasets.aia_flare_slots())
+    bp = BasisPursuit(logt=deepem.logt)
     per_slot, ys, sigmas, bps, dls = {}, [], [], [], []
-    for slot in slots:
-        obs = read_aia(datasets.aia_flare_files(slot))
-        t = obs.exptime.reshape(6, 1, 1)
-        sigma = aia_error(np.maximum(np.nan_to_num(obs.data), 0.0) * t, obs.n_sample) / t
+    for slot, obs, sigma in _flare_frames(slots):
         r_bp = bp.solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
         r_dl = deepem.invert(obs.data, threads=threads)
         per_slot[slot] = compare(r_bp, r_dl, obs.data, sigma)
@@ -102,17 +170,144 @@ def evaluate_deepem(
         sigmas.append(sigma.reshape(6, -1))
         bps.append(r_bp)
         dls.append(r_dl)
-
-    class _Stack:  # the concatenated results, shaped like BPResult for compare()
-        def __init__(self, parts):
-            self.em = np.concatenate([p.em.reshape(p.em.shape[0], -1) for p in parts], axis=1)
-            self.model = np.concatenate([p.model.reshape(6, -1) for p in parts], axis=1)
-            self.status = np.concatenate([p.status.ravel() for p in parts])
-
     overall = compare(_Stack(bps), _Stack(dls), np.concatenate(ys, axis=1), np.concatenate(sigmas, axis=1))
     return {
-        "data": "AIA 2011-02-15 X2.2 flare cutouts (67x67), " + f"{len(slots)} time steps",
-        "grid": [round(float(v), 2) for v in DEEPEM_LOGT],
+        "data": "AIA 2011-02-15 X2.2 flare cutouts (67x67), " + f"{len(per_slot)} time steps",
+        "grid": [round(float(v), 2) for v in deepem.logt],
         "overall": overall,
         "per_slot": per_slot,
     }
+
+
+def _variants(net: DeepEM) -> dict:
+    """The ``invert`` keyword sets to evaluate: raw, and refined where this build has it.
+
+    Uncertainties are asked for where ``invert`` takes ``errors=`` (the coverage column).
+    """
+    params = inspect.signature(net.invert).parameters
+    extra = {"errors": True} if "errors" in params else {}
+    out = {"raw": dict(extra)}
+    if "refine" in params:
+        out["refined"] = {"refine": True, **extra}
+    return out
+
+
+def evaluate_shipped(
+    models: Optional[Sequence[str]] = None, slots: Optional[Sequence[str]] = None, threads: Optional[int] = None
+) -> dict:
+    """Every shipped DeepEM model, raw and refined, against BP on BP's default 21-bin grid.
+
+    Parameters
+    ----------
+    models : sequence of str, optional
+        Names from :data:`fastinv.dem.deepem.SHIPPED_MODELS` (default all) or model files.
+    slots : sequence of str, optional
+        Flare time steps (default all ten).
+    threads : int, optional
+
+    Returns
+    -------
+    dict
+        ``bp_feasible``: fraction of finite pixels BP solves on each model's grid and on the
+        21-bin grid; ``models``: for each model, ``raw`` (and ``refined`` where
+        ``DeepEM.invert(refine=True)`` exists) :func:`compare` metrics over all steps, with
+        BP on the 21-bin grid as reference (``within_tolerance`` is the in-band fraction over
+        its feasible pixels). ``refined`` and ``coverage`` are absent, with a line in
+        ``notes``, where this build lacks ``refine=`` / ``errors=``.
+
+    Examples
+    --------
+    >>> from fastinv.dem.evaluate import evaluate_shipped
+    >>> m = evaluate_shipped(slots=["2011-02-15T01-48"])  # doctest: +SKIP
+    >>> sorted(m["models"])  # doctest: +SKIP
+    ['deepem18', 'deepem21']
+    """
+    names = list(models or SHIPPED_MODELS)
+    nets = {name: DeepEM.load(name) for name in names}
+    grids = {"21": DEFAULT_LOGT, **{str(len(n.logt)): n.logt for n in nets.values()}}
+    bps = {key: BasisPursuit(logt=g) for key, g in grids.items()}
+    ys, sigmas, refs, feasible, results = [], [], [], {k: [] for k in bps}, {}
+    for _, obs, sigma in _flare_frames(slots):
+        finite = np.all(np.isfinite(obs.data), axis=0).ravel()
+        for key, bp in bps.items():
+            r = bp.solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
+            feasible[key].append(r.status.ravel()[finite] == 0)
+            if key == "21":
+                refs.append(r)
+        ys.append(obs.data.reshape(6, -1))
+        sigmas.append(sigma.reshape(6, -1))
+        for name, net in nets.items():
+            for variant, kwargs in _variants(net).items():
+                res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads, **kwargs)
+                results.setdefault(name, {}).setdefault(variant, []).append(res)
+    y, sig, ref = np.concatenate(ys, axis=1), np.concatenate(sigmas, axis=1), _Stack(refs)
+    out_models = {
+        name: {variant: compare(ref, _Stack(parts), y, sig) for variant, parts in variants.items()}
+        for name, variants in results.items()
+    }
+    for name, net in nets.items():
+        out_models[name]["grid"] = [round(float(net.logt[0]), 2), round(float(net.logt[-1]), 2), len(net.logt)]
+    notes = []
+    if any("refined" not in v for v in out_models.values()):
+        notes.append("refined: not measured, DeepEM.invert(refine=True) does not exist in this build")
+    if any("coverage" not in v["raw"] for v in out_models.values()):
+        notes.append("coverage: not measured, DeepEM.invert(errors=True) does not exist in this build")
+    return {
+        "data": f"AIA 2011-02-15 X2.2 flare cutouts (67x67), {len(ys)} time steps",
+        "reference": "fastinv Basis Pursuit on log T 5.5..7.5 (21 bins), tolfac 1.4 adaptive",
+        "bp_feasible": {f"{k}_bins": float(np.concatenate(v).mean()) for k, v in feasible.items()},
+        "models": out_models,
+        "default_model": DEFAULT_MODEL,
+        "notes": notes,
+    }
+
+
+def hot_synthetic_logt_error(net: DeepEM, n: int = 2000, seed: int = 1, threads: Optional[int] = None) -> dict:
+    """|log T_EM(network) - log T_EM(truth)| on synthetic hot pixels (components at log T
+    7.0-7.4 on a background, :func:`fastinv.dem.synthetic.hot_dems`; seed 1 by default,
+    the shipped 21-bin model was trained on seed 0's pixels). Median and 90th percentile, dex.
+    """
+    from .synthetic import hot_dems
+
+    syn = hot_dems(n, seed=seed, hot_centre=(7.0, 7.4))
+    res = net.invert(syn.y, sigma=syn.sigma, threads=threads)
+    err = np.abs(res.logt_mean - syn.logt_em)[res.status == 0]
+    return {"pixels": int(n), "median": float(np.median(err)), "p90": float(np.percentile(err, 90))}
+
+
+def format_table(metrics: dict) -> str:
+    """:func:`evaluate_shipped`'s metrics as a plain-text table (one column per model/variant)."""
+    cols = [(name, variant) for name, v in metrics["models"].items() for variant in ("raw", "refined") if variant in v]
+    rows = [
+        ("in-band (BP 1.4 sigma), BP-feasible px", lambda m: f"{100 * m['within_tolerance']:.1f} %"),
+        ("median |dEM|/EM, all bins", lambda m: _fmt(m["rel_err_median_all_bins"])),
+        ("|d log T_EM| median (dex)", lambda m: f"{m['logt_em']['median_abs_diff']:.3f}"),
+        ("|d log T_EM| p90 (dex)", lambda m: f"{m['logt_em']['p90_abs_diff']:.3f}"),
+        (
+            "total EM ratio p10/50/90",
+            lambda m: "/".join(f"{m['total_em_ratio'][k]:.2f}" for k in ("p10", "median", "p90")),
+        ),
+        (
+            "coverage log T / total EM",
+            lambda m: (
+                f"{100 * m['coverage']['logt_em']:.0f}/{100 * m['coverage']['total_em']:.0f} %"
+                if "coverage" in m
+                else "n/a"
+            ),
+        ),
+    ]
+    grid = DEFAULT_LOGT
+    for j, v in enumerate(grid):
+        rows.append((f"|dEM|/EM log T {v:.1f}", lambda m, j=j: _fmt(m["rel_err_per_bin"][j])))
+    head = ["metric"] + [f"{n} {v}" for n, v in cols]
+    body = [[label] + [fn(metrics["models"][n][v]) for n, v in cols] for label, fn in rows]
+    widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *body]]
+    feas = ", ".join(f"{k.replace('_', ' ')}: {100 * v:.1f} %" for k, v in metrics["bp_feasible"].items())
+    lines.append(f"BP-feasible flare pixels ({feas}); reference: {metrics['reference']}")
+    lines.extend(metrics["notes"])
+    return "\n".join(lines)
+
+
+def _fmt(v) -> str:
+    return "-" if v is None else f"{v:.2f}"

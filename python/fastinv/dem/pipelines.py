@@ -11,7 +11,7 @@ import numpy as np
 
 from .._atomic import check_outputs
 from .._progress import progress_bar
-from .basis_pursuit import DEEPEM_LOGT, BasisPursuit, BPResult
+from .basis_pursuit import BasisPursuit, BPResult
 from .deepem import DeepEM
 from .io import read_aia, write_dem_fits
 from .plots import comparison_png, quicklook_png
@@ -150,14 +150,15 @@ def run_deepem(
     png : path, optional
         Quicklook PNG at log T 5.9, 6.3, 7.0.
     compare_png : path, optional
-        Also run Basis Pursuit on the same 18-bin grid and write BP and DeepEM side by side
+        Also run Basis Pursuit on the model's grid and write BP and DeepEM side by side
         (BP failures black).
     bin : int
         N x N binning.
     threads : int, optional
         Threads.
-    model : path, optional
-        A DeepEM model file (default: the shipped one).
+    model : path or str, optional
+        A DeepEM model file or a shipped model's name (``"deepem18"``, ``"deepem21"``;
+        default: the default shipped model).
     overwrite : bool
         Replace existing output files (never an input or the model).
     refine : bool
@@ -191,7 +192,7 @@ def run_deepem(
         quicklook_png(png, res, header=obs.header, method="DeepEM")
     bp_res = None
     if compare_png is not None:
-        bp_res = BasisPursuit(logt=DEEPEM_LOGT).solve(
+        bp_res = BasisPursuit(logt=net.logt).solve(
             obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads
         )
         comparison_png(compare_png, bp_res, res, header=obs.header)
