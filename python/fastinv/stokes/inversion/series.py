@@ -314,6 +314,13 @@ def run_series(
     -------
     dict
         The run log (also in ``out_dir/run_log.json``).
+
+    Examples
+    --------
+    >>> log = run_series(["VISP_L1_A.asdf", "VISP_L1_B.asdf"], "l2/",           # doctest: +SKIP
+    ...                  SeriesOptions(model="visp.safetensors"), scheduler="processes:8", retries=1)
+    >>> log["maps"], log["counts"]                                             # doctest: +SKIP
+    ({'VISP_L1_A': 400, 'VISP_L1_B': 400}, {'done': 800})
     """
     from .network import LEVEL2_NAMES, StokesNet
 
@@ -399,6 +406,12 @@ def assemble_map(
     ------
     ValueError
         No run log, an unknown map, or no finished step of the map.
+
+    Examples
+    --------
+    >>> log = run_series("VISP_L1_A.asdf", "l2/", SeriesOptions(model="visp.safetensors"))  # doctest: +SKIP
+    >>> assemble_map("l2/", "VISP_L1_A", "l2/VISP_L1_A.fits", "l2/VISP_L1_A.asdf")         # doctest: +SKIP
+    PosixPath('l2/VISP_L1_A.fits')
     """
     import json
 
