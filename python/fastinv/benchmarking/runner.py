@@ -163,12 +163,10 @@ def _peers(
     runs: dict[str, Callable[[np.ndarray], Callable[[], Any]]] = {}
     notes: dict[str, str] = {}
     try:
-        torch = require("torch", "the PyTorch peer (and the ONNX export) of fastinv bench")
-    except ImportError as exc:
-        torch = None
-        for peer in compare:
-            notes[peer] = str(exc)
-    if torch is None:
+        torch = require("torch")
+    except ImportError:
+        for peer in compare:  # ONNX Runtime gets its model through torch's ONNX export
+            notes[peer] = 'needs torch, which is not installed: pip install "fastinv[bench]"'
         return runs, notes
     torch.set_num_threads(threads)
     net = torch_module(path)
