@@ -196,6 +196,16 @@ def test_missing_peer_is_one_line_naming_the_extra(capsys, monkeypatch):
     assert 'pip install "fastinv[bench]"' in line
 
 
+def test_without_torch_both_peers_are_skipped_with_a_note(capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    rc, out, err = _bench(["stokes_hinode", "--samples", "16", "--threads", "1", "--rounds", "1"], capsys)
+    assert rc == 0, err
+    for peer in ("torch", "onnxruntime"):
+        line = next(s for s in out.splitlines() if s.startswith(f"skipped {peer}"))
+        assert 'pip install "fastinv[bench]"' in line
+    assert "| fastinv |" in out and "| torch |" not in out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

@@ -108,11 +108,11 @@ def _torch_prepare(torch: Any, net: Any, device: str, autocast: bool) -> Callabl
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
 
     def prepare(batch: np.ndarray) -> Callable[[], Any]:
-        xt = torch.from_numpy(batch).to(device)  # the copy to a tensor is not timed
-
+        # NumPy in, NumPy out, as for fastinv: on CUDA the copies are timed for both
+        # (on the CPU from_numpy and .numpy() share memory and cost nothing).
         def run() -> Any:
             with torch.inference_mode(), torch.autocast(device, dtype=torch.bfloat16, enabled=autocast):
-                y = net(xt)
+                y = net(torch.from_numpy(batch).to(device))
             sync()
             return y.float().cpu().numpy()
 
@@ -128,7 +128,7 @@ def _onnx_session(torch: Any, ort: Any, net: Any, x: np.ndarray, layout: str, th
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the exporter's deprecation and constant-folding chatter
         torch.onnx.export(
-            net.cpu(),
+            net,
             torch.from_numpy(_head(x, layout, 2)),
             path,
             input_names=["x"],
@@ -155,20 +155,18 @@ def _peers(
     precision: str,
     folder: str,
 ) -> tuple[dict[str, Callable[[np.ndarray], Callable[[], Any]]], dict[str, str]]:
-    """Per available peer, a function that prepares a batch (untimed: copies to tensors)
-    and returns the call to time, which returns NumPy; and a note per peer that cannot run here."""
+    """Per available peer, a function that takes a batch and returns the call to time
+    (NumPy in and out); and a note per peer that cannot run here."""
     from .._optional import require
     from .torch_graph import torch_module
 
     runs: dict[str, Callable[[np.ndarray], Callable[[], Any]]] = {}
     notes: dict[str, str] = {}
     try:
-        torch = require("torch", "the PyTorch peer (and the ONNX export) of fastinv bench")
-    except ImportError as exc:
-        torch = None
-        for peer in compare:
-            notes[peer] = str(exc)
-    if torch is None:
+        torch = require("torch")
+    except ImportError:
+        for peer in compare:  # ONNX Runtime gets its model through torch's ONNX export
+            notes[peer] = 'needs torch, which is not installed: pip install "fastinv[bench]"'
         return runs, notes
     torch.set_num_threads(threads)
     net = torch_module(path)
@@ -181,7 +179,7 @@ def _peers(
     if "onnxruntime" in compare:
         try:
             ort = require("onnxruntime", "the ONNX Runtime peer of fastinv bench")
-            sess = _onnx_session(torch, ort, net, x, layout, threads, device, folder)
+            sess = _onnx_session(torch, ort, torch_module(path), x, layout, threads, device, folder)
             runs["onnxruntime"] = lambda batch: lambda: sess.run(None, {"x": batch})[0]
         except (ImportError, RuntimeError) as exc:
             notes["onnxruntime"] = str(exc)
@@ -267,12 +265,13 @@ def run_benchmark(
         peaks: list[float] = []
         for run in impls.values():  # warm-up: first-call allocations and caches
             run()
-        for _ in range(rounds):
+        names = list(impls)
+        for r in range(rounds):
             if cpu:
                 peaks.append(measure_peak(nthreads, precision, peak_seconds))
-            for name, run in impls.items():
+            for name in names[r % len(names) :] + names[: r % len(names)]:  # each goes first in turn
                 t = time.perf_counter()
-                run()
+                impls[name]()
                 times[name].append(time.perf_counter() - t)
 
     n = _samples(x, fast.layout)
@@ -308,7 +307,8 @@ def run_benchmark(
         "flops_per_sample": info["flops_per_sample"],
         "executed_flops_per_sample": info["executed_flops_per_sample"],
         "peak": {
-            "what": ("bf16 dot-product" if precision == "bf16" else "float32 FMA") + f" peak, {nthreads} thread(s)",
+            "what": ("bf16 (the bf16 kernels' instructions)" if precision == "bf16" else "float32 FMA")
+            + f" peak, {nthreads} thread(s)",
             "isa": _core.active_isa(),
             "gflops": peak,
             "measurements_gflops": peaks,
