@@ -271,14 +271,28 @@ def write_summary(json_path, md_path) -> str:
             f"{get(name, 'median_iterations'):.0f} | {get(name, 'share_ok'):.3f} | "
             f"{get(name, 'share_restarted'):.3f} |"
         )
-    if np.isnan(get("test_pymilne_1core", "pixels")):
+    one, rst, pym = (
+        "test_fastinv_1core_pymilne_lines_one_start",
+        "test_fastinv_1core_pymilne_lines",
+        "test_pymilne_1core",
+    )
+
+    def cpu(name):
+        return get(name, "pixels_per_cpu_s")
+
+    if np.isnan(get(pym, "pixels")):
         lines += ["", "pyMilne: not found (case skipped; bench/README.md says how to build it).", ""]
     else:
         lines += [
             "",
             "pyMilne rows: its own data set (same generator, pyMilne's line data); pyMilne's chi2 is the "
             "same formula on its fitted profiles (its model: synthesis on the 21.5 mA data grid + FFT "
-            "convolution with the sampled LSF; iterations column: its nIter limit).",
+            "convolution with the sampled LSF; iterations column: its nIter limit). Per core = pixels "
+            "per CPU-second (pyMilne's nthreads=1 still ran OpenMP regions on more than one core here).",
+            "",
+            f"fastinv / pyMilne, pixels per CPU-second, one start each: {cpu(one) / cpu(pym):.2f}x "
+            f"(with restarts: {cpu(rst) / cpu(pym):.2f}x); median reduced chi2 "
+            f"{get(one, 'median_chi2'):.3f} vs {get(pym, 'median_chi2'):.3f}.",
             "",
         ]
     return write_markdown(md_path, lines)

@@ -348,6 +348,75 @@ static void test_stokes(void) {
   fastinv_stokes_destroy(NULL);
 }
 
+static void test_me(void) {
+  double wl[60], x[2 * 4 * 60], init[2 * FASTINV_ME_PARAMETERS], sigma[4 * 60], par[2 * FASTINV_ME_PARAMETERS];
+  int8_t st[2];
+  for (int l = 0; l < 60; ++l) wl[l] = 6301.0 + 0.0215 * l;
+  fastinv_me_options o;
+  fastinv_me_options_init(&o);
+  check(o.size == sizeof o && o.free[0] == 1 && o.free[9] == 0 && o.free[11] == 0 && o.restarts == 3,
+        "me_options_init");
+  fastinv_me* me = NULL;
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "n_wavelength", "me_create(no grid)");
+  o.wavelength = wl;
+  o.n_wavelength = 60;
+  check_error(fastinv_me_create(NULL, &me), FASTINV_INVALID_ARGUMENT, "options", "me_create(NULL options)");
+  check_error(fastinv_me_create(&o, NULL), FASTINV_INVALID_ARGUMENT, "me", "me_create(NULL out)");
+  o.lines = "FeI_6301,,FeI_6302";
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "empty line", "me_create(empty name)");
+  o.lines = "FeI_9999";
+  check(fastinv_me_create(&o, &me) != FASTINV_OK, "me_create(unknown line)");
+  o.lines = NULL;
+  o.lsf_fwhm = -3.0;
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "lsf_fwhm", "me_create(lsf < 0)");
+  o.lsf_fwhm = 0.0;
+  o.free[10] = 1; /* vmac without a Gaussian LSF */
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "free vmac", "me_create(free vmac, no LSF)");
+  o.lsf_fwhm = 30.0;
+  wl[7] += 0.005; /* an LSF needs a uniform grid */
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "uniform", "me_create(non-uniform)");
+  wl[7] -= 0.005;
+  o.free[11] = 1; /* stray light: needs a profile at invert() */
+  o.size = 3;
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "size", "me_create(size 3)");
+  o.size = sizeof o;
+  check(fastinv_me_create(&o, &me) == FASTINV_OK, "me_create(LSF, free vmac and stray light)");
+  int64_t nw = 0, ns = 0;
+  check(fastinv_me_sizes(me, &nw, &ns) == FASTINV_OK && nw == 60 && ns > 120, "me_sizes");
+  const double truth[FASTINV_ME_PARAMETERS] = {1200, 50, 30, 0.3, 30, 0.2, 10, 0.2, 0.8, 1, 0.5, 0.1};
+  for (int i = 0; i < 2; ++i)
+    for (int k = 0; k < FASTINV_ME_PARAMETERS; ++k) init[i * FASTINV_ME_PARAMETERS + k] = truth[k];
+  for (int k = 0; k < 2 * 4 * 60; ++k) x[k] = (k % (4 * 60)) < 60 ? 1.0 : 0.0;
+  for (int k = 0; k < 4 * 60; ++k) sigma[k] = 1e-3;
+  x[4 * 60 + 3] = NAN;
+  fastinv_me_input in;
+  fastinv_me_input_init(&in);
+  fastinv_me_output out;
+  fastinv_me_output_init(&out);
+  in.n = 2;
+  in.stokes = x;
+  in.sigma = sigma;
+  in.init = init;
+  out.parameters = par;
+  out.status = st;
+  check_error(fastinv_me_invert(me, &in, &out, 1), FASTINV_INVALID_ARGUMENT, "stray", "me_invert(no stray profile)");
+  in.stray = sigma; /* any finite (4, m) profile */
+  check(fastinv_me_invert(me, &in, &out, 1) == FASTINV_OK && st[1] == 3 && isnan(par[FASTINV_ME_PARAMETERS]),
+        "me_invert: status / NaN for a bad pixel");
+  out.status = NULL;
+  check_error(fastinv_me_invert(me, &in, &out, 1), FASTINV_INVALID_ARGUMENT, "status", "me_invert(NULL status)");
+  out.status = st;
+  in.n = -1;
+  check_error(fastinv_me_invert(me, &in, &out, 1), FASTINV_INVALID_ARGUMENT, "negative", "me_invert(n < 0)");
+  in.n = 2;
+  in.init = NULL;
+  check_error(fastinv_me_invert(me, &in, &out, 1), FASTINV_INVALID_ARGUMENT, "init", "me_invert(NULL init)");
+  check_error(fastinv_me_invert(NULL, &in, &out, 1), FASTINV_INVALID_ARGUMENT, "me", "me_invert(NULL me)");
+  check_error(fastinv_me_invert(me, NULL, &out, 1), FASTINV_INVALID_ARGUMENT, "input", "me_invert(NULL input)");
+  fastinv_me_destroy(me);
+  fastinv_me_destroy(NULL);
+}
+
 int main(void) {
   char dir[4096];
   if (fastinv_data_dir(dir, sizeof dir) != FASTINV_OK) {
@@ -359,6 +428,7 @@ int main(void) {
   test_deepem(dir);
   test_bp();
   test_stokes();
+  test_me();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

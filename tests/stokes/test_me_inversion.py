@@ -207,3 +207,17 @@ def test_stokes_weights():
         [f[0], np.sin(np.radians(f[1])), f[3]], [1800.0, np.sin(np.radians(60.0)), 0.6], rtol=1e-4
     )
     assert r.chi2[0, 3] > 1e3
+
+
+def test_coarse_synthesis_grid_fits_finely_synthesised_data(hinode_fit):
+    # the inversion synthesises on 10.75 mA (oversample 2, <= 3e-5 I_c from a 16x grid); data
+    # synthesised on the instrument's own 5.4 mA grid fit as well: chi2 as with the same grid
+    inv, truth, _, sigma, res = hinode_fit
+    assert inv.model.instrument.oversample == 2
+    fine = MilneEddington(instrument=Instrument.hinode_sp(oversample=16))
+    clean = synthesize(fine, truth[:100], 0.9)
+    diff = np.abs(clean - synthesize(inv.model, truth[:100], 0.9)).max(axis=(1, 2)) / (truth[:100, 7] + truth[:100, 8])
+    assert diff.max() < 3e-5, diff.max()
+    obs = clean + sigma[:100, None, None] * np.random.default_rng(4).standard_normal(clean.shape)
+    r = inv.invert(obs, sigma=np.broadcast_to(sigma[:100, None], (100, 4)), threads=2)
+    assert abs(np.median(r.chi2[:, 4]) - np.median(res.chi2[:100, 4])) < 0.02

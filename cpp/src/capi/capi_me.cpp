@@ -19,7 +19,7 @@ namespace st = fastinv::stokes;
 namespace {
 
 constexpr double kCkms = 299792.458;
-constexpr double kDefaultStep = 5.5e-3;  // [A], the Python Instrument's default synthesis step
+constexpr double kStepPerSigma = 0.85;  // the Python MEInversion's default synthesis step / LSF sigma
 
 std::vector<st::SpectralLine> parse_lines(const char* names) {
   const std::string all = names ? names : "FeI_6301,FeI_6302";
@@ -56,11 +56,14 @@ std::shared_ptr<st::MilneEddington> make_model(const fastinv_me_options& o) {
     throw InvalidArgument(std::string(fn) + ": vmac_max must be finite and >= 0");
   double data_step = mean_step;
   for (std::size_t i = 1; i < wl.size(); ++i) data_step = std::min(data_step, wl[i] - wl[i - 1]);
-  const int64_t over =
-      o.oversample > 0 ? o.oversample : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(data_step / kDefaultStep)));
-  const double step = data_step / static_cast<double>(over);
   const double fwhm_to_sigma = 1.0 / (2.0 * std::sqrt(2.0 * std::log(2.0)));  // as the Python Instrument
   const double sigma = o.lsf_fwhm * 1e-3 * fwhm_to_sigma;
+  // the Python MEInversion's default: the fewest points per data step giving a step <= 0.85 sigma
+  const int64_t over =
+      o.oversample > 0
+          ? o.oversample
+          : std::max<int64_t>(1, static_cast<int64_t>(std::ceil(data_step / (kStepPerSigma * sigma) - 1e-9)));
+  const double step = data_step / static_cast<double>(over);
   double mean_wl = 0.0;
   for (double x : wl) mean_wl += x;
   mean_wl /= static_cast<double>(wl.size());

@@ -62,6 +62,18 @@ void cholesky_solve(const double* l, int m, double* b) {
   }
 }
 
+// sum_k a[k] b[k] with 8 independent partial sums, added in a fixed order (deterministic;
+// the compiler vectorises the lanes).
+double dot(const double* a, const double* b, int64_t n) {
+  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t k = 0;
+  for (; k + 8 <= n; k += 8)
+    for (int l = 0; l < 8; ++l) s[l] += a[k + l] * b[k + l];
+  double t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
+  for (; k < n; ++k) t += a[k] * b[k];
+  return t;
+}
+
 // Equivalent geometry first, then the box.
 void fold_and_clamp(double* p, const MEInversionOptions& o) {
   if (p[0] < 0.0) {
@@ -152,7 +164,7 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
   {
     MEScratch scratch;
     std::vector<double> work;
-    errors.run([&] { work.resize(static_cast<std::size_t>((kP + 4) * plane)); });
+    errors.run([&] { work.resize(static_cast<std::size_t>((2 * kP + 4) * plane)); });
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 16)
 #endif
@@ -177,6 +189,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   double* iw = work + 2 * plane;   // sqrt(weight) / sigma
   double* res = work + 3 * plane;  // weighted residuals
   double* jac = work + 4 * plane;
+  double* jw = work + (4 + kP) * plane;  // weighted free Jacobian rows
   double* par = out.parameters + i * kP;
   double* err = out.errors + i * kP;
   double* cor = out.correlations + i * kMeCorrelated * kMeCorrelated;
@@ -213,12 +226,8 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     for (int64_t k = 0; k < m; ++k) iw[s * m + k] = w / sigma[s * m + k];
   }
   auto chi2_of = [&](const double* model) {
-    double c = 0.0;
-    for (int64_t k = 0; k < plane; ++k) {
-      const double r = (obs[k] - model[k]) * iw[k];
-      c += r * r;
-    }
-    return c;
+    for (int64_t k = 0; k < plane; ++k) res[k] = (obs[k] - model[k]) * iw[k];
+    return dot(res, res, plane);
   };
   double p[kP], q[kP];
   // the starting point; without a stray-light profile alpha is 0
@@ -253,19 +262,18 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
 
   double A[kP * kP], L[kP * kP], g[kP], d[kP];
   // A = J^T J and g = J^T r over the free parameters at the current p (prof, jac)
+  // (the weighted rows jw = J iw once, then dot products with independent partial sums:
+  // one running sum would chain every addition on the previous one)
   auto normal_equations = [&]() {
     for (int64_t k = 0; k < plane; ++k) res[k] = (obs[k] - prof[k]) * iw[k];
     for (int a = 0; a < nf; ++a) {
       const double* ja = jac + idx[a] * plane;
-      double s = 0.0;
-      for (int64_t k = 0; k < plane; ++k) s += ja[k] * iw[k] * res[k];
-      g[a] = s;
-      for (int b = 0; b <= a; ++b) {
-        const double* jb = jac + idx[b] * plane;
-        double t = 0.0;
-        for (int64_t k = 0; k < plane; ++k) t += ja[k] * jb[k] * iw[k] * iw[k];
-        A[a * nf + b] = A[b * nf + a] = t;
-      }
+      double* wa = jw + a * plane;
+      for (int64_t k = 0; k < plane; ++k) wa[k] = ja[k] * iw[k];
+    }
+    for (int a = 0; a < nf; ++a) {
+      g[a] = dot(jw + a * plane, res, plane);
+      for (int b = 0; b <= a; ++b) A[a * nf + b] = A[b * nf + a] = dot(jw + a * plane, jw + b * plane, plane);
     }
   };
 
