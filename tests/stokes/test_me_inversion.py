@@ -149,7 +149,7 @@ def test_bad_input_gives_status_or_clear_error():
     with pytest.raises(ValueError, match="box limits"):
         MEInversion(bounds={"B": (100.0, 10.0)})
     with pytest.raises(ValueError, match="init"):
-        inv.invert(obs, init="network")
+        inv.invert(obs, init="neural")
 
 
 def test_fixed_parameters_keep_their_values():
