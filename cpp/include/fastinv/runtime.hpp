@@ -49,8 +49,9 @@ double measure_fma_peak(Isa isa, int threads = 1, double seconds = 0.5);
 // the CPU has AVX512-BF16 (vdpbf16ps).
 bool bf16_available();
 
-// Measured bf16 dot-product rate (vdpbf16ps, 2 FLOPs per multiply-add) in GFLOP/s, as
-// measure_fma_peak; throws fastinv::Error where bf16_available() is false.
+// Measured bf16 dot-product rate of the bf16 kernels in use (AMX TDPBF16PS, else
+// vdpbf16ps; 2 FLOPs per multiply-add) in GFLOP/s, as measure_fma_peak; throws
+// fastinv::Error where bf16_available() is false.
 double measure_bf16_peak(int threads = 1, double seconds = 0.5);
 
 }  // namespace fastinv

@@ -91,4 +91,35 @@ void gemm_amx_bf16(const GemmBf16Args& g) {
   }
 }
 
+double tile_loop_amx_bf16(int64_t iterations, float* sink) {
+  // Four independent accumulator tiles (TDPBF16PS's latency is several times its issue
+  // interval), from two A and two B tiles of ordinary values.
+  alignas(64) uint32_t ab[kRows * kPairs];
+  for (int i = 0; i < kRows * kPairs; ++i) ab[i] = 0x3f803f00u + uint32_t(i % 7);  // bf16 pairs near 0.5, 1
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.rows[t] = kRows;
+    cfg.colsb[t] = kRowBytes;
+  }
+  _tile_loadconfig(&cfg);
+  _tile_zero(0);  // (tile numbers are immediates: no loop)
+  _tile_zero(1);
+  _tile_zero(2);
+  _tile_zero(3);
+  _tile_loadd(4, ab, kRowBytes);
+  _tile_loadd(5, ab, kRowBytes);
+  _tile_loadd(6, ab, kRowBytes);
+  _tile_loadd(7, ab, kRowBytes);
+  for (int64_t i = 0; i < iterations; ++i) {
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  alignas(64) float c[kRows][kTileWidth];
+  _tile_stored(0, c, kRowBytes);
+  sink[0] += c[0][0];
+  return 4.0 * 2 * kRows * kTileWidth * 2 * kPairs * double(iterations);
+}
+
 }  // namespace fastinv::cpu

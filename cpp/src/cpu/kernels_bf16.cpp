@@ -115,8 +115,14 @@ void pack_weights_bf16_tiles(const float* w, const float* bias, int64_t m, int64
 }
 
 double measure_bf16_peak(int threads, double seconds) {
-  bf16_kernels();  // throws where the CPU or build lacks AVX512-BF16
+  const Bf16Kernels& kernels = bf16_kernels();  // throws where the CPU or build lacks AVX512-BF16
+#ifdef FASTINV_HAVE_AMX_KERNELS
+  // (iterations of the tile loop are 16x longer than of the vector loops: fewer per call)
+  if (kernels.tiles)
+    return measure_loop_peak([](int64_t n, float* sink) { return tile_loop_amx_bf16(n / 16, sink); }, threads, seconds);
+#endif
 #ifdef FASTINV_HAVE_BF16_KERNELS
+  (void)kernels;
   return measure_loop_peak(&dp_loop_avx512_bf16, threads, seconds);
 #else
   (void)threads;

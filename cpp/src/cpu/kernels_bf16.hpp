@@ -53,6 +53,8 @@ bool amx_usable();
 // The AMX entry point (kernels_amx_bf16.cpp): m padded to blocks of 16 rows, kp in
 // chunks of 16 pairs.
 void gemm_amx_bf16(const GemmBf16Args& args);
+// Independent TDPBF16PS chains (the AMX-BF16 peak); returns the FLOPs.
+double tile_loop_amx_bf16(int64_t iterations, float* sink);
 
 // The AVX512-BF16 entry points (kernels_avx512_bf16.cpp); call only when bf16_supported().
 void gemm_avx512_bf16(const GemmBf16Args& args);
@@ -81,7 +83,8 @@ void pack_weights_bf16(const float* w, const float* bias, int64_t m, int64_t tap
 void pack_weights_bf16_tiles(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin,
                              std::vector<uint32_t>& a, std::vector<float>& b);
 
-// Measured bf16 dot-product peak (vdpbf16ps) in GFLOP/s over `threads` threads.
+// Measured peak of the bf16 kernels in use (bf16_kernels(): TDPBF16PS or vdpbf16ps) in
+// GFLOP/s over `threads` threads.
 double measure_bf16_peak(int threads, double seconds);
 
 }  // namespace fastinv::cpu

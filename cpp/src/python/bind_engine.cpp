@@ -167,7 +167,7 @@ void bind_engine(py::module_& m) {
         return measure_bf16_peak(threads, seconds);
       },
       py::arg("threads") = 1, py::arg("seconds") = 0.5,
-      "Measured bf16 dot-product peak (vdpbf16ps) in GFLOP/s (the bf16 benchmarks' hardware limit).");
+      "Measured bf16 peak of the bf16 kernels in use (AMX TDPBF16PS, else vdpbf16ps) in GFLOP/s.");
   m.def("default_threads", &default_threads);
   m.def("max_threads", &max_threads, "The most threads any call accepts (4 x the hardware threads).");
   m.def("openmp_enabled", &openmp_enabled);
