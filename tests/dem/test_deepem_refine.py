@@ -140,6 +140,7 @@ def test_synthetic_against_highs(deepem):
     npix, nt = 300, 18
     k32 = deepem._kernel32
     logt = deepem.logt
+
     # smooth "network" EMs (one or two Gaussians in log T) and data from other smooth EMs
     def smooth(m):
         c = rng.uniform(5.7, 7.1, (m, 1))

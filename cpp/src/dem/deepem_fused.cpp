@@ -102,7 +102,7 @@ class DeepEmHooks final : public TileHooks {
     constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
     for (int j = 0; j < lanes; ++j) {
       out_.objective[first + j] = overflow[j] ? fnan : total[j] / 1e26f;
-      out_.status[first + j] = static_cast<int8_t>(!finite[j]          ? BpStatus::bad_input
+      out_.status[first + j] = static_cast<int8_t>(!finite[j]        ? BpStatus::bad_input
                                                    : refined[j] != 0 ? BpStatus(refined[j])
                                                    : overflow[j]     ? BpStatus::overflow
                                                                      : BpStatus::ok);

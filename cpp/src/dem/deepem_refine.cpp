@@ -112,6 +112,9 @@ BpStatus DeepEmRefiner::pixel(Workspace& w, const double* yraw, const double* si
   w.lp_.reset();
   BpStatus st = BpStatus::not_converged;
   int32_t iters = 0;
+  // A wider band continues from the basis that proved the narrower one infeasible (still dual
+  // feasible): on the synoptic frame that took 10.4 iterations per pixel against 12.0 when each
+  // tolfac restarted from the network's EM (both measured with a neighbour warm start).
   for (double tf : opts_.tolfacs) {
     *tolfac = tf;
     double lo[kChannels], up[kChannels], g = 0.0;
@@ -145,8 +148,8 @@ BpStatus DeepEmRefiner::pixel(Workspace& w, const double* yraw, const double* si
   return st;
 }
 
-void DeepEmRefiner::tile(const double (*y)[kW], int64_t first, int lanes, float (*em)[kW], float* total,
-                         int8_t* status, double* tolfac) const noexcept {
+void DeepEmRefiner::tile(const double (*y)[kW], int64_t first, int lanes, float (*em)[kW], float* total, int8_t* status,
+                         double* tolfac) const noexcept {
   try {
     Workspace w(*this);
     for (int j = 0; j < lanes; ++j) {

@@ -66,7 +66,8 @@ class DualSimplex {
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
   bool pristine_ = false;
-  bool boxed_ = false;  // some structural has a finite upper bound (set_upper)  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
+  bool boxed_ = false;  // some structural has a finite upper bound (set_upper)  // all-logical basis with B^-1 = -I, d
+                        // = c, x = 0: no refactor needed
 };
 
 }  // namespace fastinv::dem

@@ -332,7 +332,9 @@ class DeepEM:
         """Refine em (nT, npix) float32 in place; returns (status, tolfac, iterations)."""
         sig = t = None
         if sigma is not None:
-            sig = np.broadcast_to(np.asarray(to_float_array(sigma, "DN/s", "sigma"), np.float64).reshape(6, -1), y.shape)
+            sig = np.broadcast_to(
+                np.asarray(to_float_array(sigma, "DN/s", "sigma"), np.float64).reshape(6, -1), y.shape
+            )
         else:
             t = np.broadcast_to(np.asarray(to_float_array(exptime, "s", "exptime"), float).reshape(-1), (6,)).copy()
         return _core.dem.deepem_refine(self._kernel32, em, y, sig, t, float(n_sample), self.model.threads)

@@ -18,6 +18,9 @@ default 21-bin grid (5.5..7.5, where the flare pixels are feasible), bins matche
   and with counts) whose DeepEM re-synthesis lies within the loosest BP band, 3.15 sigma;
 * ``coverage`` (only when the DeepEM result carries ``logt_err``/``total_em_err``):
   fraction of BP-ok pixels whose BP log T_EM (total EM) lies within DeepEM's +-1 sigma.
+
+With ``refine=True`` the same metrics for ``DeepEM.invert(..., refine=True)`` (``refined``)
+and how far the refinement moved the network (``refinement``, :func:`refinement_shift`).
 """
 
 from __future__ import annotations
@@ -37,8 +40,7 @@ BP_LOOSEST_TOLFAC = 1.4 * 2.25
 
 
 def _within(model: np.ndarray, y: np.ndarray, sigma: np.ndarray, tolfac: float) -> np.ndarray:
-    # BP solutions are LP vertices ON the band's edge: allow rounding (1e-9 relative)
-    return np.all(np.abs(model - np.maximum(y, 0.0)) <= tolfac * sigma * (1 + 1e-9), axis=0)
+    return _within_each(model, y, sigma, tolfac)
 
 
 def _on_grid(em: np.ndarray, logt: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -121,7 +123,7 @@ class _Stack:
         self.em = np.concatenate([p.em.reshape(p.em.shape[0], -1) for p in parts], axis=1)
         self.model = np.concatenate([p.model.reshape(6, -1) for p in parts], axis=1)
         self.status = np.concatenate([p.status.ravel() for p in parts])
-        for name in ("logt_err", "total_em_err"):
+        for name in ("logt_err", "total_em_err", "tolfac"):
             errs = [getattr(p, name, None) for p in parts]
             setattr(self, name, None if any(e is None for e in errs) else np.concatenate([e.ravel() for e in errs]))
 
@@ -134,8 +136,64 @@ def _flare_frames(slots: Optional[Sequence[str]]):
         yield slot, obs, aia_error(np.maximum(np.nan_to_num(obs.data), 0.0) * t, obs.n_sample) / t
 
 
+def _within_each(model: np.ndarray, y: np.ndarray, sigma: np.ndarray, tolfac) -> np.ndarray:
+    # BP solutions (float64) and refined DeepEM ones (float32 EM and model) are LP vertices ON
+    # the band's edge: allow their rounding, 1e-9 of the band's width, resp. 1e-6 of its top
+    # (float32 rounds the intensity, not the band: y/sigma ~ 100 on bright pixels)
+    y = np.maximum(y, 0.0)
+    eta = tolfac * sigma
+    slack = 1e-6 * (y + eta) if model.dtype == np.float32 else 1e-9 * eta
+    return np.all(np.abs(model - y) <= eta + slack, axis=0)
+
+
+def refinement_shift(
+    raw, refined, y: np.ndarray, sigma: np.ndarray, bp_status: np.ndarray, bp_tolfac: np.ndarray
+) -> dict:
+    """How far ``refine=True`` moved DeepEM's EM, and the in-band fraction before and after.
+
+    Over the pixels the refinement fitted (status 0): median and 90th percentile of
+    |Delta log T_EM| (EM-weighted log T, refined - raw, dex), refined / raw total-EM ratio
+    percentiles, the fraction whose EM did not change at all. In-band fractions (all six
+    channels within 1.4 sigma of y): over BP-ok pixels, before and after; and after, within
+    BP's band at the tolfac BP needed for the pixel (1.4, 2.1 or 3.15).
+    """
+    nt = raw.em.shape[0]
+    logt = np.asarray(raw.logt if getattr(raw, "logt", None) is not None else DEEPEM_LOGT)
+    em0, em1 = raw.em.reshape(nt, -1).astype(np.float64), refined.em.reshape(nt, -1).astype(np.float64)
+    y, sigma = y.reshape(6, -1), sigma.reshape(6, -1)
+    st = refined.status.ravel()
+    ok = st == 0
+    t0, t1 = em0.sum(axis=0), em1.sum(axis=0)
+    both = ok & (t0 > 0) & (t1 > 0)
+    lt0 = logt @ em0[:, both] / t0[both]
+    lt1 = logt @ em1[:, both] / t1[both]
+    dlt = np.abs(lt1 - lt0)
+    ratio = t1[both] / t0[both]
+    bp_ok = bp_status.ravel() == 0
+    m0, m1 = raw.model.reshape(6, -1), refined.model.reshape(6, -1)
+    codes, counts = np.unique(st, return_counts=True)
+    return {
+        "refined_ok": int(ok.sum()),
+        "status_counts": {int(c): int(n) for c, n in zip(codes, counts)},
+        "unchanged_fraction": float(np.all(em0[:, ok] == em1[:, ok], axis=0).mean()),
+        "logt_em_shift": {"median_abs": float(np.median(dlt)), "p90_abs": float(np.percentile(dlt, 90))},
+        "total_em_ratio": {p: float(np.percentile(ratio, q)) for p, q in (("p10", 10), ("median", 50), ("p90", 90))},
+        "in_band_bp_ok_before": float(_within(m0[:, bp_ok], y[:, bp_ok], sigma[:, bp_ok], BP_TOLFAC).mean()),
+        # refined products are NaN where the refinement failed: those count as out of band
+        "in_band_bp_ok_after": float(_within(m1[:, bp_ok], y[:, bp_ok], sigma[:, bp_ok], BP_TOLFAC).mean()),
+        # in BP's band at BP's own (adaptive) tolfac, over BP-ok pixels
+        "in_bp_band_after": float(
+            _within_each(m1[:, bp_ok], y[:, bp_ok], sigma[:, bp_ok], bp_tolfac.ravel()[bp_ok]).mean()
+        ),
+        "bp_ok_refine_failed": int((bp_ok & ~ok).sum()),
+    }
+
+
 def evaluate_deepem(
-    deepem: Optional[DeepEM] = None, slots: Optional[Sequence[str]] = None, threads: Optional[int] = None
+    deepem: Optional[DeepEM] = None,
+    slots: Optional[Sequence[str]] = None,
+    threads: Optional[int] = None,
+    refine: bool = False,
 ) -> dict:
     """DeepEM against BP on the model's own grid on the held-out flare series.
 
@@ -147,6 +205,9 @@ def evaluate_deepem(
         Flare time steps (default all ten).
     threads : int, optional
 
+    With ``refine`` also ``refined`` (the same metrics for ``invert(..., refine=True)``)
+    and ``refinement`` (:func:`refinement_shift`), over all steps.
+
     Returns
     -------
     dict
@@ -155,13 +216,13 @@ def evaluate_deepem(
     Examples
     --------
     >>> from fastinv.dem.evaluate import evaluate_deepem
-    >>> m = evaluate_deepem(slots=["2011-02-15T01-48"])  # doctest: +SKIP
-    >>> 0 <= m["overall"]["within_tolerance"] <= 1  # doctest: +SKIP
+    >>> m = evaluate_deepem(slots=["2011-02-15T01-48"], refine=True)  # doctest: +SKIP
+    >>> m["refinement"]["in_band_bp_ok_after"] > m["refinement"]["in_band_bp_ok_before"]  # doctest: +SKIP
     True
     """
     deepem = deepem or DeepEM.load()
     bp = BasisPursuit(logt=deepem.logt)
-    per_slot, ys, sigmas, bps, dls = {}, [], [], [], []
+    per_slot, ys, sigmas, bps, dls, rfs = {}, [], [], [], [], []
     for slot, obs, sigma in _flare_frames(slots):
         r_bp = bp.solve(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads)
         r_dl = deepem.invert(obs.data, threads=threads)
@@ -170,12 +231,23 @@ def evaluate_deepem(
         sigmas.append(sigma.reshape(6, -1))
         bps.append(r_bp)
         dls.append(r_dl)
-    overall = compare(_Stack(bps), _Stack(dls), np.concatenate(ys, axis=1), np.concatenate(sigmas, axis=1))
+        if refine:
+            rfs.append(
+                deepem.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, threads=threads, refine=True)
+            )
+    y_all, s_all = np.concatenate(ys, axis=1), np.concatenate(sigmas, axis=1)
+    bp_all = _Stack(bps)
+    overall = compare(bp_all, _Stack(dls), y_all, s_all)
+    extra = {}
+    if refine:
+        extra["refined"] = compare(bp_all, _Stack(rfs), y_all, s_all)
+        extra["refinement"] = refinement_shift(_Stack(dls), _Stack(rfs), y_all, s_all, bp_all.status, bp_all.tolfac)
     return {
         "data": "AIA 2011-02-15 X2.2 flare cutouts (67x67), " + f"{len(per_slot)} time steps",
         "grid": [round(float(v), 2) for v in deepem.logt],
         "overall": overall,
         "per_slot": per_slot,
+        **extra,
     }
 
 
