@@ -9,9 +9,17 @@
   ``DeepEM.invert`` on a ``dask.array``), next to one NumPy call on 1 and 2 threads.
 
 Efficiency = t(1 worker) / (2 * t(2 workers)). Writes bench/results/dask_<host>_<time>.json
-and bench/results/dask_summary.md. A wall-clock benchmark of whole runs, repeated
-``REPEATS`` times (the best is kept), not a pytest-benchmark file: a cluster's start-up is
-not part of a round.
+and bench/results/dask_summary.md. The efficiency is only meaningful on an idle machine (on
+a shared one two workers measure the contention); the load average is recorded with every
+run.
+
+``python bench/bench_dask.py --overhead`` measures only the per-task overheads (an empty
+task; an empty series step: submit, validate, write, log rewrite), which a loaded machine
+inflates but does not make meaningless; it writes dask_overhead_<host>_<time>.json and
+dask_overhead_summary.md.
+
+A wall-clock benchmark of whole runs, repeated ``REPEATS`` times (the best is kept), not a
+pytest-benchmark file: a cluster's start-up is not part of a round.
 """
 
 from __future__ import annotations
@@ -55,8 +63,69 @@ def _empty_step(step: Step) -> dict:
     return {}
 
 
-def main() -> None:
+def _machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "dask": distributed.__version__,
+        "load_before": os.getloadavg(),
+    }
+
+
+def _overheads(client, n: int, runs: dict) -> None:
+    """Per-task costs of the cluster and of the series machinery with ``n`` workers."""
     from fastinv import _series
+
+    client.run(lambda: __import__("fastinv.dem"))  # imports are not part of a round
+    runs[f"empty_task_{n}w"] = _best(lambda: client.gather(client.map(_noop, range(200), pure=False))) / 200
+    with tempfile.TemporaryDirectory() as d:
+        steps = [Step(f"s{i}", Path(d) / f"s{i}") for i in range(50)]
+
+        def empty_series():
+            for s in steps:
+                s.output.unlink(missing_ok=True)
+            _series.run_steps(steps, _empty_step, lambda s: "redo", client, Path(d) / "log.json", progress=False)
+
+        runs[f"empty_step_{n}w"] = _best(empty_series) / len(steps)
+
+
+def overhead_main() -> None:
+    """``--overhead``: the per-task overheads on 1 and 2 worker processes, with the load."""
+    out: dict = {"machine": _machine(), "runs": {}}
+    for n in (1, 2):
+        with (
+            distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cl,
+            distributed.Client(cl) as client,
+        ):
+            _overheads(client, n, out["runs"])
+    out["machine"]["load_after"] = os.getloadavg()
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    (RESULTS / f"dask_overhead_{platform.node() or 'host'}_{stamp}.json").write_text(json.dumps(out, indent=1) + "\n")
+    r, m = out["runs"], out["machine"]
+    text = "\n".join(
+        [
+            "# Dask per-task overhead (bench/bench_dask.py --overhead)",
+            "",
+            f"- run {stamp}: {m['cpus']} logical CPUs (shared), Python {m['python']}, dask {m['dask']}; "
+            f"1-min load average {m['load_before'][0]:.1f} before, {m['load_after'][0]:.1f} after "
+            "(other jobs share the CPUs: these are upper bounds). Best of 3; workers are processes "
+            "with one thread.",
+            "",
+            "| overhead | 1 worker | 2 workers |",
+            "| --- | --- | --- |",
+            f"| empty task (submit, run, gather; 200 tasks) | {r['empty_task_1w'] * 1e3:.2f} ms "
+            f"| {r['empty_task_2w'] * 1e3:.2f} ms |",
+            f"| empty series step (submit, validate, write, log rewrite; 50 steps) | "
+            f"{r['empty_step_1w'] * 1e3:.2f} ms | {r['empty_step_2w'] * 1e3:.2f} ms |",
+            "",
+        ]
+    )
+    (RESULTS / "dask_overhead_summary.md").write_text(text)
+    print(text)
+
+
+def main() -> None:
 
     flare_dir = Path(tempfile.mkdtemp(prefix="fastinv_bench_flare_"))
     for slot in datasets.aia_flare_slots():
@@ -65,15 +134,7 @@ def main() -> None:
     syn = read_aia(datasets.aia_synoptic_files(), presummed=16)
     y = np.nan_to_num(syn.data)
     bp, net = BasisPursuit(), DeepEM.load()
-    out: dict = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "dask": distributed.__version__,
-            "load_before": os.getloadavg(),
-        },
-        "runs": {},
-    }
+    out: dict = {"machine": _machine(), "runs": {}}
     runs = out["runs"]
     # NumPy references on this process (threads = cores used)
     for t in (1, 2):
@@ -84,19 +145,7 @@ def main() -> None:
             distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0") as cl,
             distributed.Client(cl) as client,
         ):
-            client.run(lambda: __import__("fastinv.dem"))  # imports are not part of a round
-            runs[f"empty_task_{n}w"] = _best(lambda: client.gather(client.map(_noop, range(200), pure=False))) / 200
-            with tempfile.TemporaryDirectory() as d:
-                steps = [Step(f"s{i}", Path(d) / f"s{i}") for i in range(50)]
-
-                def empty_series():
-                    for s in steps:
-                        s.output.unlink(missing_ok=True)
-                    _series.run_steps(
-                        steps, _empty_step, lambda s: "redo", client, Path(d) / "log.json", progress=False
-                    )
-
-                runs[f"empty_step_{n}w"] = _best(empty_series) / len(steps)
+            _overheads(client, n, runs)
             for method in ("bp", "deepem"):
 
                 def series():
@@ -155,4 +204,6 @@ def summary(out: dict, stamp: str) -> str:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    overhead_main() if "--overhead" in sys.argv[1:] else main()

@@ -79,10 +79,13 @@ def _record(benchmark, frame, machine, impl, flops_per_px=None, sys_s=None):
         "isa": machine["isa"],
         "cpu": machine["cpu"],
         "fma_peak_gflops": machine["fma_peak_gflops"],
+        "bf16_peak_gflops": machine["bf16_peak_gflops"],
     }
     if flops_per_px:
         gflops = flops_per_px * frame["pixels"] / t * 1e-9
         info.update(gflops=gflops, fraction_of_fma_peak=gflops / machine["fma_peak_gflops"])
+        if "bf16" in impl and machine["bf16_peak_gflops"]:
+            info["fraction_of_bf16_peak"] = gflops / machine["bf16_peak_gflops"]
     benchmark.extra_info.update(info)
 
 
@@ -107,11 +110,24 @@ def test_fastinv_deepem_series(benchmark, frame, machine, torch_deepem):
     _record(benchmark, frame, machine, "fastinv-out", net.model.info()["flops_per_sample"], run.sys)
 
 
-def _check_corner(res, frame, torch_deepem):
+def test_fastinv_deepem_series_bf16(benchmark, frame, machine, torch_deepem):
+    """The frame series (out=) with precision="bf16" (AVX512-BF16 kernels)."""
+    if not machine["bf16_peak_gflops"]:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    benchmark.group = "deepem-4096x4096"
+    net = DeepEM.load(threads=THREADS, precision="bf16")
+    prev = net.invert(frame["y"])
+    run = _SysTime(lambda: net.invert(frame["y"], out=prev))
+    res = benchmark.pedantic(run, rounds=3, warmup_rounds=0)
+    _check_corner(res, frame, torch_deepem, atol=4e-2)  # EM = y^2: twice bf16's ~1 % of the output
+    _record(benchmark, frame, machine, "fastinv-bf16-out", net.model.info()["flops_per_sample"], run.sys)
+
+
+def _check_corner(res, frame, torch_deepem, atol=2e-5):
     with torch.no_grad():  # same numbers as torch on a corner of the frame
         x = torch.from_numpy(np.sqrt(np.maximum(frame["y"][:, :64, :64], 0)).astype(np.float32))[None]
         ref = 1e25 * torch_deepem(x)[0].double().numpy() ** 2
-    np.testing.assert_allclose(res.em[:, :64, :64], ref, rtol=0, atol=2e-5 * ref.max())
+    np.testing.assert_allclose(res.em[:, :64, :64], ref, rtol=0, atol=atol * ref.max())
 
 
 def test_torch_deepem(benchmark, frame, machine, torch_deepem):
@@ -127,6 +143,22 @@ def test_torch_deepem(benchmark, frame, machine, torch_deepem):
 
     benchmark.pedantic(run, rounds=1, warmup_rounds=0)
     _record(benchmark, frame, machine, "torch", DeepEM.load().model.info()["flops_per_sample"])
+
+
+def test_torch_deepem_bf16(benchmark, frame, machine, torch_deepem):
+    """PyTorch with bf16 autocast on the CPU (its own bf16 path: oneDNN)."""
+    benchmark.group = "deepem-4096x4096"
+    x = np.sqrt(np.maximum(frame["y"], 0)).astype(np.float32)
+
+    def run():
+        out = np.empty((18, *x.shape[1:]), np.float32)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            for r in range(0, x.shape[1], STRIPE):
+                out[:, r : r + STRIPE] = torch_deepem(torch.from_numpy(x[None, :, r : r + STRIPE]))[0].float().numpy()
+        return 1e25 * out.astype(np.float64) ** 2
+
+    benchmark.pedantic(run, rounds=1, warmup_rounds=0)
+    _record(benchmark, frame, machine, "torch-bf16-autocast", DeepEM.load().model.info()["flops_per_sample"])
 
 
 def test_fastinv_bp(benchmark, frame, machine):

@@ -7,12 +7,18 @@ Cases (issue 'Foundation'):
   (c) the same CNN shape on one DKIST ViSP slit frame (2 555 profiles x 4 x 980).
 Each benchmark records samples/s, GFLOP/s of the layers as written (the same count for
 every implementation, so rates compare like with like) and the fraction of the measured
-FMA peak that the FLOPs really executed reach: fastinv's engine reports its own count
+FMA peak (fastinv-bf16: also of the measured vdpbf16ps peak) that the FLOPs really
+executed reach: fastinv's engine reports its own count
 (Winograd convolutions and pool-skipped positions execute fewer); the peers' are taken
-as written. bench/summarize.py turns the JSON into ratios.
+as written. The peak is measured before every timed round (pytest-benchmark's untimed
+setup), so the fraction divides by the peak the machine gave in the same minutes: on a
+machine shared with other jobs a peak measured once at the start is not the limit the
+benchmark later ran against. bench/summarize.py turns the JSON into ratios.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
@@ -22,6 +28,8 @@ ort = pytest.importorskip("onnxruntime")
 
 import fastinv  # noqa: E402
 from conftest import THREADS  # noqa: E402
+from fastinv.benchmarking import measure_peak  # noqa: E402
+from fastinv.benchmarking.report import median  # noqa: E402
 
 torch.set_num_threads(THREADS)
 
@@ -84,6 +92,7 @@ def case(request, tmp_path_factory):
         dynamo=False,
     )
     model = fastinv.load(path, threads=THREADS)
+    bf16 = fastinv.load(path, threads=THREADS, precision="bf16") if fastinv.info()["bf16"] else None
     samples = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
     info = model.info()
     return {
@@ -91,6 +100,8 @@ def case(request, tmp_path_factory):
         "net": net,
         "x": x,
         "model": model,
+        "bf16": bf16,
+        "bf16_executed_flops": bf16.info()["executed_flops_per_sample"] if bf16 else None,
         "onnx": str(onnx_path),
         "samples": samples,
         "flops": info["flops_per_sample"],
@@ -98,12 +109,30 @@ def case(request, tmp_path_factory):
     }
 
 
-def _record(benchmark, case, machine, impl):
+def _timed(benchmark, case, fn, *args):
+    """benchmark.pedantic with the FMA peak measured (untimed) before every round; returns
+    fn's last result and the peaks."""
+    peaks: list[float] = []
+
+    def setup():
+        peaks.append(measure_peak(THREADS, seconds=0.2))
+        return args, {}
+
+    return benchmark.pedantic(fn, setup=setup, rounds=_rounds(case), warmup_rounds=1), peaks
+
+
+def _record(benchmark, case, machine, impl, peaks):
     if benchmark.stats is None:  # --benchmark-disable: a smoke run, nothing timed
         return
     t = benchmark.stats.stats.median
+    peak = median(peaks)
     gflops = case["flops"] * case["samples"] / t * 1e-9
-    executed = (case["executed_flops"] if impl == "fastinv" else case["flops"]) * case["samples"] / t * 1e-9
+    executed = {"fastinv": case["executed_flops"], "fastinv-bf16": case["bf16_executed_flops"]}.get(impl, case["flops"])
+    executed *= case["samples"] / t * 1e-9
+    if "bf16" in impl and machine["bf16_peak_gflops"]:  # against the limit of the instructions it runs
+        benchmark.extra_info["fraction_of_bf16_peak"] = executed / machine["bf16_peak_gflops"]
+        benchmark.extra_info["bf16_peak_gflops"] = machine["bf16_peak_gflops"]
+    benchmark.extra_info["load_avg_1min_after"] = os.getloadavg()[0]
     benchmark.extra_info.update(
         {
             "case": case["name"],
@@ -113,8 +142,11 @@ def _record(benchmark, case, machine, impl):
             "samples_per_s": case["samples"] / t,
             "gflops": gflops,
             "executed_gflops": executed,
-            "fraction_of_fma_peak": executed / machine["fma_peak_gflops"],
-            "fma_peak_gflops": machine["fma_peak_gflops"],
+            "fraction_of_fma_peak": executed / peak,
+            "fma_peak_gflops": peak,
+            "fma_peak_gflops_rounds": peaks,
+            "fma_peak_gflops_session_start": machine["fma_peak_gflops"],
+            "loadavg_1min": os.getloadavg()[0],
             "isa": machine["isa"],
             "cpu": machine["cpu"],
         }
@@ -127,10 +159,22 @@ def _rounds(case):
 
 def test_fastinv(benchmark, case, machine):
     benchmark.group = case["name"]
-    y = benchmark.pedantic(case["model"], args=(case["x"],), rounds=_rounds(case), warmup_rounds=1)
+    y, peaks = _timed(benchmark, case, case["model"], case["x"])
     ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
     np.testing.assert_allclose(y[:64], ref, atol=1e-5 * np.abs(ref).max(), rtol=0)
-    _record(benchmark, case, machine, "fastinv")
+    _record(benchmark, case, machine, "fastinv", peaks)
+
+
+def test_fastinv_bf16(benchmark, case, machine):
+    """precision="bf16" (AVX512-BF16): bf16 weights and layer inputs, float32 sums."""
+    if case["bf16"] is None:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    benchmark.group = case["name"]
+    y = benchmark.pedantic(case["bf16"], args=(case["x"],), rounds=_rounds(case), warmup_rounds=1)
+    ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
+    err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
+    assert err < 2e-2, err  # bf16 rounding of weights and inputs (tests/test_bf16.py bounds it)
+    _record(benchmark, case, machine, "fastinv-bf16")
 
 
 def test_torch(benchmark, case, machine):
@@ -141,8 +185,21 @@ def test_torch(benchmark, case, machine):
         with torch.inference_mode():
             return case["net"](xt)
 
+    _, peaks = _timed(benchmark, case, run)
+    _record(benchmark, case, machine, "torch", peaks)
+
+
+def test_torch_bf16(benchmark, case, machine):
+    """PyTorch with bf16 autocast on the CPU."""
+    benchmark.group = case["name"]
+    xt = torch.from_numpy(case["x"])
+
+    def run():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return case["net"](xt)
+
     benchmark.pedantic(run, rounds=_rounds(case), warmup_rounds=1)
-    _record(benchmark, case, machine, "torch")
+    _record(benchmark, case, machine, "torch-bf16-autocast")
 
 
 def test_onnxruntime(benchmark, case, machine):
@@ -151,5 +208,5 @@ def test_onnxruntime(benchmark, case, machine):
     opts.intra_op_num_threads = THREADS
     opts.inter_op_num_threads = 1
     sess = ort.InferenceSession(case["onnx"], opts, providers=["CPUExecutionProvider"])
-    benchmark.pedantic(sess.run, args=(None, {"x": case["x"]}), rounds=_rounds(case), warmup_rounds=1)
-    _record(benchmark, case, machine, "onnxruntime")
+    _, peaks = _timed(benchmark, case, sess.run, None, {"x": case["x"]})
+    _record(benchmark, case, machine, "onnxruntime", peaks)

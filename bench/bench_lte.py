@@ -28,6 +28,7 @@ from summarize import Run, write_markdown
 
 N_FAST = 2000
 N_LW = 6
+N_CHI2 = 300
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +82,39 @@ def test_lightweaver_1core(benchmark, lte, atmos):
     record_profiles(benchmark, N_LW, timed)
 
 
+@pytest.fixture(scope="module")
+def network_case():
+    """Hinode SP profiles of training-like atmospheres (noise 1e-3) and the shipped network."""
+    from fastinv.stokes import StokesNet
+    from fastinv.stokes.synthesis.training_sets import lte_training_set
+
+    data = lte_training_set(N_CHI2, instrument="hinode", seed=5, noise=1e-3)
+    prof = data["stokes"][data["status"] == 0]
+    net = StokesNet.load(instrument="hinode")
+    return net, prof, net.predict(prof, threads=1)
+
+
+@pytest.mark.benchmark(group="stokes-chi2-hinode")
+def test_network_predict_1core(benchmark, network_case):
+    net, prof, _ = network_case
+    timed = CpuTimed(net.predict)
+    benchmark.pedantic(timed, args=(prof,), kwargs={"threads": 1}, rounds=3, iterations=1)
+    record_profiles(benchmark, len(prof), timed)
+
+
+@pytest.mark.benchmark(group="stokes-chi2-hinode")
+def test_resynthesis_chi2_1core(benchmark, network_case):
+    """`stokes invert --chi2`: LTE re-synthesis of the network's atmospheres, v_mic fitted."""
+    from fastinv.stokes.inversion.resynthesis import Resynthesis
+
+    net, prof, pred = network_case
+    rs = Resynthesis(net)
+    timed = CpuTimed(rs.chi2)
+    chi2 = benchmark.pedantic(timed, args=(prof, pred), kwargs={"threads": 1}, rounds=1, iterations=1)
+    record_profiles(benchmark, len(prof), timed)
+    benchmark.extra_info["median_chi2"] = float(np.nanmedian(chi2))
+
+
 def write_summary(json_path: Path, md_path: Path) -> str:
     run = Run.load(json_path)
 
@@ -90,6 +124,8 @@ def write_summary(json_path: Path, md_path: Path) -> str:
     ours, lw, allt = pps("test_fastinv_1core"), pps("test_lightweaver_1core"), pps("test_fastinv_all_threads")
     ours_cpu = pps("test_fastinv_1core", "profiles_per_cpu_s")
     lw_cpu = pps("test_lightweaver_1core", "profiles_per_cpu_s")
+    net_cpu = pps("test_network_predict_1core", "profiles_per_cpu_s")
+    chi_cpu = pps("test_resynthesis_chi2_1core", "profiles_per_cpu_s")
     return write_markdown(
         md_path,
         [
@@ -105,6 +141,18 @@ def write_summary(json_path: Path, md_path: Path) -> str:
             f"{ours_cpu / lw_cpu:,.0f}x lightweaver |",
             f"| fastinv, all threads ({os.cpu_count()}) | {allt:,.0f} | | |",
             f"| lightweaver 0.17 (strict LTE), 1 thread | {lw:,.2f} | {lw_cpu:,.2f} | 1 |",
+            "",
+            "## chi^2 of the Stokes network by LTE re-synthesis (`stokes invert --chi2`)",
+            "",
+            "Hinode SP network on LTE profiles of training-like atmospheres (noise 1e-3 I_c), one thread:",
+            "",
+            "| stage | pixels per CPU-second | CPU ms per pixel |",
+            "| --- | --- | --- |",
+            f"| network (`StokesNet.predict`) | {net_cpu:,.0f} | {1e3 / net_cpu:.3f} |",
+            f"| re-synthesis chi^2, v_mic fitted (4 LTE syntheses) | {chi_cpu:,.0f} | {1e3 / chi_cpu:.2f} |",
+            "",
+            f"The chi^2 map costs {net_cpu / chi_cpu:,.0f}x the network; median chi^2 "
+            f"{run.extra('test_resynthesis_chi2_1core', 'median_chi2'):.0f}.",
             "",
         ],
     )

@@ -25,6 +25,8 @@ Implementations (same threads):
 - ``torch``: the same NumPy preprocessing and decoding (fastinv's code), the network in
   PyTorch (``torch.inference_mode``) -- what a user gets swapping only the engine.
 - ``fastinv-net`` / ``torch-net``: the network alone on the prepared input (ViSP step).
+- ``fastinv-bf16`` / ``fastinv-bf16-net``: the same with ``precision="bf16"`` (AVX512-BF16);
+  ``torch-bf16-net``: PyTorch's network under bf16 autocast on the CPU.
 """
 
 from __future__ import annotations
@@ -194,44 +196,56 @@ def _torch_frame(case, inv: FrameInverter):
     return run
 
 
+def _inverter(case, name, impl):
+    """FrameInverter on the case's model, in bf16 for the *-bf16 implementations."""
+    instrument = "hinode" if name.startswith("hinode") else "visp"
+    if "bf16" not in impl:
+        return FrameInverter(case["path"], instrument, threads=THREADS)
+    if not fastinv.info()["bf16"]:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    net = StokesNet.load(case["path"], instrument=instrument, threads=THREADS, precision="bf16")
+    return FrameInverter(net, instrument, threads=THREADS)
+
+
 def _frame_pair(benchmark, case, machine, impl, name):
-    inv = FrameInverter(case["path"], "hinode" if name.startswith("hinode") else "visp", threads=THREADS)
-    if impl == "fastinv":
+    inv = _inverter(case, name, impl)
+    if impl in ("fastinv", "fastinv-bf16"):
         out = benchmark.pedantic(inv.invert_frame, args=(case["frame"], case["wavelength"]), rounds=10, warmup_rounds=2)
         ref = _torch_frame(case, inv)()
+        tol = 1e-3 if impl == "fastinv" else 3e-2  # bf16: weights and layer inputs rounded (2**-8)
         for q in ("temperature", "vlos"):
-            np.testing.assert_allclose(out.results[q], ref[q].T, rtol=1e-3, atol=1e-3 * np.abs(ref[q]).max())
+            np.testing.assert_allclose(out.results[q], ref[q].T, rtol=tol, atol=tol * np.abs(ref[q]).max())
     else:
         benchmark.pedantic(_torch_frame(case, inv), rounds=10, warmup_rounds=2)
     _record(benchmark, case, machine, impl, name)
 
 
 def _net_pair(benchmark, case, machine, impl, name):
-    inv = FrameInverter(case["path"], "hinode" if name.startswith("hinode") else "visp", threads=THREADS)
+    inv = _inverter(case, name, impl)
     x = np.ascontiguousarray(
         np.random.default_rng(0).normal(size=(case["n"], inv.net._channels.size, inv.net._wl.size)), np.float32
     )
-    if impl == "fastinv-net":
+    if impl.startswith("fastinv"):
         y = np.empty((case["n"], case["outputs"]), np.float32)
         benchmark.pedantic(lambda: inv.net.run(x, out=y, threads=THREADS), rounds=10, warmup_rounds=2)
     else:
         xt = torch.from_numpy(x)
 
         def run():
-            with torch.inference_mode():
-                return case["torch"](xt).numpy()
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in impl):
+                return case["torch"](xt).float().numpy()
 
         benchmark.pedantic(run, rounds=10, warmup_rounds=2)
     _record(benchmark, case, machine, impl, name)
 
 
-@pytest.mark.parametrize("impl", ["fastinv", "torch"])
+@pytest.mark.parametrize("impl", ["fastinv", "fastinv-bf16", "torch"])
 def test_visp_frame(benchmark, visp, machine, impl):
     benchmark.group = "visp-frame"
     _frame_pair(benchmark, visp, machine, impl, "visp-frame")
 
 
-@pytest.mark.parametrize("impl", ["fastinv-net", "torch-net"])
+@pytest.mark.parametrize("impl", ["fastinv-net", "fastinv-bf16-net", "torch-net", "torch-bf16-net"])
 def test_visp_network(benchmark, visp, machine, impl):
     benchmark.group = "visp-frame"
     _net_pair(benchmark, visp, machine, impl, "visp-frame")
@@ -277,21 +291,23 @@ def write_summary(json_path: Path, md_path: Path) -> str:
         lines += [
             f"## {case}: {what}",
             "",
-            "| implementation | latency median [ms] | min [ms] | pixels/s | torch / fastinv |",
+            "| implementation | latency median [ms] | min [ms] | pixels/s | speed-up |",
             "| --- | --- | --- | --- | --- |",
         ]
-        for a, b in (("fastinv", "torch"), ("fastinv-net", "torch-net")):
-            for impl in (a, b):
-                e = rows.get((case, impl))
-                if e is None:
-                    continue
-                ratio = ""
-                if impl == a and (case, b) in rows:
-                    ratio = f"{rows[(case, b)]['latency_ms_median'] / e['latency_ms_median']:.2f}x"
-                lines.append(
-                    f"| {impl} | {e['latency_ms_median']:.1f} | {e['latency_ms_min']:.1f} | "
-                    f"{e['pixels_per_s']:,.0f} | {ratio} |"
-                )
+        # each implementation once, with its speed-up over the one it replaces
+        against = {"fastinv": "torch", "fastinv-bf16": "fastinv", "torch": None, "fastinv-net": "torch-net"}
+        against.update({"fastinv-bf16-net": "fastinv-net", "torch-net": None, "torch-bf16-net": "torch-net"})
+        for impl, base in against.items():
+            e = rows.get((case, impl))
+            if e is None:
+                continue
+            ratio = ""
+            if base and (case, base) in rows:
+                ratio = f"{rows[(case, base)]['latency_ms_median'] / e['latency_ms_median']:.2f}x over {base}"
+            lines.append(
+                f"| {impl} | {e['latency_ms_median']:.1f} | {e['latency_ms_min']:.1f} | "
+                f"{e['pixels_per_s']:,.0f} | {ratio} |"
+            )
         e = rows.get((case, "fastinv"))
         if e:
             lines.append(f"\nmodel: {e['model']}, {e['flops_per_pixel'] / 1e6:.2f} MFLOP/pixel")

@@ -1,4 +1,5 @@
-"""Shared fixtures for fastinv's benchmarks: machine facts and the measured FMA peak.
+"""Shared fixtures for fastinv's benchmarks: machine facts and the measured FMA peak
+(fastinv.benchmarking, which ``fastinv bench`` uses too).
 
 Run everything (results JSON lands in bench/results/):
 
@@ -15,38 +16,31 @@ import platform
 import fastinv
 import pytest
 from fastinv import _core
+from fastinv.benchmarking import cpu_model, measure_peak
 
 THREADS = int(os.environ.get("FASTINV_BENCH_THREADS", str(os.cpu_count() or 1)))
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
 @pytest.fixture(scope="session")
 def machine() -> dict:
-    """Machine facts and the measured float32 FMA peak (GFLOP/s) at THREADS threads."""
+    """Machine facts and the measured float32 FMA (and bf16 dot-product) peaks (GFLOP/s) at THREADS threads."""
     isa = _core.active_isa()
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "threads": THREADS,
         "isa": isa,
-        "fma_peak_gflops": _core.measure_fma_peak(isa, THREADS, 1.0),
-        "fma_peak_gflops_1thread": _core.measure_fma_peak(isa, 1, 1.0),
+        "fma_peak_gflops": measure_peak(THREADS, seconds=1.0, isa=isa),
+        "fma_peak_gflops_1thread": measure_peak(1, seconds=1.0, isa=isa),
+        # vdpbf16ps measured the same way (None: no AVX512-BF16): the bf16 cases' limit
+        "bf16_peak_gflops": measure_peak(THREADS, "bf16", 1.0) if _core.bf16_available() else None,
+        "load_avg_at_start": os.getloadavg(),
         "fastinv": fastinv.__version__,
         "python": platform.python_version(),
     }
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    machine_info["fastinv_cpu_model"] = _cpu_model()
+    machine_info["fastinv_cpu_model"] = cpu_model()
     machine_info["fastinv_isa"] = _core.active_isa()
     machine_info["fastinv_threads"] = THREADS

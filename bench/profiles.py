@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import os
-import time
 
+from fastinv.benchmarking import CpuTimed
 
-class CpuTimed:
-    """Wraps a call and accumulates its process CPU time: profiles per CPU-second do not
-    depend on how busy a shared machine is (wall-clock figures do)."""
-
-    def __init__(self, fn):
-        self.fn, self.cpu, self.calls = fn, 0.0, 0
-
-    def __call__(self, *args, **kwargs):
-        t = time.process_time()
-        try:
-            return self.fn(*args, **kwargs)
-        finally:
-            self.cpu += time.process_time() - t
-            self.calls += 1
+__all__ = ["CpuTimed", "record_profiles"]
 
 
 def record_profiles(benchmark, n: int, timed: CpuTimed | None = None, **extra) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastinv._atomic import write_text
+from fastinv.benchmarking import TABLE_HEADER, table_rows
 
 
 @dataclass
@@ -85,19 +86,10 @@ def summarize(*paths: str) -> str:
         f"{m.get('fastinv_threads')} threads, ISA {m.get('fastinv_isa')}; "
         f"commit {data.get('commit_info', {}).get('id', '?')[:10]}",
         "",
-        "| case | impl | median | samples/s | GFLOP/s (as written) | of FMA peak (executed) | fastinv speed-up |",
-        "|---|---|---|---|---|---|---|",
+        *TABLE_HEADER,
     ]
     for case, impls in cases.items():
-        ours = impls.get("fastinv")
-        for impl, r in sorted(impls.items(), key=lambda kv: kv[1]["median"]):
-            speedup = f"{r['median'] / ours['median']:.2f}x" if ours and impl != "fastinv" else "—"
-            gflops = f"{r['gflops']:.1f}" if "gflops" in r else "—"
-            frac = f"{r['fraction_of_fma_peak']:.0%}" if "fraction_of_fma_peak" in r else "—"
-            lines.append(
-                f"| {case} | {impl} | {r['median'] * 1e3:.1f} ms | {r['samples_per_s']:.3g} | "
-                f"{gflops} | {frac} | {speedup} |"
-            )
+        lines += table_rows(case, impls)
     peak = next(iter(next(iter(cases.values())).values()))["fma_peak_gflops"] if cases else float("nan")
     lines += ["", f"Measured FMA peak: {peak:.1f} GFLOP/s (fastinv._core.measure_fma_peak)."]
     return "\n".join(lines)

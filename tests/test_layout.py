@@ -33,6 +33,7 @@ LAYERS = {
     "dem": 1,
     "stokes": 1,
     "train": 2,
+    "benchmarking": 2,
     "demo": 3,
     "cli": 3,
 }

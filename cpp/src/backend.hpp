@@ -43,7 +43,9 @@ struct ModelAccess {
   static void run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads);
 };
 
-std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph);
+// bf16: the AVX512-BF16 kernels (cpu/kernels_bf16.hpp); throws fastinv::Error where the
+// CPU or build lacks them.
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph, bool bf16 = false);
 
 namespace cuda {
 enum class Precision;

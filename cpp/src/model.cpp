@@ -76,10 +76,9 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
   impl->output_shape = graph->shape_of(graph->output).dims();
   const cuda::Precision precision = cuda::precision_from_name(options.precision);
   if (options.device == "cpu") {
-    if (precision != cuda::Precision::fp32)
-      throw InvalidArgument("precision='" + options.precision +
-                            "' needs device='cuda'; the CPU backend computes in fp32 only");
-    impl->backend = make_cpu_backend(graph);
+    if (precision == cuda::Precision::tf32)
+      throw InvalidArgument("precision='tf32' needs device='cuda' (tensor cores); the CPU computes in fp32 or bf16");
+    impl->backend = make_cpu_backend(graph, precision == cuda::Precision::bf16);
   } else if (options.device == "cuda" || options.device.rfind("cuda:", 0) == 0) {
     int ordinal = 0;
     if (options.device != "cuda") {

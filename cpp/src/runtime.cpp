@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "cpu/kernels.hpp"
+#include "cpu/kernels_bf16.hpp"
 #include "fastinv/error.hpp"
 #ifdef FASTINV_HAVE_OPENMP
 #include <omp.h>
@@ -173,6 +174,15 @@ double measure_fma_peak(Isa isa, int threads, double seconds) {
   resolve_threads(threads, threads, "measure_fma_peak");
   if (!(seconds > 0.0 && seconds <= 60.0)) throw InvalidArgument("measure_fma_peak: seconds must be in (0, 60]");
   return cpu::measure_fma_peak(isa, threads, seconds);
+}
+
+bool bf16_available() { return cpu::bf16_supported(); }
+
+double measure_bf16_peak(int threads, double seconds) {
+  if (threads < 1) throw InvalidArgument("measure_bf16_peak: threads must be >= 1");
+  resolve_threads(threads, threads, "measure_bf16_peak");
+  if (!(seconds > 0.0 && seconds <= 60.0)) throw InvalidArgument("measure_bf16_peak: seconds must be in (0, 60]");
+  return cpu::measure_bf16_peak(threads, seconds);
 }
 
 }  // namespace fastinv

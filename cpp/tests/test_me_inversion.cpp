@@ -32,7 +32,8 @@ TEST(MEDerivatives, MatchCentralDifferences) {
   std::vector<double> prof(4 * kN), jac(kMeDerivParameters * 4 * kN), up(4 * kN), down(4 * kN);
   me->profile_and_jacobian(p, 0.8, s, prof.data(), jac.data());
   const double steps[kMeDerivParameters] = {1.0, 0.03, 0.03, 1e-3, 0.03, 3e-4, 1e-2, 1e-4, 1e-4, 1e-4};
-  for (int k = 0; k < kMeDerivParameters; ++k) {
+  // (vmac: no instrument here, so no vmac row; tests/stokes/test_me_derivatives.py checks it)
+  for (int k = 0; k < kMeDerivParameters - 1; ++k) {
     double q[kMeProfileParameters];
     std::copy(p, p + kMeProfileParameters, q);
     q[k] = p[k] + steps[k];
@@ -60,16 +61,17 @@ TEST(MEInversion, RecoversStatusesAndIsDeterministic) {
   MEScratch s;
   for (int i = 0; i < n; ++i) {
     me->profile(truth.data(), 1.0, s, stokes.data() + i * 4 * kN);
-    for (int k = 0; k < kMeDerivParameters; ++k) init.push_back(truth[k] * (1.0 + 0.02 * (i + 1)));
-    init[i * kMeDerivParameters + 9] = 1.0;
+    for (int k = 0; k < kMeInvParameters; ++k)
+      init.push_back(k < kMeProfileParameters ? truth[k] * (1.0 + 0.02 * (i + 1)) : 0.0);
+    init[i * kMeInvParameters + 9] = 1.0;
   }
   stokes[1 * 4 * kN + 7] = std::numeric_limits<double>::quiet_NaN();  // pixel 1: bad input
   for (int j = 0; j < kN; ++j) stokes[2 * 4 * kN + j] = 0.0;          // pixel 2: too dark
   auto run = [&](int threads, std::vector<double>& par, std::vector<int8_t>& st, std::vector<double>& fit) {
-    std::vector<double> err(n * kMeDerivParameters), cor(n * kMeCorrelated * kMeCorrelated), chi(n * 5);
+    std::vector<double> err(n * kMeInvParameters), cor(n * kMeCorrelated * kMeCorrelated), chi(n * 5);
     std::vector<int32_t> it(n);
     std::vector<int8_t> rs(n);
-    par.assign(n * kMeDerivParameters, 0.0);
+    par.assign(n * kMeInvParameters, 0.0);
     st.assign(n, -1);
     fit.assign(n * 4 * kN, 0.0);
     MEInversionOutputs out{par.data(), err.data(), cor.data(), chi.data(), it.data(), rs.data(), st.data(), fit.data()};
@@ -81,10 +83,10 @@ TEST(MEInversion, RecoversStatusesAndIsDeterministic) {
   run(2, p2, s2, f2);
   EXPECT_EQ(s1[1], static_cast<int8_t>(MeInversionStatus::bad_input));
   EXPECT_EQ(s1[2], static_cast<int8_t>(MeInversionStatus::too_dark));
-  EXPECT_TRUE(std::isnan(p1[1 * kMeDerivParameters]));
+  EXPECT_TRUE(std::isnan(p1[1 * kMeInvParameters]));
   for (int i : {0, 3, 4, 5}) {
     EXPECT_EQ(s1[i], static_cast<int8_t>(MeInversionStatus::ok));
-    for (int k = 0; k < 4; ++k) EXPECT_NEAR(p1[i * kMeDerivParameters + k], truth[k], 1e-4 * (1 + truth[k]));
+    for (int k = 0; k < 4; ++k) EXPECT_NEAR(p1[i * kMeInvParameters + k], truth[k], 1e-4 * (1 + truth[k]));
   }
   for (size_t j = 0; j < p1.size(); ++j)  // bitwise, NaN included
     EXPECT_TRUE(p1[j] == p2[j] || (std::isnan(p1[j]) && std::isnan(p2[j])));
@@ -101,6 +103,9 @@ TEST(MEInversion, RejectsBadOptions) {
   w.weights = {0, 0, 0, 0};
   EXPECT_TRUE(throws_with<InvalidArgument>([&] { MEInversion(me, w); }, "weight"));
   EXPECT_TRUE(throws_with<InvalidArgument>([&] { MEInversion(nullptr, MEInversionOptions{}); }, "no Milne"));
+  MEInversionOptions v;  // no Gaussian instrument: no vmac derivative
+  v.free[kMeVmac] = true;
+  EXPECT_TRUE(throws_with<InvalidArgument>([&] { MEInversion(me, v); }, "free vmac"));
 }
 
 }  // namespace

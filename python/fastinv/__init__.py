@@ -52,6 +52,7 @@ def info() -> dict:
     -------
     dict
         ``version``, ``isa`` (SIMD kernels in use), ``available_isas``,
+        ``bf16`` (whether ``load(..., precision="bf16")`` runs on this CPU: AVX512-BF16),
         ``threads`` (default OpenMP threads), ``openmp``, ``cuda_compiled`` and
         ``cuda_devices``.
     """
@@ -59,6 +60,7 @@ def info() -> dict:
         "version": __version__,
         "isa": _core.active_isa(),
         "available_isas": list(_core.available_isas()),
+        "bf16": _core.bf16_available(),
         "threads": _core.default_threads(),
         "openmp": _core.openmp_enabled(),
         "cuda_compiled": _core.cuda_compiled(),

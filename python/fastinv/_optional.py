@@ -24,6 +24,7 @@ EXTRAS = {
     "distributed": ("dask", "a dask.distributed scheduler"),
     "ndcube": ("sunpy", "NDCube results"),
     "sunpy": ("sunpy", "sunpy Maps"),
+    "onnxruntime": ("bench", "the ONNX Runtime peer of fastinv bench"),
 }
 
 

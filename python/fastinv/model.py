@@ -37,9 +37,13 @@ class Model:
         Threads per call; default: all OpenMP threads (``OMP_NUM_THREADS``). On CUDA,
         the threads that gather/scatter NumPy batches.
     precision : {"fp32", "tf32", "bf16"}
-        CUDA only. ``"fp32"`` (default, for science) is exact float32 arithmetic;
+        ``"fp32"`` (default, for science) is exact float32 arithmetic. On CUDA,
         ``"tf32"`` and ``"bf16"`` run the per-pixel kernel on tensor cores with float32
-        accumulation (relative error about 1e-3 and 1e-2). See docs/cuda.md.
+        accumulation (relative error about 1e-3 and 1e-2; docs/cuda.md). On the CPU,
+        ``"bf16"`` runs the AVX512-BF16 kernels: weights and each layer's input rounded
+        to bfloat16, products summed in float32, everything else float32
+        (docs/cpu-engine.md); a CPU without AVX512-BF16 raises RuntimeError
+        (``fastinv.info()["bf16"]`` says beforehand).
 
     Raises
     ------
@@ -292,7 +296,8 @@ def load(path: str | os.PathLike, device: str = "cpu", threads: int | None = Non
     threads : int, optional
         Threads per call (default: OpenMP's default).
     precision : {"fp32", "tf32", "bf16"}
-        CUDA arithmetic (default exact ``"fp32"``); see :class:`Model`.
+        ``"fp32"`` (default, exact); ``"tf32"``/``"bf16"`` on CUDA; ``"bf16"`` on an AVX512-BF16 CPU.
+        See :class:`Model`.
 
     Returns
     -------

@@ -38,6 +38,7 @@ DEM_STATUS = {
     11: "no counts",
     12: "bad input (NaN/inf)",
     13: "EM not finite (overflow)",
+    14: "DeepEM refine: no EM >= 0 on the network's grid fits the data within BP's band",
 }
 
 #: Milne-Eddington synthesis, per profile.

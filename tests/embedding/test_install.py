@@ -3,6 +3,7 @@ Python wheel exposes for extension authors."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def test_newer_header_than_library_fails_clearly(prefix, tmp_path):
     header = (prefix / "include/fastinv/fastinv.h").read_text()
     newer = tmp_path / "include" / "fastinv"
     newer.mkdir(parents=True)
-    (newer / "fastinv.h").write_text(header.replace("#define FASTINV_API_VERSION 1", "#define FASTINV_API_VERSION 2"))
+    bumped = re.sub(
+        r"#define FASTINV_API_VERSION (\d+)", lambda m: f"#define FASTINV_API_VERSION {int(m[1]) + 1}", header
+    )
+    assert bumped != header
+    (newer / "fastinv.h").write_text(bumped)
     src = tmp_path / "main.c"
     src.write_text(
         "#include <fastinv/fastinv.h>\n#include <stdio.h>\n"

@@ -160,3 +160,49 @@ def copy_files(paths, directory) -> list[str]:
         shutil.copy(p, q)
         out.append(str(q))
     return out
+
+
+_NOT_COPIED = {"SIMPLE", "BITPIX", "NAXIS", "NAXIS1", "NAXIS2", "NAXIS3", "EXTEND", "XTENSION"}
+_NOT_COPIED |= {"PCOUNT", "GCOUNT", "COMMENT", "HISTORY", ""}
+
+
+def write_large_visp(directory) -> tuple:
+    """dkist's own ViSP test dataset (4 Stokes x 20 raster steps x 50 wavelengths x 128 slit
+    pixels): its ASDF file, and its 80 FITS files written from the headers the ASDF carries,
+    filled with known random data. Returns (asdf path, dkist.Dataset, {(step, stokes): data});
+    skips the test when this dkist version lacks the dataset."""
+    import gzip
+    import shutil
+    import warnings
+
+    import pytest
+    from astropy.io import fits
+
+    dkist = pytest.importorskip("dkist")
+    d = Path(directory)
+    src = os.path.join(os.path.dirname(dkist.__file__), "data", "test", "large_visp.asdf.gz")
+    if not os.path.exists(src):
+        pytest.skip("dkist's large_visp test dataset is not in this dkist version")
+    asdf = d / "large_visp.asdf"
+    with gzip.open(src) as g, open(asdf, "wb") as o:
+        shutil.copyfileobj(g, o)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = dkist.load_dataset(str(asdf))
+    rng = np.random.default_rng(0)
+    data = {}
+    for name, row in zip(ds.files.filenames, ds.headers):
+        h = fits.Header()
+        for col in ds.headers.colnames:
+            v = row[col]
+            if col in _NOT_COPIED or np.ma.is_masked(v) or len(col) > 8:
+                continue
+            h[col] = v.item() if hasattr(v, "item") else v
+        n_wl, n_slit = int(row["NAXIS2"]), int(row["NAXIS1"])
+        st = int(row["DINDEX4"])
+        arr = (
+            rng.normal(1000.0, 20.0, (1, n_wl, n_slit)) if st == 0 else rng.normal(0.0, 30.0, (1, n_wl, n_slit))
+        ).astype(np.float32)
+        fits.PrimaryHDU(arr, header=h).writeto(d / name)
+        data[(int(row["DINDEX3"]), st)] = arr[0]
+    return asdf, ds, data

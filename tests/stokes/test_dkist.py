@@ -4,10 +4,8 @@ files written here from the headers the ASDF carries, filled with known data."""
 
 from __future__ import annotations
 
-import gzip
 import os
 import shutil
-import warnings
 
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ from astropy.io import fits
 dkist = pytest.importorskip("dkist")
 torch = pytest.importorskip("torch")
 
+from _stokes_files import write_large_visp  # noqa: E402
 from _stokes_models import make_card, reference_predict, write_model  # noqa: E402
 from fastinv.cli import main  # noqa: E402
 from fastinv.stokes.io.visp import group_visp_files, read_visp_step, visp_dataset_files  # noqa: E402
@@ -23,52 +22,10 @@ from fastinv.stokes.io.visp import group_visp_files, read_visp_step, visp_datase
 WL = 5000.0 + (np.arange(50) + 1 - 25) * 0.1
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.wcs.FITSFixedWarning")
 
-_SKIP = {
-    "SIMPLE",
-    "BITPIX",
-    "NAXIS",
-    "NAXIS1",
-    "NAXIS2",
-    "NAXIS3",
-    "EXTEND",
-    "XTENSION",
-    "PCOUNT",
-    "GCOUNT",
-    "COMMENT",
-    "HISTORY",
-    "",
-}
-
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
-    d = tmp_path_factory.mktemp("dkist")
-    src = os.path.join(os.path.dirname(dkist.__file__), "data", "test", "large_visp.asdf.gz")
-    if not os.path.exists(src):
-        pytest.skip("dkist's large_visp test dataset is not in this dkist version")
-    asdf = d / "large_visp.asdf"
-    with gzip.open(src) as g, open(asdf, "wb") as o:
-        shutil.copyfileobj(g, o)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        ds = dkist.load_dataset(str(asdf))
-    rng = np.random.default_rng(0)
-    data = {}
-    for name, row in zip(ds.files.filenames, ds.headers):
-        h = fits.Header()
-        for col in ds.headers.colnames:
-            v = row[col]
-            if col in _SKIP or np.ma.is_masked(v) or len(col) > 8:
-                continue
-            h[col] = v.item() if hasattr(v, "item") else v
-        n_wl, n_slit = int(row["NAXIS2"]), int(row["NAXIS1"])
-        st = int(row["DINDEX4"])
-        arr = (
-            rng.normal(1000.0, 20.0, (1, n_wl, n_slit)) if st == 0 else rng.normal(0.0, 30.0, (1, n_wl, n_slit))
-        ).astype(np.float32)
-        fits.PrimaryHDU(arr, header=h).writeto(d / name)
-        data[(int(row["DINDEX3"]), st)] = arr[0]
-    return asdf, ds, data
+    return write_large_visp(tmp_path_factory.mktemp("dkist"))
 
 
 def test_dataset_files_come_from_the_asdf(dataset):

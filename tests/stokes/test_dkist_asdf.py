@@ -78,3 +78,70 @@ def test_not_a_level2_file(tmp_path):
     fits.PrimaryHDU(np.zeros((2, 2))).writeto(bad)
     with pytest.raises(ValueError, match="x.fits: not a fastinv level-2 file"):
         write_inversion_asdf(tmp_path / "x.asdf", bad)
+
+
+def test_asdf_with_me_fits_round_trips(level2, tmp_path):
+    """The ME inversion's fitted profiles (MEResult.fit) as <line>_fit next to the observed
+    <line>_orig: read back by dkist equal to what was written, the fits equal to the forward
+    model re-run on the fitted parameters, the spectral axis the instrument's grid."""
+    from fastinv.stokes import Instrument, MEInversion
+    from fastinv.stokes.inversion.me import ME_FIT_PARAMETERS
+
+    fits_path, results, status, nodes, w = level2
+    ny, nx = status.shape
+    inst = Instrument.hinode_sp()
+    inv = MEInversion(instrument=inst)
+    rng = np.random.default_rng(5)
+    truth = dict(
+        B=rng.uniform(100, 2500, (ny, nx)),
+        inclination=rng.uniform(10, 170, (ny, nx)),
+        azimuth=rng.uniform(0, 180, (ny, nx)),
+        vlos=rng.uniform(-2, 2, (ny, nx)),
+        doppler_width=np.full((ny, nx), 30.0),
+        damping=np.full((ny, nx), 0.2),
+        eta0=np.full((ny, nx), 10.0),
+        S0=np.full((ny, nx), 0.2),
+        S1=np.full((ny, nx), 0.8),
+    )
+    clean = inv.model.synthesize({k: v.ravel() for k, v in truth.items()}, add_noise=False).reshape(ny, nx, 4, -1)
+    observed = clean + 1e-3 * rng.standard_normal(clean.shape)
+    res = inv.invert(observed, sigma=1e-3, fit=True, threads=1)
+    assert res.fit.shape == observed.shape
+    # independent check of the fit: the forward model on the fitted parameters
+    again = inv.model.synthesize(
+        {k: res.parameters[k].value.ravel() for k in ME_FIT_PARAMETERS}, add_noise=False
+    ).reshape(observed.shape)
+    np.testing.assert_allclose(res.fit, again, rtol=0, atol=1e-6)
+    assert np.sqrt(np.mean((res.fit - observed) ** 2)) < 1.5e-3  # residuals at the noise
+
+    out = write_inversion_asdf(
+        tmp_path / "me.asdf", fits_path, observed=observed, fit=res.fit, wavelength=inv.wavelength, line="FeI630"
+    )
+    back = dkist.load_dataset(out)
+    assert set(back.profiles.keys()) == {"FeI630_orig", "FeI630_fit"}
+    orig, fit = back.profiles["FeI630_orig"], back.profiles["FeI630_fit"]
+    assert np.array_equal(np.asarray(orig.data), observed.transpose(0, 1, 3, 2))
+    assert np.array_equal(np.asarray(fit.data), res.fit.transpose(0, 1, 3, 2))
+    assert np.array_equal(np.asarray(fit.mask)[:, :, 0, 0], status != 0)
+    # world coordinates of pixel (y=6, x=4, wavelength 17, Stokes V)
+    world = fit.wcs.pixel_to_world(3, 17, 4, 6)
+    spec = next(c for c in world if getattr(c, "unit", None) is not None and c.unit.physical_type == "length")
+    assert abs(spec.to_value(u.AA) - inv.wavelength[17]) < 1e-6
+    sky = next(c for c in world if hasattr(c, "Tx"))
+    want = w.pixel_to_world(4, 6)
+    assert abs(sky.Tx - want.Tx) < 1e-6 * u.arcsec and abs(sky.Ty - want.Ty) < 1e-6 * u.arcsec
+    sub = back[:, 2:5, 1:3]  # the Inversion slices with its profiles attached
+    assert np.array_equal(np.asarray(sub["temperature"].data), results["temperature"][:, 2:5, 1:3])
+
+
+def test_asdf_profile_errors(level2, tmp_path):
+    fits_path, results, status, nodes, w = level2
+    wl = 6301.0 + 0.02 * np.arange(11)
+    prof = np.zeros((7, 5, 4, 11))
+    with pytest.raises(ValueError, match="need the observed profiles too"):
+        write_inversion_asdf(tmp_path / "a.asdf", fits_path, fit=prof, wavelength=wl)
+    with pytest.raises(ValueError, match=r"needs \(ny, nx, 4, n_wavelength\) = \(7, 5, 4, 11\)"):
+        write_inversion_asdf(tmp_path / "a.asdf", fits_path, observed=prof[:, :4], wavelength=wl)
+    with pytest.raises(ValueError, match="evenly spaced"):
+        write_inversion_asdf(tmp_path / "a.asdf", fits_path, observed=prof, wavelength=wl**1.5)
+    assert not (tmp_path / "a.asdf").exists()

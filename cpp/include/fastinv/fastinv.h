@@ -36,7 +36,7 @@ extern "C" {
 
 /* The API level of this header: incremented whenever a function, struct field or enum value
  * is added. A library serves every header whose level is <= its own. */
-#define FASTINV_API_VERSION 1
+#define FASTINV_API_VERSION 2
 
 /* Status codes. Values may be added in later versions (treat unknown values as errors);
  * existing values are never renumbered. */
@@ -241,6 +241,74 @@ fastinv_status fastinv_stokes_quantity(const fastinv_stokes* net, int32_t i, con
  * non-finite input (that profile's outputs NaN). */
 fastinv_status fastinv_stokes_predict(const fastinv_stokes* net, const fastinv_stokes_profiles* profiles, float* out,
                                       uint8_t* status, int threads);
+
+/* ---------------------------------------------------------------------------------------
+ * Milne-Eddington inversion (API level 2): Levenberg-Marquardt per pixel with analytic
+ * derivatives, 1-sigma errors from the covariance; the C++ fastinv::stokes::MEInversion and
+ * the Python fastinv.stokes.MEInversion (same model, same results for the same grid).
+ * Parameters, in this order (FASTINV_ME_PARAMETERS): B [G], inclination [deg], azimuth [deg],
+ * vlos [km/s], doppler_width [mA], damping, eta0, S0, S1, filling_factor, vmac [km/s],
+ * stray_light (the fraction alpha of a given stray-light profile S in (1 - alpha) ME + alpha S). */
+#define FASTINV_ME_PARAMETERS 12
+#define FASTINV_ME_CORRELATED 5 /* correlations among B, inclination, azimuth, vlos, filling_factor */
+typedef struct fastinv_me fastinv_me;
+
+typedef struct fastinv_me_options {
+  size_t size;              /* sizeof(fastinv_me_options) */
+  const char* lines;        /* comma-separated registered names; NULL: "FeI_6301,FeI_6302" */
+  const double* wavelength; /* (n_wavelength) the data's grid, air A, increasing (required) */
+  int64_t n_wavelength;
+  double lsf_fwhm;                     /* mA, Gaussian LSF (needs a uniform grid); 0: none */
+  int32_t oversample;                  /* synthesis points per data step with an LSF; 0: a step <= 5.5 mA */
+  double vmac_max;                     /* km/s: macroturbulence the synthesis grid is padded for (3) */
+  double mu;                           /* cos(heliocentric angle), (0, 1] (1) */
+  int32_t free[FASTINV_ME_PARAMETERS]; /* 1 = fitted (default the first nine); a free vmac
+                                           needs lsf_fwhm > 0, a free stray_light a profile */
+  double lower[FASTINV_ME_PARAMETERS]; /* box limits (defaults as in Python) */
+  double upper[FASTINV_ME_PARAMETERS];
+  double weights[4];      /* chi2 weights of I, Q, U, V (1) */
+  int32_t max_iterations; /* 100 */
+  double tolerance;       /* 1e-6: relative chi2 decrease that counts as converged */
+  double chi2_threshold;  /* reduced chi2 above which a pixel gets status 2 (1e300) */
+  double dark_threshold;  /* mean Stokes I at or below which a pixel is too dark (0) */
+  int32_t restarts;       /* 3: deterministic extra starts for pixels above restart_chi2 */
+  double restart_chi2;    /* 2 */
+} fastinv_me_options;
+
+typedef struct fastinv_me_output { /* C-contiguous, pixel outermost */
+  size_t size;                     /* sizeof(fastinv_me_output) */
+  double* parameters;              /* (n, FASTINV_ME_PARAMETERS) required; NaN for bad pixels */
+  double* errors;                  /* (n, FASTINV_ME_PARAMETERS) or NULL; NaN for fixed ones */
+  double* correlations;            /* (n, 5, 5) or NULL */
+  double* chi2;                    /* (n, 5) or NULL: I, Q, U, V, total reduced */
+  int32_t* iterations;             /* (n) or NULL */
+  int8_t* restarts;                /* (n) or NULL */
+  int8_t* status;                  /* (n) required: 0 ok, 1 max iterations, 2 chi2 above threshold,
+                                      3 bad input, 4 too dark (values may be added) */
+  double* fit;                     /* (n, 4, n_wavelength) or NULL: best-fit profiles */
+} fastinv_me_output;
+
+/* The inputs of one call: C-contiguous float64. */
+typedef struct fastinv_me_input {
+  size_t size;          /* sizeof(fastinv_me_input) */
+  int64_t n;            /* pixels */
+  const double* stokes; /* (n, 4, n_wavelength) I, Q, U, V (required) */
+  const double* sigma;  /* (4, n_wavelength), or (n, 4, n_wavelength) with sigma_per_pixel */
+  int32_t sigma_per_pixel;
+  const double* init;  /* (n, FASTINV_ME_PARAMETERS) initial guesses (required) */
+  const double* stray; /* NULL (alpha = 0), (4, n_wavelength) or (n, 4, n_wavelength) */
+  int32_t stray_per_pixel;
+} fastinv_me_input;
+
+void fastinv_me_options_init(fastinv_me_options* options); /* the defaults; wavelength NULL */
+void fastinv_me_input_init(fastinv_me_input* input);       /* all NULL / 0 */
+void fastinv_me_output_init(fastinv_me_output* output);    /* all NULL */
+fastinv_status fastinv_me_create(const fastinv_me_options* options, fastinv_me** me);
+void fastinv_me_destroy(fastinv_me* me);
+/* n_wavelength: points per Stokes profile; n_synthesis: points of the synthesis grid. */
+fastinv_status fastinv_me_sizes(const fastinv_me* me, int64_t* n_wavelength, int64_t* n_synthesis);
+fastinv_status fastinv_me_invert(const fastinv_me* me, const fastinv_me_input* input, const fastinv_me_output* output,
+                                 int threads);
 
 #ifdef __cplusplus
 }

@@ -66,8 +66,10 @@ struct ModelInfo {
 };
 
 struct LoadOptions {
-  std::string device = "cpu";      // "cpu", "cuda" or "cuda:N"
-  std::string precision = "fp32";  // CUDA: "fp32" (exact), "tf32" or "bf16" (tensor cores); CPU: "fp32" only
+  std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
+  // CUDA: "fp32" (exact), "tf32" or "bf16" (tensor cores); CPU: "fp32" or "bf16" (AVX512-BF16:
+  // bf16 weights and layer inputs, float32 sums; fastinv::Error where the CPU lacks it)
+  std::string precision = "fp32";
 };
 
 class Backend;

@@ -45,4 +45,12 @@ int cuda_device_count();
 // about `seconds` (the hardware limit the benchmarks report fractions of).
 double measure_fma_peak(Isa isa, int threads = 1, double seconds = 0.5);
 
+// Whether precision="bf16" can run on this CPU: the build has the AVX512-BF16 kernels and
+// the CPU has AVX512-BF16 (vdpbf16ps).
+bool bf16_available();
+
+// Measured bf16 dot-product rate (vdpbf16ps, 2 FLOPs per multiply-add) in GFLOP/s, as
+// measure_fma_peak; throws fastinv::Error where bf16_available() is false.
+double measure_bf16_peak(int threads = 1, double seconds = 0.5);
+
 }  // namespace fastinv

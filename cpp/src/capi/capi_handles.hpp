@@ -4,6 +4,7 @@
 #include "fastinv/dem/deepem.hpp"
 #include "fastinv/fastinv.h"
 #include "fastinv/model.hpp"
+#include "fastinv/stokes/me_inversion.hpp"
 #include "fastinv/stokes/network.hpp"
 
 struct fastinv_model {
@@ -20,4 +21,8 @@ struct fastinv_bp {
 
 struct fastinv_stokes {
   fastinv::stokes::StokesNetwork net;
+};
+
+struct fastinv_me {
+  fastinv::stokes::MEInversion inv;
 };

@@ -96,10 +96,12 @@ void scatter(const float* tile, const Shape& shape, int64_t first, int lanes, fl
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(std::shared_ptr<const Graph> graph) : graph_(std::move(graph)) { plan_for(active_isa()); }
+  CpuBackend(std::shared_ptr<const Graph> graph, bool bf16) : graph_(std::move(graph)), bf16_(bf16) {
+    plan_for(active_isa());
+  }
 
   std::string device() const override { return "cpu"; }
-  std::string isa() const override { return isa_name(active_isa()); }
+  std::string isa() const override { return bf16_ ? plan_for(active_isa())->bf16->name : isa_name(active_isa()); }
   int64_t flops_saved_per_sample() const override { return plan_for(active_isa())->flops_saved; }
 
   void run(const InputView& input, const OutputView& output, int threads) const override {
@@ -186,13 +188,14 @@ class CpuBackend final : public Backend {
   std::shared_ptr<const cpu::Plan> plan_for(Isa isa) const {
     std::lock_guard<std::mutex> lock(mutex_);
     if (!plan_ || plan_isa_ != isa) {
-      plan_ = std::make_shared<const cpu::Plan>(cpu::compile_plan(*graph_, isa));
+      plan_ = std::make_shared<const cpu::Plan>(cpu::compile_plan(*graph_, isa, bf16_));
       plan_isa_ = isa;
     }
     return plan_;
   }
 
   std::shared_ptr<const Graph> graph_;
+  bool bf16_;
   mutable std::mutex mutex_;
   mutable std::shared_ptr<const cpu::Plan> plan_;
   mutable Isa plan_isa_ = Isa::generic;
@@ -200,8 +203,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph) {
-  return std::make_unique<CpuBackend>(std::move(graph));
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph, bool bf16) {
+  return std::make_unique<CpuBackend>(std::move(graph), bf16);
 }
 
 }  // namespace fastinv

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "fastinv/error.hpp"
 #include "slot_allocator.hpp"
 
 namespace fastinv::cpu {
@@ -107,7 +108,36 @@ void conv_position(const Plan& plan, const Step& s, const float* in, float* out,
   if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, g.out_stride);
 }
 
+// The bf16 convolution: the input rounded into pair rows once, then one bf16 GEMM per
+// output position, as conv_position does in float32.
+void run_conv_bf16(const Plan& plan, const Step& s, const Slots& at) {
+  const Shape& shape = s.in_shape[0];
+  // The pair rows are only ever accessed through the kernels' vector loads and stores.
+  uint32_t* pairs = reinterpret_cast<uint32_t*>(at.arena + plan.pairs_offset);
+  plan.bf16->to_pair_rows(at[s.in[0]], shape.l, shape.c, pairs);
+  float* out = at[s.out];
+  GemmBf16Args g;
+  g.m = s.m;
+  g.kp = s.kp;
+  g.a = s.a16.data();
+  g.bias = s.bias.data();
+  g.out_stride = NR;
+  g.leaky = s.leaky;
+  g.slope = s.slope;
+  for (int64_t lo = 0; lo < s.out_shape.l; ++lo) {
+    int64_t dst;
+    if (!output_position(s, lo, dst, g.max_into_out)) continue;
+    const bool direct = s.offsets16.empty() || s.window16[size_t(lo)] >= 0;
+    g.in = direct && !s.offsets16.empty() ? pairs + s.window16[size_t(lo)] : pairs;
+    g.offsets = direct ? nullptr : s.offsets16.data() + lo * s.kp;
+    g.out = out + dst * s.m * NR;
+    plan.bf16->gemm(g);
+    if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, NR);
+  }
+}
+
 void run_conv(const Plan& plan, const Step& s, const Slots& at) {
+  if (plan.bf16) return run_conv_bf16(plan, s, at);
   float* in = at[s.in[0]];
   float* out = at[s.out];
   // The zero row that padding taps read; the slot may hold stale data there.
@@ -233,6 +263,38 @@ void conv_offsets(const Node& node, Step& s) {
     for (int64_t kk = 1; kk < s.k && contiguous; ++kk) contiguous = off[kk] == off[0] + kk * NR;
     if (contiguous && off[0] != int32_t(in.size() * NR)) s.window[size_t(lo)] = off[0];
   }
+}
+
+// The bf16 form of a conv: weight pairs, and per output position the pair-row offsets
+// of its taps (a padding tap reads the zero pair row after the input's rows).
+// Returns the words of the input's pair rows.
+int64_t compile_bf16(const Node& node, const Bf16Kernels& kernels, int mr, Step& s) {
+  const Shape& in = s.in_shape[0];
+  const int64_t pairs = (node.cin + 1) / 2;
+  const std::vector<float> w = tap_major_weights(node);
+  if (kernels.tiles)
+    pack_weights_bf16_tiles(w.data(), node.bias.data(), s.m, node.kernel, node.cin, s.a16, s.bias);
+  else
+    pack_weights_bf16(w.data(), node.bias.data(), s.m, node.kernel, node.cin, mr, s.a16, s.bias);
+  s.kp = node.kernel * pairs;
+  const int64_t words = (in.l * pairs + 1) * NR;
+  if (node.linear) return words;
+  const std::vector<int32_t> rows = conv_input_rows(node, in);
+  const int32_t zero_row = int32_t(in.l * pairs * NR);
+  s.offsets16.resize(size_t(node.shape.l * s.kp));
+  s.window16.assign(size_t(node.shape.l), -1);
+  for (int64_t lo = 0; lo < node.shape.l; ++lo) {
+    int32_t* off = s.offsets16.data() + lo * s.kp;
+    for (int64_t t = 0; t < node.kernel; ++t)
+      for (int64_t p = 0; p < pairs; ++p) {
+        const int32_t row = rows[size_t(lo * s.k + t * node.cin + 2 * p)];
+        off[t * pairs + p] = row < 0 ? zero_row : int32_t((row / node.cin * pairs + p) * NR);
+      }
+    bool contiguous = off[0] != zero_row;
+    for (int64_t kk = 1; kk < s.kp && contiguous; ++kk) contiguous = off[kk] == off[0] + kk * NR;
+    if (contiguous) s.window16[size_t(lo)] = off[0];
+  }
+  return words;
 }
 
 // One packed [cout][cin] panel per Winograd point: (G g)[a] = sum_t G[a][t] w[:, :, t]
@@ -406,9 +468,15 @@ int64_t conv_flops_saved(const Step& s) {
 
 }  // namespace
 
-Plan compile_plan(const Graph& g, Isa isa) {
+Plan compile_plan(const Graph& g, Isa isa, bool bf16) {
   Plan plan;
   plan.kernels = &kernels_for(isa);
+  if (bf16) {
+    plan.bf16 = &bf16_kernels();
+    if (isa != Isa::avx512)
+      throw Error(std::string("precision='bf16' runs on the AVX512-BF16 kernels, but the active ISA is '") +
+                  isa_name(isa) + "' (FASTINV_ISA or set_active_isa lowered it); load with precision='fp32'");
+  }
   plan.input_shape = g.input;
   plan.output_shape = g.shape_of(g.output);
   const Storage st = plan_storage(g);
@@ -428,7 +496,7 @@ Plan compile_plan(const Graph& g, Isa isa) {
   plan.input_slot = slot_of_root[0];
 
   std::vector<size_t> step_of_node(size_t(n), 0);
-  int64_t scratch = 0;
+  int64_t scratch = 0, pairs_words = 0;
   for (int i = 0; i < n; ++i) {
     const Node& node = g.nodes[size_t(i)];
     // A buffer is allocated at its first writer (a conv, for a pool fused after it).
@@ -463,10 +531,14 @@ Plan compile_plan(const Graph& g, Isa isa) {
       if (node.op == OpKind::conv) {
         s.m = node.cout;
         s.k = node.cin * node.kernel;
-        const std::vector<float> w = tap_major_weights(node);
-        pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
-        if (!node.linear) conv_offsets(node, s);
-        if (winograd_applies(node)) {
+        if (plan.bf16) {
+          pairs_words = std::max(pairs_words, compile_bf16(node, *plan.bf16, plan.kernels->mr, s));
+        } else {
+          const std::vector<float> w = tap_major_weights(node);
+          pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);
+          if (!node.linear) conv_offsets(node, s);
+        }
+        if (!plan.bf16 && winograd_applies(node)) {
           compile_winograd(node, plan.kernels->mr, s);
           scratch = std::max(scratch, (s.wino_n * (node.cin + node.cout) + node.cin) * NR);
         }
@@ -498,10 +570,14 @@ Plan compile_plan(const Graph& g, Isa isa) {
     offset += (size + 15) / 16 * 16;  // 64-byte aligned slots
   }
   plan.scratch_offset = offset;
-  plan.arena_floats = offset + scratch;
+  plan.pairs_offset = offset + (scratch + 15) / 16 * 16;
+  plan.arena_floats = plan.pairs_offset + pairs_words;
   for (const Step& s : plan.steps)
     if (s.op == OpKind::conv) plan.flops_saved += conv_flops_saved(s);
-  plan_tail(plan, slots.sizes());
+  if (plan.bf16)
+    plan.tail.begin = plan.steps.size();  // (its weights are half the size; not implemented for bf16)
+  else
+    plan_tail(plan, slots.sizes());
   return plan;
 }
 

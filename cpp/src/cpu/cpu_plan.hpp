@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "cpu/kernels_bf16.hpp"
 #include "cpu/winograd.hpp"
 #include "graph.hpp"
 
@@ -41,6 +42,12 @@ struct Step {
   bool count_include_pad = true;
 
   std::vector<float> scale, shift;  // affine
+
+  // conv with Plan::bf16: weight pairs and pair-row offsets (words, kernels_bf16.hpp) in
+  // place of a / offsets / window
+  int64_t kp = 0;
+  std::vector<uint32_t> a16;
+  std::vector<int32_t> offsets16, window16;
 };
 
 // Where one tile's slots are: its arena and the slots' offsets into it.
@@ -82,9 +89,15 @@ struct Plan {
   int64_t arena_floats = 0;
   int64_t flops_saved = 0;  // per sample, by Winograd and pool-skipped positions
   Tail tail;
+  // precision="bf16": every conv runs the bf16 GEMM on its input rounded into pair rows
+  // at pairs_offset (floats from the arena start); no Winograd, no grouped tail
+  const Bf16Kernels* bf16 = nullptr;
+  int64_t pairs_offset = 0;
 };
 
-Plan compile_plan(const Graph& graph, Isa isa);
+// bf16: compile for the AVX512-BF16 kernels (isa must be avx512; throws fastinv::Error
+// where the CPU or build lacks them).
+Plan compile_plan(const Graph& graph, Isa isa, bool bf16 = false);
 
 // Run steps [begin, end) on the tile whose input is already in the input slot.
 void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end);

@@ -73,6 +73,8 @@ struct Kernels {
 // Measured single-precision FMA peak of this machine with the given ISA's
 // instructions, in GFLOP/s summed over `threads` threads.
 double measure_fma_peak(Isa isa, int threads, double seconds);
+// The same measurement for any loop of independent chains (fma_loop's contract).
+double measure_loop_peak(double (*loop)(int64_t iterations, float* sink), int threads, double seconds);
 
 const Kernels& kernels_for(Isa isa);
 

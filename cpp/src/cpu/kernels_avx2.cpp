@@ -38,6 +38,9 @@ inline void block(const GemmArgs& g, int64_t blk) {
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) c0[r] = c1[r] = _mm256_broadcast_ss(bias + r);
   }
+  // Unrolled by 4: the loop's pointer and counter updates otherwise take ports the FMAs
+  // need (Intel) often enough to cost 3-4 % of the peak on DeepEM.
+#pragma GCC unroll 4
   for (int64_t kk = 0; kk < k; ++kk, a += MR) {
     const float* row = in + (Contiguous ? kk * kTileWidth : offsets[kk]);
     const __m256 b0 = _mm256_loadu_ps(row), b1 = _mm256_loadu_ps(row + 8);
@@ -50,12 +53,22 @@ inline void block(const GemmArgs& g, int64_t blk) {
   }
   if (g.leaky) {
     const __m256 slope = _mm256_set1_ps(g.slope), zero = _mm256_setzero_ps();
-    const bool relu = g.slope == 0.f;
+    if (g.slope >= 0.f && g.slope <= 1.f) {
+      // max(slope * v, v) is the leaky ReLU for 0 <= slope <= 1 in two instructions: max_ps
+      // returns its second operand (v) on NaN and on equal values (keeps -0); ReLU is
+      // max(0, v) likewise, so -inf gives 0 and NaN passes, as in the compare-blend form.
 #pragma GCC unroll 6
-    for (int r = 0; r < MR; ++r) {
-      const __m256 n0 = _mm256_cmp_ps(c0[r], zero, _CMP_LT_OQ), n1 = _mm256_cmp_ps(c1[r], zero, _CMP_LT_OQ);
-      c0[r] = _mm256_blendv_ps(c0[r], relu ? zero : _mm256_mul_ps(c0[r], slope), n0);
-      c1[r] = _mm256_blendv_ps(c1[r], relu ? zero : _mm256_mul_ps(c1[r], slope), n1);
+      for (int r = 0; r < MR; ++r) {
+        c0[r] = _mm256_max_ps(g.slope == 0.f ? zero : _mm256_mul_ps(c0[r], slope), c0[r]);
+        c1[r] = _mm256_max_ps(g.slope == 0.f ? zero : _mm256_mul_ps(c1[r], slope), c1[r]);
+      }
+    } else {
+#pragma GCC unroll 6
+      for (int r = 0; r < MR; ++r) {
+        const __m256 n0 = _mm256_cmp_ps(c0[r], zero, _CMP_LT_OQ), n1 = _mm256_cmp_ps(c1[r], zero, _CMP_LT_OQ);
+        c0[r] = _mm256_blendv_ps(c0[r], _mm256_mul_ps(c0[r], slope), n0);
+        c1[r] = _mm256_blendv_ps(c1[r], _mm256_mul_ps(c1[r], slope), n1);
+      }
     }
   }
   if (rows >= MR) {

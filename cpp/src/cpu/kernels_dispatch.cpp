@@ -24,16 +24,19 @@ const Kernels& kernels_for(Isa isa) {
 }
 
 double measure_fma_peak(Isa isa, int threads, double seconds) {
-  const Kernels& k = kernels_for(isa);
+  return measure_loop_peak(kernels_for(isa).fma_loop, threads, seconds);
+}
+
+double measure_loop_peak(double (*loop)(int64_t iterations, float* sink), int threads, double seconds) {
   if (threads < 1) threads = 1;
   std::vector<float> sinks(size_t(threads) * 16, 0.f);
   std::vector<double> flops(size_t(threads), 0.0);
   const auto start = std::chrono::steady_clock::now();
   auto body = [&](int t) {
-    k.fma_loop(1 << 16, &sinks[size_t(t) * 16]);  // warm up clocks
+    loop(1 << 16, &sinks[size_t(t) * 16]);  // warm up clocks
     double done = 0;
     while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds)
-      done += k.fma_loop(1 << 20, &sinks[size_t(t) * 16]);
+      done += loop(1 << 20, &sinks[size_t(t) * 16]);
     flops[size_t(t)] = done;
   };
 #ifdef FASTINV_HAVE_OPENMP

@@ -58,8 +58,9 @@ DeepEm::DeepEm(Model model) : model_(std::move(model)) {
   kernel_.assign(k.begin(), k.end());  // float32, as the Python path's kernel
 }
 
-void DeepEm::invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads) const {
-  deepem_invert(model_, kernel_.data(), n_bins(), input, chi2, output, threads);
+void DeepEm::invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads,
+                    const DeepEmRefine& refine) const {
+  deepem_invert(model_, kernel_.data(), n_bins(), input, chi2, output, threads, refine);
 }
 
 }  // namespace fastinv::dem

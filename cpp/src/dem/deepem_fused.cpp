@@ -4,11 +4,13 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "backend.hpp"
 #include "cpu/kernels.hpp"
+#include "dem/deepem_refine.hpp"
 #include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
@@ -46,8 +48,9 @@ FASTINV_RESYNTHESIZE_CLONES void resynthesize(const float* kernel, int64_t n_t, 
 
 class DeepEmHooks final : public TileHooks {
  public:
-  DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2, const DeepEmOutput& out)
-      : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out) {}
+  DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2, const DeepEmOutput& out,
+              const DeepEmRefiner* refine)
+      : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out), refine_(refine) {}
 
   // sqrt(max(I, 0)) in float32, as NumPy's maximum + sqrt (NaN stays NaN, -0 stays -0).
   void before(float* tile, int64_t, int) const noexcept override {
@@ -82,6 +85,13 @@ class DeepEmHooks final : public TileHooks {
       }
       std::memcpy(out_.em + t * npix + first, em[t], size_t(lanes) * sizeof(float));
     }
+    // Refinement (deepem_refine.cpp): em/total become the refined EM's, NaN where it failed.
+    int8_t refined[kW] = {};
+    double refined_tolfac[kW];
+    if (refine_) {
+      refine_->tile(y, first, lanes, em, total, refined, refined_tolfac);
+      for (int64_t t = 0; t < n_t_; ++t) std::memcpy(out_.em + t * npix + first, em[t], size_t(lanes) * sizeof(float));
+    }
     alignas(64) float model[kChannels][kW];
     resynthesize(kernel_, n_t_, em, model);
     // An input near float32's limit squares to inf: such a pixel is a failure, not "ok".
@@ -92,10 +102,11 @@ class DeepEmHooks final : public TileHooks {
     constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
     for (int j = 0; j < lanes; ++j) {
       out_.objective[first + j] = overflow[j] ? fnan : total[j] / 1e26f;
-      out_.status[first + j] = static_cast<int8_t>(!finite[j]    ? BpStatus::bad_input
-                                                   : overflow[j] ? BpStatus::overflow
-                                                                 : BpStatus::ok);
-      if (out_.tolfac) out_.tolfac[first + j] = std::numeric_limits<double>::quiet_NaN();
+      out_.status[first + j] = static_cast<int8_t>(!finite[j]          ? BpStatus::bad_input
+                                                   : refined[j] != 0 ? BpStatus(refined[j])
+                                                   : overflow[j]     ? BpStatus::overflow
+                                                                     : BpStatus::ok);
+      if (out_.tolfac) out_.tolfac[first + j] = refine_ ? refined_tolfac[j] : std::numeric_limits<double>::quiet_NaN();
       if (overflow[j]) {
         for (int64_t t = 0; t < n_t_; ++t) out_.em[t * npix + first + j] = fnan;
         for (int c = 0; c < kChannels; ++c) model[c][j] = fnan;
@@ -154,12 +165,13 @@ class DeepEmHooks final : public TileHooks {
   DeepEmInput in_;
   DeepEmChi2 chi2_;
   DeepEmOutput out_;
+  const DeepEmRefiner* refine_;  // null: no refinement
 };
 
 }  // namespace
 
 void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
-                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads) {
+                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads, const DeepEmRefine& refine) {
   threads = resolve_threads(threads, input.npix, "DeepEM");
   if (model.input_layout() != "nchw" || model.input_shape() != std::vector<int64_t>{kChannels})
     throw InvalidArgument("DeepEM needs a per-pixel network with 6 inputs (the AIA channels 94..335)");
@@ -188,7 +200,9 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
   view.layout.feature_ndim = 1;
   view.layout.feature_shape = {kChannels, 1};
   view.layout.feature_strides = {input.stride_channel, 0};
-  const DeepEmHooks hooks(kernel, n_t, input, chi2, output);
+  std::optional<DeepEmRefiner> refiner;
+  if (refine.enabled) refiner.emplace(kernel, n_t, chi2, refine);
+  const DeepEmHooks hooks(kernel, n_t, input, chi2, output, refiner ? &*refiner : nullptr);
   ModelAccess::run_fused(model, view, hooks, threads);
 }
 

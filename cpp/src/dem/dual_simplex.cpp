@@ -53,6 +53,22 @@ void DualSimplex::reset() {
   pristine_ = true;
 }
 
+void DualSimplex::set_upper(const double* u) {
+  for (int j = 0; j < n_; ++j) {
+    ub_[j] = u[j];
+    if (state_[j] == kUpper) {
+      if (std::isfinite(u[j])) {
+        val_[j] = u[j];
+      } else {
+        state_[j] = kLower;
+        val_[j] = 0.0;
+      }
+    }
+    set_state(j, state_[j]);  // a structural may have become fixed (u = 0) or free again
+    if (std::isfinite(u[j])) boxed_ = true;
+  }
+}
+
 void DualSimplex::set_state(int j, std::int8_t st) {
   state_[j] = st;
   dir_[j] = (st == kBasic || lb_[j] == ub_[j]) ? 0.0 : (st == kLower ? 1.0 : -1.0);
@@ -100,6 +116,11 @@ bool DualSimplex::refactor() {
 void DualSimplex::compute_primal() {
   // A x - r = 0 with nonbasic structurals at 0  =>  B x_B = v, v_i = r_i if r_i nonbasic.
   for (int i = 0; i < m_; ++i) alpha_col_[i] = (state_[n_ + i] != kBasic) ? val_[n_ + i] : 0.0;
+  // ... less the columns of structurals held at a (finite) upper bound
+  if (boxed_)
+    for (int j = 0; j < n_; ++j)
+      if (state_[j] == kUpper)
+        for (int i = 0; i < m_; ++i) alpha_col_[i] -= A_[i * n_ + j] * val_[j];
   for (int p = 0; p < m_; ++p) {
     double s = 0.0;
     for (int i = 0; i < m_; ++i) s += binv_[p * m_ + i] * alpha_col_[i];
@@ -125,7 +146,17 @@ void DualSimplex::compute_duals() {
   }
   for (int i = 0; i < m_; ++i) d_[n_ + i] = yv[i];
   for (int p = 0; p < m_; ++p) d_[head_[p]] = 0.0;
-  // A boxed logical stays dual feasible by sitting at the bound its reduced cost asks for.
+  // A boxed variable stays dual feasible by sitting at the bound its reduced cost asks for.
+  if (boxed_)
+    for (int j = 0; j < n_; ++j) {
+      if (state_[j] == kLower && d_[j] < 0.0 && std::isfinite(ub_[j])) {
+        set_state(j, kUpper);
+        val_[j] = ub_[j];
+      } else if (state_[j] == kUpper && d_[j] > 0.0) {
+        set_state(j, kLower);
+        val_[j] = lb_[j];
+      }
+    }
   for (int i = 0; i < m_; ++i) {
     const int j = n_ + i;
     if (state_[j] == kLower && d_[j] < 0.0) {
@@ -215,7 +246,7 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
         continue;
       }
       for (int j = 0; j < n; ++j)
-        if (state_[j] != kBasic && d_[j] < -kDualAccept) return LpResult::not_converged;
+        if (dir_[j] * d_[j] < -kDualAccept) return LpResult::not_converged;  // 0 if basic or fixed
       return LpResult::optimal;
     }
     if (iterations_ >= max_iter) return LpResult::not_converged;

@@ -1,7 +1,9 @@
 // A dense bounded dual simplex for small LPs of the form
 //
-//     minimise c^T x   subject to   lo <= A x <= up,   x >= 0,   with c >= 0,
+//     minimise c^T x   subject to   lo <= A x <= up,   0 <= x <= u,   with c >= 0,
 //
+// (u = +inf unless set_upper() gives finite upper bounds, as DeepEM's refinement does for its
+// split variables),
 // with few rows (m, here the 6 AIA channels) and a few dozen to hundreds of columns.
 // It works on A x - r = 0 with the row activities r as boxed logical variables. Because
 // c >= 0, the all-logical basis (x = 0) is dual feasible from the start, so no phase 1 is
@@ -29,6 +31,11 @@ class DualSimplex {
 
   // Forget any previous basis (start from the all-logical basis).
   void reset();
+
+  // Upper bounds of the structurals (n values, >= 0, +inf allowed; 0 fixes a variable at 0),
+  // used from the next solve on. A nonbasic structural at an upper bound that becomes +inf
+  // moves to 0. Without a call every upper bound is +inf.
+  void set_upper(const double* u);
 
   // Solve with row bounds lo <= A x <= up (lo <= up, finite). Starts from the current
   // basis (the last solve's, or the all-logical one after reset()). Tolerances are absolute
@@ -58,7 +65,8 @@ class DualSimplex {
   std::vector<int> head_, cand_;
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
-  bool pristine_ = false;  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
+  bool pristine_ = false;
+  bool boxed_ = false;  // some structural has a finite upper bound (set_upper)  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
 };
 
 }  // namespace fastinv::dem

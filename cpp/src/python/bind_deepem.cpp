@@ -46,9 +46,19 @@ py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, c
   return py::reinterpret_borrow<py::array_t<T>>(a);
 }
 
+// An (npix) int32 C-contiguous array for the refinement's iteration counts, or null for None.
+int32_t* iteration_output(const py::object& obj, int64_t npix) {
+  if (obj.is_none()) return nullptr;
+  auto a = py::reinterpret_borrow<py::array>(obj);
+  if (!py::isinstance<py::array_t<int32_t>>(obj) || a.ndim() != 1 || a.shape(0) != npix ||
+      !(a.flags() & py::array::c_style) || !a.writeable())
+    throw InvalidArgument("refine_iterations must be a writeable C-contiguous int32 array of npix values");
+  return static_cast<int32_t*>(a.mutable_data());
+}
+
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
-                        const py::object& out_obj) {
+                        const py::object& out_obj, bool refine_on, const py::object& refine_iterations) {
   dem::DeepEmInput in;
   if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -105,11 +115,56 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
         throw InvalidArgument("out arrays must not share memory with each other");
   dem::DeepEmOutput out{em.mutable_data(),       resynth.mutable_data(),   status.mutable_data(),
                         chi2_out.mutable_data(), objective.mutable_data(), tolfac.mutable_data()};
+  dem::DeepEmRefine refine;
+  refine.enabled = refine_on;
+  refine.iterations = iteration_output(refine_iterations, npix);
   {
     py::gil_scoped_release release;
-    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads);
+    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine);
   }
   return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
+}
+
+// The refinement alone on an EM from elsewhere (em is refined in place).
+py::tuple deepem_refine(const py::array_t<float, py::array::c_style>& kernel, py::array_t<float> em,
+                        const py::array_t<double, py::array::c_style | py::array::forcecast>& y,
+                        const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads) {
+  if (kernel.ndim() != 2 || kernel.shape(0) != 6) throw InvalidArgument("kernel must have shape (6, nT)");
+  if (y.ndim() != 2 || y.shape(0) != 6) throw InvalidArgument("y must have shape (6, npix) in channel order 94..335");
+  const int64_t n_t = kernel.shape(1), npix = y.shape(1);
+  if (em.ndim() != 2 || em.shape(0) != n_t || em.shape(1) != npix || !(em.flags() & py::array::c_style) ||
+      !em.writeable())
+    throw InvalidArgument("em must be a writeable C-contiguous float32 array of shape (nT, npix)");
+  dem::DeepEmInput in{y.data(), DType::f64, npix, npix, 1};
+  dem::DeepEmChi2 errors;
+  py::array_t<double, py::array::c_style | py::array::forcecast> sigma;
+  if (!sigma_obj.is_none()) {
+    sigma = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(sigma_obj);
+    if (!sigma || sigma.ndim() != 2 || sigma.shape(0) != 6 || sigma.shape(1) != npix)
+      throw InvalidArgument("sigma must have shape (6, npix) like y");
+    errors.mode = dem::DeepEmErrors::sigma;
+    errors.sigma = sigma.data();
+    errors.sigma_stride_channel = npix;
+    errors.sigma_stride_pixel = 1;
+  } else if (!exptime_obj.is_none()) {
+    auto t = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(exptime_obj);
+    if (!t || t.size() != 6) throw InvalidArgument("exptime must hold 6 values (one per channel)");
+    errors.mode = dem::DeepEmErrors::aia;
+    for (int c = 0; c < 6; ++c) errors.exptime[c] = t.data()[c];
+    errors.n_sample = n_sample;
+  }
+  py::array_t<int8_t> status(npix);
+  py::array_t<double> tolfac(npix);
+  py::array_t<int32_t> iterations(npix);
+  dem::DeepEmRefine refine;
+  refine.enabled = true;
+  refine.iterations = iterations.mutable_data();
+  {
+    py::gil_scoped_release release;
+    dem::deepem_refine(kernel.data(), n_t, in, errors, refine, em.mutable_data(), status.mutable_data(),
+                       tolfac.mutable_data(), threads);
+  }
+  return py::make_tuple(status, tolfac, iterations);
 }
 
 }  // namespace
@@ -117,9 +172,16 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
 void bind_deepem(py::module_& m) {
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),
+        py::arg("refine") = false, py::arg("refine_iterations") = py::none(),
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
-        "such a tuple of arrays.");
+        "such a tuple of arrays. refine=True: the EM closest to the network's that fits the data within "
+        "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output.");
+  m.def("deepem_refine", &deepem_refine, py::arg("kernel"), py::arg("em"), py::arg("y"), py::arg("sigma"),
+        py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0,
+        "DeepEM's refinement alone: em (nT, npix) float32 is replaced in place by the EM closest to it that fits "
+        "y (6, npix) DN/s within Basis Pursuit's band (NaN where status != 0). Returns (status, tolfac, "
+        "iterations).");
 }
 
 }  // namespace fastinv::python

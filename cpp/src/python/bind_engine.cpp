@@ -159,6 +159,15 @@ void bind_engine(py::module_& m) {
       },
       py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.5,
       "Measured float32 FMA peak in GFLOP/s with the given ISA's instructions (the benchmarks' hardware limit).");
+  m.def("bf16_available", &bf16_available, "Whether precision='bf16' runs here (AVX512-BF16 CPU and kernels).");
+  m.def(
+      "measure_bf16_peak",
+      [](int threads, double seconds) {
+        py::gil_scoped_release release;
+        return measure_bf16_peak(threads, seconds);
+      },
+      py::arg("threads") = 1, py::arg("seconds") = 0.5,
+      "Measured bf16 dot-product peak (vdpbf16ps) in GFLOP/s (the bf16 benchmarks' hardware limit).");
   m.def("default_threads", &default_threads);
   m.def("max_threads", &max_threads, "The most threads any call accepts (4 x the hardware threads).");
   m.def("openmp_enabled", &openmp_enabled);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,7 @@ void bind_stokes_me(py::module_& m) {
       .def_property_readonly("synthesis_size", &stokes::MilneEddington::synthesis_size)
       .def_property_readonly("output_size", &stokes::MilneEddington::output_size)
       .def_property_readonly("strength_ratios", &stokes::MilneEddington::strength_ratios)
+      .def_property_readonly("has_vmac_derivative", &stokes::MilneEddington::has_vmac_derivative)
       .def(
           "synthesize",
           [](const stokes::MilneEddington& me, const py::dict& params, double mu, int threads) {
@@ -136,18 +138,18 @@ void bind_stokes_me(py::module_& m) {
             return py::make_tuple(prof, jac);
           },
           py::arg("params"), py::arg("mu") = 1.0,
-          "Profiles (n, 4, m) and analytic derivatives (n, 10, 4, m) for (n, 11) parameters (one-profile path "
+          "Profiles (n, 4, m) and analytic derivatives (n, 11, 4, m) for (n, 11) parameters (one-profile path "
           "of the inversion; parameters must be valid).");
 
   py::class_<stokes::MEInversion>(m, "MEInversion")
       .def(py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
-                       std::vector<double> upper, std::vector<double> weights, double mu, double vmac,
-                       int max_iterations, double tolerance, double chi2_threshold, double dark_threshold, int restarts,
+                       std::vector<double> upper, std::vector<double> weights, double mu, int max_iterations,
+                       double tolerance, double chi2_threshold, double dark_threshold, int restarts,
                        double restart_chi2) {
              stokes::MEInversionOptions o;
-             const auto n = static_cast<std::size_t>(stokes::kMeDerivParameters);
+             const auto n = static_cast<std::size_t>(stokes::kMeInvParameters);
              if (free.size() != n || lower.size() != n || upper.size() != n || weights.size() != 4)
-               throw InvalidArgument("MEInversion: free/lower/upper need 10 entries and weights 4");
+               throw InvalidArgument("MEInversion: free/lower/upper need 12 entries and weights 4");
              for (std::size_t k = 0; k < n; ++k) {
                o.free[k] = free[k];
                o.lower[k] = lower[k];
@@ -155,7 +157,6 @@ void bind_stokes_me(py::module_& m) {
              }
              for (std::size_t k = 0; k < 4; ++k) o.weights[k] = weights[k];
              o.mu = mu;
-             o.vmac = vmac;
              o.max_iterations = max_iterations;
              o.tolerance = tolerance;
              o.chi2_threshold = chi2_threshold;
@@ -165,11 +166,12 @@ void bind_stokes_me(py::module_& m) {
              return std::make_unique<stokes::MEInversion>(std::move(me), o);
            }),
            py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
-           py::arg("vmac"), py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"),
-           py::arg("dark_threshold"), py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0)
+           py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"), py::arg("dark_threshold"),
+           py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0)
       .def(
           "invert",
-          [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads) {
+          [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads,
+             std::optional<Arr> stray) {
             const int64_t m = inv.n_wavelength();
             if (stokes_.ndim() != 3 || stokes_.shape(1) != 4 || stokes_.shape(2) != m)
               throw TypeMismatch("stokes must be (n, 4, " + std::to_string(m) + ")");
@@ -179,9 +181,17 @@ void bind_stokes_me(py::module_& m) {
               per_pixel = true;
             else if (!(sigma.ndim() == 2 && sigma.shape(0) == 4 && sigma.shape(1) == m))
               throw TypeMismatch("sigma must be (n, 4, m) or (4, m)");
-            if (init.ndim() != 2 || init.shape(0) != n || init.shape(1) != stokes::kMeDerivParameters)
-              throw TypeMismatch("init must be (n, 10)");
-            const int64_t P = stokes::kMeDerivParameters, C = stokes::kMeCorrelated;
+            if (init.ndim() != 2 || init.shape(0) != n || init.shape(1) != stokes::kMeInvParameters)
+              throw TypeMismatch("init must be (n, 12)");
+            bool stray_per_pixel = false;
+            if (stray) {
+              if (stray->ndim() == 3 && stray->shape(0) == n && stray->shape(1) == 4 && stray->shape(2) == m)
+                stray_per_pixel = true;
+              else if (!(stray->ndim() == 2 && stray->shape(0) == 4 && stray->shape(1) == m))
+                throw TypeMismatch("stray must be (n, 4, m) or (4, m)");
+            }
+            const double* stray_data = stray ? stray->data() : nullptr;
+            const int64_t P = stokes::kMeInvParameters, C = stokes::kMeCorrelated;
             Arr params({n, P}), errors({n, P}), corr({n, C, C}), chi2({n, int64_t{5}});
             py::array_t<int32_t> iters(n);
             py::array_t<int8_t> status(n), restarts(n);
@@ -197,7 +207,8 @@ void bind_stokes_me(py::module_& m) {
             o.fit = want_fit ? fit.mutable_data() : nullptr;
             {
               py::gil_scoped_release release;
-              inv.invert(n, stokes_.data(), sigma.data(), per_pixel, init.data(), o, threads);
+              inv.invert(n, stokes_.data(), sigma.data(), per_pixel, init.data(), o, threads, stray_data,
+                         stray_per_pixel);
             }
             py::dict d;
             d["parameters"] = params;
@@ -210,7 +221,8 @@ void bind_stokes_me(py::module_& m) {
             if (want_fit) d["fit"] = fit;
             return d;
           },
-          py::arg("stokes"), py::arg("sigma"), py::arg("init"), py::arg("fit") = false, py::arg("threads") = 0);
+          py::arg("stokes"), py::arg("sigma"), py::arg("init"), py::arg("fit") = false, py::arg("threads") = 0,
+          py::arg("stray") = py::none());
 
   m.def("default_strength_ratios", [](const std::vector<std::string>& names) {
     std::vector<stokes::SpectralLine> lines;

@@ -51,14 +51,21 @@ std::vector<SpectralLine> builtin_lines() {
   l6302.abo_sigma = 2.398e-14;
   l6302.source = "VALD (lambda, chi, log gf); LS-coupling g of z5P1 -> e5D0; ABO from SIR LINES";
 
-  // Fe I 6173.3, the HMI line: wavelength (air) 6173.3433 A, chi_low 2.223 eV, log gf
-  // -2.880 and the 5P1 -> 5D0 transition (g_eff 2.5) as given by Norton et al. (2006, Sol.
-  // Phys. 239, 69, table 1; the wavelength is the one HMI's own code uses). Lande factor of
-  // 5P1 from LS coupling. No ABO van der Waals data here (abo_sigma = 0: the LTE synthesis
-  // then uses no van der Waals broadening for it; ME does not need it).
+  // Fe I 6173.3, the HMI line, transition a5P1 -> y5D0 (J 1 -> 0, so g_eff = g(a5P1) = 2.5 in
+  // LS coupling). Checked against public line tables (the quoted value of Norton et al. 2006,
+  // Sol. Phys. 239, 69, could not be read here):
+  //  - wavelength (air) 6173.3340 A and log gf -2.880 from VALD as tabulated by pyMilne
+  //    (de la Cruz Rodriguez 2019, MilneEddington.py, "the rest from VALD"), also g 2.50, J 1 -> 0;
+  //    the GRASS/NEID line list has 6173.3344 A. HMI's own code uses 6173.3433 A, 9 mA
+  //    (0.43 km/s) redder: an earlier version here took that value; velocities on HMI's
+  //    scale need that offset.
+  //  - chi_low 2.223 eV: the a5P1 level at 17927.38 cm^-1 (Nave et al. 1994, ApJS 94, 221;
+  //    NIST ASD) = 2.2227 eV.
+  // No ABO van der Waals data here (abo_sigma = 0: the LTE synthesis then uses no van der
+  // Waals broadening for it; ME does not need it).
   SpectralLine l6173 = l6301;
   l6173.name = "FeI_6173";
-  l6173.wavelength = 6173.3433;
+  l6173.wavelength = 6173.3340;
   l6173.chi_low = 2.223;
   l6173.log_gf = -2.880;
   l6173.j_low = 1.0;
@@ -67,7 +74,7 @@ std::vector<SpectralLine> builtin_lines() {
   l6173.g_up = 0.0;                         // 5D0: J = 0, no splitting
   l6173.abo_alpha = 0.0;
   l6173.abo_sigma = 0.0;
-  l6173.source = "Norton et al. 2006 (Sol. Phys. 239, 69): lambda, chi, log gf, 5P1 -> 5D0; LS-coupling g";
+  l6173.source = "VALD via pyMilne's table (lambda, log gf); chi of a5P1 (Nave et al. 1994); LS-coupling g";
   return {l6301, l6302, l6173};
 }
 

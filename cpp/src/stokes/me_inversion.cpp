@@ -25,7 +25,7 @@
 namespace fastinv::stokes {
 namespace {
 
-constexpr int kP = kMeDerivParameters;
+constexpr int kP = kMeInvParameters;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kLambdaStart = 0.1;  // measured: 1e-2 and 1 cost ~14 % more CPU on Hinode data
 constexpr double kLambdaMax = 1e10;
@@ -86,8 +86,10 @@ void MEInversionOptions::validate() const {
       throw InvalidArgument("MEInversion: parameter " + std::to_string(k) + " has bad box limits [" +
                             std::to_string(lower[k]) + ", " + std::to_string(upper[k]) + "]");
   if (lower[4] <= 0.0) throw InvalidArgument("MEInversion: the Doppler width's lower limit must be > 0");
-  if (lower[0] < 0.0 || lower[5] < 0.0 || lower[6] < 0.0 || lower[9] < 0.0 || upper[9] > 1.0)
-    throw InvalidArgument("MEInversion: B, damping and eta0 must be >= 0 and the filling factor in [0, 1]");
+  if (lower[0] < 0.0 || lower[5] < 0.0 || lower[6] < 0.0 || lower[kMeVmac] < 0.0)
+    throw InvalidArgument("MEInversion: the limits of B, damping, eta0 and vmac must be >= 0");
+  if (lower[9] < 0.0 || upper[9] > 1.0 || lower[kMeStrayLight] < 0.0 || upper[kMeStrayLight] > 1.0)
+    throw InvalidArgument("MEInversion: the filling factor's and the stray-light fraction's limits must be in [0, 1]");
   double wsum = 0.0;
   for (double w : weights) {
     if (!std::isfinite(w) || w < 0.0) throw InvalidArgument("MEInversion: Stokes weights must be finite and >= 0");
@@ -95,7 +97,6 @@ void MEInversionOptions::validate() const {
   }
   if (!(wsum > 0.0)) throw InvalidArgument("MEInversion: at least one Stokes weight must be > 0");
   if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("MEInversion: mu must be in (0, 1]");
-  if (!std::isfinite(vmac) || vmac < 0.0) throw InvalidArgument("MEInversion: vmac must be finite and >= 0");
   if (max_iterations < 1) throw InvalidArgument("MEInversion: max_iterations must be >= 1");
   if (!(tolerance > 0.0 && tolerance < 1.0)) throw InvalidArgument("MEInversion: tolerance must be in (0, 1)");
   if (restarts < 0 || restarts > 100) throw InvalidArgument("MEInversion: restarts must be in [0, 100]");
@@ -111,6 +112,10 @@ MEInversion::MEInversion(std::shared_ptr<const MilneEddington> model, MEInversio
     : model_(std::move(model)), options_(options) {
   if (!model_) throw InvalidArgument("MEInversion: no Milne-Eddington model");
   options_.validate();
+  if (options_.free[kMeVmac] && !model_->has_vmac_derivative())
+    throw InvalidArgument(
+        "MEInversion: a free vmac needs a model with a Gaussian instrument on a uniform grid "
+        "(MilneEddington::set_gaussian_instrument)");
   int nfree = 0;
   for (bool f : options_.free) nfree += f ? 1 : 0;
   int used = 0;
@@ -120,12 +125,14 @@ MEInversion::MEInversion(std::shared_ptr<const MilneEddington> model, MEInversio
 }
 
 void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, bool sigma_per_pixel, const double* init,
-                         const MEInversionOutputs& out, int threads) const {
+                         const MEInversionOutputs& out, int threads, const double* stray, bool stray_per_pixel) const {
   if (n < 0) throw InvalidArgument("MEInversion: negative number of pixels");
   if (n == 0) return;
   if (!stokes || !sigma || !init || !out.parameters || !out.errors || !out.correlations || !out.chi2 ||
       !out.iterations || !out.status)
     throw InvalidArgument("MEInversion: a required input or output array is missing");
+  if (options_.free[kMeStrayLight] && !stray)
+    throw InvalidArgument("MEInversion: a free stray-light fraction needs a stray-light profile");
   const int64_t plane = 4 * model_->output_size();
   const int nthreads = threads > 0 ? threads : default_threads();
   (void)nthreads;
@@ -133,7 +140,7 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
   // is then an exception here).
   {
     MEScratch s;
-    std::vector<double> prof(plane), jac(kP * plane);
+    std::vector<double> prof(plane), jac(kMeDerivParameters * plane);
     double q[kMeProfileParameters] = {0, 0, 0, 0, 30, 0.1, 1, 0.5, 0.5, 1, 0};
     model_->profile(q, 1.0, s, prof.data());
     model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data());
@@ -152,16 +159,17 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
     for (int64_t i = 0; i < n; ++i) {
       if (errors.failed()) continue;
       errors.run([&] {
-        invert_pixel(stokes + i * plane, sigma + (sigma_per_pixel ? i * plane : 0), init + i * kP, scratch, work.data(),
-                     out, i);
+        const double* st = stray ? stray + (stray_per_pixel ? i * plane : 0) : nullptr;
+        invert_pixel(stokes + i * plane, sigma + (sigma_per_pixel ? i * plane : 0), init + i * kP, st, scratch,
+                     work.data(), out, i);
       });
     }
   }
   errors.rethrow();
 }
 
-void MEInversion::invert_pixel(const double* obs, const double* sigma, const double* init, MEScratch& scratch,
-                               double* work, const MEInversionOutputs& out, int64_t i) const {
+void MEInversion::invert_pixel(const double* obs, const double* sigma, const double* init, const double* stray,
+                               MEScratch& scratch, double* work, const MEInversionOutputs& out, int64_t i) const {
   const MEInversionOptions& o = options_;
   const int64_t m = model_->output_size(), plane = 4 * m;
   double* prof = work;
@@ -189,6 +197,8 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   double mean_i = 0.0;
   for (int64_t k = 0; k < plane; ++k) ok = ok && std::isfinite(obs[k]) && std::isfinite(sigma[k]) && sigma[k] > 0.0;
   for (int k = 0; k < kP; ++k) ok = ok && std::isfinite(init[k]);
+  if (stray)
+    for (int64_t k = 0; k < plane; ++k) ok = ok && std::isfinite(stray[k]);
   if (!ok) return fail(MeInversionStatus::bad_input);
   for (int64_t k = 0; k < m; ++k) mean_i += obs[k];
   if (!(mean_i / static_cast<double>(m) > o.dark_threshold)) return fail(MeInversionStatus::too_dark);
@@ -210,10 +220,36 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     }
     return c;
   };
-  double p[kMeProfileParameters], q[kMeProfileParameters];
-  std::copy(init, init + kP, p);
-  p[kP] = o.vmac;
+  double p[kP], q[kP];
+  // the starting point; without a stray-light profile alpha is 0
+  auto start = [&]() {
+    std::copy(init, init + kP, p);
+    if (!stray) p[kMeStrayLight] = 0.0;
+    // the profile is even in vmac (zero derivative at 0): a free vmac starts above 0
+    if (o.free[kMeVmac] && !(p[kMeVmac] > 0.0)) p[kMeVmac] = std::min(1.0, o.upper[kMeVmac]);
+  };
+  start();
   fold_and_clamp(p, o);
+  if (!stray) p[kMeStrayLight] = 0.0;
+  // The model: (1 - alpha) ME + alpha stray, and its Jacobian (the ME rows scaled by
+  // 1 - alpha, the alpha row = stray - ME).
+  auto model = [&](const double* par, double* m_out) {
+    model_->profile(par, o.mu, scratch, m_out);
+    if (!stray) return;
+    const double a = par[kMeStrayLight], b = 1.0 - a;
+    for (int64_t k = 0; k < plane; ++k) m_out[k] = b * m_out[k] + a * stray[k];
+  };
+  auto model_jac = [&](const double* par) {
+    model_->profile_and_jacobian(par, o.mu, scratch, prof, jac, o.free.data());
+    if (!stray) return;
+    const double a = par[kMeStrayLight], b = 1.0 - a;
+    double* ja = jac + kMeStrayLight * plane;
+    for (int64_t k = 0; k < plane; ++k) ja[k] = stray[k] - prof[k];
+    for (int c = 0; c < kMeDerivParameters; ++c)
+      if (o.free[c])
+        for (int64_t k = 0; k < plane; ++k) jac[c * plane + k] *= b;
+    for (int64_t k = 0; k < plane; ++k) prof[k] = b * prof[k] + a * stray[k];
+  };
 
   double A[kP * kP], L[kP * kP], g[kP], d[kP];
   // A = J^T J and g = J^T r over the free parameters at the current p (prof, jac)
@@ -236,7 +272,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   // One Levenberg-Marquardt descent from p (in place); returns chi2 at the end.
   int iter = 0;
   auto descend = [&](bool& converged) {
-    model_->profile_and_jacobian(p, o.mu, scratch, prof, jac, o.free.data());
+    model_jac(p);
     double chi2 = chi2_of(prof);
     double lambda = kLambdaStart;
     const int limit = iter + o.max_iterations;
@@ -253,18 +289,18 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
         if (cholesky(L, nf)) {
           std::copy(g, g + nf, d);
           cholesky_solve(L, nf, d);
-          std::copy(p, p + kMeProfileParameters, q);
+          std::copy(p, p + kP, q);
           for (int a = 0; a < nf; ++a) q[idx[a]] += d[a];
           fold_and_clamp(q, o);
-          model_->profile(q, o.mu, scratch, trial);
+          model(q, trial);
           const double c2 = chi2_of(trial);
           if (std::isfinite(c2) && c2 < chi2) {
             // relative to chi2, or to the number of data points once chi2 is far below it
             // (noise-free data)
             const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
-            std::copy(q, q + kMeProfileParameters, p);
+            std::copy(q, q + kP, p);
             lambda = std::max(lambda * 0.1, 1e-12);
-            model_->profile_and_jacobian(p, o.mu, scratch, prof, jac, o.free.data());
+            model_jac(p);
             chi2 = chi2_of(prof);
             converged = small;
             break;
@@ -288,13 +324,12 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   // weak-field start for a strong field.
   int restarts = 0;
   if (o.restarts > 0 && chi2 / dof > o.restart_chi2) {
-    double best[kMeProfileParameters];
-    std::copy(p, p + kMeProfileParameters, best);
+    double best[kP];
+    std::copy(p, p + kP, best);
     double best_chi2 = chi2;
     bool best_conv = converged;
     for (int r = 0; r < o.restarts && best_chi2 / dof > o.restart_chi2; ++r) {
-      std::copy(init, init + kP, p);
-      p[kP] = o.vmac;
+      start();
       const int kind = r % 4;
       if (kind == 0 || kind == 2) p[1] = 180.0 - p[1];
       if (kind == 1 || kind == 2) p[2] += 90.0;
@@ -303,18 +338,19 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
         p[6] *= 0.3;
       }
       fold_and_clamp(p, o);
+      if (!stray) p[kMeStrayLight] = 0.0;
       bool conv = false;
       const double c = descend(conv);
       ++restarts;
       if (c < best_chi2) {
-        std::copy(p, p + kMeProfileParameters, best);
+        std::copy(p, p + kP, best);
         best_chi2 = c;
         best_conv = conv;
       }
     }
-    std::copy(best, best + kMeProfileParameters, p);
+    std::copy(best, best + kP, p);
     converged = best_conv;
-    model_->profile_and_jacobian(p, o.mu, scratch, prof, jac, o.free.data());
+    model_jac(p);
     chi2 = chi2_of(prof);
   }
   if (out.restarts) out.restarts[i] = static_cast<int8_t>(restarts);

@@ -207,14 +207,29 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     for (int64_t j = 0; j < plane; ++j) s.fine_jac_[k * plane + j] *= kDeg;
   for (int64_t j = 0; j < plane; ++j) s.fine_jac_[4 * plane + j] *= 1e-3;
   degrade(s.fine_.data(), 4, params[10], s, out);
+  constexpr int kVmac = 10;
+  if (!need || need[kVmac]) {
+    double* row = jac + kVmac * 4 * nout;
+    if (gaussian_) {
+      // sigma^2 = sigma_lsf^2 + w^2 / 2 with w = lambda0 vmac / c: dsigma/dvmac = w (lambda0 / c) / (2 sigma)
+      const double dw = lines_.front().lambda0 / kCkms, width = dw * params[kVmac];
+      const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
+      gaussian_resample_rows_dsigma(s.fine_.data(), 4, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_, row,
+                                    s.kernel_);
+      const double ds = width * dw / (2.0 * sigma);
+      for (int64_t j = 0; j < 4 * nout; ++j) row[j] *= ds;
+    } else {
+      std::fill(row, row + 4 * nout, std::numeric_limits<double>::quiet_NaN());
+    }
+  }
   // runs of consecutive needed parameters go through the instrument together
-  for (int k = 0; k < kMeDerivParameters;) {
+  for (int k = 0; k < kVmac;) {
     if (need && !need[k]) {
       ++k;
       continue;
     }
     int e = k + 1;
-    while (e < kMeDerivParameters && (!need || need[e])) ++e;
+    while (e < kVmac && (!need || need[e])) ++e;
     degrade(s.fine_jac_.data() + k * plane, 4 * (e - k), params[10], s, jac + k * 4 * nout);
     k = e;
   }

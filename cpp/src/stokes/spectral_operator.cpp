@@ -169,6 +169,45 @@ void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h,
   }
 }
 
+void gaussian_resample_rows_dsigma(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                                   int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
+  const int64_t M = std::max<int64_t>(1, static_cast<int64_t>(5.0 * sigma / h + 1e-9));
+  kernel.resize(2 * (2 * M + 1));
+  double* g = kernel.data() + M;
+  double* dg = kernel.data() + (2 * M + 1) + M;
+  const double c = -0.5 * h * h / (sigma * sigma), d = h * h / (sigma * sigma * sigma);
+  double total = 0.0, dtotal = 0.0;
+  for (int64_t m = -M; m <= M; ++m) {
+    g[m] = std::exp(c * m * m);
+    dg[m] = g[m] * d * static_cast<double>(m * m);
+    total += g[m];
+    dtotal += dg[m];
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < n_out; ++k) {
+      const int64_t centre = first + k * stride;
+      const int64_t lo = std::max<int64_t>(-M, -centre), hi = std::min<int64_t>(M, n - 1 - centre);
+      const double* x = in + r * n + centre;
+      double acc = 0.0, dacc = 0.0;
+#pragma omp simd reduction(+ : acc, dacc)
+      for (int64_t m = lo; m <= hi; ++m) {
+        acc += g[m] * x[m];
+        dacc += dg[m] * x[m];
+      }
+      double norm = total, dnorm = dtotal;
+      if (lo != -M || hi != M) {
+        norm = 0.0;
+        dnorm = 0.0;
+        for (int64_t m = lo; m <= hi; ++m) {
+          norm += g[m];
+          dnorm += dg[m];
+        }
+      }
+      out[r * n_out + k] = (dacc - acc / norm * dnorm) / norm;
+    }
+  }
+}
+
 void gaussian_resample(const double* in, int64_t n, double h, double sigma, int64_t first, int64_t stride,
                        int64_t n_out, double* out, std::vector<double>& kernel) {
   gaussian_resample_rows(in, 1, n, h, sigma, first, stride, n_out, out, kernel);

@@ -1,6 +1,6 @@
 """The ``fastinv`` command line: one module per command group.
 
-``fastinv info`` and ``fastinv demo`` live here; ``dem``, ``stokes``, ``train``/``evaluate``
+``fastinv info`` and ``fastinv demo`` live here; ``dem``, ``stokes``, ``train``/``evaluate``, ``bench``
 in their modules, each with a ``register(subparsers)``.
 """
 
@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 
-from . import dem, stokes, train
+from . import bench, dem, stokes, train
 from ._common import reports_errors, thread_count
 
 __all__ = ["main", "build_parser"]
@@ -21,6 +21,8 @@ def _info_text(info: dict) -> str:
     lines = [
         f"fastinv {info['version']}",
         f"CPU kernels:  {info['isa']} (available here: {', '.join(info['available_isas'])}; choose with FASTINV_ISA)",
+        "bf16 on CPU:  "
+        + ("available (AVX512-BF16); use precision='bf16'" if info["bf16"] else "not available (needs AVX512-BF16)"),
         f"threads:      {info['threads']} by default" + ("" if info["openmp"] else " (built without OpenMP: 1 thread)"),
     ]
     if not info["cuda_compiled"]:
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     dem.register(sub)
     stokes.register(sub)
     train.register(sub)
+    bench.register(sub)
     return parser
 
 

@@ -89,8 +89,8 @@ def _cmd_deepem(args: argparse.Namespace) -> int:
 
     _check_inputs(args, "dem deepem")
     if args.series:
-        if args.png or args.compare_bp:
-            raise ValueError("--png/--compare-bp are for single runs, not --series")
+        if args.png or args.compare_bp or args.refine:
+            raise ValueError("--png/--compare-bp/--refine are for single runs, not --series")
         return _series(args, "deepem")
 
     res, _ = run_deepem(
@@ -102,8 +102,10 @@ def _cmd_deepem(args: argparse.Namespace) -> int:
         threads=args.threads,
         model=args.model,
         overwrite=args.overwrite,
+        refine=args.refine,
     )
-    print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} with finite input)")
+    what = "refined to fit the data" if args.refine else "with finite input"
+    print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} {what})")
     return 0
 
 
@@ -181,6 +183,11 @@ def register(sub) -> None:
         help="also run Basis Pursuit and write BP and DeepEM side by side to PATH (PNG)",
     )
     p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="move each EM to the closest one that fits the data within Basis Pursuit's band (REFINE map)",
+    )
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (--series)")

@@ -37,6 +37,8 @@ _EPILOG = """\
 examples:
   fastinv stokes invert SP3D20070105_*.fits --instrument hinode -o map.fits --png map.png
   fastinv stokes invert visp_l1/ --instrument visp -o visp_map.fits --model my_visp.safetensors
+  fastinv stokes invert --series VISP_L1_*.asdf --instrument visp -o l2_steps/ --model my_visp.safetensors \\
+      --scheduler processes:8 --retries 1
 """
 
 
@@ -88,10 +90,14 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     from ..stokes.inversion.network import STOKES_STATUS, StokesNet
     from ..stokes.inversion.output import quicklook_png, write_inversion_fits
 
+    if args.series:
+        return _series(args)
     out = Path(args.output)
     if out.suffix.lower() not in (".fits", ".fit", ".fts"):
         print("fastinv stokes invert: error: -o must name a .fits file", file=sys.stderr)
         return 2
+    if args.method != "cnn":
+        return _invert_me(args, out)
     inputs = expand_inputs(args.files) + ([args.model] if args.model else [])
     check_outputs([out, args.png], inputs, args.overwrite)
     net = StokesNet.load(args.model, instrument=args.instrument, threads=args.threads, device=args.device)
@@ -115,6 +121,7 @@ def _cmd_invert(args: argparse.Namespace) -> int:
             progress=progress,
             total=total,
             wavelength_shift=args.wavelength_shift,
+            chi2=args.chi2,
         )
     finally:
         for bar in bars:
@@ -123,7 +130,10 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
     cards["INSTRUME"] = ({"hinode_sp": "SOT/SP", "visp": "VISP"}[net.instrument], "instrument of the input")
     cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
-    write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards)
+    if res.chi2 is not None:
+        cards["CHI2VMIC"] = ("fit", "v_mic of the chi2 LTE re-synthesis")
+        cards["CHI2MED"] = (float(np.nanmedian(res.chi2)) if np.isfinite(res.chi2).any() else "NaN", "median chi2")
+    write_inversion_fits(out, res.results, res.status, net.nodes, net.units, res.wcs, cards, chi2=res.chi2)
     if args.asdf:
         from ..stokes.inversion.dkist_asdf import write_inversion_asdf
 
@@ -143,6 +153,110 @@ def _cmd_invert(args: argparse.Namespace) -> int:
     print(
         f"wrote {out}{' and ' + str(args.png) if args.png else ''} "
         f"({nx} x {ny} pixels in {res.seconds:.1f} s; {summary})"
+    )
+    return 0
+
+
+def _series(args: argparse.Namespace) -> int:
+    """``--series``: every raster step of one or more ViSP maps, one output per step, resumable."""
+    from .._scheduler import parse_scheduler
+    from .._series import summary
+    from ..stokes.inversion.series import LOG_NAME, SeriesOptions, run_series
+
+    if args.instrument != "visp":
+        raise ValueError("--series inverts DKIST ViSP datasets: use --instrument visp")
+    if args.png or args.asdf:
+        raise ValueError("--png/--asdf are for single maps; with --series, --maps writes each map's FITS and ASDF")
+    spec = parse_scheduler(args.scheduler)
+    opts = SeriesOptions(
+        model=args.model,
+        continuum=args.continuum,
+        wavelength_shift=args.wavelength_shift,
+        threads=args.threads or spec.threads_per_step(),
+        device=args.device,
+    )
+    log = run_series(
+        args.files, args.output, opts, scheduler=spec, retries=args.retries, progress=not args.quiet, announce=print
+    )
+    failed = {name: e for name, e in log["steps"].items() if e["status"] == "failed"}
+    for name, e in failed.items():
+        print(f"step {name} failed: {e['error']}")
+    print(f"{len(log['steps'])} steps: {summary(log)}; log in {Path(args.output) / LOG_NAME}")
+    if args.maps:
+        from ..stokes.inversion.series import assemble_map
+
+        for name in log["maps"]:
+            base = Path(args.output) / name
+            assemble_map(args.output, name, f"{base}.fits", f"{base}.asdf", overwrite=True)
+            print(f"wrote {base}.fits and {base}.asdf")
+    return 1 if failed else 0
+
+
+def _invert_me(args: argparse.Namespace, out: Path) -> int:
+    """--method me | cnn+me: Milne-Eddington maps with errors, chi2 and the configuration."""
+    from .._atomic import check_outputs
+    from ..status import ME_INV_STATUS
+    from ..stokes.inversion.frames import expand_inputs, invert_files
+    from ..stokes.inversion.me_output import ME_MISSING, me_config_cards, write_me_fits
+
+    for flag, value in (("--model", args.model), ("--png", args.png), ("--asdf", args.asdf), ("--chi2", args.chi2)):
+        if value:
+            print(f"fastinv stokes invert: error: {flag} is for --method cnn only", file=sys.stderr)
+            return 2
+    if args.device != "cpu":
+        print("fastinv stokes invert: error: --method me / cnn+me run on the CPU (--device cpu)", file=sys.stderr)
+        return 2
+    check_outputs([out], expand_inputs(args.files), args.overwrite)
+    bar = [None]
+
+    def total(n, stage):
+        if bar[0] is not None:
+            bar[0].close()
+        bar[0] = progress_bar(n, desc=f"{args.instrument} {stage}", unit="frame", enabled=not args.quiet)
+
+    try:
+        res = invert_files(
+            args.files,
+            args.instrument,
+            continuum=args.continuum,
+            threads=args.threads,
+            progress=lambda k: bar[0].update(k - bar[0].n),
+            total=total,
+            wavelength_shift=args.wavelength_shift,
+            method=args.method,
+        )
+    finally:
+        if bar[0] is not None:
+            bar[0].close()
+    inv = res.inverter.me
+    m = res.me
+    noise = inv.model.instrument.noise if inv.model.instrument is not None else None
+    cards = me_config_cards(inv, args.method, sigma=noise)
+    cards["ICONT"] = (res.continuum, "[counts] quiet-Sun continuum I_c of the map")
+    cards["INSTRUME"] = ({"hinode": "SOT/SP", "visp": "VISP"}[args.instrument], "instrument of the input")
+    cards["NFRAMES"] = (res.frames, "slit positions / raster steps inverted")
+    write_me_fits(
+        out,
+        m.parameters,
+        m.errors,
+        m.correlations,
+        m.chi2,
+        m.iterations,
+        m.restarts,
+        m.status,
+        res.wcs,
+        cards,
+        inv.free,
+    )
+    names = {**ME_INV_STATUS, ME_MISSING: "no data"}
+    codes, counts = np.unique(m.status, return_counts=True)
+    summary = ", ".join(f"{names.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
+    ny, nx = m.status.shape
+    with np.errstate(invalid="ignore"):
+        chi2 = float(np.nanmedian(m.chi2[..., 4])) if np.isfinite(m.chi2[..., 4]).any() else float("nan")
+    print(
+        f"wrote {out} ({nx} x {ny} pixels in {res.seconds:.1f} s, {args.method}, init {inv.init_method}; "
+        f"median chi2 {chi2:.2f}; {summary})"
     )
     return 0
 
@@ -197,6 +311,33 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     else:
         print("no complete raster step appeared")
     return 0
+
+
+def _series_arguments(p) -> None:
+    g = p.add_argument_group(
+        "series",
+        "Whole DKIST ViSP datasets and many maps: each FILE is a map (a dataset's .asdf, a "
+        "folder of its level-1 FITS files; loose FITS files together are one map), inverted "
+        "one dask task per raster step into OUTPUT/<map>_step_<DINDEX3>.fits (I_c found in "
+        "each step unless --continuum). A re-run skips steps whose output is complete (FITS "
+        "checksums, inputs, model, options) and redoes the rest; OUTPUT/run_log.json records "
+        "every step (done, failed with its error, skipped). Needs fastinv[dask].",
+    )
+    g.add_argument("--series", action="store_true", help="invert FILE... as maps, one task per raster step")
+    g.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads[:N] (N steps at a time in this process; default 1), processes[:N] "
+        "(N worker processes; default one per core) or a dask.distributed scheduler address "
+        "(tcp://host:8786)",
+    )
+    g.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+    g.add_argument(
+        "--maps",
+        action="store_true",
+        help="then put each map's steps side by side into OUTPUT/<map>.fits and OUTPUT/<map>.asdf "
+        "(dkist.Inversion; needs fastinv[dkist]); steps that failed are NaN columns with status 3",
+    )
 
 
 def register(sub) -> None:
@@ -267,7 +408,12 @@ def register(sub) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="input FITS files (or directories) of one map")
+    p.add_argument(
+        "files",
+        nargs="+",
+        metavar="FILE",
+        help="input FITS files (or directories) of one map; with --series: maps (dataset .asdf files, folders)",
+    )
     p.add_argument(
         "--instrument",
         choices=("hinode", "visp"),
@@ -275,6 +421,16 @@ def register(sub) -> None:
         help="hinode: Hinode SOT/SP level-1; visp: DKIST ViSP level-1",
     )
     p.add_argument("-o", "--output", required=True, help="output FITS file (written atomically)")
+    p.add_argument(
+        "--method",
+        choices=("cnn", "me", "cnn+me"),
+        default="cnn",
+        help="cnn: the stratified network (default); me: Milne-Eddington least squares from the "
+        "classical initial guess; cnn+me: Milne-Eddington from the ME network's guess. The ME "
+        "methods write the ME parameters with <name>_error, correlation, chi2, chi2_stokes, "
+        "iterations, restarts and status extensions and the configuration as INV* keywords "
+        "(fastinv.stokes.inversion.me_output)",
+    )
     p.add_argument(
         "--png",
         default=None,
@@ -301,10 +457,17 @@ def register(sub) -> None:
         metavar="DELTA",
         help="add DELTA [A] to the files' wavelengths (correct a header calibration that is off)",
     )
+    p.add_argument(
+        "--chi2",
+        action="store_true",
+        help="also map how well each pixel's atmosphere fits its profiles: re-synthesise it with LTE "
+        "(v_mic fitted) and write the reduced chi^2 as the 'chi2' image (~4 LTE syntheses per pixel)",
+    )
     p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the network runs (default cpu)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    _series_arguments(p)
     p.set_defaults(func=_cmd_invert)
 
     w = sub.add_parser(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 
@@ -56,6 +57,11 @@ def _cmd_evaluate_deepem(args: argparse.Namespace) -> int:
 
 @reports_errors("fastinv train stokes")
 def _cmd_train_stokes(args: argparse.Namespace) -> int:
+    if args.target == "me":
+        return _train_stokes_me(args)
+    if not args.data:
+        print("fastinv train stokes: error: give the training set DATA (.h5) (or --target me)", file=sys.stderr)
+        return 2
     from ..train.stokes import train
 
     check_outputs([args.output, args.output + ".json"], [args.data], args.overwrite)
@@ -75,6 +81,40 @@ def _cmd_train_stokes(args: argparse.Namespace) -> int:
     )
     print(f"wrote {args.output} (+ .json card) in {card['training']['seconds']:.0f} s; held-out metrics:")
     print(json.dumps(card["metrics"]["summary"], indent=2))
+    return 0
+
+
+def _train_stokes_me(args: argparse.Namespace) -> int:
+    from ..train.stokes_me import train_me
+
+    if args.data:
+        print(
+            "fastinv train stokes: error: --target me makes its own ME-synthetic set (--n, --instrument); "
+            f"drop {args.data!r}",
+            file=sys.stderr,
+        )
+        return 2
+    check_outputs([args.output, args.output + ".json"], overwrite=args.overwrite)
+    card = train_me(
+        args.output,
+        instrument=args.instrument,
+        n=args.n,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        threads=args.threads,
+        progress=not args.quiet,
+        command=(
+            f"fastinv train stokes --target me --instrument {args.instrument} --n {args.n} --epochs {args.epochs} "
+            f"--batch {args.batch} --lr {args.lr:g} --seed {args.seed}"
+            + (f" --threads {args.threads}" if args.threads else "")
+            + f" -o {os.path.basename(args.output)}"
+        ),
+    )
+    rmse = card["metrics"]["validation_rmse"]
+    print(f"wrote {args.output} (+ .json card) in {card['training']['seconds']:.0f} s; validation RMSE:")
+    print(json.dumps({k: round(v, 4) for k, v in rmse.items()}, indent=2))
     return 0
 
 
@@ -205,7 +245,22 @@ def _add_train_stokes(tsub) -> None:
         "'fastinv evaluate stokes'. Writes the model (.safetensors, scalings "
         "and metrics in its card) and the card as .json beside it.",
     )
-    p.add_argument("data", help="training set (.h5) from 'fastinv stokes synth --model lte'")
+    p.add_argument("data", nargs="?", default=None, help="training set (.h5) from 'fastinv stokes synth --model lte'")
+    p.add_argument(
+        "--target",
+        choices=("atmosphere", "me"),
+        default="atmosphere",
+        help="atmosphere: the stratified atmosphere from DATA (default); me: the Milne-Eddington "
+        "parameters, the initial guess of MEInversion(init='network'), trained on an "
+        "ME-synthetic set made in memory (--n, --instrument; no DATA)",
+    )
+    p.add_argument(
+        "--instrument",
+        choices=("hinode", "visp"),
+        default="hinode",
+        help="--target me: Hinode SP (112 points) or ViSP (the 173 points of the ViSP network)",
+    )
+    p.add_argument("--n", type=int, default=200_000, help="--target me: training profiles (default 200000)")
     p.add_argument("-o", "--output", required=True, help="model file to write (.safetensors; written atomically)")
     p.add_argument(
         "--architecture",

@@ -38,6 +38,9 @@ from .response import load_response
 BAD_INPUT = 12
 #: DEM_STATUS code of a pixel whose EM or re-synthesis is not finite (float32 overflow).
 OVERFLOW = 13
+#: DEM_STATUS code of a pixel that ``invert(..., refine=True)`` cannot fit: no EM >= 0 on the
+#: network's grid reproduces the data within Basis Pursuit's band at any adaptive tolfac.
+REFINE_INFEASIBLE = 14
 
 
 #: The DeepEM models that ship with fastinv, by name: the paper's 18-bin grid (log T
@@ -95,16 +98,29 @@ class DeepEM:
         if self._sha256 is None:
             self._sha256 = _dask.file_sha256(path)
         device = self.model.info()["device"]
-        key = ("DeepEM", path, self._sha256, device)
-        return (_dask.cached_instance, (key, _load_verified, path, self._sha256, device))
+        key = ("DeepEM", path, self._sha256, device, self.model.precision)
+        return (_dask.cached_instance, (key, _load_verified, path, self._sha256, device, self.model.precision))
 
     @classmethod
-    def load(cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None) -> "DeepEM":
+    def load(
+        cls, path: Union[str, os.PathLike, None] = None, threads: Optional[int] = None, precision: str = "fp32"
+    ) -> "DeepEM":
         """Load a DeepEM model: a file, or a shipped model's name (:data:`SHIPPED_MODELS`:
-        ``"deepem18"``, ``"deepem21"``); default :data:`DEFAULT_MODEL`."""
+        ``"deepem18"``, ``"deepem21"``); default :data:`DEFAULT_MODEL`.
+
+        ``precision="bf16"`` runs the network on the CPU's AVX512-BF16 kernels (bf16
+        weights and layer inputs, float32 sums; the pre- and post-processing stay float32):
+        about twice as fast, with science-level changes well under 1 % (docs/cpu-engine.md).
+        ``DeepEM(fastinv.load(path, precision="bf16"))`` is the same. A CPU without
+        AVX512-BF16 raises RuntimeError naming the missing feature.
+
+        Examples
+        --------
+        >>> fast = DeepEM.load(precision="bf16")  # doctest: +SKIP (needs an AVX512-BF16 CPU)
+        """
         if path is None or (isinstance(path, str) and path in SHIPPED_MODELS):
             path = shipped_model_path(path)
-        return cls(Model(path, threads=threads))
+        return cls(Model(path, threads=threads, precision=precision))
 
     @property
     def response_name(self) -> str:
@@ -118,6 +134,7 @@ class DeepEM:
         n_sample: float = 1.0,
         threads: Optional[int] = None,
         out: Optional[BPResult] = None,
+        refine: bool = False,
     ) -> BPResult:
         """DEMs of every pixel.
 
@@ -136,6 +153,17 @@ class DeepEM:
             A previous result of this method for a frame of the same shape: its arrays are
             overwritten and returned (CPU models), so a series of frames reuses one set of
             buffers instead of faulting in ~110 bytes of fresh memory per pixel each time.
+        refine : bool
+            Replace each pixel's EM by the one closest to the network's (weighted L1 distance
+            sum_t |EM_t - EM_net_t| / (EM_net_t + 0.01 max EM_net)) that satisfies Basis
+            Pursuit's constraints exactly: EM >= 0 and max(y - tolfac sigma, 0) <= K EM <=
+            y + tolfac sigma, with BP's adaptive tolfac (1.4, then 2.1, then 3.15) and BP's
+            sigma (``exptime``/``n_sample`` or ``sigma``, one of which is then required). An LP
+            per pixel in C++, started at the network's EM (pixels it already fits keep their
+            EM bitwise). Where no such EM exists the status is 14 (:data:`REFINE_INFEASIBLE`),
+            11 for no counts (sum of y < 0.01 DN/s), 3 if not converged; those pixels and bad
+            input (12) get NaN products. ``tolfac`` is then the one used and ``iterations``
+            the simplex iterations.
 
         Returns
         -------
@@ -149,7 +177,7 @@ class DeepEM:
         if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
             if out is not None:
                 raise ValueError("out= is for NumPy input; a dask input gives dask arrays")
-            return self._invert_dask(y, exptime, sigma, n_sample, threads)
+            return self._invert_dask(y, exptime, sigma, n_sample, threads, refine)
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
@@ -160,7 +188,7 @@ class DeepEM:
         if not self._fused:
             if out is not None:
                 raise ValueError("out= needs a model loaded on the CPU")
-            return self._invert_numpy(yv, exptime, sigma, n_sample, threads)
+            return self._invert_numpy(yv, exptime, sigma, n_sample, threads, refine)
         shape = yv.shape[1:]
         flat = yv.reshape(6, -1)  # a view whenever the pixel axes can be flattened
         if flat.dtype not in (np.float32, np.float64):
@@ -176,6 +204,8 @@ class DeepEM:
             if t.size not in (1, 6):
                 raise ValueError(f"exptime must be one value or six (one per channel), got {t.size}")
             t = np.broadcast_to(t, (6,)).copy()
+        elif refine:
+            raise ValueError("refine=True needs the data's errors: give exptime (s) or sigma (DN/s)")
         bufs = None
         if out is not None:
             bufs = []
@@ -200,6 +230,7 @@ class DeepEM:
                     ) from exc
                 bufs.append(v)
             bufs = tuple(bufs)
+        iterations = np.zeros(flat.shape[1], np.int32)
         em, model, status, chi2, objective, tolfac = _core.dem.deepem_invert(
             self.model._core,
             flat,
@@ -209,6 +240,8 @@ class DeepEM:
             float(n_sample),
             self.model.threads if threads is None else int(threads),
             bufs,
+            refine=bool(refine),
+            refine_iterations=iterations if refine else None,
         )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),
@@ -218,11 +251,11 @@ class DeepEM:
             objective=objective.reshape(shape),
             model=model.reshape((6, *shape)),
             chi2=chi2.reshape(shape),
-            iterations=np.zeros(shape, np.int32),
+            iterations=iterations.reshape(shape),
             logt=self.logt.copy(),
         )
 
-    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool) -> BPResult:
         """:meth:`invert` blockwise over the pixels of a dask array (lazy)."""
         if y.ndim < 1 or y.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {y.shape}")
@@ -235,11 +268,16 @@ class DeepEM:
             exptime=None if exptime is None else to_float_array(exptime, "s", "exptime"),
             n_sample=n_sample,
             threads=threads or 1,
+            refine=refine,
         )
         return BPResult(logt=self.logt.copy(), **_dask.map_pixels(block, [y, sigma], tuple(y.shape[1:])))
 
-    def _invert_numpy(self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+    def _invert_numpy(
+        self, yv: np.ndarray, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool = False
+    ) -> BPResult:
         """The NumPy pre/post-processing around the network (non-CPU models; test reference)."""
+        if refine and sigma is None and exptime is None:
+            raise ValueError("refine=True needs the data's errors: give exptime (s) or sigma (DN/s)")
         shape = yv.shape[1:]
         # float32 in place, no float64 copy: the network's own precision, and a 16.8 M-pixel
         # frame's pre/post-processing stays small next to the network
@@ -253,6 +291,9 @@ class DeepEM:
             em *= np.float32(1e25)
         if not finite.all():
             em[:, ~finite] = 0.0
+        iterations = np.zeros(x.shape[1], np.int32)
+        if refine:  # the fused loop's refinement, run on its own (C++)
+            refine_status, refine_tolfac, iterations = self._refine(em, yv.reshape(6, -1), exptime, sigma, n_sample)
         with np.errstate(over="ignore", invalid="ignore"):
             model = self._kernel32 @ em
             total = em.sum(axis=0)
@@ -262,6 +303,8 @@ class DeepEM:
         model[:, overflow] = np.nan
         total[overflow] = np.nan
         status = np.where(finite, np.where(overflow, OVERFLOW, OK), BAD_INPUT).astype(np.int8)
+        if refine:
+            status = np.where(finite & (refine_status != OK), refine_status, status).astype(np.int8)
         chi2 = np.full(x.shape[1], np.nan)
         if sigma is not None or exptime is not None:
             flat = yv.reshape(6, -1).astype(np.float64)
@@ -278,13 +321,22 @@ class DeepEM:
             em=em.reshape((len(self.logt), *shape)),
             coeffs=np.zeros((0, *shape)),
             status=status.reshape(shape),
-            tolfac=np.full(shape, np.nan),
+            tolfac=(refine_tolfac if refine else np.full(x.shape[1], np.nan)).reshape(shape),
             objective=(total / np.float32(1e26)).reshape(shape),
             model=model.reshape((6, *shape)),
             chi2=chi2.reshape(shape),
-            iterations=np.zeros(shape, np.int32),
+            iterations=iterations.reshape(shape),
             logt=self.logt.copy(),
         )
+
+    def _refine(self, em: np.ndarray, y: np.ndarray, exptime, sigma, n_sample: float):
+        """Refine em (nT, npix) float32 in place; returns (status, tolfac, iterations)."""
+        sig = t = None
+        if sigma is not None:
+            sig = np.broadcast_to(np.asarray(to_float_array(sigma, "DN/s", "sigma"), np.float64).reshape(6, -1), y.shape)
+        else:
+            t = np.broadcast_to(np.asarray(to_float_array(exptime, "s", "exptime"), float).reshape(-1), (6,)).copy()
+        return _core.dem.deepem_refine(self._kernel32, em, y, sig, t, float(n_sample), self.model.threads)
 
     def fits_cards(self) -> dict:
         """Provenance keywords for FITS headers of DeepEM results."""
@@ -298,11 +350,11 @@ class DeepEM:
         }
 
 
-def _load_verified(path: str, sha256: str, device: str) -> DeepEM:
+def _load_verified(path: str, sha256: str, device: str, precision: str = "fp32") -> DeepEM:
     """Load a pickled DeepEM's model file in a worker, refusing a file that has changed."""
     if _dask.file_sha256(path) != sha256:
         raise ValueError(f"{path}: the DeepEM model file changed since the task was made (SHA-256 differs)")
-    return DeepEM(Model(path, device=device))
+    return DeepEM(Model(path, device=device, precision=precision))
 
 
 def _invert_block(net: DeepEM, y, sigma, *, first_pixel: int, **kwargs) -> dict:

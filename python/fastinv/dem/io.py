@@ -216,6 +216,7 @@ def write_dem_fits(
     bp: Optional[BasisPursuit] = None,
     obs: Optional[AIAObservation] = None,
     method_cards: Optional[dict] = None,
+    refine_status: Optional[np.ndarray] = None,
 ) -> None:
     """Write a DEM result as FITS (atomically: temp file in the same directory, then rename).
 
@@ -227,7 +228,9 @@ def write_dem_fits(
     convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
     other methods (DeepEM) pass their own provenance as ``method_cards`` (keyword -> value or
-    (value, comment)). Every HDU carries FITS CHECKSUM/DATASUM cards.
+    (value, comment)). ``refine_status`` (DeepEM ``refine=True``) adds a ``REFINE`` map: 0 the
+    network's EM already fitted and was kept, 1 the refinement moved it, otherwise the
+    DEM_STATUS code of why refinement failed. Every HDU carries FITS CHECKSUM/DATASUM cards.
     """
     from astropy.io import fits
 
@@ -312,6 +315,9 @@ def write_dem_fits(
                 "MC_FEAS": np.where(failed, np.nan, result.mc_feasible).astype(np.float32),
             }
         )
+    if refine_status is not None:
+        extra["REFINE"] = np.asarray(refine_status).astype(np.int16)
+        prim.add_comment("REFINE: 0 network EM kept, 1 moved to fit y within BP's band, else STATUS code")
     for name, arr in extra.items():
         h = maps.copy()
         if name in ("EM_TOTAL", "EM_TOTAL_ERR", "EM_ERR"):

@@ -138,6 +138,7 @@ def run_deepem(
     threads: Optional[int] = None,
     model: Optional[Union[str, Path]] = None,
     overwrite: bool = False,
+    refine: bool = False,
 ):
     """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
 
@@ -160,6 +161,9 @@ def run_deepem(
         default: the default shipped model).
     overwrite : bool
         Replace existing output files (never an input or the model).
+    refine : bool
+        Refine each pixel's EM to fit the data within Basis Pursuit's band
+        (``DeepEM.invert(refine=True)``); the file gains a ``REFINE`` map.
 
     Returns
     -------
@@ -176,9 +180,14 @@ def run_deepem(
     check_outputs([output, png, compare_png], _paths(inputs) + ([model] if model is not None else []), overwrite)
     obs = read_aia(inputs, bin=bin)
     net = DeepEM.load(model, threads=threads)
-    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample)
+    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, refine=refine)
     res.header = obs.header
-    write_dem_fits(output, res, obs=obs, method_cards=net.fits_cards())
+    cards = net.fits_cards()
+    refine_status = None
+    if refine:  # zero iterations: the LP started feasible at the network's EM, which it kept
+        refine_status = np.where(res.status != 0, res.status, (res.iterations > 0).astype(np.int8))
+        cards["FI_REFIN"] = (True, "EM refined to fit y within BP's band (L1-closest)")
+    write_dem_fits(output, res, obs=obs, method_cards=cards, refine_status=refine_status)
     if png is not None:
         quicklook_png(png, res, header=obs.header, method="DeepEM")
     bp_res = None

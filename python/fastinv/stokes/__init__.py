@@ -25,6 +25,7 @@ from __future__ import annotations
 from .inversion.frames import FrameInverter, FrameResult, invert_files
 from .inversion.me import ME_FIT_PARAMETERS, MEInversion, MEResult
 from .inversion.network import STOKES_STATUS, StokesNet, resample_to
+from .inversion.stray_light import quiet_sun_profile
 from .synthesis import atmospheres, lines, voigt
 from .synthesis.instrument import Instrument
 from .synthesis.lines import SpectralLine, ZeemanComponent, get_line, line_names, register_line, zeeman_pattern
@@ -58,5 +59,6 @@ __all__ = [
     "invert_files",
     "MEInversion",
     "MEResult",
+    "quiet_sun_profile",
     "ME_FIT_PARAMETERS",
 ]

@@ -24,6 +24,7 @@ enum class BpStatus : std::int8_t {
   no_counts = 11,     // sum(y) < min_total: coefficients set to 0, not solved
   bad_input = 12,     // a NaN/inf in y, or a NaN/inf/negative sigma: not solved
   overflow = 13,      // DeepEM: the EM (or its re-synthesis) is not finite; products NaN
+  refine_infeasible = 14,  // DeepEM refine: no EM >= 0 on the network's grid fits y at any tolfac
 };
 
 // Basis functions on a log T grid, row-major (ncoef x nT) with ncoef = widths.size() * nT.

@@ -42,10 +42,39 @@ struct DeepEmOutput {          // all C-contiguous, npix innermost
   double* tolfac = nullptr;    // (npix) NaN (DeepEM has no tolerance; BPResult's field); may be null
 };
 
+// Refinement of the network's EM so that it fits the data (deepem_refine.cpp). Per pixel, the
+// EM on the network's own grid closest to the network's EM n in the weighted L1 distance
+//     sum_t w_t |EM_t - n_t|,   w_t = 1 / (n_t + floor * max_s n_s)   (uniform if n = 0),
+// subject to Basis Pursuit's constraints max(y - tolfac sigma, 0) <= K EM <= y + tolfac sigma,
+// EM >= 0, with BP's adaptive tolfac (the first of `tolfacs` that is feasible) and sigma from
+// DeepEmChi2 (given, or the AIA error model: BP's). An LP in split variables EM = n + p - q,
+// 0 <= q <= n, solved by BP's dual simplex started at p = q = 0, i.e. at the network's EM (a
+// pixel the network already fits keeps its EM bitwise). A pixel with no such EM at any tolfac
+// gets BpStatus::refine_infeasible; no_counts (sum max(y, 0) < min_total), not_converged and
+// bad_input (NaN/inf y or sigma, sigma < 0) as BP; every pixel that is not ok has NaN products.
+// Each pixel is solved from scratch: bitwise identical for any thread count.
+struct DeepEmRefine {
+  bool enabled = false;
+  std::vector<double> tolfacs{1.4, 2.1, 3.15};  // BP's adaptive tolfac (AiaBpConfig)
+  double floor = 0.01;                          // weight floor, relative to the largest bin
+  double min_total = 0.01;                      // DN/s, BP's
+  int max_iterations = 400;
+  int32_t* iterations = nullptr;  // optional output (npix): simplex iterations over all tolfacs
+};
+
 // kernel: (6, nT) float32 response, row-major. Validates everything (InvalidArgument) before
-// any work; the run itself cannot throw. Bitwise identical for any thread count.
+// any work; the run itself cannot throw. Bitwise identical for any thread count. With
+// refine.enabled (needs chi2 errors: sigma or the AIA model), em/model/chi2/objective are the
+// refined EM's and tolfac the one that was used.
 void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
-                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads);
+                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads, const DeepEmRefine& refine = {});
+
+// The refinement alone, for an EM from elsewhere (a GPU run of the network, tests): em
+// (nT, npix) float32 C-contiguous, overwritten with the refined EM (NaN where status != ok);
+// status (npix) BpStatus, tolfac (npix), refine.iterations optional. y and errors as for
+// deepem_invert (errors.mode must not be none). Bitwise equal to deepem_invert's refinement.
+void deepem_refine(const float* kernel, int64_t n_t, const DeepEmInput& y, const DeepEmChi2& errors,
+                   const DeepEmRefine& refine, float* em, int8_t* status, double* tolfac, int threads);
 
 // A DeepEM model with its card's normalisation and response: the application python's
 // fastinv.dem.DeepEM is (CPU models), for C++ and C programs. Immutable once loaded: any
@@ -68,7 +97,8 @@ class DeepEm {
   const std::string& response_name() const { return response_; }
 
   // EM (n_bins, npix) in cm^-5, re-synthesis, status, chi2, total EM: see deepem_invert.
-  void invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads = 0) const;
+  void invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads = 0,
+              const DeepEmRefine& refine = {}) const;
 
  private:
   Model model_;

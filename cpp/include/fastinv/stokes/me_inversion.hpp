@@ -2,9 +2,11 @@
 // (milne_eddington.hpp) with analytic derivatives, 1-sigma errors from the covariance,
 // OpenMP over pixels. See docs/stokes-me-inversion.md.
 //
-// Parameters (kMeDerivParameters, the order of MilneEddington::profile_and_jacobian): B [G],
+// Parameters (kMeInvParameters): those of MilneEddington::profile_and_jacobian -- B [G],
 // inclination [deg], azimuth [deg], vlos [km/s], doppler_width [mA], damping, eta0, S0, S1,
-// filling_factor. Macroturbulence is fixed (options.vmac).
+// filling_factor, vmac [km/s] -- then the stray-light fraction alpha: the fitted profile is
+// (1 - alpha) ME + alpha S for a given stray-light profile S (per pixel or shared; none:
+// alpha = 0). vmac and alpha are fixed at their initial values unless freed.
 //
 // Thread safety: invert() is const and writes only to its outputs; one MEInversion may be
 // used from many threads at once. Each pixel's fit depends only on that pixel's data and
@@ -30,15 +32,19 @@ enum class MeInversionStatus : int8_t {
 
 constexpr int kMeCorrelated = 5;  // correlations among B, inclination, azimuth, vlos, filling_factor
 
+constexpr int kMeInvParameters = kMeDerivParameters + 1;  // + the stray-light fraction
+constexpr int kMeVmac = 10, kMeStrayLight = 11;           // their indices
+
 struct MEInversionOptions {
-  // Which parameters are fitted (the others stay at their initial values).
-  std::array<bool, kMeDerivParameters> free{true, true, true, true, true, true, true, true, true, false};
+  // Which parameters are fitted (the others stay at their initial values). A free vmac needs
+  // a model with has_vmac_derivative() and starts at 1 km/s where its initial value is 0 (the
+  // profile is even in vmac); a free stray-light fraction needs a stray-light profile.
+  std::array<bool, kMeInvParameters> free{true, true, true, true, true, true, true, true, true, false, false, false};
   // Box limits (inclination and azimuth are folded into [0, 180] first, see me_inversion.cpp).
-  std::array<double, kMeDerivParameters> lower{0.0, 0.0, 0.0, -20.0, 5.0, 1e-4, 1e-2, 0.0, 0.0, 0.0};
-  std::array<double, kMeDerivParameters> upper{6000.0, 180.0, 180.0, 20.0, 150.0, 5.0, 500.0, 10.0, 10.0, 1.0};
+  std::array<double, kMeInvParameters> lower{0.0, 0.0, 0.0, -20.0, 5.0, 1e-4, 1e-2, 0.0, 0.0, 0.0, 0.0, 0.0};
+  std::array<double, kMeInvParameters> upper{6000.0, 180.0, 180.0, 20.0, 150.0, 5.0, 500.0, 10.0, 10.0, 1.0, 10.0, 1.0};
   std::array<double, 4> weights{1.0, 1.0, 1.0, 1.0};  // chi2 weight of I, Q, U, V
   double mu = 1.0;
-  double vmac = 0.0;              // [km/s], fixed
   int max_iterations = 100;       // LM steps tried (accepted or not)
   double tolerance = 1e-6;        // converged when an accepted step lowers chi2 by less than this fraction
   double chi2_threshold = 1e300;  // reduced chi2 above it: status chi2_above_threshold
@@ -51,8 +57,8 @@ struct MEInversionOptions {
 
 // Outputs of invert(), caller-allocated (n pixels); fit may be null.
 struct MEInversionOutputs {
-  double* parameters = nullptr;    // n x kMeDerivParameters
-  double* errors = nullptr;        // n x kMeDerivParameters (NaN for fixed parameters)
+  double* parameters = nullptr;    // n x kMeInvParameters
+  double* errors = nullptr;        // n x kMeInvParameters (NaN for fixed parameters)
   double* correlations = nullptr;  // n x kMeCorrelated x kMeCorrelated (NaN where not free)
   double* chi2 = nullptr;          // n x 5: I, Q, U, V (mean of squared normalised residuals), total reduced
   int32_t* iterations = nullptr;   // n (all starts together)
@@ -67,16 +73,20 @@ class MEInversion {
 
   int64_t n_wavelength() const { return model_->output_size(); }
   const MEInversionOptions& options() const { return options_; }
+  const MilneEddington& model() const { return *model_; }
 
   // stokes: n x 4 x n_wavelength. sigma: n x 4 x n_wavelength when sigma_per_pixel, else
-  // 4 x n_wavelength shared by all pixels. init: n x kMeDerivParameters initial guesses.
+  // 4 x n_wavelength shared by all pixels. init: n x kMeInvParameters initial guesses (vmac
+  // and the stray-light fraction included). stray (optional): the stray-light profile, n x 4
+  // x n_wavelength when stray_per_pixel, else 4 x n_wavelength; null: alpha = 0 (output 0).
   // threads <= 0: default_threads().
   void invert(int64_t n, const double* stokes, const double* sigma, bool sigma_per_pixel, const double* init,
-              const MEInversionOutputs& out, int threads = 0) const;
+              const MEInversionOutputs& out, int threads = 0, const double* stray = nullptr,
+              bool stray_per_pixel = false) const;
 
  private:
-  void invert_pixel(const double* obs, const double* sigma, const double* init, MEScratch& scratch, double* work,
-                    const MEInversionOutputs& out, int64_t i) const;
+  void invert_pixel(const double* obs, const double* sigma, const double* init, const double* stray, MEScratch& scratch,
+                    double* work, const MEInversionOutputs& out, int64_t i) const;
 
   std::shared_ptr<const MilneEddington> model_;
   MEInversionOptions options_;

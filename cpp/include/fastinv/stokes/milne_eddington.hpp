@@ -39,10 +39,11 @@ struct MEDerivWork;
 }  // namespace detail
 
 // Number of parameters of one-profile calls (profile / profile_and_jacobian), in this order:
-// B, inclination, azimuth, vlos, doppler_width, damping, eta0, S0, S1, filling_factor, in
-// the units of MEParameterArrays; kMeProfileParameters adds vmac (not differentiated).
-constexpr int kMeDerivParameters = 10;
+// B, inclination, azimuth, vlos, doppler_width, damping, eta0, S0, S1, filling_factor, vmac,
+// in the units of MEParameterArrays. All are differentiated (vmac only where
+// has_vmac_derivative(), see profile_and_jacobian).
 constexpr int kMeProfileParameters = 11;
+constexpr int kMeDerivParameters = kMeProfileParameters;
 
 // Per-thread scratch of the one-profile calls: one per thread, reused between calls
 // (the MilneEddington object itself is never written to, so it may be shared by threads).
@@ -102,6 +103,10 @@ class MilneEddington {
   int64_t synthesis_size() const { return static_cast<int64_t>(wl_.size()); }
   int64_t output_size() const;
   const std::vector<double>& strength_ratios() const { return ratios_; }
+  // True with a Gaussian instrument (set_gaussian_instrument): macroturbulence is then part
+  // of the LSF's width, whose derivative is exact (gaussian_resample_rows_dsigma). The
+  // separate smoothing pass of the other paths has no derivative here.
+  bool has_vmac_derivative() const { return gaussian_; }
 
   // out: n x 4 x output_size() (I, Q, U, V), status: n. Invalid parameter sets (non-finite,
   // B < 0, doppler_width <= 0, damping < 0, eta0 < 0, f outside [0,1], vmac < 0) give NaN
@@ -115,7 +120,9 @@ class MilneEddington {
   void profile(const double* params, double mu, MEScratch& scratch, double* out) const;
   // The same profile computed together with its analytic derivatives (me_deriv_kernel.hpp):
   // jac is kMeDerivParameters x 4 x output_size(), d(profile)/d(parameter) per unit of each
-  // parameter (G, deg, km/s, mA, ...), through the instrument and macroturbulence. The
+  // parameter (G, deg, km/s, mA, ...), through the instrument and macroturbulence (the
+  // vmac row is NaN unless has_vmac_derivative(); it is 0 at vmac = 0, where the profile is
+  // even in vmac, so a fit of vmac must start above 0). The
   // profile agrees with profile() to rounding (its far wings are summed in another order).
   // need (optional, kMeDerivParameters flags): rows of parameters not needed are left
   // unwritten (the instrument pass is the costly part of a row).

@@ -56,5 +56,10 @@ void gaussian_resample(const double* in, int64_t n, double h, double sigma, int6
 // computed once; each row's result is bitwise that of gaussian_resample.
 void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
                             int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
+// d(gaussian_resample_rows)/d(sigma): the exact derivative of the discrete, renormalised
+// formula above (the kernel's half-width M held fixed, as it is between its integer steps),
+// out = (sum_m g'_m x_m - y sum_m g'_m) / sum_m g_m with g'_m = g_m (m h)^2 / sigma^3.
+void gaussian_resample_rows_dsigma(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                                   int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
 
 }  // namespace fastinv::stokes

@@ -7,9 +7,14 @@ its unit; the status as mask) under its DKIST name (temperature, velocity, mag_s
 mag_inclination, mag_azimuth), plus ``optical_depth`` (the nodes on every pixel). The
 ``inversion-0.1.0`` schema also requires ``meta.headers`` (an astropy Table: here one row of
 the FITS primary header) and ``meta.inventory`` (a dict), and a ``profiles`` collection:
-``<line>_orig`` cubes of the profiles the network saw when given. A network fits no profiles,
-so there are no ``<line>_fit``. Without profiles the file loads, but slicing the whole
-``Inversion`` fails in dkist 1.18 (its empty collection reads back as a dict).
+``<line>_orig`` cubes of the inverted profiles and, where the method fits profiles (the
+Milne-Eddington inversion's ``MEResult.fit``; a network fits none), ``<line>_fit`` cubes of
+the fits. Profile cubes have numpy axes (y, x, wavelength, Stokes) -- Stokes last, as
+``dkist``'s ``Profiles.plot`` indexes them -- with the map's celestial WCS, the air wavelength
+[Angstrom] and the Stokes axis (1-4 = I, Q, U, V). Without profiles the file loads, but
+slicing the whole ``Inversion`` fails in dkist 1.18 (its empty collection reads back as a
+dict). Slicing an ``Inversion`` slices its quantities; dkist matches the profiles' axes by
+WCS pixel-axis names, which FITS WCSs do not have, so the profiles stay whole.
 """
 
 from __future__ import annotations
@@ -27,7 +32,14 @@ __all__ = ["write_inversion_asdf"]
 
 
 def write_inversion_asdf(
-    path: str | os.PathLike, fits_path: str | os.PathLike, profiles: Optional[Mapping[str, Any]] = None
+    path: str | os.PathLike,
+    fits_path: str | os.PathLike,
+    profiles: Optional[Mapping[str, Any]] = None,
+    *,
+    observed: Optional[np.ndarray] = None,
+    fit: Optional[np.ndarray] = None,
+    wavelength: Any = None,
+    line: str = "FeI630",
 ) -> Path:
     """Write a level-2 FITS file of fastinv as a ``dkist.Inversion`` ASDF file, atomically.
 
@@ -38,11 +50,32 @@ def write_inversion_asdf(
     fits_path : path
         A file written by ``write_inversion_fits`` (``fastinv stokes invert``).
     profiles : mapping of str to ndcube.NDCube, optional
-        ``<line>_orig`` cubes (e.g. ``FeI630_orig``) of the inverted profiles.
+        Ready-made profile cubes (``<line>_orig`` / ``<line>_fit``).
+    observed : numpy.ndarray (ny, nx, 4, n_wavelength), optional
+        The inverted profiles on the map's pixels (written as ``<line>_orig``).
+    fit : numpy.ndarray (ny, nx, 4, n_wavelength), optional
+        The method's fitted profiles, when it has them (``MEResult.fit`` of a map), written
+        as ``<line>_fit``; needs ``observed``. Pixels with status != 0 are masked.
+    wavelength : array_like or Quantity (n_wavelength,), optional
+        Evenly spaced air wavelengths of ``observed`` (Angstrom if unitless); needed with it.
+    line : str
+        Name of the profiles' line or window (no ``_``: dkist splits names at it).
 
     Returns
     -------
     pathlib.Path
+
+    Raises
+    ------
+    ValueError
+        Not a level-2 file; profile arrays whose shape does not match the map, ``fit``
+        without ``observed``, or wavelengths that are not evenly spaced.
+
+    Examples
+    --------
+    >>> res = MEInversion(instrument=inst).invert(stokes, fit=True)  # (ny, nx, 4, m)  # doctest: +SKIP
+    >>> write_inversion_asdf("l2.asdf", "l2.fits", observed=stokes, fit=res.fit,    # doctest: +SKIP
+    ...                      wavelength=inst.wavelength, line="FeI630")
     """
     dkist = require("dkist", "DKIST level-2 ASDF output")
     import astropy.units as u
@@ -82,11 +115,65 @@ def write_inversion_asdf(
         "headers": Table(scalar),
         "inventory": {"origin": "fastinv", "level2_fits": fits_path.name, "quantities": sorted(items)},
     }
+    profiles = dict(profiles or {})
+    if observed is not None or fit is not None:
+        profiles.update(_profile_cubes(line, observed, fit, wavelength, wcs, status, fits_path))
     # dkist's converter needs aligned axes on a non-empty collection ("all": same shapes)
-    prof = Profiles(dict(profiles or {}), aligned_axes="all" if profiles else None)
+    prof = Profiles(profiles, aligned_axes="all" if profiles else None)
     inv = Inversion(items, aligned_axes="all", meta=meta, profiles=prof)
     path = Path(path)
     with atomic_output(path) as tmp:
         os.unlink(tmp)  # dkist.save_dataset refuses to overwrite
         dkist.save_dataset(inv, tmp)
     return path
+
+
+def _profile_cubes(line, observed, fit, wavelength, wcs3, status, fits_path) -> dict:
+    """``<line>_orig`` (and ``<line>_fit``) cubes, numpy axes (y, x, wavelength, Stokes)."""
+    from astropy.wcs import WCS
+    from ndcube import NDCube
+
+    from ..._units import to_float_array
+
+    if observed is None:
+        raise ValueError(
+            "fit profiles need the observed profiles too (observed=...): dkist pairs <line>_fit with _orig"
+        )
+    if "_" in line or not line:
+        raise ValueError(f"line {line!r}: give a name without '_' (dkist splits profile names at it)")
+    if wavelength is None:
+        raise ValueError("observed profiles need their wavelengths (wavelength=...)")
+    wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
+    ny, nx = status.shape
+    want = (ny, nx, 4, wl.size)
+    step = np.diff(wl)
+    if wl.size < 2 or not np.allclose(step, step[0], rtol=1e-6, atol=0) or not step[0] > 0:
+        raise ValueError("profile wavelengths must be increasing and evenly spaced (a linear spectral WCS)")
+    cel = wcs3.celestial
+    if cel.naxis != 2:
+        raise ValueError(f"{fits_path.name} has no celestial WCS: profile cubes need one")
+    w = WCS(naxis=4)  # FITS order: Stokes, wavelength, x, y (numpy: y, x, wavelength, Stokes)
+    w.wcs.ctype = ["STOKES", "AWAV", *cel.wcs.ctype]
+    w.wcs.cunit = ["", "Angstrom", *cel.wcs.cunit]
+    w.wcs.crpix = [1.0, 1.0, *cel.wcs.crpix]
+    w.wcs.crval = [1.0, wl[0], *cel.wcs.crval]
+    w.wcs.cdelt = [1.0, step.mean(), *cel.wcs.cdelt]
+    pc = np.eye(4)
+    pc[2:, 2:] = cel.wcs.get_pc()
+    w.wcs.pc = pc
+    w.wcs.set()
+    mask = np.broadcast_to((status != 0)[:, :, None, None], (ny, nx, wl.size, 4))
+    cubes = {}
+    for kind, arr in (("orig", observed), ("fit", fit)):
+        if arr is None:
+            continue
+        arr = np.asarray(arr)
+        if arr.shape != want:
+            raise ValueError(
+                f"{kind} profiles have shape {arr.shape}; the map of {fits_path.name} needs "
+                f"(ny, nx, 4, n_wavelength) = {want}"
+            )
+        cubes[f"{line}_{kind}"] = NDCube(
+            np.ascontiguousarray(arr.transpose(0, 1, 3, 2)), wcs=w, mask=np.array(mask) if kind == "fit" else None
+        )
+    return cubes

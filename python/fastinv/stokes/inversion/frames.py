@@ -39,6 +39,8 @@ import numpy as np
 from ..._fits import open_fits
 from ..._warnings import warn_user
 from .continuum import continuum_levels, continuum_wavelengths, quiet_sun_level
+from .me_frames import METHODS, MEMap, invert_resampled, me_inversion_for, required_window
+from .me_output import ME_MISSING
 from .network import Resampler, StokesNet, instrument_key
 
 __all__ = ["FrameInverter", "FrameResult", "invert_files", "MapResult"]
@@ -68,6 +70,9 @@ class FrameResult:
         Seconds spent in resampling, normalisation, network and decoding.
     step : int or None
         ViSP raster step (DINDEX3) in watch mode.
+    chi2 : numpy.ndarray (N_slit,) or None
+        Reduced chi^2 of the LTE re-synthesis of each pixel's atmosphere (inverter made with
+        ``chi2=True``; :mod:`fastinv.stokes.inversion.resynthesis`), NaN where status != 0.
     """
 
     results: dict
@@ -77,6 +82,11 @@ class FrameResult:
     compute: float
     step: int | None = None
     header: object = field(default=None, repr=False)
+    chi2: np.ndarray | None = None
+    #: The :class:`~fastinv.stokes.inversion.me.MEResult` (errors, chi2, iterations, ...) for
+    #: ``method="me"`` / ``"cnn+me"``; ``results`` then holds the ME parameters (N_slit,) and
+    #: ``status`` the ME status (:data:`fastinv.status.ME_INV_STATUS`).
+    me: object = field(default=None, repr=False)
 
 
 def _check_continuum(continuum) -> float | None:
@@ -120,6 +130,17 @@ class FrameInverter:
     wavelength_shift : float
         Added to the frames' wavelengths [A] (a correction for a header calibration that is
         off, e.g. checked against the line positions of the mean spectrum).
+    method : {"cnn", "me", "cnn+me"}
+        ``"cnn"``: the stratified network (default); ``"me"``: Milne-Eddington least squares
+        from the classical initial guess; ``"cnn+me"``: Milne-Eddington from the ME network's
+        guess (:mod:`.me_frames`). ``model`` is not used by the ME methods.
+    me_options : dict, optional
+        Keyword arguments of :class:`~fastinv.stokes.inversion.me.MEInversion` (``weights``,
+        ``max_iterations``, ``mu``, ...) for the ME methods.
+    chi2 : bool
+        Also re-synthesise each pixel's atmosphere with LTE and report its chi^2
+        (:class:`~fastinv.stokes.inversion.resynthesis.Resynthesis`, v_mic fitted; about four
+        LTE syntheses per pixel, far more than the network itself).
 
     Examples
     --------
@@ -136,9 +157,25 @@ class FrameInverter:
         threads: int | None = None,
         device: str = "cpu",
         wavelength_shift: float = 0.0,
+        method: str = "cnn",
+        me_options: dict | None = None,
+        chi2: bool = False,
     ) -> None:
         self.instrument = instrument_key(instrument)
-        self.net = _as_net(model, self.instrument, threads, device)
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method = method
+        if method == "cnn":
+            self.net, self.me = _as_net(model, self.instrument, threads, device), None
+        else:
+            self.net, self.me = None, me_inversion_for(self.instrument, method, **(me_options or {}))
+        self._resynthesis = None
+        if chi2:
+            if self.net is None:
+                raise ValueError("chi2=True re-synthesises the network's atmospheres; the ME methods report their own chi2")
+            from .resynthesis import Resynthesis
+
+            self._resynthesis = Resynthesis(self.net)
         self.threads = threads
         self.wl_axis, self.slit_axis = _AXES[self.instrument]
         self.continuum = _check_continuum(continuum)
@@ -178,14 +215,18 @@ class FrameInverter:
         wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel() + self.wavelength_shift
         # exact comparison: grids with the same size, ends and sum still differ inside
         if self._wl_key is None or not np.array_equal(wl, self._wl_key):
-            self._resampler = self.net.resampler(wl)
+            if self.me is not None:
+                self._resampler = Resampler(wl, self.me.wavelength, required_window(self.me))
+            else:
+                self._resampler = self.net.resampler(wl)
             self._wl_key = wl.copy()
             blue, red = self._resampler.extrapolated
+            model_wl = self.me.wavelength if self.me is not None else self.net._wl
             if blue > 0 or red > 0:
                 warn_user(
                     f"the observed window ({wl.min():.3f}-{wl.max():.3f} A) misses {blue:.3f} A at the blue "
                     f"and {red:.3f} A at the red end of the model grid "
-                    f"({self.net._wl[0]:.3f}-{self.net._wl[-1]:.3f} A): those model points take the nearest "
+                    f"({model_wl[0]:.3f}-{model_wl[-1]:.3f} A): those model points take the nearest "
                     "observed (continuum) value",
                     stacklevel=5,
                 )
@@ -250,7 +291,8 @@ class FrameInverter:
                 f"({layout}) but {res.n_in} were given"
             )
         n = frame.shape[self.slit_axis]
-        self._buffers(n)
+        if self.me is None:
+            self._buffers(n)
         ic = continuum if continuum is not None else self.continuum
         ic_found = True
         if ic is None:
@@ -258,6 +300,11 @@ class FrameInverter:
                 ic = self.frame_continuum(frame)
             except ValueError:  # no pixel with a usable continuum: flag them all, keep going
                 ic, ic_found = float("nan"), False
+        if self.me is not None:
+            values, me_res = invert_resampled(self.me, res(frame, axis=self.wl_axis), self.wl_axis, ic, self.threads)
+            t = time.perf_counter() - t0
+            status = me_res.status.astype(np.uint8)
+            return FrameResult(values, status, float(ic), t, t, step, header, me_res)
         r = res(frame, axis=self.wl_axis, out=self._resampled)
         net = self.net
         for c, s in enumerate(net._channels):
@@ -284,8 +331,13 @@ class FrameInverter:
         status = np.zeros(n, dtype=np.uint8)
         status[bad] = 1
         status[nosignal] = 2
+        chi2 = None
+        if self._resynthesis is not None:
+            observed = np.moveaxis(r, self.slit_axis, 0) / ic  # (N, 4, Nλ) on the model grid
+            chi2 = self._resynthesis.chi2(observed, {k: v.T for k, v in out.items()}, threads=self.threads)
+            chi2[flagged] = np.nan
         t = time.perf_counter() - t0
-        return FrameResult(out, status, float(ic), t, t, step, header)
+        return FrameResult(out, status, float(ic), t, t, step, header, chi2=chi2)
 
     # ------------------------------------------------------------------ watch mode
     def watch(
@@ -497,11 +549,38 @@ class FrameInverter:
             from ..io.visp import visp_map_wcs
 
             wcs = visp_map_wcs(result.header)
+        if self.me is not None:
+            return self._write_me_frame(path, result, wcs)
         maps = {k: v[:, :, None] for k, v in result.results.items()}
         cards = self.net.summary_cards()
         if np.isfinite(result.continuum):  # NaN when no pixel had a usable continuum
             cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
-        return write_inversion_fits(path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards)
+        chi2 = None if result.chi2 is None else result.chi2[:, None]
+        return write_inversion_fits(
+            path, maps, result.status[:, None], self.net._nodes, self.net.units, wcs, cards, chi2=chi2
+        )
+
+    def _write_me_frame(self, path, result: FrameResult, wcs) -> Path:
+        from .me_output import me_config_cards, write_me_fits
+
+        r = result.me
+        col = lambda a: np.asarray(a)[:, None]  # noqa: E731  (N_slit,) -> (ny, nx = 1)
+        cards = me_config_cards(self.me, self.method)
+        if np.isfinite(result.continuum):
+            cards["ICONT"] = (result.continuum, "[counts] quiet-Sun continuum used (I_c)")
+        return write_me_fits(
+            path,
+            {k: col(v.value) for k, v in r.parameters.items()},
+            {k: col(v.value) for k, v in r.errors.items()},
+            r.correlations[:, None],
+            r.chi2[:, None],
+            col(r.iterations),
+            col(r.restarts),
+            col(r.status),
+            wcs,
+            cards,
+            self.me.free,
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -510,7 +589,8 @@ class FrameInverter:
 
 @dataclass
 class MapResult:
-    """A map: quantity -> (nodes, ny, nx), status (ny, nx), the continuum, the WCS."""
+    """A map: quantity -> (nodes, ny, nx), status (ny, nx), the continuum, the WCS, and the
+    re-synthesis chi^2 (ny, nx) when asked for."""
 
     results: dict
     status: np.ndarray
@@ -518,6 +598,11 @@ class MapResult:
     wcs: object
     frames: int
     seconds: float
+    #: ``method="me"`` / ``"cnn+me"``: the ME maps (:class:`.me_frames.MEMap`; ``results`` is
+    #: then empty and ``status`` the ME status) and the :class:`FrameInverter` that made them.
+    me: object = None
+    inverter: object = None
+    chi2: np.ndarray | None = None
 
 
 def expand_inputs(paths: Sequence) -> list[str]:
@@ -552,6 +637,9 @@ def invert_files(
     progress: Callable[[int], None] | None = None,
     total: Callable[[int], None] | None = None,
     wavelength_shift: float = 0.0,
+    method: str = "cnn",
+    me_options: dict | None = None,
+    chi2: bool = False,
 ) -> MapResult:
     """Invert one map: Hinode SP slit files, or the per-Stokes files of a ViSP raster.
 
@@ -570,6 +658,11 @@ def invert_files(
         I_c in counts.
     wavelength_shift : float
         Added to the files' wavelengths [A] (see :class:`FrameInverter`).
+    method, me_options :
+        As :class:`FrameInverter`.
+    chi2 : bool
+        Also map the chi^2 of each pixel's LTE re-synthesis (``method="cnn"``; see
+        :class:`FrameInverter`).
     progress : callable, optional
         Called with the number of frames done in the current pass.
     total : callable, optional
@@ -584,7 +677,9 @@ def invert_files(
     key = instrument_key(instrument)
     continuum = _check_continuum(continuum)
     paths = expand_inputs(paths)
-    inv = FrameInverter(model, key, threads=threads, wavelength_shift=wavelength_shift)
+    inv = FrameInverter(
+        model, key, threads=threads, wavelength_shift=wavelength_shift, method=method, me_options=me_options, chi2=chi2
+    )
     if key == "hinode_sp":
         from ..io.hinode import hinode_map_wcs, read_hinode_slit, slit_columns, sort_slits
 
@@ -631,10 +726,13 @@ def invert_files(
     if missing:
         warn_user(
             f"{len(missing)} of {nx} slit positions have no file (map columns {missing[:10]}"
-            f"{' ...' if len(missing) > 10 else ''}): their pixels are NaN with status {MISSING}"
+            f"{' ...' if len(missing) > 10 else ''}): their pixels are NaN with status "
+            f"{MISSING if method == 'cnn' else ME_MISSING}"
         )
     results: dict[str, np.ndarray] = {}
     status = None
+    me_map = None
+    chi2_map = None
     first_header = None
     for p, x in zip(paths, columns):
         frame = read(p)
@@ -644,19 +742,30 @@ def invert_files(
         if status is None:
             ny = r.status.size
             status = np.full((ny, nx), MISSING, dtype=np.uint8)
-            results = {k: np.full((v.shape[0], ny, nx), np.nan, dtype=np.float32) for k, v in r.results.items()}
+            if r.me is not None:
+                me_map = MEMap(ny, nx)
+                status = me_map.status
+            else:
+                results = {k: np.full((v.shape[0], ny, nx), np.nan, dtype=np.float32) for k, v in r.results.items()}
+            if r.chi2 is not None:
+                chi2_map = np.full((ny, nx), np.nan, dtype=np.float32)
         if r.status.size != status.shape[0]:
             raise ValueError(
                 f"{getattr(p, 'paths', [p])[0]}: {r.status.size} pixels along the slit, the map's "
                 f"first frame has {status.shape[0]}"
             )
-        for k, v in r.results.items():
-            results[k][:, :, x] = v
-        status[:, x] = r.status
+        if me_map is not None:
+            me_map.put(x, r.me)
+        else:
+            for k, v in r.results.items():
+                results[k][:, :, x] = v
+            status[:, x] = r.status
+        if chi2_map is not None:
+            chi2_map[:, x] = r.chi2
         if progress is not None:
             progress(x + 1)
     if key == "hinode_sp":
         wcs = hinode_map_wcs(headers, status.shape[0], columns, paths)
     else:
         wcs = visp_map_wcs(first_header)
-    return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0)
+    return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0, me_map, inv, chi2_map)

@@ -8,7 +8,9 @@ See docs/stokes-me-inversion.md.
 Fitted parameters (names of :data:`ME_FIT_PARAMETERS`, units of
 :data:`fastinv.stokes.ME_UNITS`): ``B`` [G], ``inclination`` [deg], ``azimuth`` [deg,
 modulo 180], ``vlos`` [km/s], ``doppler_width`` [mA], ``damping``, ``eta0``, ``S0``, ``S1``,
-``filling_factor`` (fixed at 1 unless freed). Macroturbulence is fixed (``vmac``).
+``filling_factor`` (fixed at 1 unless freed), ``vmac`` [km/s] (fixed unless freed) and
+``stray_light``, the fraction ``alpha`` of a given stray-light profile ``S`` in the fitted
+``(1 - alpha) ME + alpha S`` (0 without a profile; fixed unless freed).
 """
 
 from __future__ import annotations
@@ -26,12 +28,16 @@ from ..synthesis.instrument import Instrument
 from ..synthesis.lines import SpectralLine
 from ..synthesis.milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
 from .me_init import classical_guess
+from .stray_light import quiet_sun_profile
+from .me_network import MENetwork, find_me_network
 
 __all__ = ["MEInversion", "MEResult", "ME_FIT_PARAMETERS", "ME_CORRELATED", "ME_INV_STATUS"]
 
-#: Parameters of the inversion, in the order of the C++ arrays: the forward model's, but the
-#: macroturbulence, which the inversion keeps fixed.
-ME_FIT_PARAMETERS = tuple(p for p in ME_PARAMETERS if p != "vmac")
+#: Parameters of the inversion, in the order of the C++ arrays: the forward model's, then the
+#: stray-light fraction.
+ME_FIT_PARAMETERS = (*ME_PARAMETERS, "stray_light")
+_UNITS = {**ME_UNITS, "stray_light": ""}
+_N_CLASSICAL = 10  # columns of classical_guess (and of user guesses without vmac / stray light)
 #: Parameters whose correlation coefficients are returned (axes of ``MEResult.correlations``).
 ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
 
@@ -47,6 +53,8 @@ _DEFAULT_BOUNDS = {
     "S0": (0.0, 10.0),
     "S1": (0.0, 10.0),
     "filling_factor": (0.0, 1.0),
+    "vmac": (0.0, 10.0),
+    "stray_light": (0.0, 1.0),
 }
 
 
@@ -98,18 +106,36 @@ class MEInversion:
     wavelength : array_like or Quantity, optional
         Wavelengths of the data [air A] (without an instrument: no LSF).
     free : sequence of str, optional
-        Parameters to fit (default all but ``filling_factor``); the others keep their
-        initial values.
+        Parameters to fit (default the first nine: all but ``filling_factor``, ``vmac`` and
+        ``stray_light``); the others keep their initial values. A free ``vmac`` needs an
+        instrument with a Gaussian LSF on a uniform grid (its derivative is exact only
+        there) and starts at 1 km/s where its initial value is 0; a free ``stray_light``
+        needs ``stray_light``.
     weights : sequence of 4 float
         chi2 weights of I, Q, U, V.
-    init : "classical" or mapping or array, optional
-        Initial guess: ``"classical"`` (:func:`.me_init.classical_guess`), a mapping name ->
-        per-pixel values (missing names take the classical values), or an (n, 10) array.
-        Can be overridden per call.
+    init : "network", "classical", mapping or array, optional
+        Initial guess: ``"network"`` (a CNN trained on ME-synthetic profiles,
+        :mod:`.me_network`; needs a model for these lines and this grid: a shipped one for
+        Hinode SP and the ViSP window, or ``network=``), ``"classical"``
+        (:func:`.me_init.classical_guess`), a mapping name -> per-pixel values (missing names
+        take the classical values), or an (n, 12) array in :data:`ME_FIT_PARAMETERS` order
+        ((n, 10): ``vmac`` and ``stray_light`` from ``vmac`` and ``stray_light_fraction``).
+        Default: ``"network"`` where a model exists, else ``"classical"``
+        (:attr:`init_method` says which). Can be overridden per call.
+    network : str, os.PathLike or MENetwork, optional
+        The ME-initialisation model for ``init="network"`` (default: the shipped one whose
+        grid and lines match).
     mu : float
         cos(heliocentric angle).
     vmac : float
-        Fixed macroturbulence [km/s].
+        Macroturbulence [km/s]: its fixed value, or its initial value when free.
+    stray_light : None, "quiet_sun" or array_like, optional
+        Stray-light profile ``S``: ``"quiet_sun"`` (each call's :func:`.quiet_sun_profile`
+        of its input), one profile (4, m) or Stokes I alone (m,), or one per pixel
+        (..., 4, m) given to :meth:`invert`. Same units as the data. Can be overridden per
+        call.
+    stray_light_fraction : float
+        Initial (or, when not free, fixed) fraction ``alpha`` of the stray light.
     bounds : mapping, optional
         name -> (lower, upper) box limits replacing the defaults.
     max_iterations : int
@@ -147,7 +173,7 @@ class MEInversion:
         wavelength=None,
         free: Sequence[str] | None = None,
         weights: Sequence[float] = (1.0, 1.0, 1.0, 1.0),
-        init="classical",
+        init=None,
         mu: float = 1.0,
         vmac: float = 0.0,
         bounds: Mapping[str, tuple[float, float]] | None = None,
@@ -158,6 +184,9 @@ class MEInversion:
         restarts: int = 3,
         restart_chi2: float = 2.0,
         strength_ratios: Sequence[float] | None = None,
+        stray_light=None,
+        stray_light_fraction: float = 0.0,
+        network=None,
     ) -> None:
         self.model = MilneEddington(
             lines, wavelength=wavelength, instrument=instrument, strength_ratios=strength_ratios
@@ -178,7 +207,29 @@ class MEInversion:
             raise ValueError("weights: give 4 numbers (I, Q, U, V)")
         self.weights = tuple(weights)
         self.mu = float(mu)
+        self.max_iterations = int(max_iterations)
+        self.tolerance = float(tolerance)
+        self.chi2_threshold = float(chi2_threshold)
+        self.restarts = int(restarts)
+        self.restart_chi2 = float(restart_chi2)
+        self.vmac = float(vmac)
+        self.network = self._find_network(network)
+        if init is None:
+            init = "network" if self.network is not None else "classical"
+        if isinstance(init, str):
+            self._check_init_name(init)
         self.init = init
+        self.stray_light = stray_light
+        self.stray_light_fraction = float(stray_light_fraction)
+        if not 0.0 <= self.stray_light_fraction <= 1.0:
+            raise ValueError(f"stray_light_fraction must be in [0, 1], got {stray_light_fraction}")
+        if "vmac" in self.free and not self.model._me.has_vmac_derivative:
+            raise ValueError(
+                "a free vmac needs an instrument with a Gaussian LSF on a uniform grid "
+                "(Instrument(wavelength, fwhm) with gaussian_sampling())"
+            )
+        if "stray_light" in self.free and stray_light is None:
+            raise ValueError("a free stray_light needs stray_light= (a profile or 'quiet_sun')")
         self._inv = _core.stokes.MEInversion(
             self.model._me,
             [k in self.free for k in ME_FIT_PARAMETERS],
@@ -186,7 +237,6 @@ class MEInversion:
             [b[k][1] for k in ME_FIT_PARAMETERS],
             weights,
             self.mu,
-            float(vmac),
             int(max_iterations),
             float(tolerance),
             float(min(chi2_threshold, 1e300)),
@@ -195,33 +245,78 @@ class MEInversion:
             float(restart_chi2),
         )
 
+    def _find_network(self, network) -> MENetwork | None:
+        names = [line.name for line in self.model.lines]
+        if network is None:
+            return find_me_network(self.wavelength, names)
+        net = network if isinstance(network, MENetwork) else MENetwork(network)
+        if not net.matches(self.wavelength, names):
+            raise ValueError(
+                f"network {net.path}: made for lines {net.lines} on {net.wavelength.size} wavelengths "
+                f"({net.wavelength[0]:.4f}-{net.wavelength[-1]:.4f} A), not this inversion's "
+                f"{tuple(names)} on {self.wavelength.size}"
+            )
+        return net
+
+    def _check_init_name(self, init: str) -> None:
+        if init not in ("network", "classical"):
+            raise ValueError(f"init must be 'network', 'classical', a mapping or an array, got {init!r}")
+        if init == "network" and self.network is None:
+            raise ValueError(
+                "init='network': no ME-initialisation model for these lines and this wavelength grid "
+                "(shipped: Hinode SP, 112 points, and the ViSP window, 173 points); train one with "
+                "'fastinv train stokes --target me' and pass network=, or use init='classical'"
+            )
+
+    @property
+    def init_method(self) -> str:
+        """``"network"``, ``"classical"`` or ``"user"`` (a mapping or array)."""
+        return self.init if isinstance(self.init, str) else "user"
+
     @property
     def wavelength(self) -> np.ndarray:
         """Wavelengths of the data [air A]."""
         return self.model.wavelength
 
+    def _complete(self, guess: np.ndarray) -> np.ndarray:
+        """(n, 10) guesses + the vmac and stray-light columns; (n, 12) as they are."""
+        if guess.shape[1] == len(ME_FIT_PARAMETERS):
+            return guess
+        extra = np.broadcast_to([self.vmac, self.stray_light_fraction], (guess.shape[0], 2))
+        return np.column_stack([guess, extra])
+
     def initial_guess(self, stokes: np.ndarray, init=None) -> np.ndarray:
-        """The (n, 10) initial parameters for (n, 4, m) profiles (see ``init``)."""
+        """The (n, 12) initial parameters for (n, 4, m) profiles (see ``init``)."""
         init = self.init if init is None else init
-        guess = classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu)
         if isinstance(init, str):
-            if init != "classical":
-                raise ValueError(f"init must be 'classical', a mapping or an array, got {init!r}")
+            self._check_init_name(init)
+            if init == "network":  # trained at mu = 1, where S0 + S1 = I_c; S0 + mu S1 = I_c here
+                guess = self.network.predict(stokes)
+                guess[:, 8] /= self.mu
+                return self._complete(guess)
+        guess = self._complete(classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu))
+        if isinstance(init, str):
             return guess
         if isinstance(init, Mapping):
             for k, v in init.items():
                 if k not in ME_FIT_PARAMETERS:
                     raise ValueError(f"init: unknown parameter {k!r}")
                 guess[:, ME_FIT_PARAMETERS.index(k)] = np.broadcast_to(
-                    to_float_array(v, ME_UNITS[k], f"init {k!r}").ravel(), guess.shape[:1]
+                    to_float_array(v, _UNITS[k], f"init {k!r}").ravel(), guess.shape[:1]
                 )
             return guess
-        arr = np.asarray(init, dtype=np.float64).reshape(-1, len(ME_FIT_PARAMETERS))
+        arr = np.asarray(init, dtype=np.float64)
+        cols = arr.shape[-1] if arr.ndim else 0
+        if cols not in (_N_CLASSICAL, len(ME_FIT_PARAMETERS)):
+            raise ValueError(f"init: give (n, {_N_CLASSICAL}) or (n, {len(ME_FIT_PARAMETERS)}) values, got {arr.shape}")
+        arr = self._complete(arr.reshape(-1, cols))
         if arr.shape[0] != guess.shape[0]:
             raise ValueError(f"init: {arr.shape[0]} rows for {guess.shape[0]} pixels")
         return arr
 
-    def invert(self, stokes, sigma=None, threads: int | None = None, *, init=None, fit: bool = False) -> MEResult:
+    def invert(
+        self, stokes, sigma=None, threads: int | None = None, *, init=None, fit: bool = False, stray_light=None
+    ) -> MEResult:
         """Fit every pixel.
 
         Parameters
@@ -238,6 +333,8 @@ class MEInversion:
             Overrides the constructor's ``init`` for this call.
         fit : bool
             Also return the best-fit profiles.
+        stray_light : optional
+            Overrides the constructor's ``stray_light`` for this call.
 
         Returns
         -------
@@ -253,13 +350,14 @@ class MEInversion:
         sig = self._sigma(sigma, flat, lead)
         guess = np.ascontiguousarray(self.initial_guess(flat, init), dtype=np.float64)
         if guess.shape != (n, len(ME_FIT_PARAMETERS)):
-            raise ValueError(f"init: expected {n} x 10 values")
+            raise ValueError(f"init: expected {n} x {len(ME_FIT_PARAMETERS)} values")
+        stray = self._stray(self.stray_light if stray_light is None else stray_light, flat, lead)
+        if stray is None and "stray_light" in self.free:
+            raise ValueError("a free stray_light needs stray_light= (a profile or 'quiet_sun')")
         # NaN guesses of unusable pixels are flagged by the C++ side (bad input)
-        r = self._inv.invert(flat, sig, guess, bool(fit), 0 if threads is None else int(threads))
-        params = {
-            k: (r["parameters"][:, i].reshape(lead) * u.Unit(ME_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)
-        }
-        errors = {k: (r["errors"][:, i].reshape(lead) * u.Unit(ME_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)}
+        r = self._inv.invert(flat, sig, guess, bool(fit), 0 if threads is None else int(threads), stray)
+        params = {k: (r["parameters"][:, i].reshape(lead) * u.Unit(_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)}
+        errors = {k: (r["errors"][:, i].reshape(lead) * u.Unit(_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)}
         return MEResult(
             parameters=params,
             errors=errors,
@@ -270,6 +368,26 @@ class MEInversion:
             status=r["status"].reshape(lead),
             fit=r["fit"].reshape(lead + (4, m)) if fit else None,
         )
+
+    def _stray(self, stray, flat: np.ndarray, lead: tuple) -> np.ndarray | None:
+        """The stray-light profile(s) for the C++ side: (4, m), (n, 4, m) or None."""
+        if stray is None:
+            return None
+        m = flat.shape[-1]
+        if isinstance(stray, str):
+            if stray != "quiet_sun":
+                raise ValueError(f"stray_light must be None, 'quiet_sun' or an array, got {stray!r}")
+            return quiet_sun_profile(flat)
+        s = np.asarray(stray, dtype=np.float64)
+        if s.shape == (m,):
+            out = np.zeros((4, m))
+            out[0] = s
+            return out
+        if s.shape == (4, m):
+            return np.ascontiguousarray(s)
+        if s.shape == lead + (4, m):
+            return np.ascontiguousarray(s.reshape(-1, 4, m))
+        raise ValueError(f"stray_light: shape {s.shape} fits none of ({m},), (4, {m}), {lead + (4, m)}")
 
     def _sigma(self, sigma, flat: np.ndarray, lead: tuple) -> np.ndarray:
         n, _, m = flat.shape

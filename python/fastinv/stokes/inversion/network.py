@@ -350,8 +350,8 @@ class StokesNet:
         if self._sha256 is None:
             self._sha256 = _dask.file_sha256(self.path)
         device = self.model.info()["device"]
-        key = ("StokesNet", self.path, self._sha256, device)
-        return (_dask.cached_instance, (key, _load_verified, self.path, self._sha256, device))
+        key = ("StokesNet", self.path, self._sha256, device, self.model.precision)
+        return (_dask.cached_instance, (key, _load_verified, self.path, self._sha256, device, self.model.precision))
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -361,6 +361,7 @@ class StokesNet:
         instrument: str | None = None,
         device: str = "cpu",
         threads: int | None = None,
+        precision: str = "fp32",
     ) -> "StokesNet":
         """Load a Stokes model file (default: the one shipped for ``instrument``).
 
@@ -374,6 +375,8 @@ class StokesNet:
         device : {"cpu", "cuda"}
         threads : int, optional
             Threads per call (default: all).
+        precision : {"fp32", "bf16", "tf32"}
+            As :func:`fastinv.load`: ``"bf16"`` on the CPU runs the AVX512-BF16 kernels.
 
         Raises
         ------
@@ -397,7 +400,7 @@ class StokesNet:
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise FileNotFoundError(f"Stokes model file {path!r} does not exist")
-        model = Model(path, device=device, threads=threads)
+        model = Model(path, device=device, threads=threads, precision=precision)
         raw = model.metadata.get(CARD_KEY)
         if raw is None:
             raise _card_error(
@@ -620,11 +623,11 @@ class StokesNet:
         )
 
 
-def _load_verified(path: str, sha256: str, device: str) -> StokesNet:
+def _load_verified(path: str, sha256: str, device: str, precision: str = "fp32") -> StokesNet:
     """Load a pickled StokesNet's model file in a worker, refusing a file that has changed."""
     if _dask.file_sha256(path) != sha256:
         raise ValueError(f"{path}: the Stokes model file changed since the task was made (SHA-256 differs)")
-    return StokesNet.load(path, device=device)
+    return StokesNet.load(path, device=device, precision=precision)
 
 
 def _predict_block(net: StokesNet, profiles: np.ndarray, *, first_pixel: int, threads: int) -> dict:

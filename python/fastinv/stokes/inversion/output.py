@@ -14,6 +14,8 @@ primary             --                 model card summary (INV*), input descript
 ``mag_strength_los`` (nodes, ny, nx)   G (models that learn B_LOS instead, e.g. MUISCA)
 ``optical_depth``   (nodes,)           log tau_500 of the nodes
 ``status``          (ny, nx) uint8     0 ok, see :data:`fastinv.stokes.inversion.network.STOKES_STATUS`
+``chi2``            (ny, nx)           reduced chi^2 of the LTE re-synthesis (``--chi2`` only;
+                                       :mod:`fastinv.stokes.inversion.resynthesis`)
 ==================  =================  ====================================================
 
 Image axes: x = slit position / raster step, y = along the slit, with the input's celestial
@@ -68,6 +70,9 @@ def write_inversion_fits(
     units: Mapping[str, str],
     wcs=None,
     cards: Mapping[str, tuple] | None = None,
+    chi2: np.ndarray | None = None,
+    history: Sequence[str] = (),
+    checksum: bool = False,
 ) -> Path:
     """Write inversion maps to FITS (layout in the module docstring), atomically.
 
@@ -83,6 +88,12 @@ def write_inversion_fits(
         2-D celestial WCS of the (ny, nx) image.
     cards : mapping, optional
         Extra primary-header cards (key -> (value, comment)), e.g. the model summary.
+    chi2 : array (ny, nx), optional
+        Reduced chi^2 of each pixel's re-synthesis, written as the ``chi2`` image.
+    history : sequence of str
+        HISTORY lines of the primary header (e.g. the input files).
+    checksum : bool
+        Write CHECKSUM/DATASUM cards (series runs validate their outputs with them).
 
     Returns
     -------
@@ -99,6 +110,8 @@ def write_inversion_fits(
     ph["AZIMCONV"] = ("from +Q, 180 deg ambiguous", "mag_azimuth in [0, 180) deg")
     for key, (value, comment) in dict(cards or {}).items():
         ph[key] = (value, comment)
+    for line in history:
+        ph.add_history(line)
     hdus = [primary]
     for name, arr in results.items():
         arr = np.asarray(arr, dtype=np.float32)
@@ -117,9 +130,15 @@ def write_inversion_fits(
     for code, text in STOKES_STATUS.items():
         sh[f"STAT{code}"] = (text, "status code meaning")
     hdus.append(fits.ImageHDU(np.asarray(status, dtype=np.uint8), header=sh, name="status"))
+    if chi2 is not None:
+        ch = sh.copy()
+        for key in [k for k in ch if k.startswith("STAT")]:
+            del ch[key]
+        ch["BUNIT"] = ("", "reduced chi^2 of the LTE re-synthesis")
+        hdus.append(fits.ImageHDU(np.asarray(chi2, dtype=np.float32), header=ch, name="chi2"))
     path = Path(path)
     with atomic_output(path) as tmp:
-        fits.HDUList(hdus).writeto(tmp, overwrite=True)
+        fits.HDUList(hdus).writeto(tmp, overwrite=True, checksum=checksum)
     return path
 
 

@@ -1,0 +1,125 @@
+// AVX512-BF16 microkernel: the AVX-512 16 x 16 register block (kernels_avx512.cpp) with
+// vdpbf16ps in place of vfmadd: each instruction takes one broadcast weight pair and one
+// pair row and adds two products per lane, so a pair row load feeds 32 multiply-adds.
+// The epilogue is the float32 one.
+#include <immintrin.h>
+
+#include "cpu/kernels_bf16.hpp"
+#include "cpu/kernels_rows.hpp"
+
+namespace fastinv::cpu {
+namespace {
+
+constexpr int MR = kMrAvx512;
+
+template <int ROWS, bool Contiguous>
+inline void block(const GemmBf16Args& g, int64_t blk) {
+  const int64_t kp = g.kp;
+  const float* bias = g.bias + blk * MR;
+  const uint32_t* a = g.a + blk * kp * MR;
+  const uint32_t* in = g.in;
+  const int32_t* offsets = g.offsets;
+  const int64_t rows = g.m - blk * MR;
+  float* out = g.out + blk * MR * g.out_stride;
+  __m512 c[ROWS];
+  if (g.accumulate) {
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) c[r] = r < rows ? _mm512_loadu_ps(out + r * g.out_stride) : _mm512_setzero_ps();
+  } else {
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_set1_ps(bias[r]);
+  }
+  for (int64_t kk = 0; kk < kp; ++kk, a += MR) {
+    const __m512bh b = (__m512bh)_mm512_loadu_si512(in + (Contiguous ? kk * kTileWidth : offsets[kk]));
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_dpbf16_ps(c[r], (__m512bh)_mm512_set1_epi32(int(a[r])), b);
+  }
+  if (g.leaky) {
+    const __m512 slope = _mm512_set1_ps(g.slope), zero = _mm512_setzero_ps();
+    const bool relu = g.slope == 0.f;
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) {
+      const __mmask16 neg = _mm512_cmp_ps_mask(c[r], zero, _CMP_LT_OQ);
+      c[r] = relu ? _mm512_mask_mov_ps(c[r], neg, zero) : _mm512_mask_mul_ps(c[r], neg, c[r], slope);
+    }
+  }
+  if (rows >= ROWS) {
+    if (g.max_into_out) {
+#pragma GCC unroll 16
+      for (int r = 0; r < ROWS; ++r) {
+        const __m512 stored = _mm512_loadu_ps(out + r * g.out_stride);
+        // (maskz: GCC 12 warns falsely about _mm512_max_ps's undefined pass-through)
+        const __m512 m = _mm512_maskz_max_ps(0xffff, stored, c[r]);  // a stored NaN is kept by the mask
+        c[r] = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(stored, stored, _CMP_UNORD_Q), stored);
+      }
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) _mm512_storeu_ps(out + r * g.out_stride, c[r]);
+  } else {
+    alignas(64) float tmp[ROWS][kTileWidth];
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) _mm512_store_ps(tmp[r], c[r]);
+    for (int64_t r = 0; r < rows; ++r) store_row(out + r * g.out_stride, tmp[r], g.max_into_out);
+  }
+}
+
+template <bool Contiguous>
+void blocks(const GemmBf16Args& g) {
+  for (int64_t blk = 0; blk * MR < g.m; ++blk) {
+    const int64_t rows = g.m - blk * MR;
+    if (rows > MR / 2)
+      block<MR, Contiguous>(g, blk);
+    else if (rows > MR / 4)
+      block<MR / 2, Contiguous>(g, blk);
+    else
+      block<MR / 4, Contiguous>(g, blk);
+  }
+}
+
+}  // namespace
+
+void gemm_avx512_bf16(const GemmBf16Args& g) {
+  if (g.offsets)
+    blocks<false>(g);
+  else
+    blocks<true>(g);
+}
+
+void to_pair_rows_avx512_bf16(const float* in, int64_t positions, int64_t channels, uint32_t* out) {
+  // vcvtne2ps2bf16 puts its second operand's 16 values in the low half: interleave the halves
+  const __m512i interleave = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22,
+                                              6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  const int64_t pairs = (channels + 1) / 2;
+  for (int64_t l = 0; l < positions; ++l) {
+    const float* row = in + l * channels * kTileWidth;
+    for (int64_t p = 0; p < pairs; ++p, out += kTileWidth) {
+      const __m512 even = _mm512_loadu_ps(row + 2 * p * kTileWidth);
+      const __m512 odd = 2 * p + 1 < channels ? _mm512_loadu_ps(row + (2 * p + 1) * kTileWidth) : _mm512_setzero_ps();
+      const __m512i halves = (__m512i)_mm512_cvtne2ps_pbh(odd, even);
+      _mm512_storeu_si512(out, _mm512_permutexvar_epi16(interleave, halves));
+    }
+  }
+  _mm512_storeu_si512(out, _mm512_setzero_si512());
+}
+
+double dp_loop_avx512_bf16(int64_t iterations, float* sink) {
+  constexpr int kChains = 16;
+  __m512 acc[kChains];
+  const __m512bh a = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.5f), _mm512_set1_ps(0.25f));
+  const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-7f), _mm512_set1_ps(-1e-7f));
+#pragma GCC unroll 16
+  for (int c = 0; c < kChains; ++c) acc[c] = _mm512_set1_ps(float(c));
+  for (int64_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 16
+    for (int c = 0; c < kChains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
+  }
+  __m512 sum = acc[0];
+#pragma GCC unroll 16
+  for (int c = 1; c < kChains; ++c) sum = _mm512_add_ps(sum, acc[c]);
+  alignas(64) float lanes[16];
+  _mm512_store_ps(lanes, sum);
+  sink[0] += lanes[0];
+  return 4.0 * 16 * kChains * double(iterations);
+}
+
+}  // namespace fastinv::cpu
