@@ -83,6 +83,7 @@ install(FILES ${PROJECT_BINARY_DIR}/fastinv.pc DESTINATION ${FASTINV_INSTALL_PKG
 if(NOT SKBUILD)
   install(FILES
     python/fastinv/data/deepem.safetensors python/fastinv/data/deepem.safetensors.json
+    python/fastinv/data/deepem21.safetensors python/fastinv/data/deepem21.safetensors.json
     python/fastinv/data/stokes_hinode.safetensors python/fastinv/data/stokes_hinode.safetensors.json
     python/fastinv/data/stokes_visp.safetensors python/fastinv/data/stokes_visp.safetensors.json
     python/fastinv/data/aia_v10_eve.csv python/fastinv/data/aia_v10_eve_noblend.csv python/fastinv/data/aia_v9_eve.csv

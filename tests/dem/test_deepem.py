@@ -180,7 +180,7 @@ def test_cli_deepem_writes_fits_and_pngs(tmp_path, flare):
         == 0
     )
     with fits.open(out) as h:
-        assert h[0].data.shape == (18, 67, 67) and h[0].header["CTYPE3"] == "LOG10T"
+        assert h[0].data.shape == (DeepEM.load().logt.size, 67, 67) and h[0].header["CTYPE3"] == "LOG10T"
         assert h[0].header["FI_METH"] == "deepem"
         assert {"STATUS", "CHI2", "LOGT_EM", "EM_TOTAL", "LOGT"} <= {x.name for x in h}
         w_out, w_in = WCS(h[0].header).celestial, WCS(flare.header).celestial

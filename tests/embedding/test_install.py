@@ -22,6 +22,7 @@ def test_install_layout(prefix):
         "lib/cmake/fastinv/fastinvConfigVersion.cmake",
         "lib/pkgconfig/fastinv.pc",
         "share/fastinv/deepem.safetensors",
+        "share/fastinv/deepem21.safetensors",
         "share/fastinv/stokes_hinode.safetensors",
         "share/fastinv/aia_v10_eve.csv",
     ):

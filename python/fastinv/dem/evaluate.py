@@ -4,8 +4,8 @@ The original DeepEM paper published no agreement metric; these are fastinv's, co
 on the 2011-02-15 X2.2 flare series (10 time steps x 6 channels of 67x67 level-1
 cutouts) against fastinv's BP. :func:`evaluate_deepem` compares one model with BP on the
 model's own grid; :func:`evaluate_shipped` compares every shipped model with BP on BP's
-default 21-bin grid (5.5..7.5, where the flare pixels are feasible), bins matched by log T
-(a model without a bin has EM 0 there):
+default 21-bin grid (5.5..7.5, the widest, where the most flare pixels are feasible), bins
+matched by log T (a model without a bin has EM 0 there):
 
 * ``rel_err_per_bin``: per log T bin, median |EM_DeepEM - EM_BP| / EM_BP over BP-ok pixels
   where EM_BP exceeds 1 % of that pixel's peak bin;
@@ -26,6 +26,7 @@ and how far the refinement moved the network (``refinement``, :func:`refinement_
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 from typing import Optional, Sequence
 
 import numpy as np
@@ -371,7 +372,7 @@ def format_table(metrics: dict) -> str:
     grid = DEFAULT_LOGT
     for j, v in enumerate(grid):
         rows.append((f"|dEM|/EM log T {v:.1f}", lambda m, j=j: _fmt(m["rel_err_per_bin"][j])))
-    head = ["metric"] + [f"{n} {v}" for n, v in cols]
+    head = ["metric"] + [f"{n if n in SHIPPED_MODELS else Path(n).stem} {v}" for n, v in cols]
     body = [[label] + [fn(metrics["models"][n][v]) for n, v in cols] for label, fn in rows]
     widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in [head, *body]]
