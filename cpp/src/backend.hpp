@@ -41,6 +41,8 @@ class Backend {
 struct ModelAccess {
   // Validates `input` against the model and runs it with `hooks` (CPU models only).
   static void run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads);
+  // The validated graph (its weights), for applications that differentiate the network.
+  static const Graph& graph(const Model& model);
 };
 
 std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph);

@@ -48,7 +48,7 @@ py::array_t<T> output(const py::object& given, std::vector<py::ssize_t> shape, c
 
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
-                        const py::object& out_obj) {
+                        const py::object& out_obj, const py::object& errors_logt) {
   dem::DeepEmInput in;
   if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -105,11 +105,26 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
         throw InvalidArgument("out arrays must not share memory with each other");
   dem::DeepEmOutput out{em.mutable_data(),       resynth.mutable_data(),   status.mutable_data(),
                         chi2_out.mutable_data(), objective.mutable_data(), tolfac.mutable_data()};
+  if (errors_logt.is_none()) {
+    {
+      py::gil_scoped_release release;
+      dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads);
+    }
+    return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
+  }
+  // The weights and the card's tables are read per call: a few hundred kB, small next to a frame.
+  const auto lt = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(errors_logt);
+  if (!lt || lt.ndim() != 1 || lt.shape(0) != n_t) throw InvalidArgument("errors: logt must hold one value per bin");
+  const auto em_model = dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t));
+  py::array_t<float> em_err({py::ssize_t(n_t), npix}), logt_err(npix), total_err(npix);
+  out.em_err = em_err.mutable_data();
+  out.logt_err = logt_err.mutable_data();
+  out.total_em_err = total_err.mutable_data();
   {
     py::gil_scoped_release release;
-    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads);
+    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, &em_model);
   }
-  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
+  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac, em_err, logt_err, total_err);
 }
 
 }  // namespace
@@ -117,9 +132,11 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
 void bind_deepem(py::module_& m) {
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),
+        py::arg("errors_logt") = py::none(),
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
-        "such a tuple of arrays.");
+        "such a tuple of arrays. errors_logt (the bin centres): also the calibrated 1-sigma errors from the "
+        "card, returned as em_err, logt_err, total_em_err after the six.");
 }
 
 }  // namespace fastinv::python

@@ -102,6 +102,7 @@ def _cmd_deepem(args: argparse.Namespace) -> int:
         threads=args.threads,
         model=args.model,
         overwrite=args.overwrite,
+        errors=args.errors,
     )
     print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} with finite input)")
     return 0
@@ -144,7 +145,9 @@ def register(sub) -> None:
         "(16 for the 1024x1024 AIA synoptic images)",
     )
     p.add_argument(
+        "--samples",
         "--errors",
+        dest="errors",
         type=int,
         default=0,
         metavar="N",
@@ -181,6 +184,12 @@ def register(sub) -> None:
         help="also run Basis Pursuit and write BP and DeepEM side by side to PATH (PNG)",
     )
     p.add_argument("--model", default=None, help="a DeepEM model file (default: the shipped one)")
+    p.add_argument(
+        "--errors",
+        action="store_true",
+        help="also 1-sigma errors of the EM, log T and total EM (the data's noise through the "
+        "network's Jacobian plus the model card's calibrated model error)",
+    )
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar (--series)")

@@ -102,6 +102,7 @@ class DeepEM:
         n_sample: float = 1.0,
         threads: Optional[int] = None,
         out: Optional[BPResult] = None,
+        errors: bool = False,
     ) -> BPResult:
         """DEMs of every pixel.
 
@@ -120,6 +121,13 @@ class DeepEM:
             A previous result of this method for a frame of the same shape: its arrays are
             overwritten and returned (CPU models), so a series of frames reuses one set of
             buffers instead of faulting in ~110 bytes of fresh memory per pixel each time.
+        errors : bool
+            Also the calibrated 1-sigma errors ``em_err``, ``logt_err`` (of ``logt_mean``, dex)
+            and ``total_em_err`` (cm^-5), computed in the same tile loop: the data's noise
+            (``sigma``, or the AIA error model with ``exptime``; one of them is needed)
+            propagated through the network by its Jacobian, in quadrature with the network's
+            own error from the model card (``card["errors"]``, fitted on held-out synthetic
+            DEMs). NaN wherever ``status`` != 0. CPU models only.
 
         Returns
         -------
@@ -129,6 +137,13 @@ class DeepEM:
             ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
         """
+        if errors:
+            if "errors" not in self.card:
+                raise ValueError(f"{self.model.path}: this model's card has no calibrated errors ('errors' section)")
+            if sigma is None and exptime is None:
+                raise ValueError("errors=True needs the data's noise: pass exptime (AIA error model) or sigma")
+            if not self._fused or _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
+                raise ValueError("errors=True needs a model on the CPU and NumPy input")
         if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
             if out is not None:
                 raise ValueError("out= is for NumPy input; a dask input gives dask arrays")
@@ -183,7 +198,7 @@ class DeepEM:
                     ) from exc
                 bufs.append(v)
             bufs = tuple(bufs)
-        em, model, status, chi2, objective, tolfac = _core.dem.deepem_invert(
+        arrays = _core.dem.deepem_invert(
             self.model._core,
             flat,
             self._kernel32,
@@ -192,7 +207,16 @@ class DeepEM:
             float(n_sample),
             self.model.threads if threads is None else int(threads),
             bufs,
+            self.logt if errors else None,
         )
+        em, model, status, chi2, objective, tolfac = arrays[:6]
+        err = {}
+        if errors:
+            err = dict(
+                em_err=arrays[6].reshape((len(self.logt), *shape)),
+                logt_err=arrays[7].reshape(shape),
+                total_em_err=arrays[8].reshape(shape),
+            )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),
             coeffs=np.zeros((0, *shape)),
@@ -203,6 +227,7 @@ class DeepEM:
             chi2=chi2.reshape(shape),
             iterations=np.zeros(shape, np.int32),
             logt=self.logt.copy(),
+            **err,
         )
 
     def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:

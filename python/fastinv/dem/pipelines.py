@@ -138,6 +138,7 @@ def run_deepem(
     threads: Optional[int] = None,
     model: Optional[Union[str, Path]] = None,
     overwrite: bool = False,
+    errors: bool = False,
 ):
     """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
 
@@ -159,6 +160,9 @@ def run_deepem(
         A DeepEM model file (default: the shipped one).
     overwrite : bool
         Replace existing output files (never an input or the model).
+    errors : bool
+        Also the calibrated 1-sigma errors (``DeepEM.invert(..., errors=True)``), written as
+        the ``EM_ERR``, ``LOGT_EM_ERR`` and ``EM_TOTAL_ERR`` HDUs.
 
     Returns
     -------
@@ -175,7 +179,7 @@ def run_deepem(
     check_outputs([output, png, compare_png], _paths(inputs) + ([model] if model is not None else []), overwrite)
     obs = read_aia(inputs, bin=bin)
     net = DeepEM.load(model, threads=threads)
-    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample)
+    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, errors=errors)
     res.header = obs.header
     write_dem_fits(output, res, obs=obs, method_cards=net.fits_cards())
     if png is not None:
