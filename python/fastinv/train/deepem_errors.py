@@ -9,7 +9,8 @@ the smallest value for which 68.3 % of the cell's pixels have their truth within
 sqrt(sigma_noise^2 + sigma_m^2) (0 where the noise alone covers that many). Cells are cut at
 quantiles of the calibration set, so each holds the same number of pixels. The coverage is then
 measured on a second, held-out synthetic set (another seed) and on the flare series against
-Basis Pursuit's Monte-Carlo errors, and recorded in the card.
+Basis Pursuit's Monte-Carlo errors, and recorded in the card with the measurement that chose
+the Jacobian over Monte-Carlo copies (:func:`method_choice`).
 
 Run: ``python -m fastinv.train.deepem_errors [MODEL]`` (default: the shipped model; a few
 minutes on one core).
@@ -17,6 +18,7 @@ minutes on one core).
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import tempfile
@@ -124,6 +126,69 @@ def coverage(res, truth: dict) -> dict:
     }
 
 
+def method_choice(net: DeepEM, n: int = 400, draws: int = 400, seed: int = 303) -> dict:
+    """Jacobian against Monte-Carlo copies of each pixel, for the noise term: accuracy against
+    a many-draw Monte-Carlo reference of the (nonlinear) network, and cost against a plain run."""
+    s = synthetic_aia(n, seed)
+    jac = noise_only(net, s, threads=1)
+    rng = np.random.default_rng(seed)
+    runs = [net.invert(s["y"] + s["sigma"] * rng.standard_normal(s["y"].shape), threads=1) for _ in range(draws)]
+    lt = np.stack([r.logt_mean for r in runs])
+    tot = np.stack([r.total_em.astype(np.float64) for r in runs])
+    out = {"pixels": n, "reference_draws": draws}
+    for name, samples, jac_sigma in (("logt_em", lt, jac.logt_err), ("total_em", tot, jac.total_em_err)):
+        ref = samples.std(axis=0, ddof=1)
+        few = samples[:6].std(axis=0, ddof=1)  # 6 copies: the Jacobian's cost in network passes
+        out[name] = {
+            "jacobian_rel_err_median": float(np.median(np.abs(jac_sigma / ref - 1))),
+            "jacobian_rel_err_p90": float(np.quantile(np.abs(jac_sigma / ref - 1), 0.9)),
+            "mc6_rel_err_median": float(np.median(np.abs(few / ref - 1))),
+            "mc6_rel_err_p90": float(np.quantile(np.abs(few / ref - 1), 0.9)),
+        }
+    big = synthetic_aia(20000, seed + 1)
+    times = {}
+    for key, kw in (("plain", {}), ("errors", {"errors": True})):
+        best = np.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            net.invert(big["y"], sigma=big["sigma"], threads=1, **kw)
+            best = min(best, time.perf_counter() - t0)
+        times[key] = best
+    out["seconds_per_20000_px_1_thread"] = {k: round(v, 3) for k, v in times.items()}
+    out["jacobian_cost_in_plain_runs"] = round(times["errors"] / times["plain"], 2)
+    out["load_avg_1min"] = os.getloadavg()[0]
+    return out
+
+
+def flare_against_bp(net: DeepEM, samples: int = 30) -> dict:
+    """On the shipped flare cutouts: how often Basis Pursuit's log T_EM and total EM (18-bin grid)
+    lie within DeepEM's 1 sigma, and within the two errors combined (BP's Monte-Carlo ones)."""
+    from .. import datasets
+    from ..dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
+    from ..dem.io import read_aia
+
+    obs = read_aia(datasets.aia_flare_files())
+    d = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, errors=True)
+    b = BasisPursuit(logt=DEEPEM_LOGT).solve(
+        obs.data, exptime=obs.exptime, n_sample=obs.n_sample, n_samples=samples, seed=0
+    )
+    ok = (d.status == 0) & (b.status == 0) & np.isfinite(b.logt_err) & np.isfinite(b.total_em_err)
+    out = {"pixels": int(d.status.size), "both_ok": int(ok.sum()), "bp_samples": samples}
+    for name, dv, de, bv, be in (
+        ("logt_em", d.logt_mean, d.logt_err, b.logt_mean, b.logt_err),
+        ("total_em", d.total_em, d.total_em_err, b.total_em, b.total_em_err),
+    ):
+        diff = np.abs(dv.astype(np.float64) - bv)[ok]
+        de, be = de[ok].astype(np.float64), be[ok]
+        out[name] = {
+            "bp_within_deepem_1sigma": float((diff <= de).mean()),
+            "within_combined_1sigma": float((diff <= np.sqrt(de**2 + be**2)).mean()),
+            "median_sigma_deepem": float(np.median(de)),
+            "median_sigma_bp": float(np.median(be)),
+        }
+    return out
+
+
 def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = None) -> dict:
     """Fit the error model of a DeepEM model file, check it on held-out data and write it into
     the file's card (and its ``.json`` copy). Returns the card's new "errors" section."""
@@ -152,6 +217,8 @@ def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = Non
         **coverage(res, held),
     }
     section["seconds"] = round(time.perf_counter() - t0, 1)
+    section["flare_vs_bp"] = flare_against_bp(net)
+    section["method_choice"] = method_choice(net)
     update_card(path, {"errors": section})
     return section
 
