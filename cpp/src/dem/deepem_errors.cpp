@@ -1,9 +1,9 @@
 // DeepEM's 1-sigma errors. The data's noise is propagated through the network with its exact
 // Jacobian, forward mode through the three layers, J = W3 diag(act2') W2 diag(act1') W1, the six
 // input directions scaled by the noise of sqrt(I) first; the model's own error comes from the
-// card's tables. Chosen over Monte-Carlo copies of each pixel by a measurement (docs/dem.md,
-// "DeepEM errors"): the Jacobian's cost is that of ~6 network passes and it has no sampling
-// noise, where 6 Monte-Carlo copies would cost as much and leave sigma 29 % noisy.
+// card's tables. Chosen over Monte-Carlo copies of each pixel by a measurement
+// (docs/deepem-errors.md): six copies cost as much arithmetic as the six directions, are no
+// more accurate (less for the total EM) and would make the errors depend on a seed.
 #include <algorithm>
 #include <cmath>
 #include <limits>
