@@ -57,8 +57,8 @@ int cell(const std::vector<double>& edges, double x) {
 typedef float v16 __attribute__((vector_size(64)));
 static_assert(kW == 16, "one v16 per tile row");
 
-// Layer 2 forward and its Jacobian in one pass over W2 (the bulk of the work, two rows of W2
-// at a time so each load of a[k] feeds 14 FMAs): acc[0] is the pre-activation, acc[1 + c] the
+// Layer 2 forward and its Jacobian in one pass over W2 (the bulk of the work, four rows of W2
+// at a time): acc[0] is the pre-activation, acc[1 + c] the
 // derivative along input direction c. Then the output layer's Jacobian jy = W3 diag(act2') (.).
 // Every sum runs over k (or i) in order for each lane: a pixel's result does not depend on its
 // tile or thread.
@@ -72,21 +72,19 @@ FASTINV_ERRORS_CLONES void layers23(const DeepEmErrorModel& m, const v16 (*a)[kC
   const int64_t n_h1 = m.n_h1, n_h2 = m.n_h2;
   const v16 zero = {}, one = zero + 1.f, slope = zero + m.slope2;
   int64_t i = 0;
-  for (; i + 2 <= n_h2; i += 2) {
-    v16 acc0[kChannels + 1] = {}, acc1[kChannels + 1] = {};
-    const float* w0 = m.w2.data() + i * n_h1;
-    const float* w1 = w0 + n_h1;
+  constexpr int kRows = 4;  // 28 accumulators: each load of a[k] feeds 28 FMAs
+  for (; i + kRows <= n_h2; i += kRows) {
+    v16 acc[kRows][kChannels + 1] = {};
+    const float* w = m.w2.data() + i * n_h1;
     for (int64_t k = 0; k < n_h1; ++k) {
       for (int r = 0; r < kChannels + 1; ++r) {
-        acc0[r] += w0[k] * a[k][r];
-        acc1[r] += w1[k] * a[k][r];
+        const v16 ak = a[k][r];
+        for (int q = 0; q < kRows; ++q) acc[q][r] += w[q * n_h1 + k] * ak;
       }
     }
-    const v16 d0 = acc0[0] + m.b2[size_t(i)] > zero ? one : slope;
-    const v16 d1 = acc1[0] + m.b2[size_t(i + 1)] > zero ? one : slope;
-    for (int r = 0; r < kChannels; ++r) {
-      c[i][r] = d0 * acc0[r + 1];
-      c[i + 1][r] = d1 * acc1[r + 1];
+    for (int q = 0; q < kRows; ++q) {
+      const v16 d = acc[q][0] + m.b2[size_t(i + q)] > zero ? one : slope;
+      for (int r = 0; r < kChannels; ++r) c[i + q][r] = d * acc[q][r + 1];
     }
   }
   for (; i < n_h2; ++i) {
