@@ -139,3 +139,11 @@ def test_fits_round_trip_and_cli(net, flare, tmp_path):
         assert _same(h["LOGT_EM_ERR"].data, res.logt_err.astype(np.float32))
     cube = res.to_ndcube(flare.header)
     assert _same(np.asarray(cube.uncertainty.array), np.where(res.status != 0, np.nan, res.em_err))
+
+
+def test_dask_input_gives_the_numpy_errors(net, flare):
+    da = pytest.importorskip("dask.array")
+    ref = net.invert(flare.data, exptime=flare.exptime, errors=True)
+    lazy = net.invert(da.from_array(flare.data, chunks=(6, 20, 67)), exptime=flare.exptime, errors=True)
+    for name in ("em", "em_err", "logt_err", "total_em_err"):
+        assert _same(np.asarray(getattr(lazy, name)), getattr(ref, name)), name

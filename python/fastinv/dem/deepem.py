@@ -127,7 +127,7 @@ class DeepEM:
             (``sigma``, or the AIA error model with ``exptime``; one of them is needed)
             propagated through the network by its Jacobian, in quadrature with the network's
             own error from the model card (``card["errors"]``, fitted on held-out synthetic
-            DEMs). NaN wherever ``status`` != 0. CPU models only.
+            DEMs). NaN wherever ``status`` != 0. CPU models only (NumPy or dask input).
 
         Returns
         -------
@@ -142,12 +142,12 @@ class DeepEM:
                 raise ValueError(f"{self.model.path}: this model's card has no calibrated errors ('errors' section)")
             if sigma is None and exptime is None:
                 raise ValueError("errors=True needs the data's noise: pass exptime (AIA error model) or sigma")
-            if not self._fused or _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
-                raise ValueError("errors=True needs a model on the CPU and NumPy input")
+            if not self._fused:
+                raise ValueError("errors=True needs a model on the CPU")
         if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
             if out is not None:
                 raise ValueError("out= is for NumPy input; a dask input gives dask arrays")
-            return self._invert_dask(y, exptime, sigma, n_sample, threads)
+            return self._invert_dask(y, exptime, sigma, n_sample, threads, errors)
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
@@ -230,7 +230,7 @@ class DeepEM:
             **err,
         )
 
-    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int]) -> BPResult:
+    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int], errors: bool) -> BPResult:
         """:meth:`invert` blockwise over the pixels of a dask array (lazy)."""
         if y.ndim < 1 or y.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {y.shape}")
@@ -243,6 +243,7 @@ class DeepEM:
             exptime=None if exptime is None else to_float_array(exptime, "s", "exptime"),
             n_sample=n_sample,
             threads=threads or 1,
+            errors=errors,
         )
         return BPResult(logt=self.logt.copy(), **_dask.map_pixels(block, [y, sigma], tuple(y.shape[1:])))
 
@@ -317,4 +318,6 @@ def _invert_block(net: DeepEM, y, sigma, *, first_pixel: int, **kwargs) -> dict:
     """One dask task: ``net.invert`` on a block of pixels, its arrays by name."""
     res = net.invert(y, sigma=sigma, **kwargs)
     names = ("em", "coeffs", "status", "tolfac", "objective", "model", "chi2", "iterations")
+    if res.em_err is not None:
+        names += ("em_err", "logt_err", "total_em_err")
     return {name: getattr(res, name) for name in names}
