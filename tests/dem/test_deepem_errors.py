@@ -147,3 +147,22 @@ def test_dask_input_gives_the_numpy_errors(net, flare):
     lazy = net.invert(da.from_array(flare.data, chunks=(6, 20, 67)), exptime=flare.exptime, errors=True)
     for name in ("em", "em_err", "logt_err", "total_em_err"):
         assert _same(np.asarray(getattr(lazy, name)), getattr(ref, name)), name
+
+
+def test_model_term_is_the_cards_table_in_quadrature(net):
+    """The full sigma against NumPy: the noise-only sigma and the card's cell lookup."""
+    s = synthetic_aia(3000, seed=11)
+    full = net.invert(s["y"], sigma=s["sigma"], errors=True)
+    noise = noise_only(net, s, threads=1)
+    e = net.card["errors"]
+    tot = full.em.astype(np.float64).sum(axis=0)
+    lt = (net.logt[:, None] * full.em).sum(axis=0) / tot
+    i = np.searchsorted(e["total_em_edges"], np.log10(tot), side="right")
+    j = np.searchsorted(e["logt_edges"], lt, side="right")
+    ref_lt = np.hypot(noise.logt_err, np.asarray(e["logt_sigma"])[i, j])
+    ref_tot = np.hypot(noise.total_em_err.astype(np.float64), np.asarray(e["total_em_rel_sigma"])[i, j] * tot)
+    k = np.searchsorted(e["em_edges"], np.log10(np.maximum(full.em.astype(np.float64), 1e-300)), side="right")
+    ref_em = np.hypot(noise.em_err.astype(np.float64), np.take_along_axis(np.asarray(e["em_sigma"]), k, axis=1))
+    np.testing.assert_allclose(full.logt_err, ref_lt, rtol=1e-6)
+    np.testing.assert_allclose(full.total_em_err, ref_tot, rtol=1e-6)
+    np.testing.assert_allclose(full.em_err, ref_em, rtol=1e-6)
