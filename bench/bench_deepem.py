@@ -172,3 +172,24 @@ def test_fastinv_bp(benchmark, frame, machine):
         warmup_rounds=0,
     )
     _record(benchmark, frame, machine, "fastinv-bp")
+
+
+@pytest.fixture(scope="module")
+def synoptic():
+    obs = read_aia(datasets.aia_synoptic_files(), presummed=16)
+    y = np.nan_to_num(obs.data[:, 256:768, 256:768])  # (6, 512, 512) DN/s: the disk centre
+    return {"y": y, "exptime": obs.exptime, "n_sample": obs.n_sample, "pixels": y.shape[1] * y.shape[2]}
+
+
+@pytest.mark.parametrize("errors", [False, True], ids=["plain", "errors"])
+def test_fastinv_deepem_errors_512(benchmark, synoptic, machine, errors):
+    """DeepEM on the central 512x512 of the synoptic frame with and without its calibrated
+    errors (the Jacobian propagation in the same tile loop): their cost is the ratio of the two."""
+    benchmark.group = "deepem-512x512-errors"
+    net = DeepEM.load(threads=THREADS)
+    kw = {"exptime": synoptic["exptime"], "n_sample": synoptic["n_sample"], "errors": errors}
+    res = benchmark.pedantic(net.invert, args=(synoptic["y"],), kwargs=kw, rounds=3, warmup_rounds=1)
+    assert (res.em_err is not None) == errors
+    info = {"case": "deepem-512x512", "impl": "fastinv-errors" if errors else "fastinv"}
+    _record(benchmark, synoptic, machine, info["impl"], net.model.info()["flops_per_sample"])
+    benchmark.extra_info["case"] = info["case"]

@@ -41,6 +41,8 @@ class Backend {
 struct ModelAccess {
   // Validates `input` against the model and runs it with `hooks` (CPU models only).
   static void run_fused(const Model& model, const InputView& input, const TileHooks& hooks, int threads);
+  // The validated graph (its weights), for applications that differentiate the network.
+  static const Graph& graph(const Model& model);
 };
 
 // bf16: the AVX512-BF16 kernels (cpu/kernels_bf16.hpp); throws fastinv::Error where the

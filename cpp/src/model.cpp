@@ -196,6 +196,8 @@ void ModelAccess::run_fused(const Model& model, const InputView& input, const Ti
   model.impl_->backend->run_fused(input, hooks, threads);
 }
 
+const Graph& ModelAccess::graph(const Model& model) { return *model.impl_->graph; }
+
 void Backend::run_fused(const InputView&, const TileHooks&, int) const {
   throw InvalidArgument("fused per-tile transforms run on the CPU backend only; load the model with device='cpu'");
 }

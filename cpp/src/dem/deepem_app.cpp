@@ -1,6 +1,7 @@
 // DeepEm: the model card checks and the response kernel of python/fastinv/dem/deepem.py,
 // around the fused tile loop of deepem_fused.cpp.
 #include <cstddef>
+#include <memory>
 #include <utility>
 
 #include "fastinv/data.hpp"
@@ -56,11 +57,16 @@ DeepEm::DeepEm(Model model) : model_(std::move(model)) {
   response_ = table.name;
   const std::vector<double> k = table.at(logt_);
   kernel_.assign(k.begin(), k.end());  // float32, as the Python path's kernel
+  if (card.find("errors") != nullptr)
+    errors_ = std::make_shared<const DeepEmErrorModel>(DeepEmErrorModel::from_model(model_, logt_));
 }
 
 void DeepEm::invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads,
                     const DeepEmRefine& refine) const {
-  deepem_invert(model_, kernel_.data(), n_bins(), input, chi2, output, threads, refine);
+  if (output.em_err && !errors_)
+    throw InvalidArgument("this DeepEM model's card has no calibrated errors (\"errors\" section)");
+  deepem_invert(model_, kernel_.data(), n_bins(), input, chi2, output, threads, refine,
+                output.em_err ? errors_.get() : nullptr);
 }
 
 }  // namespace fastinv::dem

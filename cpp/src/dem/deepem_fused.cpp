@@ -11,6 +11,7 @@
 #include "backend.hpp"
 #include "cpu/kernels.hpp"
 #include "dem/deepem_refine.hpp"
+#include "dem/deepem_errors.hpp"
 #include "fastinv/dem/basis_pursuit.hpp"
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
@@ -49,8 +50,8 @@ FASTINV_RESYNTHESIZE_CLONES void resynthesize(const float* kernel, int64_t n_t, 
 class DeepEmHooks final : public TileHooks {
  public:
   DeepEmHooks(const float* kernel, int64_t n_t, const DeepEmInput& in, const DeepEmChi2& chi2, const DeepEmOutput& out,
-              const DeepEmRefiner* refine)
-      : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out), refine_(refine) {}
+              const DeepEmRefiner* refine, const DeepEmErrorModel* errors)
+      : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out), refine_(refine), errors_(errors) {}
 
   // sqrt(max(I, 0)) in float32, as NumPy's maximum + sqrt (NaN stays NaN, -0 stays -0).
   void before(float* tile, int64_t, int) const noexcept override {
@@ -114,6 +115,11 @@ class DeepEmHooks final : public TileHooks {
     }
     for (int c = 0; c < kChannels; ++c)
       std::memcpy(out_.model + c * npix + first, model[c], size_t(lanes) * sizeof(float));
+    if (errors_) {  // NaN errors where the refinement failed, as for its other products
+      bool usable[kW];
+      for (int j = 0; j < kW; ++j) usable[j] = finite[j] && refined[j] == 0;
+      tile_errors(tile, y, em, usable, overflow, first, lanes);
+    }
     if (chi2_.mode == DeepEmErrors::none) {
       for (int j = 0; j < lanes; ++j) out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
       return;
@@ -140,9 +146,22 @@ class DeepEmHooks final : public TileHooks {
                                    : static_cast<const double*>(in_.data)[off];
   }
 
-  // sum over channels of ((model - max(y, 0)) / sigma)^2, the NumPy path's float64 formula.
-  double chi2(const double* y, const float* model, int64_t p) const {
-    double sig[kChannels];
+  void tile_errors(const float* tile, const double (*y)[kW], const float (*em)[kW], const bool* finite,
+                   const bool* overflow, int64_t first, int lanes) const noexcept {
+    double sig[kChannels][kW] = {};
+    bool ok[kW];
+    for (int j = 0; j < lanes; ++j) {
+      ok[j] = finite[j] && !overflow[j];
+      double yj[kChannels], sj[kChannels];
+      for (int c = 0; c < kChannels; ++c) yj[c] = y[c][j];
+      sigma(yj, first + j, sj);
+      for (int c = 0; c < kChannels; ++c) sig[c][j] = sj[c];
+    }
+    deepem_tile_errors(*errors_, y, sig, tile, em, ok, lanes, first, in_.npix, out_);
+  }
+
+  // The data's 1-sigma errors (DN/s): given, or the AIA error model of max(y, 0).
+  void sigma(const double* y, int64_t p, double* sig) const noexcept {
     if (chi2_.mode == DeepEmErrors::sigma) {
       for (int c = 0; c < kChannels; ++c)
         sig[c] = chi2_.sigma[c * chi2_.sigma_stride_channel + p * chi2_.sigma_stride_pixel];
@@ -152,6 +171,12 @@ class DeepEmHooks final : public TileHooks {
       aia_bp_error(counts, 1, chi2_.n_sample, sig);  // n_sample validated: cannot throw
       for (int c = 0; c < kChannels; ++c) sig[c] /= chi2_.exptime[c];
     }
+  }
+
+  // sum over channels of ((model - max(y, 0)) / sigma)^2, the NumPy path's float64 formula.
+  double chi2(const double* y, const float* model, int64_t p) const {
+    double sig[kChannels];
+    sigma(y, p, sig);
     double s = 0.0;
     for (int c = 0; c < kChannels; ++c) {
       const double r = (double(model[c]) - std::max(y[c], 0.0)) / sig[c];
@@ -166,12 +191,14 @@ class DeepEmHooks final : public TileHooks {
   DeepEmChi2 chi2_;
   DeepEmOutput out_;
   const DeepEmRefiner* refine_;  // null: no refinement
+  const DeepEmErrorModel* errors_;
 };
 
 }  // namespace
 
 void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
-                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads, const DeepEmRefine& refine) {
+                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads, const DeepEmRefine& refine,
+                   const DeepEmErrorModel* errors) {
   threads = resolve_threads(threads, input.npix, "DeepEM");
   if (model.input_layout() != "nchw" || model.input_shape() != std::vector<int64_t>{kChannels})
     throw InvalidArgument("DeepEM needs a per-pixel network with 6 inputs (the AIA channels 94..335)");
@@ -185,6 +212,13 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
   if (!input.data || !output.em || !output.model || !output.status || !output.chi2 || !output.objective)
     throw InvalidArgument("DeepEM: null array");
   if (chi2.mode == DeepEmErrors::sigma && !chi2.sigma) throw InvalidArgument("DeepEM: null sigma");
+  if (errors) {
+    if (chi2.mode == DeepEmErrors::none)
+      throw InvalidArgument("DeepEM errors need the data's noise: give sigma or the exposure times (AIA error model)");
+    if (!output.em_err || !output.logt_err || !output.total_em_err)
+      throw InvalidArgument("DeepEM errors: null em_err, logt_err or total_em_err");
+    if (errors->n_t != n_t) throw InvalidArgument("DeepEM errors: the error model has another number of bins");
+  }
   if (chi2.mode == DeepEmErrors::aia) {
     if (!std::isfinite(chi2.n_sample) || chi2.n_sample < 1.0)
       throw InvalidArgument("n_sample must be >= 1 (number of summed pixels)");
@@ -202,7 +236,7 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
   view.layout.feature_strides = {input.stride_channel, 0};
   std::optional<DeepEmRefiner> refiner;
   if (refine.enabled) refiner.emplace(kernel, n_t, chi2, refine);
-  const DeepEmHooks hooks(kernel, n_t, input, chi2, output, refiner ? &*refiner : nullptr);
+  const DeepEmHooks hooks(kernel, n_t, input, chi2, output, refiner ? &*refiner : nullptr, errors);
   ModelAccess::run_fused(model, view, hooks, threads);
 }
 

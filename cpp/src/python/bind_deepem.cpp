@@ -58,7 +58,8 @@ int32_t* iteration_output(const py::object& obj, int64_t npix) {
 
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
-                        const py::object& out_obj, bool refine_on, const py::object& refine_iterations) {
+                        const py::object& out_obj, bool refine_on, const py::object& refine_iterations,
+                        const py::object& errors_logt) {
   dem::DeepEmInput in;
   if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -118,11 +119,26 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   dem::DeepEmRefine refine;
   refine.enabled = refine_on;
   refine.iterations = iteration_output(refine_iterations, npix);
+  if (errors_logt.is_none()) {
+    {
+      py::gil_scoped_release release;
+      dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine);
+    }
+    return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
+  }
+  // The weights and the card's tables are read per call: a few hundred kB, small next to a frame.
+  const auto lt = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(errors_logt);
+  if (!lt || lt.ndim() != 1 || lt.shape(0) != n_t) throw InvalidArgument("errors: logt must hold one value per bin");
+  const auto em_model = dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t));
+  py::array_t<float> em_err({py::ssize_t(n_t), npix}), logt_err(npix), total_err(npix);
+  out.em_err = em_err.mutable_data();
+  out.logt_err = logt_err.mutable_data();
+  out.total_em_err = total_err.mutable_data();
   {
     py::gil_scoped_release release;
-    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine);
+    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine, &em_model);
   }
-  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
+  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac, em_err, logt_err, total_err);
 }
 
 // The refinement alone on an EM from elsewhere (em is refined in place).
@@ -172,11 +188,13 @@ py::tuple deepem_refine(const py::array_t<float, py::array::c_style>& kernel, py
 void bind_deepem(py::module_& m) {
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),
-        py::arg("refine") = false, py::arg("refine_iterations") = py::none(),
+        py::arg("refine") = false, py::arg("refine_iterations") = py::none(), py::arg("errors_logt") = py::none(),
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
         "such a tuple of arrays. refine=True: the EM closest to the network's that fits the data within "
-        "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output.");
+        "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output. errors_logt "
+        "(the bin centres): also the calibrated 1-sigma errors from the card, returned as em_err, logt_err, "
+        "total_em_err after the six.");
   m.def("deepem_refine", &deepem_refine, py::arg("kernel"), py::arg("em"), py::arg("y"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0,
         "DeepEM's refinement alone: em (nT, npix) float32 is replaced in place by the EM closest to it that fits "

@@ -103,6 +103,7 @@ def _cmd_deepem(args: argparse.Namespace) -> int:
         model=args.model,
         overwrite=args.overwrite,
         refine=args.refine,
+        errors=args.errors,
     )
     what = "refined to fit the data" if args.refine else "with finite input"
     print(f"wrote {args.output} ({res.status.size} pixels, {int((res.status == 0).sum())} {what})")
@@ -146,7 +147,9 @@ def register(sub) -> None:
         "(16 for the 1024x1024 AIA synoptic images)",
     )
     p.add_argument(
+        "--samples",
         "--errors",
+        dest="errors",
         type=int,
         default=0,
         metavar="N",
@@ -187,6 +190,12 @@ def register(sub) -> None:
         "--refine",
         action="store_true",
         help="move each EM to the closest one that fits the data within Basis Pursuit's band (REFINE map)",
+    )
+    p.add_argument(
+        "--errors",
+        action="store_true",
+        help="also 1-sigma errors of the EM, log T and total EM (the data's noise through the "
+        "network's Jacobian plus the model card's calibrated model error)",
     )
     p.add_argument("--bin", type=int, default=1, help="N x N binning before the inversion")
     p.add_argument("--threads", type=thread_count, default=None, help="threads (default: all)")

@@ -135,6 +135,7 @@ class DeepEM:
         threads: Optional[int] = None,
         out: Optional[BPResult] = None,
         refine: bool = False,
+        errors: bool = False,
     ) -> BPResult:
         """DEMs of every pixel.
 
@@ -164,6 +165,13 @@ class DeepEM:
             11 for no counts (sum of y < 0.01 DN/s), 3 if not converged; those pixels and bad
             input (12) get NaN products. ``tolfac`` is then the one used and ``iterations``
             the simplex iterations.
+        errors : bool
+            Also the calibrated 1-sigma errors ``em_err``, ``logt_err`` (of ``logt_mean``, dex)
+            and ``total_em_err`` (cm^-5), computed in the same tile loop: the data's noise
+            (``sigma``, or the AIA error model with ``exptime``; one of them is needed)
+            propagated through the network by its Jacobian, in quadrature with the network's
+            own error from the model card (``card["errors"]``, fitted on held-out synthetic
+            DEMs). NaN wherever ``status`` != 0. CPU models only (NumPy or dask input).
 
         Returns
         -------
@@ -174,10 +182,17 @@ class DeepEM:
             ``coeffs`` has zero rows (DeepEM has no basis), ``tolfac`` is NaN and
             ``iterations`` 0; ``objective`` is the total EM in units of 1e26 cm^-5.
         """
+        if errors:
+            if "errors" not in self.card:
+                raise ValueError(f"{self.model.path}: this model's card has no calibrated errors ('errors' section)")
+            if sigma is None and exptime is None:
+                raise ValueError("errors=True needs the data's noise: pass exptime (AIA error model) or sigma")
+            if not self._fused:
+                raise ValueError("errors=True needs a model on the CPU")
         if _dask.is_dask_array(y) or _dask.is_dask_array(sigma):
             if out is not None:
                 raise ValueError("out= is for NumPy input; a dask input gives dask arrays")
-            return self._invert_dask(y, exptime, sigma, n_sample, threads, refine)
+            return self._invert_dask(y, exptime, sigma, n_sample, threads, refine, errors)
         if hasattr(y, "unit"):
             y = to_float_array(y, "DN/s", "y")
         yv = np.asarray(y)
@@ -231,7 +246,7 @@ class DeepEM:
                 bufs.append(v)
             bufs = tuple(bufs)
         iterations = np.zeros(flat.shape[1], np.int32)
-        em, model, status, chi2, objective, tolfac = _core.dem.deepem_invert(
+        arrays = _core.dem.deepem_invert(
             self.model._core,
             flat,
             self._kernel32,
@@ -242,7 +257,16 @@ class DeepEM:
             bufs,
             refine=bool(refine),
             refine_iterations=iterations if refine else None,
+            errors_logt=self.logt if errors else None,
         )
+        em, model, status, chi2, objective, tolfac = arrays[:6]
+        err = {}
+        if errors:
+            err = dict(
+                em_err=arrays[6].reshape((len(self.logt), *shape)),
+                logt_err=arrays[7].reshape(shape),
+                total_em_err=arrays[8].reshape(shape),
+            )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),
             coeffs=np.zeros((0, *shape)),
@@ -253,9 +277,12 @@ class DeepEM:
             chi2=chi2.reshape(shape),
             iterations=iterations.reshape(shape),
             logt=self.logt.copy(),
+            **err,
         )
 
-    def _invert_dask(self, y, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool) -> BPResult:
+    def _invert_dask(
+        self, y, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool, errors: bool
+    ) -> BPResult:
         """:meth:`invert` blockwise over the pixels of a dask array (lazy)."""
         if y.ndim < 1 or y.shape[0] != 6:
             raise ValueError(f"y must have shape (6, ...) in channel order 94..335 A, got {y.shape}")
@@ -269,6 +296,7 @@ class DeepEM:
             n_sample=n_sample,
             threads=threads or 1,
             refine=refine,
+            errors=errors,
         )
         return BPResult(logt=self.logt.copy(), **_dask.map_pixels(block, [y, sigma], tuple(y.shape[1:])))
 
@@ -363,4 +391,6 @@ def _invert_block(net: DeepEM, y, sigma, *, first_pixel: int, **kwargs) -> dict:
     """One dask task: ``net.invert`` on a block of pixels, its arrays by name."""
     res = net.invert(y, sigma=sigma, **kwargs)
     names = ("em", "coeffs", "status", "tolfac", "objective", "model", "chi2", "iterations")
+    if res.em_err is not None:
+        names += ("em_err", "logt_err", "total_em_err")
     return {name: getattr(res, name) for name in names}

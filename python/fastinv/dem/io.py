@@ -223,7 +223,8 @@ def write_dem_fits(
     HDUs: primary = EM cube (nT, ny, nx) in cm^-5 with a log T axis (axis 3) plus the input's
     celestial WCS; ``STATUS``, ``TOLFAC``, ``CHI2``, ``LOGT_EM`` (EM-weighted log T) and
     ``EM_TOTAL`` maps; ``LOGT`` (the grid); with Monte-Carlo errors in ``result`` also
-    ``EM_ERR`` (nT, ny, nx), ``LOGT_EM_ERR``, ``EM_TOTAL_ERR`` and ``MC_FEAS``. Every per-pixel
+    ``EM_ERR`` (nT, ny, nx), ``LOGT_EM_ERR``, ``EM_TOTAL_ERR`` and ``MC_FEAS`` (DeepEM's calibrated
+    errors: the first three; ``FI_ERRM`` says which). Every per-pixel
     product (EM, EM_TOTAL, LOGT_EM, CHI2) is NaN where STATUS != 0: undefined, as the FITS
     convention has it, not zero. For a Basis Pursuit result (``bp`` given) the
     header records the response table (name and SHA-256), grid, basis widths and tolerances;
@@ -285,12 +286,19 @@ def write_dem_fits(
     if obs is not None:
         maps.update(obs.header)
     prim.add_comment("EM, EM_TOTAL, LOGT_EM and CHI2 are NaN (undefined) where STATUS != 0")
-    if result.em_err is not None:
+    if result.em_err is not None and result.mc_feasible is not None:
+        prim["FI_ERRM"] = ("Monte-Carlo", "*_ERR: data perturbed by sigma, re-solved")
         prim["FI_MCN"] = (int(result.mc_samples), "Monte-Carlo draws per pixel for the *_ERR HDUs")
         prim["FI_MCSD"] = (int(result.mc_seed), "seed of the Monte-Carlo draws")
         prim.add_comment(
             "EM_ERR, LOGT_EM_ERR, EM_TOTAL_ERR: 1-sigma Monte-Carlo errors (data "
             "perturbed by sigma, re-solved); MC_FEAS: feasible fraction of the draws"
+        )
+    elif result.em_err is not None:
+        prim["FI_ERRM"] = ("Jacobian + calibrated model error", "*_ERR: see the model card")
+        prim.add_comment(
+            "EM_ERR, LOGT_EM_ERR, EM_TOTAL_ERR: 1-sigma errors, the data's noise through the "
+            "network's Jacobian in quadrature with the model's own error (calibrated, model card)"
         )
     failed = result.status != 0
     em = result.em.astype(np.float32)  # a copy: the caller's result keeps its values
@@ -312,9 +320,10 @@ def write_dem_fits(
                 "EM_ERR": em_err,
                 "LOGT_EM_ERR": np.where(failed, np.nan, result.logt_err).astype(np.float32),
                 "EM_TOTAL_ERR": np.where(failed, np.nan, result.total_em_err).astype(np.float32),
-                "MC_FEAS": np.where(failed, np.nan, result.mc_feasible).astype(np.float32),
             }
         )
+        if result.mc_feasible is not None:
+            extra["MC_FEAS"] = np.where(failed, np.nan, result.mc_feasible).astype(np.float32)
     if refine_status is not None:
         extra["REFINE"] = np.asarray(refine_status).astype(np.int16)
         prim.add_comment("REFINE: 0 network EM kept, 1 moved to fit y within BP's band, else STATUS code")

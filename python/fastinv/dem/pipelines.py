@@ -139,6 +139,7 @@ def run_deepem(
     model: Optional[Union[str, Path]] = None,
     overwrite: bool = False,
     refine: bool = False,
+    errors: bool = False,
 ):
     """Read six AIA images, run DeepEM on every pixel with fastinv's engine, write FITS.
 
@@ -164,6 +165,9 @@ def run_deepem(
     refine : bool
         Refine each pixel's EM to fit the data within Basis Pursuit's band
         (``DeepEM.invert(refine=True)``); the file gains a ``REFINE`` map.
+    errors : bool
+        Also the calibrated 1-sigma errors (``DeepEM.invert(..., errors=True)``), written as
+        the ``EM_ERR``, ``LOGT_EM_ERR`` and ``EM_TOTAL_ERR`` HDUs.
 
     Returns
     -------
@@ -180,7 +184,7 @@ def run_deepem(
     check_outputs([output, png, compare_png], _paths(inputs) + ([model] if model is not None else []), overwrite)
     obs = read_aia(inputs, bin=bin)
     net = DeepEM.load(model, threads=threads)
-    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, refine=refine)
+    res = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, refine=refine, errors=errors)
     res.header = obs.header
     cards = net.fits_cards()
     refine_status = None

@@ -138,7 +138,13 @@ def _invert_step(step: Step, opts: SeriesOptions) -> dict:
         )
     else:
         res, _ = run_deepem(
-            step.inputs, step.output, bin=opts.bin, threads=opts.threads, model=opts.model, overwrite=True
+            step.inputs,
+            step.output,
+            bin=opts.bin,
+            threads=opts.threads,
+            model=opts.model,
+            overwrite=True,
+            errors=bool(opts.errors),
         )
     worker = None
     try:

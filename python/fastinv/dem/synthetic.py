@@ -1,7 +1,11 @@
 """Synthetic AIA pixels from known DEMs: Gaussian components in log T, AIA noise added.
 
-Used to extend DeepEM's training set to flare temperatures (the synoptic set has almost no
-plasma above log T 6.8) and to test a network against known truth. Each DEM is the sum of
+Two families. :func:`hot_dems` extends DeepEM's training set to flare temperatures (the
+synoptic set has almost no plasma above log T 6.8) and tests a network against known truth.
+:func:`synthetic_aia` gives the held-out pixels DeepEM's error model is calibrated on
+(:mod:`fastinv.train.deepem_errors`) and checked against (tests).
+
+For :func:`hot_dems`: Each DEM is the sum of
 a "background" active-region component and a "hot" flare component, both Gaussian in
 log T and defined on a fine 0.01-dex grid (so the forward model is not the 0.1-dex grid
 the networks and BP use). Intensities are K @ EM through an AIA response table; noise is
@@ -14,6 +18,9 @@ Examples
 >>> s = hot_dems(4, seed=0)
 >>> s.y.shape, s.em_fine.shape[1]
 ((6, 4), 4)
+>>> from fastinv.dem.synthetic import synthetic_aia
+>>> synthetic_aia(100, seed=0)["em"].shape
+(18, 100)
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from .basis_pursuit import aia_error
+from .basis_pursuit import DEEPEM_LOGT, aia_error
 from .response import load_response
 
 #: The fine log T grid the synthetic DEMs live on (0.01 dex, 5.0 ... 8.0).
 FINE_LOGT = np.round(5.0 + 0.01 * np.arange(301), 10)
-#: Exposure times (s) of the 2011-02-15 flare cutouts' channels (94 ... 335): flare-like noise.
+#: Exposure times (s) of the 2011-02-15 flare cutouts' channels (94 ... 335), AIA's usual
+#: ones: the noise of both families of synthetic pixels.
 FLARE_EXPTIME = np.array([2.9, 2.9, 2.0, 2.0, 2.9, 2.9])
 
 
@@ -150,3 +158,70 @@ def hot_dems(
     sigma = aia_error(y_true * t[:, None], n_sample) / t[:, None]
     y = y_true + sigma * rng.standard_normal(y_true.shape)
     return SyntheticPixels(em_fine=em, y=y, y_true=y_true, sigma=sigma, exptime=t, n_sample=float(n_sample))
+
+
+def synthetic_aia(
+    n: int,
+    seed: int,
+    logt: Optional[Sequence[float]] = None,
+    response: str = "aia_v10_eve",
+    n_sample: float = 1.0,
+) -> dict:
+    """Gaussian DEMs in log T (one component, or two for half of the pixels), their AIA data
+    and the data with AIA noise.
+
+    Centres are uniform in log T 5.8-6.8, widths (standard deviations) 0.05-0.3 dex, total EM
+    10^26.5-10^28.5 cm^-5 (a second component holds 10-50 % of it); the data are K @ EM with
+    Gaussian noise of the AIA error model (SSW ``aia_bp_estimate_error``) at :data:`FLARE_EXPTIME`.
+
+    Parameters
+    ----------
+    n : int
+        Pixels.
+    seed : int
+        Seed of numpy's default generator: the same seed gives the same pixels.
+    logt : sequence of float, optional
+        Bin centres of the EM (default: DeepEM's 18 bins, 5.5-7.2).
+    response : str
+        Response table for the data.
+    n_sample : float
+        Summed pixels, for the error model.
+
+    Returns
+    -------
+    dict
+        ``em`` (nT, n) cm^-5 per bin, ``y_true`` and ``y`` (6, n) DN/s, ``sigma`` (6, n) DN/s,
+        ``exptime`` (6,) s, ``logt`` (nT,), ``logt_em`` and ``total_em`` (n,): the truth.
+
+    Examples
+    --------
+    >>> s = synthetic_aia(10, seed=1)
+    >>> bool((s["total_em"] > 1e26).all())
+    True
+    """
+    lt = np.asarray(DEEPEM_LOGT if logt is None else logt, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    two = rng.random(n) < 0.5
+    first = np.where(two, rng.uniform(0.5, 0.9, n), 1.0)  # share of the first component
+    shape = np.zeros((lt.size, n))
+    for share in (first, 1.0 - first):
+        c, w = rng.uniform(5.8, 6.8, n), rng.uniform(0.05, 0.3, n)
+        g = np.exp(-0.5 * ((lt[:, None] - c) / w) ** 2)
+        shape += g / g.sum(axis=0) * share
+    em = shape * 10 ** rng.uniform(26.5, 28.5, n)
+    kernel = load_response(response).at(lt)
+    y_true = kernel @ em
+    t = FLARE_EXPTIME[:, None]
+    sigma = aia_error(y_true * t, n_sample) / t
+    y = y_true + sigma * rng.standard_normal(y_true.shape)
+    total = em.sum(axis=0)
+    return {
+        "em": em,
+        "y_true": y_true,
+        "y": y,
+        "sigma": sigma,
+        "exptime": FLARE_EXPTIME.copy(),
+        "logt": lt,
+        "logt_em": (lt[:, None] * em).sum(axis=0) / total,
+        "total_em": total,
+    }

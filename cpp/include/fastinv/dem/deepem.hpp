@@ -7,6 +7,7 @@
 // chi2), so the EM, status and total EM are bitwise equal to it.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,33 @@ struct DeepEmOutput {          // all C-contiguous, npix innermost
   double* chi2 = nullptr;      // (npix)
   float* objective = nullptr;  // (npix) total EM / 1e26
   double* tolfac = nullptr;    // (npix) NaN (DeepEM has no tolerance; BPResult's field); may be null
+  // Calibrated 1-sigma errors (deepem_invert with a DeepEmErrorModel); all three or none.
+  float* em_err = nullptr;        // (nT, npix) cm^-5
+  float* logt_err = nullptr;      // (npix) dex, of the EM-weighted log T
+  float* total_em_err = nullptr;  // (npix) cm^-5
+};
+
+// 1-sigma errors of DeepEM's EM per bin, EM-weighted log T and total EM (deepem_errors.cpp):
+// the data's noise (the chi2 sigma: given, or the AIA error model) propagated through the
+// network by its Jacobian (exact forward-mode through the three layers, per pixel), added in
+// quadrature to the network's own error, which the model card's "errors" section tabulates
+// from held-out synthetic DEMs with known truth (fastinv.train.deepem_errors).
+struct DeepEmErrorModel {
+  // The network (dense 6 -> H1 -> H2 -> nT, LeakyReLU), weights row-major [out][in].
+  int64_t n_h1 = 0, n_h2 = 0, n_t = 0;
+  float slope1 = 0.f, slope2 = 0.f;
+  std::vector<float> w1, b1, w2, b2, w3;
+  std::vector<double> logt;  // bin centres
+  // The model's own error. Cells: interior edges of log10(total EM / cm^-5) x EM-weighted log T
+  // (row-major [total cell][log T cell]); per bin, interior edges of log10(EM_t / cm^-5).
+  std::vector<double> total_edges, logt_edges, em_edges;
+  std::vector<double> logt_sigma;       // dex
+  std::vector<double> total_rel_sigma;  // fraction of the total EM
+  std::vector<double> em_sigma;         // [bin][EM cell] cm^-5
+
+  // The network's weights and the card's "errors" section. Throws InvalidArgument for a
+  // network of another shape or a card without (or with a malformed) "errors" section.
+  static DeepEmErrorModel from_model(const Model& model, const std::vector<double>& logt);
 };
 
 // Refinement of the network's EM so that it fits the data (deepem_refine.cpp). Per pixel, the
@@ -66,8 +94,12 @@ struct DeepEmRefine {
 // any work; the run itself cannot throw. Bitwise identical for any thread count. With
 // refine.enabled (needs chi2 errors: sigma or the AIA model), em/model/chi2/objective are the
 // refined EM's and tolfac the one that was used.
+// errors: fill output.em_err/logt_err/total_em_err (needs chi2.mode sigma or aia: the data's
+// noise); NaN wherever the status is not ok. With refinement too, they are the network's
+// errors (its Jacobian) with the model-error cells looked up at the refined EM.
 void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const DeepEmInput& input,
-                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads, const DeepEmRefine& refine = {});
+                   const DeepEmChi2& chi2, const DeepEmOutput& output, int threads, const DeepEmRefine& refine = {},
+                   const DeepEmErrorModel* errors = nullptr);
 
 // The refinement alone, for an EM from elsewhere (a GPU run of the network, tests): em
 // (nT, npix) float32 C-contiguous, overwritten with the refined EM (NaN where status != ok);
@@ -95,8 +127,11 @@ class DeepEm {
   const std::vector<double>& logt() const { return logt_; }     // bin centres, log10 K
   const std::vector<float>& kernel() const { return kernel_; }  // (6, n_bins) response on logt
   const std::string& response_name() const { return response_; }
+  // The card's calibrated errors, or null when the card has no "errors" section.
+  const DeepEmErrorModel* errors() const { return errors_.get(); }
 
-  // EM (n_bins, npix) in cm^-5, re-synthesis, status, chi2, total EM: see deepem_invert.
+  // EM (n_bins, npix) in cm^-5, re-synthesis, status, chi2, total EM: see deepem_invert; the
+  // errors too when output.em_err is set (InvalidArgument if the card has none).
   void invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads = 0,
               const DeepEmRefine& refine = {}) const;
 
@@ -105,6 +140,7 @@ class DeepEm {
   std::vector<double> logt_;
   std::vector<float> kernel_;
   std::string response_;
+  std::shared_ptr<const DeepEmErrorModel> errors_;
 };
 
 }  // namespace fastinv::dem
