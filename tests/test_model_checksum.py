@@ -46,7 +46,8 @@ def test_export_stores_the_crc_of_the_data(model_file):
     with warnings.catch_warnings():
         warnings.simplefilter("error", FastinvUserWarning)  # no "no checksum" warning
         fastinv.load(model_file)
-        for name in ("deepem", "deepem21", "stokes_hinode", "stokes_visp"):  # the shipped models have one too
+        shipped = ("deepem", "deepem21", "stokes_hinode", "stokes_visp", "me_init_hinode", "me_init_visp")
+        for name in shipped:  # the shipped models have one too
             fastinv.load(Path(fastinv.__file__).parent / "data" / f"{name}.safetensors")
 
 

@@ -216,3 +216,12 @@ def test_cli_refine_writes_refine_map(tmp_path, deepem):
     np.testing.assert_array_equal(refine == 1, moved)
     np.testing.assert_array_equal(refine >= 2, res.status != 0)
     np.testing.assert_array_equal(refine[refine >= 2], res.status[refine >= 2])
+
+
+def test_dask_blocks_equal_numpy(deepem, flare):
+    da = pytest.importorskip("dask.array")
+    obs = flare[0]
+    ref = deepem.invert(obs.data, exptime=obs.exptime, refine=True, threads=1)
+    lazy = deepem.invert(da.from_array(obs.data, chunks=(6, 20, 67)), exptime=obs.exptime, refine=True)
+    np.testing.assert_array_equal(np.asarray(lazy.em), ref.em)  # every pixel solved on its own
+    np.testing.assert_array_equal(np.asarray(lazy.status), ref.status)
