@@ -65,7 +65,7 @@ static_assert(kW == 16, "one v16 per tile row");
 #ifdef __SANITIZE_THREAD__
 #define FASTINV_ERRORS_CLONES
 #else
-#define FASTINV_ERRORS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FASTINV_ERRORS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 FASTINV_ERRORS_CLONES void layers23(const DeepEmErrorModel& m, const v16 (*a)[kChannels + 1], v16 (*c)[kChannels],
                                     v16 (*jy)[kChannels]) {
