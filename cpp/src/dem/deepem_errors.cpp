@@ -8,6 +8,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "backend.hpp"
 #include "dem/deepem_errors.hpp"
@@ -58,14 +59,14 @@ typedef float v16 __attribute__((vector_size(64)));
 static_assert(kW == 16, "one v16 per tile row");
 
 // Layer 2 forward and its Jacobian in one pass over W2 (the bulk of the work, four rows of W2
-// at a time): acc[0] is the pre-activation, acc[1 + c] the
-// derivative along input direction c. Then the output layer's Jacobian jy = W3 diag(act2') (.).
+// at a time): acc[0] is the pre-activation, acc[1 + c] the derivative along input direction c.
+// Then the output layer's Jacobian jy = W3 diag(act2') (.).
 // Every sum runs over k (or i) in order for each lane: a pixel's result does not depend on its
 // tile or thread.
 #ifdef __SANITIZE_THREAD__
 #define FASTINV_ERRORS_CLONES
 #else
-#define FASTINV_ERRORS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#define FASTINV_ERRORS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 FASTINV_ERRORS_CLONES void layers23(const DeepEmErrorModel& m, const v16 (*a)[kChannels + 1], v16 (*c)[kChannels],
                                     v16 (*jy)[kChannels]) {
@@ -109,9 +110,14 @@ FASTINV_ERRORS_CLONES void layers23(const DeepEmErrorModel& m, const v16 (*a)[kC
 DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vector<double>& logt) {
   const Graph& g = ModelAccess::graph(model);
   std::vector<const Node*> convs, acts;
-  for (const Node& n : g.nodes) (n.op == OpKind::conv ? convs : acts).push_back(&n);
+  bool chain = true;  // each node reads the one before it (the first reads the input)
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    (n.op == OpKind::conv ? convs : acts).push_back(&n);
+    chain = chain && n.inputs == std::vector<int>{int(i) - 1};
+  }
   const auto dense = [](const Node* n) { return n->kernel == 1 && n->stride == 1 && n->pad_left == 0; };
-  if (convs.size() != 3 || acts.size() != 2 || g.nodes.size() != 5 || !dense(convs[0]) || !dense(convs[1]) ||
+  if (!chain || convs.size() != 3 || acts.size() != 2 || g.nodes.size() != 5 || !dense(convs[0]) || !dense(convs[1]) ||
       !dense(convs[2]) || acts[0]->act.kind != ActKind::leaky_relu || acts[1]->act.kind != ActKind::leaky_relu ||
       g.nodes[1].op != OpKind::act || g.nodes[3].op != OpKind::act || convs[0]->cin != kChannels)
     throw InvalidArgument("DeepEM errors need the network 6 -> H -> H -> nT with LeakyReLU (1x1 convolutions)");
