@@ -114,6 +114,9 @@ def _reference_metrics(grid, em_bp, status, em_dl, dl_grid, y, sigma, model):
     for p in range(npix):
         if status[p] != 0:
             continue
+        inband.append(all(abs(model[c, p] - max(y[c, p], 0.0)) <= 1.4 * sigma[c, p] * (1 + 1e-9) for c in range(6)))
+        if not np.isfinite(em_dl[:, p]).all():
+            continue
         peak = em_bp[:, p].max()
         for i in range(nt):
             if peak > 0 and em_bp[i, p] > 0.01 * peak:
@@ -122,7 +125,6 @@ def _reference_metrics(grid, em_bp, status, em_dl, dl_grid, y, sigma, model):
         if tb > 0 and td > 0:
             dlt.append(abs(np.dot(grid, full[:, p]) / td - np.dot(grid, em_bp[:, p]) / tb))
             ratio.append(td / tb)
-        inband.append(all(abs(model[c, p] - max(y[c, p], 0.0)) <= 1.4 * sigma[c, p] * (1 + 1e-9) for c in range(6)))
     return rel, dlt, ratio, float(np.mean(inband))
 
 
@@ -132,16 +134,19 @@ def test_compare_matches_a_pixel_by_pixel_reference():
     em_bp = np.where(rng.random((21, npix)) < 0.3, 10 ** rng.uniform(25, 28, (21, npix)), 0.0)
     em_dl = 10 ** rng.uniform(25, 28, (18, npix))
     status = np.where(rng.random(npix) < 0.1, 2, 0).astype(np.int8)
+    status[5] = 0  # BP-ok, DeepEM NaN (below)
     em_bp[:, status != 0] = 0.0
+    em_dl[:, 5] = np.nan  # DeepEM without EM there (e.g. refinement infeasible)
     y = rng.uniform(-5, 500, (6, npix))
     sigma = rng.uniform(1, 20, (6, npix))
     model = y + sigma * rng.uniform(-2, 2, (6, npix))
     model[:, ::3] = y[:, ::3] + 0.5 * sigma[:, ::3]  # some pixels surely in the band
+    model[:, 5] = np.nan
     bp = SimpleNamespace(em=em_bp, status=status, model=y.copy(), logt=DEFAULT_LOGT)
     dl = SimpleNamespace(em=em_dl, model=model, logt=DEEPEM_LOGT)
     m = compare(bp, dl, y, sigma)
     rel, dlt, ratio, inband = _reference_metrics(DEFAULT_LOGT, em_bp, status, em_dl, DEEPEM_LOGT, y, sigma, model)
-    assert m["bp_ok"] == int((status == 0).sum())
+    assert m["bp_ok"] == int((status == 0).sum()) and m["dl_nan_on_bp_ok"] == 1
     for i in range(21):
         assert m["rel_err_per_bin"][i] == pytest.approx(np.median(rel[i]), rel=1e-12)
     for i in (18, 19, 20):  # bins the 18-bin model lacks: EM 0 there, relative error 1
@@ -157,7 +162,7 @@ def test_compare_matches_a_pixel_by_pixel_reference():
     tot_err = rng.uniform(0, 1, npix) * em_dl.sum(axis=0)
     dl.logt_err, dl.total_em_err = lt_err, tot_err
     m = compare(bp, dl, y, sigma)
-    ok = [p for p in range(npix) if status[p] == 0]
+    ok = [p for p in range(npix) if status[p] == 0 and p != 5]
     cov_t = np.mean([abs(_lt(DEFAULT_LOGT, em_bp[:, p]) - _lt(DEEPEM_LOGT, em_dl[:, p])) <= lt_err[p] for p in ok])
     cov_e = np.mean([abs(em_dl[:18, p].sum() - em_bp[:, p].sum()) <= tot_err[p] for p in ok])
     assert m["coverage"]["logt_em"] == pytest.approx(cov_t, rel=1e-12)

@@ -64,7 +64,7 @@ def test_bp_result_to_ndcube(files, tmp_path):
 def test_deepem_and_plain_results_to_ndcube(files, tmp_path):
     res, _ = run_deepem(files, tmp_path / "deepem.fits")
     cube = res.to_ndcube()
-    assert cube.uncertainty is None and cube.data.shape == (18, 67, 67)
+    assert cube.uncertainty is None and cube.data.shape == (res.logt.size, 67, 67)
     obs = read_aia(files)
     plain = BasisPursuit().solve(obs.data, exptime=obs.exptime)
     with pytest.raises(ValueError, match="no WCS header"):

@@ -73,13 +73,16 @@ def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
     sigma = sigma.reshape(6, -1)
     ok = bp_res.status.ravel() == 0
     finite = np.all(np.isfinite(y), axis=0)
+    # pixels where DeepEM has no EM (NaN: overflow, refinement infeasible) count as out of
+    # band below and are left out of the EM statistics (counted in dl_nan_on_bp_ok)
+    dl_finite = np.all(np.isfinite(em_dl), axis=0)
     peak = em_bp.max(axis=0)
-    significant = ok[None, :] & (em_bp > 0.01 * peak[None, :]) & (peak[None, :] > 0)
+    significant = (ok & dl_finite)[None, :] & (em_bp > 0.01 * peak[None, :]) & (peak[None, :] > 0)
     with np.errstate(invalid="ignore", divide="ignore"):
         rel = np.abs(em_dl - em_bp) / em_bp
     per_bin = [float(np.median(rel[j, significant[j]])) if significant[j].any() else None for j in range(nt)]
     tot_bp, tot_dl = em_bp.sum(axis=0), em_dl.sum(axis=0)
-    both = ok & (tot_bp > 0) & (tot_dl > 0)
+    both = ok & dl_finite & (tot_bp > 0) & (tot_dl > 0)
     lt_bp = (grid @ em_bp[:, both]) / tot_bp[both]
     lt_dl = (grid @ em_dl[:, both]) / tot_dl[both]
     dlt = np.abs(lt_dl - lt_bp)
@@ -90,6 +93,7 @@ def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
         "pixels": int(y.shape[1]),
         "bp_ok": int(ok.sum()),
         "bp_failed": int(failed.sum()),
+        "dl_nan_on_bp_ok": int((ok & ~dl_finite).sum()),
         "rel_err_per_bin": per_bin,
         "rel_err_median_all_bins": float(np.median(rel[significant])) if significant.any() else None,
         "logt_em": {"median_abs_diff": float(np.median(dlt)), "p90_abs_diff": float(np.percentile(dlt, 90))},
