@@ -129,7 +129,7 @@ def coverage(res, truth: dict) -> dict:
 def method_choice(net: DeepEM, n: int = 400, draws: int = 400, seed: int = 303) -> dict:
     """Jacobian against Monte-Carlo copies of each pixel, for the noise term: accuracy against
     a many-draw Monte-Carlo reference of the (nonlinear) network, and cost against a plain run."""
-    s = synthetic_aia(n, seed)
+    s = synthetic_aia(n, seed, logt=net.logt)
     jac = noise_only(net, s, threads=1)
     rng = np.random.default_rng(seed)
     runs = [net.invert(s["y"] + s["sigma"] * rng.standard_normal(s["y"].shape), threads=1) for _ in range(draws)]
@@ -145,7 +145,7 @@ def method_choice(net: DeepEM, n: int = 400, draws: int = 400, seed: int = 303) 
             "mc6_rel_err_median": float(np.median(np.abs(few / ref - 1))),
             "mc6_rel_err_p90": float(np.quantile(np.abs(few / ref - 1), 0.9)),
         }
-    big = synthetic_aia(20000, seed + 1)
+    big = synthetic_aia(20000, seed + 1, logt=net.logt)
     times = {}
     for key, kw in (("plain", {}), ("errors", {"errors": True})):
         best = np.inf
@@ -161,15 +161,15 @@ def method_choice(net: DeepEM, n: int = 400, draws: int = 400, seed: int = 303) 
 
 
 def flare_against_bp(net: DeepEM, samples: int = 30) -> dict:
-    """On the shipped flare cutouts: how often Basis Pursuit's log T_EM and total EM (18-bin grid)
+    """On the shipped flare cutouts: how often Basis Pursuit's log T_EM and total EM (the model's grid)
     lie within DeepEM's 1 sigma, and within the two errors combined (BP's Monte-Carlo ones)."""
     from .. import datasets
-    from ..dem.basis_pursuit import DEEPEM_LOGT, BasisPursuit
+    from ..dem.basis_pursuit import BasisPursuit
     from ..dem.io import read_aia
 
     obs = read_aia(datasets.aia_flare_files())
     d = net.invert(obs.data, exptime=obs.exptime, n_sample=obs.n_sample, errors=True)
-    b = BasisPursuit(logt=DEEPEM_LOGT).solve(
+    b = BasisPursuit(logt=net.logt).solve(
         obs.data, exptime=obs.exptime, n_sample=obs.n_sample, n_samples=samples, seed=0
     )
     ok = (d.status == 0) & (b.status == 0) & np.isfinite(b.logt_err) & np.isfinite(b.total_em_err)
@@ -195,7 +195,7 @@ def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = Non
     path = Path(shipped_model_path() if model is None else model)
     net = DeepEM.load(path, threads=threads)
     t0 = time.perf_counter()
-    cal = synthetic_aia(N_CALIBRATION, SEED_CALIBRATION)
+    cal = synthetic_aia(N_CALIBRATION, SEED_CALIBRATION, logt=net.logt)
     tables = fit_tables(noise_only(net, cal, threads), cal)
     section = {
         "method": "data noise (AIA error model, or the given sigma) through the network's Jacobian "
@@ -203,17 +203,17 @@ def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = Non
         "input_noise": "sigma(sqrt(I)) = sigma_I / (2 sqrt(max(I, sigma_I)))",
         **tables,
         "calibration": {
-            "data": f"fastinv.dem.synthetic.synthetic_aia({N_CALIBRATION}, seed={SEED_CALIBRATION})",
+            "data": f"fastinv.dem.synthetic.synthetic_aia({N_CALIBRATION}, seed={SEED_CALIBRATION}, logt=the model's)",
             "rule": "per cell: smallest sigma_m with 68.3 % of truths within sqrt(sigma_noise^2 + sigma_m^2); "
             "cells at quantiles of predicted log10 total EM x predicted log T_EM, per bin at em_edges",
         },
     }
     update_card(path, {"errors": section})
     net = DeepEM.load(path, threads=threads)
-    held = synthetic_aia(N_HELD_OUT, SEED_HELD_OUT)
+    held = synthetic_aia(N_HELD_OUT, SEED_HELD_OUT, logt=net.logt)
     res = net.invert(held["y"], sigma=held["sigma"], errors=True)
     section["held_out"] = {
-        "data": f"fastinv.dem.synthetic.synthetic_aia({N_HELD_OUT}, seed={SEED_HELD_OUT})",
+        "data": f"fastinv.dem.synthetic.synthetic_aia({N_HELD_OUT}, seed={SEED_HELD_OUT}, logt=the model's)",
         **coverage(res, held),
     }
     section["seconds"] = round(time.perf_counter() - t0, 1)
