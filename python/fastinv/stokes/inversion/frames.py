@@ -172,7 +172,9 @@ class FrameInverter:
         self._resynthesis = None
         if chi2:
             if self.net is None:
-                raise ValueError("chi2=True re-synthesises the network's atmospheres; the ME methods report their own chi2")
+                raise ValueError(
+                    "chi2=True re-synthesises the network's atmospheres; the ME methods report their own chi2"
+                )
             from .resynthesis import Resynthesis
 
             self._resynthesis = Resynthesis(self.net)
@@ -768,4 +770,6 @@ def invert_files(
         wcs = hinode_map_wcs(headers, status.shape[0], columns, paths)
     else:
         wcs = visp_map_wcs(first_header)
-    return MapResult(results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0, me_map, inv, chi2_map)
+    return MapResult(
+        results, status, float(continuum), wcs, len(paths), time.perf_counter() - t0, me_map, inv, chi2_map
+    )

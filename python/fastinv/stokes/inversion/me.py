@@ -28,8 +28,8 @@ from ..synthesis.instrument import Instrument
 from ..synthesis.lines import SpectralLine
 from ..synthesis.milne_eddington import ME_PARAMETERS, ME_UNITS, MilneEddington
 from .me_init import classical_guess
-from .stray_light import quiet_sun_profile
 from .me_network import MENetwork, find_me_network
+from .stray_light import quiet_sun_profile
 
 __all__ = ["MEInversion", "MEResult", "ME_FIT_PARAMETERS", "ME_CORRELATED", "ME_INV_STATUS"]
 
