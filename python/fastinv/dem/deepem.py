@@ -116,7 +116,7 @@ class DeepEM:
 
         Examples
         --------
-        >>> fast = DeepEM.load(precision="bf16")  # doctest: +SKIP (needs an AVX512-BF16 CPU)
+        >>> fast = DeepEM.load(precision="bf16")  # doctest: +SKIP
         """
         if path is None or (isinstance(path, str) and path in SHIPPED_MODELS):
             path = shipped_model_path(path)
