@@ -40,7 +40,7 @@ export PYTHONUNBUFFERED=1 FASTINV_TEST_SEED="${FASTINV_TEST_SEED:-12345}"
 ALL_PHASES="build smoke tests memcheck racecheck synccheck bench bench_cnn"
 
 # seconds each phase may take, and the least worth starting it with
-declare -A LIMIT=([build]=140 [smoke]=75 [tests]=150 [memcheck]=40 [racecheck]=45 [synccheck]=30 [bench]=90 [bench_cnn]=120)
+declare -A LIMIT=([build]=140 [smoke]=95 [tests]=150 [memcheck]=40 [racecheck]=45 [synccheck]=30 [bench]=90 [bench_cnn]=120)
 declare -A MIN=([build]=60 [smoke]=20 [tests]=40 [memcheck]=20 [racecheck]=20 [synccheck]=15 [bench]=45 [bench_cnn]=60)
 declare -A RC SECS
 
