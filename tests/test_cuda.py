@@ -600,11 +600,17 @@ def test_emulated_ldmatrix_epilogue_runs_every_activation(tmp_path, precision):
         width = nxt
     mods.append(torch.nn.Linear(width, 3))
     net = torch.nn.Sequential(*mods).eval()
+    with torch.no_grad():  # gain ~1 per layer: the output must depend on every activation, not on the biases
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.normal_(0.0, 1.7 / m.in_features**0.5)
+                m.bias.normal_(0.0, 0.1)
     path = _export(net, np.zeros((2, 5)), tmp_path)
     x = np.random.default_rng([SEED, 20]).standard_normal((5, 77)).astype(np.float32) * 2
     y, used, _ = _core._testing.cuda_emulate(str(path), precision, "fused", x, tile=64, grid=1, kernel="ldmatrix")
     assert used == "fused"
     ref = _same_precision_model(net, x, precision)
+    assert ref.std(axis=1).min() > 0.05 * np.abs(ref).max(), "the output must vary with the input"
     layers = _dense_layers(net)
     nl, kmax = len(layers), max(w.shape[1] for w, _, _ in layers)
     err = _rel_l2(y, ref)
