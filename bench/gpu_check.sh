@@ -59,7 +59,8 @@ phase_build() {
   # the tensor-core variants must hold HMMA instructions in their SASS
   local so
   so=$("$PY" -c "import fastinv._core as c; print(c.__file__)") &&
-    echo "SASS: $(cuobjdump -sass "$so" 2>/dev/null | grep -c HMMA) HMMA instructions in $so"
+    echo "SASS: $(cuobjdump -sass "$so" 2>/dev/null | grep -c HMMA) HMMA and" \
+      "$(cuobjdump -sass "$so" 2>/dev/null | grep -c LDSM) LDSM (ldmatrix variant) instructions in $so"
 }
 
 need_device() {  # a GPU run whose tests all skip must not read as a pass
