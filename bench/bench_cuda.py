@@ -132,7 +132,7 @@ def _write_results():
     # ratios: fastinv over the PyTorch eager row of equal precision and mode
     peer = {"fp32": "torch-eager-fp32", "tf32": "torch-eager-default(tf32)", "bf16": "torch-eager-bf16-autocast"}
     for r in ROWS:
-        if r["impl"] == "fastinv" and "median_ms" in r:
+        if r["impl"] in ("fastinv", "fastinv-ldmatrix") and "median_ms" in r:
             for q in ROWS:
                 if (
                     q["case"] == r["case"]
@@ -259,15 +259,26 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
     TorchPeer(net, "torch-eager-fp32", stripe)(x_dev[0], ref_out)
     k = iter(range(1 << 30))
 
-    for precision in ("fp32", "tf32", "bf16"):
-        model = fastinv.load(path, device="cuda", precision=precision)
+    # the opt-in ldmatrix variant (FASTINV_CUDA_KERNEL, read at load) beside the default kernel
+    variants = [("fp32", "mma"), ("tf32", "mma"), ("bf16", "mma"), ("tf32", "ldmatrix"), ("bf16", "ldmatrix")]
+    for precision, variant in variants:
+        impl = "fastinv" if variant == "mma" else f"fastinv-{variant}"
+        saved = os.environ.get("FASTINV_CUDA_KERNEL")
+        os.environ["FASTINV_CUDA_KERNEL"] = variant
+        try:
+            model = fastinv.load(path, device="cuda", precision=precision)
+        finally:
+            if saved is None:
+                del os.environ["FASTINV_CUDA_KERNEL"]
+            else:
+                os.environ["FASTINV_CUDA_KERNEL"] = saved
         out = torch.full(full_out, float("nan"), device="cuda")
         model(x_dev[0], out=out)
         err = _rel_l2(out, ref_out)
         t = cuda_times_ms(lambda: model(x_dev[next(k) % nsets], out=out), reps=reps)
         record(
             case,
-            "fastinv",
+            impl,
             precision,
             "device-resident",
             t,
@@ -276,8 +287,9 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
             rel_l2_vs_torch_fp32=err,
             kernel=model.info()["isa"],
         )
-        t = cuda_times_ms(lambda: model(x_host[next(k) % nsets]), warmup=2, reps=max(3, reps // 2))
-        record(case, "fastinv", precision, "host-to-host", t, samples, flops, kernel=model.info()["isa"])
+        if variant == "mma":  # the host path adds the same transfers to either variant
+            t = cuda_times_ms(lambda: model(x_host[next(k) % nsets]), warmup=2, reps=max(3, reps // 2))
+            record(case, impl, precision, "host-to-host", t, samples, flops, kernel=model.info()["isa"])
     for mode, precision in TORCH_MODES:
         peer = TorchPeer(net, mode, stripe)
         out = torch.empty(full_out, device="cuda")

@@ -40,7 +40,7 @@ export PYTHONUNBUFFERED=1 FASTINV_TEST_SEED="${FASTINV_TEST_SEED:-12345}"
 ALL_PHASES="build smoke tests memcheck racecheck synccheck bench bench_cnn"
 
 # seconds each phase may take, and the least worth starting it with
-declare -A LIMIT=([build]=140 [smoke]=75 [tests]=150 [memcheck]=40 [racecheck]=45 [synccheck]=30 [bench]=90 [bench_cnn]=120)
+declare -A LIMIT=([build]=140 [smoke]=95 [tests]=150 [memcheck]=40 [racecheck]=45 [synccheck]=30 [bench]=90 [bench_cnn]=120)
 declare -A MIN=([build]=60 [smoke]=20 [tests]=40 [memcheck]=20 [racecheck]=20 [synccheck]=15 [bench]=45 [bench_cnn]=60)
 declare -A RC SECS
 
@@ -59,7 +59,8 @@ phase_build() {
   # the tensor-core variants must hold HMMA instructions in their SASS
   local so
   so=$("$PY" -c "import fastinv._core as c; print(c.__file__)") &&
-    echo "SASS: $(cuobjdump -sass "$so" 2>/dev/null | grep -c HMMA) HMMA instructions in $so"
+    echo "SASS: $(cuobjdump -sass "$so" 2>/dev/null | grep -c HMMA) HMMA and" \
+      "$(cuobjdump -sass "$so" 2>/dev/null | grep -c LDSM) LDSM (ldmatrix variant) instructions in $so"
 }
 
 need_device() {  # a GPU run whose tests all skip must not read as a pass

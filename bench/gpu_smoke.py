@@ -9,6 +9,9 @@ host frame uses all three streams; each result against
   by tests/_rounding.py (fp32 ~1e-6);
 * the CPU engine (float32): the precision's rounding error, bound predicted likewise.
 
+tf32 and bf16 run twice: the default kernel and the opt-in ldmatrix variant
+(``FASTINV_CUDA_KERNEL=ldmatrix``, compared with the emulation of that variant).
+
 MUISCA (a 1D CNN: the per-op path, fp32) against the CPU engine; device arrays (CuPy
 planar, CuPy strided; torch unless ``--no-torch``) against the host result.
 
@@ -79,12 +82,27 @@ def deepem_input(rng, n: int) -> np.ndarray:
     return np.sqrt(rng.gamma(1.5, 80.0, (6, 1, n))).astype(np.float32)
 
 
-def check_deepem(check: Checks, device: str, precision: str, sizes: list[int], rng) -> None:
+def load_variant(path, device: str, precision: str, kernel: str):
+    """The model with FASTINV_CUDA_KERNEL=kernel (read at load), the environment restored."""
+    saved = os.environ.get("FASTINV_CUDA_KERNEL")
+    os.environ["FASTINV_CUDA_KERNEL"] = kernel
+    try:
+        return fastinv.load(path, device=device, precision=precision)
+    finally:
+        if saved is None:
+            del os.environ["FASTINV_CUDA_KERNEL"]
+        else:
+            os.environ["FASTINV_CUDA_KERNEL"] = saved
+
+
+def check_deepem(check: Checks, device: str, precision: str, sizes: list[int], rng, kernel: str = "mma") -> None:
     path = shipped_model_path()
     cpu = fastinv.load(path)
-    model = fastinv.load(path, device=device, precision=precision) if device != "cpu" else cpu
-    fused = device == "cpu" or "fused" in model.info()["isa"]
-    check(fused, f"deepem {precision}: fused kernel ({model.info()['isa']})")
+    model = load_variant(path, device, precision, kernel) if device != "cpu" else cpu
+    isa = model.info()["isa"]
+    fused = device == "cpu" or ("fused" in isa and (kernel == "ldmatrix") == ("ldmatrix" in isa))
+    check(fused, f"deepem {precision}: fused kernel, variant {kernel} ({isa})")
+    precision_tag = precision if kernel == "mma" else f"{precision} {kernel}"
     tile = tile_of(model) if device != "cpu" else 0  # 0: the emulation picks as the backend does on an H100
     same_l2 = FACTOR * same_precision_difference(precision, DEEPEM_LAYERS, DEEPEM_KMAX)
     same_max = same_precision_max(precision, DEEPEM_LAYERS, DEEPEM_KMAX)
@@ -93,17 +111,19 @@ def check_deepem(check: Checks, device: str, precision: str, sizes: list[int], r
         x = deepem_input(rng, n)
         y = np.full((18, 1, n), np.nan, np.float32)
         model(x, out=y)
-        check(bool(np.isfinite(y).all()), f"deepem {precision} n={n}: every output written (no NaN left)")
-        emu, _, used_tile = _core._testing.cuda_emulate(str(path), precision, "fused", x.reshape(6, n), tile=tile)
+        check(bool(np.isfinite(y).all()), f"deepem {precision_tag} n={n}: every output written (no NaN left)")
+        emu, _, used_tile = _core._testing.cuda_emulate(
+            str(path), precision, "fused", x.reshape(6, n), tile=tile, kernel=kernel
+        )
         e = rel_l2(y.reshape(18, n), emu)
         worst = float(np.abs(y.reshape(18, n) - emu).max() / max(np.abs(emu).max(), 1e-30))
         check(
             e <= same_l2 and worst <= same_max,
-            f"deepem {precision} n={n} vs emulation (tile {used_tile}): rel L2 {e:.2e} <= {same_l2:.1e}, "
+            f"deepem {precision_tag} n={n} vs emulation (tile {used_tile}): rel L2 {e:.2e} <= {same_l2:.1e}, "
             f"max {worst:.2e} <= {same_max:.1e}",
         )
         e = rel_l2(y, cpu(x))
-        check(e <= vs_cpu, f"deepem {precision} n={n} vs CPU engine: rel L2 {e:.2e} <= {vs_cpu:.1e}")
+        check(e <= vs_cpu, f"deepem {precision_tag} n={n} vs CPU engine: rel L2 {e:.2e} <= {vs_cpu:.1e}")
 
 
 def check_muisca(check: Checks, device: str, nprof: int, rng, tmp: Path) -> None:
@@ -169,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK_SIZES if args.quick else SIZES
     for p in precisions:
         check.guard(f"deepem {p}", lambda p=p: check_deepem(check, args.device, p, sizes, rng))
+    for p in precisions[1:]:  # the ldmatrix variant (tf32, bf16) on the quick sizes
+        check.guard(
+            f"deepem {p} ldmatrix", lambda p=p: check_deepem(check, args.device, p, QUICK_SIZES, rng, "ldmatrix")
+        )
     check.guard("muisca", lambda: check_muisca(check, args.device, 50 if args.quick else 2555, rng, Path(args.tmp)))
     if args.device != "cpu":
         use_torch = not (args.quick or args.no_torch)

@@ -13,13 +13,20 @@
 // activations by cvt.rna), fp32 accumulation; bf16 -- mma.sync.m16n8k16 with the
 // activations stored as bf16 (k-pairs interleaved so a B fragment register is one
 // 32-bit shared load), fp32 accumulation. Warps tile a chunk 4 (16 rows) x 2 (TILE/2 px).
+//
+// The opt-in ldmatrix variant (LDM, FASTINV_CUDA_KERNEL=ldmatrix; tf32 and bf16 only) keeps
+// this structure but lays activations out for ldmatrix (cuda/fused_ldmatrix.hpp), loads
+// the B fragments of two n8 tiles with one ldmatrix.x4, and compiles the epilogue once per
+// activation kind (cuda/fused_activation.hpp), chosen once per layer.
 #include <cuda_bf16.h>
 
 #include <algorithm>
 
 #include "activation.cuh"
 #include "cuda_check.cuh"
+#include "fused_activation.hpp"
 #include "fused_index.hpp"
+#include "fused_ldmatrix.hpp"
 #include "gpu_kernels.hpp"
 
 namespace fastinv::cuda {
@@ -56,13 +63,39 @@ __device__ __forceinline__ void mma_bf16(float (&d)[4], const uint4& a, uint32_t
       : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
 }
 
-template <Precision P, int LD>
-__device__ __forceinline__ void store_act(uint32_t* buf, int row, int col, float v) {
+// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: this lane's row address in, four
+// 32-bit registers (one per 8x8 matrix) out.
+__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(s));
+}
+
+// Where activation (row, col) lives in a buffer (bf16: 16-bit index, else float index).
+template <Precision P, int TILE, bool LDM>
+__device__ __forceinline__ int slot(int row, int col, int rows) {
+  if constexpr (LDM) return fused::ldm::act_slot<P, TILE>(row, col, rows);
+  return fused::act_slot<P>(row, col, fused::ld<TILE>());
+}
+template <Precision P, int TILE, bool LDM>
+__device__ __forceinline__ int buffer_words(int rows) {
+  if constexpr (LDM) return fused::ldm::buffer_words<P, TILE>(rows);
+  return fused::buffer_words(P, rows, fused::ld<TILE>());
+}
+
+template <Precision P>
+__device__ __forceinline__ void store_act(uint32_t* buf, int slot, float v) {
   if constexpr (P == Precision::bf16) {
-    reinterpret_cast<unsigned short*>(buf)[fused::act_slot<P>(row, col, LD)] =
-        __bfloat16_as_ushort(__float2bfloat16_rn(v));
+    reinterpret_cast<unsigned short*>(buf)[slot] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
   } else {
-    reinterpret_cast<float*>(buf)[fused::act_slot<P>(row, col, LD)] = v;
+    reinterpret_cast<float*>(buf)[slot] = v;
   }
 }
 
@@ -74,10 +107,40 @@ struct Acc {
 };
 
 // One 32-deep chunk: acc += W[chunk rows][kc*32 .. +32] * X[kc*32 .. +32][tile].
-template <Precision P, int TILE, int LD>
-__device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch, const uint32_t* x, int kc) {
+template <Precision P, int TILE, int LD, bool LDM>
+__device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch, const uint32_t* x, int kc, int rows) {
   const int tid = threadIdx.x;
-  if constexpr (P == Precision::fp32) {
+  if constexpr (LDM) {
+    const fused::MmaLane m = fused::mma_lane(tid);
+    const uint4* wf = reinterpret_cast<const uint4*>(wch);
+#pragma unroll
+    for (int kt = 0; kt < fused::k_steps<P>(); ++kt) {
+      const uint4 a = wf[fused::a_fragment<P>(m.wm, kt, m.lane)];
+#pragma unroll
+      for (int jj = 0; jj < TILE / 32; ++jj) {  // pairs of n8 tiles
+        const int e = fused::ldm::b_row_address<P, TILE>(m, kc, kt, jj, rows);
+        uint32_t r[4];
+        if constexpr (P == Precision::bf16) {
+          ldmatrix_x4_trans(r, reinterpret_cast<const unsigned short*>(x) + e);
+        } else {
+          ldmatrix_x4(r, reinterpret_cast<const float*>(x) + e);
+#pragma unroll
+          for (int q = 0; q < 4; ++q) r[q] = to_tf32(__uint_as_float(r[q]));
+        }
+        uint32_t b[2][2];
+#pragma unroll
+        for (int q = 0; q < 4; ++q) b[fused::ldm::b_tile(jj, q) - 2 * jj][fused::ldm::b_reg(q)] = r[q];
+#pragma unroll
+        for (int h = 0; h < 2; ++h) {
+          float (&d)[4] = *reinterpret_cast<float (*)[4]>(&acc.v[fused::mma_acc(2 * jj + h, 0)]);
+          if constexpr (P == Precision::tf32)
+            mma_tf32(d, a, b[h][0], b[h][1]);
+          else
+            mma_bf16(d, a, b[h][0], b[h][1]);
+        }
+      }
+    }
+  } else if constexpr (P == Precision::fp32) {
     constexpr int NC = TILE / 16;  // pixels per thread, contiguous
     const fused::SimtThread th = fused::simt_thread(tid);
     const float* w = reinterpret_cast<const float*>(wch);
@@ -134,17 +197,24 @@ __device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch
 
 // Bias + activation on one chunk's accumulators; rows >= m become 0 (the next layer's
 // zero-padded depth must read zeros). The last layer writes the planar output.
-template <Precision P, int TILE, int LD>
+// ACT < 0: the activation by the run-time switch of activation.cuh (the default kernel);
+// else fused::activate<ACT> (the ldmatrix variant).
+template <Precision P, int TILE, bool LDM, int ACT>
 __device__ __forceinline__ void epilogue(const Acc<P, TILE>& acc, const FusedArgs& args, const FusedLayerArgs& L,
                                          int mc, uint32_t* dst, bool last, int64_t p0, int valid) {
   const int tid = threadIdx.x;
   auto put = [&](int row, int col, float a) {
     const bool real = row < L.m;
-    const float v = real ? activate(L.act, a + L.bias[row]) : 0.f;
+    float v = 0.f;
+    if constexpr (ACT < 0) {
+      if (real) v = activate(L.act, a + L.bias[row]);
+    } else {
+      if (real) v = fused::activate<ACT>(L.act, a + L.bias[row]);
+    }
     if (last) {
       if (fused::output_written(row, col, L.m, valid)) args.out[fused::out_index(args, row, p0, col)] = v;
     } else {
-      store_act<P, LD>(dst, row, col, v);
+      store_act<P>(dst, slot<P, TILE, LDM>(row, col, args.rows), v);
     }
   };
   if constexpr (P == Precision::fp32) {
@@ -164,13 +234,14 @@ __device__ __forceinline__ void epilogue(const Acc<P, TILE>& acc, const FusedArg
   }
 }
 
-template <Precision P, int TILE>
+template <Precision P, int TILE, bool LDM>
 __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_constant__ FusedArgs args) {
+  static_assert(!LDM || P != Precision::fp32, "the ldmatrix variant is tf32/bf16 only");
   constexpr int LD = fused::ld<TILE>();
   constexpr int CW = int(chunk_words(P));
   extern __shared__ uint4 smem_raw[];
   uint32_t* smem = reinterpret_cast<uint32_t*>(smem_raw);
-  const int buf_words = fused::buffer_words(P, args.rows, LD);
+  const int buf_words = buffer_words<P, TILE, LDM>(args.rows);
   const int tid = threadIdx.x;
   const int64_t ntiles = fused::tile_count(args.npix, TILE);
 
@@ -182,7 +253,7 @@ __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_con
       for (int e = tid; e < L0.kpad * TILE; e += kThreads) {
         const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
         const float v = fused::input_read(r, p, L0.k, valid) ? args.in[fused::in_index(args, r, p0, p)] : 0.f;
-        store_act<P, LD>(smem + fused::buffer_offset(0, buf_words), r, p, v);
+        store_act<P>(smem + fused::buffer_offset(0, buf_words), slot<P, TILE, LDM>(r, p, args.rows), v);
       }
     }
     __syncthreads();
@@ -212,10 +283,15 @@ __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_con
             cp_async_commit();  // an empty group keeps "all but the newest" meaning chunk c
           cp_async_wait_prev();
           __syncthreads();
-          mma_chunk<P, TILE, LD>(acc, smem + fused::stage_offset(c, buf_words, CW), src, kc);
+          mma_chunk<P, TILE, LD, LDM>(acc, smem + fused::stage_offset(c, buf_words, CW), src, kc, args.rows);
           __syncthreads();
         }
-        epilogue<P, TILE, LD>(acc, args, L, mc, dst, last, p0, valid);
+        if constexpr (LDM)
+          fused::with_activation(L.act.kind, [&](auto act) {
+            epilogue<P, TILE, LDM, decltype(act)::kind>(acc, args, L, mc, dst, last, p0, valid);
+          });
+        else
+          epilogue<P, TILE, LDM, -1>(acc, args, L, mc, dst, last, p0, valid);
       }
       __syncthreads();
     }
@@ -223,39 +299,41 @@ __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_con
 }
 
 template <Precision P, int TILE>
-const void* kernel_ptr() {
-  return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE>);
+const void* kernel_ptr(FusedKernel k) {
+  if constexpr (P != Precision::fp32)
+    if (k == FusedKernel::ldmatrix) return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE, true>);
+  return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE, false>);
 }
 
 template <Precision P>
-const void* pick(int tile) {
+const void* pick(int tile, FusedKernel k) {
   switch (tile) {
     case 32:
-      return kernel_ptr<P, 32>();
+      return kernel_ptr<P, 32>(k);
     case 64:
-      return kernel_ptr<P, 64>();
+      return kernel_ptr<P, 64>(k);
     case 128:
-      return kernel_ptr<P, 128>();
+      return kernel_ptr<P, 128>(k);
   }
   throw InvalidArgument("fused kernel: tile must be 32, 64 or 128");
 }
 
-const void* kernel_for(Precision p, int tile) {
+const void* kernel_for(Precision p, int tile, FusedKernel k) {
   switch (p) {
     case Precision::fp32:
-      return pick<Precision::fp32>(tile);
+      return pick<Precision::fp32>(tile, k);
     case Precision::tf32:
-      return pick<Precision::tf32>(tile);
+      return pick<Precision::tf32>(tile, k);
     case Precision::bf16:
-      return pick<Precision::bf16>(tile);
+      return pick<Precision::bf16>(tile, k);
   }
   throw InvalidArgument("fused kernel: bad precision");
 }
 
 }  // namespace
 
-int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms) {
-  const void* k = kernel_for(p, tile);
+int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms, FusedKernel kernel) {
+  const void* k = kernel_for(p, tile, kernel);
   FASTINV_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 0;
   FASTINV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kThreads, size_t(smem)));
@@ -265,12 +343,13 @@ int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms) {
   return per_sm * sms;
 }
 
-void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, int64_t smem, StreamHandle stream) {
+void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, int64_t smem, FusedKernel kernel,
+                  StreamHandle stream) {
   if (args.npix <= 0) return;
   const int64_t ntiles = (args.npix + tile - 1) / tile;
   const unsigned blocks = unsigned(std::min<int64_t>(grid, ntiles));
   void* params[] = {const_cast<FusedArgs*>(&args)};
-  FASTINV_CUDA_CHECK(cudaLaunchKernel(kernel_for(p, tile), dim3(blocks), dim3(kThreads), params, size_t(smem),
+  FASTINV_CUDA_CHECK(cudaLaunchKernel(kernel_for(p, tile, kernel), dim3(blocks), dim3(kThreads), params, size_t(smem),
                                       static_cast<cudaStream_t>(stream)));
   check_launch("fused per-pixel network");
 }

@@ -4,6 +4,7 @@
 // kernel's accesses are coalesced over samples. Launchers check the launch.
 #pragma once
 #include <cstdint>
+#include <string>
 
 #include "host/pack.hpp"
 #include "gpu_runtime.hpp"
@@ -37,11 +38,19 @@ struct FusedArgs {
   int64_t npix = 0;
 };
 
+// The fused kernel's variant: `mma` (the default) or `ldmatrix` (opt-in,
+// FASTINV_CUDA_KERNEL=ldmatrix: tf32/bf16 B fragments by ldmatrix.x4 and an epilogue
+// compiled per activation, cuda/fused_ldmatrix.hpp; fp32 runs the default either way).
+enum class FusedKernel { mma, ldmatrix };
+// "mma" / "ldmatrix" (anything else: InvalidArgument naming the choices).
+FusedKernel fused_kernel_from_name(const std::string& name);
+
 // (shared memory size and tile choice: cuda::fused_smem_bytes / cuda::fused_pick_tile)
 // Raise the kernel's dynamic shared memory limit (once per device and variant) and
 // return the persistent grid size for `sms` multiprocessors.
-int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms);
-void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, int64_t smem, StreamHandle stream);
+int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms, FusedKernel kernel);
+void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, int64_t smem, FusedKernel kernel,
+                  StreamHandle stream);
 
 // ---- general graphs, one kernel per op (ops.cu); n samples per row, row stride ld
 // conv1d / linear as an implicit GEMM with fused bias and activation:

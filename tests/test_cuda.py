@@ -548,6 +548,83 @@ def test_emulated_kernel_index_math_matches_the_same_precision_model(tmp_path, c
         assert err <= bound_l2 and worst <= bound_max, msg
 
 
+# The opt-in ldmatrix variant (cuda/fused_ldmatrix.hpp, FASTINV_CUDA_KERNEL=ldmatrix): its
+# activation layouts, ldmatrix.x4 row addresses and register routing, and its epilogue
+# compiled per activation (cuda/fused_activation.hpp), run by the emulation against the
+# same independent model. fp32 runs the default kernel in either variant.
+LDM_CASES = ["deepem", SEED + 300, SEED + 302]
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+@pytest.mark.parametrize("case", LDM_CASES, ids=[f"chain{c}" if c != "deepem" else c for c in LDM_CASES])
+def test_emulated_ldmatrix_variant_matches_the_same_precision_model(tmp_path, case, precision):
+    if case == "deepem":
+        torch.manual_seed(SEED)
+        net, k = deepem().eval(), 6
+    else:
+        net, k = _random_chain(case)
+    path = _export(net, np.zeros((1, k, 1, 1) if case == "deepem" else (2, k)), tmp_path)
+    rng = np.random.default_rng([SEED, 19])
+    layers = _dense_layers(net)
+    nl, kmax = len(layers), max(w.shape[1] for w, _, _ in layers)
+    for tile, n in [(32, 97), (64, 31), (128, 129)]:
+        x = np.full((k, n + 5), np.nan, np.float32)
+        x[:, :n] = np.sqrt(rng.gamma(1.5, 80.0, (k, n))) if case == "deepem" else rng.standard_normal((k, n))
+        y, used, tile_used = _core._testing.cuda_emulate(
+            str(path), precision, "fused", x, n=n, tile=tile, grid=2, out_ld=n + 3, kernel="ldmatrix"
+        )
+        assert (used, tile_used) == ("fused", tile)
+        assert np.isnan(y[:, n:]).all(), "the kernel wrote beyond the frame (out_ld > n)"
+        ref = _same_precision_model(net, x[:, :n], precision)
+        got = y[:, :n]
+        err, worst = _rel_l2(got, ref), float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        bound_l2 = FACTOR * same_precision_difference(precision, nl, kmax)
+        bound_max = same_precision_max(precision, nl, kmax)
+        msg = f"ldmatrix {precision} tile {tile} n {n}: rel L2 {err:.2e} (bound {bound_l2:.1e}), max {worst:.2e}"
+        print(msg)
+        assert err <= bound_l2 and worst <= bound_max, msg
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bf16"])
+def test_emulated_ldmatrix_epilogue_runs_every_activation(tmp_path, precision):
+    """One chain through all ten activation kinds (each layer's epilogue instantiated for
+    its kind), widths crossing the 64-row chunk edge, against the same-precision model
+    (which applies torch's activations)."""
+    torch.manual_seed(SEED + 19)
+    mods, width = [], 5
+    for act in _CHAIN_ACTS:
+        nxt = 70 if width != 70 else 33
+        mods.append(torch.nn.Linear(width, nxt))
+        if act is not None:
+            mods.append(act())
+        width = nxt
+    mods.append(torch.nn.Linear(width, 3))
+    net = torch.nn.Sequential(*mods).eval()
+    with torch.no_grad():  # gain ~1 per layer: the output must depend on every activation, not on the biases
+        for m in net:
+            if isinstance(m, torch.nn.Linear):
+                m.weight.normal_(0.0, 1.7 / m.in_features**0.5)
+                m.bias.normal_(0.0, 0.1)
+    path = _export(net, np.zeros((2, 5)), tmp_path)
+    x = np.random.default_rng([SEED, 20]).standard_normal((5, 77)).astype(np.float32) * 2
+    y, used, _ = _core._testing.cuda_emulate(str(path), precision, "fused", x, tile=64, grid=1, kernel="ldmatrix")
+    assert used == "fused"
+    ref = _same_precision_model(net, x, precision)
+    assert ref.std(axis=1).min() > 0.05 * np.abs(ref).max(), "the output must vary with the input"
+    layers = _dense_layers(net)
+    nl, kmax = len(layers), max(w.shape[1] for w, _, _ in layers)
+    err = _rel_l2(y, ref)
+    bound = FACTOR * same_precision_difference(precision, nl, kmax)
+    assert err <= bound, f"ldmatrix {precision}, every activation: rel L2 {err:.2e} (bound {bound:.1e})"
+
+
+def test_fused_kernel_variant_names_are_checked(tmp_path):
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4)).eval()
+    path = _export(net, np.zeros((2, 3)), tmp_path)
+    with pytest.raises(ValueError, match="'mma'.*'ldmatrix'"):
+        _core._testing.cuda_emulate(str(path), "bf16", "fused", np.zeros((3, 4), np.float32), kernel="wgmma")
+
+
 # ======================================================================================
 # GPU: the issue's verification list (skipped without a device)
 

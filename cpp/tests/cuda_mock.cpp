@@ -107,13 +107,14 @@ void check_device_pointer(const void* p, const char* what) {
 void check_launch(const char*) { ++launches; }
 
 // ---- kernels as formulas
-int fused_prepare(cuda::Precision, int tile, int64_t smem, int sms) {
+int fused_prepare(cuda::Precision, int tile, int64_t smem, int sms, FusedKernel) {
   if (tile != 32 && tile != 64 && tile != 128) throw Error("mock: bad tile");
   if (smem <= 0) throw Error("mock: bad shared memory size");
   return 2 * sms;
 }
 
-void launch_fused(const FusedArgs& a, cuda::Precision p, int tile, int grid, int64_t smem, StreamHandle) {
+void launch_fused(const FusedArgs& a, cuda::Precision p, int tile, int grid, int64_t smem, FusedKernel kernel,
+                  StreamHandle) {
   if (a.nlayers < 1 || a.nlayers > cuda::kMaxFusedLayers || grid < 1) throw Error("mock fused: bad launch");
   if (smem != cuda::fused_smem_bytes(p, tile, a.rows)) throw Error("mock fused: shared memory size mismatch");
   if (a.rows < a.layers[0].kpad) throw Error("mock fused: buffer rows < first layer depth");
@@ -125,7 +126,7 @@ void launch_fused(const FusedArgs& a, cuda::Precision p, int tile, int grid, int
       throw Error("mock fused: layers do not chain");
     if (reinterpret_cast<uintptr_t>(L.w) % 16) throw Error("mock fused: weights not 16-byte aligned (cp.async)");
   }
-  emulate_fused_launch(a, p, tile, grid, smem);
+  emulate_fused_launch(a, p, tile, grid, smem, -1, -1, kernel);
   check_launch("fused");
 }
 

@@ -172,6 +172,7 @@ struct DevFused {
   cuda::FusedArgs args;  // pointers into weights/biases; in/out/npix set per launch
   int tile = 0, grid = 0;
   int64_t smem = 0;
+  cuda::FusedKernel kernel = cuda::FusedKernel::mma;
 };
 
 DevFused upload_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev) {
@@ -181,7 +182,10 @@ DevFused upload_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev)
   f.tile = cuda::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
   if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
   f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows);
-  f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors);
+  // FASTINV_CUDA_KERNEL=ldmatrix opts into the ldmatrix variant (tf32/bf16; docs/cuda.md)
+  if (const char* k = std::getenv("FASTINV_CUDA_KERNEL"); k != nullptr && *k != '\0')
+    f.kernel = cuda::fused_kernel_from_name(k);
+  f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors, f.kernel);
   // FASTINV_CUDA_FUSED_GRID=<blocks> caps the persistent grid, so a small frame still loops
   // over several tiles per block (the sanitizer runs of bench/gpu_check.sh)
   if (const int64_t cap = env_positive("FASTINV_CUDA_FUSED_GRID")) f.grid = int(std::min<int64_t>(f.grid, cap));
@@ -278,8 +282,9 @@ class CudaBackend final : public Backend {
   std::string isa() const override {
     std::string s = "sm_" + std::to_string(dev_.major) + std::to_string(dev_.minor) + " (" + dev_.name + "), ";
     if (fused_.ok)
-      return s + "fused per-pixel kernel, " + cuda::precision_name(precision_) + ", " + std::to_string(fused_.tile) +
-             "-pixel tiles";
+      return s + "fused per-pixel kernel" +
+             (fused_.kernel == cuda::FusedKernel::ldmatrix && precision_ != Precision::fp32 ? " (ldmatrix)" : "") +
+             ", " + cuda::precision_name(precision_) + ", " + std::to_string(fused_.tile) + "-pixel tiles";
     return s + "per-op kernels, fp32";
   }
 
@@ -397,7 +402,7 @@ class CudaBackend final : public Backend {
       a.out = d_out;
       a.out_ld = ld_out;
       a.npix = n;
-      cuda::launch_fused(a, precision_, fused_.tile, fused_.grid, fused_.smem, s);
+      cuda::launch_fused(a, precision_, fused_.tile, fused_.grid, fused_.smem, fused_.kernel, s);
     } else {
       run_general(general_, arena, ld, n, s);
     }

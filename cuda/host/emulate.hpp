@@ -22,13 +22,14 @@ void emulate_general(const GeneralPlan& plan, const float* in, int64_t in_rows, 
 // the index math leaves shared memory or the tile, misaligns a vector access, writes an
 // output element twice or leaves one unwritten, or reads/writes the planes outside
 // [0, in_extent) / [0, out_extent) (pass -1 to skip those two checks).
+// `kernel` picks the variant (cuda/fused_ldmatrix.hpp for FusedKernel::ldmatrix).
 void emulate_fused_launch(const FusedArgs& args, Precision p, int tile, int grid, int64_t smem_bytes,
-                          int64_t in_extent = -1, int64_t out_extent = -1);
+                          int64_t in_extent = -1, int64_t out_extent = -1, FusedKernel kernel = FusedKernel::mma);
 
 // A fused plan on planar in [k][in_ld] and out [m][out_ld] (n pixels), tile and grid as
 // given (tile 0: the largest that fits `smem_optin` bytes, as the backend picks it).
 // Returns the tile used.
 int emulate_fused(const FusedPlan& plan, Precision p, const float* in, int64_t in_ld, float* out, int64_t out_ld,
-                  int64_t n, int tile, int grid, int64_t smem_optin);
+                  int64_t n, int tile, int grid, int64_t smem_optin, FusedKernel kernel = FusedKernel::mma);
 
 }  // namespace fastinv::cuda

@@ -6,13 +6,26 @@
 // kernel's addressing). Copies complete at once, so the stage of chunk c + 1 is written
 // before chunk c is read: a stage-index mistake that a slow copy would hide on a device
 // shows here every time.
+//
+// The ldmatrix variant (cuda/fused_ldmatrix.hpp) is walked the same way: every lane's row
+// address comes from the kernel's function, and the instruction is modelled as the PTX ISA
+// defines it (section "Warp-level matrix load instruction: ldmatrix": 9.7.14.5.15 in PTX ISA
+// 9.0, 9.7.13.4.15 in 8.0): for .x4, threads 8 i .. 8 i + 7 supply addr of rows 0-7 of
+// matrix i (.x1: threads 0-7, .x2: threads 0-15), each the start of a 16-byte row; "a group
+// of four threads loads an entire row" (the figure "ldmatrix fragment layout for one 8x8
+// Matrix with 16-bit elements"): lane l receives, in destination register i, row l / 4,
+// elements 2 (l % 4) and 2 (l % 4) + 1 (the lower in the low half); with .trans the matrix
+// is loaded column-major, so lane l receives column l / 4, rows 2 (l % 4) and 2 (l % 4) + 1.
+// Its epilogue runs fused::activate<KIND> (cuda/fused_activation.hpp), the kernel's own code.
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "fastinv/error.hpp"
+#include "fused_activation.hpp"
 #include "fused_index.hpp"
+#include "fused_ldmatrix.hpp"
 #include "host/emulate.hpp"
 
 namespace fastinv::cuda {
@@ -80,9 +93,41 @@ struct WarpMma {
   }
   // C/D: c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1)
   float& cd(int lane, int q) { return c[lane / 4 + 8 * (q >> 1)][2 * (lane % 4) + (q & 1)]; }
+  // B register `reg` of a lane, as the PTX ISA places it: tf32 (m16n8k8) b0 (t, g), b1
+  // (t + 4, g); bf16 (m16n8k16) register i holds rows 2t, 2t + 1 (+8 for i = 1), column g.
+  template <Precision P>
+  void set_b(int lane, int reg, uint32_t w) {
+    const int g = lane / 4, t = lane % 4;
+    if constexpr (P == Precision::tf32) {
+      float f;
+      std::memcpy(&f, &w, 4);
+      b[t + 4 * reg][g] = tf32_round(f);
+    } else {
+      b[2 * t + 8 * reg][g] = bf16_value(uint16_t(w & 0xFFFFu));
+      b[2 * t + 8 * reg + 1][g] = bf16_value(uint16_t(w >> 16));
+    }
+  }
 };
 
-template <Precision P, int TILE>
+// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16 for one warp: `row_half[l]` is the
+// 16-bit shared index lane l supplies; returns each lane's four destination registers.
+void ldmatrix_x4(Shared& s, const int64_t (&row_half)[32], bool trans, uint32_t (&reg)[32][4]) {
+  uint16_t mat[4][8][8];
+  for (int i = 0; i < 4; ++i)
+    for (int r = 0; r < 8; ++r) {
+      const int64_t h = row_half[8 * i + r];
+      if (h % 8) fail("ldmatrix row address at shared byte " + std::to_string(2 * h) + " is not 16-byte aligned");
+      for (int c = 0; c < 8; ++c) mat[i][r][c] = s.h(h + c);
+    }
+  for (int l = 0; l < 32; ++l)
+    for (int i = 0; i < 4; ++i) {
+      const int a = l / 4, b = 2 * (l % 4);
+      const uint16_t lo = trans ? mat[i][b][a] : mat[i][a][b], hi = trans ? mat[i][b + 1][a] : mat[i][a][b + 1];
+      reg[l][i] = uint32_t(lo) | (uint32_t(hi) << 16);
+    }
+}
+
+template <Precision P, int TILE, bool LDM>
 class Block {
  public:
   static constexpr int LD = fused::ld<TILE>();
@@ -93,7 +138,7 @@ class Block {
         s_(smem),
         in_extent_(in_extent),
         out_extent_(out_extent),
-        buf_words_(fused::buffer_words(P, a.rows, LD)),
+        buf_words_(LDM ? fused::ldm::buffer_words<P, TILE>(a.rows) : fused::buffer_words(P, a.rows, LD)),
         cw_(int(chunk_words(P))),
         acc_(size_t(kThreads * kN)) {}
 
@@ -121,7 +166,13 @@ class Block {
           if (c + 1 < nchunks) issue(L, c + 1);
           chunk(fused::stage_offset(c, buf_words_, cw_), src, kc);
         }
-        epilogue(L, mc, dst, last, p0, valid);
+        if constexpr (LDM)
+          fused::with_activation(L.act.kind, [&](auto act) {
+            epilogue(L, mc, dst, last, p0, valid,
+                     [&](float x) { return fused::activate<decltype(act)::kind>(L.act, x); });
+          });
+        else
+          epilogue(L, mc, dst, last, p0, valid, [act = host_act(L.act)](float x) { return apply_activation(act, x); });
       }
       for (size_t i = 0; i < written_.size(); ++i)
         if (written_[i] != 1)
@@ -137,7 +188,7 @@ class Block {
   }
 
   void store_act(int buf, int row, int col, float v) {
-    const int slot = fused::act_slot<P>(row, col, LD);
+    const int slot = LDM ? fused::ldm::act_slot<P, TILE>(row, col, a_.rows) : fused::act_slot<P>(row, col, LD);
     if (P == Precision::bf16)
       s_.set_h(2 * int64_t(buf) + slot, bf16_bits(v));
     else
@@ -155,7 +206,9 @@ class Block {
   }
 
   void chunk(int stage, int src, int kc) {
-    if constexpr (P == Precision::fp32) {
+    if constexpr (LDM) {
+      ldm_chunk(stage, src, kc);
+    } else if constexpr (P == Precision::fp32) {
       constexpr int NC = TILE / 16;
       for (int tid = 0; tid < kThreads; ++tid) {
         const fused::SimtThread th = fused::simt_thread(tid);
@@ -182,6 +235,66 @@ class Block {
               for (int q = 0; q < 4; ++q)
                 acc_[size_t((warp * 32 + lane) * kN + fused::mma_acc(j, q))] = mma.cd(lane, q);
           }
+    }
+  }
+
+  // The ldmatrix variant: per k-step and pair of n8 tiles, one ldmatrix.x4 per warp (row
+  // addresses from the kernel's function), its registers routed to (tile, B register) by
+  // the kernel's functions, then the two mma of the pair.
+  void ldm_chunk(int stage, int src, int kc) {
+    constexpr int kHalvesPerElement = P == Precision::bf16 ? 1 : 2;
+    for (int warp = 0; warp < kThreads / 32; ++warp)
+      for (int kt = 0; kt < fused::k_steps<P>(); ++kt)
+        for (int jj = 0; jj < TILE / 32; ++jj) {
+          int64_t row_half[32];
+          for (int lane = 0; lane < 32; ++lane) {
+            const fused::MmaLane m = fused::mma_lane(warp * 32 + lane);
+            row_half[lane] = 2 * int64_t(src) +
+                             kHalvesPerElement * int64_t(fused::ldm::b_row_address<P, TILE>(m, kc, kt, jj, a_.rows));
+          }
+          uint32_t reg[32][4];
+          ldmatrix_x4(s_, row_half, P == Precision::bf16, reg);
+          WarpMma mma[2];
+          for (WarpMma& w : mma)
+            for (auto& row : w.b)
+              for (float& v : row) v = std::nanf("");
+          for (int lane = 0; lane < 32; ++lane) {
+            const int tid = warp * 32 + lane;
+            for (int h = 0; h < 2; ++h) load_a(mma[h], tid, stage, kt, 2 * jj + h);
+            for (int q = 0; q < 4; ++q) {
+              const int h = fused::ldm::b_tile(jj, q) - 2 * jj;
+              if (h < 0 || h > 1) fail("ldmatrix register " + std::to_string(q) + " routed outside its tile pair");
+              mma[h].set_b<P>(lane, fused::ldm::b_reg(q), reg[lane][q]);
+            }
+          }
+          for (int h = 0; h < 2; ++h) {
+            mma[h].run(P == Precision::tf32 ? 8 : 16);
+            for (int lane = 0; lane < 32; ++lane)
+              for (int q = 0; q < 4; ++q)
+                acc_[size_t((warp * 32 + lane) * kN + fused::mma_acc(2 * jj + h, q))] = mma[h].cd(lane, q);
+          }
+        }
+  }
+
+  // A fragment and accumulators of n8 tile j for one lane (as load_lane, without B).
+  void load_a(WarpMma& mma, int tid, int stage, int kt, int j) {
+    const int lane = tid % 32, g = lane / 4, t = lane % 4;
+    const fused::MmaLane m = fused::mma_lane(tid);
+    const int af = stage + 4 * fused::a_fragment<P>(m.wm, kt, m.lane);
+    s_.aligned(af, 4, "A fragment load");
+    for (int q = 0; q < 4; ++q) mma.cd(lane, q) = acc_[size_t(tid * kN + fused::mma_acc(j, q))];
+    if constexpr (P == Precision::tf32) {
+      mma.a[g][t] = s_.f(af);
+      mma.a[g + 8][t] = s_.f(af + 1);
+      mma.a[g][t + 4] = s_.f(af + 2);
+      mma.a[g + 8][t + 4] = s_.f(af + 3);
+    } else {
+      for (int i = 0; i < 4; ++i) {
+        const uint32_t w = s_.word(af + i);
+        const int r = g + 8 * (i & 1), c = 2 * t + 8 * (i >> 1);
+        mma.a[r][c] = bf16_value(uint16_t(w & 0xFFFFu));
+        mma.a[r][c + 1] = bf16_value(uint16_t(w >> 16));
+      }
     }
   }
 
@@ -219,14 +332,14 @@ class Block {
     }
   }
 
-  void epilogue(const FusedLayerArgs& L, int mc, int dst, bool last, int64_t p0, int valid) {
-    const Activation act = host_act(L.act);
+  template <typename Act>
+  void epilogue(const FusedLayerArgs& L, int mc, int dst, bool last, int64_t p0, int valid, Act&& activate) {
     auto put = [&](int row, int col, float acc) {
       if (row < 0 || row >= L.mpad || col < 0 || col >= TILE)
         fail("epilogue element (" + std::to_string(row) + ", " + std::to_string(col) + ") outside the layer's tile");
       ++written_[size_t(row) * TILE + col];
       const bool real = row < L.m;
-      const float v = real ? apply_activation(act, acc + L.bias[row]) : 0.f;
+      const float v = real ? activate(acc + L.bias[row]) : 0.f;
       if (last) {
         if (!fused::output_written(row, col, L.m, valid)) return;
         const int64_t o = fused::out_index(a_, row, p0, col);
@@ -261,25 +374,25 @@ class Block {
   std::vector<int> written_;
 };
 
-template <Precision P, int TILE>
+template <Precision P, int TILE, bool LDM>
 void launch(const FusedArgs& a, int grid, int64_t smem, int64_t in_extent, int64_t out_extent) {
   const int64_t ntiles = fused::tile_count(a.npix, TILE);
   const int64_t blocks = std::min<int64_t>(grid, ntiles);
   for (int64_t b = 0; b < blocks; ++b) {
-    Block<P, TILE> block(a, smem, in_extent, out_extent);  // fresh (NaN) shared memory per block
+    Block<P, TILE, LDM> block(a, smem, in_extent, out_extent);  // fresh (NaN) shared memory per block
     for (int64_t tile = b; tile < ntiles; tile += blocks) block.run_tile(tile);
   }
 }
 
-template <Precision P>
+template <Precision P, bool LDM = false>
 void launch_tile(const FusedArgs& a, int tile, int grid, int64_t smem, int64_t in_extent, int64_t out_extent) {
   switch (tile) {
     case 32:
-      return launch<P, 32>(a, grid, smem, in_extent, out_extent);
+      return launch<P, 32, LDM>(a, grid, smem, in_extent, out_extent);
     case 64:
-      return launch<P, 64>(a, grid, smem, in_extent, out_extent);
+      return launch<P, 64, LDM>(a, grid, smem, in_extent, out_extent);
     case 128:
-      return launch<P, 128>(a, grid, smem, in_extent, out_extent);
+      return launch<P, 128, LDM>(a, grid, smem, in_extent, out_extent);
   }
   throw InvalidArgument("emulate_fused_launch: tile must be 32, 64 or 128");
 }
@@ -287,21 +400,24 @@ void launch_tile(const FusedArgs& a, int tile, int grid, int64_t smem, int64_t i
 }  // namespace
 
 void emulate_fused_launch(const FusedArgs& a, Precision p, int tile, int grid, int64_t smem_bytes, int64_t in_extent,
-                          int64_t out_extent) {
+                          int64_t out_extent, FusedKernel kernel) {
   if (a.npix <= 0) return;
   if (grid < 1) throw InvalidArgument("emulate_fused_launch: grid must be >= 1");
+  const bool ldm = kernel == FusedKernel::ldmatrix;  // fp32 runs the default kernel either way
   switch (p) {
     case Precision::fp32:
       return launch_tile<Precision::fp32>(a, tile, grid, smem_bytes, in_extent, out_extent);
     case Precision::tf32:
-      return launch_tile<Precision::tf32>(a, tile, grid, smem_bytes, in_extent, out_extent);
+      return ldm ? launch_tile<Precision::tf32, true>(a, tile, grid, smem_bytes, in_extent, out_extent)
+                 : launch_tile<Precision::tf32>(a, tile, grid, smem_bytes, in_extent, out_extent);
     case Precision::bf16:
-      return launch_tile<Precision::bf16>(a, tile, grid, smem_bytes, in_extent, out_extent);
+      return ldm ? launch_tile<Precision::bf16, true>(a, tile, grid, smem_bytes, in_extent, out_extent)
+                 : launch_tile<Precision::bf16>(a, tile, grid, smem_bytes, in_extent, out_extent);
   }
 }
 
 int emulate_fused(const FusedPlan& plan, Precision p, const float* in, int64_t in_ld, float* out, int64_t out_ld,
-                  int64_t n, int tile, int grid, int64_t smem_optin) {
+                  int64_t n, int tile, int grid, int64_t smem_optin, FusedKernel kernel) {
   if (!plan.ok) throw InvalidArgument("emulate_fused: the graph has no fused plan");
   if (tile == 0) tile = fused_pick_tile(p, plan.rows, smem_optin);
   if (tile == 0) throw InvalidArgument("emulate_fused: no tile fits " + std::to_string(smem_optin) + " bytes");
@@ -313,7 +429,7 @@ int emulate_fused(const FusedPlan& plan, Precision p, const float* in, int64_t i
   a.npix = n;
   const int64_t k = plan.layers.front().k, m = plan.layers.back().m;
   emulate_fused_launch(a, p, tile, grid, fused_smem_bytes(p, tile, plan.rows), (k - 1) * in_ld + n,
-                       (m - 1) * out_ld + n);
+                       (m - 1) * out_ld + n, kernel);
   return tile;
 }
 

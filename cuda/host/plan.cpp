@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "fastinv/error.hpp"
 #include "slot_allocator.hpp"
 
 namespace fastinv::cuda {
@@ -187,6 +188,12 @@ Activation host_act(const DevAct& a) {
   h.beta = a.beta;
   h.threshold = a.threshold;
   return h;
+}
+
+FusedKernel fused_kernel_from_name(const std::string& name) {
+  if (name == "mma") return FusedKernel::mma;
+  if (name == "ldmatrix") return FusedKernel::ldmatrix;
+  throw InvalidArgument("unknown fused kernel '" + name + "'; expected 'mma' (the default) or 'ldmatrix'");
 }
 
 }  // namespace fastinv::cuda

@@ -57,8 +57,9 @@ void bind_cuda(py::module_& m, py::module_& testing) {
       "cuda_emulate",
       [](const std::string& path, const std::string& precision, const std::string& path_kind,
          py::array_t<float, py::array::c_style | py::array::forcecast> x, int64_t n, int tile, int grid, int64_t smem,
-         int64_t out_ld) {
+         int64_t out_ld, const std::string& kernel) {
         const cuda::Precision p = cuda::precision_from_name(precision);
+        const cuda::FusedKernel variant = cuda::fused_kernel_from_name(kernel);
         const Graph g = parse_graph(SafeTensors::read_file(path));
         const int64_t in_rows = g.input.size(), out_rows = g.shape_of(g.output).size();
         if (x.ndim() != 2 || x.shape(0) != in_rows)
@@ -74,7 +75,7 @@ void bind_cuda(py::module_& m, py::module_& testing) {
         std::fill(y.mutable_data(), y.mutable_data() + y.size(), std::numeric_limits<float>::quiet_NaN());
         if (fused.ok) {
           const int used =
-              cuda::emulate_fused(fused, p, x.data(), in_ld, y.mutable_data(), out_ld, n, tile, grid, smem);
+              cuda::emulate_fused(fused, p, x.data(), in_ld, y.mutable_data(), out_ld, n, tile, grid, smem, variant);
           return py::tuple(py::make_tuple(y, std::string("fused"), used));
         }
         if (in_ld != n || out_ld != n) throw InvalidArgument("the per-op emulation takes dense (rows, n) planes");
@@ -82,11 +83,12 @@ void bind_cuda(py::module_& m, py::module_& testing) {
         return py::tuple(py::make_tuple(y, std::string("general"), 0));
       },
       py::arg("path"), py::arg("precision"), py::arg("path_kind"), py::arg("x"), py::arg("n") = -1, py::arg("tile") = 0,
-      py::arg("grid") = 264, py::arg("smem") = 232448, py::arg("out_ld") = 0,
+      py::arg("grid") = 264, py::arg("smem") = 232448, py::arg("out_ld") = 0, py::arg("kernel") = "mma",
       "Test hook: run a model file's CUDA plan (fused if it has one and path_kind != 'general', else per-op) "
       "through the CPU emulation, on planar x (rows, in_ld) of which the first n columns are pixels. The fused "
       "plan runs the kernel's index math with `grid` blocks and `tile` pixels per tile (0: the largest that fits "
-      "`smem` bytes; the defaults are an H100's 132 SMs x 2 and 227 KiB). Returns (y, path used, tile): y is "
+      "`smem` bytes; the defaults are an H100's 132 SMs x 2 and 227 KiB), as the variant `kernel` ('mma' or "
+      "'ldmatrix', as FASTINV_CUDA_KERNEL) does it. Returns (y, path used, tile): y is "
       "(rows, out_ld), NaN where nothing was written.");
   m.def(
       "cuda_device_info",
