@@ -244,3 +244,30 @@ def test_isa_lowered_after_load_is_an_error():
 def test_tf32_is_refused_on_cpu():
     with pytest.raises(ValueError, match="tf32"):
         fastinv.load(DATA / "deepem.safetensors", precision="tf32")
+
+
+@needs_bf16
+def test_deepem_invert_uses_the_bf16_network():
+    """DeepEM.load(precision="bf16"): the fused loop runs the bf16 network (its EM is
+    1e25 y**2 of the bf16 model's y, as the NumPy formulation computes it), survives
+    pickling (dask workers) with its precision, and differs from fp32 by bf16's error."""
+    import pickle
+
+    from fastinv.dem import DeepEM
+
+    dem = DeepEM.load(precision="bf16")
+    assert dem.model.info()["isa"].endswith("bf16")
+    y = np.abs(np.random.default_rng(SEED).standard_normal((6, 23, 29))).astype(np.float32) * 300
+    res = dem.invert(y)
+    x = np.sqrt(np.maximum(y, 0))[None]
+    out = fastinv.load(DATA / "deepem.safetensors", precision="bf16")(x)[0]
+    em = np.square(out) * np.float32(1e25)
+    np.testing.assert_array_equal(res.em, em)
+    again = pickle.loads(pickle.dumps(dem))
+    assert again.model.precision == "bf16"
+    fp32 = DeepEM.load().invert(y)
+    ok = np.isfinite(fp32.em) & np.isfinite(res.em)  # (overflowing pixels are NaN by design)
+    assert ok.mean() > 0.5
+    a, b = res.em[ok].astype(np.float64), fp32.em[ok].astype(np.float64)  # (1e29 squared overflows float32)
+    rel = np.linalg.norm(a - b) / np.linalg.norm(b)
+    assert 0 < rel <= 2 * FACTOR * rounding_vs_exact("bf16", 3), rel  # EM = y**2: twice y's error
