@@ -58,7 +58,7 @@ def _truth(n: int, seed: int = 11) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def data():
-    inv = MEInversion(instrument=Instrument.hinode_sp())
+    inv = MEInversion(instrument=Instrument.hinode_sp(), init="classical")  # network start: bench_me_init.py
     truth = _truth(N_FAST)
     clean = inv.model.synthesize({k: truth[:, i] for i, k in enumerate(ME_PARAMETERS[:10])}, add_noise=False)
     ic = truth[:, 7] + truth[:, 8]

@@ -27,6 +27,10 @@ Inputs (all files of ONE map; directories are expanded to their *.fits):
           grouped by DINDEX3 (step) and DINDEX4 (Stokes) from the headers; or the
           dataset's .asdf file (needs the dkist package; its FITS files downloaded).
 
+--method me | cnn+me fit the Milne-Eddington model to every pixel instead (classical or
+ME-network initial guess) and write its parameters with <name>_error, correlation, chi2,
+chi2_stokes, iterations, restarts and status extensions and INV* configuration keywords.
+
 Profiles are divided by the map's quiet-Sun continuum (median continuum of the pixels
 brighter than 0.8 of it, iterated; override with --continuum) and linearly resampled to
 the model's wavelength grid; the observation must cover the model's lines +- 0.4 A (model

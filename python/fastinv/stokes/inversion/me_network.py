@@ -160,15 +160,17 @@ class MENetwork:
     def predict(self, stokes: np.ndarray, threads: int | None = None) -> np.ndarray:
         """(n, 4, m) profiles on :attr:`wavelength` -> (n, 10) initial ME parameters.
 
-        Pixels with non-finite values or no positive continuum get NaN rows (the inversion
-        flags them as bad input).
+        Pixels with non-finite values get NaN rows (the inversion flags them as bad input);
+        pixels without a positive continuum get the guess of an empty input (the inversion
+        flags them as too dark when their mean intensity is at or below its threshold).
         """
         s = np.asarray(stokes)
         if s.ndim != 3 or s.shape[1:] != (4, self.wavelength.size):
             raise ValueError(f"stokes must have shape (n, 4, {self.wavelength.size}), got {s.shape}")
         with np.errstate(invalid="ignore"):
             ic = pixel_continuum(s).astype(np.float64)
-            good = np.isfinite(s).all(axis=(1, 2)) & (ic > 0)
+            finite = np.isfinite(s).all(axis=(1, 2))
+            good = finite & (ic > 0)
         x = np.zeros(s.shape, dtype=np.float32)
         if good.any():
             x[good] = s[good] / ic[good, None, None]
@@ -177,7 +179,7 @@ class MENetwork:
         x[~good] = 0.0
         y = self.model(x, threads=self.threads if threads is None else threads)
         out = decode_outputs(np.asarray(y, dtype=np.float64) * self._std + self._mean, np.where(good, ic, 1.0))
-        out[~good] = np.nan
+        out[~finite] = np.nan
         return out
 
     def __repr__(self) -> str:
