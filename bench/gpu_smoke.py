@@ -96,7 +96,7 @@ def load_variant(path, device: str, precision: str, kernel: str):
 
 
 def check_deepem(check: Checks, device: str, precision: str, sizes: list[int], rng, kernel: str = "mma") -> None:
-    path = shipped_model_path()
+    path = shipped_model_path("deepem18")
     cpu = fastinv.load(path)
     model = load_variant(path, device, precision, kernel) if device != "cpu" else cpu
     isa = model.info()["isa"]
@@ -144,7 +144,7 @@ def check_muisca(check: Checks, device: str, nprof: int, rng, tmp: Path) -> None
 
 def check_device_arrays(check: Checks, use_torch: bool, rng) -> None:
     """CuPy planar and strided inputs, torch tensors: same result as the host path."""
-    path = shipped_model_path()
+    path = shipped_model_path("deepem18")
     model = fastinv.load(path, device="cuda")
     x = deepem_input(rng, 10087)
     ref = model(x)

@@ -255,7 +255,7 @@ def test_deepem_invert_uses_the_bf16_network():
 
     from fastinv.dem import DeepEM
 
-    dem = DeepEM.load(precision="bf16")
+    dem = DeepEM.load("deepem18", precision="bf16")  # the model compared with below
     assert dem.model.info()["isa"].endswith("bf16")
     y = np.abs(np.random.default_rng(SEED).standard_normal((6, 23, 29))).astype(np.float32) * 300
     res = dem.invert(y)
@@ -265,7 +265,7 @@ def test_deepem_invert_uses_the_bf16_network():
     np.testing.assert_array_equal(res.em, em)
     again = pickle.loads(pickle.dumps(dem))
     assert again.model.precision == "bf16"
-    fp32 = DeepEM.load().invert(y)
+    fp32 = DeepEM.load("deepem18").invert(y)
     ok = np.isfinite(fp32.em) & np.isfinite(res.em)  # (overflowing pixels are NaN by design)
     assert ok.mean() > 0.5
     a, b = res.em[ok].astype(np.float64), fp32.em[ok].astype(np.float64)  # (1e29 squared overflows float32)

@@ -385,7 +385,7 @@ def test_deepem_shape_uses_the_fused_plan_in_every_precision(tmp_path):
 def test_shipped_deepem_emulated_in_every_precision():
     from fastinv.dem.deepem import shipped_model_path
 
-    path = shipped_model_path()
+    path = shipped_model_path("deepem18")
     model = fastinv.load(path)
     rng = np.random.default_rng(SEED + 5)
     x = np.sqrt(rng.gamma(1.5, 80.0, (1, 6, 17, 19))).astype(np.float32)
@@ -702,7 +702,7 @@ def _deepem_input(rng, shape):
 def test_gpu_shipped_deepem(precision):
     from fastinv.dem.deepem import shipped_model_path
 
-    path = shipped_model_path()
+    path = shipped_model_path("deepem18")
     cpu = fastinv.load(path)
     model = fastinv.load(path, device="cuda", precision=precision)
     assert "fused" in model.info()["isa"]

@@ -84,8 +84,7 @@ def test_asdf_with_me_fits_round_trips(level2, tmp_path):
     """The ME inversion's fitted profiles (MEResult.fit) as <line>_fit next to the observed
     <line>_orig: read back by dkist equal to what was written, the fits equal to the forward
     model re-run on the fitted parameters, the spectral axis the instrument's grid."""
-    from fastinv.stokes import Instrument, MEInversion
-    from fastinv.stokes.inversion.me import ME_FIT_PARAMETERS
+    from fastinv.stokes import ME_PARAMETERS, Instrument, MEInversion
 
     fits_path, results, status, nodes, w = level2
     ny, nx = status.shape
@@ -108,9 +107,9 @@ def test_asdf_with_me_fits_round_trips(level2, tmp_path):
     res = inv.invert(observed, sigma=1e-3, fit=True, threads=1)
     assert res.fit.shape == observed.shape
     # independent check of the fit: the forward model on the fitted parameters
-    again = inv.model.synthesize(
-        {k: res.parameters[k].value.ravel() for k in ME_FIT_PARAMETERS}, add_noise=False
-    ).reshape(observed.shape)
+    again = inv.model.synthesize({k: res.parameters[k].value.ravel() for k in ME_PARAMETERS}, add_noise=False).reshape(
+        observed.shape
+    )
     np.testing.assert_allclose(res.fit, again, rtol=0, atol=1e-6)
     assert np.sqrt(np.mean((res.fit - observed) ** 2)) < 1.5e-3  # residuals at the noise
 

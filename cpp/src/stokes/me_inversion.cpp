@@ -369,27 +369,35 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   std::copy(p, p + kP, par);
   std::fill(err, err + kP, kNaN);
   std::fill(cor, cor + kMeCorrelated * kMeCorrelated, kNaN);
-  std::copy(A, A + nf * nf, L);
-  if (cholesky(L, nf)) {
+  // A free parameter the profile does not depend on at the solution (a free vmac stopped at
+  // 0, where the profile is even in it) has no error: it is left out of the covariance so
+  // that the others keep theirs, and its error stays NaN.
+  int keep[kP];
+  int nk = 0;
+  for (int a = 0; a < nf; ++a)
+    if (A[a * nf + a] > 0.0) keep[nk++] = a;
+  for (int a = 0; a < nk; ++a)
+    for (int b = 0; b < nk; ++b) L[a * nk + b] = A[keep[a] * nf + keep[b]];
+  if (nk > 0 && cholesky(L, nk)) {
     double cov[kP * kP];
-    for (int b = 0; b < nf; ++b) {
+    for (int b = 0; b < nk; ++b) {
       double e[kP] = {};
       e[b] = 1.0;
-      cholesky_solve(L, nf, e);
-      for (int a = 0; a < nf; ++a) cov[a * nf + b] = e[a] * red;
+      cholesky_solve(L, nk, e);
+      for (int a = 0; a < nk; ++a) cov[a * nk + b] = e[a] * red;
     }
     int pos[kP];
     std::fill(pos, pos + kP, -1);
-    for (int a = 0; a < nf; ++a) {
-      pos[idx[a]] = a;
-      err[idx[a]] = std::sqrt(cov[a * nf + a]);
+    for (int a = 0; a < nk; ++a) {
+      pos[idx[keep[a]]] = a;
+      err[idx[keep[a]]] = std::sqrt(cov[a * nk + a]);
     }
     const int corr_of[kMeCorrelated] = {0, 1, 2, 3, 9};
     for (int a = 0; a < kMeCorrelated; ++a)
       for (int b = 0; b < kMeCorrelated; ++b) {
         const int pa = pos[corr_of[a]], pb = pos[corr_of[b]];
         if (pa >= 0 && pb >= 0)
-          cor[a * kMeCorrelated + b] = cov[pa * nf + pb] / std::sqrt(cov[pa * nf + pa] * cov[pb * nf + pb]);
+          cor[a * kMeCorrelated + b] = cov[pa * nk + pb] / std::sqrt(cov[pa * nk + pa] * cov[pb * nk + pb]);
       }
   }
   for (int s = 0; s < 4; ++s) {

@@ -306,7 +306,7 @@ class FrameInverter:
             values, me_res = invert_resampled(self.me, res(frame, axis=self.wl_axis), self.wl_axis, ic, self.threads)
             t = time.perf_counter() - t0
             status = me_res.status.astype(np.uint8)
-            return FrameResult(values, status, float(ic), t, t, step, header, me_res)
+            return FrameResult(values, status, float(ic), t, t, step, header, me=me_res)
         r = res(frame, axis=self.wl_axis, out=self._resampled)
         net = self.net
         for c, s in enumerate(net._channels):
