@@ -129,6 +129,47 @@ def run_steps(
     return log
 
 
+def run_on_cluster(
+    steps: list[Step],
+    work: Callable[[Step], dict],
+    validate: Callable[[Step], Optional[str]],
+    spec: Any,
+    client: Any,
+    log_path: Path,
+    retries: int = 0,
+    progress: bool = True,
+    header: Optional[dict] = None,
+    on_result: Optional[Callable[[str, dict], None]] = None,
+    announce: Optional[Callable[[str], None]] = None,
+) -> dict:
+    """:func:`run_steps` on ``client``, or on a client made for the scheduler ``spec``
+    (:func:`fastinv._scheduler.client_for`), announcing the dashboard of a distributed one;
+    afterwards removes the stale temporaries of writers killed mid-write (a lost worker)
+    beside outputs that are now complete. ``header`` gains the dashboard address."""
+    from ._atomic import temporaries
+    from ._scheduler import client_for
+
+    header = dict(header or {})
+
+    def go(c) -> dict:
+        link = getattr(c, "dashboard_link", None)
+        if announce is not None and link and spec.kind != "threads":
+            announce(f"dask dashboard: {link}")
+        header["dashboard"] = link
+        return run_steps(steps, work, validate, c, log_path, retries, progress, header, on_result)
+
+    if client is not None:
+        log = go(client)
+    else:
+        with client_for(spec) as c:
+            log = go(c)
+    for step in steps:
+        if log["steps"][step.name]["status"] in ("done", "skipped"):
+            for tmp in temporaries(step.output):
+                tmp.unlink(missing_ok=True)
+    return log
+
+
 class _Attempt:
     """The task of one step: skip it when its output validates, else run ``work``."""
 

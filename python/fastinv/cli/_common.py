@@ -35,6 +35,18 @@ def thread_count(text: str) -> int:
     return n
 
 
+def add_scheduler_arguments(group) -> None:
+    """``--scheduler`` and ``--retries`` of the series commands (one meaning everywhere)."""
+    group.add_argument(
+        "--scheduler",
+        default="threads",
+        help="threads[:N] (N steps at a time in this process; default 1), processes[:N] "
+        "(N worker processes; default one per core) or a dask.distributed scheduler address "
+        "(tcp://host:8786)",
+    )
+    group.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+
+
 def reports_errors(prog: str, also: tuple = ()) -> Callable[[Command], Command]:
     """Turn the user errors a command raises into ``prog: error: message`` and exit code 1."""
 

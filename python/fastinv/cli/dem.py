@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
+from ._common import OVERWRITE_HELP, add_group, add_scheduler_arguments, reports_errors, thread_count
 
 _AIA_FILES = "six AIA FITS files (94, 131, 171, 193, 211, 335 A), level 1 or 1.5"
 
@@ -215,14 +215,7 @@ def _series_arguments(p) -> None:
         "error, skipped). Needs fastinv[dask].",
     )
     g.add_argument("--series", metavar="PATTERN", help="glob of AIA files, quoted: 'aia/*.fits'")
-    g.add_argument(
-        "--scheduler",
-        default="threads",
-        help="threads[:N] (N steps at a time in this process; default 1), processes[:N] "
-        "(N worker processes; default one per core) or a dask.distributed scheduler address "
-        "(tcp://host:8786)",
-    )
-    g.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+    add_scheduler_arguments(g)
     g.add_argument(
         "--tolerance",
         type=float,

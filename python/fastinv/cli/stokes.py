@@ -12,7 +12,7 @@ import numpy as np
 
 from .._optional import require
 from .._progress import absolute_updates, progress_bar
-from ._common import OVERWRITE_HELP, add_group, reports_errors, thread_count
+from ._common import OVERWRITE_HELP, add_group, add_scheduler_arguments, reports_errors, thread_count
 
 _DESCRIPTION = """\
 Invert the Stokes profiles of one map with a 1D CNN (fastinv's engine) and write the
@@ -328,14 +328,7 @@ def _series_arguments(p) -> None:
         "every step (done, failed with its error, skipped). Needs fastinv[dask].",
     )
     g.add_argument("--series", action="store_true", help="invert FILE... as maps, one task per raster step")
-    g.add_argument(
-        "--scheduler",
-        default="threads",
-        help="threads[:N] (N steps at a time in this process; default 1), processes[:N] "
-        "(N worker processes; default one per core) or a dask.distributed scheduler address "
-        "(tcp://host:8786)",
-    )
-    g.add_argument("--retries", type=int, default=0, help="extra attempts of a failing step (default 0)")
+    add_scheduler_arguments(g)
     g.add_argument(
         "--maps",
         action="store_true",

@@ -21,10 +21,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Optional, Sequence, Union
 
-from .._atomic import temporaries
 from .._fits import open_fits
-from .._scheduler import SchedulerSpec, client_for, parse_scheduler
-from .._series import Step, run_steps
+from .._scheduler import SchedulerSpec, parse_scheduler
+from .._series import Step, run_on_cluster
 from .response import AIA_CHANNELS
 
 __all__ = ["group_steps", "run_series", "SeriesOptions", "LOG_NAME"]
@@ -264,20 +263,6 @@ def run_series(
     work = functools.partial(_invert_step, opts=opts)
     check = functools.partial(validate_output, opts=opts)
 
-    def go(c) -> dict:
-        link = getattr(c, "dashboard_link", None)
-        if announce is not None and link and spec.kind != "threads":
-            announce(f"dask dashboard: {link}")
-        header["dashboard"] = link
-        return run_steps(steps, work, check, c, out / LOG_NAME, retries, progress, header, on_result)
-
-    if client is not None:
-        log = go(client)
-    else:
-        with client_for(spec) as c:
-            log = go(c)
-    for step in steps:  # temporaries of writers killed mid-write (a lost worker), now stale
-        if log["steps"][step.name]["status"] in ("done", "skipped"):
-            for tmp in temporaries(step.output):
-                tmp.unlink(missing_ok=True)
-    return log
+    return run_on_cluster(
+        steps, work, check, spec, client, out / LOG_NAME, retries, progress, header, on_result, announce
+    )

@@ -41,10 +41,9 @@ from typing import Any, Optional, Sequence, Union
 
 import numpy as np
 
-from ..._atomic import temporaries
 from ..._dask import file_sha256
-from ..._scheduler import SchedulerSpec, client_for, parse_scheduler
-from ..._series import Step, run_steps
+from ..._scheduler import SchedulerSpec, parse_scheduler
+from ..._series import Step, run_on_cluster
 
 __all__ = ["SeriesOptions", "map_steps", "run_series", "validate_output", "assemble_map", "LOG_NAME"]
 
@@ -346,23 +345,9 @@ def run_series(
         validate_output, opts=opts, sha256=sha, quantities=[LEVEL2_NAMES.get(q, q) for q in net.quantities]
     )
 
-    def go(c) -> dict:
-        link = getattr(c, "dashboard_link", None)
-        if announce is not None and link and spec.kind != "threads":
-            announce(f"dask dashboard: {link}")
-        header["dashboard"] = link
-        return run_steps(steps, work, check, c, out / LOG_NAME, retries, progress, header, on_result)
-
-    if client is not None:
-        log = go(client)
-    else:
-        with client_for(spec) as c:
-            log = go(c)
-    for step in steps:  # temporaries of writers killed mid-write (a lost worker), now stale
-        if log["steps"][step.name]["status"] in ("done", "skipped"):
-            for tmp in temporaries(step.output):
-                tmp.unlink(missing_ok=True)
-    return log
+    return run_on_cluster(
+        steps, work, check, spec, client, out / LOG_NAME, retries, progress, header, on_result, announce
+    )
 
 
 # cards the writer sets itself, or that belong to one step, not to a map
