@@ -1,5 +1,5 @@
-/* The C API's thread-safety promise: one handle each of DeepEM, Basis Pursuit and a Stokes
- * network, shared by 8 threads that call invert / solve / predict many times at once with
+/* The C API's thread-safety promise: one handle each of DeepEM (refined, with error bars),
+ * Basis Pursuit and a Stokes network, shared by 8 threads that call invert / solve / predict many times at once with
  * their own buffers; every result must equal a serial run's bitwise. Built with
  * -fsanitize=thread by tests/embedding (without OpenMP there: libgomp is not instrumented
  * for ThreadSanitizer, so each call runs on its calling thread). Needs FASTINV_DATA_DIR.
@@ -12,7 +12,7 @@
 
 #include "fastinv/fastinv.h"
 
-enum { THREADS = 8, DEEPEM_CALLS = 60, BP_CALLS = 8, STOKES_CALLS = 60, NPIX = 64, NBP = 6, NPROF = 8 };
+enum { THREADS = 8, DEEPEM_CALLS = 60, BP_CALLS = 8, STOKES_CALLS = 60, NPIX = 64, NBP = 6, NPROF = 8, NT = 21 };
 
 static const fastinv_deepem* deepem;
 static const fastinv_bp* bp;
@@ -22,17 +22,32 @@ static double* profiles;
 static int32_t n_wl, n_nodes, n_q, n_bins_bp;
 
 /* the serial results */
-static float ref_em[18 * NPIX], ref_tot[NPIX];
+static float ref_em[NT * NPIX], ref_tot[NPIX], ref_logt_err[NPIX];
 static double ref_bp_em[64 * NBP], ref_bp_err[NBP];
 static float* ref_stokes;
 
-static int run_deepem(float* em, float* tot) {
-  float model[6 * NPIX];
+/* the default model (deepem21), refined, with error bars (API level 3) */
+static int run_deepem(float* em, float* tot, float* logt_err) {
+  float model[6 * NPIX], em_err[NT * NPIX], tot_err[NPIX];
   int8_t st[NPIX];
   double chi2[NPIX];
-  fastinv_deepem_output o = {sizeof o, em, model, st, chi2, tot};
+  fastinv_deepem_output o;
+  fastinv_deepem_output_init(&o);
+  o.em = em;
+  o.model = model;
+  o.status = st;
+  o.chi2 = chi2;
+  o.total_em = tot;
+  o.refine = 1;
+  o.em_err = em_err;
+  o.logt_err = logt_err;
+  o.total_em_err = tot_err;
+  fastinv_dem_errors e;
+  fastinv_dem_errors_init(&e);
+  e.mode = FASTINV_ERRORS_AIA;
+  for (int c = 0; c < 6; ++c) e.exptime[c] = 2.0;
   const fastinv_aia_data y = {image, FASTINV_FLOAT64, NPIX, NPIX, 1};
-  return fastinv_deepem_invert(deepem, &y, NULL, &o, 1) == FASTINV_OK;
+  return fastinv_deepem_invert(deepem, &y, &e, &o, 1) == FASTINV_OK;
 }
 
 static int run_bp(double* em, double* logt_err) {
@@ -60,7 +75,7 @@ static int run_stokes(float* out) {
 
 static void* worker(void* arg) {
   int* mismatches = arg;
-  float em[18 * NPIX], tot[NPIX];
+  float em[NT * NPIX], tot[NPIX], logt_err[NPIX];
   double bp_em[64 * NBP], bp_err[NBP];
   float* st = malloc(sizeof(float) * (size_t)(n_q * NPROF * n_nodes));
   for (int i = 0; i < DEEPEM_CALLS + BP_CALLS + STOKES_CALLS; ++i) {
@@ -68,7 +83,8 @@ static void* worker(void* arg) {
       *mismatches += !run_bp(bp_em, bp_err) || memcmp(bp_em, ref_bp_em, sizeof(double) * (size_t)n_bins_bp * NBP) ||
                      memcmp(bp_err, ref_bp_err, sizeof bp_err);
     } else if (i % 2) {
-      *mismatches += !run_deepem(em, tot) || memcmp(em, ref_em, sizeof em) || memcmp(tot, ref_tot, sizeof tot);
+      *mismatches += !run_deepem(em, tot, logt_err) || memcmp(em, ref_em, sizeof em) ||
+                     memcmp(tot, ref_tot, sizeof tot) || memcmp(logt_err, ref_logt_err, sizeof logt_err);
     } else {
       *mismatches += !run_stokes(st) || memcmp(st, ref_stokes, sizeof(float) * (size_t)(n_q * NPROF * n_nodes));
     }
@@ -104,7 +120,12 @@ int main(void) {
     profiles[i] = (stokes_index == 0 ? 1.0 : 0.0) + ((double)(r >> 40) / 16777216.0 - 0.5) * 0.02;
   }
   ref_stokes = malloc(sizeof(float) * (size_t)(n_q * NPROF * n_nodes));
-  if (!run_deepem(ref_em, ref_tot) || !run_bp(ref_bp_em, ref_bp_err) || !run_stokes(ref_stokes)) {
+  int32_t n_bins = 0;
+  if (fastinv_deepem_bins(deepem, &n_bins, NULL) != FASTINV_OK || n_bins != NT) {
+    printf("FAIL: the default DeepEM model has %d bins, expected %d\n0 passed, 1 failed\n", (int)n_bins, NT);
+    return 1;
+  }
+  if (!run_deepem(ref_em, ref_tot, ref_logt_err) || !run_bp(ref_bp_em, ref_bp_err) || !run_stokes(ref_stokes)) {
     printf("FAIL: serial run: %s\n0 passed, 1 failed\n", fastinv_last_error());
     return 1;
   }

@@ -36,13 +36,14 @@ int main(int argc, char** argv) {
   fclose(f);
 
   fastinv_deepem* deepem = NULL;
-  s = fastinv_deepem_load(NULL, &deepem); /* NULL: the shipped model */
+  s = fastinv_deepem_load(NULL, &deepem); /* NULL: the default shipped model (deepem21) */
   if (s != FASTINV_OK) return fail("fastinv_deepem_load", s);
   int32_t n_bins = 0;
   fastinv_deepem_bins(deepem, &n_bins, NULL);
 
   /* Caller-owned outputs, reused frame after frame in a real pipeline. */
-  fastinv_deepem_output out = {sizeof(fastinv_deepem_output)};
+  fastinv_deepem_output out;
+  fastinv_deepem_output_init(&out);
   out.em = malloc(sizeof(float) * (size_t)n_bins * (size_t)npix);
   out.model = malloc(sizeof(float) * 6 * (size_t)npix);
   out.status = malloc((size_t)npix);

@@ -1,6 +1,8 @@
-! DeepEM from Fortran through the C API: the same program as examples/c/deepem_total_em.c.
+! DeepEM from Fortran through the C API: the same program as examples/c/deepem_total_em.c,
+! and with EXPTIME (s, all channels) refined to fit the data under the AIA error model, with
+! the 1-sigma errors (API level 3; pixels that are not ok then have NaN products).
 !
-!   deepem_total_em IMAGE NPIX [TOTAL_EM_OUT]
+!   deepem_total_em IMAGE NPIX [TOTAL_EM_OUT [EXPTIME]]
 !
 ! IMAGE: raw float64, (6, NPIX) in C order = image(NPIX, 6) in Fortran order: element
 ! (channel c, pixel p) at offset c*NPIX + p, which is what the strides below say.
@@ -16,11 +18,15 @@ program deepem_total_em
   real(c_float), allocatable, target :: em(:, :), model(:, :), total_em(:)
   integer(c_int8_t), allocatable, target :: flags(:)
   real(c_double), allocatable, target :: chi2(:)
+  real(c_float), allocatable, target :: em_err(:, :), logt_err(:), total_em_err(:)
   type(c_ptr) :: deepem
   type(fastinv_aia_data) :: y
   type(fastinv_deepem_output) :: out
+  type(fastinv_load_options) :: options
+  type(fastinv_dem_errors), target :: errors
+  logical :: refine
 
-  if (command_argument_count() < 2) stop "usage: deepem_total_em IMAGE NPIX [TOTAL_EM_OUT]"
+  if (command_argument_count() < 2) stop "usage: deepem_total_em IMAGE NPIX [TOTAL_EM_OUT [EXPTIME]]"
   call get_command_argument(1, path)
   call get_command_argument(2, arg)
   read (arg, *) npix
@@ -34,7 +40,8 @@ program deepem_total_em
   read (u) image
   close (u)
 
-  status = fastinv_deepem_load(c_null_ptr, deepem)  ! the shipped model
+  options%size = c_sizeof(options)  ! device and precision NULL: CPU, fp32
+  status = fastinv_deepem_load_with(c_null_ptr, options, deepem)  ! the default shipped model
   if (status /= FASTINV_OK) then
     print '(a)', fastinv_last_error()
     stop 1
@@ -53,7 +60,20 @@ program deepem_total_em
   out%status = c_loc(flags)
   out%chi2 = c_loc(chi2)
   out%total_em = c_loc(total_em)
-  status = fastinv_deepem_invert(deepem, y, c_null_ptr, out, 0_c_int)
+  refine = command_argument_count() > 3
+  errors%size = c_sizeof(errors)
+  if (refine) then
+    call get_command_argument(4, arg)
+    errors%mode = FASTINV_ERRORS_AIA
+    read (arg, *) errors%exptime(1)
+    errors%exptime = errors%exptime(1)
+    allocate(em_err(npix, n_bins), logt_err(npix), total_em_err(npix))
+    out%refine = 1
+    out%em_err = c_loc(em_err)
+    out%logt_err = c_loc(logt_err)
+    out%total_em_err = c_loc(total_em_err)
+  end if
+  status = fastinv_deepem_invert(deepem, y, c_loc(errors), out, 0_c_int)
   if (status /= FASTINV_OK) then
     print '(a)', fastinv_last_error()
     stop 1
@@ -63,7 +83,9 @@ program deepem_total_em
     total(p) = real(sum_bins(em(p, :)), c_double)
   end do
   print '(a,i0,a,i0,a,es14.6,a)', "Fortran DeepEM: ", npix, " pixels, ", count(flags == 0), &
-    " ok, total EM summed ", sum(total), " cm^-5"
+    " ok, total EM summed ", sum(total, mask=flags == 0), " cm^-5"
+  if (refine) print '(a,f8.4,a)', "refined; mean log T error ", sum(logt_err, mask=flags == 0) / count(flags == 0), &
+    " dex"
   if (command_argument_count() > 2) then
     call get_command_argument(3, path)
     open (newunit=u, file=trim(path), access="stream", form="unformatted", status="replace")

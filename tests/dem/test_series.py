@@ -225,3 +225,39 @@ def test_retries(tmp_path):
             s.output.with_suffix(".tried").unlink()
         log = run_steps(steps, _flaky, _always_redo, client, tmp_path / "log.json", retries=1, progress=False)
         assert log["counts"] == {"done": 3} and all(s.output.read_text() == "ok" for s in steps)
+
+
+def test_cli_deepem_series_refine_and_errors(series_dir, tmp_path, capsys):
+    """--refine/--errors flow through to every step: each file is bitwise the single run's
+    ``run_deepem(files, refine=True, errors=True)`` (REFINE map, *_ERR HDUs); a re-run without
+    --refine redoes every step and says why; an identical re-run skips them."""
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    steps, _ = group_steps(sorted(series_dir.glob("*.fits")))
+    for _, files in steps[:2]:  # two steps keep it short
+        for p in files:
+            shutil.copy(p, inputs / Path(p).name)
+    out = tmp_path / "out"
+    argv = ["dem", "deepem", "--series", str(inputs / "*.fits"), "-o", str(out), "-q", "--scheduler", "threads:1"]
+    assert main(argv + ["--refine", "--errors"]) == 0
+    log = json.loads((out / LOG_NAME).read_text())
+    assert log["counts"] == {"done": 2} and log["options"]["refine"] is True
+    for name, files in steps[:2]:
+        ref = tmp_path / f"ref_{name}.fits"
+        run_deepem([inputs / Path(p).name for p in files], ref, refine=True, errors=True)
+        got = out / f"dem_deepem_{name}.fits"
+        assert _content(got) == _content(ref)
+        with fits.open(got) as hdul:
+            assert hdul[0].header["FI_REFIN"] and {"REFINE", "EM_ERR", "LOGT_EM_ERR", "EM_TOTAL_ERR"} <= {
+                h.name for h in hdul
+            }
+            assert np.any(hdul["REFINE"].data == 1)  # the refinement moved some pixels
+    assert main(argv + ["--refine", "--errors"]) == 0
+    assert json.loads((out / LOG_NAME).read_text())["counts"] == {"skipped": 2}
+    assert main(argv + ["--errors"]) == 0
+    log = json.loads((out / LOG_NAME).read_text())
+    assert log["counts"] == {"done": 2} and all("--refine" in e["redone"] for e in log["steps"].values())
+    assert main(argv) == 0
+    log = json.loads((out / LOG_NAME).read_text())
+    assert log["counts"] == {"done": 2} and all("--errors" in e["redone"] for e in log["steps"].values())
+    capsys.readouterr()

@@ -2,7 +2,8 @@
 numbers compared with the Python API's on the same input:
 
 - examples/c (make + pkg-config) and examples/fortran (gfortran + pkg-config): DeepEM's total
-  EM per pixel, bitwise equal to ``DeepEM.load("deepem18").invert(y).total_em``;
+  EM per pixel, bitwise equal to ``DeepEM.load().invert(y).total_em`` (the C API's NULL model
+  is Python's default, deepem21);
 - examples/cpp (CMake find_package, shared and static library): Basis Pursuit EM equal to
   ``BasisPursuit().solve(y, exptime=2.0).em`` to 1e-9 relative (the response interpolation's
   log10/pow are libm's in C++, NumPy's SIMD ones in Python: ~1e-12 apart), same statuses; the
@@ -25,8 +26,7 @@ from fastinv.dem import BasisPursuit, DeepEM
 @pytest.fixture(scope="module")
 def deepem_total_em(aia_image) -> np.ndarray:
     _, y = aia_image
-    # the C API's NULL model is deepem.safetensors ("deepem18"); Python's default is deepem21
-    return np.asarray(DeepEM.load("deepem18").invert(y).total_em, dtype=np.float64)
+    return np.asarray(DeepEM.load().invert(y).total_em, dtype=np.float64)
 
 
 def _make(example: str, prefix: Path, tmp_path: Path) -> Path:

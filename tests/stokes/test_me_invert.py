@@ -6,9 +6,11 @@ I_c, numpy.interp onto the ME grid)."""
 
 from __future__ import annotations
 
+import astropy.units as u
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.wcs import WCS
 
 pytest.importorskip("dkist_data_simulator")
 
@@ -200,3 +202,74 @@ def test_bad_arguments(tmp_path, capsys):
     assert main([*base, "--method", "me", "--model", str(default_model_path("hinode"))]) == 2
     with pytest.raises(SystemExit):  # argparse: invalid choice
         main([*base, "--method", "pca"])
+
+
+# no profiles: dkist's reader warns on the empty collection (dkist_asdf's module docstring)
+@pytest.mark.filterwarnings("ignore:A node failed to convert")
+def test_cli_me_asdf_round_trips(tmp_path, capsys):
+    """--method me --asdf: every ME map of the level-2 FITS, read back by dkist's own reader
+    (dkist.load_dataset) as a 2-D cube equal to the FITS HDU (astropy), masked where the status
+    is not 0, with the map's celestial coordinates; correlation / chi2_stokes planes by name."""
+    dkist = pytest.importorskip("dkist")
+    true = hinode_true_counts(3, 5, 45000.0, seed=8)
+    paths, _ = write_hinode_map(tmp_path / "sp", true, spbshft=0)
+    out, asdf = tmp_path / "me.fits", tmp_path / "me.asdf"
+    args = ["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "--asdf", str(asdf)]
+    rc = main([*args, "--method", "me", "--continuum", "45000", "-q", "--threads", "1"])
+    assert rc == 0, capsys.readouterr().err
+    assert f"and {asdf}" in capsys.readouterr().out
+    inv = dkist.load_dataset(asdf)
+    with fits.open(out) as hdul:
+        status = hdul["status"].data
+        two_d = [h.name.lower() for h in hdul[1:] if h.data.ndim == 2]
+        assert {"mag_strength", "mag_strength_error", "chi2", "status"} <= set(two_d)
+        assert set(inv.keys()) == set(two_d) | {f"chi2_stokes_{s}" for s in "iquv"} | {
+            "correlation_b_inclination",
+            "correlation_b_azimuth",
+            "correlation_b_vlos",
+            "correlation_inclination_azimuth",
+            "correlation_inclination_vlos",
+            "correlation_azimuth_vlos",
+        }
+        for name in two_d:
+            cube = inv[name]
+            np.testing.assert_array_equal(np.asarray(cube.data), hdul[name].data, err_msg=name)
+            assert cube.unit == u.Unit(hdul[name].header.get("BUNIT", ""))
+            if name != "status":
+                np.testing.assert_array_equal(np.asarray(cube.mask), status != 0)
+        for k, s in enumerate("iquv"):
+            np.testing.assert_array_equal(np.asarray(inv[f"chi2_stokes_{s}"].data), hdul["chi2_stokes"].data[k])
+        np.testing.assert_array_equal(
+            np.asarray(inv["correlation_b_vlos"].data), hdul["correlation"].data[2]
+        )  # CORR3 = B-vlos
+        assert hdul["correlation"].header["CORR3"] == "B-vlos"
+        want = WCS(hdul["mag_strength"].header).pixel_to_world(2, 4)
+    got = inv["mag_strength"].wcs.pixel_to_world(2, 4)
+    assert abs(got.Tx - want.Tx).to_value("arcsec") < 1e-9 and abs(got.Ty - want.Ty).to_value("arcsec") < 1e-9
+    assert inv.meta["inventory"]["level2_fits"] == "me.fits"
+
+
+def test_cli_watch_me_steps_equal_the_map(tmp_path, visp_raw, visp_true, capsys):
+    """stokes watch --method cnn+me: each step's file is the ME layout and its pixels are bitwise
+    the map inversion's (stokes invert --method cnn+me) column of that step."""
+    _needs_networks()
+    paths = copy_files(visp_raw, tmp_path / "in")
+    fill_visp(paths, visp_true, unit="nm")
+    out = tmp_path / "watched"
+    common = ["--continuum", str(IC_VISP), "--threads", "1", "--method", "cnn+me"]
+    rc = main(["stokes", "watch", str(tmp_path / "in"), "-o", str(out), "--timeout", "0.5", "--poll", "0.02", *common])
+    text = capsys.readouterr()
+    assert rc == 0 and f"{N_STEPS} steps written" in text.out, text.err
+    assert "method cnn+me" in text.err
+    steps = sorted(out.glob("step_*.fits"))
+    assert len(steps) == N_STEPS
+    m = tmp_path / "map.fits"
+    assert main(["stokes", "invert", str(tmp_path / "in"), "--instrument", "visp", "-o", str(m), "-q", *common]) == 0
+    with fits.open(m) as ref:
+        for k, path in enumerate(steps):
+            with fits.open(path) as got:
+                assert got[0].header["INVMETH"] == "cnn+me"
+                for name in ("mag_strength", "mag_strength_error", "velocity", "chi2", "status"):
+                    np.testing.assert_array_equal(got[name].data[:, 0], ref[name].data[:, k], err_msg=name)
+    assert main(["stokes", "watch", str(tmp_path / "in"), "-o", str(out), "--method", "me", "--model", "x"]) == 2
+    assert "--model/--device cuda are for --method cnn" in capsys.readouterr().err

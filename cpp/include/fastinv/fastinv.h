@@ -36,7 +36,7 @@ extern "C" {
 
 /* The API level of this header: incremented whenever a function, struct field or enum value
  * is added. A library serves every header whose level is <= its own. */
-#define FASTINV_API_VERSION 2
+#define FASTINV_API_VERSION 3
 
 /* Status codes. Values may be added in later versions (treat unknown values as errors);
  * existing values are never renumbered. */
@@ -47,7 +47,9 @@ typedef enum fastinv_status {
   FASTINV_IO_ERROR = 3,         /* a file could not be opened or read */
   FASTINV_OUT_OF_MEMORY = 4,    /* an allocation failed */
   FASTINV_VERSION_MISMATCH = 5, /* the header is newer than the library */
-  FASTINV_INTERNAL_ERROR = 6    /* anything else; the message says what */
+  FASTINV_INTERNAL_ERROR = 6,   /* anything else; the message says what */
+  FASTINV_UNSUPPORTED = 7       /* API level 3: this CPU or build lacks what was asked for
+                                   (precision "bf16" without AVX512-BF16, "cuda" without CUDA) */
 } fastinv_status;
 
 /* Element types of input arrays (outputs have fixed types, given per function). */
@@ -93,11 +95,31 @@ fastinv_status fastinv_view_contiguous(void* data, int32_t dtype, int64_t n, int
                                        const int64_t* feature_shape, fastinv_view* view);
 
 /* ---------------------------------------------------------------------------------------
+ * How a network is loaded (API level 3): the C++ fastinv::LoadOptions, with the words of the
+ * Python fastinv.load(path, device=..., precision=...). */
+typedef struct fastinv_load_options {
+  size_t size;           /* sizeof(fastinv_load_options) */
+  const char* device;    /* NULL or "cpu"; "cuda" / "cuda:N" where the CUDA backend was built */
+  const char* precision; /* NULL or "fp32"; "bf16": bf16 weights and layer inputs, float32 sums
+                            (CPU: needs AVX512-BF16, else FASTINV_UNSUPPORTED; CUDA: tensor
+                            cores); "tf32": CUDA only */
+} fastinv_load_options;
+
+/* device NULL, precision NULL (CPU, fp32). */
+void fastinv_load_options_init(fastinv_load_options* options);
+
+/* 1 when precision "bf16" can run on this CPU (the build has the AVX512-BF16 kernels, the CPU
+ * has the instructions and FASTINV_ISA does not lower the kernels below AVX-512), else 0. */
+int fastinv_bf16_available(void);
+
+/* ---------------------------------------------------------------------------------------
  * A loaded network (any model file written by fastinv.export). */
 typedef struct fastinv_model fastinv_model;
 
-/* device: NULL or "cpu"; "cuda" / "cuda:N" where the CUDA backend was built. */
+/* device: NULL or "cpu"; "cuda" / "cuda:N" where the CUDA backend was built. fp32. */
 fastinv_status fastinv_model_load(const char* path, const char* device, fastinv_model** model);
+/* API level 3: with options (NULL: as fastinv_model_load(path, NULL, model)). */
+fastinv_status fastinv_model_load_with(const char* path, const fastinv_load_options* options, fastinv_model** model);
 void fastinv_model_destroy(fastinv_model* model);
 /* Per-sample input and output sizes (products of the shapes) and shapes (rank <= 2). */
 fastinv_status fastinv_model_sizes(const fastinv_model* model, int64_t* input_size, int64_t* output_size);
@@ -139,21 +161,45 @@ void fastinv_dem_errors_init(fastinv_dem_errors* errors);
 
 /* ---------------------------------------------------------------------------------------
  * DeepEM (Wright et al. 2018): input transform sqrt(max(I, 0)) -> network -> EM = 1e25 y^2 in
- * cm^-5 per bin, re-synthesis K.EM, chi2, status. The numbers of the Python
- * fastinv.dem.DeepEM.invert, bitwise. CPU models only. */
+ * cm^-5 per bin, re-synthesis K.EM, chi2, status; optionally (API level 3) refined to fit
+ * the data and with calibrated 1-sigma errors. The numbers of the Python
+ * fastinv.dem.DeepEM.invert(y, exptime | sigma, refine=..., errors=...), bitwise. CPU models. */
 typedef struct fastinv_deepem fastinv_deepem;
 
-typedef struct fastinv_deepem_output { /* all required, C-contiguous, npix innermost */
+typedef struct fastinv_deepem_output { /* C-contiguous, npix innermost */
   size_t size;                         /* sizeof(fastinv_deepem_output) */
-  float* em;                           /* (n_bins, npix) cm^-5 */
-  float* model;                        /* (6, npix) re-synthesised DN/s */
-  int8_t* status;                      /* (npix) 0 ok, 12 a non-finite input (EM 0) */
-  double* chi2;                        /* (npix) NaN with FASTINV_ERRORS_NONE */
-  float* total_em;                     /* (npix) total EM / 1e26 cm^-5 */
+  float* em;                           /* (n_bins, npix) cm^-5, required */
+  float* model;                        /* (6, npix) re-synthesised DN/s, required */
+  int8_t* status;                      /* (npix) required: 0 ok, 12 a non-finite input (EM 0),
+                                          13 overflow; with refine also 3 not converged,
+                                          11 no counts, 14 no EM fits the data (NaN products) */
+  double* chi2;                        /* (npix) required; NaN with FASTINV_ERRORS_NONE */
+  float* total_em;                     /* (npix) total EM / 1e26 cm^-5, required */
+  /* API level 3 (fastinv_deepem_output_init sets these to 0 / NULL). Both need errors of
+     mode FASTINV_ERRORS_SIGMA or _AIA (BP's sigma, the data's noise). */
+  int32_t refine;      /* 1: each pixel's EM becomes the one closest to the network's that
+                          satisfies Basis Pursuit's constraints (|K.EM - y| <= tolfac sigma,
+                          EM >= 0, BP's adaptive tolfac 1.4, 2.1, 3.15); em, model, chi2 and
+                          total_em are then the refined EM's */
+  double* tolfac;      /* (npix) or NULL: the tolfac refinement used (NaN without refine) */
+  int32_t* iterations; /* (npix) or NULL: refinement simplex iterations (0 without refine) */
+  /* Calibrated 1-sigma errors: all three set or all NULL; NaN where status != 0; need a model
+     card with an "errors" section (the shipped models have one). */
+  float* em_err;       /* (n_bins, npix) cm^-5 */
+  float* logt_err;     /* (npix) dex, of the EM-weighted log T */
+  float* total_em_err; /* (npix) cm^-5 */
 } fastinv_deepem_output;
 
-/* path NULL: the shipped model (fastinv_data_dir()). */
+/* API level 3: size set, everything else 0 / NULL. */
+void fastinv_deepem_output_init(fastinv_deepem_output* output);
+
+/* path NULL: the default shipped model, "deepem21" (21 bins, log T 5.5 ... 7.5), the Python
+ * DeepEM.load() default since API level 3 (levels 1-2 loaded the 18-bin model: size buffers
+ * with fastinv_deepem_bins). A shipped model by name: "deepem21", or "deepem18" (the paper's
+ * 18-bin grid, log T 5.5 ... 7.2); anything else is a file path. */
 fastinv_status fastinv_deepem_load(const char* path, fastinv_deepem** deepem);
+/* API level 3: with options (device NULL or "cpu"; precision "fp32" or "bf16"). */
+fastinv_status fastinv_deepem_load_with(const char* path, const fastinv_load_options* options, fastinv_deepem** deepem);
 void fastinv_deepem_destroy(fastinv_deepem* deepem);
 /* Number of log T bins and (when logt is not NULL) their centres, logt[n_bins]. */
 fastinv_status fastinv_deepem_bins(const fastinv_deepem* deepem, int32_t* n_bins, double* logt);
@@ -230,6 +276,9 @@ typedef struct fastinv_stokes_profiles {
 
 /* path: a Stokes model file; or NULL with instrument "hinode" / "visp" for a shipped model. */
 fastinv_status fastinv_stokes_load(const char* path, const char* instrument, fastinv_stokes** net);
+/* API level 3: with options (precision "fp32" or "bf16" on the CPU). */
+fastinv_status fastinv_stokes_load_with(const char* path, const char* instrument, const fastinv_load_options* options,
+                                        fastinv_stokes** net);
 void fastinv_stokes_destroy(fastinv_stokes* net);
 fastinv_status fastinv_stokes_sizes(const fastinv_stokes* net, int32_t* n_wavelength, int32_t* n_nodes,
                                     int32_t* n_quantities);

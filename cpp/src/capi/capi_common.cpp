@@ -4,6 +4,7 @@
 
 #include "capi_common.hpp"
 #include "fastinv/data.hpp"
+#include "fastinv/runtime.hpp"
 
 namespace fastinv::capi {
 
@@ -30,6 +31,27 @@ DType dtype_of(int32_t d, const char* function) {
                      std::to_string(int(d)));
 }
 
+LoadOptions load_options(const fastinv_load_options* options, const char* function) {
+  LoadOptions lo;
+  if (options == nullptr) return lo;
+  const fastinv_load_options& o = require_struct(options, sizeof(fastinv_load_options), function, "options");
+  if (o.device) lo.device = o.device;
+  if (o.precision) lo.precision = o.precision;
+  const bool cuda = lo.device.rfind("cuda", 0) == 0;
+  if (cuda && !cuda_compiled())
+    throw Unsupported(std::string(function) + ": device '" + lo.device +
+                      "': this fastinv was built without the CUDA backend; use device \"cpu\"");
+  if (!cuda && lo.precision == "bf16" && !bf16_available())
+    throw Unsupported(std::string(function) +
+                      ": precision \"bf16\" on the CPU needs AVX512-BF16 (vdpbf16ps: Intel Cooper Lake, Sapphire "
+                      "Rapids or later, AMD Zen 4 or later), which this CPU or build lacks; use \"fp32\"");
+  if (!cuda && lo.precision == "bf16" && active_isa() != Isa::avx512)
+    throw Unsupported(std::string(function) +
+                      ": precision \"bf16\" runs on the AVX-512 kernels, but the active ISA is '" +
+                      isa_name(active_isa()) + "' (FASTINV_ISA lowered it); use \"fp32\"");
+  return lo;
+}
+
 }  // namespace fastinv::capi
 
 using namespace fastinv::capi;
@@ -54,6 +76,20 @@ fastinv_status fastinv_check_api(int header_api_version) {
 }
 
 const char* fastinv_last_error(void) { return last_error_message(); }
+
+void fastinv_load_options_init(fastinv_load_options* options) {
+  if (options == nullptr) return;
+  *options = fastinv_load_options{};
+  options->size = sizeof(fastinv_load_options);
+}
+
+int fastinv_bf16_available(void) {
+  try {
+    return fastinv::bf16_available() && fastinv::active_isa() == fastinv::Isa::avx512 ? 1 : 0;
+  } catch (...) {  // FASTINV_ISA names an ISA this CPU lacks: nothing runs, bf16 neither
+    return 0;
+  }
+}
 
 fastinv_status fastinv_data_dir(char* buf, size_t capacity) {
   return guard([&] {

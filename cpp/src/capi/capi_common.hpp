@@ -10,6 +10,13 @@
 
 namespace fastinv::capi {
 
+// What this CPU or build cannot do (FASTINV_UNSUPPORTED): found by the C API before the C++
+// call, which reports the same as a plain fastinv::Error.
+class Unsupported : public Error {
+ public:
+  using Error::Error;
+};
+
 void set_error(const std::string& message);
 void clear_error();
 const char* last_error_message() noexcept;
@@ -21,6 +28,9 @@ fastinv_status guard(F&& f) noexcept {
     clear_error();
     f();
     return FASTINV_OK;
+  } catch (const Unsupported& e) {
+    set_error(e.what());
+    return FASTINV_UNSUPPORTED;
   } catch (const TypeMismatch& e) {
     set_error(e.what());
     return FASTINV_TYPE_MISMATCH;
@@ -63,5 +73,15 @@ const S& require_struct(const S* s, std::size_t first_version_size, const char* 
 }
 
 DType dtype_of(int32_t d, const char* function);
+
+// The C++ LoadOptions of a fastinv_load_options (NULL: the defaults); throws Unsupported for a
+// precision or device this CPU or build cannot run.
+LoadOptions load_options(const fastinv_load_options* options, const char* function);
+
+// Reads the appended field at `offset` (of `bytes`) only when the caller's struct has it.
+template <class S>
+bool has_field(const S& s, std::size_t offset, std::size_t bytes) {
+  return s.size >= offset + bytes;
+}
 
 }  // namespace fastinv::capi

@@ -17,7 +17,7 @@ namespace {
 
 // Sizes of the structs as API level 1 defined them (later levels append fields).
 constexpr std::size_t kErrorsV1 = sizeof(fastinv_dem_errors);
-constexpr std::size_t kDeepEmOutputV1 = sizeof(fastinv_deepem_output);
+constexpr std::size_t kDeepEmOutputV1 = offsetof(fastinv_deepem_output, refine);
 constexpr std::size_t kBpOptionsV1 = sizeof(fastinv_bp_options);
 constexpr std::size_t kBpOutputV1 = sizeof(fastinv_bp_output);
 
@@ -74,11 +74,28 @@ void fastinv_dem_errors_init(fastinv_dem_errors* errors) {
 // ------------------------------------------------------------------------------- DeepEM
 
 fastinv_status fastinv_deepem_load(const char* path, fastinv_deepem** deepem) {
+  return fastinv_deepem_load_with(path, nullptr, deepem);
+}
+
+fastinv_status fastinv_deepem_load_with(const char* path, const fastinv_load_options* options,
+                                        fastinv_deepem** deepem) {
   return guard([&] {
-    require(deepem, "fastinv_deepem_load", "deepem");
+    const char* fn = "fastinv_deepem_load";
+    require(deepem, fn, "deepem");
     *deepem = nullptr;
-    *deepem = std::make_unique<fastinv_deepem>(fastinv_deepem{fastinv::dem::DeepEm::load(path ? path : "")}).release();
+    const fastinv::LoadOptions lo = load_options(options, fn);
+    if (lo.device != "cpu")
+      throw InvalidArgument(std::string(fn) + ": device '" + lo.device +
+                            "': DeepEM's fused loop runs on the CPU; device must be NULL or \"cpu\"");
+    *deepem =
+        std::make_unique<fastinv_deepem>(fastinv_deepem{fastinv::dem::DeepEm::load(path ? path : "", lo)}).release();
   });
+}
+
+void fastinv_deepem_output_init(fastinv_deepem_output* output) {
+  if (output == nullptr) return;
+  *output = fastinv_deepem_output{};
+  output->size = sizeof(fastinv_deepem_output);
 }
 
 void fastinv_deepem_destroy(fastinv_deepem* deepem) { std::unique_ptr<fastinv_deepem> owned(deepem); }
@@ -109,7 +126,29 @@ fastinv_status fastinv_deepem_invert(const fastinv_deepem* deepem, const fastinv
       out.chi2 = require(o.chi2, fn, "output->chi2");
       out.objective = require(o.total_em, fn, "output->total_em");
     }
-    deepem->deepem.invert(in, chi2, out, threads);
+    fastinv::dem::DeepEmRefine refine;
+    if (has_field(o, offsetof(fastinv_deepem_output, total_em_err), sizeof(float*))) {  // API level 3
+      if (o.refine != 0 && o.refine != 1)
+        throw InvalidArgument(std::string(fn) + ": output->refine must be 0 or 1, got " + std::to_string(o.refine));
+      const bool any_err = o.em_err || o.logt_err || o.total_em_err;
+      if (any_err && !(o.em_err && o.logt_err && o.total_em_err))
+        throw InvalidArgument(std::string(fn) +
+                              ": output->em_err, logt_err and total_em_err must all be set or all NULL");
+      if ((o.refine || any_err) && chi2.mode == DeepEmErrors::none)
+        throw InvalidArgument(std::string(fn) + (o.refine ? ": refine" : ": em_err") +
+                              " needs the data's errors: errors->mode FASTINV_ERRORS_SIGMA or FASTINV_ERRORS_AIA");
+      refine.enabled = o.refine == 1;
+      refine.iterations = in.npix > 0 ? o.iterations : nullptr;
+      if (in.npix > 0) {
+        out.tolfac = o.tolfac;
+        out.em_err = o.em_err;
+        out.logt_err = o.logt_err;
+        out.total_em_err = o.total_em_err;
+      }
+    }
+    deepem->deepem.invert(in, chi2, out, threads, refine);
+    if (refine.iterations && !refine.enabled)  // as Python's BPResult.iterations
+      for (int64_t p = 0; p < in.npix; ++p) refine.iterations[p] = 0;
   });
 }
 

@@ -69,13 +69,20 @@ fastinv_status fastinv_view_contiguous(void* data, int32_t dtype, int64_t n, int
 }
 
 fastinv_status fastinv_model_load(const char* path, const char* device, fastinv_model** model) {
+  fastinv_load_options options;
+  fastinv_load_options_init(&options);
+  options.device = device;
+  return fastinv_model_load_with(path, &options, model);
+}
+
+fastinv_status fastinv_model_load_with(const char* path, const fastinv_load_options* options, fastinv_model** model) {
   return guard([&] {
-    require(model, "fastinv_model_load", "model");
+    const char* fn = "fastinv_model_load";
+    require(model, fn, "model");
     *model = nullptr;
-    require(path, "fastinv_model_load", "path");
-    fastinv::LoadOptions options;
-    if (device) options.device = device;
-    *model = std::make_unique<fastinv_model>(fastinv_model{fastinv::Model::load(path, options)}).release();
+    require(path, fn, "path");
+    const fastinv::LoadOptions lo = load_options(options, fn);
+    *model = std::make_unique<fastinv_model>(fastinv_model{fastinv::Model::load(path, lo)}).release();
   });
 }
 

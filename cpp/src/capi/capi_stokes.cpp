@@ -11,13 +11,19 @@ using fastinv::InvalidArgument;
 extern "C" {
 
 fastinv_status fastinv_stokes_load(const char* path, const char* instrument, fastinv_stokes** net) {
+  return fastinv_stokes_load_with(path, instrument, nullptr, net);
+}
+
+fastinv_status fastinv_stokes_load_with(const char* path, const char* instrument, const fastinv_load_options* options,
+                                        fastinv_stokes** net) {
   return guard([&] {
     const char* fn = "fastinv_stokes_load";
     require(net, fn, "net");
     *net = nullptr;
     if (!path && !instrument) throw InvalidArgument("fastinv_stokes_load: give a model path or an instrument");
-    auto loaded =
-        path ? fastinv::stokes::StokesNetwork::load(path) : fastinv::stokes::StokesNetwork::load_shipped(instrument);
+    const fastinv::LoadOptions lo = load_options(options, fn);
+    auto loaded = path ? fastinv::stokes::StokesNetwork::load(path, lo)
+                       : fastinv::stokes::StokesNetwork::load_shipped(instrument, lo);
     if (path && instrument) {
       const auto shipped_key = fastinv::stokes::StokesNetwork::instrument_key(instrument);
       if (shipped_key != loaded.instrument())

@@ -26,8 +26,16 @@ const json::Value* path_in(const json::Value& v, std::initializer_list<const cha
 
 }  // namespace
 
+std::string DeepEm::shipped_path(const std::string& name) {
+  // python/fastinv/dem/deepem.py's SHIPPED_MODELS and DEFAULT_MODEL (tests/embedding compares)
+  if (name.empty() || name == "deepem21") return data_path("deepem21.safetensors");
+  if (name == "deepem18") return data_path("deepem.safetensors");
+  throw InvalidArgument("unknown DeepEM model '" + name + "'; shipped: deepem18, deepem21");
+}
+
 DeepEm DeepEm::load(const std::string& path, const LoadOptions& options) {
-  return DeepEm(Model::load(path.empty() ? data_path("deepem.safetensors") : path, options));
+  const bool shipped = path.empty() || path == "deepem18" || path == "deepem21";
+  return DeepEm(Model::load(shipped ? shipped_path(path) : path, options));
 }
 
 DeepEm::DeepEm(Model model) : model_(std::move(model)) {

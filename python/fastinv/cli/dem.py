@@ -28,6 +28,7 @@ def _series(args: argparse.Namespace, method: str) -> int:
         seed=getattr(args, "seed", 0),
         model=getattr(args, "model", None),
         threads=args.threads or spec.threads_per_step(),
+        refine=getattr(args, "refine", False),
     )
     log = run_series(
         args.series,
@@ -89,8 +90,8 @@ def _cmd_deepem(args: argparse.Namespace) -> int:
 
     _check_inputs(args, "dem deepem")
     if args.series:
-        if args.png or args.compare_bp or args.refine:
-            raise ValueError("--png/--compare-bp/--refine are for single runs, not --series")
+        if args.png or args.compare_bp:
+            raise ValueError("--png/--compare-bp are for single runs, not --series")
         return _series(args, "deepem")
 
     res, _ = run_deepem(

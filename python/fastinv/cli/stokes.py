@@ -203,14 +203,16 @@ def _invert_me(args: argparse.Namespace, out: Path) -> int:
     from ..stokes.inversion.frames import expand_inputs, invert_files
     from ..stokes.inversion.me_output import ME_MISSING, me_config_cards, write_me_fits
 
-    for flag, value in (("--model", args.model), ("--png", args.png), ("--asdf", args.asdf), ("--chi2", args.chi2)):
+    for flag, value in (("--model", args.model), ("--png", args.png), ("--chi2", args.chi2)):
         if value:
             print(f"fastinv stokes invert: error: {flag} is for --method cnn only", file=sys.stderr)
             return 2
     if args.device != "cpu":
         print("fastinv stokes invert: error: --method me / cnn+me run on the CPU (--device cpu)", file=sys.stderr)
         return 2
-    check_outputs([out], expand_inputs(args.files), args.overwrite)
+    if args.asdf:
+        require("dkist", "DKIST level-2 ASDF output")  # before the inversion, not after it
+    check_outputs([out, args.asdf], expand_inputs(args.files), args.overwrite)
     bar = [None]
 
     def total(n, stage):
@@ -252,6 +254,10 @@ def _invert_me(args: argparse.Namespace, out: Path) -> int:
         cards,
         inv.free,
     )
+    if args.asdf:
+        from ..stokes.inversion.dkist_asdf import write_inversion_asdf
+
+        write_inversion_asdf(args.asdf, out)
     names = {**ME_INV_STATUS, ME_MISSING: "no data"}
     codes, counts = np.unique(m.status, return_counts=True)
     summary = ", ".join(f"{names.get(int(c), c)}: {n}" for c, n in zip(codes, counts))
@@ -259,7 +265,8 @@ def _invert_me(args: argparse.Namespace, out: Path) -> int:
     with np.errstate(invalid="ignore"):
         chi2 = float(np.nanmedian(m.chi2[..., 4])) if np.isfinite(m.chi2[..., 4]).any() else float("nan")
     print(
-        f"wrote {out} ({nx} x {ny} pixels in {res.seconds:.1f} s, {args.method}, init {inv.init_method}; "
+        f"wrote {out}{' and ' + str(args.asdf) if args.asdf else ''} "
+        f"({nx} x {ny} pixels in {res.seconds:.1f} s, {args.method}, init {inv.init_method}; "
         f"median chi2 {chi2:.2f}; {summary})"
     )
     return 0
@@ -269,6 +276,13 @@ def _cmd_watch(args: argparse.Namespace) -> int:
     from ..stokes.inversion.frames import FrameInverter
 
     n, lat = 0, []
+    if args.method != "cnn" and (args.model or args.device != "cpu"):
+        print(
+            "fastinv stokes watch: error: --model/--device cuda are for --method cnn; "
+            "the ME methods run on the CPU with the shipped ME initialisation network",
+            file=sys.stderr,
+        )
+        return 2
     try:
         Path(args.output).mkdir(parents=True, exist_ok=True)
         inv = FrameInverter(
@@ -278,9 +292,11 @@ def _cmd_watch(args: argparse.Namespace) -> int:
             threads=args.threads,
             device=args.device,
             wavelength_shift=args.wavelength_shift,
+            method=args.method,
         )
         print(
-            f"watching {args.directory} for ViSP frames (stop: {args.timeout:g} s without new files"
+            f"watching {args.directory} for ViSP frames, method {args.method} "
+            f"(stop: {args.timeout:g} s without new files"
             + (f" or {args.max_frames} steps" if args.max_frames else "")
             + ")",
             file=sys.stderr,
@@ -439,7 +455,8 @@ def register(sub) -> None:
         default=None,
         metavar="PATH",
         help="also write the results as a dkist.Inversion ASDF file (dkist.load_dataset reads it; "
-        "no profiles, so slice its quantities, not the whole Inversion; needs fastinv[dkist])",
+        "no profiles, so slice its quantities, not the whole Inversion; the ME methods' maps "
+        "and <name>_error maps as 2-D cubes; needs fastinv[dkist])",
     )
     p.add_argument(
         "--model", default=None, help="Stokes model file (.safetensors; default: the one shipped for the instrument)"
@@ -482,7 +499,15 @@ def register(sub) -> None:
         "-o", "--output", required=True, help="directory for the per-step FITS results (each written atomically)"
     )
     w.add_argument("--instrument", choices=("visp",), default="visp", help="only DKIST ViSP (default)")
-    w.add_argument("--model", default=None, help="Stokes model file (default: the shipped ViSP model)")
+    w.add_argument(
+        "--method",
+        choices=("cnn", "me", "cnn+me"),
+        default="cnn",
+        help="cnn: the stratified network (default); me / cnn+me: Milne-Eddington least squares from "
+        "the classical / ME network's initial guess, each step written in the ME layout "
+        "(<name>_error, chi2, status; as 'stokes invert --method')",
+    )
+    w.add_argument("--model", default=None, help="Stokes model file (--method cnn; default: the shipped ViSP model)")
     w.add_argument("--pattern", default="*.fits", help="glob of the frame files (default *.fits)")
     w.add_argument("--timeout", type=float, default=60.0, help="seconds without a new file before stopping (60)")
     w.add_argument("--max-frames", type=int, default=None, help="stop after this many steps")

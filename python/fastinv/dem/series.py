@@ -44,10 +44,11 @@ class SeriesOptions:
     bin: int = 1
     response: Optional[str] = None
     presummed: float = 1.0
-    errors: int = 0
+    errors: int = 0  # BP: Monte-Carlo draws; DeepEM: 0 or 1 (calibrated errors)
     seed: int = 0
     model: Optional[str] = None
     threads: int = 1
+    refine: bool = False  # DeepEM: fit the data within BP's band (``DeepEM.invert(refine=True)``)
 
 
 def _header_of(path: Path) -> tuple[int, datetime]:
@@ -144,6 +145,7 @@ def _invert_step(step: Step, opts: SeriesOptions) -> dict:
             model=opts.model,
             overwrite=True,
             errors=bool(opts.errors),
+            refine=opts.refine,
         )
     worker = None
     try:
@@ -193,6 +195,11 @@ def validate_output(step: Step, opts: SeriesOptions) -> Optional[str]:
         int(prim.get("FI_MCN", 0)) != opts.errors or (opts.errors and int(prim.get("FI_MCSD", -1)) != opts.seed)
     ):
         return "written with other --errors / --seed"
+    if opts.method == "deepem":
+        if bool(prim.get("FI_REFIN", False)) != opts.refine or ("REFINE" in names) != opts.refine:
+            return "written with other --refine"
+        if ("EM_ERR" in names) != bool(opts.errors):
+            return "written with other --errors"
     return None
 
 

@@ -112,14 +112,17 @@ void deepem_refine(const float* kernel, int64_t n_t, const DeepEmInput& y, const
 // fastinv.dem.DeepEM is (CPU models), for C++ and C programs. Immutable once loaded: any
 // number of threads may call invert() at once, each with its own buffers.
 //
-//   const auto deepem = fastinv::dem::DeepEm::load();          // the shipped model
+//   const auto deepem = fastinv::dem::DeepEm::load();          // the default shipped model
 //   deepem.invert({y, DType::f64, npix, npix, 1}, {}, out);    // y: (6, npix)
 class DeepEm {
  public:
-  // path "": the shipped deepem.safetensors (data_dir()). Throws IoError / InvalidArgument for
-  // a missing file, a model that is not DeepEM (card transforms, 6 -> nT per-pixel network)
-  // or a response table the card names that cannot be loaded.
+  // path "": the default shipped model, "deepem21" (as Python's DeepEM.load()); "deepem18" or
+  // "deepem21": that shipped model (data_dir()); else a file. Throws IoError / InvalidArgument
+  // for a missing file, a model that is not DeepEM (card transforms, 6 -> nT per-pixel
+  // network) or a response table the card names that cannot be loaded.
   static DeepEm load(const std::string& path = "", const LoadOptions& options = {});
+  // The file of a shipped model by name ("" the default, "deepem21"; "deepem18").
+  static std::string shipped_path(const std::string& name = "");
   explicit DeepEm(Model model);
 
   const Model& model() const { return model_; }

@@ -15,6 +15,13 @@ the fits. Profile cubes have numpy axes (y, x, wavelength, Stokes) -- Stokes las
 slicing the whole ``Inversion`` fails in dkist 1.18 (its empty collection reads back as a
 dict). Slicing an ``Inversion`` slices its quantities; dkist matches the profiles' axes by
 WCS pixel-axis names, which FITS WCSs do not have, so the profiles stay whole.
+
+A Milne-Eddington level-2 file (:func:`fastinv.stokes.inversion.me_output.write_me_fits`,
+``fastinv stokes invert --method me|cnn+me``) has (y, x) maps instead: every one becomes a
+2-D ``NDCube`` under its FITS name (parameters, ``<name>_error``, ``chi2``, ``iterations``,
+``restarts``; masked where the status is not 0) with the map's celestial WCS; ``status``
+itself unmasked (its codes say why); the planes of ``correlation`` and ``chi2_stokes`` as
+``correlation_<a>_<b>`` (CORRn names the pair) and ``chi2_stokes_<i|q|u|v>``.
 """
 
 from __future__ import annotations
@@ -78,38 +85,24 @@ def write_inversion_asdf(
     ...                      wavelength=inst.wavelength, line="FeI630")
     """
     dkist = require("dkist", "DKIST level-2 ASDF output")
-    import astropy.units as u
     from astropy.io import fits
     from astropy.table import Table
-    from astropy.wcs import WCS
     from dkist.dataset.inversion import Inversion, Profiles
-    from ndcube import NDCube
 
     fits_path = Path(fits_path)
     with fits.open(fits_path) as hdul:
         primary = hdul[0].header.copy()
-        try:
+        names = {h.name.lower() for h in hdul[1:]}
+        if "status" in names and "optical_depth" in names:
             status = np.asarray(hdul["status"].data)
-            nodes = np.asarray(hdul["optical_depth"].data, dtype=np.float64)
-        except KeyError:
-            raise ValueError(f"{fits_path}: not a fastinv level-2 file (no status / optical_depth HDU)") from None
-        cubes = {}
-        for h in hdul[1:]:
-            name = h.name.lower()
-            if name in ("status", "optical_depth"):
-                continue
-            cubes[name] = (np.asarray(h.data), h.header.copy())
-    if not cubes:
-        raise ValueError(f"{fits_path}: no quantity HDUs")
-    mask = np.broadcast_to(status != 0, (nodes.size, *status.shape))
-    items = {}
-    wcs = None
-    for name, (data, hdr) in cubes.items():
-        wcs = WCS(hdr)
-        items[name] = NDCube(data, wcs=wcs, unit=u.Unit(hdr.get("BUNIT", "")), mask=np.array(mask))
-    items["optical_depth"] = NDCube(
-        np.broadcast_to(nodes[:, None, None], mask.shape).astype(np.float32), wcs=wcs, mask=np.array(mask)
-    )
+            items = _stratified_cubes(hdul, status, fits_path)
+            wcs = items["optical_depth"].wcs
+        elif "status" in names and any(n.endswith("_error") for n in names):
+            status = np.asarray(hdul["status"].data)
+            items = _me_cubes(hdul, status)
+            wcs = items["status"].wcs
+        else:
+            raise ValueError(f"{fits_path}: not a fastinv level-2 file (no status / optical_depth HDU)")
     scalar = {k: [v] for k, v in primary.items() if k not in ("COMMENT", "HISTORY", "") and not isinstance(v, bool)}
     meta = {
         "headers": Table(scalar),
@@ -126,6 +119,57 @@ def write_inversion_asdf(
         os.unlink(tmp)  # dkist.save_dataset refuses to overwrite
         dkist.save_dataset(inv, tmp)
     return path
+
+
+def _stratified_cubes(hdul, status: np.ndarray, fits_path: Path) -> dict:
+    """(node, y, x) cubes of a network's level-2 file, and ``optical_depth`` (module docstring)."""
+    import astropy.units as u
+    from astropy.wcs import WCS
+    from ndcube import NDCube
+
+    nodes = np.asarray(hdul["optical_depth"].data, dtype=np.float64)
+    mask = np.broadcast_to(status != 0, (nodes.size, *status.shape))
+    items = {}
+    wcs = None
+    for h in hdul[1:]:
+        name = h.name.lower()
+        if name in ("status", "optical_depth"):
+            continue
+        wcs = WCS(h.header)
+        items[name] = NDCube(np.asarray(h.data), wcs=wcs, unit=u.Unit(h.header.get("BUNIT", "")), mask=np.array(mask))
+    if not items:
+        raise ValueError(f"{fits_path}: no quantity HDUs")
+    items["optical_depth"] = NDCube(
+        np.broadcast_to(nodes[:, None, None], mask.shape).astype(np.float32), wcs=wcs, mask=np.array(mask)
+    )
+    return items
+
+
+def _me_cubes(hdul, status: np.ndarray) -> dict:
+    """2-D cubes (y, x) of every map of an ME level-2 file (module docstring)."""
+    import astropy.units as u
+    from astropy.wcs import WCS
+    from ndcube import NDCube
+
+    mask = status != 0
+    items = {}
+    for h in hdul[1:]:
+        name = h.name.lower()
+        data = np.asarray(h.data)
+        unit = u.Unit(h.header.get("BUNIT", ""))
+        if data.ndim == 2:
+            items[name] = NDCube(data, wcs=WCS(h.header), unit=unit, mask=None if name == "status" else mask.copy())
+            continue
+        if data.ndim != 3 or data.shape[1:] != status.shape:
+            raise ValueError(f"HDU {h.name}: shape {data.shape} is not (planes, ny, nx) of the ME map {status.shape}")
+        wcs2 = WCS(h.header).dropaxis(2)  # the INDEX axis of the planes
+        for k, plane in enumerate(data):
+            if name == "chi2_stokes":
+                label = "iquv"[k]
+            else:
+                label = str(h.header.get(f"CORR{k + 1}", k + 1)).lower().replace("-", "_")
+            items[f"{name}_{label}"] = NDCube(np.ascontiguousarray(plane), wcs=wcs2, unit=unit, mask=mask.copy())
+    return items
 
 
 def _profile_cubes(line, observed, fit, wavelength, wcs3, status, fits_path) -> dict:
