@@ -177,6 +177,7 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
   for (const auto* edges : {&m.total_edges, &m.logt_edges, &m.em_edges})
     if (!std::is_sorted(edges->begin(), edges->end()))
       throw InvalidArgument("DeepEM card errors: edges must be increasing");
+  for (double e : m.em_edges) m.em_edge_values.push_back(std::pow(10.0, e));
   if (bf16) m.bf16 = pack_errors_bf16(m);
   return m;
 }
@@ -230,8 +231,9 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[kW], const 
         g_total[c] += d;
         if (total > 0.0) g_logt[c] += (m.logt[size_t(t)] - lt) / total * d;
       }
-      const double le = std::log10(std::max(double(em[t][j]), 1e-300));
-      const double model_sigma = m.em_sigma[size_t(t) * nem + size_t(cell(m.em_edges, le))];
+      // the cell of log10(EM) without a logarithm per bin: EM against 10^edge
+      const double model_sigma =
+          m.em_sigma[size_t(t) * nem + size_t(cell(m.em_edge_values, std::max(double(em[t][j]), 1e-300)))];
       output.em_err[t * npix + p] = float(std::sqrt(var + model_sigma * model_sigma));
     }
     double var_total = 0.0, var_logt = 0.0;

@@ -62,6 +62,7 @@ struct DeepEmErrorModel {
   // The model's own error. Cells: interior edges of log10(total EM / cm^-5) x EM-weighted log T
   // (row-major [total cell][log T cell]); per bin, interior edges of log10(EM_t / cm^-5).
   std::vector<double> total_edges, logt_edges, em_edges;
+  std::vector<double> em_edge_values;   // 10^em_edges
   std::vector<double> logt_sigma;       // dex
   std::vector<double> total_rel_sigma;  // fraction of the total EM
   std::vector<double> em_sigma;         // [bin][EM cell] cm^-5
