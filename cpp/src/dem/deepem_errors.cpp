@@ -19,8 +19,8 @@ namespace fastinv::dem {
 namespace {
 
 constexpr int kW = cpu::kTileWidth;
-constexpr int kChannels = 6;
-constexpr int64_t kMaxHidden = 320;  // bounds the per-tile scratch on the stack (~270 kB)
+constexpr int kChannels = kErrorDirections;
+constexpr int64_t kMaxHidden = kMaxErrorHidden;  // (~270 kB of scratch on the stack)
 
 const json::Value& field(const json::Value& obj, const char* key) {
   const json::Value* v = obj.is_object() ? obj.find(key) : nullptr;
@@ -105,9 +105,27 @@ FASTINV_ERRORS_CLONES void layers23(const DeepEmErrorModel& m, const v16 (*a)[kC
   }
 }
 
+// The float32 Jacobian: layer 1 and the input directions through it (a[k][0] = activation,
+// a[k][1 + c] = d1 W1 s_c), then layers 2 and 3.
+void jacobian_f32(const DeepEmErrorModel& m, const float (*x)[kW], const float (*s)[kW], v16 (*jy)[kChannels]) {
+  alignas(64) v16 a[kMaxHidden][kChannels + 1];
+  for (int64_t k = 0; k < m.n_h1; ++k) {
+    const float* w = m.w1.data() + k * kChannels;
+    for (int j = 0; j < kW; ++j) {
+      float h = m.b1[size_t(k)];
+      for (int c = 0; c < kChannels; ++c) h += w[c] * x[c][j];
+      const float d = h > 0.f ? 1.f : m.slope1;
+      a[k][0][j] = d * h;
+      for (int c = 0; c < kChannels; ++c) a[k][c + 1][j] = d * w[c] * s[c][j];
+    }
+  }
+  alignas(64) v16 cdir[kMaxHidden][kChannels];
+  layers23(m, a, cdir, jy);
+}
+
 }  // namespace
 
-DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vector<double>& logt) {
+DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vector<double>& logt, bool bf16) {
   const Graph& g = ModelAccess::graph(model);
   std::vector<const Node*> convs, acts;
   bool chain = true;  // each node reads the one before it (the first reads the input)
@@ -159,6 +177,8 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
   for (const auto* edges : {&m.total_edges, &m.logt_edges, &m.em_edges})
     if (!std::is_sorted(edges->begin(), edges->end()))
       throw InvalidArgument("DeepEM card errors: edges must be increasing");
+  for (double e : m.em_edges) m.em_edge_values.push_back(std::pow(10.0, e));
+  if (bf16) m.bf16 = pack_errors_bf16(m);
   return m;
 }
 
@@ -175,21 +195,11 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[kW], const 
       x[c][j] = std::sqrt(float(yi));
       s[c][j] = real ? float(si / (2.0 * std::sqrt(std::max(yi, si)))) : 0.f;
     }
-  // Layer 1 and the input directions through it: a[k][0] = activation, a[k][1 + c] = d1 W1 s_c.
-  alignas(64) v16 a[kMaxHidden][kChannels + 1];
-  for (int64_t k = 0; k < m.n_h1; ++k) {
-    const float* w = m.w1.data() + k * kChannels;
-    for (int j = 0; j < kW; ++j) {
-      float h = m.b1[size_t(k)];
-      for (int c = 0; c < kChannels; ++c) h += w[c] * x[c][j];
-      const float d = h > 0.f ? 1.f : m.slope1;
-      a[k][0][j] = d * h;
-      for (int c = 0; c < kChannels; ++c) a[k][c + 1][j] = d * w[c] * s[c][j];
-    }
-  }
-  alignas(64) v16 cdir[kMaxHidden][kChannels];
   alignas(64) v16 jy[64][kChannels];  // n_t <= 64 (deepem_invert validates)
-  layers23(m, a, cdir, jy);
+  if (m.bf16)
+    jacobian_bf16(m, x, s, reinterpret_cast<float (*)[kChannels][kW]>(jy));
+  else
+    jacobian_f32(m, x, s, jy);
 
   constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
   const int64_t nt = m.n_t;
@@ -221,8 +231,9 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[kW], const 
         g_total[c] += d;
         if (total > 0.0) g_logt[c] += (m.logt[size_t(t)] - lt) / total * d;
       }
-      const double le = std::log10(std::max(double(em[t][j]), 1e-300));
-      const double model_sigma = m.em_sigma[size_t(t) * nem + size_t(cell(m.em_edges, le))];
+      // the cell of log10(EM) without a logarithm per bin: EM against 10^edge
+      const double model_sigma =
+          m.em_sigma[size_t(t) * nem + size_t(cell(m.em_edge_values, std::max(double(em[t][j]), 1e-300)))];
       output.em_err[t * npix + p] = float(std::sqrt(var + model_sigma * model_sigma));
     }
     double var_total = 0.0, var_logt = 0.0;

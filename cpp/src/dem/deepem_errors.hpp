@@ -1,11 +1,16 @@
 // One tile's DeepEM errors (deepem_errors.cpp), called from the fused tile loop.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "cpu/kernels.hpp"
+#include "cpu/kernels_bf16.hpp"
 #include "fastinv/dem/deepem.hpp"
 
 namespace fastinv::dem {
+
+constexpr int kErrorDirections = 6;       // the six AIA channels' noise
+constexpr int64_t kMaxErrorHidden = 320;  // bounds the per-tile scratch on the stack
 
 // y, sigma: the tile's data and its 1-sigma noise (6 x kTileWidth, DN/s); out_tile: the network's
 // output tile (nT x kTileWidth); em: the tile's EM as written (nT x kTileWidth); ok: lanes whose
@@ -15,5 +20,30 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[cpu::kTileW
                         const double (*sigma)[cpu::kTileWidth], const float* out_tile,
                         const float (*em)[cpu::kTileWidth], const bool* ok, int lanes, int64_t first, int64_t npix,
                         const DeepEmOutput& output) noexcept;
+
+// The network's layers 2 and 3 packed for the engine's bf16 kernels (deepem_errors_bf16.cpp).
+struct DeepEmErrorsBf16 {
+  const cpu::Bf16Kernels* kernels = nullptr;
+  bool amx = false;  // gemm_directions_amx (rows padded to pairs of 16-row blocks), else kernels->gemm
+  std::vector<uint32_t> w2, w2_low, w3;  // weight pairs as the kernel wants them; w2_low: W2 - bf16(W2)
+  std::vector<float> zero2, zero3;       // zero biases (padded)
+};
+
+// AMX-BF16 (deepem_errors_amx.cpp; only where FASTINV_HAVE_DEEPEM_ERRORS_AMX and the engine
+// chose its AMX kernels): out[r * out_stride + row * 16 + lane] = sum over pairs of weight
+// tiles a ([blocks][chunks][16 rows][16 pairs], blocks even) times the pair rows of direction
+// r (in + r * in_stride, chunks * 16 rows of 16 lanes, zero past the layer's pairs).
+void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
+                         int directions, float* out, int64_t out_stride) noexcept;
+
+// Null where this CPU or build has no AVX512-BF16 (the float32 Jacobian is used then).
+std::shared_ptr<const DeepEmErrorsBf16> pack_errors_bf16(const DeepEmErrorModel& m);
+
+// The output Jacobian jy[t][c] (lanes) of one tile in bfloat16: x, the network's inputs
+// sqrt(max(I, 0)), and s, their noise, both [channel][lane]. Layer 1 in float32, the
+// [7 x 300] x [300 x 300] and [6 x 300] x [300 x nT] products on the bf16 kernels (operands
+// rounded to bf16, sums in float32); each lane's sums are independent of the other lanes'.
+void jacobian_bf16(const DeepEmErrorModel& m, const float (*x)[cpu::kTileWidth], const float (*s)[cpu::kTileWidth],
+                   float (*jy)[kErrorDirections][cpu::kTileWidth]) noexcept;
 
 }  // namespace fastinv::dem

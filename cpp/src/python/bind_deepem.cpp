@@ -59,7 +59,7 @@ int32_t* iteration_output(const py::object& obj, int64_t npix) {
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
                         const py::object& out_obj, bool refine_on, const py::object& refine_iterations,
-                        const py::object& errors_logt) {
+                        const py::object& errors_logt, const std::string& errors_precision) {
   dem::DeepEmInput in;
   if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -129,7 +129,12 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   // The weights and the card's tables are read per call: a few hundred kB, small next to a frame.
   const auto lt = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(errors_logt);
   if (!lt || lt.ndim() != 1 || lt.shape(0) != n_t) throw InvalidArgument("errors: logt must hold one value per bin");
-  const auto em_model = dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t));
+  if (errors_precision != "auto" && errors_precision != "fp32" && errors_precision != "bf16")
+    throw InvalidArgument("errors precision must be 'auto', 'fp32' or 'bf16', got '" + errors_precision + "'");
+  const auto em_model = dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t),
+                                                          errors_precision != "fp32");
+  if (errors_precision == "bf16" && !em_model.bf16)
+    throw Error("errors='bf16' needs AVX512-BF16 (the CPU or this build lacks it); use errors=True or 'fp32'");
   py::array_t<float> em_err({py::ssize_t(n_t), npix}), logt_err(npix), total_err(npix);
   out.em_err = em_err.mutable_data();
   out.logt_err = logt_err.mutable_data();
@@ -189,6 +194,7 @@ void bind_deepem(py::module_& m) {
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),
         py::arg("refine") = false, py::arg("refine_iterations") = py::none(), py::arg("errors_logt") = py::none(),
+        py::arg("errors_precision") = "auto",
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
         "such a tuple of arrays. refine=True: the EM closest to the network's that fits the data within "

@@ -67,14 +67,15 @@ def _cells(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, x, side="right")
 
 
-def noise_only(net: DeepEM, sample: dict, threads: Optional[int]):
-    """DeepEM with the Jacobian noise term alone (a copy of the model whose card's tables are 0)."""
+def noise_only(net: DeepEM, sample: dict, threads: Optional[int], errors: Union[bool, str] = True):
+    """DeepEM with the Jacobian noise term alone (a copy of the model whose card's tables are 0);
+    ``errors`` as for :meth:`DeepEM.invert` (``"fp32"``: the float32 Jacobian)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deepem.safetensors"
         shutil.copyfile(net.model.path, path)
         update_card(path, {"errors": _zero_tables(len(net.logt))})
         bare = DeepEM.load(path, threads=threads)
-        return bare.invert(sample["y"], sigma=sample["sigma"], errors=True)
+        return bare.invert(sample["y"], sigma=sample["sigma"], errors=errors)
 
 
 def fit_tables(res, sample: dict) -> dict:

@@ -52,6 +52,7 @@ struct DeepEmOutput {          // all C-contiguous, npix innermost
 // network by its Jacobian (exact forward-mode through the three layers, per pixel), added in
 // quadrature to the network's own error, which the model card's "errors" section tabulates
 // from held-out synthetic DEMs with known truth (fastinv.train.deepem_errors).
+struct DeepEmErrorsBf16;  // deepem_errors.hpp
 struct DeepEmErrorModel {
   // The network (dense 6 -> H1 -> H2 -> nT, LeakyReLU), weights row-major [out][in].
   int64_t n_h1 = 0, n_h2 = 0, n_t = 0;
@@ -61,13 +62,18 @@ struct DeepEmErrorModel {
   // The model's own error. Cells: interior edges of log10(total EM / cm^-5) x EM-weighted log T
   // (row-major [total cell][log T cell]); per bin, interior edges of log10(EM_t / cm^-5).
   std::vector<double> total_edges, logt_edges, em_edges;
+  std::vector<double> em_edge_values;   // 10^em_edges
   std::vector<double> logt_sigma;       // dex
   std::vector<double> total_rel_sigma;  // fraction of the total EM
   std::vector<double> em_sigma;         // [bin][EM cell] cm^-5
 
   // The network's weights and the card's "errors" section. Throws InvalidArgument for a
   // network of another shape or a card without (or with a malformed) "errors" section.
-  static DeepEmErrorModel from_model(const Model& model, const std::vector<double>& logt);
+  // bf16: propagate the noise in bfloat16 on the engine's AMX-BF16 / AVX512-BF16 kernels
+  // (deepem_errors_bf16.cpp) where the CPU has them (sigma within ~1 %, docs/deepem-errors.md);
+  // false, or a CPU without them: the float32 Jacobian.
+  static DeepEmErrorModel from_model(const Model& model, const std::vector<double>& logt, bool bf16 = false);
+  std::shared_ptr<const DeepEmErrorsBf16> bf16;  // the packed bf16 weights; null: float32
 };
 
 // Refinement of the network's EM so that it fits the data (deepem_refine.cpp). Per pixel, the
