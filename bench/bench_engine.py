@@ -170,11 +170,11 @@ def test_fastinv_bf16(benchmark, case, machine):
     if case["bf16"] is None:
         pytest.skip("no AVX512-BF16 on this CPU")
     benchmark.group = case["name"]
-    y = benchmark.pedantic(case["bf16"], args=(case["x"],), rounds=_rounds(case), warmup_rounds=1)
+    y, peaks = _timed(benchmark, case, case["bf16"], case["x"])
     ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
     err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
     assert err < 2e-2, err  # bf16 rounding of weights and inputs (tests/test_bf16.py bounds it)
-    _record(benchmark, case, machine, "fastinv-bf16")
+    _record(benchmark, case, machine, "fastinv-bf16", peaks)
 
 
 def test_torch(benchmark, case, machine):
@@ -198,8 +198,8 @@ def test_torch_bf16(benchmark, case, machine):
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             return case["net"](xt)
 
-    benchmark.pedantic(run, rounds=_rounds(case), warmup_rounds=1)
-    _record(benchmark, case, machine, "torch-bf16-autocast")
+    _, peaks = _timed(benchmark, case, run)
+    _record(benchmark, case, machine, "torch-bf16-autocast", peaks)
 
 
 def test_onnxruntime(benchmark, case, machine):

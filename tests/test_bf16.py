@@ -183,7 +183,8 @@ def test_bitwise_identical_for_any_thread_count():
 def test_each_bf16_kernel_matches_emulation(kernels, tmp_path):
     """Both bf16 kernels (FASTINV_BF16_KERNELS picks one; the default is AMX where usable):
     a 1D CNN with padding, stride, pool and a dense head, and DeepEM's layers, against the
-    emulation -- single layers to 1e-5 of their scale."""
+    emulation -- single layers to 1e-5 of their scale. Row counts 18 to 300 run the AMX
+    kernel's groups of 1 to 4 row blocks (16 rows each), with and without a short last chunk."""
     code = f"""
 import sys, numpy as np, torch, fastinv
 sys.path.insert(0, {str(Path(__file__).parent)!r})
@@ -195,6 +196,9 @@ nets = [
     (torch.nn.Linear(300, 300), torch.rand(40, 300)),
     (torch.nn.Linear(6, 300), torch.rand(33, 6)),
     (torch.nn.Linear(1000, 18), torch.randn(17, 1000)),
+    (torch.nn.Linear(40, 70), torch.randn(21, 40)),
+    (torch.nn.Sequential(torch.nn.Conv1d(32, 64, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool1d(2)),
+     torch.randn(23, 32, 43)),
 ]
 for i, (net, x) in enumerate(nets):
     path = fastinv.export(net.eval(), {str(tmp_path)!r} + f"/m{{i}}.safetensors", x)
@@ -206,7 +210,9 @@ for i, (net, x) in enumerate(nets):
     if kernels == "amx" and "no usable AMX-BF16" in run.stderr:
         pytest.skip("no usable AMX-BF16 here")
     assert run.returncode == 0, run.stderr
-    for line in run.stdout.split("\n")[-6:-1]:
+    lines = run.stdout.split("\n")[-8:-1]  # (after the seed line test_bf16 prints)
+    assert len(lines) == 7, run.stdout
+    for line in lines:
         isa, err = line.split()
         assert isa == f"{kernels}_bf16" and float(err) <= 1e-5, run.stdout
 

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _isa_objects() -> list[Path]:
-    return sorted(ROOT.glob("build/*/CMakeFiles/fastinv.dir/cpp/src/**/*_avx*.cpp.o"))
+    return sorted(ROOT.glob("build/*/CMakeFiles/fastinv.dir/cpp/src/**/*_a[mv]x*.cpp.o"))  # AVX2, AVX-512, AMX
 
 
 @pytest.mark.skipif(shutil.which("nm") is None, reason="needs binutils' nm")
@@ -30,7 +30,7 @@ def test_isa_units_define_no_shared_weak_symbols():
         pytest.skip("no per-ISA objects under build/ (not an x86-64 pip build from this checkout)")
     leaks = {}
     for obj in objects:
-        isa = "avx512" if obj.name.endswith("_avx512.cpp.o") else "avx2"
+        isa = "avx2" if "_avx2" in obj.name else "avx512" if "_avx512" in obj.name else "amx"
         out = subprocess.run(["nm", "-C", str(obj)], capture_output=True, text=True, check=True).stdout
         weak = [
             line.split(maxsplit=2)[2]

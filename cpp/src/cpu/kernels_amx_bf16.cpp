@@ -6,11 +6,11 @@
 // per 16-row block and 16-pair chunk as [16 rows][16 pairs] (pack_weights_bf16_tiles).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
-#include <vector>
 
 #include "cpu/kernels_bf16.hpp"
-#include "cpu/kernels_rows.hpp"
+#include "cpu/kernels_epilogue_avx512.hpp"
 
 namespace fastinv::cpu {
 namespace {
@@ -24,69 +24,150 @@ struct alignas(64) TileConfig {
   uint8_t rows[16] = {};
 };
 
-// tmm0: C, tmm1/tmm2: A/B of a full 16-pair chunk, tmm3/tmm4: A/B of the last, shorter one.
+// Up to kGroup row blocks run at once, each in its own C tile (tmm0-3): TDPBF16PS's
+// latency is several times its issue interval, so one block's chain alone leaves the
+// tile unit mostly idle (it did: 1 chain per 16-row block made the ViSP network no
+// faster than float32). A chunk's B tile (tmm6) is loaded once for the whole group;
+// tmm4 holds a full A chunk, tmm5 / tmm7 the A / B of the last, shorter one.
+constexpr int kGroup = 4;
+
+// The configuration in this thread's tile registers (the tail it was made for; -1:
+// none or another one), so that consecutive GEMMs skip LDTILECFG.
+thread_local int64_t configured_tail = -1;
+
 void configure(int64_t tail_pairs) {
+  if (configured_tail == tail_pairs) return;
   TileConfig cfg;
-  cfg.rows[0] = kRows;
-  cfg.colsb[0] = kRowBytes;
-  cfg.rows[1] = kRows;
-  cfg.colsb[1] = kRowBytes;
-  cfg.rows[2] = kPairs;
-  cfg.colsb[2] = kRowBytes;
+  for (int t = 0; t < kGroup; ++t) {
+    cfg.rows[t] = kRows;
+    cfg.colsb[t] = kRowBytes;
+  }
+  cfg.rows[4] = kRows;
+  cfg.colsb[4] = kRowBytes;
+  cfg.rows[6] = kPairs;
+  cfg.colsb[6] = kRowBytes;
   if (tail_pairs > 0) {
-    cfg.rows[3] = kRows;
-    cfg.colsb[3] = uint16_t(4 * tail_pairs);
-    cfg.rows[4] = uint8_t(tail_pairs);
-    cfg.colsb[4] = kRowBytes;
+    cfg.rows[5] = kRows;
+    cfg.colsb[5] = uint16_t(4 * tail_pairs);
+    cfg.rows[7] = uint8_t(tail_pairs);
+    cfg.colsb[7] = kRowBytes;
   }
   _tile_loadconfig(&cfg);
+  configured_tail = tail_pairs;
+}
+
+// One chunk's products into C tile J, and its zeroing and store. GCC's tile intrinsics
+// paste their tile argument into the assembly text: it must be a literal, hence the
+// per-tile specializations.
+template <int J>
+struct CTile;
+#define FASTINV_AMX_C_TILE(J)                                                        \
+  template <>                                                                        \
+  struct CTile<J> {                                                                  \
+    static void chunk(const uint32_t* a) {                                           \
+      _tile_loadd(4, a, kRowBytes);                                                  \
+      _tile_dpbf16ps(J, 4, 6);                                                       \
+    }                                                                                \
+    static void tail(const uint32_t* a) {                                            \
+      _tile_loadd(5, a, kRowBytes);                                                  \
+      _tile_dpbf16ps(J, 5, 7);                                                       \
+    }                                                                                \
+    static void zero() { _tile_zero(J); }                                            \
+    static void store(float (*acc)[kTileWidth]) { _tile_stored(J, acc, kRowBytes); } \
+  };
+FASTINV_AMX_C_TILE(0)
+FASTINV_AMX_C_TILE(1)
+FASTINV_AMX_C_TILE(2)
+FASTINV_AMX_C_TILE(3)
+#undef FASTINV_AMX_C_TILE
+
+template <int J>
+inline void zero_and_store(bool zero, float (*acc)[kTileWidth]) {
+  if (zero)
+    CTile<J>::zero();
+  else
+    CTile<J>::store(acc);
+}
+
+template <int NB, int J = 0>
+inline void for_tiles_zero_store(bool zero, float (*acc)[kRows][kTileWidth]) {
+  if constexpr (J < NB) {
+    zero_and_store<J>(zero, acc[J]);
+    for_tiles_zero_store<NB, J + 1>(zero, acc);
+  }
+}
+template <int NB, int J = 0>
+inline void for_tiles_chunk(const uint32_t* a, int64_t block_words, bool tail) {
+  if constexpr (J < NB) {
+    if (tail)
+      CTile<J>::tail(a + J * block_words);
+    else
+      CTile<J>::chunk(a + J * block_words);
+    for_tiles_chunk<NB, J + 1>(a, block_words, tail);
+  }
+}
+
+// The `pairs` pair rows of chunk c: in place when the window is one block of pair rows,
+// else gathered through the offsets into `window` (padding taps read the zero row).
+inline const uint32_t* pair_rows(const GemmBf16Args& g, int64_t c, int64_t pairs, uint32_t* window) {
+  if (!g.offsets) return g.in + c * kPairs * kTileWidth;
+  for (int64_t p = 0; p < pairs; ++p) std::memcpy(window + p * kTileWidth, g.in + g.offsets[c * kPairs + p], kRowBytes);
+  return window;
+}
+
+// Row blocks blk0 .. blk0 + NB - 1 over the pair rows of g, then the float32 epilogue of the
+// AVX-512 kernels on each block's 16 rows.
+template <int NB>
+void block_group(const GemmBf16Args& g, int64_t blk0, int64_t chunks, int64_t tail) {
+  const int64_t padded = chunks + (tail > 0), block_words = padded * kRows * kPairs;
+  const uint32_t* a = g.a + blk0 * block_words;
+  alignas(64) float acc[NB][kRows][kTileWidth];
+  alignas(64) uint32_t window[kPairs * kTileWidth];
+  for_tiles_zero_store<NB>(true, acc);
+  for (int64_t c = 0; c < chunks; ++c) {
+    _tile_loadd(6, pair_rows(g, c, kPairs, window), kRowBytes);
+    for_tiles_chunk<NB>(a + c * kRows * kPairs, block_words, false);
+  }
+  if (tail > 0) {
+    _tile_loadd(7, pair_rows(g, chunks, tail, window), kRowBytes);
+    for_tiles_chunk<NB>(a + chunks * kRows * kPairs, block_words, true);
+  }
+  for_tiles_zero_store<NB>(false, acc);
+  for (int j = 0; j < NB; ++j) {
+    const int64_t blk = blk0 + j, rows = g.m - blk * kRows;
+    float* out = g.out + blk * kRows * g.out_stride;
+    __m512 c[kRows];
+#pragma GCC unroll 16
+    for (int r = 0; r < kRows; ++r) {
+      // start: bias (padded to whole blocks) or the stored partial sum
+      const __m512 start = !g.accumulate ? _mm512_set1_ps(g.bias[blk * kRows + r])
+                           : r < rows    ? _mm512_loadu_ps(out + r * g.out_stride)
+                                         : _mm512_setzero_ps();
+      c[r] = _mm512_add_ps(start, _mm512_load_ps(acc[j][r]));
+    }
+    finish_rows_avx512<kRows>(c, rows, out, g.out_stride, g.leaky, g.slope, g.max_into_out);
+  }
 }
 
 }  // namespace
 
 void gemm_amx_bf16(const GemmBf16Args& g) {
-  const int64_t chunks = g.kp / kPairs, tail = g.kp % kPairs, padded = (g.kp + kPairs - 1) / kPairs;
-  // Windows that are not one block of pair rows are gathered into one (thread_local: the
-  // buffer only grows, once per thread).
-  thread_local std::vector<uint32_t> gathered;
-  const uint32_t* b = g.in;
-  if (g.offsets) {
-    gathered.resize(size_t(g.kp * kTileWidth));
-    for (int64_t kk = 0; kk < g.kp; ++kk)
-      std::memcpy(&gathered[size_t(kk * kTileWidth)], g.in + g.offsets[kk], kRowBytes);
-    b = gathered.data();
-  }
+  const int64_t chunks = g.kp / kPairs, tail = g.kp % kPairs;
   configure(tail);
-  alignas(64) float acc[kRows][kTileWidth];
-  for (int64_t blk = 0; blk * kRows < g.m; ++blk) {
-    const uint32_t* a = g.a + blk * padded * kRows * kPairs;
-    _tile_zero(0);
-    for (int64_t c = 0; c < chunks; ++c) {
-      _tile_loadd(1, a + c * kRows * kPairs, kRowBytes);
-      _tile_loadd(2, b + c * kPairs * kTileWidth, kRowBytes);
-      _tile_dpbf16ps(0, 1, 2);
-    }
-    if (tail > 0) {
-      _tile_loadd(3, a + chunks * kRows * kPairs, kRowBytes);
-      _tile_loadd(4, b + chunks * kPairs * kTileWidth, kRowBytes);
-      _tile_dpbf16ps(0, 3, 4);
-    }
-    _tile_stored(0, acc, kRowBytes);
-    // The float32 epilogue of the AVX-512 kernels, row by row: start (bias or the
-    // stored partial sum) + products, activation, pool max.
-    const int64_t rows = g.m - blk * kRows < kRows ? g.m - blk * kRows : kRows;
-    float* out = g.out + blk * kRows * g.out_stride;
-    const __m512 slope = _mm512_set1_ps(g.slope), zero = _mm512_setzero_ps();
-    for (int64_t r = 0; r < rows; ++r) {
-      float* o = out + r * g.out_stride;
-      const __m512 start = g.accumulate ? _mm512_loadu_ps(o) : _mm512_set1_ps(g.bias[blk * kRows + r]);
-      __m512 v = _mm512_add_ps(start, _mm512_load_ps(acc[r]));
-      if (g.leaky) {
-        const __mmask16 neg = _mm512_cmp_ps_mask(v, zero, _CMP_LT_OQ);
-        v = g.slope == 0.f ? _mm512_mask_mov_ps(v, neg, zero) : _mm512_mask_mul_ps(v, neg, v, slope);
-      }
-      _mm512_store_ps(acc[r], v);
-      store_row(o, acc[r], g.max_into_out);
+  const int64_t blocks = (g.m + kRows - 1) / kRows;
+  for (int64_t blk0 = 0; blk0 < blocks; blk0 += kGroup) {
+    switch (std::min<int64_t>(kGroup, blocks - blk0)) {
+      case 1:
+        block_group<1>(g, blk0, chunks, tail);
+        break;
+      case 2:
+        block_group<2>(g, blk0, chunks, tail);
+        break;
+      case 3:
+        block_group<3>(g, blk0, chunks, tail);
+        break;
+      default:
+        block_group<4>(g, blk0, chunks, tail);
     }
   }
 }
@@ -102,6 +183,7 @@ double tile_loop_amx_bf16(int64_t iterations, float* sink) {
     cfg.colsb[t] = kRowBytes;
   }
   _tile_loadconfig(&cfg);
+  configured_tail = -1;
   _tile_zero(0);  // (tile numbers are immediates: no loop)
   _tile_zero(1);
   _tile_zero(2);

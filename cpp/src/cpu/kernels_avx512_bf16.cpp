@@ -5,7 +5,7 @@
 #include <immintrin.h>
 
 #include "cpu/kernels_bf16.hpp"
-#include "cpu/kernels_rows.hpp"
+#include "cpu/kernels_epilogue_avx512.hpp"
 
 namespace fastinv::cpu {
 namespace {
@@ -34,33 +34,7 @@ inline void block(const GemmBf16Args& g, int64_t blk) {
 #pragma GCC unroll 16
     for (int r = 0; r < ROWS; ++r) c[r] = _mm512_dpbf16_ps(c[r], (__m512bh)_mm512_set1_epi32(int(a[r])), b);
   }
-  if (g.leaky) {
-    const __m512 slope = _mm512_set1_ps(g.slope), zero = _mm512_setzero_ps();
-    const bool relu = g.slope == 0.f;
-#pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) {
-      const __mmask16 neg = _mm512_cmp_ps_mask(c[r], zero, _CMP_LT_OQ);
-      c[r] = relu ? _mm512_mask_mov_ps(c[r], neg, zero) : _mm512_mask_mul_ps(c[r], neg, c[r], slope);
-    }
-  }
-  if (rows >= ROWS) {
-    if (g.max_into_out) {
-#pragma GCC unroll 16
-      for (int r = 0; r < ROWS; ++r) {
-        const __m512 stored = _mm512_loadu_ps(out + r * g.out_stride);
-        // (maskz: GCC 12 warns falsely about _mm512_max_ps's undefined pass-through)
-        const __m512 m = _mm512_maskz_max_ps(0xffff, stored, c[r]);  // a stored NaN is kept by the mask
-        c[r] = _mm512_mask_mov_ps(m, _mm512_cmp_ps_mask(stored, stored, _CMP_UNORD_Q), stored);
-      }
-    }
-#pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) _mm512_storeu_ps(out + r * g.out_stride, c[r]);
-  } else {
-    alignas(64) float tmp[ROWS][kTileWidth];
-#pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) _mm512_store_ps(tmp[r], c[r]);
-    for (int64_t r = 0; r < rows; ++r) store_row(out + r * g.out_stride, tmp[r], g.max_into_out);
-  }
+  finish_rows_avx512<ROWS>(c, rows, out, g.out_stride, g.leaky, g.slope, g.max_into_out);
 }
 
 template <bool Contiguous>
