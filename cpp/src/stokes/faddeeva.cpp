@@ -113,6 +113,18 @@ MEDerivFn select_me_deriv_kernel() {
   return &me_deriv_generic;
 }
 
+ResampleFn select_resample_kernel() {
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return &resample_rows_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return &resample_rows_avx2;
+#endif
+  (void)fn;
+  return &resample_rows_generic;
+}
+
 const FaddeevaTables& faddeeva_tables() {
   static const FaddeevaTables T = make_tables();  // thread-safe one-time init
   return T;

@@ -78,6 +78,23 @@ void me_deriv_avx2(const std::vector<MELineData>&, const double*, int64_t, const
 void me_deriv_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
                      double*, double*);
 MEDerivFn select_me_deriv_kernel();
+// Gaussian LSF + resampling of rows (resample_kernel.hpp); g: normalised kernel g[-M..M].
+// Outputs per register block: the block's accumulators stay in registers across the taps
+// (accumulating through memory would chain every tap on a store-to-load round trip).
+constexpr int64_t kResampleBlock = 32;
+// Scratch doubles the resampling needs for a row of n points and a stride.
+inline int64_t resample_scratch(int64_t n, int64_t stride) {
+  return stride * ((n + stride - 1) / stride) + kResampleBlock;
+}
+using ResampleFn = void (*)(const double* in, int64_t rows, int64_t n, const double* g, int64_t M, int64_t first,
+                            int64_t stride, int64_t n_out, double* out, double* phase);
+void resample_rows_generic(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
+                           double*);
+void resample_rows_avx2(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
+                        double*);
+void resample_rows_avx512(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
+                          double*);
+ResampleFn select_resample_kernel();
 // The kernel matching the Faddeeva ISA in use (faddeeva_isa()).
 MEProfileFn select_me_kernel();
 

@@ -7,6 +7,7 @@
 
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
+#include "stokes/me_types.hpp"
 
 namespace fastinv::stokes {
 
@@ -145,28 +146,15 @@ void GaussianSmoother::smooth(double width, double* spectra, int n_spectra, std:
 
 void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
                             int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
+  // the per-ISA kernel, chosen once (the Faddeeva kernel's choice: CPU features, FASTINV_ISA)
+  static const detail::ResampleFn fn = detail::select_resample_kernel();
   const int64_t M = std::max<int64_t>(1, static_cast<int64_t>(5.0 * sigma / h + 1e-9));
-  kernel.resize(2 * M + 1);
+  kernel.resize(static_cast<std::size_t>(2 * M + 1 + detail::resample_scratch(n, stride)));
   const double c = -0.5 * h * h / (sigma * sigma);
   double total = 0.0;
   for (int64_t m = -M; m <= M; ++m) total += (kernel[m + M] = std::exp(c * m * m));
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < n_out; ++k) {
-      const int64_t centre = first + k * stride;
-      const int64_t lo = std::max<int64_t>(-M, -centre), hi = std::min<int64_t>(M, n - 1 - centre);
-      const double* x = in + r * n + centre;
-      const double* g = kernel.data() + M;
-      double acc = 0.0;
-#pragma omp simd reduction(+ : acc)
-      for (int64_t m = lo; m <= hi; ++m) acc += g[m] * x[m];
-      double norm = total;
-      if (lo != -M || hi != M) {
-        norm = 0.0;
-        for (int64_t m = lo; m <= hi; ++m) norm += g[m];
-      }
-      out[r * n_out + k] = acc / norm;
-    }
-  }
+  for (int64_t m = 0; m <= 2 * M; ++m) kernel[m] /= total;
+  fn(in, rows, n, kernel.data() + M, M, first, stride, n_out, out, kernel.data() + 2 * M + 1);
 }
 
 void gaussian_resample_rows_dsigma(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
