@@ -515,3 +515,24 @@ def test_cli_device_cuda_without_a_gpu_is_a_clean_error(tmp_path, models, capsys
     )
     assert rc == 1 and "cuda" in capsys.readouterr().err.lower()
     assert not (tmp_path / "x.fits").exists()
+
+
+def test_network_output_has_no_truncated_cards(tmp_path, capsys):
+    """A network `stokes invert` writes no astropy VerifyWarning ('Card is too long'): every
+    STATn card of the status HDU holds the full text of fastinv.status.STOKES_STATUS."""
+    from fastinv.status import STOKES_STATUS
+
+    true = hinode_true_counts(2, 3, 45000.0, seed=3)
+    paths, _ = write_hinode_map(tmp_path / "sp", true, spbshft=0)
+    out = tmp_path / "net.fits"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fits.verify.VerifyWarning)
+        assert main(["stokes", "invert", *paths, "--instrument", "hinode", "-o", str(out), "-q"]) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fits.verify.VerifyWarning)
+        with fits.open(out) as hdul:
+            hdul.verify("exception")
+            head = hdul["status"].header
+            assert {k: head[f"STAT{k}"] for k in STOKES_STATUS} == STOKES_STATUS
+            assert len(STOKES_STATUS[3]) > 50  # the long one that used to lose its comment

@@ -140,6 +140,12 @@ def test_bad_input_gives_status_or_clear_error():
     assert r.status.tolist() == [0, 3, 4, 3]
     assert ME_INV_STATUS[3].startswith("bad input") and ME_INV_STATUS[4].startswith("too dark")
     assert np.isfinite(r.parameters["B"][0]) and np.isnan(r.parameters["B"][1:]).all()
+    # the default sigma (1e-3 of each pixel's max I): no light is too dark (4), not bad input
+    # from a zero sigma; NaN input stays bad input (3); a sigma the caller gives as 0 too
+    obs[3] = -1e-4
+    r = inv.invert(obs)
+    assert r.status.tolist() == [0, 3, 4, 4]
+    assert inv.invert(obs[:1], sigma=0.0).status.tolist() == [3]
     with pytest.raises(ValueError, match="shape"):
         inv.invert(obs[:, :, :50])
     with pytest.raises(ValueError, match="sigma"):

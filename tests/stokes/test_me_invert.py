@@ -153,8 +153,8 @@ def test_frame_inverter_me_on_visp_steps(method, visp_true, tmp_path):
     frame[1, 200, 5] = np.nan  # Q of slit pixel 5, inside the line window
     frame[:, :, 7] = 0.0  # no signal
     r = inv.invert_frame(frame, wavelength=wl)
-    # pixel 7: the default sigma (1e-3 of its max I) is 0, so bad input (3) comes before too dark (4)
-    assert r.status[5] == 3 and r.status[7] == 3
+    # pixel 5: NaN input (3); pixel 7: no light, too dark (4), not bad input from a zero default sigma
+    assert r.status[5] == 3 and r.status[7] == 4
     assert np.isnan(r.results["B"][[5, 7]]).all()
     grid = inv.me.wavelength
     assert grid.size == 173

@@ -360,7 +360,8 @@ class MEInversion:
         sigma : float or array_like, optional
             Noise: a scalar, per Stokes (4,), per wavelength (4, m), per pixel (...), per
             pixel and Stokes (..., 4) or full (..., 4, m). Default: 1e-3 of each pixel's continuum (the
-            maximum of its Stokes I), or the instrument's noise level when it has one.
+            maximum of its Stokes I; 1 where that is not positive, so such a pixel is reported too
+            dark, status 4), or the instrument's noise level when it has one.
         threads : int, optional
             OpenMP threads (default: all). Results do not depend on it.
         init : optional
@@ -430,6 +431,8 @@ class MEInversion:
             level = inst.noise if inst is not None and inst.noise > 0 else 1e-3
             with np.errstate(invalid="ignore"):
                 ic = np.max(flat[:, 0], axis=1)
+            # no positive I: sigma 0 would make it bad input (3); the C++ calls it too dark (4)
+            ic = np.where(ic > 0, ic, np.where(np.isnan(ic), ic, 1.0))
             return np.ascontiguousarray(np.broadcast_to((level * ic)[:, None, None], (n, 4, m)))
         s = np.asarray(sigma, dtype=np.float64)
         if s.ndim == 0:
