@@ -17,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "stokes/me_kernel.hpp"
@@ -238,42 +239,54 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     const Dual XV = -(t * (ki2 * kV + kI * (kU * fQ - kQ * fU) + fV * gp2));
     const int lanes = static_cast<int>(std::min<int64_t>(kLanes, n - j0));
     const double fS1 = f * S1, g = 1.0 - f;
-    for (int l = 0; l < lanes; ++l) {
-      const int64_t j = j0 + l;
+    // The block's outputs are formed in o with fixed-length lane loops (vector instructions;
+    // a loop over a run-time lane count stays scalar), then stored row by row.
+    // o rows: I, Q, U, V, then 4 per derivative parameter (kMeDerivs of them).
+    alignas(64) double o[4 + 4 * kMeDerivs][kLanes];
+    const Dual* X[4] = {&XI, &XQ, &XU, &XV};
+    for (int st = 0; st < 4; ++st) {
+      const double* xv = X[st]->v;
+      for (int k = 0; k < 7; ++k) {
+        const double* xd = X[st]->d[k];
+        for (int l = 0; l < kLanes; ++l) o[4 + 4 * k + st][l] = fS1 * xd[l];
+      }
+      if (st > 0) {
+        for (int l = 0; l < kLanes; ++l) {
+          o[st][l] = fS1 * xv[l];
+          o[4 + 4 * 7 + st][l] = 0.0;  // S0 (both parts)
+          o[4 + 4 * 8 + st][l] = f * xv[l];
+          o[4 + 4 * 9 + st][l] = S1 * xv[l];
+        }
+      }
+    }
+    const double* s16 = sums + (16 + 3) * n + j0;
+    const double* s24 = sums + (24 + 3) * n + j0;
+    const double* s32 = sums + (32 + 3) * n + j0;
+    for (int l = 0; l < kLanes; ++l) {
       // unmagnetised part: Inm = S0 + S1 mu / (1 + eta0 p0)
-      const double p0 = p0v[j];
+      const double p0 = p0v[j0 + l];
       const double den = 1.0 / (1.0 + e0 * p0);
       const double m0 = mu * den;
       const double Inm = S0 + S1 * m0;
       const double magI = S0 + S1 * XI.v[l];
-      prof[j] = f * magI + g * Inm;
-      prof[n + j] = fS1 * XQ.v[l];
-      prof[2 * n + j] = fS1 * XU.v[l];
-      prof[3 * n + j] = fS1 * XV.v[l];
-      for (int k = 0; k < 7; ++k) {
-        jac[k * plane + j] = fS1 * XI.d[k][l];
-        jac[k * plane + n + j] = fS1 * XQ.d[k][l];
-        jac[k * plane + 2 * n + j] = fS1 * XU.d[k][l];
-        jac[k * plane + 3 * n + j] = fS1 * XV.d[k][l];
-      }
+      o[0][l] = f * magI + g * Inm;
       // the unmagnetised part's dependence on v, Doppler width, a, eta0 (zero when f = 1)
       const double dInm_dp0 = -S1 * mu * e0 * den * den;
-      jac[3 * plane + j] += g * dInm_dp0 * sums[(16 + 3) * n + j];
-      jac[4 * plane + j] += g * dInm_dp0 * sums[(24 + 3) * n + j];
-      jac[5 * plane + j] += g * dInm_dp0 * sums[(32 + 3) * n + j];
-      jac[6 * plane + j] += g * (-S1 * mu * p0 * den * den);
-      jac[7 * plane + j] = 1.0;  // S0 (both parts)
-      jac[7 * plane + n + j] = 0.0;
-      jac[7 * plane + 2 * n + j] = 0.0;
-      jac[7 * plane + 3 * n + j] = 0.0;
-      jac[8 * plane + j] = f * XI.v[l] + g * m0;
-      jac[8 * plane + n + j] = f * XQ.v[l];
-      jac[8 * plane + 2 * n + j] = f * XU.v[l];
-      jac[8 * plane + 3 * n + j] = f * XV.v[l];
-      jac[9 * plane + j] = magI - Inm;
-      jac[9 * plane + n + j] = S1 * XQ.v[l];
-      jac[9 * plane + 2 * n + j] = S1 * XU.v[l];
-      jac[9 * plane + 3 * n + j] = S1 * XV.v[l];
+      o[4 + 4 * 3][l] += g * dInm_dp0 * s16[l];
+      o[4 + 4 * 4][l] += g * dInm_dp0 * s24[l];
+      o[4 + 4 * 5][l] += g * dInm_dp0 * s32[l];
+      o[4 + 4 * 6][l] += g * (-S1 * mu * p0 * den * den);
+      o[4 + 4 * 7][l] = 1.0;  // S0 (both parts)
+      o[4 + 4 * 8][l] = f * XI.v[l] + g * m0;
+      o[4 + 4 * 9][l] = magI - Inm;
+    }
+    for (int row = 0; row < 4 + 4 * kMeDerivs; ++row) {
+      double* dst = row < 4 ? prof + row * n + j0 : jac + ((row - 4) / 4) * plane + ((row - 4) % 4) * n + j0;
+      if (lanes == kLanes) {
+        std::memcpy(dst, o[row], sizeof(o[row]));
+      } else {
+        for (int l = 0; l < lanes; ++l) dst[l] = o[row][l];
+      }
     }
   }
 }
