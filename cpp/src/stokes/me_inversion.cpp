@@ -4,7 +4,8 @@
 // iteration solves (A + lambda diag A) delta = g with A = J^T J, g = J^T r (analytic J from
 // MilneEddington::profile_and_jacobian) by Cholesky and clips it to kMaxStep; a step that
 // lowers chi2 is kept and lambda divided by 10, otherwise lambda is multiplied by 10 and the
-// step retried. Marquardt's diag(A) scaling makes the steps independent of the parameters'
+// step retried (the first trial after each new J evaluates the Jacobian too, retries only
+// the profile). Marquardt's diag(A) scaling makes the steps independent of the parameters'
 // units. A descent ends when an accepted step gains less than the tolerance or when the
 // quadratic model promises less (newton_decrement).
 // Pixels whose reduced chi2 stays above options.restart_chi2 are started again from
@@ -318,10 +319,12 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     model_jac(p);
     double chi2 = chi2_of(prof);
     double lambda = kLambdaStart;
+    bool stale = false;  // prof/jac hold a rejected trial's, not p's
     const int limit = iter + o.max_iterations;
     converged = false;
     while (iter < limit && !converged) {
       normal_equations();
+      bool first = true;
       if (newton_decrement() < o.tolerance * std::max(chi2, static_cast<double>(used))) {
         converged = true;
         break;
@@ -342,16 +345,32 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
             q[idx[a]] += cap > 0.0 ? std::max(-cap, std::min(cap, d[a])) : d[a];
           }
           fold_and_clamp(q, o);
-          model(q, trial);
-          const double c2 = chi2_of(trial);
+          // The first trial after a new J is usually accepted (75 % of them from the
+          // classical start, 92 % from the network's on ViSP), so it computes the Jacobian
+          // with the profile, which an accepted step needs next; retries after a rejection
+          // compute the profile alone. Measured: model evaluations on a ViSP step from the
+          // network's guess 52 656 profiles + 56 115 Jacobians -> 4 221 + 59 598 (Jacobian
+          // ~4x a profile: ~15 % less work); from the classical start on Hinode about even.
+          const bool with_jac = first;
+          first = false;
+          double c2;
+          if (with_jac) {
+            model_jac(q);  // prof and jac now belong to q
+            c2 = chi2_of(prof);
+            stale = true;
+          } else {
+            model(q, trial);
+            c2 = chi2_of(trial);
+          }
           if (std::isfinite(c2) && c2 < chi2) {
             // relative to chi2, or to the number of data points once chi2 is far below it
             // (noise-free data)
             const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
             std::copy(q, q + kP, p);
             lambda = std::max(lambda * 0.1, 1e-12);
-            model_jac(p);
-            chi2 = chi2_of(prof);
+            if (!with_jac) model_jac(p);
+            chi2 = with_jac ? c2 : chi2_of(prof);
+            stale = false;
             converged = small;
             break;
           }
@@ -362,6 +381,10 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
           break;
         }
       }
+    }
+    if (stale) {  // the last Jacobian was a rejected trial's: back to p's
+      model_jac(p);
+      chi2 = chi2_of(prof);
     }
     return chi2;
   };
