@@ -146,7 +146,7 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   // sums[(q * 4 + g) * n]: q = 0 phi, 1 psi, 2/3 d/dB, 4/5 d/dv, 6/7 d/dDoppler, 8/9 d/da
   // (phi, psi alternate); g = 0 sigma_b, 1 pi, 2 sigma_r, 3 unmagnetised
   double* sums = w.sums.data();
-  zero_rows(sums, n, 40);
+  bool touched[4] = {false, false, false, false};
   const double lim = kFaddeevaInnerR2 - a * a;
   const double r = lim > 0.0 ? std::sqrt(lim) : 0.0;
   alignas(64) double tre[kTaylorNodes], tim[kTaylorNodes];
@@ -183,23 +183,46 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
       double* pha = sums + (32 + g) * n;
       double* psa = sums + (36 + g) * n;
       const double cB = -s * dvB_dB * wt, cv = du_dv * wt, cw = -inv_dw * wt;
+      // a group's first component stores, the others add (no zeroing pass over the sums)
+      if (touched[g]) {
 #pragma omp simd
-      for (int64_t j = 0; j < n; ++j) {
-        const double hu = -2.0 * (u[j] * H[j] - a * F[j]);
-        const double fu = -2.0 * (u[j] * F[j] + a * H[j]) + two_isp;
-        ph[j] += wt * H[j];
-        ps[j] += wt * F[j];
-        phB[j] += cB * hu;
-        psB[j] += cB * fu;
-        phv[j] += cv * hu;
-        psv[j] += cv * fu;
-        phw[j] += cw * u[j] * hu;
-        psw[j] += cw * u[j] * fu;
-        pha[j] -= wt * fu;
-        psa[j] += wt * hu;
+        for (int64_t j = 0; j < n; ++j) {
+          const double hu = -2.0 * (u[j] * H[j] - a * F[j]);
+          const double fu = -2.0 * (u[j] * F[j] + a * H[j]) + two_isp;
+          ph[j] += wt * H[j];
+          ps[j] += wt * F[j];
+          phB[j] += cB * hu;
+          psB[j] += cB * fu;
+          phv[j] += cv * hu;
+          psv[j] += cv * fu;
+          phw[j] += cw * u[j] * hu;
+          psw[j] += cw * u[j] * fu;
+          pha[j] -= wt * fu;
+          psa[j] += wt * hu;
+        }
+      } else {
+#pragma omp simd
+        for (int64_t j = 0; j < n; ++j) {
+          const double hu = -2.0 * (u[j] * H[j] - a * F[j]);
+          const double fu = -2.0 * (u[j] * F[j] + a * H[j]) + two_isp;
+          ph[j] = wt * H[j];
+          ps[j] = wt * F[j];
+          phB[j] = cB * hu;
+          psB[j] = cB * fu;
+          phv[j] = cv * hu;
+          psv[j] = cv * fu;
+          phw[j] = cw * u[j] * hu;
+          psw[j] = cw * u[j] * fu;
+          pha[j] = -(wt * fu);
+          psa[j] = wt * hu;
+        }
+        touched[g] = true;
       }
     }
   }
+  for (int g = 0; g < 4; ++g)
+    if (!touched[g])
+      for (int q = 0; q < 10; ++q) zero_rows(sums + (4 * q + g) * n, n, 1);
 
   const double sg = std::sin(p.inclination), cg = std::cos(p.inclination);
   const double c2x = std::cos(2.0 * p.azimuth), s2x = std::sin(2.0 * p.azimuth);
@@ -218,6 +241,11 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   // derivative rows of B, gamma, chi, v, Doppler, a, eta0 map to Dual slots 0..6
   // blocks of kLanes points (the Dual operations are the vector loops)
   const double* p0v = sums + 3 * n;
+  const double fS1 = f * S1, g = 1.0 - f;
+  constexpr int kRows = 4 + 4 * kMeDerivs;
+  double* base[kRows];  // the output rows
+  for (int row = 0; row < kRows; ++row)
+    base[row] = row < 4 ? prof + row * n : jac + ((row - 4) / 4) * plane + ((row - 4) % 4) * n;
   for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
     const Dual pb = load_sum(sums, n, 0, 0, j0), pp = load_sum(sums, n, 0, 1, j0), pr = load_sum(sums, n, 0, 2, j0);
     const Dual qb = load_sum(sums, n, 1, 0, j0), qp = load_sum(sums, n, 1, 1, j0), qr = load_sum(sums, n, 1, 2, j0);
@@ -237,44 +265,61 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     const Dual XU = -(t * (ki2 * kU + kI * (kQ * fV - kV * fQ) + fU * gp2));
     const Dual XV = -(t * (ki2 * kV + kI * (kU * fQ - kQ * fU) + fV * gp2));
     const int lanes = static_cast<int>(std::min<int64_t>(kLanes, n - j0));
-    const double fS1 = f * S1, g = 1.0 - f;
-    for (int l = 0; l < lanes; ++l) {
-      const int64_t j = j0 + l;
+    // The block's outputs are written with fixed-length lane loops (vector instructions; a
+    // loop over a run-time lane count stays scalar): straight into prof and jac for a full
+    // block, into o and then copied for the last, partial one. Rows: I, Q, U, V, then 4 per
+    // derivative parameter (kMeDerivs of them).
+    alignas(64) double o[kRows][kLanes];
+    double* w[kRows];
+    const bool full = lanes == kLanes;
+    for (int row = 0; row < kRows; ++row) w[row] = full ? base[row] + j0 : o[row];
+    const Dual* X[4] = {&XI, &XQ, &XU, &XV};
+    for (int st = 0; st < 4; ++st) {
+      const double* xv = X[st]->v;
+      for (int k = 0; k < 7; ++k) {
+        const double* xd = X[st]->d[k];
+        double* y = w[4 + 4 * k + st];
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) y[l] = fS1 * xd[l];
+      }
+      if (st > 0) {
+        double *y0 = w[st], *y7 = w[4 + 4 * 7 + st], *y8 = w[4 + 4 * 8 + st], *y9 = w[4 + 4 * 9 + st];
+#pragma omp simd
+        for (int l = 0; l < kLanes; ++l) {
+          y0[l] = fS1 * xv[l];
+          y7[l] = 0.0;  // S0 (both parts)
+          y8[l] = f * xv[l];
+          y9[l] = S1 * xv[l];
+        }
+      }
+    }
+    const double* s16 = sums + (16 + 3) * n + j0;
+    const double* s24 = sums + (24 + 3) * n + j0;
+    const double* s32 = sums + (32 + 3) * n + j0;
+    double *yI = w[0], *y3 = w[4 + 4 * 3], *y4 = w[4 + 4 * 4], *y5 = w[4 + 4 * 5], *y6 = w[4 + 4 * 6];
+    double *y7 = w[4 + 4 * 7], *y8 = w[4 + 4 * 8], *y9 = w[4 + 4 * 9];
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
       // unmagnetised part: Inm = S0 + S1 mu / (1 + eta0 p0)
-      const double p0 = p0v[j];
+      const double p0 = p0v[j0 + l];
       const double den = 1.0 / (1.0 + e0 * p0);
       const double m0 = mu * den;
       const double Inm = S0 + S1 * m0;
       const double magI = S0 + S1 * XI.v[l];
-      prof[j] = f * magI + g * Inm;
-      prof[n + j] = fS1 * XQ.v[l];
-      prof[2 * n + j] = fS1 * XU.v[l];
-      prof[3 * n + j] = fS1 * XV.v[l];
-      for (int k = 0; k < 7; ++k) {
-        jac[k * plane + j] = fS1 * XI.d[k][l];
-        jac[k * plane + n + j] = fS1 * XQ.d[k][l];
-        jac[k * plane + 2 * n + j] = fS1 * XU.d[k][l];
-        jac[k * plane + 3 * n + j] = fS1 * XV.d[k][l];
-      }
+      yI[l] = f * magI + g * Inm;
       // the unmagnetised part's dependence on v, Doppler width, a, eta0 (zero when f = 1)
       const double dInm_dp0 = -S1 * mu * e0 * den * den;
-      jac[3 * plane + j] += g * dInm_dp0 * sums[(16 + 3) * n + j];
-      jac[4 * plane + j] += g * dInm_dp0 * sums[(24 + 3) * n + j];
-      jac[5 * plane + j] += g * dInm_dp0 * sums[(32 + 3) * n + j];
-      jac[6 * plane + j] += g * (-S1 * mu * p0 * den * den);
-      jac[7 * plane + j] = 1.0;  // S0 (both parts)
-      jac[7 * plane + n + j] = 0.0;
-      jac[7 * plane + 2 * n + j] = 0.0;
-      jac[7 * plane + 3 * n + j] = 0.0;
-      jac[8 * plane + j] = f * XI.v[l] + g * m0;
-      jac[8 * plane + n + j] = f * XQ.v[l];
-      jac[8 * plane + 2 * n + j] = f * XU.v[l];
-      jac[8 * plane + 3 * n + j] = f * XV.v[l];
-      jac[9 * plane + j] = magI - Inm;
-      jac[9 * plane + n + j] = S1 * XQ.v[l];
-      jac[9 * plane + 2 * n + j] = S1 * XU.v[l];
-      jac[9 * plane + 3 * n + j] = S1 * XV.v[l];
+      y3[l] += g * dInm_dp0 * s16[l];
+      y4[l] += g * dInm_dp0 * s24[l];
+      y5[l] += g * dInm_dp0 * s32[l];
+      y6[l] += g * (-S1 * mu * p0 * den * den);
+      y7[l] = 1.0;  // S0 (both parts)
+      y8[l] = f * XI.v[l] + g * m0;
+      y9[l] = magI - Inm;
     }
+    if (!full)
+      for (int row = 0; row < kRows; ++row)
+        for (int l = 0; l < lanes; ++l) base[row][j0 + l] = o[row][l];
   }
 }
 
