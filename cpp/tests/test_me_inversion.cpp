@@ -103,9 +103,6 @@ TEST(MEInversion, RejectsBadOptions) {
   w.weights = {0, 0, 0, 0};
   EXPECT_TRUE(throws_with<InvalidArgument>([&] { MEInversion(me, w); }, "weight"));
   EXPECT_TRUE(throws_with<InvalidArgument>([&] { MEInversion(nullptr, MEInversionOptions{}); }, "no Milne"));
-  MEInversionOptions v;  // no Gaussian instrument: no vmac derivative
-  v.free[kMeVmac] = true;
-  EXPECT_TRUE(throws_with<InvalidArgument>([&] { MEInversion(me, v); }, "free vmac"));
 }
 
 }  // namespace

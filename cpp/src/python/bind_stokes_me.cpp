@@ -61,7 +61,6 @@ void bind_stokes_me(py::module_& m) {
       .def_property_readonly("synthesis_size", &stokes::MilneEddington::synthesis_size)
       .def_property_readonly("output_size", &stokes::MilneEddington::output_size)
       .def_property_readonly("strength_ratios", &stokes::MilneEddington::strength_ratios)
-      .def_property_readonly("has_vmac_derivative", &stokes::MilneEddington::has_vmac_derivative)
       .def(
           "synthesize",
           [](const stokes::MilneEddington& me, const py::dict& params, double mu, int threads) {

@@ -135,10 +135,6 @@ MEInversion::MEInversion(std::shared_ptr<const MilneEddington> model, MEInversio
     : model_(std::move(model)), options_(options) {
   if (!model_) throw InvalidArgument("MEInversion: no Milne-Eddington model");
   options_.validate();
-  if (options_.free[kMeVmac] && !model_->has_vmac_derivative())
-    throw InvalidArgument(
-        "MEInversion: a free vmac needs a model with a Gaussian instrument on a uniform grid "
-        "(MilneEddington::set_gaussian_instrument)");
   int nfree = 0;
   for (bool f : options_.free) nfree += f ? 1 : 0;
   int used = 0;

@@ -179,6 +179,11 @@ void MilneEddington::degrade(double* fine, int rows, double vmac, MEScratch& s, 
     return;
   }
   if (vmac > 0.0) smoother_.smooth(width, fine, rows, s.scratch_, s.kernel_);
+  apply_instrument(fine, rows, out);
+}
+
+void MilneEddington::apply_instrument(const double* fine, int rows, double* out) const {
+  const int64_t n = synthesis_size(), nout = output_size();
   if (has_instrument_) {
     for (int r = 0; r < rows; ++r) instrument_.apply(fine + r * n, out + r * nout);
   } else {
@@ -213,21 +218,25 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
   // linear in the instrument -- 32 resampled rows instead of 40 for the usual 9 free
   // parameters. (A user's banded operator need not preserve constants: resampled as is.)
   const bool shortcut = gaussian_;
-  if (!shortcut) degrade(s.fine_.data(), 4, params[10], s, out);
-  if (!need || need[kVmac]) {
-    double* row = jac + kVmac * 4 * nout;
-    if (gaussian_) {
-      // sigma^2 = sigma_lsf^2 + w^2 / 2 with w = lambda0 vmac / c: dsigma/dvmac = w (lambda0 / c) / (2 sigma)
-      const double dw = lines_.front().lambda0 / kCkms, width = dw * params[kVmac];
-      const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
-      gaussian_resample_rows_dsigma(s.fine_.data(), 4, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_, row,
-                                    s.kernel_);
-      const double ds = width * dw / (2.0 * sigma);
-      for (int64_t j = 0; j < 4 * nout; ++j) row[j] *= ds;
-    } else {
-      std::fill(row, row + 4 * nout, std::numeric_limits<double>::quiet_NaN());
-    }
+  // w = lambda0 vmac / c, the smoothing's 1/e half-width
+  const double dw = lines_.front().lambda0 / kCkms, width = dw * params[kVmac];
+  double* vmac_row = (!need || need[kVmac]) ? jac + kVmac * 4 * nout : nullptr;
+  if (vmac_row && gaussian_) {
+    // sigma^2 = sigma_lsf^2 + w^2 / 2: dsigma/dvmac = w (lambda0 / c) / (2 sigma)
+    const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
+    gaussian_resample_rows_dsigma(s.fine_.data(), 4, n, smoother_.step(), sigma, g_first_, g_stride_, g_n_out_,
+                                  vmac_row, s.kernel_);
+    const double ds = width * dw / (2.0 * sigma);
+    for (int64_t j = 0; j < 4 * nout; ++j) vmac_row[j] *= ds;
+  } else if (vmac_row) {
+    // the separate smoothing pass, differentiated before it smooths the profile in place;
+    // then the instrument, which is linear
+    double* fine_row = s.fine_jac_.data() + kVmac * plane;
+    smoother_.smooth_dwidth(width, s.fine_.data(), 4, fine_row, s.kernel_);
+    for (int64_t j = 0; j < plane; ++j) fine_row[j] *= dw;
+    apply_instrument(fine_row, 4, vmac_row);
   }
+  if (!shortcut) degrade(s.fine_.data(), 4, params[10], s, out);
   // runs of consecutive needed parameters go through the instrument together
   auto wanted = [&](int k) { return (!need || need[k]) && !(shortcut && (k == kS0 || k == kS1)); };
   for (int k = 0; k < kVmac;) {

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <utility>
 
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
@@ -52,95 +53,139 @@ GaussianSmoother::GaussianSmoother(std::vector<double> wavelength) : wl_(std::mo
     if (std::fabs((wl_[i] - wl_[i - 1]) - step_) > 1e-6 * step_) uniform_ = false;
 }
 
+namespace {
+
+// Variance (in steps^2) of the normalised discrete kernel exp(-j^2 / w^2), j = -J..J, and its
+// derivative in w.
+std::pair<double, double> discrete_variance(double w, int64_t J) {
+  double num = 0.0, den = 1.0, dnum = 0.0, dden = 0.0;
+  for (int64_t j = 1; j <= J; ++j) {
+    const double jj = static_cast<double>(j * j);
+    const double e = std::exp(-jj / (w * w)), de = e * 2.0 * jj / (w * w * w);
+    num += 2.0 * e * jj;
+    den += 2.0 * e;
+    dnum += 2.0 * de * jj;
+    dden += 2.0 * de;
+  }
+  return {num / den, (dnum * den - num * dden) / (den * den)};
+}
+
+// y (length n) convolved with the symmetric kernel k[0..2J] into out; beyond the ends the
+// spectrum is continued by point reflection about the end sample (y(-j) = 2 y(0) - y(j)):
+// exact for a linear trend, so a sloping line wing at the edge of the window is not biased.
+void convolve_reflected(const double* y, int64_t n, const double* k, int64_t J, double* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    double acc = 0.0;
+    if (i >= J && i + J < n) {
+      const double* yy = y + i - J;
+#pragma omp simd reduction(+ : acc)
+      for (int64_t j = 0; j <= 2 * J; ++j) acc += k[j] * yy[j];
+    } else {
+      for (int64_t j = -J; j <= J; ++j) {
+        const int64_t m = i + j;
+        const double v = m < 0 ? 2.0 * y[0] - y[-m] : m >= n ? 2.0 * y[n - 1] - y[2 * (n - 1) - m] : y[m];
+        acc += k[j + J] * v;
+      }
+    }
+    out[i] = acc;
+  }
+}
+
+}  // namespace
+
+int64_t GaussianSmoother::uniform_kernel(double width, bool derivative, std::vector<double>& kernel) const {
+  const int64_t n = static_cast<int64_t>(wl_.size());
+  // Same kernel for every point: exp(-(j h / w_eff)^2), j = -J..J, with w_eff chosen so that
+  // the DISCRETE kernel has the continuous kernel's variance width^2 / 2. For width >= 2
+  // steps w_eff = width; for narrower kernels (small vmac on a coarse grid) the plain sampled
+  // Gaussian would smooth far too little, while the variance-matched one reproduces the
+  // leading (width^2/4) I'' effect.
+  const double target = 0.5 * width * width / (step_ * step_);  // variance in steps^2
+  double weff = width / step_;                                  // in steps
+  double dweff = 1.0 / step_;                                   // d w_eff / d width
+  int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(5.0 * weff) + 1);
+  if (weff < 2.0) {
+    // A sampled Gaussian's variance is exact up to ~30 exp(-pi^2 w^2) relative (Poisson
+    // summation): below 2 steps bisect w_eff (on a 25-point kernel) to match it; its
+    // derivative follows from variance(w_eff) = target (implicit function).
+    J = std::min<int64_t>(n - 1, 12);
+    double lo = 1e-3, hi = 3.0;
+    for (int it = 0; it < 45; ++it) {
+      const double mid = 0.5 * (lo + hi);
+      (discrete_variance(mid, J).first < target ? lo : hi) = mid;
+    }
+    weff = 0.5 * (lo + hi);
+    dweff = (width / (step_ * step_)) / discrete_variance(weff, J).second;
+  }
+  kernel.resize(2 * J + 1);
+  double norm = 0.0, dnorm = 0.0;
+  for (int64_t j = -J; j <= J; ++j) {
+    const double jj = static_cast<double>(j * j);
+    norm += (kernel[j + J] = std::exp(-jj / (weff * weff)));
+    dnorm += kernel[j + J] * 2.0 * jj / (weff * weff * weff);
+  }
+  for (int64_t j = -J; j <= J; ++j) {
+    const double g = kernel[j + J] / norm;
+    // d/d width of the normalised kernel, J held fixed (as between its integer steps)
+    const double jj = static_cast<double>(j * j);
+    kernel[j + J] = derivative ? g * (2.0 * jj / (weff * weff * weff) - dnorm / norm) * dweff : g;
+  }
+  return J;
+}
+
+void GaussianSmoother::nonuniform(double width, bool derivative, const double* y, double* out) const {
+  const int64_t n = static_cast<int64_t>(wl_.size());
+  const double inv_w2 = 1.0 / (width * width);
+  const double reach = 5.0 * width;  // exp(-25): negligible
+  // Trapezoid weights times the Gaussian at the actual offsets, renormalised inside the grid.
+  int64_t lo = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    while (wl_[lo] < wl_[i] - reach) ++lo;
+    double acc = 0.0, norm = 0.0, dacc = 0.0, dnorm = 0.0;
+    for (int64_t j = lo; j < n && wl_[j] <= wl_[i] + reach; ++j) {
+      const double dl = wl_[j] - wl_[i];
+      const double left = j > 0 ? wl_[j] - wl_[j - 1] : 0.0;
+      const double right = j + 1 < n ? wl_[j + 1] - wl_[j] : 0.0;
+      const double w = std::exp(-dl * dl * inv_w2) * 0.5 * (left + right);
+      const double dw = w * 2.0 * dl * dl * inv_w2 / width;
+      acc += w * y[j];
+      norm += w;
+      dacc += dw * y[j];
+      dnorm += dw;
+    }
+    out[i] = derivative ? (dacc - acc / norm * dnorm) / norm : acc / norm;
+  }
+}
+
 void GaussianSmoother::smooth(double width, double* spectra, int n_spectra, std::vector<double>& scratch,
                               std::vector<double>& kernel) const {
   const int64_t n = static_cast<int64_t>(wl_.size());
   if (n < 2 || !(width > 1e-3 * step_)) return;  // negligible: identity
   scratch.resize(n);
-  const double inv_w2 = 1.0 / (width * width);
-  const double reach = 5.0 * width;  // exp(-25): negligible
-  if (uniform_) {
-    // Same kernel for every point: exp(-(j h / w_eff)^2), j = -J..J, with w_eff chosen so
-    // that the DISCRETE kernel has the continuous kernel's variance width^2 / 2. For
-    // width >= 2 steps w_eff = width; for narrower kernels (small vmac on a coarse grid)
-    // the plain sampled Gaussian would smooth far too little, while the variance-matched
-    // one reproduces the leading (width^2/4) I'' effect.
-    const double target = 0.5 * width * width / (step_ * step_);  // variance in steps^2
-    double weff = width / step_;                                  // in steps
-    int64_t J = std::min<int64_t>(n - 1, static_cast<int64_t>(5.0 * weff) + 1);
-    if (weff < 2.0) {
-      // A sampled Gaussian's variance is exact up to ~30 exp(-pi^2 w^2) relative (Poisson
-      // summation): below 2 steps bisect w_eff (on a 25-point kernel) to match it.
-      J = std::min<int64_t>(n - 1, 12);
-      auto variance = [J](double w) {
-        double num = 0.0, den = 1.0;
-        for (int64_t j = 1; j <= J; ++j) {
-          const double e = std::exp(-static_cast<double>(j * j) / (w * w));
-          num += 2.0 * e * static_cast<double>(j * j);
-          den += 2.0 * e;
-        }
-        return num / den;
-      };
-      double lo = 1e-3, hi = 3.0;
-      for (int it = 0; it < 45; ++it) {
-        const double mid = 0.5 * (lo + hi);
-        (variance(mid) < target ? lo : hi) = mid;
-      }
-      weff = 0.5 * (lo + hi);
-    }
-    kernel.resize(2 * J + 1);
-    for (int64_t j = -J; j <= J; ++j) kernel[j + J] = std::exp(-(j * j) / (weff * weff));
-    double norm = 0.0;
-    for (double w : kernel) norm += w;
-    for (double& w : kernel) w /= norm;
-    for (int s = 0; s < n_spectra; ++s) {
-      double* y = spectra + s * n;
-      for (int64_t i = 0; i < n; ++i) {
-        double acc = 0.0;
-        if (i >= J && i + J < n) {
-          const double* yy = y + i - J;
-#pragma omp simd reduction(+ : acc)
-          for (int64_t j = 0; j <= 2 * J; ++j) acc += kernel[j] * yy[j];
-        } else {
-          // Beyond the ends the spectrum is continued by point reflection about the end
-          // sample (y(-j) = 2 y(0) - y(j)): exact for a linear trend, so a sloping line
-          // wing at the edge of the window is not biased.
-          for (int64_t j = -J; j <= J; ++j) {
-            const int64_t k = i + j;
-            double v;
-            if (k < 0)
-              v = 2.0 * y[0] - y[-k];
-            else if (k >= n)
-              v = 2.0 * y[n - 1] - y[2 * (n - 1) - k];
-            else
-              v = y[k];
-            acc += kernel[j + J] * v;
-          }
-        }
-        scratch[i] = acc;
-      }
-      std::copy(scratch.begin(), scratch.end(), y);
-    }
-    return;
-  }
-  // Non-uniform grid: trapezoid weights times the Gaussian at the actual offsets.
+  const int64_t J = uniform_ ? uniform_kernel(width, false, kernel) : 0;
   for (int s = 0; s < n_spectra; ++s) {
     double* y = spectra + s * n;
-    int64_t lo = 0;
-    for (int64_t i = 0; i < n; ++i) {
-      while (wl_[lo] < wl_[i] - reach) ++lo;
-      double acc = 0.0, norm = 0.0;
-      for (int64_t j = lo; j < n && wl_[j] <= wl_[i] + reach; ++j) {
-        const double dl = wl_[j] - wl_[i];
-        const double left = j > 0 ? wl_[j] - wl_[j - 1] : 0.0;
-        const double right = j + 1 < n ? wl_[j + 1] - wl_[j] : 0.0;
-        const double w = std::exp(-dl * dl * inv_w2) * 0.5 * (left + right);
-        acc += w * y[j];
-        norm += w;
-      }
-      scratch[i] = acc / norm;
-    }
+    if (uniform_)
+      convolve_reflected(y, n, kernel.data(), J, scratch.data());
+    else
+      nonuniform(width, false, y, scratch.data());
     std::copy(scratch.begin(), scratch.end(), y);
+  }
+}
+
+void GaussianSmoother::smooth_dwidth(double width, const double* spectra, int n_spectra, double* out,
+                                     std::vector<double>& kernel) const {
+  const int64_t n = static_cast<int64_t>(wl_.size());
+  if (n < 2 || !(width > 1e-3 * step_)) {  // the identity's neighbourhood: the smoothing is even in width
+    std::fill(out, out + n_spectra * n, 0.0);
+    return;
+  }
+  const int64_t J = uniform_ ? uniform_kernel(width, true, kernel) : 0;
+  for (int s = 0; s < n_spectra; ++s) {
+    if (uniform_)
+      convolve_reflected(spectra + s * n, n, kernel.data(), J, out + s * n);
+    else
+      nonuniform(width, true, spectra + s * n, out + s * n);
   }
 }
 

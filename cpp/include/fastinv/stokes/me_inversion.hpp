@@ -36,8 +36,8 @@ constexpr int kMeInvParameters = kMeDerivParameters + 1;  // + the stray-light f
 constexpr int kMeVmac = 10, kMeStrayLight = 11;           // their indices
 
 struct MEInversionOptions {
-  // Which parameters are fitted (the others stay at their initial values). A free vmac needs
-  // a model with has_vmac_derivative() and starts at 1 km/s where its initial value is 0 (the
+  // Which parameters are fitted (the others stay at their initial values). A free vmac
+  // starts at 1 km/s where its initial value is 0 (the
   // profile is even in vmac); a free stray-light fraction needs a stray-light profile.
   std::array<bool, kMeInvParameters> free{true, true, true, true, true, true, true, true, true, false, false, false};
   // Box limits (inclination and azimuth are folded into [0, 180] first, see me_inversion.cpp).

@@ -40,8 +40,7 @@ struct MEDerivWork;
 
 // Number of parameters of one-profile calls (profile / profile_and_jacobian), in this order:
 // B, inclination, azimuth, vlos, doppler_width, damping, eta0, S0, S1, filling_factor, vmac,
-// in the units of MEParameterArrays. All are differentiated (vmac only where
-// has_vmac_derivative(), see profile_and_jacobian).
+// in the units of MEParameterArrays. All are differentiated.
 constexpr int kMeProfileParameters = 11;
 constexpr int kMeDerivParameters = kMeProfileParameters;
 
@@ -103,11 +102,6 @@ class MilneEddington {
   int64_t synthesis_size() const { return static_cast<int64_t>(wl_.size()); }
   int64_t output_size() const;
   const std::vector<double>& strength_ratios() const { return ratios_; }
-  // True with a Gaussian instrument (set_gaussian_instrument): macroturbulence is then part
-  // of the LSF's width, whose derivative is exact (gaussian_resample_rows_dsigma). The
-  // separate smoothing pass of the other paths has no derivative here.
-  bool has_vmac_derivative() const { return gaussian_; }
-
   // out: n x 4 x output_size() (I, Q, U, V), status: n. Invalid parameter sets (non-finite,
   // B < 0, doppler_width <= 0, damping < 0, eta0 < 0, f outside [0,1], vmac < 0) give NaN
   // profiles and status me_invalid_parameters; the others are unaffected. Throws
@@ -120,9 +114,10 @@ class MilneEddington {
   void profile(const double* params, double mu, MEScratch& scratch, double* out) const;
   // The same profile computed together with its analytic derivatives (me_deriv_kernel.hpp):
   // jac is kMeDerivParameters x 4 x output_size(), d(profile)/d(parameter) per unit of each
-  // parameter (G, deg, km/s, mA, ...), through the instrument and macroturbulence (the
-  // vmac row is NaN unless has_vmac_derivative(); it is 0 at vmac = 0, where the profile is
-  // even in vmac, so a fit of vmac must start above 0). The
+  // parameter (G, deg, km/s, mA, ...), through the instrument and macroturbulence (with a
+  // Gaussian instrument vmac widens the LSF, gaussian_resample_rows_dsigma; otherwise the
+  // separate smoothing pass is differentiated, GaussianSmoother::smooth_dwidth. The vmac row
+  // is 0 at vmac = 0, where the profile is even in vmac, so a fit of vmac must start above 0). The
   // profile agrees with profile() to rounding (its far wings are summed in another order).
   // need (optional, kMeDerivParameters flags): rows of parameters not needed are left
   // unwritten (the instrument pass is the costly part of a row).
@@ -131,6 +126,7 @@ class MilneEddington {
 
  private:
   void degrade(double* fine, int rows, double vmac, MEScratch& s, double* out) const;
+  void apply_instrument(const double* fine, int rows, double* out) const;  // rows x n -> rows x nout
   void synthesize_one(const MEParameterArrays& p, int64_t i, double mu, detail::MEWork& work, double* prof,
                       std::vector<double>& scratch, std::vector<double>& kernel) const;
 

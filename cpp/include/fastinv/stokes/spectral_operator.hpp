@@ -37,8 +37,16 @@ class GaussianSmoother {
   double step() const { return step_; }
   void smooth(double width, double* spectra, int n_spectra, std::vector<double>& scratch,
               std::vector<double>& kernel) const;
+  // d(smooth)/d(width) of the unsmoothed `spectra` into out (n_spectra x n): the exact
+  // derivative of the discrete operator above (the kernel's half-width J held fixed, as it is
+  // between its integer steps); 0 where smooth() is the identity (width below 1e-3 step).
+  void smooth_dwidth(double width, const double* spectra, int n_spectra, double* out,
+                     std::vector<double>& kernel) const;
 
  private:
+  // The uniform grid's normalised kernel (derivative: its d/d width) in kernel[0..2J]; returns J.
+  int64_t uniform_kernel(double width, bool derivative, std::vector<double>& kernel) const;
+  void nonuniform(double width, bool derivative, const double* y, double* out) const;
   std::vector<double> wl_;
   bool uniform_ = false;
   double step_ = 0.0;

@@ -131,9 +131,9 @@ class MEInversion:
         Wavelengths of the data [air A] (without an instrument: no LSF).
     free : sequence of str, optional
         Parameters to fit (default the first nine: all but ``filling_factor``, ``vmac`` and
-        ``stray_light``); the others keep their initial values. A free ``vmac`` needs an
-        instrument with a Gaussian LSF on a uniform grid (its derivative is exact only
-        there) and starts at 1 km/s where its initial value is 0; a free ``stray_light``
+        ``stray_light``); the others keep their initial values. A free ``vmac``
+        starts at 1 km/s where its initial value is 0 (the profile is even in vmac); a free
+        ``stray_light``
         needs ``stray_light``.
     weights : sequence of 4 float
         chi2 weights of I, Q, U, V.
@@ -257,11 +257,6 @@ class MEInversion:
         self.stray_light_fraction = float(stray_light_fraction)
         if not 0.0 <= self.stray_light_fraction <= 1.0:
             raise ValueError(f"stray_light_fraction must be in [0, 1], got {stray_light_fraction}")
-        if "vmac" in self.free and not self.model._me.has_vmac_derivative:
-            raise ValueError(
-                "a free vmac needs an instrument with a Gaussian LSF on a uniform grid "
-                "(Instrument(wavelength, fwhm) with gaussian_sampling())"
-            )
         if "stray_light" in self.free and stray_light is None:
             raise ValueError("a free stray_light needs stray_light= (a profile or 'quiet_sun')")
         self._inv = _core.stokes.MEInversion(
