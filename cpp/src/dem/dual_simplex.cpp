@@ -183,14 +183,14 @@ void DualSimplex::column(int j, double* out) const {
   }
 }
 
-int DualSimplex::long_step(double infeasibility, double sgn, const double* arow, int nkeep, int& nflip) {
+int DualSimplex::long_step(double infeasibility, double sgn, const double* arow, int nkeep) {
   // Breakpoints max(dir d, 0) / t in increasing order (ties by index), selected one at a time:
   // usually only a few flip before one must enter. cand_ ends with the flipping ones first.
   for (int c = 0; c < nkeep; ++c) {
     const int j = cand_[c];
     ratio_[c] = std::max(dir_[j] * d_[j], 0.0) / (sgn * dir_[j] * arow[j]);
   }
-  nflip = 0;
+  int nflip = 0;
   for (; nflip < nkeep; ++nflip) {
     int best = nflip;
     for (int c = nflip + 1; c < nkeep; ++c)
@@ -349,12 +349,11 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     }
     // Bound flipping (boxed problems, not under Bland): the candidates whose breakpoints come
     // first and whose other bound is finite may jump to it instead of entering, as long as
-    // x_leave stays infeasible; fewer, longer steps (DeepEM's refinement: ~40 % fewer).
+    // x_leave stays infeasible: fewer, longer steps (DeepEM's refinement on the synoptic
+    // frame: 6.6 iterations per pixel instead of 20.8).
     if (boxed_ && !bland) {
-      int nflip = 0;
-      const int first_kept =
-          long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], sgn, arow, nkeep, nflip);
-      if (first_kept == nkeep) {  // every candidate flips and x_leave is still infeasible
+      const int nflip = long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], sgn, arow, nkeep);
+      if (nflip == nkeep) {  // every candidate flips and x_leave is still infeasible
         if (!fresh) {
           if (!refresh()) return LpResult::not_converged;
           continue;
@@ -363,13 +362,13 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
       }
       if (nflip > 0) {
         theta_max = kInf;  // Harris again over the candidates left
-        for (int c = first_kept; c < nkeep; ++c) {
+        for (int c = nflip; c < nkeep; ++c) {
           const int j = cand_[c];
           theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + slack_tol) / (sgn * dir_[j] * arow[j]));
         }
         flip(nflip);
-        std::copy(cand_.begin() + first_kept, cand_.begin() + nkeep, cand_.begin());
-        nkeep -= first_kept;
+        std::copy(cand_.begin() + nflip, cand_.begin() + nkeep, cand_.begin());
+        nkeep -= nflip;
       }
     }
     // Pass 2: within that step, the largest pivot (or the smallest index under Bland).

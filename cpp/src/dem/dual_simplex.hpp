@@ -56,9 +56,9 @@ class DualSimplex {
   void column(int j, double* out) const;  // B^-1 a_j
   void set_state(int j, std::int8_t st);  // keeps dir_ in step with state_
   // The bound-flipping ratio test: moves to the front of cand_, in breakpoint order, the
-  // candidates that can flip (nflip) while x_leave stays infeasible, and returns nflip
-  // (nkeep: all can, the LP is infeasible).
-  int long_step(double infeasibility, double sgn, const double* arow, int nkeep, int& nflip);
+  // candidates that can flip while x_leave stays infeasible, and returns how many (nkeep:
+  // all can, the LP is infeasible).
+  int long_step(double infeasibility, double sgn, const double* arow, int nkeep);
   void flip(int nflip);  // moves cand_[0..nflip) to their other bounds
 
   const double* A_;
