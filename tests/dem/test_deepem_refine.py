@@ -225,3 +225,31 @@ def test_dask_blocks_equal_numpy(deepem, flare):
     lazy = deepem.invert(da.from_array(obs.data, chunks=(6, 20, 67)), exptime=obs.exptime, refine=True)
     np.testing.assert_array_equal(np.asarray(lazy.em), ref.em)  # every pixel solved on its own
     np.testing.assert_array_equal(np.asarray(lazy.status), ref.status)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_degenerate_random_responses_against_highs(seed):
+    """The bounded dual simplex's bound flipping (long steps through the boxed logicals and
+    q <= n) on degenerate LPs rather than AIA-like ones: a random 6 x nT response with
+    duplicated, parallel and empty columns, network EMs with zero bins, data that some EM of
+    the response reproduces exactly (degenerate vertices), some inconsistent pixels and some
+    nearly equality rows (sigma = 1e-5): same tolfac, objective and status as HiGHS."""
+    rng = np.random.default_rng(700 + seed)
+    nt, npix = int(rng.integers(8, 25)), 120
+    k32 = (rng.uniform(0, 1, (6, nt)) * (rng.uniform(size=(6, nt)) < 0.7)).astype(np.float32)
+    k32[:, 1] = k32[:, 0]
+    k32[:, 2] = 0.0
+    k32[:, 3] = 2 * k32[:, 4]
+    k32[0, 0] = k32[0, 1] = 1.0  # no all-zero row
+    k32 *= np.float32(1e-26)  # AIA-like magnitudes: EM ~1e26 cm^-5 (the reference's scaling)
+    net = (1e26 * rng.uniform(0, 1, (nt, npix)) * (rng.uniform(size=(nt, npix)) < 0.6)).astype(np.float32)
+    x0 = 1e26 * rng.uniform(0, 1, (nt, npix)) * (rng.uniform(size=(nt, npix)) < 4 / nt)
+    y = k32.astype(np.float64) @ x0
+    y[:, ::4] += rng.normal(0, 0.5, (6, npix // 4))  # some inconsistent
+    y = np.abs(y) + 0.01  # every band's top > 0 (the reference scales rows by it)
+    sigma = rng.uniform(0.001, 0.05, (6, npix))
+    sigma[:, ::7] = 1e-5  # nearly equality rows
+    em = net.copy()
+    status, tolfac, _ = _core.dem.deepem_refine(k32, em, y, sigma, None, 1.0, 1)
+    n_ok, n_inf = check_against_reference(k32, net, y, sigma, em, status, tolfac)
+    assert n_ok > 30 and n_inf > 5, (n_ok, n_inf)

@@ -3,7 +3,9 @@
 // input directions scaled by the noise of sqrt(I) first; the model's own error comes from the
 // card's tables. Chosen over Monte-Carlo copies of each pixel by a measurement
 // (docs/deepem-errors.md): six copies cost as much arithmetic as the six directions, are no
-// more accurate (less for the total EM) and would make the errors depend on a seed.
+// more accurate (less for the total EM) and would make the errors depend on a seed. Where the
+// CPU has AVX512-BF16 (and the caller did not ask for float32) the Jacobian is formed in
+// bfloat16 instead (deepem_errors_bf16.cpp); the chain rule and the model term are shared.
 #include <algorithm>
 #include <cmath>
 #include <limits>

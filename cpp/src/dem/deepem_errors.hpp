@@ -24,14 +24,14 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[cpu::kTileW
 // The network's layers 2 and 3 packed for the engine's bf16 kernels (deepem_errors_bf16.cpp).
 struct DeepEmErrorsBf16 {
   const cpu::Bf16Kernels* kernels = nullptr;
-  bool amx = false;  // gemm_directions_amx (rows padded to pairs of 16-row blocks), else kernels->gemm
+  bool amx = false;                      // gemm_directions_amx, else kernels->gemm
   std::vector<uint32_t> w2, w2_low, w3;  // weight pairs as the kernel wants them; w2_low: W2 - bf16(W2)
   std::vector<float> zero2, zero3;       // zero biases (padded)
 };
 
 // AMX-BF16 (deepem_errors_amx.cpp; only where FASTINV_HAVE_DEEPEM_ERRORS_AMX and the engine
 // chose its AMX kernels): out[r * out_stride + row * 16 + lane] = sum over pairs of weight
-// tiles a ([blocks][chunks][16 rows][16 pairs], blocks even) times the pair rows of direction
+// tiles a ([blocks][chunks][16 rows][16 pairs]) times the pair rows of direction
 // r (in + r * in_stride, chunks * 16 rows of 16 lanes, zero past the layer's pairs).
 void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
                          int directions, float* out, int64_t out_stride) noexcept;

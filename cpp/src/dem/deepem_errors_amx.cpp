@@ -30,7 +30,8 @@ void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, cons
   }
   _tile_loadconfig(&cfg);
   const int64_t block_words = chunks * kRows * kPairs, chunk_words = kRows * kPairs;
-  for (int64_t blk = 0; blk < blocks; blk += 2) {  // blocks is even (the weights are padded)
+  int64_t blk = 0;
+  for (; blk + 2 <= blocks; blk += 2) {
     const uint32_t* a0 = a + blk * block_words;
     const uint32_t* a1 = a0 + block_words;
     float* o0 = out + blk * kRows * kW;
@@ -71,6 +72,36 @@ void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, cons
       }
       _tile_stored(0, o0 + r * out_stride, kRowBytes);
       _tile_stored(2, o1 + r * out_stride, kRowBytes);
+    }
+  }
+  if (blk < blocks) {  // an odd last row block: one A tile, two directions at a time
+    const uint32_t* a0 = a + blk * block_words;
+    float* o0 = out + blk * kRows * kW;
+    int r = 0;
+    for (; r + 2 <= directions; r += 2) {
+      const uint32_t* b0 = in + r * in_stride;
+      const uint32_t* b1 = b0 + in_stride;
+      _tile_zero(0);
+      _tile_zero(1);
+      for (int64_t c = 0; c < chunks; ++c) {
+        _tile_loadd(4, a0 + c * chunk_words, kRowBytes);
+        _tile_loadd(6, b0 + c * kPairs * kW, kRowBytes);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_loadd(7, b1 + c * kPairs * kW, kRowBytes);
+        _tile_dpbf16ps(1, 4, 7);
+      }
+      _tile_stored(0, o0 + r * out_stride, kRowBytes);
+      _tile_stored(1, o0 + (r + 1) * out_stride, kRowBytes);
+    }
+    if (r < directions) {
+      const uint32_t* b0 = in + r * in_stride;
+      _tile_zero(0);
+      for (int64_t c = 0; c < chunks; ++c) {
+        _tile_loadd(4, a0 + c * chunk_words, kRowBytes);
+        _tile_loadd(6, b0 + c * kPairs * kW, kRowBytes);
+        _tile_dpbf16ps(0, 4, 6);
+      }
+      _tile_stored(0, o0 + r * out_stride, kRowBytes);
     }
   }
 }

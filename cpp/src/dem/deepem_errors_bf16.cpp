@@ -17,17 +17,11 @@ constexpr int kDirs = kErrorDirections;
 constexpr int64_t kMaxPairs = kMaxErrorHidden / 2 + 16;
 
 int64_t chunks(int64_t n) { return ((n + 1) / 2 + 15) / 16; }  // 16-pair chunks of n inputs
-int64_t blocks(int64_t m) { return (m + 31) / 32 * 2; }        // 16-row blocks, an even number
+int64_t blocks(int64_t m) { return (m + 15) / 16; }            // 16-row blocks
 
 void pack(const DeepEmErrorsBf16& p, const std::vector<float>& w, const float* bias, int64_t m, int64_t cin,
           std::vector<uint32_t>& a, std::vector<float>& b) {
-  const cpu::Bf16Kernels& k = *p.kernels;
-  if (p.amx) {  // zero rows up to an even number of 16-row blocks
-    std::vector<float> wp(size_t(blocks(m) * 16 * cin), 0.f), bp(size_t(blocks(m) * 16), 0.f);
-    std::copy(w.begin(), w.end(), wp.begin());
-    std::copy(bias, bias + m, bp.begin());
-    cpu::pack_weights_bf16_tiles(wp.data(), bp.data(), blocks(m) * 16, 1, cin, a, b);
-  } else if (k.tiles)
+  if (p.amx || p.kernels->tiles)
     cpu::pack_weights_bf16_tiles(w.data(), bias, m, 1, cin, a, b);
   else
     cpu::pack_weights_bf16(w.data(), bias, m, 1, cin, cpu::kMrAvx512, a, b);

@@ -32,6 +32,7 @@ DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
       dir_(n + m, 0.0),
       head_(m, 0),
       cand_(n + m, 0),
+      ratio_(n + m, 0.0),
       state_(n + m, kLower) {
   reset();
 }
@@ -182,6 +183,53 @@ void DualSimplex::column(int j, double* out) const {
   }
 }
 
+int DualSimplex::long_step(double infeasibility, double sgn, const double* arow, int nkeep) {
+  // Breakpoints max(dir d, 0) / t in increasing order (ties by index), selected one at a time:
+  // usually only a few flip before one must enter. cand_ ends with the flipping ones first.
+  for (int c = 0; c < nkeep; ++c) {
+    const int j = cand_[c];
+    ratio_[c] = std::max(dir_[j] * d_[j], 0.0) / (sgn * dir_[j] * arow[j]);
+  }
+  int nflip = 0;
+  for (; nflip < nkeep; ++nflip) {
+    int best = nflip;
+    for (int c = nflip + 1; c < nkeep; ++c)
+      if (ratio_[c] < ratio_[best] || (ratio_[c] == ratio_[best] && cand_[c] < cand_[best])) best = c;
+    const int j = cand_[best];
+    const double range = ub_[j] - lb_[j];
+    if (!std::isfinite(range)) break;
+    const double step = sgn * dir_[j] * arow[j] * range;
+    if (!(infeasibility - step > 0.0)) break;
+    infeasibility -= step;
+    std::swap(cand_[nflip], cand_[best]);
+    std::swap(ratio_[nflip], ratio_[best]);
+  }
+  return nflip;
+}
+
+void DualSimplex::flip(int nflip) {
+  // cand_[0..nflip) go to their other bound; the basic values follow: x_B -= B^-1 sum a_j dx_j.
+  double v[16] = {};
+  double* vv = (m_ <= 16) ? v : work_.data();
+  if (m_ > 16) std::fill(vv, vv + m_, 0.0);
+  for (int c = 0; c < nflip; ++c) {
+    const int j = cand_[c];
+    const bool to_upper = state_[j] == kLower;
+    const double dx = (to_upper ? ub_[j] : lb_[j]) - val_[j];
+    val_[j] += dx;
+    set_state(j, to_upper ? kUpper : kLower);
+    if (j < n_)
+      for (int i = 0; i < m_; ++i) vv[i] += A_[i * n_ + j] * dx;
+    else
+      vv[j - n_] -= dx;
+  }
+  for (int r = 0; r < m_; ++r) {
+    double s = 0.0;
+    for (int i = 0; i < m_; ++i) s += binv_[r * m_ + i] * vv[i];
+    val_[head_[r]] -= s;
+  }
+}
+
 LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, double feas_tol) {
   const int m = m_, n = n_, nt = n_ + m_;
   for (int i = 0; i < m; ++i) {
@@ -298,6 +346,30 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
         continue;
       }
       return LpResult::infeasible;
+    }
+    // Bound flipping (boxed problems, not under Bland): the candidates whose breakpoints come
+    // first and whose other bound is finite may jump to it instead of entering, as long as
+    // x_leave stays infeasible: fewer, longer steps (DeepEM's refinement on the synoptic
+    // frame: 6.6 iterations per pixel instead of 20.8).
+    if (boxed_ && !bland) {
+      const int nflip = long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], sgn, arow, nkeep);
+      if (nflip == nkeep) {  // every candidate flips and x_leave is still infeasible
+        if (!fresh) {
+          if (!refresh()) return LpResult::not_converged;
+          continue;
+        }
+        return LpResult::infeasible;
+      }
+      if (nflip > 0) {
+        theta_max = kInf;  // Harris again over the candidates left
+        for (int c = nflip; c < nkeep; ++c) {
+          const int j = cand_[c];
+          theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + slack_tol) / (sgn * dir_[j] * arow[j]));
+        }
+        flip(nflip);
+        std::copy(cand_.begin() + nflip, cand_.begin() + nkeep, cand_.begin());
+        nkeep -= nflip;
+      }
     }
     // Pass 2: within that step, the largest pivot (or the smallest index under Bland).
     int q = -1;

@@ -55,6 +55,11 @@ class DualSimplex {
   void compute_duals();                   // reduced costs from B^-1 and c
   void column(int j, double* out) const;  // B^-1 a_j
   void set_state(int j, std::int8_t st);  // keeps dir_ in step with state_
+  // The bound-flipping ratio test: moves to the front of cand_, in breakpoint order, the
+  // candidates that can flip while x_leave stays infeasible, and returns how many (nkeep:
+  // all can, the LP is infeasible).
+  int long_step(double infeasibility, double sgn, const double* arow, int nkeep);
+  void flip(int nflip);  // moves cand_[0..nflip) to their other bounds
 
   const double* A_;
   int m_, n_;
@@ -63,6 +68,7 @@ class DualSimplex {
   // Ratio-test direction of each variable: +1 nonbasic at lower, -1 at upper, 0 basic/fixed.
   std::vector<double> dir_;
   std::vector<int> head_, cand_;
+  std::vector<double> ratio_;  // long_step's breakpoints
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
   bool pristine_ = false;
