@@ -18,11 +18,7 @@
 // this structure but lays activations out for ldmatrix (cuda/fused_ldmatrix.hpp), loads
 // the B fragments of two n8 tiles with one ldmatrix.x4, and compiles the epilogue once per
 // activation kind (cuda/fused_activation.hpp), chosen once per layer. The opt-in pipeline
-// variant (FASTINV_CUDA_KERNEL=pipeline, fused_pipe_kernel) uses those layouts with one warp
-// per 32 pixels, each computing a 64-row x 32-pixel warp tile, and a 4-stage cp.async
-// weight ring that runs ahead across layers and tiles (cuda/fused_pipeline.hpp).
-#include <cuda_bf16.h>
-
+// variant (FASTINV_CUDA_KERNEL=pipeline) is cuda/fused_pipeline.cu.
 #include <algorithm>
 
 #include "activation.cuh"
@@ -30,61 +26,19 @@
 #include "fused_activation.hpp"
 #include "fused_index.hpp"
 #include "fused_ldmatrix.hpp"
-#include "fused_pipeline.hpp"
+#include "fused_ptx.cuh"
 #include "gpu_kernels.hpp"
 
 namespace fastinv::cuda {
+
+// The pipeline variant's kernel for a precision (tf32/bf16) and tile (cuda/fused_pipeline.cu,
+// its own translation unit so that nvcc compiles the variants in parallel).
+const void* fused_pipeline_kernel(Precision p, int tile);
+
 namespace {
 
 using fused::kThreads, fused::kRows, fused::kDepth;
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_prev() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
-}
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t u;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(x));
-  return u;
-}
-
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint4& a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint4& a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: this lane's row address in, four
-// 32-bit registers (one per 8x8 matrix) out.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
+using namespace ptx;
 
 // Where activation (row, col) lives in a buffer (bf16: 16-bit index, else float index).
 template <Precision P, int TILE, bool LDM>
@@ -96,15 +50,6 @@ template <Precision P, int TILE, bool LDM>
 __device__ __forceinline__ int buffer_words(int rows) {
   if constexpr (LDM) return fused::ldm::buffer_words<P, TILE>(rows);
   return fused::buffer_words(P, rows, fused::ld<TILE>());
-}
-
-template <Precision P>
-__device__ __forceinline__ void store_act(uint32_t* buf, int slot, float v) {
-  if constexpr (P == Precision::bf16) {
-    reinterpret_cast<unsigned short*>(buf)[slot] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  } else {
-    reinterpret_cast<float*>(buf)[slot] = v;
-  }
 }
 
 // Accumulators of one thread for one 64-row chunk x TILE pixels.
@@ -306,138 +251,11 @@ __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_con
   }
 }
 
-// ---- the pipeline variant (cuda/fused_pipeline.hpp)
-
-// One chunk of the warp tile: acc[mi][ni] += W[chunk rows of mi][kc*32 ..] * X[..][pixels of ni].
-template <Precision P, int TILE>
-__device__ __forceinline__ void pipe_chunk(float (&acc)[fused::pipe::kAcc], const uint32_t* wch, const uint32_t* x,
-                                           int kc, int rows, int warp, int lane) {
-  using namespace fused::pipe;
-  const uint4* wf = reinterpret_cast<const uint4*>(wch);
-#pragma unroll
-  for (int kt = 0; kt < fused::k_steps<P>(); ++kt) {
-    uint4 a[kMTiles];
-#pragma unroll
-    for (int mi = 0; mi < kMTiles; ++mi) a[mi] = wf[fused::a_fragment<P>(mi, kt, lane)];
-#pragma unroll
-    for (int jj = 0; jj < kNTiles / 2; ++jj) {
-      const int e = b_row_address<P, TILE>(warp, lane, kc, kt, jj, rows);
-      uint32_t r[4];
-      if constexpr (P == Precision::bf16) {
-        ldmatrix_x4_trans(r, reinterpret_cast<const unsigned short*>(x) + e);
-      } else {
-        ldmatrix_x4(r, reinterpret_cast<const float*>(x) + e);
-#pragma unroll
-        for (int q = 0; q < 4; ++q) r[q] = to_tf32(__uint_as_float(r[q]));
-      }
-      uint32_t b[2][2];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) b[fused::ldm::b_tile(jj, q) - 2 * jj][fused::ldm::b_reg(q)] = r[q];
-#pragma unroll
-      for (int h = 0; h < 2; ++h)
-#pragma unroll
-        for (int mi = 0; mi < kMTiles; ++mi) {
-          float (&d)[4] = *reinterpret_cast<float (*)[4]>(&acc[acc_index(mi, 2 * jj + h, 0)]);
-          if constexpr (P == Precision::tf32)
-            mma_tf32(d, a[mi], b[h][0], b[h][1]);
-          else
-            mma_bf16(d, a[mi], b[h][0], b[h][1]);
-        }
-    }
-  }
-}
-
-// Bias + activation (fused::activate<ACT>) on the warp tile; rows >= m become 0; the last
-// layer writes the planar output.
-template <Precision P, int TILE, int ACT>
-__device__ __forceinline__ void pipe_epilogue(const float (&acc)[fused::pipe::kAcc], const FusedArgs& args,
-                                              const FusedLayerArgs& L, int mc, uint32_t* dst, bool last, int64_t p0,
-                                              int valid, int warp, int lane) {
-  using namespace fused::pipe;
-#pragma unroll
-  for (int mi = 0; mi < kMTiles; ++mi)
-#pragma unroll
-    for (int ni = 0; ni < kNTiles; ++ni)
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        const int row = acc_row(mc, mi, lane, q), col = acc_col(warp, ni, lane, q);
-        const float v = row < L.m ? fused::activate<ACT>(L.act, acc[acc_index(mi, ni, q)] + L.bias[row]) : 0.f;
-        if (last) {
-          if (fused::output_written(row, col, L.m, valid)) args.out[fused::out_index(args, row, p0, col)] = v;
-        } else {
-          store_act<P>(dst, fused::ldm::act_slot<P, TILE>(row, col, args.rows), v);
-        }
-      }
-}
-
-template <Precision P, int TILE>
-__global__ void __launch_bounds__(fused::pipe::threads<TILE>())
-    fused_pipe_kernel(const __grid_constant__ FusedArgs args) {
-  static_assert(P != Precision::fp32, "the pipeline variant is tf32/bf16 only");
-  using namespace fused::pipe;
-  constexpr int NT = threads<TILE>();
-  constexpr int CW = int(chunk_words(P));
-  extern __shared__ uint4 smem_raw[];
-  uint32_t* smem = reinterpret_cast<uint32_t*>(smem_raw);
-  const int buf_words = fused::ldm::buffer_words<P, TILE>(args.rows);
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
-  const int64_t ntiles = fused::tile_count(args.npix, TILE);
-  const int per_tile = tile_chunks(args);
-  const int64_t total = block_tiles(ntiles, blockIdx.x, gridDim.x) * per_tile;
-  // Stream position pos -> its stage; one commit group per position (empty past the end, so
-  // the wait depth keeps its meaning on the last positions).
-  auto issue = [&](int64_t pos) {
-    if (pos < total) {
-      const uint4* g = reinterpret_cast<const uint4*>(stream_chunk(args, pos, per_tile, CW));
-      uint32_t* s = smem + stage_offset(stage_of(pos), buf_words, CW);
-      for (int i = tid; i < CW / 4; i += NT) cp_async16(s + i * 4, g + i);
-    }
-    cp_async_commit();
-  };
-  for (int i = 0; i < prefetch_distance(); ++i) issue(i);
-  int64_t pos = 0;
-  for (int64_t tile = blockIdx.x; tile < ntiles; tile += gridDim.x) {
-    const int64_t p0 = tile * TILE;
-    const int valid = fused::tile_valid(args.npix, p0, TILE);
-    __syncthreads();  // every warp is done reading the previous tile's last buffer (buffer 0 if nlayers is odd)
-    {
-      const FusedLayerArgs& L0 = args.layers[0];
-      for (int e = tid; e < L0.kpad * TILE; e += NT) {
-        const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
-        const float v = fused::input_read(r, p, L0.k, valid) ? args.in[fused::in_index(args, r, p0, p)] : 0.f;
-        store_act<P>(smem + fused::buffer_offset(0, buf_words), fused::ldm::act_slot<P, TILE>(r, p, args.rows), v);
-      }
-    }
-    for (int l = 0; l < args.nlayers; ++l) {
-      const FusedLayerArgs& L = args.layers[l];
-      const uint32_t* src = smem + fused::buffer_offset(l, buf_words);
-      uint32_t* dst = smem + fused::buffer_offset(l + 1, buf_words);
-      const bool last = l == args.nlayers - 1;
-      const int nkc = L.kpad / kDepth;
-      for (int mc = 0; mc < L.mpad / kRows; ++mc) {
-        float acc[kAcc];
-#pragma unroll
-        for (int i = 0; i < kAcc; ++i) acc[i] = 0.f;
-        for (int kc = 0; kc < nkc; ++kc, ++pos) {
-          cp_async_wait<wait_depth()>();  // position pos has landed (this thread's copies)
-          __syncthreads();                // ... everyone's; every warp is done with pos - 1 and the last epilogue
-          issue(pos + prefetch_distance());
-          pipe_chunk<P, TILE>(acc, smem + stage_offset(stage_of(pos), buf_words, CW), src, kc, args.rows, warp, lane);
-        }
-        fused::with_activation(L.act.kind, [&](auto act) {
-          pipe_epilogue<P, TILE, decltype(act)::kind>(acc, args, L, mc, dst, last, p0, valid, warp, lane);
-        });
-      }
-    }
-  }
-  cp_async_wait<0>();  // no copy may outlive the block (they are all empty groups by now)
-}
-
 template <Precision P, int TILE>
 const void* kernel_ptr(FusedKernel k) {
   if constexpr (P != Precision::fp32) {
     if (k == FusedKernel::ldmatrix) return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE, true>);
-    if (k == FusedKernel::pipeline) return reinterpret_cast<const void*>(&fused_pipe_kernel<P, TILE>);
+    if (k == FusedKernel::pipeline) return fused_pipeline_kernel(P, TILE);
   }
   return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE, false>);
 }

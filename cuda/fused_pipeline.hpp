@@ -1,6 +1,6 @@
 // Index math and schedule of the fused kernel's opt-in pipeline variant
 // (FASTINV_CUDA_KERNEL=pipeline; docs/cuda.md "The next design", steps 1 and 2), shared by
-// cuda/fused_mlp.cu and the CPU emulation (cuda/host/emulate_pipeline.cpp) like
+// cuda/fused_pipeline.cu and the CPU emulation (cuda/host/emulate_pipeline.cpp) like
 // fused_index.hpp. tf32 and bf16 only; the activations use the ldmatrix layouts
 // (cuda/fused_ldmatrix.hpp).
 //

@@ -1,4 +1,4 @@
-// The fused kernel's pipeline variant (fused_pipe_kernel in cuda/fused_mlp.cu) executed on
+// The fused kernel's pipeline variant (cuda/fused_pipeline.cu) executed on
 // the CPU through its own index math and schedule (cuda/fused_pipeline.hpp): each block's
 // weight stream, its cp.async ring, every warp tile, and the mma / ldmatrix instructions as
 // the PTX ISA defines them (host/emulate_warp.hpp).
