@@ -132,7 +132,7 @@ def _write_results():
     # ratios: fastinv over the PyTorch eager row of equal precision and mode
     peer = {"fp32": "torch-eager-fp32", "tf32": "torch-eager-default(tf32)", "bf16": "torch-eager-bf16-autocast"}
     for r in ROWS:
-        if r["impl"] in ("fastinv", "fastinv-ldmatrix") and "median_ms" in r:
+        if r["impl"] in ("fastinv", "fastinv-ldmatrix", "fastinv-pipeline") and "median_ms" in r:
             for q in ROWS:
                 if (
                     q["case"] == r["case"]
@@ -259,8 +259,9 @@ def _bench_case(case, net, make_x, nsets, tmp_path, stripe=None, reps=10):
     TorchPeer(net, "torch-eager-fp32", stripe)(x_dev[0], ref_out)
     k = iter(range(1 << 30))
 
-    # the opt-in ldmatrix variant (FASTINV_CUDA_KERNEL, read at load) beside the default kernel
-    variants = [("fp32", "mma"), ("tf32", "mma"), ("bf16", "mma"), ("tf32", "ldmatrix"), ("bf16", "ldmatrix")]
+    # the opt-in variants (FASTINV_CUDA_KERNEL, read at load) beside the default kernel
+    variants = [("fp32", "mma"), ("tf32", "mma"), ("bf16", "mma")]
+    variants += [(p, v) for v in ("ldmatrix", "pipeline") for p in ("tf32", "bf16")]
     for precision, variant in variants:
         impl = "fastinv" if variant == "mma" else f"fastinv-{variant}"
         saved = os.environ.get("FASTINV_CUDA_KERNEL")

@@ -60,7 +60,7 @@ phase_build() {
   local so
   so=$("$PY" -c "import fastinv._core as c; print(c.__file__)") &&
     echo "SASS: $(cuobjdump -sass "$so" 2>/dev/null | grep -c HMMA) HMMA and" \
-      "$(cuobjdump -sass "$so" 2>/dev/null | grep -c LDSM) LDSM (ldmatrix variant) instructions in $so"
+      "$(cuobjdump -sass "$so" 2>/dev/null | grep -c LDSM) LDSM (ldmatrix and pipeline variants) instructions in $so"
 }
 
 need_device() {  # a GPU run whose tests all skip must not read as a pass

@@ -9,8 +9,9 @@ host frame uses all three streams; each result against
   by tests/_rounding.py (fp32 ~1e-6);
 * the CPU engine (float32): the precision's rounding error, bound predicted likewise.
 
-tf32 and bf16 run twice: the default kernel and the opt-in ldmatrix variant
-(``FASTINV_CUDA_KERNEL=ldmatrix``, compared with the emulation of that variant).
+tf32 and bf16 run three times: the default kernel and the opt-in variants ldmatrix and
+pipeline (``FASTINV_CUDA_KERNEL=ldmatrix`` / ``pipeline``, each compared with the emulation
+of that variant).
 
 MUISCA (a 1D CNN: the per-op path, fp32) against the CPU engine; device arrays (CuPy
 planar, CuPy strided; torch unless ``--no-torch``) against the host result.
@@ -44,6 +45,7 @@ from fastinv.dem.deepem import shipped_model_path  # noqa: E402
 SIZES = [1, 2, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1001, 4097, 10087]
 QUICK_SIZES = [1, 33, 129, 1001]
 DEEPEM_LAYERS, DEEPEM_KMAX = 3, 300  # 6 -> 300 -> 300 -> 18
+VARIANTS = ("ldmatrix", "pipeline")  # the fused kernel's opt-in variants (FASTINV_CUDA_KERNEL)
 FP32_TOL = 1e-5  # the fp32 bound (the CPU engine and the per-op path are fp32)
 
 
@@ -100,7 +102,8 @@ def check_deepem(check: Checks, device: str, precision: str, sizes: list[int], r
     cpu = fastinv.load(path)
     model = load_variant(path, device, precision, kernel) if device != "cpu" else cpu
     isa = model.info()["isa"]
-    fused = device == "cpu" or ("fused" in isa and (kernel == "ldmatrix") == ("ldmatrix" in isa))
+    tags = [v for v in VARIANTS if f"({v})" in isa]  # model.info()["isa"] names an opt-in variant
+    fused = device == "cpu" or ("fused" in isa and tags == ([] if kernel == "mma" else [kernel]))
     check(fused, f"deepem {precision}: fused kernel, variant {kernel} ({isa})")
     precision_tag = precision if kernel == "mma" else f"{precision} {kernel}"
     tile = tile_of(model) if device != "cpu" else 0  # 0: the emulation picks as the backend does on an H100
@@ -189,10 +192,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK_SIZES if args.quick else SIZES
     for p in precisions:
         check.guard(f"deepem {p}", lambda p=p: check_deepem(check, args.device, p, sizes, rng))
-    for p in precisions[1:]:  # the ldmatrix variant (tf32, bf16) on the quick sizes
-        check.guard(
-            f"deepem {p} ldmatrix", lambda p=p: check_deepem(check, args.device, p, QUICK_SIZES, rng, "ldmatrix")
-        )
+    for v in VARIANTS:  # the opt-in variants (tf32, bf16) on the quick sizes
+        for p in precisions[1:]:
+            check.guard(f"deepem {p} {v}", lambda p=p, v=v: check_deepem(check, args.device, p, QUICK_SIZES, rng, v))
     check.guard("muisca", lambda: check_muisca(check, args.device, 50 if args.quick else 2555, rng, Path(args.tmp)))
     if args.device != "cpu":
         use_torch = not (args.quick or args.no_torch)

@@ -17,9 +17,8 @@
 // The opt-in ldmatrix variant (LDM, FASTINV_CUDA_KERNEL=ldmatrix; tf32 and bf16 only) keeps
 // this structure but lays activations out for ldmatrix (cuda/fused_ldmatrix.hpp), loads
 // the B fragments of two n8 tiles with one ldmatrix.x4, and compiles the epilogue once per
-// activation kind (cuda/fused_activation.hpp), chosen once per layer.
-#include <cuda_bf16.h>
-
+// activation kind (cuda/fused_activation.hpp), chosen once per layer. The opt-in pipeline
+// variant (FASTINV_CUDA_KERNEL=pipeline) is cuda/fused_pipeline.cu.
 #include <algorithm>
 
 #include "activation.cuh"
@@ -27,56 +26,19 @@
 #include "fused_activation.hpp"
 #include "fused_index.hpp"
 #include "fused_ldmatrix.hpp"
+#include "fused_ptx.cuh"
 #include "gpu_kernels.hpp"
 
 namespace fastinv::cuda {
+
+// The pipeline variant's kernel for a precision (tf32/bf16) and tile (cuda/fused_pipeline.cu,
+// its own translation unit so that nvcc compiles the variants in parallel).
+const void* fused_pipeline_kernel(Precision p, int tile);
+
 namespace {
 
 using fused::kThreads, fused::kRows, fused::kDepth;
-
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem) : "memory");
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
-__device__ __forceinline__ void cp_async_wait_prev() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
-
-__device__ __forceinline__ uint32_t to_tf32(float x) {
-  uint32_t u;
-  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(u) : "f"(x));
-  return u;
-}
-
-__device__ __forceinline__ void mma_tf32(float (&d)[4], const uint4& a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-__device__ __forceinline__ void mma_bf16(float (&d)[4], const uint4& a, uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a.x), "r"(a.y), "r"(a.z), "r"(a.w), "r"(b0), "r"(b1));
-}
-
-// ldmatrix.sync.aligned.m8n8.x4(.trans).shared.b16: this lane's row address in, four
-// 32-bit registers (one per 8x8 matrix) out.
-__device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], const void* row) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
-__device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* row) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(row));
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(s));
-}
+using namespace ptx;
 
 // Where activation (row, col) lives in a buffer (bf16: 16-bit index, else float index).
 template <Precision P, int TILE, bool LDM>
@@ -88,15 +50,6 @@ template <Precision P, int TILE, bool LDM>
 __device__ __forceinline__ int buffer_words(int rows) {
   if constexpr (LDM) return fused::ldm::buffer_words<P, TILE>(rows);
   return fused::buffer_words(P, rows, fused::ld<TILE>());
-}
-
-template <Precision P>
-__device__ __forceinline__ void store_act(uint32_t* buf, int slot, float v) {
-  if constexpr (P == Precision::bf16) {
-    reinterpret_cast<unsigned short*>(buf)[slot] = __bfloat16_as_ushort(__float2bfloat16_rn(v));
-  } else {
-    reinterpret_cast<float*>(buf)[slot] = v;
-  }
 }
 
 // Accumulators of one thread for one 64-row chunk x TILE pixels.
@@ -300,8 +253,10 @@ __global__ void __launch_bounds__(kThreads, 2) fused_mlp_kernel(const __grid_con
 
 template <Precision P, int TILE>
 const void* kernel_ptr(FusedKernel k) {
-  if constexpr (P != Precision::fp32)
+  if constexpr (P != Precision::fp32) {
     if (k == FusedKernel::ldmatrix) return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE, true>);
+    if (k == FusedKernel::pipeline) return fused_pipeline_kernel(P, TILE);
+  }
   return reinterpret_cast<const void*>(&fused_mlp_kernel<P, TILE, false>);
 }
 
@@ -336,7 +291,8 @@ int fused_prepare(cuda::Precision p, int tile, int64_t smem, int sms, FusedKerne
   const void* k = kernel_for(p, tile, kernel);
   FASTINV_CUDA_CHECK(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   int per_sm = 0;
-  FASTINV_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, kThreads, size_t(smem)));
+  FASTINV_CUDA_CHECK(
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k, fused_threads(p, tile, kernel), size_t(smem)));
   if (per_sm < 1)
     throw Error("fused kernel: no block fits on a multiprocessor with " + std::to_string(smem) +
                 " bytes of shared memory");
@@ -349,7 +305,8 @@ void launch_fused(const FusedArgs& args, cuda::Precision p, int tile, int grid, 
   const int64_t ntiles = (args.npix + tile - 1) / tile;
   const unsigned blocks = unsigned(std::min<int64_t>(grid, ntiles));
   void* params[] = {const_cast<FusedArgs*>(&args)};
-  FASTINV_CUDA_CHECK(cudaLaunchKernel(kernel_for(p, tile, kernel), dim3(blocks), dim3(kThreads), params, size_t(smem),
+  FASTINV_CUDA_CHECK(cudaLaunchKernel(kernel_for(p, tile, kernel), dim3(blocks),
+                                      dim3(unsigned(fused_threads(p, tile, kernel))), params, size_t(smem),
                                       static_cast<cudaStream_t>(stream)));
   check_launch("fused per-pixel network");
 }

@@ -38,11 +38,8 @@ struct FusedArgs {
   int64_t npix = 0;
 };
 
-// The fused kernel's variant: `mma` (the default) or `ldmatrix` (opt-in,
-// FASTINV_CUDA_KERNEL=ldmatrix: tf32/bf16 B fragments by ldmatrix.x4 and an epilogue
-// compiled per activation, cuda/fused_ldmatrix.hpp; fp32 runs the default either way).
-enum class FusedKernel { mma, ldmatrix };
-// "mma" / "ldmatrix" (anything else: InvalidArgument naming the choices).
+// (the variant, cuda::FusedKernel, is declared in host/pack.hpp with the geometry it changes)
+// "mma" / "ldmatrix" / "pipeline" (anything else: InvalidArgument naming the choices).
 FusedKernel fused_kernel_from_name(const std::string& name);
 
 // (shared memory size and tile choice: cuda::fused_smem_bytes / cuda::fused_pick_tile)

@@ -154,7 +154,9 @@ def test_cuda_backend_host_code_on_a_cpu_mock(asan_build, tmp_path):
     three lanes, staging, strided / float64 / planar zero-copy paths) run against a CPU
     mock of the CUDA runtime and kernels (cpp/tests/cuda_mock.cpp, NaN-poisoned "device"
     memory) and compared with the CPU backend, under ASan + UBSan. Hopper-sized and
-    sm_86-sized shared memory (DeepEM fp32/tf32 then falls back to per-op kernels)."""
+    sm_86-sized shared memory (DeepEM fp32/tf32 then falls back to per-op kernels), and the
+    fused kernel's pipeline variant (FASTINV_CUDA_KERNEL=pipeline: its tile, shared memory
+    and emulated launch) at Hopper size."""
     _require_gtest(asan_build)
     torch = pytest.importorskip("torch")
     import fastinv
@@ -168,9 +170,10 @@ def test_cuda_backend_host_code_on_a_cpu_mock(asan_build, tmp_path):
         paths.append(str(fastinv.export(net, tmp_path / f"r{i}.safetensors", x)))
     torch.manual_seed(seed)
     paths.append(str(fastinv.export(deepem().eval(), tmp_path / "deepem.safetensors", torch.randn(1, 6, 2, 2))))
-    for smem in ("232448", "101376"):
+    for smem, kernel in (("232448", "mma"), ("101376", "mma"), ("232448", "pipeline")):
         # FASTINV_CUDA_FUSED_GRID=2: each block of the fused launch loops over several tiles
         env = dict(ENV, FASTINV_CUDA_CHUNK="64", FASTINV_CUDA_FUSED_GRID="2", FASTINV_MOCK_SMEM=smem)
+        env["FASTINV_CUDA_KERNEL"] = kernel
         out = subprocess.run([str(asan_build / "test_cuda_backend"), *paths], capture_output=True, text=True, env=env)
         print(out.stdout, out.stderr)
         assert out.returncode == 0, out.stdout + out.stderr

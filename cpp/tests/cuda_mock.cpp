@@ -116,7 +116,7 @@ int fused_prepare(cuda::Precision, int tile, int64_t smem, int sms, FusedKernel)
 void launch_fused(const FusedArgs& a, cuda::Precision p, int tile, int grid, int64_t smem, FusedKernel kernel,
                   StreamHandle) {
   if (a.nlayers < 1 || a.nlayers > cuda::kMaxFusedLayers || grid < 1) throw Error("mock fused: bad launch");
-  if (smem != cuda::fused_smem_bytes(p, tile, a.rows)) throw Error("mock fused: shared memory size mismatch");
+  if (smem != cuda::fused_smem_bytes(p, tile, a.rows, kernel)) throw Error("mock fused: shared memory size mismatch");
   if (a.rows < a.layers[0].kpad) throw Error("mock fused: buffer rows < first layer depth");
   for (int l = 0; l < a.nlayers; ++l) {
     const FusedLayerArgs& L = a.layers[l];

@@ -179,12 +179,13 @@ DevFused upload_fused(const Graph& g, Precision p, const cuda::DeviceProps& dev)
   DevFused f;
   const cuda::FusedPlan host = cuda::compile_fused(g, p);
   if (!host.ok) return f;
-  f.tile = cuda::fused_pick_tile(p, host.rows, dev.shared_per_block_optin);
-  if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
-  f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows);
-  // FASTINV_CUDA_KERNEL=ldmatrix opts into the ldmatrix variant (tf32/bf16; docs/cuda.md)
+  // FASTINV_CUDA_KERNEL=ldmatrix / pipeline opts into a variant (tf32/bf16; docs/cuda.md)
   if (const char* k = std::getenv("FASTINV_CUDA_KERNEL"); k != nullptr && *k != '\0')
     f.kernel = cuda::fused_kernel_from_name(k);
+  if (p == Precision::fp32) f.kernel = cuda::FusedKernel::mma;  // fp32 is SIMT in every variant
+  f.tile = cuda::fused_pick_tile(p, host.rows, dev.shared_per_block_optin, f.kernel);
+  if (f.tile == 0) return f;  // does not fit this device's shared memory: run op by op
+  f.smem = cuda::fused_smem_bytes(p, f.tile, host.rows, f.kernel);
   f.grid = cuda::fused_prepare(p, f.tile, f.smem, dev.multiprocessors, f.kernel);
   // FASTINV_CUDA_FUSED_GRID=<blocks> caps the persistent grid, so a small frame still loops
   // over several tiles per block (the sanitizer runs of bench/gpu_check.sh)
@@ -283,7 +284,9 @@ class CudaBackend final : public Backend {
     std::string s = "sm_" + std::to_string(dev_.major) + std::to_string(dev_.minor) + " (" + dev_.name + "), ";
     if (fused_.ok)
       return s + "fused per-pixel kernel" +
-             (fused_.kernel == cuda::FusedKernel::ldmatrix && precision_ != Precision::fp32 ? " (ldmatrix)" : "") +
+             (fused_.kernel == cuda::FusedKernel::ldmatrix   ? " (ldmatrix)"
+              : fused_.kernel == cuda::FusedKernel::pipeline ? " (pipeline)"
+                                                             : "") +
              ", " + cuda::precision_name(precision_) + ", " + std::to_string(fused_.tile) + "-pixel tiles";
     return s + "per-op kernels, fp32";
   }

@@ -22,9 +22,17 @@ void emulate_general(const GeneralPlan& plan, const float* in, int64_t in_rows, 
 // the index math leaves shared memory or the tile, misaligns a vector access, writes an
 // output element twice or leaves one unwritten, or reads/writes the planes outside
 // [0, in_extent) / [0, out_extent) (pass -1 to skip those two checks).
-// `kernel` picks the variant (cuda/fused_ldmatrix.hpp for FusedKernel::ldmatrix).
+// `kernel` picks the variant (cuda/fused_ldmatrix.hpp for FusedKernel::ldmatrix,
+// cuda/fused_pipeline.hpp for FusedKernel::pipeline).
 void emulate_fused_launch(const FusedArgs& args, Precision p, int tile, int grid, int64_t smem_bytes,
                           int64_t in_extent = -1, int64_t out_extent = -1, FusedKernel kernel = FusedKernel::mma);
+
+// The pipeline variant's launch (cuda/host/emulate_pipeline.cpp; tf32/bf16), as
+// emulate_fused_launch, which calls it for FusedKernel::pipeline. Also throws Error when the
+// cp.async groups, waits and barriers let a warp read a stage before its copy is visible,
+// recycle a stage warps may still read, or read and write an activation buffer unordered.
+void emulate_pipeline_launch(const FusedArgs& args, Precision p, int tile, int grid, int64_t smem_bytes,
+                             int64_t in_extent, int64_t out_extent);
 
 // A fused plan on planar in [k][in_ld] and out [m][out_ld] (n pixels), tile and grid as
 // given (tile 0: the largest that fits `smem_optin` bytes, as the backend picks it).

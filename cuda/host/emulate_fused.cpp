@@ -27,105 +27,14 @@
 #include "fused_index.hpp"
 #include "fused_ldmatrix.hpp"
 #include "host/emulate.hpp"
+#include "host/emulate_warp.hpp"
 
 namespace fastinv::cuda {
 namespace {
 
 using fused::kThreads;
 
-constexpr uint32_t kPoison = 0xFFFFFFFFu;  // NaN as a float and as both bf16 halves
-
-float as_float(uint32_t u) {
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-uint32_t as_bits(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-}
-
-[[noreturn]] void fail(const std::string& what) { throw Error("emulated fused kernel: " + what); }
-
-// One block's shared memory, every access bounds-checked (a device would silently read
-// another buffer or fault later).
-class Shared {
- public:
-  explicit Shared(int64_t bytes) : w_(size_t(bytes / 4), kPoison) {}
-  uint32_t& word(int64_t i) {
-    if (i < 0 || i >= int64_t(w_.size()))
-      fail("shared-memory word " + std::to_string(i) + " outside the block's " + std::to_string(w_.size()));
-    return w_[size_t(i)];
-  }
-  float f(int64_t i) { return as_float(word(i)); }
-  void set_f(int64_t i, float v) { word(i) = as_bits(v); }
-  uint16_t h(int64_t i) {
-    const uint32_t w = word(i >> 1);
-    return uint16_t((i & 1) ? w >> 16 : w & 0xFFFFu);
-  }
-  void set_h(int64_t i, uint16_t v) {
-    uint32_t& w = word(i >> 1);
-    w = (i & 1) ? (w & 0xFFFFu) | (uint32_t(v) << 16) : (w & 0xFFFF0000u) | v;
-  }
-  void aligned(int64_t i, int words, const char* what) {
-    if (i % words)
-      fail(std::string(what) + " at shared word " + std::to_string(i) + " is not " + std::to_string(4 * words) +
-           "-byte aligned");
-  }
-
- private:
-  std::vector<uint32_t> w_;
-};
-
-// D = A (16 x K) * B (K x 8) + C for one warp, fragments as the PTX ISA assigns them to
-// lanes (g = lane / 4, t = lane % 4). The products are exact in float (tf32 x tf32 and
-// bf16 x bf16 fit in 24 bits); they are summed in double and rounded once per mma.
-struct WarpMma {
-  float a[16][16], b[16][8], c[16][8];
-  void run(int kdim) {
-    for (int r = 0; r < 16; ++r)
-      for (int n = 0; n < 8; ++n) {
-        double s = c[r][n];
-        for (int k = 0; k < kdim; ++k) s += double(a[r][k]) * double(b[k][n]);
-        c[r][n] = float(s);
-      }
-  }
-  // C/D: c0 (g, 2t), c1 (g, 2t + 1), c2 (g + 8, 2t), c3 (g + 8, 2t + 1)
-  float& cd(int lane, int q) { return c[lane / 4 + 8 * (q >> 1)][2 * (lane % 4) + (q & 1)]; }
-  // B register `reg` of a lane, as the PTX ISA places it: tf32 (m16n8k8) b0 (t, g), b1
-  // (t + 4, g); bf16 (m16n8k16) register i holds rows 2t, 2t + 1 (+8 for i = 1), column g.
-  template <Precision P>
-  void set_b(int lane, int reg, uint32_t w) {
-    const int g = lane / 4, t = lane % 4;
-    if constexpr (P == Precision::tf32) {
-      float f;
-      std::memcpy(&f, &w, 4);
-      b[t + 4 * reg][g] = tf32_round(f);
-    } else {
-      b[2 * t + 8 * reg][g] = bf16_value(uint16_t(w & 0xFFFFu));
-      b[2 * t + 8 * reg + 1][g] = bf16_value(uint16_t(w >> 16));
-    }
-  }
-};
-
-// ldmatrix.sync.aligned.m8n8.x4[.trans].shared.b16 for one warp: `row_half[l]` is the
-// 16-bit shared index lane l supplies; returns each lane's four destination registers.
-void ldmatrix_x4(Shared& s, const int64_t (&row_half)[32], bool trans, uint32_t (&reg)[32][4]) {
-  uint16_t mat[4][8][8];
-  for (int i = 0; i < 4; ++i)
-    for (int r = 0; r < 8; ++r) {
-      const int64_t h = row_half[8 * i + r];
-      if (h % 8) fail("ldmatrix row address at shared byte " + std::to_string(2 * h) + " is not 16-byte aligned");
-      for (int c = 0; c < 8; ++c) mat[i][r][c] = s.h(h + c);
-    }
-  for (int l = 0; l < 32; ++l)
-    for (int i = 0; i < 4; ++i) {
-      const int a = l / 4, b = 2 * (l % 4);
-      const uint16_t lo = trans ? mat[i][b][a] : mat[i][a][b], hi = trans ? mat[i][b + 1][a] : mat[i][a][b + 1];
-      reg[l][i] = uint32_t(lo) | (uint32_t(hi) << 16);
-    }
-}
+using emu::fail, emu::ldmatrix_x4, emu::Shared, emu::WarpMma;
 
 template <Precision P, int TILE, bool LDM>
 class Block {
@@ -278,24 +187,9 @@ class Block {
 
   // A fragment and accumulators of n8 tile j for one lane (as load_lane, without B).
   void load_a(WarpMma& mma, int tid, int stage, int kt, int j) {
-    const int lane = tid % 32, g = lane / 4, t = lane % 4;
     const fused::MmaLane m = fused::mma_lane(tid);
-    const int af = stage + 4 * fused::a_fragment<P>(m.wm, kt, m.lane);
-    s_.aligned(af, 4, "A fragment load");
-    for (int q = 0; q < 4; ++q) mma.cd(lane, q) = acc_[size_t(tid * kN + fused::mma_acc(j, q))];
-    if constexpr (P == Precision::tf32) {
-      mma.a[g][t] = s_.f(af);
-      mma.a[g + 8][t] = s_.f(af + 1);
-      mma.a[g][t + 4] = s_.f(af + 2);
-      mma.a[g + 8][t + 4] = s_.f(af + 3);
-    } else {
-      for (int i = 0; i < 4; ++i) {
-        const uint32_t w = s_.word(af + i);
-        const int r = g + 8 * (i & 1), c = 2 * t + 8 * (i >> 1);
-        mma.a[r][c] = bf16_value(uint16_t(w & 0xFFFFu));
-        mma.a[r][c + 1] = bf16_value(uint16_t(w >> 16));
-      }
-    }
+    for (int q = 0; q < 4; ++q) mma.cd(m.lane, q) = acc_[size_t(tid * kN + fused::mma_acc(j, q))];
+    mma.set_a<P>(s_, m.lane, stage + 4 * fused::a_fragment<P>(m.wm, kt, m.lane));
   }
 
   // One lane's registers for the warp's mma: A (uint4) and B (2 x 32 bits) read where the
@@ -303,27 +197,13 @@ class Block {
   void load_lane(WarpMma& mma, int tid, int stage, int src, int kc, int kt, int j) {
     const int lane = tid % 32, g = lane / 4, t = lane % 4;
     const fused::MmaLane m = fused::mma_lane(tid);
-    const int af = stage + 4 * fused::a_fragment<P>(m.wm, kt, m.lane);
-    s_.aligned(af, 4, "A fragment load");
+    mma.set_a<P>(s_, lane, stage + 4 * fused::a_fragment<P>(m.wm, kt, m.lane));
     const int n = fused::b_col<TILE>(m, j);
     for (int q = 0; q < 4; ++q) mma.cd(lane, q) = acc_[size_t(tid * kN + fused::mma_acc(j, q))];
-    if constexpr (P == Precision::tf32) {
-      // A: a0 (g, t), a1 (g + 8, t), a2 (g, t + 4), a3 (g + 8, t + 4); B: b0 (t, g), b1 (t + 4, g)
-      mma.a[g][t] = s_.f(af);
-      mma.a[g + 8][t] = s_.f(af + 1);
-      mma.a[g][t + 4] = s_.f(af + 2);
-      mma.a[g + 8][t + 4] = s_.f(af + 3);
+    if constexpr (P == Precision::tf32) {  // B: b0 (t, g), b1 (t + 4, g)
       mma.b[t][g] = tf32_round(s_.f(src + fused::b_index<P>(kc, kt, m.t, 0, n, LD)));
       mma.b[t + 4][g] = tf32_round(s_.f(src + fused::b_index<P>(kc, kt, m.t, 1, n, LD)));
-    } else {
-      // A register i: row g (+8 for i odd), columns 2t, 2t + 1 (+8 for i >= 2), lower column
-      // in the low half; B register i: rows 2t, 2t + 1 (+8 for i = 1), column g.
-      for (int i = 0; i < 4; ++i) {
-        const uint32_t w = s_.word(af + i);
-        const int r = g + 8 * (i & 1), c = 2 * t + 8 * (i >> 1);
-        mma.a[r][c] = bf16_value(uint16_t(w & 0xFFFFu));
-        mma.a[r][c + 1] = bf16_value(uint16_t(w >> 16));
-      }
+    } else {  // B register i: rows 2t, 2t + 1 (+8 for i = 1), column g
       for (int i = 0; i < 2; ++i) {
         const uint32_t w = s_.word(src + fused::b_index<P>(kc, kt, m.t, i, n, LD));
         mma.b[2 * t + 8 * i][g] = bf16_value(uint16_t(w & 0xFFFFu));
@@ -403,6 +283,8 @@ void emulate_fused_launch(const FusedArgs& a, Precision p, int tile, int grid, i
                           int64_t out_extent, FusedKernel kernel) {
   if (a.npix <= 0) return;
   if (grid < 1) throw InvalidArgument("emulate_fused_launch: grid must be >= 1");
+  if (kernel == FusedKernel::pipeline && p != Precision::fp32)
+    return emulate_pipeline_launch(a, p, tile, grid, smem_bytes, in_extent, out_extent);
   const bool ldm = kernel == FusedKernel::ldmatrix;  // fp32 runs the default kernel either way
   switch (p) {
     case Precision::fp32:
@@ -419,7 +301,7 @@ void emulate_fused_launch(const FusedArgs& a, Precision p, int tile, int grid, i
 int emulate_fused(const FusedPlan& plan, Precision p, const float* in, int64_t in_ld, float* out, int64_t out_ld,
                   int64_t n, int tile, int grid, int64_t smem_optin, FusedKernel kernel) {
   if (!plan.ok) throw InvalidArgument("emulate_fused: the graph has no fused plan");
-  if (tile == 0) tile = fused_pick_tile(p, plan.rows, smem_optin);
+  if (tile == 0) tile = fused_pick_tile(p, plan.rows, smem_optin, kernel);
   if (tile == 0) throw InvalidArgument("emulate_fused: no tile fits " + std::to_string(smem_optin) + " bytes");
   FusedArgs a = fused_args(plan, plan.words.data(), plan.biases.data());
   a.in = in;
@@ -428,7 +310,7 @@ int emulate_fused(const FusedPlan& plan, Precision p, const float* in, int64_t i
   a.out_ld = out_ld;
   a.npix = n;
   const int64_t k = plan.layers.front().k, m = plan.layers.back().m;
-  emulate_fused_launch(a, p, tile, grid, fused_smem_bytes(p, tile, plan.rows), (k - 1) * in_ld + n,
+  emulate_fused_launch(a, p, tile, grid, fused_smem_bytes(p, tile, plan.rows, kernel), (k - 1) * in_ld + n,
                        (m - 1) * out_ld + n, kernel);
   return tile;
 }

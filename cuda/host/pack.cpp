@@ -102,15 +102,20 @@ std::vector<uint32_t> pack_fused_weights(const float* w, int64_t m, int64_t k, P
   return out;
 }
 
-int64_t fused_smem_bytes(Precision p, int tile, int rows) {
+int64_t fused_smem_bytes(Precision p, int tile, int rows, FusedKernel kernel) {
   const int64_t buf_words = int64_t(p == Precision::bf16 ? rows / 2 : rows) * (tile + 8);
-  return 4 * (2 * buf_words + 2 * chunk_words(p));
+  const int stages = kernel == FusedKernel::pipeline && p != Precision::fp32 ? kFusedStages : 2;
+  return 4 * (2 * buf_words + stages * chunk_words(p));
 }
 
-int fused_pick_tile(Precision p, int rows, int64_t smem_optin) {
+int fused_pick_tile(Precision p, int rows, int64_t smem_optin, FusedKernel kernel) {
   for (int tile : {128, 64, 32})
-    if (fused_smem_bytes(p, tile, rows) <= smem_optin) return tile;
+    if (fused_smem_bytes(p, tile, rows, kernel) <= smem_optin) return tile;
   return 0;
+}
+
+int fused_threads(Precision p, int tile, FusedKernel kernel) {
+  return kernel == FusedKernel::pipeline && p != Precision::fp32 ? tile : 256;
 }
 
 }  // namespace fastinv::cuda

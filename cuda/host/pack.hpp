@@ -51,16 +51,27 @@ float tf32_round(float x);
 // + 8 for i >= 4; the lower-indexed element in the low half of each register).
 std::vector<uint32_t> pack_fused_weights(const float* w, int64_t m, int64_t k, Precision p);
 
+// The fused kernel's variant: `mma` (the default); `ldmatrix` (opt-in,
+// FASTINV_CUDA_KERNEL=ldmatrix: tf32/bf16 B fragments by ldmatrix.x4 and an epilogue
+// compiled per activation, cuda/fused_ldmatrix.hpp); `pipeline` (opt-in: the ldmatrix
+// layouts with 64x32 warp tiles and a kFusedStages-deep cp.async weight ring running across
+// layers and tiles, cuda/fused_pipeline.hpp). fp32 runs the default either way.
+enum class FusedKernel { mma, ldmatrix, pipeline };
+constexpr int kFusedStages = 4;  // weight stages of the pipeline variant
+
 // Words per chunk for a precision (fp32/tf32: 2048, bf16: 1024).
 constexpr int64_t chunk_words(Precision p) {
   return p == Precision::bf16 ? kChunkRows * kChunkDepth / 2 : kChunkRows * kChunkDepth;
 }
 
 // Dynamic shared memory of the fused kernel for a tile of `tile` pixels and `rows`
-// activation rows: two ping-pong buffers of rows x (tile + 8) words (bf16: rows / 2)
-// and two weight-chunk stages.
-int64_t fused_smem_bytes(Precision p, int tile, int rows);
+// activation rows: two ping-pong buffers of rows x (tile + 8) words (bf16: rows / 2; the
+// ldmatrix layouts are no larger) and two weight-chunk stages (pipeline: kFusedStages).
+int64_t fused_smem_bytes(Precision p, int tile, int rows, FusedKernel kernel = FusedKernel::mma);
 // Largest tile (128, 64 or 32 pixels) whose shared memory fits `smem_optin`; 0 if none.
-int fused_pick_tile(Precision p, int rows, int64_t smem_optin);
+int fused_pick_tile(Precision p, int rows, int64_t smem_optin, FusedKernel kernel = FusedKernel::mma);
+// Threads per block: 256 (8 warps), or one warp per 32 pixels of the tile for the pipeline
+// variant (each warp owns a 64-row x 32-pixel warp tile). fp32 always runs the default.
+int fused_threads(Precision p, int tile, FusedKernel kernel);
 
 }  // namespace fastinv::cuda

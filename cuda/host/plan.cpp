@@ -193,7 +193,8 @@ Activation host_act(const DevAct& a) {
 FusedKernel fused_kernel_from_name(const std::string& name) {
   if (name == "mma") return FusedKernel::mma;
   if (name == "ldmatrix") return FusedKernel::ldmatrix;
-  throw InvalidArgument("unknown fused kernel '" + name + "'; expected 'mma' (the default) or 'ldmatrix'");
+  if (name == "pipeline") return FusedKernel::pipeline;
+  throw InvalidArgument("unknown fused kernel '" + name + "'; expected 'mma' (the default), 'ldmatrix' or 'pipeline'");
 }
 
 }  // namespace fastinv::cuda

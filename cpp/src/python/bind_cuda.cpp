@@ -87,8 +87,8 @@ void bind_cuda(py::module_& m, py::module_& testing) {
       "Test hook: run a model file's CUDA plan (fused if it has one and path_kind != 'general', else per-op) "
       "through the CPU emulation, on planar x (rows, in_ld) of which the first n columns are pixels. The fused "
       "plan runs the kernel's index math with `grid` blocks and `tile` pixels per tile (0: the largest that fits "
-      "`smem` bytes; the defaults are an H100's 132 SMs x 2 and 227 KiB), as the variant `kernel` ('mma' or "
-      "'ldmatrix', as FASTINV_CUDA_KERNEL) does it. Returns (y, path used, tile): y is "
+      "`smem` bytes; the defaults are an H100's 132 SMs x 2 and 227 KiB), as the variant `kernel` ('mma', "
+      "'ldmatrix' or 'pipeline', as FASTINV_CUDA_KERNEL) does it. Returns (y, path used, tile): y is "
       "(rows, out_ld), NaN where nothing was written.");
   m.def(
       "cuda_device_info",
