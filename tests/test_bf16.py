@@ -179,6 +179,24 @@ def test_bitwise_identical_for_any_thread_count():
 
 
 @needs_bf16
+def test_tile_state_changed_by_other_code_in_between():
+    """The AMX kernel skips reloading its tile configuration only while the tile registers
+    still hold it: PyTorch's bf16 autocast (oneDNN, AMX where the CPU has it) and the bf16
+    peak loop reconfigure the tiles of threads fastinv shares with them. Same bits after
+    either as before (the ViSP network's first layer has a short last chunk: its own shape)."""
+    model = fastinv.load(DATA / "stokes_visp.safetensors", precision="bf16")
+    x = np.random.default_rng(SEED).standard_normal((500, *model.input_shape)).astype(np.float32)
+    before = model(x, threads=2)
+    conv = nn.Conv1d(64, 64, 5)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        conv(torch.randn(64, 64, 200))
+    after_torch = model(x, threads=2)
+    fastinv._core.measure_bf16_peak(2, 0.01)
+    after_peak = model(x, threads=2)
+    assert np.array_equal(before, after_torch) and np.array_equal(before, after_peak)
+
+
+@needs_bf16
 @pytest.mark.parametrize("kernels", ["avx512", "amx"])
 def test_each_bf16_kernel_matches_emulation(kernels, tmp_path):
     """Both bf16 kernels (FASTINV_BF16_KERNELS picks one; the default is AMX where usable):

@@ -26,17 +26,17 @@ struct alignas(64) TileConfig {
 
 // Up to kGroup row blocks run at once, each in its own C tile (tmm0-3): TDPBF16PS's
 // latency is several times its issue interval, so one block's chain alone leaves the
-// tile unit mostly idle (it did: 1 chain per 16-row block made the ViSP network no
-// faster than float32). A chunk's B tile (tmm6) is loaded once for the whole group;
+// tile unit mostly idle (one chain per block, with a tile configuration per call and a
+// scalar epilogue, held the ViSP network to 1.09x float32). A chunk's B tile (tmm6) is loaded once for the whole group;
 // tmm4 holds a full A chunk, tmm5 / tmm7 the A / B of the last, shorter one.
 constexpr int kGroup = 4;
 
-// The configuration in this thread's tile registers (the tail it was made for; -1:
-// none or another one), so that consecutive GEMMs skip LDTILECFG.
-thread_local int64_t configured_tail = -1;
-
+// LDTILECFG (which also zeroes every tile) only when the tile registers hold another
+// configuration: consecutive GEMMs of a layer keep theirs. Read back rather than
+// remembered, because other code on this thread (oneDNN's AMX kernels under PyTorch's
+// bf16 autocast, sharing the OpenMP main thread) may configure or release the tiles
+// between our calls.
 void configure(int64_t tail_pairs) {
-  if (configured_tail == tail_pairs) return;
   TileConfig cfg;
   for (int t = 0; t < kGroup; ++t) {
     cfg.rows[t] = kRows;
@@ -52,8 +52,9 @@ void configure(int64_t tail_pairs) {
     cfg.rows[7] = uint8_t(tail_pairs);
     cfg.colsb[7] = kRowBytes;
   }
-  _tile_loadconfig(&cfg);
-  configured_tail = tail_pairs;
+  TileConfig now;
+  _tile_storeconfig(&now);  // all zero when the tiles are released (INIT state)
+  if (std::memcmp(&now, &cfg, sizeof(cfg)) != 0) _tile_loadconfig(&cfg);
 }
 
 // One chunk's products into C tile J, and its zeroing and store. GCC's tile intrinsics
@@ -183,7 +184,6 @@ double tile_loop_amx_bf16(int64_t iterations, float* sink) {
     cfg.colsb[t] = kRowBytes;
   }
   _tile_loadconfig(&cfg);
-  configured_tail = -1;
   _tile_zero(0);  // (tile numbers are immediates: no loop)
   _tile_zero(1);
   _tile_zero(2);
