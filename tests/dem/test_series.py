@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import fastinv
 import numpy as np
 import pytest
 from astropy.io import fits
@@ -229,8 +230,9 @@ def test_retries(tmp_path):
 
 def test_cli_deepem_series_refine_and_errors(series_dir, tmp_path, capsys):
     """--refine/--errors flow through to every step: each file is bitwise the single run's
-    ``run_deepem(files, refine=True, errors=True)`` (REFINE map, *_ERR HDUs); a re-run without
-    --refine redoes every step and says why; an identical re-run skips them."""
+    ``run_deepem(files, refine=True, errors=True)`` (REFINE map, *_ERR HDUs, the errors'
+    precision); a re-run without --refine, or with another --model, redoes every step and says
+    why; an identical re-run skips them."""
     inputs = tmp_path / "in"
     inputs.mkdir()
     steps, _ = group_steps(sorted(series_dir.glob("*.fits")))
@@ -252,6 +254,7 @@ def test_cli_deepem_series_refine_and_errors(series_dir, tmp_path, capsys):
                 h.name for h in hdul
             }
             assert np.any(hdul["REFINE"].data == 1)  # the refinement moved some pixels
+            assert hdul[0].header["FI_EPREC"] == ("bf16" if fastinv.info()["bf16"] else "fp32")
     assert main(argv + ["--refine", "--errors"]) == 0
     assert json.loads((out / LOG_NAME).read_text())["counts"] == {"skipped": 2}
     assert main(argv + ["--errors"]) == 0
@@ -260,4 +263,9 @@ def test_cli_deepem_series_refine_and_errors(series_dir, tmp_path, capsys):
     assert main(argv) == 0
     log = json.loads((out / LOG_NAME).read_text())
     assert log["counts"] == {"done": 2} and all("--errors" in e["redone"] for e in log["steps"].values())
+    assert main(argv + ["--model", "deepem18"]) == 0
+    log = json.loads((out / LOG_NAME).read_text())
+    assert log["counts"] == {"done": 2} and all("deepem21" in e["redone"] for e in log["steps"].values())
+    assert main(argv + ["--model", "deepem18"]) == 0
+    assert json.loads((out / LOG_NAME).read_text())["counts"] == {"skipped": 2}
     capsys.readouterr()

@@ -143,7 +143,8 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
     py::gil_scoped_release release;
     dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine, &em_model);
   }
-  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac, em_err, logt_err, total_err);
+  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac, em_err, logt_err, total_err,
+                        em_model.bf16 ? "bf16" : "fp32");
 }
 
 // The refinement alone on an EM from elsewhere (em is refined in place).

@@ -105,6 +105,9 @@ class BPResult:
         Fraction of the Monte-Carlo draws that were feasible at the pixel's tolfac.
     mc_samples, mc_seed : int
         Draws per pixel and seed of the Monte-Carlo estimate (0 and 0 without one).
+    errors_precision : str or None
+        DeepEM's error bars: the precision the noise went through the network in (``"bf16"``
+        or ``"fp32"``); None otherwise.
     header : astropy.io.fits.Header or None
         The input's celestial WCS keywords (set by the pipelines), for :meth:`to_ndcube`.
     """
@@ -125,6 +128,7 @@ class BPResult:
     mc_samples: int = 0
     mc_seed: int = 0
     header: Optional[object] = None
+    errors_precision: Optional[str] = None
 
     def to_ndcube(self, header=None):
         """This map result as an ``ndcube.NDCube`` (see :func:`fastinv.dem.cube.to_ndcube`).

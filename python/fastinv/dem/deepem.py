@@ -277,6 +277,7 @@ class DeepEM:
                 em_err=arrays[6].reshape((len(self.logt), *shape)),
                 logt_err=arrays[7].reshape(shape),
                 total_em_err=arrays[8].reshape(shape),
+                errors_precision=arrays[9],
             )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),

@@ -296,6 +296,8 @@ def write_dem_fits(
         )
     elif result.em_err is not None:
         prim["FI_ERRM"] = ("Jacobian + calibrated model error", "*_ERR: see the model card")
+        if result.errors_precision is not None:
+            prim["FI_EPREC"] = (result.errors_precision, "precision of the noise through the network")
         prim.add_comment(
             "EM_ERR, LOGT_EM_ERR, EM_TOTAL_ERR: 1-sigma errors, the data's noise through the "
             "network's Jacobian in quadrature with the model's own error (calibrated, model card)"

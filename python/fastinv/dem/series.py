@@ -24,6 +24,7 @@ from typing import Any, Optional, Sequence, Union
 from .._fits import open_fits
 from .._scheduler import SchedulerSpec, parse_scheduler
 from .._series import Step, run_on_cluster
+from .deepem import SHIPPED_MODELS, shipped_model_path
 from .response import AIA_CHANNELS
 
 __all__ = ["group_steps", "run_series", "SeriesOptions", "LOG_NAME"]
@@ -196,11 +197,20 @@ def validate_output(step: Step, opts: SeriesOptions) -> Optional[str]:
     ):
         return "written with other --errors / --seed"
     if opts.method == "deepem":
+        if prim.get("FI_MODEL") != _model_file_name(opts.model):
+            return f"written with model {prim.get('FI_MODEL')!r}"
         if bool(prim.get("FI_REFIN", False)) != opts.refine or ("REFINE" in names) != opts.refine:
             return "written with other --refine"
         if ("EM_ERR" in names) != bool(opts.errors):
             return "written with other --errors"
     return None
+
+
+def _model_file_name(model: Optional[str]) -> str:
+    """The FI_MODEL a DeepEM step written with ``model`` (a shipped name, a path or None) has."""
+    if model is None or model in SHIPPED_MODELS:
+        return shipped_model_path(model).name
+    return Path(model).name
 
 
 def _expand(series: Union[str, Sequence[Union[str, Path]]]) -> list[str]:
