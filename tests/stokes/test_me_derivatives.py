@@ -9,21 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from fastinv.stokes import Instrument, MilneEddington
-from fastinv.stokes.synthesis.milne_eddington import hinode_sp_wavelength
+from fastinv.stokes.synthesis.milne_eddington import ME_PARAMETERS, hinode_sp_wavelength
 
-NAMES = (
-    "B",
-    "inclination",
-    "azimuth",
-    "vlos",
-    "doppler_width",
-    "damping",
-    "eta0",
-    "S0",
-    "S1",
-    "filling_factor",
-    "vmac",
-)
+NAMES = ME_PARAMETERS  # the order of profile_and_jacobian's rows
 # Central-difference steps: large enough that the ~1e-9 absolute seams of the Voigt
 # approximations (near/far region switch) stay below the tolerance, small enough for the
 # O(h^2) truncation error.

@@ -22,13 +22,7 @@ inline void block(const GemmBf16Args& g, int64_t blk) {
   const int64_t rows = g.m - blk * MR;
   float* out = g.out + blk * MR * g.out_stride;
   __m512 c[ROWS];
-  if (g.accumulate) {
-#pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) c[r] = r < rows ? _mm512_loadu_ps(out + r * g.out_stride) : _mm512_setzero_ps();
-  } else {
-#pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_set1_ps(bias[r]);
-  }
+  start_rows_avx512(c, g.accumulate, out, g.out_stride, rows, bias);
   for (int64_t kk = 0; kk < kp; ++kk, a += MR) {
     const __m512bh b = (__m512bh)_mm512_loadu_si512(in + (Contiguous ? kk * kTileWidth : offsets[kk]));
 #pragma GCC unroll 16

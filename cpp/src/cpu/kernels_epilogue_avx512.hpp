@@ -1,5 +1,5 @@
-// The float32 row epilogue shared by the AVX-512 GEMMs (fp32 FMA, bf16 vdpbf16ps and the
-// AMX tiles): one zmm per output row holding start + products; applies the fused
+// The float32 row start and epilogue shared by the AVX-512 GEMMs (fp32 FMA, bf16 vdpbf16ps
+// and the AMX tiles): one zmm per output row holding start + products; applies the fused
 // activation and stores the rows or maxes them into a fused pool's stored rows
 // (GemmArgs). Include only from translation units compiled for AVX-512; internal
 // linkage, as kernels_rows.hpp explains.
@@ -12,6 +12,19 @@
 
 namespace fastinv::cpu {
 namespace {
+
+// The accumulators' start: the stored rows when accumulating (zero past `rows`), else the bias.
+template <int ROWS>
+__attribute__((always_inline)) inline void start_rows_avx512(__m512 (&c)[ROWS], bool accumulate, const float* out,
+                                                             int64_t out_stride, int64_t rows, const float* bias) {
+  if (accumulate) {
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) c[r] = r < rows ? _mm512_loadu_ps(out + r * out_stride) : _mm512_setzero_ps();
+  } else {
+#pragma GCC unroll 16
+    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_set1_ps(bias[r]);
+  }
+}
 
 // ROWS accumulators, of which `rows` (may be fewer or more than ROWS) are real output
 // rows at out, out + out_stride, ...; always inlined so that c stays in registers.
