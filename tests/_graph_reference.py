@@ -56,13 +56,15 @@ def _windows(x, k, s, d, pad_l, pad_r, fill):
     return w
 
 
-def run_graph(graph, tensors, x, operand=None):
+def run_graph(graph, tensors, x, operand=None, weight=None):
     """Evaluate the graph on a batch x laid out as for torch; returns torch's output shape.
 
     ``operand``, if given, maps each conv1d / linear layer's input and weight before the
-    float64 product (a reduced-precision emulation rounds them there).
+    float64 product (a reduced-precision emulation rounds them there); ``weight``, if given,
+    maps the weights instead (bf16x2: weights as two bf16 terms, inputs as one).
     """
     op_in = operand or (lambda v: v)
+    op_w = weight or op_in
     x = np.asarray(x, dtype=np.float64)
     layout = graph["input"]["layout"]
     if layout == "nchw":  # pixels become samples: (N, C, H, W) -> (N*H*W, C)
@@ -75,14 +77,14 @@ def run_graph(graph, tensors, x, operand=None):
         a = ins[0]
         op = nd["op"]
         if op == "conv1d":
-            W = op_in(T[nd["weight"]])
+            W = op_w(T[nd["weight"]])
             k = W.shape[2]
             win = _windows(op_in(a), k, nd["stride"], nd["dilation"], *nd["padding"], 0.0)
             y = np.einsum("nclk,ock->nol", win, W)
             if "bias" in nd:
                 y = y + T[nd["bias"]][None, :, None]
         elif op == "linear":
-            y = op_in(a) @ op_in(T[nd["weight"]]).T
+            y = op_in(a) @ op_w(T[nd["weight"]]).T
             if "bias" in nd:
                 y = y + T[nd["bias"]]
         elif op == "act":

@@ -45,9 +45,10 @@ struct ModelAccess {
   static const Graph& graph(const Model& model);
 };
 
-// bf16: the AVX512-BF16 kernels (cpu/kernels_bf16.hpp); throws fastinv::Error where the
-// CPU or build lacks them.
-std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph, bool bf16 = false);
+// bf16_terms 1 (precision "bf16") or 2 ("bf16x2"): the AVX512-BF16 kernels with one or two
+// bf16 terms per weight (cpu/kernels_bf16.hpp); throws fastinv::Error where the CPU or
+// build lacks them. 0: float32.
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph, int bf16_terms = 0);
 
 namespace cuda {
 enum class Precision;

@@ -74,11 +74,18 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
   auto graph = std::make_shared<const Graph>(parse_graph(file));
   impl->input_shape = graph->input.dims();
   impl->output_shape = graph->shape_of(graph->output).dims();
-  const cuda::Precision precision = cuda::precision_from_name(options.precision);
+  // bf16x2 (two bf16 terms per weight) is a CPU kernel mode, not a CUDA precision
+  const bool bf16x2 = options.precision == "bf16x2";
+  if (bf16x2 && options.device != "cpu")
+    throw InvalidArgument("precision='bf16x2' runs on device='cpu' only; got device='" + options.device + "'");
+  const cuda::Precision precision = cuda::precision_from_name(bf16x2 ? "bf16" : options.precision);
   if (options.device == "cpu") {
-    if (precision == cuda::Precision::tf32)
+    if (bf16x2)
+      impl->backend = make_cpu_backend(graph, 2);
+    else if (precision == cuda::Precision::tf32)
       throw InvalidArgument("precision='tf32' needs device='cuda' (tensor cores); the CPU computes in fp32 or bf16");
-    impl->backend = make_cpu_backend(graph, precision == cuda::Precision::bf16);
+    else
+      impl->backend = make_cpu_backend(graph, precision == cuda::Precision::bf16 ? 1 : 0);
   } else if (options.device == "cuda" || options.device.rfind("cuda:", 0) == 0) {
     int ordinal = 0;
     if (options.device != "cuda") {

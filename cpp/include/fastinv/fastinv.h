@@ -102,7 +102,8 @@ typedef struct fastinv_load_options {
   const char* device;    /* NULL or "cpu"; "cuda" / "cuda:N" where the CUDA backend was built */
   const char* precision; /* NULL or "fp32"; "bf16": bf16 weights and layer inputs, float32 sums
                             (CPU: needs AVX512-BF16, else FASTINV_UNSUPPORTED; CUDA: tensor
-                            cores); "tf32": CUDA only */
+                            cores); "bf16x2": CPU only, as "bf16" with each weight as two
+                            bf16 terms (hi + lo); "tf32": CUDA only */
 } fastinv_load_options;
 
 /* device NULL, precision NULL (CPU, fp32). */

@@ -67,8 +67,9 @@ struct ModelInfo {
 
 struct LoadOptions {
   std::string device = "cpu";  // "cpu", "cuda" or "cuda:N"
-  // CUDA: "fp32" (exact), "tf32" or "bf16" (tensor cores); CPU: "fp32" or "bf16" (AVX512-BF16:
-  // bf16 weights and layer inputs, float32 sums; fastinv::Error where the CPU lacks it)
+  // CUDA: "fp32" (exact), "tf32" or "bf16" (tensor cores); CPU: "fp32", "bf16" (AVX512-BF16:
+  // bf16 weights and layer inputs, float32 sums; fastinv::Error where the CPU lacks it) or
+  // "bf16x2" (CPU only: as bf16, each weight as two bf16 terms hi + lo, twice the products)
   std::string precision = "fp32";
 };
 

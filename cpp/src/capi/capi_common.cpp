@@ -38,17 +38,18 @@ LoadOptions load_options(const fastinv_load_options* options, const char* functi
   if (o.device) lo.device = o.device;
   if (o.precision) lo.precision = o.precision;
   const bool cuda = lo.device.rfind("cuda", 0) == 0;
+  const bool bf16 = lo.precision == "bf16" || lo.precision == "bf16x2";
   if (cuda && !cuda_compiled())
     throw Unsupported(std::string(function) + ": device '" + lo.device +
                       "': this fastinv was built without the CUDA backend; use device \"cpu\"");
-  if (!cuda && lo.precision == "bf16" && !bf16_available())
-    throw Unsupported(std::string(function) +
-                      ": precision \"bf16\" on the CPU needs AVX512-BF16 (vdpbf16ps: Intel Cooper Lake, Sapphire "
+  if (!cuda && bf16 && !bf16_available())
+    throw Unsupported(std::string(function) + ": precision \"" + lo.precision +
+                      "\" on the CPU needs AVX512-BF16 (vdpbf16ps: Intel Cooper Lake, Sapphire "
                       "Rapids or later, AMD Zen 4 or later), which this CPU or build lacks; use \"fp32\"");
-  if (!cuda && lo.precision == "bf16" && active_isa() != Isa::avx512)
-    throw Unsupported(std::string(function) +
-                      ": precision \"bf16\" runs on the AVX-512 kernels, but the active ISA is '" +
-                      isa_name(active_isa()) + "' (FASTINV_ISA lowered it); use \"fp32\"");
+  if (!cuda && bf16 && active_isa() != Isa::avx512)
+    throw Unsupported(std::string(function) + ": precision \"" + lo.precision +
+                      "\" runs on the AVX-512 kernels, but the active ISA is '" + isa_name(active_isa()) +
+                      "' (FASTINV_ISA lowered it); use \"fp32\"");
   return lo;
 }
 

@@ -96,7 +96,7 @@ void scatter(const float* tile, const Shape& shape, int64_t first, int lanes, fl
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend(std::shared_ptr<const Graph> graph, bool bf16) : graph_(std::move(graph)), bf16_(bf16) {
+  CpuBackend(std::shared_ptr<const Graph> graph, int bf16_terms) : graph_(std::move(graph)), bf16_(bf16_terms) {
     plan_for(active_isa());
   }
 
@@ -195,7 +195,7 @@ class CpuBackend final : public Backend {
   }
 
   std::shared_ptr<const Graph> graph_;
-  bool bf16_;
+  int bf16_;  // bf16_terms of compile_plan
   mutable std::mutex mutex_;
   mutable std::shared_ptr<const cpu::Plan> plan_;
   mutable Isa plan_isa_ = Isa::generic;
@@ -203,8 +203,8 @@ class CpuBackend final : public Backend {
 
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph, bool bf16) {
-  return std::make_unique<CpuBackend>(std::move(graph), bf16);
+std::unique_ptr<Backend> make_cpu_backend(std::shared_ptr<const Graph> graph, int bf16_terms) {
+  return std::make_unique<CpuBackend>(std::move(graph), bf16_terms);
 }
 
 }  // namespace fastinv

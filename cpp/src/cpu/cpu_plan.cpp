@@ -124,6 +124,7 @@ void run_conv_bf16(const Plan& plan, const Step& s, const Slots& at) {
   g.out_stride = NR;
   g.leaky = s.leaky;
   g.slope = s.slope;
+  g.terms = plan.bf16_terms;
   for (int64_t lo = 0; lo < s.out_shape.l; ++lo) {
     int64_t dst;
     if (!output_position(s, lo, dst, g.max_into_out)) continue;
@@ -268,14 +269,14 @@ void conv_offsets(const Node& node, Step& s) {
 // The bf16 form of a conv: weight pairs, and per output position the pair-row offsets
 // of its taps (a padding tap reads the zero pair row after the input's rows).
 // Returns the words of the input's pair rows.
-int64_t compile_bf16(const Node& node, const Bf16Kernels& kernels, int mr, Step& s) {
+int64_t compile_bf16(const Node& node, const Bf16Kernels& kernels, int mr, int terms, Step& s) {
   const Shape& in = s.in_shape[0];
   const int64_t pairs = (node.cin + 1) / 2;
   const std::vector<float> w = tap_major_weights(node);
   if (kernels.tiles)
-    pack_weights_bf16_tiles(w.data(), node.bias.data(), s.m, node.kernel, node.cin, s.a16, s.bias);
+    pack_weights_bf16_tiles(w.data(), node.bias.data(), s.m, node.kernel, node.cin, s.a16, s.bias, terms);
   else
-    pack_weights_bf16(w.data(), node.bias.data(), s.m, node.kernel, node.cin, mr, s.a16, s.bias);
+    pack_weights_bf16(w.data(), node.bias.data(), s.m, node.kernel, node.cin, mr, s.a16, s.bias, terms);
   s.kp = node.kernel * pairs;
   const int64_t words = (in.l * pairs + 1) * NR;
   if (node.linear) return words;
@@ -468,13 +469,15 @@ int64_t conv_flops_saved(const Step& s) {
 
 }  // namespace
 
-Plan compile_plan(const Graph& g, Isa isa, bool bf16) {
+Plan compile_plan(const Graph& g, Isa isa, int bf16_terms) {
   Plan plan;
   plan.kernels = &kernels_for(isa);
-  if (bf16) {
+  if (bf16_terms < 0 || bf16_terms > 2) throw InvalidArgument("compile_plan: bf16_terms must be 0, 1 or 2");
+  if (bf16_terms > 0) {
     plan.bf16 = &bf16_kernels();
+    plan.bf16_terms = bf16_terms;
     if (isa != Isa::avx512)
-      throw Error(std::string("precision='bf16' runs on the AVX512-BF16 kernels, but the active ISA is '") +
+      throw Error(std::string("precision='bf16' / 'bf16x2' runs on the AVX512-BF16 kernels, but the active ISA is '") +
                   isa_name(isa) + "' (FASTINV_ISA or set_active_isa lowered it); load with precision='fp32'");
   }
   plan.input_shape = g.input;
@@ -532,7 +535,7 @@ Plan compile_plan(const Graph& g, Isa isa, bool bf16) {
         s.m = node.cout;
         s.k = node.cin * node.kernel;
         if (plan.bf16) {
-          pairs_words = std::max(pairs_words, compile_bf16(node, *plan.bf16, plan.kernels->mr, s));
+          pairs_words = std::max(pairs_words, compile_bf16(node, *plan.bf16, plan.kernels->mr, plan.bf16_terms, s));
         } else {
           const std::vector<float> w = tap_major_weights(node);
           pack_weights(w.data(), node.bias.data(), s.m, s.k, plan.kernels->mr, s.a, s.bias);

@@ -90,14 +90,17 @@ struct Plan {
   int64_t flops_saved = 0;  // per sample, by Winograd and pool-skipped positions
   Tail tail;
   // precision="bf16": every conv runs the bf16 GEMM on its input rounded into pair rows
-  // at pairs_offset (floats from the arena start); no Winograd, no grouped tail
+  // at pairs_offset (floats from the arena start); no Winograd, no grouped tail.
+  // bf16_terms 2 (precision="bf16x2"): each weight as two bf16 terms (kernels_bf16.hpp)
   const Bf16Kernels* bf16 = nullptr;
+  int bf16_terms = 0;
   int64_t pairs_offset = 0;
 };
 
-// bf16: compile for the AVX512-BF16 kernels (isa must be avx512; throws fastinv::Error
-// where the CPU or build lacks them).
-Plan compile_plan(const Graph& graph, Isa isa, bool bf16 = false);
+// bf16_terms 0: float32; 1 (precision="bf16") or 2 ("bf16x2": two bf16 terms per weight):
+// compile for the AVX512-BF16 kernels (isa must be avx512; throws fastinv::Error where the
+// CPU or build lacks them).
+Plan compile_plan(const Graph& graph, Isa isa, int bf16_terms = 0);
 
 // Run steps [begin, end) on the tile whose input is already in the input slot.
 void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end);

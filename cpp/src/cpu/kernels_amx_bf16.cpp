@@ -3,7 +3,9 @@
 // and later). A tile's layout is the engine's: the B tile is 16 pair rows of 16 lanes,
 // exactly the pair rows the layer input was rounded into, and the C tile is 16 output
 // rows of 16 lanes. One TDPBF16PS does 16 x 16 x 32 multiply-adds. Weights are packed
-// per 16-row block and 16-pair chunk as [16 rows][16 pairs] (pack_weights_bf16_tiles).
+// per 16-row block and 16-pair chunk as [16 rows][16 pairs] (pack_weights_bf16_tiles);
+// with two weight terms (bf16x2) as [hi, lo][16 rows][16 pairs]: both A tiles meet the
+// same B tile, so the activations are loaded once for twice the products.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -120,18 +122,21 @@ inline const uint32_t* pair_rows(const GemmBf16Args& g, int64_t c, int64_t pairs
 // AVX-512 kernels on each block's 16 rows.
 template <int NB>
 void block_group(const GemmBf16Args& g, int64_t blk0, int64_t chunks, int64_t tail) {
-  const int64_t padded = chunks + (tail > 0), block_words = padded * kRows * kPairs;
+  const int64_t chunk_words = g.terms * kRows * kPairs;
+  const int64_t padded = chunks + (tail > 0), block_words = padded * chunk_words;
   const uint32_t* a = g.a + blk0 * block_words;
   alignas(64) float acc[NB][kRows][kTileWidth];
   alignas(64) uint32_t window[kPairs * kTileWidth];
   for_tiles_zero_store<NB>(true, acc);
   for (int64_t c = 0; c < chunks; ++c) {
     _tile_loadd(6, pair_rows(g, c, kPairs, window), kRowBytes);
-    for_tiles_chunk<NB>(a + c * kRows * kPairs, block_words, false);
+    for (int term = 0; term < g.terms; ++term)
+      for_tiles_chunk<NB>(a + c * chunk_words + term * kRows * kPairs, block_words, false);
   }
   if (tail > 0) {
     _tile_loadd(7, pair_rows(g, chunks, tail, window), kRowBytes);
-    for_tiles_chunk<NB>(a + chunks * kRows * kPairs, block_words, true);
+    for (int term = 0; term < g.terms; ++term)
+      for_tiles_chunk<NB>(a + chunks * chunk_words + term * kRows * kPairs, block_words, true);
   }
   for_tiles_zero_store<NB>(false, acc);
   for (int j = 0; j < NB; ++j) {

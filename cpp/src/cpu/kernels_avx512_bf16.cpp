@@ -12,45 +12,56 @@ namespace {
 
 constexpr int MR = kMrAvx512;
 
-template <int ROWS, bool Contiguous>
+template <int ROWS, bool Contiguous, int Terms>
 inline void block(const GemmBf16Args& g, int64_t blk) {
   const int64_t kp = g.kp;
   const float* bias = g.bias + blk * MR;
-  const uint32_t* a = g.a + blk * kp * MR;
+  const uint32_t* a = g.a + blk * kp * Terms * MR;
   const uint32_t* in = g.in;
   const int32_t* offsets = g.offsets;
   const int64_t rows = g.m - blk * MR;
   float* out = g.out + blk * MR * g.out_stride;
   __m512 c[ROWS];
   start_rows_avx512(c, g.accumulate, out, g.out_stride, rows, bias);
-  for (int64_t kk = 0; kk < kp; ++kk, a += MR) {
+  for (int64_t kk = 0; kk < kp; ++kk, a += Terms * MR) {
     const __m512bh b = (__m512bh)_mm512_loadu_si512(in + (Contiguous ? kk * kTileWidth : offsets[kk]));
+    for (int term = 0; term < Terms; ++term) {
 #pragma GCC unroll 16
-    for (int r = 0; r < ROWS; ++r) c[r] = _mm512_dpbf16_ps(c[r], (__m512bh)_mm512_set1_epi32(int(a[r])), b);
+      for (int r = 0; r < ROWS; ++r)
+        c[r] = _mm512_dpbf16_ps(c[r], (__m512bh)_mm512_set1_epi32(int(a[term * MR + r])), b);
+    }
   }
   finish_rows_avx512<ROWS>(c, rows, out, g.out_stride, g.leaky, g.slope, g.max_into_out);
 }
 
-template <bool Contiguous>
+template <bool Contiguous, int Terms>
 void blocks(const GemmBf16Args& g) {
   for (int64_t blk = 0; blk * MR < g.m; ++blk) {
     const int64_t rows = g.m - blk * MR;
     if (rows > MR / 2)
-      block<MR, Contiguous>(g, blk);
+      block<MR, Contiguous, Terms>(g, blk);
     else if (rows > MR / 4)
-      block<MR / 2, Contiguous>(g, blk);
+      block<MR / 2, Contiguous, Terms>(g, blk);
     else
-      block<MR / 4, Contiguous>(g, blk);
+      block<MR / 4, Contiguous, Terms>(g, blk);
   }
+}
+
+template <int Terms>
+void gemm_terms(const GemmBf16Args& g) {
+  if (g.offsets)
+    blocks<false, Terms>(g);
+  else
+    blocks<true, Terms>(g);
 }
 
 }  // namespace
 
 void gemm_avx512_bf16(const GemmBf16Args& g) {
-  if (g.offsets)
-    blocks<false>(g);
+  if (g.terms == 2)
+    gemm_terms<2>(g);
   else
-    blocks<true>(g);
+    gemm_terms<1>(g);
 }
 
 void to_pair_rows_avx512_bf16(const float* in, int64_t positions, int64_t channels, uint32_t* out) {

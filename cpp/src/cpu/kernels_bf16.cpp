@@ -15,18 +15,31 @@
 namespace fastinv::cpu {
 namespace {
 
-// [m][taps * ceil(cin/2)] pairs, channel pairs within a tap.
-std::vector<uint32_t> pair_matrix(const float* w, int64_t m, int64_t taps, int64_t cin) {
+// Term `term` of a weight: 0 the nearest bf16, 1 the nearest bf16 to what term 0 leaves.
+uint32_t weight_term(float x, int term) {
+  const uint16_t hi = bf16_bits(x);
+  const uint32_t u = uint32_t(hi) << 16;
+  if (term == 0) return hi;
+  if ((u & 0x7f800000u) == 0x7f800000u) return 0u;  // inf or NaN: hi says it all
+  float h;
+  std::memcpy(&h, &u, sizeof(h));
+  return bf16_bits(x - h);  // exact in float32 (Sterbenz), rounded once
+}
+
+// [m][taps * ceil(cin/2)][terms] pairs, channel pairs within a tap.
+std::vector<uint32_t> pair_matrix(const float* w, int64_t m, int64_t taps, int64_t cin, int terms) {
+  if (terms != 1 && terms != 2) throw InvalidArgument("bf16 weights: terms must be 1 or 2");
   const int64_t pairs = (cin + 1) / 2, kp = taps * pairs;
-  std::vector<uint32_t> out(size_t(m * kp));
+  std::vector<uint32_t> out(size_t(m * kp * terms));
   for (int64_t row = 0; row < m; ++row)
     for (int64_t t = 0; t < taps; ++t)
-      for (int64_t p = 0; p < pairs; ++p) {
-        const float* tap = w + (row * taps + t) * cin;
-        const uint32_t even = bf16_bits(tap[2 * p]);
-        const uint32_t odd = 2 * p + 1 < cin ? bf16_bits(tap[2 * p + 1]) : 0u;
-        out[size_t(row * kp + t * pairs + p)] = even | odd << 16;
-      }
+      for (int64_t p = 0; p < pairs; ++p)
+        for (int term = 0; term < terms; ++term) {
+          const float* tap = w + (row * taps + t) * cin;
+          const uint32_t even = weight_term(tap[2 * p], term);
+          const uint32_t odd = 2 * p + 1 < cin ? weight_term(tap[2 * p + 1], term) : 0u;
+          out[size_t((row * kp + t * pairs + p) * terms + term)] = even | odd << 16;
+        }
   return out;
 }
 
@@ -71,7 +84,8 @@ const Bf16Kernels& bf16_kernels() {
   static const Bf16Kernels dp{"avx512_bf16", false, &gemm_avx512_bf16, &to_pair_rows_avx512_bf16};
   if (!bf16_supported())
     throw Error(
-        "precision='bf16' on the CPU needs AVX512-BF16 (the vdpbf16ps instruction: Intel Cooper Lake, Sapphire "
+        "precision='bf16' / 'bf16x2' on the CPU needs AVX512-BF16 (the vdpbf16ps instruction: Intel Cooper Lake, "
+        "Sapphire "
         "Rapids or later, AMD Zen 4 or later), which this CPU lacks; load with precision='fp32'");
 #ifdef FASTINV_HAVE_AMX_KERNELS
   static const Bf16Kernels tiles{"amx_bf16", true, &gemm_amx_bf16, &to_pair_rows_avx512_bf16};
@@ -86,31 +100,36 @@ const Bf16Kernels& bf16_kernels() {
   return dp;
 #else
   throw Error(
-      "precision='bf16' on the CPU needs the AVX512-BF16 kernels, which this build lacks (its compiler has no "
+      "precision='bf16' / 'bf16x2' on the CPU needs the AVX512-BF16 kernels, which this build lacks (its compiler has "
+      "no "
       "-mavx512bf16); load with precision='fp32'");
 #endif
 }
 
 void pack_weights_bf16(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin, int mr,
-                       std::vector<uint32_t>& a, std::vector<float>& b) {
+                       std::vector<uint32_t>& a, std::vector<float>& b, int terms) {
   const int64_t blocks = (m + mr - 1) / mr, kp = taps * ((cin + 1) / 2);
-  const std::vector<uint32_t> pairs = pair_matrix(w, m, taps, cin);
-  a.assign(size_t(blocks * kp * mr), 0u);
+  const std::vector<uint32_t> pairs = pair_matrix(w, m, taps, cin, terms);
+  a.assign(size_t(blocks * kp * terms * mr), 0u);
   for (int64_t row = 0; row < m; ++row)
     for (int64_t kk = 0; kk < kp; ++kk)
-      a[size_t(((row / mr) * kp + kk) * mr + row % mr)] = pairs[size_t(row * kp + kk)];
+      for (int term = 0; term < terms; ++term)
+        a[size_t((((row / mr) * kp + kk) * terms + term) * mr + row % mr)] =
+            pairs[size_t((row * kp + kk) * terms + term)];
   pad_bias(bias, m, blocks * mr, b);
 }
 
 void pack_weights_bf16_tiles(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin,
-                             std::vector<uint32_t>& a, std::vector<float>& b) {
+                             std::vector<uint32_t>& a, std::vector<float>& b, int terms) {
   constexpr int64_t R = 16, P = 16;  // rows and pairs of an A tile
   const int64_t blocks = (m + R - 1) / R, kp = taps * ((cin + 1) / 2), chunks = (kp + P - 1) / P;
-  const std::vector<uint32_t> pairs = pair_matrix(w, m, taps, cin);
-  a.assign(size_t(blocks * chunks * R * P), 0u);
+  const std::vector<uint32_t> pairs = pair_matrix(w, m, taps, cin, terms);
+  a.assign(size_t(blocks * chunks * terms * R * P), 0u);
   for (int64_t row = 0; row < m; ++row)
     for (int64_t kk = 0; kk < kp; ++kk)
-      a[size_t((((row / R) * chunks + kk / P) * R + row % R) * P + kk % P)] = pairs[size_t(row * kp + kk)];
+      for (int term = 0; term < terms; ++term)
+        a[size_t(((((row / R) * chunks + kk / P) * terms + term) * R + row % R) * P + kk % P)] =
+            pairs[size_t((row * kp + kk) * terms + term)];
   pad_bias(bias, m, blocks * R, b);
 }
 

@@ -8,6 +8,11 @@
 // into "pair rows" when the layer starts: for position l and channel pair p, kTileWidth
 // words holding channels 2p and 2p + 1 of each lane (an odd channel count pairs its last
 // channel with 0). Everything else -- bias, epilogue, pools -- stays float32.
+//
+// precision="bf16x2" gives each weight two bf16 terms, hi = bf16(w) and lo = bf16(w - hi)
+// (16 mantissa bits; the inputs stay one bf16 term): every pair row is multiplied by both,
+// the two products summed into the same float32 accumulator. bf16 weights alone move
+// DeepEM's per-bin EM by up to 9 %; two terms by < 1 % (bench/bf16_deepem_layers.py).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -30,6 +35,7 @@ struct GemmBf16Args {
   float slope = 0.f;
   bool max_into_out = false;
   bool accumulate = false;
+  int terms = 1;  // 2: `a` holds each weight pair as hi and lo terms (pack_weights_bf16*'s terms)
 };
 
 // Whether this build has the bf16 kernels and this CPU runs them (AVX-512 F/BW/DQ/VL and BF16).
@@ -73,15 +79,15 @@ inline uint16_t bf16_bits(float x) {
   return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
 }
 
-// Pack a tap-major [m][taps][cin] weight array into [m/mr][taps * ceil(cin/2)][mr] bf16
-// pairs (channel pairs within a tap, as the pair rows hold them) and the bias into
-// float32 [m/mr * mr], zero-padding m and an odd cin.
+// Pack a tap-major [m][taps][cin] weight array into [m/mr][taps * ceil(cin/2)][terms][mr]
+// bf16 pairs (channel pairs within a tap, as the pair rows hold them; terms 2: hi then lo)
+// and the bias into float32 [m/mr * mr], zero-padding m and an odd cin.
 void pack_weights_bf16(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin, int mr,
-                       std::vector<uint32_t>& a, std::vector<float>& b);
+                       std::vector<uint32_t>& a, std::vector<float>& b, int terms = 1);
 
-// The same pairs for the AMX kernel: [ceil(m/16)][ceil(kp/16)][16 rows][16 pairs].
+// The same pairs for the AMX kernel: [ceil(m/16)][ceil(kp/16)][terms][16 rows][16 pairs].
 void pack_weights_bf16_tiles(const float* w, const float* bias, int64_t m, int64_t taps, int64_t cin,
-                             std::vector<uint32_t>& a, std::vector<float>& b);
+                             std::vector<uint32_t>& a, std::vector<float>& b, int terms = 1);
 
 // Measured peak of the bf16 kernels in use (bf16_kernels(): TDPBF16PS or vdpbf16ps) in
 // GFLOP/s over `threads` threads.
