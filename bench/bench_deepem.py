@@ -123,6 +123,20 @@ def test_fastinv_deepem_series_bf16(benchmark, frame, machine, torch_deepem):
     _record(benchmark, frame, machine, "fastinv-bf16-out", net.model.info()["flops_per_sample"], run.sys)
 
 
+def test_fastinv_deepem_series_bf16x2(benchmark, frame, machine, torch_deepem):
+    """The frame series (out=) with precision="bf16x2" (two bf16 terms per weight: per-bin
+    EM within 1 % of fp32's agreement with BP, bench/results/bf16_science.json)."""
+    if not machine["bf16_peak_gflops"]:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    benchmark.group = "deepem-4096x4096"
+    net = DeepEM.load(threads=THREADS, precision="bf16x2")
+    prev = net.invert(frame["y"])
+    run = _SysTime(lambda: net.invert(frame["y"], out=prev))
+    res = benchmark.pedantic(run, rounds=3, warmup_rounds=0)
+    _check_corner(res, frame, torch_deepem, atol=4e-2)  # the bf16 layer inputs: as bf16
+    _record(benchmark, frame, machine, "fastinv-bf16x2-out", net.model.info()["flops_per_sample"], run.sys)
+
+
 def _check_corner(res, frame, torch_deepem, atol=2e-5):
     with torch.no_grad():  # same numbers as torch on a corner of the frame
         x = torch.from_numpy(np.sqrt(np.maximum(frame["y"][:, :64, :64], 0)).astype(np.float32))[None]

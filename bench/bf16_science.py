@@ -83,7 +83,13 @@ def deepem_effect(precisions: list[str], model: str) -> dict:
         for p in precisions:
             em_change[p].append(np.abs(res[p][-1].em - a)[sig] / a[sig])
     y, s = np.concatenate(ys, axis=1), np.concatenate(sigmas, axis=1)
-    vals = {p: _metric_values(compare(_stack(bps), _stack(r), y, s)) for p, r in res.items()}
+    ref = _stack(bps)
+    ref.logt = nets["fp32"].logt  # (compare() assumes the 18-bin grid for a result without one)
+    vals = {}
+    for p, r in res.items():
+        got = _stack(r)
+        got.logt = nets[p].logt
+        vals[p] = _metric_values(compare(ref, got, y, s))
     out = {
         "data": "AIA 2011-02-15 X2.2 flare cutouts, 10 time steps (held out from training)",
         "model": model,

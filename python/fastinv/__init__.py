@@ -53,6 +53,8 @@ def info() -> dict:
     dict
         ``version``, ``isa`` (SIMD kernels in use), ``available_isas``,
         ``bf16`` (whether ``load(..., precision="bf16")`` runs on this CPU: AVX512-BF16),
+        ``cpu_precisions`` (the ``precision`` words ``load`` accepts on this CPU: ``"fp32"``,
+        and ``"bf16"`` and ``"bf16x2"`` where ``bf16``),
         ``threads`` (default OpenMP threads), ``openmp``, ``cuda_compiled`` and
         ``cuda_devices``.
     """
@@ -61,6 +63,7 @@ def info() -> dict:
         "isa": _core.active_isa(),
         "available_isas": list(_core.available_isas()),
         "bf16": _core.bf16_available(),
+        "cpu_precisions": ["fp32", "bf16", "bf16x2"] if _core.bf16_available() else ["fp32"],
         "threads": _core.default_threads(),
         "openmp": _core.openmp_enabled(),
         "cuda_compiled": _core.cuda_compiled(),

@@ -36,13 +36,15 @@ class Model:
     threads : int, optional
         Threads per call; default: all OpenMP threads (``OMP_NUM_THREADS``). On CUDA,
         the threads that gather/scatter NumPy batches.
-    precision : {"fp32", "tf32", "bf16"}
+    precision : {"fp32", "tf32", "bf16", "bf16x2"}
         ``"fp32"`` (default, for science) is exact float32 arithmetic. On CUDA,
         ``"tf32"`` and ``"bf16"`` run the per-pixel kernel on tensor cores with float32
         accumulation (relative error about 1e-3 and 1e-2; docs/cuda.md). On the CPU,
         ``"bf16"`` runs the AVX512-BF16 kernels: weights and each layer's input rounded
         to bfloat16, products summed in float32, everything else float32
-        (docs/cpu-engine.md); a CPU without AVX512-BF16 raises RuntimeError
+        (docs/cpu-engine.md); ``"bf16x2"`` (CPU only) the same kernels with each weight as
+        two bfloat16 terms (hi + lo, 16 mantissa bits; twice the products): only the layer
+        inputs are rounded. A CPU without AVX512-BF16 raises RuntimeError for either
         (``fastinv.info()["bf16"]`` says beforehand).
 
     Raises
@@ -295,9 +297,9 @@ def load(path: str | os.PathLike, device: str = "cpu", threads: int | None = Non
         Backend to run on.
     threads : int, optional
         Threads per call (default: OpenMP's default).
-    precision : {"fp32", "tf32", "bf16"}
-        ``"fp32"`` (default, exact); ``"tf32"``/``"bf16"`` on CUDA; ``"bf16"`` on an AVX512-BF16 CPU.
-        See :class:`Model`.
+    precision : {"fp32", "tf32", "bf16", "bf16x2"}
+        ``"fp32"`` (default, exact); ``"tf32"``/``"bf16"`` on CUDA; ``"bf16"`` and ``"bf16x2"``
+        (two bf16 terms per weight) on an AVX512-BF16 CPU. See :class:`Model`.
 
     Returns
     -------

@@ -39,15 +39,16 @@ def measure_peak(threads: int, precision: str = "fp32", seconds: float = 0.2, is
     """Measured multiply-add peak of this CPU in GFLOP/s, summed over ``threads`` threads.
 
     The float32 FMA peak with the instructions of ``isa`` (default: the kernels in use),
-    or for ``precision="bf16"`` the bfloat16 dot-product peak where this build can measure
-    it. Measured, not looked up: on a machine shared with other jobs it is the rate a
-    thread really gets now, so a rate divided by a peak measured in the same run is the
-    figure that survives the load.
+    or for ``precision="bf16"`` (or ``"bf16x2"``, the same instructions) the bfloat16
+    dot-product peak where this build can measure it. Measured, not looked up: on a
+    machine shared with other jobs it is the rate a thread really gets now, so a rate
+    divided by a peak measured in the same run is the figure that survives the load.
 
     Raises
     ------
     ValueError
-        ``precision`` is not fp32, tf32 or bf16, or bf16 and this build has no bf16 peak loop.
+        ``precision`` is not fp32, tf32, bf16 or bf16x2, or a bf16 one and this build has no
+        bf16 peak loop.
 
     Examples
     --------
@@ -57,12 +58,12 @@ def measure_peak(threads: int, precision: str = "fp32", seconds: float = 0.2, is
     isa = isa or _core.active_isa()
     if precision in ("fp32", "tf32"):
         return float(_core.measure_fma_peak(isa, threads, seconds))
-    if precision == "bf16":
+    if precision in ("bf16", "bf16x2"):
         bf16_peak = getattr(_core, "measure_bf16_peak", None)
         if bf16_peak is None:
             raise ValueError("this fastinv build cannot measure a bf16 peak (no bf16 CPU kernels compiled in)")
         return float(bf16_peak(threads, seconds))
-    raise ValueError(f"precision must be 'fp32', 'tf32' or 'bf16', got {precision!r}")
+    raise ValueError(f"precision must be 'fp32', 'tf32', 'bf16' or 'bf16x2', got {precision!r}")
 
 
 def machine_info(threads: int, isa: str | None = None) -> dict[str, Any]:

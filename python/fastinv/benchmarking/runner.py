@@ -174,7 +174,7 @@ def _peers(
         notes["torch"] = "torch here has no CUDA device"
     elif "torch" in compare:
         runs["torch"] = _torch_prepare(torch, net, device, autocast=False)
-        if precision == "bf16":
+        if precision in ("bf16", "bf16x2"):
             runs["torch-bf16-autocast"] = _torch_prepare(torch, net, device, autocast=True)
     if "onnxruntime" in compare:
         try:
@@ -208,7 +208,7 @@ def run_benchmark(
     threads : int, optional
         Threads for every implementation; default: fastinv's default.
     device : {"cpu", "cuda"}
-    precision : {"fp32", "bf16", "tf32"}
+    precision : {"fp32", "bf16", "bf16x2", "tf32"}
         Passed to :func:`fastinv.load` (which refuses what this machine cannot run).
     compare : sequence of str
         Peers from :data:`PEERS`; those not installed are skipped with a note.
@@ -307,7 +307,7 @@ def run_benchmark(
         "flops_per_sample": info["flops_per_sample"],
         "executed_flops_per_sample": info["executed_flops_per_sample"],
         "peak": {
-            "what": ("bf16 (the bf16 kernels' instructions)" if precision == "bf16" else "float32 FMA")
+            "what": ("bf16 (the bf16 kernels' instructions)" if precision.startswith("bf16") else "float32 FMA")
             + f" peak, {nthreads} thread(s)",
             "isa": _core.active_isa(),
             "gflops": peak,

@@ -22,7 +22,11 @@ def _info_text(info: dict) -> str:
         f"fastinv {info['version']}",
         f"CPU kernels:  {info['isa']} (available here: {', '.join(info['available_isas'])}; choose with FASTINV_ISA)",
         "bf16 on CPU:  "
-        + ("available (AVX512-BF16); use precision='bf16'" if info["bf16"] else "not available (needs AVX512-BF16)"),
+        + (
+            "available (AVX512-BF16); use precision='bf16' or 'bf16x2'"
+            if info["bf16"]
+            else "not available (needs AVX512-BF16)"
+        ),
         f"threads:      {info['threads']} by default" + ("" if info["openmp"] else " (built without OpenMP: 1 thread)"),
     ]
     if not info["cuda_compiled"]:

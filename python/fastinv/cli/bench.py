@@ -63,10 +63,10 @@ def register(sub) -> None:
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where to run (default: cpu)")
     p.add_argument(
         "--precision",
-        choices=["fp32", "bf16", "tf32"],
+        choices=["fp32", "bf16", "bf16x2", "tf32"],
         default="fp32",
-        help="fastinv's arithmetic, as fastinv.load(precision=...); with bf16 the PyTorch peer "
-        "also runs under bf16 autocast (default: fp32)",
+        help="fastinv's arithmetic, as fastinv.load(precision=...); with bf16 or bf16x2 the PyTorch "
+        "peer also runs under bf16 autocast (default: fp32)",
     )
     p.add_argument(
         "--compare",
