@@ -74,6 +74,15 @@ class DeepEmHooks final : public TileHooks {
         // finiteness of the float32 value the network saw (a float64 1e39 overflows)
         finite[j] = finite[j] && std::isfinite(float(y[c][j]));
       }
+    // The data's errors, once per lane for the refinement, the error bars and chi2.
+    double sig[kChannels][kW] = {};
+    if (chi2_.mode != DeepEmErrors::none)
+      for (int j = 0; j < lanes; ++j) {
+        double yj[kChannels], sj[kChannels];
+        for (int c = 0; c < kChannels; ++c) yj[c] = y[c][j];
+        sigma(yj, first + j, sj);
+        for (int c = 0; c < kChannels; ++c) sig[c][j] = sj[c];
+      }
     alignas(64) float em[64][kW];  // n_t <= 64 is validated
     alignas(64) float total[kW];
     for (int64_t t = 0; t < n_t_; ++t) {
@@ -90,7 +99,7 @@ class DeepEmHooks final : public TileHooks {
     int8_t refined[kW] = {};
     double refined_tolfac[kW];
     if (refine_) {
-      refine_->tile(y, first, lanes, em, total, refined, refined_tolfac);
+      refine_->tile(y, sig, first, lanes, em, total, refined, refined_tolfac);
       for (int64_t t = 0; t < n_t_; ++t) std::memcpy(out_.em + t * npix + first, em[t], size_t(lanes) * sizeof(float));
     }
     alignas(64) float model[kChannels][kW];
@@ -118,7 +127,7 @@ class DeepEmHooks final : public TileHooks {
     if (errors_) {  // NaN errors where the refinement failed, as for its other products
       bool usable[kW];
       for (int j = 0; j < kW; ++j) usable[j] = finite[j] && refined[j] == 0;
-      tile_errors(tile, y, em, usable, overflow, first, lanes);
+      tile_errors(tile, y, sig, em, usable, overflow, first, lanes);
     }
     if (chi2_.mode == DeepEmErrors::none) {
       for (int j = 0; j < lanes; ++j) out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
@@ -129,13 +138,14 @@ class DeepEmHooks final : public TileHooks {
         out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
         continue;
       }
-      double yj[kChannels];
+      double yj[kChannels], sj[kChannels];
       float mj[kChannels];
       for (int c = 0; c < kChannels; ++c) {
         yj[c] = y[c][j];
+        sj[c] = sig[c][j];
         mj[c] = model[c][j];
       }
-      out_.chi2[first + j] = finite[j] ? chi2(yj, mj, first + j) : std::numeric_limits<double>::quiet_NaN();
+      out_.chi2[first + j] = finite[j] ? chi2(yj, sj, mj) : std::numeric_limits<double>::quiet_NaN();
     }
   }
 
@@ -146,17 +156,10 @@ class DeepEmHooks final : public TileHooks {
                                    : static_cast<const double*>(in_.data)[off];
   }
 
-  void tile_errors(const float* tile, const double (*y)[kW], const float (*em)[kW], const bool* finite,
-                   const bool* overflow, int64_t first, int lanes) const noexcept {
-    double sig[kChannels][kW] = {};
+  void tile_errors(const float* tile, const double (*y)[kW], const double (*sig)[kW], const float (*em)[kW],
+                   const bool* finite, const bool* overflow, int64_t first, int lanes) const noexcept {
     bool ok[kW];
-    for (int j = 0; j < lanes; ++j) {
-      ok[j] = finite[j] && !overflow[j];
-      double yj[kChannels], sj[kChannels];
-      for (int c = 0; c < kChannels; ++c) yj[c] = y[c][j];
-      sigma(yj, first + j, sj);
-      for (int c = 0; c < kChannels; ++c) sig[c][j] = sj[c];
-    }
+    for (int j = 0; j < lanes; ++j) ok[j] = finite[j] && !overflow[j];
     deepem_tile_errors(*errors_, y, sig, tile, em, ok, lanes, first, in_.npix, out_);
   }
 
@@ -174,9 +177,7 @@ class DeepEmHooks final : public TileHooks {
   }
 
   // sum over channels of ((model - max(y, 0)) / sigma)^2, the NumPy path's float64 formula.
-  double chi2(const double* y, const float* model, int64_t p) const {
-    double sig[kChannels];
-    sigma(y, p, sig);
+  static double chi2(const double* y, const double* sig, const float* model) {
     double s = 0.0;
     for (int c = 0; c < kChannels; ++c) {
       const double r = (double(model[c]) - std::max(y[c], 0.0)) / sig[c];

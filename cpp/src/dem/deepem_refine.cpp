@@ -148,18 +148,20 @@ BpStatus DeepEmRefiner::pixel(Workspace& w, const double* yraw, const double* si
   return st;
 }
 
-void DeepEmRefiner::tile(const double (*y)[kW], int64_t first, int lanes, float (*em)[kW], float* total, int8_t* status,
-                         double* tolfac) const noexcept {
+void DeepEmRefiner::tile(const double (*y)[kW], const double (*sig)[kW], int64_t first, int lanes, float (*em)[kW],
+                         float* total, int8_t* status, double* tolfac) const noexcept {
   try {
     Workspace w(*this);
     for (int j = 0; j < lanes; ++j) {
-      double yj[kChannels], sig[kChannels];
+      double yj[kChannels], sj[kChannels];
       float net[64], out[64];
-      for (int c = 0; c < kChannels; ++c) yj[c] = y[c][j];
+      for (int c = 0; c < kChannels; ++c) {
+        yj[c] = y[c][j];
+        sj[c] = sig[c][j];
+      }
       for (int64_t t = 0; t < n_t_; ++t) net[t] = em[t][j];
-      sigma(yj, first + j, sig);
       int32_t iters = 0;
-      status[j] = int8_t(pixel(w, yj, sig, net, out, &tolfac[j], &iters));
+      status[j] = int8_t(pixel(w, yj, sj, net, out, &tolfac[j], &iters));
       if (opts_.iterations) opts_.iterations[first + j] = iters;
       for (int64_t t = 0; t < n_t_; ++t) {
         em[t][j] = out[t];

@@ -35,11 +35,13 @@ class DeepEmRefiner {
   BpStatus pixel(Workspace& w, const double* y, const double* sig, const float* net, float* em, double* tolfac,
                  int32_t* iterations) const;
 
-  // The fused loop's tile: y[c][j] raw data, em[t][j] the network's EM, refined in place, and
-  // total[j] its sum over bins (float32, sequential, as the loop forms it); status and tolfac
-  // per lane. Pixels first..first+lanes-1 of the frame. Cannot throw (no memory: not_converged).
-  void tile(const double (*y)[kW], int64_t first, int lanes, float (*em)[kW], float* total, int8_t* status,
-            double* tolfac) const noexcept;
+  // The fused loop's tile: y[c][j] raw data, sig[c][j] its errors (sigma() of the lane, which
+  // the loop computes once for the refinement, the error bars and chi2), em[t][j] the network's
+  // EM, refined in place, and total[j] its sum over bins (float32, sequential, as the loop forms
+  // it); status and tolfac per lane. Pixels first..first+lanes-1 of the frame. Cannot throw (no
+  // memory: not_converged).
+  void tile(const double (*y)[kW], const double (*sig)[kW], int64_t first, int lanes, float (*em)[kW], float* total,
+            int8_t* status, double* tolfac) const noexcept;
 
   int64_t n_t() const { return n_t_; }
 

@@ -52,6 +52,7 @@ void DualSimplex::reset() {
   for (int j = 0; j < n_; ++j) d_[j] = c_[j];
   for (int i = 0; i < m_; ++i) d_[n_ + i] = 0.0;
   pristine_ = true;
+  factored_ = false;
 }
 
 void DualSimplex::set_upper(const double* u) {
@@ -70,11 +71,6 @@ void DualSimplex::set_upper(const double* u) {
   }
 }
 
-void DualSimplex::set_state(int j, std::int8_t st) {
-  state_[j] = st;
-  dir_[j] = (st == kBasic || lb_[j] == ub_[j]) ? 0.0 : (st == kLower ? 1.0 : -1.0);
-}
-
 double DualSimplex::objective() const {
   double s = 0.0;
   for (int j = 0; j < n_; ++j) s += c_[j] * val_[j];
@@ -85,6 +81,7 @@ bool DualSimplex::refactor() {
   // Gauss-Jordan on [B | I] with partial pivoting; m is tiny, so this is cheap and exact
   // enough to be the ground truth every verdict is checked against.
   const int m = m_, w = 2 * m;
+  factored_ = false;
   double* T = work_.data();
   std::fill(work_.begin(), work_.end(), 0.0);
   for (int p = 0; p < m; ++p) {
@@ -111,6 +108,7 @@ bool DualSimplex::refactor() {
   }
   for (int i = 0; i < m; ++i)
     for (int c = 0; c < m; ++c) binv_[i * m + c] = T[i * w + m + c];
+  factored_ = true;
   return true;
 }
 
@@ -140,10 +138,14 @@ void DualSimplex::compute_duals() {
     }
     yv[i] = s;
   }
-  for (int j = 0; j < n_; ++j) {
-    double s = c_[j];
-    for (int i = 0; i < m_; ++i) s -= yv[i] * A_[i * n_ + j];
-    d_[j] = s;
+  // d_j = c_j - y_0 A_0j - y_1 A_1j - ...: row by row, so that the loop over j vectorises
+  // (each d_j's terms in the same order as a column-wise sum).
+  double* d = d_.data();
+  for (int j = 0; j < n_; ++j) d[j] = c_[j];
+  for (int i = 0; i < m_; ++i) {
+    const double yi = yv[i];
+    const double* Ai = A_ + static_cast<size_t>(i) * n_;
+    for (int j = 0; j < n_; ++j) d[j] -= yi * Ai[j];
   }
   for (int i = 0; i < m_; ++i) d_[n_ + i] = yv[i];
   for (int p = 0; p < m_; ++p) d_[head_[p]] = 0.0;
@@ -192,9 +194,17 @@ int DualSimplex::long_step(double infeasibility, double sgn, const double* arow,
   }
   int nflip = 0;
   for (; nflip < nkeep; ++nflip) {
-    int best = nflip;
-    for (int c = nflip + 1; c < nkeep; ++c)
-      if (ratio_[c] < ratio_[best] || (ratio_[c] == ratio_[best] && cand_[c] < cand_[best])) best = c;
+    // The smallest (ratio, index), branch-free: the comparisons' outcomes are data-dependent.
+    int best = nflip, best_j = cand_[nflip];
+    double best_r = ratio_[nflip];
+    for (int c = nflip + 1; c < nkeep; ++c) {
+      const double r = ratio_[c];
+      const int jc = cand_[c];
+      const bool less = (r < best_r) | ((r == best_r) & (jc < best_j));
+      best = less ? c : best;
+      best_j = less ? jc : best_j;
+      best_r = less ? r : best_r;
+    }
     const int j = cand_[best];
     const double range = ub_[j] - lb_[j];
     if (!std::isfinite(range)) break;
@@ -243,7 +253,8 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
   if (pristine_) {
     for (int i = 0; i < m; ++i) val_[n + i] = 0.0;  // r = A x = 0
   } else {
-    if (!refactor()) {
+    // The last verdict's factorisation is still exact (a wider tolfac's retry): reuse it.
+    if (!factored_ && !refactor()) {
       reset();
       if (!refactor()) return LpResult::not_converged;
     }
@@ -317,13 +328,19 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     const int leave = head_[p];
     const bool below = val_[leave] < lb_[leave];
     const double sgn = below ? -1.0 : 1.0;
-    double amax = 0.0;
+    // Branch-free: which candidates pass is data-dependent and mispredicts; four running
+    // maxima instead of one chain (max is exact, so the order does not matter).
+    double amax4[4] = {0.0, 0.0, 0.0, 0.0};
     int ncand = 0;
+    int* cand = cand_.data();
+    const double* dir = dir_.data();
     for (int j = 0; j < nt; ++j) {
-      const double a = dir_[j] * arow[j];
-      amax = std::max(amax, std::fabs(a));
-      if (sgn * a > 1e-11) cand_[ncand++] = j;
+      const double a = dir[j] * arow[j];
+      amax4[j & 3] = std::max(amax4[j & 3], std::fabs(a));
+      cand[ncand] = j;
+      ncand += sgn * a > 1e-11;
     }
+    const double amax = std::max(std::max(amax4[0], amax4[1]), std::max(amax4[2], amax4[3]));
     const double ptol = std::max(1e-11, 1e-9 * amax);
     // Pass 1 (Harris): the largest step that keeps every d within kDualTol. Under Bland's
     // rule the exact minimum ratio instead (ties only), so its no-cycling argument holds.
@@ -421,6 +438,7 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     head_[p] = q;
 
     // --- B^-1 update (one Gauss-Jordan step on the entering column) ------------------------
+    factored_ = false;
     double* bp = &binv_[p * m];
     const double inv = 1.0 / apq;
     for (int i = 0; i < m; ++i) bp[i] *= inv;

@@ -24,7 +24,15 @@ namespace fastinv::dem {
 
 enum class LpResult { optimal, infeasible, not_converged };
 
-class DualSimplex {
+// Hidden: an internal class of libfastinv, so that -fPIC does not make its small member
+// functions interposable (that kept set_state and friends out of line: a PLT call per use).
+#if defined(__GNUC__)
+#define FASTINV_DEM_INTERNAL __attribute__((visibility("hidden")))
+#else
+#define FASTINV_DEM_INTERNAL
+#endif
+
+class FASTINV_DEM_INTERNAL DualSimplex {
  public:
   // A: row-major m x n, referenced (must outlive this object). c: n costs, all >= 0.
   DualSimplex(const double* A, int m, int n, const double* c);
@@ -50,11 +58,14 @@ class DualSimplex {
  private:
   enum : std::int8_t { kLower = 0, kUpper = 1, kBasic = 2 };
 
-  bool refactor();                        // B^-1 from the basis columns; false if singular
-  void compute_primal();                  // basic values from nonbasic ones
-  void compute_duals();                   // reduced costs from B^-1 and c
-  void column(int j, double* out) const;  // B^-1 a_j
-  void set_state(int j, std::int8_t st);  // keeps dir_ in step with state_
+  bool refactor();                         // B^-1 from the basis columns; false if singular
+  void compute_primal();                   // basic values from nonbasic ones
+  void compute_duals();                    // reduced costs from B^-1 and c
+  void column(int j, double* out) const;   // B^-1 a_j
+  void set_state(int j, std::int8_t st) {  // keeps dir_ in step with state_
+    state_[j] = st;
+    dir_[j] = (st == kBasic || lb_[j] == ub_[j]) ? 0.0 : (st == kLower ? 1.0 : -1.0);
+  }
   // The bound-flipping ratio test: moves to the front of cand_, in breakpoint order, the
   // candidates that can flip while x_leave stays infeasible, and returns how many (nkeep:
   // all can, the LP is infeasible).
@@ -71,9 +82,11 @@ class DualSimplex {
   std::vector<double> ratio_;  // long_step's breakpoints
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
-  bool pristine_ = false;
-  bool boxed_ = false;  // some structural has a finite upper bound (set_upper)  // all-logical basis with B^-1 = -I, d
-                        // = c, x = 0: no refactor needed
+  bool pristine_ = false;  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
+  bool boxed_ = false;     // some structural has a finite upper bound (set_upper)
+  // binv_ is exactly what refactor() gives for head_ (no pivot since the last one): a retry
+  // with new bounds (the next tolfac) need not refactorise again.
+  bool factored_ = false;
 };
 
 }  // namespace fastinv::dem
