@@ -170,6 +170,27 @@ def run_on_cluster(
     return log
 
 
+def step_result(status: Any, started: float) -> dict:
+    """The summary a step's ``work`` returns: its pixels, those solved (status 0), its seconds
+    since ``started`` (:func:`time.perf_counter`) and the Dask worker that ran it (None
+    outside one)."""
+    import numpy as np
+
+    worker = None
+    try:
+        from distributed import get_worker
+
+        worker = get_worker().address
+    except (ImportError, ValueError):
+        pass
+    return {
+        "pixels": int(status.size),
+        "solved": int(np.count_nonzero(status == 0)),
+        "seconds": round(time.perf_counter() - started, 3),
+        "worker": worker,
+    }
+
+
 class _Attempt:
     """The task of one step: skip it when its output validates, else run ``work``."""
 

@@ -1,6 +1,7 @@
 // The C API's plumbing: exceptions become fastinv_status codes plus a per-thread message,
 // and every pointer/size the caller hands over is checked before the C++ API sees it.
 #pragma once
+#include <cstdint>
 #include <new>
 #include <string>
 
@@ -60,6 +61,13 @@ template <class T>
 T* require(T* p, const char* function, const char* what) {
   if (p == nullptr) throw InvalidArgument(std::string(function) + ": " + what + " is NULL");
   return p;
+}
+
+// Throws InvalidArgument "<function>: <what> is negative" (least 0) or "... must be >= <least>".
+inline void require_at_least(int64_t value, int64_t least, const char* function, const char* what) {
+  if (value >= least) return;
+  throw InvalidArgument(std::string(function) + ": " + what +
+                        (least == 0 ? std::string(" is negative") : " must be >= " + std::to_string(least)));
 }
 
 // A struct with a leading `size` member: set (not garbage) and at least the first version's size.

@@ -25,7 +25,7 @@ DeepEmInput aia_input(const fastinv_aia_data* y, const char* fn) {
   require(y, fn, "y");
   DeepEmInput in;
   in.dtype = dtype_of(y->dtype, fn);
-  if (y->npix < 0) throw InvalidArgument(std::string(fn) + ": y->npix is negative");
+  require_at_least(y->npix, 0, fn, "y->npix");
   in.data = y->npix > 0 ? require(y->data, fn, "y->data") : y->data;
   in.npix = y->npix;
   in.stride_channel = y->stride_channel;
@@ -181,16 +181,16 @@ fastinv_status fastinv_bp_create(const fastinv_bp_options* options, fastinv_bp**
       const fastinv_bp_options& o = require_struct(options, kBpOptionsV1, fn, "options");
       if (o.response) config.response = o.response;
       if (o.logt) {
-        if (o.n_logt < 2) throw InvalidArgument("fastinv_bp_create: options->n_logt must be >= 2");
+        require_at_least(o.n_logt, 2, fn, "options->n_logt");
         config.logt.assign(o.logt, o.logt + o.n_logt);
       }
       if (o.widths) {
-        if (o.n_widths < 0) throw InvalidArgument("fastinv_bp_create: options->n_widths is negative");
+        require_at_least(o.n_widths, 0, fn, "options->n_widths");
         config.widths.assign(o.widths, o.widths + o.n_widths);
       }
       config.tolfac = o.tolfac;
       config.adaptive = o.adaptive != 0;
-      if (o.max_iterations < 1) throw InvalidArgument("fastinv_bp_create: options->max_iterations must be >= 1");
+      require_at_least(o.max_iterations, 1, fn, "options->max_iterations");
       config.max_iterations = o.max_iterations;
       config.warm_start = o.warm_start != 0;
     }
@@ -224,7 +224,7 @@ fastinv_status fastinv_bp_solve(const fastinv_bp* bp, const fastinv_aia_data* y,
     const DeepEmInput in = aia_input(y, fn);
     const DeepEmChi2 e = dem_errors(require(errors, fn, "errors"), fn);
     const fastinv_bp_output& o = require_struct(output, kBpOutputV1, fn, "output");
-    if (o.n_samples < 0) throw InvalidArgument("fastinv_bp_solve: output->n_samples is negative");
+    require_at_least(o.n_samples, 0, fn, "output->n_samples");
     fastinv::dem::AiaBpOutput out;
     out.em = o.em;
     out.status = o.status;

@@ -37,7 +37,7 @@ std::vector<st::SpectralLine> parse_lines(const char* names) {
 
 std::shared_ptr<st::MilneEddington> make_model(const fastinv_me_options& o) {
   const char* fn = "fastinv_me_create";
-  if (o.n_wavelength < 1) throw InvalidArgument(std::string(fn) + ": n_wavelength must be >= 1");
+  require_at_least(o.n_wavelength, 1, fn, "n_wavelength");
   const double* w = require(o.wavelength, fn, "options->wavelength");
   std::vector<double> wl(w, w + o.n_wavelength);
   auto lines = parse_lines(o.lines);
@@ -159,7 +159,7 @@ fastinv_status fastinv_me_invert(const fastinv_me* me, const fastinv_me_input* i
     require(me, fn, "me");
     const fastinv_me_input& in = require_struct(input, sizeof(fastinv_me_input), fn, "input");
     const fastinv_me_output& out = require_struct(output, sizeof(fastinv_me_output), fn, "output");
-    if (in.n < 0) throw InvalidArgument("fastinv_me_invert: input->n is negative");
+    require_at_least(in.n, 0, fn, "input->n");
     if (in.n == 0) return;
     require(in.stokes, fn, "input->stokes");
     require(in.sigma, fn, "input->sigma");

@@ -47,8 +47,7 @@ fastinv_status fastinv_view_contiguous(void* data, int32_t dtype, int64_t n, int
     if (n < 0) throw InvalidArgument("fastinv_view_contiguous: negative sample count");
     if (feature_ndim < 1 || feature_ndim > 2)
       throw InvalidArgument("fastinv_view_contiguous: feature_ndim must be 1 or 2");
-    for (int i = 0; i < feature_ndim; ++i)
-      if (feature_shape[i] < 1) throw InvalidArgument("fastinv_view_contiguous: feature_shape must be >= 1");
+    for (int i = 0; i < feature_ndim; ++i) require_at_least(feature_shape[i], 1, fn, "feature_shape");
     const fastinv::Strided s =
         fastinv::Strided::contiguous(n, feature_ndim == 2 ? std::vector<int64_t>{feature_shape[0], feature_shape[1]}
                                                           : std::vector<int64_t>{feature_shape[0]});

@@ -78,7 +78,7 @@ fastinv_status fastinv_stokes_predict(const fastinv_stokes* net, const fastinv_s
     fastinv::stokes::StokesProfiles p;
     p.dtype = dtype_of(profiles->dtype, fn);
     p.n = profiles->n;
-    if (p.n < 0) throw InvalidArgument("fastinv_stokes_predict: profiles->n is negative");
+    require_at_least(p.n, 0, fn, "profiles->n");
     p.data = p.n > 0 ? require(profiles->data, fn, "profiles->data") : profiles->data;
     if (p.n > 0) require(out, fn, "out");
     p.stride_profile = profiles->stride_profile;

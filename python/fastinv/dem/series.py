@@ -23,7 +23,7 @@ from typing import Any, Optional, Sequence, Union
 
 from .._fits import open_fits
 from .._scheduler import SchedulerSpec, parse_scheduler
-from .._series import Step, run_on_cluster
+from .._series import Step, run_on_cluster, step_result
 from .deepem import SHIPPED_MODELS, shipped_model_path
 from .response import AIA_CHANNELS
 
@@ -119,8 +119,6 @@ def group_steps(paths: Sequence[Union[str, Path]], tolerance: float = DEFAULT_TO
 
 def _invert_step(step: Step, opts: SeriesOptions) -> dict:
     """One task: invert a step with the single-run pipeline; a summary for the log."""
-    import numpy as np
-
     from .pipelines import run_bp, run_deepem
 
     t0 = time.perf_counter()
@@ -148,19 +146,7 @@ def _invert_step(step: Step, opts: SeriesOptions) -> dict:
             errors=bool(opts.errors),
             refine=opts.refine,
         )
-    worker = None
-    try:
-        from distributed import get_worker
-
-        worker = get_worker().address
-    except (ImportError, ValueError):
-        pass
-    return {
-        "pixels": int(res.status.size),
-        "solved": int(np.count_nonzero(res.status == 0)),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "worker": worker,
-    }
+    return step_result(res.status, t0)
 
 
 def _method_of(hdr) -> str:

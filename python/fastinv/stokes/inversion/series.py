@@ -43,7 +43,7 @@ import numpy as np
 
 from ..._dask import file_sha256
 from ..._scheduler import SchedulerSpec, parse_scheduler
-from ..._series import Step, run_on_cluster
+from ..._series import Step, run_on_cluster, step_result
 
 __all__ = ["SeriesOptions", "map_steps", "run_series", "validate_output", "assemble_map", "LOG_NAME"]
 
@@ -214,19 +214,7 @@ def _invert_step(step: Step, opts: SeriesOptions, net: Any) -> dict:
         history=[f"input {k}: {os.path.basename(p)}" for k, p in zip("IQUV", step.inputs)],
         checksum=True,
     )
-    worker = None
-    try:
-        from distributed import get_worker
-
-        worker = get_worker().address
-    except (ImportError, ValueError):
-        pass
-    return {
-        "pixels": int(res.status.size),
-        "solved": int(np.count_nonzero(res.status == 0)),
-        "seconds": round(time.perf_counter() - t0, 3),
-        "worker": worker,
-    }
+    return step_result(res.status, t0)
 
 
 def validate_output(step: Step, opts: SeriesOptions, sha256: str, quantities: Sequence[str]) -> Optional[str]:
