@@ -3,8 +3,9 @@ examples/c/deepem_refine.c, compiled against the headers and libfastinv.so this 
 carries, inverts the bundled flare cut-out with the AIA error model and writes every product;
 each must equal ``fastinv.dem.DeepEM.load(...).invert(y, exptime=..., refine=..., errors=True)``
 bitwise (the Python path is the reference). The NULL model is Python's default (deepem21), the
-18-bin model is reachable by name, ``precision="bf16"`` matches Python's bf16 model bitwise, and
-bf16 with the kernels lowered below AVX-512 (FASTINV_ISA=avx2) gives FASTINV_UNSUPPORTED (7)."""
+18-bin model is reachable by name, ``precision="bf16"`` and ``"bf16x2"`` match Python's models of
+that precision bitwise, and either with the kernels lowered below AVX-512 (FASTINV_ISA=avx2)
+gives FASTINV_UNSUPPORTED (7)."""
 
 from __future__ import annotations
 
@@ -83,25 +84,29 @@ def test_c_api_refine_and_errors_match_python(deepem_refine, aia_image, tmp_path
         assert np.all(np.isnan(got["tolfac"])) and not got["iterations"].any()
 
 
-def test_c_api_bf16_matches_python(deepem_refine, aia_image, tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "bf16x2"])
+def test_c_api_bf16_matches_python(deepem_refine, aia_image, tmp_path, precision):
     if not fastinv.info()["bf16"]:
         pytest.skip("this CPU has no AVX512-BF16")
     _, y = aia_image
-    ref = DeepEM.load(precision="bf16").invert(y, exptime=EXPTIME, errors=True)
-    _, outdir = _c_run(deepem_refine, aia_image, tmp_path, "-", False, "bf16")
+    ref = DeepEM.load(precision=precision).invert(y, exptime=EXPTIME, errors=True)
+    _, outdir = _c_run(deepem_refine, aia_image, tmp_path, "-", False, precision)
     got = _products(outdir, len(ref.logt), y.shape[1])
     np.testing.assert_array_equal(got["em"], ref.em)
     np.testing.assert_array_equal(got["em_err"], ref.em_err)
     fp32 = DeepEM.load().invert(y, exptime=EXPTIME).em
     assert not np.array_equal(got["em"], fp32)  # bf16 really ran
+    if precision == "bf16x2":  # and the two-term weights
+        assert not np.array_equal(got["em"], DeepEM.load(precision="bf16").invert(y, exptime=EXPTIME).em)
 
 
-def test_c_api_bf16_unsupported_status(deepem_refine, aia_image, tmp_path):
+@pytest.mark.parametrize("precision", ["bf16", "bf16x2"])
+def test_c_api_bf16_unsupported_status(deepem_refine, aia_image, tmp_path, precision):
     if "avx2" not in fastinv.info()["available_isas"]:
         pytest.skip("FASTINV_ISA=avx2 is not available here")
     path, y = aia_image
     out = subprocess.run(
-        [str(deepem_refine), "-", "bf16", str(path), str(y.shape[1]), str(EXPTIME), "0", str(tmp_path)],
+        [str(deepem_refine), "-", precision, str(path), str(y.shape[1]), str(EXPTIME), "0", str(tmp_path)],
         capture_output=True,
         text=True,
         env=clean_env(FASTINV_ISA="avx2", **DATA),
