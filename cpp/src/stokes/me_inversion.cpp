@@ -162,7 +162,7 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
     std::vector<double> prof(plane), jac(kMeDerivParameters * plane);
     double q[kMeProfileParameters] = {0, 0, 0, 0, 30, 0.1, 1, 0.5, 0.5, 1, 0};
     model_->profile(q, 1.0, s, prof.data());
-    model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data());
+    model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data(), nullptr, options_.jacobian_precision);
   }
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
@@ -256,7 +256,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     for (int64_t k = 0; k < plane; ++k) m_out[k] = b * m_out[k] + a * stray[k];
   };
   auto model_jac = [&](const double* par) {
-    model_->profile_and_jacobian(par, o.mu, scratch, prof, jac, o.free.data());
+    model_->profile_and_jacobian(par, o.mu, scratch, prof, jac, o.free.data(), o.jacobian_precision);
     if (!stray) return;
     const double a = par[kMeStrayLight], b = 1.0 - a;
     double* ja = jac + kMeStrayLight * plane;
@@ -423,6 +423,13 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     chi2 = chi2_of(prof);
   }
   if (out.restarts) out.restarts[i] = static_cast<int8_t>(restarts);
+  // With the float32 kernel the reported fit and chi2 come from the float64 profile at the
+  // solution (the model synthesize() gives; one profile costs about half a float32 Jacobian);
+  // the covariance keeps the float32 Jacobian (within 1e-5 of the float64 one).
+  if (o.jacobian_precision == MEPrecision::float32) {
+    model(p, prof);
+    chi2 = chi2_of(prof);
+  }
 
   // Covariance: (J^T J)^-1 scaled by the reduced chi2.
   normal_equations();

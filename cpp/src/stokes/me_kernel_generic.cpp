@@ -14,7 +14,12 @@ void me_profile_generic(const std::vector<MELineData>& lines, const double* wl, 
 
 void me_deriv_generic(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
                       MEDerivWork& w, double* prof, double* jac) {
-  me_isa_generic::me_profile_deriv(lines, wl, n, p, w, prof, jac);
+  me_isa_generic::me_profile_deriv(lines, wl, n, p, w.f64, prof, jac);
+}
+
+void me_deriv32_generic(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
+                        MEDerivWork& w, double* prof, double* jac) {
+  me_isa_generic::me_profile_deriv(lines, wl, n, p, w.f32, prof, jac);
 }
 
 void resample_rows_generic(const double* in, int64_t rows, int64_t n, const double* g, int64_t M, int64_t first,
