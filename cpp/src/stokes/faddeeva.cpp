@@ -137,6 +137,18 @@ ResampleFn select_resample_kernel() {
   return &resample_rows_generic;
 }
 
+NormalKernels select_normal_kernels() {
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return normal_kernels_avx512();
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return normal_kernels_avx2();
+#endif
+  (void)fn;
+  return normal_kernels_generic();
+}
+
 const FaddeevaTables& faddeeva_tables() {
   static const FaddeevaTables T = make_tables();  // thread-safe one-time init
   return T;

@@ -109,6 +109,16 @@ void resample_rows_avx2(const double*, int64_t, int64_t, const double*, int64_t,
 void resample_rows_avx512(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
                           double*);
 ResampleFn select_resample_kernel();
+// The inversion's normal equations and chi2 (normal_kernel.hpp).
+struct NormalKernels {
+  void (*normal_equations)(const double* obs, const double* prof, const double* iw, const double* jac, int64_t n,
+                           const int* idx, int nf, double* res, double* A, double* g);
+  double (*weighted_chi2)(const double* obs, const double* model, const double* iw, int64_t n, double* res);
+};
+NormalKernels normal_kernels_generic();
+NormalKernels normal_kernels_avx2();
+NormalKernels normal_kernels_avx512();
+NormalKernels select_normal_kernels();
 // The kernel matching the Faddeeva ISA in use (faddeeva_isa()).
 MEProfileFn select_me_kernel();
 
