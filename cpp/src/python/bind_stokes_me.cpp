@@ -23,6 +23,12 @@ namespace {
 using Arr = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using IArr = py::array_t<int64_t, py::array::c_style | py::array::forcecast>;
 
+stokes::MEPrecision me_precision(const std::string& name) {
+  if (name == "float64") return stokes::MEPrecision::float64;
+  if (name == "float32") return stokes::MEPrecision::float32;
+  throw InvalidArgument("precision must be 'float64' or 'float32', got '" + name + "'");
+}
+
 stokes::BandedOperator make_operator(int64_t n_in, IArr start, Arr weights) {
   if (start.ndim() != 1 || weights.ndim() != 2 || weights.shape(0) != start.shape(0))
     throw TypeMismatch("instrument operator: start must be 1-D (n_out) and weights 2-D (n_out, width)");
@@ -110,7 +116,8 @@ void bind_stokes_me(py::module_& m) {
           "Synthesise (n, 4, output_size) Stokes profiles and per-profile status (0 = ok).")
       .def(
           "profile_and_jacobian",
-          [](const stokes::MilneEddington& me, Arr params, double mu) {
+          [](const stokes::MilneEddington& me, Arr params, double mu, const std::string& precision) {
+            const stokes::MEPrecision prec = me_precision(precision);
             if (params.ndim() != 2 || params.shape(1) != stokes::kMeProfileParameters)
               throw TypeMismatch("params must be (n, 11): B .. filling_factor, vmac");
             if (!(mu > 0.0 && mu <= 1.0)) throw InvalidArgument("mu must be in (0, 1]");
@@ -132,20 +139,21 @@ void bind_stokes_me(py::module_& m) {
               for (int64_t i = 0; i < n; ++i)
                 me.profile_and_jacobian(params.data() + i * stokes::kMeProfileParameters, mu, s,
                                         prof.mutable_data() + i * 4 * m,
-                                        jac.mutable_data() + i * stokes::kMeDerivParameters * 4 * m);
+                                        jac.mutable_data() + i * stokes::kMeDerivParameters * 4 * m, nullptr, prec);
             }
             return py::make_tuple(prof, jac);
           },
-          py::arg("params"), py::arg("mu") = 1.0,
+          py::arg("params"), py::arg("mu") = 1.0, py::arg("precision") = "float64",
           "Profiles (n, 4, m) and analytic derivatives (n, 11, 4, m) for (n, 11) parameters (one-profile path "
-          "of the inversion; parameters must be valid).");
+          "of the inversion; parameters must be valid; precision: the kernel's arithmetic, float64 or float32).");
 
   py::class_<stokes::MEInversion>(m, "MEInversion")
       .def(py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
                        std::vector<double> upper, std::vector<double> weights, double mu, int max_iterations,
                        double tolerance, double chi2_threshold, double dark_threshold, int restarts,
-                       double restart_chi2) {
+                       double restart_chi2, const std::string& precision) {
              stokes::MEInversionOptions o;
+             o.jacobian_precision = me_precision(precision);
              const auto n = static_cast<std::size_t>(stokes::kMeInvParameters);
              if (free.size() != n || lower.size() != n || upper.size() != n || weights.size() != 4)
                throw InvalidArgument("MEInversion: free/lower/upper need 12 entries and weights 4");
@@ -166,7 +174,7 @@ void bind_stokes_me(py::module_& m) {
            }),
            py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
            py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"), py::arg("dark_threshold"),
-           py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0)
+           py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0, py::arg("precision") = "float64")
       .def(
           "invert",
           [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads,

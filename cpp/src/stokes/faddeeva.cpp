@@ -113,6 +113,18 @@ MEDerivFn select_me_deriv_kernel() {
   return &me_deriv_generic;
 }
 
+MEDerivFn select_me_deriv32_kernel() {
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return &me_deriv32_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return &me_deriv32_avx2;
+#endif
+  (void)fn;
+  return &me_deriv32_generic;
+}
+
 ResampleFn select_resample_kernel() {
   const FaddeevaChunkFn fn = select_kernel();
 #ifdef FASTINV_STOKES_AVX512
@@ -123,6 +135,18 @@ ResampleFn select_resample_kernel() {
 #endif
   (void)fn;
   return &resample_rows_generic;
+}
+
+NormalKernels select_normal_kernels() {
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return normal_kernels_avx512();
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return normal_kernels_avx2();
+#endif
+  (void)fn;
+  return normal_kernels_generic();
 }
 
 const FaddeevaTables& faddeeva_tables() {

@@ -24,6 +24,7 @@
 #include "fastinv/error.hpp"
 #include "fastinv/runtime.hpp"
 #include "parallel_errors.hpp"
+#include "stokes/me_types.hpp"
 
 namespace fastinv::stokes {
 namespace {
@@ -73,16 +74,10 @@ void cholesky_solve(const double* l, int m, double* b) {
   }
 }
 
-// sum_k a[k] b[k] with 8 independent partial sums, added in a fixed order (deterministic;
-// the compiler vectorises the lanes).
-double dot(const double* a, const double* b, int64_t n) {
-  double s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t k = 0;
-  for (; k + 8 <= n; k += 8)
-    for (int l = 0; l < 8; ++l) s[l] += a[k + l] * b[k + l];
-  double t = ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7]));
-  for (; k < n; ++k) t += a[k] * b[k];
-  return t;
+// The per-ISA normal equations and chi2 (normal_kernel.hpp), chosen once.
+const detail::NormalKernels& normal_kernels() {
+  static const detail::NormalKernels k = detail::select_normal_kernels();
+  return k;
 }
 
 // Equivalent geometry first, then the box.
@@ -157,12 +152,13 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
   (void)nthreads;
   // First calls choose the per-ISA kernels outside the parallel region (a bad FASTINV_ISA
   // is then an exception here).
+  normal_kernels();
   {
     MEScratch s;
     std::vector<double> prof(plane), jac(kMeDerivParameters * plane);
     double q[kMeProfileParameters] = {0, 0, 0, 0, 30, 0.1, 1, 0.5, 0.5, 1, 0};
     model_->profile(q, 1.0, s, prof.data());
-    model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data());
+    model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data(), nullptr, options_.jacobian_precision);
   }
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
@@ -171,7 +167,7 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
   {
     MEScratch scratch;
     std::vector<double> work;
-    errors.run([&] { work.resize(static_cast<std::size_t>((2 * kP + 4) * plane)); });
+    errors.run([&] { work.resize(static_cast<std::size_t>((kP + 4) * plane)); });
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 16)
 #endif
@@ -196,7 +192,6 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   double* iw = work + 2 * plane;   // sqrt(weight) / sigma
   double* res = work + 3 * plane;  // weighted residuals
   double* jac = work + 4 * plane;
-  double* jw = work + (4 + kP) * plane;  // weighted free Jacobian rows
   double* par = out.parameters + i * kP;
   double* err = out.errors + i * kP;
   double* cor = out.correlations + i * kMeCorrelated * kMeCorrelated;
@@ -232,10 +227,8 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     used += o.weights[s] > 0.0 ? m : 0;
     for (int64_t k = 0; k < m; ++k) iw[s * m + k] = w / sigma[s * m + k];
   }
-  auto chi2_of = [&](const double* model) {
-    for (int64_t k = 0; k < plane; ++k) res[k] = (obs[k] - model[k]) * iw[k];
-    return dot(res, res, plane);
-  };
+  const detail::NormalKernels& kern = normal_kernels();
+  auto chi2_of = [&](const double* model) { return kern.weighted_chi2(obs, model, iw, plane, res); };
   double p[kP], q[kP];
   // the starting point; without a stray-light profile alpha is 0
   auto start = [&]() {
@@ -256,7 +249,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     for (int64_t k = 0; k < plane; ++k) m_out[k] = b * m_out[k] + a * stray[k];
   };
   auto model_jac = [&](const double* par) {
-    model_->profile_and_jacobian(par, o.mu, scratch, prof, jac, o.free.data());
+    model_->profile_and_jacobian(par, o.mu, scratch, prof, jac, o.free.data(), o.jacobian_precision);
     if (!stray) return;
     const double a = par[kMeStrayLight], b = 1.0 - a;
     double* ja = jac + kMeStrayLight * plane;
@@ -269,20 +262,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
 
   double A[kP * kP], L[kP * kP], g[kP], d[kP];
   // A = J^T J and g = J^T r over the free parameters at the current p (prof, jac)
-  // (the weighted rows jw = J iw once, then dot products with independent partial sums:
-  // one running sum would chain every addition on the previous one)
-  auto normal_equations = [&]() {
-    for (int64_t k = 0; k < plane; ++k) res[k] = (obs[k] - prof[k]) * iw[k];
-    for (int a = 0; a < nf; ++a) {
-      const double* ja = jac + idx[a] * plane;
-      double* wa = jw + a * plane;
-      for (int64_t k = 0; k < plane; ++k) wa[k] = ja[k] * iw[k];
-    }
-    for (int a = 0; a < nf; ++a) {
-      g[a] = dot(jw + a * plane, res, plane);
-      for (int b = 0; b <= a; ++b) A[a * nf + b] = A[b * nf + a] = dot(jw + a * plane, jw + b * plane, plane);
-    }
-  };
+  auto normal_equations = [&]() { kern.normal_equations(obs, prof, iw, jac, plane, idx, nf, res, A, g); };
 
   // g^T A^-1 g: the chi2 decrease the local quadratic model promises for the undamped
   // (Gauss-Newton) step -- near a minimum, the most any step can gain. Parameters held at a
@@ -423,6 +403,13 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
     chi2 = chi2_of(prof);
   }
   if (out.restarts) out.restarts[i] = static_cast<int8_t>(restarts);
+  // With the float32 kernel the reported fit and chi2 come from the float64 profile at the
+  // solution (the model synthesize() gives; one profile costs about half a float32 Jacobian);
+  // the covariance keeps the float32 Jacobian (within 1e-5 of the float64 one).
+  if (o.jacobian_precision == MEPrecision::float32) {
+    model(p, prof);
+    chi2 = chi2_of(prof);
+  }
 
   // Covariance: (J^T J)^-1 scaled by the reduced chi2.
   normal_equations();

@@ -53,24 +53,33 @@ inline void taylor_table(const FaddeevaTables& T, double a, double* tre, double*
   }
 }
 
-inline void near_taylor(const double* tre, const double* tim, double a, const double* v, std::size_t m, double* H,
-                        double* F) {
+// R = double, or float for the inversion's single-precision Jacobian (me_deriv_kernel.hpp:
+// the same series; its 9 terms are far below float rounding).
+template <typename R>
+constexpr R kRoundMagic = R(6755399441055744.0);  // 1.5 * 2^52
+template <>
+constexpr float kRoundMagic<float> = 12582912.0f;  // 1.5 * 2^23
+
+template <typename R>
+inline void near_taylor(const R* tre, const R* tim, R a, const R* v, std::size_t m, R* H, R* F) {
+  constexpr R magic = kRoundMagic<R>;
 #pragma omp simd
   for (std::size_t j = 0; j < m; ++j) {
-    // nearest node index round(v / step) by the 1.5 * 2^52 trick (vectorises, unlike floor)
-    const double kf = (v[j] * (1.0 / kTaylorStep) + 6755399441055744.0) - 6755399441055744.0;
+    // nearest node index round(v / step) by the 1.5 * 2^52 (float: 2^23) trick (vectorises,
+    // unlike floor)
+    const R kf = (v[j] * R(1.0 / kTaylorStep) + magic) - magic;
     const int k = static_cast<int>(kf) + kTaylorHalf;
-    const double zr = kTaylorStep * kf, zi = a;
-    const double d = v[j] - zr;
-    double c0r = tre[k], c0i = tim[k];
-    double c1r = -2.0 * (zr * c0r - zi * c0i);
-    double c1i = -2.0 * (zr * c0i + zi * c0r) + 2.0 * kInvSqrtPi;
-    double sr = c0r + c1r * d, si = c0i + c1i * d, p = d;
+    const R zr = R(kTaylorStep) * kf, zi = a;
+    const R d = v[j] - zr;
+    R c0r = tre[k], c0i = tim[k];
+    R c1r = R(-2.0) * (zr * c0r - zi * c0i);
+    R c1i = R(-2.0) * (zr * c0i + zi * c0r) + R(2.0 * kInvSqrtPi);
+    R sr = c0r + c1r * d, si = c0i + c1i * d, p = d;
 #pragma GCC unroll 16
     for (int n = 1; n < kTaylorTerms; ++n) {
-      const double f = -2.0 / (n + 1);  // a constant once the loop is unrolled
-      const double nr = f * (zr * c1r - zi * c1i + c0r);
-      const double ni = f * (zr * c1i + zi * c1r + c0i);
+      const R f = R(-2.0 / (n + 1));  // a constant once the loop is unrolled
+      const R nr = f * (zr * c1r - zi * c1i + c0r);
+      const R ni = f * (zr * c1i + zi * c1r + c0i);
       p *= d;
       sr += nr * p;
       si += ni * p;
@@ -156,13 +165,14 @@ inline void far_add(const FarPoly& fp, const double* x, double shift, double wt,
 
 // rows * n zeros from p on. Kept a plain vector loop: GCC otherwise turns it into memset
 // calls (rep stos), whose start-up cost per ~1 kB row was ~2.5% of a profile.
+template <typename R>
 #if defined(__GNUC__) && !defined(__clang__)
 __attribute__((optimize("no-tree-loop-distribute-patterns")))
 #endif
-inline void zero_rows(double* p, int64_t n, int rows) {
+inline void zero_rows(R* p, int64_t n, int rows) {
   const int64_t m = n * rows;
 #pragma omp simd
-  for (int64_t j = 0; j < m; ++j) p[j] = 0.0;
+  for (int64_t j = 0; j < m; ++j) p[j] = R(0);
 }
 
 inline void me_profile(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,

@@ -50,17 +50,23 @@ struct MEWork {
   }
 };
 
-// Scratch of the derivative kernel (me_deriv_kernel.hpp).
+// Scratch of the derivative kernel (me_deriv_kernel.hpp) in its precision R.
 constexpr int kMeDerivs = 10;  // B, gamma, chi, v, Doppler width, a, eta0, S0, S1, filling factor
-struct MEDerivWork {
-  std::vector<double> x, u, h, f, sums;
+template <typename R>
+struct MEDerivBuffers {
+  std::vector<R> x, u, h, f, sums;
   void resize(int64_t n) {
     x.resize(n);
     u.resize(n);
     h.resize(n);
     f.resize(n);
-    sums.resize(40 * n + 8);  // + one block of lanes past the last row (me_deriv_kernel.hpp)
+    sums.resize(40 * n + 16);  // + one block of lanes past the last row (me_deriv_kernel.hpp)
   }
+};
+// Both precisions' scratch; only the one in use is sized.
+struct MEDerivWork {
+  MEDerivBuffers<double> f64;
+  MEDerivBuffers<float> f32;
 };
 
 using MEProfileFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n, const MEProfileInput&,
@@ -77,6 +83,14 @@ void me_deriv_avx2(const std::vector<MELineData>&, const double*, int64_t, const
                    double*);
 void me_deriv_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
                      double*, double*);
+// The same in float arithmetic (outputs in double): the inversion's single-precision Jacobian.
+void me_deriv32_generic(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
+                        double*, double*);
+void me_deriv32_avx2(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
+                     double*, double*);
+void me_deriv32_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
+                       double*, double*);
+MEDerivFn select_me_deriv32_kernel();
 MEDerivFn select_me_deriv_kernel();
 // Gaussian LSF + resampling of rows (resample_kernel.hpp); g: normalised kernel g[-M..M].
 // Outputs per register block: the block's accumulators stay in registers across the taps
@@ -95,6 +109,16 @@ void resample_rows_avx2(const double*, int64_t, int64_t, const double*, int64_t,
 void resample_rows_avx512(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
                           double*);
 ResampleFn select_resample_kernel();
+// The inversion's normal equations and chi2 (normal_kernel.hpp).
+struct NormalKernels {
+  void (*normal_equations)(const double* obs, const double* prof, const double* iw, const double* jac, int64_t n,
+                           const int* idx, int nf, double* res, double* A, double* g);
+  double (*weighted_chi2)(const double* obs, const double* model, const double* iw, int64_t n, double* res);
+};
+NormalKernels normal_kernels_generic();
+NormalKernels normal_kernels_avx2();
+NormalKernels normal_kernels_avx512();
+NormalKernels select_normal_kernels();
 // The kernel matching the Faddeeva ISA in use (faddeeva_isa()).
 MEProfileFn select_me_kernel();
 

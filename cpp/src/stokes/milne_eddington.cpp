@@ -146,9 +146,10 @@ MEScratch& MEScratch::operator=(MEScratch&&) noexcept = default;
 MEScratch::~MEScratch() = default;
 
 namespace {
-detail::MEDerivFn me_deriv_kernel() {
-  static const detail::MEDerivFn fn = detail::select_me_deriv_kernel();
-  return fn;
+detail::MEDerivFn me_deriv_kernel(MEPrecision precision) {
+  static const detail::MEDerivFn fn64 = detail::select_me_deriv_kernel();
+  static const detail::MEDerivFn fn32 = detail::select_me_deriv32_kernel();
+  return precision == MEPrecision::float32 ? fn32 : fn64;
 }
 
 detail::MEProfileInput profile_input(const double* q, double mu) {
@@ -200,12 +201,16 @@ void MilneEddington::profile(const double* params, double mu, MEScratch& s, doub
 }
 
 void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScratch& s, double* out, double* jac,
-                                          const bool* need) const {
+                                          const bool* need, MEPrecision precision) const {
   const int64_t n = synthesis_size(), nout = output_size();
-  s.deriv_->resize(n);
+  if (precision == MEPrecision::float32)
+    s.deriv_->f32.resize(n);
+  else
+    s.deriv_->f64.resize(n);
   s.fine_.resize(static_cast<std::size_t>(4 * n));
   s.fine_jac_.resize(static_cast<std::size_t>(kMeDerivParameters * 4 * n));
-  me_deriv_kernel()(lines_, wl_.data(), n, profile_input(params, mu), *s.deriv_, s.fine_.data(), s.fine_jac_.data());
+  me_deriv_kernel(precision)(lines_, wl_.data(), n, profile_input(params, mu), *s.deriv_, s.fine_.data(),
+                             s.fine_jac_.data());
   // per unit of the public parameters: degrees and mA
   const int64_t plane = 4 * n;
   for (int k : {1, 2})

@@ -51,6 +51,10 @@ struct MEInversionOptions {
   double dark_threshold = 0.0;    // mean Stokes I at or below it: status too_dark
   int restarts = 0;               // extra starts for pixels whose reduced chi2 > restart_chi2
   double restart_chi2 = 2.0;
+  // Arithmetic of the profile+Jacobian kernel (normal equations, chi2 and the reported fit
+  // stay double; the C API uses this default);
+  // the measurements behind the default: docs/stokes-me-inversion.md, "Float32 Jacobian kernel".
+  MEPrecision jacobian_precision = MEPrecision::float32;
   // Throws InvalidArgument on inconsistent values (lower > upper, weights < 0, ...).
   void validate() const;
 };

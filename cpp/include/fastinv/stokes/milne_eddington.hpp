@@ -80,6 +80,8 @@ struct MEParameterArrays {
 // Stored as uint8 per profile (the status output of synthesize); values may be added.
 // non_finite_result: valid parameters whose profile overflowed (e.g. eta0 near 1e308).
 enum class MeStatus : std::uint8_t { ok = 0, invalid_parameters = 1, non_finite_result = 2 };
+// Arithmetic of MilneEddington::profile_and_jacobian's kernel (the inversion's Jacobian).
+enum class MEPrecision : std::uint8_t { float64 = 0, float32 = 1 };
 
 class MilneEddington {
  public:
@@ -121,8 +123,10 @@ class MilneEddington {
   // profile agrees with profile() to rounding (its far wings are summed in another order).
   // need (optional, kMeDerivParameters flags): rows of parameters not needed are left
   // unwritten (the instrument pass is the costly part of a row).
+  // precision: the arithmetic of the profile+derivative kernel (float32: twice the SIMD lanes,
+  // profiles to ~1e-6 relative; the instrument pass and the outputs stay double).
   void profile_and_jacobian(const double* params, double mu, MEScratch& scratch, double* out, double* jac,
-                            const bool* need = nullptr) const;
+                            const bool* need = nullptr, MEPrecision precision = MEPrecision::float64) const;
 
  private:
   void degrade(double* fine, int rows, double vmac, MEScratch& s, double* out) const;

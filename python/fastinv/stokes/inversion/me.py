@@ -44,6 +44,8 @@ _N_CLASSICAL = 10  # columns of classical_guess (and of user guesses without vma
 ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
 
 _DEFAULT_FREE = ME_FIT_PARAMETERS[:9]
+# the Jacobian kernel's arithmetic (docs/stokes-me-inversion.md, "Float32 Jacobian kernel")
+_DEFAULT_PRECISION = "float32"
 _DEFAULT_BOUNDS = {
     "B": (0.0, 6000.0),
     "inclination": (0.0, 180.0),
@@ -182,6 +184,11 @@ class MEInversion:
     restart_chi2 : float
     strength_ratios : sequence of float, optional
         ``eta0`` of each line relative to the first (see :class:`MilneEddington`).
+    precision : {"float32", "float64"}
+        Arithmetic of the profile+derivative kernel inside the fit (16 AVX-512 lanes in
+        float32); the normal equations, chi2 and the outputs are float64 either way.
+        The measurements behind the default: docs/stokes-me-inversion.md, "Float32 Jacobian
+        kernel".
 
     Examples
     --------
@@ -218,6 +225,7 @@ class MEInversion:
         stray_light_fraction: float = 0.0,
         network=None,
         oversample: int | str | None = None,
+        precision: str = _DEFAULT_PRECISION,
     ) -> None:
         free = _DEFAULT_FREE if free is None else tuple(free)
         if instrument is not None and oversample != "instrument":
@@ -246,6 +254,9 @@ class MEInversion:
         self.chi2_threshold = float(chi2_threshold)
         self.restarts = int(restarts)
         self.restart_chi2 = float(restart_chi2)
+        if precision not in ("float32", "float64"):
+            raise ValueError(f"precision must be 'float32' or 'float64', got {precision!r}")
+        self.precision = precision
         self.vmac = float(vmac)
         self.network = self._find_network(network)
         if init is None:
@@ -272,6 +283,7 @@ class MEInversion:
             float(dark_threshold),
             int(restarts),
             float(restart_chi2),
+            precision,
         )
 
     def _find_network(self, network) -> MENetwork | None:
