@@ -33,7 +33,12 @@ DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
       head_(m, 0),
       cand_(n + m, 0),
       ratio_(n + m, 0.0),
+      harris_(n + m, 0.0),
+      tval_(n + m, 0.0),
       state_(n + m, kLower) {
+  mirrored_ = n > 0 && n % 2 == 0;
+  for (int i = 0; i < m && mirrored_; ++i)
+    for (int j = 0; j < n / 2; ++j) mirrored_ = mirrored_ && A[i * n + n / 2 + j] == -A[i * n + j];
   reset();
 }
 
@@ -77,10 +82,11 @@ double DualSimplex::objective() const {
   return s;
 }
 
+template <int M>
 bool DualSimplex::refactor() {
   // Gauss-Jordan on [B | I] with partial pivoting; m is tiny, so this is cheap and exact
   // enough to be the ground truth every verdict is checked against.
-  const int m = m_, w = 2 * m;
+  const int m = M > 0 ? M : m_, w = 2 * m;
   factored_ = false;
   double* T = work_.data();
   std::fill(work_.begin(), work_.end(), 0.0);
@@ -112,29 +118,33 @@ bool DualSimplex::refactor() {
   return true;
 }
 
+template <int M>
 void DualSimplex::compute_primal() {
+  const int m = M > 0 ? M : m_;
   // A x - r = 0 with nonbasic structurals at 0  =>  B x_B = v, v_i = r_i if r_i nonbasic.
-  for (int i = 0; i < m_; ++i) alpha_col_[i] = (state_[n_ + i] != kBasic) ? val_[n_ + i] : 0.0;
+  for (int i = 0; i < m; ++i) alpha_col_[i] = (state_[n_ + i] != kBasic) ? val_[n_ + i] : 0.0;
   // ... less the columns of structurals held at a (finite) upper bound
   if (boxed_)
     for (int j = 0; j < n_; ++j)
       if (state_[j] == kUpper)
-        for (int i = 0; i < m_; ++i) alpha_col_[i] -= A_[i * n_ + j] * val_[j];
-  for (int p = 0; p < m_; ++p) {
+        for (int i = 0; i < m; ++i) alpha_col_[i] -= A_[i * n_ + j] * val_[j];
+  for (int p = 0; p < m; ++p) {
     double s = 0.0;
-    for (int i = 0; i < m_; ++i) s += binv_[p * m_ + i] * alpha_col_[i];
+    for (int i = 0; i < m; ++i) s += binv_[p * m + i] * alpha_col_[i];
     val_[head_[p]] = s;
   }
 }
 
+template <int M>
 void DualSimplex::compute_duals() {
+  const int m = M > 0 ? M : m_;
   double y[16];
-  double* yv = (m_ <= 16) ? y : work_.data();  // m <= 16 in practice; work_ has 2m*m >= m
-  for (int i = 0; i < m_; ++i) {
+  double* yv = (m <= 16) ? y : work_.data();  // m <= 16 in practice; work_ has 2m*m >= m
+  for (int i = 0; i < m; ++i) {
     double s = 0.0;
-    for (int p = 0; p < m_; ++p) {
+    for (int p = 0; p < m; ++p) {
       const int j = head_[p];
-      if (j < n_) s += c_[j] * binv_[p * m_ + i];
+      if (j < n_) s += c_[j] * binv_[p * m + i];
     }
     yv[i] = s;
   }
@@ -142,13 +152,13 @@ void DualSimplex::compute_duals() {
   // (each d_j's terms in the same order as a column-wise sum).
   double* d = d_.data();
   for (int j = 0; j < n_; ++j) d[j] = c_[j];
-  for (int i = 0; i < m_; ++i) {
+  for (int i = 0; i < m; ++i) {
     const double yi = yv[i];
     const double* Ai = A_ + static_cast<size_t>(i) * n_;
     for (int j = 0; j < n_; ++j) d[j] -= yi * Ai[j];
   }
-  for (int i = 0; i < m_; ++i) d_[n_ + i] = yv[i];
-  for (int p = 0; p < m_; ++p) d_[head_[p]] = 0.0;
+  for (int i = 0; i < m; ++i) d_[n_ + i] = yv[i];
+  for (int p = 0; p < m; ++p) d_[head_[p]] = 0.0;
   // A boxed variable stays dual feasible by sitting at the bound its reduced cost asks for.
   if (boxed_)
     for (int j = 0; j < n_; ++j) {
@@ -160,7 +170,7 @@ void DualSimplex::compute_duals() {
         val_[j] = lb_[j];
       }
     }
-  for (int i = 0; i < m_; ++i) {
+  for (int i = 0; i < m; ++i) {
     const int j = n_ + i;
     if (state_[j] == kLower && d_[j] < 0.0) {
       set_state(j, kUpper);
@@ -172,26 +182,25 @@ void DualSimplex::compute_duals() {
   }
 }
 
+template <int M>
 void DualSimplex::column(int j, double* out) const {
+  const int m = M > 0 ? M : m_;
   if (j < n_) {
-    for (int p = 0; p < m_; ++p) {
+    for (int p = 0; p < m; ++p) {
       double s = 0.0;
-      for (int i = 0; i < m_; ++i) s += binv_[p * m_ + i] * A_[i * n_ + j];
+      for (int i = 0; i < m; ++i) s += binv_[p * m + i] * A_[i * n_ + j];
       out[p] = s;
     }
   } else {
     const int i = j - n_;
-    for (int p = 0; p < m_; ++p) out[p] = -binv_[p * m_ + i];
+    for (int p = 0; p < m; ++p) out[p] = -binv_[p * m + i];
   }
 }
 
-int DualSimplex::long_step(double infeasibility, double sgn, const double* arow, int nkeep) {
-  // Breakpoints max(dir d, 0) / t in increasing order (ties by index), selected one at a time:
-  // usually only a few flip before one must enter. cand_ ends with the flipping ones first.
-  for (int c = 0; c < nkeep; ++c) {
-    const int j = cand_[c];
-    ratio_[c] = std::max(dir_[j] * d_[j], 0.0) / (sgn * dir_[j] * arow[j]);
-  }
+int DualSimplex::long_step(double infeasibility, int nkeep) {
+  // Breakpoints ratio_ in increasing order (ties by index), selected one at a time: usually
+  // only a few flip before one must enter. cand_ (and its ratio_, harris_, tval_) ends with
+  // the flipping ones first.
   int nflip = 0;
   for (; nflip < nkeep; ++nflip) {
     // The smallest (ratio, index), branch-free: the comparisons' outcomes are data-dependent.
@@ -208,20 +217,24 @@ int DualSimplex::long_step(double infeasibility, double sgn, const double* arow,
     const int j = cand_[best];
     const double range = ub_[j] - lb_[j];
     if (!std::isfinite(range)) break;
-    const double step = sgn * dir_[j] * arow[j] * range;
+    const double step = tval_[best] * range;
     if (!(infeasibility - step > 0.0)) break;
     infeasibility -= step;
     std::swap(cand_[nflip], cand_[best]);
     std::swap(ratio_[nflip], ratio_[best]);
+    std::swap(harris_[nflip], harris_[best]);
+    std::swap(tval_[nflip], tval_[best]);
   }
   return nflip;
 }
 
+template <int M>
 void DualSimplex::flip(int nflip) {
+  const int m = M > 0 ? M : m_;
   // cand_[0..nflip) go to their other bound; the basic values follow: x_B -= B^-1 sum a_j dx_j.
   double v[16] = {};
-  double* vv = (m_ <= 16) ? v : work_.data();
-  if (m_ > 16) std::fill(vv, vv + m_, 0.0);
+  double* vv = (m <= 16) ? v : work_.data();
+  if (m > 16) std::fill(vv, vv + m, 0.0);
   for (int c = 0; c < nflip; ++c) {
     const int j = cand_[c];
     const bool to_upper = state_[j] == kLower;
@@ -229,19 +242,20 @@ void DualSimplex::flip(int nflip) {
     val_[j] += dx;
     set_state(j, to_upper ? kUpper : kLower);
     if (j < n_)
-      for (int i = 0; i < m_; ++i) vv[i] += A_[i * n_ + j] * dx;
+      for (int i = 0; i < m; ++i) vv[i] += A_[i * n_ + j] * dx;
     else
       vv[j - n_] -= dx;
   }
-  for (int r = 0; r < m_; ++r) {
+  for (int r = 0; r < m; ++r) {
     double s = 0.0;
-    for (int i = 0; i < m_; ++i) s += binv_[r * m_ + i] * vv[i];
+    for (int i = 0; i < m; ++i) s += binv_[r * m + i] * vv[i];
     val_[head_[r]] -= s;
   }
 }
 
-LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, double feas_tol) {
-  const int m = m_, n = n_, nt = n_ + m_;
+template <int M>
+LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, double feas_tol) {
+  const int m = M > 0 ? M : m_, n = n_, nt = n_ + m;
   for (int i = 0; i < m; ++i) {
     lb_[n + i] = lo[i];
     ub_[n + i] = up[i];
@@ -254,12 +268,12 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     for (int i = 0; i < m; ++i) val_[n + i] = 0.0;  // r = A x = 0
   } else {
     // The last verdict's factorisation is still exact (a wider tolfac's retry): reuse it.
-    if (!factored_ && !refactor()) {
+    if (!factored_ && !refactor<M>()) {
       reset();
-      if (!refactor()) return LpResult::not_converged;
+      if (!refactor<M>()) return LpResult::not_converged;
     }
-    compute_duals();
-    compute_primal();
+    compute_duals<M>();
+    compute_primal<M>();
   }
   pristine_ = false;
   bool fresh = true;  // values were just recomputed from a fresh factorisation
@@ -267,9 +281,9 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
   bool bland = false;
 
   auto refresh = [&]() -> bool {
-    if (!refactor()) return false;
-    compute_duals();
-    compute_primal();
+    if (!refactor<M>()) return false;
+    compute_duals<M>();
+    compute_primal<M>();
     fresh = true;
     since_refactor = 0;
     return true;
@@ -313,12 +327,16 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     // --- pivot row alpha_j = (e_p^T B^-1) a_j ----------------------------------------------
     const double* rho = &binv_[p * m];
     double* arow = alpha_row_.data();
-    std::fill(arow, arow + n, 0.0);
+    // A = [K, -K] (DeepEM's split variables): the second half is the first negated, exactly
+    // (rounding is symmetric; only an exact 0 could differ, in its sign, which no test reads).
+    const int nsum = mirrored_ ? n / 2 : n;
+    std::fill(arow, arow + nsum, 0.0);
     for (int i = 0; i < m; ++i) {
       const double ri = rho[i];
       const double* Ai = A_ + static_cast<size_t>(i) * n;
-      for (int j = 0; j < n; ++j) arow[j] += ri * Ai[j];
+      for (int j = 0; j < nsum; ++j) arow[j] += ri * Ai[j];
     }
+    for (int j = nsum; j < n; ++j) arow[j] = -arow[j - nsum];
     for (int i = 0; i < m; ++i) arow[n + i] = -rho[i];
     // --- ratio test ----------------------------------------------------------------------
     // Entering candidates move x_leave towards its violated bound without breaking dual
@@ -347,12 +365,19 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     const double slack_tol = bland ? 0.0 : kDualTol;
     double theta_max = kInf;
     int nkeep = 0;
+    // Each candidate's pivot t, breakpoint (ratio_) and Harris bound, computed once here for
+    // the bound flipping and pass 2.
     for (int c = 0; c < ncand; ++c) {
       const int j = cand_[c];
       const double t = sgn * dir_[j] * arow[j];
       if (t <= ptol) continue;
-      cand_[nkeep++] = j;
-      theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + slack_tol) / t);
+      const double slack = std::max(dir_[j] * d_[j], 0.0);
+      cand_[nkeep] = j;
+      tval_[nkeep] = t;
+      ratio_[nkeep] = slack / t;
+      harris_[nkeep] = (slack + slack_tol) / t;
+      theta_max = std::min(theta_max, harris_[nkeep]);
+      ++nkeep;
     }
     if (bland) theta_max = theta_max * (1.0 + 1e-12) + 1e-300;
     if (nkeep == 0) {
@@ -369,7 +394,7 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     // x_leave stays infeasible: fewer, longer steps (DeepEM's refinement on the synoptic
     // frame: 6.6 iterations per pixel instead of 20.8).
     if (boxed_ && !bland) {
-      const int nflip = long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], sgn, arow, nkeep);
+      const int nflip = long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], nkeep);
       if (nflip == nkeep) {  // every candidate flips and x_leave is still infeasible
         if (!fresh) {
           if (!refresh()) return LpResult::not_converged;
@@ -379,12 +404,11 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
       }
       if (nflip > 0) {
         theta_max = kInf;  // Harris again over the candidates left
-        for (int c = nflip; c < nkeep; ++c) {
-          const int j = cand_[c];
-          theta_max = std::min(theta_max, (std::max(dir_[j] * d_[j], 0.0) + slack_tol) / (sgn * dir_[j] * arow[j]));
-        }
-        flip(nflip);
+        for (int c = nflip; c < nkeep; ++c) theta_max = std::min(theta_max, harris_[c]);
+        flip<M>(nflip);
         std::copy(cand_.begin() + nflip, cand_.begin() + nkeep, cand_.begin());
+        std::copy(ratio_.begin() + nflip, ratio_.begin() + nkeep, ratio_.begin());
+        std::copy(tval_.begin() + nflip, tval_.begin() + nkeep, tval_.begin());
         nkeep -= nflip;
       }
     }
@@ -393,8 +417,8 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     double qa = 0.0;
     for (int c = 0; c < nkeep; ++c) {
       const int j = cand_[c];
-      const double t = sgn * dir_[j] * arow[j];
-      if (std::max(dir_[j] * d_[j], 0.0) / t > theta_max) continue;
+      const double t = tval_[c];
+      if (ratio_[c] > theta_max) continue;
       if (bland) {
         if (q < 0) q = j;  // candidates are in ascending j: the first is the smallest index
       } else if (t > qa) {
@@ -405,7 +429,7 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
 
     // --- pivot column and consistency check ------------------------------------------------
     double* acol = alpha_col_.data();
-    column(q, acol);
+    column<M>(q, acol);
     const double apq = acol[p];
     if (std::fabs(apq - arow[q]) > 1e-8 * (1.0 + std::fabs(apq)) || std::fabs(apq) <= ptol * 0.5) {
       if (!fresh) {
@@ -454,6 +478,12 @@ LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, do
     fresh = false;
     if (++since_refactor >= kRefactorEvery && !refresh()) return LpResult::not_converged;
   }
+}
+
+LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, double feas_tol) {
+  // The 6 AIA channels: with m a constant the loops over rows unroll (same operations, same order).
+  if (m_ == 6) return solve_m<6>(lo, up, max_iter, feas_tol);
+  return solve_m<0>(lo, up, max_iter, feas_tol);
 }
 
 }  // namespace fastinv::dem

@@ -58,9 +58,16 @@ class FASTINV_DEM_INTERNAL DualSimplex {
  private:
   enum : std::int8_t { kLower = 0, kUpper = 1, kBasic = 2 };
 
-  bool refactor();                         // B^-1 from the basis columns; false if singular
-  void compute_primal();                   // basic values from nonbasic ones
-  void compute_duals();                    // reduced costs from B^-1 and c
+  // M: the number of rows as a compile-time constant (0: m_ at run time).
+  template <int M>
+  LpResult solve_m(const double* lo, const double* up, int max_iter, double feas_tol);
+  template <int M>
+  bool refactor();  // B^-1 from the basis columns; false if singular
+  template <int M>
+  void compute_primal();  // basic values from nonbasic ones
+  template <int M>
+  void compute_duals();  // reduced costs from B^-1 and c
+  template <int M>
   void column(int j, double* out) const;   // B^-1 a_j
   void set_state(int j, std::int8_t st) {  // keeps dir_ in step with state_
     state_[j] = st;
@@ -69,7 +76,8 @@ class FASTINV_DEM_INTERNAL DualSimplex {
   // The bound-flipping ratio test: moves to the front of cand_, in breakpoint order, the
   // candidates that can flip while x_leave stays infeasible, and returns how many (nkeep:
   // all can, the LP is infeasible).
-  int long_step(double infeasibility, double sgn, const double* arow, int nkeep);
+  int long_step(double infeasibility, int nkeep);
+  template <int M>
   void flip(int nflip);  // moves cand_[0..nflip) to their other bounds
 
   const double* A_;
@@ -79,9 +87,12 @@ class FASTINV_DEM_INTERNAL DualSimplex {
   // Ratio-test direction of each variable: +1 nonbasic at lower, -1 at upper, 0 basic/fixed.
   std::vector<double> dir_;
   std::vector<int> head_, cand_;
-  std::vector<double> ratio_;  // long_step's breakpoints
+  // Per entering candidate (in cand_'s order): breakpoint max(dir d, 0) / t, Harris bound
+  // (max(dir d, 0) + tol) / t, and pivot t = sgn dir alpha.
+  std::vector<double> ratio_, harris_, tval_;
   std::vector<std::int8_t> state_;
   int iterations_ = 0;
+  bool mirrored_ = false;  // A = [K, -K]: the pivot row's second half is its first negated
   bool pristine_ = false;  // all-logical basis with B^-1 = -I, d = c, x = 0: no refactor needed
   bool boxed_ = false;     // some structural has a finite upper bound (set_upper)
   // binv_ is exactly what refactor() gives for head_ (no pivot since the last one): a retry
