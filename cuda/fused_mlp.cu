@@ -71,18 +71,8 @@ __device__ __forceinline__ void mma_chunk(Acc<P, TILE>& acc, const uint32_t* wch
       const uint4 a = wf[fused::a_fragment<P>(m.wm, kt, m.lane)];
 #pragma unroll
       for (int jj = 0; jj < TILE / 32; ++jj) {  // pairs of n8 tiles
-        const int e = fused::ldm::b_row_address<P, TILE>(m, kc, kt, jj, rows);
-        uint32_t r[4];
-        if constexpr (P == Precision::bf16) {
-          ldmatrix_x4_trans(r, reinterpret_cast<const unsigned short*>(x) + e);
-        } else {
-          ldmatrix_x4(r, reinterpret_cast<const float*>(x) + e);
-#pragma unroll
-          for (int q = 0; q < 4; ++q) r[q] = to_tf32(__uint_as_float(r[q]));
-        }
         uint32_t b[2][2];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) b[fused::ldm::b_tile(jj, q) - 2 * jj][fused::ldm::b_reg(q)] = r[q];
+        ldmatrix_b_pair<P>(b, x, fused::ldm::b_row_address<P, TILE>(m, kc, kt, jj, rows), jj);
 #pragma unroll
         for (int h = 0; h < 2; ++h) {
           float (&d)[4] = *reinterpret_cast<float (*)[4]>(&acc.v[fused::mma_acc(2 * jj + h, 0)]);

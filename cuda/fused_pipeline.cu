@@ -28,18 +28,8 @@ __device__ __forceinline__ void pipe_chunk(float (&acc)[fused::pipe::kAcc], cons
     for (int mi = 0; mi < kMTiles; ++mi) a[mi] = wf[fused::a_fragment<P>(mi, kt, lane)];
 #pragma unroll
     for (int jj = 0; jj < kNTiles / 2; ++jj) {
-      const int e = b_row_address<P, TILE>(warp, lane, kc, kt, jj, rows);
-      uint32_t r[4];
-      if constexpr (P == Precision::bf16) {
-        ldmatrix_x4_trans(r, reinterpret_cast<const unsigned short*>(x) + e);
-      } else {
-        ldmatrix_x4(r, reinterpret_cast<const float*>(x) + e);
-#pragma unroll
-        for (int q = 0; q < 4; ++q) r[q] = to_tf32(__uint_as_float(r[q]));
-      }
       uint32_t b[2][2];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) b[fused::ldm::b_tile(jj, q) - 2 * jj][fused::ldm::b_reg(q)] = r[q];
+      ldmatrix_b_pair<P>(b, x, b_row_address<P, TILE>(warp, lane, kc, kt, jj, rows), jj);
 #pragma unroll
       for (int h = 0; h < 2; ++h)
 #pragma unroll

@@ -1,12 +1,14 @@
 // PTX wrappers shared by the fused kernel's translation units (cuda/fused_mlp.cu: the
 // default and ldmatrix variants; cuda/fused_pipeline.cu: the pipeline variant): cp.async and
 // its commit / wait groups, tf32 conversion, mma.sync m16n8k8.tf32 / m16n8k16.bf16,
-// ldmatrix.x4 (.trans), and the store of one activation in a buffer's precision.
+// ldmatrix.x4 (.trans), the B registers of a pair of n8 tiles that one ldmatrix.x4 loads,
+// and the store of one activation in a buffer's precision.
 #pragma once
 #include <cuda_bf16.h>
 
 #include <cstdint>
 
+#include "fused_ldmatrix.hpp"
 #include "host/pack.hpp"
 
 namespace fastinv::cuda::ptx {
@@ -57,6 +59,23 @@ __device__ __forceinline__ void ldmatrix_x4_trans(uint32_t (&r)[4], const void* 
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(s));
+}
+
+// The B registers of the n8 tiles 2 jj and 2 jj + 1 (b[h][reg]) from the activation buffer
+// x, this lane's row at element e: one ldmatrix.x4 (.trans for bf16's channel-major rows),
+// registers routed by fused::ldm::b_tile / b_reg; tf32 values rounded as mma.tf32 takes them.
+template <Precision P>
+__device__ __forceinline__ void ldmatrix_b_pair(uint32_t (&b)[2][2], const uint32_t* x, int e, int jj) {
+  uint32_t r[4];
+  if constexpr (P == Precision::bf16) {
+    ldmatrix_x4_trans(r, reinterpret_cast<const unsigned short*>(x) + e);
+  } else {
+    ldmatrix_x4(r, reinterpret_cast<const float*>(x) + e);
+#pragma unroll
+    for (int q = 0; q < 4; ++q) r[q] = to_tf32(__uint_as_float(r[q]));
+  }
+#pragma unroll
+  for (int q = 0; q < 4; ++q) b[fused::ldm::b_tile(jj, q) - 2 * jj][fused::ldm::b_reg(q)] = r[q];
 }
 
 template <Precision P>

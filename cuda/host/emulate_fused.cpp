@@ -54,13 +54,8 @@ class Block {
   void run_tile(int64_t tile) {
     const int64_t p0 = tile * TILE;
     const int valid = fused::tile_valid(a_.npix, p0, TILE);
-    const FusedLayerArgs& L0 = a_.layers[0];
-    for (int tid = 0; tid < kThreads; ++tid)
-      for (int e = tid; e < L0.kpad * TILE; e += kThreads) {
-        const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
-        const float v = fused::input_read(r, p, L0.k, valid) ? in(fused::in_index(a_, r, p0, p)) : 0.f;
-        store_act(fused::buffer_offset(0, buf_words_), r, p, v);
-      }
+    emu::stage_input<TILE>(a_, p0, valid, kThreads, in_extent_,
+                           [&](int r, int p, float v) { store_act(fused::buffer_offset(0, buf_words_), r, p, v); });
     for (int l = 0; l < a_.nlayers; ++l) {
       const FusedLayerArgs& L = a_.layers[l];
       const int src = fused::buffer_offset(l, buf_words_), dst = fused::buffer_offset(l + 1, buf_words_);
@@ -91,11 +86,6 @@ class Block {
   }
 
  private:
-  float in(int64_t i) const {
-    if (i < 0 || (in_extent_ >= 0 && i >= in_extent_)) fail("input element " + std::to_string(i) + " out of range");
-    return a_.in[i];
-  }
-
   void store_act(int buf, int row, int col, float v) {
     const int slot = LDM ? fused::ldm::act_slot<P, TILE>(row, col, a_.rows) : fused::act_slot<P>(row, col, LD);
     if (P == Precision::bf16)

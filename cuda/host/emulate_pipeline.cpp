@@ -129,14 +129,9 @@ class PipeBlock {
       const int64_t p0 = tile * TILE;
       const int valid = fused::tile_valid(a_.npix, p0, TILE);
       order_.barrier();
-      const FusedLayerArgs& L0 = a_.layers[0];
       order_.write_buffer(buffer_id(0));
-      for (int tid = 0; tid < NT; ++tid)
-        for (int e = tid; e < L0.kpad * TILE; e += NT) {
-          const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
-          const float v = fused::input_read(r, p, L0.k, valid) ? in(fused::in_index(a_, r, p0, p)) : 0.f;
-          store_act(fused::buffer_offset(0, bw_), r, p, v);
-        }
+      emu::stage_input<TILE>(a_, p0, valid, NT, in_extent_,
+                             [&](int r, int p, float v) { store_act(fused::buffer_offset(0, bw_), r, p, v); });
       for (int l = 0; l < a_.nlayers; ++l) {
         const FusedLayerArgs& L = a_.layers[l];
         const int src = fused::buffer_offset(l, bw_), dst = fused::buffer_offset(l + 1, bw_);
@@ -166,11 +161,6 @@ class PipeBlock {
 
  private:
   int buffer_id(int offset) const { return offset / bw_; }
-
-  float in(int64_t i) const {
-    if (i < 0 || (in_extent_ >= 0 && i >= in_extent_)) fail("input element " + std::to_string(i) + " out of range");
-    return a_.in[i];
-  }
 
   void store_act(int buf, int row, int col, float v) {
     const int slot = fused::ldm::act_slot<P, TILE>(row, col, a_.rows);

@@ -1,7 +1,8 @@
 // The pieces of the fused kernel's CPU emulation that every variant shares
 // (cuda/host/emulate_fused.cpp, emulate_pipeline.cpp): one block's bounds-checked,
-// NaN-filled shared memory, one warp's mma as the PTX ISA assigns its fragments to lanes,
-// and ldmatrix.x4 as the PTX ISA defines it (sources in emulate_fused.cpp's header comment).
+// NaN-filled shared memory, the staging of a tile's input, one warp's mma as the PTX ISA
+// assigns its fragments to lanes, and ldmatrix.x4 as the PTX ISA defines it (sources in
+// emulate_fused.cpp's header comment).
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "fastinv/error.hpp"
+#include "fused_index.hpp"
 #include "host/pack.hpp"
 
 namespace fastinv::cuda::emu {
@@ -58,6 +60,26 @@ class Shared {
  private:
   std::vector<uint32_t> w_;
 };
+
+// The kernels' staging of the input tile at pixel p0 (fused_index.hpp's input_row / _col /
+// _read / in_index): thread tid of `threads` hands store(row, col, value) the elements tid,
+// tid + threads, ... of layer 0's kpad x TILE block, 0 outside the k rows and the valid
+// pixels. Every global read is checked against in_extent elements (< 0: unknown).
+template <int TILE, class Store>
+void stage_input(const FusedArgs& a, int64_t p0, int valid, int threads, int64_t in_extent, Store&& store) {
+  const FusedLayerArgs& L0 = a.layers[0];
+  for (int tid = 0; tid < threads; ++tid)
+    for (int e = tid; e < L0.kpad * TILE; e += threads) {
+      const int r = fused::input_row(e, TILE), p = fused::input_col(e, TILE);
+      float v = 0.f;
+      if (fused::input_read(r, p, L0.k, valid)) {
+        const int64_t i = fused::in_index(a, r, p0, p);
+        if (i < 0 || (in_extent >= 0 && i >= in_extent)) fail("input element " + std::to_string(i) + " out of range");
+        v = a.in[i];
+      }
+      store(r, p, v);
+    }
+}
 
 // D = A (16 x K) * B (K x 8) + C for one warp, fragments as the PTX ISA assigns them to
 // lanes (g = lane / 4, t = lane % 4). The products are exact in float (tf32 x tf32 and

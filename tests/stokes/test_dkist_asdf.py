@@ -57,6 +57,22 @@ def test_asdf_round_trips_through_dkist(level2, tmp_path):
     assert inv.meta["inventory"]["level2_fits"] == "l2.fits" and "ORIGIN" in inv.meta["headers"].colnames
 
 
+# dkist 1.18's reader turns the empty profiles collection into a dict (ProfilesConverter reads
+# the aligned_axes an empty NDCollection does not write) and Inversion.__getitem__ asks every
+# profile for its .wcs: the whole Inversion cannot be sliced, while each cube can. Null or
+# absent profiles are no way out (the schema refuses null, InversionConverter reads
+# node["profiles"]); the writer cannot make profiles up, so a file that slices needs
+# observed= (test below). Strict: when dkist fixes this, this test fails and the note goes.
+@pytest.mark.filterwarnings("ignore:A node failed to convert")
+@pytest.mark.xfail(strict=True, raises=AttributeError, reason="dkist 1.18 cannot slice an Inversion without profiles")
+def test_asdf_without_profiles_slices(level2, tmp_path):
+    fits_path, results, *_ = level2
+    inv = dkist.load_dataset(write_inversion_asdf(tmp_path / "l2.asdf", fits_path))
+    assert np.array_equal(np.asarray(inv["temperature"][:, 2:5, 1:3].data), results["temperature"][:, 2:5, 1:3])
+    sub = inv[:, 2:5, 1:3]
+    assert np.array_equal(np.asarray(sub["temperature"].data), results["temperature"][:, 2:5, 1:3])
+
+
 def test_asdf_with_profiles_slices(level2, tmp_path):
     fits_path, results, status, nodes, w = level2
     pw = WCS(naxis=4)

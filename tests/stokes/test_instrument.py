@@ -142,3 +142,26 @@ def test_bad_instruments():
             dict(B=0, inclination=0, azimuth=0, vlos=0, doppler_width=30, damping=0.1, eta0=5, S0=0.2, S1=0.8),
             add_noise=True,
         )
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "callable"])
+def test_models_move_the_instrument_to_their_wavelengths(kind):
+    """``wavelength=`` with ``instrument=``: the same operator as the instrument built on that grid."""
+    from fastinv.stokes import LTE
+
+    sp = Instrument.hinode_sp(noise=2e-3, oversample=3)
+    sig = 0.03 / 2.3548
+    if kind == "callable":
+        sp = Instrument(sp.wavelength, lsf=lambda d: np.exp(-0.5 * (d / sig) ** 2), lsf_halfwidth=5 * sig, oversample=3)
+    wl = np.linspace(6301.3, 6302.7, 57)
+    direct = (
+        Instrument(wl, sp.lsf_fwhm, noise=sp.noise, oversample=3, name=sp.name)
+        if kind == "gaussian"
+        else Instrument(wl, lsf=sp._lsf, lsf_halfwidth=5 * sig, noise=sp.noise, oversample=3, name=sp.name)
+    )
+    for model in (MilneEddington(wavelength=wl, instrument=sp), LTE(wavelength=wl, instrument=sp)):
+        inst = model.instrument
+        assert inst.noise == sp.noise and inst.oversample == 3 and inst.name == sp.name
+        np.testing.assert_array_equal(inst.wavelength, wl)
+        for got, want in zip(inst.operator(), direct.operator()):
+            np.testing.assert_array_equal(got, want)

@@ -74,8 +74,10 @@ inline void require_at_least(int64_t value, int64_t least, const char* function,
 template <class S>
 const S& require_struct(const S* s, std::size_t first_version_size, const char* function, const char* what) {
   require(s, function, what);
-  if (s->size < first_version_size || s->size > (std::size_t(1) << 20))
-    throw InvalidArgument(std::string(function) + ": " + what + "->size is " + std::to_string(s->size) +
+  // a local: GCC 12 reads `s->size < x || ...` as a template name (-Wmissing-template-keyword)
+  const std::size_t size = s->size;
+  if (size < first_version_size || size > (std::size_t(1) << 20))
+    throw InvalidArgument(std::string(function) + ": " + what + "->size is " + std::to_string(size) +
                           ", expected sizeof(" + what + ") (use the *_init function)");
   return *s;
 }

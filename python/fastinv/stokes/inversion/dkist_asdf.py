@@ -6,7 +6,8 @@ write_inversion_fits` becomes an ``NDCube`` (array axes log tau node, y, x; the 
 its unit; the status as mask) under its DKIST name (temperature, velocity, mag_strength,
 mag_inclination, mag_azimuth), plus ``optical_depth`` (the nodes on every pixel). The
 ``inversion-0.1.0`` schema also requires ``meta.headers`` (an astropy Table: here one row of
-the FITS primary header) and ``meta.inventory`` (a dict), and a ``profiles`` collection:
+the FITS primary header) and ``meta.inventory`` (a dict); dkist's reader a ``profiles``
+collection (the schema refuses a null one):
 ``<line>_orig`` cubes of the inverted profiles and, where the method fits profiles (the
 Milne-Eddington inversion's ``MEResult.fit``; a network fits none), ``<line>_fit`` cubes of
 the fits. Profile cubes have numpy axes (y, x, wavelength, Stokes) -- Stokes last, as

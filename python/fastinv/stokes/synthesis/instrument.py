@@ -188,6 +188,17 @@ class Instrument:
             self._cache = (grid, start, weights, pad)
         return self._cache[:3]
 
+    def on_grid(self, wavelength) -> "Instrument":
+        """This instrument (LSF, noise, oversampling, name) with output wavelengths
+        ``wavelength`` (Angstrom if unitless); the synthesis models' ``wavelength=`` with an
+        ``instrument=``."""
+        wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
+        if self.lsf_fwhm:
+            return Instrument(wl, self.lsf_fwhm, noise=self.noise, oversample=self.oversample, name=self.name)
+        return Instrument(
+            wl, lsf=self._lsf, lsf_halfwidth=self._reach, noise=self.noise, oversample=self.oversample, name=self.name
+        )
+
     def padded_for(self, vmac_max: float) -> "Instrument":
         """A copy whose synthesis grid is padded for macroturbulence up to ``vmac_max``."""
         if self._sigma is not None:

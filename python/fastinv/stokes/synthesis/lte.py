@@ -84,20 +84,7 @@ class LTE:
         if instrument is not None and not isinstance(instrument, Instrument):
             raise TypeError("instrument must be a fastinv.stokes.Instrument")
         if wavelength is not None and instrument is not None:
-            wl = to_float_array(wavelength, "Angstrom", "wavelength").ravel()
-            inst = instrument
-            instrument = (
-                Instrument(wl, inst.lsf_fwhm, noise=inst.noise, oversample=inst.oversample, name=inst.name)
-                if inst.lsf_fwhm
-                else Instrument(
-                    wl,
-                    lsf=inst._lsf,
-                    lsf_halfwidth=inst._reach,
-                    noise=inst.noise,
-                    oversample=inst.oversample,
-                    name=inst.name,
-                )
-            )
+            instrument = instrument.on_grid(wavelength)
         self.instrument = instrument
         if instrument is not None:
             self.wavelength = instrument.wavelength.copy()
