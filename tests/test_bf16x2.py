@@ -187,6 +187,11 @@ def test_bf16x2_is_cpu_only():
         fastinv.load(DATA / "deepem.safetensors", device="cuda", precision="bf16x2")
 
 
+def test_unknown_precision_names_every_word():
+    with pytest.raises(ValueError, match="unknown precision 'bf16x3'.*'fp32'.*'tf32'.*'bf16'.*'bf16x2'"):
+        fastinv.load(DATA / "deepem.safetensors", precision="bf16x3")
+
+
 @needs_bf16
 def test_deepem_invert_runs_bf16x2():
     """DeepEM.load(precision="bf16x2"): the fused loop runs the two-term network (EM =
