@@ -182,9 +182,24 @@ def test_without_avx512_bf16_is_an_error():
     assert out.startswith("ERR") and "AVX512-BF16" in out and "bf16x2" in out, out
 
 
+@needs_bf16
+def test_executed_flops_count_both_terms():
+    """ModelInfo's executed FLOPs (what fastinv bench's fractions of the peak use): every
+    product twice, i.e. the layers' multiply-adds counted from the file once more."""
+    graph, tensors, _ = read_model(DATA / "deepem.safetensors")
+    products = sum(2 * tensors[nd["weight"]].size for nd in graph["nodes"] if nd["op"] in ("conv1d", "linear"))
+    info = fastinv.load(DATA / "deepem.safetensors", precision="bf16x2").info()
+    assert info["executed_flops_per_sample"] - info["flops_per_sample"] == products
+
+
 def test_bf16x2_is_cpu_only():
     with pytest.raises(ValueError, match="bf16x2.*cpu"):
         fastinv.load(DATA / "deepem.safetensors", device="cuda", precision="bf16x2")
+
+
+def test_unknown_precision_names_every_word():
+    with pytest.raises(ValueError, match="unknown precision 'bf16x3'.*'fp32'.*'tf32'.*'bf16'.*'bf16x2'"):
+        fastinv.load(DATA / "deepem.safetensors", precision="bf16x3")
 
 
 @needs_bf16

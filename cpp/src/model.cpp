@@ -76,6 +76,10 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
   impl->output_shape = graph->shape_of(graph->output).dims();
   // bf16x2 (two bf16 terms per weight) is a CPU kernel mode, not a CUDA precision
   const bool bf16x2 = options.precision == "bf16x2";
+  if (!bf16x2 && options.precision != "fp32" && options.precision != "tf32" && options.precision != "bf16")
+    throw InvalidArgument("unknown precision '" + options.precision +
+                          "'; expected 'fp32' (exact float32, the default), 'tf32' (CUDA), 'bf16' (CUDA tensor "
+                          "cores or an AVX512-BF16 CPU) or 'bf16x2' (CPU: two bf16 terms per weight)");
   if (bf16x2 && options.device != "cpu")
     throw InvalidArgument("precision='bf16x2' runs on device='cpu' only; got device='" + options.device + "'");
   const cuda::Precision precision = cuda::precision_from_name(bf16x2 ? "bf16" : options.precision);
@@ -83,7 +87,8 @@ std::unique_ptr<Model::Impl> build(const SafeTensors& file, const LoadOptions& o
     if (bf16x2)
       impl->backend = make_cpu_backend(graph, 2);
     else if (precision == cuda::Precision::tf32)
-      throw InvalidArgument("precision='tf32' needs device='cuda' (tensor cores); the CPU computes in fp32 or bf16");
+      throw InvalidArgument(
+          "precision='tf32' needs device='cuda' (tensor cores); the CPU computes in fp32, bf16 or bf16x2");
     else
       impl->backend = make_cpu_backend(graph, precision == cuda::Precision::bf16 ? 1 : 0);
   } else if (options.device == "cuda" || options.device.rfind("cuda:", 0) == 0) {

@@ -102,7 +102,8 @@ class Model:
         ``flops_per_sample`` counts the layers as written (what every implementation is
         compared on); ``executed_flops_per_sample`` is what this backend really runs:
         fewer on the CPU where convolutions run as Winograd F(2, r) or a fused max-pool
-        never reads a position (docs/cpu-engine.md).
+        never reads a position, twice the layers' with ``precision="bf16x2"`` (two weight
+        terms) (docs/cpu-engine.md).
         """
         return self._core.info()
 

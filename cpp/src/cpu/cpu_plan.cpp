@@ -452,7 +452,8 @@ void plan_tail(Plan& plan, const std::vector<int64_t>& slot_size) {
 // FLOPs a conv step avoids against the layer as written (Model::info's 2 m k per
 // position): positions outside every fused-pool window, or Winograd's cheaper products
 // (counted with its dense transforms, as executed).
-int64_t conv_flops_saved(const Step& s) {
+// (negative with bf16x2, whose two weight terms execute every product twice)
+int64_t conv_flops_saved(const Step& s, int terms) {
   const int64_t lout = s.out_shape.l, per_position = 2 * s.m * s.k;
   int64_t executed = 0;
   if (s.wino_n > 0) {
@@ -462,7 +463,7 @@ int64_t conv_flops_saved(const Step& s) {
     int64_t dst;
     bool combine;
     for (int64_t lo = 0; lo < lout; ++lo)
-      if (output_position(s, lo, dst, combine)) executed += per_position;
+      if (output_position(s, lo, dst, combine)) executed += per_position * terms;
   }
   return lout * per_position - executed;
 }
@@ -576,7 +577,7 @@ Plan compile_plan(const Graph& g, Isa isa, int bf16_terms) {
   plan.pairs_offset = offset + (scratch + 15) / 16 * 16;
   plan.arena_floats = plan.pairs_offset + pairs_words;
   for (const Step& s : plan.steps)
-    if (s.op == OpKind::conv) plan.flops_saved += conv_flops_saved(s);
+    if (s.op == OpKind::conv) plan.flops_saved += conv_flops_saved(s, std::max(plan.bf16_terms, 1));
   if (plan.bf16)
     plan.tail.begin = plan.steps.size();  // (its weights are half the size; not implemented for bf16)
   else

@@ -87,7 +87,7 @@ struct Plan {
   std::vector<int64_t> slot_offset;  // floats from the arena start
   int64_t scratch_offset = 0;        // Winograd's transformed rows, after the slots
   int64_t arena_floats = 0;
-  int64_t flops_saved = 0;  // per sample, by Winograd and pool-skipped positions
+  int64_t flops_saved = 0;  // per sample, by Winograd and pool-skipped positions (bf16x2: < 0)
   Tail tail;
   // precision="bf16": every conv runs the bf16 GEMM on its input rounded into pair rows
   // at pairs_offset (floats from the arena start); no Winograd, no grouped tail.
