@@ -303,7 +303,10 @@ def write_summary(json_path, md_path) -> str:
             "per CPU-second (pyMilne's nthreads=1 still ran OpenMP regions on more than one core here).",
             "",
             f"fastinv float32 / float64 Jacobian kernel, same pixels and run: "
-            f"{cpu('test_fastinv_1core') / cpu('test_fastinv_1core_float64'):.2f}x per CPU-second.",
+            f"{cpu('test_fastinv_1core') / cpu('test_fastinv_1core_float64'):.2f}x per CPU-second. "
+            "pyMilne runs in float64 throughout; fastinv's fit uses the float32 profile+Jacobian "
+            "kernel with float64 normal equations, chi2 and final profile (its float64 kernel: the "
+            "row above).",
             "",
             f"fastinv / pyMilne, pixels per CPU-second, one start each: {cpu(one) / cpu(pym):.2f}x "
             f"(with restarts: {cpu(rst) / cpu(pym):.2f}x); median reduced chi2 "
