@@ -79,10 +79,12 @@ def test_hinode_1core(benchmark, hinode, init):
 
 
 @pytest.mark.benchmark(group="me-init-visp-step")
-@pytest.mark.parametrize("method", ["me", "cnn+me"])
+@pytest.mark.parametrize("method", ["me", "cnn+me", "cnn+me float64"])
 def test_visp_step(benchmark, visp_frame, method):
     frame, wl = visp_frame
-    inv = FrameInverter(None, "visp", continuum=IC, method=method)
+    # "float64": the float64 Jacobian kernel (the default before the float32 one), same run
+    opts = {"precision": "float64"} if method.endswith("float64") else None
+    inv = FrameInverter(None, "visp", continuum=IC, method=method.split()[0], me_options=opts)
     timed = CpuTimed(inv.invert_frame)
     r = benchmark.pedantic(timed, args=(frame,), kwargs={"wavelength": wl}, rounds=3, iterations=1)
     _record(benchmark, N_VISP, timed, r, r.me.chi2[:, 4], r.me.iterations, r.me.restarts, r.status)
@@ -117,6 +119,10 @@ def write_summary(json_path, md_path) -> str:
         ("Hinode SP, network guess, 1 thread", "test_hinode_1core[network]"),
         (f"ViSP step, method me (classical), {os.cpu_count()} threads", "test_visp_step[me]"),
         (f"ViSP step, method cnn+me (network), {os.cpu_count()} threads", "test_visp_step[cnn+me]"),
+        (
+            f"ViSP step, method cnn+me, float64 Jacobian (former default), {os.cpu_count()} threads",
+            "test_visp_step[cnn+me float64]",
+        ),
     ]
     lines = [
         "# Milne-Eddington inversion: network vs classical initial guess",
@@ -136,12 +142,14 @@ def write_summary(json_path, md_path) -> str:
             f"{get(name, 'median_chi2'):.3f} | {get(name, 'median_iterations'):.0f} | "
             f"{get(name, 'mean_iterations'):.1f} | {get(name, 'share_restarted'):.3f} | {get(name, 'share_ok'):.3f} |"
         )
-    for method in ("me", "cnn+me"):
+    for method in ("me", "cnn+me", "cnn+me float64"):
         ppcs = get(f"test_visp_step[{method}]", "pixels_per_cpu_s")
         lines.append(
             f"- ViSP step, {method}: {N_VISP / (2 * ppcs):.2f} s projected on 2 idle cores "
             f"({ppcs:,.0f} pixels per CPU-s; target 0.5 s)"
         )
+    f32, f64 = (get(f"test_visp_step[{m}]", "pixels_per_cpu_s") for m in ("cnn+me", "cnn+me float64"))
+    lines.append(f"- ViSP step, cnn+me: float32 / float64 Jacobian kernel, same run: {f32 / f64:.2f}x per CPU-s")
     lines += [
         "",
         f"Loading the ViSP ME network (FrameInverter construction): {get('test_visp_load', 'seconds'):.3f} s",

@@ -11,7 +11,8 @@ synthesised by fastinv's ME model from random parameters over the ME training se
 plus 1e-3 I_c Gaussian noise; 9 free parameters, the classical initial guess (fastinv: up to 3
 deterministic restarts for pixels left with reduced chi2 > 2; scipy: one start).
 
-- fastinv, 1 thread and all threads: analytic derivatives (me_deriv_kernel.hpp).
+- fastinv, 1 thread and all threads: analytic derivatives (me_deriv_kernel.hpp; the float32
+  kernel, the default), and 1 thread with the float64 kernel (same pixels, same run).
 - scipy.optimize.least_squares (trust-region reflective, bounds, 2-point finite-difference
   Jacobian) on fastinv's C++ forward model: the same model cost per evaluation, so the
   ratio measures the optimiser and the derivatives.
@@ -90,6 +91,16 @@ def test_fastinv_1core(benchmark, data):
     r = benchmark.pedantic(timed, args=(obs, sigma), kwargs={"threads": 1}, rounds=3, iterations=1)
     _record(benchmark, N_FAST, timed, r.chi2[:, 4], r.iterations, r.status == 0, r.restarts > 0)
     benchmark.extra_info["isa"] = _core.stokes.faddeeva_isa()
+
+
+@pytest.mark.benchmark(group="me-inversion-hinode")
+def test_fastinv_1core_float64(benchmark, data):
+    """The float64 Jacobian kernel (the default before the float32 one), same pixels and run."""
+    inv, obs, sigma = data
+    f64 = MEInversion(instrument=Instrument.hinode_sp(), init="classical", precision="float64")
+    timed = CpuTimed(f64.invert)
+    r = benchmark.pedantic(timed, args=(obs, sigma), kwargs={"threads": 1}, rounds=3, iterations=1)
+    _record(benchmark, N_FAST, timed, r.chi2[:, 4], r.iterations, r.status == 0, r.restarts > 0)
 
 
 @pytest.mark.benchmark(group="me-inversion-hinode")
@@ -245,6 +256,7 @@ def write_summary(json_path, md_path) -> str:
 
     rows = [
         ("fastinv, 1 thread", "test_fastinv_1core"),
+        ("fastinv, 1 thread, float64 Jacobian (former default)", "test_fastinv_1core_float64"),
         (f"fastinv, all threads ({os.cpu_count()})", "test_fastinv_all_threads"),
         ("fastinv, 1 thread, the scipy pixels", "test_fastinv_same_pixels_as_scipy"),
         ("scipy least_squares (TRF, FD Jacobian), 1 thread", "test_scipy_least_squares_1core"),
@@ -289,6 +301,12 @@ def write_summary(json_path, md_path) -> str:
             "same formula on its fitted profiles (its model: synthesis on the 21.5 mA data grid + FFT "
             "convolution with the sampled LSF; iterations column: its nIter limit). Per core = pixels "
             "per CPU-second (pyMilne's nthreads=1 still ran OpenMP regions on more than one core here).",
+            "",
+            f"fastinv float32 / float64 Jacobian kernel, same pixels and run: "
+            f"{cpu('test_fastinv_1core') / cpu('test_fastinv_1core_float64'):.2f}x per CPU-second. "
+            "pyMilne runs in float64 throughout; fastinv's fit uses the float32 profile+Jacobian "
+            "kernel with float64 normal equations, chi2 and final profile (its float64 kernel: the "
+            "row above).",
             "",
             f"fastinv / pyMilne, pixels per CPU-second, one start each: {cpu(one) / cpu(pym):.2f}x "
             f"(with restarts: {cpu(rst) / cpu(pym):.2f}x); median reduced chi2 "

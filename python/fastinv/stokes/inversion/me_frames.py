@@ -51,8 +51,9 @@ def invert_resampled(inv: MEInversion, resampled: np.ndarray, wl_axis: int, ic: 
         parameter -> float32 (N,) (NaN where status != 0 is bad input / too dark), and the
         full result (errors, chi2, ...).
     """
-    stokes = np.moveaxis(np.asarray(resampled, dtype=np.float64), wl_axis, 2)  # (4, N, Nλ)
-    stokes = np.ascontiguousarray(stokes.transpose(1, 0, 2)) / ic  # (N, 4, Nλ) in I_c
+    view = np.moveaxis(np.asarray(resampled, dtype=np.float64), wl_axis, 2).transpose(1, 0, 2)  # (N, 4, Nλ)
+    stokes = np.empty(view.shape)
+    np.divide(view, ic, out=stokes)  # in I_c, contiguous, in one pass
     res = inv.invert(stokes, threads=threads)
     return {k: res.parameters[k].value.astype(np.float32) for k in ME_FIT_PARAMETERS}, res
 

@@ -171,12 +171,15 @@ class MENetwork:
             ic = pixel_continuum(s).astype(np.float64)
             finite = np.isfinite(s).all(axis=(1, 2))
             good = finite & (ic > 0)
-        x = np.zeros(s.shape, dtype=np.float32)
-        if good.any():
-            x[good] = s[good] / ic[good, None, None]
+        # one pass into the float32 input (the float64 quotient rounded, as s / ic then a cast;
+        # boolean indexing would copy the frame twice first)
+        x = np.empty(s.shape, dtype=np.float32)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            np.divide(s, np.where(good, ic, 1.0)[:, None, None], out=x, casting="unsafe")
         x[:, 0] -= 1.0
         x *= self._scale[None, :, None]
-        x[~good] = 0.0
+        if not good.all():
+            x[~good] = 0.0
         y = self.model(x, threads=self.threads if threads is None else threads)
         out = decode_outputs(np.asarray(y, dtype=np.float64) * self._std + self._mean, np.where(good, ic, 1.0))
         out[~finite] = np.nan
