@@ -245,3 +245,10 @@ def header_number(
             raise ValueError(f"{os.fspath(path)}: {key} = {value!r} is not a whole number")
         return int(value)
     return float(value)
+
+
+def status_meaning_card(text: str, comment: str = "status code meaning") -> tuple[str, str]:
+    """(value, comment) of a STATn card: the whole text as the value, and the comment only
+    where both fit the 80-character card (astropy would cut the comment, with a warning)."""
+    quoted = len(text.replace("'", "''")) + 2
+    return (text, comment) if 10 + max(quoted, 20) + 3 + len(comment) <= 80 else (text, "")

@@ -190,7 +190,7 @@ def run_deepem(
     refine_status = None
     if refine:  # zero iterations: the LP started feasible at the network's EM, which it kept
         refine_status = np.where(res.status != 0, res.status, (res.iterations > 0).astype(np.int8))
-        cards["FI_REFIN"] = (True, "EM refined to fit y within BP's band (L1-closest)")
+        cards["FI_REFIN"] = (True, "EM refined into BP's band (L1-closest)")
     write_dem_fits(output, res, obs=obs, method_cards=cards, refine_status=refine_status)
     if png is not None:
         quicklook_png(png, res, header=obs.header, method="DeepEM")

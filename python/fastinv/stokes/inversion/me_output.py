@@ -48,6 +48,7 @@ import numpy as np
 
 from ... import __version__
 from ..._atomic import atomic_output
+from ..._fits import status_meaning_card
 from ...status import ME_INV_STATUS
 
 __all__ = ["ME_LEVEL2_NAMES", "ME_MISSING", "write_me_fits", "me_config_cards"]
@@ -193,7 +194,7 @@ def write_me_fits(
     image(restarts, "restarts", "", np.uint8)
     image(status, "status", "", np.uint8)
     for code, text in {**ME_INV_STATUS, ME_MISSING: "no data (no file for this slit position / step)"}.items():
-        hdus[-1].header[f"STAT{code}"] = (text[:68], "status code meaning")
+        hdus[-1].header[f"STAT{code}"] = status_meaning_card(text[:68])
     path = Path(path)
     with atomic_output(path) as tmp:
         fits.HDUList(hdus).writeto(tmp, overwrite=True)

@@ -32,7 +32,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..._atomic import atomic_output
-from ..._fits import open_fits
+from ..._fits import open_fits, status_meaning_card
 from ..._optional import pyplot
 from ..._plotting import arcsec_extent, failed_legend
 from .network import LEVEL2_NAMES, STOKES_STATUS
@@ -128,7 +128,7 @@ def write_inversion_fits(
         del sh[key]
     sh["WCSAXES"] = 2
     for code, text in STOKES_STATUS.items():
-        sh[f"STAT{code}"] = _meaning_card(text)
+        sh[f"STAT{code}"] = status_meaning_card(text)
     hdus.append(fits.ImageHDU(np.asarray(status, dtype=np.uint8), header=sh, name="status"))
     if chi2 is not None:
         ch = sh.copy()
@@ -259,10 +259,3 @@ def quicklook_png(
         fig.savefig(tmp, dpi=90, format="png")
     plt.close(fig)
     return path
-
-
-def _meaning_card(text: str, comment: str = "status code meaning") -> tuple[str, str]:
-    """(value, comment) of a STATn card: the whole text as the value, and the comment only
-    where both fit the 80-character card (astropy would cut the comment, with a warning)."""
-    quoted = len(text.replace("'", "''")) + 2
-    return (text, comment) if 10 + max(quoted, 20) + 3 + len(comment) <= 80 else (text, "")

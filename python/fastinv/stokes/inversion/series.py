@@ -437,7 +437,7 @@ def assemble_map(
     wcs.wcs.crpix[0] += col  # the map's x = the step file's x + its column
     if cards.get("FI_CMODE", ("",))[0] == "frame":
         cards.pop("ICONT", None)  # one I_c per step: see the step files
-    cards["NFRAMES"] = (nx, "raster steps of the map (missing ones: status 3)")
+    cards["NFRAMES"] = (nx, "raster steps in the map (missing: status 3)")
     history = [f"step {Path(log['steps'][n]['output']).name}" for n in names]
     path = write_inversion_fits(fits_path, results, status, nodes, units, wcs, cards, history=history, checksum=True)
     if asdf_path is not None:
