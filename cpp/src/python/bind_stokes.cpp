@@ -7,8 +7,10 @@
 #include "fastinv/error.hpp"
 #include "fastinv/stokes/faddeeva.hpp"
 #include "fastinv/stokes/lines.hpp"
+#include "fastinv/stokes/spectral_operator.hpp"
 #include "fastinv/stokes/zeeman.hpp"
 #include "python/bindings.hpp"
+#include "stokes/me_types.hpp"
 
 namespace py = pybind11;
 
@@ -111,6 +113,33 @@ void bind_stokes(py::module_& m) {
       },
       py::arg("a"), py::arg("v"), "(H, F) with H + iF = w(v + ia), a >= 0.");
 
+  m.def(
+      "gaussian_resample_rows",
+      [](Arr rows, double h, double sigma, int64_t first, int64_t stride, int64_t n_out, const std::string& precision) {
+        if (rows.ndim() != 2) throw InvalidArgument("gaussian_resample_rows: rows must be 2-D (rows, n)");
+        const int64_t r = rows.shape(0), n = rows.shape(1);
+        if (!(h > 0.0 && sigma > 0.0) || n < 1 || stride < 1 || first < 0 || n_out < 1 ||
+            first + (n_out - 1) * stride > n - 1)
+          throw InvalidArgument("gaussian_resample_rows: need h, sigma > 0 and outputs inside the grid");
+        if (precision != "float64" && precision != "float32")
+          throw InvalidArgument("precision must be 'float64' or 'float32', got '" + precision + "'");
+        Arr out({r, n_out});
+        {
+          py::gil_scoped_release release;
+          std::vector<double> kernel;
+          if (precision == "float32")
+            stokes::detail::gaussian_resample_rows32(rows.data(), r, n, h, sigma, first, stride, n_out,
+                                                     out.mutable_data(), kernel);
+          else
+            stokes::gaussian_resample_rows(rows.data(), r, n, h, sigma, first, stride, n_out, out.mutable_data(),
+                                           kernel);
+        }
+        return out;
+      },
+      py::arg("rows"), py::arg("h"), py::arg("sigma"), py::arg("first"), py::arg("stride"), py::arg("n_out"),
+      py::arg("precision") = "float64",
+      "Gaussian LSF (sigma, grid step h) + every stride-th output from first, per row: the ME "
+      "instrument's resampling (float32: the float32 Jacobian rows' arithmetic). For tests.");
   m.def(
       "faddeeva_isa", [] { return std::string(stokes::faddeeva_isa()); },
       "Instruction set of the Faddeeva kernel in use (lower it with FASTINV_ISA).");

@@ -137,6 +137,18 @@ ResampleFn select_resample_kernel() {
   return &resample_rows_generic;
 }
 
+Resample32Fn select_resample32_kernel() {
+  const FaddeevaChunkFn fn = select_kernel();
+#ifdef FASTINV_STOKES_AVX512
+  if (fn == &faddeeva_chunk_avx512) return &resample_rows32_avx512;
+#endif
+#ifdef FASTINV_STOKES_AVX2
+  if (fn == &faddeeva_chunk_avx2) return &resample_rows32_avx2;
+#endif
+  (void)fn;
+  return &resample_rows32_generic;
+}
+
 NormalKernels select_normal_kernels() {
   const FaddeevaChunkFn fn = select_kernel();
 #ifdef FASTINV_STOKES_AVX512

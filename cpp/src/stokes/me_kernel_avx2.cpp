@@ -26,7 +26,12 @@ void me_deriv32_avx2(const std::vector<MELineData>& lines, const double* wl, int
 
 void resample_rows_avx2(const double* in, int64_t rows, int64_t n, const double* g, int64_t M, int64_t first,
                         int64_t stride, int64_t n_out, double* out, double* phase) {
-  me_isa_avx2::resample_rows(in, rows, n, g, M, first, stride, n_out, out, phase);
+  me_isa_avx2::resample_rows(in, rows, n, g, g, M, first, stride, n_out, out, phase);
+}
+
+void resample_rows32_avx2(const double* in, int64_t rows, int64_t n, const double* g, const float* gf, int64_t M,
+                          int64_t first, int64_t stride, int64_t n_out, double* out, float* phase) {
+  me_isa_avx2::resample_rows(in, rows, n, g, gf, M, first, stride, n_out, out, phase);
 }
 
 NormalKernels normal_kernels_avx2() { return {&me_isa_avx2::normal_equations, &me_isa_avx2::weighted_chi2}; }

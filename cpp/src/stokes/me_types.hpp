@@ -109,6 +109,21 @@ void resample_rows_avx2(const double*, int64_t, int64_t, const double*, int64_t,
 void resample_rows_avx512(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
                           double*);
 ResampleFn select_resample_kernel();
+// The same with float phases, weights gf and block sums (the float32 Jacobian rows); g (double)
+// for the outputs near the grid's ends; phase: resample_scratch(n, stride) floats.
+using Resample32Fn = void (*)(const double* in, int64_t rows, int64_t n, const double* g, const float* gf, int64_t M,
+                              int64_t first, int64_t stride, int64_t n_out, double* out, float* phase);
+void resample_rows32_generic(const double*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
+                             int64_t, double*, float*);
+void resample_rows32_avx2(const double*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
+                          int64_t, double*, float*);
+void resample_rows32_avx512(const double*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
+                            int64_t, double*, float*);
+Resample32Fn select_resample32_kernel();
+// gaussian_resample_rows (spectral_operator.hpp) through Resample32Fn: the float32 precision's
+// Jacobian rows; kernel as there, the float scratch per thread.
+void gaussian_resample_rows32(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                              int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
 // The inversion's normal equations and chi2 (normal_kernel.hpp).
 struct NormalKernels {
   void (*normal_equations)(const double* obs, const double* prof, const double* iw, const double* jac, int64_t n,

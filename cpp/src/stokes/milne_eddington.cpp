@@ -242,6 +242,10 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     apply_instrument(fine_row, 4, vmac_row);
   }
   if (!shortcut) degrade(s.fine_.data(), 4, params[10], s, out);
+  // The float32 precision resamples these rows in float too (half the vector work); the
+  // profile, and the S1 row it is built from, stay double (chi2 and the fit use them).
+  const bool rows32 = gaussian_ && precision == MEPrecision::float32;
+  const double sigma_all = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
   // runs of consecutive needed parameters go through the instrument together
   auto wanted = [&](int k) { return (!need || need[k]) && !(shortcut && (k == kS0 || k == kS1)); };
   for (int k = 0; k < kVmac;) {
@@ -251,7 +255,11 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     }
     int e = k + 1;
     while (e < kVmac && wanted(e)) ++e;
-    degrade(s.fine_jac_.data() + k * plane, 4 * (e - k), params[10], s, jac + k * 4 * nout);
+    if (rows32)
+      detail::gaussian_resample_rows32(s.fine_jac_.data() + k * plane, 4 * (e - k), n, smoother_.step(), sigma_all,
+                                       g_first_, g_stride_, g_n_out_, jac + k * 4 * nout, s.kernel_);
+    else
+      degrade(s.fine_jac_.data() + k * plane, 4 * (e - k), params[10], s, jac + k * 4 * nout);
     k = e;
   }
   if (!shortcut) return;

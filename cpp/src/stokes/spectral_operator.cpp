@@ -189,17 +189,36 @@ void GaussianSmoother::smooth_dwidth(double width, const double* spectra, int n_
   }
 }
 
-void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
-                            int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
-  // the per-ISA kernel, chosen once (the Faddeeva kernel's choice: CPU features, FASTINV_ISA)
-  static const detail::ResampleFn fn = detail::select_resample_kernel();
+namespace {
+// The normalised Gaussian g[-M..M] into kernel[0..2M], with `extra` more doubles after it; M.
+int64_t gaussian_taps(double h, double sigma, int64_t extra, std::vector<double>& kernel) {
   const int64_t M = std::max<int64_t>(1, static_cast<int64_t>(5.0 * sigma / h + 1e-9));
-  kernel.resize(static_cast<std::size_t>(2 * M + 1 + detail::resample_scratch(n, stride)));
+  kernel.resize(static_cast<std::size_t>(2 * M + 1 + extra));
   const double c = -0.5 * h * h / (sigma * sigma);
   double total = 0.0;
   for (int64_t m = -M; m <= M; ++m) total += (kernel[m + M] = std::exp(c * m * m));
   for (int64_t m = 0; m <= 2 * M; ++m) kernel[m] /= total;
+  return M;
+}
+}  // namespace
+
+void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                            int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
+  // the per-ISA kernel, chosen once (the Faddeeva kernel's choice: CPU features, FASTINV_ISA)
+  static const detail::ResampleFn fn = detail::select_resample_kernel();
+  const int64_t M = gaussian_taps(h, sigma, detail::resample_scratch(n, stride), kernel);
   fn(in, rows, n, kernel.data() + M, M, first, stride, n_out, out, kernel.data() + 2 * M + 1);
+}
+
+void detail::gaussian_resample_rows32(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+                                      int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
+  static const detail::Resample32Fn fn = detail::select_resample32_kernel();
+  const int64_t M = gaussian_taps(h, sigma, 0, kernel);
+  // per thread: MEScratch (public header) holds doubles only; grows on demand like it
+  thread_local std::vector<float> f32;
+  f32.resize(static_cast<std::size_t>(2 * M + 1 + detail::resample_scratch(n, stride)));
+  for (int64_t m = 0; m <= 2 * M; ++m) f32[m] = static_cast<float>(kernel[m]);
+  fn(in, rows, n, kernel.data() + M, f32.data() + M, M, first, stride, n_out, out, f32.data() + 2 * M + 1);
 }
 
 void gaussian_resample_rows_dsigma(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
