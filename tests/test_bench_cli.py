@@ -164,6 +164,19 @@ def test_bench_a_shipped_model_by_name(tmp_path, capsys):
     assert "stokes_hinode.safetensors: 40 samples, 1 thread(s)" in out
 
 
+def test_bf16_run_names_the_kernels_the_model_runs(capsys):
+    """A bf16 model's report names its bf16 kernels (amx_bf16 / avx512_bf16, as the model's
+    info() does), not the float32 ISA."""
+    try:
+        kernels = fastinv.load(resolve_model("deepem"), precision="bf16").info()["isa"]
+    except RuntimeError:
+        pytest.skip("no bf16 kernels on this machine")
+    args = ["deepem", "--precision", "bf16", "--samples", "32", "--threads", "1", "--rounds", "1", "--compare", "none"]
+    rc, out, err = _bench(args, capsys)
+    assert rc == 0, err
+    assert kernels.endswith("_bf16") and f"kernels {kernels}," in out and f", {kernels}, measured" in out, out
+
+
 def test_per_pixel_shipped_model_samples_are_pixels(tmp_path, capsys):
     out_json = tmp_path / "deepem.json"
     rc, _, err = _bench(

@@ -167,6 +167,26 @@ def test_bitwise_identical_for_any_thread_count():
 
 
 @needs_bf16
+@pytest.mark.parametrize("precision", ["bf16", "bf16x2"])
+def test_tile_pairs_bitwise_as_single_tiles(precision):
+    """The AMX kernel runs consecutive 16-sample tiles in pairs through each weight tile
+    (GemmBf16Args::in2; the other kernel one after the other): every tile's outputs are
+    bitwise those it gets alone, including the odd last tile of 48 samples."""
+    rng = np.random.default_rng(SEED)
+    for name, x in (
+        ("deepem.safetensors", np.abs(rng.standard_normal((1, 6, 3, 16))).astype(np.float32)),
+        ("stokes_visp.safetensors", rng.standard_normal((48, 4, 173)).astype(np.float32)),
+    ):
+        model = fastinv.load(DATA / name, precision=precision)
+        whole = model(x, threads=1)
+        if name.startswith("deepem"):  # one image row of 16 pixels is one tile
+            alone = np.concatenate([model(x[:, :, i : i + 1], threads=1) for i in range(3)], axis=2)
+        else:
+            alone = np.concatenate([model(x[i : i + 16], threads=1) for i in range(0, 48, 16)])
+        assert np.array_equal(whole, alone), name
+
+
+@needs_bf16
 def test_without_avx512_bf16_is_an_error():
     """A CPU without AVX-512 (FASTINV_ISA=avx2 lowers the kernels as such a CPU would):
     RuntimeError naming the feature, never a silent float32 run."""

@@ -120,13 +120,16 @@ class CpuBackend final : public Backend {
     std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa());
     const cpu::Tail& tail = plan->tail;
     const bool grouped = tail.begin < plan->steps.size();
-    const int per_unit = grouped ? cpu::kTailGroup : 1;
+    // AMX bf16: two tiles at a time, each weight tile loaded once for both (execute_steps_pair)
+    const bool paired = !grouped && plan->bf16 && plan->bf16->tiles;
+    const int per_unit = grouped ? cpu::kTailGroup : paired ? 2 : 1;
     const int64_t n = input.layout.samples();
     const int64_t tiles = (n + kTileWidth - 1) / kTileWidth;
     const int64_t units = (tiles + per_unit - 1) / per_unit;
     if (threads <= 0) threads = default_threads();
     if (int64_t(threads) > units) threads = int(units > 0 ? units : 1);
-    const int64_t arena_floats = plan->arena_floats + (grouped ? per_unit * tail.floats : 0);
+    const int64_t arena2 = (plan->arena_floats + 15) / 16 * 16;  // the second tile's arena, 64-byte aligned
+    const int64_t arena_floats = paired ? 2 * arena2 : plan->arena_floats + (grouped ? per_unit * tail.floats : 0);
 
     auto start_tile = [&](int64_t t, float* arena) {
       const int64_t first = t * kTileWidth;
@@ -147,6 +150,19 @@ class CpuBackend final : public Backend {
         scatter(out_tile, plan->output_shape, first, lanes, output->data, output->layout);
     };
     auto work = [&](int64_t unit, float* arena) {
+      if (paired) {
+        const int64_t t0 = 2 * unit;
+        start_tile(t0, arena);
+        if (t0 + 1 < tiles) {
+          start_tile(t0 + 1, arena + arena2);
+          cpu::execute_steps_pair(*plan, arena, arena + arena2);
+        } else {
+          cpu::execute_steps(*plan, arena, 0, plan->steps.size());
+        }
+        finish_tile(t0, arena + plan->slot_offset[size_t(plan->output_slot)]);
+        if (t0 + 1 < tiles) finish_tile(t0 + 1, arena + arena2 + plan->slot_offset[size_t(plan->output_slot)]);
+        return;
+      }
       if (!grouped) {
         start_tile(unit, arena);
         cpu::execute_steps(*plan, arena, 0, plan->steps.size());
@@ -170,7 +186,7 @@ class CpuBackend final : public Backend {
       // Arenas are allocated before the parallel region so no exception can escape it.
       std::vector<Arena> arenas;
       for (int i = 0; i < threads; ++i) arenas.push_back(make_arena(arena_floats));
-      const int chunk = grouped ? 1 : 8;
+      const int chunk = grouped ? 1 : paired ? 4 : 8;
 #pragma omp parallel num_threads(threads)
       {
         float* arena = arenas[size_t(omp_get_thread_num())].get();

@@ -109,13 +109,17 @@ void conv_position(const Plan& plan, const Step& s, const float* in, float* out,
 }
 
 // The bf16 convolution: the input rounded into pair rows once, then one bf16 GEMM per
-// output position, as conv_position does in float32.
-void run_conv_bf16(const Plan& plan, const Step& s, const Slots& at) {
+// output position, as conv_position does in float32; with `at2`, a second tile's arena
+// runs through the same GEMMs (GemmBf16Args::in2).
+void run_conv_bf16(const Plan& plan, const Step& s, const Slots& at, const Slots* at2 = nullptr) {
   const Shape& shape = s.in_shape[0];
   // The pair rows are only ever accessed through the kernels' vector loads and stores.
   uint32_t* pairs = reinterpret_cast<uint32_t*>(at.arena + plan.pairs_offset);
+  uint32_t* pairs2 = at2 ? reinterpret_cast<uint32_t*>(at2->arena + plan.pairs_offset) : nullptr;
   plan.bf16->to_pair_rows(at[s.in[0]], shape.l, shape.c, pairs);
+  if (at2) plan.bf16->to_pair_rows((*at2)[s.in[0]], shape.l, shape.c, pairs2);
   float* out = at[s.out];
+  float* out2 = at2 ? (*at2)[s.out] : nullptr;
   GemmBf16Args g;
   g.m = s.m;
   g.kp = s.kp;
@@ -129,11 +133,19 @@ void run_conv_bf16(const Plan& plan, const Step& s, const Slots& at) {
     int64_t dst;
     if (!output_position(s, lo, dst, g.max_into_out)) continue;
     const bool direct = s.offsets16.empty() || s.window16[size_t(lo)] >= 0;
-    g.in = direct && !s.offsets16.empty() ? pairs + s.window16[size_t(lo)] : pairs;
+    const int64_t shift = direct && !s.offsets16.empty() ? s.window16[size_t(lo)] : 0;
+    g.in = pairs + shift;
     g.offsets = direct ? nullptr : s.offsets16.data() + lo * s.kp;
     g.out = out + dst * s.m * NR;
+    if (at2) {
+      g.in2 = pairs2 + shift;
+      g.out2 = out2 + dst * s.m * NR;
+    }
     plan.bf16->gemm(g);
-    if (s.act.kind != ActKind::identity) activate_rows(s.act, g.out, s.m, NR);
+    if (s.act.kind != ActKind::identity) {
+      activate_rows(s.act, g.out, s.m, NR);
+      if (at2) activate_rows(s.act, g.out2, s.m, NR);
+    }
   }
 }
 
@@ -588,6 +600,18 @@ Plan compile_plan(const Graph& g, Isa isa, int bf16_terms) {
 void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end) {
   const Slots at{arena, plan.slot_offset.data()};
   for (size_t i = begin; i < end; ++i) run_step(plan, plan.steps[i], at);
+}
+
+void execute_steps_pair(const Plan& plan, float* arena, float* arena2) {
+  const Slots at{arena, plan.slot_offset.data()}, at2{arena2, plan.slot_offset.data()};
+  for (const Step& s : plan.steps) {
+    if (s.op == OpKind::conv && plan.bf16) {
+      run_conv_bf16(plan, s, at, &at2);
+    } else {
+      run_step(plan, s, at);
+      run_step(plan, s, at2);
+    }
+  }
 }
 
 void execute_tail(const Plan& plan, float* const* tiles, int count) {

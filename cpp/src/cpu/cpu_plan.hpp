@@ -105,6 +105,11 @@ Plan compile_plan(const Graph& graph, Isa isa, int bf16_terms = 0);
 // Run steps [begin, end) on the tile whose input is already in the input slot.
 void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end);
 
+// Run every step on two tiles, each in its own arena with its input in place: a bf16
+// plan's convs load each weight tile once for both (GemmBf16Args::in2); each tile's
+// results are those of execute_steps.
+void execute_steps_pair(const Plan& plan, float* arena, float* arena2);
+
 // Run the tail on `count` tiles, each with its own tail arena (Tail::slot_offset) into
 // which the copy_in slots have been copied.
 void execute_tail(const Plan& plan, float* const* tiles, int count);

@@ -58,6 +58,13 @@ void gemm_terms(const GemmBf16Args& g) {
 }  // namespace
 
 void gemm_avx512_bf16(const GemmBf16Args& g) {
+  if (g.in2) {
+    GemmBf16Args second = g;
+    second.in = g.in2;
+    second.out = g.out2;
+    second.in2 = nullptr;
+    gemm_avx512_bf16(second);
+  }
   if (g.terms == 2)
     gemm_terms<2>(g);
   else

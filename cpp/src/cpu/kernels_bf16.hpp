@@ -36,6 +36,11 @@ struct GemmBf16Args {
   bool max_into_out = false;
   bool accumulate = false;
   int terms = 1;  // 2: `a` holds each weight pair as hi and lo terms (pack_weights_bf16*'s terms)
+  // Optional second pixel tile through the same weights and offsets (the AMX kernel loads
+  // each weight tile once for both; the others run the two in turn). Each tile's sums are
+  // the same as alone.
+  const uint32_t* in2 = nullptr;
+  float* out2 = nullptr;
 };
 
 // Whether this build has the bf16 kernels and this CPU runs them (AVX-512 F/BW/DQ/VL and BF16).

@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import _core
 from ..model import load
 from .machine import machine_info, measure_peak
 from .report import median
@@ -294,7 +293,8 @@ def run_benchmark(
                 "fastinv_speedup": t / fastinv_median,
             }
         )
-    machine = machine_info(nthreads)
+    # the kernels the model runs: amx_bf16 / avx512_bf16 for bf16 models, not the float32 ISA
+    machine = machine_info(nthreads, isa=info["isa"] if cpu else None)
     machine["loadavg_1min_before"] = load_before
     return {
         "model": str(path),
@@ -309,7 +309,7 @@ def run_benchmark(
         "peak": {
             "what": ("bf16 (the bf16 kernels' instructions)" if precision.startswith("bf16") else "float32 FMA")
             + f" peak, {nthreads} thread(s)",
-            "isa": _core.active_isa(),
+            "isa": info["isa"],
             "gflops": peak,
             "measurements_gflops": peaks,
         }
