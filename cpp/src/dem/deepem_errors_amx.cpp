@@ -1,8 +1,8 @@
 // The AMX-BF16 product of DeepEM's noise propagation (deepem_errors_bf16.cpp): several
 // directions through one layer, out[r] = W . in[r] for each direction r, 16 lanes each.
-// The engine's gemm_amx_bf16 keeps one accumulator tile per call, so each TDPBF16PS waits for
-// the one before it; here two row blocks times two directions give four independent
-// accumulators, and each A (weight) and B (direction) tile load feeds two TDPBF16PS.
+// Two row blocks times two directions give four independent accumulators, so no TDPBF16PS
+// waits for the one before it, and each A (weight) and B (direction) tile load feeds two
+// (the engine's gemm_amx_bf16 pairs two pixel tiles the same way).
 #include <immintrin.h>
 
 #include "dem/deepem_errors.hpp"
