@@ -515,6 +515,86 @@ static void test_me(void) {
   fastinv_me_destroy(NULL);
 }
 
+/* What programs built against API level 3 call (the header's fastinv_X_init is now a macro). */
+void(fastinv_me_options_init)(fastinv_me_options* options);
+
+/* bytes [from, to) of p all equal v */
+static int all_bytes(const void* p, size_t from, size_t to, unsigned char v) {
+  const unsigned char* b = (const unsigned char*)p;
+  for (size_t i = from; i < to; ++i)
+    if (b[i] != v) return 0;
+  return 1;
+}
+
+/* API level 4: the *_init macros pass the caller's sizeof, so a struct that grows in the
+   library is never written past the caller's end; level-3 programs keep their symbol. */
+static void test_init_sizes(void) {
+  const size_t level3 = offsetof(fastinv_me_options, precision);
+  struct {
+    fastinv_me_options o;
+    unsigned char guard[64];
+  } b;
+  memset(&b, 0xa5, sizeof b);
+  fastinv_me_options_init_sized(&b.o, level3);
+  check(b.o.size == level3 && b.o.free[0] == 1 && b.o.restarts == 3 && b.o.restart_chi2 == 2.0,
+        "me_options_init_sized(level-3 size): defaults");
+  check(all_bytes(&b, level3, sizeof b, 0xa5), "me_options_init_sized(level-3 size) writes nothing past it");
+  double wl[40];
+  for (int l = 0; l < 40; ++l) wl[l] = 6301.0 + 0.0215 * l;
+  b.o.wavelength = wl;
+  b.o.n_wavelength = 40;
+  fastinv_me* me = NULL;
+  check(fastinv_me_create(&b.o, &me) == FASTINV_OK, "me_create(a level-3 caller's options)");
+  fastinv_me_destroy(me);
+
+  memset(&b, 0xa5, sizeof b);
+  (fastinv_me_options_init)(&b.o);
+  check(b.o.size == level3 && b.o.restarts == 3 && all_bytes(&b, level3, sizeof b, 0xa5),
+        "the level-3 symbol fastinv_me_options_init writes the level-3 struct");
+
+  memset(&b, 0xa5, sizeof b);
+  fastinv_me_options_init_sized(&b.o, sizeof b.o + 16); /* a header newer than the library */
+  check(b.o.size == sizeof b.o + 16 && b.o.precision == NULL && all_bytes(&b, sizeof b.o, sizeof b.o + 16, 0) &&
+            all_bytes(&b, sizeof b.o + 16, sizeof b, 0xa5),
+        "me_options_init_sized(a larger size): zeros to its end, nothing past");
+
+  memset(&b, 0xa5, sizeof b);
+  fastinv_me_options_init_sized(&b.o, 3);
+  check(all_bytes(&b, 0, sizeof b, 0xa5), "init_sized(3 bytes) writes nothing");
+  check_error(fastinv_me_create(&b.o, &me), FASTINV_INVALID_ARGUMENT, "size", "me_create(options never initialised)");
+
+  fastinv_me_options o;
+  fastinv_me_options_init(&o);
+  check(o.size == sizeof o && o.precision == NULL, "me_options_init: precision NULL");
+  o.wavelength = wl;
+  o.n_wavelength = 40;
+  o.precision = "float64";
+  check(fastinv_me_create(&o, &me) == FASTINV_OK, "me_create(precision float64)");
+  fastinv_me_destroy(me);
+  o.precision = "bf16";
+  check_error(fastinv_me_create(&o, &me), FASTINV_INVALID_ARGUMENT, "precision", "me_create(precision bf16)");
+
+  fastinv_load_options lo;
+  fastinv_dem_errors de;
+  fastinv_deepem_output dout;
+  fastinv_bp_options bo;
+  fastinv_bp_output bout;
+  fastinv_me_input mi;
+  fastinv_me_output mo;
+  fastinv_load_options_init(&lo);
+  fastinv_dem_errors_init(&de);
+  fastinv_deepem_output_init(&dout);
+  fastinv_bp_options_init(&bo);
+  fastinv_bp_output_init(&bout);
+  fastinv_me_input_init(&mi);
+  fastinv_me_output_init(&mo);
+  check(lo.size == sizeof lo && de.size == sizeof de && dout.size == sizeof dout && bo.size == sizeof bo &&
+            bout.size == sizeof bout && mi.size == sizeof mi && mo.size == sizeof mo,
+        "every *_init macro sets size = sizeof");
+  check(de.n_sample == 1.0 && de.mode == FASTINV_ERRORS_NONE && bo.tolfac == 1.4 && mi.stokes == NULL,
+        "*_init macros: the defaults");
+}
+
 int main(void) {
   char dir[4096];
   if (fastinv_data_dir(dir, sizeof dir) != FASTINV_OK) {
@@ -528,6 +608,7 @@ int main(void) {
   test_bp();
   test_stokes();
   test_me();
+  test_init_sizes();
   printf("%d passed, %d failed\n", passed, failed);
   return failed != 0;
 }

@@ -1,12 +1,13 @@
 /* Milne-Eddington inversion from C: Hinode SP-like Fe I 630 nm profiles, Gaussian LSF.
  *
- *   me_invert WAVELENGTH STOKES INIT NPIX LSF_FWHM_MA SIGMA [STRAY] PARAMS_OUT STATUS_OUT
+ *   me_invert WAVELENGTH STOKES INIT NPIX LSF_FWHM_MA SIGMA [STRAY] PARAMS_OUT STATUS_OUT [PRECISION]
  *
  * Inputs are raw float64 (native byte order): WAVELENGTH (m) air A, uniform; STOKES (NPIX, 4,
  * m); INIT (NPIX, FASTINV_ME_PARAMETERS) initial guesses. SIGMA is the noise of every point.
  * STRAY, when given ("-" for none), is a (4, m) stray-light profile, and the stray-light
  * fraction is then fitted as well. Writes the fitted parameters (NPIX, FASTINV_ME_PARAMETERS)
- * float64 and the statuses (NPIX) int8; prints the number of pixels with status 0. */
+ * float64 and the statuses (NPIX) int8; prints the number of pixels with status 0. PRECISION,
+ * when given, is the Jacobian kernel's arithmetic: "float32" (the default) or "float64". */
 #include <fastinv/fastinv.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,8 +41,10 @@ static long file_values(const char* path) {
 }
 
 int main(int argc, char** argv) {
-  if (argc != 10) {
-    fprintf(stderr, "usage: %s WAVELENGTH STOKES INIT NPIX LSF_FWHM_MA SIGMA STRAY|- PARAMS_OUT STATUS_OUT\n", argv[0]);
+  if (argc != 10 && argc != 11) {
+    fprintf(stderr,
+            "usage: %s WAVELENGTH STOKES INIT NPIX LSF_FWHM_MA SIGMA STRAY|- PARAMS_OUT STATUS_OUT [PRECISION]\n",
+            argv[0]);
     return 2;
   }
   fastinv_status s = fastinv_check_api(FASTINV_API_VERSION);
@@ -68,6 +71,7 @@ int main(int argc, char** argv) {
   options.n_wavelength = m;
   options.lsf_fwhm = atof(argv[5]);
   if (stray) options.free[11] = 1; /* the stray-light fraction */
+  if (argc == 11) options.precision = argv[10];
   fastinv_me* me = NULL;
   s = fastinv_me_create(&options, &me);
   if (s != FASTINV_OK) return fail("fastinv_me_create", s);

@@ -18,8 +18,14 @@
  * - threads <= 0 uses the OpenMP default (OMP_NUM_THREADS or all cores); results are bitwise
  *   identical for any thread count.
  * - Structs that carry a `size` member must have it set to sizeof(the struct) (the *_init
- *   functions do): fields are only ever appended, so a program built against an older header
- *   keeps working with a newer library.
+ *   macros do): fields are only ever appended, so a program built against an older header
+ *   keeps working with a newer library. Each fastinv_X_init(p) expands to
+ *   fastinv_X_init_sized(p, sizeof *p) (API level 4): the library writes its defaults into the
+ *   caller's sizeof bytes and no further, fields it does not know zeroed, and sets p->size.
+ *   Programs built against levels 1-3 call the function fastinv_X_init, which the library
+ *   keeps: it writes the struct as level 3 defined it (fastinv_deepem_output as level 3
+ *   defined it: a program built against levels 1-2 that used fastinv_deepem_output_init must
+ *   be rebuilt).
  *
  * Version check: call fastinv_check_api(FASTINV_API_VERSION) once at start-up. It fails with
  * FASTINV_VERSION_MISMATCH when this header is newer than the library that was loaded.
@@ -36,7 +42,7 @@ extern "C" {
 
 /* The API level of this header: incremented whenever a function, struct field or enum value
  * is added. A library serves every header whose level is <= its own. */
-#define FASTINV_API_VERSION 3
+#define FASTINV_API_VERSION 4
 
 /* Status codes. Values may be added in later versions (treat unknown values as errors);
  * existing values are never renumbered. */
@@ -107,7 +113,8 @@ typedef struct fastinv_load_options {
 } fastinv_load_options;
 
 /* device NULL, precision NULL (CPU, fp32). */
-void fastinv_load_options_init(fastinv_load_options* options);
+void fastinv_load_options_init_sized(fastinv_load_options* options, size_t size);
+#define fastinv_load_options_init(options) fastinv_load_options_init_sized((options), sizeof *(options))
 
 /* 1 when precision "bf16" can run on this CPU (the build has the AVX512-BF16 kernels, the CPU
  * has the instructions and FASTINV_ISA does not lower the kernels below AVX-512), else 0. */
@@ -158,7 +165,8 @@ typedef struct fastinv_dem_errors {
 } fastinv_dem_errors;
 
 /* mode NONE, n_sample 1. */
-void fastinv_dem_errors_init(fastinv_dem_errors* errors);
+void fastinv_dem_errors_init_sized(fastinv_dem_errors* errors, size_t size);
+#define fastinv_dem_errors_init(errors) fastinv_dem_errors_init_sized((errors), sizeof *(errors))
 
 /* ---------------------------------------------------------------------------------------
  * DeepEM (Wright et al. 2018): input transform sqrt(max(I, 0)) -> network -> EM = 1e25 y^2 in
@@ -194,7 +202,8 @@ typedef struct fastinv_deepem_output { /* C-contiguous, npix innermost */
 } fastinv_deepem_output;
 
 /* API level 3: size set, everything else 0 / NULL. */
-void fastinv_deepem_output_init(fastinv_deepem_output* output);
+void fastinv_deepem_output_init_sized(fastinv_deepem_output* output, size_t size);
+#define fastinv_deepem_output_init(output) fastinv_deepem_output_init_sized((output), sizeof *(output))
 
 /* path NULL: the default shipped model, "deepem21" (21 bins, log T 5.5 ... 7.5), the Python
  * DeepEM.load() default since API level 3 (levels 1-2 loaded the 18-bin model: size buffers
@@ -252,8 +261,10 @@ typedef struct fastinv_bp_output { /* C-contiguous, npix innermost; em and statu
   double* mc_feasible;  /* (npix) fraction of feasible draws */
 } fastinv_bp_output;
 
-void fastinv_bp_options_init(fastinv_bp_options* options);
-void fastinv_bp_output_init(fastinv_bp_output* output); /* all NULL / 0 */
+void fastinv_bp_options_init_sized(fastinv_bp_options* options, size_t size);
+#define fastinv_bp_options_init(options) fastinv_bp_options_init_sized((options), sizeof *(options))
+void fastinv_bp_output_init_sized(fastinv_bp_output* output, size_t size); /* all NULL / 0 */
+#define fastinv_bp_output_init(output) fastinv_bp_output_init_sized((output), sizeof *(output))
 /* options: NULL for the defaults. */
 fastinv_status fastinv_bp_create(const fastinv_bp_options* options, fastinv_bp** bp);
 void fastinv_bp_destroy(fastinv_bp* bp);
@@ -325,6 +336,9 @@ typedef struct fastinv_me_options {
   double dark_threshold;  /* mean Stokes I at or below which a pixel is too dark (0) */
   int32_t restarts;       /* 3: deterministic extra starts for pixels above restart_chi2 */
   double restart_chi2;    /* 2 */
+  /* API level 4: the arithmetic of the profile+Jacobian kernel, Python's MEInversion(precision=):
+   * NULL or "float32" (the default; the fit, chi2 and covariance stay float64), "float64" */
+  const char* precision;
 } fastinv_me_options;
 
 typedef struct fastinv_me_output { /* C-contiguous, pixel outermost */
@@ -352,9 +366,12 @@ typedef struct fastinv_me_input {
   int32_t stray_per_pixel;
 } fastinv_me_input;
 
-void fastinv_me_options_init(fastinv_me_options* options); /* the defaults; wavelength NULL */
-void fastinv_me_input_init(fastinv_me_input* input);       /* all NULL / 0 */
-void fastinv_me_output_init(fastinv_me_output* output);    /* all NULL */
+void fastinv_me_options_init_sized(fastinv_me_options* options, size_t size); /* the defaults; wavelength NULL */
+#define fastinv_me_options_init(options) fastinv_me_options_init_sized((options), sizeof *(options))
+void fastinv_me_input_init_sized(fastinv_me_input* input, size_t size); /* all NULL / 0 */
+#define fastinv_me_input_init(input) fastinv_me_input_init_sized((input), sizeof *(input))
+void fastinv_me_output_init_sized(fastinv_me_output* output, size_t size); /* all NULL */
+#define fastinv_me_output_init(output) fastinv_me_output_init_sized((output), sizeof *(output))
 fastinv_status fastinv_me_create(const fastinv_me_options* options, fastinv_me** me);
 void fastinv_me_destroy(fastinv_me* me);
 /* n_wavelength: points per Stokes profile; n_synthesis: points of the synthesis grid. */

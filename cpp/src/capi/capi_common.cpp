@@ -78,10 +78,12 @@ fastinv_status fastinv_check_api(int header_api_version) {
 
 const char* fastinv_last_error(void) { return last_error_message(); }
 
-void fastinv_load_options_init(fastinv_load_options* options) {
-  if (options == nullptr) return;
-  *options = fastinv_load_options{};
-  options->size = sizeof(fastinv_load_options);
+void fastinv_load_options_init_sized(fastinv_load_options* options, size_t size) {
+  init_sized(options, size, fastinv_load_options{});
+}
+
+void(fastinv_load_options_init)(fastinv_load_options* options) {
+  fastinv_load_options_init_sized(options, sizeof(fastinv_load_options));
 }
 
 int fastinv_bf16_available(void) {

@@ -1,13 +1,29 @@
 // The C API's plumbing: exceptions become fastinv_status codes plus a per-thread message,
 // and every pointer/size the caller hands over is checked before the C++ API sees it.
 #pragma once
+#include <algorithm>
+#include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <new>
 #include <string>
 
 #include "fastinv/error.hpp"
 #include "fastinv/fastinv.h"
 #include "fastinv/model.hpp"
+
+// The *_init functions as programs built against API levels 1-3 call them (the header's
+// fastinv_X_init macros call fastinv_X_init_sized instead): kept so that those programs run.
+extern "C" {
+void(fastinv_load_options_init)(fastinv_load_options* options);
+void(fastinv_dem_errors_init)(fastinv_dem_errors* errors);
+void(fastinv_deepem_output_init)(fastinv_deepem_output* output);
+void(fastinv_bp_options_init)(fastinv_bp_options* options);
+void(fastinv_bp_output_init)(fastinv_bp_output* output);
+void(fastinv_me_options_init)(fastinv_me_options* options);
+void(fastinv_me_input_init)(fastinv_me_input* input);
+void(fastinv_me_output_init)(fastinv_me_output* output);
+}
 
 namespace fastinv::capi {
 
@@ -87,6 +103,19 @@ DType dtype_of(int32_t d, const char* function);
 // The C++ LoadOptions of a fastinv_load_options (NULL: the defaults); throws Unsupported for a
 // precision or device this CPU or build cannot run.
 LoadOptions load_options(const fastinv_load_options* options, const char* function);
+
+// A *_init_sized: the library's defaults d written into the caller's struct of `size` bytes
+// (the sizeof of the caller's header): the fields both know, zeros in those only the caller
+// knows, and size = the caller's, so nothing past the caller's struct is written. A size no
+// struct has (below the size member, or over 1 MiB) writes nothing: the struct's first use
+// then reports it.
+template <class S>
+void init_sized(S* s, std::size_t size, const S& d) noexcept {
+  if (s == nullptr || size < sizeof(std::size_t) || size > (std::size_t(1) << 20)) return;
+  std::memset(static_cast<void*>(s), 0, size);
+  std::memcpy(static_cast<void*>(s), &d, std::min(size, sizeof(S)));
+  s->size = size;
+}
 
 // Reads the appended field at `offset` (of `bytes`) only when the caller's struct has it.
 template <class S>

@@ -63,12 +63,15 @@ DeepEmChi2 dem_errors(const fastinv_dem_errors* e, const char* fn) {
 
 extern "C" {
 
-void fastinv_dem_errors_init(fastinv_dem_errors* errors) {
-  if (errors == nullptr) return;
-  *errors = fastinv_dem_errors{};
-  errors->size = sizeof(fastinv_dem_errors);
-  errors->mode = FASTINV_ERRORS_NONE;
-  errors->n_sample = 1.0;
+void fastinv_dem_errors_init_sized(fastinv_dem_errors* errors, size_t size) {
+  fastinv_dem_errors d{};
+  d.mode = FASTINV_ERRORS_NONE;
+  d.n_sample = 1.0;
+  init_sized(errors, size, d);
+}
+
+void(fastinv_dem_errors_init)(fastinv_dem_errors* errors) {
+  fastinv_dem_errors_init_sized(errors, sizeof(fastinv_dem_errors));
 }
 
 // ------------------------------------------------------------------------------- DeepEM
@@ -92,10 +95,12 @@ fastinv_status fastinv_deepem_load_with(const char* path, const fastinv_load_opt
   });
 }
 
-void fastinv_deepem_output_init(fastinv_deepem_output* output) {
-  if (output == nullptr) return;
-  *output = fastinv_deepem_output{};
-  output->size = sizeof(fastinv_deepem_output);
+void fastinv_deepem_output_init_sized(fastinv_deepem_output* output, size_t size) {
+  init_sized(output, size, fastinv_deepem_output{});
+}
+
+void(fastinv_deepem_output_init)(fastinv_deepem_output* output) {
+  fastinv_deepem_output_init_sized(output, sizeof(fastinv_deepem_output));
 }
 
 void fastinv_deepem_destroy(fastinv_deepem* deepem) { std::unique_ptr<fastinv_deepem> owned(deepem); }
@@ -154,21 +159,26 @@ fastinv_status fastinv_deepem_invert(const fastinv_deepem* deepem, const fastinv
 
 // ------------------------------------------------------------------------ Basis Pursuit
 
-void fastinv_bp_options_init(fastinv_bp_options* options) {
-  if (options == nullptr) return;
-  const fastinv::dem::AiaBpConfig d;
-  *options = fastinv_bp_options{};
-  options->size = sizeof(fastinv_bp_options);
-  options->tolfac = d.tolfac;
-  options->adaptive = d.adaptive;
-  options->max_iterations = d.max_iterations;
-  options->warm_start = d.warm_start;
+void fastinv_bp_options_init_sized(fastinv_bp_options* options, size_t size) {
+  const fastinv::dem::AiaBpConfig c;
+  fastinv_bp_options d{};
+  d.tolfac = c.tolfac;
+  d.adaptive = c.adaptive;
+  d.max_iterations = c.max_iterations;
+  d.warm_start = c.warm_start;
+  init_sized(options, size, d);
 }
 
-void fastinv_bp_output_init(fastinv_bp_output* output) {
-  if (output == nullptr) return;
-  *output = fastinv_bp_output{};
-  output->size = sizeof(fastinv_bp_output);
+void(fastinv_bp_options_init)(fastinv_bp_options* options) {
+  fastinv_bp_options_init_sized(options, sizeof(fastinv_bp_options));
+}
+
+void fastinv_bp_output_init_sized(fastinv_bp_output* output, size_t size) {
+  init_sized(output, size, fastinv_bp_output{});
+}
+
+void(fastinv_bp_output_init)(fastinv_bp_output* output) {
+  fastinv_bp_output_init_sized(output, sizeof(fastinv_bp_output));
 }
 
 fastinv_status fastinv_bp_create(const fastinv_bp_options* options, fastinv_bp** bp) {

@@ -4,6 +4,8 @@
 // the same model.
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,6 +22,8 @@ namespace {
 
 constexpr double kCkms = 299792.458;
 constexpr double kStepPerSigma = 0.85;  // the Python MEInversion's default synthesis step / LSF sigma
+// fastinv_me_options before API level 4 appended its precision
+constexpr std::size_t kMeOptionsLevel3Size = offsetof(fastinv_me_options, precision);
 
 std::vector<st::SpectralLine> parse_lines(const char* names) {
   const std::string all = names ? names : "FeI_6301,FeI_6302";
@@ -82,37 +86,40 @@ std::shared_ptr<st::MilneEddington> make_model(const fastinv_me_options& o) {
 
 extern "C" {
 
-void fastinv_me_options_init(fastinv_me_options* options) {
-  if (!options) return;
-  *options = fastinv_me_options{};
-  options->size = sizeof(fastinv_me_options);
+void fastinv_me_options_init_sized(fastinv_me_options* options, size_t size) {
+  fastinv_me_options o{};
   const st::MEInversionOptions d;
   for (int k = 0; k < FASTINV_ME_PARAMETERS; ++k) {
-    options->free[k] = d.free[k] ? 1 : 0;
-    options->lower[k] = d.lower[k];
-    options->upper[k] = d.upper[k];
+    o.free[k] = d.free[k] ? 1 : 0;
+    o.lower[k] = d.lower[k];
+    o.upper[k] = d.upper[k];
   }
-  for (int s = 0; s < 4; ++s) options->weights[s] = d.weights[s];
-  options->vmac_max = 3.0;
-  options->mu = d.mu;
-  options->max_iterations = d.max_iterations;
-  options->tolerance = d.tolerance;
-  options->chi2_threshold = d.chi2_threshold;
-  options->dark_threshold = d.dark_threshold;
-  options->restarts = 3;
-  options->restart_chi2 = d.restart_chi2;
+  for (int s = 0; s < 4; ++s) o.weights[s] = d.weights[s];
+  o.vmac_max = 3.0;
+  o.mu = d.mu;
+  o.max_iterations = d.max_iterations;
+  o.tolerance = d.tolerance;
+  o.chi2_threshold = d.chi2_threshold;
+  o.dark_threshold = d.dark_threshold;
+  o.restarts = 3;
+  o.restart_chi2 = d.restart_chi2;
+  init_sized(options, size, o);
 }
 
-void fastinv_me_input_init(fastinv_me_input* input) {
-  if (!input) return;
-  *input = fastinv_me_input{};
-  input->size = sizeof(fastinv_me_input);
+void(fastinv_me_options_init)(fastinv_me_options* options) {
+  fastinv_me_options_init_sized(options, kMeOptionsLevel3Size);
 }
 
-void fastinv_me_output_init(fastinv_me_output* output) {
-  if (!output) return;
-  *output = fastinv_me_output{};
-  output->size = sizeof(fastinv_me_output);
+void fastinv_me_input_init_sized(fastinv_me_input* input, size_t size) { init_sized(input, size, fastinv_me_input{}); }
+
+void(fastinv_me_input_init)(fastinv_me_input* input) { fastinv_me_input_init_sized(input, sizeof(fastinv_me_input)); }
+
+void fastinv_me_output_init_sized(fastinv_me_output* output, size_t size) {
+  init_sized(output, size, fastinv_me_output{});
+}
+
+void(fastinv_me_output_init)(fastinv_me_output* output) {
+  fastinv_me_output_init_sized(output, sizeof(fastinv_me_output));
 }
 
 fastinv_status fastinv_me_create(const fastinv_me_options* options, fastinv_me** me) {
@@ -122,7 +129,7 @@ fastinv_status fastinv_me_create(const fastinv_me_options* options, fastinv_me**
     const char* fn = "fastinv_me_create";
     require(me, fn, "me");
     *me = nullptr;
-    const fastinv_me_options& o = require_struct(options, sizeof(fastinv_me_options), fn, "options");
+    const fastinv_me_options& o = require_struct(options, kMeOptionsLevel3Size, fn, "options");
     st::MEInversionOptions c;
     for (int k = 0; k < FASTINV_ME_PARAMETERS; ++k) {
       c.free[k] = o.free[k] != 0;
@@ -137,6 +144,13 @@ fastinv_status fastinv_me_create(const fastinv_me_options* options, fastinv_me**
     c.dark_threshold = o.dark_threshold;
     c.restarts = o.restarts;
     c.restart_chi2 = o.restart_chi2;
+    const char* precision =
+        has_field(o, offsetof(fastinv_me_options, precision), sizeof(const char*)) ? o.precision : nullptr;
+    if (precision && std::strcmp(precision, "float64") == 0)
+      c.jacobian_precision = st::MEPrecision::float64;
+    else if (precision && std::strcmp(precision, "float32") != 0)
+      throw InvalidArgument(std::string(fn) + ": options->precision \"" + precision +
+                            "\" is not \"float32\" or \"float64\" (or NULL: float32)");
     *me = std::make_unique<fastinv_me>(fastinv_me{st::MEInversion(make_model(o), c)}).release();
   });
 }
