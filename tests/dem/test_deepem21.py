@@ -228,3 +228,23 @@ def test_hot_training_is_seeded_and_reproducible(tmp_path):
     net = DeepEM.load(tmp_path / "m0.safetensors")
     np.testing.assert_allclose(net.logt, DEFAULT_LOGT)
     assert net.card["training"]["init"] == "deepem.safetensors" and net.card["training"]["command"] == "test"
+
+
+def test_compare_without_logt_takes_the_shipped_grid_of_that_size():
+    """A result with no logt: 21 bins mean BP's default grid, 18 the paper's (the same metrics
+    as with logt given); another count is a ValueError naming the fix."""
+    rng = np.random.default_rng(3)
+    npix = 50
+    y = rng.uniform(1, 500, (6, npix))
+    sigma = rng.uniform(1, 20, (6, npix))
+    bp = SimpleNamespace(em=10 ** rng.uniform(25, 28, (21, npix)), status=np.zeros(npix, np.int8), model=y, logt=None)
+    dl = SimpleNamespace(em=10 ** rng.uniform(25, 28, (18, npix)), model=y)
+    with_grids = compare(
+        SimpleNamespace(**{**vars(bp), "logt": DEFAULT_LOGT}),
+        SimpleNamespace(**{**vars(dl), "logt": DEEPEM_LOGT}),
+        y,
+        sigma,
+    )
+    assert compare(bp, dl, y, sigma) == with_grids
+    with pytest.raises(ValueError, match="19 temperature bins and no logt"):
+        compare(bp, SimpleNamespace(em=np.ones((19, npix)), model=y), y, sigma)

@@ -56,19 +56,33 @@ def _on_grid(em: np.ndarray, logt: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return out
 
 
+def _grid_of(res) -> np.ndarray:
+    """The result's log T grid: its ``logt``, else the shipped grid with its number of bins."""
+    logt = getattr(res, "logt", None)
+    if logt is not None:
+        return np.asarray(logt)
+    nt = res.em.shape[0]
+    for grid in (DEEPEM_LOGT, DEFAULT_LOGT):
+        if len(grid) == nt:
+            return np.asarray(grid)
+    raise ValueError(
+        f"a result with {nt} temperature bins and no logt: give it a logt attribute "
+        f"(the shipped grids have {len(DEEPEM_LOGT)} and {len(DEFAULT_LOGT)} bins)"
+    )
+
+
 def compare(bp_res, dl_res, y: np.ndarray, sigma: np.ndarray) -> dict:
     """Agreement metrics of two results on the same pixels (see the module docstring).
 
     ``bp_res`` is the reference; ``dl_res`` may be on another log T grid (bins matched by
-    value, absent bins count as EM 0). Grids come from the results' ``logt`` (the 18-bin
-    DeepEM grid when a result has none).
+    value, absent bins count as EM 0). Grids come from the results' ``logt`` (for a result
+    without one, the shipped grid with its number of bins: 18 or 21).
     """
-    grid = np.asarray(getattr(bp_res, "logt", None) if getattr(bp_res, "logt", None) is not None else DEEPEM_LOGT)
+    grid = _grid_of(bp_res)
     nt = bp_res.em.shape[0]
     em_bp = bp_res.em.reshape(nt, -1)
-    dl_logt = getattr(dl_res, "logt", None)
     em_dl = dl_res.em.reshape(dl_res.em.shape[0], -1)
-    em_dl = _on_grid(em_dl, np.asarray(dl_logt if dl_logt is not None else DEEPEM_LOGT), grid)
+    em_dl = _on_grid(em_dl, _grid_of(dl_res), grid)
     y = y.reshape(6, -1)
     sigma = sigma.reshape(6, -1)
     ok = bp_res.status.ravel() == 0
@@ -163,7 +177,7 @@ def refinement_shift(
     BP's band at the tolfac BP needed for the pixel (1.4, 2.1 or 3.15).
     """
     nt = raw.em.shape[0]
-    logt = np.asarray(raw.logt if getattr(raw, "logt", None) is not None else DEEPEM_LOGT)
+    logt = _grid_of(raw)
     em0, em1 = raw.em.reshape(nt, -1).astype(np.float64), refined.em.reshape(nt, -1).astype(np.float64)
     y, sigma = y.reshape(6, -1), sigma.reshape(6, -1)
     st = refined.status.ravel()
