@@ -27,6 +27,7 @@ safetensors_numpy = pytest.importorskip("safetensors.numpy")
 nn = torch.nn
 
 import fastinv  # noqa: E402
+from _bf16_kernels import check_each_kernel  # noqa: E402
 from _graph_reference import read_model, run_graph  # noqa: E402
 from _netgen import base_seed, describe  # noqa: E402
 from _rounding import FACTOR, UNIT_ROUNDOFF, same_precision_max  # noqa: E402
@@ -90,36 +91,7 @@ def test_each_bf16_kernel_matches_emulation(kernels, tmp_path):
     """Both bf16 kernels in the two-term mode, single layers to 1e-5 of their scale: row
     counts 18 to 300 (the AMX kernel's groups of 1 to 4 row blocks), reductions with and
     without a short last chunk, padded and strided windows (gathered pair rows)."""
-    code = f"""
-import sys, torch, fastinv
-sys.path.insert(0, {str(Path(__file__).parent)!r})
-from test_bf16x2 import emulate_x2, _max_rel
-torch.manual_seed(0)
-nets = [
-    (torch.nn.Conv1d(7, 37, 5, padding=2), torch.randn(50, 7, 41)),
-    (torch.nn.Conv1d(36, 20, 3, stride=2), torch.randn(19, 36, 33)),
-    (torch.nn.Linear(300, 300), torch.rand(40, 300)),
-    (torch.nn.Linear(6, 300), torch.rand(33, 6)),
-    (torch.nn.Linear(300, 21), torch.rand(17, 300)),
-    (torch.nn.Linear(1000, 18), torch.randn(17, 1000)),
-    (torch.nn.Sequential(torch.nn.Conv1d(32, 64, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool1d(2)),
-     torch.randn(23, 32, 43)),
-]
-for i, (net, x) in enumerate(nets):
-    path = fastinv.export(net.eval(), {str(tmp_path)!r} + f"/m{{i}}.safetensors", x)
-    model = fastinv.load(path, precision="bf16x2")
-    print(model.info()["isa"], _max_rel(model(x.numpy()), emulate_x2(path, x.numpy())))
-"""
-    env = dict(os.environ, FASTINV_BF16_KERNELS=kernels)
-    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
-    if kernels == "amx" and "no usable AMX-BF16" in run.stderr:
-        pytest.skip("no usable AMX-BF16 here")
-    assert run.returncode == 0, run.stderr
-    lines = run.stdout.split("\n")[-8:-1]  # (after the seed lines the test modules print)
-    assert len(lines) == 7, run.stdout
-    for line in lines:
-        isa, err = line.split()
-        assert isa == f"{kernels}_bf16" and float(err) <= 1e-5, run.stdout
+    check_each_kernel(kernels, "bf16x2", "test_bf16x2:emulate_x2", tmp_path)
 
 
 def _shipped_deepem_torch() -> nn.Module:
