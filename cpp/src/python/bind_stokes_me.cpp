@@ -148,38 +148,33 @@ void bind_stokes_me(py::module_& m) {
           "of the inversion; parameters must be valid; precision: the kernel's arithmetic, float64 or float32).");
 
   py::class_<stokes::MEInversion>(m, "MEInversion")
-      .def(
-          py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
-                      std::vector<double> upper, std::vector<double> weights, double mu, int max_iterations,
-                      double tolerance, double chi2_threshold, double dark_threshold, int restarts, double restart_chi2,
-                      const std::string& precision, std::shared_ptr<stokes::MilneEddington> descent_model) {
-            stokes::MEInversionOptions o;
-            o.jacobian_precision = me_precision(precision);
-            const auto n = static_cast<std::size_t>(stokes::kMeInvParameters);
-            if (free.size() != n || lower.size() != n || upper.size() != n || weights.size() != 4)
-              throw InvalidArgument("MEInversion: free/lower/upper need 12 entries and weights 4");
-            for (std::size_t k = 0; k < n; ++k) {
-              o.free[k] = free[k];
-              o.lower[k] = lower[k];
-              o.upper[k] = upper[k];
-            }
-            for (std::size_t k = 0; k < 4; ++k) o.weights[k] = weights[k];
-            o.mu = mu;
-            o.max_iterations = max_iterations;
-            o.tolerance = tolerance;
-            o.chi2_threshold = chi2_threshold;
-            o.dark_threshold = dark_threshold;
-            o.restarts = restarts;
-            o.restart_chi2 = restart_chi2;
-            return std::make_unique<stokes::MEInversion>(std::move(me), o, std::move(descent_model));
-          }),
-          py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
-          py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"), py::arg("dark_threshold"),
-          py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0, py::arg("precision") = "float64",
-          py::arg("descent_model") = py::none(),
-          "descent_model: an optional cheaper model (same lines and output grid) whose Jacobian drives the "
-          "steps until they converge; the fit and covariance stay the model's (me_inversion.hpp).")
-      .def_property_readonly("has_descent_model", &stokes::MEInversion::has_descent_model)
+      .def(py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
+                       std::vector<double> upper, std::vector<double> weights, double mu, int max_iterations,
+                       double tolerance, double chi2_threshold, double dark_threshold, int restarts,
+                       double restart_chi2, const std::string& precision) {
+             stokes::MEInversionOptions o;
+             o.jacobian_precision = me_precision(precision);
+             const auto n = static_cast<std::size_t>(stokes::kMeInvParameters);
+             if (free.size() != n || lower.size() != n || upper.size() != n || weights.size() != 4)
+               throw InvalidArgument("MEInversion: free/lower/upper need 12 entries and weights 4");
+             for (std::size_t k = 0; k < n; ++k) {
+               o.free[k] = free[k];
+               o.lower[k] = lower[k];
+               o.upper[k] = upper[k];
+             }
+             for (std::size_t k = 0; k < 4; ++k) o.weights[k] = weights[k];
+             o.mu = mu;
+             o.max_iterations = max_iterations;
+             o.tolerance = tolerance;
+             o.chi2_threshold = chi2_threshold;
+             o.dark_threshold = dark_threshold;
+             o.restarts = restarts;
+             o.restart_chi2 = restart_chi2;
+             return std::make_unique<stokes::MEInversion>(std::move(me), o);
+           }),
+           py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
+           py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"), py::arg("dark_threshold"),
+           py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0, py::arg("precision") = "float64")
       .def(
           "invert",
           [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads,

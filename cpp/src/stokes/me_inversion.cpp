@@ -126,13 +126,9 @@ void MEInversionOptions::validate() const {
   if (nfree == 0) throw InvalidArgument("MEInversion: no free parameter");
 }
 
-MEInversion::MEInversion(std::shared_ptr<const MilneEddington> model, MEInversionOptions options,
-                         std::shared_ptr<const MilneEddington> descent_model)
-    : model_(std::move(model)), descent_model_(std::move(descent_model)), options_(options) {
+MEInversion::MEInversion(std::shared_ptr<const MilneEddington> model, MEInversionOptions options)
+    : model_(std::move(model)), options_(options) {
   if (!model_) throw InvalidArgument("MEInversion: no Milne-Eddington model");
-  if (descent_model_ && descent_model_->output_size() != model_->output_size())
-    throw InvalidArgument("MEInversion: the descent model has " + std::to_string(descent_model_->output_size()) +
-                          " output wavelengths, the model " + std::to_string(model_->output_size()));
   options_.validate();
   int nfree = 0;
   for (bool f : options_.free) nfree += f ? 1 : 0;
@@ -163,17 +159,15 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
     double q[kMeProfileParameters] = {0, 0, 0, 0, 30, 0.1, 1, 0.5, 0.5, 1, 0};
     model_->profile(q, 1.0, s, prof.data());
     model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data(), nullptr, options_.jacobian_precision);
-    if (descent_model_)
-      descent_model_->profile_and_jacobian(q, 1.0, s, prof.data(), jac.data(), nullptr, options_.jacobian_precision);
   }
   ParallelErrors errors;
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp parallel num_threads(nthreads)
 #endif
   {
-    MEScratch scratch, descent_scratch;
+    MEScratch scratch;
     std::vector<double> work;
-    errors.run([&] { work.resize(static_cast<std::size_t>((kP + 5) * plane)); });
+    errors.run([&] { work.resize(static_cast<std::size_t>((kP + 4) * plane)); });
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 16)
 #endif
@@ -182,7 +176,7 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
       errors.run([&] {
         const double* st = stray ? stray + (stray_per_pixel ? i * plane : 0) : nullptr;
         invert_pixel(stokes + i * plane, sigma + (sigma_per_pixel ? i * plane : 0), init + i * kP, st, scratch,
-                     descent_scratch, work.data(), out, i);
+                     work.data(), out, i);
       });
     }
   }
@@ -190,8 +184,7 @@ void MEInversion::invert(int64_t n, const double* stokes, const double* sigma, b
 }
 
 void MEInversion::invert_pixel(const double* obs, const double* sigma, const double* init, const double* stray,
-                               MEScratch& scratch, MEScratch& descent_scratch, double* work,
-                               const MEInversionOutputs& out, int64_t i) const {
+                               MEScratch& scratch, double* work, const MEInversionOutputs& out, int64_t i) const {
   const MEInversionOptions& o = options_;
   const int64_t m = model_->output_size(), plane = 4 * m;
   double* prof = work;
@@ -199,7 +192,6 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   double* iw = work + 2 * plane;   // sqrt(weight) / sigma
   double* res = work + 3 * plane;  // weighted residuals
   double* jac = work + 4 * plane;
-  double* cheap_prof = work + (4 + kP) * plane;  // the descent model's profile (discarded)
   double* par = out.parameters + i * kP;
   double* err = out.errors + i * kP;
   double* cor = out.correlations + i * kMeCorrelated * kMeCorrelated;
@@ -267,19 +259,6 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
         for (int64_t k = 0; k < plane; ++k) jac[c * plane + k] *= b;
     for (int64_t k = 0; k < plane; ++k) prof[k] = b * prof[k] + a * stray[k];
   };
-  // The descent model's Jacobian at par into jac (its profile, needed only for the alpha row,
-  // into cheap_prof): prof is left alone.
-  auto cheap_jac = [&](const double* par) {
-    descent_model_->profile_and_jacobian(par, o.mu, descent_scratch, cheap_prof, jac, o.free.data(),
-                                         o.jacobian_precision);
-    if (!stray) return;
-    const double b = 1.0 - par[kMeStrayLight];
-    double* ja = jac + kMeStrayLight * plane;
-    for (int64_t k = 0; k < plane; ++k) ja[k] = stray[k] - cheap_prof[k];
-    for (int c = 0; c < kMeDerivParameters; ++c)
-      if (o.free[c])
-        for (int64_t k = 0; k < plane; ++k) jac[c * plane + k] *= b;
-  };
 
   double A[kP * kP], L[kP * kP], g[kP], d[kP];
   // A = J^T J and g = J^T r over the free parameters at the current p (prof, jac)
@@ -311,105 +290,73 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
   };
 
   // One Levenberg-Marquardt descent from p (in place); returns chi2 at the end.
-  // With a descent model the steps first use its (cheaper, approximate) Jacobian while prof
-  // holds the exact profile at p (trials: the exact profile alone; an accepted step: its
-  // cheap Jacobian). An approximate J changes only the steps, not which chi2 is minimised,
-  // but its fixed point (J_cheap^T r = 0) is not quite the minimum: once that phase has
-  // converged the exact Jacobian takes over and the loop goes on until its own test holds
-  // (usually at once or after one step), so the minimum and the covariance are the exact
-  // model's.
   int iter = 0;
   auto descend = [&](bool& converged) {
-    bool exact = descent_model_ == nullptr;
-    double chi2;
-    if (exact) {
-      model_jac(p);
-      chi2 = chi2_of(prof);
-    } else {
-      model(p, prof);
-      chi2 = chi2_of(prof);
-      cheap_jac(p);
-    }
+    model_jac(p);
+    double chi2 = chi2_of(prof);
     double lambda = kLambdaStart;
     bool stale = false;  // prof/jac hold a rejected trial's, not p's
     const int limit = iter + o.max_iterations;
     converged = false;
-    for (;;) {
-      while (iter < limit && !converged) {
-        normal_equations();
-        bool first = exact;
-        if (newton_decrement() < o.tolerance * std::max(chi2, static_cast<double>(used))) {
-          converged = true;
-          break;
+    while (iter < limit && !converged) {
+      normal_equations();
+      bool first = true;
+      if (newton_decrement() < o.tolerance * std::max(chi2, static_cast<double>(used))) {
+        converged = true;
+        break;
+      }
+      while (iter < limit) {
+        ++iter;
+        std::copy(A, A + nf * nf, L);
+        for (int a = 0; a < nf; ++a) {
+          const double dg = A[a * nf + a] > 0.0 ? A[a * nf + a] : 1e-30;
+          L[a * nf + a] += lambda * dg;
         }
-        while (iter < limit) {
-          ++iter;
-          std::copy(A, A + nf * nf, L);
+        if (cholesky(L, nf)) {
+          std::copy(g, g + nf, d);
+          cholesky_solve(L, nf, d);
+          std::copy(p, p + kP, q);
           for (int a = 0; a < nf; ++a) {
-            const double dg = A[a * nf + a] > 0.0 ? A[a * nf + a] : 1e-30;
-            L[a * nf + a] += lambda * dg;
+            const double cap = kMaxStep[idx[a]];
+            q[idx[a]] += cap > 0.0 ? std::max(-cap, std::min(cap, d[a])) : d[a];
           }
-          if (cholesky(L, nf)) {
-            std::copy(g, g + nf, d);
-            cholesky_solve(L, nf, d);
-            std::copy(p, p + kP, q);
-            for (int a = 0; a < nf; ++a) {
-              const double cap = kMaxStep[idx[a]];
-              q[idx[a]] += cap > 0.0 ? std::max(-cap, std::min(cap, d[a])) : d[a];
-            }
-            fold_and_clamp(q, o);
-            // The first trial after a new J is usually accepted (75 % of them from the
-            // classical start, 92 % from the network's on ViSP), so it computes the Jacobian
-            // with the profile, which an accepted step needs next; retries after a rejection
-            // compute the profile alone. Measured: model evaluations on a ViSP step from the
-            // network's guess 52 656 profiles + 56 115 Jacobians -> 4 221 + 59 598 (Jacobian
-            // ~4x a profile: ~15 % less work); from the classical start on Hinode about even.
-            // (The cheap phase's J comes from the other model: every trial is a profile.)
-            const bool with_jac = first;
-            first = false;
-            double c2;
-            if (with_jac) {
-              model_jac(q);  // prof and jac now belong to q
-              c2 = chi2_of(prof);
-              stale = true;
-            } else {
-              model(q, trial);
-              c2 = chi2_of(trial);
-            }
-            if (std::isfinite(c2) && c2 < chi2) {
-              // relative to chi2, or to the number of data points once chi2 is far below it
-              // (noise-free data)
-              const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
-              std::copy(q, q + kP, p);
-              lambda = std::max(lambda * 0.1, 1e-12);
-              if (!exact) {
-                std::copy(trial, trial + plane, prof);
-                if (!small) cheap_jac(p);  // (a converged phase goes on with the exact J)
-                chi2 = c2;
-              } else {
-                if (!with_jac) model_jac(p);
-                chi2 = with_jac ? c2 : chi2_of(prof);
-              }
-              stale = false;
-              converged = small;
-              break;
-            }
+          fold_and_clamp(q, o);
+          // The first trial after a new J is usually accepted (75 % of them from the
+          // classical start, 92 % from the network's on ViSP), so it computes the Jacobian
+          // with the profile, which an accepted step needs next; retries after a rejection
+          // compute the profile alone. Measured: model evaluations on a ViSP step from the
+          // network's guess 52 656 profiles + 56 115 Jacobians -> 4 221 + 59 598 (Jacobian
+          // ~4x a profile: ~15 % less work); from the classical start on Hinode about even.
+          const bool with_jac = first;
+          first = false;
+          double c2;
+          if (with_jac) {
+            model_jac(q);  // prof and jac now belong to q
+            c2 = chi2_of(prof);
+            stale = true;
+          } else {
+            model(q, trial);
+            c2 = chi2_of(trial);
           }
-          lambda *= 10.0;
-          if (lambda > kLambdaMax) {  // no step lowers chi2: at the minimum (to rounding)
-            converged = true;
+          if (std::isfinite(c2) && c2 < chi2) {
+            // relative to chi2, or to the number of data points once chi2 is far below it
+            // (noise-free data)
+            const bool small = chi2 - c2 < o.tolerance * std::max(chi2, static_cast<double>(used));
+            std::copy(q, q + kP, p);
+            lambda = std::max(lambda * 0.1, 1e-12);
+            if (!with_jac) model_jac(p);
+            chi2 = with_jac ? c2 : chi2_of(prof);
+            stale = false;
+            converged = small;
             break;
           }
         }
+        lambda *= 10.0;
+        if (lambda > kLambdaMax) {  // no step lowers chi2: at the minimum (to rounding)
+          converged = true;
+          break;
+        }
       }
-      if (exact) break;
-      // the cheap phase is over (converged or out of iterations): the exact Jacobian at p
-      exact = true;
-      model_jac(p);
-      chi2 = chi2_of(prof);
-      if (!converged) break;
-      converged = false;
-      lambda = std::min(lambda, kLambdaStart);
     }
     if (stale) {  // the last Jacobian was a rejected trial's: back to p's
       model_jac(p);

@@ -73,19 +73,11 @@ struct MEInversionOutputs {
 
 class MEInversion {
  public:
-  // descent_model (optional): a cheaper model of the same data (same lines and output grid,
-  // e.g. synthesised on the data's own grid instead of an oversampled one) whose Jacobian
-  // drives the Levenberg-Marquardt steps until they converge; residuals and chi2 always come
-  // from `model`, and the descent then continues with `model`'s Jacobian until its own
-  // convergence test holds, so the fit is `model`'s minimum (and the covariance its
-  // Jacobian's). Null: `model`'s Jacobian throughout.
-  MEInversion(std::shared_ptr<const MilneEddington> model, MEInversionOptions options,
-              std::shared_ptr<const MilneEddington> descent_model = nullptr);
+  MEInversion(std::shared_ptr<const MilneEddington> model, MEInversionOptions options);
 
   int64_t n_wavelength() const { return model_->output_size(); }
   const MEInversionOptions& options() const { return options_; }
   const MilneEddington& model() const { return *model_; }
-  bool has_descent_model() const { return descent_model_ != nullptr; }
 
   // stokes: n x 4 x n_wavelength. sigma: n x 4 x n_wavelength when sigma_per_pixel, else
   // 4 x n_wavelength shared by all pixels. init: n x kMeInvParameters initial guesses (vmac
@@ -98,10 +90,9 @@ class MEInversion {
 
  private:
   void invert_pixel(const double* obs, const double* sigma, const double* init, const double* stray, MEScratch& scratch,
-                    MEScratch& descent_scratch, double* work, const MEInversionOutputs& out, int64_t i) const;
+                    double* work, const MEInversionOutputs& out, int64_t i) const;
 
   std::shared_ptr<const MilneEddington> model_;
-  std::shared_ptr<const MilneEddington> descent_model_;  // may be null
   MEInversionOptions options_;
 };
 

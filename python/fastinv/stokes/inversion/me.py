@@ -46,8 +46,6 @@ ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
 _DEFAULT_FREE = ME_FIT_PARAMETERS[:9]
 # the Jacobian kernel's arithmetic (docs/stokes-me-inversion.md, "Float32 Jacobian kernel")
 _DEFAULT_PRECISION = "float32"
-# the Jacobian of the LM steps before the exact one takes over (measured: does not pay)
-_DEFAULT_DESCENT = "exact"
 _DEFAULT_BOUNDS = {
     "B": (0.0, 6000.0),
     "inclination": (0.0, 180.0),
@@ -191,14 +189,6 @@ class MEInversion:
         float32); the normal equations, chi2 and the outputs are float64 either way.
         The measurements behind the default: docs/stokes-me-inversion.md, "Float32 Jacobian
         kernel".
-    descent_jacobian : {"coarse", "exact"}
-        ``"coarse"``: with an oversampled synthesis (``oversample`` > 1, Gaussian LSF) the
-        Levenberg-Marquardt steps use the Jacobian of the same model synthesised on the data's
-        own grid (half the points) until they converge, then the exact model's Jacobian until
-        its own convergence test holds; residuals and chi2 always come from the exact model,
-        so the fit is the same minimum (docs/stokes-me-inversion.md, "Coarse descent
-        Jacobian"). ``"exact"``: the exact model's Jacobian throughout. Without oversampling
-        both are the same.
 
     Examples
     --------
@@ -236,7 +226,6 @@ class MEInversion:
         network=None,
         oversample: int | str | None = None,
         precision: str = _DEFAULT_PRECISION,
-        descent_jacobian: str = _DEFAULT_DESCENT,
     ) -> None:
         free = _DEFAULT_FREE if free is None else tuple(free)
         if instrument is not None and oversample != "instrument":
@@ -245,20 +234,6 @@ class MEInversion:
         self.model = MilneEddington(
             lines, wavelength=wavelength, instrument=instrument, strength_ratios=strength_ratios, vmac_max=vmac_max
         )
-        if descent_jacobian not in ("coarse", "exact"):
-            raise ValueError(f"descent_jacobian must be 'coarse' or 'exact', got {descent_jacobian!r}")
-        self.descent_jacobian = descent_jacobian
-        descent = None
-        if (
-            descent_jacobian == "coarse"
-            and instrument is not None
-            and instrument.oversample > 1
-            and instrument.gaussian_sampling() is not None
-        ):
-            coarse = _fit_instrument(instrument, wavelength, 1)
-            descent = MilneEddington(
-                lines, wavelength=wavelength, instrument=coarse, strength_ratios=strength_ratios, vmac_max=vmac_max
-            )
         unknown = set(free) - set(ME_FIT_PARAMETERS)
         if unknown:
             raise ValueError(f"unknown free parameter(s) {sorted(unknown)}; known: {list(ME_FIT_PARAMETERS)}")
@@ -309,7 +284,6 @@ class MEInversion:
             int(restarts),
             float(restart_chi2),
             precision,
-            None if descent is None else descent._me,
         )
 
     def _find_network(self, network) -> MENetwork | None:
