@@ -44,6 +44,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import ME_FIT_PARAMETERS, Instrument, MEInversion  # noqa: E402
+from fastinv.stokes.inversion.me import _LAMBDA_START  # noqa: E402
 from fastinv.stokes.synthesis.milne_eddington import ME_PARAMETERS  # noqa: E402
 from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
 from profiles import CpuTimed  # noqa: E402
@@ -250,22 +251,24 @@ def test_pymilne_1core_network(benchmark, pymilne_data, network_guess):
     _pymilne_case(benchmark, pymilne_data, network_guess)
 
 
-def _fastinv_pymilne_lines(restarts: int) -> MEInversion:
+def _fastinv_pymilne_lines(restarts: int, lambda_start: float | None = None) -> MEInversion:
     return MEInversion(
         lines=list(PYMILNE_LINES),
         instrument=Instrument.hinode_sp(),
         strength_ratios=PYMILNE_RATIOS,
         restarts=restarts,
         init="classical",
+        lambda_start=lambda_start,
     )
 
 
 @pytest.mark.benchmark(group="me-inversion-pymilne-lines")
 @pytest.mark.parametrize("restarts", [0, 3], ids=["one_start", "restarts"])
 def test_fastinv_1core_pymilne_lines_network(benchmark, pymilne_data, network_guess, restarts):
-    """fastinv from the network guess pyMilne gets (one start, or up to 3 restarts)."""
+    """fastinv from the network guess pyMilne gets (one start, or up to 3 restarts), with the
+    initial damping MEInversion uses from its network's guess (given here as an array)."""
     _, obs, sigma = pymilne_data
-    timed = CpuTimed(_fastinv_pymilne_lines(restarts).invert)
+    timed = CpuTimed(_fastinv_pymilne_lines(restarts, _LAMBDA_START["network"]).invert)
     kw = {"threads": 1, "init": network_guess}
     r = benchmark.pedantic(timed, args=(obs, sigma), kwargs=kw, rounds=3, iterations=1)
     _record(benchmark, N_PYMILNE, timed, r.chi2[:, 4], r.iterations, r.status == 0, r.restarts > 0)
