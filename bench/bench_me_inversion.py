@@ -19,11 +19,14 @@ deterministic restarts for pixels left with reduced chi2 > 2; scipy: one start).
 - pyMilne (de la Cruz Rodriguez 2019; C++/Eigen/OpenMP LM with analytic derivatives), built
   from its public source outside this repository (bench/README.md says how) and found through
   ``PYMILNE_DIR`` (default /work/peers/pyMilne); skipped, saying so, when absent. It is given
-  the same pixels, 1 thread, float64, one start (nRandom=1) from the same classical guess and
-  its default 20 iterations. Its line data differ from fastinv's (line centres, Lande factors,
-  6302.5 strength), so the pyMilne cases run on their own data set synthesised by fastinv with
-  pyMilne's line data (registered as lines here), which both codes fit; pyMilne synthesises on
-  the data's 21.5 mA sampling and convolves there with the sampled LSF (FFT), fastinv on its
+  the same pixels, 1 thread, float64, one start (nRandom=1) from the same initial guess and
+  its default 20 iterations: the classical guess, and the network's (the issue's default start;
+  the shipped Hinode SP network, trained with fastinv's line data, applied to these profiles,
+  whose line centres differ from it by <= 1.7 mA; both codes get the same guess array). Its
+  line data differ from fastinv's (line centres, Lande factors, 6302.5 strength), so the
+  pyMilne cases run on their own data set synthesised by fastinv with pyMilne's line data
+  (registered as lines here), which both codes fit; pyMilne synthesises on the data's 21.5 mA
+  sampling and convolves there with the sampled LSF (FFT), fastinv on its
   fine grid. Both chi2 are the same formula on the same data.
 
 Pixels/s are per core (threads=1) unless marked; pixels per CPU-second are recorded too
@@ -41,6 +44,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import ME_FIT_PARAMETERS, Instrument, MEInversion  # noqa: E402
+from fastinv.stokes.inversion.me import _LAMBDA_START  # noqa: E402
 from fastinv.stokes.synthesis.milne_eddington import ME_PARAMETERS  # noqa: E402
 from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
 from profiles import CpuTimed  # noqa: E402
@@ -196,13 +200,24 @@ def pymilne_data():
     return inv, obs, NOISE * ic
 
 
+@pytest.fixture(scope="module")
+def network_guess(pymilne_data):
+    """(n, 12) network initial guess for the pyMilne-line data: the shipped Hinode SP network
+    (fastinv's line data; no network exists for pyMilne's), the same array for both codes."""
+    _, obs, _ = pymilne_data
+    net = MEInversion(instrument=Instrument.hinode_sp(), init="network")
+    if net.init_method != "network":
+        pytest.skip("no shipped Hinode SP ME network")
+    return net.initial_guess(obs)
+
+
 def _pymilne_invert(me, guess, obs_n, sig):
     model_out, syn_out, _ = me.invert(guess, obs_n, sig, nRandom=1, nIter=20, chi2_thres=1.0, mu=1.0)
     return model_out, syn_out
 
 
-@pytest.mark.benchmark(group="me-inversion-pymilne-lines")
-def test_pymilne_1core(benchmark, pymilne_data):
+def _pymilne_case(benchmark, pymilne_data, g) -> None:
+    """pyMilne from the (n, 12) fastinv guess g, 1 thread, one start, 20 iterations."""
     ME = _import_pymilne()
     inv, obs, sigma = pymilne_data
     wl = inv.wavelength
@@ -210,7 +225,6 @@ def test_pymilne_1core(benchmark, pymilne_data):
     x = step * (np.arange(11) - 5)
     psf = np.exp(-0.5 * (x / (0.030 / 2.3548200450309493)) ** 2)
     me = ME.MilneEddington([[wl.astype(np.float64), psf / psf.sum()]], [6301, 6302], nthreads=1, precision="float64")
-    g = inv.initial_guess(obs)
     # pyMilne's model: B, inc [rad], azi [rad], vlos, vDop [A], eta0, damping, S0, S1 -- per I_c
     ic = sigma / NOISE
     guess = np.column_stack(
@@ -227,6 +241,40 @@ def test_pymilne_1core(benchmark, pymilne_data):
 
 
 @pytest.mark.benchmark(group="me-inversion-pymilne-lines")
+def test_pymilne_1core(benchmark, pymilne_data):
+    inv, obs, _ = pymilne_data
+    _pymilne_case(benchmark, pymilne_data, inv.initial_guess(obs))
+
+
+@pytest.mark.benchmark(group="me-inversion-pymilne-lines")
+def test_pymilne_1core_network(benchmark, pymilne_data, network_guess):
+    _pymilne_case(benchmark, pymilne_data, network_guess)
+
+
+def _fastinv_pymilne_lines(restarts: int, lambda_start: float | None = None) -> MEInversion:
+    return MEInversion(
+        lines=list(PYMILNE_LINES),
+        instrument=Instrument.hinode_sp(),
+        strength_ratios=PYMILNE_RATIOS,
+        restarts=restarts,
+        init="classical",
+        lambda_start=lambda_start,
+    )
+
+
+@pytest.mark.benchmark(group="me-inversion-pymilne-lines")
+@pytest.mark.parametrize("restarts", [0, 3], ids=["one_start", "restarts"])
+def test_fastinv_1core_pymilne_lines_network(benchmark, pymilne_data, network_guess, restarts):
+    """fastinv from the network guess pyMilne gets (one start, or up to 3 restarts), with the
+    initial damping MEInversion uses from its network's guess (given here as an array)."""
+    _, obs, sigma = pymilne_data
+    timed = CpuTimed(_fastinv_pymilne_lines(restarts, _LAMBDA_START["network"]).invert)
+    kw = {"threads": 1, "init": network_guess}
+    r = benchmark.pedantic(timed, args=(obs, sigma), kwargs=kw, rounds=3, iterations=1)
+    _record(benchmark, N_PYMILNE, timed, r.chi2[:, 4], r.iterations, r.status == 0, r.restarts > 0)
+
+
+@pytest.mark.benchmark(group="me-inversion-pymilne-lines")
 def test_fastinv_1core_pymilne_lines(benchmark, pymilne_data):
     inv, obs, sigma = pymilne_data
     timed = CpuTimed(inv.invert)
@@ -237,10 +285,7 @@ def test_fastinv_1core_pymilne_lines(benchmark, pymilne_data):
 @pytest.mark.benchmark(group="me-inversion-pymilne-lines")
 def test_fastinv_1core_pymilne_lines_one_start(benchmark, pymilne_data):
     inv, obs, sigma = pymilne_data
-    one = MEInversion(
-        lines=list(PYMILNE_LINES), instrument=Instrument.hinode_sp(), strength_ratios=PYMILNE_RATIOS, restarts=0
-    )
-    timed = CpuTimed(one.invert)
+    timed = CpuTimed(_fastinv_pymilne_lines(0).invert)
     r = benchmark.pedantic(timed, args=(obs, sigma), kwargs={"threads": 1}, rounds=3, iterations=1)
     _record(benchmark, N_PYMILNE, timed, r.chi2[:, 4], r.iterations, r.status == 0, r.restarts > 0)
 
@@ -263,14 +308,23 @@ def write_summary(json_path, md_path) -> str:
         ("pyMilne line data: fastinv, 1 thread (up to 3 restarts)", "test_fastinv_1core_pymilne_lines"),
         ("pyMilne line data: fastinv, 1 thread, one start", "test_fastinv_1core_pymilne_lines_one_start"),
         ("pyMilne line data: pyMilne, 1 thread, one start, 20 iterations", "test_pymilne_1core"),
+        (
+            "pyMilne line data, network start: fastinv, 1 thread, one start",
+            "test_fastinv_1core_pymilne_lines_network[one_start]",
+        ),
+        (
+            "pyMilne line data, network start: fastinv, 1 thread (up to 3 restarts)",
+            "test_fastinv_1core_pymilne_lines_network[restarts]",
+        ),
+        ("pyMilne line data, network start: pyMilne, 1 thread, one start, 20 iterations", "test_pymilne_1core_network"),
     ]
     lines = [
         "# Milne-Eddington inversion benchmark (fastinv LM vs scipy least_squares)",
         "",
         run.machine_line(f"ME kernel ISA {get('test_fastinv_1core', 'isa')}"),
         "- Hinode SP-like data: Fe I 6301.5 + 6302.5, Hinode LSF, 112 samples, 1e-3 I_c noise, 9 free "
-        "parameters, classical initial guess, up to 3 deterministic restarts where reduced chi2 > 2 "
-        "(scipy: one start)",
+        "parameters, classical initial guess unless a row says network start, up to 3 deterministic "
+        "restarts where reduced chi2 > 2 (scipy, pyMilne: one start)",
         "",
         "| implementation | pixels | pixels/s (wall) | pixels per CPU-s | median reduced chi2 | "
         "median iterations (scipy: evaluations) | share ok | share restarted |",
@@ -287,6 +341,11 @@ def write_summary(json_path, md_path) -> str:
         "test_fastinv_1core_pymilne_lines_one_start",
         "test_fastinv_1core_pymilne_lines",
         "test_pymilne_1core",
+    )
+    one_n, rst_n, pym_n = (
+        "test_fastinv_1core_pymilne_lines_network[one_start]",
+        "test_fastinv_1core_pymilne_lines_network[restarts]",
+        "test_pymilne_1core_network",
     )
 
     def cpu(name):
@@ -308,9 +367,15 @@ def write_summary(json_path, md_path) -> str:
             "kernel with float64 normal equations, chi2 and final profile (its float64 kernel: the "
             "row above).",
             "",
-            f"fastinv / pyMilne, pixels per CPU-second, one start each: {cpu(one) / cpu(pym):.2f}x "
-            f"(with restarts: {cpu(rst) / cpu(pym):.2f}x); median reduced chi2 "
+            f"fastinv / pyMilne, pixels per CPU-second, classical start, one start each: "
+            f"{cpu(one) / cpu(pym):.2f}x (with restarts: {cpu(rst) / cpu(pym):.2f}x); median reduced chi2 "
             f"{get(one, 'median_chi2'):.3f} vs {get(pym, 'median_chi2'):.3f}.",
+            "",
+            f"fastinv / pyMilne, pixels per CPU-second, network start (the issue's default; the same "
+            f"guess array for both), one start each: {cpu(one_n) / cpu(pym_n):.2f}x (with restarts: "
+            f"{cpu(rst_n) / cpu(pym_n):.2f}x); median reduced chi2 {get(one_n, 'median_chi2'):.3f} vs "
+            f"{get(pym_n, 'median_chi2'):.3f}. Network start, fastinv vs pyMilne from the classical "
+            f"start: {cpu(one_n) / cpu(pym):.2f}x.",
             "",
         ]
     return write_markdown(md_path, lines)

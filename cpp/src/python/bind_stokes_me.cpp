@@ -151,7 +151,7 @@ void bind_stokes_me(py::module_& m) {
       .def(py::init([](std::shared_ptr<stokes::MilneEddington> me, std::vector<bool> free, std::vector<double> lower,
                        std::vector<double> upper, std::vector<double> weights, double mu, int max_iterations,
                        double tolerance, double chi2_threshold, double dark_threshold, int restarts,
-                       double restart_chi2, const std::string& precision) {
+                       double restart_chi2, const std::string& precision, double lambda_start) {
              stokes::MEInversionOptions o;
              o.jacobian_precision = me_precision(precision);
              const auto n = static_cast<std::size_t>(stokes::kMeInvParameters);
@@ -170,11 +170,13 @@ void bind_stokes_me(py::module_& m) {
              o.dark_threshold = dark_threshold;
              o.restarts = restarts;
              o.restart_chi2 = restart_chi2;
+             o.lambda_start = lambda_start;
              return std::make_unique<stokes::MEInversion>(std::move(me), o);
            }),
            py::arg("model"), py::arg("free"), py::arg("lower"), py::arg("upper"), py::arg("weights"), py::arg("mu"),
            py::arg("max_iterations"), py::arg("tolerance"), py::arg("chi2_threshold"), py::arg("dark_threshold"),
-           py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0, py::arg("precision") = "float64")
+           py::arg("restarts") = 0, py::arg("restart_chi2") = 2.0, py::arg("precision") = "float64",
+           py::arg("lambda_start") = 0.1)
       .def(
           "invert",
           [](const stokes::MEInversion& inv, Arr stokes_, Arr sigma, Arr init, bool want_fit, int threads,

@@ -216,7 +216,8 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     const double dvB_dB = kLarmor * Ln.lambda0 * Ln.lambda0 * inv;
     const double vB = dvB_dB * p.B;
     const double du_dv = -Ln.lambda0 * kInvCkms * inv;
-    const std::size_t ncomp = Ln.comps.size() + 1;
+    // the unmagnetised component (last): only where f < 1 or d/df is asked for
+    const std::size_t ncomp = Ln.comps.size() + (p.filling_factor < 1.0 || p.filling_derivative ? 1 : 0);
     for (std::size_t c = 0; c < ncomp; ++c) {
       const bool is_stray = c == Ln.comps.size();
       const int g = is_stray ? 3 : Ln.comps[c].group;

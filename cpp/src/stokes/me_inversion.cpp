@@ -31,7 +31,9 @@ namespace {
 
 constexpr int kP = kMeInvParameters;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
-constexpr double kLambdaStart = 0.1;  // measured: 1e-2 and 1 cost ~14 % more CPU on Hinode data
+// restarts' initial damping (options.lambda_start: the first descent's); measured from the
+// classical start: 1e-2 and 1 cost ~14 % more CPU on Hinode data
+constexpr double kLambdaStart = 0.1;
 constexpr double kLambdaMax = 1e10;
 // Largest change of B [G], inclination and azimuth [deg] and v_LOS [km/s] in one step (0: no
 // limit); each component of a step is clipped to it. Where the field is nearly longitudinal
@@ -119,6 +121,8 @@ void MEInversionOptions::validate() const {
   if (!(tolerance > 0.0 && tolerance < 1.0)) throw InvalidArgument("MEInversion: tolerance must be in (0, 1)");
   if (restarts < 0 || restarts > 100) throw InvalidArgument("MEInversion: restarts must be in [0, 100]");
   if (!(restart_chi2 > 0.0)) throw InvalidArgument("MEInversion: restart_chi2 must be > 0");
+  if (!(lambda_start > 0.0 && lambda_start <= 1.0))
+    throw InvalidArgument("MEInversion: lambda_start must be in (0, 1]");
   if (!(chi2_threshold > 0.0)) throw InvalidArgument("MEInversion: chi2_threshold must be > 0");
   if (!std::isfinite(dark_threshold)) throw InvalidArgument("MEInversion: dark_threshold must be finite");
   int nfree = 0;
@@ -291,10 +295,9 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
 
   // One Levenberg-Marquardt descent from p (in place); returns chi2 at the end.
   int iter = 0;
-  auto descend = [&](bool& converged) {
+  auto descend = [&](bool& converged, double lambda) {
     model_jac(p);
     double chi2 = chi2_of(prof);
-    double lambda = kLambdaStart;
     bool stale = false;  // prof/jac hold a rejected trial's, not p's
     const int limit = iter + o.max_iterations;
     converged = false;
@@ -367,7 +370,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
 
   const double dof = static_cast<double>(used - nf);
   bool converged = false;
-  double chi2 = descend(converged);
+  double chi2 = descend(converged, o.lambda_start);
   // Restarts (deterministic: no random numbers) for pixels left above restart_chi2: the
   // usual ME local minima are the other field polarity and the azimuth 90 deg away, and a
   // weak-field start for a strong field.
@@ -389,7 +392,7 @@ void MEInversion::invert_pixel(const double* obs, const double* sigma, const dou
       fold_and_clamp(p, o);
       if (!stray) p[kMeStrayLight] = 0.0;
       bool conv = false;
-      const double c = descend(conv);
+      const double c = descend(conv, kLambdaStart);
       ++restarts;
       if (c < best_chi2) {
         std::copy(p, p + kP, best);

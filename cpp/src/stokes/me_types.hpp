@@ -25,6 +25,10 @@ struct MELineData {
 // One profile's parameters, angles in radians, Doppler width in Angstrom.
 struct MEProfileInput {
   double B, inclination, azimuth, vlos, doppler_width, damping, eta0, S0, S1, filling_factor, mu;
+  // me_profile_deriv: whether the filling factor's derivative row is wanted. At f = 1 without
+  // it the unmagnetised component contributes nothing, and its Voigt functions are skipped
+  // (that row is then left meaningless).
+  bool filling_derivative = true;
 };
 
 struct MESegment {

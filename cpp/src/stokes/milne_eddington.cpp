@@ -209,8 +209,9 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     s.deriv_->f64.resize(n);
   s.fine_.resize(static_cast<std::size_t>(4 * n));
   s.fine_jac_.resize(static_cast<std::size_t>(kMeDerivParameters * 4 * n));
-  me_deriv_kernel(precision)(lines_, wl_.data(), n, profile_input(params, mu), *s.deriv_, s.fine_.data(),
-                             s.fine_jac_.data());
+  detail::MEProfileInput in = profile_input(params, mu);
+  in.filling_derivative = !need || need[9];
+  me_deriv_kernel(precision)(lines_, wl_.data(), n, in, *s.deriv_, s.fine_.data(), s.fine_jac_.data());
   // per unit of the public parameters: degrees and mA
   const int64_t plane = 4 * n;
   for (int k : {1, 2})

@@ -51,6 +51,10 @@ struct MEInversionOptions {
   double dark_threshold = 0.0;    // mean Stokes I at or below it: status too_dark
   int restarts = 0;               // extra starts for pixels whose reduced chi2 > restart_chi2
   double restart_chi2 = 2.0;
+  // Levenberg-Marquardt's initial damping of a pixel's first descent (its restarts start at
+  // 0.1). 0.1 suits guesses far from the minimum (the classical one); a close guess (the
+  // network's) converges in fewer steps from a smaller one (docs/stokes-me-inversion.md).
+  double lambda_start = 0.1;
   // Arithmetic of the profile+Jacobian kernel (normal equations, chi2 and the reported fit
   // stay double; the C API uses this default);
   // the measurements behind the default: docs/stokes-me-inversion.md, "Float32 Jacobian kernel".

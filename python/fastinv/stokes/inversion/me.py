@@ -46,6 +46,8 @@ ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
 _DEFAULT_FREE = ME_FIT_PARAMETERS[:9]
 # the Jacobian kernel's arithmetic (docs/stokes-me-inversion.md, "Float32 Jacobian kernel")
 _DEFAULT_PRECISION = "float32"
+# Levenberg-Marquardt's initial damping by start (docs/stokes-me-inversion.md, "Initial damping")
+_LAMBDA_START = {"classical": 0.1, "network": 1e-3}
 _DEFAULT_BOUNDS = {
     "B": (0.0, 6000.0),
     "inclination": (0.0, 180.0),
@@ -189,6 +191,11 @@ class MEInversion:
         float32); the normal equations, chi2 and the outputs are float64 either way.
         The measurements behind the default: docs/stokes-me-inversion.md, "Float32 Jacobian
         kernel".
+    lambda_start : float, optional
+        Levenberg-Marquardt's initial damping of each pixel's first descent (restarts start
+        at 0.1). Default: 1e-3 from the network's guess (close to the minimum: fewer steps),
+        0.1 from the classical guess or a user's (docs/stokes-me-inversion.md, "Initial
+        damping").
 
     Examples
     --------
@@ -226,6 +233,7 @@ class MEInversion:
         network=None,
         oversample: int | str | None = None,
         precision: str = _DEFAULT_PRECISION,
+        lambda_start: float | None = None,
     ) -> None:
         free = _DEFAULT_FREE if free is None else tuple(free)
         if instrument is not None and oversample != "instrument":
@@ -270,7 +278,10 @@ class MEInversion:
             raise ValueError(f"stray_light_fraction must be in [0, 1], got {stray_light_fraction}")
         if "stray_light" in self.free and stray_light is None:
             raise ValueError("a free stray_light needs stray_light= (a profile or 'quiet_sun')")
-        self._inv = _core.stokes.MEInversion(
+        if lambda_start is not None and not 0.0 < float(lambda_start) <= 1.0:
+            raise ValueError(f"lambda_start must be in (0, 1], got {lambda_start!r}")
+        self.lambda_start = None if lambda_start is None else float(lambda_start)
+        self._core_args = (
             self.model._me,
             [k in self.free for k in ME_FIT_PARAMETERS],
             [b[k][0] for k in ME_FIT_PARAMETERS],
@@ -285,6 +296,14 @@ class MEInversion:
             float(restart_chi2),
             precision,
         )
+        self._cores: dict[float, object] = {}
+        self._inv = self._core(_LAMBDA_START["classical"] if lambda_start is None else self.lambda_start)
+
+    def _core(self, lambda_start: float):
+        """The C++ inverter with this initial damping (made once per value)."""
+        if lambda_start not in self._cores:
+            self._cores[lambda_start] = _core.stokes.MEInversion(*self._core_args, lambda_start=lambda_start)
+        return self._cores[lambda_start]
 
     def _find_network(self, network) -> MENetwork | None:
         names = [line.name for line in self.model.lines]
@@ -396,8 +415,15 @@ class MEInversion:
         stray = self._stray(self.stray_light if stray_light is None else stray_light, flat, lead)
         if stray is None and "stray_light" in self.free:
             raise ValueError("a free stray_light needs stray_light= (a profile or 'quiet_sun')")
+        if self.lambda_start is None:
+            start = self.init if init is None else init
+            core = self._core(
+                _LAMBDA_START["network" if isinstance(start, str) and start == "network" else "classical"]
+            )
+        else:
+            core = self._inv
         # NaN guesses of unusable pixels are flagged by the C++ side (bad input)
-        r = self._inv.invert(flat, sig, guess, bool(fit), 0 if threads is None else int(threads), stray)
+        r = core.invert(flat, sig, guess, bool(fit), 0 if threads is None else int(threads), stray)
         params = {k: (r["parameters"][:, i].reshape(lead) * u.Unit(_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)}
         errors = {k: (r["errors"][:, i].reshape(lead) * u.Unit(_UNITS[k])) for i, k in enumerate(ME_FIT_PARAMETERS)}
         return MEResult(
