@@ -44,7 +44,6 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from fastinv import _core  # noqa: E402
 from fastinv.stokes import ME_FIT_PARAMETERS, Instrument, MEInversion  # noqa: E402
-from fastinv.stokes.inversion.me import _LAMBDA_START  # noqa: E402
 from fastinv.stokes.synthesis.milne_eddington import ME_PARAMETERS  # noqa: E402
 from fastinv.stokes.synthesis.sampling import sample_me_parameters  # noqa: E402
 from profiles import CpuTimed  # noqa: E402
@@ -268,7 +267,7 @@ def test_fastinv_1core_pymilne_lines_network(benchmark, pymilne_data, network_gu
     """fastinv from the network guess pyMilne gets (one start, or up to 3 restarts), with the
     initial damping MEInversion uses from its network's guess (given here as an array)."""
     _, obs, sigma = pymilne_data
-    timed = CpuTimed(_fastinv_pymilne_lines(restarts, _LAMBDA_START["network"]).invert)
+    timed = CpuTimed(_fastinv_pymilne_lines(restarts, MEInversion.LAMBDA_START["network"]).invert)
     kw = {"threads": 1, "init": network_guess}
     r = benchmark.pedantic(timed, args=(obs, sigma), kwargs=kw, rounds=3, iterations=1)
     _record(benchmark, N_PYMILNE, timed, r.chi2[:, 4], r.iterations, r.status == 0, r.restarts > 0)

@@ -46,8 +46,6 @@ ME_CORRELATED = ("B", "inclination", "azimuth", "vlos", "filling_factor")
 _DEFAULT_FREE = ME_FIT_PARAMETERS[:9]
 # the Jacobian kernel's arithmetic (docs/stokes-me-inversion.md, "Float32 Jacobian kernel")
 _DEFAULT_PRECISION = "float32"
-# Levenberg-Marquardt's initial damping by start (docs/stokes-me-inversion.md, "Initial damping")
-_LAMBDA_START = {"classical": 0.1, "network": 1e-3}
 _DEFAULT_BOUNDS = {
     "B": (0.0, 6000.0),
     "inclination": (0.0, 180.0),
@@ -197,6 +195,12 @@ class MEInversion:
         0.1 from the classical guess or a user's (docs/stokes-me-inversion.md, "Initial
         damping").
 
+    Attributes
+    ----------
+    LAMBDA_START : dict of str to float
+        The default ``lambda_start`` by start: ``"network"`` (1e-3) and ``"classical"`` (0.1,
+        also a user's guess).
+
     Examples
     --------
     >>> import numpy as np
@@ -209,6 +213,9 @@ class MEInversion:
     >>> round(float(res.parameters["B"][0].value))
     1000
     """
+
+    # Levenberg-Marquardt's initial damping by start (docs/stokes-me-inversion.md, "Initial damping")
+    LAMBDA_START = {"classical": 0.1, "network": 1e-3}
 
     def __init__(
         self,
@@ -297,7 +304,7 @@ class MEInversion:
             precision,
         )
         self._cores: dict[float, object] = {}
-        self._inv = self._core(_LAMBDA_START["classical"] if lambda_start is None else self.lambda_start)
+        self._inv = self._core(self.LAMBDA_START["classical"] if lambda_start is None else self.lambda_start)
 
     def _core(self, lambda_start: float):
         """The C++ inverter with this initial damping (made once per value)."""
@@ -418,7 +425,7 @@ class MEInversion:
         if self.lambda_start is None:
             start = self.init if init is None else init
             core = self._core(
-                _LAMBDA_START["network" if isinstance(start, str) and start == "network" else "classical"]
+                self.LAMBDA_START["network" if isinstance(start, str) and start == "network" else "classical"]
             )
         else:
             core = self._inv
