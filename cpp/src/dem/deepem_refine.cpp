@@ -3,6 +3,7 @@
 #include "dem/deepem_refine.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -18,6 +19,8 @@
 
 namespace fastinv::dem {
 
+std::atomic<uint64_t> DeepEmRefiner::next_id_{0};
+
 namespace {
 constexpr int kChannels = 6;
 // BP's primal feasibility tolerance on the same scaling (rows peak at 1, max(up) = 1 before
@@ -27,7 +30,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 }  // namespace
 
 DeepEmRefiner::DeepEmRefiner(const float* kernel, int64_t n_t, const DeepEmChi2& errors, const DeepEmRefine& options)
-    : n_t_(n_t), errors_(errors), opts_(options) {
+    : n_t_(n_t), errors_(errors), opts_(options), id_(next_id_.fetch_add(1) + 1) {
   if (n_t < 1 || n_t > 64) throw InvalidArgument("DeepEM refine: 1 to 64 temperature bins");
   if (!kernel) throw InvalidArgument("DeepEM refine: null response");
   if (errors.mode == DeepEmErrors::none)
@@ -126,6 +129,10 @@ BpStatus DeepEmRefiner::pixel(Workspace& w, const double* yraw, const double* si
     }
     for (int64_t t = 0; t < nt; ++t) w.upper_[nt + t] = n[t] / g;  // EM = n + p - q >= 0
     w.lp_.set_upper(w.upper_.data());
+    // The narrower band's infeasibility proof, re-tested against this band: if it still holds
+    // (by a margin far above the solver's tolerances) this tolfac is infeasible too, without
+    // a solve. The pixels infeasible at every tolfac then cost one solve instead of three.
+    if (w.lp_.still_infeasible(lo, up)) continue;
     const LpResult r = w.lp_.solve(lo, up, opts_.max_iterations, kFeasTol);
     iters += w.lp_.iterations();
     if (r == LpResult::optimal) {
@@ -151,7 +158,19 @@ BpStatus DeepEmRefiner::pixel(Workspace& w, const double* yraw, const double* si
 void DeepEmRefiner::tile(const double (*y)[kW], const double (*sig)[kW], int64_t first, int lanes, float (*em)[kW],
                          float* total, int8_t* status, double* tolfac) const noexcept {
   try {
-    Workspace w(*this);
+    // One workspace per thread and refiner, kept across tiles (the fused loop calls this per
+    // 16 pixels; allocating the simplex each time cost more than a pixel's set-up). pixel()
+    // resets everything it reads, so reuse does not change a result. Refiners are told apart
+    // by a serial number, never by address (a new one may reuse a freed one's).
+    thread_local uint64_t cached_id = 0;
+    thread_local std::optional<Workspace> cached;
+    if (cached_id != id_ || !cached) {
+      cached.reset();
+      cached_id = 0;
+      cached.emplace(*this);
+      cached_id = id_;
+    }
+    Workspace& w = *cached;
     for (int j = 0; j < lanes; ++j) {
       double yj[kChannels], sj[kChannels];
       float net[64], out[64];
