@@ -14,6 +14,11 @@ constexpr double kDualTol = 1e-9;
 constexpr double kDualAccept = 1e-7;
 constexpr int kRefactorEvery = 24;  // bound the drift of the product-form B^-1 updates
 constexpr int kDegenerateRun = 16;  // degenerate pivots in a row before Bland's rule
+// Boxed problems (DeepEM's refinement) take a verdict on the product-form values, without the
+// refactorisation, when no drift could change it: an infeasibility this large (on a problem
+// scaled to max(up) = 1; the few updates since the last factorisation drift by ~1e-15), or an
+// optimum whose values are all inside their bounds/signs by a wide margin (settled()).
+constexpr double kDecisive = 1e-8;
 }  // namespace
 
 DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
@@ -198,6 +203,27 @@ void DualSimplex::column(int j, double* out) const {
   }
 }
 
+bool DualSimplex::settled(double feas_tol) const {
+  // Optimal with a margin no drift can cross: every basic value within its bounds to 1 % of
+  // the tolerance the fresh verdict allows, every reduced cost's sign right to half of it.
+  const double tol = 0.01 * feas_tol;
+  for (int r = 0; r < m_; ++r) {
+    const int j = head_[r];
+    if (!(val_[j] >= lb_[j] - tol && val_[j] <= ub_[j] + tol)) return false;
+  }
+  for (int j = 0; j < n_; ++j)
+    if (dir_[j] * d_[j] < -0.5 * kDualAccept) return false;
+  return true;
+}
+
+double DualSimplex::remaining(double infeasibility, int nkeep) const {
+  for (int c = 0; c < nkeep; ++c) {
+    const int j = cand_[c];
+    infeasibility -= tval_[c] * (ub_[j] - lb_[j]);
+  }
+  return infeasibility;
+}
+
 int DualSimplex::long_step(double infeasibility, int nkeep) {
   // Breakpoints ratio_ in increasing order (ties by index), selected one at a time: usually
   // only a few flip before one must enter. cand_ (and its ratio_, harris_, tval_) ends with
@@ -329,7 +355,7 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
       }
     }
     if (p < 0) {
-      if (!fresh) {
+      if (!fresh && !(boxed_ && settled(feas_tol))) {
         if (!refresh()) return LpResult::not_converged;
         continue;
       }
@@ -397,8 +423,8 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
     if (bland) theta_max = theta_max * (1.0 + 1e-12) + 1e-300;
     if (nkeep == 0) {
       // No entering candidate: x_leave cannot reach its bound, i.e. the LP is infeasible.
-      // Only believe it on freshly factorised values.
-      if (!fresh) {
+      // Only believe it on freshly factorised values, or (boxed) when it is decisive.
+      if (!fresh && !(boxed_ && (below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave]) > kDecisive)) {
         if (!refresh()) return LpResult::not_converged;
         continue;
       }
@@ -413,7 +439,7 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
     if (boxed_ && !bland) {
       const int nflip = long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], nkeep);
       if (nflip == nkeep) {  // every candidate flips and x_leave is still infeasible
-        if (!fresh) {
+        if (!fresh && !(remaining(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], nkeep) > kDecisive)) {
           if (!refresh()) return LpResult::not_converged;
           continue;
         }

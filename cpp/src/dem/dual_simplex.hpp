@@ -86,6 +86,10 @@ class FASTINV_DEM_INTERNAL DualSimplex {
   int long_step(double infeasibility, int nkeep);
   template <int M>
   void flip(int nflip);  // moves cand_[0..nflip) to their other bounds
+  // Whether the current values are optimal by a margin no drift of B^-1 could cross.
+  bool settled(double feas_tol) const;
+  // x_leave's infeasibility left after all nkeep candidates flipped.
+  double remaining(double infeasibility, int nkeep) const;
 
   const double* A_;
   int m_, n_;
