@@ -1,6 +1,7 @@
 // DeepEM refinement (fastinv::dem::DeepEmRefine): the LP set-up and per-pixel solve shared by
 // the fused tile loop (deepem_fused.cpp) and the stand-alone deepem_refine().
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -52,6 +53,8 @@ class DeepEmRefiner {
   std::vector<double> k_;          // (6, n_t) response in float64
   std::vector<double> row_scale_;  // per channel: the row's peak, so that rows of A peak at 1
   std::vector<double> a_;          // (6, 2 n_t): [K, -K] / row_scale
+  uint64_t id_;                    // serial number: tile()'s per-thread workspace is this one's
+  static std::atomic<uint64_t> next_id_;
 };
 
 }  // namespace fastinv::dem

@@ -14,6 +14,11 @@ constexpr double kDualTol = 1e-9;
 constexpr double kDualAccept = 1e-7;
 constexpr int kRefactorEvery = 24;  // bound the drift of the product-form B^-1 updates
 constexpr int kDegenerateRun = 16;  // degenerate pivots in a row before Bland's rule
+// Boxed problems (DeepEM's refinement) take a verdict on the product-form values, without the
+// refactorisation, when no drift could change it: an infeasibility this large (on a problem
+// scaled to max(up) = 1; the few updates since the last factorisation drift by ~1e-15), or an
+// optimum whose values are all inside their bounds/signs by a wide margin (settled()).
+constexpr double kDecisive = 1e-8;
 }  // namespace
 
 DualSimplex::DualSimplex(const double* A, int m, int n, const double* c)
@@ -58,6 +63,7 @@ void DualSimplex::reset() {
   for (int i = 0; i < m_; ++i) d_[n_ + i] = 0.0;
   pristine_ = true;
   factored_ = false;
+  cert_leave_ = -1;
 }
 
 void DualSimplex::set_upper(const double* u) {
@@ -197,10 +203,44 @@ void DualSimplex::column(int j, double* out) const {
   }
 }
 
+bool DualSimplex::settled(double feas_tol) const {
+  // Optimal with a margin no drift can cross: every basic value within its bounds to 1 % of
+  // the tolerance the fresh verdict allows, every reduced cost's sign right to half of it.
+  const double tol = 0.01 * feas_tol;
+  for (int r = 0; r < m_; ++r) {
+    const int j = head_[r];
+    if (!(val_[j] >= lb_[j] - tol && val_[j] <= ub_[j] + tol)) return false;
+  }
+  for (int j = 0; j < n_; ++j)
+    if (dir_[j] * d_[j] < -0.5 * kDualAccept) return false;
+  return true;
+}
+
+double DualSimplex::remaining(double infeasibility, int nkeep) const {
+  for (int c = 0; c < nkeep; ++c) {
+    const int j = cand_[c];
+    infeasibility -= tval_[c] * (ub_[j] - lb_[j]);
+  }
+  return infeasibility;
+}
+
 int DualSimplex::long_step(double infeasibility, int nkeep) {
   // Breakpoints ratio_ in increasing order (ties by index), selected one at a time: usually
   // only a few flip before one must enter. cand_ (and its ratio_, harris_, tval_) ends with
   // the flipping ones first.
+  // All candidates flip when even their total step leaves x_leave infeasible (the verdict
+  // "infeasible" of every narrower tolfac): one pass then decides what the selection below would
+  // find after nkeep scans. The steps are positive, so the selection's last test is the binding
+  // one; the margin covers the summation order, and anything closer takes the selection.
+  double total = 0.0;
+  bool bounded = true;
+  for (int c = 0; c < nkeep; ++c) {
+    const int j = cand_[c];
+    const double range = ub_[j] - lb_[j];
+    bounded = bounded && std::isfinite(range);
+    total += tval_[c] * range;
+  }
+  if (bounded && infeasibility - total > 1e-12 * (infeasibility + total)) return nkeep;
   int nflip = 0;
   for (; nflip < nkeep; ++nflip) {
     // The smallest (ratio, index), branch-free: the comparisons' outcomes are data-dependent.
@@ -264,6 +304,7 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
     set_state(n + i, state_[n + i]);  // a logical may have become fixed (lo = up) or free
   }
   iterations_ = 0;
+  cert_leave_ = -1;
   if (pristine_) {
     for (int i = 0; i < m; ++i) val_[n + i] = 0.0;  // r = A x = 0
   } else {
@@ -314,7 +355,7 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
       }
     }
     if (p < 0) {
-      if (!fresh) {
+      if (!fresh && !(boxed_ && settled(feas_tol))) {
         if (!refresh()) return LpResult::not_converged;
         continue;
       }
@@ -382,11 +423,13 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
     if (bland) theta_max = theta_max * (1.0 + 1e-12) + 1e-300;
     if (nkeep == 0) {
       // No entering candidate: x_leave cannot reach its bound, i.e. the LP is infeasible.
-      // Only believe it on freshly factorised values.
-      if (!fresh) {
+      // Only believe it on freshly factorised values, or (boxed) when it is decisive.
+      if (!fresh && !(boxed_ && (below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave]) > kDecisive)) {
         if (!refresh()) return LpResult::not_converged;
         continue;
       }
+      cert_leave_ = leave;
+      cert_below_ = below;
       return LpResult::infeasible;
     }
     // Bound flipping (boxed problems, not under Bland): the candidates whose breakpoints come
@@ -396,10 +439,12 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
     if (boxed_ && !bland) {
       const int nflip = long_step(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], nkeep);
       if (nflip == nkeep) {  // every candidate flips and x_leave is still infeasible
-        if (!fresh) {
+        if (!fresh && !(remaining(below ? lb_[leave] - val_[leave] : val_[leave] - ub_[leave], nkeep) > kDecisive)) {
           if (!refresh()) return LpResult::not_converged;
           continue;
         }
+        cert_leave_ = leave;
+        cert_below_ = below;
         return LpResult::infeasible;
       }
       if (nflip > 0) {
@@ -478,6 +523,33 @@ LpResult DualSimplex::solve_m(const double* lo, const double* up, int max_iter, 
     fresh = false;
     if (++since_refactor >= kRefactorEvery && !refresh()) return LpResult::not_converged;
   }
+}
+
+bool DualSimplex::still_infeasible(const double* lo, const double* up) const {
+  if (cert_leave_ < 0) return false;
+  // Row p of the tableau: x_leave = -sum_j alpha_j z_j over the nonbasic z_j (the other basic
+  // variables' alpha are 0). Its most favourable value over the nonbasics' boxes, new bounds:
+  // the certificate holds if even that misses x_leave's violated bound.
+  const int n = n_, nt = n_ + m_;
+  auto lower = [&](int j) { return j < n ? lb_[j] : lo[j - n]; };
+  auto upper = [&](int j) { return j < n ? ub_[j] : up[j - n]; };
+  const double toward = cert_below_ ? 1.0 : -1.0;  // the direction x_leave must move
+  double best = 0.0, scale = 0.0;
+  for (int j = 0; j < nt; ++j) {
+    if (state_[j] == kBasic) continue;
+    const double a = -alpha_row_[j];  // d x_leave / d z_j
+    if (a == 0.0) continue;
+    const double b = (toward * a > 0.0) ? upper(j) : lower(j);
+    if (!std::isfinite(b)) return false;  // unbounded that way: no proof
+    best += a * b;
+    scale += std::fabs(a * b);
+  }
+  const int l = cert_leave_;
+  const double bound = cert_below_ ? lower(l) : upper(l);
+  // Far above the solver's tolerances (feas_tol ~1e-10 on a problem scaled to max(up) = 1)
+  // and the rounding of the sum: a pixel this close to feasible is solved, as before.
+  const double margin = 1e-8 * (1.0 + scale + std::fabs(bound));
+  return cert_below_ ? best < bound - margin : best > bound + margin;
 }
 
 LpResult DualSimplex::solve(const double* lo, const double* up, int max_iter, double feas_tol) {

@@ -50,6 +50,13 @@ class FASTINV_DEM_INTERNAL DualSimplex {
   // and meant for a problem scaled so that max(up) ~ 1.
   LpResult solve(const double* lo, const double* up, int max_iter, double feas_tol);
 
+  // After a solve that returned infeasible: whether its infeasibility certificate (the
+  // tableau row of the basic variable that could not reach its bound) still proves the LP
+  // infeasible with the row bounds lo/up and the structurals' current upper bounds (set_upper),
+  // by more than a margin far above the solver's tolerances. It costs O(n + m) instead of a
+  // solve; false (no proof, solve it) whenever the last solve was not infeasible.
+  bool still_infeasible(const double* lo, const double* up) const;
+
   // Structural solution x (n values) and objective c^T x of the last solve.
   const double* x() const { return val_.data(); }
   double objective() const;
@@ -79,6 +86,10 @@ class FASTINV_DEM_INTERNAL DualSimplex {
   int long_step(double infeasibility, int nkeep);
   template <int M>
   void flip(int nflip);  // moves cand_[0..nflip) to their other bounds
+  // Whether the current values are optimal by a margin no drift of B^-1 could cross.
+  bool settled(double feas_tol) const;
+  // x_leave's infeasibility left after all nkeep candidates flipped.
+  double remaining(double infeasibility, int nkeep) const;
 
   const double* A_;
   int m_, n_;
@@ -98,6 +109,10 @@ class FASTINV_DEM_INTERNAL DualSimplex {
   // binv_ is exactly what refactor() gives for head_ (no pivot since the last one): a retry
   // with new bounds (the next tolfac) need not refactorise again.
   bool factored_ = false;
+  // The last infeasible verdict's certificate: alpha_row_ (untouched since), the leaving
+  // variable and its violated side; cert_leave_ < 0 if there is none.
+  int cert_leave_ = -1;
+  bool cert_below_ = false;
 };
 
 }  // namespace fastinv::dem
