@@ -38,6 +38,15 @@ struct DeepEmErrorsBf16 {
 void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
                          int directions, float* out, int64_t out_stride) noexcept;
 
+// The six tangents of layers 1 and 2 (deepem_errors_pairs.cpp, AVX512-BF16 builds only) as pair
+// rows of direction c at pairs + c * stride, zero to the end of the last 16-pair chunk: layer 1's
+// act1'(k) W1[k][c] s[c], layer 2's act2'(i) t[c * t_stride + i * kTileWidth + lane]. The slopes
+// act' come from the signs of the engine's activations a1, a2.
+void layer1_pairs(const DeepEmErrorModel& m, const float* a1, const float (*s)[cpu::kTileWidth], uint32_t* pairs,
+                  int64_t stride) noexcept;
+void layer2_pairs(const DeepEmErrorModel& m, const float* a2, const float* t, int64_t t_stride, uint32_t* pairs,
+                  int64_t stride) noexcept;
+
 // Null where this CPU or build has no AVX512-BF16 (the float32 Jacobian is used then).
 std::shared_ptr<const DeepEmErrorsBf16> pack_errors_bf16(const DeepEmErrorModel& m);
 
