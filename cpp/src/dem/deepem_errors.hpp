@@ -37,6 +37,12 @@ struct DeepEmErrorsBf16 {
 // r (in + r * in_stride, chunks * 16 rows of 16 lanes, zero past the layer's pairs).
 void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
                          int directions, float* out, int64_t out_stride) noexcept;
+// The same product through layer 2 with its slopes fused (layer2_block_pairs per block): the
+// outputs go, times act2' of the activations a2 (n rows), straight into pair rows (pairs +
+// r * pair_stride) instead of float32 rows through L2; pair rows past the blocks are not written.
+void gemm_directions_amx_pairs(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
+                               int directions, const float* a2, int64_t n, float slope, uint32_t* pairs,
+                               int64_t pair_stride) noexcept;
 
 // The six tangents of layers 1 and 2 (deepem_errors_pairs.cpp, AVX512-BF16 builds only) as pair
 // rows of direction c at pairs + c * stride, zero to the end of the last 16-pair chunk: layer 1's
@@ -46,6 +52,10 @@ void layer1_pairs(const DeepEmErrorModel& m, const float* a1, const float (*s)[c
                   int64_t stride) noexcept;
 void layer2_pairs(const DeepEmErrorModel& m, const float* a2, const float* t, int64_t t_stride, uint32_t* pairs,
                   int64_t stride) noexcept;
+// The same for one 16-row block of layer 2's outputs, block[c][row][lane] (c < directions),
+// rows row0.. of a layer of n: 8 pair rows at pairs + c * stride + (row0 / 2) * kTileWidth.
+void layer2_block_pairs(const float* a2, int64_t n, float slope, const float* block, int directions, int64_t row0,
+                        uint32_t* pairs, int64_t stride) noexcept;
 
 // Null where this CPU or build has no AVX512-BF16 (the float32 Jacobian is used then).
 std::shared_ptr<const DeepEmErrorsBf16> pack_errors_bf16(const DeepEmErrorModel& m);

@@ -1,9 +1,11 @@
-// The AMX-BF16 product of DeepEM's noise propagation (deepem_errors_bf16.cpp): several
+// The AMX-BF16 products of DeepEM's noise propagation (deepem_errors_bf16.cpp): several
 // directions through one layer, out[r] = W . in[r] for each direction r, 16 lanes each.
 // One row block times three directions: three independent accumulators, and each weight tile,
-// the one operand that comes from L2 (W2 is 180 kB in bf16), feeds three TDPBF16PS, while the
-// three directions' pair rows stay in L1. Measured against two blocks times two directions
-// (each weight tile feeding two): 10-15 % fewer perf samples in this kernel.
+// the one operand that comes from L2 (W2 is 180 kB in bf16), feeds three TDPBF16PS while the
+// three directions' pair rows stay in L1. Through layer 2 each finished block gets its slopes
+// and becomes bf16 pair rows while in L1 (gemm_directions_amx_pairs): the float32 tangents
+// (123 kB per tile) never go through L2. Per perf, the two together took ~10 % fewer samples
+// in these kernels than two blocks times two directions with float32 output.
 #include <immintrin.h>
 
 #include "dem/deepem_errors.hpp"
@@ -22,8 +24,13 @@ struct alignas(64) TileConfig {
 
 }  // namespace
 
-void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
-                         int directions, float* out, int64_t out_stride) noexcept {
+namespace {
+
+// The products of `directions` directions, three at a time; store(r, n, blk) then takes the n
+// accumulator tiles 0.. of directions r.. for row block blk.
+template <typename Store>
+void products(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride, int directions,
+              Store store) noexcept {
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.rows[t] = kRows;
@@ -40,7 +47,6 @@ void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, cons
     const uint32_t* b2 = b1 + in_stride;
     for (int64_t blk = 0; blk < blocks; ++blk) {
       const uint32_t* a0 = a + blk * block_words;
-      float* o = out + blk * kRows * kW + r * out_stride;
       _tile_zero(0);
       _tile_zero(1);
       _tile_zero(2);
@@ -65,11 +71,33 @@ void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, cons
           }
         }
       }
-      _tile_stored(0, o, kRowBytes);
-      if (n > 1) _tile_stored(1, o + out_stride, kRowBytes);
-      if (n > 2) _tile_stored(2, o + 2 * out_stride, kRowBytes);
+      store(r, n, blk);
     }
   }
+}
+
+}  // namespace
+
+void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
+                         int dirs, float* out, int64_t out_stride) noexcept {
+  products(a, blocks, chunks, in, in_stride, dirs, [&](int r, int n, int64_t blk) {
+    float* o = out + blk * kRows * kW + r * out_stride;
+    _tile_stored(0, o, kRowBytes);
+    if (n > 1) _tile_stored(1, o + out_stride, kRowBytes);
+    if (n > 2) _tile_stored(2, o + 2 * out_stride, kRowBytes);
+  });
+}
+
+void gemm_directions_amx_pairs(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
+                               int dirs, const float* a2, int64_t n_rows, float slope, uint32_t* pairs,
+                               int64_t pair_stride) noexcept {
+  alignas(64) float block[3][kRows][kW];  // one block of three directions, in L1
+  products(a, blocks, chunks, in, in_stride, dirs, [&](int r, int n, int64_t blk) {
+    _tile_stored(0, block[0][0], kRowBytes);
+    if (n > 1) _tile_stored(1, block[1][0], kRowBytes);
+    if (n > 2) _tile_stored(2, block[2][0], kRowBytes);
+    layer2_block_pairs(a2, n_rows, slope, block[0][0], n, blk * kRows, pairs + r * pair_stride, pair_stride);
+  });
 }
 
 }  // namespace fastinv::dem

@@ -69,22 +69,27 @@ void jacobian_bf16(const DeepEmErrorModel& m, const float* a1, const float* a2, 
 #ifdef FASTINV_HAVE_DEEPEM_ERRORS_BF16
   const DeepEmErrorsBf16& p = *m.bf16;
   const cpu::Bf16Kernels& k = *p.kernels;
-  alignas(64) uint32_t pairs[kDirs][kMaxPairs][kW];
-  alignas(64) float t[kDirs][kMaxErrorHidden][kW];  // layer 2's tangents before its slopes
+  alignas(64) uint32_t pairs[2][kDirs][kMaxPairs][kW];  // layer 1's tangents, layer 2's
   constexpr int64_t kPairStride = kMaxPairs * kW, kHiddenStride = kMaxErrorHidden * kW;
-  layer1_pairs(m, a1, s, pairs[0][0], kPairStride);
+  layer1_pairs(m, a1, s, pairs[0][0][0], kPairStride);
   const int64_t kp1 = (m.n_h1 + 1) / 2, kp2 = (m.n_h2 + 1) / 2;
-  if (p.amx) {
-    gemm_directions_amx(p.w2.data(), blocks(m.n_h2), chunks(m.n_h1), pairs[0][0], kPairStride, kDirs, t[0][0],
-                        kHiddenStride);
+  if (p.amx) {  // layer 2's slopes applied per block while it is in L1
+    gemm_directions_amx_pairs(p.w2.data(), blocks(m.n_h2), chunks(m.n_h1), pairs[0][0][0], kPairStride, kDirs, a2,
+                              m.n_h2, m.slope2, pairs[1][0][0], kPairStride);
+    for (int c = 0; c < kDirs; ++c) {  // the AMX kernel reads whole chunks
+      uint32_t* rows = pairs[1][c][0];
+      std::fill(rows + blocks(m.n_h2) * 8 * kW, rows + chunks(m.n_h2) * 16 * kW, 0u);
+    }
   } else {
-    for (int c = 0; c < kDirs; ++c) gemm(k, p.w2, p.zero2, m.n_h2, kp1, pairs[c][0], t[c][0]);
+    alignas(64) float t[kDirs][kMaxErrorHidden][kW];  // layer 2's tangents before its slopes
+    for (int c = 0; c < kDirs; ++c) gemm(k, p.w2, p.zero2, m.n_h2, kp1, pairs[0][c][0], t[c][0]);
+    layer2_pairs(m, a2, t[0][0], kHiddenStride, pairs[1][0][0], kPairStride);
   }
-  layer2_pairs(m, a2, t[0][0], kHiddenStride, pairs[0][0], kPairStride);
   if (p.amx) {
-    gemm_directions_amx(p.w3.data(), blocks(m.n_t), chunks(m.n_h2), pairs[0][0], kPairStride, kDirs, jy[0][0], 64 * kW);
+    gemm_directions_amx(p.w3.data(), blocks(m.n_t), chunks(m.n_h2), pairs[1][0][0], kPairStride, kDirs, jy[0][0],
+                        64 * kW);
   } else {
-    for (int c = 0; c < kDirs; ++c) gemm(k, p.w3, p.zero3, m.n_t, kp2, pairs[c][0], jy[c][0]);
+    for (int c = 0; c < kDirs; ++c) gemm(k, p.w3, p.zero3, m.n_t, kp2, pairs[1][c][0], jy[c][0]);
   }
 #else
   (void)m, (void)a1, (void)a2, (void)s, (void)jy;

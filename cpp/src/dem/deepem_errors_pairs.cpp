@@ -69,4 +69,19 @@ void layer2_pairs(const DeepEmErrorModel& m, const float* a2, const float* t, in
   for (int c = 0; c < kDirs; ++c) zero_to_chunk(pairs + c * stride, kp);
 }
 
+void layer2_block_pairs(const float* a2, int64_t n, float slope, const float* block, int directions, int64_t row0,
+                        uint32_t* pairs, int64_t stride) noexcept {
+  for (int q = 0; q < 8; ++q) {
+    const int64_t r0 = row0 + 2 * q, r1 = r0 + 1;
+    // rows past the layer hold 0 (zero weights); their activation rows do not exist
+    const __m512 d0 = r0 < n ? slope_of(a2 + r0 * kW, slope) : _mm512_setzero_ps();
+    const __m512 d1 = r1 < n ? slope_of(a2 + r1 * kW, slope) : _mm512_setzero_ps();
+    for (int c = 0; c < directions; ++c) {
+      const float* rows = block + (c * 16 + 2 * q) * kW;
+      const __m512 t0 = _mm512_mul_ps(d0, _mm512_loadu_ps(rows)), t1 = _mm512_mul_ps(d1, _mm512_loadu_ps(rows + kW));
+      _mm512_storeu_si512(pairs + c * stride + (row0 / 2 + q) * kW, pair_row(t0, t1));
+    }
+  }
+}
+
 }  // namespace fastinv::dem
