@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "fastinv/model.hpp"
 #include "graph.hpp"
@@ -18,9 +19,13 @@ namespace fastinv {
 // they must be thread-safe and must not throw (validate everything beforehand).
 struct TileHooks {
   virtual ~TileHooks() = default;
+  // Graph values (node indices, at most cpu::kMaxKept) whose tiles after() also receives, e.g.
+  // the hidden activations DeepEM's error bars differentiate through. The backend keeps their
+  // buffers alive to the end of the tile; empty (the default): the plain plan, nothing kept.
+  virtual std::vector<int> kept_values() const { return {}; }
   virtual void before(float* input_tile, int64_t first, int lanes) const noexcept = 0;
-  // Replaces the scatter into an output array.
-  virtual void after(const float* output_tile, int64_t first, int lanes) const noexcept = 0;
+  // Replaces the scatter into an output array. kept[i]: the tile of kept_values()[i].
+  virtual void after(const float* output_tile, const float* const* kept, int64_t first, int lanes) const noexcept = 0;
 };
 
 class Backend {

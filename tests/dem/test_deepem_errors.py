@@ -82,8 +82,9 @@ def test_bf16_noise_term_is_within_a_percent_of_float32(name, kernels, monkeypat
     against the float32 Jacobian (itself checked against PyTorch above) on 3000 synthetic
     pixels, the noise term of sigma(log T_EM), sigma(total EM) and sigma(EM) of the bins
     holding the EM agrees to 0.5 % (median) and 3 % (99th percentile); measured 0.1-0.3 % and
-    0.7-2 % (docs/deepem-errors.md). The layer-2 signs come from a ~2^-16 split forward pass:
-    with bf16 alone the 99th percentile was 20-30 %. Both bf16 kernels: the AMX tiles
+    0.7-2 % (docs/deepem-errors.md). Both take the LeakyReLU slopes from the engine's own
+    forward pass of the tile (a bf16 forward pass had put the 99th percentile at 20-30 %, where
+    a slope flipped). Both bf16 kernels: the AMX tiles
     (deepem_errors_amx.cpp) and AVX512-BF16's vdpbf16ps (the engine's gemm)."""
     monkeypatch.setenv("FASTINV_BF16_KERNELS", kernels)
     net = DeepEM.load(name)

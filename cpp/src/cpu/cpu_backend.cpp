@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
+#include <utility>
+#include <vector>
 
 #include "backend.hpp"
 #include "cpu/cpu_plan.hpp"
@@ -97,12 +99,12 @@ void scatter(const float* tile, const Shape& shape, int64_t first, int lanes, fl
 class CpuBackend final : public Backend {
  public:
   CpuBackend(std::shared_ptr<const Graph> graph, int bf16_terms) : graph_(std::move(graph)), bf16_(bf16_terms) {
-    plan_for(active_isa());
+    plan_for(active_isa(), {});
   }
 
   std::string device() const override { return "cpu"; }
-  std::string isa() const override { return bf16_ ? plan_for(active_isa())->bf16->name : isa_name(active_isa()); }
-  int64_t flops_saved_per_sample() const override { return plan_for(active_isa())->flops_saved; }
+  std::string isa() const override { return bf16_ ? plan_for(active_isa(), {})->bf16->name : isa_name(active_isa()); }
+  int64_t flops_saved_per_sample() const override { return plan_for(active_isa(), {})->flops_saved; }
 
   void run(const InputView& input, const OutputView& output, int threads) const override {
     run_tiles(input, &output, nullptr, threads);
@@ -117,7 +119,7 @@ class CpuBackend final : public Backend {
   // or hand the output tile to hooks->after. With a grouped tail (cpu::Tail) the unit of
   // work is a group of consecutive tiles; either way each tile's arithmetic is the same.
   void run_tiles(const InputView& input, const OutputView* output, const TileHooks* hooks, int threads) const {
-    std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa());
+    std::shared_ptr<const cpu::Plan> plan = plan_for(active_isa(), hooks ? hooks->kept_values() : std::vector<int>());
     const cpu::Tail& tail = plan->tail;
     const bool grouped = tail.begin < plan->steps.size();
     // AMX bf16: two tiles at a time, each weight tile loaded once for both (execute_steps_pair)
@@ -141,14 +143,20 @@ class CpuBackend final : public Backend {
         gather(static_cast<const double*>(input.data), input.layout, plan->input_shape, first, lanes, in_tile);
       if (hooks) hooks->before(in_tile, first, lanes);
     };
-    auto finish_tile = [&](int64_t t, const float* out_tile) {
+    // base, offset: the tile's arena (or tail arena) and its slots' offsets into it
+    auto finish_tile = [&](int64_t t, const float* base, const int64_t* offset) {
       const int64_t first = t * kTileWidth;
       const int lanes = int(std::min<int64_t>(kTileWidth, n - first));
-      if (hooks)
-        hooks->after(out_tile, first, lanes);
-      else
+      const float* out_tile = base + offset[plan->output_slot];
+      if (hooks) {
+        const float* kept[cpu::kMaxKept];
+        for (size_t i = 0; i < plan->kept_slot.size(); ++i) kept[i] = base + offset[plan->kept_slot[i]];
+        hooks->after(out_tile, kept, first, lanes);
+      } else {
         scatter(out_tile, plan->output_shape, first, lanes, output->data, output->layout);
+      }
     };
+    const int64_t* slots = plan->slot_offset.data();
     auto work = [&](int64_t unit, float* arena) {
       if (paired) {
         const int64_t t0 = 2 * unit;
@@ -159,14 +167,14 @@ class CpuBackend final : public Backend {
         } else {
           cpu::execute_steps(*plan, arena, 0, plan->steps.size());
         }
-        finish_tile(t0, arena + plan->slot_offset[size_t(plan->output_slot)]);
-        if (t0 + 1 < tiles) finish_tile(t0 + 1, arena + arena2 + plan->slot_offset[size_t(plan->output_slot)]);
+        finish_tile(t0, arena, slots);
+        if (t0 + 1 < tiles) finish_tile(t0 + 1, arena + arena2, slots);
         return;
       }
       if (!grouped) {
         start_tile(unit, arena);
         cpu::execute_steps(*plan, arena, 0, plan->steps.size());
-        finish_tile(unit, arena + plan->slot_offset[size_t(plan->output_slot)]);
+        finish_tile(unit, arena, slots);
         return;
       }
       float* group[cpu::kTailGroup];
@@ -179,7 +187,7 @@ class CpuBackend final : public Backend {
           std::copy_n(arena + plan->slot_offset[size_t(c.slot)], c.floats, group[i] + tail.slot_offset[size_t(c.slot)]);
       }
       cpu::execute_tail(*plan, group, int(count));
-      for (int64_t i = 0; i < count; ++i) finish_tile(t0 + i, group[i] + tail.slot_offset[size_t(plan->output_slot)]);
+      for (int64_t i = 0; i < count; ++i) finish_tile(t0 + i, group[i], tail.slot_offset.data());
     };
 #ifdef FASTINV_HAVE_OPENMP
     if (threads > 1) {
@@ -200,20 +208,24 @@ class CpuBackend final : public Backend {
     for (int64_t u = 0; u < units; ++u) work(u, arena.get());
   }
 
-  // Weights are packed for one ISA's microkernel; a change of ISA repacks once.
-  std::shared_ptr<const cpu::Plan> plan_for(Isa isa) const {
+  // Weights are packed for one ISA's microkernel; a change of ISA repacks once. One plan per
+  // set of kept values (the plain one: none), compiled at first use.
+  std::shared_ptr<const cpu::Plan> plan_for(Isa isa, const std::vector<int>& keep) const {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (!plan_ || plan_isa_ != isa) {
-      plan_ = std::make_shared<const cpu::Plan>(cpu::compile_plan(*graph_, isa, bf16_));
+    if (plans_.empty() || plan_isa_ != isa) {
+      plans_.clear();
       plan_isa_ = isa;
     }
-    return plan_;
+    for (const auto& [kept, plan] : plans_)
+      if (kept == keep) return plan;
+    plans_.emplace_back(keep, std::make_shared<const cpu::Plan>(cpu::compile_plan(*graph_, isa, bf16_, keep)));
+    return plans_.back().second;
   }
 
   std::shared_ptr<const Graph> graph_;
   int bf16_;  // bf16_terms of compile_plan
   mutable std::mutex mutex_;
-  mutable std::shared_ptr<const cpu::Plan> plan_;
+  mutable std::vector<std::pair<std::vector<int>, std::shared_ptr<const cpu::Plan>>> plans_;
   mutable Isa plan_isa_ = Isa::generic;
 };
 

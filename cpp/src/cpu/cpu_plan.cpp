@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <string>
 
 #include "fastinv/error.hpp"
 #include "slot_allocator.hpp"
@@ -446,6 +447,7 @@ void plan_tail(Plan& plan, const std::vector<int64_t>& slot_size) {
   plan.tail.begin = begin;
   std::vector<bool> used(slot_size.size(), false), written_before(slot_size.size(), false);
   used[size_t(plan.output_slot)] = true;
+  for (int slot : plan.kept_slot) used[size_t(slot)] = true;  // copied in if written before the tail
   for (size_t i = begin; i < plan.steps.size(); ++i) {
     for (int in : plan.steps[i].in) used[size_t(in)] = true;
     used[size_t(plan.steps[i].out)] = true;
@@ -482,7 +484,7 @@ int64_t conv_flops_saved(const Step& s, int terms) {
 
 }  // namespace
 
-Plan compile_plan(const Graph& g, Isa isa, int bf16_terms) {
+Plan compile_plan(const Graph& g, Isa isa, int bf16_terms, const std::vector<int>& keep) {
   Plan plan;
   plan.kernels = &kernels_for(isa);
   if (bf16_terms < 0 || bf16_terms > 2) throw InvalidArgument("compile_plan: bf16_terms must be 0, 1 or 2");
@@ -504,6 +506,16 @@ Plan compile_plan(const Graph& g, Isa isa, int bf16_terms) {
   for (int i = 0; i < n; ++i)
     for (int in : g.nodes[size_t(i)].inputs) last_use[size_t(root_of(in) + 1)] = i;
   last_use[size_t(root_of(g.output) + 1)] = n;
+  if (keep.size() > size_t(kMaxKept)) throw InvalidArgument("compile_plan: at most 8 kept values");
+  for (int v : keep) {
+    // the buffer holds v's value at the end only if no later node writes into it (a fused
+    // activation or pool); a flatten view of it reads the same rows
+    bool last_writer = v >= 0 && v < n;
+    for (int j = v + 1; last_writer && j < n; ++j)
+      last_writer = st.root[size_t(j)] != st.root[size_t(v)] || g.nodes[size_t(j)].op == OpKind::flatten;
+    if (!last_writer) throw InvalidArgument("compile_plan: value " + std::to_string(v) + " cannot be kept");
+    last_use[size_t(root_of(v) + 1)] = n;
+  }
 
   SlotAllocator slots;
   std::vector<int> slot_of_root(size_t(n) + 1, -1);
@@ -579,6 +591,7 @@ Plan compile_plan(const Graph& g, Isa isa, int bf16_terms) {
     }
   }
   plan.output_slot = slot_of_root[size_t(root_of(g.output) + 1)];
+  for (int v : keep) plan.kept_slot.push_back(slot_of_root[size_t(root_of(v) + 1)]);
 
   int64_t offset = 0;
   for (int64_t size : slots.sizes()) {

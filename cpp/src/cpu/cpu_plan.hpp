@@ -95,12 +95,18 @@ struct Plan {
   const Bf16Kernels* bf16 = nullptr;
   int bf16_terms = 0;
   int64_t pairs_offset = 0;
+  // Slots of the values compile_plan was asked to keep (TileHooks::kept_values), in that order:
+  // never reused, so they hold their value when the tile is done.
+  std::vector<int> kept_slot;
 };
+
+constexpr int kMaxKept = 8;
 
 // bf16_terms 0: float32; 1 (precision="bf16") or 2 ("bf16x2": two bf16 terms per weight):
 // compile for the AVX512-BF16 kernels (isa must be avx512; throws fastinv::Error where the
-// CPU or build lacks them).
-Plan compile_plan(const Graph& graph, Isa isa, int bf16_terms = 0);
+// CPU or build lacks them). keep: graph values (node indices) whose buffers stay live to the
+// end (Plan::kept_slot); the arithmetic is the same as without.
+Plan compile_plan(const Graph& graph, Isa isa, int bf16_terms = 0, const std::vector<int>& keep = {});
 
 // Run steps [begin, end) on the tile whose input is already in the input slot.
 void execute_steps(const Plan& plan, float* arena, size_t begin, size_t end);

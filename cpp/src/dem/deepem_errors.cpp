@@ -8,6 +8,7 @@
 // bfloat16 instead (deepem_errors_bf16.cpp); the chain rule and the model term are shared.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -51,78 +52,139 @@ std::vector<double> numbers(const json::Value& v, const char* key) {
   return out;
 }
 
-// Index of the cell of x between interior edges (clamped to the outer cells).
-int cell(const std::vector<double>& edges, double x) {
-  return int(std::upper_bound(edges.begin(), edges.end(), x) - edges.begin());
-}
-
 // 16 float lanes (one tile): GCC splits it into the registers each clone has.
 typedef float v16 __attribute__((vector_size(64)));
 static_assert(kW == 16, "one v16 per tile row");
 
-// Layer 2 forward and its Jacobian in one pass over W2 (the bulk of the work, four rows of W2
-// at a time): acc[0] is the pre-activation, acc[1 + c] the derivative along input direction c.
-// Then the output layer's Jacobian jy = W3 diag(act2') (.).
-// Every sum runs over k (or i) in order for each lane: a pixel's result does not depend on its
-// tile or thread.
 #ifdef __SANITIZE_THREAD__
 #define FASTINV_ERRORS_CLONES
 #else
 #define FASTINV_ERRORS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-FASTINV_ERRORS_CLONES void layers23(const DeepEmErrorModel& m, const v16 (*a)[kChannels + 1], v16 (*c)[kChannels],
-                                    v16 (*jy)[kChannels]) {
+
+v16 load(const float* row) {
+  v16 v;
+  std::memcpy(&v, row, sizeof(v));
+  return v;
+}
+
+// act'(pre) from the engine's activation: with a slope >= 0 (from_model checks) act > 0
+// exactly where pre > 0, so these are the slopes of the forward pass that was run.
+v16 slope_of(const float* act_row, float slope) {
+  const v16 zero = {};
+  return load(act_row) > zero ? zero + 1.f : zero + slope;
+}
+
+// The float32 Jacobian: layer 1's tangents a[k][c] = act1'(k) W1[k][c] s[c], then layer 2's in
+// one pass over W2 (the bulk of the work, four rows of W2 at a time) times its slopes, then the
+// output layer's, jy[c][t] = (W3 diag(act2') (.))[t]. Every sum runs over k (or h) in order for
+// each lane: a pixel's result does not depend on its tile or thread.
+FASTINV_ERRORS_CLONES void jacobian_f32(const DeepEmErrorModel& m, const float* a1, const float* a2,
+                                        const float (*s)[kW], v16 (*jy)[64]) {
   const int64_t n_h1 = m.n_h1, n_h2 = m.n_h2;
-  const v16 zero = {}, one = zero + 1.f, slope = zero + m.slope2;
+  alignas(64) v16 a[kMaxHidden][kChannels];
+  v16 sv[kChannels];
+  for (int c = 0; c < kChannels; ++c) sv[c] = load(s[c]);
+  for (int64_t k = 0; k < n_h1; ++k) {
+    const float* w = m.w1.data() + k * kChannels;
+    const v16 d = slope_of(a1 + k * kW, m.slope1);
+    for (int c = 0; c < kChannels; ++c) a[k][c] = d * w[c] * sv[c];
+  }
+  alignas(64) v16 t2[kMaxHidden][kChannels];
   int64_t i = 0;
-  constexpr int kRows = 4;  // 28 accumulators: each load of a[k] feeds 28 FMAs
+  constexpr int kRows = 4;  // 24 accumulators: each load of a[k] feeds 24 FMAs
   for (; i + kRows <= n_h2; i += kRows) {
-    v16 acc[kRows][kChannels + 1] = {};
+    v16 acc[kRows][kChannels] = {};
     const float* w = m.w2.data() + i * n_h1;
     for (int64_t k = 0; k < n_h1; ++k) {
-      for (int r = 0; r < kChannels + 1; ++r) {
+      for (int r = 0; r < kChannels; ++r) {
         const v16 ak = a[k][r];
         for (int q = 0; q < kRows; ++q) acc[q][r] += w[q * n_h1 + k] * ak;
       }
     }
     for (int q = 0; q < kRows; ++q) {
-      const v16 d = acc[q][0] + m.b2[size_t(i + q)] > zero ? one : slope;
-      for (int r = 0; r < kChannels; ++r) c[i + q][r] = d * acc[q][r + 1];
+      const v16 d = slope_of(a2 + (i + q) * kW, m.slope2);
+      for (int r = 0; r < kChannels; ++r) t2[i + q][r] = d * acc[q][r];
     }
   }
   for (; i < n_h2; ++i) {
-    v16 acc[kChannels + 1] = {};
+    v16 acc[kChannels] = {};
     const float* w = m.w2.data() + i * n_h1;
     for (int64_t k = 0; k < n_h1; ++k)
-      for (int r = 0; r < kChannels + 1; ++r) acc[r] += w[k] * a[k][r];
-    const v16 d = acc[0] + m.b2[size_t(i)] > zero ? one : slope;
-    for (int r = 0; r < kChannels; ++r) c[i][r] = d * acc[r + 1];
+      for (int r = 0; r < kChannels; ++r) acc[r] += w[k] * a[k][r];
+    const v16 d = slope_of(a2 + i * kW, m.slope2);
+    for (int r = 0; r < kChannels; ++r) t2[i][r] = d * acc[r];
   }
   for (int64_t t = 0; t < m.n_t; ++t) {
     v16 acc[kChannels] = {};
     const float* w = m.w3.data() + t * n_h2;
     for (int64_t h = 0; h < n_h2; ++h)
-      for (int r = 0; r < kChannels; ++r) acc[r] += w[h] * c[h][r];
-    for (int r = 0; r < kChannels; ++r) jy[t][r] = acc[r];
+      for (int r = 0; r < kChannels; ++r) acc[r] += w[h] * t2[h][r];
+    for (int r = 0; r < kChannels; ++r) jy[r][t] = acc[r];
   }
 }
 
-// The float32 Jacobian: layer 1 and the input directions through it (a[k][0] = activation,
-// a[k][1 + c] = d1 W1 s_c), then layers 2 and 3.
-void jacobian_f32(const DeepEmErrorModel& m, const float (*x)[kW], const float (*s)[kW], v16 (*jy)[kChannels]) {
-  alignas(64) v16 a[kMaxHidden][kChannels + 1];
-  for (int64_t k = 0; k < m.n_h1; ++k) {
-    const float* w = m.w1.data() + k * kChannels;
+// Number of edges <= x: the cell upper_bound finds, for the few edges of the card's tables.
+inline int cell(const std::vector<double>& edges, double x) {
+  int n = 0;
+  for (double e : edges) n += e <= x;
+  return n;
+}
+
+// The output Jacobian (J_t . s, jy[c][t]) through the chain rule to EM, total EM and log T,
+// with the model's own error in quadrature; lane loops over the tile's 16 pixels (each
+// lane's sums in the scalar formula's order). NaN where !ok.
+FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* out_tile, const float (*em)[kW],
+                                       const float (*jy)[64][kW], const bool* ok, float (*em_err)[kW], float* logt_err,
+                                       float* total_err) {
+  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  const int64_t nt = m.n_t;
+  const size_t nlt = m.logt_edges.size() + 1, nem = m.em_edges.size() + 1;
+  double total[kW] = {}, moment[kW] = {};
+  for (int64_t t = 0; t < nt; ++t)
     for (int j = 0; j < kW; ++j) {
-      float h = m.b1[size_t(k)];
-      for (int c = 0; c < kChannels; ++c) h += w[c] * x[c][j];
-      const float d = h > 0.f ? 1.f : m.slope1;
-      a[k][0][j] = d * h;
-      for (int c = 0; c < kChannels; ++c) a[k][c + 1][j] = d * w[c] * s[c][j];
+      total[j] += double(em[t][j]);
+      moment[j] += m.logt[size_t(t)] * double(em[t][j]);
+    }
+  double lt[kW];
+  for (int j = 0; j < kW; ++j) lt[j] = total[j] > 0.0 ? moment[j] / total[j] : nan;
+  double g_total[kChannels][kW] = {}, g_logt[kChannels][kW] = {};
+  for (int64_t t = 0; t < nt; ++t) {
+    double lw[kW], dem_dy[kW], var[kW] = {}, emd[kW];
+    for (int j = 0; j < kW; ++j) {
+      lw[j] = total[j] > 0.0 ? (m.logt[size_t(t)] - lt[j]) / total[j] : 0.0;
+      dem_dy[j] = 2e25 * double(out_tile[t * kW + j]);  // EM = 1e25 y^2
+      emd[j] = std::max(double(em[t][j]), 1e-300);
+    }
+    for (int c = 0; c < kChannels; ++c)
+      for (int j = 0; j < kW; ++j) {
+        const double d = dem_dy[j] * double(jy[c][t][j]);
+        var[j] += d * d;
+        g_total[c][j] += d;
+        g_logt[c][j] += lw[j] * d;
+      }
+    // the cell of log10(EM) without a logarithm per bin: EM against 10^edge
+    int cells[kW] = {};
+    for (double e : m.em_edge_values)
+      for (int j = 0; j < kW; ++j) cells[j] += e <= emd[j];
+    const double* sigma_t = m.em_sigma.data() + size_t(t) * nem;
+    for (int j = 0; j < kW; ++j) {
+      const double ms = sigma_t[cells[j]];
+      em_err[t][j] = ok[j] ? float(std::sqrt(var[j] + ms * ms)) : float(nan);
     }
   }
-  alignas(64) v16 cdir[kMaxHidden][kChannels];
-  layers23(m, a, cdir, jy);
+  for (int j = 0; j < kW; ++j) {
+    double var_total = 0.0, var_logt = 0.0;
+    for (int c = 0; c < kChannels; ++c) {
+      var_total += g_total[c][j] * g_total[c][j];
+      var_logt += g_logt[c][j] * g_logt[c][j];
+    }
+    const size_t k = size_t(cell(m.total_edges, std::log10(std::max(total[j], 1e-300)))) * nlt +
+                     size_t(cell(m.logt_edges, std::isfinite(lt[j]) ? lt[j] : 0.0));
+    const double rel = m.total_rel_sigma[k] * total[j], ls = m.logt_sigma[k];
+    total_err[j] = ok[j] ? float(std::sqrt(var_total + rel * rel)) : float(nan);
+    logt_err[j] = ok[j] && std::isfinite(lt[j]) ? float(std::sqrt(var_logt + ls * ls)) : float(nan);
+  }
 }
 
 }  // namespace
@@ -150,6 +212,9 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
     throw InvalidArgument("DeepEM errors: hidden layers of at most 320 and one output per log T bin");
   m.slope1 = acts[0]->act.alpha;
   m.slope2 = acts[1]->act.alpha;
+  // the slopes are read from the engine's activations' signs, which a negative slope flips
+  if (!(m.slope1 >= 0.f) || !(m.slope2 >= 0.f))
+    throw InvalidArgument("DeepEM errors need LeakyReLU negative slopes >= 0");
   m.w1 = convs[0]->weight;
   m.b1 = convs[0]->bias;
   m.w2 = convs[1]->weight;
@@ -185,70 +250,30 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
 }
 
 void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[kW], const double (*sigma)[kW],
-                        const float* out_tile, const float (*em)[kW], const bool* ok, int lanes, int64_t first,
-                        int64_t npix, const DeepEmOutput& output) noexcept {
+                        const float* out_tile, const float* a1, const float* a2, const float (*em)[kW], const bool* ok,
+                        int lanes, int64_t first, int64_t npix, const DeepEmOutput& output) noexcept {
   // Noise of the network's input x = sqrt(max(I, 0)): sigma / (2 sqrt(I)), with I floored at
   // sigma, where the square root's slope is no longer a fair linearisation.
-  float x[kChannels][kW], s[kChannels][kW];
+  alignas(64) float s[kChannels][kW];
+  bool real[kW];
+  for (int j = 0; j < kW; ++j) real[j] = j < lanes && ok[j];
   for (int c = 0; c < kChannels; ++c)
     for (int j = 0; j < kW; ++j) {
-      const bool real = j < lanes && ok[j];
-      const double yi = real ? std::max(y[c][j], 0.0) : 0.0, si = real ? sigma[c][j] : 0.0;
-      x[c][j] = std::sqrt(float(yi));
-      s[c][j] = real ? float(si / (2.0 * std::sqrt(std::max(yi, si)))) : 0.f;
+      const double yi = real[j] ? std::max(y[c][j], 0.0) : 0.0, si = real[j] ? sigma[c][j] : 0.0;
+      s[c][j] = real[j] ? float(si / (2.0 * std::sqrt(std::max(yi, si)))) : 0.f;
     }
-  alignas(64) v16 jy[64][kChannels];  // n_t <= 64 (deepem_invert validates)
+  alignas(64) float jy[kChannels][64][kW];  // n_t <= 64 (deepem_invert validates)
   if (m.bf16)
-    jacobian_bf16(m, x, s, reinterpret_cast<float (*)[kChannels][kW]>(jy));
+    jacobian_bf16(m, a1, a2, s, jy);
   else
-    jacobian_f32(m, x, s, jy);
-
-  constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
-  const int64_t nt = m.n_t;
-  const size_t nlt = m.logt_edges.size() + 1, nem = m.em_edges.size() + 1;
-  for (int j = 0; j < lanes; ++j) {
-    const int64_t p = first + j;
-    if (!ok[j]) {
-      for (int64_t t = 0; t < nt; ++t) output.em_err[t * npix + p] = fnan;
-      output.logt_err[p] = fnan;
-      output.total_em_err[p] = fnan;
-      continue;
-    }
-    // The output Jacobian (J_t . s) through the chain rule to EM, total EM and log T.
-    double total = 0.0, moment = 0.0;
-    for (int64_t t = 0; t < nt; ++t) {
-      total += double(em[t][j]);
-      moment += m.logt[size_t(t)] * double(em[t][j]);
-    }
-    const double lt = total > 0.0 ? moment / total : std::numeric_limits<double>::quiet_NaN();
-    double g_total[kChannels] = {}, g_logt[kChannels] = {};
-    for (int64_t t = 0; t < nt; ++t) {
-      double jt[kChannels];
-      for (int c = 0; c < kChannels; ++c) jt[c] = double(jy[t][c][j]);
-      const double dem_dy = 2e25 * double(out_tile[t * kW + j]);  // EM = 1e25 y^2
-      double var = 0.0;
-      for (int c = 0; c < kChannels; ++c) {
-        const double d = dem_dy * jt[c];
-        var += d * d;
-        g_total[c] += d;
-        if (total > 0.0) g_logt[c] += (m.logt[size_t(t)] - lt) / total * d;
-      }
-      // the cell of log10(EM) without a logarithm per bin: EM against 10^edge
-      const double model_sigma =
-          m.em_sigma[size_t(t) * nem + size_t(cell(m.em_edge_values, std::max(double(em[t][j]), 1e-300)))];
-      output.em_err[t * npix + p] = float(std::sqrt(var + model_sigma * model_sigma));
-    }
-    double var_total = 0.0, var_logt = 0.0;
-    for (int c = 0; c < kChannels; ++c) {
-      var_total += g_total[c] * g_total[c];
-      var_logt += g_logt[c] * g_logt[c];
-    }
-    const size_t k = size_t(cell(m.total_edges, std::log10(std::max(total, 1e-300)))) * nlt +
-                     size_t(cell(m.logt_edges, std::isfinite(lt) ? lt : 0.0));
-    const double rel = m.total_rel_sigma[k] * total, ls = m.logt_sigma[k];
-    output.total_em_err[p] = float(std::sqrt(var_total + rel * rel));
-    output.logt_err[p] = std::isfinite(lt) ? float(std::sqrt(var_logt + ls * ls)) : fnan;
-  }
+    jacobian_f32(m, a1, a2, s, reinterpret_cast<v16(*)[64]>(jy));
+  alignas(64) float em_err[64][kW];
+  float logt_err[kW], total_err[kW];
+  tile_sigmas(m, out_tile, em, jy, real, em_err, logt_err, total_err);
+  const size_t bytes = size_t(lanes) * sizeof(float);
+  for (int64_t t = 0; t < m.n_t; ++t) std::memcpy(output.em_err + t * npix + first, em_err[t], bytes);
+  std::memcpy(output.logt_err + first, logt_err, bytes);
+  std::memcpy(output.total_em_err + first, total_err, bytes);
 }
 
 }  // namespace fastinv::dem

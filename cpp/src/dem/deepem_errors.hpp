@@ -13,20 +13,22 @@ constexpr int kErrorDirections = 6;       // the six AIA channels' noise
 constexpr int64_t kMaxErrorHidden = 320;  // bounds the per-tile scratch on the stack
 
 // y, sigma: the tile's data and its 1-sigma noise (6 x kTileWidth, DN/s); out_tile: the network's
-// output tile (nT x kTileWidth); em: the tile's EM as written (nT x kTileWidth); ok: lanes whose
-// status is ok (the others get NaN). Writes lanes [0, lanes) of pixels first.. into output's
-// em_err, logt_err and total_em_err. Each lane's arithmetic is independent of the others.
+// output tile (nT x kTileWidth); a1, a2: the engine's activations of layers 1 and 2 for this tile
+// (n_h1 and n_h2 rows of kTileWidth), whose signs are the LeakyReLU slopes' (slopes >= 0); em:
+// the tile's EM as written (nT x kTileWidth); ok: lanes whose status is ok (the others get NaN).
+// Writes lanes [0, lanes) of pixels first.. into output's em_err, logt_err and total_em_err.
+// Each lane's arithmetic is independent of the others.
 void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[cpu::kTileWidth],
-                        const double (*sigma)[cpu::kTileWidth], const float* out_tile,
+                        const double (*sigma)[cpu::kTileWidth], const float* out_tile, const float* a1, const float* a2,
                         const float (*em)[cpu::kTileWidth], const bool* ok, int lanes, int64_t first, int64_t npix,
                         const DeepEmOutput& output) noexcept;
 
 // The network's layers 2 and 3 packed for the engine's bf16 kernels (deepem_errors_bf16.cpp).
 struct DeepEmErrorsBf16 {
   const cpu::Bf16Kernels* kernels = nullptr;
-  bool amx = false;                      // gemm_directions_amx, else kernels->gemm
-  std::vector<uint32_t> w2, w2_low, w3;  // weight pairs as the kernel wants them; w2_low: W2 - bf16(W2)
-  std::vector<float> zero2, zero3;       // zero biases (padded)
+  bool amx = false;                 // gemm_directions_amx, else kernels->gemm
+  std::vector<uint32_t> w2, w3;     // weight pairs as the kernel wants them
+  std::vector<float> zero2, zero3;  // zero biases (padded)
 };
 
 // AMX-BF16 (deepem_errors_amx.cpp; only where FASTINV_HAVE_DEEPEM_ERRORS_AMX and the engine
@@ -35,15 +37,35 @@ struct DeepEmErrorsBf16 {
 // r (in + r * in_stride, chunks * 16 rows of 16 lanes, zero past the layer's pairs).
 void gemm_directions_amx(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
                          int directions, float* out, int64_t out_stride) noexcept;
+// The same product through layer 2 with its slopes fused (layer2_block_pairs per block): the
+// outputs go, times act2' of the activations a2 (n rows), straight into pair rows (pairs +
+// r * pair_stride) instead of float32 rows through L2; pair rows past the blocks are not written.
+void gemm_directions_amx_pairs(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t* in, int64_t in_stride,
+                               int directions, const float* a2, int64_t n, float slope, uint32_t* pairs,
+                               int64_t pair_stride) noexcept;
+
+// The six tangents of layers 1 and 2 (deepem_errors_pairs.cpp, AVX512-BF16 builds only) as pair
+// rows of direction c at pairs + c * stride, zero to the end of the last 16-pair chunk: layer 1's
+// act1'(k) W1[k][c] s[c], layer 2's act2'(i) t[c * t_stride + i * kTileWidth + lane]. The slopes
+// act' come from the signs of the engine's activations a1, a2.
+void layer1_pairs(const DeepEmErrorModel& m, const float* a1, const float (*s)[cpu::kTileWidth], uint32_t* pairs,
+                  int64_t stride) noexcept;
+void layer2_pairs(const DeepEmErrorModel& m, const float* a2, const float* t, int64_t t_stride, uint32_t* pairs,
+                  int64_t stride) noexcept;
+// The same for one 16-row block of layer 2's outputs, block[c][row][lane] (c < directions),
+// rows row0.. of a layer of n: 8 pair rows at pairs + c * stride + (row0 / 2) * kTileWidth.
+void layer2_block_pairs(const float* a2, int64_t n, float slope, const float* block, int directions, int64_t row0,
+                        uint32_t* pairs, int64_t stride) noexcept;
 
 // Null where this CPU or build has no AVX512-BF16 (the float32 Jacobian is used then).
 std::shared_ptr<const DeepEmErrorsBf16> pack_errors_bf16(const DeepEmErrorModel& m);
 
-// The output Jacobian jy[t][c] (lanes) of one tile in bfloat16: x, the network's inputs
-// sqrt(max(I, 0)), and s, their noise, both [channel][lane]. Layer 1 in float32, the
-// [7 x 300] x [300 x 300] and [6 x 300] x [300 x nT] products on the bf16 kernels (operands
-// rounded to bf16, sums in float32); each lane's sums are independent of the other lanes'.
-void jacobian_bf16(const DeepEmErrorModel& m, const float (*x)[cpu::kTileWidth], const float (*s)[cpu::kTileWidth],
-                   float (*jy)[kErrorDirections][cpu::kTileWidth]) noexcept;
+// The output Jacobian jy[c][t] (lanes) of one tile in bfloat16: s, the noise of the network's
+// inputs [channel][lane]; a1, a2: the engine's layer 1 and 2 activations (their signs pick the
+// slopes). The [6 x 300] x [300 x 300] and [6 x 300] x [300 x nT] products run on the bf16
+// kernels (operands rounded to bf16, sums in float32); each lane's sums are independent of the
+// other lanes'.
+void jacobian_bf16(const DeepEmErrorModel& m, const float* a1, const float* a2, const float (*s)[cpu::kTileWidth],
+                   float (*jy)[64][cpu::kTileWidth]) noexcept;
 
 }  // namespace fastinv::dem

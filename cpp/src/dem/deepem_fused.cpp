@@ -53,6 +53,11 @@ class DeepEmHooks final : public TileHooks {
               const DeepEmRefiner* refine, const DeepEmErrorModel* errors)
       : kernel_(kernel), n_t_(n_t), in_(in), chi2_(chi2), out_(out), refine_(refine), errors_(errors) {}
 
+  // The error bars differentiate through the network's hidden layers: the engine keeps its
+  // activations of layers 1 and 2 (graph nodes 1 and 3, DeepEmErrorModel::from_model checked the
+  // graph 6 -> H -> H -> nT) for after(); a run without errors keeps nothing.
+  std::vector<int> kept_values() const override { return errors_ ? std::vector<int>{1, 3} : std::vector<int>(); }
+
   // sqrt(max(I, 0)) in float32, as NumPy's maximum + sqrt (NaN stays NaN, -0 stays -0).
   void before(float* tile, int64_t, int) const noexcept override {
     for (int e = 0; e < kChannels * kW; ++e) {
@@ -63,7 +68,7 @@ class DeepEmHooks final : public TileHooks {
 
   // Lane-parallel loops (SIMD over the tile's 16 pixels; each pixel's arithmetic is in
   // the same order as the scalar formula, so results do not depend on the vector width).
-  void after(const float* tile, int64_t first, int lanes) const noexcept override {
+  void after(const float* tile, const float* const* kept, int64_t first, int lanes) const noexcept override {
     const int64_t npix = in_.npix;
     double y[kChannels][kW] = {};
     bool finite[kW];
@@ -127,7 +132,7 @@ class DeepEmHooks final : public TileHooks {
     if (errors_) {  // NaN errors where the refinement failed, as for its other products
       bool usable[kW];
       for (int j = 0; j < kW; ++j) usable[j] = finite[j] && refined[j] == 0;
-      tile_errors(tile, y, sig, em, usable, overflow, first, lanes);
+      tile_errors(tile, kept[0], kept[1], y, sig, em, usable, overflow, first, lanes);
     }
     if (chi2_.mode == DeepEmErrors::none) {
       for (int j = 0; j < lanes; ++j) out_.chi2[first + j] = std::numeric_limits<double>::quiet_NaN();
@@ -156,11 +161,12 @@ class DeepEmHooks final : public TileHooks {
                                    : static_cast<const double*>(in_.data)[off];
   }
 
-  void tile_errors(const float* tile, const double (*y)[kW], const double (*sig)[kW], const float (*em)[kW],
-                   const bool* finite, const bool* overflow, int64_t first, int lanes) const noexcept {
+  void tile_errors(const float* tile, const float* a1, const float* a2, const double (*y)[kW], const double (*sig)[kW],
+                   const float (*em)[kW], const bool* finite, const bool* overflow, int64_t first,
+                   int lanes) const noexcept {
     bool ok[kW];
-    for (int j = 0; j < lanes; ++j) ok[j] = finite[j] && !overflow[j];
-    deepem_tile_errors(*errors_, y, sig, tile, em, ok, lanes, first, in_.npix, out_);
+    for (int j = 0; j < kW; ++j) ok[j] = finite[j] && !overflow[j];
+    deepem_tile_errors(*errors_, y, sig, tile, a1, a2, em, ok, lanes, first, in_.npix, out_);
   }
 
   // The data's 1-sigma errors (DN/s): given, or the AIA error model of max(y, 0).
@@ -219,6 +225,11 @@ void deepem_invert(const Model& model, const float* kernel, int64_t n_t, const D
     if (!output.em_err || !output.logt_err || !output.total_em_err)
       throw InvalidArgument("DeepEM errors: null em_err, logt_err or total_em_err");
     if (errors->n_t != n_t) throw InvalidArgument("DeepEM errors: the error model has another number of bins");
+    // the hooks read the engine's hidden activations as graph nodes 1 and 3
+    const Graph& g = ModelAccess::graph(model);
+    if (g.nodes.size() != 5 || g.nodes[1].op != OpKind::act || g.nodes[3].op != OpKind::act ||
+        g.nodes[1].shape.c != errors->n_h1 || g.nodes[3].shape.c != errors->n_h2)
+      throw InvalidArgument("DeepEM errors: the error model was made for a network of another shape");
   }
   if (chi2.mode == DeepEmErrors::aia) {
     if (!std::isfinite(chi2.n_sample) || chi2.n_sample < 1.0)
