@@ -13,8 +13,8 @@
 //     elements' gradients, which are sparse -- the phi/psi sums carry B, v, Doppler width and
 //     a, the geometry factors only inclination or azimuth, eta0/2 only eta0. (This replaced
 //     forward-mode dual numbers with 7 slots per operation: the same derivatives to rounding,
-//     ~14 % less kernel time in float32; bench/results/me_inversion_summary.md.) S0, S1 and
-//     the filling factor enter linearly.
+//     6-14 % less kernel time in float32, 11 % in float64;
+//     bench/results/me_deriv_chain_rule.md.) S0, S1 and the filling factor enter linearly.
 // Parameter order of the derivative rows: B, inclination, azimuth, vlos, doppler_width,
 // damping, eta0, S0, S1, filling_factor (kMeDerivs), internal units (rad, Angstrom).
 //
