@@ -111,8 +111,10 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   R* u = w.u.data();
   R* H = w.h.data();
   R* F = w.f.data();
-  // sums[(q * 4 + g) * n]: q = 0 phi, 1 psi, 2/3 d/dB, 4/5 d/dv, 6/7 d/dDoppler, 8/9 d/da
-  // (phi, psi alternate); g = 0 sigma_b, 1 pi, 2 sigma_r, 3 unmagnetised
+  // sums[(q * 4 + g) * n]: q = 0 phi, 1 psi, 2/3 d/dB, 4/5 d/dDoppler, 6/7 d/da (phi, psi
+  // alternate); g = 0 sigma_b, 1 pi, 2 sigma_r, 3 unmagnetised. No d/dv rows: du/dv =
+  // -lambda0 / (c dld) is the same for every line (dld scales with lambda0), so
+  // d(phi, psi)/dv = du/dv (d psi/da, -d phi/da) -- the block forms them from the d/da sums.
   R* sums = w.sums.data();
   bool touched[4] = {false, false, false, false};
   const double lim = kFaddeevaInnerR2 - a * a;
@@ -131,6 +133,7 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   const FarPolyR<R> fp(fp64);
   const R two_isp = R(2.0 * kInvSqrtPi);
   const double inv_dw = 1.0 / p.doppler_width;
+  const R dudv = static_cast<R>(-lines.front().lambda0 * kInvCkms / (p.doppler_width * lines.front().scale));
 
   for (const MELineData& Ln : lines) {
     const double dld = p.doppler_width * Ln.scale;
@@ -140,7 +143,6 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     for (int64_t j = 0; j < n; ++j) x[j] = static_cast<R>((wl[j] - centre) * inv);
     const double dvB_dB = kLarmor * Ln.lambda0 * Ln.lambda0 * inv;
     const double vB = dvB_dB * p.B;
-    const double du_dv = -Ln.lambda0 * kInvCkms * inv;
     // the unmagnetised component (last): only where f < 1 or d/df is asked for
     const std::size_t ncomp = Ln.comps.size() + (p.filling_factor < 1.0 || p.filling_derivative ? 1 : 0);
     for (std::size_t c = 0; c < ncomp; ++c) {
@@ -153,15 +155,12 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
       R* ps = sums + (4 + g) * n;
       R* phB = sums + (8 + g) * n;
       R* psB = sums + (12 + g) * n;
-      R* phv = sums + (16 + g) * n;
-      R* psv = sums + (20 + g) * n;
-      R* phw = sums + (24 + g) * n;
-      R* psw = sums + (28 + g) * n;
-      R* pha = sums + (32 + g) * n;
-      R* psa = sums + (36 + g) * n;
+      R* phw = sums + (16 + g) * n;
+      R* psw = sums + (20 + g) * n;
+      R* pha = sums + (24 + g) * n;
+      R* psa = sums + (28 + g) * n;
       const R wt = static_cast<R>(wt_d);
-      const R cB = static_cast<R>(-s * dvB_dB * wt_d), cv = static_cast<R>(du_dv * wt_d),
-              cw = static_cast<R>(-inv_dw * wt_d);
+      const R cB = static_cast<R>(-s * dvB_dB * wt_d), cw = static_cast<R>(-inv_dw * wt_d);
       // a group's first component stores, the others add (no zeroing pass over the sums)
       if (touched[g]) {
 #pragma omp simd
@@ -172,8 +171,6 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
           ps[j] += wt * F[j];
           phB[j] += cB * hu;
           psB[j] += cB * fu;
-          phv[j] += cv * hu;
-          psv[j] += cv * fu;
           phw[j] += cw * u[j] * hu;
           psw[j] += cw * u[j] * fu;
           pha[j] -= wt * fu;
@@ -188,8 +185,6 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
           ps[j] = wt * F[j];
           phB[j] = cB * hu;
           psB[j] = cB * fu;
-          phv[j] = cv * hu;
-          psv[j] = cv * fu;
           phw[j] = cw * u[j] * hu;
           psw[j] = cw * u[j] * fu;
           pha[j] = -(wt * fu);
@@ -201,7 +196,7 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   }
   for (int g = 0; g < 4; ++g)
     if (!touched[g])
-      for (int q = 0; q < 10; ++q) zero_rows(sums + (4 * q + g) * n, n, 1);
+      for (int q = 0; q < 8; ++q) zero_rows(sums + (4 * q + g) * n, n, 1);
 
   const double sg = std::sin(p.inclination), cg = std::cos(p.inclination);
   const double c2x = std::cos(2.0 * p.azimuth), s2x = std::sin(2.0 * p.azimuth);
@@ -293,8 +288,8 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
       E[5][3][l] = R(0.5) * eV * cgr;
       E[5][4][l] = R(0.5) * eW * cgr;
     }
-    for (int k = 0; k < 4; ++k) {
-      const R* d = sm + 8 * (k + 1) * n;  // d/dB, d/dv, d/dDoppler, d/da: rows 8, 16, 24, 32
+    for (int k : {0, 2, 3}) {
+      const R* d = sm + 8 * (k == 0 ? 1 : k) * n;  // d/dB, d/dDoppler, d/da: rows 8, 16, 24
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) {
         const R db = d[l], dp = d[n + l], dr = d[2 * n + l];
@@ -305,6 +300,16 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
         E[k][3][l] = h * cgr * (dr - db);
         E[k][4][l] = h * cgr * (er - eb);
       }
+    }
+    // d/dv from d/da: phi_v = dudv psi_a, psi_v = -dudv phi_a
+    const R* da = sm + 28 * n;
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) {
+      E[1][0][l] = dudv * h * (da[n + l] * s2 + (da[l] + da[2 * n + l]) * c2p1);
+      E[1][1][l] = dudv * E[3][2][l];
+      E[1][2][l] = -dudv * E[3][1][l];
+      E[1][3][l] = dudv * E[3][4][l];
+      E[1][4][l] = -dudv * E[3][3][l];
     }
     constexpr int kSlot[6] = {0, 3, 4, 5, 1, 6};  // E's parameters as derivative rows
     for (int st = 0; st < 4; ++st) {
@@ -332,9 +337,9 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
         }
       }
     }
-    const R* s16 = sums + (16 + 3) * n + j0;
-    const R* s24 = sums + (24 + 3) * n + j0;
-    const R* s32 = sums + (32 + 3) * n + j0;
+    const R* s24 = sums + (16 + 3) * n + j0;  // d phi_0 / dDoppler
+    const R* s32 = sums + (24 + 3) * n + j0;  // d phi_0 / da
+    const R* s28 = sums + (28 + 3) * n + j0;  // d psi_0 / da: d phi_0 / dv = dudv times it
     const R* p0v = sums + 3 * n + j0;
     double *yI = w[0], *y3 = w[4 + 4 * 3], *y4 = w[4 + 4 * 4], *y5 = w[4 + 4 * 5], *y6 = w[4 + 4 * 6];
     double *y7 = w[4 + 4 * 7], *y8 = w[4 + 4 * 8], *y9 = w[4 + 4 * 9];
@@ -352,7 +357,7 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
       y9[l] = magI - Inm;
       // its dependence on v, Doppler width, a, eta0 (zero when f = 1)
       const R dInm_dp0 = -S1 * mu * e0 * den * den;
-      y3[l] += g * dInm_dp0 * s16[l];
+      y3[l] += g * dInm_dp0 * dudv * s28[l];
       y4[l] += g * dInm_dp0 * s24[l];
       y5[l] += g * dInm_dp0 * s32[l];
       y6[l] += g * (-S1 * mu * p0v[l] * den * den);

@@ -64,7 +64,7 @@ struct MEDerivBuffers {
     u.resize(n);
     h.resize(n);
     f.resize(n);
-    sums.resize(40 * n + 16);  // + one block of lanes past the last row (me_deriv_kernel.hpp)
+    sums.resize(32 * n + 16);  // + one block of lanes past the last row (me_deriv_kernel.hpp)
   }
 };
 // Both precisions' scratch; only the one in use is sized.
