@@ -127,10 +127,11 @@ void bind_stokes(py::module_& m) {
         {
           py::gil_scoped_release release;
           std::vector<double> kernel;
-          if (precision == "float32")
-            stokes::detail::gaussian_resample_rows32(rows.data(), r, n, h, sigma, first, stride, n_out,
+          if (precision == "float32") {
+            const std::vector<float> rows32(rows.data(), rows.data() + r * n);  // the float32 rows' type
+            stokes::detail::gaussian_resample_rows32(rows32.data(), r, n, h, sigma, first, stride, n_out,
                                                      out.mutable_data(), kernel);
-          else
+          } else
             stokes::gaussian_resample_rows(rows.data(), r, n, h, sigma, first, stride, n_out, out.mutable_data(),
                                            kernel);
         }

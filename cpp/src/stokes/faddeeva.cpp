@@ -113,7 +113,7 @@ MEDerivFn select_me_deriv_kernel() {
   return &me_deriv_generic;
 }
 
-MEDerivFn select_me_deriv32_kernel() {
+MEDeriv32Fn select_me_deriv32_kernel() {
   const FaddeevaChunkFn fn = select_kernel();
 #ifdef FASTINV_STOKES_AVX512
   if (fn == &faddeeva_chunk_avx512) return &me_deriv32_avx512;

@@ -19,7 +19,8 @@
 // damping, eta0, S0, S1, filling_factor (kMeDerivs), internal units (rad, Angstrom).
 //
 // Precision R: double, or float for the inversion's single-precision Jacobian (twice the
-// lanes per vector; the outputs are written in double either way). In float, the points'
+// lanes per vector; the outputs are written in R too: the float rows go through the
+// resampling in float, resample_kernel.hpp, with no widening to double here). In float, the points'
 // offsets from the line centre are formed in double and then rounded (6302 A minus 6302 A
 // in float would lose the profile), the Taylor table and the far-wing polynomial are
 // computed in double and rounded; the rest is float arithmetic.
@@ -99,10 +100,10 @@ FASTINV_ME_INLINE void store_partials(R (*G)[L], int l, R xkI, R xkQ, R xkU, R x
   G[5][l] = R(2) * (lin * (xkU * cx - xkQ * sx) + rlin * (xfU * cx - xfQ * sx));
 }
 
-// prof: 4 x n (I, Q, U, V); jac: kMeDerivs x 4 x n, in double for either R.
+// prof: 4 x n (I, Q, U, V); jac: kMeDerivs x 4 x n, both in R.
 template <typename R>
 inline void me_profile_deriv(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
-                             MEDerivBuffers<R>& w, double* prof, double* jac) {
+                             MEDerivBuffers<R>& w, R* prof, R* jac) {
   constexpr int kLanes = kLanesOf<R>;
   const FaddeevaTables& T = faddeeva_tables();
   const double a = p.damping;
@@ -208,7 +209,7 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
   const int64_t plane = 4 * n;
   const R fS1 = f * S1, g = R(1) - f;
   constexpr int kRows = 4 + 4 * kMeDerivs;
-  double* base[kRows];  // the output rows
+  R* base[kRows];  // the output rows
   for (int row = 0; row < kRows; ++row)
     base[row] = row < 4 ? prof + row * n : jac + ((row - 4) / 4) * plane + ((row - 4) % 4) * n;
   for (int64_t j0 = 0; j0 < n; j0 += kLanes) {
@@ -217,8 +218,8 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     // loop over a run-time lane count stays scalar): straight into prof and jac for a full
     // block, into o and then copied for the last, partial one. Rows: I, Q, U, V, then 4 per
     // derivative parameter (kMeDerivs of them).
-    alignas(64) double o[kRows][kLanes];
-    double* w[kRows];
+    alignas(64) R o[kRows][kLanes];
+    R* w[kRows];
     const bool full = lanes == kLanes;
     for (int row = 0; row < kRows; ++row) w[row] = full ? base[row] + j0 : o[row];
     const R* sm = sums + j0;  // the sums are padded: a partial block reads inside the buffer
@@ -316,22 +317,22 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
       const R(*gs)[kLanes] = G[st];
       for (int k = 0; k < 6; ++k) {
         const R(*ek)[kLanes] = E[k];
-        double* y = w[4 + 4 * kSlot[k] + st];
+        R* y = w[4 + 4 * kSlot[k] + st];
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l)
           y[l] = fS1 * (gs[0][l] * ek[0][l] + gs[1][l] * ek[1][l] + gs[2][l] * ek[2][l] + gs[3][l] * ek[3][l] +
                         gs[4][l] * ek[4][l]);
       }
-      double* yc = w[4 + 4 * 2 + st];
+      R* yc = w[4 + 4 * 2 + st];
 #pragma omp simd
       for (int l = 0; l < kLanes; ++l) yc[l] = fS1 * gs[5][l];
       if (st > 0) {
         const R* xv = X[st];
-        double *y0 = w[st], *y7 = w[4 + 4 * 7 + st], *y8 = w[4 + 4 * 8 + st], *y9 = w[4 + 4 * 9 + st];
+        R *y0 = w[st], *y7 = w[4 + 4 * 7 + st], *y8 = w[4 + 4 * 8 + st], *y9 = w[4 + 4 * 9 + st];
 #pragma omp simd
         for (int l = 0; l < kLanes; ++l) {
           y0[l] = fS1 * xv[l];
-          y7[l] = 0.0;  // S0 (both parts)
+          y7[l] = R(0);  // S0 (both parts)
           y8[l] = f * xv[l];
           y9[l] = S1 * xv[l];
         }
@@ -341,8 +342,8 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
     const R* s32 = sums + (24 + 3) * n + j0;  // d phi_0 / da
     const R* s28 = sums + (28 + 3) * n + j0;  // d psi_0 / da: d phi_0 / dv = dudv times it
     const R* p0v = sums + 3 * n + j0;
-    double *yI = w[0], *y3 = w[4 + 4 * 3], *y4 = w[4 + 4 * 4], *y5 = w[4 + 4 * 5], *y6 = w[4 + 4 * 6];
-    double *y7 = w[4 + 4 * 7], *y8 = w[4 + 4 * 8], *y9 = w[4 + 4 * 9];
+    R *yI = w[0], *y3 = w[4 + 4 * 3], *y4 = w[4 + 4 * 4], *y5 = w[4 + 4 * 5], *y6 = w[4 + 4 * 6];
+    R *y7 = w[4 + 4 * 7], *y8 = w[4 + 4 * 8], *y9 = w[4 + 4 * 9];
     const R* XI = X[0];
 #pragma omp simd
     for (int l = 0; l < kLanes; ++l) {
@@ -352,7 +353,7 @@ inline void me_profile_deriv(const std::vector<MELineData>& lines, const double*
       const R Inm = S0 + S1 * m0;
       const R magI = S0 + S1 * XI[l];
       yI[l] = f * magI + g * Inm;
-      y7[l] = 1.0;  // S0 (both parts)
+      y7[l] = R(1);  // S0 (both parts)
       y8[l] = f * XI[l] + g * m0;
       y9[l] = magI - Inm;
       // its dependence on v, Doppler width, a, eta0 (zero when f = 1)

@@ -20,7 +20,7 @@ void me_deriv_avx2(const std::vector<MELineData>& lines, const double* wl, int64
 }
 
 void me_deriv32_avx2(const std::vector<MELineData>& lines, const double* wl, int64_t n, const MEProfileInput& p,
-                     MEDerivWork& w, double* prof, double* jac) {
+                     MEDerivWork& w, float* prof, float* jac) {
   me_isa_avx2::me_profile_deriv(lines, wl, n, p, w.f32, prof, jac);
 }
 
@@ -29,7 +29,7 @@ void resample_rows_avx2(const double* in, int64_t rows, int64_t n, const double*
   me_isa_avx2::resample_rows(in, rows, n, g, g, M, first, stride, n_out, out, phase);
 }
 
-void resample_rows32_avx2(const double* in, int64_t rows, int64_t n, const double* g, const float* gf, int64_t M,
+void resample_rows32_avx2(const float* in, int64_t rows, int64_t n, const double* g, const float* gf, int64_t M,
                           int64_t first, int64_t stride, int64_t n_out, double* out, float* phase) {
   me_isa_avx2::resample_rows(in, rows, n, g, gf, M, first, stride, n_out, out, phase);
 }

@@ -67,10 +67,12 @@ struct MEDerivBuffers {
     sums.resize(32 * n + 16);  // + one block of lanes past the last row (me_deriv_kernel.hpp)
   }
 };
-// Both precisions' scratch; only the one in use is sized.
+// Both precisions' scratch; only the one in use is sized. out32: the float kernel's outputs
+// (profile and Jacobian rows).
 struct MEDerivWork {
   MEDerivBuffers<double> f64;
   MEDerivBuffers<float> f32;
+  std::vector<float> out32;
 };
 
 using MEProfileFn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n, const MEProfileInput&,
@@ -87,14 +89,16 @@ void me_deriv_avx2(const std::vector<MELineData>&, const double*, int64_t, const
                    double*);
 void me_deriv_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
                      double*, double*);
-// The same in float arithmetic (outputs in double): the inversion's single-precision Jacobian.
+// The same in float arithmetic, outputs in float: the inversion's single-precision Jacobian.
+using MEDeriv32Fn = void (*)(const std::vector<MELineData>&, const double* wl, int64_t n, const MEProfileInput&,
+                             MEDerivWork&, float* prof, float* jac);
 void me_deriv32_generic(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
-                        double*, double*);
+                        float*, float*);
 void me_deriv32_avx2(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
-                     double*, double*);
+                     float*, float*);
 void me_deriv32_avx512(const std::vector<MELineData>&, const double*, int64_t, const MEProfileInput&, MEDerivWork&,
-                       double*, double*);
-MEDerivFn select_me_deriv32_kernel();
+                       float*, float*);
+MEDeriv32Fn select_me_deriv32_kernel();
 MEDerivFn select_me_deriv_kernel();
 // Gaussian LSF + resampling of rows (resample_kernel.hpp); g: normalised kernel g[-M..M].
 // Outputs per register block: the block's accumulators stay in registers across the taps
@@ -113,20 +117,21 @@ void resample_rows_avx2(const double*, int64_t, int64_t, const double*, int64_t,
 void resample_rows_avx512(const double*, int64_t, int64_t, const double*, int64_t, int64_t, int64_t, int64_t, double*,
                           double*);
 ResampleFn select_resample_kernel();
-// The same with float phases, weights gf and block sums (the float32 Jacobian rows); g (double)
-// for the outputs near the grid's ends; phase: resample_scratch(n, stride) floats.
-using Resample32Fn = void (*)(const double* in, int64_t rows, int64_t n, const double* g, const float* gf, int64_t M,
+// The same for float rows (the float32 Jacobian's, as the derivative kernel writes them), with
+// float phases, weights gf and block sums; g (double) for the outputs near the grid's ends;
+// phase: resample_scratch(n, stride) floats.
+using Resample32Fn = void (*)(const float* in, int64_t rows, int64_t n, const double* g, const float* gf, int64_t M,
                               int64_t first, int64_t stride, int64_t n_out, double* out, float* phase);
-void resample_rows32_generic(const double*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
+void resample_rows32_generic(const float*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
                              int64_t, double*, float*);
-void resample_rows32_avx2(const double*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
+void resample_rows32_avx2(const float*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
                           int64_t, double*, float*);
-void resample_rows32_avx512(const double*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
+void resample_rows32_avx512(const float*, int64_t, int64_t, const double*, const float*, int64_t, int64_t, int64_t,
                             int64_t, double*, float*);
 Resample32Fn select_resample32_kernel();
 // gaussian_resample_rows (spectral_operator.hpp) through Resample32Fn: the float32 precision's
 // Jacobian rows; kernel as there, the float scratch per thread.
-void gaussian_resample_rows32(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+void gaussian_resample_rows32(const float* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
                               int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel);
 // The inversion's normal equations and chi2 (normal_kernel.hpp).
 struct NormalKernels {

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <string>
+#include <type_traits>
 
 #include "fastinv/error.hpp"
 #include "parallel_errors.hpp"
@@ -146,10 +147,14 @@ MEScratch& MEScratch::operator=(MEScratch&&) noexcept = default;
 MEScratch::~MEScratch() = default;
 
 namespace {
-detail::MEDerivFn me_deriv_kernel(MEPrecision precision) {
-  static const detail::MEDerivFn fn64 = detail::select_me_deriv_kernel();
-  static const detail::MEDerivFn fn32 = detail::select_me_deriv32_kernel();
-  return precision == MEPrecision::float32 ? fn32 : fn64;
+// the per-ISA kernels, chosen once
+detail::MEDerivFn me_deriv_kernel() {
+  static const detail::MEDerivFn fn = detail::select_me_deriv_kernel();
+  return fn;
+}
+detail::MEDeriv32Fn me_deriv32_kernel() {
+  static const detail::MEDeriv32Fn fn = detail::select_me_deriv32_kernel();
+  return fn;
 }
 
 detail::MEProfileInput profile_input(const double* q, double mu) {
@@ -211,13 +216,37 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
   s.fine_jac_.resize(static_cast<std::size_t>(kMeDerivParameters * 4 * n));
   detail::MEProfileInput in = profile_input(params, mu);
   in.filling_derivative = !need || need[9];
-  me_deriv_kernel(precision)(lines_, wl_.data(), n, in, *s.deriv_, s.fine_.data(), s.fine_jac_.data());
-  // per unit of the public parameters: degrees and mA
   const int64_t plane = 4 * n;
-  for (int k : {1, 2})
-    for (int64_t j = 0; j < plane; ++j) s.fine_jac_[k * plane + j] *= kDeg;
-  for (int64_t j = 0; j < plane; ++j) s.fine_jac_[4 * plane + j] *= 1e-3;
   constexpr int kVmac = 10, kS0 = 7, kS1 = 8;
+  // The float32 precision's rows stay float from the kernel through the resampling with the
+  // Gaussian instrument (half the memory traffic, no widening per point); the profile, and
+  // the S1 row it is built from, are widened to double (chi2 and the fit use them).
+  const bool f32 = precision == MEPrecision::float32;
+  const bool rows32 = gaussian_ && f32;
+  float* jac32 = nullptr;
+  if (f32) {
+    std::vector<float>& o = s.deriv_->out32;
+    o.resize(static_cast<std::size_t>((1 + detail::kMeDerivs) * plane));
+    me_deriv32_kernel()(lines_, wl_.data(), n, in, *s.deriv_, o.data(), o.data() + plane);
+    std::copy(o.begin(), o.begin() + plane, s.fine_.begin());
+    jac32 = o.data() + plane;
+  } else {
+    me_deriv_kernel()(lines_, wl_.data(), n, in, *s.deriv_, s.fine_.data(), s.fine_jac_.data());
+  }
+  // per unit of the public parameters: degrees and mA
+  auto to_public_units = [plane](auto* J) {
+    using T = std::remove_pointer_t<decltype(J)>;
+    for (int k : {1, 2})
+      for (int64_t j = 0; j < plane; ++j) J[k * plane + j] *= static_cast<T>(kDeg);
+    for (int64_t j = 0; j < plane; ++j) J[4 * plane + j] *= static_cast<T>(1e-3);
+  };
+  if (rows32) {
+    to_public_units(jac32);
+    std::copy(jac32 + kS1 * plane, jac32 + (kS1 + 1) * plane, s.fine_jac_.begin() + kS1 * plane);
+  } else {
+    if (f32) std::copy(jac32, jac32 + detail::kMeDerivs * plane, s.fine_jac_.begin());
+    to_public_units(s.fine_jac_.data());
+  }
   // With the (normalised) Gaussian instrument two rows need no resampling of their own: the
   // S0 row is 1 in I and 0 in Q, U, V before and after it, and the profile is S0 e_I + S1 x
   // the S1 row (I = S0 + S1 (f XI + (1 - f) mu / (1 + eta0 phi0)), Q = f S1 XQ, ...), both
@@ -243,9 +272,6 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     apply_instrument(fine_row, 4, vmac_row);
   }
   if (!shortcut) degrade(s.fine_.data(), 4, params[10], s, out);
-  // The float32 precision resamples these rows in float too (half the vector work); the
-  // profile, and the S1 row it is built from, stay double (chi2 and the fit use them).
-  const bool rows32 = gaussian_ && precision == MEPrecision::float32;
   const double sigma_all = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
   // runs of consecutive needed parameters go through the instrument together
   auto wanted = [&](int k) { return (!need || need[k]) && !(shortcut && (k == kS0 || k == kS1)); };
@@ -257,8 +283,8 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
     int e = k + 1;
     while (e < kVmac && wanted(e)) ++e;
     if (rows32)
-      detail::gaussian_resample_rows32(s.fine_jac_.data() + k * plane, 4 * (e - k), n, smoother_.step(), sigma_all,
-                                       g_first_, g_stride_, g_n_out_, jac + k * 4 * nout, s.kernel_);
+      detail::gaussian_resample_rows32(jac32 + k * plane, 4 * (e - k), n, smoother_.step(), sigma_all, g_first_,
+                                       g_stride_, g_n_out_, jac + k * 4 * nout, s.kernel_);
     else
       degrade(s.fine_jac_.data() + k * plane, 4 * (e - k), params[10], s, jac + k * 4 * nout);
     k = e;

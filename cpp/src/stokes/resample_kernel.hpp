@@ -71,11 +71,11 @@ inline void resample_block(const T* g, int64_t M, const T* phase, int64_t np, in
 
 // in: rows x n; out: rows x n_out; g: the normalised kernel, g[-M..M] (sum 1), gt: the same in
 // T; phase: resample_scratch(n, stride) T. Outputs whose kernel reaches beyond the grid use
-// the part inside it, renormalised (in double). With T = float the inputs are rounded to
-// float once, when the row is split into its phases, and each block output sums in float.
-template <class T>
-inline void resample_rows(const double* in, int64_t rows, int64_t n, const double* g, const T* gt, int64_t M,
-                          int64_t first, int64_t stride, int64_t n_out, double* out, T* phase) {
+// the part inside it, renormalised (in double). With T = float the inputs are float (I) or
+// rounded to float when the row is split into its phases, and each block output sums in float.
+template <class T, class I>
+inline void resample_rows(const I* in, int64_t rows, int64_t n, const double* g, const T* gt, int64_t M, int64_t first,
+                          int64_t stride, int64_t n_out, double* out, T* phase) {
   constexpr int64_t B = kResampleBlock;
   int64_t k_lo = 0, k_hi = n_out;
   while (k_lo < n_out && first + k_lo * stride - M < 0) ++k_lo;
@@ -83,7 +83,7 @@ inline void resample_rows(const double* in, int64_t rows, int64_t n, const doubl
   const int64_t np = (n + stride - 1) / stride, K = k_hi - k_lo;
   // the last block reads up to B - 1 points past its phase: into the next phase or this pad
   std::fill(phase + stride * np, phase + stride * np + B, T(0));
-  auto edge = [&](const double* x, int64_t k) {
+  auto edge = [&](const I* x, int64_t k) {
     const int64_t centre = first + k * stride;
     const int64_t lo = std::max<int64_t>(-M, -centre), hi = std::min<int64_t>(M, n - 1 - centre);
     double acc = 0.0, norm = 0.0;
@@ -94,7 +94,7 @@ inline void resample_rows(const double* in, int64_t rows, int64_t n, const doubl
     return acc / norm;
   };
   for (int64_t r = 0; r < rows; ++r) {
-    const double* x = in + r * n;
+    const I* x = in + r * n;
     double* y = out + r * n_out;
     for (int64_t k = 0; k < k_lo; ++k) y[k] = edge(x, k);
     for (int64_t k = k_hi; k < n_out; ++k) y[k] = edge(x, k);

@@ -210,7 +210,7 @@ void gaussian_resample_rows(const double* in, int64_t rows, int64_t n, double h,
   fn(in, rows, n, kernel.data() + M, M, first, stride, n_out, out, kernel.data() + 2 * M + 1);
 }
 
-void detail::gaussian_resample_rows32(const double* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
+void detail::gaussian_resample_rows32(const float* in, int64_t rows, int64_t n, double h, double sigma, int64_t first,
                                       int64_t stride, int64_t n_out, double* out, std::vector<double>& kernel) {
   static const detail::Resample32Fn fn = detail::select_resample32_kernel();
   const int64_t M = gaussian_taps(h, sigma, 0, kernel);
