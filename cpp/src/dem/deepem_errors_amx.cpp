@@ -51,26 +51,7 @@ void products(const uint32_t* a, int64_t blocks, int64_t chunks, const uint32_t*
       _tile_zero(1);
       _tile_zero(2);
       if (n == 3) {
-        // tile registers are not renamed: the weight tile alternates between tmm3 and tmm7 so
-        // that the next chunk's load need not wait for the three products reading this one
-        int64_t c = 0;
-        for (; c + 2 <= chunks; c += 2) {
-          _tile_loadd(3, a0 + c * chunk_words, kRowBytes);
-          _tile_loadd(4, b0 + c * kPairs * kW, kRowBytes);
-          _tile_dpbf16ps(0, 3, 4);
-          _tile_loadd(5, b1 + c * kPairs * kW, kRowBytes);
-          _tile_dpbf16ps(1, 3, 5);
-          _tile_loadd(6, b2 + c * kPairs * kW, kRowBytes);
-          _tile_dpbf16ps(2, 3, 6);
-          _tile_loadd(7, a0 + (c + 1) * chunk_words, kRowBytes);
-          _tile_loadd(4, b0 + (c + 1) * kPairs * kW, kRowBytes);
-          _tile_dpbf16ps(0, 7, 4);
-          _tile_loadd(5, b1 + (c + 1) * kPairs * kW, kRowBytes);
-          _tile_dpbf16ps(1, 7, 5);
-          _tile_loadd(6, b2 + (c + 1) * kPairs * kW, kRowBytes);
-          _tile_dpbf16ps(2, 7, 6);
-        }
-        for (; c < chunks; ++c) {
+        for (int64_t c = 0; c < chunks; ++c) {
           _tile_loadd(3, a0 + c * chunk_words, kRowBytes);
           _tile_loadd(4, b0 + c * kPairs * kW, kRowBytes);
           _tile_dpbf16ps(0, 3, 4);
