@@ -121,8 +121,9 @@ class MilneEddington {
   // separate smoothing pass is differentiated, GaussianSmoother::smooth_dwidth. The vmac row
   // is 0 at vmac = 0, where the profile is even in vmac, so a fit of vmac must start above 0). The
   // profile agrees with profile() to rounding (its far wings are summed in another order).
-  // need (optional, kMeDerivParameters flags): rows of parameters not needed are left
-  // unwritten (the instrument pass is the costly part of a row).
+  // need (optional, kMeDerivParameters flags): rows of parameters not needed are not computed
+  // (the instrument pass is the costly part of a row): left unwritten, or, for the filling
+  // factor at f = 1, meaningless (its Voigt functions are skipped).
   // precision: the arithmetic of the profile+derivative kernel (float32: twice the SIMD lanes,
   // profiles to ~1e-6 relative; the instrument pass and the outputs stay double).
   void profile_and_jacobian(const double* params, double mu, MEScratch& scratch, double* out, double* jac,
