@@ -65,9 +65,10 @@ DeepEm::DeepEm(Model model) : model_(std::move(model)) {
   response_ = table.name;
   const std::vector<double> k = table.at(logt_);
   kernel_.assign(k.begin(), k.end());  // float32, as the Python path's kernel
-  // bf16 noise propagation where the CPU has it, as Python's errors=True (docs/deepem-errors.md).
+  // the Jacobian as Python's errors=True forms it (docs/deepem-errors.md)
   if (card.find("errors") != nullptr)
-    errors_ = std::make_shared<const DeepEmErrorModel>(DeepEmErrorModel::from_model(model_, logt_, true));
+    errors_ = std::make_shared<const DeepEmErrorModel>(
+        DeepEmErrorModel::from_model(model_, logt_, DeepEmErrorsPrecision::automatic));
 }
 
 void DeepEm::invert(const DeepEmInput& input, const DeepEmChi2& chi2, const DeepEmOutput& output, int threads,

@@ -4,8 +4,10 @@
 // card's tables. Chosen over Monte-Carlo copies of each pixel by a measurement
 // (docs/deepem-errors.md): six copies cost as much arithmetic as the six directions, are no
 // more accurate (less for the total EM) and would make the errors depend on a seed. Where the
-// CPU has AVX512-BF16 (and the caller did not ask for float32) the Jacobian is formed in
-// bfloat16 instead (deepem_errors_bf16.cpp); the chain rule and the model term are shared.
+// card gives a reference input the same Jacobian is formed from the units whose slopes differ
+// from the reference's (deepem_errors_delta.cpp, ~1/10 of the arithmetic); without one, where
+// the CPU has AVX512-BF16, in bfloat16 (deepem_errors_bf16.cpp); the chain rule and the model
+// term are shared.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -189,7 +191,8 @@ FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* o
 
 }  // namespace
 
-DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vector<double>& logt, bool bf16) {
+DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vector<double>& logt,
+                                              DeepEmErrorsPrecision precision) {
   const Graph& g = ModelAccess::graph(model);
   std::vector<const Node*> convs, acts;
   bool chain = true;  // each node reads the one before it (the first reads the input)
@@ -245,7 +248,14 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
     if (!std::is_sorted(edges->begin(), edges->end()))
       throw InvalidArgument("DeepEM card errors: edges must be increasing");
   for (double e : m.em_edges) m.em_edge_values.push_back(std::pow(10.0, e));
-  if (bf16) m.bf16 = pack_errors_bf16(m);
+  if (e->find("reference_input")) {
+    const std::vector<double> ref = numbers(*e, "reference_input");
+    if (ref.size() != size_t(kChannels))
+      throw InvalidArgument("DeepEM card errors.reference_input must hold the six channels' count rates");
+    m.delta = pack_errors_delta(m, ref.data());
+  }
+  if (precision == DeepEmErrorsPrecision::bf16 || (precision == DeepEmErrorsPrecision::automatic && !m.delta))
+    m.bf16 = pack_errors_bf16(m);
   return m;
 }
 
@@ -265,6 +275,8 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[kW], const 
   alignas(64) float jy[kChannels][64][kW];  // n_t <= 64 (deepem_invert validates)
   if (m.bf16)
     jacobian_bf16(m, a1, a2, s, jy);
+  else if (m.delta)
+    jacobian_delta(m, a1, a2, s, jy);
   else
     jacobian_f32(m, a1, a2, s, reinterpret_cast<v16(*)[64]>(jy));
   alignas(64) float em_err[64][kW];

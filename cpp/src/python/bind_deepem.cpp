@@ -131,8 +131,11 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   if (!lt || lt.ndim() != 1 || lt.shape(0) != n_t) throw InvalidArgument("errors: logt must hold one value per bin");
   if (errors_precision != "auto" && errors_precision != "fp32" && errors_precision != "bf16")
     throw InvalidArgument("errors precision must be 'auto', 'fp32' or 'bf16', got '" + errors_precision + "'");
-  const auto em_model = dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t),
-                                                          errors_precision != "fp32");
+  const auto precision = errors_precision == "fp32"   ? dem::DeepEmErrorsPrecision::fp32
+                         : errors_precision == "bf16" ? dem::DeepEmErrorsPrecision::bf16
+                                                      : dem::DeepEmErrorsPrecision::automatic;
+  const auto em_model =
+      dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t), precision);
   if (errors_precision == "bf16" && !em_model.bf16)
     throw Error("errors='bf16' needs AVX512-BF16 (the CPU or this build lacks it); use errors=True or 'fp32'");
   py::array_t<float> em_err({py::ssize_t(n_t), npix}), logt_err(npix), total_err(npix);

@@ -67,13 +67,34 @@ def _cells(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, x, side="right")
 
 
-def noise_only(net: DeepEM, sample: dict, threads: Optional[int], errors: Union[bool, str] = True):
+def reference_input(y: np.ndarray) -> list[float]:
+    """The card's ``errors.reference_input``: the median count rates (DN/s) of a set of pixels
+    (6, ...). Its LeakyReLU slopes are the pattern the float32 Jacobian is formed from
+    (deepem_errors_delta.cpp): exact for any reference; the closer most pixels' slopes are to
+    its, the faster."""
+    return [float(v) for v in np.median(np.asarray(y, dtype=np.float64).reshape(6, -1), axis=1)]
+
+
+def noise_only(
+    net: DeepEM,
+    sample: dict,
+    threads: Optional[int],
+    errors: Union[bool, str] = True,
+    reference: Union[str, list[float], None] = "card",
+):
     """DeepEM with the Jacobian noise term alone (a copy of the model whose card's tables are 0);
-    ``errors`` as for :meth:`DeepEM.invert` (``"fp32"``: the float32 Jacobian)."""
+    ``errors`` as for :meth:`DeepEM.invert` (``"fp32"``: the float32 Jacobian). ``reference``:
+    the card's ``errors.reference_input`` to give the copy: ``"card"`` (the model's, if any),
+    six count rates, or None (none: the dense Jacobian)."""
+    section = _zero_tables(len(net.logt))
+    if isinstance(reference, str):
+        reference = net.card.get("errors", {}).get("reference_input")
+    if reference is not None:
+        section["reference_input"] = reference
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deepem.safetensors"
         shutil.copyfile(net.model.path, path)
-        update_card(path, {"errors": _zero_tables(len(net.logt))})
+        update_card(path, {"errors": section})
         bare = DeepEM.load(path, threads=threads)
         return bare.invert(sample["y"], sigma=sample["sigma"], errors=errors)
 
@@ -197,11 +218,13 @@ def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = Non
     net = DeepEM.load(path, threads=threads)
     t0 = time.perf_counter()
     cal = synthetic_aia(N_CALIBRATION, SEED_CALIBRATION, logt=net.logt)
-    tables = fit_tables(noise_only(net, cal, threads), cal)
+    reference = reference_input(cal["y"])
+    tables = fit_tables(noise_only(net, cal, threads, reference=reference), cal)
     section = {
         "method": "data noise (AIA error model, or the given sigma) through the network's Jacobian "
         "(forward mode, 3 layers), in quadrature with the network's own error from these tables",
         "input_noise": "sigma(sqrt(I)) = sigma_I / (2 sqrt(max(I, sigma_I)))",
+        "reference_input": reference,
         **tables,
         "calibration": {
             "data": f"fastinv.dem.synthetic.synthetic_aia({N_CALIBRATION}, seed={SEED_CALIBRATION}, logt=the model's)",

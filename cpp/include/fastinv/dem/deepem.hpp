@@ -52,7 +52,14 @@ struct DeepEmOutput {          // all C-contiguous, npix innermost
 // network by its Jacobian (exact forward-mode through the three layers, per pixel), added in
 // quadrature to the network's own error, which the model card's "errors" section tabulates
 // from held-out synthetic DEMs with known truth (fastinv.train.deepem_errors).
-struct DeepEmErrorsBf16;  // deepem_errors.hpp
+struct DeepEmErrorsBf16;   // deepem_errors.hpp
+struct DeepEmErrorsDelta;  // deepem_errors.hpp
+// How the Jacobian is formed. fp32: in float32, from the card's reference pattern
+// (errors.reference_input, deepem_errors_delta.cpp) where the card has one, else the dense
+// chain; bf16: in bfloat16 on the AMX-BF16 / AVX512-BF16 kernels where the CPU has them
+// (sigma within ~1 %), else as fp32; automatic: fp32 where the card has a reference input
+// (exact and the fastest), else bf16 (docs/deepem-errors.md).
+enum class DeepEmErrorsPrecision { automatic, fp32, bf16 };
 struct DeepEmErrorModel {
   // The network (dense 6 -> H1 -> H2 -> nT, LeakyReLU), weights row-major [out][in].
   int64_t n_h1 = 0, n_h2 = 0, n_t = 0;
@@ -69,11 +76,10 @@ struct DeepEmErrorModel {
 
   // The network's weights and the card's "errors" section. Throws InvalidArgument for a
   // network of another shape or a card without (or with a malformed) "errors" section.
-  // bf16: propagate the noise in bfloat16 on the engine's AMX-BF16 / AVX512-BF16 kernels
-  // (deepem_errors_bf16.cpp) where the CPU has them (sigma within ~1 %, docs/deepem-errors.md);
-  // false, or a CPU without them: the float32 Jacobian.
-  static DeepEmErrorModel from_model(const Model& model, const std::vector<double>& logt, bool bf16 = false);
-  std::shared_ptr<const DeepEmErrorsBf16> bf16;  // the packed bf16 weights; null: float32
+  static DeepEmErrorModel from_model(const Model& model, const std::vector<double>& logt,
+                                     DeepEmErrorsPrecision precision = DeepEmErrorsPrecision::fp32);
+  std::shared_ptr<const DeepEmErrorsBf16> bf16;    // the packed bf16 weights; null: float32
+  std::shared_ptr<const DeepEmErrorsDelta> delta;  // float32 from the reference pattern; null: dense
 };
 
 // Refinement of the network's EM so that it fits the data (deepem_refine.cpp). Per pixel, the
