@@ -138,12 +138,12 @@ def test_nan_pixels_get_nan_errors_and_a_status(net, flare):
 
 
 def test_any_reference_input_gives_the_dense_jacobian(net, flare):
-    """The reference pattern only decides which units are corrected, not the result: errors from
-    the card's reference (a synthetic median), from a bright flare pixel's slopes and from the
-    dense chain agree to float32 rounding (measured p99.9 <= 5e-6 relative on these pixels)."""
+    """The reference patterns only decide which units are corrected, not the result: errors from
+    the card's references (eight synoptic pixels), from a bright flare pixel's slopes alone and
+    from the dense chain agree to float32 rounding (measured p99.9 <= 5e-6 relative)."""
     y = flare.data.reshape(6, -1)
     s = {"y": y, "sigma": np.sqrt(np.maximum(y, 1.0))}
-    bright = [float(v) for v in y[:, np.argmax(y[5])]]
+    bright = [[float(v) for v in y[:, np.argmax(y[5])]]]
     dense = noise_only(net, s, 1, "fp32", reference=None)
     ok = dense.status == 0
     assert ok.mean() > 0.9
@@ -157,8 +157,25 @@ def test_any_reference_input_gives_the_dense_jacobian(net, flare):
 
 
 def test_a_malformed_reference_input_is_a_clear_error(net, flare):
-    with pytest.raises(ValueError, match="reference_input"):
-        noise_only(net, {"y": flare.data, "sigma": np.ones_like(flare.data)}, 1, reference=[1.0] * 5)
+    with pytest.raises(ValueError, match="reference_inputs"):
+        noise_only(net, {"y": flare.data, "sigma": np.ones_like(flare.data)}, 1, reference=[[1.0] * 5])
+
+
+def test_reference_inputs_are_reproducible_and_cover_the_data(net, flare):
+    """reference_inputs: the same data and seed give the same references; they are pixels of the
+    data; and a pixel's slopes differ from its nearest reference's in fewer units than from
+    the worst (Hamming distance over both layers, NumPy float64 forward pass)."""
+    from fastinv.train.deepem_errors import _slope_patterns, reference_inputs
+
+    y = flare.data.reshape(6, -1)
+    refs = reference_inputs(net.model.path, y, count=4)
+    assert refs == reference_inputs(net.model.path, y, count=4) and len(refs) == 4
+    cols = {tuple(y[:, i]) for i in range(y.shape[1])}
+    assert all(tuple(r) in cols for r in refs)
+    pats = _slope_patterns(net.model.path, np.sqrt(np.maximum(y.T, 0)))
+    ref_pats = _slope_patterns(net.model.path, np.sqrt(np.maximum(np.array(refs), 0)))
+    d = (pats[:, None, :] != ref_pats[None]).sum(2)
+    assert np.median(d.min(1)) < 0.5 * np.median(d.max(1))
 
 
 def test_errors_need_the_noise_and_a_calibrated_card(net, flare):

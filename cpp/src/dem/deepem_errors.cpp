@@ -4,8 +4,8 @@
 // card's tables. Chosen over Monte-Carlo copies of each pixel by a measurement
 // (docs/deepem-errors.md): six copies cost as much arithmetic as the six directions, are no
 // more accurate (less for the total EM) and would make the errors depend on a seed. Where the
-// card gives a reference input the same Jacobian is formed from the units whose slopes differ
-// from the reference's (deepem_errors_delta.cpp, ~1/10 of the arithmetic); without one, where
+// card gives reference inputs the same Jacobian is formed from the units whose slopes differ
+// from a reference's (deepem_errors_delta.cpp, a fraction of the arithmetic); without, where
 // the CPU has AVX512-BF16, in bfloat16 (deepem_errors_bf16.cpp); the chain rule and the model
 // term are shared.
 #include <algorithm>
@@ -26,6 +26,7 @@ namespace {
 constexpr int kW = cpu::kTileWidth;
 constexpr int kChannels = kErrorDirections;
 constexpr int64_t kMaxHidden = kMaxErrorHidden;  // (~270 kB of scratch on the stack)
+constexpr int kMaxReferences = 64;               // errors.reference_inputs (~50 kB each)
 
 const json::Value& field(const json::Value& obj, const char* key) {
   const json::Value* v = obj.is_object() ? obj.find(key) : nullptr;
@@ -248,11 +249,12 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
     if (!std::is_sorted(edges->begin(), edges->end()))
       throw InvalidArgument("DeepEM card errors: edges must be increasing");
   for (double e : m.em_edges) m.em_edge_values.push_back(std::pow(10.0, e));
-  if (e->find("reference_input")) {
-    const std::vector<double> ref = numbers(*e, "reference_input");
-    if (ref.size() != size_t(kChannels))
-      throw InvalidArgument("DeepEM card errors.reference_input must hold the six channels' count rates");
-    m.delta = pack_errors_delta(m, ref.data());
+  if (e->find("reference_inputs")) {
+    const std::vector<double> refs = numbers(*e, "reference_inputs");
+    if (refs.empty() || refs.size() % kChannels != 0 || refs.size() > size_t(kMaxReferences * kChannels))
+      throw InvalidArgument("DeepEM card errors.reference_inputs must hold 1 to " + std::to_string(kMaxReferences) +
+                            " inputs of six channels' count rates");
+    m.delta = pack_errors_delta(m, refs.data(), int(refs.size() / kChannels));
   }
   if (precision == DeepEmErrorsPrecision::bf16 || (precision == DeepEmErrorsPrecision::automatic && !m.delta))
     m.bf16 = pack_errors_bf16(m);

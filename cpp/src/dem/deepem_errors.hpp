@@ -57,20 +57,26 @@ void layer2_pairs(const DeepEmErrorModel& m, const float* a2, const float* t, in
 void layer2_block_pairs(const float* a2, int64_t n, float slope, const float* block, int directions, int64_t row0,
                         uint32_t* pairs, int64_t stride) noexcept;
 
-// The float32 Jacobian from the slopes of a reference input (deepem_errors_delta.cpp): the
-// reference's slopes and the products of the layers between them, padded to whole 16-lane
-// vectors of the nT outputs (tp = t_vectors * 16).
+// The float32 Jacobian from the slopes of reference inputs (deepem_errors_delta.cpp): each
+// reference's slopes as bits and the products of the layers between them, padded to whole
+// 16-lane vectors of the nT outputs (tp = t_vectors * 16); each pixel uses the reference that
+// needs the fewest corrections.
 struct DeepEmErrorsDelta {
+  static constexpr int kWords = int((kMaxErrorHidden + 63) / 64);  // 64-bit words of a layer's slopes
+  struct Reference {
+    std::vector<float> p;  // [6][tp]    P = W3 B2 W2 B1 W1, transposed
+    std::vector<float> q;  // [n_h1][tp] columns of Q = W3 B2 W2
+    std::vector<float> r;  // [n_h2][8]  rows of R = W2 B1 W1
+  };
   int64_t t_vectors = 0;
-  std::vector<uint8_t> on1, on2;  // the reference's active units, layers 1 and 2
-  std::vector<float> p;           // [6][tp]   P = W3 B2 W2 B1 W1, transposed
-  std::vector<float> q;           // [n_h1][tp] columns of Q = W3 B2 W2
-  std::vector<float> r;           // [n_h2][8]  rows of R = W2 B1 W1
-  std::vector<float> w3;          // [n_h2][tp] columns of W3
-  std::vector<float> w1;          // [n_h1][8]  rows of W1
+  std::vector<uint64_t> on1, on2;  // [reference][kWords] active units of layers 1 and 2
+  std::vector<Reference> refs;
+  std::vector<float> w3;  // [n_h2][tp] columns of W3
+  std::vector<float> w1;  // [n_h1][8]  rows of W1
 };
-// reference: the input's six count rates (DN/s) whose slopes are the reference pattern.
-std::shared_ptr<const DeepEmErrorsDelta> pack_errors_delta(const DeepEmErrorModel& m, const double* reference);
+// references: count inputs' six count rates (DN/s) each, whose slopes are the patterns.
+std::shared_ptr<const DeepEmErrorsDelta> pack_errors_delta(const DeepEmErrorModel& m, const double* references,
+                                                           int count);
 // The output Jacobian jy[c][t] (lanes) of one tile as jacobian_bf16, in float32 by the reference
 // pattern (m.delta): exact, each lane's sums in its own fixed order.
 void jacobian_delta(const DeepEmErrorModel& m, const float* a1, const float* a2, const float (*s)[cpu::kTileWidth],

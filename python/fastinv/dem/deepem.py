@@ -180,12 +180,12 @@ class DeepEM:
             propagated through the network by its Jacobian, in quadrature with the network's
             own error from the model card (``card["errors"]``, fitted on held-out synthetic
             DEMs). NaN wherever ``status`` != 0. CPU models only (NumPy or dask input).
-            ``True``: where the card gives a reference input (``errors.reference_input``, the
+            ``True``: where the card gives reference inputs (``errors.reference_inputs``, the
             shipped models' do), the float32 Jacobian formed from the units whose LeakyReLU
-            slopes differ from the reference's -- exact, ~1/10 of the dense chain's arithmetic;
-            otherwise in bfloat16 on the AMX-BF16 / AVX512-BF16 kernels where the CPU has them
-            (sigma within ~1 % of float32's), else the dense float32 chain.
-            ``"fp32"`` forces float32 (from the reference where there is one), ``"bf16"`` the
+            slopes differ from the nearest reference's -- exact, a fraction of the dense chain's
+            arithmetic; otherwise in bfloat16 on the AMX-BF16 / AVX512-BF16 kernels where the
+            CPU has them (sigma within ~1 % of float32's), else the dense float32 chain.
+            ``"fp32"`` forces float32 (from the references where there are any), ``"bf16"`` the
             bfloat16 one (an error on a CPU without AVX512-BF16). docs/deepem-errors.md has
             the costs.
 

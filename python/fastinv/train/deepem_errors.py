@@ -18,6 +18,7 @@ minutes on one core).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -30,9 +31,10 @@ import numpy as np
 
 from ..dem.deepem import DeepEM, shipped_model_path
 from ..dem.synthetic import synthetic_aia
-from ..export import update_card
+from ..export import read_safetensors, update_card
 
 COVER = 0.6827  # the fraction of a Gaussian within 1 sigma
+REFERENCES = 8  # reference inputs of the float32 Jacobian (docs/deepem-errors.md, "The reference pattern")
 N_CALIBRATION, SEED_CALIBRATION = 40000, 101
 N_HELD_OUT, SEED_HELD_OUT = 20000, 202
 EM_EDGES = [24.0, 25.0, 26.0, 26.5, 27.0, 27.5]  # log10(EM per bin / cm^-5)
@@ -67,12 +69,55 @@ def _cells(x: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return np.searchsorted(edges, x, side="right")
 
 
-def reference_input(y: np.ndarray) -> list[float]:
-    """The card's ``errors.reference_input``: the median count rates (DN/s) of a set of pixels
-    (6, ...). Its LeakyReLU slopes are the pattern the float32 Jacobian is formed from
-    (deepem_errors_delta.cpp): exact for any reference; the closer most pixels' slopes are to
-    its, the faster."""
-    return [float(v) for v in np.median(np.asarray(y, dtype=np.float64).reshape(6, -1), axis=1)]
+def _slope_patterns(path: Union[str, Path], x: np.ndarray) -> np.ndarray:
+    """(n, H1 + H2) booleans: which LeakyReLU units of the DeepEM network in ``path`` are active
+    for the inputs x = sqrt(max(y, 0)) (n, 6); float64, from the file's graph and weights."""
+    tensors, metadata = read_safetensors(path)
+    nodes = json.loads(metadata["fastinv.graph"])["nodes"]
+    linear = [n for n in nodes if n["op"] == "linear"]
+    slopes = [n["alpha"] for n in nodes if n["op"] == "act" and n["kind"] == "leaky_relu"]
+    if len(linear) != 3 or len(slopes) != 2:
+        raise ValueError(f"{path}: not a DeepEM network (6 -> H -> H -> nT, LeakyReLU)")
+    h, active = x, []
+    for layer, slope in zip(linear[:2], slopes):
+        w = np.asarray(tensors[layer["weight"]], dtype=np.float64).reshape(-1, h.shape[1])
+        pre = h @ w.T + np.asarray(tensors[layer["bias"]], dtype=np.float64)
+        active.append(pre > 0)
+        h = np.where(pre > 0, pre, slope * pre)
+    return np.concatenate(active, axis=1)
+
+
+def reference_inputs(
+    path: Union[str, Path], y: np.ndarray, count: int = REFERENCES, seed: int = 0, max_pixels: int = 50000
+) -> list[list[float]]:
+    """The card's ``errors.reference_inputs``: ``count`` pixels of ``y`` (6, ...; DN/s) whose
+    LeakyReLU slope patterns cover y's -- the members nearest the centres of a k-means
+    clustering of the patterns (Hamming distance; seeded, so the same data give the same
+    references). The float32 Jacobian (deepem_errors_delta.cpp) corrects each pixel's units
+    whose slope differs from its nearest reference: exact for any references, faster the
+    closer they are to the data being inverted."""
+    y = np.asarray(y, dtype=np.float64).reshape(6, -1)
+    y = y[:, np.all(np.isfinite(y), axis=0)]
+    rng = np.random.default_rng(seed)
+    if y.shape[1] > max_pixels:
+        y = y[:, np.sort(rng.choice(y.shape[1], max_pixels, replace=False))]
+    a = _slope_patterns(path, np.sqrt(np.maximum(y.T, 0.0))).astype(np.float32)
+    count = min(count, len(a))
+    centres = a[rng.choice(len(a), count, replace=False)]
+
+    def distances(c: np.ndarray) -> np.ndarray:  # Hamming, as float sums
+        return a.sum(1)[:, None] + c.sum(1)[None] - 2.0 * (a @ c.T)
+
+    for _ in range(12):
+        label = distances(centres).argmin(1)
+        for k in range(count):
+            if np.any(label == k):
+                centres[k] = a[label == k].mean(0) > 0.5
+    label = distances(centres).argmin(1)
+    members = distances(centres).argmin(0)
+    # the largest cluster first: the kernel finds each pixel's units against the first reference
+    order = np.argsort(-np.bincount(label, minlength=count), kind="stable")
+    return [[float(v) for v in y[:, members[k]]] for k in order]
 
 
 def noise_only(
@@ -84,13 +129,13 @@ def noise_only(
 ):
     """DeepEM with the Jacobian noise term alone (a copy of the model whose card's tables are 0);
     ``errors`` as for :meth:`DeepEM.invert` (``"fp32"``: the float32 Jacobian). ``reference``:
-    the card's ``errors.reference_input`` to give the copy: ``"card"`` (the model's, if any),
-    six count rates, or None (none: the dense Jacobian)."""
+    the card's ``errors.reference_inputs`` to give the copy: ``"card"`` (the model's, if any),
+    a list of inputs (six count rates each), or None (none: the dense Jacobian)."""
     section = _zero_tables(len(net.logt))
     if isinstance(reference, str):
-        reference = net.card.get("errors", {}).get("reference_input")
+        reference = net.card.get("errors", {}).get("reference_inputs")
     if reference is not None:
-        section["reference_input"] = reference
+        section["reference_inputs"] = reference
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "deepem.safetensors"
         shutil.copyfile(net.model.path, path)
@@ -211,20 +256,25 @@ def flare_against_bp(net: DeepEM, samples: int = 30) -> dict:
     return out
 
 
-def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = None) -> dict:
+def calibrate(
+    model: Union[str, Path, None] = None, threads: Optional[int] = None, reference_data: Optional[np.ndarray] = None
+) -> dict:
     """Fit the error model of a DeepEM model file, check it on held-out data and write it into
-    the file's card (and its ``.json`` copy). Returns the card's new "errors" section."""
+    the file's card (and its ``.json`` copy). Returns the card's new "errors" section.
+    ``reference_data`` (6, ...; DN/s): the pixels the Jacobian's reference inputs are drawn
+    from (:func:`reference_inputs`; default: the calibration set; the shipped cards': their
+    training frame)."""
     path = Path(shipped_model_path() if model is None else model)
     net = DeepEM.load(path, threads=threads)
     t0 = time.perf_counter()
     cal = synthetic_aia(N_CALIBRATION, SEED_CALIBRATION, logt=net.logt)
-    reference = reference_input(cal["y"])
+    reference = reference_inputs(path, cal["y"] if reference_data is None else reference_data)
     tables = fit_tables(noise_only(net, cal, threads, reference=reference), cal)
     section = {
         "method": "data noise (AIA error model, or the given sigma) through the network's Jacobian "
         "(forward mode, 3 layers), in quadrature with the network's own error from these tables",
         "input_noise": "sigma(sqrt(I)) = sigma_I / (2 sqrt(max(I, sigma_I)))",
-        "reference_input": reference,
+        "reference_inputs": reference,
         **tables,
         "calibration": {
             "data": f"fastinv.dem.synthetic.synthetic_aia({N_CALIBRATION}, seed={SEED_CALIBRATION}, logt=the model's)",
@@ -248,6 +298,4 @@ def calibrate(model: Union[str, Path, None] = None, threads: Optional[int] = Non
 
 
 if __name__ == "__main__":
-    import json
-
     print(json.dumps(calibrate(sys.argv[1] if len(sys.argv) > 1 else None), indent=1)[-1500:])

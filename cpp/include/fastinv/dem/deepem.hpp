@@ -54,10 +54,10 @@ struct DeepEmOutput {          // all C-contiguous, npix innermost
 // from held-out synthetic DEMs with known truth (fastinv.train.deepem_errors).
 struct DeepEmErrorsBf16;   // deepem_errors.hpp
 struct DeepEmErrorsDelta;  // deepem_errors.hpp
-// How the Jacobian is formed. fp32: in float32, from the card's reference pattern
-// (errors.reference_input, deepem_errors_delta.cpp) where the card has one, else the dense
+// How the Jacobian is formed. fp32: in float32, from the card's reference patterns
+// (errors.reference_inputs, deepem_errors_delta.cpp) where the card has them, else the dense
 // chain; bf16: in bfloat16 on the AMX-BF16 / AVX512-BF16 kernels where the CPU has them
-// (sigma within ~1 %), else as fp32; automatic: fp32 where the card has a reference input
+// (sigma within ~1 %), else as fp32; automatic: fp32 where the card has reference inputs
 // (exact and the fastest), else bf16 (docs/deepem-errors.md).
 enum class DeepEmErrorsPrecision { automatic, fp32, bf16 };
 struct DeepEmErrorModel {
@@ -79,7 +79,7 @@ struct DeepEmErrorModel {
   static DeepEmErrorModel from_model(const Model& model, const std::vector<double>& logt,
                                      DeepEmErrorsPrecision precision = DeepEmErrorsPrecision::fp32);
   std::shared_ptr<const DeepEmErrorsBf16> bf16;    // the packed bf16 weights; null: float32
-  std::shared_ptr<const DeepEmErrorsDelta> delta;  // float32 from the reference pattern; null: dense
+  std::shared_ptr<const DeepEmErrorsDelta> delta;  // float32 from reference patterns; null: dense
 };
 
 // Refinement of the network's EM so that it fits the data (deepem_refine.cpp). Per pixel, the
