@@ -58,7 +58,8 @@ struct DeepEmErrorsDelta;  // deepem_errors.hpp
 // (errors.reference_inputs, deepem_errors_delta.cpp) where the card has them, else the dense
 // chain; bf16: in bfloat16 on the AMX-BF16 / AVX512-BF16 kernels where the CPU has them
 // (sigma within ~1 %), else as fp32; automatic: fp32 where the card has reference inputs
-// (exact and the fastest), else bf16 (docs/deepem-errors.md).
+// (exact, and faster than bf16 where measured: AVX512-BF16 without AMX), else bf16
+// (docs/deepem-errors.md).
 enum class DeepEmErrorsPrecision { automatic, fp32, bf16 };
 struct DeepEmErrorModel {
   // The network (dense 6 -> H1 -> H2 -> nT, LeakyReLU), weights row-major [out][in].
