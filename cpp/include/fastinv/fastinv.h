@@ -194,8 +194,10 @@ typedef struct fastinv_deepem_output { /* C-contiguous, npix innermost */
   int32_t* iterations; /* (npix) or NULL: refinement simplex iterations (0 without refine) */
   /* Calibrated 1-sigma errors: all three set or all NULL; NaN where status != 0; need a model
      card with an "errors" section (the shipped models have one). As Python's errors=True, the
-     noise goes through the network in bfloat16 where the CPU has AVX512-BF16 (sigma within
-     ~1 % of the float32 Jacobian's, docs/deepem-errors.md), else in float32. */
+     noise goes through the network's float32 Jacobian, formed from the card's reference slope
+     patterns where it has them (the shipped cards do; exact), else in bfloat16 where the CPU
+     has AVX512-BF16 (sigma within ~1 %), else by the dense float32 chain
+     (docs/deepem-errors.md). */
   float* em_err;       /* (n_bins, npix) cm^-5 */
   float* logt_err;     /* (npix) dex, of the EM-weighted log T */
   float* total_em_err; /* (npix) cm^-5 */
