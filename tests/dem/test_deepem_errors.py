@@ -16,7 +16,14 @@ from fastinv.dem import DeepEM
 from fastinv.dem.deepem import shipped_model_path
 from fastinv.dem.io import read_aia, write_dem_fits
 from fastinv.dem.synthetic import synthetic_aia
-from fastinv.train.deepem_errors import SEED_CALIBRATION, SEED_HELD_OUT, coverage, noise_only
+from fastinv.train.deepem_errors import (
+    SEED_CALIBRATION,
+    SEED_HELD_OUT,
+    _slope_patterns,
+    coverage,
+    noise_only,
+    reference_inputs,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::astropy.io.fits.verify.VerifyWarning")
 
@@ -165,8 +172,6 @@ def test_reference_inputs_are_reproducible_and_cover_the_data(net, flare):
     """reference_inputs: the same data and seed give the same references; they are pixels of the
     data; and a pixel's slopes differ from its nearest reference's in fewer units than from
     the worst (Hamming distance over both layers, NumPy float64 forward pass)."""
-    from fastinv.train.deepem_errors import _slope_patterns, reference_inputs
-
     y = flare.data.reshape(6, -1)
     refs = reference_inputs(net.model.path, y, count=4)
     assert refs == reference_inputs(net.model.path, y, count=4) and len(refs) == 4

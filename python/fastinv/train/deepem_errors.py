@@ -34,7 +34,7 @@ from ..dem.synthetic import synthetic_aia
 from ..export import read_safetensors, update_card
 
 COVER = 0.6827  # the fraction of a Gaussian within 1 sigma
-REFERENCES = 8  # reference inputs of the float32 Jacobian (docs/deepem-errors.md, "The reference pattern")
+REFERENCES = 8  # reference inputs of the float32 Jacobian (docs/deepem-errors.md, "The reference patterns")
 N_CALIBRATION, SEED_CALIBRATION = 40000, 101
 N_HELD_OUT, SEED_HELD_OUT = 20000, 202
 EM_EDGES = [24.0, 25.0, 26.0, 26.5, 27.0, 27.5]  # log10(EM per bin / cm^-5)
@@ -125,7 +125,7 @@ def noise_only(
     sample: dict,
     threads: Optional[int],
     errors: Union[bool, str] = True,
-    reference: Union[str, list[float], None] = "card",
+    reference: Union[str, list[list[float]], None] = "card",
 ):
     """DeepEM with the Jacobian noise term alone (a copy of the model whose card's tables are 0);
     ``errors`` as for :meth:`DeepEM.invert` (``"fp32"``: the float32 Jacobian). ``reference``:
