@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,7 +60,7 @@ int32_t* iteration_output(const py::object& obj, int64_t npix) {
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
                         const py::object& out_obj, bool refine_on, const py::object& refine_iterations,
-                        const py::object& errors_logt, const std::string& errors_precision) {
+                        const dem::DeepEmErrorModel* errors) {
   dem::DeepEmInput in;
   if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -119,35 +120,41 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   dem::DeepEmRefine refine;
   refine.enabled = refine_on;
   refine.iterations = iteration_output(refine_iterations, npix);
-  if (errors_logt.is_none()) {
+  if (!errors) {
     {
       py::gil_scoped_release release;
       dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine);
     }
     return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
   }
-  // The weights and the card's tables are read per call: a few hundred kB, small next to a frame.
-  const auto lt = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(errors_logt);
-  if (!lt || lt.ndim() != 1 || lt.shape(0) != n_t) throw InvalidArgument("errors: logt must hold one value per bin");
-  if (errors_precision != "auto" && errors_precision != "fp32" && errors_precision != "bf16")
-    throw InvalidArgument("errors precision must be 'auto', 'fp32' or 'bf16', got '" + errors_precision + "'");
-  const auto precision = errors_precision == "fp32"   ? dem::DeepEmErrorsPrecision::fp32
-                         : errors_precision == "bf16" ? dem::DeepEmErrorsPrecision::bf16
-                                                      : dem::DeepEmErrorsPrecision::automatic;
-  const auto em_model =
-      dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + n_t), precision);
-  if (errors_precision == "bf16" && !em_model.bf16)
-    throw Error("errors='bf16' needs AVX512-BF16 (the CPU or this build lacks it); use errors=True or 'fp32'");
   py::array_t<float> em_err({py::ssize_t(n_t), npix}), logt_err(npix), total_err(npix);
   out.em_err = em_err.mutable_data();
   out.logt_err = logt_err.mutable_data();
   out.total_em_err = total_err.mutable_data();
   {
     py::gil_scoped_release release;
-    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine, &em_model);
+    dem::deepem_invert(model, kernel.data(), n_t, in, chi2, out, threads, refine, errors);
   }
-  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac, em_err, logt_err, total_err,
-                        em_model.bf16 ? "bf16" : "fp32");
+  return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac, em_err, logt_err, total_err);
+}
+
+// The error model of a DeepEM network: its weights, the card's tables and the Jacobian's packed
+// form (reference products or bf16 weights), built once per loaded model and precision: ~6 ms,
+// which a per-frame pipeline would otherwise pay on every call.
+std::shared_ptr<dem::DeepEmErrorModel> deepem_error_model(const Model& model, const py::object& logt_obj,
+                                                          const std::string& precision_name) {
+  const auto lt = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(logt_obj);
+  if (!lt || lt.ndim() != 1) throw InvalidArgument("errors: logt must be a 1-d array of bin centres");
+  if (precision_name != "auto" && precision_name != "fp32" && precision_name != "bf16")
+    throw InvalidArgument("errors precision must be 'auto', 'fp32' or 'bf16', got '" + precision_name + "'");
+  const auto precision = precision_name == "fp32"   ? dem::DeepEmErrorsPrecision::fp32
+                         : precision_name == "bf16" ? dem::DeepEmErrorsPrecision::bf16
+                                                    : dem::DeepEmErrorsPrecision::automatic;
+  auto errors = std::make_shared<dem::DeepEmErrorModel>(
+      dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + lt.shape(0)), precision));
+  if (precision_name == "bf16" && !errors->bf16)
+    throw Error("errors='bf16' needs AVX512-BF16 (the CPU or this build lacks it); use errors=True or 'fp32'");
+  return errors;
 }
 
 // The refinement alone on an EM from elsewhere (em is refined in place).
@@ -195,16 +202,25 @@ py::tuple deepem_refine(const py::array_t<float, py::array::c_style>& kernel, py
 }  // namespace
 
 void bind_deepem(py::module_& m) {
+  py::class_<dem::DeepEmErrorModel, std::shared_ptr<dem::DeepEmErrorModel>>(
+      m, "DeepEmErrorModel",
+      "A DeepEM model's calibrated error model (the card's errors section and the network's Jacobian in "
+      "packed form). Immutable: one may serve any number of concurrent deepem_invert calls.")
+      .def(py::init(&deepem_error_model), py::arg("model"), py::arg("logt"), py::arg("precision") = "auto",
+           "Build it from a loaded DeepEM network and its bin centres; precision 'auto', 'fp32' or 'bf16' "
+           "(DeepEmErrorsPrecision).")
+      .def_property_readonly(
+          "precision", [](const dem::DeepEmErrorModel& e) { return e.bf16 ? "bf16" : "fp32"; },
+          "The Jacobian's arithmetic: 'bf16' or 'fp32'.");
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),
-        py::arg("refine") = false, py::arg("refine_iterations") = py::none(), py::arg("errors_logt") = py::none(),
-        py::arg("errors_precision") = "auto",
+        py::arg("refine") = false, py::arg("refine_iterations") = py::none(), py::arg("errors") = nullptr,
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
         "such a tuple of arrays. refine=True: the EM closest to the network's that fits the data within "
-        "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output. errors_logt "
-        "(the bin centres): also the calibrated 1-sigma errors from the card, returned as em_err, logt_err, "
-        "total_em_err after the six.");
+        "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output. errors "
+        "(a DeepEmErrorModel of this model): also the calibrated 1-sigma errors from the card, returned as "
+        "em_err, logt_err, total_em_err after the six.");
   m.def("deepem_refine", &deepem_refine, py::arg("kernel"), py::arg("em"), py::arg("y"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0,
         "DeepEM's refinement alone: em (nT, npix) float32 is replaced in place by the EM closest to it that fits "

@@ -90,6 +90,9 @@ class DeepEM:
         # other devices use the NumPy path, which is also the fused path's test reference.
         self._fused = model.info()["device"] == "cpu"
         self._sha256: Optional[str] = None  # of the model file, computed when first pickled
+        # The C++ error model per precision ("auto", "fp32", "bf16"), built on first use: its
+        # packed Jacobian tables cost ~6 ms, which every frame of a series would pay otherwise.
+        self._error_models: dict = {}
 
     def __reduce__(self):
         # Tasks of a dask graph carry the model's path and SHA-256; each worker process loads
@@ -275,8 +278,7 @@ class DeepEM:
             bufs,
             refine=bool(refine),
             refine_iterations=iterations if refine else None,
-            errors_logt=self.logt if errors else None,
-            errors_precision="auto" if errors is True else (errors or "auto"),
+            errors=self._error_model("auto" if errors is True else errors) if errors else None,
         )
         em, model, status, chi2, objective, tolfac = arrays[:6]
         err = {}
@@ -285,7 +287,7 @@ class DeepEM:
                 em_err=arrays[6].reshape((len(self.logt), *shape)),
                 logt_err=arrays[7].reshape(shape),
                 total_em_err=arrays[8].reshape(shape),
-                errors_precision=arrays[9],
+                errors_precision=self._error_model("auto" if errors is True else errors).precision,
             )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),
@@ -299,6 +301,12 @@ class DeepEM:
             logt=self.logt.copy(),
             **err,
         )
+
+    def _error_model(self, precision: str):
+        """The C++ error model for ``precision`` ("auto", "fp32", "bf16"), built once per model."""
+        if precision not in self._error_models:  # two threads racing here only build it twice
+            self._error_models[precision] = _core.dem.DeepEmErrorModel(self.model._core, self.logt, precision)
+        return self._error_models[precision]
 
     def _invert_dask(
         self, y, exptime, sigma, n_sample: float, threads: Optional[int], refine: bool, errors: Union[bool, str]
