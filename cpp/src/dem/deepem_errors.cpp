@@ -57,12 +57,13 @@ std::vector<double> numbers(const json::Value& v, const char* key) {
 
 // 16 float lanes (one tile): GCC splits it into the registers each clone has.
 typedef float v16 __attribute__((vector_size(64)));
+typedef int32_t i16 __attribute__((vector_size(64)));
 static_assert(kW == 16, "one v16 per tile row");
 
 #ifdef __SANITIZE_THREAD__
 #define FASTINV_ERRORS_CLONES
 #else
-#define FASTINV_ERRORS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FASTINV_ERRORS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 
 v16 load(const float* row) {
@@ -135,12 +136,16 @@ inline int cell(const std::vector<double>& edges, double x) {
 }
 
 // The output Jacobian (J_t . s, jy[c][t]) through the chain rule to EM, total EM and log T,
-// with the model's own error in quadrature; lane loops over the tile's 16 pixels (each
-// lane's sums in the scalar formula's order). NaN where !ok.
+// with the model's own error in quadrature; NaN where !ok. Total EM, mean log T and the table
+// cells in float64 (a cell must not flip on rounding); the per-bin sums over the six noise
+// directions in float32 vectors of the tile's 16 lanes, in units of 1e25 cm^-5 (EM / 1e25 =
+// y^2, so d(EM / 1e25) = 2 y dy; the squares of EM itself would overflow float32). Each lane's
+// sums run in the same order whatever its neighbours.
 FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* out_tile, const float (*em)[kW],
                                        const float (*jy)[64][kW], const bool* ok, float (*em_err)[kW], float* logt_err,
                                        float* total_err) {
-  constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+  constexpr double kEmUnit = 1e25;
+  constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
   const int64_t nt = m.n_t;
   const size_t nlt = m.logt_edges.size() + 1, nem = m.em_edges.size() + 1;
   double total[kW] = {}, moment[kW] = {};
@@ -149,44 +154,52 @@ FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* o
       total[j] += double(em[t][j]);
       moment[j] += m.logt[size_t(t)] * double(em[t][j]);
     }
-  double lt[kW];
-  for (int j = 0; j < kW; ++j) lt[j] = total[j] > 0.0 ? moment[j] / total[j] : nan;
-  double g_total[kChannels][kW] = {}, g_logt[kChannels][kW] = {};
+  double lt[kW], unit_over_total[kW];
+  for (int j = 0; j < kW; ++j) {
+    lt[j] = total[j] > 0.0 ? moment[j] / total[j] : std::numeric_limits<double>::quiet_NaN();
+    unit_over_total[j] = total[j] > 0.0 ? kEmUnit / total[j] : 0.0;
+  }
+  const v16 nanv = v16{} + fnan;
+  i16 okm = {};  // -1 where ok
+  for (int j = 0; j < kW; ++j) okm[j] = ok[j] ? -1 : 0;
+  v16 g_total[kChannels] = {}, g_logt[kChannels] = {};
   for (int64_t t = 0; t < nt; ++t) {
-    double lw[kW], dem_dy[kW], var[kW] = {}, emd[kW];
-    for (int j = 0; j < kW; ++j) {
-      lw[j] = total[j] > 0.0 ? (m.logt[size_t(t)] - lt[j]) / total[j] : 0.0;
-      dem_dy[j] = 2e25 * double(out_tile[t * kW + j]);  // EM = 1e25 y^2
-      emd[j] = std::max(double(em[t][j]), 1e-300);
-    }
-    for (int c = 0; c < kChannels; ++c)
-      for (int j = 0; j < kW; ++j) {
-        const double d = dem_dy[j] * double(jy[c][t][j]);
-        var[j] += d * d;
-        g_total[c][j] += d;
-        g_logt[c][j] += lw[j] * d;
-      }
-    // the cell of log10(EM) without a logarithm per bin: EM against 10^edge
-    int cells[kW] = {};
-    for (double e : m.em_edge_values)
-      for (int j = 0; j < kW; ++j) cells[j] += e <= emd[j];
+    // d(log T mean) / d(EM_t / 1e25) and the card's cell of EM_t (float64, as the NumPy lookup)
+    alignas(64) float lw[kW], ms2[kW];
+    for (int j = 0; j < kW; ++j) lw[j] = float((m.logt[size_t(t)] - lt[j]) * unit_over_total[j]);
     const double* sigma_t = m.em_sigma.data() + size_t(t) * nem;
     for (int j = 0; j < kW; ++j) {
-      const double ms = sigma_t[cells[j]];
-      em_err[t][j] = ok[j] ? float(std::sqrt(var[j] + ms * ms)) : float(nan);
+      int cell = 0;
+      for (double e : m.em_edge_values) cell += e <= double(em[t][j]);
+      const float ms = float(sigma_t[cell] / kEmUnit);
+      ms2[j] = ms * ms;
     }
+    const v16 dem_dy = 2.f * load(out_tile + t * kW), lwv = load(lw);
+    v16 var = {};
+    for (int c = 0; c < kChannels; ++c) {
+      const v16 d = dem_dy * load(jy[c][t]);
+      var += d * d;
+      g_total[c] += d;
+      g_logt[c] += lwv * d;
+    }
+    alignas(64) float sum[kW];
+    std::memcpy(sum, &var, sizeof(sum));
+    for (int j = 0; j < kW; ++j) sum[j] = std::sqrt(sum[j] + ms2[j]);
+    const v16 err = float(kEmUnit) * load(sum);
+    const v16 masked = okm ? err : nanv;
+    std::memcpy(em_err[t], &masked, sizeof(masked));
+  }
+  v16 var_total = {}, var_logt = {};
+  for (int c = 0; c < kChannels; ++c) {
+    var_total += g_total[c] * g_total[c];
+    var_logt += g_logt[c] * g_logt[c];
   }
   for (int j = 0; j < kW; ++j) {
-    double var_total = 0.0, var_logt = 0.0;
-    for (int c = 0; c < kChannels; ++c) {
-      var_total += g_total[c][j] * g_total[c][j];
-      var_logt += g_logt[c][j] * g_logt[c][j];
-    }
     const size_t k = size_t(cell(m.total_edges, std::log10(std::max(total[j], 1e-300)))) * nlt +
                      size_t(cell(m.logt_edges, std::isfinite(lt[j]) ? lt[j] : 0.0));
-    const double rel = m.total_rel_sigma[k] * total[j], ls = m.logt_sigma[k];
-    total_err[j] = ok[j] ? float(std::sqrt(var_total + rel * rel)) : float(nan);
-    logt_err[j] = ok[j] && std::isfinite(lt[j]) ? float(std::sqrt(var_logt + ls * ls)) : float(nan);
+    const double rel = m.total_rel_sigma[k] * total[j] / kEmUnit, ls = m.logt_sigma[k];
+    total_err[j] = ok[j] ? float(kEmUnit * std::sqrt(double(var_total[j]) + rel * rel)) : fnan;
+    logt_err[j] = ok[j] && std::isfinite(lt[j]) ? float(std::sqrt(double(var_logt[j]) + ls * ls)) : fnan;
   }
 }
 
@@ -284,8 +297,12 @@ void deepem_tile_errors(const DeepEmErrorModel& m, const double (*y)[kW], const 
   alignas(64) float em_err[64][kW];
   float logt_err[kW], total_err[kW];
   tile_sigmas(m, out_tile, em, jy, real, em_err, logt_err, total_err);
+  // a full tile's rows with a constant size: vector stores, not a library call per row
   const size_t bytes = size_t(lanes) * sizeof(float);
-  for (int64_t t = 0; t < m.n_t; ++t) std::memcpy(output.em_err + t * npix + first, em_err[t], bytes);
+  if (lanes == kW)
+    for (int64_t t = 0; t < m.n_t; ++t) std::memcpy(output.em_err + t * npix + first, em_err[t], sizeof(em_err[t]));
+  else
+    for (int64_t t = 0; t < m.n_t; ++t) std::memcpy(output.em_err + t * npix + first, em_err[t], bytes);
   std::memcpy(output.logt_err + first, logt_err, bytes);
   std::memcpy(output.total_em_err + first, total_err, bytes);
 }

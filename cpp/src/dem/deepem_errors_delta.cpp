@@ -25,14 +25,12 @@ constexpr int kRow = 8;  // R's rows padded to 8 floats
 
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t i16 __attribute__((vector_size(64)));
-typedef int32_t i8 __attribute__((vector_size(32)));
-typedef int32_t i4 __attribute__((vector_size(16)));
+typedef uint32_t u16 __attribute__((vector_size(64)));
 
 #ifdef __SANITIZE_THREAD__
 #define FASTINV_DELTA_CLONES
 #else
-#define FASTINV_DELTA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FASTINV_DELTA_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #endif
 
 inline v16 load(const float* p) {
@@ -116,6 +114,49 @@ int units_of(const uint64_t* bits, int* out) {
   return n;
 }
 
+// One pixel's J (transposed, [channel][output]) from reference ref: P plus the corrections of
+// its differing units dev1 (n1) and dev2 (n2), for TV vectors of 16 outputs. A compile-time TV
+// keeps J in registers (with a run-time count it lived on the stack: a load and a store per
+// multiply-add). w1e: scratch for e1_j W1[j, :].
+template <int TV>
+inline __attribute__((always_inline)) void pixel_jacobian(const DeepEmErrorModel& m,
+                                                          const DeepEmErrorsDelta::Reference& ref, const uint64_t* on1,
+                                                          const uint64_t* on2, const int* dev1, int n1, const int* dev2,
+                                                          int n2, v8* w1e, float (*jt)[4 * kW]) {
+  const DeepEmErrorsDelta& d = *m.delta;
+  constexpr int64_t tp = TV * kW;
+  const int64_t h1 = m.n_h1;
+  // e = (pixel's slope) - (reference's slope)
+  const float e1_on = m.slope1 - 1.f, e2_on = m.slope2 - 1.f;
+  v16 J[kDirs][TV];
+  for (int c = 0; c < kDirs; ++c)
+    for (int v = 0; v < TV; ++v) J[c][v] = load(ref.p.data() + c * tp + v * kW);
+  for (int a = 0; a < n1; ++a) {
+    const int k = dev1[a];
+    const float e = bit(on1, k) ? e1_on : -e1_on;
+    w1e[a] = e * load8(d.w1.data() + k * kRow);
+    const float* q = ref.q.data() + k * tp;
+    for (int c = 0; c < kDirs; ++c)
+      for (int v = 0; v < TV; ++v) J[c][v] += w1e[a][c] * load(q + v * kW);
+  }
+  for (int b = 0; b < n2; ++b) {
+    const int i = dev2[b];
+    const float e = bit(on2, i) ? e2_on : -e2_on;
+    const float* w2 = m.w2.data() + int64_t(i) * h1;
+    // four independent sums: one chain of additions would wait on the adder's latency
+    v8 acc[4] = {load8(ref.r.data() + i * kRow)};
+    int a = 0;
+    for (; a + 4 <= n1; a += 4)
+      for (int l = 0; l < 4; ++l) acc[l] += w2[dev1[a + l]] * w1e[a + l];
+    for (; a < n1; ++a) acc[0] += w2[dev1[a]] * w1e[a];
+    const v8 u = e * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
+    const float* w3 = d.w3.data() + int64_t(i) * tp;
+    for (int c = 0; c < kDirs; ++c)
+      for (int v = 0; v < TV; ++v) J[c][v] += u[c] * load(w3 + v * kW);
+  }
+  for (int c = 0; c < kDirs; ++c) std::memcpy(jt[c], J[c], sizeof(J[c]));
+}
+
 }  // namespace
 
 std::shared_ptr<const DeepEmErrorsDelta> pack_errors_delta(const DeepEmErrorModel& m, const double* references,
@@ -146,87 +187,69 @@ FASTINV_DELTA_CLONES void jacobian_delta(const DeepEmErrorModel& m, const float*
   const DeepEmErrorsDelta& d = *m.delta;
   const int64_t h1 = m.n_h1, h2 = m.n_h2, nt = m.n_t;
   const int tv = int(d.t_vectors), nref = int(d.refs.size());
-  const int64_t tp = d.t_vectors * kW;
-  // per lane, the pixel's pattern as the units whose slope differs from reference 0's
-  uint64_t x1[kW][kWords] = {}, x2[kW][kWords] = {};
-  auto differing = [](const float* act, const uint64_t* on, int64_t n, uint64_t (*x)[kWords]) {
+  // per lane, the pixel's active units (act > 0) as bits: three vector operations per unit and
+  // no branch (a per-lane loop over the differing lanes mispredicted on every unit)
+  uint32_t on[2][2 * kWords][kW];  // [layer][32-unit word][lane]
+  auto active = [](const float* act, int64_t n, uint32_t (*x)[kW]) {
     const v16 zero = {};
-    const i16 lane_bit = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768};
-    for (int64_t k = 0; k < n; ++k) {
-      // the 16 lanes' act > 0 as bits: one vector compare, then an OR-reduction
-      const i16 b = (load(act + k * kW) > zero) & lane_bit;
-      const i8 b8 = __builtin_shufflevector(b, b, 0, 1, 2, 3, 4, 5, 6, 7) |
-                    __builtin_shufflevector(b, b, 8, 9, 10, 11, 12, 13, 14, 15);
-      const i4 b4 = __builtin_shufflevector(b8, b8, 0, 1, 2, 3) | __builtin_shufflevector(b8, b8, 4, 5, 6, 7);
-      uint32_t lanes = uint32_t((b4[0] | b4[1]) | (b4[2] | b4[3]));
-      if (bit(on, k)) lanes = ~lanes & 0xffffu;
-      for (; lanes; lanes &= lanes - 1) x[__builtin_ctz(lanes)][k / 64] |= uint64_t(1) << (k % 64);
+    for (int w = 0; w < 2 * kWords; ++w) {
+      u16 bits = {};
+      for (int64_t k = 32 * w; k < std::min<int64_t>(n, 32 * (w + 1)); ++k)
+        bits |= u16(load(act + k * kW) > zero) & (uint32_t(1) << (k % 32));
+      std::memcpy(x[w], &bits, sizeof(bits));
     }
   };
-  differing(a1, d.on1.data(), h1, x1);
-  differing(a2, d.on2.data(), h2, x2);
-  // e = (pixel's slope) - (reference's slope)
-  const float e1_on = m.slope1 - 1.f, e2_on = m.slope2 - 1.f;
+  active(a1, h1, on[0]);
+  active(a2, h2, on[1]);
   int dev1[kMaxErrorHidden], dev2[kMaxErrorHidden];
   alignas(32) v8 w1e[kMaxErrorHidden];  // e1_j W1[j, :] of the pixel's differing layer-1 units
   for (int j = 0; j < kW; ++j) {
-    // the reference needing the fewest multiply-adds (ties: the first); its differing units
-    // are the pixel's pattern xor the reference's, relative to reference 0
+    uint64_t x1[kWords], x2[kWords];
+    for (int w = 0; w < kWords; ++w) {
+      x1[w] = on[0][2 * w][j] | uint64_t(on[0][2 * w + 1][j]) << 32;
+      x2[w] = on[1][2 * w][j] | uint64_t(on[1][2 * w + 1][j]) << 32;
+    }
+    // the reference needing the fewest multiply-adds (ties: the first); the differing units
+    // are the pixel's pattern xor the reference's
     int best = 0;
-    uint64_t best1[kWords], best2[kWords];
-    int64_t best_cost = -1;
+    int64_t best_cost = 0;
     for (int r = 0; r < nref; ++r) {
-      uint64_t y1[kWords], y2[kWords];
       int n1 = 0, n2 = 0;
       for (int w = 0; w < kWords; ++w) {
-        y1[w] = x1[j][w] ^ d.on1[size_t(r * kWords + w)] ^ d.on1[size_t(w)];
-        y2[w] = x2[j][w] ^ d.on2[size_t(r * kWords + w)] ^ d.on2[size_t(w)];
-        n1 += __builtin_popcountll(y1[w]);
-        n2 += __builtin_popcountll(y2[w]);
+        n1 += __builtin_popcountll(x1[w] ^ d.on1[size_t(r * kWords + w)]);
+        n2 += __builtin_popcountll(x2[w] ^ d.on2[size_t(r * kWords + w)]);
       }
       const int64_t cost = 12 * n1 + int64_t(n2) * (n1 + 12);
-      if (best_cost < 0 || cost < best_cost) {
-        best = r;
-        best_cost = cost;
-        std::memcpy(best1, y1, sizeof(y1));
-        std::memcpy(best2, y2, sizeof(y2));
-      }
+      const bool better = r == 0 || cost < best_cost;
+      best = better ? r : best;
+      best_cost = better ? cost : best_cost;
+    }
+    uint64_t best1[kWords], best2[kWords];
+    for (int w = 0; w < kWords; ++w) {
+      best1[w] = x1[w] ^ d.on1[size_t(best * kWords + w)];
+      best2[w] = x2[w] ^ d.on2[size_t(best * kWords + w)];
     }
     const DeepEmErrorsDelta::Reference& ref = d.refs[size_t(best)];
     const uint64_t* on1 = &d.on1[size_t(best * kWords)];
     const uint64_t* on2 = &d.on2[size_t(best * kWords)];
     const int n1 = units_of(best1, dev1), n2 = units_of(best2, dev2);
-    v16 J[kDirs][4];  // n_t <= 64
+    alignas(64) float jt[kDirs][4 * kW];  // n_t <= 64
+    switch (tv) {
+      case 1:
+        pixel_jacobian<1>(m, ref, on1, on2, dev1, n1, dev2, n2, w1e, jt);
+        break;
+      case 2:
+        pixel_jacobian<2>(m, ref, on1, on2, dev1, n1, dev2, n2, w1e, jt);
+        break;
+      case 3:
+        pixel_jacobian<3>(m, ref, on1, on2, dev1, n1, dev2, n2, w1e, jt);
+        break;
+      default:
+        pixel_jacobian<4>(m, ref, on1, on2, dev1, n1, dev2, n2, w1e, jt);
+        break;
+    }
     for (int c = 0; c < kDirs; ++c)
-      for (int v = 0; v < tv; ++v) J[c][v] = load(ref.p.data() + c * tp + v * kW);
-    for (int a = 0; a < n1; ++a) {
-      const int k = dev1[a];
-      const float e = bit(on1, k) ? e1_on : -e1_on;
-      w1e[a] = e * load8(d.w1.data() + k * kRow);
-      const float* q = ref.q.data() + k * tp;
-      for (int c = 0; c < kDirs; ++c)
-        for (int v = 0; v < tv; ++v) J[c][v] += w1e[a][c] * load(q + v * kW);
-    }
-    for (int b = 0; b < n2; ++b) {
-      const int i = dev2[b];
-      const float e = bit(on2, i) ? e2_on : -e2_on;
-      const float* w2 = m.w2.data() + int64_t(i) * h1;
-      // four independent sums: one chain of additions would wait on the adder's latency
-      v8 acc[4] = {load8(ref.r.data() + i * kRow)};
-      int a = 0;
-      for (; a + 4 <= n1; a += 4)
-        for (int l = 0; l < 4; ++l) acc[l] += w2[dev1[a + l]] * w1e[a + l];
-      for (; a < n1; ++a) acc[0] += w2[dev1[a]] * w1e[a];
-      const v8 u = e * ((acc[0] + acc[1]) + (acc[2] + acc[3]));
-      const float* w3 = d.w3.data() + int64_t(i) * tp;
-      for (int c = 0; c < kDirs; ++c)
-        for (int v = 0; v < tv; ++v) J[c][v] += u[c] * load(w3 + v * kW);
-    }
-    for (int c = 0; c < kDirs; ++c) {
-      alignas(64) float row[4 * kW];
-      std::memcpy(row, J[c], sizeof(v16) * size_t(tv));
-      for (int64_t t = 0; t < nt; ++t) jy[c][t][j] = row[t] * s[c][j];
-    }
+      for (int64_t t = 0; t < nt; ++t) jy[c][t][j] = jt[c][t] * s[c][j];
   }
 }
 
