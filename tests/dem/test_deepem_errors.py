@@ -203,6 +203,26 @@ def test_the_error_model_is_built_once_and_checked_against_the_network(net, flar
         fastinv._core.dem.DeepEmErrorModel(net.model._core, net.logt, "fp16")
 
 
+def test_out_reuses_the_error_arrays_of_a_previous_result(net, flare):
+    """out= with a previous errors=True result overwrites its error arrays too (a frame series
+    faults in no fresh pages), with the same values as a fresh call; a result without errors
+    still serves (the error arrays are then new)."""
+    y = flare.data
+    fresh = net.invert(y, exptime=flare.exptime, errors=True)
+    other = net.invert(np.nan_to_num(y)[:, ::-1], exptime=flare.exptime, errors=True)
+    again = net.invert(y, exptime=flare.exptime, errors=True, out=other)
+    for name in ("em", "em_err", "logt_err", "total_em_err"):
+        assert np.shares_memory(getattr(again, name), getattr(other, name)), name
+        assert _same(getattr(again, name), getattr(fresh, name)), name
+    plain = net.invert(y, exptime=flare.exptime)
+    mixed = net.invert(y, exptime=flare.exptime, errors=True, out=plain)
+    assert np.shares_memory(mixed.em, plain.em) and _same(mixed.em_err, fresh.em_err)
+    bad = net.invert(y, exptime=flare.exptime, errors=True)
+    bad.logt_err = bad.logt_err.astype(np.float64)
+    with pytest.raises(TypeError, match="logt_err must have dtype float32"):
+        net.invert(y, exptime=flare.exptime, errors=True, out=bad)
+
+
 def test_errors_need_the_noise_and_a_calibrated_card(net, flare):
     with pytest.raises(ValueError, match="exptime"):
         net.invert(flare.data, errors=True)

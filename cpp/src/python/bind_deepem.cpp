@@ -96,11 +96,13 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   }
 
   const py::ssize_t npix = y.shape(1);
-  std::vector<py::object> given(6, py::none());
+  std::vector<py::object> given(9, py::none());
   if (!out_obj.is_none()) {
     auto t = py::reinterpret_borrow<py::tuple>(out_obj);
-    if (t.size() != 6) throw InvalidArgument("out must be (em, model, status, chi2, objective, tolfac)");
-    for (size_t i = 0; i < 6; ++i) given[i] = t[i];
+    if (t.size() != 6 && t.size() != 9)
+      throw InvalidArgument(
+          "out must be (em, model, status, chi2, objective, tolfac[, em_err, logt_err, total_em_err])");
+    for (size_t i = 0; i < t.size(); ++i) given[i] = t[i];
   }
   std::vector<py::array> inputs{y};
   if (sigma) inputs.push_back(sigma);
@@ -110,7 +112,14 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
   auto chi2_out = output<double>(given[3], {npix}, "chi2", inputs);
   auto objective = output<float>(given[4], {npix}, "objective", inputs);
   auto tolfac = output<double>(given[5], {npix}, "tolfac", inputs);
-  const std::vector<py::array> outs{em, resynth, status, chi2_out, objective, tolfac};
+  std::vector<py::array> outs{em, resynth, status, chi2_out, objective, tolfac};
+  py::array_t<float> em_err, logt_err, total_err;
+  if (errors) {
+    em_err = output<float>(given[6], {py::ssize_t(n_t), npix}, "em_err", inputs);
+    logt_err = output<float>(given[7], {npix}, "logt_err", inputs);
+    total_err = output<float>(given[8], {npix}, "total_em_err", inputs);
+    outs.insert(outs.end(), {em_err, logt_err, total_err});
+  }
   for (size_t i = 0; i < outs.size(); ++i)
     for (size_t j = i + 1; j < outs.size(); ++j)
       if (byte_extents_overlap(outs[i], outs[j]))
@@ -127,7 +136,6 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
     }
     return py::make_tuple(em, resynth, status, chi2_out, objective, tolfac);
   }
-  py::array_t<float> em_err({py::ssize_t(n_t), npix}), logt_err(npix), total_err(npix);
   out.em_err = em_err.mutable_data();
   out.logt_err = logt_err.mutable_data();
   out.total_em_err = total_err.mutable_data();
@@ -217,7 +225,8 @@ void bind_deepem(py::module_& m) {
         py::arg("refine") = false, py::arg("refine_iterations") = py::none(), py::arg("errors") = nullptr,
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
-        "such a tuple of arrays. refine=True: the EM closest to the network's that fits the data within "
+        "such a tuple of arrays (with errors, the three error arrays after them may be given too). refine=True: the EM "
+        "closest to the network's that fits the data within "
         "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output. errors "
         "(a DeepEmErrorModel of this model): also the calibrated 1-sigma errors from the card, returned as "
         "em_err, logt_err, total_em_err after the six.");

@@ -164,7 +164,8 @@ class DeepEM:
         out : BPResult, optional
             A previous result of this method for a frame of the same shape: its arrays are
             overwritten and returned (CPU models), so a series of frames reuses one set of
-            buffers instead of faulting in ~110 bytes of fresh memory per pixel each time.
+            buffers instead of faulting in ~110 bytes of fresh memory per pixel each time
+            (~200 with ``errors``: a previous result with errors lends its error arrays too).
         refine : bool
             Replace each pixel's EM by the one closest to the network's (weighted L1 distance
             sum_t |EM_t - EM_net_t| / (EM_net_t + 0.01 max EM_net)) that satisfies Basis
@@ -245,14 +246,10 @@ class DeepEM:
         bufs = None
         if out is not None:
             bufs = []
-            for name, rows in (
-                ("em", len(self.logt)),
-                ("model", 6),
-                ("status", 0),
-                ("chi2", 0),
-                ("objective", 0),
-                ("tolfac", 0),
-            ):
+            names = [("em", len(self.logt)), ("model", 6), ("status", 0), ("chi2", 0), ("objective", 0), ("tolfac", 0)]
+            if errors and getattr(out, "em_err", None) is not None:  # a result with errors: reuse those too
+                names += [("em_err", len(self.logt)), ("logt_err", 0), ("total_em_err", 0)]
+            for name, rows in names:
                 a = getattr(out, name, None)
                 if not isinstance(a, np.ndarray):
                     raise ValueError(f"out must be a DeepEM.invert result; out.{name} is not an array")
