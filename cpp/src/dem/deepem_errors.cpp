@@ -139,8 +139,9 @@ inline int cell(const std::vector<double>& edges, double x) {
 // with the model's own error in quadrature; NaN where !ok. Total EM, mean log T and the table
 // cells in float64 (a cell must not flip on rounding); the per-bin sums over the six noise
 // directions in float32 vectors of the tile's 16 lanes, in units of 1e25 cm^-5 (EM / 1e25 =
-// y^2, so d(EM / 1e25) = 2 y dy; the squares of EM itself would overflow float32). Each lane's
-// sums run in the same order whatever its neighbours.
+// y^2, so d(EM / 1e25) = 2 y dy; the squares of EM itself would overflow float32), rounded to
+// ~1e-7 per sum (more for sigma(log T) where its moment's terms cancel; the tests against
+// PyTorch's float64 hold). Each lane's sums run in the same order whatever its neighbours.
 FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* out_tile, const float (*em)[kW],
                                        const float (*jy)[64][kW], const bool* ok, float (*em_err)[kW], float* logt_err,
                                        float* total_err) {

@@ -225,9 +225,9 @@ void bind_deepem(py::module_& m) {
         py::arg("refine") = false, py::arg("refine_iterations") = py::none(), py::arg("errors") = nullptr,
         "DeepEM on (6, npix) DN/s with input transform, EM = 1e25 y^2, re-synthesis, status and chi2 fused "
         "into the network's tile loop. Returns (em, model, status, chi2, objective, tolfac); out= reuses "
-        "such a tuple of arrays (with errors, the three error arrays after them may be given too). refine=True: the EM "
-        "closest to the network's that fits the data within "
-        "Basis Pursuit's band (DeepEmRefine); refine_iterations: optional int32 (npix) output. errors "
+        "such a tuple of arrays (with errors, the three error arrays after them may be given too). "
+        "refine=True: the EM closest to the network's that fits the data within Basis Pursuit's band "
+        "(DeepEmRefine); refine_iterations: optional int32 (npix) output. errors "
         "(a DeepEmErrorModel of this model): also the calibrated 1-sigma errors from the card, returned as "
         "em_err, logt_err, total_em_err after the six.");
   m.def("deepem_refine", &deepem_refine, py::arg("kernel"), py::arg("em"), py::arg("y"), py::arg("sigma"),
