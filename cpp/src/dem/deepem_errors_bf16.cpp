@@ -15,6 +15,8 @@ namespace {
 constexpr int kW = cpu::kTileWidth;
 constexpr int kDirs = kErrorDirections;
 
+#ifdef FASTINV_HAVE_DEEPEM_ERRORS_BF16
+
 int64_t chunks(int64_t n) { return ((n + 1) / 2 + 15) / 16; }  // 16-pair chunks of n inputs
 int64_t blocks(int64_t m) { return (m + 15) / 16; }            // 16-row blocks
 // whole 16-pair chunks of the widest layer (the AMX kernel reads whole chunks)
@@ -41,6 +43,7 @@ void gemm(const cpu::Bf16Kernels& k, const std::vector<uint32_t>& a, const std::
   g.out_stride = kW;
   k.gemm(g);
 }
+#endif
 
 }  // namespace
 
