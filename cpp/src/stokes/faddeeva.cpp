@@ -71,95 +71,56 @@ bool cpu_has(const char* isa) {
   return false;
 }
 
-// Best kernel this build and CPU have, lowered by FASTINV_ISA=generic|avx2 (the same
-// variable the NN kernels honour) -- chosen once.
-FaddeevaChunkFn select_kernel() {
+// One ISA's Stokes kernels, each list written once; the select_* functions below read the
+// table of the ISA chosen for the Faddeeva kernel, so every kernel runs the same ISA.
+struct StokesKernels {
+  const char* name;
+  FaddeevaChunkFn faddeeva;
+  MEProfileFn profile;
+  MEDerivFn deriv;
+  MEDeriv32Fn deriv32;
+  ResampleFn resample;
+  Resample32Fn resample32;
+  NormalKernels (*normal)();
+};
+
+const StokesKernels kGeneric{
+    "generic",           &faddeeva_chunk_generic, &me_profile_generic,      &me_deriv_generic,
+    &me_deriv32_generic, &resample_rows_generic,  &resample_rows32_generic, &normal_kernels_generic};
+#ifdef FASTINV_STOKES_AVX2
+const StokesKernels kAvx2{"avx2",           &faddeeva_chunk_avx2, &me_profile_avx2,      &me_deriv_avx2,
+                          &me_deriv32_avx2, &resample_rows_avx2,  &resample_rows32_avx2, &normal_kernels_avx2};
+#endif
+#ifdef FASTINV_STOKES_AVX512
+const StokesKernels kAvx512{
+    "avx512",           &faddeeva_chunk_avx512, &me_profile_avx512,      &me_deriv_avx512,
+    &me_deriv32_avx512, &resample_rows_avx512,  &resample_rows32_avx512, &normal_kernels_avx512};
+#endif
+
+// The best kernels this build and CPU have, lowered by FASTINV_ISA=generic|avx2 (the same
+// variable the NN kernels honour).
+const StokesKernels& selected() {
   const char* env = std::getenv("FASTINV_ISA");
   // Validated by the engine's parser, so a misspelt value is the same clear error on every path.
   const std::string cap = env && *env ? isa_name(isa_from_name(env)) : "avx512";
 #ifdef FASTINV_STOKES_AVX512
-  if (cap == "avx512" && cpu_has("avx512")) return &faddeeva_chunk_avx512;
+  if (cap == "avx512" && cpu_has("avx512")) return kAvx512;
 #endif
 #ifdef FASTINV_STOKES_AVX2
-  if ((cap == "avx512" || cap == "avx2") && cpu_has("avx2")) return &faddeeva_chunk_avx2;
+  if ((cap == "avx512" || cap == "avx2") && cpu_has("avx2")) return kAvx2;
 #endif
-  return &faddeeva_chunk_generic;
+  (void)cap;
+  return kGeneric;
 }
 
 }  // namespace
 
-MEProfileFn select_me_kernel() {
-  // the same choice as the Faddeeva kernel (CPU features, FASTINV_ISA)
-  const FaddeevaChunkFn fn = select_kernel();
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &faddeeva_chunk_avx512) return &me_profile_avx512;
-#endif
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &faddeeva_chunk_avx2) return &me_profile_avx2;
-#endif
-  (void)fn;
-  return &me_profile_generic;
-}
-
-MEDerivFn select_me_deriv_kernel() {
-  const FaddeevaChunkFn fn = select_kernel();
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &faddeeva_chunk_avx512) return &me_deriv_avx512;
-#endif
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &faddeeva_chunk_avx2) return &me_deriv_avx2;
-#endif
-  (void)fn;
-  return &me_deriv_generic;
-}
-
-MEDeriv32Fn select_me_deriv32_kernel() {
-  const FaddeevaChunkFn fn = select_kernel();
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &faddeeva_chunk_avx512) return &me_deriv32_avx512;
-#endif
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &faddeeva_chunk_avx2) return &me_deriv32_avx2;
-#endif
-  (void)fn;
-  return &me_deriv32_generic;
-}
-
-ResampleFn select_resample_kernel() {
-  const FaddeevaChunkFn fn = select_kernel();
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &faddeeva_chunk_avx512) return &resample_rows_avx512;
-#endif
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &faddeeva_chunk_avx2) return &resample_rows_avx2;
-#endif
-  (void)fn;
-  return &resample_rows_generic;
-}
-
-Resample32Fn select_resample32_kernel() {
-  const FaddeevaChunkFn fn = select_kernel();
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &faddeeva_chunk_avx512) return &resample_rows32_avx512;
-#endif
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &faddeeva_chunk_avx2) return &resample_rows32_avx2;
-#endif
-  (void)fn;
-  return &resample_rows32_generic;
-}
-
-NormalKernels select_normal_kernels() {
-  const FaddeevaChunkFn fn = select_kernel();
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &faddeeva_chunk_avx512) return normal_kernels_avx512();
-#endif
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &faddeeva_chunk_avx2) return normal_kernels_avx2();
-#endif
-  (void)fn;
-  return normal_kernels_generic();
-}
+MEProfileFn select_me_kernel() { return selected().profile; }
+MEDerivFn select_me_deriv_kernel() { return selected().deriv; }
+MEDeriv32Fn select_me_deriv32_kernel() { return selected().deriv32; }
+ResampleFn select_resample_kernel() { return selected().resample; }
+Resample32Fn select_resample32_kernel() { return selected().resample32; }
+NormalKernels select_normal_kernels() { return selected().normal(); }
 
 const FaddeevaTables& faddeeva_tables() {
   static const FaddeevaTables T = make_tables();  // thread-safe one-time init
@@ -173,10 +134,13 @@ namespace {
 using detail::FaddeevaChunkFn;
 using detail::kFaddeevaChunk;
 
-FaddeevaChunkFn kernel() {
-  static const FaddeevaChunkFn fn = detail::select_kernel();
-  return fn;
+// The kernels chosen at first use (the Faddeeva kernel and faddeeva_isa() agree).
+const detail::StokesKernels& chosen() {
+  static const detail::StokesKernels& k = detail::selected();
+  return k;
 }
+
+FaddeevaChunkFn kernel() { return chosen().faddeeva; }
 
 void check_damping(double a) {
   if (!(a >= 0.0) || !std::isfinite(a))
@@ -225,16 +189,6 @@ void voigt_faraday_add(double a, const double* x, double shift, double weight, s
   }
 }
 
-const char* faddeeva_isa() {
-  const FaddeevaChunkFn fn = kernel();
-  if (fn == &detail::faddeeva_chunk_generic) return "generic";
-#ifdef FASTINV_STOKES_AVX2
-  if (fn == &detail::faddeeva_chunk_avx2) return "avx2";
-#endif
-#ifdef FASTINV_STOKES_AVX512
-  if (fn == &detail::faddeeva_chunk_avx512) return "avx512";
-#endif
-  return "unknown";
-}
+const char* faddeeva_isa() { return chosen().name; }
 
 }  // namespace fastinv::stokes
