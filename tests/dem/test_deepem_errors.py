@@ -186,8 +186,9 @@ def test_reference_inputs_are_reproducible_and_cover_the_data(net, flare):
 def test_the_error_model_is_built_once_and_checked_against_the_network(net, flare):
     """The C++ error model (weights, card tables, reference products) is built on the first
     errors=True call and reused: a second call gives bitwise the same errors without rebuilding
-    it. One built for another network (deepem18's 18 bins) or an unknown precision is a clear
-    error, not garbage."""
+    it. One built for another network (deepem18's 18 bins, or a second load of the same file:
+    a retrained network of this shape would pass every shape check) or an unknown precision is
+    a clear error, not garbage."""
     first = net.invert(flare.data, exptime=flare.exptime, errors=True)
     cached = net._error_model("auto")
     again = net.invert(flare.data, exptime=flare.exptime, errors=True)
@@ -196,9 +197,13 @@ def test_the_error_model_is_built_once_and_checked_against_the_network(net, flar
         assert _same(getattr(first, name), getattr(again, name)), name
     y = np.ascontiguousarray(flare.data.reshape(6, -1)[:, :64], dtype=np.float64)
     t = np.asarray(flare.exptime, float)
-    other = DeepEM.load("deepem18")._error_model("auto")
-    with pytest.raises(ValueError, match="another number of bins"):
-        fastinv._core.dem.deepem_invert(net.model._core, y, net._kernel32, None, t, errors=other)
+    for other in (DeepEM.load("deepem18"), DeepEM.load()):
+        with pytest.raises(ValueError, match="built for another network"):
+            fastinv._core.dem.deepem_invert(
+                net.model._core, y, net._kernel32, None, t, errors=other._error_model("auto")
+            )
+    own = fastinv._core.dem.deepem_invert(net.model._core, y, net._kernel32, None, t, errors=cached)
+    assert _same(own[6], again.em_err.reshape(len(net.logt), -1)[:, :64])
     with pytest.raises(ValueError, match="precision must be"):
         fastinv._core.dem.DeepEmErrorModel(net.model._core, net.logt, "fp16")
 

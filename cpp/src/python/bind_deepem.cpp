@@ -57,10 +57,21 @@ int32_t* iteration_output(const py::object& obj, int64_t npix) {
   return static_cast<int32_t*>(a.mutable_data());
 }
 
+// An error model with the network it was built from: deepem_invert refuses it for any other
+// (a retrained network of the same shape would pass every shape check and give wrong sigmas).
+// The constructor keeps that Model alive (py::keep_alive), so the address stays its identity.
+struct BoundErrorModel {
+  dem::DeepEmErrorModel errors;
+  const Model* model = nullptr;
+};
+
 py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_t<float, py::array::c_style>& kernel,
                         const py::object& sigma_obj, const py::object& exptime_obj, double n_sample, int threads,
                         const py::object& out_obj, bool refine_on, const py::object& refine_iterations,
-                        const dem::DeepEmErrorModel* errors) {
+                        const BoundErrorModel* bound) {
+  if (bound && bound->model != &model)
+    throw InvalidArgument("errors: this DeepEmErrorModel was built for another network; build one from this model");
+  const dem::DeepEmErrorModel* errors = bound ? &bound->errors : nullptr;
   dem::DeepEmInput in;
   if (y.dtype().equal(py::dtype::of<float>()))
     in.dtype = DType::f32;
@@ -149,8 +160,8 @@ py::tuple deepem_invert(const Model& model, const py::array& y, const py::array_
 // The error model of a DeepEM network: its weights, the card's tables and the Jacobian's packed
 // form (reference products or bf16 weights), built once per loaded model and precision: ~6 ms,
 // which a per-frame pipeline would otherwise pay on every call.
-std::shared_ptr<dem::DeepEmErrorModel> deepem_error_model(const Model& model, const py::object& logt_obj,
-                                                          const std::string& precision_name) {
+std::unique_ptr<BoundErrorModel> deepem_error_model(const Model& model, const py::object& logt_obj,
+                                                    const std::string& precision_name) {
   const auto lt = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(logt_obj);
   if (!lt || lt.ndim() != 1) throw InvalidArgument("errors: logt must be a 1-d array of bin centres");
   if (precision_name != "auto" && precision_name != "fp32" && precision_name != "bf16")
@@ -158,11 +169,12 @@ std::shared_ptr<dem::DeepEmErrorModel> deepem_error_model(const Model& model, co
   const auto precision = precision_name == "fp32"   ? dem::DeepEmErrorsPrecision::fp32
                          : precision_name == "bf16" ? dem::DeepEmErrorsPrecision::bf16
                                                     : dem::DeepEmErrorsPrecision::automatic;
-  auto errors = std::make_shared<dem::DeepEmErrorModel>(
-      dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + lt.shape(0)), precision));
-  if (precision_name == "bf16" && !errors->bf16)
+  auto bound = std::make_unique<BoundErrorModel>(BoundErrorModel{
+      dem::DeepEmErrorModel::from_model(model, std::vector<double>(lt.data(), lt.data() + lt.shape(0)), precision),
+      &model});
+  if (precision_name == "bf16" && !bound->errors.bf16)
     throw Error("errors='bf16' needs AVX512-BF16 (the CPU or this build lacks it); use errors=True or 'fp32'");
-  return errors;
+  return bound;
 }
 
 // The refinement alone on an EM from elsewhere (em is refined in place).
@@ -210,15 +222,17 @@ py::tuple deepem_refine(const py::array_t<float, py::array::c_style>& kernel, py
 }  // namespace
 
 void bind_deepem(py::module_& m) {
-  py::class_<dem::DeepEmErrorModel, std::shared_ptr<dem::DeepEmErrorModel>>(
+  py::class_<BoundErrorModel>(
       m, "DeepEmErrorModel",
       "A DeepEM model's calibrated error model (the card's errors section and the network's Jacobian in "
-      "packed form). Immutable: one may serve any number of concurrent deepem_invert calls.")
-      .def(py::init(&deepem_error_model), py::arg("model"), py::arg("logt"), py::arg("precision") = "auto",
+      "packed form), for that model only. Immutable: one may serve any number of concurrent deepem_invert "
+      "calls.")
+      .def(py::init(&deepem_error_model), py::keep_alive<1, 2>(), py::arg("model"), py::arg("logt"),
+           py::arg("precision") = "auto",
            "Build it from a loaded DeepEM network and its bin centres; precision 'auto', 'fp32' or 'bf16' "
            "(DeepEmErrorsPrecision).")
       .def_property_readonly(
-          "precision", [](const dem::DeepEmErrorModel& e) { return e.bf16 ? "bf16" : "fp32"; },
+          "precision", [](const BoundErrorModel& b) { return b.errors.bf16 ? "bf16" : "fp32"; },
           "The Jacobian's arithmetic: 'bf16' or 'fp32'.");
   m.def("deepem_invert", &deepem_invert, py::arg("model"), py::arg("y"), py::arg("kernel"), py::arg("sigma"),
         py::arg("exptime"), py::arg("n_sample") = 1.0, py::arg("threads") = 0, py::arg("out") = py::none(),

@@ -264,6 +264,7 @@ class DeepEM:
                 bufs.append(v)
             bufs = tuple(bufs)
         iterations = np.zeros(flat.shape[1], np.int32)
+        error_model = self._error_model("auto" if errors is True else errors) if errors else None
         arrays = _core.dem.deepem_invert(
             self.model._core,
             flat,
@@ -275,7 +276,7 @@ class DeepEM:
             bufs,
             refine=bool(refine),
             refine_iterations=iterations if refine else None,
-            errors=self._error_model("auto" if errors is True else errors) if errors else None,
+            errors=error_model,
         )
         em, model, status, chi2, objective, tolfac = arrays[:6]
         err = {}
@@ -284,7 +285,7 @@ class DeepEM:
                 em_err=arrays[6].reshape((len(self.logt), *shape)),
                 logt_err=arrays[7].reshape(shape),
                 total_em_err=arrays[8].reshape(shape),
-                errors_precision=self._error_model("auto" if errors is True else errors).precision,
+                errors_precision=error_model.precision,
             )
         return BPResult(
             em=em.reshape((len(self.logt), *shape)),

@@ -115,7 +115,7 @@ def reference_inputs(
                 centres[k] = a[label == k].mean(0) > 0.5
     label = distances(centres).argmin(1)
     members = distances(centres).argmin(0)
-    # the largest cluster first: the kernel finds each pixel's units against the first reference
+    # the largest cluster first: where two references cost a pixel the same, the kernel takes the first
     order = np.argsort(-np.bincount(label, minlength=count), kind="stable")
     return [[float(v) for v in y[:, members[k]]] for k in order]
 
