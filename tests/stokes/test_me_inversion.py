@@ -162,6 +162,9 @@ def test_bad_input_gives_status_or_clear_error():
         MEInversion(bounds={"B": (100.0, 10.0)})
     with pytest.raises(ValueError, match="init"):
         inv.invert(obs, init="neural")
+    # a guess array must have one row per pixel (checked without forming the classical guess)
+    with pytest.raises(ValueError, match="3 rows for 4 pixels"):
+        inv.invert(obs, init=np.tile(p[:1, :10], (3, 1)))
 
 
 def test_fixed_parameters_keep_their_values():

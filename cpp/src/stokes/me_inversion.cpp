@@ -45,7 +45,8 @@ constexpr double kLambdaMax = 1e10;
 constexpr double kMaxStep[kP] = {1000.0, 30.0, 30.0, 3.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
 
 // Cholesky factorisation in place (lower triangle of the m x m row-major a); false if not
-// positive definite.
+// positive definite. The column below each pivot is scaled by its reciprocal: one division
+// per column, not per element (the factorisations are ~5 % of a fit).
 bool cholesky(double* a, int m) {
   for (int j = 0; j < m; ++j) {
     double d = a[j * m + j];
@@ -53,26 +54,30 @@ bool cholesky(double* a, int m) {
     if (!(d > 0.0) || !std::isfinite(d)) return false;
     d = std::sqrt(d);
     a[j * m + j] = d;
+    const double inv = 1.0 / d;
     for (int i = j + 1; i < m; ++i) {
       double s = a[i * m + j];
       for (int k = 0; k < j; ++k) s -= a[i * m + k] * a[j * m + k];
-      a[i * m + j] = s / d;
+      a[i * m + j] = s * inv;
     }
   }
   return true;
 }
 
-// Solves L L^T x = b (x overwrites b) with the factor from cholesky().
+// Solves L L^T x = b (x overwrites b) with the factor from cholesky(). The pivots'
+// reciprocals come first, off the substitutions' dependency chains.
 void cholesky_solve(const double* l, int m, double* b) {
+  double inv[kP];
+  for (int i = 0; i < m; ++i) inv[i] = 1.0 / l[i * m + i];
   for (int i = 0; i < m; ++i) {
     double s = b[i];
     for (int k = 0; k < i; ++k) s -= l[i * m + k] * b[k];
-    b[i] = s / l[i * m + i];
+    b[i] = s * inv[i];
   }
   for (int i = m - 1; i >= 0; --i) {
     double s = b[i];
     for (int k = i + 1; k < m; ++k) s -= l[k * m + i] * b[k];
-    b[i] = s / l[i * m + i];
+    b[i] = s * inv[i];
   }
 }
 

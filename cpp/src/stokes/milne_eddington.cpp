@@ -177,7 +177,7 @@ detail::MEProfileInput profile_input(const double* q, double mu) {
 // rows spectra on the synthesis grid (fine, modified in place) -> out (rows x output_size()):
 // macroturbulence and the instrument, both linear, so derivative rows go the same way.
 void MilneEddington::degrade(double* fine, int rows, double vmac, MEScratch& s, double* out) const {
-  const int64_t n = synthesis_size(), nout = output_size();
+  const int64_t n = synthesis_size();
   const double width = lines_.front().lambda0 * vmac / kCkms;
   if (gaussian_) {
     const double sigma = std::sqrt(g_sigma_ * g_sigma_ + 0.5 * width * width);
@@ -217,18 +217,22 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
   detail::MEProfileInput in = profile_input(params, mu);
   in.filling_derivative = !need || need[9];
   const int64_t plane = 4 * n;
-  constexpr int kVmac = 10, kS0 = 7, kS1 = 8;
   // The float32 precision's rows stay float from the kernel through the resampling with the
-  // Gaussian instrument (half the memory traffic, no widening per point); the profile, and
-  // the S1 row it is built from, are widened to double (chi2 and the fit use them).
+  // Gaussian instrument (half the memory traffic, no widening per point), the S1 row the
+  // profile is built from too (resampled in float: ~2e-7 of it, the kernel's own float
+  // rounding is ~1e-7). The descent's chi2 uses that profile; the reported fit and chi2 come
+  // from the float64 profile (profile()).
   const bool f32 = precision == MEPrecision::float32;
   const bool rows32 = gaussian_ && f32;
+  constexpr int kVmac = 10, kS0 = 7, kS1 = 8;
   float* jac32 = nullptr;
   if (f32) {
     std::vector<float>& o = s.deriv_->out32;
     o.resize(static_cast<std::size_t>((1 + detail::kMeDerivs) * plane));
     me_deriv32_kernel()(lines_, wl_.data(), n, in, *s.deriv_, o.data(), o.data() + plane);
-    std::copy(o.begin(), o.begin() + plane, s.fine_.begin());
+    // with the Gaussian instrument the profile is formed from the S1 row below: its fine
+    // version is needed only for a free vmac's row
+    if (!rows32 || !need || need[kVmac]) std::copy(o.begin(), o.begin() + plane, s.fine_.begin());
     jac32 = o.data() + plane;
   } else {
     me_deriv_kernel()(lines_, wl_.data(), n, in, *s.deriv_, s.fine_.data(), s.fine_jac_.data());
@@ -242,7 +246,6 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
   };
   if (rows32) {
     to_public_units(jac32);
-    std::copy(jac32 + kS1 * plane, jac32 + (kS1 + 1) * plane, s.fine_jac_.begin() + kS1 * plane);
   } else {
     if (f32) std::copy(jac32, jac32 + detail::kMeDerivs * plane, s.fine_jac_.begin());
     to_public_units(s.fine_jac_.data());
@@ -292,7 +295,11 @@ void MilneEddington::profile_and_jacobian(const double* params, double mu, MEScr
   if (!shortcut) return;
   const int64_t pout = 4 * nout;
   double* j1 = (!need || need[kS1]) ? jac + kS1 * pout : out;  // out is overwritten below
-  degrade(s.fine_jac_.data() + kS1 * plane, 4, params[10], s, j1);
+  if (rows32)
+    detail::gaussian_resample_rows32(jac32 + kS1 * plane, 4, n, smoother_.step(), sigma_all, g_first_, g_stride_,
+                                     g_n_out_, j1, s.kernel_);
+  else
+    degrade(s.fine_jac_.data() + kS1 * plane, 4, params[10], s, j1);
   const double S0 = params[kS0], S1 = params[kS1];
   for (int64_t j = 0; j < pout; ++j) out[j] = (j < nout ? S0 : 0.0) + S1 * j1[j];
   if (!need || need[kS0]) {

@@ -99,7 +99,10 @@ inline void resample_rows(const I* in, int64_t rows, int64_t n, const double* g,
     for (int64_t k = 0; k < k_lo; ++k) y[k] = edge(x, k);
     for (int64_t k = k_hi; k < n_out; ++k) y[k] = edge(x, k);
     if (K <= 0) continue;
-    if (stride == 2) {
+    if (stride == 1) {  // one phase: a copy (the generic loop below would gather)
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) phase[j] = static_cast<T>(x[j]);
+    } else if (stride == 2) {
       T* e = phase;
       T* o = phase + np;
       const int64_t half = n / 2;

@@ -361,7 +361,8 @@ class MEInversion:
                 guess = self.network.predict(stokes)
                 guess[:, 8] /= self.mu
                 return self._complete(guess)
-        guess = self._complete(classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu))
+        if isinstance(init, str) or isinstance(init, Mapping):
+            guess = self._complete(classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu))
         if isinstance(init, str):
             return guess
         if isinstance(init, Mapping):
@@ -377,8 +378,9 @@ class MEInversion:
         if cols not in (_N_CLASSICAL, len(ME_FIT_PARAMETERS)):
             raise ValueError(f"init: give (n, {_N_CLASSICAL}) or (n, {len(ME_FIT_PARAMETERS)}) values, got {arr.shape}")
         arr = self._complete(arr.reshape(-1, cols))
-        if arr.shape[0] != guess.shape[0]:
-            raise ValueError(f"init: {arr.shape[0]} rows for {guess.shape[0]} pixels")
+        n = int(np.prod(np.shape(stokes)[:-2]))
+        if arr.shape[0] != n:
+            raise ValueError(f"init: {arr.shape[0]} rows for {n} pixels")
         return arr
 
     def invert(
