@@ -124,6 +124,19 @@ def test_bitwise_identical_for_any_thread_count(hinode_fit):
         np.testing.assert_array_equal(x, y)
 
 
+def test_inputs_are_left_unchanged(hinode_fit):
+    """A pipeline may reuse its arrays: invert must not write into the data, the noise or the
+    initial guess (pyMilne writes its fit into the guess it is given; bench/README.md)."""
+    inv, _, obs, sigma, _ = hinode_fit
+    data, sig = obs[:20].copy(), sigma[:20].copy()
+    guess = inv.initial_guess(data)
+    kept = [data.copy(), sig.copy(), guess.copy()]
+    r = inv.invert(data, sigma=sig, init=guess, threads=1)
+    assert (r.status == 0).all() and not np.array_equal(fitted(r), guess[:, :10])  # it did fit
+    for before, after in zip(kept, [data, sig, guess]):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_fit_is_the_model_at_the_parameters(hinode_fit):
     inv, _, obs, sigma, _ = hinode_fit
     r = inv.invert(obs[:5], sigma=sigma[:5], fit=True)
