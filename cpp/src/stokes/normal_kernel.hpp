@@ -144,7 +144,7 @@ inline void normal_equations(const double* obs, const double* prof, const double
         case 2:
           normal_block_row<2>(rows, kNormalChunk, a0, mp, acc);
           break;
-        case 3:
+        case 3:  // only with blocks of 4 (the min keeps the other instantiation valid)
           normal_block_row<std::min(3, kNormalBlock)>(rows, kNormalChunk, a0, mp, acc);
           break;
         default:
