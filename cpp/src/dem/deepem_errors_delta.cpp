@@ -26,6 +26,9 @@ constexpr int kRow = 8;  // R's rows padded to 8 floats
 typedef float v16 __attribute__((vector_size(64)));
 typedef float v8 __attribute__((vector_size(32)));
 typedef uint32_t u16 __attribute__((vector_size(64)));
+// The helpers passing these vectors by value are file-local (never cross a translation unit),
+// so GCC's note that their ABI differs without AVX-512 does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
 
 #ifdef __SANITIZE_THREAD__
 #define FASTINV_DELTA_CLONES

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -166,11 +167,11 @@ void DeepEmRefiner::tile(const double (*y)[kW], const double (*sig)[kW], int64_t
     // resets everything it reads, so reuse does not change a result. Refiners are told apart
     // by a serial number, never by address (a new one may reuse a freed one's).
     thread_local uint64_t cached_id = 0;
-    thread_local std::optional<Workspace> cached;
+    thread_local std::unique_ptr<Workspace> cached;
     if (cached_id != id_ || !cached) {
       cached.reset();
       cached_id = 0;
-      cached.emplace(*this);
+      cached = std::make_unique<Workspace>(*this);
       cached_id = id_;
     }
     Workspace& w = *cached;

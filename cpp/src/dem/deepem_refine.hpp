@@ -11,7 +11,8 @@
 
 namespace fastinv::dem {
 
-class DeepEmRefiner {
+// Internal to libfastinv like the DualSimplex it holds (hidden visibility, dual_simplex.hpp).
+class FASTINV_DEM_INTERNAL DeepEmRefiner {
  public:
   static constexpr int kW = cpu::kTileWidth;
 
