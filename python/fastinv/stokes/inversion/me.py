@@ -361,7 +361,7 @@ class MEInversion:
                 guess = self.network.predict(stokes)
                 guess[:, 8] /= self.mu
                 return self._complete(guess)
-        if isinstance(init, str) or isinstance(init, Mapping):
+        if isinstance(init, (str, Mapping)):  # a mapping fills the names it lacks from it
             guess = self._complete(classical_guess(stokes, self.wavelength, self.model.lines[0], self.mu))
         if isinstance(init, str):
             return guess
