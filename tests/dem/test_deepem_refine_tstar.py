@@ -24,6 +24,9 @@ TOLFACS = (1.4, 2.1, 3.15)
 # HiGHS solves to ~1e-7 on its scaled LP: pixels whose t* is this close (relative) to a rung are
 # ambiguous for the reference and are checked by the exact constructions below instead.
 AMBIGUOUS = 1e-5
+# A certificate must prove a band empty by 1e-5 of its top (BandCertificates::kMargin); t* this
+# far (relative) above the last rung is beyond that on these pixels.
+CLEAR = 1e-3
 
 
 def t_star(k: np.ndarray, y: np.ndarray, sigma: np.ndarray) -> float:
@@ -64,10 +67,11 @@ def test_synoptic_tolfac_is_first_rung_above_t_star():
     t = obs.exptime.reshape(6, 1)
     sigma = aia_error(np.maximum(y, 0.0) * t, obs.n_sample) / t
     em = np.ascontiguousarray(deepem.invert(frame, threads=1).em.reshape(deepem.logt.size, -1)[:, pick])
-    status, tolfac, _ = _core.dem.deepem_refine(k32, em, y, sigma, None, 1.0, 1)
+    status, tolfac, iterations = _core.dem.deepem_refine(k32, em, y, sigma, None, 1.0, 1)
     seen = {tf: 0 for tf in TOLFACS} | {"infeasible": 0, "ambiguous": 0}
     for p in range(y.shape[1]):
-        want = expected(t_star(k, y[:, p], sigma[:, p]))
+        ts = t_star(k, y[:, p], sigma[:, p])
+        want = expected(ts)
         if want is None:
             seen["ambiguous"] += 1
             continue
@@ -78,9 +82,48 @@ def test_synoptic_tolfac_is_first_rung_above_t_star():
         else:
             assert np.isnan(em[:, p]).all()
             seen["infeasible"] += 1
+            if ts > TOLFACS[-1] * (1 + CLEAR):
+                assert iterations[p] == 0, (p, ts, iterations[p])  # every rung proven by a certificate
     # every branch of the ladder exercised on real data
     assert min(seen[tf] for tf in TOLFACS) > 10 and seen["infeasible"] > 10, seen
     assert seen["ambiguous"] <= 3, seen
+
+
+def test_certificates_on_random_responses():
+    # The Farkas certificates (cpp/src/dem/band_certificates.cpp) are enumerated from the
+    # response alone; on responses with duplicated, empty and near-parallel columns as well as
+    # generic ones, a pixel whose every rung is infeasible by a clear margin (HiGHS's t*) must be
+    # decided without a simplex iteration, and every tolfac and status must be HiGHS's.
+    rng = np.random.default_rng(7)
+    checked = {"ok": 0, "proven": 0}
+    for trial in range(6):
+        nt = int(rng.integers(4, 19))
+        k = rng.random((6, nt)) ** 3
+        k[rng.random((6, nt)) < 0.3] = 0.0
+        k[:, 0] = 0.0  # an empty column
+        k[:, 1] = k[:, 2]  # a duplicated one
+        k[:, 3] = k[:, 2] * (1 + 1e-9)  # and a near-parallel one
+        k32 = (k * 1e-26).astype(np.float32)
+        k = k32.astype(np.float64)
+        npix = 40
+        x = rng.random((nt, npix)) * 1e26
+        y = (k @ x) * rng.uniform(0.3, 3.0, (6, npix))  # channels made inconsistent by up to 10x
+        sigma = 0.05 * y + 0.01
+        em = np.ascontiguousarray(rng.random((nt, npix)).astype(np.float32) * 1e26)
+        status, tolfac, iterations = _core.dem.deepem_refine(k32, em, y, sigma, None, 1.0, 1)
+        for p in range(npix):
+            ts = t_star(k, y[:, p], sigma[:, p])
+            want = expected(ts)
+            if want is None:
+                continue
+            assert status[p] == want[0], (trial, p, status[p], ts)
+            if want[0] == 0:
+                assert tolfac[p] == want[1], (trial, p, tolfac[p], ts)
+                checked["ok"] += 1
+            elif ts > TOLFACS[-1] * (1 + CLEAR):
+                assert iterations[p] == 0, (trial, p, ts, iterations[p])
+                checked["proven"] += 1
+    assert checked["ok"] > 20 and checked["proven"] > 20, checked
 
 
 def one_bin_pixel(y2: float, n: float = 1.0):

@@ -3,9 +3,11 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "cpu/kernels.hpp"
+#include "dem/band_certificates.hpp"
 #include "dem/dual_simplex.hpp"
 #include "fastinv/dem/deepem.hpp"
 
@@ -27,15 +29,21 @@ class FASTINV_DEM_INTERNAL DeepEmRefiner {
    private:
     friend class DeepEmRefiner;
     std::vector<double> cost_, upper_;
+    std::vector<int> fired_;  // first_rungs(): two lists of certificates
     DualSimplex lp_;  // after cost_: it keeps a pointer to it
   };
 
   // The 1-sigma errors (DN/s) of pixel p with raw data y (6 values).
   void sigma(const double* y, int64_t p, double* sig) const;
 
+  // Per lane j < lanes of a tile of raw data y[c][j] and errors sig[c][j]: the index of the first
+  // tolfac whose band the Farkas certificates do not prove empty (tolfacs.size(): all are).
+  void first_rungs(Workspace& w, const double (*y)[kW], const double (*sig)[kW], int lanes, int* rung) const;
+
   // One pixel: y and sig (6 each), the network's EM `net` (n_t) -> `em` (n_t, NaN unless ok).
+  // The tolfacs before first_rung (first_rungs()) are taken as infeasible without a solve.
   BpStatus pixel(Workspace& w, const double* y, const double* sig, const float* net, float* em, double* tolfac,
-                 int32_t* iterations) const;
+                 int32_t* iterations, int first_rung) const;
 
   // The fused loop's tile: y[c][j] raw data, sig[c][j] its errors (sigma() of the lane, which
   // the loop computes once for the refinement, the error bars and chi2), em[t][j] the network's
@@ -54,6 +62,7 @@ class FASTINV_DEM_INTERNAL DeepEmRefiner {
   std::vector<double> k_;          // (6, n_t) response in float64
   std::vector<double> row_scale_;  // per channel: the row's peak, so that rows of A peak at 1
   std::vector<double> a_;          // (6, 2 n_t): [K, -K] / row_scale
+  std::shared_ptr<const BandCertificates> certs_;  // of K / row_scale
   uint64_t id_;                    // serial number: tile()'s per-thread workspace is this one's
   static std::atomic<uint64_t> next_id_;
 };

@@ -1,0 +1,64 @@
+// Farkas certificates that a pixel's band LP has no solution, tested before solving it.
+//
+// Basis Pursuit and DeepEM's refinement ask, per pixel and tolfac, for some x >= 0 with
+// lo <= A x <= up (A >= 0: the responses, rows scaled). By Farkas' lemma there is none iff
+// some lambda with lambda^T A >= 0 (every column) has
+//
+//     g(lambda) = sum_c max(lambda_c, 0) up_c + sum_c min(lambda_c, 0) lo_c  <  0.
+//
+// On each orthant of lambda, g is linear and the lambdas form a polyhedral cone, so g < 0
+// somewhere iff it is < 0 on one of the cone's extreme rays. Those rays depend on A alone:
+// they are enumerated once per response and each pixel's band is tested in O(rays x rows),
+// vectorised over a tile's 16 pixels. A proof is only accepted with a margin (kMargin of the
+// band's top) far above the simplex's tolerances, so a rung it skips is one the simplex would
+// have found infeasible: the outcome (status, tolfac, EM) is the same, only the work differs.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "dem/dual_simplex.hpp"  // FASTINV_DEM_INTERNAL
+
+namespace fastinv::dem {
+
+class FASTINV_DEM_INTERNAL BandCertificates {
+ public:
+  static constexpr int kW = 16;           // lanes per test: the engine's tile width
+  static constexpr int kMaxRows = 8;      // rows (channels) supported
+  static constexpr double kMargin = 1e-5; // a proof must hold by this fraction of max(up)
+
+  // A: m x n row-major, finite and >= 0 (otherwise no certificates are built: size() == 0).
+  BandCertificates(const double* A, int m, int n);
+
+  // The certificates of A, shared between all users of the same matrix in this process
+  // (their enumeration costs milliseconds; an inversion call builds its refiner each time).
+  static std::shared_ptr<const BandCertificates> of(const double* A, int m, int n);
+
+  // For lanes j < lanes of a tile: empty[j] = true where some certificate proves
+  // { x >= 0 : lo[c][j] <= (A x)_c <= up[c][j] } empty by more than kMargin * max_c up[c][j].
+  // Tests the groups of certificates subset[0..nsubset) (all when subset is null), writes to
+  // `fired` (groups() entries) those with a certificate that proved some lane empty and returns
+  // their number. On a wider band (lo lower, up higher, lane by lane) only those can prove
+  // anything: g only grows.
+  // NaN bounds prove nothing.
+  int prove_empty(const float (*lo)[kW], const float (*up)[kW], int lanes, bool* empty, const int* subset,
+                  int nsubset, int* fired) const;
+
+  int size() const { return count_; }
+  int groups() const { return int(groups_.size()); }
+  int rows() const { return m_; }
+
+  // Certificates [begin, end) with one sign pattern: row c's term is coef * bound src[c]
+  // (c: up_c, m + c: lo_c).
+  struct Group {
+    int begin, end;
+    std::uint8_t src[kMaxRows];
+  };
+
+ private:
+  int m_ = 0, count_ = 0;
+  std::vector<float> coef_;  // ray r's row c: coef_[r * m_ + c]
+  std::vector<Group> groups_;
+};
+
+}  // namespace fastinv::dem
