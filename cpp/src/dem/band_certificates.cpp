@@ -51,6 +51,27 @@ bool null_vector(const double* const* rows, int m, Ray& v) {
   return true;
 }
 
+// The columns (unit max) that the others' nonnegative combinations do not generate, each
+// decided by a small LP on the dual simplex: is a_j = sum_{k != j} x_k a_k with x >= 0 feasible
+// (to 1e-9)? Columns are dropped in order, so of two equal columns one stays.
+std::vector<Ray> extreme_columns(const std::vector<Ray>& cols, int m) {
+  std::vector<Ray> kept = cols;
+  for (std::size_t j = 0; j < kept.size() && kept.size() > 1;) {
+    const int n = int(kept.size()) - 1;
+    std::vector<double> a(std::size_t(m) * n), cost(n, 1.0);
+    for (int c = 0; c < m; ++c)
+      for (int k = 0, col = 0; k <= n; ++k)
+        if (std::size_t(k) != j) a[std::size_t(c) * n + col++] = kept[k][c];
+    DualSimplex lp(a.data(), m, n, cost.data());
+    const LpResult r = lp.solve(kept[j].data(), kept[j].data(), 400, 1e-9);
+    if (r == LpResult::optimal)
+      kept.erase(kept.begin() + std::ptrdiff_t(j));
+    else
+      ++j;  // infeasible (extreme), or not converged: kept, which only costs enumeration time
+  }
+  return kept;
+}
+
 }  // namespace
 
 BandCertificates::BandCertificates(const double* A, int m, int n) : m_(m) {
@@ -72,12 +93,16 @@ BandCertificates::BandCertificates(const double* A, int m, int n) : m_(m) {
     normals.push_back(col);
   }
   const int ncols = int(normals.size());
+  // Only the cone's extreme columns define its dual: drop, one at a time, every column the
+  // others generate (BP's Gaussian columns are sums of its Dirac ones), which keeps the
+  // enumeration below at C(extreme + m, m - 1) subsets.
+  std::vector<Ray> gen = extreme_columns(normals, m);
   for (int c = 0; c < m; ++c) {
     Ray e{};
     e[c] = 1.0;
-    normals.push_back(e);
+    gen.push_back(e);
   }
-  const int total = int(normals.size());
+  const int total = int(gen.size());
   // Every (m-1)-subset of the normals: a rank-(m-1) subset fixes a line; either direction is an
   // extreme ray of its orthant's cone if it satisfies every other constraint.
   std::vector<Ray> rays;
@@ -85,7 +110,7 @@ BandCertificates::BandCertificates(const double* A, int m, int n) : m_(m) {
   for (int i = 0; i < m - 1; ++i) pick[i] = i;
   const double* rows[kMaxRows];
   while (true) {
-    for (int i = 0; i < m - 1; ++i) rows[i] = normals[pick[i]].data();
+    for (int i = 0; i < m - 1; ++i) rows[i] = gen[pick[i]].data();
     Ray v;
     if (null_vector(rows, m, v)) {
       for (double sign : {1.0, -1.0}) {
@@ -96,16 +121,19 @@ BandCertificates::BandCertificates(const double* A, int m, int n) : m_(m) {
           negative |= r[c] < 0.0;
         }
         if (!negative) continue;  // lambda >= 0 cannot prove a band with up >= 0 empty
-        // In float, as tested: lambda^T a_j >= 0 must hold for the rounded ray; a tiny
-        // violation could only move g by n * 1e-7 of max(up), far inside kMargin.
-        bool valid = true;
-        for (int c = 0; c < m; ++c) r[c] = double(float(r[c]));
-        for (int j = 0; j < ncols && valid; ++j) {
-          double s = 0.0;
-          for (int c = 0; c < m; ++c) s += r[c] * normals[j][c];
-          valid = s >= -1e-7;
+        // The ray as tested, in float: lambda^T a_j >= 0 for every column up to a slack
+        // sum_j max(-lambda^T a_j, 0) (unit-max columns), which moves g by at most that
+        // fraction of max(up) (x_j <= max(up) / max(a_j) in the band): kept far below kMargin.
+        double slack = 0.0, worst = 0.0;
+        Ray rf{};
+        for (int c = 0; c < m; ++c) rf[c] = double(float(r[c]));
+        for (int j = 0; j < ncols; ++j) {
+          double s = 0.0, sf = 0.0;
+          for (int c = 0; c < m; ++c) s += r[c] * normals[j][c], sf += rf[c] * normals[j][c];
+          worst = std::min(worst, s);
+          slack += std::max(-sf, 0.0);
         }
-        if (valid) rays.push_back(r);
+        if (worst >= -1e-9 && slack <= 1e-6) rays.push_back(rf);
       }
     }
     int i = m - 2;  // next subset in lexicographic order
@@ -242,6 +270,34 @@ int BandCertificates::prove_empty(const float (*lo)[kW], const float (*up)[kW], 
   }
   for (int j = 0; j < lanes; ++j) empty[j] = hit[j] != 0;
   return nfired;
+}
+
+void BandCertificates::first_rungs(const double (*y)[kW], const double (*sig)[kW], const double* row_scale,
+                                   const std::vector<double>& tolfacs, int lanes, int* rung, int* scratch) const {
+  for (int j = 0; j < lanes; ++j) rung[j] = 0;
+  if (count_ == 0) return;
+  // A lane no longer tested gets lo = 0, up = 1, which no certificate proves empty.
+  float lo[kMaxRows][kW], up[kMaxRows][kW];
+  bool empty[kW];
+  int* last = nullptr;  // the groups that fired on the last band: the only ones to test next
+  int nlast = 0;
+  for (std::size_t k = 0; k < tolfacs.size(); ++k) {
+    const double tf = tolfacs[k];
+    for (int c = 0; c < m_; ++c)
+      for (int j = 0; j < kW; ++j) {
+        const bool test = j < lanes && rung[j] == int(k);
+        const double yc = test ? std::max(y[c][j], 0.0) : 0.0, sc = test ? sig[c][j] : 0.0;
+        lo[c][j] = test ? float(std::max(yc - tf * sc, 0.0) / row_scale[c]) : 0.0f;
+        up[c][j] = test ? float((yc + tf * sc) / row_scale[c]) : 1.0f;
+      }
+    int* out = scratch + (k % 2) * groups_.size();
+    nlast = prove_empty(lo, up, lanes, empty, last, nlast, out);
+    last = out;
+    bool any = false;
+    for (int j = 0; j < lanes; ++j)
+      if (empty[j]) rung[j] = int(k) + 1, any = true;
+    if (!any) return;
+  }
 }
 
 }  // namespace fastinv::dem

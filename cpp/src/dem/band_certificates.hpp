@@ -44,6 +44,13 @@ class FASTINV_DEM_INTERNAL BandCertificates {
   int prove_empty(const float (*lo)[kW], const float (*up)[kW], int lanes, bool* empty, const int* subset,
                   int nsubset, int* fired) const;
 
+  // The adaptive-tolfac ladder on a tile: for lanes j < lanes with data y[c][j] (negative
+  // values count as 0, as BP sets them) and errors sig[c][j], the index of the first tolfac
+  // whose band max(y - tf sig, 0) / row_scale[c] <= (A x)_c <= (y + tf sig) / row_scale[c] is not
+  // proven empty (tolfacs.size(): every one is). scratch: 2 * groups() ints.
+  void first_rungs(const double (*y)[kW], const double (*sig)[kW], const double* row_scale,
+                   const std::vector<double>& tolfacs, int lanes, int* rung, int* scratch) const;
+
   int size() const { return count_; }
   int groups() const { return int(groups_.size()); }
   int rows() const { return m_; }

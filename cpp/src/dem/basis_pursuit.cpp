@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "dem/band_certificates.hpp"
 #include "dem/dual_simplex.hpp"
 #include "dem/pixel_normals.hpp"
 #include "fastinv/error.hpp"
@@ -85,6 +87,11 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
   for (int c = 0; c < m; ++c)
     for (int k = 0; k < n; ++k) A[c * n + k] = dict_[c * n + k] / row_scale_[c];
   const std::vector<double> cost(n, 1.0);
+  // Farkas certificates (band_certificates.hpp): a tolfac whose band they prove empty is not
+  // solved; status and tolfac are the same as from its solve.
+  const std::shared_ptr<const BandCertificates> certs =
+      m <= BandCertificates::kMaxRows ? BandCertificates::of(A.data(), m, n) : nullptr;
+  constexpr int kW = BandCertificates::kW;
   const long long np = static_cast<long long>(npix);
   const long long kChunk = 64;
   const long long nchunks = (np + kChunk - 1) / kChunk;
@@ -179,7 +186,9 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
   {
     std::optional<DualSimplex> lp, draw;  // per thread; allocation may throw
     std::vector<double> mc_mean, mc_m2;
+    std::vector<int> fired;  // the certificates' scratch
     errors.run([&] {
+      if (certs) fired.resize(2 * std::size_t(certs->groups()));
       lp.emplace(A.data(), m, n, cost.data());
       if (mc_on) {
         draw.emplace(A.data(), m, n, cost.data());
@@ -198,7 +207,22 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
         lp->reset();
         bool have_prev = false;
         const long long i_end = std::min(np, (chunk + 1) * kChunk);
+        int rung[kW];  // per pixel of the current block of kW: the first rung not proven empty
         for (long long i = chunk * kChunk; i < i_end; ++i) {
+          const int lane = int((i - chunk * kChunk) % kW);
+          if (lane == 0) {
+            const int lanes = int(std::min<long long>(kW, i_end - i));
+            std::fill(rung, rung + kW, 0);
+            if (certs) {
+              double yt[BandCertificates::kMaxRows][kW], st[BandCertificates::kMaxRows][kW];
+              for (int c = 0; c < m; ++c)
+                for (int j = 0; j < lanes; ++j) {
+                  yt[c][j] = y[static_cast<std::size_t>(c) * npix + i + j];
+                  st[c][j] = sigma[static_cast<std::size_t>(c) * npix + i + j];
+                }
+              certs->first_rungs(yt, st, row_scale_.data(), opts_.tolfacs, lanes, rung, fired.data());
+            }
+          }
           auto set_zero = [&]() {
             for (int k = 0; k < n; ++k) out.coeffs[static_cast<std::size_t>(k) * npix + i] = 0.0;
             if (out.em)
@@ -241,8 +265,13 @@ void BasisPursuit::solve(const double* y, const double* sigma, std::size_t npix,
           BpStatus st = BpStatus::not_converged;
           int iters = 0;
           double g = 1.0;
-          for (double tf : opts_.tolfacs) {
+          for (std::size_t k = 0; k < opts_.tolfacs.size(); ++k) {
+            const double tf = opts_.tolfacs[k];
             out.tolfac[i] = tf;
+            if (int(k) < rung[lane]) {  // proven infeasible by a certificate
+              st = BpStatus::infeasible;
+              continue;
+            }
             g = set_bounds(yc, sc, tf, lo, up);
             const LpResult r = lp->solve(lo, up, opts_.max_iterations, kFeasTol);
             iters += lp->iterations();

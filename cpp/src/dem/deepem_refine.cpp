@@ -74,34 +74,7 @@ DeepEmRefiner::DeepEmRefiner(const float* kernel, int64_t n_t, const DeepEmChi2&
 
 void DeepEmRefiner::first_rungs(Workspace& w, const double (*y)[kW], const double (*sig)[kW], int lanes,
                                 int* rung) const {
-  const int nrungs = int(opts_.tolfacs.size());
-  for (int j = 0; j < lanes; ++j) rung[j] = 0;
-  // Bounds as pixel() forms them, before its shift by the network's re-synthesis: a lane no
-  // longer tested gets lo = 0, up = 1, which no certificate proves empty.
-  float lo[kChannels][kW], up[kChannels][kW];
-  bool empty[kW];
-  // The certificates' groups that proved some lane's band empty: the only ones to test on the
-  // next, wider band.
-  std::vector<int>& fired = w.fired_;
-  int* last = nullptr;
-  int nlast = 0;
-  for (int k = 0; k < nrungs; ++k) {
-    const double tf = opts_.tolfacs[k];
-    for (int c = 0; c < kChannels; ++c)
-      for (int j = 0; j < kW; ++j) {
-        const bool test = j < lanes && rung[j] == k;
-        const double yc = test ? std::max(y[c][j], 0.0) : 0.0, sc = test ? sig[c][j] : 0.0;
-        lo[c][j] = test ? float(std::max(yc - tf * sc, 0.0) / row_scale_[c]) : 0.0f;
-        up[c][j] = test ? float((yc + tf * sc) / row_scale_[c]) : 1.0f;
-      }
-    int* out = fired.data() + (k % 2) * certs_->groups();
-    nlast = certs_->prove_empty(lo, up, lanes, empty, last, nlast, out);
-    last = out;
-    bool any = false;
-    for (int j = 0; j < lanes; ++j)
-      if (empty[j]) rung[j] = k + 1, any = true;
-    if (!any) return;
-  }
+  certs_->first_rungs(y, sig, row_scale_.data(), opts_.tolfacs, lanes, rung, w.fired_.data());
 }
 
 DeepEmRefiner::Workspace::Workspace(const DeepEmRefiner& r)
