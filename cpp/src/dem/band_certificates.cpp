@@ -103,6 +103,11 @@ BandCertificates::BandCertificates(const double* A, int m, int n) : m_(m) {
     gen.push_back(e);
   }
   const int total = int(gen.size());
+  // C(total, m-1) subsets: ~80 000 for 21 bins and 6 channels (~50 ms, once per process). A
+  // finer grid would take seconds to minutes: then no certificates (every tolfac is solved).
+  double subsets = 1.0;
+  for (int i = 0; i < m - 1; ++i) subsets = subsets * (total - i) / (i + 1);
+  if (subsets > kMaxSubsets) return;
   // Every (m-1)-subset of the normals: a rank-(m-1) subset fixes a line; either direction is an
   // extreme ray of its orthant's cone if it satisfies every other constraint.
   std::vector<Ray> rays;

@@ -26,8 +26,12 @@ class FASTINV_DEM_INTERNAL BandCertificates {
   static constexpr int kW = 16;           // lanes per test: the engine's tile width
   static constexpr int kMaxRows = 8;      // rows (channels) supported
   static constexpr double kMargin = 1e-5; // a proof must hold by this fraction of max(up)
+  // Enumeration budget (~0.6 us per subset): beyond it, e.g. more than 30 extreme columns with
+  // 6 rows, no certificates are built.
+  static constexpr double kMaxSubsets = 4e5;
 
-  // A: m x n row-major, finite and >= 0 (otherwise no certificates are built: size() == 0).
+  // A: m x n row-major, finite and >= 0, 2 <= m <= kMaxRows (otherwise, or beyond
+  // kMaxSubsets, no certificates are built: size() == 0 and nothing is ever proven).
   BandCertificates(const double* A, int m, int n);
 
   // The certificates of A, shared between all users of the same matrix in this process
