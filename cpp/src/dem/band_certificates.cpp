@@ -260,8 +260,8 @@ int BandCertificates::prove_empty(const float (*lo)[kW], const float (*up)[kW], 
   }
   int nfired = 0;
   switch (m_) {  // the AIA channels: 6; the others are there for other instruments' BP
-#define FASTINV_CERTS_CASE(M)                                                                             \
-  case M:                                                                                                 \
+#define FASTINV_CERTS_CASE(M)                                                                          \
+  case M:                                                                                              \
     nfired = any_below<M>(bounds, coef_.data(), groups_.data(), subset, count, threshold, hit, fired); \
     break;
     FASTINV_CERTS_CASE(2)

@@ -72,6 +72,8 @@ DeepEmRefiner::DeepEmRefiner(const float* kernel, int64_t n_t, const DeepEmChi2&
   certs_ = BandCertificates::of(scaled.data(), kChannels, int(n_t));
 }
 
+static_assert(BandCertificates::kW == DeepEmRefiner::kW, "the certificates test one engine tile at a time");
+
 void DeepEmRefiner::first_rungs(Workspace& w, const double (*y)[kW], const double (*sig)[kW], int lanes,
                                 int* rung) const {
   certs_->first_rungs(y, sig, row_scale_.data(), opts_.tolfacs, lanes, rung, w.fired_.data());
@@ -229,6 +231,8 @@ void deepem_refine(const float* kernel, int64_t n_t, const DeepEmInput& y, const
   threads = resolve_threads(threads, y.npix, "DeepEM refine");
   (void)threads;
   const int64_t npix = y.npix;
+  constexpr int kW = DeepEmRefiner::kW;
+  const int64_t nblocks = (npix + kW - 1) / kW;
   ParallelErrors errs;
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp parallel num_threads(threads)
@@ -236,8 +240,6 @@ void deepem_refine(const float* kernel, int64_t n_t, const DeepEmInput& y, const
   {
     std::optional<DeepEmRefiner::Workspace> w;
     errs.run([&] { w.emplace(refiner); });
-  constexpr int kW = DeepEmRefiner::kW;
-  const int64_t nblocks = (npix + kW - 1) / kW;
 #ifdef FASTINV_HAVE_OPENMP
 #pragma omp for schedule(dynamic, 4)
 #endif
