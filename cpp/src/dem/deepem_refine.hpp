@@ -30,7 +30,7 @@ class FASTINV_DEM_INTERNAL DeepEmRefiner {
     friend class DeepEmRefiner;
     std::vector<double> cost_, upper_;
     std::vector<int> fired_;  // first_rungs(): two lists of certificates
-    DualSimplex lp_;  // after cost_: it keeps a pointer to it
+    DualSimplex lp_;          // after cost_: it keeps a pointer to it
   };
 
   // The 1-sigma errors (DN/s) of pixel p with raw data y (6 values).
@@ -59,11 +59,11 @@ class FASTINV_DEM_INTERNAL DeepEmRefiner {
   int64_t n_t_;
   DeepEmChi2 errors_;
   DeepEmRefine opts_;
-  std::vector<double> k_;          // (6, n_t) response in float64
-  std::vector<double> row_scale_;  // per channel: the row's peak, so that rows of A peak at 1
-  std::vector<double> a_;          // (6, 2 n_t): [K, -K] / row_scale
+  std::vector<double> k_;                          // (6, n_t) response in float64
+  std::vector<double> row_scale_;                  // per channel: the row's peak, so that rows of A peak at 1
+  std::vector<double> a_;                          // (6, 2 n_t): [K, -K] / row_scale
   std::shared_ptr<const BandCertificates> certs_;  // of K / row_scale
-  uint64_t id_;                    // serial number: tile()'s per-thread workspace is this one's
+  uint64_t id_;                                    // serial number: tile()'s per-thread workspace is this one's
   static std::atomic<uint64_t> next_id_;
 };
 
