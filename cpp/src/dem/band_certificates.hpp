@@ -31,7 +31,7 @@ class FASTINV_DEM_INTERNAL BandCertificates {
   static constexpr double kMaxSubsets = 4e5;
 
   // A: m x n row-major, finite and >= 0, 2 <= m <= kMaxRows (otherwise, or beyond
-  // kMaxSubsets, no certificates are built: size() == 0 and nothing is ever proven).
+  // kMaxSubsets, no certificates are built and nothing is ever proven).
   BandCertificates(const double* A, int m, int n);
 
   // The certificates of A, shared between all users of the same matrix in this process
@@ -56,9 +56,7 @@ class FASTINV_DEM_INTERNAL BandCertificates {
   void first_rungs(const double (*y)[kW], const double (*sig)[kW], const double* row_scale,
                    const std::vector<double>& tolfacs, int lanes, int* rung, int* scratch) const;
 
-  int size() const { return count_; }
   int groups() const { return int(groups_.size()); }
-  int rows() const { return m_; }
 
   // Certificates [begin, end) with one sign pattern: row c's term is coef * bound src[c]
   // (c: up_c, m + c: lo_c).
