@@ -103,7 +103,7 @@ BandCertificates::BandCertificates(const double* A, int m, int n) : m_(m) {
     gen.push_back(e);
   }
   const int total = int(gen.size());
-  // C(total, m-1) subsets: ~80 000 for 21 bins and 6 channels (~50 ms, once per process). A
+  // C(total, m-1) subsets: ~80 000 for 21 bins and 6 channels (~40 ms, once per process). A
   // finer grid would take seconds to minutes: then no certificates (every tolfac is solved).
   double subsets = 1.0;
   for (int i = 0; i < m - 1; ++i) subsets = subsets * (total - i) / (i + 1);
@@ -242,65 +242,48 @@ FASTINV_CERTS_CLONES int any_below(const float (*bounds)[BandCertificates::kW], 
 }
 }  // namespace
 
-int BandCertificates::prove_empty(const float (*lo)[kW], const float (*up)[kW], int lanes, bool* empty,
-                                  const int* subset, int nsubset, int* fired) const {
-  for (int j = 0; j < lanes; ++j) empty[j] = false;
-  const int count = subset ? nsubset : int(groups_.size());
-  if (count == 0) return 0;
-  float bounds[2 * kMaxRows][kW], threshold[kW];
-  int32_t hit[kW];
-  for (int j = 0; j < kW; ++j) {
-    float top = 0.0f;
-    for (int c = 0; c < m_; ++c) {
-      bounds[c][j] = up[c][j];
-      bounds[m_ + c][j] = lo[c][j];
-      top = std::max(top, up[c][j]);
-    }
-    threshold[j] = float(-kMargin) * top;
-  }
-  int nfired = 0;
-  switch (m_) {  // the AIA channels: 6; the others are there for other instruments' BP
-#define FASTINV_CERTS_CASE(M)                                                                          \
-  case M:                                                                                              \
-    nfired = any_below<M>(bounds, coef_.data(), groups_.data(), subset, count, threshold, hit, fired); \
-    break;
-    FASTINV_CERTS_CASE(2)
-    FASTINV_CERTS_CASE(3)
-    FASTINV_CERTS_CASE(4)
-    FASTINV_CERTS_CASE(5)
-    FASTINV_CERTS_CASE(6)
-    FASTINV_CERTS_CASE(7)
-    FASTINV_CERTS_CASE(8)
-#undef FASTINV_CERTS_CASE
-  }
-  for (int j = 0; j < lanes; ++j) empty[j] = hit[j] != 0;
-  return nfired;
-}
-
 void BandCertificates::first_rungs(const double (*y)[kW], const double (*sig)[kW], const double* row_scale,
                                    const std::vector<double>& tolfacs, int lanes, int* rung, int* scratch) const {
   for (int j = 0; j < lanes; ++j) rung[j] = 0;
   if (count_ == 0) return;
-  // A lane no longer tested gets lo = 0, up = 1, which no certificate proves empty.
-  float lo[kMaxRows][kW], up[kMaxRows][kW];
-  bool empty[kW];
-  int* last = nullptr;  // the groups that fired on the last band: the only ones to test next
-  int nlast = 0;
+  // Rows 0..m-1: up_c, rows m..2m-1: lo_c (Group::src). A lane no longer tested gets lo = 0,
+  // up = 1, which no certificate proves empty; NaN bounds prove nothing either.
+  float bounds[2 * kMaxRows][kW], threshold[kW];
+  int32_t hit[kW];
+  const int* last = nullptr;  // the groups that fired on the last band: the only ones to test next
+  int nlast = int(groups_.size());
   for (std::size_t k = 0; k < tolfacs.size(); ++k) {
     const double tf = tolfacs[k];
-    for (int c = 0; c < m_; ++c)
-      for (int j = 0; j < kW; ++j) {
-        const bool test = j < lanes && rung[j] == int(k);
+    for (int j = 0; j < kW; ++j) {
+      const bool test = j < lanes && rung[j] == int(k);
+      float top = 0.0f;
+      for (int c = 0; c < m_; ++c) {
         const double yc = test ? std::max(y[c][j], 0.0) : 0.0, sc = test ? sig[c][j] : 0.0;
-        lo[c][j] = test ? float(std::max(yc - tf * sc, 0.0) / row_scale[c]) : 0.0f;
-        up[c][j] = test ? float((yc + tf * sc) / row_scale[c]) : 1.0f;
+        bounds[c][j] = test ? float((yc + tf * sc) / row_scale[c]) : 1.0f;
+        bounds[m_ + c][j] = test ? float(std::max(yc - tf * sc, 0.0) / row_scale[c]) : 0.0f;
+        top = std::max(top, bounds[c][j]);
       }
+      threshold[j] = float(-kMargin) * top;
+    }
     int* out = scratch + (k % 2) * groups_.size();
-    nlast = prove_empty(lo, up, lanes, empty, last, nlast, out);
+    switch (m_) {  // the AIA channels: 6; the others are there for other instruments' BP
+#define FASTINV_CERTS_CASE(M)                                                                     \
+  case M:                                                                                         \
+    nlast = any_below<M>(bounds, coef_.data(), groups_.data(), last, nlast, threshold, hit, out); \
+    break;
+      FASTINV_CERTS_CASE(2)
+      FASTINV_CERTS_CASE(3)
+      FASTINV_CERTS_CASE(4)
+      FASTINV_CERTS_CASE(5)
+      FASTINV_CERTS_CASE(6)
+      FASTINV_CERTS_CASE(7)
+      FASTINV_CERTS_CASE(8)
+#undef FASTINV_CERTS_CASE
+    }
     last = out;
     bool any = false;
     for (int j = 0; j < lanes; ++j)
-      if (empty[j]) rung[j] = int(k) + 1, any = true;
+      if (hit[j] != 0) rung[j] = int(k) + 1, any = true;
     if (!any) return;
   }
 }

@@ -35,24 +35,16 @@ class FASTINV_DEM_INTERNAL BandCertificates {
   BandCertificates(const double* A, int m, int n);
 
   // The certificates of A, shared between all users of the same matrix in this process
-  // (their enumeration costs ~50-90 ms for 21 bins; an inversion call builds its refiner and
+  // (their enumeration costs ~40-90 ms for 21 bins; an inversion call builds its refiner and
   // BP its scaled dictionary each time).
   static std::shared_ptr<const BandCertificates> of(const double* A, int m, int n);
-
-  // For lanes j < lanes of a tile: empty[j] = true where some certificate proves
-  // { x >= 0 : lo[c][j] <= (A x)_c <= up[c][j] } empty by more than kMargin * max_c up[c][j].
-  // Tests the groups of certificates subset[0..nsubset) (all when subset is null), writes to
-  // `fired` (groups() entries) those with a certificate that proved some lane empty and returns
-  // their number. On a wider band (lo lower, up higher, lane by lane) only those can prove
-  // anything: g only grows.
-  // NaN bounds prove nothing.
-  int prove_empty(const float (*lo)[kW], const float (*up)[kW], int lanes, bool* empty, const int* subset, int nsubset,
-                  int* fired) const;
 
   // The adaptive-tolfac ladder on a tile: for lanes j < lanes with data y[c][j] (negative
   // values count as 0, as BP sets them) and errors sig[c][j], the index of the first tolfac
   // whose band max(y - tf sig, 0) / row_scale[c] <= (A x)_c <= (y + tf sig) / row_scale[c] is not
-  // proven empty (tolfacs.size(): every one is). scratch: 2 * groups() ints.
+  // proven empty by more than kMargin * max_c up_c (tolfacs.size(): every one is). A wider band
+  // is tested only with the groups of certificates that proved a narrower one empty for some
+  // lane: g only grows as lo falls and up rises. scratch: 2 * groups() ints.
   void first_rungs(const double (*y)[kW], const double (*sig)[kW], const double* row_scale,
                    const std::vector<double>& tolfacs, int lanes, int* rung, int* scratch) const;
 
