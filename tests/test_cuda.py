@@ -457,11 +457,12 @@ def _dense_layers(net):
     return layers
 
 
-def _same_precision_model(net, x: np.ndarray, precision: str) -> np.ndarray:
+def _same_precision_layers(net, x: np.ndarray, precision: str):
     """What the fused kernel computes, by the definitions of its precision, in float64 and
     with no index math: tf32 rounds weights and every layer's (float32) input to tf32
     (nearest, ties away); bf16 rounds weights, the input and every stored activation to bf16
-    (nearest even); products are summed exactly. x planar (k, n) -> (m, n)."""
+    (nearest even); products are summed exactly. x planar (k, n); yields each layer's
+    (W, input, b, output) as the model used them."""
     layers = _dense_layers(net)
     h = _bf16_round(x) if precision == "bf16" else x.astype(np.float64)
     for i, (w, b, act) in enumerate(layers):
@@ -472,7 +473,31 @@ def _same_precision_model(net, x: np.ndarray, precision: str) -> np.ndarray:
             with torch.no_grad():
                 z = act(torch.from_numpy(z)).numpy()
         h = _bf16_round(z) if precision == "bf16" and i + 1 < len(layers) else z
-    return h
+        yield w, hin, b, h
+
+
+def _same_precision_model(net, x: np.ndarray, precision: str) -> np.ndarray:
+    """The same-precision model's output (m, n) for planar x (k, n)."""
+    *_, (_, _, _, out) = _same_precision_layers(net, x, precision)
+    return out
+
+
+def _summand_scale(net, x: np.ndarray, precision: str) -> np.ndarray:
+    """Per output, the magnitude the last layer's float32 sum rounds at: |W| |input| + |b|,
+    and at least |output|. Summation errors scale with the summands, not with their sum, so
+    an output that cancels to near 0 keeps its terms' absolute error (a 130-input GELU
+    pixel at 1/150 of its terms' size measured 7.6e-6 relative to itself, 5e-8 to them)."""
+    *_, (w, hin, b, out) = _same_precision_layers(net, x, precision)
+    return np.maximum(np.abs(out), np.abs(w) @ np.abs(hin) + np.abs(b).astype(np.float64)[:, None])
+
+
+def _differences(got: np.ndarray, ref: np.ndarray, scale: np.ndarray) -> tuple[float, float]:
+    """(relative L2, max relative) of got - ref, relative to the summands' scale."""
+    got = np.asarray(got, dtype=np.float64)
+    assert got.shape == ref.shape, f"shape {got.shape} != reference {ref.shape}"
+    assert np.isfinite(got).all(), "non-finite output (an unwritten, NaN-poisoned element, or an overflow)"
+    diff = np.abs(got - ref)
+    return float(np.linalg.norm(diff) / np.linalg.norm(scale)), float(diff.max() / max(scale.max(), 1e-30))
 
 
 _CHAIN_ACTS = [
@@ -507,7 +532,10 @@ def _random_chain(seed: int):
 # The emulated kernel sums in float32, the same-precision model exactly: their difference
 # is predicted from the network's depth and longest reduction (tests/_rounding.py; seen on
 # 6 seeds x 36 runs: fp32 <= 1.0e-6, tf32 <= 4.6e-5, bf16 <= 1.5e-4 rel L2), well below the
-# float64 reference's rounding error (7e-4 tf32, 6e-3 bf16 on DeepEM).
+# float64 reference's rounding error (7e-4 tf32, 6e-3 bf16 on DeepEM). The difference is
+# taken relative to the last layer's summands (_summand_scale), which is what float32
+# summation rounds at: relative to the output itself, a pixel whose sum cancels failed fp32
+# on 1 seed in CI (7.6e-6 against a 2.7e-6 bound; 5e-8 of its summands).
 CHAIN_CASES = ["deepem"] + [SEED + 300 + i for i in range(5)]
 
 
@@ -538,9 +566,7 @@ def test_emulated_kernel_index_math_matches_the_same_precision_model(tmp_path, c
         nl, kmax = len(layers), max(w.shape[1] for w, _, _ in layers)
         bound_l2 = FACTOR * same_precision_difference(precision, nl, kmax)
         bound_max = same_precision_max(precision, nl, kmax)
-        got = y[:, :n]
-        err = _rel_l2(got, ref)
-        worst = float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        err, worst = _differences(y[:, :n], ref, _summand_scale(net, x[:, :n], precision))
         msg = (
             f"{precision} tile {tile} n {n}: rel L2 {err:.2e} (bound {bound_l2:.1e}), max {worst:.2e} "
             f"(bound {bound_max:.1e}); {describe(net)}"
@@ -582,8 +608,7 @@ def test_emulated_ldmatrix_variant_matches_the_same_precision_model(tmp_path, ca
         assert (used, tile_used) == ("fused", tile)
         assert np.isnan(y[:, n:]).all(), "the kernel wrote beyond the frame (out_ld > n)"
         ref = _same_precision_model(net, x[:, :n], precision)
-        got = y[:, :n]
-        err, worst = _rel_l2(got, ref), float(np.abs(got - ref).max() / max(np.abs(ref).max(), 1e-30))
+        err, worst = _differences(y[:, :n], ref, _summand_scale(net, x[:, :n], precision))
         bound_l2 = FACTOR * same_precision_difference(precision, nl, kmax)
         bound_max = same_precision_max(precision, nl, kmax)
         msg = f"{kernel} {precision} tile {tile} n {n}: rel L2 {err:.2e} (bound {bound_l2:.1e}), max {worst:.2e}"
