@@ -64,23 +64,35 @@ def _layers(path) -> tuple[int, int]:
     return len(ws), max((w.size // w.shape[0] for w in ws), default=0)
 
 
-def _check_network(got, path, x, ref, what: str, l2_vs_emulation: bool = True) -> None:
+def _check_network(got, path, x, ref, what: str, random: bool = False) -> None:
     """Against the emulation: float32-order differences and the bf16 roundings they flip
-    (tests/_rounding.py; its L2 prediction averages over many flips, so small random nets
-    with a handful of outputs are held to the max bound only); against float32 PyTorch:
-    bf16's rounding error."""
+    (tests/_rounding.py). Against float32 PyTorch: bf16's rounding error -- as predicted
+    for a trained network (_rounding.rounding_vs_exact), and, for a random network, as large
+    as the emulation's own error against float32 (factor FACTOR either way), because the
+    prediction assumes outputs of the size of their summands: a random net whose few
+    outputs cancel has a larger relative rounding error in any bf16 arithmetic (seed 1006:
+    2.2e-2 against a 1.8e-2 bound, the emulation's error the same to 1e-7). Random nets
+    are held to the emulation's max bound only (the L2 prediction averages over many
+    flips; a few-output net failed it once). The emulation's meaning of each network is
+    checked against PyTorch by tests/test_export.py."""
     layers, kmax = _layers(path)
     emu = emulate(path, x)
     if layers == 0:  # nothing is rounded: float32 against float64
         assert _max_rel(got, emu) <= 1e-5, what
         return
     l2, mx = _rel_l2(got, emu), _max_rel(got, emu)
-    if l2_vs_emulation:
+    if not random:
         bound = FACTOR * same_precision_difference("bf16", layers, kmax)
         assert l2 <= bound, f"{what}: rel L2 vs emulation {l2:.2e}"
     assert mx <= same_precision_max("bf16", layers, kmax), f"{what}: max rel vs emulation {mx:.2e}"
     l2 = _rel_l2(got, ref)
-    assert l2 <= FACTOR * rounding_vs_exact("bf16", layers), f"{what}: rel L2 vs float32 {l2:.2e}"
+    if random:
+        own, floor = _rel_l2(emu, ref), FACTOR * same_precision_difference("bf16", layers, kmax)
+        assert own / FACTOR - floor <= l2 <= FACTOR * own + floor, (
+            f"{what}: rel L2 vs float32 {l2:.2e}, the emulation's {own:.2e}"
+        )
+    else:
+        assert l2 <= FACTOR * rounding_vs_exact("bf16", layers), f"{what}: rel L2 vs float32 {l2:.2e}"
 
 
 def _max_rel(got, ref) -> float:
@@ -132,7 +144,7 @@ def test_random_nets(layout, case, tmp_path):
     with torch.no_grad():
         ref = net(x).numpy().astype(np.float64)
     what = f"seed {SEED + 1000 * case} ({layout}): {describe(net)}"
-    _check_network(got, path, x.numpy(), ref, what, l2_vs_emulation=False)
+    _check_network(got, path, x.numpy(), ref, what, random=True)
 
 
 @needs_bf16
