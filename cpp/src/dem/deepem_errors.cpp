@@ -58,6 +58,7 @@ std::vector<double> numbers(const json::Value& v, const char* key) {
 // 16 float lanes (one tile): GCC splits it into the registers each clone has.
 typedef float v16 __attribute__((vector_size(64)));
 typedef int32_t i16 __attribute__((vector_size(64)));
+constexpr double kEmUnit = 1e25;  // EM in units of 1e25 cm^-5: EM / 1e25 = y^2 of the network
 // The helpers passing these vectors by value are file-local (never cross a translation unit),
 // so GCC's note that their ABI differs without AVX-512 does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -139,8 +140,9 @@ inline int cell(const std::vector<double>& edges, double x) {
 }
 
 // The output Jacobian (J_t . s, jy[c][t]) through the chain rule to EM, total EM and log T,
-// with the model's own error in quadrature; NaN where !ok. Total EM, mean log T and the table
-// cells in float64 (a cell must not flip on rounding); the per-bin sums over the six noise
+// with the model's own error in quadrature; NaN where !ok. Total EM, mean log T and their table
+// cell in float64 (a cell must not flip on rounding), EM_t's cell exactly by its float edges
+// (DeepEmErrorModel::em_edge_floats); the per-bin sums over the six noise
 // directions in float32 vectors of the tile's 16 lanes, in units of 1e25 cm^-5 (EM / 1e25 =
 // y^2, so d(EM / 1e25) = 2 y dy; the squares of EM itself would overflow float32), rounded to
 // ~1e-7 per sum (more for sigma(log T) where its moment's terms cancel; the tests against
@@ -148,7 +150,6 @@ inline int cell(const std::vector<double>& edges, double x) {
 FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* out_tile, const float (*em)[kW],
                                        const float (*jy)[64][kW], const bool* ok, float (*em_err)[kW], float* logt_err,
                                        float* total_err) {
-  constexpr double kEmUnit = 1e25;
   constexpr float fnan = std::numeric_limits<float>::quiet_NaN();
   const int64_t nt = m.n_t;
   const size_t nlt = m.logt_edges.size() + 1, nem = m.em_edges.size() + 1;
@@ -168,16 +169,14 @@ FASTINV_ERRORS_CLONES void tile_sigmas(const DeepEmErrorModel& m, const float* o
   for (int j = 0; j < kW; ++j) okm[j] = ok[j] ? -1 : 0;
   v16 g_total[kChannels] = {}, g_logt[kChannels] = {};
   for (int64_t t = 0; t < nt; ++t) {
-    // d(log T mean) / d(EM_t / 1e25) and the card's cell of EM_t (float64, as the NumPy lookup)
+    // d(log T mean) / d(EM_t / 1e25) and the model's own variance in EM_t's cell of the card
     alignas(64) float lw[kW], ms2[kW];
     for (int j = 0; j < kW; ++j) lw[j] = float((m.logt[size_t(t)] - lt[j]) * unit_over_total[j]);
-    const double* sigma_t = m.em_sigma.data() + size_t(t) * nem;
-    for (int j = 0; j < kW; ++j) {
-      int cell = 0;
-      for (double e : m.em_edge_values) cell += e <= double(em[t][j]);
-      const float ms = float(sigma_t[cell] / kEmUnit);
-      ms2[j] = ms * ms;
-    }
+    const v16 emv = load(em[t]);
+    i16 cells = {};
+    for (float e : m.em_edge_floats) cells -= emv >= e;  // a true comparison is -1
+    const float* var_t = m.em_var.data() + size_t(t) * nem;
+    for (int j = 0; j < kW; ++j) ms2[j] = var_t[cells[j]];
     const v16 dem_dy = 2.f * load(out_tile + t * kW), lwv = load(lw);
     v16 var = {};
     for (int c = 0; c < kChannels; ++c) {
@@ -265,7 +264,16 @@ DeepEmErrorModel DeepEmErrorModel::from_model(const Model& model, const std::vec
   for (const auto* edges : {&m.total_edges, &m.logt_edges, &m.em_edges})
     if (!std::is_sorted(edges->begin(), edges->end()))
       throw InvalidArgument("DeepEM card errors: edges must be increasing");
-  for (double e : m.em_edges) m.em_edge_values.push_back(std::pow(10.0, e));
+  for (double e : m.em_edges) {
+    const double value = std::pow(10.0, e);
+    float f = float(value);
+    if (double(f) < value) f = std::nextafter(f, std::numeric_limits<float>::infinity());
+    m.em_edge_floats.push_back(f);
+  }
+  for (double sigma : m.em_sigma) {
+    const float ms = float(sigma / kEmUnit);
+    m.em_var.push_back(ms * ms);
+  }
   if (e->find("reference_inputs")) {
     const std::vector<double> refs = numbers(*e, "reference_inputs");
     if (refs.empty() || refs.size() % kChannels != 0 || refs.size() > size_t(kMaxReferences * kChannels))

@@ -70,10 +70,12 @@ struct DeepEmErrorModel {
   // The model's own error. Cells: interior edges of log10(total EM / cm^-5) x EM-weighted log T
   // (row-major [total cell][log T cell]); per bin, interior edges of log10(EM_t / cm^-5).
   std::vector<double> total_edges, logt_edges, em_edges;
-  std::vector<double> em_edge_values;   // 10^em_edges
   std::vector<double> logt_sigma;       // dex
   std::vector<double> total_rel_sigma;  // fraction of the total EM
   std::vector<double> em_sigma;         // [bin][EM cell] cm^-5
+  // For the per-bin lookup in float32 vectors, derived from the two above: the least float >=
+  // 10^edge (a float EM x is >= it exactly when x >= 10^edge), and (float(em_sigma / 1e25))^2.
+  std::vector<float> em_edge_floats, em_var;
 
   // The network's weights and the card's "errors" section. Throws InvalidArgument for a
   // network of another shape or a card without (or with a malformed) "errors" section.
