@@ -60,20 +60,23 @@ class _CpuTime:
         return res
 
 
-def _record(benchmark, frame, machine, impl, res=None, cpu=None):
-    if benchmark.stats is None:
-        return
-    t = benchmark.stats.stats.median
-    info = {
+def _run_info(frame, machine, impl) -> dict:
+    return {
         "case": frame["group"],
         "impl": impl,
         "threads": THREADS,
         "samples": frame["pixels"],
-        "samples_per_s": frame["pixels"] / t,
         "isa": machine["isa"],
         "cpu": machine["cpu"],
         "load_avg_1min_after": os.getloadavg()[0],
     }
+
+
+def _record(benchmark, frame, machine, impl, res=None, cpu=None):
+    if benchmark.stats is None:
+        return
+    info = _run_info(frame, machine, impl)
+    info["samples_per_s"] = frame["pixels"] / benchmark.stats.stats.median
     if cpu:
         info["cpu_s_per_call"] = cpu
         info["pixels_per_cpu_s"] = frame["pixels"] / min(cpu)
@@ -149,13 +152,7 @@ def test_ratios_interleaved(benchmark, frame, machine):
     bp_ratio = [b / r for b, r in zip(cpu["bp"], cpu["deepem+errors+refine"])]
     benchmark.extra_info.update(
         {
-            "case": frame["group"],
-            "impl": "interleaved",
-            "threads": THREADS,
-            "samples": frame["pixels"],
-            "isa": machine["isa"],
-            "cpu": machine["cpu"],
-            "load_avg_1min_after": os.getloadavg()[0],
+            **_run_info(frame, machine, "interleaved"),
             "cpu_s_per_round": cpu,
             "errors_over_plain_per_round": errors_ratio,
             "errors_over_plain_median": float(np.median(errors_ratio)),
