@@ -1,6 +1,6 @@
 """CPU engine against PyTorch and ONNX Runtime with the same weights, same threads.
 
-Cases (issue 'Foundation'):
+Cases (issue 'Foundation'; fastinv also in bf16 and bf16x2 where the CPU has AVX512-BF16):
   (a) DeepEM 6->300->300->18 on one 1024x1024 six-channel image;
   (b) a Hinode-like 1D CNN (4x112; conv 64 k9/k5/k3 with max-pool 2; dense 256; 30 out)
       on 100 000 profiles;
@@ -93,6 +93,7 @@ def case(request, tmp_path_factory):
     )
     model = fastinv.load(path, threads=THREADS)
     bf16 = fastinv.load(path, threads=THREADS, precision="bf16") if fastinv.info()["bf16"] else None
+    bf16x2 = fastinv.load(path, threads=THREADS, precision="bf16x2") if fastinv.info()["bf16"] else None
     samples = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
     info = model.info()
     return {
@@ -102,6 +103,8 @@ def case(request, tmp_path_factory):
         "model": model,
         "bf16": bf16,
         "bf16_executed_flops": bf16.info()["executed_flops_per_sample"] if bf16 else None,
+        "bf16x2": bf16x2,
+        "bf16x2_executed_flops": bf16x2.info()["executed_flops_per_sample"] if bf16x2 else None,
         "onnx": str(onnx_path),
         "samples": samples,
         "flops": info["flops_per_sample"],
@@ -127,7 +130,11 @@ def _record(benchmark, case, machine, impl, peaks):
     t = benchmark.stats.stats.median
     peak = median(peaks)
     gflops = case["flops"] * case["samples"] / t * 1e-9
-    executed = {"fastinv": case["executed_flops"], "fastinv-bf16": case["bf16_executed_flops"]}.get(impl, case["flops"])
+    executed = {
+        "fastinv": case["executed_flops"],
+        "fastinv-bf16": case["bf16_executed_flops"],
+        "fastinv-bf16x2": case["bf16x2_executed_flops"],
+    }.get(impl, case["flops"])
     executed *= case["samples"] / t * 1e-9
     if "bf16" in impl and machine["bf16_peak_gflops"]:  # against the limit of the instructions it runs
         benchmark.extra_info["fraction_of_bf16_peak"] = executed / machine["bf16_peak_gflops"]
@@ -175,6 +182,20 @@ def test_fastinv_bf16(benchmark, case, machine):
     err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
     assert err < 2e-2, err  # bf16 rounding of weights and inputs (tests/test_bf16.py bounds it)
     _record(benchmark, case, machine, "fastinv-bf16", peaks)
+
+
+def test_fastinv_bf16x2(benchmark, case, machine):
+    """precision="bf16x2" (AVX512-BF16): each weight as two bf16 terms (twice the products),
+    layer inputs in bf16, float32 sums."""
+    if case["bf16x2"] is None:
+        pytest.skip("no AVX512-BF16 on this CPU")
+    benchmark.group = case["name"]
+    y, peaks = _timed(benchmark, case, case["bf16x2"], case["x"])
+    ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
+    err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
+    assert err < 1e-2, err  # only the layer inputs are rounded to bf16 (tests/test_bf16x2.py)
+    benchmark.extra_info["relative_l2_error_vs_torch"] = float(err)
+    _record(benchmark, case, machine, "fastinv-bf16x2", peaks)
 
 
 def test_torch(benchmark, case, machine):
