@@ -92,8 +92,8 @@ def case(request, tmp_path_factory):
         dynamo=False,
     )
     model = fastinv.load(path, threads=THREADS)
-    bf16 = fastinv.load(path, threads=THREADS, precision="bf16") if fastinv.info()["bf16"] else None
-    bf16x2 = fastinv.load(path, threads=THREADS, precision="bf16x2") if fastinv.info()["bf16"] else None
+    precisions = ("bf16", "bf16x2") if fastinv.info()["bf16"] else ()
+    low = {p: fastinv.load(path, threads=THREADS, precision=p) for p in precisions}
     samples = x.shape[0] * (x.shape[2] * x.shape[3] if x.ndim == 4 else 1)
     info = model.info()
     return {
@@ -101,14 +101,14 @@ def case(request, tmp_path_factory):
         "net": net,
         "x": x,
         "model": model,
-        "bf16": bf16,
-        "bf16_executed_flops": bf16.info()["executed_flops_per_sample"] if bf16 else None,
-        "bf16x2": bf16x2,
-        "bf16x2_executed_flops": bf16x2.info()["executed_flops_per_sample"] if bf16x2 else None,
+        "bf16_models": low,
         "onnx": str(onnx_path),
         "samples": samples,
         "flops": info["flops_per_sample"],
-        "executed_flops": info["executed_flops_per_sample"],
+        "executed_flops": {
+            "fastinv": info["executed_flops_per_sample"],
+            **{f"fastinv-{p}": m.info()["executed_flops_per_sample"] for p, m in low.items()},
+        },
     }
 
 
@@ -130,11 +130,7 @@ def _record(benchmark, case, machine, impl, peaks):
     t = benchmark.stats.stats.median
     peak = median(peaks)
     gflops = case["flops"] * case["samples"] / t * 1e-9
-    executed = {
-        "fastinv": case["executed_flops"],
-        "fastinv-bf16": case["bf16_executed_flops"],
-        "fastinv-bf16x2": case["bf16x2_executed_flops"],
-    }.get(impl, case["flops"])
+    executed = case["executed_flops"].get(impl, case["flops"])
     executed *= case["samples"] / t * 1e-9
     if "bf16" in impl and machine["bf16_peak_gflops"]:  # against the limit of the instructions it runs
         benchmark.extra_info["fraction_of_bf16_peak"] = executed / machine["bf16_peak_gflops"]
@@ -172,30 +168,20 @@ def test_fastinv(benchmark, case, machine):
     _record(benchmark, case, machine, "fastinv", peaks)
 
 
-def test_fastinv_bf16(benchmark, case, machine):
-    """precision="bf16" (AVX512-BF16): bf16 weights and layer inputs, float32 sums."""
-    if case["bf16"] is None:
+@pytest.mark.parametrize("precision, bound", [("bf16", 2e-2), ("bf16x2", 1e-2)])
+def test_fastinv_bf16(benchmark, case, machine, precision, bound):
+    """AVX512-BF16 kernels, float32 sums: ``bf16`` rounds weights and layer inputs to bf16
+    (tests/test_bf16.py bounds it); ``bf16x2`` keeps each weight as two bf16 terms (twice the
+    products), so only the layer inputs are rounded (tests/test_bf16x2.py)."""
+    if precision not in case["bf16_models"]:
         pytest.skip("no AVX512-BF16 on this CPU")
     benchmark.group = case["name"]
-    y, peaks = _timed(benchmark, case, case["bf16"], case["x"])
+    y, peaks = _timed(benchmark, case, case["bf16_models"][precision], case["x"])
     ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
     err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
-    assert err < 2e-2, err  # bf16 rounding of weights and inputs (tests/test_bf16.py bounds it)
-    _record(benchmark, case, machine, "fastinv-bf16", peaks)
-
-
-def test_fastinv_bf16x2(benchmark, case, machine):
-    """precision="bf16x2" (AVX512-BF16): each weight as two bf16 terms (twice the products),
-    layer inputs in bf16, float32 sums."""
-    if case["bf16x2"] is None:
-        pytest.skip("no AVX512-BF16 on this CPU")
-    benchmark.group = case["name"]
-    y, peaks = _timed(benchmark, case, case["bf16x2"], case["x"])
-    ref = case["net"](torch.from_numpy(case["x"][:64])).detach().numpy()
-    err = np.linalg.norm(y[:64] - ref) / np.linalg.norm(ref)
-    assert err < 1e-2, err  # only the layer inputs are rounded to bf16 (tests/test_bf16x2.py)
+    assert err < bound, err
     benchmark.extra_info["relative_l2_error_vs_torch"] = float(err)
-    _record(benchmark, case, machine, "fastinv-bf16x2", peaks)
+    _record(benchmark, case, machine, f"fastinv-{precision}", peaks)
 
 
 def test_torch(benchmark, case, machine):
