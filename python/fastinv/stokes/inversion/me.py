@@ -460,9 +460,9 @@ class MEInversion:
         pixel keeps the lower chi2, and counts both starts' iterations and restarts (+1).
 
         The depth's eta0 misleads where the line is shallow for another reason than a small
-        eta0 (a large S0, a strong field): measured on three sets of 6 000 Hinode SP pixels,
-        0.13-0.28 % end above chi2 2 from it, 0.05-0.10 % from eta0 = 10, 0.03-0.07 % with
-        this retry (docs/stokes-me-inversion.md, "Classical start").
+        eta0 (a large S0, a strong field): on two sets of 6 000 Hinode SP pixels
+        (bench/me_classical_start_ab.py) 0.13 / 0.28 % end above chi2 2 from it, 0.07 / 0.10 %
+        from eta0 = 10, 0.03 / 0.07 % with this retry (docs/stokes-me-inversion.md).
         """
         redo = np.flatnonzero((r["chi2"][:, 4] > self.restart_chi2) & (guess[:, 6] != FIXED_ETA0))
         if redo.size == 0:
